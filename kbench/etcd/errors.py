@@ -1,0 +1,83 @@
+"""etcd's errors, with etcd v3.4's messages and gRPC codes.
+
+Messages are those of ``etcdserver/api/v3rpc/rpctypes/error.go`` (release-3.4),
+as a client sees them, so a test can compare kbench's errors with a real
+etcd's. Argument errors that etcd's protobuf layer would reject before the
+server sees the request (a ``str`` key, an unknown enum name) are plain
+``TypeError`` / ``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+
+class EtcdError(Exception):
+    """Base of the errors a real etcd returns; ``code`` is the gRPC status name."""
+
+    code = "Unknown"
+    message = "etcdserver: unknown error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(self.message if detail is None else f"{self.message} ({detail})")
+
+
+class EmptyKeyError(EtcdError):
+    code, message = "InvalidArgument", "etcdserver: key is not provided"
+
+
+class KeyNotFoundError(EtcdError):
+    code, message = "InvalidArgument", "etcdserver: key not found"
+
+
+class ValueProvidedError(EtcdError):
+    code, message = "InvalidArgument", "etcdserver: value is provided"
+
+
+class LeaseProvidedError(EtcdError):
+    code, message = "InvalidArgument", "etcdserver: lease is provided"
+
+
+class TooManyOpsError(EtcdError):
+    code, message = "InvalidArgument", "etcdserver: too many operations in txn request"
+
+
+class DuplicateKeyError(EtcdError):
+    code, message = "InvalidArgument", "etcdserver: duplicate key given in txn request"
+
+
+class RequestTooLargeError(EtcdError):
+    code, message = "InvalidArgument", "etcdserver: request is too large"
+
+
+class CompactedError(EtcdError):
+    code, message = "OutOfRange", "etcdserver: mvcc: required revision has been compacted"
+
+
+class FutureRevisionError(EtcdError):
+    code, message = "OutOfRange", "etcdserver: mvcc: required revision is a future revision"
+
+
+class NoSpaceError(EtcdError):
+    code, message = "ResourceExhausted", "etcdserver: mvcc: database space exceeded"
+
+
+class LeaseNotFoundError(EtcdError):
+    code, message = "NotFound", "etcdserver: requested lease not found"
+
+
+class LeaseExistError(EtcdError):
+    code, message = "FailedPrecondition", "etcdserver: lease already exists"
+
+
+class LeaseTTLTooLargeError(EtcdError):
+    code, message = "OutOfRange", "etcdserver: too large lease TTL"
+
+
+ERRORS: dict[str, type[EtcdError]] = {
+    cls.message: cls
+    for cls in (
+        EmptyKeyError, KeyNotFoundError, ValueProvidedError, LeaseProvidedError, TooManyOpsError,
+        DuplicateKeyError, RequestTooLargeError, CompactedError, FutureRevisionError, NoSpaceError,
+        LeaseNotFoundError, LeaseExistError, LeaseTTLTooLargeError,
+    )
+}
+"""Error class by etcd message, to map a real etcd's error back to kbench's."""

@@ -1,0 +1,239 @@
+"""A client of a real etcd's JSON gateway with :class:`~kbench.etcd.store.Store`'s API.
+
+Standard library only. Keys and values travel base64-encoded, int64 fields come
+back as strings and zero fields are omitted, as grpc-gateway renders etcd's
+protobuf. Errors come back as kbench's :class:`~kbench.etcd.errors.EtcdError`
+subclasses, so a test can run the same calls on a real etcd and on kbench and
+compare responses and errors field by field.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from kbench.etcd.errors import ERRORS, EtcdError
+from kbench.etcd.types import (
+    CompactionResponse,
+    Compare,
+    DeleteRangeRequest,
+    DeleteRangeResponse,
+    Event,
+    KeyValue,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseRevokeResponse,
+    LeaseTimeToLiveResponse,
+    PutRequest,
+    PutResponse,
+    RangeRequest,
+    RangeResponse,
+    TxnRequest,
+    TxnResponse,
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str | None) -> bytes:
+    return base64.b64decode(text) if text else b""
+
+
+def _kv(obj: dict) -> KeyValue:
+    return KeyValue(
+        _unb64(obj.get("key")), int(obj.get("create_revision", 0)), int(obj.get("mod_revision", 0)),
+        int(obj.get("version", 0)), _unb64(obj.get("value")), int(obj.get("lease", 0)),
+    )
+
+
+def _revision(obj: dict) -> int:
+    return int(obj.get("header", {}).get("revision", 0))
+
+
+def _range_json(r: RangeRequest) -> dict:
+    body: dict[str, Any] = {"key": _b64(r.key)}
+    if r.range_end:
+        body["range_end"] = _b64(r.range_end)
+    for name in ("limit", "revision", "min_mod_revision", "max_mod_revision",
+                 "min_create_revision", "max_create_revision"):
+        if getattr(r, name):
+            body[name] = str(getattr(r, name))
+    for name in ("serializable", "keys_only", "count_only"):
+        if getattr(r, name):
+            body[name] = True
+    if r.sort_order != "NONE":
+        body["sort_order"] = r.sort_order
+    if r.sort_target != "KEY":
+        body["sort_target"] = r.sort_target
+    return body
+
+
+def _put_json(p: PutRequest) -> dict:
+    body: dict[str, Any] = {"key": _b64(p.key), "value": _b64(p.value)}
+    if p.lease:
+        body["lease"] = str(p.lease)
+    for name in ("prev_kv", "ignore_value", "ignore_lease"):
+        if getattr(p, name):
+            body[name] = True
+    return body
+
+
+def _delete_json(d: DeleteRangeRequest) -> dict:
+    body: dict[str, Any] = {"key": _b64(d.key)}
+    if d.range_end:
+        body["range_end"] = _b64(d.range_end)
+    if d.prev_kv:
+        body["prev_kv"] = True
+    return body
+
+
+def _compare_json(c: Compare) -> dict:
+    body: dict[str, Any] = {"key": _b64(c.key), "target": c.target, "result": c.result}
+    if c.range_end:
+        body["range_end"] = _b64(c.range_end)
+    if c.target == "VALUE":
+        body["value"] = _b64(c.value)
+    else:
+        field = {"VERSION": "version", "CREATE": "create_revision", "MOD": "mod_revision", "LEASE": "lease"}[c.target]
+        body[field] = str(getattr(c, field))
+    return body
+
+
+def _txn_json(t: TxnRequest) -> dict:
+    def op(o) -> dict:
+        if isinstance(o, RangeRequest):
+            return {"request_range": _range_json(o)}
+        if isinstance(o, PutRequest):
+            return {"request_put": _put_json(o)}
+        if isinstance(o, DeleteRangeRequest):
+            return {"request_delete_range": _delete_json(o)}
+        return {"request_txn": _txn_json(o)}
+
+    return {
+        "compare": [_compare_json(c) for c in t.compare],
+        "success": [op(o) for o in t.success],
+        "failure": [op(o) for o in t.failure],
+    }
+
+
+def _range_resp(obj: dict) -> RangeResponse:
+    return RangeResponse(_revision(obj), [_kv(kv) for kv in obj.get("kvs", [])], bool(obj.get("more", False)),
+                         int(obj.get("count", 0)))
+
+
+def _put_resp(obj: dict) -> PutResponse:
+    prev = obj.get("prev_kv")
+    return PutResponse(_revision(obj), _kv(prev) if prev else None)
+
+
+def _delete_resp(obj: dict) -> DeleteRangeResponse:
+    return DeleteRangeResponse(_revision(obj), int(obj.get("deleted", 0)), [_kv(kv) for kv in obj.get("prev_kvs", [])])
+
+
+def _txn_resp(obj: dict) -> TxnResponse:
+    parsers = {"response_range": _range_resp, "response_put": _put_resp,
+               "response_delete_range": _delete_resp, "response_txn": _txn_resp}
+    responses = []
+    for item in obj.get("responses", []):
+        (kind, body), = item.items()
+        responses.append(parsers[kind](body))
+    return TxnResponse(_revision(obj), bool(obj.get("succeeded", False)), responses)
+
+
+class Gateway:
+    """Talks to ``url`` (e.g. ``http://127.0.0.1:2379``) through etcd's /v3 JSON gateway."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _post(self, path: str, body: dict) -> dict:
+        request = urllib.request.Request(self.url + path, json.dumps(body).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as err:
+            text = err.read().decode()
+        obj = json.loads(text.splitlines()[0])
+        obj = obj.get("result", obj)  # streaming endpoints wrap each message
+        if "error" in obj:
+            message = obj["error"] if isinstance(obj["error"], str) else obj.get("message", "")
+            raise ERRORS.get(message, EtcdError)(None if message in ERRORS else message)
+        return obj
+
+    def put(self, key: bytes, value: bytes = b"", lease: int = 0, prev_kv: bool = False,
+            ignore_value: bool = False, ignore_lease: bool = False) -> PutResponse:
+        return _put_resp(self._post("/v3/kv/put", _put_json(PutRequest(key, value, lease, prev_kv, ignore_value,
+                                                                         ignore_lease))))
+
+    def range(self, key: bytes, range_end: bytes = b"", **options: Any) -> RangeResponse:
+        return _range_resp(self._post("/v3/kv/range", _range_json(RangeRequest(key, range_end, **options))))
+
+    def delete_range(self, key: bytes, range_end: bytes = b"", prev_kv: bool = False) -> DeleteRangeResponse:
+        return _delete_resp(self._post("/v3/kv/deleterange", _delete_json(DeleteRangeRequest(key, range_end, prev_kv))))
+
+    def txn(self, compare: Sequence[Compare] = (), success: Sequence = (), failure: Sequence = ()) -> TxnResponse:
+        return _txn_resp(self._post("/v3/kv/txn", _txn_json(TxnRequest(tuple(compare), tuple(success), tuple(failure)))))
+
+    def compact(self, revision: int, physical: bool = False) -> CompactionResponse:
+        body: dict[str, Any] = {"revision": str(revision)}
+        if physical:
+            body["physical"] = True
+        return CompactionResponse(_revision(self._post("/v3/kv/compaction", body)))
+
+    def lease_grant(self, ttl: int, id: int = 0) -> LeaseGrantResponse:
+        obj = self._post("/v3/lease/grant", {"TTL": str(ttl), "ID": str(id)})
+        return LeaseGrantResponse(_revision(obj), int(obj["ID"]), int(obj.get("TTL", 0)))
+
+    def lease_revoke(self, id: int) -> LeaseRevokeResponse:
+        return LeaseRevokeResponse(_revision(self._post("/v3/lease/revoke", {"ID": str(id)})))
+
+    def lease_keepalive(self, id: int) -> LeaseKeepAliveResponse:
+        obj = self._post("/v3/lease/keepalive", {"ID": str(id)})
+        if int(obj.get("TTL", 0)) <= 0:  # etcd answers an unknown lease with TTL 0
+            raise ERRORS["etcdserver: requested lease not found"]()
+        return LeaseKeepAliveResponse(_revision(obj), int(obj["ID"]), int(obj["TTL"]))
+
+    def lease_time_to_live(self, id: int, keys: bool = False) -> LeaseTimeToLiveResponse:
+        obj = self._post("/v3/lease/timetolive", {"ID": str(id), "keys": keys})
+        return LeaseTimeToLiveResponse(_revision(obj), int(obj.get("ID", id)), int(obj.get("TTL", 0)),
+                                       int(obj.get("grantedTTL", 0)), [_unb64(k) for k in obj.get("keys", [])])
+
+    def watch_events(self, key: bytes, range_end: bytes = b"", start_revision: int = 0, prev_kv: bool = False,
+                     filters: Sequence[str] = (), until_revision: int = 0, wait: float = 1.0) -> tuple[list[Event], int]:
+        """Open a watch and collect events up to ``until_revision`` (or for ``wait`` seconds).
+
+        Returns ``(events, compact_revision)``; a watch canceled for compaction
+        returns no events and the compaction revision.
+        """
+        create: dict[str, Any] = {"key": _b64(key), "start_revision": str(start_revision)}
+        if range_end:
+            create["range_end"] = _b64(range_end)
+        if prev_kv:
+            create["prev_kv"] = True
+        if filters:
+            create["filters"] = list(filters)
+        request = urllib.request.Request(self.url + "/v3/watch", json.dumps({"create_request": create}).encode(),
+                                         method="POST")
+        events: list[Event] = []
+        with urllib.request.urlopen(request, timeout=wait) as resp:
+            try:
+                for line in resp:
+                    result = json.loads(line).get("result", {})
+                    if result.get("canceled"):
+                        return [], int(result.get("compact_revision", 0))
+                    for ev in result.get("events", []):
+                        prev = ev.get("prev_kv")
+                        events.append(Event(ev.get("type", "PUT"), _kv(ev["kv"]), _kv(prev) if prev else None))
+                    if events and until_revision and events[-1].kv.mod_revision >= until_revision:
+                        break
+            except (TimeoutError, socket.timeout):
+                pass
+        return events, 0

@@ -1,0 +1,255 @@
+"""MVCC key-value backend over the Numba revision log (the compiled backend).
+
+This is etcd's ``mvcc`` package reduced to what the server's apply layer
+(:mod:`kbench.etcd.store`) needs: read a key or a key range at a revision,
+append puts and tombstones at a given (main, sub) revision, compact, and list
+the history a watcher replays. Keys are interned to integer ids; a sorted view
+of the keys (for ranges) is merged lazily, so a burst of new keys costs one
+merge at the next range instead of one insertion each.
+
+Memory per stored revision: 64 bytes of log (8 ``int64`` columns) + 8 bytes for
+the value reference + the value itself (shared when the caller passes the same
+``bytes`` object); per key ever written: ~8 bytes of ``key_last`` + the key and
+its dict and list entries (~120 bytes + key length). Compaction frees
+superseded revisions; key ids are permanent, so a :class:`KeySet` stays valid.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from itertools import compress
+
+import numpy as np
+
+from kbench.etcd import _kernels as k
+from kbench.etcd.types import KeyValue
+
+_LOG_BYTES_PER_REVISION = k.NCOLS * 8 + 8
+
+
+class KeySet:
+    """Keys interned in one backend, for the batch calls; index it with an int array to pick keys."""
+
+    __slots__ = ("ids", "sizes", "keys")
+
+    def __init__(self, ids: np.ndarray, sizes: np.ndarray, keys: Sequence[bytes]) -> None:
+        self.ids, self.sizes, self.keys = ids, sizes, keys
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: np.ndarray | slice) -> KeySet:
+        if isinstance(index, slice):
+            return KeySet(self.ids[index], self.sizes[index], self.keys[index])
+        index = np.asarray(index, np.int64)
+        return KeySet(self.ids[index], self.sizes[index], _Picked(self.keys, index))
+
+
+class _Picked(Sequence):
+    """A lazy view ``keys[index]``: batch kernels need only ids, so bytes are looked up on demand."""
+
+    __slots__ = ("_keys", "_index")
+
+    def __init__(self, keys: Sequence[bytes], index: np.ndarray) -> None:
+        self._keys, self._index = keys, index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._keys[j] for j in self._index[i].tolist()]
+        return self._keys[int(self._index[i])]
+
+
+class MVCC:
+    """Revision history of every key, with etcd's read, write and compaction rules.
+
+    ``rev`` is the store's current (main) revision, 1 when empty; writes are
+    appended at revisions chosen by the caller (the apply layer), which then
+    commits by raising ``rev``. Reads take the revision to read at.
+    """
+
+    def __init__(self, capacity: int = 1024, key_capacity: int = 1024) -> None:
+        self.rev = 1
+        self.compact_rev = -1
+        self._log = np.zeros((k.NCOLS, max(capacity, 16)), np.int64)
+        self._n = 0
+        self._values: list[bytes | None] = []
+        self._key_last = np.full(max(key_capacity, 16), -1, np.int64)
+        self._ids: dict[bytes, int] = {}
+        self._keys: list[bytes | None] = []
+        # Sorted view for ranges: keys and their ids in key order, plus ids not merged yet.
+        self._sorted: list[bytes] = []
+        self._order = np.zeros(0, np.int64)
+        self._pending: list[int] = []
+
+    # -- keys -----------------------------------------------------------------
+    def _intern(self, key: bytes) -> int:
+        kid = self._ids.get(key)
+        if kid is None:
+            kid = len(self._keys)
+            self._keys.append(key)
+            self._ids[key] = kid
+            self._pending.append(kid)
+            if kid >= self._key_last.shape[0]:
+                grown = np.full(2 * self._key_last.shape[0], -1, np.int64)
+                grown[: kid] = self._key_last[:kid]
+                self._key_last = grown
+        return kid
+
+    def keyset(self, keys: Sequence[bytes]) -> KeySet:
+        """Intern ``keys`` (no revision is written) for :meth:`put_many` / :meth:`get_many`."""
+        keys = list(keys)
+        ids = np.fromiter((self._intern(key) for key in keys), np.int64, len(keys))
+        return KeySet(ids, np.fromiter(map(len, keys), np.int64, len(keys)), keys)
+
+    def _sorted_view(self) -> tuple[list[bytes], np.ndarray]:
+        if self._pending:
+            fresh = sorted(self._pending, key=self._keys.__getitem__)
+            self._pending = []
+            fresh_keys = [self._keys[i] for i in fresh]
+            at = [bisect_left(self._sorted, key) for key in fresh_keys]
+            self._order = np.insert(self._order, at, np.asarray(fresh, np.int64))
+            self._sorted = self._sorted + fresh_keys
+            self._sorted.sort()  # two sorted runs: timsort merges them in linear time
+        return self._sorted, self._order
+
+    def _bounds(self, key: bytes, end: bytes | None) -> tuple[int, int]:
+        keys, _ = self._sorted_view()
+        lo = bisect_left(keys, key)
+        hi = len(keys) if end is None else bisect_left(keys, end, lo)
+        return lo, max(lo, hi)
+
+    # -- reads ----------------------------------------------------------------
+    def _kv(self, i: int) -> KeyValue:
+        col = self._log[:, i]
+        return KeyValue(
+            self._keys[col[k.KEY]], int(col[k.CREATE]), int(col[k.MAIN]), int(col[k.VERSION]),
+            self._values[i], int(col[k.LEASE]),
+        )
+
+    def _kvs(self, index: np.ndarray) -> list[KeyValue]:
+        rows = self._log[:, index].T.tolist()
+        keys, values = self._keys, self._values
+        return [
+            KeyValue(keys[r[k.KEY]], r[k.CREATE], r[k.MAIN], r[k.VERSION], values[i], r[k.LEASE])
+            for i, r in zip(index.tolist(), rows)
+        ]
+
+    def get(self, key: bytes, rev: int) -> KeyValue | None:
+        """The key's live state at ``rev``, or None."""
+        kid = self._ids.get(key)
+        if kid is None:
+            return None
+        i = k.find(self._log, self._key_last, kid, rev)
+        return None if i < 0 else self._kv(i)
+
+    def scan(self, key: bytes, end: bytes | None, rev: int, limit: int = 0) -> tuple[list[KeyValue], int]:
+        """Live keys in ``[key, end)`` at ``rev`` in key order (``end=None``: no upper bound).
+
+        Returns at most ``limit`` key-values (all when 0, none when negative) and
+        the count of all live keys.
+        """
+        lo, hi = self._bounds(key, end)
+        out = np.empty(hi - lo if limit == 0 else max(0, min(limit, hi - lo)), np.int64)
+        written, count = k.scan(self._log, self._key_last, self._order, lo, hi, rev, out)
+        return self._kvs(out[:written]), count
+
+    def get_many(self, keys: KeySet, rev: int) -> np.ndarray:
+        """Point reads of interned keys: rows create, mod, version, lease, value size (-1 if missing)."""
+        out = np.empty((5, len(keys)), np.int64)
+        k.find_many(self._log, self._key_last, keys.ids, rev, out)
+        return out
+
+    # -- writes ---------------------------------------------------------------
+    def _reserve(self, extra: int) -> None:
+        need = self._n + extra
+        cap = self._log.shape[1]
+        if need > cap:
+            grown = np.zeros((k.NCOLS, max(need, 2 * cap)), np.int64)
+            grown[:, : self._n] = self._log[:, : self._n]
+            self._log = grown
+
+    def put(self, key: bytes, value: bytes, lease: int, main: int, sub: int) -> None:
+        """Append a put of ``key`` at revision (main, sub)."""
+        kid = self._intern(key)
+        if self._n == self._log.shape[1]:
+            self._reserve(1)
+        k.append(self._log, self._key_last, self._n, kid, main, sub, lease, len(value))
+        self._values.append(value)
+        self._n += 1
+
+    def delete(self, key: bytes, main: int, sub: int) -> None:
+        """Append a tombstone of ``key`` at revision (main, sub)."""
+        if self._n == self._log.shape[1]:
+            self._reserve(1)
+        k.append(self._log, self._key_last, self._n, self._ids[key], main, sub, 0, k.TOMBSTONE)
+        self._values.append(None)
+        self._n += 1
+
+    def put_many(self, keys: KeySet, values: Sequence[bytes] | bytes, lease: int, main0: int) -> None:
+        """Append one put per key at revisions ``main0``, ``main0 + 1``, ...; one value for all or one each."""
+        m = len(keys)
+        if isinstance(values, bytes):
+            sizes = np.full(m, len(values), np.int64)
+            self._values.extend([values] * m)
+        else:
+            sizes = np.fromiter(map(len, values), np.int64, m)
+            self._values.extend(values)
+        self._reserve(m)
+        self._n = k.append_puts(self._log, self._key_last, self._n, keys.ids, main0, lease, sizes)
+
+    # -- compaction and history -----------------------------------------------
+    def compact(self, rev: int) -> None:
+        """Drop the revisions that no read at ``rev`` or later can see."""
+        keep = k.compaction_keep(self._log, self._key_last, self._n, rev)
+        self._n = k.compaction_apply(self._log, self._key_last, keep)
+        self._values = list(compress(self._values, keep.tolist()))
+        self.compact_rev = rev
+
+    def history(self, start: int, stop: int, key: bytes, end: bytes | None, prev: bool) -> list[tuple]:
+        """Entries with ``start <= main <= stop`` of keys in ``[key, end)``, in revision order.
+
+        Each item is ``(kv, deleted, prev_kv)``; ``prev_kv`` (when ``prev``) is the
+        key's live state at ``main - 1`` if it is still stored.
+        """
+        mains = self._log[k.MAIN, : self._n]
+        i0, i1 = int(np.searchsorted(mains, start, "left")), int(np.searchsorted(mains, stop, "right"))
+        if i1 - i0 <= 64:
+            keys = self._keys
+            index = [
+                i for i in range(i0, i1)
+                if key <= keys[self._log[k.KEY, i]] and (end is None or keys[self._log[k.KEY, i]] < end)
+            ]
+        else:
+            lo, hi = self._bounds(key, end)
+            rank = np.full(self._key_last.shape[0], -1, np.int64)
+            rank[self._order] = np.arange(self._order.shape[0])
+            out = np.empty(i1 - i0, np.int64)
+            index = out[: k.events(self._log, rank, i0, i1, lo, hi, out)].tolist()
+        items = []
+        log = self._log
+        for i in index:
+            deleted = log[k.VSIZE, i] == k.TOMBSTONE
+            kv = KeyValue(self._keys[log[k.KEY, i]], mod_revision=int(log[k.MAIN, i])) if deleted else self._kv(i)
+            before = None
+            if prev:  # the key's state at main - 1, as etcd reads it for a watcher
+                p = int(log[k.PREV, i])
+                while p >= 0 and log[k.MAIN, p] == log[k.MAIN, i]:
+                    p = int(log[k.PREV, p])
+                if p >= 0 and log[k.VSIZE, p] != k.TOMBSTONE:
+                    before = self._kv(p)
+            items.append((kv, deleted, before))
+        return items
+
+    # -- accounting -------------------------------------------------------------
+    def __len__(self) -> int:
+        """Revisions stored (after compaction)."""
+        return self._n
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate bytes held for the stored revisions, excluding value payloads."""
+        return self._log.nbytes + 8 * len(self._values) + self._key_last.nbytes

@@ -1,0 +1,271 @@
+"""Request checks done before a request reaches the store, as etcd's API layer does them.
+
+- argument types and enum names (what etcd's protobuf decoding would refuse);
+- ``etcdserver/api/v3rpc/key.go``: empty keys, ``ignore_value`` with a value,
+  ``ignore_lease`` with a lease, at most ``--max-txn-ops`` ops per txn level,
+  and ``checkIntervals`` (a txn may not write a key twice or put inside a
+  deleted range, nested txns included; overlapping deletes are allowed);
+- request size against ``--max-request-bytes``, from the protobuf encoding;
+- quota cost (``etcdserver/quota.go``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kbench.etcd.errors import (
+    DuplicateKeyError,
+    EmptyKeyError,
+    LeaseProvidedError,
+    TooManyOpsError,
+    ValueProvidedError,
+)
+from kbench.etcd.types import (
+    COMPARE_FIELDS,
+    COMPARE_RESULTS,
+    COMPARE_TARGETS,
+    SORT_ORDERS,
+    SORT_TARGETS,
+    Compare,
+    DeleteRangeRequest,
+    PutRequest,
+    RangeRequest,
+    TxnRequest,
+)
+
+MAX_REQUEST_BYTES = 1_572_864
+"""--max-request-bytes default, 1.5 MiB (embed/config.go DefaultMaxRequestBytes, etcd 3.4)."""
+MAX_TXN_OPS = 128
+"""--max-txn-ops default (embed/config.go DefaultMaxTxnOps, etcd 3.4)."""
+QUOTA_BYTES = 2 * 1024**3
+"""--quota-backend-bytes default, 2 GiB (etcdserver/quota.go DefaultQuotaBytes, etcd 3.4)."""
+KV_OVERHEAD = 256
+"""Quota cost added to each put's key and value (etcdserver/quota.go kvOverhead)."""
+LEASE_OVERHEAD = 64
+"""Quota cost of a lease grant (etcdserver/quota.go leaseOverhead)."""
+RAFT_OVERHEAD = 24
+"""Bytes InternalRaftRequest adds around a request (header and request IDs); assumed from the
+protobuf layout (two uint64 IDs of 9-10 varint bytes plus tags), so sizes are exact to a few bytes."""
+
+
+# -- argument checks ----------------------------------------------------------------
+
+
+def check_bytes(value: Any, name: str, where: str) -> None:
+    """``value`` must be ``bytes``."""
+    if value.__class__ is not bytes:
+        raise TypeError(f"{where}: field {name!r} must be bytes, got {type(value).__name__}")
+
+
+def check_int(value: Any, name: str, where: str) -> None:
+    """``value`` must be an int (not a bool)."""
+    if value.__class__ is not int and (isinstance(value, bool) or not hasattr(value, "__index__")):
+        raise TypeError(f"{where}: field {name!r} must be an integer, got {value!r}")
+
+
+def check_enum(value: Any, name: str, where: str, allowed: tuple[str, ...]) -> None:
+    """``value`` must be one of etcd's enum names ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{where}: field {name!r} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_key(key: Any, where: str) -> None:
+    """A key must be non-empty bytes."""
+    check_bytes(key, "key", where)
+    if not key:
+        raise EmptyKeyError()
+
+
+def check_put(key, value, lease, prev_kv, ignore_value, ignore_lease, where: str = "put") -> None:
+    """etcd's checkPutRequest plus argument types."""
+    check_key(key, where)
+    check_bytes(value, "value", where)
+    check_int(lease, "lease", where)
+    if ignore_value and value:
+        raise ValueProvidedError()
+    if ignore_lease and lease:
+        raise LeaseProvidedError()
+
+
+def check_range(req: RangeRequest, where: str = "range") -> None:
+    """etcd's checkRangeRequest plus argument types."""
+    check_key(req.key, where)
+    check_bytes(req.range_end, "range_end", where)
+    for name in ("limit", "revision", "min_mod_revision", "max_mod_revision",
+                 "min_create_revision", "max_create_revision"):
+        check_int(getattr(req, name), name, where)
+    check_enum(req.sort_order, "sort_order", where, SORT_ORDERS)
+    check_enum(req.sort_target, "sort_target", where, SORT_TARGETS)
+
+
+def check_delete(req: DeleteRangeRequest, where: str = "delete_range") -> None:
+    """etcd's checkDeleteRequest plus argument types."""
+    check_key(req.key, where)
+    check_bytes(req.range_end, "range_end", where)
+
+
+def check_compare(c: Any, where: str) -> None:
+    """A Compare's key, target, result and operand."""
+    if not isinstance(c, Compare):
+        raise TypeError(f"{where}: compare must be a Compare, got {type(c).__name__}")
+    check_key(c.key, where)
+    check_bytes(c.range_end, "range_end", where)
+    check_enum(c.target, "target", where, COMPARE_TARGETS)
+    check_enum(c.result, "result", where, COMPARE_RESULTS)
+    operand = COMPARE_FIELDS[c.target]
+    (check_bytes if c.target == "VALUE" else check_int)(getattr(c, operand), operand, where)
+
+
+def check_txn(req: TxnRequest, max_ops: int = MAX_TXN_OPS, where: str = "txn") -> None:
+    """etcd's checkTxnRequest (recursively) and checkIntervals on both branches."""
+    if len(req.compare) > max_ops or len(req.success) > max_ops or len(req.failure) > max_ops:
+        raise TooManyOpsError()
+    for i, c in enumerate(req.compare):
+        check_compare(c, f"{where}.compare[{i}]")
+    for branch in ("success", "failure"):
+        for i, op in enumerate(getattr(req, branch)):
+            check_op(op, max_ops, f"{where}.{branch}[{i}]")
+    check_intervals(req.success)
+    check_intervals(req.failure)
+
+
+def check_op(op: Any, max_ops: int, where: str) -> None:
+    """One RequestOp of a txn."""
+    if isinstance(op, PutRequest):
+        check_put(op.key, op.value, op.lease, op.prev_kv, op.ignore_value, op.ignore_lease, where)
+    elif isinstance(op, RangeRequest):
+        check_range(op, where)
+    elif isinstance(op, DeleteRangeRequest):
+        check_delete(op, where)
+    elif isinstance(op, TxnRequest):
+        check_txn(op, max_ops, where)
+    else:
+        raise TypeError(
+            f"{where}: op must be a RangeRequest, PutRequest, DeleteRangeRequest or TxnRequest, "
+            f"got {type(op).__name__}"
+        )
+
+
+def _overlaps(dels: list[tuple[bytes, bytes]], key: bytes) -> bool:
+    # etcd's adt.IntervalTree.Intersects with the point [key, key+"\0"); a delete's
+    # interval is [key, range_end) taken literally, so range_end "\0" matches nothing.
+    point_end = key + b"\x00"
+    return any(begin < point_end and key < end for begin, end in dels)
+
+
+def check_intervals(ops) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
+    """Port of etcd 3.4's checkIntervals: returns (puts, delete intervals) for the parent level."""
+    dels = [
+        (op.key, op.range_end if op.range_end else op.key + b"\x00")
+        for op in ops if isinstance(op, DeleteRangeRequest)
+    ]
+    puts: set[bytes] = set()
+    for op in ops:
+        if not isinstance(op, TxnRequest):
+            continue
+        puts_then, dels_then = check_intervals(op.success)
+        puts_else, dels_else = check_intervals(op.failure)
+        for key in puts_then:
+            if key in puts or _overlaps(dels, key):
+                raise DuplicateKeyError()
+            puts.add(key)
+        for key in puts_else:
+            if (key in puts and key not in puts_then) or _overlaps(dels, key):
+                raise DuplicateKeyError()
+            puts.add(key)
+        dels += dels_then + dels_else
+    for op in ops:
+        if isinstance(op, PutRequest):
+            if op.key in puts or _overlaps(dels, op.key):
+                raise DuplicateKeyError()
+            puts.add(op.key)
+    return puts, dels
+
+
+def is_write(req: TxnRequest) -> bool:
+    """True if any branch, at any depth, puts or deletes (etcd's isTxnReadonly negated)."""
+    return any(
+        isinstance(op, (PutRequest, DeleteRangeRequest)) or (isinstance(op, TxnRequest) and is_write(op))
+        for op in (*req.success, *req.failure)
+    )
+
+
+# -- quota cost ---------------------------------------------------------------------
+
+
+def cost_put(key: bytes, value: bytes) -> int:
+    """etcd's costPut."""
+    return KV_OVERHEAD + len(key) + len(value)
+
+
+def cost_txn(req: TxnRequest) -> int:
+    """etcd's costTxn: the larger of the two branches' top-level puts."""
+    def branch(ops):
+        return sum(cost_put(op.key, op.value) for op in ops if isinstance(op, PutRequest))
+    return max(branch(req.success), branch(req.failure))
+
+
+# -- protobuf sizes -----------------------------------------------------------------
+
+
+def _varint(n: int) -> int:
+    n &= (1 << 64) - 1  # negative int64 encodes as 10 bytes
+    size = 1
+    while n >= 0x80:
+        n >>= 7
+        size += 1
+    return size
+
+
+def _tag(field: int) -> int:
+    return _varint(field << 3)
+
+
+def _scalar(field: int, n: int) -> int:
+    return 0 if not n else _tag(field) + _varint(n)
+
+
+def _blob(field: int, size: int, always: bool = False) -> int:
+    return 0 if not size and not always else _tag(field) + _varint(size) + size
+
+
+def put_size(key: bytes, value: bytes, lease: int, *flags: bool) -> int:
+    """Encoded size of a PutRequest (flags: prev_kv, ignore_value, ignore_lease)."""
+    return _blob(1, len(key)) + _blob(2, len(value)) + _scalar(3, lease) + 2 * sum(map(bool, flags))
+
+
+def _range_size(r: RangeRequest) -> int:
+    ints = (r.limit, r.revision, SORT_ORDERS.index(r.sort_order), SORT_TARGETS.index(r.sort_target),
+            r.serializable, r.keys_only, r.count_only, r.min_mod_revision, r.max_mod_revision,
+            r.min_create_revision, r.max_create_revision)
+    return _blob(1, len(r.key)) + _blob(2, len(r.range_end)) + sum(_scalar(f, int(v)) for f, v in enumerate(ints, 3))
+
+
+def _compare_size(c: Compare) -> int:
+    size = _scalar(1, COMPARE_RESULTS.index(c.result)) + _scalar(2, COMPARE_TARGETS.index(c.target))
+    size += _blob(3, len(c.key)) + _blob(64, len(c.range_end))
+    field = 4 + COMPARE_TARGETS.index(c.target)
+    operand = c.operand
+    return size + (_blob(field, len(operand), True) if c.target == "VALUE" else _tag(field) + _varint(operand))
+
+
+def op_size(op) -> int:
+    """Encoded size of a request message (Put, Range, DeleteRange or Txn)."""
+    if isinstance(op, PutRequest):
+        return put_size(op.key, op.value, op.lease, op.prev_kv, op.ignore_value, op.ignore_lease)
+    if isinstance(op, RangeRequest):
+        return _range_size(op)
+    if isinstance(op, DeleteRangeRequest):
+        return _blob(1, len(op.key)) + _blob(2, len(op.range_end)) + _scalar(3, op.prev_kv)
+    ops = [(2, o) for o in op.success] + [(3, o) for o in op.failure]
+    return sum(_blob(1, _compare_size(c), True) for c in op.compare) + sum(
+        _blob(field, _blob(1 + _OP_FIELDS.index(type(o)), op_size(o), True), True) for field, o in ops
+    )
+
+
+_OP_FIELDS = (RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest)
+
+
+def raft_size(payload: int) -> int:
+    """Size of the InternalRaftRequest carrying a request of ``payload`` bytes."""
+    return RAFT_OVERHEAD + 1 + _varint(payload) + payload

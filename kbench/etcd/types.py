@@ -1,0 +1,186 @@
+"""etcd v3 messages: key-values, requests, responses and watch events.
+
+Field names follow etcd's protobuf (``etcdserverpb`` / ``mvccpb``) so a test can
+drive kbench and a real etcd with the same sequence and compare every field.
+Each response carries the store ``revision`` (etcd's ``header.revision``).
+Enum fields take etcd's enum names as strings (``"VERSION"``, ``"EQUAL"``, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+COMPARE_TARGETS = ("VERSION", "CREATE", "MOD", "VALUE", "LEASE")
+COMPARE_RESULTS = ("EQUAL", "GREATER", "LESS", "NOT_EQUAL")
+SORT_ORDERS = ("NONE", "ASCEND", "DESCEND")
+SORT_TARGETS = ("KEY", "VERSION", "CREATE", "MOD", "VALUE")
+WATCH_FILTERS = ("NOPUT", "NODELETE")
+
+# Compare target -> the Compare field holding the operand (etcd's TargetUnion oneof).
+COMPARE_FIELDS = {
+    "VERSION": "version",
+    "CREATE": "create_revision",
+    "MOD": "mod_revision",
+    "VALUE": "value",
+    "LEASE": "lease",
+}
+
+
+@dataclass(slots=True)
+class KeyValue:
+    """mvccpb.KeyValue: a key's state at one revision."""
+
+    key: bytes
+    create_revision: int = 0
+    mod_revision: int = 0
+    version: int = 0
+    value: bytes = b""
+    lease: int = 0
+
+
+# -- requests -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutRequest:
+    key: bytes
+    value: bytes = b""
+    lease: int = 0
+    prev_kv: bool = False
+    ignore_value: bool = False
+    ignore_lease: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRequest:
+    key: bytes
+    range_end: bytes = b""
+    limit: int = 0
+    revision: int = 0
+    sort_order: str = "NONE"
+    sort_target: str = "KEY"
+    serializable: bool = False
+    keys_only: bool = False
+    count_only: bool = False
+    min_mod_revision: int = 0
+    max_mod_revision: int = 0
+    min_create_revision: int = 0
+    max_create_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRangeRequest:
+    key: bytes
+    range_end: bytes = b""
+    prev_kv: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """etcdserverpb.Compare: ``target`` of the key(s) compared with the field named by it."""
+
+    key: bytes
+    target: str
+    result: str
+    version: int = 0
+    create_revision: int = 0
+    mod_revision: int = 0
+    value: bytes = b""
+    lease: int = 0
+    range_end: bytes = b""
+
+    @property
+    def operand(self) -> Any:
+        """The value compared against: the field that ``target`` selects."""
+        return getattr(self, COMPARE_FIELDS[self.target])
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRequest:
+    compare: tuple[Compare, ...] = ()
+    success: tuple[RequestOp, ...] = ()
+    failure: tuple[RequestOp, ...] = ()
+
+
+RequestOp = Union[RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest]
+
+
+# -- responses ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RangeResponse:
+    revision: int
+    kvs: list[KeyValue] = field(default_factory=list)
+    more: bool = False
+    count: int = 0
+
+
+@dataclass(slots=True)
+class PutResponse:
+    revision: int
+    prev_kv: KeyValue | None = None
+
+
+@dataclass(slots=True)
+class DeleteRangeResponse:
+    revision: int
+    deleted: int = 0
+    prev_kvs: list[KeyValue] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TxnResponse:
+    """Nested txn responses carry revision 0, as etcd 3.4 leaves their header empty."""
+
+    revision: int
+    succeeded: bool = False
+    responses: list[ResponseOp] = field(default_factory=list)
+
+
+ResponseOp = Union[RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse]
+
+
+@dataclass(slots=True)
+class CompactionResponse:
+    revision: int
+
+
+@dataclass(slots=True)
+class LeaseGrantResponse:
+    revision: int
+    id: int
+    ttl: int
+
+
+@dataclass(slots=True)
+class LeaseRevokeResponse:
+    revision: int
+
+
+@dataclass(slots=True)
+class LeaseKeepAliveResponse:
+    revision: int
+    id: int
+    ttl: int
+
+
+@dataclass(slots=True)
+class LeaseTimeToLiveResponse:
+    """``ttl`` is -1 for an unknown or expired lease, as etcd reports it."""
+
+    revision: int
+    id: int
+    ttl: int
+    granted_ttl: int = 0
+    keys: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Event:
+    """mvccpb.Event: ``type`` is "PUT" or "DELETE"; a DELETE's kv holds only key and mod_revision."""
+
+    type: str
+    kv: KeyValue
+    prev_kv: KeyValue | None = None
