@@ -2,10 +2,13 @@
 
 The log is one ``int64`` array of shape ``(NCOLS, capacity)``: row ``c`` is
 column ``c`` of every revision, contiguous. Entry ``i`` is one (main, sub)
-revision of one key, in revision order. ``key_last[k]`` is the log index of
-key ``k``'s newest entry (-1 if none) and ``PREV`` links each entry to the same
-key's previous one, so reading a key at a revision walks back from its newest
-entry; the current state of a key is one lookup. A tombstone (delete) has
+revision of one key, in revision order. Per-key state is
+a second array ``keys`` of shape ``(3, key_capacity)``: ``keys[LAST, k]`` is the
+log index of key ``k``'s newest entry (-1 if none), and ``PREV`` links each entry
+to the same key's previous one, so reading a key at a revision walks back from
+its newest entry; the current state of a key is one lookup. ``GEN_CREATE`` and
+``GEN_VERSION`` hold the key's current generation (version 0 once deleted), so a
+put reads only the small per-key array, never the key's last entry deep in the log. A tombstone (delete) has
 ``VSIZE == TOMBSTONE`` and ends the key's generation.
 
 Kernels take and return arrays and scalars only and know nothing of bytes keys
@@ -20,15 +23,16 @@ from numba import njit
 MAIN, SUB, KEY, CREATE, VERSION, LEASE, PREV, VSIZE = range(8)
 NCOLS = 8
 TOMBSTONE = -1
+LAST, GEN_CREATE, GEN_VERSION = range(3)  # rows of the per-key state array ``keys``
 
 
 @njit(cache=True, inline="always")
-def _append(log, key_last, n, key, main, sub, lease, vsize):
-    last = key_last[key]
+def _append(log, keys, n, key, main, sub, lease, vsize):
+    last = keys[LAST, key]
     if vsize == TOMBSTONE:
         create, version, lease = 0, 0, 0
-    elif last >= 0 and log[VSIZE, last] != TOMBSTONE:
-        create, version = log[CREATE, last], log[VERSION, last] + 1
+    elif keys[GEN_VERSION, key] > 0:
+        create, version = keys[GEN_CREATE, key], keys[GEN_VERSION, key] + 1
     else:
         create, version = main, 1
     log[MAIN, n] = main
@@ -39,26 +43,28 @@ def _append(log, key_last, n, key, main, sub, lease, vsize):
     log[LEASE, n] = lease
     log[PREV, n] = last
     log[VSIZE, n] = vsize
-    key_last[key] = n
+    keys[LAST, key] = n
+    keys[GEN_CREATE, key] = create
+    keys[GEN_VERSION, key] = version
 
 
 @njit(cache=True)
-def append(log, key_last, n, key, main, sub, lease, vsize):
+def append(log, keys, n, key, main, sub, lease, vsize):
     """Write entry ``n``: a put of ``vsize`` bytes, or a tombstone when ``vsize == TOMBSTONE``."""
-    _append(log, key_last, n, key, main, sub, lease, vsize)
+    _append(log, keys, n, key, main, sub, lease, vsize)
 
 
 @njit(cache=True)
-def append_puts(log, key_last, n, keys, main0, lease, vsizes):
-    """Append one put per key, each its own request: revisions ``main0``, ``main0 + 1``, ..."""
-    for i in range(keys.shape[0]):
-        _append(log, key_last, n + i, keys[i], main0 + i, 0, lease, vsizes[i])
-    return n + keys.shape[0]
+def append_puts(log, keys, n, ids, main0, lease, vsizes):
+    """Append one put per key id, each its own request: revisions ``main0``, ``main0 + 1``, ..."""
+    for i in range(ids.shape[0]):
+        _append(log, keys, n + i, ids[i], main0 + i, 0, lease, vsizes[i])
+    return n + ids.shape[0]
 
 
 @njit(cache=True, inline="always")
-def _find(log, key_last, key, rev):
-    i = key_last[key]
+def _find(log, keys, key, rev):
+    i = keys[LAST, key]
     while i >= 0 and log[MAIN, i] > rev:
         i = log[PREV, i]
     if i >= 0 and log[VSIZE, i] == TOMBSTONE:
@@ -67,19 +73,22 @@ def _find(log, key_last, key, rev):
 
 
 @njit(cache=True)
-def find(log, key_last, key, rev):
-    """Log index of ``key``'s live entry at revision ``rev``, or -1."""
-    return _find(log, key_last, key, rev)
+def read(log, keys, key, rev):
+    """``key``'s live entry at ``rev``: (log index, create, mod, version, lease); index -1 if none."""
+    i = _find(log, keys, key, rev)
+    if i < 0:
+        return -1, 0, 0, 0, 0
+    return i, log[CREATE, i], log[MAIN, i], log[VERSION, i], log[LEASE, i]
 
 
 @njit(cache=True)
-def find_many(log, key_last, keys, rev, out):
-    """Point reads: ``out[:, j]`` = (create, mod, version, lease, vsize) of ``keys[j]`` at ``rev``.
+def find_many(log, keys, ids, rev, out):
+    """Point reads: ``out[:, j]`` = (create, mod, version, lease, vsize) of key ``ids[j]`` at ``rev``.
 
     A missing key reads as zeros with vsize -1.
     """
-    for j in range(keys.shape[0]):
-        i = _find(log, key_last, keys[j], rev)
+    for j in range(ids.shape[0]):
+        i = _find(log, keys, ids[j], rev)
         if i < 0:
             out[0, j] = 0
             out[1, j] = 0
@@ -95,7 +104,7 @@ def find_many(log, key_last, keys, rev, out):
 
 
 @njit(cache=True)
-def scan(log, key_last, order, lo, hi, rev, out):
+def scan(log, keys, order, lo, hi, rev, out):
     """Live entries at ``rev`` of the keys ``order[lo:hi]`` (key order) into ``out``.
 
     Returns (entries written, live keys): writes until ``out`` is full but
@@ -105,7 +114,7 @@ def scan(log, key_last, order, lo, hi, rev, out):
     count = 0
     cap = out.shape[0]
     for p in range(lo, hi):
-        i = _find(log, key_last, order[p], rev)
+        i = _find(log, keys, order[p], rev)
         if i >= 0:
             if written < cap:
                 out[written] = i
@@ -127,7 +136,7 @@ def events(log, key_rank, start, stop, lo, hi, out):
 
 
 @njit(cache=True)
-def compaction_keep(log, key_last, n, rev):
+def compaction_keep(log, keys, n, rev):
     """Entries that survive ``compact(rev)``.
 
     Every entry above ``rev`` stays; of the entries at or below it, each key
@@ -138,8 +147,8 @@ def compaction_keep(log, key_last, n, rev):
     for i in range(n):
         if log[MAIN, i] > rev:
             keep[i] = True
-    for k in range(key_last.shape[0]):
-        i = key_last[k]
+    for k in range(keys.shape[1]):
+        i = keys[LAST, k]
         while i >= 0 and log[MAIN, i] > rev:
             i = log[PREV, i]
         if i >= 0 and log[VSIZE, i] != TOMBSTONE:
@@ -148,8 +157,8 @@ def compaction_keep(log, key_last, n, rev):
 
 
 @njit(cache=True)
-def compaction_apply(log, key_last, keep):
-    """Move kept entries down in place, relinking ``PREV`` and ``key_last``; returns the new length."""
+def compaction_apply(log, keys, keep):
+    """Move kept entries down in place, relinking ``PREV`` and ``keys[LAST]``; returns the new length."""
     n = keep.shape[0]
     new_index = np.full(n, -1, np.int64)
     m = 0
@@ -161,8 +170,8 @@ def compaction_apply(log, key_last, keep):
             prev = log[PREV, m]
             log[PREV, m] = new_index[prev] if prev >= 0 else -1
             m += 1
-    for k in range(key_last.shape[0]):
-        last = key_last[k]
+    for k in range(keys.shape[1]):
+        last = keys[LAST, k]
         if last >= 0:
-            key_last[k] = new_index[last]
+            keys[LAST, k] = new_index[last]
     return m

@@ -9,7 +9,7 @@ merge at the next range instead of one insertion each.
 
 Memory per stored revision: 64 bytes of log (8 ``int64`` columns) + 8 bytes for
 the value reference + the value itself (shared when the caller passes the same
-``bytes`` object); per key ever written: ~8 bytes of ``key_last`` + the key and
+``bytes`` object); per key ever written: 24 bytes of key state + the key and
 its dict and list entries (~120 bytes + key length). Compaction frees
 superseded revisions; key ids are permanent, so a :class:`KeySet` stays valid.
 """
@@ -74,10 +74,11 @@ class MVCC:
     def __init__(self, capacity: int = 1024, key_capacity: int = 1024) -> None:
         self.rev = 1
         self.compact_rev = -1
-        self._log = np.zeros((k.NCOLS, max(capacity, 16)), np.int64)
+        self._cap = max(capacity, 16)
+        self._log = np.full((k.NCOLS, self._cap), 0, np.int64)  # written now: no page faults later
         self._n = 0
         self._values: list[bytes | None] = []
-        self._key_last = np.full(max(key_capacity, 16), -1, np.int64)
+        self._keystate = self._new_keystate(max(key_capacity, 16))
         self._ids: dict[bytes, int] = {}
         self._keys: list[bytes | None] = []
         # Sorted view for ranges: keys and their ids in key order, plus ids not merged yet.
@@ -93,11 +94,17 @@ class MVCC:
             self._keys.append(key)
             self._ids[key] = kid
             self._pending.append(kid)
-            if kid >= self._key_last.shape[0]:
-                grown = np.full(2 * self._key_last.shape[0], -1, np.int64)
-                grown[: kid] = self._key_last[:kid]
-                self._key_last = grown
+            if kid >= self._keystate.shape[1]:
+                grown = self._new_keystate(2 * kid)
+                grown[:, :kid] = self._keystate[:, :kid]
+                self._keystate = grown
         return kid
+
+    @staticmethod
+    def _new_keystate(capacity: int) -> np.ndarray:
+        state = np.zeros((3, capacity), np.int64)
+        state[k.LAST] = -1
+        return state
 
     def keyset(self, keys: Sequence[bytes]) -> KeySet:
         """Intern ``keys`` (no revision is written) for :meth:`put_many` / :meth:`get_many`."""
@@ -124,11 +131,8 @@ class MVCC:
 
     # -- reads ----------------------------------------------------------------
     def _kv(self, i: int) -> KeyValue:
-        col = self._log[:, i]
-        return KeyValue(
-            self._keys[col[k.KEY]], int(col[k.CREATE]), int(col[k.MAIN]), int(col[k.VERSION]),
-            self._values[i], int(col[k.LEASE]),
-        )
+        _, _, key, create, version, lease, _, _ = self._log[:, i].tolist()
+        return KeyValue(self._keys[key], create, self._log[k.MAIN, i].item(), version, self._values[i], lease)
 
     def _kvs(self, index: np.ndarray) -> list[KeyValue]:
         rows = self._log[:, index].T.tolist()
@@ -143,8 +147,8 @@ class MVCC:
         kid = self._ids.get(key)
         if kid is None:
             return None
-        i = k.find(self._log, self._key_last, kid, rev)
-        return None if i < 0 else self._kv(i)
+        i, create, mod, version, lease = k.read(self._log, self._keystate, kid, rev)
+        return None if i < 0 else KeyValue(key, create, mod, version, self._values[i], lease)
 
     def scan(self, key: bytes, end: bytes | None, rev: int, limit: int = 0) -> tuple[list[KeyValue], int]:
         """Live keys in ``[key, end)`` at ``rev`` in key order (``end=None``: no upper bound).
@@ -154,38 +158,41 @@ class MVCC:
         """
         lo, hi = self._bounds(key, end)
         out = np.empty(hi - lo if limit == 0 else max(0, min(limit, hi - lo)), np.int64)
-        written, count = k.scan(self._log, self._key_last, self._order, lo, hi, rev, out)
+        written, count = k.scan(self._log, self._keystate, self._order, lo, hi, rev, out)
         return self._kvs(out[:written]), count
 
     def get_many(self, keys: KeySet, rev: int) -> np.ndarray:
         """Point reads of interned keys: rows create, mod, version, lease, value size (-1 if missing)."""
         out = np.empty((5, len(keys)), np.int64)
-        k.find_many(self._log, self._key_last, keys.ids, rev, out)
+        k.find_many(self._log, self._keystate, keys.ids, rev, out)
         return out
 
     # -- writes ---------------------------------------------------------------
     def _reserve(self, extra: int) -> None:
         need = self._n + extra
-        cap = self._log.shape[1]
-        if need > cap:
-            grown = np.zeros((k.NCOLS, max(need, 2 * cap)), np.int64)
+        if need > self._cap:
+            self._cap = max(need, 2 * self._cap)
+            grown = np.empty((k.NCOLS, self._cap), np.int64)
             grown[:, : self._n] = self._log[:, : self._n]
             self._log = grown
 
     def put(self, key: bytes, value: bytes, lease: int, main: int, sub: int) -> None:
         """Append a put of ``key`` at revision (main, sub)."""
-        kid = self._intern(key)
-        if self._n == self._log.shape[1]:
+        kid = self._ids.get(key)
+        if kid is None:
+            kid = self._intern(key)
+        n = self._n
+        if n == self._cap:
             self._reserve(1)
-        k.append(self._log, self._key_last, self._n, kid, main, sub, lease, len(value))
+        k.append(self._log, self._keystate, n, kid, main, sub, lease, len(value))
         self._values.append(value)
-        self._n += 1
+        self._n = n + 1
 
     def delete(self, key: bytes, main: int, sub: int) -> None:
         """Append a tombstone of ``key`` at revision (main, sub)."""
-        if self._n == self._log.shape[1]:
+        if self._n == self._cap:
             self._reserve(1)
-        k.append(self._log, self._key_last, self._n, self._ids[key], main, sub, 0, k.TOMBSTONE)
+        k.append(self._log, self._keystate, self._n, self._ids[key], main, sub, 0, k.TOMBSTONE)
         self._values.append(None)
         self._n += 1
 
@@ -199,13 +206,13 @@ class MVCC:
             sizes = np.fromiter(map(len, values), np.int64, m)
             self._values.extend(values)
         self._reserve(m)
-        self._n = k.append_puts(self._log, self._key_last, self._n, keys.ids, main0, lease, sizes)
+        self._n = k.append_puts(self._log, self._keystate, self._n, keys.ids, main0, lease, sizes)
 
     # -- compaction and history -----------------------------------------------
     def compact(self, rev: int) -> None:
         """Drop the revisions that no read at ``rev`` or later can see."""
-        keep = k.compaction_keep(self._log, self._key_last, self._n, rev)
-        self._n = k.compaction_apply(self._log, self._key_last, keep)
+        keep = k.compaction_keep(self._log, self._keystate, self._n, rev)
+        self._n = k.compaction_apply(self._log, self._keystate, keep)
         self._values = list(compress(self._values, keep.tolist()))
         self.compact_rev = rev
 
@@ -225,7 +232,7 @@ class MVCC:
             ]
         else:
             lo, hi = self._bounds(key, end)
-            rank = np.full(self._key_last.shape[0], -1, np.int64)
+            rank = np.full(self._keystate.shape[1], -1, np.int64)
             rank[self._order] = np.arange(self._order.shape[0])
             out = np.empty(i1 - i0, np.int64)
             index = out[: k.events(self._log, rank, i0, i1, lo, hi, out)].tolist()
@@ -252,4 +259,4 @@ class MVCC:
     @property
     def nbytes(self) -> int:
         """Approximate bytes held for the stored revisions, excluding value payloads."""
-        return self._log.nbytes + 8 * len(self._values) + self._key_last.nbytes
+        return self._log.nbytes + 8 * len(self._values) + self._keystate.nbytes

@@ -266,6 +266,16 @@ def op_size(op) -> int:
 _OP_FIELDS = (RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest)
 
 
+def payload_size(op) -> int:
+    """Bytes of keys, values and range ends in a request (a lower bound of its encoded size)."""
+    if isinstance(op, PutRequest):
+        return len(op.key) + len(op.value)
+    if isinstance(op, (RangeRequest, DeleteRangeRequest)):
+        return len(op.key) + len(op.range_end)
+    return sum(len(c.key) + len(c.range_end) + (len(c.value) if c.target == "VALUE" else 0) for c in op.compare) + sum(
+        payload_size(o) for o in (*op.success, *op.failure))
+
+
 def raft_size(payload: int) -> int:
     """Size of the InternalRaftRequest carrying a request of ``payload`` bytes."""
     return RAFT_OVERHEAD + 1 + _varint(payload) + payload

@@ -60,6 +60,10 @@ from kbench.sim import Engine
 
 BACKENDS = {"numba": MVCC, "python": ReferenceMVCC}
 
+_SIZE_MARGIN = 4096
+"""Bytes of protobuf framing a request cannot exceed beyond its keys and values (tags, varints,
+flags, raft headers); requests further than this below the limit skip the exact size."""
+
 STORED_BYTES_PER_REVISION = 48
 """Bytes bbolt stores per revision besides key and value: a 17-byte revision key plus the
 KeyValue framing and page overhead (assumed; used for the modelled db size and quota)."""
@@ -98,20 +102,22 @@ class Store:
         --max-request-bytes.
     max_txn_ops : int
         --max-txn-ops.
+    capacity : int
+        Revisions to allocate room for up front (the log grows by doubling beyond it).
     """
 
     def __init__(
         self, *, backend: str = "numba", engine: Engine | None = None, quota_bytes: int = rq.QUOTA_BYTES,
-        max_request_bytes: int = rq.MAX_REQUEST_BYTES, max_txn_ops: int = rq.MAX_TXN_OPS,
+        max_request_bytes: int = rq.MAX_REQUEST_BYTES, max_txn_ops: int = rq.MAX_TXN_OPS, capacity: int = 1024,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"Store: backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         for name, value in (("quota_bytes", quota_bytes), ("max_request_bytes", max_request_bytes),
-                            ("max_txn_ops", max_txn_ops)):
+                            ("max_txn_ops", max_txn_ops), ("capacity", capacity)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Store: {name} must be a positive integer; got {value!r}")
         self.backend = backend
-        self._mvcc = BACKENDS[backend]()
+        self._mvcc = MVCC(capacity) if backend == "numba" else ReferenceMVCC()
         self._lessor = Lessor(engine, self._expire)
         self._watchers: list[Watcher] = []
         self._next_watch_id = 0
@@ -138,12 +144,16 @@ class Store:
         return len(self._mvcc)
 
     # -- shared steps -------------------------------------------------------------
-    def _admit(self, payload: int, cost: int) -> None:
-        """API-layer quota check, raft size check, then the alarm's capped applier."""
+    def _admit(self, size: int, cost: int, request=None) -> None:
+        """API-layer quota check, raft size check, then the alarm's capped applier.
+
+        ``size`` is the request's payload (keys and values); the exact protobuf
+        size of ``request`` (a callable) is computed only near the limit.
+        """
         if cost and self.db_size + cost >= self.quota_bytes:
             self.alarm = "NOSPACE"
             raise NoSpaceError()
-        if rq.raft_size(payload) > self.max_request_bytes:
+        if size + _SIZE_MARGIN > self.max_request_bytes and rq.raft_size(request()) > self.max_request_bytes:
             raise RequestTooLargeError()
         if cost and self.alarm == "NOSPACE":
             raise NoSpaceError()
@@ -169,7 +179,8 @@ class Store:
         if ignore_lease:
             lease = prev.lease
         self._mvcc.put(key, value, lease, main, sub)
-        self._lessor.attach(key, lease) if lease else self._lessor.detach(key)
+        if lease or self._lessor.attached:
+            self._lessor.attach(key, lease)
         self._grow(len(key) + len(value))
         return prev if prev_kv else None
 
@@ -197,9 +208,13 @@ class Store:
     def put(self, key: bytes, value: bytes = b"", lease: int = 0, prev_kv: bool = False,
             ignore_value: bool = False, ignore_lease: bool = False) -> PutResponse:
         """Put ``key`` = ``value`` (etcd Put)."""
-        rq.check_put(key, value, lease, prev_kv, ignore_value, ignore_lease)
-        self._admit(rq.put_size(key, value, lease, prev_kv, ignore_value, ignore_lease), rq.cost_put(key, value))
-        self._check_put_state(key, lease, ignore_value, ignore_lease, lease_first=True)
+        if (key.__class__ is not bytes or value.__class__ is not bytes or lease.__class__ is not int or not key
+                or ignore_value or ignore_lease):
+            rq.check_put(key, value, lease, prev_kv, ignore_value, ignore_lease)
+        self._admit(len(key) + len(value), rq.KV_OVERHEAD + len(key) + len(value),
+                    lambda: rq.put_size(key, value, lease, prev_kv, ignore_value, ignore_lease))
+        if lease or ignore_value or ignore_lease:
+            self._check_put_state(key, lease, ignore_value, ignore_lease, lease_first=True)
         rev = self._mvcc.rev
         prev = self._write_put(key, value, lease, prev_kv, ignore_value, ignore_lease, rev, rev + 1, 0)
         self._commit(rev + 1, rev + 1)
@@ -267,7 +282,7 @@ class Store:
         """Delete a key or a key range (etcd DeleteRange)."""
         req = DeleteRangeRequest(key, range_end, prev_kv)
         rq.check_delete(req)
-        self._admit(rq.op_size(req), 0)
+        self._admit(len(key) + len(range_end), 0, lambda: rq.op_size(req))
         rev = self._mvcc.rev
         kvs = self._write_delete(key, _range_end(key, range_end), rev, rev + 1, 0)
         if not kvs:
@@ -280,7 +295,7 @@ class Store:
         """Compare-and-swap transaction (etcd Txn); nested TxnRequests allowed."""
         req = TxnRequest(tuple(compare), tuple(success), tuple(failure))
         rq.check_txn(req, self.max_txn_ops)
-        self._admit(rq.op_size(req), rq.cost_txn(req))
+        self._admit(rq.payload_size(req), rq.cost_txn(req), lambda: rq.op_size(req))
         begin = self._mvcc.rev
         path = self._compare_path(req, begin)
         if rq.is_write(req):
@@ -470,7 +485,7 @@ class Store:
             return np.zeros(0, np.int64)
         largest = int(np.max(keys.sizes + value_sizes))
         stored = int(keys.sizes.sum() + value_sizes.sum())
-        self._admit(rq.put_size(b"k" * largest, b"", lease), rq.KV_OVERHEAD * m + stored)
+        self._admit(largest, rq.KV_OVERHEAD * m + stored, lambda: rq.put_size(b"k" * largest, b"", lease))
         if lease and lease not in self._lessor:
             raise LeaseNotFoundError()
         rev = self._mvcc.rev
