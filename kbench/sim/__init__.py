@@ -10,9 +10,10 @@ from kbench.sim.dist import (
     from_spec,
 )
 from kbench.sim.engine import Engine, Event, Interrupt, Process, Timer
+from kbench.sim.resource import Resource
 from kbench.sim.rng import Streams
 
 __all__ = [
     "Constant", "Distribution", "Empirical", "Exponential", "LogNormal", "Uniform", "from_spec",
-    "Engine", "Event", "Interrupt", "Process", "Timer", "Streams",
+    "Engine", "Event", "Interrupt", "Process", "Timer", "Streams", "Resource",
 ]

@@ -243,3 +243,27 @@ def test_same_seed_gives_an_identical_event_trace():
 def test_trace_does_not_change_the_run():
     traced, plain = _stochastic_model(3, trace=True), _stochastic_model(3, trace=False)
     assert traced.now == plain.now and traced.steps == plain.steps
+
+
+def test_resource_grants_slots_first_come_first_served():
+    from kbench.sim import Resource
+
+    eng = Engine()
+    cpu = Resource(eng, 2)
+    done = []
+
+    def job(name, work):
+        yield cpu.acquire()
+        yield work
+        cpu.release()
+        done.append((eng.now, name))
+
+    for name, work in (("a", 3.0), ("b", 1.0), ("c", 1.0), ("d", 1.0)):
+        eng.process(job(name, work))
+    eng.run()
+    assert done == [(1.0, "b"), (2.0, "c"), (3.0, "a"), (3.0, "d")]
+    assert cpu.in_use == 0 and cpu.queued == 0
+    with pytest.raises(RuntimeError, match="without a matching acquire"):
+        cpu.release()
+    with pytest.raises(ValueError, match="capacity must be a positive integer"):
+        Resource(eng, 0)

@@ -1,0 +1,274 @@
+"""The modelled etcd member set: real store semantics, time from the calibration profile.
+
+Requests change and read a real :class:`~kbench.etcd.store.Store`; only their
+timing is modelled, from the ``etcd`` section of a profile:
+
+- **writes** (put, delete, txn, compaction, lease grant/revoke) travel to the
+  leader (``client_rtt / 2``, plus ``peer_rtt / 2`` when the client's member is
+  a follower, plus ``proposal_overhead``) and join the proposals waiting for the
+  next raft round. A round takes every waiting proposal as one batch: the
+  leader sends it to the followers and fsyncs its WAL, and takes the next batch
+  as soon as that fsync is done (raft pipelining); a follower fsyncs what it
+  has received (batches arriving while its disk is busy share the next fsync)
+  and acknowledges (``peer_rtt + wal_fsync``, plus ``disk_seconds_per_byte``). A batch commits when the
+  leader and a quorum have it, in log order. One apply loop applies committed
+  entries in order (``apply_per_write`` each) and answers each client as its
+  entry is applied, as etcd's apply goroutine does. So one client sees about
+  one fsync round trip, and many clients get batching, throughput bounded by
+  the apply loop, and latency from queueing.
+- **reads** are served by the client's member on one of its ``cores``:
+  ``read_cpu`` plus per-key and per-byte costs; a linearizable read first
+  confirms the read index with the leader and a quorum (one ``peer_rtt``, two
+  from a follower) and pays ``linearizable_cpu``. Serializable reads skip that.
+- **watch** events reach the watcher ``watch_delivery + client_rtt / 2`` after
+  their revision is applied.
+
+Simplifications (documented, not hidden): the leader is member 0 and never
+changes; followers apply at the leader's pace (a serializable read on a follower
+sees the leader's state); errors take the full write path.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kbench.etcd.errors import EtcdError
+from kbench.etcd.store import Store
+from kbench.etcd.types import RangeResponse
+from kbench.etcd.watch import Watcher
+from kbench.profiles import Profile, load_profile
+from kbench.sim import Engine, Event, Resource, Streams
+
+
+@dataclass(slots=True)
+class _Proposal:
+    apply: Callable[[], Any]
+    nbytes: int
+    member: int
+    done: Event
+
+
+class EtcdCluster:
+    """An etcd member set on ``engine``.
+
+    Parameters
+    ----------
+    engine : Engine
+        The simulation's engine.
+    profile : Profile, optional
+        Calibration profile (default: ``data/profiles/default.yaml``).
+    streams : Streams, optional
+        Random streams (default: seed 0); fsync draws use ``etcd/member/<i>/fsync``.
+    members : int, optional
+        Member count (default: the profile's ``etcd.members``).
+    store : Store, optional
+        The state machine (default: a new compiled Store on ``engine``).
+    """
+
+    def __init__(self, engine: Engine, profile: Profile | None = None, streams: Streams | None = None,
+                 members: int | None = None, store: Store | None = None) -> None:
+        profile = profile or load_profile()
+        streams = streams or Streams(0)
+        members = profile.value("etcd.members") if members is None else members
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"EtcdCluster: members must be a positive integer (1, 3 or 5 in practice); got {members!r}")
+        self.engine = engine
+        self.store = store if store is not None else Store(engine=engine)
+        self.members = members
+        self.quorum = members // 2 + 1
+        p = {name: profile.value(f"etcd.{name}") for name in (
+            "client_rtt", "peer_rtt", "proposal_overhead", "apply_per_write", "disk_seconds_per_byte",
+            "read_cpu", "read_cpu_per_key", "read_cpu_per_byte", "linearizable_cpu", "watch_delivery",
+            "compaction_interval", "cores")}
+        self.p = p
+        fsync = profile.dist("etcd.wal_fsync")
+        self._fsync = [fsync.sampler(streams(f"etcd/member/{i}/fsync")) for i in range(members)]
+        self._cores = [Resource(engine, int(p["cores"])) for _ in range(members)]
+        self._waiting: list[_Proposal] = []
+        self._leader_busy = False
+        self._disk: list[tuple[float, float | None]] = [(0.0, None)] * members  # fsync in progress, queued
+        self._last_commit = 0.0
+        self._committed: deque[_Proposal] = deque()
+        self._applying = False
+        self.rounds = 0
+        """Raft rounds started (each carries one batch of proposals)."""
+
+    # -- writes -------------------------------------------------------------------
+    def _hop(self, member: int) -> float:
+        """One-way time from a client of ``member`` to the leader."""
+        return self.p["client_rtt"] / 2 + (self.p["peer_rtt"] / 2 if member % self.members else 0.0)
+
+    def _write(self, apply: Callable[[], Any], nbytes: int, member: int) -> Event:
+        done = Event(self.engine)
+        self.engine.schedule(self._hop(member) + self.p["proposal_overhead"], self._propose,
+                             _Proposal(apply, nbytes, member, done))
+        return done
+
+    def _propose(self, proposal: _Proposal) -> None:
+        self._waiting.append(proposal)
+        if not self._leader_busy:
+            self._round()
+
+    def _round(self) -> None:
+        """Send the waiting proposals as one batch; the leader takes the next batch once its fsync is done."""
+        batch, self._waiting = self._waiting, []
+        self._leader_busy = True
+        now, p = self.engine.now, self.p
+        disk = sum(proposal.nbytes for proposal in batch) * p["disk_seconds_per_byte"]
+        leader_done = now + self._fsync[0]() + disk
+        arrival = now + p["peer_rtt"] / 2
+        acks = sorted(self._follower_fsync(i, arrival, disk) + p["peer_rtt"] / 2 for i in range(1, self.members))
+        commit = max(leader_done, acks[self.quorum - 2]) if self.quorum > 1 else leader_done
+        self._last_commit = commit = max(commit, self._last_commit)  # raft commits in log order
+        self.rounds += 1
+        self.engine.schedule(leader_done - now, self._leader_ready)
+        self.engine.schedule(commit - now, self._commit, batch)
+
+    def _follower_fsync(self, i: int, arrival: float, disk: float) -> float:
+        """When follower ``i`` has a batch arriving at ``arrival`` on disk.
+
+        An idle disk starts an fsync at once; a busy one takes every batch that
+        arrives meanwhile in its next fsync, as a follower's raft Ready does.
+        """
+        current, queued = self._disk[i]
+        if queued is not None and arrival >= current:  # the queued fsync has started
+            current, queued = queued, None
+        if arrival >= current:
+            current = arrival + self._fsync[i]() + disk
+            done = current
+        else:
+            if queued is None:
+                queued = current + self._fsync[i]() + disk
+            done = queued
+        self._disk[i] = (current, queued)
+        return done
+
+    def _leader_ready(self, _: Any) -> None:
+        self._leader_busy = False
+        if self._waiting:
+            self._round()
+
+    def _commit(self, batch: list[_Proposal]) -> None:
+        self._committed.extend(batch)
+        if not self._applying:
+            self._apply_next()
+
+    def _apply_next(self) -> None:
+        """Apply the oldest committed entry; its client is answered when the apply is done."""
+        proposal = self._committed.popleft()
+        self._applying = True
+        try:
+            result = (True, proposal.apply())
+        except EtcdError as err:
+            result = (False, err)
+        self.engine.schedule(self.p["apply_per_write"], self._applied, (proposal, result))
+
+    def _applied(self, args: tuple[_Proposal, tuple[bool, Any]]) -> None:
+        proposal, result = args
+        self.engine.schedule(self._hop(proposal.member), _resolve, (proposal.done, result))
+        if self._committed:
+            self._apply_next()
+        else:
+            self._applying = False
+
+    def put(self, key: bytes, value: bytes = b"", member: int = 0, **options: Any) -> Event:
+        """Put through raft; the event succeeds with the PutResponse (or fails with the etcd error)."""
+        return self._write(lambda: self.store.put(key, value, **options), len(key) + len(value), member)
+
+    def delete_range(self, key: bytes, range_end: bytes = b"", member: int = 0, **options: Any) -> Event:
+        """DeleteRange through raft."""
+        return self._write(lambda: self.store.delete_range(key, range_end, **options), len(key), member)
+
+    def txn(self, compare: Sequence = (), success: Sequence = (), failure: Sequence = (), member: int = 0,
+            nbytes: int = 0) -> Event:
+        """Txn through raft (``nbytes``: payload size, for the disk cost)."""
+        return self._write(lambda: self.store.txn(compare, success, failure), nbytes, member)
+
+    def compact(self, revision: int, member: int = 0) -> Event:
+        """Compaction through raft."""
+        return self._write(lambda: self.store.compact(revision), 0, member)
+
+    def lease_grant(self, ttl: int, id: int = 0, member: int = 0) -> Event:
+        """LeaseGrant through raft."""
+        return self._write(lambda: self.store.lease_grant(ttl, id), 0, member)
+
+    def lease_revoke(self, id: int, member: int = 0) -> Event:
+        """LeaseRevoke through raft."""
+        return self._write(lambda: self.store.lease_revoke(id), 0, member)
+
+    # -- reads --------------------------------------------------------------------
+    def range(self, key: bytes, range_end: bytes = b"", member: int = 0, serializable: bool = False,
+              **options: Any) -> Event:
+        """Range on the client's member; the event succeeds with the RangeResponse."""
+        done = Event(self.engine)
+        self.engine.process(self._read(done, member % self.members, serializable,
+                                       lambda: self.store.range(key, range_end, serializable=serializable,
+                                                                **options)))
+        return done
+
+    def lease_keepalive(self, id: int, member: int = 0) -> Event:
+        """LeaseKeepAlive: answered by the leader's lessor without a raft round (etcd 3.4)."""
+        done = Event(self.engine)
+        self.engine.process(self._read(done, 0, True, lambda: self.store.lease_keepalive(id), self._hop(member)))
+        return done
+
+    def _read(self, done: Event, member: int, serializable: bool, call: Callable[[], Any], hop: float | None = None):
+        p = self.p
+        hop = p["client_rtt"] / 2 if hop is None else hop
+        cpu = p["read_cpu"]
+        wait = hop
+        if not serializable:
+            wait += p["peer_rtt"] * ((self.members > 1) + (member != 0))  # ReadIndex: quorum check, leader hop
+            cpu += p["linearizable_cpu"]
+        yield wait
+        core = self._cores[member]
+        yield core.acquire()
+        try:
+            result = (True, call())
+        except EtcdError as err:
+            result = (False, err)
+        if result[0] and isinstance(result[1], RangeResponse):
+            kvs = result[1].kvs
+            cpu += p["read_cpu_per_key"] * len(kvs) + p["read_cpu_per_byte"] * sum(len(kv.value) for kv in kvs)
+        yield cpu
+        core.release()
+        yield hop
+        _resolve((done, result))
+
+    # -- watch and compaction -----------------------------------------------------
+    def watch(self, key: bytes, callback: Callable[[list], Any], range_end: bytes = b"", start_revision: int = 0,
+              prev_kv: bool = False, filters: Sequence[str] = ()) -> Watcher:
+        """Watch through the store; ``callback(events)`` runs when each batch reaches the client."""
+        watcher = self.store.watch(key, range_end, start_revision, prev_kv, filters)
+        delay = self.p["watch_delivery"] + self.p["client_rtt"] / 2
+        watcher.on_events = lambda events: self.engine.schedule(delay, callback, events)
+        backlog = watcher.take()
+        if backlog:
+            self.engine.schedule(delay, callback, backlog)
+        return watcher
+
+    def start_compactor(self, interval: float | None = None) -> None:
+        """Compact every ``interval`` seconds to the revision seen one interval earlier (kube-apiserver's way)."""
+        interval = self.p["compaction_interval"] if interval is None else interval
+        if not interval > 0:
+            raise ValueError(f"compaction interval must be > 0 seconds, got {interval!r}")
+        self.engine.process(self._compactor(interval), name="etcd-compactor")
+
+    def _compactor(self, interval: float):
+        previous = 0
+        while True:
+            yield interval
+            if previous > max(self.store.compact_revision, 0):
+                yield self.compact(previous)
+            previous = self.store.revision
+
+
+def _resolve(args: tuple[Event, tuple[bool, Any]]) -> None:
+    done, (ok, value) = args
+    if ok:
+        done.succeed(value)
+    else:
+        done.fail(value)

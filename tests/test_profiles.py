@@ -1,0 +1,57 @@
+"""Calibration profiles: every number cited, clear errors, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbench.profiles import available, load_profile
+from kbench.sim import LogNormal
+
+
+def test_default_profile_loads_and_every_parameter_is_cited():
+    profile = load_profile()
+    assert "default" in available()
+    assert profile.value("etcd.members") == 3
+    assert isinstance(profile.dist("etcd.wal_fsync"), LogNormal)
+    assert profile.dist("etcd.client_rtt").mean() == profile.value("etcd.client_rtt")
+    assert len(profile.digest) == 64
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_missing_citation_names_the_file_and_field(tmp_path):
+    path = _write(tmp_path, "name: x\netcd:\n  fsync: {value: 0.001}\n")
+    with pytest.raises(ValueError, match=r"p\.yaml: etcd\.fsync: every parameter needs a 'source' or 'assumed'"):
+        load_profile(path)
+
+
+def test_bad_distribution_names_the_field(tmp_path):
+    path = _write(tmp_path, "name: x\netcd:\n  fsync: {dist: lognormal, median: -1, p99: 2, assumed: test}\n")
+    with pytest.raises(ValueError, match=r"etcd\.fsync\.median: must be > 0"):
+        load_profile(path)
+
+
+def test_unsafe_yaml_is_refused(tmp_path):
+    path = _write(tmp_path, "name: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_profile(path)
+
+
+def test_unknown_profile_lists_the_available_ones():
+    with pytest.raises(ValueError, match=r"profile 'nope' not found .*available: .*default"):
+        load_profile("nope")
+
+
+def test_override_copies_and_marks_the_change_as_assumed():
+    base = load_profile()
+    slow = base.override({"etcd.wal_fsync.median": 0.02, "etcd.members": 5})
+    assert slow.value("etcd.members") == 5 and base.value("etcd.members") == 3
+    assert slow.dist("etcd.wal_fsync").quantile(0.5) == pytest.approx(0.02)
+    assert "override" in slow.data["etcd"]["wal_fsync"]["assumed"]
+    assert slow.digest != base.digest
+    with pytest.raises(KeyError, match="does not name a parameter"):
+        base.override({"etcd.nothing.here": 1})
