@@ -48,7 +48,7 @@ def test_unknown_profile_lists_the_available_ones():
 
 def test_override_copies_and_marks_the_change_as_assumed():
     base = load_profile()
-    slow = base.override({"etcd.wal_fsync.median": 0.02, "etcd.members": 5})
+    slow = base.override({"etcd.wal_fsync.median": 0.02, "etcd.wal_fsync.p99": 0.05, "etcd.members": 5})
     assert slow.value("etcd.members") == 5 and base.value("etcd.members") == 3
     assert slow.dist("etcd.wal_fsync").quantile(0.5) == pytest.approx(0.02)
     assert "override" in slow.data["etcd"]["wal_fsync"]["assumed"]
