@@ -74,7 +74,8 @@ class EtcdCluster:
         streams = streams or Streams(0)
         members = profile.value("etcd.members") if members is None else members
         if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-            raise ValueError(f"EtcdCluster: members must be a positive integer (1, 3 or 5 in practice); got {members!r}")
+            raise ValueError(f"EtcdCluster: members must be a positive integer (1, 3 or 5 in practice); "
+                             f"got {members!r}")
         self.engine = engine
         self.store = store if store is not None else Store(engine=engine)
         self.members = members

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -180,7 +179,8 @@ class Gateway:
         return _delete_resp(self._post("/v3/kv/deleterange", _delete_json(DeleteRangeRequest(key, range_end, prev_kv))))
 
     def txn(self, compare: Sequence[Compare] = (), success: Sequence = (), failure: Sequence = ()) -> TxnResponse:
-        return _txn_resp(self._post("/v3/kv/txn", _txn_json(TxnRequest(tuple(compare), tuple(success), tuple(failure)))))
+        request = TxnRequest(tuple(compare), tuple(success), tuple(failure))
+        return _txn_resp(self._post("/v3/kv/txn", _txn_json(request)))
 
     def compact(self, revision: int, physical: bool = False) -> CompactionResponse:
         body: dict[str, Any] = {"revision": str(revision)}
@@ -207,7 +207,8 @@ class Gateway:
                                        int(obj.get("grantedTTL", 0)), [_unb64(k) for k in obj.get("keys", [])])
 
     def watch_events(self, key: bytes, range_end: bytes = b"", start_revision: int = 0, prev_kv: bool = False,
-                     filters: Sequence[str] = (), until_revision: int = 0, wait: float = 1.0) -> tuple[list[Event], int]:
+                     filters: Sequence[str] = (), until_revision: int = 0,
+                     wait: float = 1.0) -> tuple[list[Event], int]:
         """Open a watch and collect events up to ``until_revision`` (or for ``wait`` seconds).
 
         Returns ``(events, compact_revision)``; a watch canceled for compaction
@@ -234,6 +235,6 @@ class Gateway:
                         events.append(Event(ev.get("type", "PUT"), _kv(ev["kv"]), _kv(prev) if prev else None))
                     if events and until_revision and events[-1].kv.mod_revision >= until_revision:
                         break
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 pass
         return events, 0

@@ -20,7 +20,8 @@ from kbench.etcd.errors import (
 from kbench.sim import Engine, Timer
 
 MIN_LEASE_TTL = 2
-"""Seconds: ceil((3 * electionTicks / 2) * heartbeat) = ceil(15 * 100 ms) (etcdserver/server.go NewServer, 3.4 defaults)."""
+"""Seconds: ceil((3 * electionTicks / 2) * heartbeat) = ceil(15 * 100 ms)
+(etcdserver/server.go NewServer, etcd 3.4 defaults)."""
 MAX_LEASE_TTL = 9_000_000_000
 """Seconds: MaxLeaseTTL in lease/lessor.go (etcd 3.4)."""
 

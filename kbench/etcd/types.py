@@ -9,7 +9,7 @@ Enum fields take etcd's enum names as strings (``"VERSION"``, ``"EQUAL"``, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 COMPARE_TARGETS = ("VERSION", "CREATE", "MOD", "VALUE", "LEASE")
 COMPARE_RESULTS = ("EQUAL", "GREATER", "LESS", "NOT_EQUAL")
@@ -103,7 +103,7 @@ class TxnRequest:
     failure: tuple[RequestOp, ...] = ()
 
 
-RequestOp = Union[RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest]
+RequestOp = RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest
 
 
 # -- responses ------------------------------------------------------------------
@@ -139,7 +139,7 @@ class TxnResponse:
     responses: list[ResponseOp] = field(default_factory=list)
 
 
-ResponseOp = Union[RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse]
+ResponseOp = RangeResponse | PutResponse | DeleteRangeResponse | TxnResponse
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ other.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from heapq import heappop, heappush
@@ -103,10 +104,8 @@ class Engine:
             if until.processed:
                 return
             until.add_callback(self._request_stop)
-            try:
+            with contextlib.suppress(_StopRun):
                 self._run(float("inf"))
-            except _StopRun:
-                pass
             return
         horizon = float("inf") if until is None else float(until)
         if horizon < self.now:

@@ -214,7 +214,7 @@ def test_event_cannot_trigger_twice():
     with pytest.raises(RuntimeError, match="already triggered"):
         ev.succeed(2)
     with pytest.raises(RuntimeError, match="not been triggered"):
-        eng.event().value
+        _ = eng.event().value
 
 
 def _stochastic_model(seed: int, trace: bool = True) -> Engine:

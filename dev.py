@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""kbench's set-up and task runner; needs only Python 3.11+ (standard library).
+
+    python3 dev.py run     # install kbench + JupyterLab into .venv, run the quick sweep
+    python3 dev.py test    # install the test tools (and etcd where possible), run every test
+    python3 dev.py bench   # run the pytest-benchmark suite
+    python3 dev.py lab     # open the notebooks in JupyterLab
+
+The virtual environment lives in .venv; an install is redone only when
+pyproject.toml changes. Works without Debian's python3-venv package: pip is then
+bootstrapped into the environment from PyPI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+EXTRAS = {"run": "notebooks", "lab": "notebooks", "test": "test", "bench": "test"}
+
+
+def sh(*cmd: str | Path, **kw) -> None:
+    print("+", " ".join(map(str, cmd)), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def _bootstrap_pip() -> None:
+    """Install pip into a venv made --without-pip, from PyPI's pip wheel."""
+    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:
+        info = json.load(resp)
+    wheel = next(u for u in info["urls"] if u["filename"].endswith(".whl"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / wheel["filename"]
+        with urllib.request.urlopen(wheel["url"], timeout=120) as resp:
+            path.write_bytes(resp.read())
+        sh(PY, f"{path}/pip", "install", "--no-index", str(path))
+
+
+def ensure_venv() -> None:
+    if PY.exists():
+        return
+    if sys.version_info < (3, 11):
+        sys.exit(f"kbench needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    try:
+        sh(sys.executable, "-m", "venv", VENV)
+    except subprocess.CalledProcessError:  # Debian without python3-venv: no ensurepip
+        shutil.rmtree(VENV, ignore_errors=True)
+        sh(sys.executable, "-m", "venv", "--without-pip", VENV)
+        _bootstrap_pip()
+
+
+def ensure_installed(extras: str) -> None:
+    ensure_venv()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / f".kbench-{extras.replace(',', '-')}.stamp"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    sh(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{ROOT}[{extras}]")
+    stamp.write_text(digest)
+
+
+def ensure_etcd() -> None:
+    """The differential tests need Debian's etcd-server; install it when we can, say so when we cannot."""
+    if shutil.which("etcd") or Path("/usr/bin/etcd").exists():
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        sh("apt-get", "update", "-q", env=env)
+        sh("apt-get", "install", "-y", "-q", "etcd-server", env=env)
+    else:
+        print("note: etcd is not installed (Debian: sudo apt-get install etcd-server); "
+              "the differential tests against a real etcd will be skipped", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in EXTRAS:
+        sys.exit(__doc__)
+    task, rest = argv[0], argv[1:]
+    ensure_installed(EXTRAS[task])
+    env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
+    if task == "run":
+        sh(VENV / "bin" / "kbench", "sweep", "etcd", "--preset", "quick", *rest, cwd=ROOT, env=env)
+    elif task == "test":
+        ensure_etcd()
+        sh(PY, "-m", "pytest", *rest, cwd=ROOT, env=env)
+    elif task == "bench":
+        sh(PY, "-m", "pytest", "benchmarks", "--benchmark-autosave", *rest, cwd=ROOT, env=env)
+    else:
+        sh(VENV / "bin" / "jupyter", "lab", "notebooks", *rest, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

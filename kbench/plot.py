@@ -1,0 +1,78 @@
+"""Figures for sweeps: one style, units on axes, legends, log scales where sizes span decades.
+
+Every figure is saved as PNG and SVG (and PDF on request) beside the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+FORMATS = ("png", "svg")
+STYLE = {
+    "figure.dpi": 110,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.fontsize": "small",
+    "axes.titlesize": "medium",
+}
+
+
+def save(fig: plt.Figure, out_dir: Path, stem: str, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``fig`` as ``out_dir/stem.<format>`` for each format; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out_dir / f"{stem}.{fmt}"
+        fig.savefig(path, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def varying(df: pd.DataFrame, params: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+    """The parameters that take more than one value in ``df`` (the ones a legend must name)."""
+    return [p for p in params if p not in exclude and p in df and df[p].nunique() > 1]
+
+
+def lines(df: pd.DataFrame, x: str, metrics: Sequence[tuple[str, str, str]], params: Sequence[str], *,
+          title: str, xlabel: str, ylabel: str, facet: str | None = None, logx: bool = True,
+          logy: bool = False) -> plt.Figure:
+    """One line per combination of the varying parameters, per metric, against ``x``.
+
+    ``metrics`` are ``(column, label, linestyle)``; ``facet`` splits panels by a parameter.
+    """
+    with plt.rc_context(STYLE):
+        panels = sorted(df[facet].unique()) if facet else [None]
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True)
+        hue = varying(df, params, exclude=[x, facet] if facet else [x])
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for ax, panel in zip(axes[0], panels):
+            sub = df if panel is None else df[df[facet] == panel]
+            groups = sub.groupby(hue, sort=True) if hue else [((), sub)]
+            for i, (key, group) in enumerate(groups):
+                key = key if isinstance(key, tuple) else (key,)
+                name = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
+                group = group.sort_values(x)
+                for column, label, style in metrics:
+                    legend = " ".join(part for part in (label, name) if part) or column
+                    ax.plot(group[x], group[column], style, marker="o", ms=3.5, color=colors[i % len(colors)],
+                            label=legend)
+            ax.set_xlabel(xlabel)
+            ax.set_title(f"{facet}={panel}" if facet else title)
+            if logx:
+                ax.set_xscale("log")
+            if logy:
+                ax.set_yscale("log")
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][-1].legend(loc="best")
+        if facet:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return fig

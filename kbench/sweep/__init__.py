@@ -1,0 +1,53 @@
+"""Parameter sweeps: grids of points, run on local workers, stored as tidy Parquet, plotted."""
+
+from __future__ import annotations
+
+import time
+from importlib import import_module
+from pathlib import Path
+
+from kbench.sweep.grid import Param, Sweep
+
+_REGISTRY = {"etcd": "kbench.sweep.etcd"}
+
+
+def sweep_names() -> list[str]:
+    """Names of the sweeps kbench knows."""
+    return sorted(_REGISTRY)
+
+
+def get_sweep(name: str) -> Sweep:
+    """The sweep called ``name``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown sweep {name!r}; valid: {', '.join(sweep_names())}")
+    return import_module(_REGISTRY[name]).SWEEP
+
+
+def run_sweep(name: str, preset: str = "quick", params: dict | None = None, out: str | Path = "results",
+              run: str | None = None, seed: int = 0, jobs: int | None = None, progress: bool = True):
+    """Run a sweep from Python (what ``kbench sweep`` does): returns (table, run directory, figure files).
+
+    ``params`` replaces whole axes of the preset, e.g. ``{"keys": [1000, 10000]}``.
+    """
+    from kbench.sweep import runner
+
+    sweep = get_sweep(name)
+    overrides = {key: list(values) if isinstance(values, (list, tuple)) else [values]
+                 for key, values in (params or {}).items()}
+    points = sweep.grid(preset, overrides)
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    run_dir = Path(out) / sweep.name / (run or time.strftime("%Y%m%d-%H%M%S"))
+    table = runner.run(sweep, points, run_dir, seed=seed, jobs=jobs, progress=progress,
+                       meta={"preset": preset, "overrides": overrides})
+    figures = sweep.plot(table, run_dir)
+    latest = Path(out) / sweep.name / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(run_dir.name)
+    return table, run_dir, figures
+
+
+__all__ = ["Param", "Sweep", "get_sweep", "run_sweep", "sweep_names"]

@@ -1,0 +1,128 @@
+"""Sweep definitions: named, typed parameters, presets, and the grid of points they span."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Param:
+    """A sweep parameter: its type, the values allowed, and what it means."""
+
+    name: str
+    kind: type
+    help: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        """One line for ``--help`` and error messages."""
+        if self.choices:
+            allowed = "one of " + ", ".join(map(str, self.choices))
+        else:
+            lo = "-inf" if self.minimum is None else self.minimum
+            hi = "inf" if self.maximum is None else self.maximum
+            allowed = f"{self.kind.__name__} in [{lo}, {hi}]"
+        return f"{self.name}: {self.help} ({allowed})"
+
+    def check(self, value: Any) -> Any:
+        """Convert and validate one value; errors name the parameter and what is allowed."""
+        try:
+            if self.kind is bool and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                value = value.lower() in ("true", "1")
+            elif self.kind is int and isinstance(value, (str, float)):
+                number = float(value)  # accepts "1e5"; refuses 2.5
+                if not number.is_integer():
+                    raise ValueError(value)
+                value = int(number)
+            else:
+                value = self.kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {self.name!r}: {value!r} is not a {self.kind.__name__}; "
+                             f"allowed: {self.describe()}") from None
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"parameter {self.name!r}: {value!r} is not allowed; {self.describe()}")
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise ValueError(f"parameter {self.name!r}: {value!r} is out of range; {self.describe()}")
+        return value
+
+    def parse(self, text: str) -> list:
+        """Parse a comma-separated list of values given on the command line."""
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip() or any(not item for item in items):
+            raise ValueError(f"parameter {self.name!r}: empty value list; {self.describe()}")
+        return [self.check(item) for item in items]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A named sweep: its parameters, presets, the function that runs one point, and its plots.
+
+    ``run_point(params, seed)`` returns the point's metrics as a flat dict of
+    ``sim_*`` (simulated) and ``wall_*`` (measured) columns. ``plot(df, out_dir)``
+    draws the sweep's figures and returns the written files.
+    """
+
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    presets: Mapping[str, Mapping[str, Sequence]]
+    run_point: Callable[[dict, int], dict]
+    plot: Callable[[pd.DataFrame, Path], list[Path]]
+    summary: tuple[str, ...] = field(default=())
+
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ValueError(f"sweep {self.name!r} has no parameter {name!r}; valid: {', '.join(self.param_names)}")
+
+    def parse_overrides(self, items: Sequence[str]) -> dict[str, list]:
+        """``["keys=1000,10000", "members=3"]`` -> validated value lists."""
+        out: dict[str, list] = {}
+        for item in items:
+            name, sep, values = item.partition("=")
+            if not sep:
+                raise ValueError(f"--param {item!r}: expected name=value[,value...]; "
+                                 f"names: {', '.join(self.param_names)}")
+            out[name.strip()] = self.param(name.strip()).parse(values)
+        return out
+
+    def grid(self, preset: str = "quick", overrides: Mapping[str, Sequence] | None = None) -> list[dict]:
+        """Every combination of the preset's values, with ``overrides`` replacing whole axes."""
+        if preset not in self.presets:
+            raise ValueError(f"sweep {self.name!r}: unknown preset {preset!r}; valid: {', '.join(self.presets)}")
+        axes = dict(self.presets[preset])
+        for name, values in (overrides or {}).items():
+            axes[name] = [self.param(name).check(v) for v in values]
+        missing = [p.name for p in self.params if p.name not in axes]
+        if missing:
+            raise ValueError(f"sweep {self.name!r}, preset {preset!r}: no values for {', '.join(missing)}")
+        names = self.param_names
+        return [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
+
+
+def point_id(sweep: str, params: Mapping[str, Any]) -> str:
+    """A stable identifier of one point (its file name and the root of its seed)."""
+    blob = json.dumps({"sweep": sweep, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def point_seed(base_seed: int, pid: str) -> int:
+    """The seed of one point: independent of the order points run in, stable across machines."""
+    return int(hashlib.sha256(f"{base_seed}:{pid}".encode()).hexdigest()[:15], 16)

@@ -1,0 +1,33 @@
+"""The kbench command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from kbench.cli import main
+
+
+def test_help_lists_sweeps_and_parameters():
+    out = subprocess.run([sys.executable, "-m", "kbench.cli", "sweep", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "etcd: etcd MVCC kernels" in out.stdout and "members: etcd members (one of 1, 3, 5)" in out.stdout
+    top = subprocess.run([sys.executable, "-m", "kbench.cli", "--help"], capture_output=True, text=True)
+    assert top.returncode == 0 and "sweep" in top.stdout
+
+
+def test_sweep_runs_and_prints_a_summary(tmp_path, capsys):
+    code = main(["sweep", "etcd", "--param", "keys=100", "--param", "members=1", "--param", "clients=2",
+                 "--param", "duration=0.05", "--out", str(tmp_path), "--jobs", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "sim_throughput_ops_per_s" in out and "1 points in" in out
+    assert list((tmp_path / "etcd" / "latest").glob("*.png"))
+
+
+def test_bad_parameters_exit_2_with_the_valid_choices(tmp_path, capsys):
+    assert main(["sweep", "etcd", "--param", "members=2", "--out", str(tmp_path)]) == 2
+    assert "members: etcd members (one of 1, 3, 5)" in capsys.readouterr().err
+    assert main(["sweep", "etcd", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert "jobs must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "etcd").exists()
