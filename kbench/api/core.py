@@ -1,0 +1,313 @@
+"""Pods and Nodes read from Kubernetes manifests (core/v1), validated at one entry point.
+
+Only the fields kbench's components use are parsed; the manifest is kept as is.
+Errors name the object and the field path, e.g.
+``Pod default/web-0: spec.containers[0].resources.requests.cpu: 'x' is not a quantity``.
+Resource amounts are integers as kube-scheduler keeps them: milli-CPU for
+``cpu``, base units (bytes, counts) otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import yaml
+
+from kbench.api.quantity import resource_amount
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+TOLERATION_OPERATORS = ("Exists", "Equal")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+DEFAULT_MILLI_CPU_REQUEST = 100
+"""Non-zero CPU request for scoring a container without one (pkg/scheduler/util: DefaultMilliCPURequest)."""
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+"""Non-zero memory request for scoring a container without one (pkg/scheduler/util: DefaultMemoryRequest)."""
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; the message names the object and the field."""
+
+
+def _map(value: Any, where: str) -> Mapping:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ManifestError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ManifestError(f"{where}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    out = {}
+    for k, v in _map(value, where).items():
+        if not isinstance(k, str) or not isinstance(v, (str, int, float, bool)) or isinstance(v, bool):
+            raise ManifestError(f"{where}.{k}: expected a string value, got {v!r}")
+        out[k] = str(v)
+    return out
+
+
+def _resources(value: Any, where: str) -> dict[str, int]:
+    out = {}
+    for name, amount in _map(value, where).items():
+        try:
+            out[str(name)] = resource_amount(str(name), amount, f"{where}.{name}")
+        except ValueError as err:
+            raise ManifestError(str(err)) from None
+        if out[str(name)] < 0:
+            raise ManifestError(f"{where}.{name}: must not be negative, got {amount!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+    toleration_seconds: int | None = None
+
+    def tolerates(self, taint: Taint) -> bool:
+        """k8s.io/api/core/v1 Toleration.ToleratesTaint."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        if self.operator == "Exists":
+            return True
+        return self.value == taint.value  # Equal (and empty operator)
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    container_port: int
+    host_port: int = 0
+    protocol: str = "TCP"
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str
+    requests: Mapping[str, int]
+    ports: tuple[ContainerPort, ...] = ()
+    restartable: bool = False
+    """An init container with restartPolicy Always (a sidecar)."""
+
+
+def _container(c: Any, where: str, init: bool) -> Container:
+    c = _map(c, where)
+    ports = []
+    for i, p in enumerate(_list(c.get("ports"), f"{where}.ports")):
+        p = _map(p, f"{where}.ports[{i}]")
+        protocol = p.get("protocol", "TCP")
+        if protocol not in PROTOCOLS:
+            raise ManifestError(f"{where}.ports[{i}].protocol: must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+        for key in ("containerPort", "hostPort"):
+            port = p.get(key, 0)
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ManifestError(f"{where}.ports[{i}].{key}: must be a port number 0-65535, got {port!r}")
+        ports.append(ContainerPort(p.get("containerPort", 0), p.get("hostPort", 0), protocol, p.get("hostIP", "")))
+    resources = _map(c.get("resources"), f"{where}.resources")
+    return Container(str(c.get("name", "")), str(c.get("image", "")),
+                     _resources(resources.get("requests"), f"{where}.resources.requests"), tuple(ports),
+                     init and c.get("restartPolicy") == "Always")
+
+
+def _toleration(t: Any, where: str) -> Toleration:
+    t = _map(t, where)
+    operator = t.get("operator", "Equal") or "Equal"
+    if operator not in TOLERATION_OPERATORS:
+        raise ManifestError(f"{where}.operator: must be one of {', '.join(TOLERATION_OPERATORS)}; got {operator!r}")
+    effect = t.get("effect", "") or ""
+    if effect and effect not in TAINT_EFFECTS:
+        raise ManifestError(f"{where}.effect: must be one of {', '.join(TAINT_EFFECTS)} or empty; got {effect!r}")
+    seconds = t.get("tolerationSeconds")
+    return Toleration(str(t.get("key", "") or ""), operator, str(t.get("value", "") or ""), effect,
+                      None if seconds is None else int(seconds))
+
+
+@dataclass(eq=False)
+class Pod:
+    """A Pod as kbench's components see it."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    node_name: str
+    priority: int
+    containers: tuple[Container, ...]
+    init_containers: tuple[Container, ...]
+    overhead: dict[str, int]
+    node_selector: dict[str, str]
+    affinity: Mapping
+    tolerations: tuple[Toleration, ...]
+    topology_spread_constraints: tuple[Mapping, ...]
+    scheduler_name: str = "default-scheduler"
+    uid: str = ""
+    terminating: bool = False
+    """metadata.deletionTimestamp is set."""
+    manifest: Mapping = field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> str:
+        """namespace/name."""
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping) -> Pod:
+        """Parse and validate a core/v1 Pod manifest."""
+        m = _map(manifest, "Pod")
+        meta, spec = _map(m.get("metadata"), "Pod: metadata"), _map(m.get("spec"), "Pod: spec")
+        name = meta.get("name") or meta.get("generateName") or ""
+        namespace = meta.get("namespace") or "default"
+        where = f"Pod {namespace}/{name}"
+        if not isinstance(name, str) or not name:
+            raise ManifestError("Pod: metadata.name: required (a non-empty string)")
+        containers = tuple(_container(c, f"{where}: spec.containers[{i}]", False)
+                           for i, c in enumerate(_list(spec.get("containers"), f"{where}: spec.containers")))
+        inits = tuple(_container(c, f"{where}: spec.initContainers[{i}]", True)
+                      for i, c in enumerate(_list(spec.get("initContainers"), f"{where}: spec.initContainers")))
+        priority = spec.get("priority", 0) or 0
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ManifestError(f"{where}: spec.priority: must be an integer, got {priority!r}")
+        return cls(
+            name=name, namespace=namespace, labels=_str_map(meta.get("labels"), f"{where}: metadata.labels"),
+            node_name=str(spec.get("nodeName") or ""), priority=priority, containers=containers,
+            init_containers=inits, overhead=_resources(spec.get("overhead"), f"{where}: spec.overhead"),
+            node_selector=_str_map(spec.get("nodeSelector"), f"{where}: spec.nodeSelector"),
+            affinity=_map(spec.get("affinity"), f"{where}: spec.affinity"),
+            tolerations=tuple(_toleration(t, f"{where}: spec.tolerations[{i}]")
+                              for i, t in enumerate(_list(spec.get("tolerations"), f"{where}: spec.tolerations"))),
+            topology_spread_constraints=tuple(
+                _map(c, f"{where}: spec.topologySpreadConstraints[{i}]")
+                for i, c in enumerate(_list(spec.get("topologySpreadConstraints"),
+                                            f"{where}: spec.topologySpreadConstraints"))),
+            scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
+            uid=str(meta.get("uid") or f"{namespace}/{name}"), terminating=bool(meta.get("deletionTimestamp")),
+            manifest=m,
+        )
+
+    def _requests(self, nonzero: bool) -> dict[str, int]:
+        # k8s.io/component-helpers/resource PodRequests: containers summed; each init container
+        # runs alone beside the sidecars started before it; sidecars add to the total; overhead on top.
+        def requests(c: Container) -> Mapping[str, int]:
+            if not nonzero:
+                return c.requests
+            r = dict(c.requests)
+            r.setdefault("cpu", DEFAULT_MILLI_CPU_REQUEST)
+            r.setdefault("memory", DEFAULT_MEMORY_REQUEST)
+            return r
+
+        total: dict[str, int] = {}
+        for c in self.containers:
+            for k, v in requests(c).items():
+                total[k] = total.get(k, 0) + v
+        sidecars: dict[str, int] = {}
+        init_peak: dict[str, int] = {}
+        for c in self.init_containers:
+            reqs = requests(c)
+            if c.restartable:
+                for k, v in reqs.items():
+                    total[k] = total.get(k, 0) + v
+                    sidecars[k] = sidecars.get(k, 0) + v
+            else:
+                for k in set(reqs) | set(sidecars):
+                    init_peak[k] = max(init_peak.get(k, 0), reqs.get(k, 0) + sidecars.get(k, 0))
+        for k, v in init_peak.items():
+            total[k] = max(total.get(k, 0), v)
+        for k, v in self.overhead.items():
+            total[k] = total.get(k, 0) + v
+        return total
+
+    @cached_property
+    def requests(self) -> dict[str, int]:
+        """Effective resource requests (what NodeResourcesFit filters on)."""
+        return self._requests(nonzero=False)
+
+    @cached_property
+    def nonzero_requests(self) -> dict[str, int]:
+        """Requests with the non-zero defaults for containers missing cpu or memory (for scoring)."""
+        return self._requests(nonzero=True)
+
+    @cached_property
+    def host_ports(self) -> tuple[ContainerPort, ...]:
+        """Ports that claim a host port: regular containers' and sidecars' (plain init containers end first)."""
+        running = (*(c for c in self.init_containers if c.restartable), *self.containers)
+        return tuple(p for c in running for p in c.ports if p.host_port > 0)
+
+
+@dataclass(eq=False)
+class Node:
+    """A Node as kbench's components see it."""
+
+    name: str
+    labels: dict[str, str]
+    taints: tuple[Taint, ...]
+    unschedulable: bool
+    allocatable: dict[str, int]
+    images: tuple[tuple[tuple[str, ...], int], ...]
+    manifest: Mapping = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping) -> Node:
+        """Parse and validate a core/v1 Node manifest."""
+        m = _map(manifest, "Node")
+        meta, spec, status = (_map(m.get(k), f"Node: {k}") for k in ("metadata", "spec", "status"))
+        name = meta.get("name")
+        if not isinstance(name, str) or not name:
+            raise ManifestError("Node: metadata.name: required (a non-empty string)")
+        where = f"Node {name}"
+        taints = []
+        for i, t in enumerate(_list(spec.get("taints"), f"{where}: spec.taints")):
+            t = _map(t, f"{where}: spec.taints[{i}]")
+            if t.get("effect") not in TAINT_EFFECTS:
+                raise ManifestError(f"{where}: spec.taints[{i}].effect: must be one of {', '.join(TAINT_EFFECTS)}; "
+                                    f"got {t.get('effect')!r}")
+            if not t.get("key"):
+                raise ManifestError(f"{where}: spec.taints[{i}].key: required")
+            taints.append(Taint(str(t["key"]), str(t.get("value", "") or ""), t["effect"]))
+        images = []
+        for i, img in enumerate(_list(status.get("images"), f"{where}: status.images")):
+            img = _map(img, f"{where}: status.images[{i}]")
+            size = img.get("sizeBytes", 0)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ManifestError(f"{where}: status.images[{i}].sizeBytes: must be a non-negative integer")
+            images.append((tuple(str(n) for n in _list(img.get("names"), f"{where}: status.images[{i}].names")), size))
+        allocatable = status.get("allocatable")
+        if allocatable is None:
+            allocatable = status.get("capacity")
+        return cls(name=name, labels=_str_map(meta.get("labels"), f"{where}: metadata.labels"), taints=tuple(taints),
+                   unschedulable=bool(spec.get("unschedulable", False)),
+                   allocatable=_resources(allocatable, f"{where}: status.allocatable"), images=tuple(images),
+                   manifest=m)
+
+
+def load_manifests(source: str | Iterable[Mapping]) -> list[Mapping]:
+    """Documents of a multi-document YAML string (safe loading), or the given mappings; empty ones dropped."""
+    docs = list(yaml.safe_load_all(source)) if isinstance(source, str) else list(source)
+    out = []
+    for i, doc in enumerate(docs):
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise ManifestError(f"document {i}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
+        out.append(doc)
+    return out

@@ -1,0 +1,223 @@
+"""One scheduling cycle, as ``pkg/scheduler/schedule_one.go`` runs it, over the NumPy plugin references.
+
+PreFilter, Filter (every node, plugins in profile order; a node's status is its
+first failing plugin's), the feasible nodes taken in upstream's rotating order
+until ``numFeasibleNodesToFind``, PreScore (plugins that Skip leave the sum),
+Score, NormalizeScore, the weighted sum, and selectHost. This is the reference
+the fused kernel is held to, and the source of the per-plugin breakdown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from kbench.api.core import Pod
+from kbench.scheduler.config import Profile
+from kbench.scheduler.plugins import (
+    CODE_NAMES,
+    NORMALIZE_DEFAULT,
+    NORMALIZE_MINMAX,
+    NORMALIZE_REVERSE,
+    NORMALIZE_SPREAD,
+    SKIP,
+    SUCCESS,
+    Plugin,
+    Rejection,
+    default_normalize,
+)
+from kbench.scheduler.plugins.basic import ImageLocality, NodeName, NodePorts, NodeUnschedulable, TaintToleration
+from kbench.scheduler.plugins.interpod import InterPodAffinity, minmax_normalize
+from kbench.scheduler.plugins.nodeaffinity import NodeAffinity
+from kbench.scheduler.plugins.resources import NodeResourcesBalancedAllocation, NodeResourcesFit
+from kbench.scheduler.plugins.spread import PodTopologySpread, spread_normalize
+from kbench.scheduler.select import new_rng, select_host
+from kbench.scheduler.state import ClusterState
+
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+PLUGIN_CLASSES = {cls.name: cls for cls in (
+    NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
+    InterPodAffinity, NodeResourcesBalancedAllocation, ImageLocality)}
+
+
+def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
+    """schedule_one.go numFeasibleNodesToFind (percentage 0 = adaptive: 50 - nodes/125, at least 5%)."""
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND:
+        return num_all_nodes
+    if percentage == 0:
+        percentage = max(50 - num_all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
+    return max(num_all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+def normalize(plugin: Plugin, raw: np.ndarray, ctx, nodes: np.ndarray) -> np.ndarray:
+    """The plugin's NormalizeScore over the scored nodes."""
+    kind = plugin.normalize
+    if kind in (NORMALIZE_DEFAULT, NORMALIZE_REVERSE):
+        return default_normalize(raw, kind == NORMALIZE_REVERSE)
+    if kind == NORMALIZE_SPREAD:
+        return spread_normalize(raw, plugin.ignored(ctx, nodes))
+    if kind == NORMALIZE_MINMAX:
+        return minmax_normalize(raw)
+    return raw
+
+
+@dataclass
+class CycleResult:
+    """The outcome of one scheduling cycle."""
+
+    node: int | None
+    message: str = ""
+    evaluated: int = 0
+    """Nodes filtered (upstream's processed nodes)."""
+    feasible: int = 0
+    scored: int = 0
+    statuses: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    scores: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    scored_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+
+
+class Framework:
+    """A profile's plugins over a cluster state, with upstream's rotating start index and a seeded selectHost.
+
+    Parameters
+    ----------
+    profile : Profile
+        From :func:`kbench.scheduler.config.parse_config`.
+    state : ClusterState
+        Nodes and bound pods.
+    percentage_of_nodes_to_score : int
+        The configuration's global value (the profile's wins when set).
+    seed : int
+        Seed of selectHost's stream.
+    default_selector : callable, optional
+        ``pod -> labelSelector`` from its Services and controllers, for PodTopologySpread's defaults.
+    """
+
+    def __init__(self, profile: Profile, state: ClusterState, percentage_of_nodes_to_score: int = 0,
+                 seed: int = 0, default_selector=None) -> None:
+        self.profile, self.state = profile, state
+        pct = profile.percentage_of_nodes_to_score
+        self.percentage = percentage_of_nodes_to_score if pct is None else pct
+        self.plugins: dict[str, Plugin] = {}
+        for name in dict.fromkeys(profile.enabled("preFilter") + profile.enabled("filter") + profile.enabled("score")):
+            cls = PLUGIN_CLASSES[name]
+            args = profile.args.get(name, {})
+            self.plugins[name] = (cls(args, state, default_selector) if cls is PodTopologySpread
+                                  else cls(args, state))
+        self.filters = [self.plugins[n] for n in profile.enabled("filter")]
+        self.prefilters = [self.plugins[n] for n in profile.enabled("preFilter")]
+        self.scorers = [(self.plugins[n], profile.weights[n]) for n in profile.enabled("score")]
+        self.rng = new_rng(seed)
+        self.next_start = 0
+
+    # -- filtering ------------------------------------------------------------------
+    def prefilter(self, pod: Pod) -> dict[str, object]:
+        """Run PreFilter; returns each plugin's context (SKIP when it has nothing to check)."""
+        return {p.name: p.prefilter(pod) for p in self.prefilters}
+
+    def filter_all(self, pod: Pod, ctx: dict[str, object]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Every node's status: (code, index of the first failing filter or -1, per-plugin codes)."""
+        n = self.state.num_nodes
+        code = np.zeros(n, np.int8)
+        first = np.full(n, -1, np.int64)
+        per_plugin = {}
+        for j, plugin in enumerate(self.filters):
+            c = ctx.get(plugin.name)
+            codes = np.zeros(n, np.int8) if c is SKIP else plugin.filter(c, pod)
+            per_plugin[plugin.name] = codes
+            fresh = (first < 0) & (codes != SUCCESS)
+            first[fresh] = j
+            code[fresh] = codes[fresh]
+        return code, first, per_plugin
+
+    def fit_error(self, pod: Pod, ctx: dict, first: np.ndarray) -> str:
+        """FitError.Error(): '0/N nodes are available: <count> <reason>, ...' sorted as strings."""
+        counts: Counter[str] = Counter()
+        for node in np.flatnonzero(first >= 0).tolist():
+            plugin = self.filters[first[node]]
+            counts.update(plugin.reasons(ctx.get(plugin.name), pod, node))
+        parts = sorted(f"{count} {reason}" for reason, count in counts.items())
+        return f"0/{self.state.num_nodes} nodes are available: {', '.join(parts)}."
+
+    # -- one cycle ------------------------------------------------------------------
+    def take_feasible(self, feasible: np.ndarray) -> tuple[np.ndarray, int]:
+        """Nodes scored, in evaluation order from the rotating start, and how many nodes were processed.
+
+        Filtering stops at the first feasible node beyond ``numFeasibleNodesToFind``; the nodes before it
+        (feasible or not) were processed, so the next cycle starts there (sequential findNodesThatPassFilters).
+        """
+        n = len(feasible)
+        order = (self.next_start + np.arange(n)) % n
+        hits = np.flatnonzero(feasible[order])
+        want = num_feasible_nodes_to_find(self.percentage, n)
+        if len(hits) > want:
+            return order[hits[:want]], int(hits[want])
+        return order[hits], n
+
+    def schedule(self, pod: Pod, detail: bool = False) -> CycleResult:
+        """Choose a node for ``pod`` (None with upstream's message when none fits); the state is not changed."""
+        n = self.state.num_nodes
+        if n == 0:
+            return CycleResult(None, "no nodes available to schedule pods")
+        try:
+            ctx = self.prefilter(pod)
+        except Rejection as rejection:
+            return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.")
+        code, first, per_plugin = self.filter_all(pod, ctx)
+        nodes, processed = self.take_feasible(code == SUCCESS)
+        self.next_start = (self.next_start + processed) % n
+        result = CycleResult(None, evaluated=processed, feasible=len(nodes), statuses=per_plugin if detail else {})
+        if len(nodes) == 0:
+            result.message = self.fit_error(pod, ctx, first)
+            return result
+        if len(nodes) == 1 and not detail:
+            result.node = int(nodes[0])
+            return result
+        totals = self.score(pod, nodes, result.scores)
+        result.scored, result.scored_nodes = len(nodes), nodes
+        result.node = int(nodes[0]) if len(nodes) == 1 else int(nodes[select_host(totals, self.rng)])
+        return result
+
+    def score(self, pod: Pod, nodes: np.ndarray, detail: dict | None = None) -> np.ndarray:
+        """Weighted sum of the normalized scores of the plugins that do not Skip."""
+        totals = np.zeros(len(nodes), np.int64)
+        for plugin, weight in self.scorers:
+            ctx = plugin.prescore(pod, nodes)
+            if ctx is SKIP:
+                continue
+            raw = plugin.score(ctx, pod, nodes)
+            final = normalize(plugin, raw, ctx, nodes)
+            totals += weight * final
+            if detail is not None:
+                detail[plugin.name] = (raw, final, weight * final)
+        return totals
+
+    def breakdown(self, pod: Pod) -> pd.DataFrame:
+        """Per node: each filter's status (with upstream's reasons), each score plugin's raw, normalized and
+        weighted score, and the total, as kube-scheduler-simulator shows them. Every feasible node is scored
+        (the rotating percentageOfNodesToScore window is not applied) and the state is not changed."""
+        ctx = self.prefilter(pod)
+        code, first, per_plugin = self.filter_all(pod, ctx)
+        table = pd.DataFrame({"node": [node.name for node in self.state.nodes]})
+        for plugin in self.filters:
+            codes = per_plugin[plugin.name]
+            table[f"filter/{plugin.name}"] = [
+                CODE_NAMES[c] if c == SUCCESS else f"{CODE_NAMES[c]}: {', '.join(plugin.reasons(ctx.get(plugin.name), pod, i))}"
+                for i, c in enumerate(codes.tolist())]
+        table["feasible"] = code == SUCCESS
+        nodes = np.flatnonzero(code == SUCCESS)
+        detail: dict = {}
+        totals = self.score(pod, nodes, detail) if len(nodes) else np.zeros(0, np.int64)
+        for name, (raw, final, weighted) in detail.items():
+            for label, values in (("raw", raw), ("normalized", final), ("weighted", weighted)):
+                column = np.full(len(table), np.nan)
+                column[nodes] = values
+                table[f"score/{name}/{label}"] = column
+        total = np.full(len(table), np.nan)
+        total[nodes] = totals
+        table["score/total"] = total
+        return table

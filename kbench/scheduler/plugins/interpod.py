@@ -1,0 +1,207 @@
+"""InterPodAffinity (``plugins/interpodaffinity``: filtering.go, scoring.go).
+
+Filter, in upstream's order: the pod's required affinity (every term's topology
+key on the node and a matching pod in the node's domain, unless no pod matches
+anywhere and the pod matches its own terms), then its required anti-affinity,
+then existing pods' required anti-affinity against it (symmetry).
+Score: per topology domain, + weights of the pod's preferred affinity terms
+matched by existing pods, - its preferred anti-affinity, + hardPodAffinityWeight
+for existing pods' required affinity it matches, and +/- existing pods'
+preferred terms it matches; normalized min-max over the scored nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from kbench.api.core import Pod
+from kbench.api.selectors import label_selector_matches, selector_value_error
+from kbench.scheduler.plugins import NORMALIZE_MINMAX, SKIP, SUCCESS, UNRESOLVABLE, UNSCHEDULABLE, Plugin, Rejection
+
+REASON_AFFINITY = "node(s) didn't match pod affinity rules"
+REASON_ANTI = "node(s) didn't match pod anti-affinity rules"
+REASON_EXISTING_ANTI = "node(s) didn't satisfy existing pods anti-affinity rules"
+
+
+@dataclass(frozen=True)
+class Term:
+    """An AffinityTerm with its namespaces resolved against its owner's namespace."""
+
+    namespaces: frozenset[str]
+    namespace_selector: str | None  # JSON, so terms stay hashable
+    selector: str | None
+    key: str
+    weight: int = 0
+
+    def matches(self, pod: Pod, namespace_labels: dict[str, dict[str, str]]) -> bool:
+        """AffinityTerm.Matches: the pod is in one of the term's namespaces and matches its selector."""
+        in_ns = pod.namespace in self.namespaces or (
+            self.namespace_selector is not None
+            and label_selector_matches(json.loads(self.namespace_selector), namespace_labels.get(pod.namespace, {})))
+        return in_ns and self.selector is not None and label_selector_matches(json.loads(self.selector), pod.labels)
+
+
+def _term(raw: dict, owner: Pod, weight: int = 0) -> Term:
+    selector = raw.get("labelSelector")
+    if selector is not None:
+        extra = ([{"key": k, "operator": "In", "values": [owner.labels[k]]}
+                  for k in raw.get("matchLabelKeys") or [] if k in owner.labels]
+                 + [{"key": k, "operator": "NotIn", "values": [owner.labels[k]]}
+                    for k in raw.get("mismatchLabelKeys") or [] if k in owner.labels])
+        if extra:
+            selector = {**selector, "matchExpressions": [*(selector.get("matchExpressions") or []), *extra]}
+    ns_selector = raw.get("namespaceSelector")
+    namespaces = frozenset(raw.get("namespaces") or ())
+    if not namespaces and ns_selector is None:
+        namespaces = frozenset({owner.namespace})
+    dump = (lambda v: None if v is None else json.dumps(v, sort_keys=True))
+    return Term(namespaces, dump(ns_selector), dump(selector), raw.get("topologyKey", ""), weight)
+
+
+def terms(pod: Pod, kind: str, required: bool) -> list[Term]:
+    """The pod's podAffinity or podAntiAffinity terms (required, or preferred with weights)."""
+    section = pod.affinity.get(kind) or {}
+    if required:
+        return [_term(t, pod) for t in section.get("requiredDuringSchedulingIgnoredDuringExecution") or []]
+    return [_term(t.get("podAffinityTerm") or {}, pod, int(t.get("weight", 0)))
+            for t in section.get("preferredDuringSchedulingIgnoredDuringExecution") or []]
+
+
+class InterPodAffinity(Plugin):
+    name = "InterPodAffinity"
+    normalize = NORMALIZE_MINMAX
+    dynamic = True
+
+    def _per_node(self, key, predicate) -> np.ndarray:
+        return self.state.matching_pods_per_node(key, predicate)
+
+    def _domain_totals(self, key: str, per_node: np.ndarray) -> np.ndarray:
+        ids, values = self.state.domains(key)
+        has = ids >= 0
+        return np.bincount(ids[has], weights=per_node[has], minlength=len(values))
+
+    @staticmethod
+    def check_terms(pod: Pod) -> None:
+        """Reject a pod whose required terms do not parse (framework.NewPodInfo), with upstream's message."""
+        for kind in ("podAffinity", "podAntiAffinity"):
+            for raw in (pod.affinity.get(kind) or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+                error = selector_value_error(raw.get("labelSelector"))
+                if error:
+                    index, key, value, message = error
+                    # upstream labels both lists requiredAffinityTerms in this message
+                    raise Rejection(UNRESOLVABLE, (f'parsing pod: requiredAffinityTerms: values[{index}][{key}]: '
+                                                   f'Invalid value: "{value}": {message}',))
+
+    def prefilter(self, pod: Pod):
+        self.check_terms(pod)
+        affinity = terms(pod, "podAffinity", True)
+        anti = terms(pod, "podAntiAffinity", True)
+        ns = self.state.namespaces
+        existing = [(bp, t) for bp in self.state.affinity_pods.values()
+                    for t in terms(bp.pod, "podAntiAffinity", True)
+                    if t.key in self.state.nodes[bp.node].labels and t.matches(pod, ns)]
+        if not affinity and not anti and not existing:
+            return SKIP
+        n = self.state.num_nodes
+        codes = np.zeros(n, np.int8)
+        if affinity:
+            all_match = self._per_node(("ipa-all", tuple(affinity)),
+                                       lambda p: all(t.matches(p, ns) for t in affinity))
+            exists = np.ones(n, bool)
+            has_keys = np.ones(n, bool)
+            any_match = False
+            for t in affinity:
+                ids = self.state.domains(t.key)[0]
+                totals = self._domain_totals(t.key, all_match)
+                any_match |= bool(totals.any())
+                has_keys &= ids >= 0
+                exists &= (ids >= 0) & (totals[np.maximum(ids, 0)] > 0 if len(totals) else False)
+            if not any_match and all(t.matches(pod, ns) for t in affinity):
+                exists = has_keys  # the first pod of a group that matches its own affinity
+            codes[~(exists & has_keys)] = UNRESOLVABLE
+        for t in anti:
+            ids = self.state.domains(t.key)[0]
+            totals = self._domain_totals(t.key, self._per_node(("ipa", t), lambda p, t=t: t.matches(p, ns)))
+            blocked = (ids >= 0) & (totals[np.maximum(ids, 0)] > 0 if len(totals) else False)
+            codes[(codes == SUCCESS) & blocked] = UNSCHEDULABLE
+        existing_block = np.zeros(n, bool)
+        for bp, t in existing:
+            ids = self.state.domains(t.key)[0]
+            value = ids[bp.node]
+            if value >= 0:
+                existing_block |= ids == value
+        existing_block &= codes == SUCCESS
+        codes[existing_block] = UNSCHEDULABLE
+        return codes, existing_block
+
+    def filter(self, ctx, pod: Pod) -> np.ndarray:
+        return ctx[0]
+
+    def reasons(self, ctx, pod, node):
+        codes, existing_block = ctx
+        if codes[node] == UNRESOLVABLE:
+            return (REASON_AFFINITY,)
+        return (REASON_EXISTING_ANTI,) if existing_block[node] else (REASON_ANTI,)
+
+    def node_scores(self, pod: Pod):
+        """Raw score of every node (independent of which nodes are scored), or SKIP."""
+        preferred = terms(pod, "podAffinity", False)
+        preferred_anti = terms(pod, "podAntiAffinity", False)
+        has_constraints = bool(preferred or preferred_anti)
+        if self.args["ignorePreferredTermsOfExistingPods"] and not has_constraints:
+            return SKIP
+        ns, hard = self.state.namespaces, self.args["hardPodAffinityWeight"]
+        labelled = np.array([bool(node.labels) for node in self.state.nodes], bool)
+        by_key: dict[str, np.ndarray] = {}
+
+        def add(key: str, per_node: np.ndarray) -> None:
+            ids, values = self.state.domains(key)
+            has = (ids >= 0) & labelled
+            totals = np.bincount(ids[has], weights=per_node[has], minlength=len(values)).astype(np.int64)
+            if key in by_key:
+                by_key[key] = by_key[key] + totals
+            else:
+                by_key[key] = totals
+
+        for sign, group in ((1, preferred), (-1, preferred_anti)):
+            for t in group:
+                counts = self._per_node(("ipa", t), lambda p, t=t: t.matches(p, ns))
+                if counts.any():
+                    add(t.key, sign * t.weight * counts)
+        for bp in self.state.affinity_pods.values():
+            contributions = []
+            if hard > 0:
+                contributions += [(t, hard) for t in terms(bp.pod, "podAffinity", True)]
+            contributions += [(t, t.weight) for t in terms(bp.pod, "podAffinity", False)]
+            contributions += [(t, -t.weight) for t in terms(bp.pod, "podAntiAffinity", False)]
+            for t, weight in contributions:
+                if t.matches(pod, ns):
+                    one = np.zeros(self.state.num_nodes, np.int64)
+                    one[bp.node] = weight
+                    add(t.key, one)
+        if not by_key:
+            return SKIP
+        raw = np.zeros(self.state.num_nodes, np.int64)
+        for key, totals in by_key.items():
+            ids = self.state.domains(key)[0]
+            raw += np.where(ids >= 0, totals[np.maximum(ids, 0)] if len(totals) else 0, 0)
+        return raw
+
+    def prescore(self, pod: Pod, nodes: np.ndarray):
+        return self.node_scores(pod)
+
+    def score(self, raw: np.ndarray, pod: Pod, nodes: np.ndarray) -> np.ndarray:
+        return raw[nodes]
+
+
+def minmax_normalize(raw: np.ndarray) -> np.ndarray:
+    """InterPodAffinity NormalizeScore: int64(100 * ((s - min) / (max - min))) in float64; all 0 if max == min."""
+    if not len(raw):
+        return raw
+    low, high = int(raw.min()), int(raw.max())
+    if high == low:
+        return np.zeros(len(raw), np.int64)
+    return (100.0 * ((raw - low).astype(np.float64) / float(high - low))).astype(np.int64)

@@ -1,0 +1,210 @@
+"""The scheduler's view of the cluster as struct-of-arrays, kept in sync incrementally.
+
+Node resources live in ``int64`` arrays indexed ``[resource, node]``:
+``allocatable``, ``requested`` (actual requests, what NodeResourcesFit filters
+on and BalancedAllocation scores) and ``nonzero`` (requests with the non-zero
+defaults for cpu and memory, what NodeResourcesFit scores), plus ``pod_count``.
+Binding or removing a pod updates one column. Labels, taints, images, host
+ports and pods per node are kept beside them for the plugins; per-selector
+counts of matching pods per node are cached and updated on every bind, so
+PodTopologySpread and InterPodAffinity never rescan all pods.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from kbench.api.core import Node, Pod
+
+CORE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
+CPU, MEMORY, EPHEMERAL, PODS = range(4)
+
+
+def normalized_image_name(name: str) -> str:
+    """imagelocality.normalizedImageName: add ':latest' when the image has no tag."""
+    return name if name.rfind(":") > name.rfind("/") else name + ":latest"
+
+
+@dataclass
+class BoundPod:
+    pod: Pod
+    node: int
+
+
+class ClusterState:
+    """Nodes and bound pods, as arrays for the kernels and as objects for the plugins."""
+
+    def __init__(self, nodes: Iterable[Node] = ()) -> None:
+        self.resources: list[str] = list(CORE_RESOURCES)
+        self.nodes: list[Node] = []
+        self.index: dict[str, int] = {}
+        self.allocatable = np.zeros((len(self.resources), 0), np.int64)
+        self.requested = np.zeros_like(self.allocatable)
+        self.nonzero = np.zeros((2, 0), np.int64)
+        self.pod_count = np.zeros(0, np.int64)
+        self.unschedulable = np.zeros(0, np.bool_)
+        self.pods: dict[str, BoundPod] = {}
+        self.affinity_pods: dict[str, BoundPod] = {}
+        """Bound pods with inter-pod (anti-)affinity terms (their terms act on every later pod)."""
+        self.namespaces: dict[str, dict[str, str]] = {}
+        """Namespace labels, for namespaceSelector in affinity terms."""
+        self.pods_on: list[list[Pod]] = []
+        self.images: dict[str, tuple[int, int]] = {}
+        self._node_images: list[dict[str, int]] = []
+        self._ports: list[list[tuple[str, str, int]]] = []
+        self._selector_counts: dict[tuple, tuple[Callable[[Pod], bool], np.ndarray]] = {}
+        self._domains: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self.node_cache: dict = {}
+        """Per-node arrays that depend only on nodes (plugins' label and taint matches); cleared when nodes change."""
+        self.version = 0
+        """Bumped on every change, so callers can cache per-state results."""
+        self.add_nodes(nodes)
+
+    # -- resources --------------------------------------------------------------
+    def resource_index(self, name: str) -> int:
+        """Row of resource ``name``, adding a row (zeros) for a new extended resource."""
+        try:
+            return self.resources.index(name)
+        except ValueError:
+            self.resources.append(name)
+            pad = np.zeros((1, self.allocatable.shape[1]), np.int64)
+            self.allocatable = np.vstack([self.allocatable, pad])
+            self.requested = np.vstack([self.requested, pad])
+            return len(self.resources) - 1
+
+    def vector(self, amounts: Mapping[str, int]) -> np.ndarray:
+        """A resource dict as a vector over :attr:`resources`."""
+        for name in amounts:
+            self.resource_index(name)
+        vec = np.zeros(len(self.resources), np.int64)
+        for name, amount in amounts.items():
+            vec[self.resources.index(name)] = amount
+        return vec
+
+    # -- nodes ----------------------------------------------------------------------
+    def add_node(self, node: Node) -> int:
+        """Add a node (its allocatable, labels, taints, images); returns its index."""
+        return self.add_nodes([node])[0]
+
+    def add_nodes(self, nodes: Iterable[Node]) -> list[int]:
+        """Add nodes in one step (one array reallocation); returns their indices."""
+        nodes = list(nodes)
+        for node in nodes:
+            if node.name in self.index:
+                raise ValueError(f"Node {node.name}: already in the cluster")
+            self.index[node.name] = len(self.nodes)
+            self.nodes.append(node)
+        for node in nodes:
+            for name in node.allocatable:
+                self.resource_index(name)
+        alloc = np.array([self.vector(node.allocatable) for node in nodes], np.int64)
+        alloc = alloc.reshape(len(nodes), len(self.resources)).T
+        m = len(nodes)
+        self.allocatable = np.hstack([self.allocatable, alloc])
+        self.requested = np.hstack([self.requested, np.zeros((len(self.resources), m), np.int64)])
+        self.nonzero = np.hstack([self.nonzero, np.zeros((2, m), np.int64)])
+        self.pod_count = np.append(self.pod_count, np.zeros(m, np.int64))
+        self.unschedulable = np.append(self.unschedulable, [node.unschedulable for node in nodes])
+        for node in nodes:
+            self.pods_on.append([])
+            self._ports.append([])
+            sizes = {name: size for names, size in node.images for name in names}
+            self._node_images.append(sizes)
+            for name, size in sizes.items():
+                _, count = self.images.get(name, (size, 0))
+                self.images[name] = (size, count + 1)
+        for key, (pred, counts) in self._selector_counts.items():
+            self._selector_counts[key] = (pred, np.append(counts, np.zeros(m, np.int64)))
+        self._domains.clear()
+        self.node_cache.clear()
+        self.version += 1
+        return list(range(len(self.nodes) - m, len(self.nodes)))
+
+    def per_node(self, key, compute):
+        """``compute()`` (an array over nodes) cached under ``key`` until the node set changes."""
+        if key not in self.node_cache:
+            self.node_cache[key] = compute()
+        return self.node_cache[key]
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.nodes)
+
+    def image_size(self, node: int, image: str) -> int | None:
+        """Size of ``image`` (normalized) on node ``node``, or None if absent."""
+        return self._node_images[node].get(image)
+
+    def domains(self, key: str) -> tuple[np.ndarray, list[str]]:
+        """Per node, the index of its value for label ``key`` (-1 if absent), and the values."""
+        cached = self._domains.get(key)
+        if cached is None:
+            values: dict[str, int] = {}
+            ids = np.full(self.num_nodes, -1, np.int64)
+            for i, node in enumerate(self.nodes):
+                if key in node.labels:
+                    ids[i] = values.setdefault(node.labels[key], len(values))
+            cached = self._domains[key] = (ids, list(values))
+        return cached
+
+    # -- pods -----------------------------------------------------------------------
+    def bind(self, pod: Pod, node: int | str) -> None:
+        """Account ``pod`` on ``node`` (an index or a name)."""
+        i = self.index[node] if isinstance(node, str) else node
+        if pod.key in self.pods:
+            raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[self.pods[pod.key].node].name}")
+        self.pods[pod.key] = BoundPod(pod, i)
+        if pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"):
+            self.affinity_pods[pod.key] = self.pods[pod.key]
+        self._account(pod, i, +1)
+
+    def remove(self, pod_key: str) -> Pod:
+        """Forget a bound pod; returns it."""
+        bound = self.pods.pop(pod_key)
+        self.affinity_pods.pop(pod_key, None)
+        self._account(bound.pod, bound.node, -1)
+        return bound.pod
+
+    def _account(self, pod: Pod, i: int, sign: int) -> None:
+        self.requested[:, i] += sign * self.vector(pod.requests)
+        nz = pod.nonzero_requests
+        self.nonzero[0, i] += sign * nz.get("cpu", 0)
+        self.nonzero[1, i] += sign * nz.get("memory", 0)
+        self.pod_count[i] += sign
+        if sign > 0:
+            self.pods_on[i].append(pod)
+            self._ports[i].extend((p.host_ip or "0.0.0.0", p.protocol, p.host_port) for p in pod.host_ports)
+        else:
+            self.pods_on[i].remove(pod)
+            for p in pod.host_ports:
+                self._ports[i].remove((p.host_ip or "0.0.0.0", p.protocol, p.host_port))
+        for pred, counts in self._selector_counts.values():
+            if pred(pod):
+                counts[i] += sign
+        self.version += 1
+
+    def used_ports(self, node: int) -> list[tuple[str, str, int]]:
+        """(hostIP, protocol, port) claimed on ``node``."""
+        return self._ports[node]
+
+    def matching_pods_per_node(self, key: tuple, predicate: Callable[[Pod], bool]) -> np.ndarray:
+        """Per node, how many bound pods satisfy ``predicate`` (cached under ``key``, kept current)."""
+        cached = self._selector_counts.get(key)
+        if cached is None:
+            counts = np.zeros(self.num_nodes, np.int64)
+            for bound in self.pods.values():
+                if predicate(bound.pod):
+                    counts[bound.node] += 1
+            cached = self._selector_counts[key] = (predicate, counts)
+        return cached[1]
+
+    def pods_by_node(self) -> dict[int, list[Pod]]:
+        """Bound pods grouped by node index."""
+        out: dict[int, list[Pod]] = defaultdict(list)
+        for i, pods in enumerate(self.pods_on):
+            if pods:
+                out[i] = pods
+        return out
