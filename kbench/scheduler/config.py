@@ -19,7 +19,6 @@ from typing import Any
 
 import yaml
 
-
 API_VERSION = "kubescheduler.config.k8s.io/v1"
 KUBERNETES_VERSION = "v1.35"
 """The pinned release (plugins, defaults, reason texts, golden tables). One deliberate difference:

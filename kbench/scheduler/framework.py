@@ -204,9 +204,9 @@ class Framework:
         code, first, per_plugin = self.filter_all(pod, ctx)
         table = pd.DataFrame({"node": [node.name for node in self.state.nodes]})
         for plugin in self.filters:
-            codes = per_plugin[plugin.name]
+            codes, c_ctx = per_plugin[plugin.name], ctx.get(plugin.name)
             table[f"filter/{plugin.name}"] = [
-                CODE_NAMES[c] if c == SUCCESS else f"{CODE_NAMES[c]}: {', '.join(plugin.reasons(ctx.get(plugin.name), pod, i))}"
+                CODE_NAMES[c] if c == SUCCESS else f"{CODE_NAMES[c]}: {', '.join(plugin.reasons(c_ctx, pod, i))}"
                 for i, c in enumerate(codes.tolist())]
         table["feasible"] = code == SUCCESS
         nodes = np.flatnonzero(code == SUCCESS)

@@ -168,12 +168,23 @@ class ClusterState:
         self._account(bound.pod, bound.node, -1)
         return bound.pod
 
-    def _account(self, pod: Pod, i: int, sign: int) -> None:
-        self.requested[:, i] += sign * self.vector(pod.requests)
-        nz = pod.nonzero_requests
-        self.nonzero[0, i] += sign * nz.get("cpu", 0)
-        self.nonzero[1, i] += sign * nz.get("memory", 0)
-        self.pod_count[i] += sign
+    def record_bound(self, pods: list[Pod], nodes: np.ndarray) -> None:
+        """Register pods whose resources a kernel has already added to the arrays (batch binding)."""
+        for pod, i in zip(pods, nodes.tolist()):
+            if pod.key in self.pods:
+                raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[self.pods[pod.key].node].name}")
+            self.pods[pod.key] = BoundPod(pod, i)
+            if pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"):
+                self.affinity_pods[pod.key] = self.pods[pod.key]
+            self._account(pod, i, +1, arrays=False)
+
+    def _account(self, pod: Pod, i: int, sign: int, arrays: bool = True) -> None:
+        if arrays:
+            self.requested[:, i] += sign * self.vector(pod.requests)
+            nz = pod.nonzero_requests
+            self.nonzero[0, i] += sign * nz.get("cpu", 0)
+            self.nonzero[1, i] += sign * nz.get("memory", 0)
+            self.pod_count[i] += sign
         if sign > 0:
             self.pods_on[i].append(pod)
             self._ports[i].extend((p.host_ip or "0.0.0.0", p.protocol, p.host_port) for p in pod.host_ports)

@@ -7,7 +7,6 @@ import pytest
 
 from kbench.scheduler.framework import PLUGIN_CLASSES, normalize
 from kbench.scheduler.plugins import CODE_NAMES, SKIP, SUCCESS, Rejection
-from kbench.scheduler.plugins.spread import PodTopologySpread
 from tests.scheduler.golden_cases import Case, build, cases
 
 CASES = cases()

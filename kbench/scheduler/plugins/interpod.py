@@ -57,8 +57,11 @@ def _term(raw: dict, owner: Pod, weight: int = 0) -> Term:
     namespaces = frozenset(raw.get("namespaces") or ())
     if not namespaces and ns_selector is None:
         namespaces = frozenset({owner.namespace})
-    dump = (lambda v: None if v is None else json.dumps(v, sort_keys=True))
-    return Term(namespaces, dump(ns_selector), dump(selector), raw.get("topologyKey", ""), weight)
+    return Term(namespaces, _dump(ns_selector), _dump(selector), raw.get("topologyKey", ""), weight)
+
+
+def _dump(value) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
 
 
 def terms(pod: Pod, kind: str, required: bool) -> list[Term]:

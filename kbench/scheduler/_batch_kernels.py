@@ -1,0 +1,218 @@
+"""Batch scheduling of pods with one signature in O(log nodes) per pod (the idea of KEP-5598).
+
+When every pod of a batch has the same plan and no plugin whose scores depend
+on which nodes are scored (normalizations of non-constant raw scores, topology
+spread), a node's feasibility and total score depend only on that node. So they
+are computed once per node, kept in a segment tree over node positions
+(feasible count; best total and how many nodes reach it), and after each bind
+only the chosen node is recomputed. Each cycle still follows upstream exactly:
+the window of the first ``num_to_find`` feasible nodes from the rotating start,
+the processed count that moves the start, and reservoir sampling over the tied
+nodes in window order, so placements are identical to ``_kernels.schedule_pod``
+run pod by pod (tested).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from kbench.scheduler._kernels import _balanced_score, _fits, _reservoir_pick, _strategy_score
+
+NONE = -1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _pull(cnt, best, ties, node):
+    left, right = 2 * node, 2 * node + 1
+    cnt[node] = cnt[left] + cnt[right]
+    if best[left] > best[right]:
+        best[node], ties[node] = best[left], ties[left]
+    elif best[right] > best[left]:
+        best[node], ties[node] = best[right], ties[right]
+    else:
+        best[node], ties[node] = best[left], ties[left] + ties[right]
+
+
+@njit(cache=True, error_model="numpy")
+def _set_leaf(cnt, best, ties, size, i, feasible, total):
+    leaf = size + i
+    cnt[leaf] = 1 if feasible else 0
+    best[leaf] = total if feasible else NONE
+    ties[leaf] = 1 if feasible else 0
+    node = leaf // 2
+    while node >= 1:
+        _pull(cnt, best, ties, node)
+        node //= 2
+
+
+@njit(cache=True, error_model="numpy")
+def _count_before(cnt, size, pos):
+    """Feasible nodes at positions [0, pos)."""
+    total = 0
+    lo, hi = size, size + pos
+    while lo < hi:
+        if lo & 1:
+            total += cnt[lo]
+            lo += 1
+        if hi & 1:
+            hi -= 1
+            total += cnt[hi]
+        lo //= 2
+        hi //= 2
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _kth_feasible(cnt, size, k):
+    """Position of the k-th feasible node (1-based) counting from position 0."""
+    node = 1
+    while node < size:
+        if cnt[2 * node] >= k:
+            node = 2 * node
+        else:
+            k -= cnt[2 * node]
+            node = 2 * node + 1
+    return node - size
+
+
+@njit(cache=True, error_model="numpy")
+def _range_best(best, ties, size, a, b):
+    """(best total, nodes with it) over positions [a, b)."""
+    top, count = NONE, 0
+    lo, hi = size + a, size + b
+    while lo < hi:
+        if lo & 1:
+            if best[lo] > top:
+                top, count = best[lo], ties[lo]
+            elif best[lo] == top:
+                count += ties[lo]
+            lo += 1
+        if hi & 1:
+            hi -= 1
+            if best[hi] > top:
+                top, count = best[hi], ties[hi]
+            elif best[hi] == top:
+                count += ties[hi]
+        lo //= 2
+        hi //= 2
+    return top, count
+
+
+@njit(cache=True, error_model="numpy")
+def _nth_tie(best, ties, size, a, b, top, t, stack):
+    """Position of the t-th (0-based) node with total ``top`` in [a, b), left to right; ``top`` is the
+    range's best, so no subtree inside the range holds more."""
+    depth = 0
+    stack[0, 0], stack[0, 1], stack[0, 2] = 1, 0, size
+    depth = 1
+    while depth > 0:
+        depth -= 1
+        node, lo, hi = stack[depth, 0], stack[depth, 1], stack[depth, 2]
+        if hi <= a or lo >= b:
+            continue
+        if a <= lo and hi <= b:
+            here = ties[node] if best[node] == top else 0
+            if t >= here:
+                t -= here
+                continue
+            while node < size:  # descend inside the range
+                left = 2 * node
+                inside = ties[left] if best[left] == top else 0
+                if t < inside:
+                    node = left
+                else:
+                    t -= inside
+                    node = left + 1
+            return node - size
+        mid = (lo + hi) // 2
+        stack[depth, 0], stack[depth, 1], stack[depth, 2] = 2 * node + 1, mid, hi
+        stack[depth + 1, 0], stack[depth + 1, 1], stack[depth + 1, 2] = 2 * node, lo, mid
+        depth += 2
+    return -1
+
+
+@njit(cache=True, error_model="numpy")
+def _node_state(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind, fit_rows, fit_src,
+                fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs, bal_weight, static_add, i, frac):
+    feasible = static_ok[i] and (not fit_on or _fits(alloc, requested, pod_count, fit_req, i))
+    total = static_add[i]
+    if fit_weight > 0:
+        total += fit_weight * _strategy_score(fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, alloc,
+                                              requested, nonzero, i)
+    if bal_weight > 0:
+        total += bal_weight * _balanced_score(bal_rows, bal_reqs, alloc, requested, i, frac)
+    return feasible, total
+
+
+@njit(cache=True, error_model="numpy")
+def schedule_signature(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind, fit_rows,
+                       fit_src, fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs, bal_weight, static_add,
+                       start, num_to_find, rng, bind_req, bind_nonzero, out_nodes, out_processed, out_found):
+    """Schedule ``len(out_nodes)`` pods of one signature, binding each; returns (next start, pods placed)."""
+    n = alloc.shape[1]
+    size = 1
+    while size < n:
+        size *= 2
+    cnt = np.zeros(2 * size, np.int64)
+    best = np.full(2 * size, NONE, np.int64)
+    ties = np.zeros(2 * size, np.int64)
+    frac = np.empty(bal_rows.shape[0] + 1)
+    stack = np.empty((64, 3), np.int64)
+    for i in range(n):
+        feasible, total = _node_state(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind,
+                                      fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs,
+                                      bal_weight, static_add, i, frac)
+        cnt[size + i] = 1 if feasible else 0
+        best[size + i] = total if feasible else NONE
+        ties[size + i] = 1 if feasible else 0
+    for node in range(size - 1, 0, -1):
+        _pull(cnt, best, ties, node)
+    for p in range(out_nodes.shape[0]):
+        feasible_total = cnt[1]
+        if feasible_total == 0:
+            out_nodes[p], out_processed[p], out_found[p] = -1, n, 0
+            return start, p
+        before = _count_before(cnt, size, start)
+        if feasible_total <= num_to_find:
+            found, processed = feasible_total, n
+            a1, b1, a2, b2 = start, n, 0, start
+        else:
+            rank = before + num_to_find + 1
+            if rank > feasible_total:
+                rank -= feasible_total
+            stop = _kth_feasible(cnt, size, rank)  # the first feasible node beyond the window
+            found = num_to_find
+            processed = (stop - start) % n
+            if stop > start:
+                a1, b1, a2, b2 = start, stop, 0, 0
+            else:
+                a1, b1, a2, b2 = start, n, 0, stop
+        if found == 1:
+            rank = before + 1
+            if rank > feasible_total:
+                rank -= feasible_total
+            node = _kth_feasible(cnt, size, rank)
+        else:
+            top1, ties1 = _range_best(best, ties, size, a1, b1)
+            top2, ties2 = _range_best(best, ties, size, a2, b2)
+            top = max(top1, top2)
+            c1 = ties1 if top1 == top else 0
+            c2 = ties2 if top2 == top else 0
+            t = _reservoir_pick(c1 + c2, rng)
+            if t < c1:
+                node = _nth_tie(best, ties, size, a1, b1, top, t, stack)
+            else:
+                node = _nth_tie(best, ties, size, a2, b2, top, t - c1, stack)
+        out_nodes[p], out_processed[p], out_found[p] = node, processed, found
+        for r in range(bind_req.shape[0]):
+            requested[r, node] += bind_req[r]
+        nonzero[0, node] += bind_nonzero[0]
+        nonzero[1, node] += bind_nonzero[1]
+        pod_count[node] += 1
+        feasible, total = _node_state(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind,
+                                      fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs,
+                                      bal_weight, static_add, node, frac)
+        _set_leaf(cnt, best, ties, size, node, feasible, total)
+        start = (start + processed) % n
+    return start, out_nodes.shape[0]

@@ -1,0 +1,120 @@
+"""The fused kernel, the signature batch kernel and the NumPy reference place pods identically."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kbench.api.core import Node, Pod
+from kbench.scheduler.config import parse_config
+from kbench.scheduler.framework import Framework
+from kbench.scheduler.kernel import KernelScheduler
+from kbench.scheduler.state import ClusterState
+
+ZONES = ("z1", "z2", "z3")
+
+
+@st.composite
+def nodes(draw):
+    out = []
+    for i in range(draw(st.integers(1, 40))):
+        labels = {"kubernetes.io/hostname": f"n{i}", "disk": draw(st.sampled_from(["ssd", "hdd"]))}
+        if draw(st.booleans()) or i < 3:
+            labels["topology.kubernetes.io/zone"] = draw(st.sampled_from(ZONES))
+        taints = []
+        if draw(st.integers(0, 5)) == 0:
+            taints.append({"key": "dedicated", "value": "gpu", "effect": draw(st.sampled_from(
+                ["NoSchedule", "PreferNoSchedule"]))})
+        images = [{"names": ["registry/app:v1"], "sizeBytes": 300 * 2**20}] if draw(st.booleans()) else []
+        out.append(Node.from_manifest({
+            "metadata": {"name": f"n{i}", "labels": labels},
+            "spec": {"taints": taints, "unschedulable": draw(st.integers(0, 12)) == 0},
+            "status": {"allocatable": {"cpu": str(draw(st.sampled_from([2, 4, 8]))),
+                                       "memory": f"{draw(st.sampled_from([4, 8, 16]))}Gi",
+                                       "pods": str(draw(st.integers(2, 30)))},
+                       "images": images}}))
+    return out
+
+
+@st.composite
+def pod_spec(draw, i: int):
+    spec: dict = {"containers": [{"name": "c", "image": draw(st.sampled_from(["registry/app:v1", "pause"])),
+                                  "resources": {"requests": {}}}]}
+    requests = spec["containers"][0]["resources"]["requests"]
+    if draw(st.booleans()):
+        requests["cpu"] = f"{draw(st.integers(0, 3000))}m"
+    if draw(st.booleans()):
+        requests["memory"] = f"{draw(st.integers(0, 4096))}Mi"
+    labels = {"app": draw(st.sampled_from(["web", "db"]))}
+    if draw(st.integers(0, 3)) == 0:
+        spec["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+    if draw(st.integers(0, 3)) == 0:
+        spec["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": draw(st.integers(1, 50)), "preference": {"matchExpressions": [
+                {"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}
+    if draw(st.integers(0, 4)) == 0:
+        spec["topologySpreadConstraints"] = [{
+            "maxSkew": draw(st.integers(1, 3)), "topologyKey": draw(st.sampled_from(
+                ["topology.kubernetes.io/zone", "kubernetes.io/hostname"])),
+            "whenUnsatisfiable": draw(st.sampled_from(["DoNotSchedule", "ScheduleAnyway"])),
+            "labelSelector": {"matchLabels": {"app": labels["app"]}}}]
+    if draw(st.integers(0, 5)) == 0:
+        kind = draw(st.sampled_from(["podAffinity", "podAntiAffinity"]))
+        term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "topology.kubernetes.io/zone"}
+        if draw(st.booleans()):
+            spec["affinity"] = {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+        else:
+            spec["affinity"] = {kind: {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": draw(st.integers(1, 100)), "podAffinityTerm": term}]}}
+    if draw(st.integers(0, 6)) == 0:
+        spec["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 8080}]
+    return Pod.from_manifest({"metadata": {"name": f"p{i}", "labels": labels}, "spec": spec})
+
+
+def _run(node_list, pods, percentage, seed, kernel: bool):
+    state = ClusterState(node_list)
+    fw = Framework(parse_config({"percentageOfNodesToScore": percentage}).profile(), state, percentage, seed=seed)
+    engine = KernelScheduler(fw) if kernel else fw
+    placed = []
+    for pod in pods:
+        result = engine.schedule(pod)
+        placed.append((result.node, result.evaluated, result.message))
+        if result.node is not None:
+            state.bind(pod, result.node)
+    return placed
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_kernel_places_pods_as_the_reference(data):
+    node_list = data.draw(nodes())
+    pods = [data.draw(pod_spec(i)) for i in range(data.draw(st.integers(1, 25)))]
+    percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
+    assert _run(node_list, pods, percentage, seed, kernel=True) == _run(node_list, pods, percentage, seed, False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_batches_place_pods_as_one_by_one(data):
+    node_list = data.draw(nodes())
+    template = data.draw(pod_spec(0)).manifest
+    spec = {k: v for k, v in template["spec"].items() if k not in ("topologySpreadConstraints", "affinity")}
+    spec["containers"] = [{k: v for k, v in c.items() if k != "ports"} for c in spec["containers"]]
+    if data.draw(st.booleans()):  # a preferred node affinity varies across nodes: no signature, per-pod loop
+        spec["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 7, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}
+    pods = [Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec})
+            for i in range(data.draw(st.integers(1, 60)))]
+    percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
+    one_by_one = _run(node_list, pods, percentage, seed, kernel=True)
+    state = ClusterState(node_list)
+    fw = Framework(parse_config({"percentageOfNodesToScore": percentage}).profile(), state, percentage, seed=seed)
+    batch_nodes, processed, _ = KernelScheduler(fw).schedule_batch(pods)
+    expected = [-1 if node is None else node for node, _, _ in one_by_one]
+    first_fail = expected.index(-1) if -1 in expected else len(expected)
+    assert batch_nodes[: first_fail + 1].tolist() == expected[: first_fail + 1]
+    assert processed[:first_fail].tolist() == [e for _, e, _ in one_by_one[:first_fail]]
+    assert (batch_nodes[first_fail + 1:] == -2).all()
+    assert len(state.pods) == first_fail
+    np.testing.assert_array_equal(state.pod_count, np.bincount(batch_nodes[:first_fail], minlength=len(node_list)))
