@@ -200,17 +200,20 @@ def schedule_pod(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_re
                  fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight,
                  bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight,
                  sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, sp_weight,
-                 start, num_to_find, rng, cand, totals, scratch, mark):
+                 subset, start, num_to_find, rng, cand, totals, scratch, mark, always_score=False):
     """Filter from ``start`` until ``num_to_find`` feasible nodes, score them, pick one.
+
+    Only the nodes in ``subset`` are searched when it is not empty (a PreFilterResult). A single
+    feasible node is taken without scoring, as upstream does, unless ``always_score``.
 
     Returns (node or -1, nodes processed, feasible nodes scored); the scored nodes
     are ``cand[:found]`` with their totals in ``totals[:found]``.
     """
-    n = alloc.shape[1]
+    n = subset.shape[0] if subset.shape[0] > 0 else alloc.shape[1]
     found = 0
     processed = n
     for k in range(n):
-        i = (start + k) % n
+        i = subset[(start + k) % n] if subset.shape[0] > 0 else (start + k) % n
         if not static_ok[i] or (fit_on and not _fits(alloc, requested, pod_count, fit_req, i)):
             continue
         if found == num_to_find:
@@ -220,7 +223,7 @@ def schedule_pod(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_re
         found += 1
     if found == 0:
         return -1, processed, 0
-    if found == 1:
+    if found == 1 and not always_score:
         return cand[0], processed, 1
     raw = scratch[0]
     norm = scratch[1]
@@ -265,7 +268,7 @@ def schedule_batch(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_
                    fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight,
                    bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight,
                    sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, sp_weight,
-                   start, num_to_find, rng, bind_req, bind_nonzero, out_nodes, out_processed, out_found):
+                   subset, start, num_to_find, rng, bind_req, bind_nonzero, out_nodes, out_processed, out_found):
     """Schedule ``len(out_nodes)`` pods of one plan in queue order, binding each (requests, non-zero
     requests, pod count) before the next. Stops at the first pod that fits nowhere. Returns the next
     start index and how many pods were placed."""
@@ -278,7 +281,8 @@ def schedule_batch(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_
         node, processed, found = schedule_pod(
             alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind, fit_rows, fit_src, fit_reqs,
             fit_wts, shape, fit_weight, bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight, sp_dom, sp_cnt,
-            sp_here, sp_skew, sp_host, sp_keys, sp_weight, start, num_to_find, rng, cand, totals, scratch, mark)
+            sp_here, sp_skew, sp_host, sp_keys, sp_weight, subset, start, num_to_find, rng, cand, totals, scratch,
+            mark)
         start = (start + processed) % n
         out_nodes[p] = node
         out_processed[p] = processed

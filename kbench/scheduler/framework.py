@@ -78,6 +78,8 @@ class CycleResult:
     statuses: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     scores: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     scored_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    rejectors: set[str] = field(default_factory=set)
+    """Plugins that rejected some node (Diagnosis.UnschedulablePlugins), for the queue's event hints."""
 
 
 class Framework:
@@ -117,7 +119,14 @@ class Framework:
     # -- filtering ------------------------------------------------------------------
     def prefilter(self, pod: Pod) -> dict[str, object]:
         """Run PreFilter; returns each plugin's context (SKIP when it has nothing to check)."""
-        return {p.name: p.prefilter(pod) for p in self.prefilters}
+        out = {}
+        for p in self.prefilters:
+            try:
+                out[p.name] = p.prefilter(pod)
+            except Rejection as rejection:
+                rejection.plugin = p.name
+                raise
+        return out
 
     def filter_all(self, pod: Pod, ctx: dict[str, object]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Every node's status: (code, index of the first failing filter or -1, per-plugin codes)."""
@@ -134,9 +143,33 @@ class Framework:
             code[fresh] = codes[fresh]
         return code, first, per_plugin
 
+    def subset(self, ctx: dict[str, object]) -> tuple[np.ndarray | None, list[str]]:
+        """Nodes allowed by the PreFilterResults (sorted indices; None = all) and the plugins that narrowed."""
+        names, plugins = None, []
+        for plugin in self.prefilters:
+            c = ctx.get(plugin.name)
+            allowed = None if c is SKIP else plugin.prefilter_nodes(c)
+            if allowed is not None:
+                names = allowed if names is None else names & allowed
+                plugins.append(plugin.name)
+        if names is None:
+            return None, plugins
+        return np.array(sorted(self.state.index[n] for n in names if n in self.state.index), np.int64), plugins
+
+    def rejectors(self, first: np.ndarray, ctx: dict) -> set[str]:
+        """Names of the filters that were some node's first failure, plus the PreFilterResult plugins."""
+        names = {self.filters[j].name for j in np.unique(first[first >= 0]).tolist()}
+        return names | set(self.subset(ctx)[1])
+
     def fit_error(self, pod: Pod, ctx: dict, first: np.ndarray) -> str:
         """FitError.Error(): '0/N nodes are available: <count> <reason>, ...' sorted as strings."""
         counts: Counter[str] = Counter()
+        subset, narrowing = self.subset(ctx)
+        if subset is not None:  # nodes outside the PreFilterResult were never filtered
+            outside = self.state.num_nodes - len(subset)
+            if outside:
+                counts[f"node(s) didn't satisfy plugin(s) [{', '.join(sorted(narrowing))}]"] += outside
+            first = np.where(np.isin(np.arange(len(first)), subset), first, -1)
         for node in np.flatnonzero(first >= 0).tolist():
             plugin = self.filters[first[node]]
             counts.update(plugin.reasons(ctx.get(plugin.name), pod, node))
@@ -144,16 +177,20 @@ class Framework:
         return f"0/{self.state.num_nodes} nodes are available: {', '.join(parts)}."
 
     # -- one cycle ------------------------------------------------------------------
-    def take_feasible(self, feasible: np.ndarray) -> tuple[np.ndarray, int]:
+    def take_feasible(self, feasible: np.ndarray, subset: np.ndarray | None = None) -> tuple[np.ndarray, int]:
         """Nodes scored, in evaluation order from the rotating start, and how many nodes were processed.
 
         Filtering stops at the first feasible node beyond ``numFeasibleNodesToFind``; the nodes before it
         (feasible or not) were processed, so the next cycle starts there (sequential findNodesThatPassFilters).
+        A PreFilterResult ``subset`` is all that is searched.
         """
-        n = len(feasible)
-        order = (self.next_start + np.arange(n)) % n
+        candidates = np.arange(len(feasible)) if subset is None else subset
+        n = len(candidates)
+        if n == 0:
+            return candidates, 0
+        order = candidates[(self.next_start + np.arange(n)) % n]
         hits = np.flatnonzero(feasible[order])
-        want = num_feasible_nodes_to_find(self.percentage, n)
+        want = 1 if not self.scorers else num_feasible_nodes_to_find(self.percentage, n)
         if len(hits) > want:
             return order[hits[:want]], int(hits[want])
         return order[hits], n
@@ -166,13 +203,15 @@ class Framework:
         try:
             ctx = self.prefilter(pod)
         except Rejection as rejection:
-            return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.")
+            return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.",
+                               rejectors={rejection.plugin})
         code, first, per_plugin = self.filter_all(pod, ctx)
-        nodes, processed = self.take_feasible(code == SUCCESS)
+        nodes, processed = self.take_feasible(code == SUCCESS, self.subset(ctx)[0])
         self.next_start = (self.next_start + processed) % n
         result = CycleResult(None, evaluated=processed, feasible=len(nodes), statuses=per_plugin if detail else {})
         if len(nodes) == 0:
             result.message = self.fit_error(pod, ctx, first)
+            result.rejectors = self.rejectors(first, ctx)
             return result
         if len(nodes) == 1 and not detail:
             result.node = int(nodes[0])

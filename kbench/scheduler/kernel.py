@@ -41,6 +41,8 @@ class Plan:
     bind_req: np.ndarray
     bind_nonzero: np.ndarray
     dynamic: bool
+    subset: np.ndarray
+    """PreFilterResult nodes (empty: all nodes)."""
 
     def args(self) -> tuple:
         return (self.static_ok, self.fit_on, self.fit_req, *self.fit, *self.bal, *self.extra, *self.spread)
@@ -74,8 +76,8 @@ class KernelScheduler:
         n_score = len(framework.scorers)
         self.no_scoring = n_score == 0
 
-    def _num_to_find(self) -> int:
-        n = self.fw.state.num_nodes
+    def _num_to_find(self, plan: Plan) -> int:
+        n = len(plan.subset) or self.fw.state.num_nodes
         return 1 if self.no_scoring else num_feasible_nodes_to_find(self.fw.percentage, n)
 
     def plan(self, pod: Pod) -> Plan:
@@ -125,8 +127,10 @@ class KernelScheduler:
         extra = (np.array(raws, np.int64).reshape(len(raws), n), np.array(norms, np.int64),
                  np.array(weights, np.int64))
         nz = pod.nonzero_requests
+        subset = fw.subset(ctx)[0]
         return Plan(static_ok, fit_on, fit_req, fit, bal, extra, spread, state.vector(pod.requests),
-                    np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64), dynamic)
+                    np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64), dynamic,
+                    _EMPTY if subset is None else subset)
 
     @staticmethod
     def _spread(arrays, n: int, weight: int) -> tuple:
@@ -140,6 +144,18 @@ class KernelScheduler:
                 np.array([c.max_skew for c in constraints], np.int64),
                 np.array([c.key == HOSTNAME for c in constraints], np.int64), has_keys, np.int64(weight))
 
+    def evaluate(self, pod: Pod, plan: Plan | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every feasible node (in node order) and its total score as the kernel computes them; nothing
+        changes (no rotation, no draw that the next cycle would see)."""
+        state = self.fw.state
+        n = state.num_nodes
+        plan = plan or self.plan(pod)
+        cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
+        scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
+        _, _, found = k.schedule_pod(state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(),
+                                     plan.subset, 0, n, self.fw.rng.copy(), cand, totals, scratch, mark, True)
+        return cand[:found].copy(), totals[:found].copy()
+
     def schedule(self, pod: Pod) -> CycleResult:
         """One scheduling cycle through the kernel (same result as ``Framework.schedule``); the state is unchanged."""
         fw, state = self.fw, self.fw.state
@@ -149,18 +165,20 @@ class KernelScheduler:
         try:
             plan = self.plan(pod)
         except Rejection as rejection:
-            return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.")
+            return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.",
+                               rejectors={rejection.plugin})
         cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
         scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
         node, processed, found = k.schedule_pod(
-            state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(), fw.next_start,
-            self._num_to_find(), fw.rng, cand, totals, scratch, mark)
+            state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(), plan.subset,
+            fw.next_start, self._num_to_find(plan), fw.rng, cand, totals, scratch, mark)
         fw.next_start = (fw.next_start + processed) % n
         result = CycleResult(None if node < 0 else int(node), evaluated=int(processed), feasible=int(found),
                              scored=int(found) if found > 1 else 0)
-        if node < 0:
-            code, first, _ = fw.filter_all(pod, fw.prefilter(pod))
-            result.message = fw.fit_error(pod, fw.prefilter(pod), first)
+        if node < 0:  # diagnose with the reference filters: upstream's message and the rejecting plugins
+            ctx = fw.prefilter(pod)
+            _, first, _ = fw.filter_all(pod, ctx)
+            result.message, result.rejectors = fw.fit_error(pod, ctx, first), fw.rejectors(first, ctx)
         return result
 
     def schedule_batch(self, pods: list[Pod]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -176,15 +194,15 @@ class KernelScheduler:
         m = len(pods)
         nodes, processed, found = np.full(m, -2, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64)
         arrays = (state.allocatable, state.requested, state.nonzero, state.pod_count)
-        static = plan.static_scores()
+        static = plan.static_scores() if not len(plan.subset) else None
         if static is not None:
             start, placed = kb.schedule_signature(
                 *arrays, plan.static_ok, plan.fit_on, plan.fit_req, *plan.fit, *plan.bal, static, fw.next_start,
-                self._num_to_find(), fw.rng, plan.bind_req, plan.bind_nonzero, nodes, processed, found)
+                self._num_to_find(plan), fw.rng, plan.bind_req, plan.bind_nonzero, nodes, processed, found)
         else:
             start, placed = k.schedule_batch(
-                *arrays, *plan.args(), fw.next_start, self._num_to_find(), fw.rng, plan.bind_req, plan.bind_nonzero,
-                nodes, processed, found)
+                *arrays, *plan.args(), plan.subset, fw.next_start, self._num_to_find(plan), fw.rng, plan.bind_req,
+                plan.bind_nonzero, nodes, processed, found)
         fw.next_start = int(start)
         state.record_bound(pods[:placed], nodes[:placed])
         return nodes, processed, found

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kbench.scheduler.framework import PLUGIN_CLASSES, normalize
+from kbench.scheduler.config import PLUGINS as CONFIG_PLUGINS
+from kbench.scheduler.config import parse_config
+from kbench.scheduler.framework import PLUGIN_CLASSES, Framework, normalize
+from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.plugins import CODE_NAMES, SKIP, SUCCESS, Rejection
 from tests.scheduler.golden_cases import Case, build, cases
 
@@ -71,3 +74,41 @@ def test_reference_plugins_match_upstream(case: Case):
     else:
         got = run_score(case)
         assert {n: got[n] for n in want} == want
+
+
+def _kernel_for(case: Case, state, point: str):
+    """A profile with only the plugin under test, at ``point`` ("filter" or "score"), and the kernel on it."""
+    plugins = {"multiPoint": {"disabled": [{"name": "*"}]}, "queueSort": {"enabled": [{"name": "PrioritySort"}]},
+               "bind": {"enabled": [{"name": "DefaultBinder"}]}}
+    implements = CONFIG_PLUGINS[case.plugin]
+    points = ("preFilter", "filter") if point == "filter" else ("preScore", "score")
+    for p in points:
+        if p in implements:
+            plugins[p] = {"enabled": [{"name": case.plugin, "weight": 1}]}
+    config = parse_config({"profiles": [{"plugins": plugins,
+                                         "pluginConfig": [{"name": case.plugin, "args": case.raw_args}]}]})
+    return KernelScheduler(Framework(config.profile(), state, 100))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_kernel_matches_upstream(case: Case):
+    """The same tables through the fused kernel: its feasible set, or its scores with weight 1."""
+    if case.raw.get("skip"):
+        pytest.skip(case.raw["skip"])
+    state, pod = build(case)
+    kernel = _kernel_for(case, state, case.extension)
+    try:
+        plan = kernel.plan(pod)
+    except Rejection:
+        assert all(w["code"] != "Success" for w in case.raw["want"].values())
+        return
+    if case.extension == "filter":
+        feasible, _ = kernel.evaluate(pod, plan)
+        got = {state.nodes[i].name for i in feasible.tolist()}
+        assert got == {n for n, w in case.raw["want"].items() if w["code"] == "Success"}
+    else:
+        names = case.raw.get("scoredNodes") or [n.name for n in state.nodes]
+        plan.static_ok &= np.isin(np.arange(state.num_nodes), [state.index[n] for n in names])
+        nodes, totals = kernel.evaluate(pod, plan)
+        got = {state.nodes[i].name: int(t) for i, t in zip(nodes.tolist(), totals.tolist())}
+        assert {n: got[n] for n in case.raw["want"]} == case.raw["want"]

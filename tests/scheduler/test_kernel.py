@@ -69,6 +69,10 @@ def pod_spec(draw, i: int):
                 {"weight": draw(st.integers(1, 100)), "podAffinityTerm": term}]}}
     if draw(st.integers(0, 6)) == 0:
         spec["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 8080}]
+    if draw(st.integers(0, 6)) == 0:  # a PreFilterResult: only the named nodes are searched
+        names = [f"n{j}" for j in draw(st.lists(st.integers(0, 45), min_size=1, max_size=3))]
+        spec.setdefault("affinity", {})["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": names}]}]}}
     return Pod.from_manifest({"metadata": {"name": f"p{i}", "labels": labels}, "spec": spec})
 
 

@@ -33,6 +33,7 @@ class Rejection(Exception):
     def __init__(self, code: int, reasons: tuple[str, ...]) -> None:
         super().__init__("; ".join(reasons))
         self.code, self.reasons = code, reasons
+        self.plugin = ""
 
 
 class Plugin:
@@ -48,6 +49,10 @@ class Plugin:
 
     def prefilter(self, pod: Pod) -> Any:
         """Per-pod precomputation (or SKIP); raises :class:`Rejection` to reject the pod outright."""
+        return None
+
+    def prefilter_nodes(self, ctx: Any) -> set[str] | None:
+        """PreFilterResult: the only nodes worth filtering (None: all)."""
         return None
 
     def filter(self, ctx: Any, pod: Pod) -> np.ndarray:

@@ -61,6 +61,14 @@ class NodeAffinity(Plugin):
             raise Rejection(UNRESOLVABLE, ("pod affinity terms conflict",))
         return required
 
+    def prefilter_nodes(self, required) -> set[str] | None:
+        names = None if required in (None, SKIP) else _named_nodes(required)
+        if self.added_required is not None:
+            added = _named_nodes(self.added_required)
+            if added is not None:
+                names = added if names is None else names & added
+        return names
+
     def _enforced(self) -> np.ndarray:
         key = ("enforced-node-affinity", json.dumps(self.added_required, sort_keys=True))
         return self.state.per_node(key, lambda: np.array([

@@ -1,0 +1,176 @@
+"""The scheduling queue (``pkg/scheduler/backend/queue``): activeQ, backoffQ and unschedulable pods.
+
+- activeQ pops the highest priority first, then the earliest timestamp (PrioritySort);
+- a pod that failed waits out its backoff, ``initial x 2^(attempts-1)`` capped at the
+  maximum (1 s and 10 s by default), in backoffQ, flushed to activeQ every second;
+- an unschedulable pod waits in the unschedulable pool until a cluster event one of
+  the plugins that rejected it cares about (queueing hints, coarsened to event
+  kinds), or until it has waited 5 minutes (checked every 30 s); then it goes to
+  backoffQ if still backing off, else to activeQ.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import count
+
+from kbench.api.core import Pod
+from kbench.sim import Engine, Event
+
+FLUSH_BACKOFF_INTERVAL = 1.0
+"""backoffQ is flushed every second (waitUntilAlignedWithOrderingWindow)."""
+FLUSH_UNSCHEDULABLE_INTERVAL = 30.0
+"""flushUnschedulablePodsLeftover runs every 30 s."""
+MAX_IN_UNSCHEDULABLE = 300.0
+"""DefaultPodMaxInUnschedulablePodsDuration, 5 minutes."""
+
+# Cluster events each plugin registers (EventsToRegister), coarsened to (kind, action).
+EVENTS = {
+    "NodeResourcesFit": {("Pod", "Delete"), ("Node", "Add"), ("Node", "Update")},
+    "NodeResourcesBalancedAllocation": set(),
+    "NodeUnschedulable": {("Node", "Add"), ("Node", "Update")},
+    "NodeName": {("Node", "Add")},
+    "NodePorts": {("Pod", "Delete"), ("Node", "Add")},
+    "TaintToleration": {("Node", "Add"), ("Node", "Update")},
+    "NodeAffinity": {("Node", "Add"), ("Node", "Update")},
+    "PodTopologySpread": {("Pod", "Add"), ("Pod", "Update"), ("Pod", "Delete"), ("Node", "Add"), ("Node", "Update"),
+                          ("Node", "Delete")},
+    "InterPodAffinity": {("Pod", "Add"), ("Pod", "Update"), ("Pod", "Delete"), ("Node", "Add"), ("Node", "Update")},
+}
+
+
+@dataclass
+class QueuedPod:
+    pod: Pod
+    timestamp: float
+    attempts: int = 0
+    initial_attempt: float = 0.0
+    rejectors: set[str] = field(default_factory=set)
+    unschedulable_since: float = 0.0
+
+
+class SchedulingQueue:
+    """The three queues on the engine's clock; :meth:`pop` returns an event that succeeds with a QueuedPod."""
+
+    def __init__(self, engine: Engine, initial_backoff: float = 1.0, max_backoff: float = 10.0) -> None:
+        self.engine = engine
+        self.initial_backoff, self.max_backoff = initial_backoff, max_backoff
+        self._active: list[tuple] = []
+        self._backoff: list[tuple] = []
+        self.unschedulable: dict[str, QueuedPod] = {}
+        self._seq = count()
+        self._waiter: Event | None = None
+        self._ticking = False
+
+    def __len__(self) -> int:
+        return len(self._active) + len(self._backoff) + len(self.unschedulable)
+
+    @property
+    def pending(self) -> tuple[int, int, int]:
+        """(active, backoff, unschedulable) sizes."""
+        return len(self._active), len(self._backoff), len(self.unschedulable)
+
+    def _start_ticking(self) -> None:
+        if not self._ticking:
+            self._ticking = True
+            self.engine.process(self._flushers(), name="scheduling-queue-flush")
+
+    def _flushers(self):
+        ticks = 0
+        while True:
+            yield FLUSH_BACKOFF_INTERVAL
+            ticks += 1
+            self._flush_backoff()
+            if ticks % int(FLUSH_UNSCHEDULABLE_INTERVAL / FLUSH_BACKOFF_INTERVAL) == 0:
+                self._flush_unschedulable()
+            if not self._backoff and not self.unschedulable:
+                self._ticking = False
+                return
+
+    def add(self, pod: Pod) -> None:
+        """A new pending pod goes straight to activeQ."""
+        self._push_active(QueuedPod(pod, self.engine.now, initial_attempt=self.engine.now))
+
+    def add_many(self, pods: Iterable[Pod]) -> None:
+        for pod in pods:
+            self.add(pod)
+
+    def _push_active(self, qp: QueuedPod) -> None:
+        heapq.heappush(self._active, (-qp.pod.priority, qp.timestamp, next(self._seq), qp))
+        if self._waiter is not None and not self._waiter.triggered:
+            waiter, self._waiter = self._waiter, None
+            waiter.succeed(self._pop_now())
+
+    def _pop_now(self) -> QueuedPod:
+        qp = heapq.heappop(self._active)[3]
+        qp.attempts += 1
+        return qp
+
+    def pop(self) -> Event:
+        """An event that succeeds with the next pod to schedule (waits while activeQ is empty)."""
+        ev = Event(self.engine)
+        if self._active:
+            ev.succeed(self._pop_now())
+        else:
+            self._waiter = ev
+        return ev
+
+    def backoff_duration(self, attempts: int) -> float:
+        """calculateBackoffDuration: initial doubled per further attempt, capped at the maximum."""
+        if attempts <= 0:
+            return 0.0
+        duration = self.initial_backoff
+        for _ in range(1, attempts):
+            if duration > self.max_backoff - duration:
+                return self.max_backoff
+            duration += duration
+        return duration
+
+    def _push_backoff(self, qp: QueuedPod) -> None:
+        expiry = qp.timestamp + self.backoff_duration(qp.attempts)
+        if expiry <= self.engine.now:
+            self._push_active(qp)
+        else:
+            heapq.heappush(self._backoff, (expiry, next(self._seq), qp))
+            self._start_ticking()
+
+    def add_unschedulable(self, qp: QueuedPod, rejectors: Iterable[str]) -> None:
+        """A pod that failed a cycle: to the unschedulable pool (backoffQ if no plugin rejected it)."""
+        qp.timestamp = self.engine.now
+        qp.rejectors = set(rejectors)
+        if not qp.rejectors:
+            self._push_backoff(qp)
+            return
+        qp.unschedulable_since = self.engine.now
+        self.unschedulable[qp.pod.key] = qp
+        self._start_ticking()
+
+    def _flush_backoff(self) -> None:
+        while self._backoff and self._backoff[0][0] <= self.engine.now:
+            self._push_active(heapq.heappop(self._backoff)[2])
+
+    def _flush_unschedulable(self) -> None:
+        stale = [qp for qp in self.unschedulable.values()
+                 if self.engine.now - qp.unschedulable_since > MAX_IN_UNSCHEDULABLE]
+        for qp in stale:
+            del self.unschedulable[qp.pod.key]
+            self._push_backoff(qp)
+
+    def on_event(self, kind: str, action: str) -> int:
+        """A cluster event: move the unschedulable pods it may help; returns how many moved."""
+        moved = [qp for qp in self.unschedulable.values()
+                 if any((kind, action) in EVENTS.get(name, set()) for name in qp.rejectors)]
+        for qp in moved:
+            del self.unschedulable[qp.pod.key]
+            self._push_backoff(qp)
+        return len(moved)
+
+    def delete(self, pod_key: str) -> None:
+        """Forget a pending pod (deleted before it was scheduled)."""
+        self.unschedulable.pop(pod_key, None)
+        self._active = [e for e in self._active if e[3].pod.key != pod_key]
+        heapq.heapify(self._active)
+        self._backoff = [e for e in self._backoff if e[2].pod.key != pod_key]
+        heapq.heapify(self._backoff)
