@@ -200,20 +200,20 @@ def schedule_pod(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_re
                  fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight,
                  bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight,
                  sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, sp_weight,
-                 subset, start, num_to_find, rng, cand, totals, scratch, mark, always_score=False):
+                 restricted, subset, start, num_to_find, rng, cand, totals, scratch, mark, always_score=False):
     """Filter from ``start`` until ``num_to_find`` feasible nodes, score them, pick one.
 
-    Only the nodes in ``subset`` are searched when it is not empty (a PreFilterResult). A single
+    Only the nodes in ``subset`` are searched when ``restricted`` (a PreFilterResult). A single
     feasible node is taken without scoring, as upstream does, unless ``always_score``.
 
     Returns (node or -1, nodes processed, feasible nodes scored); the scored nodes
     are ``cand[:found]`` with their totals in ``totals[:found]``.
     """
-    n = subset.shape[0] if subset.shape[0] > 0 else alloc.shape[1]
+    n = subset.shape[0] if restricted else alloc.shape[1]
     found = 0
     processed = n
     for k in range(n):
-        i = subset[(start + k) % n] if subset.shape[0] > 0 else (start + k) % n
+        i = subset[(start + k) % n] if restricted else (start + k) % n
         if not static_ok[i] or (fit_on and not _fits(alloc, requested, pod_count, fit_req, i)):
             continue
         if found == num_to_find:
@@ -268,11 +268,15 @@ def schedule_batch(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_
                    fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight,
                    bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight,
                    sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, sp_weight,
-                   subset, start, num_to_find, rng, bind_req, bind_nonzero, out_nodes, out_processed, out_found):
+                   restricted, subset, start, num_to_find, rng, bind_req, bind_nonzero, out_nodes, out_processed,
+                   out_found):
     """Schedule ``len(out_nodes)`` pods of one plan in queue order, binding each (requests, non-zero
     requests, pod count) before the next. Stops at the first pod that fits nowhere. Returns the next
     start index and how many pods were placed."""
     n = alloc.shape[1]
+    if restricted and subset.shape[0] == 0:
+        out_nodes[0], out_processed[0], out_found[0] = -1, 0, 0
+        return start, 0
     cand = np.empty(n, np.int64)
     totals = np.empty(n, np.int64)
     scratch = np.empty((2, n), np.int64)
@@ -281,8 +285,8 @@ def schedule_batch(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_
         node, processed, found = schedule_pod(
             alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind, fit_rows, fit_src, fit_reqs,
             fit_wts, shape, fit_weight, bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight, sp_dom, sp_cnt,
-            sp_here, sp_skew, sp_host, sp_keys, sp_weight, subset, start, num_to_find, rng, cand, totals, scratch,
-            mark)
+            sp_here, sp_skew, sp_host, sp_keys, sp_weight, restricted, subset, start, num_to_find, rng, cand, totals,
+            scratch, mark)
         start = (start + processed) % n
         out_nodes[p] = node
         out_processed[p] = processed

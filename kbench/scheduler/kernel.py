@@ -41,11 +41,15 @@ class Plan:
     bind_req: np.ndarray
     bind_nonzero: np.ndarray
     dynamic: bool
-    subset: np.ndarray
-    """PreFilterResult nodes (empty: all nodes)."""
+    subset: np.ndarray | None
+    """PreFilterResult nodes (None: all nodes)."""
 
     def args(self) -> tuple:
         return (self.static_ok, self.fit_on, self.fit_req, *self.fit, *self.bal, *self.extra, *self.spread)
+
+    def search(self) -> tuple[bool, np.ndarray]:
+        """(restricted, subset) for the kernels."""
+        return self.subset is not None, _EMPTY if self.subset is None else self.subset
 
     def static_scores(self) -> np.ndarray | None:
         """Per node, the weighted scores of the non-resource plugins, if they do not depend on which nodes
@@ -77,7 +81,7 @@ class KernelScheduler:
         self.no_scoring = n_score == 0
 
     def _num_to_find(self, plan: Plan) -> int:
-        n = len(plan.subset) or self.fw.state.num_nodes
+        n = self.fw.state.num_nodes if plan.subset is None else len(plan.subset)
         return 1 if self.no_scoring else num_feasible_nodes_to_find(self.fw.percentage, n)
 
     def plan(self, pod: Pod) -> Plan:
@@ -129,8 +133,7 @@ class KernelScheduler:
         nz = pod.nonzero_requests
         subset = fw.subset(ctx)[0]
         return Plan(static_ok, fit_on, fit_req, fit, bal, extra, spread, state.vector(pod.requests),
-                    np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64), dynamic,
-                    _EMPTY if subset is None else subset)
+                    np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64), dynamic, subset)
 
     @staticmethod
     def _spread(arrays, n: int, weight: int) -> tuple:
@@ -153,7 +156,7 @@ class KernelScheduler:
         cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
         scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
         _, _, found = k.schedule_pod(state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(),
-                                     plan.subset, 0, n, self.fw.rng.copy(), cand, totals, scratch, mark, True)
+                                     *plan.search(), 0, n, self.fw.rng.copy(), cand, totals, scratch, mark, True)
         return cand[:found].copy(), totals[:found].copy()
 
     def schedule(self, pod: Pod) -> CycleResult:
@@ -170,7 +173,7 @@ class KernelScheduler:
         cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
         scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
         node, processed, found = k.schedule_pod(
-            state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(), plan.subset,
+            state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(), *plan.search(),
             fw.next_start, self._num_to_find(plan), fw.rng, cand, totals, scratch, mark)
         fw.next_start = (fw.next_start + processed) % n
         result = CycleResult(None if node < 0 else int(node), evaluated=int(processed), feasible=int(found),
@@ -194,14 +197,14 @@ class KernelScheduler:
         m = len(pods)
         nodes, processed, found = np.full(m, -2, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64)
         arrays = (state.allocatable, state.requested, state.nonzero, state.pod_count)
-        static = plan.static_scores() if not len(plan.subset) else None
+        static = plan.static_scores() if plan.subset is None else None
         if static is not None:
             start, placed = kb.schedule_signature(
                 *arrays, plan.static_ok, plan.fit_on, plan.fit_req, *plan.fit, *plan.bal, static, fw.next_start,
                 self._num_to_find(plan), fw.rng, plan.bind_req, plan.bind_nonzero, nodes, processed, found)
         else:
             start, placed = k.schedule_batch(
-                *arrays, *plan.args(), plan.subset, fw.next_start, self._num_to_find(plan), fw.rng, plan.bind_req,
+                *arrays, *plan.args(), *plan.search(), fw.next_start, self._num_to_find(plan), fw.rng, plan.bind_req,
                 plan.bind_nonzero, nodes, processed, found)
         fw.next_start = int(start)
         state.record_bound(pods[:placed], nodes[:placed])
