@@ -9,6 +9,7 @@ Resource amounts are integers as kube-scheduler keeps them: milli-CPU for
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -236,6 +237,13 @@ class Pod:
         for k, v in self.overhead.items():
             total[k] = total.get(k, 0) + v
         return total
+
+    @cached_property
+    def signature(self) -> str:
+        """What scheduling depends on: namespace, labels and spec without the node name (pods of one
+        template share it)."""
+        spec = {k: v for k, v in (self.manifest.get("spec") or {}).items() if k != "nodeName"}
+        return json.dumps([self.namespace, self.labels, spec], sort_keys=True, default=str)
 
     @cached_property
     def requests(self) -> dict[str, int]:

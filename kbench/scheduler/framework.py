@@ -80,6 +80,11 @@ class CycleResult:
     scored_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     rejectors: set[str] = field(default_factory=set)
     """Plugins that rejected some node (Diagnosis.UnschedulablePlugins), for the queue's event hints."""
+    score_plugins: int = 0
+    """Score plugins that ran (did not Skip)."""
+    scans: tuple[str, ...] = ()
+    """"<plugin>/filter" or "<plugin>/score" for each PreFilter/PreScore that walked every node
+    (PodTopologySpread, InterPodAffinity)."""
 
 
 class Framework:

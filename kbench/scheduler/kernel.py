@@ -43,6 +43,8 @@ class Plan:
     dynamic: bool
     subset: np.ndarray | None
     """PreFilterResult nodes (None: all nodes)."""
+    score_plugins: int = 0
+    scans: tuple[str, ...] = ()
 
     def args(self) -> tuple:
         return (self.static_ok, self.fit_on, self.fit_req, *self.fit, *self.bal, *self.extra, *self.spread)
@@ -77,8 +79,23 @@ class KernelScheduler:
 
     def __init__(self, framework: Framework) -> None:
         self.fw = framework
-        n_score = len(framework.scorers)
-        self.no_scoring = n_score == 0
+        self.no_scoring = not framework.scorers
+        self._plans: dict[str, Plan] = {}
+        self._plans_version = -1
+
+    def cached_plan(self, pod: Pod) -> Plan:
+        """The pod's plan, reused for pods with the same spec and labels while nodes do not change; plans
+        with dynamic plugins depend on every bind and are always rebuilt."""
+        if self._plans_version != self.fw.state.node_version:
+            self._plans.clear()
+            self._plans_version = self.fw.state.node_version
+        key = pod.signature
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self.plan(pod)
+            if not plan.dynamic:
+                self._plans[key] = plan
+        return plan
 
     def _num_to_find(self, plan: Plan) -> int:
         n = self.fw.state.num_nodes if plan.subset is None else len(plan.subset)
@@ -101,9 +118,11 @@ class KernelScheduler:
             dynamic |= plugin.dynamic
             static_ok &= plugin.filter(c, pod) == SUCCESS
         every = np.arange(n)
+        scans = {f"{p.name}/filter" for p in fw.filters if p.name in ("PodTopologySpread", "InterPodAffinity")
+                 and ctx.get(p.name) is not SKIP}
         fit = (np.int64(LEAST), _EMPTY, _EMPTY, _EMPTY, _EMPTY, np.zeros((1, 2), np.int64), np.int64(0))
         bal = (_EMPTY, _EMPTY, np.int64(0))
-        raws, norms, weights = [], [], []
+        raws, norms, weights, score_plugins = [], [], [], 0
         spread = (np.zeros((0, n), np.int64), np.zeros((0, 1), np.int64), np.zeros((0, n), np.int64), _EMPTY,
                   _EMPTY, np.ones(n, bool), np.int64(0))
         for plugin, weight in fw.scorers:
@@ -111,20 +130,27 @@ class KernelScheduler:
                 t = plugin.prescore(pod, every)
                 fit = (np.int64(plugin.kind), t.rows, t.sources, t.requests, t.weights,
                        plugin.shape if len(plugin.shape) else np.zeros((1, 2), np.int64), np.int64(weight))
+                score_plugins += 1
             elif plugin.name == "NodeResourcesBalancedAllocation":
                 t = plugin.prescore(pod, every)
                 if t is not SKIP:
                     bal = (t.rows, t.requests, np.int64(weight))
+                    score_plugins += 1
             elif plugin.name == "PodTopologySpread":
                 arrays = plugin.scoring_arrays(pod)
                 if arrays is not SKIP:
                     dynamic = True
                     spread = self._spread(arrays, n, weight)
+                    score_plugins += 1
+                    scans.add(f"{plugin.name}/score")
             else:
                 c = plugin.prescore(pod, every)
                 if c is SKIP:
                     continue
                 dynamic |= plugin.dynamic
+                score_plugins += 1
+                if plugin.name == "InterPodAffinity":
+                    scans.add(f"{plugin.name}/score")
                 raws.append(plugin.score(c, pod, every))
                 norms.append(plugin.normalize)
                 weights.append(weight)
@@ -133,7 +159,8 @@ class KernelScheduler:
         nz = pod.nonzero_requests
         subset = fw.subset(ctx)[0]
         return Plan(static_ok, fit_on, fit_req, fit, bal, extra, spread, state.vector(pod.requests),
-                    np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64), dynamic, subset)
+                    np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64), dynamic, subset, score_plugins,
+                    tuple(sorted(scans)))
 
     @staticmethod
     def _spread(arrays, n: int, weight: int) -> tuple:
@@ -166,7 +193,7 @@ class KernelScheduler:
         if n == 0:
             return CycleResult(None, "no nodes available to schedule pods")
         try:
-            plan = self.plan(pod)
+            plan = self.cached_plan(pod)
         except Rejection as rejection:
             return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.",
                                rejectors={rejection.plugin})
@@ -177,7 +204,8 @@ class KernelScheduler:
             fw.next_start, self._num_to_find(plan), fw.rng, cand, totals, scratch, mark)
         fw.next_start = (fw.next_start + processed) % n
         result = CycleResult(None if node < 0 else int(node), evaluated=int(processed), feasible=int(found),
-                             scored=int(found) if found > 1 else 0)
+                             scored=int(found) if found > 1 else 0, score_plugins=plan.score_plugins,
+                             scans=plan.scans)
         if node < 0:  # diagnose with the reference filters: upstream's message and the rejecting plugins
             ctx = fw.prefilter(pod)
             _, first, _ = fw.filter_all(pod, ctx)

@@ -29,7 +29,7 @@ def normalized_image_name(name: str) -> str:
     return name if name.rfind(":") > name.rfind("/") else name + ":latest"
 
 
-@dataclass
+@dataclass(slots=True)
 class BoundPod:
     pod: Pod
     node: int
@@ -62,6 +62,9 @@ class ClusterState:
         """Per-node arrays that depend only on nodes (plugins' label and taint matches); cleared when nodes change."""
         self.version = 0
         """Bumped on every change, so callers can cache per-state results."""
+        self.node_version = 0
+        """Bumped when nodes, resource rows or the set of pods with inter-pod affinity change: what a pod's
+        plan depends on besides node resources."""
         self.add_nodes(nodes)
 
     # -- resources --------------------------------------------------------------
@@ -71,6 +74,7 @@ class ClusterState:
             return self.resources.index(name)
         except ValueError:
             self.resources.append(name)
+            self.node_version += 1
             pad = np.zeros((1, self.allocatable.shape[1]), np.int64)
             self.allocatable = np.vstack([self.allocatable, pad])
             self.requested = np.vstack([self.requested, pad])
@@ -122,6 +126,7 @@ class ClusterState:
         self._domains.clear()
         self.node_cache.clear()
         self.version += 1
+        self.node_version += 1
         return list(range(len(self.nodes) - m, len(self.nodes)))
 
     def per_node(self, key, compute):
@@ -159,24 +164,44 @@ class ClusterState:
         self.pods[pod.key] = BoundPod(pod, i)
         if pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"):
             self.affinity_pods[pod.key] = self.pods[pod.key]
+            self.node_version += 1
         self._account(pod, i, +1)
 
     def remove(self, pod_key: str) -> Pod:
         """Forget a bound pod; returns it."""
         bound = self.pods.pop(pod_key)
-        self.affinity_pods.pop(pod_key, None)
+        if self.affinity_pods.pop(pod_key, None) is not None:
+            self.node_version += 1
         self._account(bound.pod, bound.node, -1)
         return bound.pod
 
     def record_bound(self, pods: list[Pod], nodes: np.ndarray) -> None:
-        """Register pods whose resources a kernel has already added to the arrays (batch binding)."""
+        """Register pods of one signature whose resources a kernel already added to the arrays (batch binding).
+
+        Pods of one signature share labels, namespace, ports and affinity, so what depends on those is
+        evaluated once for the batch.
+        """
+        if not pods:
+            return
+        first = pods[0]
+        if first.host_ports or first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
+            for pod, i in zip(pods, nodes.tolist()):
+                self.pods[pod.key] = BoundPod(pod, i)
+                if first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
+                    self.affinity_pods[pod.key] = self.pods[pod.key]
+                    self.node_version += 1
+                self._account(pod, i, +1, arrays=False)
+            return
+        table, pods_on = self.pods, self.pods_on
         for pod, i in zip(pods, nodes.tolist()):
-            if pod.key in self.pods:
-                raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[self.pods[pod.key].node].name}")
-            self.pods[pod.key] = BoundPod(pod, i)
-            if pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"):
-                self.affinity_pods[pod.key] = self.pods[pod.key]
-            self._account(pod, i, +1, arrays=False)
+            if pod.key in table:
+                raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[table[pod.key].node].name}")
+            table[pod.key] = BoundPod(pod, i)
+            pods_on[i].append(pod)
+        for pred, counts in self._selector_counts.values():
+            if pred(first):
+                np.add.at(counts, nodes, 1)
+        self.version += 1
 
     def _account(self, pod: Pod, i: int, sign: int, arrays: bool = True) -> None:
         if arrays:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kbench.sweep.grid import Param, Sweep
 
-_REGISTRY = {"etcd": "kbench.sweep.etcd"}
+_REGISTRY = {"etcd": "kbench.sweep.etcd", "scheduler": "kbench.sweep.scheduler"}
 
 
 def sweep_names() -> list[str]:
@@ -25,7 +25,7 @@ def get_sweep(name: str) -> Sweep:
 
 def run_sweep(name: str, preset: str = "quick", params: dict | None = None, out: str | Path = "results",
               run: str | None = None, seed: int = 0, jobs: int | None = None, progress: bool = True):
-    """Run a sweep from Python (what ``kbench sweep`` does): returns (table, run directory, figure files).
+    """Run a sweep from Python (what ``kbench sweep`` does): returns (table, run directory, written files).
 
     ``params`` replaces whole axes of the preset, e.g. ``{"keys": [1000, 10000]}``.
     """
@@ -43,6 +43,8 @@ def run_sweep(name: str, preset: str = "quick", params: dict | None = None, out:
     table = runner.run(sweep, points, run_dir, seed=seed, jobs=jobs, progress=progress,
                        meta={"preset": preset, "overrides": overrides})
     figures = sweep.plot(table, run_dir)
+    if sweep.export is not None:
+        figures += sweep.export(table, run_dir)
     latest = Path(out) / sweep.name / "latest"
     if latest.is_symlink() or not latest.exists():
         latest.unlink(missing_ok=True)

@@ -71,7 +71,8 @@ class Sweep:
 
     ``run_point(params, seed)`` returns the point's metrics as a flat dict of
     ``sim_*`` (simulated) and ``wall_*`` (measured) columns. ``plot(df, out_dir)``
-    draws the sweep's figures and returns the written files.
+    draws the sweep's figures and returns the written files; ``export(df, out_dir)``,
+    if given, writes other report files (e.g. scheduler_perf JSON) and returns them.
     """
 
     name: str
@@ -81,6 +82,7 @@ class Sweep:
     run_point: Callable[[dict, int], dict]
     plot: Callable[[pd.DataFrame, Path], list[Path]]
     summary: tuple[str, ...] = field(default=())
+    export: Callable[[pd.DataFrame, Path], list[Path]] | None = None
 
     @property
     def param_names(self) -> list[str]:

@@ -1,0 +1,1 @@
+"""Scenarios: declarative workloads run on the engine (scheduler_perf so far)."""

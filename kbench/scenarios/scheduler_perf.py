@@ -1,0 +1,251 @@
+"""scheduler_perf workloads on the engine: upstream's ops, templates and throughput metric.
+
+``data/scenarios/scheduler_perf/performance-config.yaml`` holds the tests
+(SchedulingBasic, TopologySpreading, PreferredTopologySpreading,
+SchedulingWithMixedChurn, SchedulingDaemonset) with upstream's
+``workloadTemplate`` ops: ``createNodes`` (with ``labelNodePrepareStrategy``),
+``createPods`` (waiting for them to be scheduled; ``collectMetrics`` marks the
+measured pods) and ``churn`` (mode recreate). Pods are created at once, as
+scheduler_perf's parallel creators outpace the scheduler. SchedulingThroughput is
+sampled every simulated second as ``test/integration/scheduler_perf/util.go``
+does (the first sample with new pods is dropped; quiet seconds repeat the next
+sample) and summarised as Average and Perc50/90/95/99, in scheduler_perf's
+data-items JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kbench.api.core import ManifestError, Node, Pod
+from kbench.profiles import Profile, load_profile
+from kbench.scheduler.config import SchedulerConfig, parse_config
+from kbench.scheduler.scheduler import Scheduler
+from kbench.scheduler.state import ClusterState
+from kbench.sim import Engine, Streams
+
+OPCODES = ("createNodes", "createPods", "churn")
+SAMPLE_INTERVAL = 1.0
+
+
+def scenario_dir() -> Path:
+    """``$KBENCH_SCENARIOS`` or the checkout's ``data/scenarios``."""
+    return Path(os.environ.get("KBENCH_SCENARIOS", Path(__file__).resolve().parents[2] / "data" / "scenarios"))
+
+
+def load_tests(path: str | Path | None = None) -> dict[str, dict]:
+    """The scheduler_perf tests by name (safe YAML)."""
+    path = Path(path or scenario_dir() / "scheduler_perf" / "performance-config.yaml")
+    tests = yaml.safe_load(path.read_text())
+    if not isinstance(tests, list):
+        raise ValueError(f"{path}: expected a list of tests")
+    out = {}
+    for i, test in enumerate(tests):
+        where = f"{path}: test [{i}]"
+        if not isinstance(test, Mapping) or "name" not in test or "workloadTemplate" not in test:
+            raise ValueError(f"{where}: needs name, workloadTemplate and workloads")
+        for j, op in enumerate(test["workloadTemplate"]):
+            if op.get("opcode") not in OPCODES:
+                raise ValueError(f"{where} ({test['name']}).workloadTemplate[{j}].opcode: must be one of "
+                                 f"{', '.join(OPCODES)}; got {op.get('opcode')!r}")
+        out[test["name"]] = {**test, "_dir": path.parent}
+    return out
+
+
+def workload_names() -> list[str]:
+    """Every ``Test/Workload`` name."""
+    return [f"{t}/{w['name']}" for t, test in load_tests().items() for w in test["workloads"]]
+
+
+def throughput_samples(bound: list[float], start: float, end: float) -> list[float]:
+    """scheduler_perf's SchedulingThroughput samples (pods/s) of pods bound at the given times."""
+    bound = sorted(bound)
+    samples: list[float] = []
+    last_count, last_time, started, skipped = 0, start, False, 0
+    i, tick = 0, start
+    while tick < end + SAMPLE_INTERVAL:
+        tick += SAMPLE_INTERVAL
+        while i < len(bound) and bound[i] <= tick:
+            i += 1
+        if i == last_count:
+            skipped += 1
+            continue
+        if not started:  # the first sample is likely an outlier
+            started, last_count, last_time, skipped = True, i, tick, 0
+            continue
+        rate = (i - last_count) / (tick - last_time)
+        samples += [rate] * (skipped + 1)
+        last_count, last_time, skipped = i, tick, 0
+    return samples
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    """Average and Perc50/90/95/99 as scheduler_perf's collector reports them."""
+    if not samples:
+        return {k: math.nan for k in ("Average", "Perc50", "Perc90", "Perc95", "Perc99")}
+    s = sorted(samples)
+    out = {"Average": sum(s) / len(s)}
+    for q in (50, 90, 95, 99):
+        out[f"Perc{q}"] = s[math.ceil(len(s) * q / 100) - 1]
+    return out
+
+
+@dataclass
+class WorkloadResult:
+    name: str
+    threshold: float | None
+    throughput: dict[str, float]
+    samples: list[float]
+    scheduled: int
+    measured: int
+    sim_seconds: float
+    wall_seconds: float
+    decision_wall_seconds: float
+    cycles: int
+    failed_cycles: int
+    unschedulable: dict[str, str] = field(default_factory=dict)
+
+    def data_items(self) -> dict[str, Any]:
+        """scheduler_perf's JSON: {"version": "v1", "dataItems": [...]}."""
+        return {"version": "v1", "dataItems": [{
+            "data": self.throughput, "unit": "pods/s",
+            "labels": {"Metric": "SchedulingThroughput", "Name": self.name}}]}
+
+
+class _Run:
+    def __init__(self, test: dict, params: dict, config: SchedulerConfig, profile: Profile, seed: int) -> None:
+        self.test, self.params, self.dir = test, params, test["_dir"]
+        self.engine, self.streams = Engine(), Streams(seed)
+        self.state = ClusterState()
+        self.scheduler = Scheduler(self.engine, self.state, config, profile, self.streams)
+        self.names: dict[str, int] = {}
+        self.measured: list[str] = []
+        self.measure_start: float | None = None
+
+    def _count(self, op: dict, where: str) -> int:
+        if "count" in op:
+            return int(op["count"])
+        key = str(op.get("countParam", "")).lstrip("$")
+        if key not in self.params:
+            raise ValueError(f"{where}: countParam {op.get('countParam')!r} has no value; params: "
+                             f"{', '.join(self.params)}")
+        return int(self.params[key])
+
+    def _template(self, rel: str) -> dict:
+        return yaml.safe_load((self.dir / rel).read_text())
+
+    def _named(self, manifest: dict, kind: str) -> dict:
+        m = copy.deepcopy(manifest)
+        meta = m.setdefault("metadata", {})
+        if "name" not in meta:
+            prefix = meta.get("generateName", kind.lower() + "-")
+            self.names[prefix] = self.names.get(prefix, 0) + 1
+            meta["name"] = f"{prefix}{self.names[prefix]}"
+        if kind == "Node":
+            status = m.setdefault("status", {})
+            status.setdefault("allocatable", status.get("capacity", {}))
+        return m
+
+    def create_nodes(self, op: dict, where: str) -> None:
+        template = self._template(op["nodeTemplatePath"])
+        strategy = op.get("labelNodePrepareStrategy")
+        nodes = []
+        for i in range(self._count(op, where)):
+            m = self._named(template, "Node")
+            if strategy:  # testutils labelNodePrepareStrategy: values assigned round-robin
+                values = strategy["labelValues"]
+                m["metadata"].setdefault("labels", {})[strategy["labelKey"]] = values[i % len(values)]
+            nodes.append(Node.from_manifest(m))
+        self.scheduler.add_nodes(nodes)
+
+    def create_pods(self, op: dict, where: str):
+        template = self._template(op["podTemplatePath"])
+        pods = [Pod.from_manifest(self._named(template, "Pod")) for _ in range(self._count(op, where))]
+        if op.get("collectMetrics"):
+            self.measured = [p.key for p in pods]
+            self.measure_start = self.engine.now
+        for pod in pods:
+            self.scheduler.add_pod(pod)
+        records = self.scheduler.stats.pods
+        while any(records[p.key].bound is None for p in pods):  # wait for them to be scheduled
+            yield SAMPLE_INTERVAL / 10
+            if self.engine.now - (self.measure_start or 0) > 3600:
+                return
+
+    def churn(self, op: dict, where: str):
+        if op.get("mode", "recreate") != "recreate":
+            raise ValueError(f"{where}.mode: only 'recreate' is modelled; got {op.get('mode')!r}")
+        templates = [self._template(p) for p in op["templatePaths"]]
+        interval = float(op.get("intervalMilliseconds", 500)) / 1000
+        while True:
+            created = []
+            for template in templates:
+                for _ in range(int(op.get("number", 1))):
+                    if template.get("kind") == "Node":
+                        node = Node.from_manifest(self._named(template, "Node"))
+                        self.scheduler.add_nodes([node])
+                        created.append(("Node", node.name))
+                    else:
+                        pod = Pod.from_manifest(self._named(template, "Pod"))
+                        self.scheduler.add_pod(pod)
+                        created.append(("Pod", pod.key))
+            yield interval
+            for kind, name in created:
+                if kind == "Pod":
+                    self.scheduler.delete_pod(name)
+                # a churned node has no capacity and is never chosen; it stays (deleting nodes is not modelled)
+
+    def run(self):
+        for j, op in enumerate(self.test["workloadTemplate"]):
+            where = f"{self.test['name']}.workloadTemplate[{j}]"
+            if op["opcode"] == "createNodes":
+                self.create_nodes(op, where)
+            elif op["opcode"] == "createPods":
+                yield from self.create_pods(op, where)
+            else:
+                self.engine.process(self.churn(op, where), name="churn")
+
+
+def run_workload(name: str, params: Mapping[str, int] | None = None, config: SchedulerConfig | None = None,
+                 profile: Profile | None = None, seed: int = 0, scale: float = 1.0) -> WorkloadResult:
+    """Run ``Test/Workload`` (e.g. ``SchedulingBasic/5000Nodes_10000Pods``) and measure its throughput.
+
+    ``params`` overrides the workload's parameters; ``scale`` multiplies every count (for quick runs).
+    """
+    tests = load_tests()
+    test_name, _, workload_name = name.partition("/")
+    if test_name not in tests:
+        raise ValueError(f"unknown scheduler_perf test {test_name!r}; valid: {', '.join(tests)}")
+    workloads = {w["name"]: w for w in tests[test_name]["workloads"]}
+    if workload_name not in workloads:
+        raise ValueError(f"unknown workload {workload_name!r} of {test_name}; valid: {', '.join(workloads)}")
+    workload = workloads[workload_name]
+    merged = {**workload["params"], **(params or {})}
+    merged = {k: max(1, int(round(v * scale))) for k, v in merged.items()}
+    try:
+        run = _Run(tests[test_name], merged, config or parse_config(), profile or load_profile(), seed)
+    except ManifestError as err:
+        raise ValueError(f"{name}: {err}") from None
+    started = time.perf_counter()
+    done = run.engine.process(run.run(), name=name)
+    run.engine.run(until=done)
+    wall = time.perf_counter() - started
+    records = run.scheduler.stats.pods
+    bound = [records[k].bound for k in run.measured if records[k].bound is not None]
+    start = run.measure_start or 0.0
+    samples = throughput_samples(bound, start, max(bound, default=start))
+    stats = run.scheduler.stats
+    return WorkloadResult(
+        name=name, threshold=workload.get("threshold"), throughput=summarize(samples), samples=samples,
+        scheduled=len(bound), measured=len(run.measured), sim_seconds=run.engine.now, wall_seconds=wall,
+        decision_wall_seconds=stats.decision_wall_seconds, cycles=stats.cycles, failed_cycles=stats.failed_cycles,
+        unschedulable={k: r.message for k, r in records.items() if r.bound is None and r.message})

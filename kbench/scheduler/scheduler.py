@@ -1,0 +1,168 @@
+"""kube-scheduler on the engine: the queue, one scheduling cycle at a time, assume, then asynchronous binding.
+
+Each cycle makes the real decision (the fused kernel over the current state,
+assumed pods included) and takes simulated time from the work it did, counted
+by the algorithm and priced by the profile's ``scheduler`` section::
+
+    cycle = cycle_overhead + filter_per_node x nodes processed
+            + score_per_node x nodes scored x score plugins that ran
+            + spread_filter_per_node / spread_score_per_node / interpod_per_node x all nodes,
+              for each PreFilter / PreScore of those plugins that walks them
+
+Binding goes through ``binder(pod, node_name) -> Event`` (the apiserver, when
+there is one); the default waits ``bind_latency``. A pod counts as scheduled
+when its binding completes (``spec.nodeName`` set), as scheduler_perf counts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kbench.api.core import Node, Pod
+from kbench.profiles import Profile, load_profile
+from kbench.scheduler.config import SchedulerConfig, parse_config
+from kbench.scheduler.framework import CycleResult, Framework
+from kbench.scheduler.kernel import KernelScheduler
+from kbench.scheduler.queue import SchedulingQueue
+from kbench.scheduler.state import ClusterState
+from kbench.sim import Engine, Event, Streams
+
+
+@dataclass
+class Costs:
+    """Unit costs of a scheduling cycle (seconds), from a profile's ``scheduler`` section."""
+
+    cycle_overhead: float
+    filter_per_node: float
+    score_per_node: float
+    spread_filter_per_node: float
+    spread_score_per_node: float
+    interpod_per_node: float
+    bind_latency: float
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> Costs:
+        return cls(**{name: float(profile.value(f"scheduler.{name}")) for name in cls.__dataclass_fields__})
+
+    def cycle(self, result: CycleResult, num_nodes: int) -> float:
+        """Simulated duration of one scheduling cycle from the work it did."""
+        cost = self.cycle_overhead + self.filter_per_node * result.evaluated
+        cost += self.score_per_node * result.scored * result.score_plugins
+        walks = {"PodTopologySpread/filter": self.spread_filter_per_node,
+                 "PodTopologySpread/score": self.spread_score_per_node,
+                 "InterPodAffinity/filter": self.interpod_per_node, "InterPodAffinity/score": self.interpod_per_node}
+        for scan in result.scans:
+            cost += walks[scan] * num_nodes
+        return cost
+
+
+@dataclass
+class PodRecord:
+    created: float
+    attempts: int = 0
+    assumed: float | None = None
+    bound: float | None = None
+    node: str | None = None
+    message: str = ""
+
+
+@dataclass
+class SchedulerStats:
+    """What the scheduler did: per pod times, and the measured wall time of its decisions."""
+
+    pods: dict[str, PodRecord] = field(default_factory=dict)
+    cycles: int = 0
+    failed_cycles: int = 0
+    decision_wall_seconds: float = 0.0
+
+    def bound_times(self) -> list[float]:
+        return sorted(r.bound for r in self.pods.values() if r.bound is not None)
+
+
+class Scheduler:
+    """A kube-scheduler instance on ``engine`` over a :class:`ClusterState`.
+
+    Parameters
+    ----------
+    engine : Engine
+    state : ClusterState
+        Nodes and bound pods (shared with whoever adds nodes).
+    config : SchedulerConfig, optional
+        KubeSchedulerConfiguration (default: all defaults).
+    profile : Profile, optional
+        Calibration profile for the cycle costs.
+    streams : Streams, optional
+        selectHost draws from the stream ``scheduler/select``.
+    binder : callable, optional
+        ``binder(pod, node_name) -> Event``; default: a fixed ``bind_latency``.
+    """
+
+    def __init__(self, engine: Engine, state: ClusterState, config: SchedulerConfig | None = None,
+                 profile: Profile | None = None, streams: Streams | None = None,
+                 binder: Callable[[Pod, str], Event] | None = None, default_selector=None) -> None:
+        config = config or parse_config()
+        streams = streams or Streams(0)
+        self.engine, self.state = engine, state
+        seed = int(streams("scheduler/select").integers(2**63))
+        self.framework = Framework(config.profile(), state, config.percentage_of_nodes_to_score, seed,
+                                   default_selector)
+        self.kernel = KernelScheduler(self.framework)
+        self.queue = SchedulingQueue(engine, config.pod_initial_backoff_seconds, config.pod_max_backoff_seconds)
+        self.costs = Costs.from_profile(profile or load_profile())
+        self.binder = binder or self._direct_bind
+        self.stats = SchedulerStats()
+        self.on_bound: Callable[[Pod, str], None] | None = None
+        engine.process(self._loop(), name="kube-scheduler")
+
+    # -- cluster events -------------------------------------------------------------
+    def add_pod(self, pod: Pod) -> None:
+        """A new pending pod."""
+        self.stats.pods[pod.key] = PodRecord(self.engine.now)
+        self.queue.add(pod)
+
+    def add_nodes(self, nodes: list[Node]) -> None:
+        """Nodes join (NodeAdd events move pods waiting for room)."""
+        self.state.add_nodes(nodes)
+        self.queue.on_event("Node", "Add")
+
+    def delete_pod(self, key: str) -> None:
+        """A pod goes away: bound ones free their node (PodDelete), pending ones leave the queue."""
+        if key in self.state.pods:
+            self.state.remove(key)
+            self.queue.on_event("Pod", "Delete")
+        else:
+            self.queue.delete(key)
+
+    # -- the scheduling loop ------------------------------------------------------------
+    def _loop(self):
+        while True:
+            queued = yield self.queue.pop()
+            pod = queued.pod
+            record = self.stats.pods.setdefault(pod.key, PodRecord(self.engine.now))
+            record.attempts += 1
+            started = time.perf_counter()
+            result = self.kernel.schedule(pod)
+            if result.node is not None:
+                self.state.bind(pod, result.node)  # assume: the next cycle sees it
+            self.stats.decision_wall_seconds += time.perf_counter() - started
+            self.stats.cycles += 1
+            yield self.costs.cycle(result, self.state.num_nodes)
+            if result.node is None:
+                self.stats.failed_cycles += 1
+                record.message = result.message
+                self.queue.add_unschedulable(queued, result.rejectors)
+                continue
+            record.assumed = self.engine.now
+            name = self.state.nodes[result.node].name
+            self.engine.process(self._bind(pod, name, record), name=f"bind/{pod.key}")
+
+    def _bind(self, pod: Pod, node: str, record: PodRecord):
+        yield self.binder(pod, node)
+        record.bound, record.node = self.engine.now, node
+        if self.on_bound is not None:
+            self.on_bound(pod, node)
+
+    def _direct_bind(self, pod: Pod, node: str) -> Event:
+        return self.engine.timeout(self.costs.bind_latency)

@@ -1,0 +1,147 @@
+"""The ``scheduler`` sweep: scheduler_perf workloads over node counts.
+
+Each point runs one workload on the engine and reports:
+
+- ``sim_*``: SchedulingThroughput (Average, Perc50/90/99, scheduler_perf's
+  sampling) under the calibrated cycle costs, and its cost components;
+- ``wall_*``: kbench's own speed on this machine: pods/s of the simulated
+  scheduler's decisions (the fused kernel, one pod per cycle) and, for the
+  SchedulingBasic pod, of the signature batch kernel on the same cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from kbench import plot
+from kbench.api.core import Node, Pod
+from kbench.profiles import available, load_profile
+from kbench.scenarios.scheduler_perf import load_tests, run_workload
+from kbench.scheduler.config import parse_config
+from kbench.scheduler.framework import Framework
+from kbench.scheduler.kernel import KernelScheduler
+from kbench.scheduler.state import ClusterState
+from kbench.sweep.grid import Param, Sweep
+
+WORKLOADS = ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading", "SchedulingWithMixedChurn",
+             "SchedulingDaemonset")
+_WORKLOAD_OF = {"SchedulingBasic": "5000Nodes_10000Pods", "TopologySpreading": "5000Nodes_5000Pods",
+                "PreferredTopologySpreading": "5000Nodes_5000Pods",
+                "SchedulingWithMixedChurn": "5000Nodes_10000Pods", "SchedulingDaemonset": "15000Nodes"}
+
+PARAMS = (
+    Param("workload", str, "scheduler_perf test", choices=WORKLOADS),
+    Param("nodes", int, "nodes in the cluster (initNodes)", minimum=1, maximum=100_000),
+    Param("pods", int, "measured pods (measurePods)", minimum=1, maximum=1_000_000),
+    Param("percentage", int, "percentageOfNodesToScore (0 = adaptive)", minimum=0, maximum=100),
+    Param("profile", str, "calibration profile in data/profiles", choices=tuple(available())),
+)
+
+PRESETS = {
+    "quick": {"workload": ["SchedulingBasic"], "nodes": [100, 500, 1000, 2000, 5000], "pods": [5000],
+              "percentage": [0, 100], "profile": ["default"]},
+    "full": {"workload": list(WORKLOADS), "nodes": [100, 500, 1000, 2000, 5000, 15000], "pods": [10000],
+             "percentage": [0, 100], "profile": ["default"]},
+}
+
+
+def _upstream(workload: str) -> dict:
+    """The upstream workload kbench runs for a test (its params and CI threshold)."""
+    test = load_tests()[workload]
+    return next(w for w in test["workloads"] if w["name"] == _WORKLOAD_OF[workload])
+
+
+def basic_cluster(nodes: int, percentage: int, seed: int) -> tuple[KernelScheduler, dict]:
+    """SchedulingBasic's cluster (node-default.yaml nodes) and its pod template."""
+    templates = load_tests()["SchedulingBasic"]["_dir"] / "templates"
+    node_t = yaml.safe_load((templates / "node-default.yaml").read_text())
+    node_t["status"]["allocatable"] = node_t["status"]["capacity"]
+    state = ClusterState(Node.from_manifest({**node_t, "metadata": {"name": f"node-{i}"}}) for i in range(nodes))
+    config = parse_config({"percentageOfNodesToScore": percentage})
+    return KernelScheduler(Framework(config.profile(), state, percentage, seed)), yaml.safe_load(
+        (templates / "pod-default.yaml").read_text())
+
+
+def basic_pods(template: dict, start: int, count: int) -> list[Pod]:
+    return [Pod.from_manifest({**template, "metadata": {"name": f"pod-{i}"}}) for i in range(start, start + count)]
+
+
+def batch_pods_per_second(nodes: int, pods: int, percentage: int, seed: int) -> float:
+    """Wall pods/s of the signature batch kernel placing SchedulingBasic pods (1000 already placed)."""
+    kernel, template = basic_cluster(nodes, percentage, seed)
+    kernel.schedule_batch(basic_pods(template, 0, min(1000, nodes)))  # initial pods; compiles the kernels
+    batch = basic_pods(template, 10**7, pods)
+    started = time.perf_counter()
+    kernel.schedule_batch(batch)
+    return pods / (time.perf_counter() - started)
+
+
+def run_point(params: dict, seed: int) -> dict:
+    workload = params["workload"]
+    nodes, pods = params["nodes"], params["pods"]
+    overrides = {"initNodes": nodes, "measurePods": pods}
+    if workload in ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading"):
+        overrides["initPods"] = min(nodes, 1000) if workload == "SchedulingBasic" else nodes
+    config = parse_config({"percentageOfNodesToScore": params["percentage"]})
+    result = run_workload(f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config,
+                          load_profile(params["profile"]), seed)
+    out = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
+    out.update({
+        "sim_scheduled_pods": result.scheduled, "sim_seconds": result.sim_seconds,
+        "sim_cycles": result.cycles, "sim_failed_cycles": result.failed_cycles,
+        "sim_threshold_pods_per_s": (result.threshold or np.nan) if (
+            nodes == _upstream(workload)["params"]["initNodes"] and pods == _upstream(workload)["params"]["measurePods"])
+        else np.nan,
+        "wall_seconds_run": result.wall_seconds,
+        "wall_pods_per_s": result.cycles / max(result.decision_wall_seconds, 1e-9),
+        "wall_batch_pods_per_s": (batch_pods_per_second(nodes, pods, params["percentage"], seed)
+                                  if workload == "SchedulingBasic" else np.nan),
+    })
+    return out
+
+
+def plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    names = [p.name for p in PARAMS]
+    files = plot.save(plot.lines(
+        df, "nodes", [("sim_throughput_average", "average", "-"), ("sim_throughput_perc50", "p50", "--")], names,
+        title="Modelled kube-scheduler: SchedulingThroughput vs nodes (simulated)", xlabel="nodes",
+        ylabel="pods scheduled per simulated second"), out_dir, "scheduler_throughput")
+    files += plot.save(plot.lines(
+        df, "nodes", [("wall_pods_per_s", "per-cycle kernel", "-"),
+                      ("wall_batch_pods_per_s", "signature batch", "--")],
+        names, title="kbench's scheduler on this machine (measured)", xlabel="nodes",
+        ylabel="pods placed per wall second", logy=True), out_dir, "scheduler_wall")
+    return files
+
+
+def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """scheduler_perf data items: one SchedulingThroughput item per point."""
+    items = []
+    for row in df.to_dict("records"):
+        data = {"Average": row["sim_throughput_average"],
+                **{f"Perc{q}": row[f"sim_throughput_perc{q}"] for q in (50, 90, 95, 99)}}
+        items.append({"data": data, "unit": "pods/s", "labels": {
+            "Metric": "SchedulingThroughput", "Name": f"{row['workload']}/{row['nodes']}Nodes_{row['pods']}Pods",
+            "percentageOfNodesToScore": str(row["percentage"])}})
+    path = Path(out_dir) / "scheduler_perf.json"
+    path.write_text(json.dumps({"version": "v1", "dataItems": items}, indent=2, default=float))
+    return [path]
+
+
+SWEEP = Sweep(
+    name="scheduler",
+    description="kube-scheduler on scheduler_perf workloads: simulated throughput, measured kernel speed",
+    params=PARAMS,
+    presets=PRESETS,
+    run_point=run_point,
+    plot=plots,
+    export=export,
+    summary=("workload", "nodes", "pods", "percentage", "sim_throughput_average", "sim_throughput_perc50",
+             "wall_pods_per_s", "wall_batch_pods_per_s"),
+)
