@@ -12,15 +12,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 FORMATS = ("png", "svg")
-STYLE = {
-    "figure.dpi": 110,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "legend.fontsize": "small",
-    "axes.titlesize": "medium",
-}
+
+
+def style(ax: plt.Axes) -> None:
+    """kbench's look for one axes (set per axes: rc_context would reset a notebook's inline backend)."""
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.title.set_fontsize("medium")
 
 
 def save(fig: plt.Figure, out_dir: Path, stem: str, formats: Sequence[str] = FORMATS) -> list[Path]:
@@ -48,31 +46,31 @@ def lines(df: pd.DataFrame, x: str, metrics: Sequence[tuple[str, str, str]], par
 
     ``metrics`` are ``(column, label, linestyle)``; ``facet`` splits panels by a parameter.
     """
-    with plt.rc_context(STYLE):
-        panels = sorted(df[facet].unique()) if facet else [None]
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True)
-        hue = varying(df, params, exclude=[x, facet] if facet else [x])
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        for ax, panel in zip(axes[0], panels):
-            sub = df if panel is None else df[df[facet] == panel]
-            groups = sub.groupby(hue, sort=True) if hue else [((), sub)]
-            for i, (key, group) in enumerate(groups):
-                key = key if isinstance(key, tuple) else (key,)
-                name = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
-                group = group.sort_values(x)
-                for column, label, style in metrics:
-                    legend = " ".join(part for part in (label, name) if part) or column
-                    ax.plot(group[x], group[column], style, marker="o", ms=3.5, color=colors[i % len(colors)],
-                            label=legend)
-            ax.set_xlabel(xlabel)
-            ax.set_title(f"{facet}={panel}" if facet else title)
-            if logx:
-                ax.set_xscale("log")
-            if logy:
-                ax.set_yscale("log")
-        axes[0][0].set_ylabel(ylabel)
-        axes[0][-1].legend(loc="best")
-        if facet:
-            fig.suptitle(title)
-        fig.tight_layout()
+    panels = sorted(df[facet].unique()) if facet else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True, dpi=110)
+    hue = varying(df, params, exclude=[x, facet] if facet else [x])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, panel in zip(axes[0], panels):
+        sub = df if panel is None else df[df[facet] == panel]
+        groups = sub.groupby(hue, sort=True) if hue else [((), sub)]
+        for i, (key, group) in enumerate(groups):
+            key = key if isinstance(key, tuple) else (key,)
+            name = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
+            group = group.sort_values(x)
+            for column, label, line in metrics:
+                legend = " ".join(part for part in (label, name) if part) or column
+                ax.plot(group[x], group[column], line, marker="o", ms=3.5, color=colors[i % len(colors)],
+                        label=legend)
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{facet}={panel}" if facet else title)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        style(ax)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(loc="best", fontsize="small")
+    if facet:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

@@ -113,6 +113,9 @@ class WorkloadResult:
     cycles: int
     failed_cycles: int
     unschedulable: dict[str, str] = field(default_factory=dict)
+    cost_parts: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    """Creation to binding, per measured pod (simulated seconds)."""
 
     def data_items(self) -> dict[str, Any]:
         """scheduler_perf's JSON: {"version": "v1", "dataItems": [...]}."""
@@ -248,4 +251,6 @@ def run_workload(name: str, params: Mapping[str, int] | None = None, config: Sch
         name=name, threshold=workload.get("threshold"), throughput=summarize(samples), samples=samples,
         scheduled=len(bound), measured=len(run.measured), sim_seconds=run.engine.now, wall_seconds=wall,
         decision_wall_seconds=stats.decision_wall_seconds, cycles=stats.cycles, failed_cycles=stats.failed_cycles,
-        unschedulable={k: r.message for k, r in records.items() if r.bound is None and r.message})
+        unschedulable={k: r.message for k, r in records.items() if r.bound is None and r.message},
+        cost_parts=dict(stats.cost_parts),
+        latencies=[records[k].bound - records[k].created for k in run.measured if records[k].bound is not None])

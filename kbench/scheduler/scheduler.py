@@ -46,16 +46,20 @@ class Costs:
     def from_profile(cls, profile: Profile) -> Costs:
         return cls(**{name: float(profile.value(f"scheduler.{name}")) for name in cls.__dataclass_fields__})
 
-    def cycle(self, result: CycleResult, num_nodes: int) -> float:
-        """Simulated duration of one scheduling cycle from the work it did."""
-        cost = self.cycle_overhead + self.filter_per_node * result.evaluated
-        cost += self.score_per_node * result.scored * result.score_plugins
+    def parts(self, result: CycleResult, num_nodes: int) -> dict[str, float]:
+        """Simulated duration of one scheduling cycle, by what it was spent on."""
         walks = {"PodTopologySpread/filter": self.spread_filter_per_node,
                  "PodTopologySpread/score": self.spread_score_per_node,
                  "InterPodAffinity/filter": self.interpod_per_node, "InterPodAffinity/score": self.interpod_per_node}
+        parts = {"overhead": self.cycle_overhead, "filter": self.filter_per_node * result.evaluated,
+                 "score": self.score_per_node * result.scored * result.score_plugins}
         for scan in result.scans:
-            cost += walks[scan] * num_nodes
-        return cost
+            parts[scan] = walks[scan] * num_nodes
+        return parts
+
+    def cycle(self, result: CycleResult, num_nodes: int) -> float:
+        """Simulated duration of one scheduling cycle from the work it did."""
+        return sum(self.parts(result, num_nodes).values())
 
 
 @dataclass
@@ -76,6 +80,8 @@ class SchedulerStats:
     cycles: int = 0
     failed_cycles: int = 0
     decision_wall_seconds: float = 0.0
+    cost_parts: dict[str, float] = field(default_factory=dict)
+    """Simulated seconds of all cycles, by what they were spent on (see :meth:`Costs.parts`)."""
 
     def bound_times(self) -> list[float]:
         return sorted(r.bound for r in self.pods.values() if r.bound is not None)
@@ -148,7 +154,10 @@ class Scheduler:
                 self.state.bind(pod, result.node)  # assume: the next cycle sees it
             self.stats.decision_wall_seconds += time.perf_counter() - started
             self.stats.cycles += 1
-            yield self.costs.cycle(result, self.state.num_nodes)
+            parts = self.costs.parts(result, self.state.num_nodes)
+            for name, seconds in parts.items():
+                self.stats.cost_parts[name] = self.stats.cost_parts.get(name, 0.0) + seconds
+            yield sum(parts.values())
             if result.node is None:
                 self.stats.failed_cycles += 1
                 record.message = result.message

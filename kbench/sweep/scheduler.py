@@ -92,12 +92,16 @@ def run_point(params: dict, seed: int) -> dict:
     result = run_workload(f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config,
                           load_profile(params["profile"]), seed)
     out = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
+    latencies = np.asarray(result.latencies or [np.nan])
+    upstream = _upstream(workload)["params"]
+    upstream_scale = nodes == upstream["initNodes"] and pods == upstream["measurePods"]
     out.update({
+        "sim_scheduling_latency_p50_s": float(np.percentile(latencies, 50)),
+        "sim_scheduling_latency_p99_s": float(np.percentile(latencies, 99)),
+        **{f"sim_cost_{name.lower().replace('/', '_')}_s": v for name, v in result.cost_parts.items()},
         "sim_scheduled_pods": result.scheduled, "sim_seconds": result.sim_seconds,
         "sim_cycles": result.cycles, "sim_failed_cycles": result.failed_cycles,
-        "sim_threshold_pods_per_s": (result.threshold or np.nan) if (
-            nodes == _upstream(workload)["params"]["initNodes"] and pods == _upstream(workload)["params"]["measurePods"])
-        else np.nan,
+        "sim_threshold_pods_per_s": (result.threshold or np.nan) if upstream_scale else np.nan,
         "wall_seconds_run": result.wall_seconds,
         "wall_pods_per_s": result.cycles / max(result.decision_wall_seconds, 1e-9),
         "wall_batch_pods_per_s": (batch_pods_per_second(nodes, pods, params["percentage"], seed)

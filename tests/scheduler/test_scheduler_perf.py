@@ -1,0 +1,71 @@
+"""scheduler_perf workloads on the engine: the calibration against upstream's CI thresholds, and the loop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kbench.api.core import Node, Pod
+from kbench.scenarios.scheduler_perf import run_workload, summarize, throughput_samples, workload_names
+from kbench.scheduler import ClusterState, Scheduler
+from kbench.sim import Engine
+from kbench.sweep import run_sweep
+
+UPSTREAM = ["SchedulingBasic/5000Nodes_10000Pods", "TopologySpreading/5000Nodes_5000Pods",
+            "PreferredTopologySpreading/5000Nodes_5000Pods", "SchedulingWithMixedChurn/5000Nodes_10000Pods",
+            "SchedulingDaemonset/15000Nodes"]
+
+
+@pytest.mark.parametrize("name", UPSTREAM)
+def test_default_profile_clears_upstream_ci_thresholds(name):
+    """Each workload at upstream's scale lands above its CI threshold, and not absurdly (within 1.6x)."""
+    result = run_workload(name)
+    assert result.scheduled == result.measured
+    assert result.threshold < result.throughput["Average"] < 1.6 * result.threshold
+
+
+def test_throughput_sampling_follows_scheduler_perf():
+    # 10 pods in second 1 (dropped: first sample), then 20, a quiet second, then 40 over two seconds.
+    bound = [0.5] * 10 + [1.5] * 20 + [3.5] * 40
+    samples = throughput_samples(bound, 0.0, 3.5)
+    assert samples == [20.0, 20.0, 20.0]  # the quiet second repeats the next sample (40 over 2 s)
+    stats = summarize([1, 2, 3, 4])
+    assert stats["Average"] == 2.5 and stats["Perc50"] == 2 and stats["Perc99"] == 4
+
+
+def test_unknown_workload_lists_the_valid_ones():
+    assert "SchedulingBasic/5000Nodes_10000Pods" in workload_names()
+    with pytest.raises(ValueError, match="unknown scheduler_perf test 'Nope'; valid: SchedulingBasic"):
+        run_workload("Nope/x")
+    with pytest.raises(ValueError, match="unknown workload 'x' of SchedulingBasic; valid: 500Nodes"):
+        run_workload("SchedulingBasic/x")
+
+
+def test_an_unschedulable_pod_waits_for_a_node_then_binds():
+    engine = Engine()
+    state = ClusterState([Node.from_manifest({"metadata": {"name": "small"},
+                                              "status": {"allocatable": {"cpu": "1", "pods": "10"}}})])
+    scheduler = Scheduler(engine, state)
+    big = Pod.from_manifest({"metadata": {"name": "big"}, "spec": {"containers": [
+        {"name": "c", "image": "x", "resources": {"requests": {"cpu": "2"}}}]}})
+    scheduler.add_pod(big)
+    engine.run(until=5)
+    record = scheduler.stats.pods["default/big"]
+    assert record.bound is None and record.message == "0/1 nodes are available: 1 Insufficient cpu."
+    engine.schedule(0, lambda _: scheduler.add_nodes([Node.from_manifest(
+        {"metadata": {"name": "large"}, "status": {"allocatable": {"cpu": "4", "pods": "10"}}})]))
+    engine.run(until=20)
+    assert record.node == "large" and record.attempts == 2
+
+
+def test_scheduler_sweep_writes_scheduler_perf_json(tmp_path):
+    table, run_dir, files = run_sweep("scheduler", params={"nodes": [200], "pods": [600], "percentage": [0]},
+                                      out=tmp_path, jobs=1, progress=False)
+    assert table.loc[0, "sim_scheduled_pods"] == 600 and table.loc[0, "wall_batch_pods_per_s"] > 0
+    doc = json.loads((run_dir / "scheduler_perf.json").read_text())
+    assert doc["version"] == "v1"
+    item = doc["dataItems"][0]
+    assert item["labels"]["Metric"] == "SchedulingThroughput" and item["unit"] == "pods/s"
+    assert set(item["data"]) == {"Average", "Perc50", "Perc90", "Perc95", "Perc99"}
+    assert any(f.name == "scheduler_throughput.png" for f in files)
