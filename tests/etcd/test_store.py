@@ -227,3 +227,11 @@ def test_constructor_and_backend_errors():
         Store(backend="c++")
     with pytest.raises(ValueError, match="quota_bytes must be a positive integer"):
         Store(quota_bytes=0)
+
+
+def test_put_keeping_a_value_after_a_from_key_delete_in_the_same_txn_is_refused(store):
+    """etcd 3.4 lets this through its interval check and then panics applying it; kbench refuses it."""
+    store.put(b"b", b"1")
+    with pytest.raises(KeyNotFoundError):
+        store.txn([], [DeleteRangeRequest(b"a", b"\x00"), PutRequest(b"b", ignore_value=True)])
+    assert store.range(b"b").kvs[0].value == b"1" and store.revision == 2
