@@ -19,6 +19,8 @@ import math
 import numpy as np
 from numba import njit
 
+from kbench.sim._kernels import splitmix_unit
+
 PODS = 3
 LEAST, MOST, RTCR = 0, 1, 2
 NORM_NONE, NORM_DEFAULT, NORM_REVERSE, NORM_SPREAD, NORM_MINMAX = 0, 1, 2, 3, 4
@@ -174,21 +176,10 @@ def _spread_scores(cand, m, sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, 
 
 
 @njit(cache=True, error_model="numpy")
-def _next_unit(rng):
-    state = rng[0] + np.uint64(0x9E3779B97F4A7C15)
-    rng[0] = state
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return float((z >> np.uint64(11)) + np.uint64(1)) * 2.0**-53
-
-
-@njit(cache=True, error_model="numpy")
 def _reservoir_pick(ties, rng):
     chosen, seen = 0, 1
     while ties > 1:
-        nxt = np.int64(math.floor(seen / _next_unit(rng))) + 1
+        nxt = np.int64(math.floor(seen / splitmix_unit(rng))) + 1
         if nxt > ties:
             break
         chosen, seen = nxt - 1, nxt

@@ -1,0 +1,334 @@
+"""What every kube-proxy mode starts from: the proxier's settings and the node's view of Service ports.
+
+Follows upstream kube-proxy (kubernetes v1.35): ``pkg/proxy/serviceport.go`` (BaseServicePortInfo:
+``UsesClusterEndpoints``, ``UsesLocalEndpoints``, ``ExternallyAccessible``), ``pkg/proxy/endpointslicecache.go``
+(endpoints per service port, IP family filter, conditions, sorted by ``ip:port``) and ``pkg/proxy/topology.go``
+(``CategorizeEndpoints``; topology hints are not modelled, so every ready endpoint is a cluster endpoint).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from kbench.api.core import ManifestError, _list, _map
+from kbench.api.network import EndpointSlice, Service, parse_cidr, parse_ip
+
+MODES = ("iptables", "ipvs", "nftables")
+FAMILIES = ("IPv4", "IPv6")
+LOOPBACK = {"IPv4": ipaddress.ip_network("127.0.0.0/8"), "IPv6": ipaddress.ip_network("::1/128")}
+ZERO_CIDR = {"IPv4": "0.0.0.0/0", "IPv6": "::/0"}
+NFACCT_COUNTERS = ("ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts")
+"""pkg/proxy/metrics: IPTablesCTStateInvalidDroppedNFAcctCounter, LocalhostNodePortAcceptedNFAcctCounter."""
+
+
+def family_of(ip) -> str:
+    return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
+
+
+@dataclass(frozen=True)
+class ProxierConfig:
+    """The settings one node's kube-proxy runs with (KubeProxyConfiguration plus what the node provides).
+
+    ``node_port_addresses`` is ``--nodeport-addresses``: ``None`` takes the mode's default (all local
+    addresses for iptables and ipvs, the node's primary IP for nftables, as in v1.29+), ``()`` accepts
+    NodePorts on every local address.
+    """
+
+    node_name: str = "node-0"
+    node_ips: tuple[str, ...] = ("192.168.0.2",)
+    cluster_cidr: str | None = "10.0.0.0/8"
+    masquerade_all: bool = False
+    node_port_addresses: tuple[str, ...] | None = None
+    ip_family: str = "IPv4"
+    localhost_node_ports: bool = True
+    masquerade_mark: str = "0x4000"
+    nfacct_counters: tuple[str, ...] = NFACCT_COUNTERS
+    random_fully: bool = True
+    conntrack_tcp_liberal: bool = False
+    service_cidrs: tuple[str, ...] = ()
+    ipvs_scheduler: str = "rr"
+
+    _KEYS = {
+        "nodeName": "node_name", "nodeIPs": "node_ips", "masqueradeAll": "masquerade_all",
+        "nodePortAddresses": "node_port_addresses", "ipFamily": "ip_family",
+        "localhostNodePorts": "localhost_node_ports", "masqueradeMark": "masquerade_mark",
+        "nfacctCounters": "nfacct_counters", "randomFully": "random_fully",
+        "conntrackTCPLiberal": "conntrack_tcp_liberal", "serviceCIDRs": "service_cidrs",
+        "ipvsScheduler": "ipvs_scheduler", "localDetector": None,
+    }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping | None) -> ProxierConfig:
+        """Read the camelCase keys of the golden files / scenario YAML (``localDetector: {clusterCIDR: ...}``)."""
+        spec = _map(spec, "proxier")
+        kwargs = {}
+        for key, value in spec.items():
+            if key not in cls._KEYS:
+                raise ManifestError(f"proxier.{key}: unknown setting; allowed: {', '.join(cls._KEYS)}")
+            if key == "localDetector":
+                kwargs["cluster_cidr"] = _map(value, "proxier.localDetector").get("clusterCIDR")
+            elif isinstance(value, list):
+                kwargs[cls._KEYS[key]] = tuple(value)
+            else:
+                kwargs[cls._KEYS[key]] = value
+        return cls(**kwargs)
+
+    def __post_init__(self) -> None:
+        if self.ip_family not in FAMILIES:
+            raise ManifestError(f"proxier.ipFamily: must be IPv4 or IPv6; got {self.ip_family!r}")
+        if not self.node_ips:
+            raise ManifestError("proxier.nodeIPs: at least one node IP is required")
+        for i, ip in enumerate(self.node_ips):
+            try:
+                parse_ip(ip)
+            except ValueError:
+                raise ManifestError(f"proxier.nodeIPs[{i}]: {ip!r} is not a valid IP address") from None
+        for name, cidrs in (("nodePortAddresses", self.node_port_addresses or ()), ("serviceCIDRs", self.service_cidrs),
+                            ("localDetector.clusterCIDR", (self.cluster_cidr,) if self.cluster_cidr else ())):
+            for i, cidr in enumerate(cidrs):
+                try:
+                    parse_cidr(cidr)
+                except ValueError:
+                    raise ManifestError(f"proxier.{name}[{i}]: {cidr!r} is not a valid CIDR") from None
+        if self.ipvs_scheduler not in ("rr", "wrr", "lc", "sh"):
+            raise ManifestError(f"proxier.ipvsScheduler: must be one of rr, wrr, lc, sh; got {self.ipvs_scheduler!r}")
+
+    # -- derived, per IP family ------------------------------------------------------------------------------
+    @property
+    def ipv6(self) -> bool:
+        return self.ip_family == "IPv6"
+
+    def own(self, values: Iterable[str]) -> list[str]:
+        """The values (IPs or CIDRs) of the proxier's IP family, in order."""
+        return [v for v in values if family_of(str(v).split("/")[0].strip()) == self.ip_family]
+
+    @property
+    def node_ip(self) -> str:
+        """The proxier's primary node IP (the first of its family)."""
+        own = self.own(self.node_ips)
+        return own[0] if own else ZERO_CIDR[self.ip_family].split("/")[0]
+
+    @property
+    def local_cidr(self) -> str | None:
+        """The pod CIDR of the local-traffic detector (``--cluster-cidr``), if of this family."""
+        return self.cluster_cidr if self.cluster_cidr and self.own([self.cluster_cidr]) else None
+
+    def local_addresses(self) -> list[ipaddress._BaseAddress]:
+        """Addresses the node owns (``addrtype LOCAL`` / ``fib type local``): its IPs and loopback."""
+        return [parse_ip(ip) for ip in self.node_ips] + [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+
+    def node_port_cidrs(self, mode: str) -> list[str] | None:
+        """``NewNodePortAddresses``: the CIDRs of this family accepting NodePorts, or ``None`` for all addresses."""
+        given = self.node_port_addresses
+        if given is None and mode == "nftables":
+            given = (f"{self.node_ip}/{128 if self.ipv6 else 32}",)
+        cidrs = self.own(given or ())
+        if not cidrs or any(str(parse_cidr(c)) == ZERO_CIDR[self.ip_family] for c in cidrs):
+            return None
+        return [str(parse_cidr(c)) for c in cidrs]
+
+    def node_port_ips(self, mode: str) -> list[str]:
+        """``GetNodeIPs``: the node's addresses inside the NodePort CIDRs (the fake host's interfaces: its IPs, lo)."""
+        cidrs = self.node_port_cidrs(mode)
+        addrs = [parse_ip(ip) for ip in ("127.0.0.1", "::1", *self.node_ips)]
+        if cidrs is None:
+            return [str(a) for a in addrs if family_of(a) == self.ip_family]
+        nets = [parse_cidr(c) for c in cidrs]
+        return [str(a) for a in addrs if any(a.version == n.version and a in n for n in nets)]
+
+    @property
+    def localhost_node_ports_enabled(self) -> bool:
+        """NewProxier turns localhostNodePorts off unless the NodePort addresses include 127.0.0.1 (IPv4 only)."""
+        if self.ipv6 or not self.localhost_node_ports:
+            return False
+        cidrs = self.node_port_cidrs("iptables")
+        return cidrs is None or any(ipaddress.ip_address("127.0.0.1") in parse_cidr(c) for c in cidrs)
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    ip: str
+    port: int
+    ready: bool
+    serving: bool
+    terminating: bool
+    local: bool
+    zone: str = ""
+
+    @property
+    def address(self) -> str:
+        """``ip:port`` as net.JoinHostPort writes it (IPv6 in brackets)."""
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+@dataclass
+class ServicePortInfo:
+    """One Service port as kube-proxy programs it (``proxy.ServicePort``), with its endpoints."""
+
+    namespace: str
+    name: str
+    port_name: str
+    protocol: str
+    cluster_ip: str
+    port: int
+    node_port: int = 0
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ips: tuple[str, ...] = ()
+    source_ranges: tuple[str, ...] = ()
+    affinity_timeout: int = 0
+    """Seconds of ClientIP session affinity; 0 when sessionAffinity is None."""
+    external_local: bool = False
+    internal_local: bool = False
+    health_check_node_port: int = 0
+    endpoints: list[EndpointInfo] = field(default_factory=list)
+
+    @property
+    def service_key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def name_string(self) -> str:
+        """``ServicePortName.String()``: ``ns/name:port`` (no colon for an unnamed port)."""
+        return f"{self.namespace}/{self.name}" + (f":{self.port_name}" if self.port_name else "")
+
+    @property
+    def proto(self) -> str:
+        return self.protocol.lower()
+
+    @property
+    def externally_accessible(self) -> bool:
+        return bool(self.node_port or self.load_balancer_ips or self.external_ips)
+
+    @property
+    def uses_cluster_endpoints(self) -> bool:
+        # Even with externalTrafficPolicy Local, Cluster endpoints serve the short-circuited pod/node traffic.
+        return not self.internal_local or self.externally_accessible
+
+    @property
+    def uses_local_endpoints(self) -> bool:
+        return self.internal_local or (self.external_local and self.externally_accessible)
+
+    def categorize(self) -> tuple[list[EndpointInfo], list[EndpointInfo], list[EndpointInfo], bool]:
+        """``CategorizeEndpoints``: (cluster, local, all locally reachable, any usable endpoint anywhere)."""
+        eps = self.endpoints
+        cluster: list[EndpointInfo] = []
+        local: list[EndpointInfo] = []
+        has_any = False
+        if self.uses_cluster_endpoints:
+            cluster = [e for e in eps if e.ready] or [e for e in eps if e.serving and e.terminating]
+            has_any = bool(cluster)
+        if not self.uses_local_endpoints:
+            return cluster, local, cluster, has_any
+        local_ready = local_terminating = False
+        for e in eps:
+            if e.ready:
+                has_any, local_ready = True, local_ready or e.local
+            elif e.serving and e.terminating:
+                has_any, local_terminating = True, local_terminating or e.local
+        if local_ready:
+            local = [e for e in eps if e.local and e.ready]
+        elif local_terminating:
+            local = [e for e in eps if e.local and e.serving and e.terminating]
+        if not self.uses_cluster_endpoints:
+            return cluster, local, local, has_any
+        if not local_terminating or local_ready:
+            return cluster, local, cluster, has_any
+        merged = {e.address: e for e in cluster} | {e.address: e for e in local}
+        return cluster, local, sorted(merged.values(), key=lambda e: e.address), has_any
+
+
+def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice],
+                  config: ProxierConfig) -> list[ServicePortInfo]:
+    """The node's service ports of the proxier's IP family, sorted by name, each with its endpoints.
+
+    Headless and ExternalName Services are skipped, as are EndpointSlices of another family, of an unknown
+    Service or with a port the Service lacks (kube-proxy ignores them; :func:`check_objects` refuses them).
+    """
+    by_port: dict[tuple[str, str, str], ServicePortInfo] = {}
+    for svc in services:
+        if svc.type == "ExternalName":
+            continue
+        cluster_ips = config.own(svc.cluster_ips)
+        if not cluster_ips:
+            continue
+        # apiservice.ExternalPolicyLocal: only an externally accessible Service has an external policy
+        external_local = svc.external_policy == "Local" and (svc.type in ("NodePort", "LoadBalancer")
+                                                             or bool(svc.external_ips))
+        for p in svc.ports:
+            by_port[(svc.key, p.name, p.protocol)] = ServicePortInfo(
+                namespace=svc.namespace, name=svc.name, port_name=p.name, protocol=p.protocol,
+                cluster_ip=cluster_ips[0], port=p.port,
+                node_port=p.node_port if svc.type in ("NodePort", "LoadBalancer") else 0,
+                external_ips=tuple(config.own(svc.external_ips)),
+                load_balancer_ips=tuple(config.own(svc.load_balancer_ips)),
+                source_ranges=tuple(config.own(svc.source_ranges)),
+                affinity_timeout=svc.affinity_timeout if svc.session_affinity else 0,
+                external_local=external_local, internal_local=svc.internal_policy == "Local",
+                # apiservice.NeedsHealthCheck: LoadBalancer with externalTrafficPolicy Local
+                health_check_node_port=svc.health_check_node_port if svc.type == "LoadBalancer" and external_local
+                else 0)
+    seen: dict[tuple[str, str, str], dict[str, EndpointInfo]] = {}
+    for sl in slices:
+        if sl.address_type != config.ip_family:
+            continue
+        for pname, port, protocol in sl.ports:
+            key = (sl.service_key, pname, protocol)
+            if key not in by_port:
+                continue
+            eps = seen.setdefault(key, {})
+            for e in sl.endpoints:
+                info = EndpointInfo(e.address, port, e.ready, e.serving, e.terminating,
+                                    e.node_name == config.node_name, e.zone)
+                eps.setdefault(info.address, info)
+    for key, eps in seen.items():
+        by_port[key].endpoints = sorted(eps.values(), key=lambda e: e.address)
+    return sorted(by_port.values(), key=lambda sp: (sp.name_string, sp.protocol))
+
+
+def check_objects(services: list[Service], slices: list[EndpointSlice]) -> None:
+    """Refuse what a manifest author most likely got wrong: the same ClusterIP on two Services, two Services
+    with one name, and EndpointSlices whose Service (or port) is not among the manifests."""
+    owner: dict[str, str] = {}
+    keys: set[str] = set()
+    ports: dict[str, set[tuple[str, str]]] = {}
+    for svc in services:
+        if svc.key in keys:
+            raise ManifestError(f"Service {svc.key}: metadata.name: duplicate Service")
+        keys.add(svc.key)
+        ports[svc.key] = {(p.name, p.protocol) for p in svc.ports}
+        for i, ip in enumerate(svc.cluster_ips):
+            if ip in owner:
+                raise ManifestError(f"Service {svc.key}: spec.clusterIPs[{i}]: {ip} is already the ClusterIP of "
+                                    f"Service {owner[ip]}")
+            owner[ip] = svc.key
+    for sl in slices:
+        where = f"EndpointSlice {sl.namespace}/{sl.name}"
+        if sl.service_key not in keys:
+            raise ManifestError(f"{where}: metadata.labels['kubernetes.io/service-name']: no Service "
+                                f"{sl.service_key} among the manifests")
+        for i, (pname, _, protocol) in enumerate(sl.ports):
+            if (pname, protocol) not in ports[sl.service_key]:
+                raise ManifestError(f"{where}: ports[{i}]: Service {sl.service_key} has no {protocol} port "
+                                    f"named {pname!r}")
+
+
+def read_objects(manifests: Iterable[Mapping], strict: bool = True) -> tuple[list[Service], list[EndpointSlice]]:
+    """Services and EndpointSlices among the manifests (other kinds are ignored), checked when ``strict``."""
+    services, slices = [], []
+    for m in manifests:
+        kind = _map(m, "manifest").get("kind")
+        if kind == "Service":
+            services.append(Service.from_manifest(m))
+        elif kind == "EndpointSlice":
+            slices.append(EndpointSlice.from_manifest(m))
+    if strict:
+        check_objects(services, slices)
+    return services, slices
+
+
+def objects_of(spec: Mapping) -> tuple[list[Service], list[EndpointSlice]]:
+    """Services and EndpointSlices from a golden-file case (``services:`` and ``endpointSlices:`` lists)."""
+    return ([Service.from_manifest(m) for m in _list(spec.get("services"), "services")],
+            [EndpointSlice.from_manifest(m) for m in _list(spec.get("endpointSlices"), "endpointSlices")])

@@ -1,0 +1,322 @@
+"""nftables mode: table ``ip kube-proxy`` with its verdict maps, as kube-proxy writes it, and as ``nft`` lists it.
+
+A port of upstream's ``syncProxyRules`` (kubernetes v1.35 ``pkg/proxy/nftables/proxier.go``): the base chains
+hook prerouting / input / forward / output / postrouting; ``services`` looks the packet up in the
+``service-ips`` (``ip . proto . port``) and ``service-nodeports`` (``proto . port``) verdict maps; a service chain
+masquerades off-cluster sources, checks the per-endpoint affinity sets (dynamic, with timeout), then picks an
+endpoint with ``numgen random mod N vmap``; ``no-endpoint-services`` / ``no-endpoint-nodeports`` reject or drop
+what has no endpoints; ``firewall-ips`` sends load-balancer traffic with ``loadBalancerSourceRanges`` to a
+per-service firewall chain; ``cluster-ips-check`` rejects unused ports of ClusterIPs and drops unallocated ones.
+Chain names are ``<prefix>-<8 chars of base32(sha256(name))>-<name>`` (``hashAndTruncate``).
+
+Each sync sends a transaction with only the changed Services' objects (plus the maps' element flushes), which is
+why nftables sync cost grows with the change, not the cluster (KEP-3866).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+
+from kbench.api.network import parse_cidr, parse_ip
+from kbench.proxy.model import ProxierConfig, ServicePortInfo
+
+TABLE = "kube-proxy"
+MARK_MASQ, REJECT_CHAIN = "mark-for-masquerade", "reject-chain"
+PRIORITY_NAMES = {-300: "raw", -150: "mangle", -100: "dstnat", 0: "filter", 100: "srcnat", 300: "security"}
+
+
+def hash_and_truncate(name: str) -> str:
+    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()[:8]
+    full = f"{digest}-{name}"
+    return full if len(full) <= 200 else full[:197] + "..."
+
+
+def service_base(sp: ServicePortInfo) -> str:
+    """``servicePortChainNameBase``: ``ns/name/proto/port``."""
+    return f"{sp.namespace}/{sp.name}/{sp.proto}/{sp.port_name}"
+
+
+def endpoint_base(sp: ServicePortInfo, ip: str, port: int) -> str:
+    """``servicePortEndpointChainNameBase``: the service base plus ``__ip/port`` (IPv6 colons as dots)."""
+    return f"{service_base(sp)}__{ip.replace(':', '.')}/{port}"
+
+
+@dataclass
+class NftSet:
+    name: str
+    type: str
+    is_map: bool = False
+    flags: str = ""
+    timeout: int = 0
+    comment: str = ""
+    elements: list[tuple[tuple[str, ...], str, str]] = field(default_factory=list)
+    """(key parts, verdict ("" for a set), comment)."""
+
+    def body(self) -> str:
+        parts = [f"type {self.type}" + (" : verdict" if self.is_map else "")]
+        if self.flags:
+            parts.append(f"flags {self.flags}")
+        if self.timeout:
+            parts.append(f"timeout {self.timeout}s")
+        if self.comment:
+            parts.append(f'comment "{self.comment}"')
+        return "{ " + " ; ".join(parts) + " ; }"
+
+
+@dataclass
+class NftChain:
+    name: str
+    hook: tuple[str, str, int] | None = None
+    """(type, hook, priority) of a base chain."""
+    comment: str = ""
+    rules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NftRuleset:
+    family: str
+    sets: dict[str, NftSet] = field(default_factory=dict)
+    chains: dict[str, NftChain] = field(default_factory=dict)
+    written: int = 0
+    """Objects (chains, rules, elements) in the transaction this sync sends."""
+    services: int = 0
+    endpoints: int = 0
+
+    def chain(self, name: str, hook=None, comment: str = "") -> NftChain:
+        c = self.chains.get(name)
+        if c is None:
+            c = self.chains[name] = NftChain(name, hook, comment)
+        return c
+
+    def add_set(self, *args, **kwargs) -> NftSet:
+        s = NftSet(*args, **kwargs)
+        self.sets[s.name] = s
+        return s
+
+    def element(self, name: str, key: tuple[str, ...], verdict: str = "", comment: str = "") -> None:
+        self.sets[name].elements.append((key, verdict, comment))
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for c in self.chains.values())
+
+    def dump(self) -> str:
+        """The ruleset as ``nft -f`` commands, the format of knftables' ``Fake.Dump()``."""
+        pre = f"add {{}} {self.family} {TABLE}"
+        out = [f'add table {self.family} {TABLE} {{ comment "rules for kube-proxy" ; }}']
+        for s in self.sets.values():
+            out.append(f"{pre.format('map' if s.is_map else 'set')} {s.name} {s.body()}")
+        for c in self.chains.values():
+            opts = []
+            if c.hook:
+                opts.append(f"type {c.hook[0]} hook {c.hook[1]} priority {c.hook[2]}")
+            if c.comment:
+                opts.append(f'comment "{c.comment}"')
+            out.append(f"{pre.format('chain')} {c.name}" + (" { " + " ; ".join(opts) + " ; }" if opts else ""))
+        for c in self.chains.values():
+            out += [f"{pre.format('rule')} {c.name} {r}" for r in c.rules]
+        for s in self.sets.values():
+            for key, verdict, comment in s.elements:
+                text = " . ".join(key) + (f' comment "{comment}"' if comment else "") + (f" : {verdict}" if verdict
+                                                                                          else "")
+                out.append(f"{pre.format('element')} {s.name} {{ {text} }}")
+        return "\n".join(out) + "\n"
+
+    def list_ruleset(self) -> str:
+        """The ruleset as ``nft list ruleset`` prints it."""
+        out = [f"table {self.family} {TABLE} {{", '\tcomment "rules for kube-proxy"']
+        for s in self.sets.values():
+            out.append(f"\n\t{'map' if s.is_map else 'set'} {s.name} {{")
+            out.append(f"\t\ttype {s.type}" + (" : verdict" if s.is_map else ""))
+            if s.flags:
+                out.append(f"\t\tflags {s.flags.replace(',', ', ')}")
+            if s.timeout:
+                out.append(f"\t\ttimeout {_duration(s.timeout)}")
+            if s.comment:
+                out.append(f'\t\tcomment "{s.comment}"')
+            if s.elements:
+                items = [" . ".join(k) + (f' comment "{c}"' if c else "") + (f" : {v}" if v else "")
+                         for k, v, c in s.elements]
+                out.append("\t\telements = { " + ",\n\t\t\t     ".join(items) + " }")
+            out.append("\t}")
+        for c in self.chains.values():
+            out.append(f"\n\tchain {c.name} {{")
+            if c.comment:
+                out.append(f'\t\tcomment "{c.comment}"')
+            if c.hook:
+                out.append(f"\t\ttype {c.hook[0]} hook {c.hook[1]} priority {_priority(c.hook[2])}; policy accept;")
+            out += [f"\t\t{r}" for r in c.rules]
+            out.append("\t}")
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+
+def _duration(seconds: int) -> str:
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+
+
+def _priority(value: int) -> str:
+    """nft prints standard priorities by name, others relative to the nearest one (``dstnat - 10``)."""
+    base = min(PRIORITY_NAMES, key=lambda p: (abs(value - p), p))
+    delta = value - base
+    return PRIORITY_NAMES[base] + ("" if not delta else f" {'+' if delta > 0 else '-'} {abs(delta)}")
+
+
+def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig,
+                  changed: set[str] | None = None) -> NftRuleset:
+    """The ``kube-proxy`` table for the service ports; ``changed`` (Service keys) makes it a partial sync."""
+    ip = "ip6" if config.ipv6 else "ip"
+    addr_type = "ipv6_addr" if config.ipv6 else "ipv4_addr"
+    rs = NftRuleset(ip, services=len(sps), endpoints=sum(len(sp.endpoints) for sp in sps))
+    _base(rs, config, ip, addr_type)
+    base_objects = len(rs.chains) + rs.rule_count + len(rs.sets) + sum(len(s.elements) for s in rs.sets.values())
+    local_cidr = config.local_cidr
+    node_ip = parse_ip(config.node_ip)
+    changed_objects = 0
+    for sp in sps:
+        before = len(rs.chains) + rs.rule_count + sum(len(s.elements) for s in rs.sets.values()) + len(rs.sets)
+        base = hash_and_truncate(service_base(sp))
+        cluster_chain, local_chain = f"service-{base}", f"local-{base}"
+        ext_chain, fw_chain = f"external-{base}", f"firewall-{base}"
+        name, proto, port = sp.name_string, sp.proto, str(sp.port)
+        cluster_eps, local_eps, reachable, has_eps = sp.categorize()
+        uses_cluster = bool(cluster_eps) and sp.uses_cluster_endpoints
+        uses_local = bool(local_eps) and sp.uses_local_endpoints
+        internal_chain, has_internal = cluster_chain, has_eps
+        if sp.internal_local:
+            internal_chain, has_internal = local_chain, has_eps and bool(local_eps)
+        external_policy_chain, has_external = cluster_chain, has_eps
+        if sp.external_local:
+            external_policy_chain, has_external = local_chain, has_eps and bool(local_eps)
+        uses_ext = has_eps and sp.externally_accessible
+        uses_fw = bool(sp.load_balancer_ips) and bool(sp.source_ranges)
+        int_verdict = ext_verdict = f"goto {REJECT_CHAIN}"
+        if has_eps:
+            int_verdict = ext_verdict = "drop"
+
+        rs.element("cluster-ips", (sp.cluster_ip,))
+        if has_internal:
+            rs.element("service-ips", (sp.cluster_ip, proto, port), f"goto {internal_chain}")
+        else:
+            rs.element("no-endpoint-services", (sp.cluster_ip, proto, port), int_verdict, name)
+        for eip in (*sp.external_ips, *sp.load_balancer_ips):
+            if has_eps:
+                rs.element("service-ips", (eip, proto, port), f"goto {ext_chain}")
+            if not has_external:
+                rs.element("no-endpoint-services", (eip, proto, port), ext_verdict, name)
+        if uses_fw:
+            for lb in sp.load_balancer_ips:
+                rs.element("firewall-ips", (lb, proto, port), f"goto {fw_chain}")
+        if sp.node_port:
+            if has_eps:
+                rs.element("service-nodeports", (proto, str(sp.node_port)), f"goto {ext_chain}")
+            if not has_external:
+                rs.element("no-endpoint-nodeports", (proto, str(sp.node_port)), ext_verdict, name)
+
+        for used, chain, eps in ((uses_cluster, cluster_chain, cluster_eps), (uses_local, local_chain, local_eps)):
+            if not used:
+                continue
+            rules = rs.chain(chain).rules
+            if has_internal and chain == internal_chain:
+                if config.masquerade_all:
+                    rules.append(f"{ip} daddr {sp.cluster_ip} jump {MARK_MASQ}")
+                elif local_cidr:
+                    rules.append(f"{ip} daddr {sp.cluster_ip} {ip} saddr != {local_cidr} jump {MARK_MASQ}")
+            if sp.affinity_timeout:
+                for ep in eps:
+                    eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
+                    rules.append(f"{ip} saddr @affinity-{eb} goto endpoint-{eb}")
+            targets = " , ".join(f"{i} : goto endpoint-{hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))}"
+                                 for i, ep in enumerate(eps))
+            rules.append(f"numgen random mod {len(eps)} vmap {{ {targets} }}")
+        if uses_ext:
+            rules = rs.chain(ext_chain).rules
+            if not sp.external_local:
+                rules += [f"jump {MARK_MASQ}", f"goto {cluster_chain}"]
+            else:
+                if local_cidr:
+                    rules.append(f'{ip} saddr {local_cidr} goto {cluster_chain} comment "short-circuit pod traffic"')
+                rules.append(f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
+                rules.append(f'fib saddr type local goto {cluster_chain} comment "short-circuit local traffic"')
+                if has_external:
+                    rules.append(f"goto {external_policy_chain}")
+        if uses_fw:
+            sources = list(sp.source_ranges)
+            if any(node_ip in parse_cidr(c) for c in sp.source_ranges):
+                sources += sp.load_balancer_ips
+            rs.chain(fw_chain).rules.append(f"{ip} saddr != {{ {' , '.join(sources)} }} drop")
+        for ep in reachable:
+            eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
+            rules = rs.chain(f"endpoint-{eb}").rules
+            rules.append(f"{ip} saddr {ep.ip} jump {MARK_MASQ}")
+            if sp.affinity_timeout:
+                rs.add_set(f"affinity-{eb}", addr_type, flags="dynamic,timeout", timeout=sp.affinity_timeout)
+                rules.append(f"update @affinity-{eb} {{ {ip} saddr }}")
+            rules.append(f"meta l4proto {proto} dnat to {ep.address}")
+        if changed is None or sp.service_key in changed:
+            changed_objects += (len(rs.chains) + rs.rule_count + sum(len(s.elements) for s in rs.sets.values())
+                                + len(rs.sets) - before)
+    rs.written = (base_objects if changed is None else 0) + changed_objects
+    return rs
+
+
+def _base(rs: NftRuleset, config: ProxierConfig, ip: str, addr_type: str) -> None:
+    """The fixed skeleton: sets, maps, base chains and their rules (``setupNFTables``)."""
+    rs.add_set("cluster-ips", addr_type, comment="Active ClusterIPs")
+    node_port_cidrs = config.node_port_cidrs("nftables")
+    if node_port_cidrs is not None:
+        rs.add_set("nodeport-ips", addr_type, comment="IPs that accept NodePort traffic")
+    key3, key2 = f"{addr_type} . inet_proto . inet_service", "inet_proto . inet_service"
+    rs.add_set("firewall-ips", key3, True, comment="destinations that are subject to LoadBalancerSourceRanges")
+    rs.add_set("no-endpoint-nodeports", key2, True,
+               comment="vmap to drop or reject packets to service nodeports with no endpoints")
+    rs.add_set("no-endpoint-services", key3, True,
+               comment="vmap to drop or reject packets to services with no endpoints")
+    rs.add_set("service-ips", key3, True, comment="ClusterIP, ExternalIP and LoadBalancer IP traffic")
+    rs.add_set("service-nodeports", key2, True, comment="NodePort traffic")
+    for name, hook in (("filter-prerouting-pre-dnat", ("filter", "prerouting", -110)),
+                       ("filter-output-pre-dnat", ("filter", "output", -110)),
+                       ("filter-forward", ("filter", "forward", 0)), ("filter-input", ("filter", "input", 0)),
+                       ("filter-output", ("filter", "output", 0)), ("nat-output", ("nat", "output", -100)),
+                       ("nat-postrouting", ("nat", "postrouting", 100)),
+                       ("nat-prerouting", ("nat", "prerouting", -100))):
+        rs.chain(name, hook)
+    for name in ("cluster-ips-check", "firewall-check", MARK_MASQ, "masquerading", "nodeport-endpoints-check",
+                 "services", "service-endpoints-check"):
+        rs.chain(name)
+    rs.chain(REJECT_CHAIN, comment="helper for @no-endpoint-services / @no-endpoint-nodeports").rules.append("reject")
+    mark = config.masquerade_mark
+    rules = {name: rs.chains[name].rules for name in rs.chains}
+    rules["cluster-ips-check"].append(f'{ip} daddr @cluster-ips reject comment "Reject traffic to invalid ports of '
+                                      f'ClusterIPs"')
+    service_cidrs = config.own(config.service_cidrs)
+    if service_cidrs:
+        rules["cluster-ips-check"].append(f"{ip} daddr {{ {', '.join(service_cidrs)} }} drop comment \"Drop traffic "
+                                          f'to unallocated ClusterIPs"')
+    for chain, target in (("filter-prerouting-pre-dnat", "firewall-check"),
+                          ("filter-output-pre-dnat", "firewall-check"),
+                          ("filter-forward", "service-endpoints-check"), ("filter-forward", "cluster-ips-check"),
+                          ("filter-input", "nodeport-endpoints-check"), ("filter-input", "service-endpoints-check"),
+                          ("filter-output", "service-endpoints-check"), ("filter-output", "cluster-ips-check")):
+        rules[chain].append(f"ct state new jump {target}")
+    rules["firewall-check"].append(f"{ip} daddr . meta l4proto . th dport vmap @firewall-ips")
+    rules[MARK_MASQ].append(f"mark set mark or {mark}")
+    rules["masquerading"] += [f"mark and {mark} == 0 return", f"mark set mark xor {mark}", "masquerade fully-random"]
+    rules["nat-output"].append("jump services")
+    rules["nat-postrouting"].append("jump masquerading")
+    rules["nat-prerouting"].append("jump services")
+    if node_port_cidrs is None:
+        local = f"fib daddr type local {ip} daddr != {'::1' if config.ipv6 else '127.0.0.0/8'}"
+    else:
+        local = f"{ip} daddr @nodeport-ips"
+        for addr in config.node_port_ips("nftables"):
+            if not parse_ip(addr).is_loopback:  # localhost NodePorts are not supported in nftables mode
+                rs.element("nodeport-ips", (addr,))
+    rules["nodeport-endpoints-check"].append(f"{local} meta l4proto . th dport vmap @no-endpoint-nodeports")
+    rules["services"].append(f"{ip} daddr . meta l4proto . th dport vmap @service-ips")
+    rules["services"].append(f"{local} meta l4proto . th dport vmap @service-nodeports")
+    rules["service-endpoints-check"].append(f"{ip} daddr . meta l4proto . th dport vmap @no-endpoint-services")
