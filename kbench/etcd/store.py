@@ -359,9 +359,9 @@ class Store:
         ("unexpected error during txn"); kbench refuses the txn with KeyNotFound and changes nothing."""
         if isinstance(op, DeleteRangeRequest):
             deleted.append((op.key, _range_end(op.key, op.range_end)))
-        elif isinstance(op, PutRequest) and (op.ignore_value or op.ignore_lease):
-            if any(start <= op.key and (end is None or op.key < end) for start, end in deleted):
-                raise KeyNotFoundError("the key was deleted earlier in this txn")
+        elif isinstance(op, PutRequest) and (op.ignore_value or op.ignore_lease) and any(
+                start <= op.key and (end is None or op.key < end) for start, end in deleted):
+            raise KeyNotFoundError("the key was deleted earlier in this txn")
 
     def _check_range_op(self, op) -> None:
         if isinstance(op, RangeRequest):

@@ -11,18 +11,18 @@ services without endpoints and DROP external traffic without local endpoints or 
 ``servicePortEndpointChainName``).
 
 A partial sync (``MinimizeIPTablesRestore``, KEP-3453) writes the top-level chains in full and the
-per-service chains only of changed Services; :class:`IptablesRules` counts both.
+per-service chains only of changed Services; ``IptablesRules.work`` counts both.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import shlex
+import re
 from dataclasses import dataclass, field
 
 from kbench.api.network import parse_cidr, parse_ip
-from kbench.proxy.model import ProxierConfig, ServicePortInfo
+from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork
 
 LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000
 """largeClusterEndpointsThreshold: above it SEP comments are dropped (pkg/proxy/iptables/proxier.go)."""
@@ -40,7 +40,8 @@ def _hash16(text: str) -> str:
 def chain_names(sp: ServicePortInfo) -> dict[str, str]:
     """The SVC / SVL / EXT / FW chains of a service port (``portProtoHash``)."""
     h = _hash16(sp.name_string + sp.proto)
-    return {"cluster": f"KUBE-SVC-{h}", "local": f"KUBE-SVL-{h}", "external": f"KUBE-EXT-{h}", "firewall": f"KUBE-FW-{h}"}
+    return {"cluster": f"KUBE-SVC-{h}", "local": f"KUBE-SVL-{h}", "external": f"KUBE-EXT-{h}",
+            "firewall": f"KUBE-FW-{h}"}
 
 
 def endpoint_chain(sp: ServicePortInfo, address: str) -> str:
@@ -62,8 +63,8 @@ class IptablesRules:
 
     chains: dict[str, list[str]] = field(default_factory=lambda: {"filter": [], "nat": []})
     rules: dict[str, list[str]] = field(default_factory=lambda: {"filter": [], "nat": []})
-    written: int = 0
-    """Lines of the ``iptables-restore`` input (chain declarations and rules) this sync sends."""
+    work: SyncWork = field(default_factory=SyncWork)
+    """Lines of the ``iptables-restore`` input (chain declarations and rules), per Service."""
     services: int = 0
     endpoints: int = 0
 
@@ -82,12 +83,10 @@ class IptablesRules:
         return len(self.rules["filter"]) + len(self.rules["nat"])
 
 
-def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig,
-                  changed: set[str] | None = None) -> IptablesRules:
-    """Rules for the service ports; ``changed`` (Service keys ``ns/name``) makes it a partial sync."""
+def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> IptablesRules:
+    """The rules kube-proxy writes for the service ports (a full sync)."""
     out = IptablesRules(services=len(sps))
     fchains, frules, nchains, nrules = out.chains["filter"], out.rules["filter"], out.chains["nat"], out.rules["nat"]
-    skipped = 0
     mark = config.masquerade_mark
     fchains += [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL]
     nchains += [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]
@@ -105,6 +104,7 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig,
     large = out.endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
     local_cidr = config.local_cidr
     for sp in sps:
+        top = len(frules) + len(nrules)
         names = chain_names(sp)
         name, proto, port = sp.name_string, sp.proto, sp.port
         match = f"-m {proto} -p {proto}"
@@ -218,10 +218,9 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig,
             if sp.affinity_timeout:
                 args += f" -m recent --name {sep} --set"
             svc_rules.append(f"{args} {match} -j DNAT --to-destination {ep.address}")
+        out.work.add(sp.service_key, len(frules) + len(nrules) - top, len(svc_chains) + len(svc_rules))
         nchains += svc_chains
         nrules += svc_rules
-        if changed is not None and sp.service_key not in changed:
-            skipped += len(svc_chains) + len(svc_rules)
 
     cidrs = config.node_port_cidrs("iptables")
     tail = f'-A {KUBE_SERVICES} -m comment --comment "kubernetes service nodeports; NOTE: this must be the last ' \
@@ -246,7 +245,8 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig,
                   f"{mark}/{mark} -j ACCEPT")
     frules.append(f'-A {KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
                   "--ctstate RELATED,ESTABLISHED -j ACCEPT")
-    out.written = len(fchains) + len(frules) + len(nchains) + len(nrules) - skipped
+    lines = len(fchains) + len(frules) + len(nchains) + len(nrules)
+    out.work.base = lines - sum(map(sum, out.work.per_service.values()))
     return out
 
 
@@ -307,8 +307,11 @@ def parse(text: str) -> list[Rule]:
     return rules
 
 
+_WORD = re.compile(r'"[^"]*"|\S+')
+
+
 def parse_rule(table: str, line: str) -> Rule:
-    words = shlex.split(line)
+    words = line.split() if '"' not in line else [w.strip('"') for w in _WORD.findall(line)]
     rule = Rule(table, words[1], line)
     i, negate = 2, False
     while i < len(words):

@@ -239,6 +239,27 @@ class ServicePortInfo:
         return cluster, local, sorted(merged.values(), key=lambda e: e.address), has_any
 
 
+@dataclass
+class SyncWork:
+    """What a sync writes (``iptables-restore`` lines, nftables objects, IPVS objects), split the way partial
+    syncs need it: ``base`` every sync, ``per_service[key] = [every sync, only when the Service changed]``."""
+
+    base: int = 0
+    per_service: dict[str, list[int]] = field(default_factory=dict)
+
+    def add(self, key: str, always: int, on_change: int) -> None:
+        counts = self.per_service.setdefault(key, [0, 0])
+        counts[0] += always
+        counts[1] += on_change
+
+    def written(self, changed: Iterable[str] | None = None) -> int:
+        """Lines / objects of a full sync (``changed`` None) or of a partial sync of the changed Services."""
+        total = self.base + sum(a for a, _ in self.per_service.values())
+        if changed is None:
+            return total + sum(c for _, c in self.per_service.values())
+        return total + sum(self.per_service[k][1] for k in set(changed) if k in self.per_service)
+
+
 def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice],
                   config: ProxierConfig) -> list[ServicePortInfo]:
     """The node's service ports of the proxier's IP family, sorted by name, each with its endpoints.

@@ -20,7 +20,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from kbench.api.network import parse_cidr, parse_ip
-from kbench.proxy.model import ProxierConfig, ServicePortInfo
+from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork
 
 TABLE = "kube-proxy"
 MARK_MASQ, REJECT_CHAIN = "mark-for-masquerade", "reject-chain"
@@ -79,24 +79,33 @@ class NftRuleset:
     family: str
     sets: dict[str, NftSet] = field(default_factory=dict)
     chains: dict[str, NftChain] = field(default_factory=dict)
-    written: int = 0
-    """Objects (chains, rules, elements) in the transaction this sync sends."""
+    work: SyncWork = field(default_factory=SyncWork)
+    """Objects (sets, chains, rules, elements) of the transaction, per Service."""
     services: int = 0
     endpoints: int = 0
+    objects: int = 0
+    """Objects created so far (chains, rules, sets, elements)."""
 
     def chain(self, name: str, hook=None, comment: str = "") -> NftChain:
         c = self.chains.get(name)
         if c is None:
             c = self.chains[name] = NftChain(name, hook, comment)
+            self.objects += 1
         return c
 
     def add_set(self, *args, **kwargs) -> NftSet:
         s = NftSet(*args, **kwargs)
         self.sets[s.name] = s
+        self.objects += 1
         return s
+
+    def rule(self, chain: str, text: str) -> None:
+        self.chain(chain).rules.append(text)
+        self.objects += 1
 
     def element(self, name: str, key: tuple[str, ...], verdict: str = "", comment: str = "") -> None:
         self.sets[name].elements.append((key, verdict, comment))
+        self.objects += 1
 
     @property
     def rule_count(self) -> int:
@@ -166,19 +175,18 @@ def _priority(value: int) -> str:
     return PRIORITY_NAMES[base] + ("" if not delta else f" {'+' if delta > 0 else '-'} {abs(delta)}")
 
 
-def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig,
-                  changed: set[str] | None = None) -> NftRuleset:
-    """The ``kube-proxy`` table for the service ports; ``changed`` (Service keys) makes it a partial sync."""
+def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRuleset:
+    """The ``kube-proxy`` table for the service ports (a full sync)."""
     ip = "ip6" if config.ipv6 else "ip"
     addr_type = "ipv6_addr" if config.ipv6 else "ipv4_addr"
     rs = NftRuleset(ip, services=len(sps), endpoints=sum(len(sp.endpoints) for sp in sps))
     _base(rs, config, ip, addr_type)
-    base_objects = len(rs.chains) + rs.rule_count + len(rs.sets) + sum(len(s.elements) for s in rs.sets.values())
+    rs.objects = rs.work.base = (len(rs.chains) + rs.rule_count + len(rs.sets)
+                                 + sum(len(s.elements) for s in rs.sets.values()))
     local_cidr = config.local_cidr
     node_ip = parse_ip(config.node_ip)
-    changed_objects = 0
     for sp in sps:
-        before = len(rs.chains) + rs.rule_count + sum(len(s.elements) for s in rs.sets.values()) + len(rs.sets)
+        before = rs.objects
         base = hash_and_truncate(service_base(sp))
         cluster_chain, local_chain = f"service-{base}", f"local-{base}"
         ext_chain, fw_chain = f"external-{base}", f"firewall-{base}"
@@ -220,47 +228,44 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig,
         for used, chain, eps in ((uses_cluster, cluster_chain, cluster_eps), (uses_local, local_chain, local_eps)):
             if not used:
                 continue
-            rules = rs.chain(chain).rules
             if has_internal and chain == internal_chain:
                 if config.masquerade_all:
-                    rules.append(f"{ip} daddr {sp.cluster_ip} jump {MARK_MASQ}")
+                    rs.rule(chain, f"{ip} daddr {sp.cluster_ip} jump {MARK_MASQ}")
                 elif local_cidr:
-                    rules.append(f"{ip} daddr {sp.cluster_ip} {ip} saddr != {local_cidr} jump {MARK_MASQ}")
+                    rs.rule(chain, f"{ip} daddr {sp.cluster_ip} {ip} saddr != {local_cidr} jump {MARK_MASQ}")
             if sp.affinity_timeout:
                 for ep in eps:
                     eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
-                    rules.append(f"{ip} saddr @affinity-{eb} goto endpoint-{eb}")
+                    rs.rule(chain, f"{ip} saddr @affinity-{eb} goto endpoint-{eb}")
             targets = " , ".join(f"{i} : goto endpoint-{hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))}"
                                  for i, ep in enumerate(eps))
-            rules.append(f"numgen random mod {len(eps)} vmap {{ {targets} }}")
+            rs.rule(chain, f"numgen random mod {len(eps)} vmap {{ {targets} }}")
         if uses_ext:
-            rules = rs.chain(ext_chain).rules
             if not sp.external_local:
-                rules += [f"jump {MARK_MASQ}", f"goto {cluster_chain}"]
+                rs.rule(ext_chain, f"jump {MARK_MASQ}")
+                rs.rule(ext_chain, f"goto {cluster_chain}")
             else:
                 if local_cidr:
-                    rules.append(f'{ip} saddr {local_cidr} goto {cluster_chain} comment "short-circuit pod traffic"')
-                rules.append(f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
-                rules.append(f'fib saddr type local goto {cluster_chain} comment "short-circuit local traffic"')
+                    rs.rule(ext_chain, f'{ip} saddr {local_cidr} goto {cluster_chain} comment "short-circuit pod '
+                                       'traffic"')
+                rs.rule(ext_chain, f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
+                rs.rule(ext_chain, f'fib saddr type local goto {cluster_chain} comment "short-circuit local traffic"')
                 if has_external:
-                    rules.append(f"goto {external_policy_chain}")
+                    rs.rule(ext_chain, f"goto {external_policy_chain}")
         if uses_fw:
             sources = list(sp.source_ranges)
             if any(node_ip in parse_cidr(c) for c in sp.source_ranges):
                 sources += sp.load_balancer_ips
-            rs.chain(fw_chain).rules.append(f"{ip} saddr != {{ {' , '.join(sources)} }} drop")
+            rs.rule(fw_chain, f"{ip} saddr != {{ {' , '.join(sources)} }} drop")
         for ep in reachable:
             eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
-            rules = rs.chain(f"endpoint-{eb}").rules
-            rules.append(f"{ip} saddr {ep.ip} jump {MARK_MASQ}")
+            chain = f"endpoint-{eb}"
+            rs.rule(chain, f"{ip} saddr {ep.ip} jump {MARK_MASQ}")
             if sp.affinity_timeout:
                 rs.add_set(f"affinity-{eb}", addr_type, flags="dynamic,timeout", timeout=sp.affinity_timeout)
-                rules.append(f"update @affinity-{eb} {{ {ip} saddr }}")
-            rules.append(f"meta l4proto {proto} dnat to {ep.address}")
-        if changed is None or sp.service_key in changed:
-            changed_objects += (len(rs.chains) + rs.rule_count + sum(len(s.elements) for s in rs.sets.values())
-                                + len(rs.sets) - before)
-    rs.written = (base_objects if changed is None else 0) + changed_objects
+                rs.rule(chain, f"update @affinity-{eb} {{ {ip} saddr }}")
+            rs.rule(chain, f"meta l4proto {proto} dnat to {ep.address}")
+        rs.work.add(sp.service_key, 0, rs.objects - before)
     return rs
 
 

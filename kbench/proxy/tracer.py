@@ -4,8 +4,9 @@ Ports of upstream's test helpers (kubernetes v1.35 ``pkg/proxy/iptables/proxier_
 ``pkg/proxy/nftables/helpers_test.go`` ``tracePacket``): probabilistic jumps (``statistic``, ``numgen``) are
 followed on every branch, so the result lists every endpoint the packet might be DNATed to, plus the
 ACCEPT / DROP / REJECT verdicts reached and whether masquerading was requested. Stateful matches
-(``recent --rcheck``, affinity sets, ``--mark``, ``--ctstate``) never match, as in upstream's tracers: a traced
-packet is the first of a connection. The filter chains run with the destination rewritten by the first DNAT.
+(``recent --rcheck``, affinity sets) never match, as in upstream's tracers: a traced packet opens a new
+connection (``--ctstate NEW``) and carries only the masquerade mark the traversed rules set. The filter
+chains run with the destination rewritten by the first DNAT.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from kbench.api.network import parse_cidr, parse_ip
 from kbench.proxy import iptables as ipt
+from kbench.proxy.ipvs import IpvsRules
 from kbench.proxy.model import ProxierConfig
 from kbench.proxy.nftrules import NftProgram, NftRule
 
@@ -70,10 +72,12 @@ class IptablesTracer:
         return self.outputs, self.masq
 
     def matches(self, r: ipt.Rule, p: Packet) -> bool:
-        if r.unsupported or r.mark is not None or r.ctstate is not None:
+        if r.unsupported or (r.recent is not None and r.recent[1] == "rcheck"):
             return False
-        if r.recent is not None and r.recent[1] == "rcheck":
-            return False
+        if r.ctstate is not None and ("NEW" in r.ctstate[1]) == r.ctstate[0]:
+            return False  # a traced packet opens a new connection
+        if r.mark is not None and self.masq == r.mark[0]:
+            return False  # the only mark kube-proxy tests is its masquerade bit
         if r.protocol and r.protocol != p.protocol:
             return False
         if r.source and in_network(p.source, r.source) == r.source_negated:
@@ -95,17 +99,39 @@ class IptablesTracer:
             if r.target == "MARK":
                 self.masq = self.masq or r.mark_op == "or"
             elif r.target in ("ACCEPT", "REJECT", "DROP"):
-                self.outputs.append(r.target)
+                if table == "filter":  # an ACCEPT in nat only ends the nat table (IPVS mode's VIP rules)
+                    self.outputs.append(r.target)
                 return True
             elif r.target == "DNAT":
                 self.outputs.append(r.to_destination)
                 return True
             elif r.target == "RETURN":
                 return False
-            elif r.target and r.target != "MASQUERADE":
-                if self._run(table, r.target, p) and r.probability is None:
-                    return True
+            elif r.target and r.target != "MASQUERADE" and self._run(table, r.target, p) and r.probability is None:
+                return True
         return False
+
+
+class IpvsTracer(IptablesTracer):
+    """IPVS mode: nat KUBE-SERVICES, the filter INPUT chains, then the IPVS service lookup, listing every real
+    server the scheduler may pick (REJECT for a virtual server without any: ICMP port unreachable)."""
+
+    FILTER_ENTRY = ("KUBE-PROXY-FIREWALL", "KUBE-NODE-PORT", "KUBE-IPVS-FILTER")
+
+    def __init__(self, state: IpvsRules, config: ProxierConfig) -> None:
+        super().__init__(ipt.parse(state.text()), config, state.ipsets)
+        self.table = state.table
+
+    def trace(self, packet: Packet) -> tuple[list[str], bool]:
+        outputs, masq = super().trace(packet)
+        if outputs:
+            return outputs, masq
+        vs, _ = self.table.find(packet.protocol, packet.destination, packet.dport)
+        if vs is not None:
+            dests = [d for d in vs.dests if d.available]
+            outputs += [d.address for d in dests] or ["REJECT"]
+            masq = masq or any(parse_ip(d.ip) == packet.source for d in dests)  # KUBE-LOOP-BACK hairpin
+        return outputs, masq
 
 
 class NftablesTracer:

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def splitmix_unit(rng):
     state = rng[0] + np.uint64(0x9E3779B97F4A7C15)
     rng[0] = state
