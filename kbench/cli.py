@@ -43,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    proxy = commands.add_parser(
+        "proxy", help="kube-proxy rules for Service / EndpointSlice manifests: render or trace a packet",
+        description="Compile one node's kube-proxy rules from Kubernetes manifests (multi-document YAML).")
+    proxy.add_argument("action", choices=("render", "trace"), help="render the rules, or trace one packet")
+    proxy.add_argument("manifests", type=Path, help="YAML file with Services and EndpointSlices")
+    proxy.add_argument("--mode", default="iptables", help="iptables (default), ipvs or nftables")
+    proxy.add_argument("--proxier", type=Path, default=None,
+                       help="YAML with the node's settings (nodeName, nodeIPs, localDetector.clusterCIDR, ...)")
+    proxy.add_argument("--format", default=None, help="render format: iptables-save, nft, nft-list, ipvsadm, ipset")
+    proxy.add_argument("--source", default="10.0.0.2", help="trace: source IP (default 10.0.0.2, a pod)")
+    proxy.add_argument("--destination", default=None, metavar="IP:PORT", help="trace: destination")
+    proxy.add_argument("--protocol", default="TCP", help="trace: TCP (default), UDP or SCTP")
     return parser
 
 
@@ -62,13 +74,37 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _proxy(args: argparse.Namespace) -> int:
+    import yaml
+
+    from kbench.api.core import load_manifests
+    from kbench.proxy import Proxier, ProxierConfig
+
+    config = ProxierConfig.from_dict(yaml.safe_load(args.proxier.read_text()) if args.proxier else None)
+    proxier = Proxier(args.mode, config)
+    proxier.sync(load_manifests(args.manifests.read_text()))
+    if args.action == "render":
+        print(proxier.render(args.format), end="")
+        return 0
+    if not args.destination or ":" not in args.destination:
+        raise ValueError("--destination: required for trace, as IP:PORT (e.g. 172.30.0.41:80)")
+    host, _, port = args.destination.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"--destination: port must be a number, got {port!r}")
+    outputs, masq = proxier.trace(args.source, args.protocol, host.strip("[]"), int(port))
+    print(f"{', '.join(outputs) or '(no kube-proxy rule matched)'}{'  [masqueraded]' if masq else ''}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kbench`` command."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "sweep":
             return _sweep(args)
-    except ValueError as err:
+        if args.command == "proxy":
+            return _proxy(args)
+    except (ValueError, OSError) as err:
         print(f"kbench: error: {err}", file=sys.stderr)
         return 2
     return 1

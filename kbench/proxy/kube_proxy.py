@@ -89,6 +89,8 @@ class KubeProxy:
         Defaults to the ``default`` profile.
     legacy : bool
         iptables only: price syncs like 2017's full, superlinear restores.
+    partial_syncs : bool
+        False turns partial syncs off (every sync full), as before ``MinimizeIPTablesRestore`` (v1.26).
     """
 
     engine: Engine
@@ -97,6 +99,7 @@ class KubeProxy:
     config: ProxierConfig
     costs: ProxyCosts = field(default_factory=ProxyCosts.from_profile)
     legacy: bool = False
+    partial_syncs: bool = True
     syncs: list[SyncRecord] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     """Network programming latency samples (s)."""
@@ -165,7 +168,7 @@ class KubeProxy:
             wait = self._take_token()
             if wait > 0:
                 yield engine.timeout(wait)
-            full = engine.now - self._last_full > self.costs.full_sync_period
+            full = not self.partial_syncs or engine.now - self._last_full > self.costs.full_sync_period
             changed, triggers = self._changed, self._triggers
             self._changed, self._triggers = set(), []
             self._request = engine.event()

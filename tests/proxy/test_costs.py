@@ -1,0 +1,115 @@
+"""kube-proxy's cost model against its citations, and the sync runner's upstream semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kbench.proxy import iptables, workload
+from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
+from kbench.proxy.matcher import Matcher, program_for
+from kbench.sim import Engine
+from kbench.sweep.proxy import simulate_syncs
+
+COSTS = ProxyCosts.from_profile()
+CHART_P50_MS = {5000: 0.049, 30000: 0.274}
+"""Kubernetes blog "NFTables mode for kube-proxy" (2025-02-28), iptables chart, p50."""
+
+
+def _median_rules(services: int) -> float:
+    ports = workload.service_ports(services, 1)
+    program = program_for("iptables", iptables.compile_rules(ports, workload.CONFIG), workload.CONFIG)
+    packets, _ = workload.traffic(ports, 3000, seed=1)
+    return float(np.median(Matcher(program, seed=1).match(packets).rules))
+
+
+def test_first_packet_fit_reproduces_the_profile_and_the_chart():
+    rules = {n: _median_rules(n) for n in CHART_P50_MS}
+    base = COSTS.first_packet_base
+    fit = sum((CHART_P50_MS[n] * 1e-3 - base) * rules[n] for n in rules) / sum(r * r for r in rules.values())
+    assert fit == pytest.approx(COSTS.per_rule, rel=0.03)
+    for n, chart in CHART_P50_MS.items():
+        assert float(COSTS.first_packet(rules[n])) * 1e3 == pytest.approx(chart, rel=0.2)
+
+
+def test_sync_costs_reproduce_their_sources():
+    # kubernetes/kubernetes#96018: 695,992 lines restored in 12.772 s
+    assert COSTS.sync_duration("iptables", 695_992, 695_992) == pytest.approx(12.772, rel=0.001)
+    # KubeCon EU 2017: 11 min at 40,000 rules, 5 h at 160,000 (full, superlinear restores)
+    assert COSTS.sync_duration("iptables", 1, 40_000, legacy=True) == pytest.approx(660, rel=0.01)
+    assert COSTS.sync_duration("iptables", 1, 160_000, legacy=True) == pytest.approx(5 * 3600, rel=0.01)
+
+
+def _proxy(mode: str, services: int = 200, **kwargs) -> tuple[Engine, KubeProxy]:
+    engine = Engine()
+    proxy = KubeProxy(engine, mode, workload.service_ports(services, 5), workload.CONFIG, COSTS, **kwargs)
+    engine.run(until=proxy.ready)
+    return engine, proxy
+
+
+def test_min_sync_period_batches_changes_with_a_burst_of_two():
+    engine, proxy = _proxy("iptables")
+    start = engine.now
+    keys = sorted(proxy.services)
+
+    def churn():
+        for i in range(100):  # a change every 0.1 s for 10 s
+            yield engine.timeout(0.1)
+            proxy.apply(keys[i % len(keys)], proxy.services[keys[i % len(keys)]], trigger=engine.now)
+
+    engine.process(churn())
+    engine.run(until=start + 15.0)
+    starts = np.array([s.start for s in proxy.syncs[1:]])
+    gaps = np.diff(starts)
+    assert len(starts) == pytest.approx(12, abs=1)  # 2 saved tokens, then one per second
+    assert np.all(gaps[2:] >= COSTS.min_sync_period - 1e-9)
+    assert not any(s.full for s in proxy.syncs[1:])
+    assert len(proxy.latencies) == 100
+    assert max(proxy.latencies) <= COSTS.min_sync_period + max(s.duration for s in proxy.syncs) + 1e-9
+
+
+def test_partial_syncs_write_only_what_changed():
+    engine, proxy = _proxy("iptables")
+    full = proxy.syncs[0]
+    key = sorted(proxy.services)[0]
+    proxy.apply(key, proxy.services[key], trigger=engine.now)
+    engine.run(until=engine.now + 5)
+    partial = proxy.syncs[1]
+    per_service = proxy.work.per_service[key]
+    assert full.full and not partial.full
+    assert partial.written == full.written - sum(c for _, c in proxy.work.per_service.values()) + per_service[1]
+    assert partial.duration < full.duration / 10
+
+
+@pytest.mark.parametrize(("mode", "interval"), [("iptables", 3600.0), ("nftables", 30.0), ("ipvs", 30.0)])
+def test_idle_proxy_resyncs_at_its_maximum_interval(mode, interval):
+    engine, proxy = _proxy(mode, services=20)
+    engine.run(until=engine.now + 2 * interval + 1)
+    starts = [s.start for s in proxy.syncs]
+    assert len(starts) == 3 and np.allclose(np.diff(starts), interval, atol=proxy.syncs[0].duration + 1e-6)
+    assert proxy.syncs[-1].full == (mode == "iptables")  # iptables' FullSyncPeriod is its maximum interval
+
+
+def test_kep_3453_ordering_of_network_programming_latency():
+    """KEP-3453 (5000-node test): p50 27 s with full restores and min-sync-period 10 s, 13 s with partial restores,
+    5 s with min-sync-period 1 s. The model keeps that order on a large synthetic cluster."""
+    ports = workload.service_ports(5000, 10)
+    p50 = {}
+    for name, partial, min_sync in (("full/10s", False, 10.0), ("partial/10s", True, 10.0),
+                                    ("partial/1s", True, 1.0)):
+        costs = ProxyCosts(**{**COSTS.__dict__, "min_sync_period": min_sync})
+        engine = Engine()
+        proxy = KubeProxy(engine, "iptables", ports, workload.CONFIG, costs, partial_syncs=partial)
+        engine.run(until=proxy.ready)
+        from kbench.sweep.proxy import _churn
+
+        engine.process(_churn(engine, proxy, 20.0, engine.now + 120, np.random.default_rng(1)))
+        engine.run(until=engine.now + 150)
+        p50[name] = float(np.median(proxy.latencies))
+    assert p50["full/10s"] > 1.3 * p50["partial/10s"] > 1.3 * p50["partial/1s"], p50
+
+
+def test_sweep_sync_simulation_reports_all_fields():
+    out = simulate_syncs("nftables", workload.service_ports(100, 3), COSTS, churn=5.0, seed=1)
+    assert out["sim_full_sync_s"] > out["sim_partial_sync_p50_s"] > 0
+    assert 0 < out["sim_npl_p50_s"] <= out["sim_npl_p99_s"] <= COSTS.min_sync_period + out["sim_full_sync_s"]

@@ -1,0 +1,122 @@
+"""The compiled matcher against the tracer, its random choices, session affinity and IPVS persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kbench.proxy import iptables, ipvs, nftables, nftrules
+from kbench.proxy.matcher import Matcher, Packets, program_for
+from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo, objects_of, service_ports
+from kbench.proxy.tracer import IptablesTracer, IpvsTracer, NftablesTracer, Packet
+from tests.proxy.test_golden import _config, _load
+
+COMPILE = {"iptables": iptables.compile_rules, "nftables": nftables.compile_rules, "ipvs": ipvs.compile_rules}
+CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8",
+                       service_cidrs=("172.30.0.0/16",))
+
+
+def _tracer(mode, rules, config):
+    if mode == "iptables":
+        return IptablesTracer(iptables.parse(rules.text()), config)
+    if mode == "nftables":
+        return NftablesTracer(nftrules.program(rules), config)
+    return IpvsTracer(rules, config)
+
+
+def _golden_cases():
+    out = []
+    for mode, source in (("iptables", "iptables"), ("nftables", "nftables"), ("ipvs", "iptables")):
+        doc = _load(f"{source}_flows")
+        out += [pytest.param(mode, doc, case, id=f"{mode}-{case['name']}") for case in doc["cases"]]
+    return out
+
+
+@pytest.mark.parametrize(("mode", "doc", "case"), _golden_cases())
+def test_matcher_picks_what_the_tracer_allows(mode, doc, case):
+    """On every golden flow, over many random draws: the matcher's fate is one the tracer lists (or none when the
+    tracer lists none), and it masquerades only where the tracer says some branch does."""
+    config = _config(doc, case)
+    rules = COMPILE[mode](service_ports(*objects_of(case), config), config)
+    tracer = _tracer(mode, rules, config)
+    matcher = Matcher(program_for(mode, rules, config), seed=7)
+    rows = [(f["sourceIP"], f["protocol"], f["destIP"], f["destPort"]) for f in case["flows"]]
+    expected = [tracer.trace(Packet.of(*row)) for row in rows]
+    seen = [set() for _ in rows]
+    for rep in range(30):
+        result = matcher.match(Packets.of(rows, time=rep * 1e6))  # affinity entries expire between rounds
+        for i, (outputs, masq) in enumerate(expected):
+            got = result.output(i)
+            assert got in outputs if outputs else got == "", (case["flows"][i]["name"], outputs, got)
+            assert masq or not result.masq[i], case["flows"][i]["name"]
+            seen[i].add(got)
+    for i, (outputs, _) in enumerate(expected):
+        endpoints = [o for o in outputs if o not in ("ACCEPT", "DROP", "REJECT")]
+        if mode != "ipvs" and len(endpoints) > 1 and outputs == endpoints:
+            assert seen[i] == set(endpoints), f"{case['flows'][i]['name']}: draws never reached {endpoints}"
+
+
+def _service(n_endpoints: int, affinity: int = 0) -> list[ServicePortInfo]:
+    eps = [EndpointInfo(f"10.1.0.{i + 1}", 8080, True, True, False, False) for i in range(n_endpoints)]
+    return [ServicePortInfo("default", "web", "http", "TCP", "172.30.0.10", 80, affinity_timeout=affinity,
+                            endpoints=eps)]
+
+
+def _clients(n: int, time: float = 0.0) -> Packets:
+    src = (np.arange(n) % 50_000 + (10 << 24) + (2 << 16)).astype(np.uint64)
+    return Packets.ipv4(src, np.full(n, 6), np.full(n, (172 << 24) | (30 << 16) | 10, np.uint64), np.full(n, 80),
+                        time)
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables", "ipvs"])
+def test_endpoint_choice_is_uniform(mode):
+    """iptables' cascade (probability 1/(n-i) for endpoint i), nftables' numgen and IPVS rr all spread new
+    connections evenly; chi-square against uniform over 5 endpoints (fixed seed: deterministic)."""
+    rules = COMPILE[mode](_service(5), CONFIG)
+    result = Matcher(program_for(mode, rules, CONFIG), seed=3).match(_clients(50_000))
+    counts = np.bincount(result.endpoint, minlength=len(result.endpoints))
+    counts = counts[counts > 0]
+    assert len(counts) == 5
+    expected = counts.sum() / 5
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 18.467, counts  # chi-square, 4 degrees of freedom: P(chi2 > 18.467) = 0.001
+
+
+def test_iptables_probabilities_are_upstream_formatted():
+    text = iptables.compile_rules(_service(4), CONFIG).text()
+    assert [p for p in ("0.2500000000", "0.3333333333", "0.5000000000") if f"--probability {p}" in text] == [
+        "0.2500000000", "0.3333333333", "0.5000000000"]
+    assert text.count("--probability") == 3
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables", "ipvs"])
+def test_client_ip_affinity_holds_until_the_timeout(mode):
+    """Each client keeps its endpoint while it returns within the timeout; once the entry has expired its next
+    connection is a fresh draw, so about 1/n of the clients land on the same endpoint again."""
+    rules = COMPILE[mode](_service(4, affinity=60), CONFIG)
+    matcher = Matcher(program_for(mode, rules, CONFIG), seed=5)
+    first = matcher.match(_clients(1999, time=0.0)).endpoint
+    again = matcher.match(_clients(1999, time=59.0)).endpoint
+    assert np.array_equal(first, again)
+    later = matcher.match(_clients(1999, time=59.0 + 61.0)).endpoint
+    kept = np.mean(later == again)
+    if mode == "ipvs":  # rr goes on from where it stopped: 1999 = 3 mod 4, so every client moves by one
+        assert kept < 0.05, kept
+    else:  # a fresh random draw: 1/4 expected
+        assert 0.15 < kept < 0.35, kept
+
+
+def test_rules_evaluated_grow_with_services_only_in_iptables():
+    counts = {}
+    for mode in COMPILE:
+        for n in (100, 1000):
+            eps = [EndpointInfo("10.1.0.1", 8080, True, True, False, False)]
+            ports = [ServicePortInfo("default", f"s{i}", "", "TCP", f"172.30.{i // 250}.{i % 250 + 1}", 80,
+                                     endpoints=eps) for i in range(n)]
+            rules = COMPILE[mode](ports, CONFIG)
+            dst = np.array([(172 << 24) | (30 << 16) | ((n - 1) // 250 << 8) | ((n - 1) % 250 + 1)], np.uint64)
+            pk = Packets.ipv4(np.array([(10 << 24) | 5], np.uint64), np.array([6]), dst, np.array([80]))
+            counts[mode, n] = int(Matcher(program_for(mode, rules, CONFIG)).match(pk).rules[0])
+    assert counts["iptables", 1000] > 9 * counts["iptables", 100]  # the last Service: a walk past all others
+    assert counts["nftables", 1000] == counts["nftables", 100]
+    assert counts["ipvs", 1000] <= counts["ipvs", 100] + 8  # 256 hash buckets: chains grow by n / 256
