@@ -37,6 +37,10 @@ CT_NEW, CT_ESTABLISHED, CT_RELATED, CT_INVALID, CT_DNAT = 1, 2, 4, 8, 16
 IPSET_IP, IPSET_IP_PORT, IPSET_IP_PORT_IP, IPSET_IP_PORT_NET, IPSET_PORT = range(5)
 # IPVS schedulers
 SCHED_RR, SCHED_WRR, SCHED_LC, SCHED_SH = range(4)
+# IPVS virtual server rows (VS) and real server rows (RS)
+VS_START, VS_COUNT, VS_SCHED, VS_POS, VS_CW, VS_MW, VS_DI, VS_PERSIST = range(8)
+RS_ENDPOINT, RS_WEIGHT, RS_ACTIVE, RS_HI, RS_LO = range(5)
+"""``RS_HI`` / ``RS_LO``: the endpoint's address words (as int64), for the hairpin test."""
 HROW = 8
 """Hash table row: five key words, two values, used flag (one 64-byte cache line). Keys are
 (address hi, address lo, protocol << 16 | port, second address hi, lo); each set or map has its own table."""
@@ -112,7 +116,7 @@ def _fold(hi, lo):
     return (hi >> np.uint64(32)) ^ (hi & np.uint64(0xFFFFFFFF)) ^ (lo >> np.uint64(32)) ^ (lo & np.uint64(0xFFFFFFFF))
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _aff_find(AK, AT, set_id, hi, lo, now, timeout):
     """Slot of a live affinity entry, or -1."""
     mask = np.uint64(AK.shape[0] - 1)
@@ -126,7 +130,7 @@ def _aff_find(AK, AT, set_id, hi, lo, now, timeout):
     return np.int64(-1)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _aff_set(AK, AT, AV, AFF_TIMEOUT, set_id, hi, lo, now, value):
     """Record (set, client) at ``now``: reuse its slot, an empty or expired one, else evict the oldest probed."""
     mask = np.uint64(AK.shape[0] - 1)
@@ -166,10 +170,10 @@ def _ipset_match(H, TB, C, tid, kind, dirs, shi, slo, dhi, dlo, pb, dp):
 @njit(cache=True, error_model="numpy", _nrt=False)
 def run_packets(src_hi, src_lo, proto, dst_hi, dst_lo, dport, now,
                 R, P, CH, C, H, TB, IPSET_KINDS, NG, EP, LOCAL, STAGES, AFF_TIMEOUT,
-                AK, AT, AV, IV_HEAD, IV_NEXT, IV_KEY, IV_SCHED, IV_PERSIST, IV_RS, IV_STATE, RS_EP, RS_W, RS_ACTIVE,
+                AK, AT, AV, IV_HEAD, IV_NEXT, IV_KEY, VS, RS,
                 SH_TAB, rng, stack_chain, stack_pos, out_kind, out_ep, out_masq, out_rules):
     """Match each packet; write its outcome (OUT_*), endpoint (or -1), masquerade flag and rules evaluated."""
-    n_aff = AFF_TIMEOUT.shape[0] - IV_PERSIST.shape[0]
+    n_aff = AFF_TIMEOUT.shape[0] - VS.shape[0]
     for i in range(src_hi.shape[0]):
         shi, slo, dhi, dlo = src_hi[i], src_lo[i], dst_hi[i], dst_lo[i]
         pr, dp, t = proto[i], dport[i], now[i]
@@ -308,8 +312,8 @@ def run_packets(src_hi, src_lo, proto, dst_hi, dst_lo, dport, now,
                 done = True
                 ep = -1
         if not done and ep < 0 and IV_HEAD.shape[0] > 0:
-            ep, cmp, refused = _ipvs(dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, IV_SCHED,
-                                     IV_PERSIST, IV_RS, IV_STATE, RS_EP, RS_W, RS_ACTIVE, SH_TAB, AK, AT, AV,
+            ep, cmp, refused = _ipvs(dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, VS, RS,
+                                     SH_TAB, AK, AT, AV,
                                      AFF_TIMEOUT)
             count += cmp
             if refused:
@@ -325,8 +329,7 @@ def run_packets(src_hi, src_lo, proto, dst_hi, dst_lo, dport, now,
 
 
 @njit(cache=True, _nrt=False)
-def _ipvs(dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, IV_SCHED, IV_PERSIST, IV_RS, IV_STATE,
-          RS_EP, RS_W, RS_ACTIVE, SH_TAB, AK, AT, AV, AFF_TIMEOUT):
+def _ipvs(dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT):
     """``ip_vs_service_find`` + schedule: (endpoint or -1, entries compared, refused: a VS without servers)."""
     folded = _fold(dhi, dlo)
     port = np.uint64(dp)
@@ -338,74 +341,82 @@ def _ipvs(dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, IV_SCH
         cmp += 1
     if v < 0:
         return -1, cmp, False
-    start, n = IV_RS[v, 0], IV_RS[v, 1]
+    row, refused = ipvs_schedule(v, shi, slo, t, n_aff, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT)
+    return (RS[row, RS_ENDPOINT] if row >= 0 else -1), cmp, refused
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def ipvs_schedule(v, shi, slo, t, n_aff, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT):
+    """Persistence template, else the scheduler: (the real server's RS row or -1, refused: none available)."""
+    start, n = VS[v, VS_START], VS[v, VS_COUNT]
+    persist = VS[v, VS_PERSIST]
     rs = -1
-    if IV_PERSIST[v] > 0:
-        slot = _aff_find(AK, AT, np.uint64(n_aff + v + 1), shi, slo, t, IV_PERSIST[v])
-        if slot >= 0 and RS_W[start + AV[slot]] > 0:
+    if persist > 0:
+        slot = _aff_find(AK, AT, np.uint64(n_aff + v + 1), shi, slo, t, float(persist))
+        if slot >= 0 and RS[start + AV[slot], RS_WEIGHT] > 0:
             rs = AV[slot]
     if rs < 0:
-        sched = IV_SCHED[v]
+        sched = VS[v, VS_SCHED]
         if sched == SCHED_RR:
-            rs = _rr(RS_W, start, n, IV_STATE, v)
+            rs = _rr(RS, start, n, VS, v)
         elif sched == SCHED_WRR:
-            rs = _wrr(RS_W, start, n, IV_STATE, v)
+            rs = _wrr(RS, start, n, VS, v)
         elif sched == SCHED_LC:
             best = np.int64(0)
             for k in range(n):
-                if RS_W[start + k] == 0:
+                if RS[start + k, RS_WEIGHT] == 0:
                     continue
-                overhead = RS_ACTIVE[start + k] << 8
+                overhead = RS[start + k, RS_ACTIVE] << 8
                 if rs < 0 or overhead < best:
                     rs, best = k, overhead
         else:
             key = (_fold(shi, slo) * np.uint64(0x61C88647)) & np.uint64(0xFFFFFFFF)
             k = SH_TAB[v, np.int64(key >> np.uint64(24))]
-            rs = k if k >= 0 and RS_W[start + k] > 0 else -1
+            rs = k if k >= 0 and RS[start + k, RS_WEIGHT] > 0 else -1
     if rs < 0:
-        return -1, cmp, True
-    if IV_PERSIST[v] > 0:
+        return -1, True
+    if persist > 0:
         _aff_set(AK, AT, AV, AFF_TIMEOUT, np.uint64(n_aff + v + 1), shi, slo, t, rs)
-    RS_ACTIVE[start + rs] += 1
-    return RS_EP[start + rs], cmp, False
+    RS[start + rs, RS_ACTIVE] += 1
+    return start + rs, False
 
 
-@njit(cache=True, _nrt=False)
-def _rr(RS_W, start, n, IV_STATE, v):
-    pos = IV_STATE[v, 0]
+@njit(cache=True, inline="always", _nrt=False)
+def _rr(RS, start, n, VS, v):
+    pos = VS[v, VS_POS]
     for k in range(pos + 1, n):
-        if RS_W[start + k] > 0:
-            IV_STATE[v, 0] = k
+        if RS[start + k, RS_WEIGHT] > 0:
+            VS[v, VS_POS] = k
             return k
     if pos >= 0:
         for k in range(pos + 1):
-            if RS_W[start + k] > 0:
-                IV_STATE[v, 0] = k
+            if RS[start + k, RS_WEIGHT] > 0:
+                VS[v, VS_POS] = k
                 return k
     return -1
 
 
-@njit(cache=True, _nrt=False)
-def _wrr(RS_W, start, n, IV_STATE, v):
-    cl, cw, mw, di = IV_STATE[v, 0], IV_STATE[v, 1], IV_STATE[v, 2], IV_STATE[v, 3]
+@njit(cache=True, inline="always", _nrt=False)
+def _wrr(RS, start, n, VS, v):
+    cl, cw, mw, di = VS[v, VS_POS], VS[v, VS_CW], VS[v, VS_MW], VS[v, VS_DI]
     if mw == 0:
         return -1
     pos, last, stop = cl, cl, -2
     last_pass = restarted = False
     while True:
         for k in range(pos + 1, n):
-            if RS_W[start + k] >= cw and RS_W[start + k] > 0:
-                IV_STATE[v, 0], IV_STATE[v, 1] = k, cw
+            if RS[start + k, RS_WEIGHT] >= cw and RS[start + k, RS_WEIGHT] > 0:
+                VS[v, VS_POS], VS[v, VS_CW] = k, cw
                 return k
             if k == stop:
-                IV_STATE[v, 1] = cw
+                VS[v, VS_CW] = cw
                 return -1
         pos = -1
         cw -= di
         if cw <= 0:
             cw = mw
             if last_pass or last == -1:
-                IV_STATE[v, 1] = cw
+                VS[v, VS_CW] = cw
                 return -1
             restarted = True
         last_pass = cw <= di

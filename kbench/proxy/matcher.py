@@ -8,13 +8,16 @@ kernel as plain Python (Numba's ``py_func``), the reference the benchmark compar
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
 from kbench.api.network import parse_ip
+from kbench.proxy import _fast_kernels as FK
 from kbench.proxy import _kernels as K
+from kbench.proxy import fastpath
 from kbench.proxy import iptables as ipt
 from kbench.proxy.ipvs import PROTO_NUMBERS, IpvsRules
 from kbench.proxy.model import ProxierConfig
@@ -117,6 +120,8 @@ class Program:
     ipvs: dict[str, np.ndarray]
     endpoints: list[str]
     chains: list[str]
+    fast: object = None
+    """nftables' verdict-map fast path (``fastpath.FastPath``), when the rules allow one."""
 
 
 class _Builder:
@@ -201,7 +206,7 @@ class _Builder:
             host, port = a.rsplit(":", 1)
             ep_rows.append((*encode(host.strip("[]")), int(port)))
         ipvs = ipvs or _no_ipvs()
-        timeouts = self.aff_timeout + list(ipvs["IV_PERSIST"])
+        timeouts = self.aff_timeout + [float(p) for p in ipvs["VS"][:, K.VS_PERSIST]]
         names = sorted(self.chain_ids, key=self.chain_ids.get)
         return Program(
             mode, np.array(rows, np.int32).reshape(-1, K.NF), np.array(probs, np.float64), ch,
@@ -237,10 +242,7 @@ class _Builder:
 
 def _no_ipvs() -> dict[str, np.ndarray]:
     return {"IV_HEAD": np.zeros(0, np.int64), "IV_NEXT": np.zeros(0, np.int64), "IV_KEY": np.zeros((0, 3), np.uint64),
-            "IV_SCHED": np.zeros(0, np.int64), "IV_PERSIST": np.zeros(0, np.float64),
-            "IV_RS": np.zeros((0, 2), np.int64), "IV_STATE": np.zeros((0, 4), np.int64),
-            "RS_EP": np.zeros(0, np.int64), "RS_W": np.zeros(0, np.int64), "RS_ACTIVE": np.zeros(0, np.int64),
-            "SH_TAB": np.zeros((0, 256), np.int64)}
+            "VS": np.zeros((0, 8), np.int64), "RS": np.zeros((0, 5), np.int64), "SH_TAB": np.zeros((0, 256), np.int64)}
 
 
 # -- iptables rules (iptables mode, and the ipset rules of IPVS mode) ---------------------------------------
@@ -326,25 +328,19 @@ def _ipvs_arrays(b: _Builder, state: IpvsRules) -> dict[str, np.ndarray]:
             head[h] = v
             nxt[v:v + len(bucket) - 1] = np.arange(v + 1, v + len(bucket))
             v += len(bucket)
-    arrays = _no_ipvs()
-    rs_ep, rs_w, rs_start, key, state_rows, sh = [], [], [], [], [], []
+    sched = {"rr": K.SCHED_RR, "wrr": K.SCHED_WRR, "lc": K.SCHED_LC, "sh": K.SCHED_SH}
+    vs_rows, rs_rows, key, sh = [], [], [], []
     for vs in services:
-        rs_start.append((len(rs_ep), len(vs.dests)))
-        rs_ep += [b.endpoint(d.address) for d in vs.dests]
-        rs_w += [d.weight for d in vs.dests]
+        cl, cw, mw, di = vs.wrr if vs.scheduler == "wrr" else (vs.rr_pos, 0, 0, 1)
+        vs_rows.append((len(rs_rows), len(vs.dests), sched[vs.scheduler], cl, cw, mw, di, vs.persistent))
+        rs_rows += [(b.endpoint(d.address), d.weight, d.active, *(np.array(encode(d.ip), np.uint64).astype(np.int64)))
+                    for d in vs.dests]
         hi, lo = encode(vs.ip)
         key.append((hi, lo, (PROTO_NUMBERS[vs.protocol] << 16) | vs.port))
-        state_rows.append([vs.rr_pos, *vs.wrr[1:]] if vs.scheduler != "wrr" else list(vs.wrr))
         sh.append(vs.sh_table or [-1] * 256)
-    sched = {"rr": K.SCHED_RR, "wrr": K.SCHED_WRR, "lc": K.SCHED_LC, "sh": K.SCHED_SH}
-    arrays.update(
-        IV_HEAD=head, IV_NEXT=nxt, IV_KEY=np.array(key, np.uint64).reshape(-1, 3),
-        IV_SCHED=np.array([sched[vs.scheduler] for vs in services], np.int64),
-        IV_PERSIST=np.array([float(vs.persistent) for vs in services], np.float64),
-        IV_RS=np.array(rs_start, np.int64).reshape(-1, 2), IV_STATE=np.array(state_rows, np.int64).reshape(-1, 4),
-        RS_EP=np.array(rs_ep, np.int64), RS_W=np.array(rs_w, np.int64), RS_ACTIVE=np.zeros(len(rs_ep), np.int64),
-        SH_TAB=np.array(sh, np.int64).reshape(-1, 256))
-    return arrays
+    return {"IV_HEAD": head, "IV_NEXT": nxt, "IV_KEY": np.array(key, np.uint64).reshape(-1, 3),
+            "VS": np.array(vs_rows, np.int64).reshape(-1, 8), "RS": np.array(rs_rows, np.int64).reshape(-1, 5),
+            "SH_TAB": np.array(sh, np.int64).reshape(-1, 256)}
 
 
 # -- nftables -----------------------------------------------------------------------------------------------
@@ -416,15 +412,20 @@ def program_for(mode: str, rules, config: ProxierConfig) -> Program:
         return b.build(mode)
     if mode == "nftables":
         assert isinstance(rules, NftRuleset)
-        _nft_rows(b, program(rules), config.own(config.service_cidrs))
+        parsed = program(rules)
+        _nft_rows(b, parsed, config.own(config.service_cidrs))
         _stages(b, [(1, "", ["filter-prerouting-pre-dnat"]), (0, "", ["nat-prerouting"]),
                     (1, "", ["filter-forward", "filter-input"])])
-        return b.build(mode)
+        built = b.build(mode)
+        built.fast = fastpath.build_nftables(parsed, built, encode, encode_cidr)
+        return built
     _ipset_entries(b, rules.ipsets, config.own(config.service_cidrs))
     _iptables_rows(b, ipt.parse(rules.text()), rules.ipsets)
     _stages(b, [(0, "nat", ["KUBE-SERVICES"]),
                 (1, "filter", ["KUBE-PROXY-FIREWALL", "KUBE-NODE-PORT", "KUBE-IPVS-FILTER"])])
-    return b.build(mode, _ipvs_arrays(b, rules))
+    built = b.build(mode, _ipvs_arrays(b, rules))
+    built.fast = fastpath.build_ipvs(rules, built, encode, encode_cidr)
+    return built
 
 
 @dataclass
@@ -461,18 +462,41 @@ class Matcher:
         args = (packets.src_hi, packets.src_lo, packets.proto, packets.dst_hi, packets.dst_lo, packets.dport,
                 packets.time, p.R, p.P, p.CH, p.C, p.H, p.TB, p.IPSET_KINDS, p.NG, p.EP, p.LOCAL, p.STAGES,
                 p.AFF_TIMEOUT, self.aff_keys, self.aff_time, self.aff_value, iv["IV_HEAD"], iv["IV_NEXT"],
-                iv["IV_KEY"], iv["IV_SCHED"], iv["IV_PERSIST"], iv["IV_RS"], iv["IV_STATE"], iv["RS_EP"], iv["RS_W"],
-                iv["RS_ACTIVE"], iv["SH_TAB"], self.rng, np.empty(K.MAX_DEPTH, np.int64),
+                iv["IV_KEY"], iv["VS"], iv["RS"], iv["SH_TAB"], self.rng, np.empty(K.MAX_DEPTH, np.int64),
                 np.empty(K.MAX_DEPTH, np.int64), *outs)
         return args, outs
 
     def match(self, packets: Packets) -> MatchResult:
-        args, outs = self._args(packets, len(packets))
-        K.run_packets(*args)
-        return MatchResult(*outs, endpoints=self.program.endpoints)
+        return self._match(packets, False)
 
     def match_python(self, packets: Packets) -> MatchResult:
-        """The same algorithm interpreted by CPython (the benchmark's plain reference)."""
-        args, outs = self._args(packets, len(packets))
-        K.run_packets.py_func(*args)
-        return MatchResult(*outs, endpoints=self.program.endpoints)
+        """The same algorithms interpreted by CPython (the benchmark's plain reference)."""
+        return self._match(packets, True)
+
+    def _match(self, packets: Packets, python: bool) -> MatchResult:
+        def run(kernel, *args):
+            return (kernel.py_func if python else kernel)(*args)
+
+        fast, p, n = self.program.fast, self.program, len(packets)
+        if fast is None:
+            args, outs = self._args(packets, n)
+            run(K.run_packets, *args)
+            return MatchResult(*outs, endpoints=p.endpoints)
+        outs = (np.empty(n, np.int8), np.empty(n, np.int64), np.empty(n, np.bool_), np.empty(n, np.int64))
+        head = (packets.src_hi, packets.src_lo, packets.proto, packets.dst_hi, packets.dst_lo, packets.dport)
+        scratch = (np.empty(n, np.int64), np.empty(n, np.int64))
+        if fast.kind == "nftables":
+            run(FK.run_nft_fast, *head, fast.H, fast.mask, fast.FC, fast.FE, self.rng, *scratch, *outs)
+        else:
+            iv = self.ipvs
+            run(FK.run_ipvs_fast, *head, packets.time, fast.H, fast.mask, fast.FC, p.LOCAL, fast.CT,
+                len(p.AFF_TIMEOUT) - len(iv["VS"]), iv["VS"], iv["RS"], iv["SH_TAB"], self.aff_keys, self.aff_time,
+                self.aff_value, p.AFF_TIMEOUT, *scratch, *outs)
+        rest = np.flatnonzero(outs[0] < 0)
+        if len(rest):
+            subset = Packets(*(getattr(packets, f.name)[rest] for f in dataclasses.fields(Packets)))
+            args, sub = self._args(subset, len(rest))
+            run(K.run_packets, *args)
+            for full, part in zip(outs, sub):
+                full[rest] = part
+        return MatchResult(*outs, endpoints=p.endpoints)

@@ -14,7 +14,7 @@ from kbench.proxy import iptables, nftrules
 from kbench.proxy.kube_proxy import COMPILERS
 from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import MODES, ProxierConfig, ServicePortInfo, read_objects, service_ports
-from kbench.proxy.tracer import IpvsTracer, IptablesTracer, NftablesTracer, Packet
+from kbench.proxy.tracer import IptablesTracer, IpvsTracer, NftablesTracer, Packet
 
 FORMATS = {"iptables": ("iptables-save",), "nftables": ("nft", "nft-list"), "ipvs": ("ipvsadm", "iptables-save",
                                                                                       "ipset")}

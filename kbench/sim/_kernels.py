@@ -2,18 +2,26 @@
 
 ``splitmix_unit`` is the compiled twin of :func:`kbench.scheduler.select.next_unit`:
 one splitmix64 step on a one-element ``uint64`` state array, returning u in (0, 1].
+``splitmix_step`` is the same step on a scalar state, for loops that keep the state in a register.
 """
 
 import numpy as np
 from numba import njit
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def splitmix_unit(rng):
-    state = rng[0] + np.uint64(0x9E3779B97F4A7C15)
-    rng[0] = state
+@njit(cache=True, inline="always", error_model="numpy", _nrt=False)
+def splitmix_step(state):
+    """(next state, u in (0, 1])."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
     z = state
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
-    return float((z >> np.uint64(11)) + np.uint64(1)) * 2.0**-53
+    return state, float((z >> np.uint64(11)) + np.uint64(1)) * 2.0**-53
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def splitmix_unit(rng):
+    state, u = splitmix_step(rng[0])
+    rng[0] = state
+    return u
