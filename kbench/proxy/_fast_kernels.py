@@ -48,7 +48,7 @@ def run_nft_fast(src_hi, src_lo, proto, dst_hi, dst_lo, dport, H, mask, FC, FE, 
             c = (r >> 2) & 255
             masq = not ((src_hi[i] & FC[c, 2]) == FC[c, 0] and (src_lo[i] & FC[c, 3]) == FC[c, 1])
         count = span[i]
-        state, u = splitmix_step(state)
+        state, u = splitmix_step(np.uint64(state))  # (np.uint64: keeps the type when run as plain Python)
         e = (r >> 10) + min(np.int64(u * count), count - 1)
         mark_rules = FE[e, 4]
         rules = FE[e, 1] + (mark_rules if masq else 0)
