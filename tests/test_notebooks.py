@@ -13,6 +13,7 @@ SMALL = {
     "01_etcd_mvcc.ipynb": {"keys": [1000], "members": [1, 3], "clients": [1, 8], "duration": 0.05, "jobs": 1},
     "02_scheduler_scaling.ipynb": {"workloads": ["SchedulingBasic", "TopologySpreading"], "nodes": [100, 300],
                                    "pods": 500, "jobs": 1},
+    "03_kube_proxy_modes.ipynb": {"services": [100, 400], "endpoints": [3], "churn": 5.0, "jobs": 1},
 }
 
 

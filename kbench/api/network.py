@@ -69,6 +69,16 @@ def _protocol(value, where: str) -> str:
     return value
 
 
+def _identity(manifest, kind: str) -> tuple[Mapping, str, str, str]:
+    """(manifest, namespace, name, "Kind ns/name") of a namespaced object; the name is required."""
+    m = _map(manifest, kind)
+    meta = _map(m.get("metadata"), f"{kind}: metadata")
+    name, namespace = meta.get("name"), meta.get("namespace") or "default"
+    if not isinstance(name, str) or not name:
+        raise ManifestError(f"{kind}: metadata.name: required (a non-empty string)")
+    return m, namespace, name, f"{kind} {namespace}/{name}"
+
+
 @dataclass(frozen=True)
 class ServicePort:
     name: str
@@ -103,13 +113,8 @@ class Service:
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> Service:
-        m = _map(manifest, "Service")
-        meta, spec = _map(m.get("metadata"), "Service: metadata"), _map(m.get("spec"), "Service: spec")
-        status = _map(m.get("status"), "Service: status")
-        name, namespace = meta.get("name"), meta.get("namespace") or "default"
-        if not isinstance(name, str) or not name:
-            raise ManifestError("Service: metadata.name: required (a non-empty string)")
-        where = f"Service {namespace}/{name}"
+        m, namespace, name, where = _identity(manifest, "Service")
+        spec, status = _map(m.get("spec"), f"{where}: spec"), _map(m.get("status"), f"{where}: status")
         kind = spec.get("type") or "ClusterIP"
         if kind not in SERVICE_TYPES:
             raise ManifestError(f"{where}: spec.type: must be one of {', '.join(SERVICE_TYPES)}; got {kind!r}")
@@ -184,13 +189,8 @@ class EndpointSlice:
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> EndpointSlice:
-        m = _map(manifest, "EndpointSlice")
-        meta = _map(m.get("metadata"), "EndpointSlice: metadata")
-        name, namespace = meta.get("name"), meta.get("namespace") or "default"
-        if not isinstance(name, str) or not name:
-            raise ManifestError("EndpointSlice: metadata.name: required (a non-empty string)")
-        where = f"EndpointSlice {namespace}/{name}"
-        service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        m, namespace, name, where = _identity(manifest, "EndpointSlice")
+        service = (_map(m.get("metadata"), where).get("labels") or {}).get(SERVICE_NAME_LABEL)
         if not service:
             raise ManifestError(f"{where}: metadata.labels[{SERVICE_NAME_LABEL!r}]: required (the Service it serves)")
         address_type = m.get("addressType", "IPv4")

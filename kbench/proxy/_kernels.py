@@ -214,6 +214,7 @@ def run_packets(src_hi, src_lo, proto, dst_hi, dst_lo, dport, now,
                     continue
                 if R[r, DPORT] and R[r, DPORT] != dp:
                     continue
+                # source, then destination (written out twice: a helper taking the arrays costs 2x per rule)
                 k = R[r, SRC_KIND]
                 if k:
                     if k == ADDR_CIDRS:

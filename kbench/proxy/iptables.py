@@ -108,18 +108,13 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
         names = chain_names(sp)
         name, proto, port = sp.name_string, sp.proto, sp.port
         match = f"-m {proto} -p {proto}"
-        cluster_eps, local_eps, reachable, has_eps = sp.categorize()
+        plan = sp.plan()
+        cluster_eps, local_eps, reachable, has_eps = plan.cluster, plan.local, plan.reachable, plan.has_endpoints
+        has_internal, has_external, uses_ext = plan.has_internal, plan.has_external, plan.uses_external_chain
         cluster_chain, local_chain, ext_chain, fw_chain = (names["cluster"], names["local"], names["external"],
                                                           names["firewall"])
-        uses_cluster = bool(cluster_eps) and sp.uses_cluster_endpoints
-        uses_local = bool(local_eps) and sp.uses_local_endpoints
-        internal_chain, has_internal = cluster_chain, has_eps
-        if sp.internal_local:
-            internal_chain, has_internal = local_chain, has_eps and bool(local_eps)
-        external_policy_chain, has_external = cluster_chain, has_eps
-        if sp.external_local:
-            external_policy_chain, has_external = local_chain, has_eps and bool(local_eps)
-        uses_ext = has_eps and sp.externally_accessible
+        internal_chain = local_chain if sp.internal_local else cluster_chain
+        external_policy_chain = local_chain if sp.external_local else cluster_chain
         uses_fw = has_eps and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
         lb_chain = fw_chain if uses_fw else ext_chain
         if not has_eps:
@@ -206,7 +201,8 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
                 svc_rules += [f"{head} -s {ip} -j {ext_chain}" for ip in sp.load_balancer_ips]
             svc_rules.append(f'-A {fw_chain} -m comment --comment "other traffic to {name} will be dropped by '
                              f'{KUBE_PROXY_FIREWALL}"')
-        for used, chain, eps in ((uses_cluster, cluster_chain, cluster_eps), (uses_local, local_chain, local_eps)):
+        for used, chain, eps in ((plan.uses_cluster_chain, cluster_chain, cluster_eps),
+                                 (plan.uses_local_chain, local_chain, local_eps)):
             if used:
                 svc_chains.append(chain)
                 _endpoint_rules(svc_rules, sp, chain, eps, large)

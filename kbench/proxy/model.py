@@ -163,6 +163,22 @@ class EndpointInfo:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
 
+@dataclass(frozen=True)
+class TrafficPlan:
+    cluster: list[EndpointInfo]
+    local: list[EndpointInfo]
+    reachable: list[EndpointInfo]
+    has_endpoints: bool
+    """Usable endpoints anywhere in the cluster."""
+    uses_cluster_chain: bool
+    uses_local_chain: bool
+    has_internal: bool
+    """ClusterIP traffic has endpoints (internalTrafficPolicy Local needs local ones)."""
+    has_external: bool
+    """External traffic has endpoints (externalTrafficPolicy Local needs local ones)."""
+    uses_external_chain: bool
+
+
 @dataclass
 class ServicePortInfo:
     """One Service port as kube-proxy programs it (``proxy.ServicePort``), with its endpoints."""
@@ -209,6 +225,19 @@ class ServicePortInfo:
     @property
     def uses_local_endpoints(self) -> bool:
         return self.internal_local or (self.external_local and self.externally_accessible)
+
+    def plan(self) -> TrafficPlan:
+        """Which policy chains the port needs and where its traffic goes: the prologue the iptables and
+        nftables proxiers' ``syncProxyRules`` share (hasEndpoints, usesClusterPolicyChain, hasInternalEndpoints,
+        ...)."""
+        cluster, local, reachable, has_eps = self.categorize()
+        return TrafficPlan(
+            cluster, local, reachable, has_eps,
+            uses_cluster_chain=bool(cluster) and self.uses_cluster_endpoints,
+            uses_local_chain=bool(local) and self.uses_local_endpoints,
+            has_internal=has_eps and (bool(local) or not self.internal_local),
+            has_external=has_eps and (bool(local) or not self.external_local),
+            uses_external_chain=has_eps and self.externally_accessible)
 
     def categorize(self) -> tuple[list[EndpointInfo], list[EndpointInfo], list[EndpointInfo], bool]:
         """``CategorizeEndpoints``: (cluster, local, all locally reachable, any usable endpoint anywhere)."""

@@ -191,16 +191,11 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
         cluster_chain, local_chain = f"service-{base}", f"local-{base}"
         ext_chain, fw_chain = f"external-{base}", f"firewall-{base}"
         name, proto, port = sp.name_string, sp.proto, str(sp.port)
-        cluster_eps, local_eps, reachable, has_eps = sp.categorize()
-        uses_cluster = bool(cluster_eps) and sp.uses_cluster_endpoints
-        uses_local = bool(local_eps) and sp.uses_local_endpoints
-        internal_chain, has_internal = cluster_chain, has_eps
-        if sp.internal_local:
-            internal_chain, has_internal = local_chain, has_eps and bool(local_eps)
-        external_policy_chain, has_external = cluster_chain, has_eps
-        if sp.external_local:
-            external_policy_chain, has_external = local_chain, has_eps and bool(local_eps)
-        uses_ext = has_eps and sp.externally_accessible
+        plan = sp.plan()
+        cluster_eps, local_eps, reachable, has_eps = plan.cluster, plan.local, plan.reachable, plan.has_endpoints
+        has_internal, has_external, uses_ext = plan.has_internal, plan.has_external, plan.uses_external_chain
+        internal_chain = local_chain if sp.internal_local else cluster_chain
+        external_policy_chain = local_chain if sp.external_local else cluster_chain
         uses_fw = bool(sp.load_balancer_ips) and bool(sp.source_ranges)
         int_verdict = ext_verdict = f"goto {REJECT_CHAIN}"
         if has_eps:
@@ -225,7 +220,8 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
             if not has_external:
                 rs.element("no-endpoint-nodeports", (proto, str(sp.node_port)), ext_verdict, name)
 
-        for used, chain, eps in ((uses_cluster, cluster_chain, cluster_eps), (uses_local, local_chain, local_eps)):
+        for used, chain, eps in ((plan.uses_cluster_chain, cluster_chain, cluster_eps),
+                                 (plan.uses_local_chain, local_chain, local_eps)):
             if not used:
                 continue
             if has_internal and chain == internal_chain:

@@ -110,3 +110,14 @@ def test_cli_render_and_trace(tmp_path, capsys):
     assert "Service shop/web: spec.ports[0].port: must be 1-65535, got 0" in capsys.readouterr().err
     assert main(["proxy", "trace", str(path), "--destination", "10.96.0.10"]) == 2
     assert "--destination: required for trace, as IP:PORT" in capsys.readouterr().err
+
+
+def test_proxy_sweep_from_the_cli(tmp_path, capsys):
+    code = main(["sweep", "proxy", "--param", "services=200", "--param", "endpoints=2", "--param", "mode=nftables,ipvs",
+                 "--param", "churn=2", "--out", str(tmp_path), "--jobs", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "2 points in" in out and "sim_first_packet_p50_ms" in out
+    assert {p.name for p in (tmp_path / "proxy" / "latest").glob("*.png")} == {
+        "proxy_first_packet.png", "proxy_sync.png", "proxy_wall.png"}
+    assert main(["sweep", "proxy", "--param", "mode=userspace", "--out", str(tmp_path)]) == 2
+    assert "mode: kube-proxy mode (one of iptables, ipvs, nftables)" in capsys.readouterr().err
