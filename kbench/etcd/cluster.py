@@ -16,6 +16,11 @@ timing is modelled, from the ``etcd`` section of a profile:
   entry is applied, as etcd's apply goroutine does. So one client sees about
   one fsync round trip, and many clients get batching, throughput bounded by
   the apply loop, and latency from queueing.
+
+  The rounds are computed when a proposal is submitted (its arrival time is
+  known then), so a write costs one engine event, at its apply: the batch a
+  proposal joins is the one waiting for the leader at its arrival, and a
+  round's disk time counts the bytes of the proposal that opened it.
 - **reads** are served by the client's member on one of its ``cores``:
   ``read_cpu`` plus per-key and per-byte costs; a linearizable read first
   confirms the read index with the leader and a quorum (one ``peer_rtt``, two
@@ -30,7 +35,6 @@ sees the leader's state); errors take the full write path.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,11 +48,9 @@ from kbench.sim import Engine, Event, Resource, Streams
 
 
 @dataclass(slots=True)
-class _Proposal:
-    apply: Callable[[], Any]
-    nbytes: int
-    member: int
-    done: Event
+class _Round:
+    start: float
+    commit: float
 
 
 class EtcdCluster:
@@ -88,12 +90,11 @@ class EtcdCluster:
         fsync = profile.dist("etcd.wal_fsync")
         self._fsync = [fsync.sampler(streams(f"etcd/member/{i}/fsync")) for i in range(members)]
         self._cores = [Resource(engine, int(p["cores"])) for _ in range(members)]
-        self._waiting: list[_Proposal] = []
-        self._leader_busy = False
+        self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)
+        self._waiting: _Round | None = None  # the round the proposals waiting for the leader will form
         self._disk: list[tuple[float, float | None]] = [(0.0, None)] * members  # fsync in progress, queued
         self._last_commit = 0.0
-        self._committed: deque[_Proposal] = deque()
-        self._applying = False
+        self._apply_free = 0.0
         self.rounds = 0
         """Raft rounds started (each carries one batch of proposals)."""
 
@@ -104,29 +105,45 @@ class EtcdCluster:
 
     def _write(self, apply: Callable[[], Any], nbytes: int, member: int) -> Event:
         done = Event(self.engine)
-        self.engine.schedule(self._hop(member) + self.p["proposal_overhead"], self._propose,
-                             _Proposal(apply, nbytes, member, done))
+        self.submit(apply, nbytes, member, lambda ok, value, delay: self.engine.schedule(delay, _resolve,
+                                                                                         (done, (ok, value))))
         return done
 
-    def _propose(self, proposal: _Proposal) -> None:
-        self._waiting.append(proposal)
-        if not self._leader_busy:
-            self._round()
+    def submit(self, apply: Callable[[], Any], nbytes: int, member: int,
+               respond: Callable[[bool, Any, float], Any]) -> None:
+        """Propose a write; when it is applied (one engine event), ``apply()`` changes the store and
+        ``respond(ok, result or EtcdError, delay)`` runs, ``delay`` being how long the answer takes to reach
+        the client. The cheap path for callers that fold that delay into their own next event."""
+        arrival = self.engine.now + self._hop(member) + self.p["proposal_overhead"]
+        commit = self._round_for(arrival, nbytes).commit
+        start = max(commit, self._apply_free)
+        self._apply_free = start + self.p["apply_per_write"]
+        self.engine.schedule(start - self.engine.now, self._apply,
+                             (apply, self.p["apply_per_write"] + self._hop(member), respond))
 
-    def _round(self) -> None:
-        """Send the waiting proposals as one batch; the leader takes the next batch once its fsync is done."""
-        batch, self._waiting = self._waiting, []
-        self._leader_busy = True
-        now, p = self.engine.now, self.p
-        disk = sum(proposal.nbytes for proposal in batch) * p["disk_seconds_per_byte"]
-        leader_done = now + self._fsync[0]() + disk
-        arrival = now + p["peer_rtt"] / 2
-        acks = sorted(self._follower_fsync(i, arrival, disk) + p["peer_rtt"] / 2 for i in range(1, self.members))
-        commit = max(leader_done, acks[self.quorum - 2]) if self.quorum > 1 else leader_done
+    def _round_for(self, arrival: float, nbytes: int) -> _Round:
+        """The raft round a proposal arriving at ``arrival`` goes out in (opening a new one if needed)."""
+        waiting = self._waiting
+        if waiting is not None and arrival < waiting.start:
+            return waiting  # the leader is busy: it joins the proposals waiting for the next round
+        start = max(arrival, self._leader_free)
+        p = self.p
+        disk = nbytes * p["disk_seconds_per_byte"]
+        self._leader_free = start + self._fsync[0]() + disk
+        acks = sorted(self._follower_fsync(i, start + p["peer_rtt"] / 2, disk) + p["peer_rtt"] / 2
+                      for i in range(1, self.members))
+        commit = max(self._leader_free, acks[self.quorum - 2]) if self.quorum > 1 else self._leader_free
         self._last_commit = commit = max(commit, self._last_commit)  # raft commits in log order
+        self._waiting = waiting = _Round(start, commit)
         self.rounds += 1
-        self.engine.schedule(leader_done - now, self._leader_ready)
-        self.engine.schedule(commit - now, self._commit, batch)
+        return waiting
+
+    def _apply(self, args) -> None:
+        apply, delay, respond = args
+        try:
+            respond(True, apply(), delay)
+        except EtcdError as err:
+            respond(False, err, delay)
 
     def _follower_fsync(self, i: int, arrival: float, disk: float) -> float:
         """When follower ``i`` has a batch arriving at ``arrival`` on disk.
@@ -146,34 +163,6 @@ class EtcdCluster:
             done = queued
         self._disk[i] = (current, queued)
         return done
-
-    def _leader_ready(self, _: Any) -> None:
-        self._leader_busy = False
-        if self._waiting:
-            self._round()
-
-    def _commit(self, batch: list[_Proposal]) -> None:
-        self._committed.extend(batch)
-        if not self._applying:
-            self._apply_next()
-
-    def _apply_next(self) -> None:
-        """Apply the oldest committed entry; its client is answered when the apply is done."""
-        proposal = self._committed.popleft()
-        self._applying = True
-        try:
-            result = (True, proposal.apply())
-        except EtcdError as err:
-            result = (False, err)
-        self.engine.schedule(self.p["apply_per_write"], self._applied, (proposal, result))
-
-    def _applied(self, args: tuple[_Proposal, tuple[bool, Any]]) -> None:
-        proposal, result = args
-        self.engine.schedule(self._hop(proposal.member), _resolve, (proposal.done, result))
-        if self._committed:
-            self._apply_next()
-        else:
-            self._applying = False
 
     def put(self, key: bytes, value: bytes = b"", member: int = 0, **options: Any) -> Event:
         """Put through raft; the event succeeds with the PutResponse (or fails with the etcd error)."""
