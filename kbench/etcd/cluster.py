@@ -110,16 +110,18 @@ class EtcdCluster:
         return done
 
     def submit(self, apply: Callable[[], Any], nbytes: int, member: int,
-               respond: Callable[[bool, Any, float], Any]) -> None:
+               respond: Callable[[bool, Any, float], Any]) -> float:
         """Propose a write; when it is applied (one engine event), ``apply()`` changes the store and
         ``respond(ok, result or EtcdError, delay)`` runs, ``delay`` being how long the answer takes to reach
-        the client. The cheap path for callers that fold that delay into their own next event."""
+        the client. The cheap path for callers that fold that delay into their own next event. Returns when
+        the answer reaches the client."""
         arrival = self.engine.now + self._hop(member) + self.p["proposal_overhead"]
         commit = self._round_for(arrival, nbytes).commit
         start = max(commit, self._apply_free)
         self._apply_free = start + self.p["apply_per_write"]
-        self.engine.schedule(start - self.engine.now, self._apply,
-                             (apply, self.p["apply_per_write"] + self._hop(member), respond))
+        delay = self.p["apply_per_write"] + self._hop(member)
+        self.engine.schedule(start - self.engine.now, self._apply, (apply, delay, respond))
+        return start + delay
 
     def _round_for(self, arrival: float, nbytes: int) -> _Round:
         """The raft round a proposal arriving at ``arrival`` goes out in (opening a new one if needed)."""

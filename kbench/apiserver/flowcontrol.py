@@ -1,0 +1,247 @@
+"""Request admission at one apiserver instance: API Priority and Fairness, or the older max-in-flight limits.
+
+APF follows k8s.io/apiserver/pkg/util/flowcontrol (v1.35) and its bootstrap configuration
+(apiserver/pkg/apis/flowcontrol/bootstrap/default.go): FlowSchemas, matched by precedence, map a request
+to a priority level and a flow (schema name + user or namespace); a level's nominal concurrency limit is
+``ceil(server limit x its nominalConcurrencyShares / sum of shares)`` with the server limit the sum of
+``--max-requests-inflight`` (400) and ``--max-mutating-requests-inflight`` (200); a request that finds no
+free seat waits in one of the level's queues, chosen by shuffle sharding (the flow's hash deals a hand of
+``handSize`` queues; the one with the least waiting work wins), and is rejected with 429 when that queue
+holds ``queueLengthLimit`` requests or after waiting ``request-timeout / 4``. Queues are served round robin
+(equal-cost fair queuing). LIST requests take ``ceil(objects / 100)`` seats, at most 10 (the work
+estimator). Not modelled: borrowing between levels (``lendablePercent``), watch initialization seats.
+
+The max-in-flight mode (``--enable-priority-and-fairness=false``) admits at most 400 read-only and 200
+mutating requests at once per instance and rejects the rest with 429 at once.
+
+Seats are tracked by their release times: the apiserver knows when a request will finish as it dispatches
+it, so admission needs no engine event unless requests wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+SERVER_CONCURRENCY = 400 + 200
+"""--max-requests-inflight + --max-mutating-requests-inflight defaults (k8s.io/apiserver server/options)."""
+REQUEST_WAIT_LIMIT = 15.0
+"""--request-timeout (60 s) / 4: the longest a request waits in an APF queue."""
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    shares: int
+    queues: int = 0
+    hand: int = 0
+    queue_length: int = 0
+    """0 queues: reject when full (catch-all); exempt levels have no limit."""
+    exempt: bool = False
+
+
+LEVELS = (
+    Level("exempt", 0, exempt=True),
+    Level("system", 30, 64, 6, 50),
+    Level("node-high", 40, 64, 6, 50),
+    Level("leader-election", 10, 16, 4, 50),
+    Level("workload-high", 40, 128, 6, 50),
+    Level("workload-low", 100, 128, 6, 50),
+    Level("global-default", 20, 128, 6, 50),
+    Level("catch-all", 5),
+)
+"""The bootstrap PriorityLevelConfigurations: nominalConcurrencyShares and queuing."""
+
+
+MUTATING = frozenset(("create", "update", "patch", "delete"))
+
+
+def classify(req) -> tuple[str, str]:
+    """(priority level, flow schema + distinguisher) by the bootstrap FlowSchemas, in precedence order.
+
+    A request has ``verb``, ``resource_name``, ``namespace``, ``user``, ``groups`` and ``seats``; flow control
+    sets its ``arrival`` and calls ``dispatch()`` (which returns when its seats free up) or ``reject()``."""
+    user, groups, resource = req.user, req.groups, req.resource_name
+    if "system:masters" in groups:
+        return "exempt", "exempt"
+    if user in ("system:kube-controller-manager", "system:kube-scheduler", "system:cloud-controller-manager") \
+            and resource == "leases" and req.namespace == "kube-system":
+        return "leader-election", f"system-leader-election/{user}"
+    if "system:nodes" in groups:
+        if resource in ("nodes", "leases"):
+            return "node-high", f"system-node-high/{user}"
+        return "system", f"system-nodes/{user}"
+    if user in ("system:kube-controller-manager", "system:kube-scheduler", "system:cloud-controller-manager"):
+        return "workload-high", f"{user.removeprefix('system:')}/{user}"
+    if user.startswith("system:serviceaccount:kube-system:"):
+        return "workload-high", f"kube-system-service-accounts/{user}"
+    if user.startswith("system:serviceaccount:"):
+        return "workload-low", f"service-accounts/{user}"
+    if user:
+        return "global-default", f"global-default/{user}"
+    return "catch-all", "catch-all"
+
+
+def flow_hash(flow: str) -> int:
+    """hashFlowID: the first 8 bytes (little endian) of sha256(schema, 0, distinguisher)."""
+    schema, _, distinguisher = flow.partition("/")
+    digest = hashlib.sha256(schema.encode() + b"\0" + distinguisher.encode()).digest()
+    return struct.unpack("<Q", digest[:8])[0]
+
+
+def deal(hash_value: int, deck: int, hand: int) -> list[int]:
+    """shufflesharding.Dealer.Deal: ``hand`` distinct queues out of ``deck`` from one hash value."""
+    remainders = []
+    for i in range(hand):
+        nxt = hash_value // (deck - i)
+        remainders.append(hash_value - (deck - i) * nxt)
+        hash_value = nxt
+    cards = []
+    for i in range(hand):
+        card = remainders[i]
+        for j in range(i, 0, -1):
+            if card >= remainders[j - 1]:
+                card += 1
+        cards.append(card)
+    return cards
+
+
+@dataclass
+class _Level:
+    config: Level
+    limit: int
+    busy: list[float] = field(default_factory=list)
+    """Release times of the seats in use (a heap, one entry per seat)."""
+    queues: list[deque] = field(default_factory=list)
+    waiting: int = 0
+    next_queue: int = 0
+    dispatched: int = 0
+    rejected: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+class PriorityAndFairness:
+    """APF at one apiserver instance; ``wake(delay, callback)`` schedules engine events when requests wait."""
+
+    def __init__(self, wake: Callable[[float, Callable], object], now: Callable[[], float],
+                 server_limit: int = SERVER_CONCURRENCY) -> None:
+        total = sum(level.shares for level in LEVELS)
+        self.levels = {
+            level.name: _Level(level, 0 if level.exempt else math.ceil(server_limit * level.shares / total),
+                               queues=[deque() for _ in range(level.queues)])
+            for level in LEVELS}
+        self._wake, self._now = wake, now
+        self._wakeup_at: dict[str, float] = {}
+        self._hands: dict[tuple[str, str], list[int]] = {}
+        self._classes: dict[tuple, tuple[str, str]] = {}
+
+    def arrive(self, req) -> None:
+        """Dispatch now, queue, or reject (``req.reject``) the request."""
+        key = (req.user, req.groups, req.resource_name, req.namespace)
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._classes[key] = classify(req)
+        name, flow = cls
+        level = self.levels[name]
+        now = self._now()
+        if level.config.exempt:
+            req.dispatch()
+            level.dispatched += 1
+            return
+        self._release(level, now)
+        seats = min(req.seats, level.limit)
+        if not level.waiting and len(level.busy) + seats <= level.limit:
+            self._start(level, req, seats, now)
+            return
+        if not level.queues:
+            level.rejected += 1
+            req.reject()
+            return
+        key = (name, flow)
+        hand = self._hands.get(key)
+        if hand is None:
+            hand = self._hands[key] = deal(flow_hash(flow), level.config.queues, level.config.hand)
+        queue = min((level.queues[i] for i in hand), key=lambda q: sum(r.seats for r in q))
+        if len(queue) >= level.config.queue_length:
+            level.rejected += 1
+            req.reject()
+            return
+        req.arrival = now
+        queue.append(req)
+        level.waiting += 1
+        self._schedule(name, level)
+
+    def _start(self, level: _Level, req, seats: int, now: float) -> None:
+        release = req.dispatch()
+        for _ in range(seats):
+            heapq.heappush(level.busy, release)
+        level.dispatched += 1
+
+    @staticmethod
+    def _release(level: _Level, now: float) -> None:
+        while level.busy and level.busy[0] <= now:
+            heapq.heappop(level.busy)
+
+    def _schedule(self, name: str, level: _Level) -> None:
+        at = level.busy[0] if level.busy else self._now()
+        if self._wakeup_at.get(name, math.inf) <= at:
+            return
+        self._wakeup_at[name] = at
+        self._wake(max(0.0, at - self._now()), lambda _: self._serve(name))
+
+    def _serve(self, name: str) -> None:
+        """Seats were released: dispatch waiting requests round robin over the level's queues."""
+        self._wakeup_at.pop(name, None)
+        level = self.levels[name]
+        now = self._now()
+        self._release(level, now)
+        n = len(level.queues)
+        while level.waiting:
+            for step in range(n):
+                queue = level.queues[(level.next_queue + step) % n]
+                if queue:
+                    level.next_queue = (level.next_queue + step + 1) % n
+                    break
+            req = queue[0]
+            if now - req.arrival > REQUEST_WAIT_LIMIT:
+                queue.popleft()
+                level.waiting -= 1
+                level.rejected += 1
+                req.reject()
+                continue
+            seats = min(req.seats, level.limit)
+            if len(level.busy) + seats > level.limit:
+                break
+            queue.popleft()
+            level.waiting -= 1
+            level.waits.append(now - req.arrival)
+            self._start(level, req, seats, now)
+        if level.waiting:
+            self._schedule(name, level)
+
+
+class MaxInFlight:
+    """The max-in-flight filter: 400 read-only and 200 mutating requests at once; the rest get 429."""
+
+    def __init__(self, wake=None, now: Callable[[], float] | None = None, readonly: int = 400,
+                 mutating: int = 200) -> None:
+        self.limits = {False: readonly, True: mutating}
+        self.busy: dict[bool, list[float]] = {False: [], True: []}
+        self._now = now
+        self.rejected = 0
+
+    def arrive(self, req) -> None:
+        mutating = req.verb in MUTATING
+        busy, now = self.busy[mutating], self._now()
+        while busy and busy[0] <= now:
+            heapq.heappop(busy)
+        if len(busy) >= self.limits[mutating]:
+            self.rejected += 1
+            req.reject()
+            return
+        heapq.heappush(busy, req.dispatch())

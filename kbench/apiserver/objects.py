@@ -1,0 +1,217 @@
+"""API objects as the apiserver stores them: resources, etcd keys, errors, timestamps, selectors.
+
+Objects are plain JSON-like dicts (the manifests users write). What the apiserver returns and what
+informers cache is shared and must be treated as read-only; ``copy_object`` gives a private copy.
+Keys follow upstream's storage layout (``/registry/<resource>/<namespace>/<name>``; Nodes live under
+``minions`` and Services under ``services/specs``, as in pkg/registry/*/storage).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import orjson
+
+from kbench.api.selectors import label_selector_matches
+
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+"""Wall-clock time of simulated second 0 (timestamps in objects are RFC 3339 strings, as the API writes)."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    kind: str
+    group: str
+    namespaced: bool
+    status: bool
+    """Has a status subresource (a main update keeps the stored status, a status update keeps the rest)."""
+    prefix: str
+    fields: tuple[str, ...] = ()
+    """Field selectors beyond metadata.name / metadata.namespace."""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/v1" if self.group else "v1"
+
+    def key(self, namespace: str, name: str) -> str:
+        return f"/registry/{self.prefix}/{namespace}/{name}" if self.namespaced else f"/registry/{self.prefix}/{name}"
+
+
+RESOURCES = {r.name: r for r in (
+    Resource("namespaces", "Namespace", "", False, True, "namespaces", ("status.phase",)),
+    Resource("nodes", "Node", "", False, True, "minions", ("spec.unschedulable",)),
+    Resource("pods", "Pod", "", True, True, "pods", ("spec.nodeName", "status.phase", "spec.schedulerName")),
+    Resource("services", "Service", "", True, True, "services/specs", ("spec.clusterIP", "spec.type")),
+    Resource("serviceaccounts", "ServiceAccount", "", True, False, "serviceaccounts"),
+    Resource("events", "Event", "", True, False, "events", ("involvedObject.name", "reason")),
+    Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", True, False, "endpointslices"),
+    Resource("leases", "Lease", "coordination.k8s.io", True, False, "leases"),
+    Resource("replicasets", "ReplicaSet", "apps", True, True, "replicasets"),
+    Resource("deployments", "Deployment", "apps", True, True, "deployments"),
+    Resource("jobs", "Job", "batch", True, True, "jobs"),
+)}
+KINDS = {r.kind: r for r in RESOURCES.values()}
+
+
+class APIError(Exception):
+    """A failed request, as a metav1.Status: HTTP code, reason and message."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code, self.reason, self.message = code, reason, message
+
+
+def not_found(resource: Resource, name: str) -> APIError:
+    return APIError(404, "NotFound", f'{resource.name} "{name}" not found')
+
+
+def conflict(resource: Resource, name: str) -> APIError:
+    return APIError(409, "Conflict", f'Operation cannot be fulfilled on {resource.name} "{name}": the object has '
+                                     "been modified; please apply your changes to the latest version and try again")
+
+
+def already_exists(resource: Resource, name: str) -> APIError:
+    return APIError(409, "AlreadyExists", f'{resource.name} "{name}" already exists')
+
+
+def gone(rv: int, oldest: int) -> APIError:
+    return APIError(410, "Expired", f"too old resource version: {rv} ({oldest})")
+
+
+def invalid(resource: Resource, name: str, field: str, detail: str) -> APIError:
+    return APIError(422, "Invalid", f'{resource.kind} "{name}" is invalid: {field}: {detail}')
+
+
+@lru_cache(maxsize=4096)
+def _day(index: int) -> str:
+    return (EPOCH + dt.timedelta(days=index)).strftime("%Y-%m-%d")
+
+
+def timestamp(seconds: float, micro: bool = False) -> str:
+    """RFC 3339 for simulated ``seconds`` (metav1.Time; ``micro`` for metav1.MicroTime, as Lease renewTime)."""
+    whole = math.floor(seconds)
+    day, rest = divmod(whole, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    if micro:
+        return f"{_day(day)}T{h:02d}:{m:02d}:{s:02d}.{int((seconds - whole) * 1e6):06d}Z"
+    return f"{_day(day)}T{h:02d}:{m:02d}:{s:02d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _day_seconds(date: str) -> float:
+    return (dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC) - EPOCH).total_seconds()
+
+
+def seconds(stamp: str) -> float:
+    """Simulated seconds of an RFC 3339 timestamp written by :func:`timestamp`."""
+    clock = stamp[11:].rstrip("Z")
+    h, m, s = clock.split(":")
+    return _day_seconds(stamp[:10]) + int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def encode(obj: Mapping) -> bytes:
+    return orjson.dumps(obj)
+
+
+def copy_object(obj: Mapping) -> dict:
+    """A private deep copy (JSON round trip, as the apiserver's codec would give)."""
+    return orjson.loads(orjson.dumps(obj))
+
+
+def field_value(obj: Mapping, path: str) -> str:
+    node = obj
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            return ""
+    return str(node).lower() if isinstance(node, bool) else str(node)
+
+
+def parse_field_selector(text: str | None) -> list[tuple[str, bool, str]]:
+    """``a=b,c!=d`` -> [(field, equal, value)]."""
+    out = []
+    for term in (text or "").split(","):
+        term = term.strip()
+        if not term:
+            continue
+        if "!=" in term:
+            field, value = term.split("!=", 1)
+            out.append((field.strip(), False, value.strip()))
+        else:
+            field, value = term.split("==" if "==" in term else "=", 1)
+            out.append((field.strip(), True, value.strip()))
+    return out
+
+
+def parse_label_selector(selector) -> Mapping | None:
+    """A LabelSelector mapping, or the string form ``a=b,c!=d,e in (x,y),f,!g`` as a LabelSelector."""
+    if selector is None or isinstance(selector, Mapping):
+        return selector
+    labels, exprs = {}, []
+    for term in _split_terms(selector):
+        if " in " in term or " notin " in term:
+            key, op, values = term.partition(" notin " if " notin " in term else " in ")
+            exprs.append({"key": key.strip(), "operator": "NotIn" if "notin" in op else "In",
+                          "values": [v.strip() for v in values.strip(" ()").split(",")]})
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            exprs.append({"key": key.strip(), "operator": "NotIn", "values": [value.strip()]})
+        elif "=" in term:
+            key, value = term.split("==" if "==" in term else "=", 1)
+            labels[key.strip()] = value.strip()
+        elif term.startswith("!"):
+            exprs.append({"key": term[1:].strip(), "operator": "DoesNotExist"})
+        else:
+            exprs.append({"key": term, "operator": "Exists"})
+    return {"matchLabels": labels, "matchExpressions": exprs}
+
+
+def _split_terms(text: str) -> list[str]:
+    terms, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            terms.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [t for t in (*terms, current.strip()) if t]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which objects a list or watch wants: namespace, label selector, field selector."""
+
+    namespace: str = ""
+    labels: Mapping | None = None
+    fields: tuple[tuple[str, bool, str], ...] = ()
+    everything: bool = field(default=False, compare=False)
+    """No namespace, labels or fields: every object matches."""
+
+    @classmethod
+    def of(cls, resource: Resource, namespace: str = "", label_selector=None, field_selector: str | None = None):
+        fields = tuple(parse_field_selector(field_selector))
+        allowed = ("metadata.name", "metadata.namespace", *resource.fields)
+        for name, _, _ in fields:
+            if name not in allowed:
+                raise APIError(400, "BadRequest", f'"{name}" is not a known field selector: only '
+                                                  f'"{", ".join(allowed)}"')
+        labels = parse_label_selector(label_selector)
+        return cls(namespace, labels, fields, not namespace and labels is None and not fields)
+
+    def matches(self, obj: Mapping) -> bool:
+        if self.everything:
+            return True
+        meta = obj["metadata"]
+        if self.namespace and meta.get("namespace") != self.namespace:
+            return False
+        if self.labels is not None and not label_selector_matches(self.labels, meta.get("labels") or {}):
+            return False
+        return all((field_value(obj, f) == v) == eq for f, eq, v in self.fields)

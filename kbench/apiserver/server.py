@@ -1,0 +1,496 @@
+"""kube-apiserver on the engine: instances behind a load balancer, each with flow control and watch caches,
+all over the modelled etcd.
+
+A request reaches an instance (the one its connection is pinned to), waits for flow control
+(``flowcontrol.py``), then:
+
+- **reads** (get, list) are served from the instance's watch cache (v1.35 serves consistent reads from the
+  cache, ``ConsistentListFromCache``);
+- **watches** start from a resourceVersion in the cache's window, or get 410 Gone;
+- **writes** (create, update, patch, delete, and the status subresource) run admission
+  (NamespaceLifecycle, ServiceAccount, DefaultTolerationSeconds; LimitRanger and ResourceQuota are not
+  modelled), then go to etcd as a compare-and-put on the object's key (``/registry/...``) checked when the
+  write applies: a stale ``metadata.resourceVersion`` is 409 Conflict, an existing name 409 AlreadyExists.
+  The revision etcd assigns is the new ``resourceVersion``; every instance's watch cache sees the event.
+
+Latency = flow-control wait + ``request_overhead`` + per-object and per-byte costs + the etcd round trip +
+the network, from the profile's ``apiserver`` section. Every request's latency is recorded per verb,
+resource and scope for the APIResponsiveness SLI (``sli()``).
+
+Deletion follows upstream: objects with finalizers get ``deletionTimestamp`` and stay until the last
+finalizer is removed; a Pod bound to a node is deleted gracefully (``deletionTimestamp`` plus its grace
+period) and removed by a second delete with grace period 0 (the kubelet's), or by a forced delete.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from kbench.apiserver.flowcontrol import MaxInFlight, PriorityAndFairness
+from kbench.apiserver.objects import (
+    RESOURCES,
+    APIError,
+    Filter,
+    Resource,
+    already_exists,
+    conflict,
+    copy_object,
+    invalid,
+    not_found,
+    timestamp,
+)
+from kbench.apiserver.watchcache import WatchCache
+from kbench.etcd.cluster import EtcdCluster
+from kbench.profiles import Profile, load_profile
+from kbench.sim import Engine, Streams
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+"""k8s.io/apimachinery/pkg/util/rand: the alphabet of generateName suffixes (5 characters)."""
+DEFAULT_TOLERATION_SECONDS = 300
+"""plugin/pkg/admission/defaulttolerationseconds: --default-not-ready/unreachable-toleration-seconds."""
+WRITE_VERBS = ("create", "update", "patch", "delete")
+Callback = Callable[[Mapping | None, APIError | None, float], object]
+"""``callback(result, error, delay)``: runs when the apiserver has the answer; ``delay`` is how long the answer
+takes to reach the client (callers fold it into their next event, or use ``Connection.call``)."""
+
+
+@dataclass
+class Costs:
+    request_overhead: float
+    list_per_object: float
+    encode_per_byte: float
+    watch_dispatch: float
+    network_rtt: float
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> Costs:
+        return cls(**{name: float(profile.value(f"apiserver.{name}")) for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class Instance:
+    index: int
+    caches: dict[str, WatchCache]
+    flow: object
+    connections: int = 0
+
+
+@dataclass
+class SLI:
+    """Request latencies by (verb, resource, scope), as apiserver_request_duration_seconds."""
+
+    samples: dict[tuple[str, str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    rejected: int = 0
+
+    def record(self, verb: str, resource: str, scope: str, latency: float) -> None:
+        self.samples[verb, resource, scope].append(latency)
+
+    def table(self):
+        """One row per (verb, resource, scope): count and p50 / p90 / p99 latency (s)."""
+        import pandas as pd
+
+        rows = []
+        for (verb, resource, scope), values in sorted(self.samples.items()):
+            q = np.percentile(values, [50, 90, 99])
+            rows.append({"verb": verb, "resource": resource, "scope": scope, "count": len(values),
+                         "p50_s": q[0], "p90_s": q[1], "p99_s": q[2]})
+        return pd.DataFrame(rows, columns=["verb", "resource", "scope", "count", "p50_s", "p90_s", "p99_s"])
+
+
+class APIServer:
+    """The kube-apiserver instances of a cluster, sharing one etcd.
+
+    Parameters
+    ----------
+    engine : Engine
+    etcd : EtcdCluster, optional
+        Defaults to a new cluster on the engine with the same profile.
+    profile : Profile, optional
+    instances : int, optional
+        Defaults to the profile's ``apiserver.instances``.
+    flow_control : str, optional
+        ``apf`` (default) or ``max-inflight``.
+    """
+
+    def __init__(self, engine: Engine, etcd: EtcdCluster | None = None, profile: Profile | None = None,
+                 instances: int | None = None, flow_control: str | None = None, streams: Streams | None = None):
+        profile = profile or load_profile()
+        self.engine = engine
+        self.streams = streams or Streams(0)
+        self.etcd = etcd or EtcdCluster(engine, profile, self.streams)
+        self.costs = Costs.from_profile(profile)
+        count = instances if instances is not None else int(profile.value("apiserver.instances"))
+        mode = flow_control or profile.value("apiserver.flow_control")
+        if mode not in ("apf", "max-inflight"):
+            raise ValueError(f"flow_control: must be apf or max-inflight; got {mode!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"instances: must be a positive integer; got {count!r}")
+        self.flow_control = mode
+
+        def delay(size: int) -> float:
+            return self.costs.watch_dispatch + size * self.costs.encode_per_byte + self.costs.network_rtt / 2
+
+        # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
+        # contents once; each watch still belongs to the instance its client is connected to.
+        self.caches = {name: WatchCache(name, engine.schedule, lambda: engine.now, delay) for name in RESOURCES}
+        self.instances = [self._instance(i, mode) for i in range(count)]
+        self._next = itertools.cycle(range(count))
+        self._uid = itertools.count(1)
+        self._names = self.streams.python("apiserver/generateName")
+        self.sli = SLI()
+        self.requests = 0
+        for ns in SYSTEM_NAMESPACES:  # bootstrapped before the first request, as the apiserver's own controllers do
+            self._bootstrap("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                                           "status": {"phase": "Active"}})
+
+    def _instance(self, i: int, mode: str) -> Instance:
+        flow = (PriorityAndFairness if mode == "apf" else MaxInFlight)(self.engine.schedule, lambda: self.engine.now)
+        return Instance(i, self.caches, flow)
+
+    def connect(self, user: str, groups: tuple[str, ...] = ()) -> Connection:
+        """A client connection, pinned to one instance (the load balancer spreads connections round robin)."""
+        instance = self.instances[next(self._next)]
+        instance.connections += 1
+        return Connection(self, instance, user, tuple(groups))
+
+    # -- the request path ---------------------------------------------------------------------------------
+    def _arrive(self, op: _Op) -> None:
+        self.requests += 1
+        op.conn.instance.flow.arrive(op)
+
+    def _finish(self, op: _Op, result, error, server_time: float, size: int) -> None:
+        """The answer is ready at the apiserver ``server_time`` from now; it reaches the client after the network."""
+        c = self.costs
+        delay = server_time + size * c.encode_per_byte + c.network_rtt / 2
+        now = self.engine.now
+        if op.scope:
+            self.sli.record(op.verb, op.resource.name, op.scope, now + delay - op.started)
+        op.callback(result, error, delay)
+
+    # -- bootstrap (no latency, before any client) ----------------------------------------------------------
+    def _bootstrap(self, resource: str, obj: dict) -> None:
+        res = RESOURCES[resource]
+        meta = obj["metadata"]
+        meta.setdefault("uid", f"uid-{next(self._uid)}")
+        meta.setdefault("creationTimestamp", timestamp(self.engine.now))
+        key = res.key(meta.get("namespace", ""), meta["name"])
+        rev = self.etcd.store.put(key.encode(), orjson.dumps(obj)).revision
+        meta["resourceVersion"] = str(rev)
+        self.caches[resource].apply("ADDED", _cache_key(obj), obj, rev, len(orjson.dumps(obj)))
+
+    # -- writes -------------------------------------------------------------------------------------------
+    def _write(self, op: _Op, now: float) -> float:
+        """Run admission and send the write to etcd; returns when the request will release its seats."""
+        c = self.costs
+        try:
+            plan = self._plan(op)
+        except APIError as err:
+            self._finish(op, None, err, c.request_overhead, 0)
+            return now + c.request_overhead
+        if plan is None:  # nothing to write (e.g. delete of an object already terminating)
+            current = op.cache.get(op.key)
+            self._finish(op, current[0] if current else None, None, c.request_overhead, 0)
+            return now + c.request_overhead
+        kind, obj, expect = plan
+        value = b"" if kind == "DELETED" else orjson.dumps(obj)
+        key = op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
+        store = self.etcd.store
+
+        def apply():
+            return _compare_and_write(store, key, kind, value, expect)
+
+        def respond(ok, result, delay):
+            if not ok:  # an etcd error (e.g. request too large)
+                self._finish(op, None, APIError(500, "InternalError", str(result)), delay, 0)
+                return
+            error, rev = result
+            if error is not None:
+                self._finish(op, None, _precondition_error(error, op.resource, obj["metadata"]["name"]), delay, 0)
+                return
+            out = obj if kind != "DELETED" else copy_object(obj)
+            out["metadata"]["resourceVersion"] = str(rev)
+            self.caches[op.resource.name].apply(kind, _cache_key(out), out, rev, len(value))
+            self._finish(op, out, None, delay, len(value))
+
+        answered = self.etcd.submit(apply, len(key) + len(value), op.conn.instance.index, respond)
+        return answered + len(value) * c.encode_per_byte  # the request holds its seat until it has answered
+
+    def _plan(self, op: _Op):
+        """(event kind, object to store, precondition) for a write, after admission; None if nothing to do."""
+        res, body, verb = op.resource, op.body, op.verb
+        current = op.cache.get(op.key) if op.name else None
+        if verb == "create":
+            obj = _own(body)
+            meta = obj["metadata"]
+            if res.namespaced:
+                meta["namespace"] = op.namespace
+            if not meta.get("name"):
+                if not meta.get("generateName"):
+                    raise invalid(res, "", "metadata.name", "Required value: name or generateName is required")
+                meta["name"] = meta["generateName"] + "".join(self._names.choice(GENERATE_CHARS) for _ in range(5))
+            self._admit(res, obj, op.namespace)
+            meta["uid"] = f"uid-{next(self._uid)}"
+            meta["creationTimestamp"] = timestamp(self.engine.now)
+            meta.pop("resourceVersion", None)
+            obj.setdefault("apiVersion", res.api_version)
+            obj.setdefault("kind", res.kind)
+            if res.name == "namespaces":
+                obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+                obj["status"] = {"phase": "Active"}
+            return "ADDED", obj, ("absent",)
+        if current is None:
+            raise not_found(res, op.name)
+        stored, rv, _ = current
+        if verb == "delete":
+            return self._plan_delete(op, stored, rv)
+        obj = _merge_patch(copy_object(stored), body) if verb == "patch" else _own(body)
+        meta = obj["metadata"]
+        want = meta.get("resourceVersion") if verb == "update" else None
+        if want and int(want) != rv:
+            raise conflict(res, op.name)
+        for k in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"):
+            if k in stored["metadata"]:
+                meta[k] = stored["metadata"][k]
+        if res.status:
+            if op.subresource == "status":
+                obj = {**stored, "metadata": meta, "status": obj.get("status", {})}
+            else:
+                obj["status"] = stored.get("status", {})
+        if op.subresource == "finalize" and res.name == "namespaces":
+            obj = {**stored, "metadata": meta, "spec": {**stored.get("spec", {}),
+                                                        "finalizers": obj.get("spec", {}).get("finalizers", [])}}
+        if stored["metadata"].get("deletionTimestamp") and _finalizers(res, stored) and not _finalizers(res, obj) \
+                and not stored["metadata"].get("deletionGracePeriodSeconds"):
+            return "DELETED", stored, ("rev", rv)  # the last finalizer is gone
+        return "MODIFIED", obj, ("rev", rv) if want or verb == "patch" else ("exists",)
+
+    def _plan_delete(self, op: _Op, stored: Mapping, rv: int):
+        """Graceful deletion (bound Pods), finalizers (deletionTimestamp first), else removal."""
+        meta, res = stored["metadata"], op.resource
+        grace = op.options.get("gracePeriodSeconds")
+        if res.name == "pods" and stored.get("spec", {}).get("nodeName"):
+            if grace is None:
+                grace = stored["spec"].get("terminationGracePeriodSeconds", 30)
+        else:
+            grace = 0
+        finalizers = _finalizers(res, stored)
+        if not finalizers and grace == 0:
+            return "DELETED", stored, ("rev", rv)
+        if meta.get("deletionTimestamp") and grace >= (meta.get("deletionGracePeriodSeconds") or 0):
+            return None  # already terminating at least as soon
+        obj = copy_object(stored)
+        obj["metadata"]["deletionTimestamp"] = timestamp(self.engine.now + grace)
+        obj["metadata"]["deletionGracePeriodSeconds"] = grace
+        if res.name == "namespaces":
+            obj["status"]["phase"] = "Terminating"
+        return "MODIFIED", obj, ("rev", rv)
+
+    def _admit(self, res: Resource, obj: dict, namespace: str) -> None:
+        """Admission on create: NamespaceLifecycle, ServiceAccount, DefaultTolerationSeconds."""
+        if not res.namespaced:
+            return
+        cache = self.instances[0].caches
+        ns = cache["namespaces"].get(namespace)
+        if ns is None:
+            raise APIError(404, "NotFound", f'namespaces "{namespace}" not found')
+        if ns[0].get("status", {}).get("phase") == "Terminating":
+            raise APIError(403, "Forbidden", f"unable to create new content in namespace {namespace} because it is "
+                                             "being terminated")
+        if res.name != "pods":
+            return
+        spec = obj.setdefault("spec", {})
+        account = spec.setdefault("serviceAccountName", "default")
+        if cache["serviceaccounts"].get(f"{namespace}/{account}") is None:
+            raise APIError(403, "Forbidden", f'error looking up service account {namespace}/{account}: '
+                                             f'serviceaccount "{account}" not found')
+        tolerations = spec.setdefault("tolerations", [])
+        for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+            if not any(t.get("key") == taint and t.get("effect") in ("NoExecute", None, "") or
+                       (t.get("operator") == "Exists" and not t.get("key")) for t in tolerations):
+                tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
+                                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+
+    # -- reads and watches --------------------------------------------------------------------------------
+    def _read(self, op: _Op, now: float) -> float:
+        c = self.costs
+        if op.verb == "get":
+            current = op.cache.get(op.key)
+            if current is None:
+                self._finish(op, None, not_found(op.resource, op.name), c.request_overhead, 0)
+                return now + c.request_overhead
+            size = current[2]
+            self._finish(op, current[0], None, c.request_overhead, size)
+            return now + c.request_overhead + size * c.encode_per_byte
+        items, rv, size = op.cache.list(op.filter)
+        server = c.request_overhead + len(items) * c.list_per_object
+        result = {"kind": op.resource.kind + "List", "metadata": {"resourceVersion": str(rv)}, "items": items}
+        self._finish(op, result, None, server, size)
+        return now + server + size * c.encode_per_byte
+
+    def _watch(self, op: _Op, now: float) -> float:
+        c = self.costs
+        try:
+            rv = int(op.options.get("resourceVersion") or op.cache.rv)
+            watch = op.cache.watch(op.filter, rv, op.options["on_events"])
+        except APIError as err:
+            self._finish(op, None, err, c.request_overhead, 0)
+            return now + c.request_overhead
+        self._finish(op, {"watch": watch}, None, c.request_overhead, 0)
+        return now + c.request_overhead
+
+
+class _Op:
+    """One request: its parameters, where its answer goes, and the interface flow control uses."""
+
+    __slots__ = ("server", "conn", "verb", "resource", "namespace", "name", "body", "subresource", "options",
+                 "callback", "started", "filter", "scope", "seats", "arrival", "error")
+
+    def __init__(self, server: APIServer, conn: Connection, verb: str, resource: Resource, namespace: str, name: str,
+                 body: Mapping | None, subresource: str, options: dict, callback: Callback, started: float) -> None:
+        self.server, self.conn, self.verb, self.resource = server, conn, verb, resource
+        self.namespace, self.name, self.body, self.subresource = namespace, name, body, subresource
+        self.options, self.callback, self.started = options, callback, started
+        self.filter: Filter | None = None
+        self.scope = ""
+        self.seats = 1
+        self.arrival = 0.0
+        self.error: APIError | None = None
+        """A request the apiserver refuses before running it (e.g. an unknown field selector)."""
+
+    @property
+    def resource_name(self) -> str:
+        return self.resource.name
+
+    @property
+    def user(self) -> str:
+        return self.conn.user
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return self.conn.groups
+
+    @property
+    def cache(self) -> WatchCache:
+        return self.conn.instance.caches[self.resource.name]
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.resource.namespaced else self.name
+
+    def dispatch(self) -> float:
+        """Run the request (it has its seats); returns when it will release them."""
+        now = self.server.engine.now
+        if self.error is not None:
+            self.server._finish(self, None, self.error, self.server.costs.request_overhead, 0)
+            return now + self.server.costs.request_overhead
+        if self.verb in WRITE_VERBS:
+            return self.server._write(self, now)
+        if self.verb == "watch":
+            return self.server._watch(self, now)
+        return self.server._read(self, now)
+
+    def reject(self) -> None:
+        self.server.sli.rejected += 1
+        self.server._finish(self, None, APIError(429, "TooManyRequests", "Too many requests, please try again "
+                                                                         "later."), 0.0, 0)
+
+
+class Connection:
+    """A client's connection to one apiserver instance, as ``user`` (with ``groups``)."""
+
+    def __init__(self, server: APIServer, instance: Instance, user: str, groups: tuple[str, ...]) -> None:
+        self.server, self.instance, self.user, self.groups = server, instance, user, groups
+
+    def request(self, verb: str, resource: str, callback: Callback, *, namespace: str = "", name: str = "",
+                body: Mapping | None = None, subresource: str = "", label_selector=None,
+                field_selector: str | None = None, delay: float = 0.0, **options) -> None:
+        """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer."""
+        server = self.server
+        res = RESOURCES.get(resource)
+        if res is None:
+            raise ValueError(f"resource: unknown {resource!r}; known: {', '.join(sorted(RESOURCES))}")
+        if verb not in ("get", "list", "watch", *WRITE_VERBS):
+            raise ValueError(f"verb: must be one of get, list, watch, create, update, patch, delete; got {verb!r}")
+        if not res.namespaced:
+            namespace = ""
+        elif verb in ("create", "update", "patch") and body and not namespace:
+            namespace = body.get("metadata", {}).get("namespace", "default")
+        if verb in ("update", "patch", "create") and body is not None and not name:
+            name = body.get("metadata", {}).get("name", "")
+        op = _Op(server, self, verb, res, namespace, name, body, subresource, options, callback,
+                 server.engine.now + delay)
+        if verb in ("list", "watch"):
+            try:
+                op.filter = Filter.of(res, namespace, label_selector, field_selector)
+            except APIError as err:
+                op.error = err
+            if verb == "list":
+                op.scope = "namespace" if namespace else "cluster"
+        else:
+            op.scope = "resource"
+        if verb == "list":
+            op.seats = max(1, min(10, -(-len(op.cache.objects) // 100)))
+        server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
+
+
+def _cache_key(obj: Mapping) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+
+def _compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):
+    """The etcd txn of a write, evaluated when it applies: (error or None, new revision)."""
+    kvs = store.range(key).kvs
+    mod = kvs[0].mod_revision if kvs else 0
+    if expect[0] == "absent" and mod:
+        return "exists", 0
+    if expect[0] != "absent" and not mod:
+        return "missing", 0
+    if expect[0] == "rev" and mod != expect[1]:
+        return "conflict", 0
+    if kind == "DELETED":
+        return None, store.delete_range(key).revision
+    return None, store.put(key, value).revision
+
+
+def _precondition_error(error: str, res: Resource, name: str) -> APIError:
+    if error == "exists":
+        return already_exists(res, name)
+    if error == "missing":
+        return not_found(res, name)
+    return conflict(res, name)
+
+
+def _finalizers(res: Resource, obj: Mapping) -> list:
+    """metadata.finalizers, and a Namespace's spec.finalizers (removed through its finalize subresource)."""
+    out = list(obj["metadata"].get("finalizers") or [])
+    if res.name == "namespaces":
+        out += obj.get("spec", {}).get("finalizers") or []
+    return out
+
+
+def _own(body: Mapping) -> dict:
+    """The apiserver's object for a request body: the body's top level and metadata copied, the rest shared
+    (a caller does not change a body after sending it; stored objects are never changed)."""
+    obj = dict(body)
+    obj["metadata"] = dict(body.get("metadata") or {})
+    return obj
+
+
+def _merge_patch(target: dict, patch: Mapping) -> dict:
+    """JSON merge patch (RFC 7386): mappings merge, null removes, anything else replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge_patch(target[key], value)
+        else:
+            target[key] = copy_object(value) if isinstance(value, (dict, list)) else value
+    return target

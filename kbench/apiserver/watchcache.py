@@ -1,0 +1,159 @@
+"""The watch cache of one resource at one apiserver instance (k8s.io/apiserver/pkg/storage/cacher).
+
+It holds the current objects and a window of recent events, serves lists and watches without reading
+etcd, and answers 410 Gone to a watch that starts before its window. The window keeps at least the last
+``eventFreshDuration`` (75 s) of events, at most 102,400 (``defaultUpperBoundCapacity``). Like the cacher's
+``triggerFunc`` for pods, watchers that select on an indexed field (Pods' ``spec.nodeName``) only see events
+of their value, so a kubelet's watch costs nothing for other nodes' pods.
+
+Events reach a watcher after the instance's dispatch delay; a watcher delivers all its events that have
+arrived in one engine event (the client reads them off one HTTP stream).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from kbench.apiserver.objects import Filter, gone
+
+EVENT_FRESH_DURATION = 75.0
+UPPER_BOUND_CAPACITY = 100 * 1024
+INDEXED = {"pods": "spec.nodeName"}
+
+
+class Watch:
+    """One watch stream. ``callback(events)`` gets lists of (type, object, resourceVersion)."""
+
+    def __init__(self, cache: WatchCache, flt: Filter, callback: Callable[[list], object], index: str | None) -> None:
+        self.cache, self.filter, self.callback, self.index = cache, flt, callback, index
+        self.pending: deque = deque()
+        self.scheduled = False
+        self.stopped = False
+
+    def push(self, arrival: float, event: tuple) -> None:
+        self.pending.append((arrival, event))
+        if not self.scheduled:
+            self.scheduled = True
+            self.cache.schedule(arrival - self.cache.now(), self._deliver)
+
+    def _deliver(self, _=None) -> None:
+        self.scheduled = False
+        if self.stopped:
+            return
+        now = self.cache.now()
+        batch = []
+        while self.pending and self.pending[0][0] <= now:
+            batch.append(self.pending.popleft()[1])
+        if self.pending:
+            self.scheduled = True
+            self.cache.schedule(self.pending[0][0] - now, self._deliver)
+        if batch:
+            self.callback(batch)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.cache.remove(self)
+
+
+class WatchCache:
+    def __init__(self, resource: str, schedule: Callable, now: Callable[[], float], delay: Callable[[int], float]):
+        self.resource = resource
+        self.schedule, self.now, self.delay = schedule, now, delay
+        self.objects: dict[str, tuple[Mapping, int, int]] = {}
+        """key -> (object, resourceVersion, serialized size)."""
+        self.history: deque[tuple[int, float, str, Mapping, Mapping | None]] = deque()
+        self.rv = 0
+        self.oldest = 0
+        """Watches may start at any resourceVersion >= this."""
+        self.index_field = INDEXED.get(resource)
+        self.indexed: dict[str, list[Watch]] = {}
+        self.others: list[Watch] = []
+
+    def apply(self, kind: str, key: str, obj: Mapping, rv: int, size: int) -> None:
+        """Record an event (``ADDED`` / ``MODIFIED`` / ``DELETED``) the apiserver's etcd write produced."""
+        now = self.now()
+        prev = self.objects.get(key)
+        prev_obj = prev[0] if prev else None
+        if kind == "DELETED":
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = (obj, rv, size)
+        self.rv = rv
+        self.history.append((rv, now, kind, obj, prev_obj))
+        while self.history and (len(self.history) > UPPER_BOUND_CAPACITY
+                                or self.history[0][1] < now - EVENT_FRESH_DURATION):
+            self.oldest = self.history.popleft()[0]
+        arrival = now + self.delay(size)
+        for watch in self._watchers(obj, prev_obj):
+            event = _event_for(watch.filter, kind, obj, prev_obj, rv)
+            if event is not None:
+                watch.push(arrival, event)
+
+    def _watchers(self, obj: Mapping, prev: Mapping | None):
+        if self.index_field is None:
+            return self.others
+        values = {_index(obj, self.index_field)}
+        if prev is not None:
+            values.add(_index(prev, self.index_field))
+        out = list(self.others)
+        for value in values:
+            out += self.indexed.get(value, ())
+        return out
+
+    def list(self, flt: Filter) -> tuple[list[Mapping], int, int]:
+        """(matching objects, the cache's resourceVersion, their serialized bytes)."""
+        items, size = [], 0
+        for obj, _, nbytes in self.objects.values():
+            if flt.matches(obj):
+                items.append(obj)
+                size += nbytes
+        return items, self.rv, size
+
+    def get(self, key: str) -> tuple[Mapping, int, int] | None:
+        return self.objects.get(key)
+
+    def watch(self, flt: Filter, rv: int, callback: Callable[[list], object]) -> Watch:
+        """A watch from ``rv`` (replaying the window's later events), or 410 Gone if ``rv`` is too old."""
+        if rv < self.oldest:
+            raise gone(rv, self.oldest)
+        index = None
+        if self.index_field:
+            index = next((v for f, eq, v in flt.fields if f == self.index_field and eq), None)
+        watch = Watch(self, flt, callback, index)
+        if index is None:
+            self.others.append(watch)
+        else:
+            self.indexed.setdefault(index, []).append(watch)
+        arrival = self.now() + self.delay(0)
+        for hrv, _, kind, obj, prev in self.history:
+            if hrv > rv:
+                event = _event_for(flt, kind, obj, prev, hrv)
+                if event is not None:
+                    watch.push(arrival, event)
+        return watch
+
+    def remove(self, watch: Watch) -> None:
+        group = self.others if watch.index is None else self.indexed.get(watch.index, [])
+        if watch in group:
+            group.remove(watch)
+
+
+def _index(obj: Mapping, field: str) -> str:
+    node = obj
+    for part in field.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            return ""
+    return str(node)
+
+
+def _event_for(flt: Filter, kind: str, obj: Mapping, prev: Mapping | None, rv: int) -> tuple | None:
+    """cacheWatcher.convertToWatchEvent: filter transitions become ADDED / DELETED."""
+    if kind == "DELETED":
+        return ("DELETED", obj, rv) if flt.matches(obj) else None
+    now_matches = flt.matches(obj)
+    was = prev is not None and flt.matches(prev)
+    if now_matches:
+        return ("MODIFIED" if was else "ADDED", obj, rv)
+    return ("DELETED", prev, rv) if was else None

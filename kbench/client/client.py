@@ -1,0 +1,56 @@
+"""A component's API client with client-side rate limiting (k8s.io/client-go/util/flowcontrol)."""
+
+from __future__ import annotations
+
+from kbench.apiserver.server import APIServer, Callback
+
+DEFAULT_QPS, DEFAULT_BURST = 5.0, 10
+"""client-go rest.Config defaults (DefaultQPS, DefaultBurst)."""
+
+
+class TokenBucket:
+    """golang.org/x/time/rate.Limiter as client-go's tokenBucketRateLimiter uses it: ``qps`` tokens per second,
+    at most ``burst`` saved; ``reserve(t)`` returns how long a request made at ``t`` waits."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        if not qps > 0 or burst < 1:
+            raise ValueError(f"qps must be > 0 and burst >= 1; got {qps}, {burst}")
+        self.qps, self.burst = qps, burst
+        self.tokens = float(burst)
+        self.last = 0.0
+
+    def reserve(self, t: float) -> float:
+        if t > self.last:
+            self.tokens = min(self.burst, self.tokens + (t - self.last) * self.qps)
+            self.last = t
+        self.tokens -= 1.0
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.qps + max(0.0, self.last - t)
+
+
+class Client:
+    """Requests as ``user`` through one apiserver connection, paced by a token bucket (watches are not)."""
+
+    def __init__(self, server: APIServer, user: str, groups: tuple[str, ...] = (), qps: float = DEFAULT_QPS,
+                 burst: int = DEFAULT_BURST) -> None:
+        self.server = server
+        self.engine = server.engine
+        self.conn = server.connect(user, groups)
+        self.limiter = TokenBucket(qps, burst)
+        self.user = user
+
+    def request(self, verb: str, resource: str, callback: Callback, delay: float = 0.0, **kwargs) -> None:
+        """Send a request ``delay`` seconds from now, after the rate limiter; see ``Connection.request``."""
+        if verb != "watch":
+            delay += self.limiter.reserve(self.engine.now + delay)
+        self.conn.request(verb, resource, callback, delay=delay, **kwargs)
+
+    def call(self, verb: str, resource: str, **kwargs):
+        """The request as an Event for processes (fails with the APIError)."""
+        done = self.engine.event()
+
+        def answer(result, error, delay):
+            self.engine.schedule(delay, done.fail if error is not None else done.succeed,
+                                 error if error is not None else result)
+
+        self.request(verb, resource, answer, **kwargs)
+        return done

@@ -1,0 +1,167 @@
+"""EndpointSlice controller (pkg/controller/endpointslice with staging/.../endpointslice reconciler, v1.35).
+
+For each Service with a selector: the pods it selects that have an IP become endpoints (ready = the pod's
+Ready condition and not terminating; serving = Ready; terminating = deletionTimestamp set), with the
+Service's ports resolved against the pods (named targetPorts through container ports). Endpoints go into
+slices of at most ``--max-endpoints-per-slice`` 100, labelled ``kubernetes.io/service-name`` and
+``endpointslice.kubernetes.io/managed-by``; an endpoint stays in the slice it is in, new ones fill slices
+with room, then new slices are created; empty slices are deleted. Each written slice carries
+``endpoints.kubernetes.io/last-change-trigger-time``: the earliest change (a pod's Ready transition, its
+creation or deletion, or the Service's) not yet written, which kube-proxy's network programming latency is
+measured from.
+"""
+
+from __future__ import annotations
+
+from kbench.api.selectors import label_selector_matches
+from kbench.apiserver.objects import APIError, seconds, timestamp
+from kbench.controllers.base import Controller, condition, owner_reference, pod_ready
+
+MAX_ENDPOINTS_PER_SLICE = 100
+MANAGED_BY = "endpointslice-controller.k8s.io"
+TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+class EndpointSliceController(Controller):
+    name = "endpointslice-controller"
+    workers = 5  # --concurrent-service-endpoint-syncs
+
+    def __init__(self, manager, max_endpoints: int = MAX_ENDPOINTS_PER_SLICE) -> None:
+        super().__init__(manager)
+        self.max_endpoints = max_endpoints
+        self.services = manager.informer("services")
+        self.pods = manager.informer("pods")
+        self.slices = manager.informer("endpointslices")
+        self.triggers: dict[str, float] = {}
+        self.services.add_handler(on_add=self._service, on_update=lambda o, n: self._service(n),
+                                  on_delete=self.enqueue)
+        self.pods.add_handler(on_add=self._pod, on_update=self._pod_update, on_delete=self._pod)
+        self.slices.add_handler(on_delete=self._slice)
+
+    def _trigger(self, key: str, at: float) -> None:
+        self.triggers[key] = min(self.triggers.get(key, at), at)
+        self.queue.add(key)
+
+    def _service(self, svc) -> None:
+        self._trigger(f"{svc['metadata']['namespace']}/{svc['metadata']['name']}", self.engine.now)
+
+    def _services_of(self, pod):
+        labels = pod["metadata"].get("labels") or {}
+        ns = pod["metadata"]["namespace"]
+        for key, svc in self.services.cache.items():
+            selector = svc.get("spec", {}).get("selector")
+            if selector and svc["metadata"]["namespace"] == ns and all(labels.get(k) == v for k, v in selector.items()):
+                yield key
+
+    def _pod(self, pod) -> None:
+        for key in self._services_of(pod):
+            self._trigger(key, self.engine.now)
+
+    def _pod_update(self, old, new) -> None:
+        if (pod_ready(old), old.get("status", {}).get("podIP"), bool(old["metadata"].get("deletionTimestamp")),
+                old["metadata"].get("labels")) == (pod_ready(new), new.get("status", {}).get("podIP"),
+                                                   bool(new["metadata"].get("deletionTimestamp")),
+                                                   new["metadata"].get("labels")):
+            return
+        ready = condition(new, "Ready") or {}
+        at = self.engine.now
+        if ready.get("lastTransitionTime") and pod_ready(old) != pod_ready(new):
+            at = min(at, seconds(ready["lastTransitionTime"]))
+        for key in {*self._services_of(old), *self._services_of(new)}:
+            self._trigger(key, at)
+
+    def _slice(self, es) -> None:
+        name = (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
+        if name:
+            self.queue.add(f"{es['metadata']['namespace']}/{name}")
+
+    def sync(self, key):
+        svc = self.services.cache.get(key)
+        ns, name = key.split("/", 1)
+        existing = [es for es in self.slices.cache.values() if es["metadata"]["namespace"] == ns and
+                    (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name and
+                    (es["metadata"].get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") == MANAGED_BY]
+        if svc is None or not svc.get("spec", {}).get("selector"):
+            for es in existing:  # the Service is gone (or selects nothing): its slices go too
+                yield from self._delete(es)
+            self.triggers.pop(key, None)
+            return
+        selector = {"matchLabels": svc["spec"]["selector"]}
+        pods = [p for p in self.pods.cache.values() if p["metadata"]["namespace"] == ns and
+                p.get("status", {}).get("podIP") and p.get("spec", {}).get("nodeName") and
+                p.get("status", {}).get("phase") not in ("Succeeded", "Failed") and
+                label_selector_matches(selector, p["metadata"].get("labels") or {})]
+        ports = self._ports(svc, pods)
+        desired = {p["status"]["podIP"]: self._endpoint(p) for p in pods}
+        trigger = self.triggers.pop(key, self.engine.now)
+        yield from self._reconcile(svc, existing, desired, ports, timestamp(trigger))
+
+    @staticmethod
+    def _endpoint(pod) -> dict:
+        terminating = bool(pod["metadata"].get("deletionTimestamp"))
+        ready = pod_ready(pod)
+        return {"addresses": [pod["status"]["podIP"]],
+                "conditions": {"ready": ready and not terminating, "serving": ready, "terminating": terminating},
+                "nodeName": pod["spec"]["nodeName"],
+                "targetRef": {"kind": "Pod", "namespace": pod["metadata"]["namespace"],
+                              "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}}
+
+    @staticmethod
+    def _ports(svc, pods) -> list[dict]:
+        out = []
+        for p in svc["spec"].get("ports") or []:
+            target = p.get("targetPort", p.get("port"))
+            if isinstance(target, str):  # a named port: resolved on the (first) pod that has it
+                target = next((c["containerPort"] for pod in pods for ct in pod["spec"].get("containers", [])
+                               for c in ct.get("ports") or [] if c.get("name") == target), None)
+                if target is None:
+                    continue
+            out.append({"name": p.get("name", ""), "port": target, "protocol": p.get("protocol", "TCP")})
+        return out
+
+    def _reconcile(self, svc, existing, desired: dict, ports, trigger: str):
+        placed = {}
+        plans = []  # [slice or None, endpoints list]
+        for es in existing:
+            keep = []
+            for ep in es.get("endpoints") or []:
+                ip = ep["addresses"][0]
+                if ip in desired and ip not in placed:
+                    keep.append(desired[ip])
+                    placed[ip] = True
+            plans.append([es, keep])
+        fresh = [ep for ip, ep in desired.items() if ip not in placed]
+        for plan in sorted(plans, key=lambda p: -len(p[1])):
+            room = self.max_endpoints - len(plan[1])
+            if room > 0 and fresh:
+                plan[1] += fresh[:room]
+                fresh = fresh[room:]
+        while fresh:
+            plans.append([None, fresh[:self.max_endpoints]])
+            fresh = fresh[self.max_endpoints:]
+        for es, endpoints in plans:
+            if es is not None and not endpoints and (len(plans) > 1 or desired):
+                yield from self._delete(es)
+                continue
+            if es is not None and es.get("endpoints") == endpoints and es.get("ports") == ports:
+                continue
+            ns = svc["metadata"]["namespace"]
+            body = self.copy(es) if es is not None else {
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                "metadata": {"generateName": f"{svc['metadata']['name']}-", "namespace": ns,
+                             "labels": {"kubernetes.io/service-name": svc["metadata"]["name"],
+                                        "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
+                             "ownerReferences": [owner_reference(svc)]}}
+            body["endpoints"], body["ports"] = endpoints, ports
+            body["metadata"].setdefault("annotations", {})[TRIGGER] = trigger
+            yield self.client.call("update" if es is not None else "create", "endpointslices", namespace=ns,
+                                   body=body)
+
+    def _delete(self, es):
+        try:
+            yield self.client.call("delete", "endpointslices", namespace=es["metadata"]["namespace"],
+                                   name=es["metadata"]["name"])
+        except APIError as err:
+            if err.code != 404:
+                raise
+

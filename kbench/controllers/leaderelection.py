@@ -1,0 +1,86 @@
+"""Leader election through a Lease (k8s.io/client-go/tools/leaderelection, resourcelock.LeaseLock).
+
+Defaults are the components' flags (``--leader-elect-lease-duration`` 15 s, ``--leader-elect-renew-deadline``
+10 s, ``--leader-elect-retry-period`` 2 s): every retry period a candidate reads the lease; it takes it when
+no one holds it or the holder has not renewed for a lease duration as this candidate observed it (its own
+clock, not the renewTime written by another), and the leader renews it every retry period, giving up when it
+could not renew within the renew deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kbench.apiserver.objects import APIError, copy_object, timestamp
+
+LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 15.0, 10.0, 2.0
+NAMESPACE = "kube-system"
+
+
+class LeaderElector:
+    def __init__(self, client, lease: str, identity: str, on_started: Callable[[], None],
+                 on_stopped: Callable[[], None], lease_duration: float = LEASE_DURATION,
+                 renew_deadline: float = RENEW_DEADLINE, retry_period: float = RETRY_PERIOD) -> None:
+        self.client, self.engine = client, client.engine
+        self.lease, self.identity = lease, identity
+        self.on_started, self.on_stopped = on_started, on_stopped
+        self.lease_duration, self.renew_deadline, self.retry_period = lease_duration, renew_deadline, retry_period
+        self.leader = False
+        self.transitions: list[tuple[float, str]] = []
+        """(time, identity) whenever this candidate saw leadership change hands or took it."""
+        self._observed: tuple[str, str] | None = None  # (holder, renewTime) last read
+        self._observed_at = 0.0
+        self._last_renew = 0.0
+        self._stopped = False
+        self._failures = 0
+
+    def run(self) -> None:
+        self.engine.process(self._loop(), name=f"leader-election-{self.identity}")
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _loop(self):
+        while not self._stopped:
+            try:
+                yield from self._try()
+            except APIError:  # a failed read or write: try again next period
+                self._failures += 1
+            if self.leader and self.engine.now - self._last_renew > self.renew_deadline:
+                self.leader = False  # failed to renew in time: stop leading
+                self.on_stopped()
+                return
+            # the leader renews every retry period (wait.Until); candidates retry with wait.JitterUntil's
+            # jitter factor 1.2, taken at its mean (period x 1.6)
+            yield self.retry_period * (1.0 if self.leader else 1.6)
+
+    def _try(self):
+        try:
+            lease = yield self.client.call("get", "leases", namespace=NAMESPACE, name=self.lease)
+        except APIError as err:
+            if err.code != 404:
+                raise
+            lease = None
+        now = self.engine.now
+        spec = lease["spec"] if lease else {}
+        holder, renewed = spec.get("holderIdentity", ""), spec.get("renewTime", "")
+        if (holder, renewed) != self._observed:
+            self._observed, self._observed_at = (holder, renewed), now
+        if holder and holder != self.identity and now < self._observed_at + self.lease_duration:
+            return  # someone else holds a lease that is still fresh as we see it
+        new_spec = {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration),
+                    "renewTime": timestamp(now, micro=True),
+                    "acquireTime": spec.get("acquireTime") if holder == self.identity else timestamp(now, micro=True),
+                    "leaseTransitions": spec.get("leaseTransitions", 0) + (holder not in ("", self.identity))}
+        if lease is None:
+            yield self.client.call("create", "leases", namespace=NAMESPACE,
+                                   body={"metadata": {"name": self.lease, "namespace": NAMESPACE}, "spec": new_spec})
+        else:
+            body = copy_object(lease)
+            body["spec"] = new_spec
+            yield self.client.call("update", "leases", namespace=NAMESPACE, body=body)
+        self._last_renew = self.engine.now
+        if not self.leader:
+            self.leader = True
+            self.transitions.append((self.engine.now, self.identity))
+            self.on_started()

@@ -1,0 +1,168 @@
+"""kube-apiserver: verbs, resourceVersion rules, selectors, watch cache, admission, deletion, SLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbench.apiserver.objects import seconds
+from kbench.client import Client
+from tests.controlplane.helpers import Plane
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "labels": {"app": "a"}},
+       "spec": {"containers": [{"name": "c", "image": "img"}]}}
+
+
+def pod(name: str, labels=None, node: str = "") -> dict:
+    return {**POD, "metadata": {"name": name, "namespace": "default", "labels": labels or {"app": "a"}},
+            "spec": {**POD["spec"], **({"nodeName": node} if node else {})}}
+
+
+def test_objects_live_in_etcd_under_upstream_keys_with_their_size():
+    plane = Plane()
+    created = plane.ok("create", "pods", body=pod("web-0"))
+    kv = plane.api.etcd.store.range(b"/registry/pods/default/web-0").kvs[0]
+    assert kv.mod_revision == int(created["metadata"]["resourceVersion"])
+    assert len(kv.value) > 100 and b'"name":"web-0"' in kv.value and b"resourceVersion" not in kv.value
+    assert plane.api.etcd.store.range(b"/registry/minions/", b"/registry/minions0").count == 0
+    plane.ok("create", "nodes", body={"metadata": {"name": "n1"}, "status": {}})
+    assert plane.api.etcd.store.range(b"/registry/minions/n1").count == 1
+    plane.ok("create", "services", namespace="default", body={"metadata": {"name": "s"}, "spec": {}})
+    assert plane.api.etcd.store.range(b"/registry/services/specs/default/s").count == 1
+
+
+def test_stale_resource_version_is_409_and_the_retry_wins():
+    plane = Plane()
+    v1 = plane.ok("create", "pods", body=pod("p"))
+    first = {**v1, "metadata": {**v1["metadata"], "labels": {"app": "x"}}}
+    second = {**v1, "metadata": {**v1["metadata"], "labels": {"app": "y"}}}
+    a, b = {}, {}
+    plane.admin.request("update", "pods", lambda r, e, d: a.update(r=r, e=e), body=first)
+    plane.admin.request("update", "pods", lambda r, e, d: b.update(r=r, e=e), body=second)
+    plane.run(plane.engine.now + 1)
+    assert a["e"] is None and b["e"].code == 409 and b["e"].reason == "Conflict"
+    assert "the object has been modified" in b["e"].message
+    latest = plane.ok("get", "pods", namespace="default", name="p")
+    retry = {**latest, "metadata": {**latest["metadata"], "labels": {"app": "y"}}}
+    assert plane.ok("update", "pods", body=retry)["metadata"]["labels"] == {"app": "y"}
+
+
+def test_create_get_list_errors_and_generate_name():
+    plane = Plane()
+    plane.ok("create", "pods", body=pod("p"))
+    _, err = plane.call("create", "pods", body=pod("p"))
+    assert (err.code, err.reason) == (409, "AlreadyExists")
+    _, err = plane.call("get", "pods", namespace="default", name="missing")
+    assert (err.code, err.message) == (404, 'pods "missing" not found')
+    made = plane.ok("create", "pods", body={**POD, "metadata": {"generateName": "web-", "namespace": "default"}})
+    suffix = made["metadata"]["name"].removeprefix("web-")
+    assert len(suffix) == 5 and set(suffix) <= set("bcdfghjklmnpqrstvwxz2456789")
+    _, err = plane.call("create", "pods", body={**POD, "metadata": {"namespace": "default"}})
+    assert err.code == 422 and "name or generateName is required" in err.message
+
+
+def test_list_with_label_and_field_selectors():
+    plane = Plane()
+    for i in range(6):
+        plane.ok("create", "pods", body=pod(f"p{i}", {"app": "a" if i % 2 else "b", "tier": "web"}, f"n{i % 3}"))
+    names = lambda items: sorted(p["metadata"]["name"] for p in items)  # noqa: E731
+    assert names(plane.ok("list", "pods", namespace="default", label_selector="app=a")["items"]) == ["p1", "p3", "p5"]
+    assert names(plane.ok("list", "pods", label_selector="app!=a,tier in (web)")["items"]) == ["p0", "p2", "p4"]
+    assert names(plane.ok("list", "pods", field_selector="spec.nodeName=n1")["items"]) == ["p1", "p4"]
+    _, err = plane.call("list", "pods", field_selector="spec.hostname=x")
+    assert err.code == 400 and "not a known field selector" in err.message
+
+
+def test_watch_from_a_resource_version_and_410_when_it_left_the_window():
+    plane = Plane()
+    rv = int(plane.ok("create", "pods", body=pod("p0"))["metadata"]["resourceVersion"])
+    for i in range(1, 4):
+        plane.ok("create", "pods", body=pod(f"p{i}", node="n1" if i == 2 else ""))
+    events = []
+    plane.admin.request("watch", "pods", lambda r, e, d: None, namespace="default", resourceVersion=str(rv),
+                        on_events=events.extend, field_selector="spec.nodeName=n1")
+    plane.run(plane.engine.now + 1)
+    assert [(k, o["metadata"]["name"]) for k, o, _ in events] == [("ADDED", "p2")]
+    plane.run(plane.engine.now + 100)  # the 75 s window moves past rv
+    plane.ok("create", "pods", body=pod("p9"))
+    _, err = plane.call("watch", "pods", resourceVersion=str(rv), on_events=events.extend)
+    assert err.code == 410 and err.reason == "Expired" and "too old resource version" in err.message
+
+
+def test_admission_namespace_lifecycle_service_account_default_tolerations():
+    plane = Plane()
+    _, err = plane.call("create", "pods", body={**pod("p"), "metadata": {"name": "p", "namespace": "nope"}})
+    assert (err.code, err.message) == (404, 'namespaces "nope" not found')
+    plane.ok("create", "namespaces", body={"metadata": {"name": "team"}})
+    _, err = plane.call("create", "pods", body={**pod("p"), "metadata": {"name": "p", "namespace": "team"}})
+    assert err.code == 403 and 'serviceaccount "default" not found' in err.message
+    made = plane.ok("create", "pods", body=pod("p"))
+    assert made["spec"]["serviceAccountName"] == "default"
+    assert {(t["key"], t["tolerationSeconds"]) for t in made["spec"]["tolerations"]} == {
+        ("node.kubernetes.io/not-ready", 300), ("node.kubernetes.io/unreachable", 300)}
+    plane.ok("delete", "namespaces", name="team")
+    _, err = plane.call("create", "serviceaccounts", namespace="team",
+                        body={"metadata": {"name": "x", "namespace": "team"}})
+    assert err.code == 403 and "being terminated" in err.message
+
+
+def test_status_subresource_keeps_spec_and_main_update_keeps_status():
+    plane = Plane()
+    made = plane.ok("create", "pods", body=pod("p"))
+    with_status = {**made, "spec": {"containers": []}, "status": {"phase": "Running"}}
+    after = plane.ok("update", "pods", body=with_status, subresource="status")
+    assert after["status"] == {"phase": "Running"} and after["spec"]["containers"]
+    changed = {**after, "status": {"phase": "Failed"}, "metadata": {**after["metadata"], "labels": {"app": "z"}}}
+    after = plane.ok("update", "pods", body=changed)
+    assert after["status"] == {"phase": "Running"} and after["metadata"]["labels"] == {"app": "z"}
+
+
+def test_finalizers_and_graceful_pod_deletion():
+    plane = Plane()
+    plane.ok("create", "services", namespace="default",
+             body={"metadata": {"name": "s", "finalizers": ["example.com/cleanup"]}, "spec": {}})
+    gone = plane.ok("delete", "services", namespace="default", name="s")
+    assert gone["metadata"]["deletionTimestamp"] and plane.objects("services", "default")
+    svc = plane.ok("get", "services", namespace="default", name="s")
+    plane.ok("update", "services", body={**svc, "metadata": {**svc["metadata"], "finalizers": []}})
+    assert plane.objects("services", "default") == []
+    plane.ok("create", "pods", body=pod("bound", node="n1"))
+    t = plane.engine.now
+    terminating = plane.ok("delete", "pods", namespace="default", name="bound")
+    assert seconds(terminating["metadata"]["deletionTimestamp"]) == pytest.approx(t + 30, abs=0.1)
+    assert terminating["metadata"]["deletionGracePeriodSeconds"] == 30
+    plane.ok("delete", "pods", namespace="default", name="bound", gracePeriodSeconds=0)  # the kubelet's
+    _, err = plane.call("get", "pods", namespace="default", name="bound")
+    assert err.code == 404
+
+
+def test_connections_spread_over_instances_and_sli_is_recorded():
+    plane = Plane(instances=3)
+    users = [Client(plane.api, f"u{i}", qps=100, burst=100) for i in range(6)]
+    assert [u.conn.instance.index for u in users] == [1, 2, 0, 1, 2, 0]  # the admin client took instance 0
+    plane.ok("create", "pods", body=pod("p"))
+    plane.ok("list", "pods")
+    table = plane.api.sli.table().set_index(["verb", "resource", "scope"])
+    assert table.loc[("create", "pods", "resource"), "count"] == 1
+    assert table.loc[("list", "pods", "cluster"), "p99_s"] < 1.0
+    assert table.loc[("create", "serviceaccounts", "resource"), "p50_s"] > plane.api.costs.request_overhead
+
+
+def test_client_rate_limit_spaces_requests():
+    plane = Plane()
+    slow = Client(plane.api, "slow", qps=5, burst=2)
+    times = []
+    for _ in range(6):
+        slow.request("get", "namespaces", lambda r, e, d: times.append(plane.engine.now + d), name="default")
+    plane.run(5.0)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps[0] < 0.01 and all(g == pytest.approx(0.2, abs=0.01) for g in gaps[2:])
+
+
+def test_bad_requests_name_the_field():
+    plane = Plane()
+    with pytest.raises(ValueError, match="resource: unknown 'podz'"):
+        plane.admin.request("get", "podz", lambda *a: None, name="x")
+    with pytest.raises(ValueError, match="verb: must be one of get, list, watch"):
+        plane.admin.request("proxy", "pods", lambda *a: None)
+    with pytest.raises(ValueError, match="flow_control: must be apf or max-inflight; got 'fifo'"):
+        Plane(flow_control="fifo")
