@@ -127,6 +127,39 @@ class Controller:
         return copy_object(obj)
 
 
+class Expectations:
+    """ControllerExpectations: creations and deletions a controller made and has not yet seen through its
+    informer; while any are pending it does not act again on that key (unless they are 5 minutes old)."""
+
+    TIMEOUT = 300.0
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.pending: dict[str, list] = {}
+
+    def expect(self, key: str, adds: int, deletes: int) -> None:
+        self.pending[key] = [adds, deletes, self.engine.now]
+
+    def observed(self, key: str, which: int) -> None:
+        """``which`` 0: an add was seen, 1: a delete."""
+        exp = self.pending.get(key)
+        if exp is not None and exp[which] > 0:
+            exp[which] -= 1
+
+    def lower(self, key: str, which: int, count: int = 1) -> None:
+        """A request failed: stop expecting what it would have caused."""
+        exp = self.pending.get(key)
+        if exp is not None:
+            exp[which] -= count
+
+    def satisfied(self, key: str) -> bool:
+        exp = self.pending.get(key)
+        return exp is None or (exp[0] <= 0 and exp[1] <= 0) or self.engine.now - exp[2] > self.TIMEOUT
+
+    def forget(self, key: str) -> None:
+        self.pending.pop(key, None)
+
+
 def owned_by(obj: Mapping, owner: Mapping) -> bool:
     """Whether ``obj`` has ``owner`` as its controller (ownerReferences with controller: true)."""
     uid = owner["metadata"]["uid"]

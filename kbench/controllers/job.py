@@ -12,7 +12,7 @@ policies, the job-tracking finalizer on pods (failures are counted from the pods
 from __future__ import annotations
 
 from kbench.apiserver.objects import APIError, seconds
-from kbench.controllers.base import Controller, active_pod, condition, owned_by, owner_reference
+from kbench.controllers.base import Controller, Expectations, active_pod, condition, owned_by, owner_reference
 
 BACKOFF, MAX_BACKOFF = 10.0, 360.0
 
@@ -26,14 +26,19 @@ class JobController(Controller):
         self.jobs = manager.informer("jobs")
         self.pods = manager.informer("pods")
         self.jobs.add_handler(on_add=self.enqueue, on_update=self.enqueue)
-        self.pods.add_handler(on_add=self._pod, on_update=lambda o, n: self._pod(n), on_delete=self._pod)
+        self.pods.add_handler(on_add=lambda p: self._pod(p, True), on_update=lambda o, n: self._pod(n),
+                              on_delete=self._pod)
+        self.expect = Expectations(self.engine)
         self.last_failure: dict[str, tuple[int, float]] = {}
         """job -> (failed pods seen, when the last of them was first seen)."""
 
-    def _pod(self, pod) -> None:
+    def _pod(self, pod, added: bool = False) -> None:
         for ref in pod["metadata"].get("ownerReferences") or ():
             if ref.get("kind") == "Job" and ref.get("controller"):
-                self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+                key = f"{pod['metadata']['namespace']}/{ref['name']}"
+                if added:
+                    self.expect.observed(key, 0)
+                self.queue.add(key)
 
     def sync(self, key):
         job = self.jobs.cache.get(key)
@@ -62,7 +67,7 @@ class JobController(Controller):
                     if err.code != 404:
                         raise
             active = []
-        elif not finish:
+        elif not finish and self.expect.satisfied(key):
             want = min(parallelism, completions - succeeded) if completions is not None else parallelism
             missing = want - len(active)
             if missing > 0 and failed:
@@ -74,8 +79,14 @@ class JobController(Controller):
                 if now < since + backoff:
                     self.queue.add_after(key, since + backoff - now)
                     missing = 0
-                for _ in range(missing):
+            if missing > 0:
+                self.expect.expect(key, missing, 0)
+            for _ in range(max(0, missing)):
+                try:
                     yield self.client.call("create", "pods", namespace=ns, body=self._pod_for(job))
+                except APIError:
+                    self.expect.lower(key, 0)
+                    raise
             if spec.get("activeDeadlineSeconds") is not None:
                 self.queue.add_after(key, started + spec["activeDeadlineSeconds"] - now)
         yield from self._status(job, len(active), succeeded, failed, finish, started)

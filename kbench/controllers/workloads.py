@@ -23,10 +23,17 @@ import math
 import orjson
 
 from kbench.apiserver.objects import APIError, seconds
-from kbench.controllers.base import Controller, active_pod, condition, owned_by, owner_reference, pod_ready
+from kbench.controllers.base import (
+    Controller,
+    Expectations,
+    active_pod,
+    condition,
+    owned_by,
+    owner_reference,
+    pod_ready,
+)
 
 BURST_REPLICAS = 500
-EXPECTATIONS_TIMEOUT = 300.0
 POD_TEMPLATE_HASH = "pod-template-hash"
 
 
@@ -54,44 +61,44 @@ class ReplicaSetController(Controller):
         super().__init__(manager)
         self.sets = manager.informer("replicasets")
         self.pods = manager.informer("pods")
-        self.expect: dict[str, list] = {}
-        """rs key -> [creations, deletions, time set] still to be observed."""
+        self.expect = Expectations(self.engine)
         self.sets.add_handler(on_add=self.enqueue, on_update=self.enqueue, on_delete=self.enqueue)
-        self.pods.add_handler(on_add=lambda p: self._pod(p, 0), on_update=lambda o, n: self._pod(n, -1),
-                              on_delete=lambda p: self._pod(p, 1))
+        # a pod that starts terminating counts as a deletion seen (updatePod -> deletePod upstream)
+        self.pods.add_handler(on_add=lambda p: self._pod(p, 0),
+                              on_update=lambda o, n: self._pod(n, 1 if n["metadata"].get("deletionTimestamp") and
+                                                                not o["metadata"].get("deletionTimestamp") else -1),
+                              on_delete=lambda p: self._pod(p, 1 if not p["metadata"].get("deletionTimestamp")
+                                                            else -1))
 
     def _pod(self, pod, observed: int) -> None:
         for ref in pod["metadata"].get("ownerReferences") or ():
             if ref.get("kind") == "ReplicaSet" and ref.get("controller"):
                 key = f"{pod['metadata']['namespace']}/{ref['name']}"
-                exp = self.expect.get(key)
-                if exp is not None and observed >= 0 and exp[observed] > 0:
-                    exp[observed] -= 1
+                if observed >= 0:
+                    self.expect.observed(key, observed)
                 self.queue.add(key)
 
     def sync(self, key):
         rs = self.sets.cache.get(key)
         if rs is None:
-            self.expect.pop(key, None)
+            self.expect.forget(key)
             return
         ns = rs["metadata"]["namespace"]
         pods = [p for p in self.pods.cache.values()
                 if p["metadata"]["namespace"] == ns and owned_by(p, rs)]
         active = [p for p in pods if active_pod(p)]
-        exp = self.expect.get(key)
-        satisfied = exp is None or (exp[0] <= 0 and exp[1] <= 0) or self.engine.now - exp[2] > EXPECTATIONS_TIMEOUT
-        if satisfied and not rs["metadata"].get("deletionTimestamp"):
+        if self.expect.satisfied(key) and not rs["metadata"].get("deletionTimestamp"):
             diff = len(active) - rs["spec"].get("replicas", 1)
             if diff < 0:
                 yield from self._create(rs, key, min(-diff, BURST_REPLICAS))
             elif diff > 0:
                 victims = sorted(active, key=_rank)[:min(diff, BURST_REPLICAS)]
-                self.expect[key] = [0, len(victims), self.engine.now]
+                self.expect.expect(key, 0, len(victims))
                 for pod in victims:
                     try:
                         yield self.client.call("delete", "pods", namespace=ns, name=pod["metadata"]["name"])
                     except APIError as err:
-                        self.expect[key][1] -= 1
+                        self.expect.lower(key, 1)
                         if err.code != 404:
                             raise
         yield from self._status(rs, active)
@@ -99,7 +106,7 @@ class ReplicaSetController(Controller):
     def _create(self, rs, key: str, count: int):
         template = rs["spec"]["template"]
         meta = template.get("metadata", {})
-        self.expect[key] = [count, 0, self.engine.now]
+        self.expect.expect(key, count, 0)
         batch, done = 1, 0
         while done < count:  # slowStartBatch: 1, 2, 4, ... pods, stopping at the first failed batch
             size = min(batch, count - done)
@@ -114,10 +121,10 @@ class ReplicaSetController(Controller):
                 try:
                     yield ev
                 except APIError as err:
-                    self.expect[key][0] -= 1
+                    self.expect.lower(key, 0)
                     failed = err
             if failed is not None:
-                self.expect[key][0] -= count - done - size
+                self.expect.lower(key, 0, count - done - size)
                 raise failed
             done += size
             batch *= 2
@@ -230,7 +237,7 @@ class DeploymentController(Controller):
                     rs_replicas[name] -= cut
                     spare -= cut
                     yield from self._scale(rs, rs_replicas[name])
-        yield from self._status(d, sets + [new], new)
+        yield from self._status(d, [*old, new], new)
 
     def _create_rs(self, d, h: str, replicas: int):
         ns = d["metadata"]["namespace"]

@@ -22,6 +22,8 @@ KUBELET_QPS, KUBELET_BURST = 50.0, 100
 class HollowNode:
     def __init__(self, server, name: str, zone: str = "zone-a", cpu: str = "4", memory: str = "16Gi",
                  pods: int = 110, uninitialized: bool = False, start: float = 0.0) -> None:
+        """``start``: seconds from now until the kubelet registers; ``uninitialized``: registers with the
+        cloud provider's uninitialized taint (an external cloud-controller-manager initializes it)."""
         self.engine = server.engine
         self.name = name
         self.client = Client(server, f"system:node:{name}", ("system:nodes",), KUBELET_QPS, KUBELET_BURST)
@@ -38,7 +40,8 @@ class HollowNode:
             "spec": {"taints": taints},
             "status": {"capacity": {"cpu": cpu, "memory": memory, "pods": str(pods)},
                        "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
-                       "conditions": self._conditions(start), "addresses": [{"type": "Hostname", "address": name}]}}
+                       "conditions": self._conditions(self.engine.now + start),
+                       "addresses": [{"type": "Hostname", "address": name}]}}
         self.client.request("create", "nodes", self._registered, body=self.manifest, delay=start)
 
     def _conditions(self, now: float) -> list[dict]:

@@ -1,0 +1,94 @@
+"""cloud-controller-manager over the modelled cloud, in virtual time."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbench.cloud import Cloud, cloud_controller_manager
+from kbench.controllers import NodeIpamController, NodeLifecycleController, controller_manager
+from kbench.node import HollowNode
+from kbench.profiles import load_profile
+from tests.controlplane.helpers import Plane
+
+
+def _plane(nodes: int = 2, **overrides):
+    plane = Plane()
+    profile = load_profile().override(overrides) if overrides else load_profile()
+    cloud = Cloud(plane.engine, profile)
+    for i in range(nodes):
+        cloud.add_instance(f"node-{i}", zone=f"zone-{i % 2}")
+    ccm = cloud_controller_manager(plane.api, cloud).start()
+    controller_manager(plane.api, controllers=(NodeIpamController, NodeLifecycleController), lease=None).start()
+    plane.nodes = [HollowNode(plane.api, f"node-{i}", uninitialized=True, start=1.0) for i in range(nodes)]
+    return plane, cloud, ccm
+
+
+def test_node_controller_initializes_nodes_from_the_cloud():
+    plane, cloud, _ = _plane()
+    plane.run(10.0)
+    node = plane.ok("get", "nodes", name="node-1")
+    assert node["spec"]["providerID"] == "kbench://region-1/zone-1/node-1"
+    labels = node["metadata"]["labels"]
+    assert labels["topology.kubernetes.io/zone"] == "zone-1" and labels["topology.kubernetes.io/region"] == "region-1"
+    assert labels["node.kubernetes.io/instance-type"] == "n2-standard-4"
+    assert not any(t["key"] == "node.cloudprovider.kubernetes.io/uninitialized" for t in node["spec"]["taints"])
+
+
+def test_failed_cloud_calls_are_retried():
+    plane, cloud, _ = _plane(nodes=1)
+    cloud.fail("InstanceMetadata", 3)
+    plane.run(30.0)
+    node = plane.ok("get", "nodes", name="node-0")
+    assert node["spec"].get("providerID") and cloud.calls["InstanceMetadata"] >= 4
+
+
+def test_node_whose_instance_is_gone_is_deleted():
+    plane, cloud, ccm = _plane()
+    plane.run(20.0)
+    plane.nodes[0].stop()
+    cloud.remove_instance("node-0")
+    plane.run(150.0)  # NotReady after the grace period, then the lifecycle check
+    _, err = plane.call("get", "nodes", name="node-0")
+    assert err.code == 404 and plane.ok("get", "nodes", name="node-1")
+
+
+def test_routes_follow_pod_cidrs_up_to_the_route_table_limit():
+    plane, cloud, _ = _plane(nodes=3, **{"cloud.route_table_limit.value": 2})
+    plane.run(60.0)
+    assert len(cloud.routes) == 2
+    cidrs = {plane.ok("get", "nodes", name=f"node-{i}")["spec"]["podCIDR"] for i in range(3)}
+    assert len(cidrs) == 3 and all(c.endswith("/24") for c in cidrs)
+    unrouted = [n for n in plane.objects("nodes") if n["metadata"]["name"] not in cloud.routes]
+    cond = next(c for c in unrouted[0]["status"]["conditions"] if c["type"] == "NetworkUnavailable")
+    assert (cond["status"], cond["reason"]) == ("True", "NoRouteCreated")
+
+
+def test_load_balancer_provisioned_backends_updated_and_deleted():
+    plane, cloud, _ = _plane()
+    plane.run(10.0)
+    plane.ok("create", "services", namespace="default", body={
+        "metadata": {"name": "web"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "nodePort": 30080}]}})
+    created = plane.engine.now
+    while not plane.ok("get", "services", namespace="default", name="web").get("status", {}).get("loadBalancer"):
+        plane.run(plane.engine.now + 5)
+        assert plane.engine.now < created + 1200
+    svc = plane.ok("get", "services", namespace="default", name="web")
+    assert svc["status"]["loadBalancer"]["ingress"][0]["ip"].startswith("203.0.113.")
+    assert plane.engine.now - created > 30  # provisioning takes minutes
+    lb = next(iter(cloud.load_balancers.values()))
+    assert lb.backends == ["node-0", "node-1"] and lb.ports == [30080]
+    cloud.add_instance("node-2")
+    plane.nodes.append(HollowNode(plane.api, "node-2", uninitialized=True))
+    plane.run(plane.engine.now + 120)
+    assert lb.backends == ["node-0", "node-1", "node-2"]
+    plane.ok("delete", "services", namespace="default", name="web")
+    plane.run(plane.engine.now + 900)
+    _, err = plane.call("get", "services", namespace="default", name="web")
+    assert err.code == 404 and cloud.load_balancers == {}
+
+
+def test_cloud_settings_come_from_the_profile():
+    profile = load_profile()
+    assert profile.value("cloud.route_table_limit") == 50
+    with pytest.raises(KeyError):
+        profile.value("cloud.nope")
