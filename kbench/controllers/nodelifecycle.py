@@ -72,18 +72,22 @@ class NodeLifecycleController(Controller):
         now = self.engine.now
         zones: dict[str, list[str]] = defaultdict(list)
         leases = self.leases.cache
+        health = self.health
         for name, node in list(self.nodes.cache.items()):
-            state = self.health.get(name)
-            ready = next((c for c in node.get("status", {}).get("conditions") or () if c.get("type") == "Ready"), {})
-            lease = leases.get(f"kube-node-lease/{name}")
+            state = health.get(name)
+            conditions = node.get("status", {}).get("conditions") or ()
+            ready = conditions[0] if conditions and conditions[0].get("type") == "Ready" else next(
+                (c for c in conditions if c.get("type") == "Ready"), {})
+            lease = leases.get("kube-node-lease/" + name)
             renew = lease["spec"].get("renewTime") if lease else None
             beat = ready.get("lastHeartbeatTime")
             status = ready.get("status", "Unknown")
             if state is None:
-                state = self.health[name] = [now, renew, beat, status == "True"]
+                state = health[name] = [now, renew, beat, status == "True"]
             elif renew != state[1] or beat != state[2]:
                 state[0], state[1], state[2] = now, renew, beat
-            state[3] = state[3] or status == "True"
+            if status == "True":
+                state[3] = True
             if now > state[0] + (self.grace_period if state[3] else NODE_STARTUP_GRACE_PERIOD) \
                     and status != "Unknown":
                 yield from self._mark_unknown(node)
