@@ -56,4 +56,15 @@ def milli_value(text: str | int | float, field: str = "quantity") -> int:
 
 def resource_amount(name: str, text: str | int | float, field: str = "quantity") -> int:
     """The scheduler's integer for a resource: milli-CPU for ``cpu``, base units otherwise."""
-    return milli_value(text, field) if name == "cpu" else value(text, field)
+    if isinstance(text, str):
+        known = _AMOUNTS.get((name == "cpu", text))
+        if known is not None:
+            return known
+    amount = milli_value(text, field) if name == "cpu" else value(text, field)
+    if isinstance(text, str) and len(_AMOUNTS) < 10_000:
+        _AMOUNTS[name == "cpu", text] = amount
+    return amount
+
+
+_AMOUNTS: dict[tuple[bool, str], int] = {}
+"""Amounts of quantity strings already read (a cluster repeats the same few thousands of times)."""

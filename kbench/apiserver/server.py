@@ -143,6 +143,7 @@ class APIServer:
         self.instances = [self._instance(i, mode) for i in range(count)]
         self._next = itertools.cycle(range(count))
         self._uid = itertools.count(1)
+        self._service_ips, self._node_ports = itertools.count(10), itertools.count()
         self._names = self.streams.python("apiserver/generateName")
         self.sli = SLI()
         self.requests = 0
@@ -226,6 +227,10 @@ class APIServer:
         """(event kind, object to store, precondition) for a write, after admission; None if nothing to do."""
         res, body, verb = op.resource, op.body, op.verb
         current = op.cache.get(op.key) if op.name else None
+        if op.subresource == "binding":
+            if current is None:
+                raise not_found(res, op.name)
+            return self._plan_binding(op, current[0], current[1])
         if verb == "create":
             obj = _own(body)
             meta = obj["metadata"]
@@ -236,6 +241,8 @@ class APIServer:
                     raise invalid(res, "", "metadata.name", "Required value: name or generateName is required")
                 meta["name"] = meta["generateName"] + "".join(self._names.choice(GENERATE_CHARS) for _ in range(5))
             self._admit(res, obj, op.namespace)
+            if res.name == "services":
+                self._allocate_service(obj)
             meta["uid"] = f"uid-{next(self._uid)}"
             meta["creationTimestamp"] = timestamp(self.engine.now)
             meta.pop("resourceVersion", None)
@@ -270,6 +277,39 @@ class APIServer:
                 and not stored["metadata"].get("deletionGracePeriodSeconds"):
             return "DELETED", stored, ("rev", rv)  # the last finalizer is gone
         return "MODIFIED", obj, ("rev", rv) if want or verb == "patch" else ("exists",)
+
+    def _plan_binding(self, op: _Op, stored: Mapping, rv: int):
+        """POST pods/<name>/binding (pkg/registry/core/pod/storage.BindingREST): set ``spec.nodeName`` once and
+        the PodScheduled condition; a pod already bound or terminating is 409 Conflict."""
+        if op.resource.name != "pods":
+            raise invalid(op.resource, op.name, "subresource", "binding exists only for pods")
+        target = (op.body or {}).get("target", {}).get("name")
+        if not target:
+            raise invalid(op.resource, op.name, "target.name", "Required value")
+        if stored["spec"].get("nodeName") or stored["metadata"].get("deletionTimestamp"):
+            raise APIError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{op.name}": pod '
+                                            f'{op.name} is already assigned to node "{stored["spec"].get("nodeName")}"')
+        obj = copy_object(stored)
+        obj["spec"]["nodeName"] = target
+        conditions = [c for c in obj.setdefault("status", {}).get("conditions", []) if c["type"] != "PodScheduled"]
+        obj["status"]["conditions"] = [*conditions, {"type": "PodScheduled", "status": "True",
+                                                     "lastTransitionTime": timestamp(self.engine.now)}]
+        return "MODIFIED", obj, ("rev", rv)
+
+    def _allocate_service(self, obj: dict) -> None:
+        """The Service registry's allocators (pkg/registry/core/service/ipallocator, portallocator): a ClusterIP
+        from the service range and NodePorts from 30000-32767 for NodePort and LoadBalancer Services."""
+        spec = obj.setdefault("spec", {})
+        if spec.get("type", "ClusterIP") == "ExternalName":
+            return
+        if not spec.get("clusterIP"):
+            n = next(self._service_ips)
+            spec["clusterIP"] = f"10.96.{n // 254 % 256}.{n % 254 + 1}"
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        if spec.get("type") in ("NodePort", "LoadBalancer"):
+            for port in spec.get("ports") or []:
+                if not port.get("nodePort"):
+                    port["nodePort"] = 30000 + next(self._node_ports) % 2768
 
     def _plan_delete(self, op: _Op, stored: Mapping, rv: int):
         """Graceful deletion (bound Pods), finalizers (deletionTimestamp first), else removal."""

@@ -94,7 +94,7 @@ class EndpointSliceController(Controller):
         ports = self._ports(svc, pods)
         desired = {p["status"]["podIP"]: self._endpoint(p) for p in pods}
         trigger = self.triggers.pop(key, self.engine.now)
-        yield from self._reconcile(svc, existing, desired, ports, timestamp(trigger))
+        yield from self._reconcile(svc, existing, desired, ports, timestamp(trigger, micro=True))
 
     @staticmethod
     def _endpoint(pod) -> dict:

@@ -100,6 +100,7 @@ class JobController(Controller):
         spec = {"restartPolicy": "Never", **template.get("spec", {})}
         return {"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"generateName": f"{job['metadata']['name']}-", "labels": labels,
+                             "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
                              "ownerReferences": [owner_reference(job)]}, "spec": spec}
 
     def _status(self, job, active: int, succeeded: int, failed: int, finish, started: float):

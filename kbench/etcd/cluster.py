@@ -96,6 +96,8 @@ class EtcdCluster:
         self._last_commit = 0.0
         self._apply_free = 0.0
         self.rounds = 0
+        self.write_latencies: list[float] = []
+        """Seconds from each write's submission to its answer reaching the client (etcd request latency)."""
         """Raft rounds started (each carries one batch of proposals)."""
 
     # -- writes -------------------------------------------------------------------
@@ -121,6 +123,7 @@ class EtcdCluster:
         self._apply_free = start + self.p["apply_per_write"]
         delay = self.p["apply_per_write"] + self._hop(member)
         self.engine.schedule(start - self.engine.now, self._apply, (apply, delay, respond))
+        self.write_latencies.append(start + delay - self.engine.now)
         return start + delay
 
     def _round_for(self, arrival: float, nbytes: int) -> _Round:

@@ -129,6 +129,17 @@ class ClusterState:
         self.node_version += 1
         return list(range(len(self.nodes) - m, len(self.nodes)))
 
+    def update_node(self, node: Node) -> None:
+        """A known node changed (labels, taints, unschedulable, allocatable): the NodeUpdate event."""
+        i = self.index[node.name]
+        self.nodes[i] = node
+        self.unschedulable[i] = node.unschedulable
+        self.allocatable[:, i] = self.vector(node.allocatable)[: self.allocatable.shape[0]]
+        self._domains.clear()
+        self.node_cache.clear()
+        self.version += 1
+        self.node_version += 1
+
     def per_node(self, key, compute):
         """``compute()`` (an array over nodes) cached under ``key`` until the node set changes."""
         if key not in self.node_cache:

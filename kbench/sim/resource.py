@@ -39,6 +39,14 @@ class Resource:
             self._waiters.append(ev)
         return ev
 
+    def cancel(self, request: Event) -> None:
+        """Give up a request from :meth:`acquire` (its process was interrupted): drop it from the queue, or
+        release the slot if it had been granted."""
+        if request.triggered:
+            self.release()
+        else:
+            self._waiters.remove(request)
+
     def release(self) -> None:
         """Free a slot; the next waiter, if any, gets it now."""
         if self.in_use <= 0:

@@ -1,0 +1,48 @@
+"""PerfData JSON, the format ClusterLoader2 writes its measurements in (perf-tests
+perfdash/clusterloader2 ``measurementutil.PerfData``): ``{"version": "v1", "dataItems": [{"data": {...},
+"unit": "ms", "labels": {...}}]}``, one document per measurement, latencies in milliseconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+_FILES = {"PodStartupLatency": "PodStartupLatency_PodStartupLatency",
+          "APIResponsiveness": "APIResponsivenessPrometheus",
+          "SchedulingThroughput": "SchedulingThroughput", "NetworkProgrammingLatency": "NetworkProgrammingLatency",
+          "EtcdRequestLatency": "EtcdRequestLatency"}
+
+
+def _item(row) -> dict:
+    if row.unit == "s":
+        data = {"Perc50": row.p50 * 1e3, "Perc90": row.p90 * 1e3, "Perc99": row.p99 * 1e3}
+        unit = "ms"
+    else:
+        data = {"Perc50": row.p50, "Perc90": row.p90, "Perc99": row.p99, "Max": row.max}
+        unit = row.unit
+    labels = {"Metric": row.metric}
+    if row.verb:
+        labels.update(Verb=row.verb, Resource=row.resource, Scope=row.scope, Count=str(row.count))
+    return {"data": data, "unit": unit, "labels": labels}
+
+
+def perfdata(slis: pd.DataFrame) -> dict[str, dict]:
+    """Measurement name -> PerfData document."""
+    out = {}
+    for sli, rows in slis.groupby("sli", sort=False):
+        out[sli] = {"version": "v1", "dataItems": [_item(r) for r in rows.itertuples() if r.count]}
+    return out
+
+
+def write_perfdata(slis: pd.DataFrame, out_dir: Path, suffix: str = "") -> list[Path]:
+    """One ``<Measurement>_<suffix>.json`` per measurement (CL2's file naming), returns the files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for sli, doc in perfdata(slis).items():
+        path = out_dir / f"{_FILES[sli]}{'_' + suffix if suffix else ''}.json"
+        path.write_text(json.dumps(doc, indent=2))
+        files.append(path)
+    return files

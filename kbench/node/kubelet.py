@@ -1,0 +1,401 @@
+"""The kubelet (pkg/kubelet, v1.35): its own pods through the client, pod workers over a CRI runtime, probes,
+restarts with CrashLoopBackOff, graceful termination, status updates, and the node heartbeats of
+:class:`HollowNode`.
+
+- **Pods**: an informer on ``pods`` with ``fieldSelector=spec.nodeName=<node>``. A new pod is admitted
+  against the node's allocatable (requests of the pods already admitted; a pod that does not fit fails with
+  ``OutOf<resource>``, as lifecycle.PredicateAdmitHandler), then its worker runs SyncPod's order: RunPodSandbox,
+  init containers one at a time to completion, then each container: PullImage (per ``imagePullPolicy``;
+  one pull at a time per node), CreateContainer, StartContainer.
+- **Containers** then live by their behaviour spec and the probes (:mod:`kbench.node.probes`). A container
+  that exits or is killed by its liveness / startup probe restarts per ``restartPolicy`` (Always; OnFailure
+  on a non-zero code; Never) after the kubelet's per-container backoff (kuberuntime doBackOff with
+  flowcontrol.Backoff: the first restart at once, then 10 s doubling to ``MaxContainerBackOff`` 300 s, reset
+  after 600 s without a crash).
+- **Deletion**: a pod with ``deletionTimestamp`` has its containers stopped (each takes its ``stopAfter``,
+  capped by the grace period), its sandbox stopped, its final status written, and is then deleted with
+  grace period 0 (the status manager's last step).
+- **Status**: the status manager PATCHes ``pods/status`` after every change (changes made while a patch is in
+  flight are folded into the next one), through the kubelet's client (50 QPS / 100 burst). Container state
+  changes reach it through the generic PLEG, which relists the runtime every second (genericPlegRelistPeriod
+  1 s, pkg/kubelet/kubelet.go; the evented PLEG is off by default), so they wait for the node's next relist;
+  probe results (readiness) go to the status manager at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from kbench.api.core import Pod
+from kbench.api.quantity import milli_value, value
+from kbench.apiserver.objects import timestamp
+from kbench.client import Informer
+from kbench.node.hollow import HollowNode
+from kbench.node.probes import Behaviour, Probe, behaviours
+from kbench.node.runtime import NodeRuntime, RuntimeModel
+from kbench.sim import Interrupt
+
+PLEG_RELIST_PERIOD = 1.0
+INITIAL_BACKOFF, MAX_BACKOFF = 10.0, 300.0
+"""pkg/kubelet/kubelet.go: backOffPeriod 10 s, MaxContainerBackOff 300 s (flowcontrol.Backoff resets an entry
+unused for 2 x max)."""
+
+
+@dataclass
+class ContainerRun:
+    """One container of a pod worker and its current state."""
+
+    name: str
+    image: str
+    pull_policy: str
+    behaviour: Behaviour
+    startup: Probe | None = None
+    liveness: Probe | None = None
+    readiness: Probe | None = None
+    init: bool = False
+    state: str = "waiting"
+    reason: str = "ContainerCreating"
+    ready: bool = False
+    restarts: int = 0
+    started_at: float | None = None
+    exit_code: int | None = None
+    backoff: float = 0.0
+    last_crash: float = -math.inf
+    process: object = None
+
+
+@dataclass
+class PodWorker:
+    key: str
+    uid: str
+    pod: Mapping
+    requests: dict[str, int]
+    restart_policy: str
+    grace: float
+    init: list[ContainerRun]
+    containers: list[ContainerRun]
+    created: float
+    phase: str = "Pending"
+    reason: str = ""
+    ip: str = ""
+    initialized: bool = False
+    terminating: bool = False
+    started: float | None = None
+    pull_seconds: float = 0.0
+    process: object = None
+    patching: bool = False
+    dirty: bool = False
+    deleted: bool = False
+    done: list = field(default_factory=list)
+
+
+def _policy(container: Mapping) -> str:
+    """imagePullPolicy, defaulted as core/v1 SetDefaults_Container: Always for ``:latest`` or untagged."""
+    if container.get("imagePullPolicy"):
+        return container["imagePullPolicy"]
+    image = container.get("image", "")
+    tag = image.rsplit("/", 1)[-1]
+    return "Always" if "@" not in tag and (":" not in tag or tag.endswith(":latest")) else "IfNotPresent"
+
+
+class Kubelet(HollowNode):
+    """A kubelet on node ``name``: :class:`HollowNode`'s registration and heartbeats, plus real pods.
+
+    ``observer(worker)`` (optional) is called when all of a pod's containers have started.
+    """
+
+    def __init__(self, server, name: str, runtime: RuntimeModel, index: int = 0, parallel_pulls: int = 1,
+                 observer: Callable[[PodWorker], None] | None = None, **node) -> None:
+        super().__init__(server, name, **node)
+        self.runtime = NodeRuntime(runtime, parallel_pulls)
+        self.index = index
+        self.observer = observer
+        alloc = self.manifest["status"]["allocatable"]
+        self.allocatable = {"cpu": milli_value(alloc["cpu"]), "memory": value(alloc["memory"]),
+                            "pods": value(alloc["pods"])}
+        self.workers: dict[str, PodWorker] = {}
+        self._ips = 0
+        self.rejected = 0
+        self._relist_phase = (index * 0.6180339887) % 1.0  # nodes relist out of step with each other
+        self.pods = self._watch_pods()
+
+    def _watch_pods(self) -> Informer:
+        informer = Informer(self.client, "pods", field_selector=f"spec.nodeName={self.name}")
+        informer.add_handler(on_add=self._pod_seen, on_update=lambda old, new: self._pod_seen(new),
+                             on_delete=self._pod_gone)
+        return informer.start()
+
+    # -- node state -----------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """The node is cut off: no heartbeats, no watch, no status (its containers keep running)."""
+        super().stop()
+        self.pods.stop()
+
+    def restart(self) -> None:
+        if self.running:
+            return
+        super().restart()
+        self.pods = self._watch_pods()
+        for worker in self.workers.values():
+            self._status(worker)
+
+    # -- pods from the informer -------------------------------------------------------------------------------
+    def _pod_seen(self, pod: Mapping) -> None:
+        meta = pod["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        worker = self.workers.get(key)
+        if worker is not None and worker.uid != meta["uid"]:
+            self._pod_gone(worker.pod)
+            worker = None
+        if worker is None:
+            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                return
+            self._admit(pod)
+        elif meta.get("deletionTimestamp") and not worker.terminating:
+            worker.terminating = True
+            grace = meta.get("deletionGracePeriodSeconds")
+            worker.grace = float(worker.grace if grace is None else grace)
+            self.engine.process(self._terminate(worker), name=f"kill/{key}")
+
+    def _pod_gone(self, pod: Mapping) -> None:
+        key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        worker = self.workers.pop(key, None)
+        if worker is not None:
+            worker.deleted = True
+            self._interrupt(worker)
+
+    def _admit(self, manifest: Mapping) -> None:
+        meta, spec = manifest["metadata"], manifest["spec"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        requests = Pod.from_manifest(manifest).requests
+        used = {"cpu": 0, "memory": 0, "pods": 0}
+        for w in self.workers.values():
+            if w.phase not in ("Succeeded", "Failed"):
+                for r in used:
+                    used[r] += w.requests.get(r, 0) if r != "pods" else 1
+        kinds = behaviours(manifest)
+        where = f"pod {key}"
+
+        def run(c: Mapping, init: bool) -> ContainerRun:
+            at = f"{where}: container {c['name']}"
+            return ContainerRun(c["name"], c.get("image", ""), _policy(c), kinds[c["name"]],
+                                Probe.of(c.get("startupProbe"), f"{at}.startupProbe") if not init else None,
+                                Probe.of(c.get("livenessProbe"), f"{at}.livenessProbe") if not init else None,
+                                Probe.of(c.get("readinessProbe"), f"{at}.readinessProbe") if not init else None, init)
+
+        worker = PodWorker(key, meta["uid"], manifest, requests, spec.get("restartPolicy", "Always"),
+                           float(spec.get("terminationGracePeriodSeconds", 30)),
+                           [run(c, True) for c in spec.get("initContainers") or []],
+                           [run(c, False) for c in spec.get("containers") or []], self.engine.now)
+        self.workers[key] = worker
+        for resource, have in self.allocatable.items():
+            want = 1 if resource == "pods" else requests.get(resource, 0)
+            if used[resource] + want > have:
+                self.rejected += 1
+                worker.phase, worker.reason = "Failed", f"OutOf{resource}"
+                self._status(worker)
+                return
+        worker.process = self.engine.process(self._start_pod(worker), name=f"pod/{key}")
+
+    # -- the pod worker ---------------------------------------------------------------------------------------
+    def _start_pod(self, w: PodWorker):
+        model = self.runtime.model
+        try:
+            w.started = self.engine.now
+            yield model.duration("sandbox_create")
+            self._ips += 1
+            w.ip = f"10.{128 + self.index // 256 % 128}.{self.index % 256}.{self._ips % 254 + 1}"
+            self._relisted(w)
+            for c in w.init:
+                while True:
+                    if not (yield from self._start_container(w, c)):
+                        return
+                    b = c.behaviour
+                    yield 0.0 if math.isinf(b.exit_after) else b.exit_after
+                    self._exited(w, c, b.exit_code)
+                    if b.exit_code == 0:
+                        break
+                    if w.restart_policy == "Never":
+                        self._finish(w)
+                        return
+                    yield self._backoff(w, c)
+            w.initialized = True
+            for c in w.containers:
+                if not (yield from self._start_container(w, c)):
+                    return
+                c.process = self.engine.process(self._live(w, c), name=f"container/{w.key}/{c.name}")
+            w.phase = "Running"
+            self._relisted(w)
+            if self.observer is not None:
+                self.observer(w)
+        except Interrupt:
+            return
+
+    def _start_container(self, w: PodWorker, c: ContainerRun):
+        """PullImage (per policy), CreateContainer, StartContainer; False if the image may not be pulled."""
+        rt, model = self.runtime, self.runtime.model
+        if c.pull_policy == "Never" and not rt.present(c.image):
+            c.state, c.reason = "waiting", "ErrImageNeverPull"
+            self._status(w)
+            return False
+        if c.pull_policy == "Always" or not rt.present(c.image):
+            took = yield from rt.pull(c.image)
+            if c.restarts == 0:
+                w.pull_seconds += took
+        yield model.duration("container_create")
+        yield model.duration("container_start")
+        c.state, c.reason, c.started_at, c.exit_code = "running", "", self.engine.now, None
+        self._relisted(w)
+        return True
+
+    def _live(self, w: PodWorker, c: ContainerRun):
+        """A started container: readiness, then its exit or a probe kill; restarts per restartPolicy."""
+        try:
+            while True:
+                start, b = c.started_at, c.behaviour
+                started = start
+                killed_at = math.inf
+                if c.startup is not None:
+                    started = c.startup.passes_at(start, start + b.started_after, b.probe_latency)
+                    killed_at = c.startup.fails_at(start, start, b.probe_latency)
+                    if started <= killed_at:
+                        killed_at = math.inf
+                    else:
+                        started = math.inf
+                if c.liveness is not None and not math.isinf(started):
+                    killed_at = min(killed_at, c.liveness.fails_at(
+                        start, max(started, start + b.liveness_fails_after), b.probe_latency))
+                ready_at = started if c.readiness is None else c.readiness.passes_at(
+                    start, max(started, start + b.ready_after), b.probe_latency)
+                end = min(start + b.exit_after, killed_at)
+                if ready_at <= start:  # no probe to wait for: ready as it starts (reported with the PLEG relist)
+                    c.ready = True
+                elif ready_at < end:
+                    yield ready_at - self.engine.now
+                    c.ready = True
+                    self._status(w)
+                yield self.engine.event() if math.isinf(end) else end - self.engine.now
+                if end < killed_at:
+                    code = b.exit_code
+                else:  # the kubelet kills the container: SIGTERM, SIGKILL after the grace period
+                    yield min(b.stop_after, w.grace) + self.runtime.model.container_stop
+                    code = 137 if b.stop_after > w.grace else 143
+                self._exited(w, c, code)
+                if w.restart_policy == "Never" or (w.restart_policy == "OnFailure" and code == 0):
+                    self._finish(w)
+                    return
+                yield self._backoff(w, c)
+                c.restarts += 1
+                if not (yield from self._start_container(w, c)):
+                    return
+        except Interrupt:
+            return
+
+    def _exited(self, w: PodWorker, c: ContainerRun, code: int) -> None:
+        c.state, c.reason, c.ready, c.exit_code = "terminated", "Completed" if code == 0 else "Error", False, code
+        self._relisted(w)
+
+    def _backoff(self, w: PodWorker, c: ContainerRun) -> float:
+        """Seconds until the kubelet restarts a crashed container (kuberuntime doBackOff)."""
+        now = self.engine.now
+        if now - c.last_crash > 2 * MAX_BACKOFF:
+            c.backoff = 0.0
+        c.last_crash = now
+        delay = c.backoff
+        c.backoff = INITIAL_BACKOFF if c.backoff == 0 else min(2 * c.backoff, MAX_BACKOFF)
+        if delay > 0:
+            c.state, c.reason = "waiting", "CrashLoopBackOff"
+            self._status(w)
+        return delay
+
+    def _finish(self, w: PodWorker) -> None:
+        """No container will run again (restartPolicy): the pod Succeeded or Failed."""
+        if w.initialized and any(c.state != "terminated" for c in w.containers):
+            return
+        codes = [c.exit_code for c in (w.containers if w.initialized else w.init) if c.exit_code is not None]
+        w.phase = "Succeeded" if w.initialized and all(code == 0 for code in codes) else "Failed"
+        self._status(w)
+
+    def _interrupt(self, w: PodWorker) -> None:
+        for proc in [w.process, *(c.process for c in w.containers)]:
+            if proc is not None and proc.is_alive:
+                proc.interrupt()
+
+    def _terminate(self, w: PodWorker):
+        """Graceful deletion: stop the containers (in parallel), then the sandbox; final status; delete."""
+        self._interrupt(w)
+        model = self.runtime.model
+        running = [c for c in w.containers if c.state == "running"]
+        yield max((min(c.behaviour.stop_after, w.grace) for c in running), default=0.0) + model.container_stop
+        for c in running:
+            self._exited(w, c, 0 if c.behaviour.stop_after <= w.grace else 137)
+        yield model.sandbox_stop
+        w.phase = "Failed" if w.phase == "Pending" else w.phase
+        self._status(w)
+
+    # -- the status manager -----------------------------------------------------------------------------------
+    def _relisted(self, w: PodWorker) -> None:
+        """A container state change: the status manager hears of it at the node's next PLEG relist."""
+        wait = (self._relist_phase - self.engine.now) % PLEG_RELIST_PERIOD
+        self.engine.schedule(wait, lambda _: self._status(w))
+
+    def _status(self, w: PodWorker) -> None:
+        if w.deleted:
+            return
+        if w.patching or not self.running:
+            w.dirty = True
+            return
+        w.patching, w.dirty = True, False
+        ns, name = w.key.split("/", 1)
+        self.client.request("patch", "pods", lambda r, e, d: self._patched(w, r, e, d), namespace=ns, name=name,
+                            subresource="status", body={"status": self._pod_status(w)})
+
+    def _patched(self, w: PodWorker, result, error, delay: float) -> None:
+        def landed(_):
+            w.patching = False
+            if w.deleted:
+                return
+            if w.dirty:
+                self._status(w)
+            elif w.terminating and all(c.state != "running" for c in w.containers) and \
+                    not (w.process is not None and w.process.is_alive):
+                ns, name = w.key.split("/", 1)
+                w.deleted = True
+                self.client.request("delete", "pods", lambda *a: None, namespace=ns, name=name,
+                                    gracePeriodSeconds=0)
+
+        self.engine.schedule(delay, landed)
+
+    def _pod_status(self, w: PodWorker) -> dict:
+        now = timestamp(self.engine.now)
+        ready = w.phase == "Running" and not w.terminating and all(c.ready for c in w.containers)
+        conditions = [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Initialized", "status": "True" if w.initialized else "False"},
+            {"type": "ContainersReady", "status": "True" if ready else "False"},
+            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now}]
+        status = {"phase": w.phase, "conditions": conditions, "hostIP": f"192.168.{self.index // 256 % 256}."
+                                                                          f"{self.index % 256}",
+                  "containerStatuses": [self._container_status(c) for c in w.containers]}
+        if w.init:
+            status["initContainerStatuses"] = [self._container_status(c) for c in w.init]
+        if w.reason:
+            status["reason"] = w.reason
+        if w.ip:
+            status["podIP"], status["podIPs"] = w.ip, [{"ip": w.ip}]
+        if w.started is not None:
+            status["startTime"] = timestamp(w.started)
+        return status
+
+    @staticmethod
+    def _container_status(c: ContainerRun) -> dict:
+        if c.state == "running":
+            state = {"running": {"startedAt": timestamp(c.started_at)}}
+        elif c.state == "terminated":
+            state = {"terminated": {"exitCode": c.exit_code, "reason": c.reason}}
+        else:
+            state = {"waiting": {"reason": c.reason}}
+        return {"name": c.name, "image": c.image, "ready": c.ready, "restartCount": c.restarts, "state": state,
+                "started": c.state == "running"}

@@ -1,0 +1,81 @@
+"""kube-proxy on a cluster node: Service and EndpointSlice informers feed the node's :class:`KubeProxy`.
+
+As upstream's ServiceChangeTracker / EndpointSliceCache (pkg/proxy/servicechangetracker.go,
+endpointslicecache.go): a change to a Service or to one of its slices recomputes that Service's ports and
+endpoints for this node and asks the sync runner for a sync; an EndpointSlice change carries its
+``endpoints.kubernetes.io/last-change-trigger-time``, the start of the network programming latency.
+kube-proxy's client runs at client-go's defaults (5 QPS / 10 burst; KubeProxyConfiguration
+clientConnection). Parsed manifests are shared between the nodes of one cluster (``parsed``): every node
+sees the same objects, so each is read once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kbench.api.network import SERVICE_NAME_LABEL, EndpointSlice, Service
+from kbench.apiserver.objects import seconds
+from kbench.client import Client, Informer
+from kbench.controllers.endpointslice import TRIGGER
+from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
+from kbench.proxy.model import ProxierConfig, service_ports
+
+
+def _parse(parsed: dict, cls, obj: Mapping):
+    key = (obj["metadata"]["uid"], obj["metadata"].get("resourceVersion"))
+    out = parsed.get(key)
+    if out is None:
+        if len(parsed) > 100_000:  # old versions are never asked for again
+            parsed.clear()
+        out = parsed[key] = cls.from_manifest(obj)
+    return out
+
+
+class NodeProxy:
+    """kube-proxy in ``mode`` on node ``node_name`` (address ``node_ip``)."""
+
+    def __init__(self, server, node_name: str, node_ip: str, mode: str, costs: ProxyCosts,
+                 parsed: dict | None = None) -> None:
+        self.engine = server.engine
+        self.client = Client(server, f"system:kube-proxy:{node_name}", ("system:node-proxier",))
+        self.config = ProxierConfig(node_name=node_name, node_ips=(node_ip,))
+        self.proxy = KubeProxy(self.engine, mode, [], self.config, costs)
+        self.parsed = {} if parsed is None else parsed
+        self.slices_of: dict[str, dict[str, Mapping]] = {}
+        self.services = Informer(self.client, "services")
+        self.services.add_handler(on_add=self._service, on_update=lambda old, new: self._service(new),
+                                  on_delete=self._service)
+        self.slices = Informer(self.client, "endpointslices")
+        self.slices.add_handler(on_add=self._slice, on_update=lambda old, new: self._slice(new),
+                                on_delete=lambda obj: self._slice(obj, deleted=True))
+        self.services.start()
+        self.slices.start()
+
+    @property
+    def latencies(self) -> list[float]:
+        return self.proxy.latencies
+
+    def _service(self, svc: Mapping) -> None:
+        self._recompute(f"{svc['metadata']['namespace']}/{svc['metadata']['name']}", None)
+
+    def _slice(self, es: Mapping, deleted: bool = False) -> None:
+        meta = es["metadata"]
+        service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if not service:
+            return
+        key = f"{meta['namespace']}/{service}"
+        slices = self.slices_of.setdefault(key, {})
+        if deleted:
+            slices.pop(meta["name"], None)
+        else:
+            slices[meta["name"]] = es
+        stamp = (meta.get("annotations") or {}).get(TRIGGER)
+        self._recompute(key, seconds(stamp) if stamp else None)
+
+    def _recompute(self, key: str, trigger: float | None) -> None:
+        svc = self.services.cache.get(key)
+        if svc is None:
+            self.proxy.apply(key, None, trigger)
+            return
+        slices = [_parse(self.parsed, EndpointSlice, es) for es in self.slices_of.get(key, {}).values()]
+        self.proxy.apply(key, service_ports([_parse(self.parsed, Service, svc)], slices, self.config), trigger)

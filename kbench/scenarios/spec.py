@@ -1,0 +1,195 @@
+"""Scenario files: a cluster, Kubernetes manifests to create first, and steps, validated at one entry point.
+
+A scenario file is multi-document YAML. The first document is the scenario; every further document is a
+Kubernetes manifest (Namespace, Service, Deployment, Job, ...) created before the first step::
+
+    apiVersion: kbench.io/v1
+    kind: Scenario
+    metadata: {name: density}
+    cluster: {nodes: 100, kubeProxy: {mode: iptables}}      # see kbench.cluster.ClusterSpec
+    steps:
+      - createPods: {perNode: 30, rate: 20, namespace: density}
+      - waitForPods: {timeout: 600}
+    ---
+    apiVersion: v1
+    kind: Namespace
+    metadata: {name: density}
+
+Errors name the file, the document and the field: ``density.yaml: document 0: steps[0].createPods.rate:
+expected a number >= 0; got -1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kbench.apiserver.objects import KINDS
+from kbench.cluster import ClusterSpec
+from kbench.node.probes import parse_behaviour
+
+API_VERSION = "kbench.io/v1"
+STEPS: dict[str, dict[str, tuple]] = {
+    # step -> field -> (types, required, help)
+    "createPods": {"count": (int, False, "pods to create"), "perNode": (int, False, "pods per node"),
+                   "rate": ((int, float), False, "pods per second (0: all at once)"),
+                   "namespace": (str, False, "namespace (default: default)"),
+                   "template": (dict, False, "Pod manifest (default: a pause pod)"),
+                   "behavior": (dict, False, "container behaviour, see kbench.node.probes")},
+    "createObjects": {"template": (dict, True, "manifest; '{i}' anywhere in it is the object's index"),
+                      "count": (int, False, "objects (default 1)"), "rate": ((int, float), False, "per second"),
+                      "namespace": (str, False, "namespace for namespaced kinds")},
+    "deleteObjects": {"resource": (str, True, "resource, e.g. pods"), "namespace": (str, False, "namespace"),
+                      "count": (int, False, "how many (default: all)"), "rate": ((int, float), False, "per second"),
+                      "labelSelector": (dict, False, "matchLabels")},
+    "churn": {"rate": ((int, float), True, "pods created and deleted per second"),
+              "duration": ((int, float), True, "seconds"),
+              "lifetime": ((int, float), False, "seconds each pod lives (default 30)"),
+              "namespace": (str, False, "namespace"),
+              "template": (dict, False, "Pod manifest")},
+    "stopNodes": {"count": (int, False, "nodes"), "fraction": ((int, float), False, "share of nodes"),
+                  "restartAfter": ((int, float), False, "seconds until they come back (default: never)")},
+    "rollingUpdate": {"deployment": (str, True, "Deployment name"), "namespace": (str, False, "namespace"),
+                      "image": (str, True, "new image")},
+    "scale": {"deployment": (str, True, "Deployment name"), "namespace": (str, False, "namespace"),
+              "replicas": (int, True, "replicas")},
+    "wait": {"seconds": ((int, float), True, "simulated seconds")},
+    "waitForPods": {"timeout": ((int, float), False, "give up after (default 600 s)"),
+                    "namespace": (str, False, "only this namespace")},
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the file, the document and the field."""
+
+
+@dataclass
+class Step:
+    action: str
+    args: dict
+
+
+@dataclass
+class Scenario:
+    name: str
+    cluster: ClusterSpec
+    steps: list[Step]
+    objects: list[dict] = field(default_factory=list)
+    drain: float = 30.0
+    """Simulated seconds to keep running after the last step (status, endpoints and proxies settle)."""
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Scenario:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+        return cls.from_text(text, str(path))
+
+    @classmethod
+    def from_text(cls, text: str, origin: str = "<scenario>") -> Scenario:
+        try:
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as err:
+            raise ScenarioError(f"{origin}: not valid YAML: {err}") from None
+        if not docs:
+            raise ScenarioError(f"{origin}: empty file; expected a Scenario document")
+        return cls.from_dict(docs[0], origin, docs[1:])
+
+    @classmethod
+    def from_dict(cls, doc, origin: str = "<scenario>", objects: list | None = None) -> Scenario:
+        where = f"{origin}: document 0"
+        if not isinstance(doc, Mapping):
+            raise ScenarioError(f"{where}: expected a mapping (kind: Scenario)")
+        if doc.get("apiVersion") != API_VERSION or doc.get("kind") != "Scenario":
+            raise ScenarioError(f"{where}: apiVersion/kind: expected {API_VERSION} Scenario; "
+                                f"got {doc.get('apiVersion')!r} {doc.get('kind')!r}")
+        unknown = set(doc) - {"apiVersion", "kind", "metadata", "cluster", "steps", "drain"}
+        if unknown:
+            raise ScenarioError(f"{where}: {sorted(unknown)[0]}: unknown field; "
+                                "allowed: metadata, cluster, steps, drain")
+        try:
+            cluster = ClusterSpec.from_dict(doc.get("cluster"), "cluster")
+        except (ValueError, KeyError) as err:
+            raise ScenarioError(f"{where}: {str(err).strip(chr(39))}") from None
+        steps = [_step(s, f"{where}: steps[{i}]") for i, s in enumerate(doc.get("steps") or [])]
+        drain = doc.get("drain", 30.0)
+        if isinstance(drain, bool) or not isinstance(drain, (int, float)) or drain < 0:
+            raise ScenarioError(f"{where}: drain: expected seconds >= 0; got {drain!r}")
+        name = (doc.get("metadata") or {}).get("name", "scenario")
+        manifests = []
+        for i, obj in enumerate(objects or [], start=1):
+            at = f"{origin}: document {i}"
+            if not isinstance(obj, Mapping) or obj.get("kind") not in KINDS:
+                kind = obj.get("kind") if isinstance(obj, Mapping) else obj
+                raise ScenarioError(f"{at}: kind: {kind!r} is not a kind kbench models; allowed: {', '.join(KINDS)}")
+            if not (obj.get("metadata") or {}).get("name"):
+                raise ScenarioError(f"{at}: metadata.name: required")
+            manifests.append(dict(obj))
+        return cls(str(name), cluster, steps, manifests, float(drain))
+
+    def to_dict(self) -> dict:
+        """The scenario document (for ``kbench scenario show``)."""
+        from dataclasses import fields
+
+        from kbench.cluster import _KEYS
+
+        names = {v: k for k, v in _KEYS.items()}
+        default = ClusterSpec()
+        cluster = {names[f.name]: getattr(self.cluster, f.name) for f in fields(ClusterSpec)
+                   if getattr(self.cluster, f.name) != getattr(default, f.name)}
+        return {"apiVersion": API_VERSION, "kind": "Scenario", "metadata": {"name": self.name},
+                "cluster": {k: dict(v) if isinstance(v, Mapping) else v for k, v in cluster.items()},
+                "steps": [{s.action: s.args} for s in self.steps], "drain": self.drain}
+
+    def run(self, progress: bool = True):
+        """Build the cluster, run every step; returns the :class:`kbench.metrics.slis.RunResult`."""
+        from kbench.scenarios.steps import run_scenario
+
+        return run_scenario(self, progress)
+
+
+def _step(raw, where: str) -> Step:
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        raise ScenarioError(f"{where}: expected one action mapping, e.g. {{wait: {{seconds: 10}}}}; "
+                            f"actions: {', '.join(STEPS)}")
+    (action, args), = raw.items()
+    if action not in STEPS:
+        raise ScenarioError(f"{where}: unknown action {action!r}; allowed: {', '.join(STEPS)}")
+    args = args or {}
+    if not isinstance(args, Mapping):
+        raise ScenarioError(f"{where}.{action}: expected a mapping of fields")
+    spec = STEPS[action]
+    for name, value in args.items():
+        if name not in spec:
+            raise ScenarioError(f"{where}.{action}.{name}: unknown field; allowed: {', '.join(spec)}")
+        kinds = spec[name][0]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ScenarioError(f"{where}.{action}.{name}: expected {_kind_name(kinds)}; got {value!r}")
+        if isinstance(value, (int, float)) and value < 0:
+            raise ScenarioError(f"{where}.{action}.{name}: expected a number >= 0; got {value!r}")
+    for name, (_, required, _help) in spec.items():
+        if required and name not in args:
+            raise ScenarioError(f"{where}.{action}.{name}: required ({_help})")
+    if action == "createPods" and ("count" in args) == ("perNode" in args):
+        raise ScenarioError(f"{where}.createPods: give exactly one of count and perNode")
+    if action == "stopNodes" and ("count" in args) == ("fraction" in args):
+        raise ScenarioError(f"{where}.stopNodes: give exactly one of count and fraction")
+    if action == "stopNodes" and args.get("fraction", 0) > 1:
+        raise ScenarioError(f"{where}.stopNodes.fraction: expected a share in [0, 1]; got {args['fraction']!r}")
+    if "behavior" in args:
+        try:
+            parse_behaviour(args["behavior"], f"{where}.{action}.behavior")
+        except ValueError as err:
+            raise ScenarioError(str(err)) from None
+    return Step(action, dict(args))
+
+
+def _kind_name(kinds) -> str:
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    names = {int: "an integer", float: "a number", str: "a string", dict: "a mapping"}
+    return " or ".join(names[k] for k in kinds)

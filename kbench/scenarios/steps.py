@@ -1,0 +1,230 @@
+"""Running a scenario: build the cluster, create its objects, run its steps in order on the engine, drain,
+and collect the SLIs. Requests are paced at each step's ``rate`` and sent without waiting for their
+answers, as ClusterLoader2's creators do; the driver's own client is not rate limited."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import time
+from collections.abc import Mapping
+
+import orjson
+from tqdm.auto import tqdm
+
+from kbench.apiserver.objects import KINDS
+from kbench.cluster import Cluster
+from kbench.metrics.slis import RunResult, collect
+from kbench.node.probes import ANNOTATION
+
+PAUSE_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"group": "density"}},
+             "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                                      "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}],
+                      "terminationGracePeriodSeconds": 1}}
+"""ClusterLoader2's density pod: the pause image with small requests (testing/density/pod.yaml shape)."""
+
+
+class Driver:
+    def __init__(self, cluster: Cluster, scenario) -> None:
+        self.cluster, self.scenario = cluster, scenario
+        self.engine, self.client = cluster.engine, cluster.admin
+        self.step = 0
+        self.errors: dict[str, int] = {}
+        self._outstanding = 0
+        self._answered = None
+
+    # -- requests -------------------------------------------------------------------------------------------
+    def _send(self, verb: str, resource: str, **kwargs) -> None:
+        """Send without waiting (:meth:`_settled` waits for every answer); API errors are counted by reason."""
+        def done(result, error, delay):
+            if error is not None:
+                self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
+            self._outstanding -= 1
+            if not self._outstanding and self._answered is not None:
+                self.engine.schedule(delay, self._answered.succeed)
+                self._answered = None
+
+        self._outstanding += 1
+        self.client.request(verb, resource, done, **kwargs)
+
+    def _settled(self):
+        """Process body: wait until every request sent so far has been answered (CL2 waits for its calls)."""
+        if self._outstanding:
+            self._answered = self.engine.event()
+            yield self._answered
+
+    def _call(self, verb: str, resource: str, **kwargs):
+        """Process body: the request's answer (None after counting an error)."""
+        box = {}
+        answered = self.engine.event()
+
+        def done(result, error, delay):
+            box["result"] = result
+            if error is not None:
+                self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
+            self.engine.schedule(delay, answered.succeed)
+
+        self.client.request(verb, resource, done, **kwargs)
+        yield answered
+        return box["result"]
+
+    def _namespace(self, ns: str):
+        """Create ``ns`` if needed and wait for its default ServiceAccount (pods need it)."""
+        caches = self.cluster.api.caches
+        if caches["namespaces"].get(ns) is None:
+            yield from self._call("create", "namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                                 "metadata": {"name": ns}})
+        while caches["serviceaccounts"].get(f"{ns}/default") is None:
+            yield 0.1
+
+    def _paced(self, count: int, rate: float, send) -> None:
+        for i in range(count):
+            send(i)
+            if rate > 0 and i + 1 < count:
+                yield 1.0 / rate
+        yield from self._settled()
+
+    # -- the run --------------------------------------------------------------------------------------------
+    def run(self):
+        for obj in self.scenario.objects:
+            res = KINDS[obj["kind"]]
+            if res.namespaced:
+                yield from self._namespace(obj["metadata"].get("namespace", "default"))
+            if res.name != "namespaces" or self.cluster.api.caches["namespaces"].get(obj["metadata"]["name"]) is None:
+                yield from self._call("create", res.name, body=obj)
+        for self.step, step in enumerate(self.scenario.steps):
+            yield from getattr(self, f"_{step.action}")(**step.args)
+        self.step = len(self.scenario.steps)
+
+    def _pod(self, template: Mapping | None, behavior: Mapping | None, ns: str, name: str) -> dict:
+        pod = orjson.loads(orjson.dumps(template or PAUSE_POD))
+        pod.setdefault("apiVersion", "v1")
+        pod["kind"] = "Pod"
+        meta = pod.setdefault("metadata", {})
+        meta.update(name=name, namespace=ns)
+        if behavior:
+            meta.setdefault("annotations", {})[ANNOTATION] = json.dumps(dict(behavior))
+        return pod
+
+    def _createPods(self, count: int | None = None, perNode: int | None = None, rate: float = 0,  # noqa: N803
+                    namespace: str = "default", template: Mapping | None = None, behavior: Mapping | None = None):
+        yield from self._namespace(namespace)
+        total = count if count is not None else perNode * self.cluster.spec.nodes
+        prefix = f"pod-{self.step}"
+        yield from self._paced(total, rate, lambda i: self._send(
+            "create", "pods", body=self._pod(template, behavior, namespace, f"{prefix}-{i}")))
+
+    def _createObjects(self, template: Mapping, count: int = 1, rate: float = 0, namespace: str | None = None):
+        kind = template.get("kind")
+        if kind not in KINDS:
+            raise ValueError(f"step {self.step}: createObjects.template.kind: {kind!r} is not modelled; "
+                             f"allowed: {', '.join(KINDS)}")
+        res = KINDS[kind]
+        ns = namespace or template.get("metadata", {}).get("namespace", "default")
+        if res.namespaced:
+            yield from self._namespace(ns)
+        name = template.get("metadata", {}).get("name", kind.lower())
+
+        blob = orjson.dumps(template)
+
+        def send(i: int) -> None:
+            obj = orjson.loads(blob.replace(b"{i}", str(i).encode()))  # '{i}' anywhere is the index
+            meta = obj.setdefault("metadata", {})
+            if "{i}" not in name and count > 1:
+                meta["name"] = f"{name}-{i}"
+            if res.namespaced:
+                meta["namespace"] = ns
+            self._send("create", res.name, body=obj)
+
+        yield from self._paced(count, rate, send)
+
+    def _deleteObjects(self, resource: str, namespace: str = "", count: int | None = None, rate: float = 0,
+                       labelSelector: Mapping | None = None):  # noqa: N803
+        if resource not in self.cluster.api.caches:
+            raise ValueError(f"step {self.step}: deleteObjects.resource: unknown {resource!r}; "
+                             f"allowed: {', '.join(sorted(self.cluster.api.caches))}")
+        listed = yield from self._call("list", resource, namespace=namespace,
+                                       label_selector={"matchLabels": dict(labelSelector)} if labelSelector else None)
+        items = [o for o in (listed or {}).get("items", []) if not o["metadata"].get("deletionTimestamp")]
+        items = items[:count] if count is not None else items
+        yield from self._paced(len(items), rate, lambda i: self._send(
+            "delete", resource, namespace=items[i]["metadata"].get("namespace", ""), name=items[i]["metadata"]["name"]))
+
+    def _churn(self, rate: float, duration: float, lifetime: float = 30.0, namespace: str = "default",
+               template: Mapping | None = None):
+        """Every 1/rate s a pod is created; each is deleted ``lifetime`` s after (about rate x lifetime live)."""
+        yield from self._namespace(namespace)
+        prefix = f"churn-{self.step}"
+        for i in range(int(rate * duration)):
+            name = f"{prefix}-{i}"
+            self._send("create", "pods", body=self._pod(template, None, namespace, name))
+            self.engine.schedule(lifetime, lambda _, n=name: self._send("delete", "pods", namespace=namespace, name=n))
+            yield 1.0 / rate
+
+    def _stopNodes(self, count: int | None = None, fraction: float | None = None,  # noqa: N803
+                   restartAfter: float | None = None):  # noqa: N803
+        kubelets = [k for k in self.cluster.kubelets if k.running]
+        n = count if count is not None else round(fraction * len(self.cluster.kubelets))
+        rng = self.cluster.streams.python(f"scenario/stopNodes/{self.step}")
+        chosen = rng.sample(kubelets, min(n, len(kubelets)))
+        for kubelet in chosen:
+            kubelet.stop()
+        if restartAfter is not None:
+            self.engine.schedule(restartAfter, lambda _: [k.restart() for k in chosen])
+        yield 0.0
+
+    def _rollingUpdate(self, deployment: str, image: str, namespace: str = "default"):
+        current = yield from self._call("get", "deployments", namespace=namespace, name=deployment)
+        if current is None:
+            raise ValueError(f"step {self.step}: rollingUpdate.deployment: {namespace}/{deployment} not found")
+        body = copy.deepcopy(dict(current))
+        for c in body["spec"]["template"]["spec"]["containers"]:
+            c["image"] = image
+        yield from self._call("update", "deployments", namespace=namespace, body=body)
+
+    def _scale(self, deployment: str, replicas: int, namespace: str = "default"):
+        yield from self._call("patch", "deployments", namespace=namespace, name=deployment,
+                              body={"spec": {"replicas": replicas}})
+
+    def _wait(self, seconds: float):
+        yield float(seconds)
+
+    def _waitForPods(self, timeout: float = 600.0, namespace: str | None = None):  # noqa: N803
+        deadline = self.engine.now + timeout
+        pending, caches = self.cluster.watcher.pending, self.cluster.api.caches
+
+        def scaling() -> bool:  # controllers still short of their replicas (WaitForControlledPodsRunning)
+            return any((namespace is None or key.startswith(f"{namespace}/")) and
+                       (obj.get("status") or {}).get("readyReplicas", 0) < obj["spec"].get("replicas", 1)
+                       for resource in ("deployments", "replicasets") for key, (obj, _, _) in
+                       caches[resource].objects.items())
+
+        while self.engine.now < deadline:
+            if not any(namespace is None or key.startswith(f"{namespace}/") for key in pending) and not scaling():
+                return
+            yield 1.0
+
+
+def run_scenario(scenario, progress: bool = True) -> RunResult:
+    """Build the scenario's cluster, run it, and collect its SLIs (``result.cluster`` keeps the cluster)."""
+    started = time.perf_counter()
+    cluster = Cluster(scenario.cluster)
+    begin = cluster.settle()
+    driver = Driver(cluster, scenario)
+    process = cluster.engine.process(driver.run(), name=f"scenario/{scenario.name}")
+    bar = tqdm(total=len(scenario.steps), desc=f"scenario {scenario.name}", unit="step", disable=not progress)
+    try:
+        while not process.processed:
+            cluster.engine.run(until=cluster.engine.now + 10.0)
+            bar.update(driver.step - bar.n)
+            bar.set_postfix(sim_s=f"{cluster.engine.now:.0f}")
+        if not process.ok:
+            raise process.value
+        cluster.engine.run(until=cluster.engine.now + scenario.drain)
+    finally:
+        bar.close()
+    result = collect(cluster, time.perf_counter() - started, begin)
+    result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
+    result.cluster = cluster
+    return result

@@ -1,0 +1,94 @@
+"""kube-scheduler as a cluster component: node and pod informers feed :class:`Scheduler`; binds go through the
+apiserver (``POST pods/<name>/binding``).
+
+As upstream's scheduler cache (pkg/scheduler/eventhandlers.go): unassigned pods of the default scheduler
+that are not terminal enter the queue; assigned pods are accounted on their node (the ones this scheduler
+assumed already are); terminal or deleted pods free their node; node additions and updates (taints,
+``unschedulable``, allocatable) are cluster events that move unschedulable pods. A failed binding forgets
+the assumed pod and queues it again (``handleBindingCycleError``). Unschedulable pods are not reported
+back as ``PodScheduled=False`` conditions or Events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kbench.api.core import Node, Pod
+from kbench.client import Client, Informer
+from kbench.profiles import Profile
+from kbench.scheduler.config import SchedulerConfig
+from kbench.scheduler.scheduler import Scheduler
+from kbench.scheduler.state import ClusterState
+from kbench.sim import Streams
+
+SCHEDULER_QPS, SCHEDULER_BURST = 50.0, 100
+"""KubeSchedulerConfiguration clientConnection defaults (pkg/scheduler/apis/config/v1/defaults.go)."""
+TERMINAL = ("Succeeded", "Failed")
+
+
+def _key(pod: Mapping) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
+class KubeScheduler:
+    def __init__(self, server, profile: Profile, streams: Streams, config: SchedulerConfig | None = None) -> None:
+        self.engine = server.engine
+        self.client = Client(server, "system:kube-scheduler", ("system:authenticated",), SCHEDULER_QPS,
+                             SCHEDULER_BURST)
+        self.state = ClusterState()
+        self.scheduler = Scheduler(self.engine, self.state, config, profile, streams, binder=self._bind)
+        self.nodes = Informer(self.client, "nodes")
+        self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated)
+        self.pods = Informer(self.client, "pods")
+        self.pods.add_handler(on_add=self._pod, on_update=lambda old, new: self._pod(new), on_delete=self._gone)
+        self.nodes.start()
+        self.pods.start()
+
+    @property
+    def stats(self):
+        return self.scheduler.stats
+
+    def _node_added(self, node: Mapping) -> None:
+        self.scheduler.add_nodes([Node.from_manifest(node)])
+
+    def _node_updated(self, old: Mapping, new: Mapping) -> None:
+        if old.get("spec") != new.get("spec") or old["status"].get("allocatable") != new["status"].get("allocatable"):
+            self.state.update_node(Node.from_manifest(new))
+            self.scheduler.queue.on_event("Node", "Update")
+
+    def _pod(self, pod: Mapping) -> None:
+        key, spec = _key(pod), pod["spec"]
+        if pod.get("status", {}).get("phase") in TERMINAL:
+            self._gone(pod)
+            return
+        if spec.get("nodeName"):
+            if key not in self.state.pods and spec["nodeName"] in self.state.index:
+                self.state.bind(Pod.from_manifest(pod), spec["nodeName"])
+        elif key not in self.state.pods and key not in self.scheduler.stats.pods and \
+                not pod["metadata"].get("deletionTimestamp") and \
+                spec.get("schedulerName", "default-scheduler") == "default-scheduler":
+            self.scheduler.add_pod(Pod.from_manifest(pod))
+
+    def _gone(self, pod: Mapping) -> None:
+        key = _key(pod)
+        if key in self.state.pods:  # frees its node
+            self.scheduler.delete_pod(key)
+        elif not pod["spec"].get("nodeName"):  # leaves the queue
+            self.scheduler.delete_pod(key)
+            self.scheduler.stats.pods.pop(key, None)
+
+    def _bind(self, pod: Pod, node: str):
+        done = self.engine.event()
+
+        def answer(result, error, delay):
+            if error is not None and pod.key in self.state.pods:
+                self.state.remove(pod.key)
+                self.scheduler.stats.pods.pop(pod.key, None)
+                current = self.pods.cache.get(pod.key)
+                if current is not None and not current["spec"].get("nodeName"):
+                    self._pod(current)
+            self.engine.schedule(delay, done.succeed)
+
+        self.client.request("create", "pods", answer, namespace=pod.namespace, name=pod.name, subresource="binding",
+                            body={"target": {"name": node}})
+        return done
