@@ -55,7 +55,69 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--source", default="10.0.0.2", help="trace: source IP (default 10.0.0.2, a pod)")
     proxy.add_argument("--destination", default=None, metavar="IP:PORT", help="trace: destination")
     proxy.add_argument("--protocol", default="TCP", help="trace: TCP (default), UDP or SCTP")
+    scenario = commands.add_parser(
+        "scenario", help="run a whole-cluster scenario (a YAML file or a built-in) and report its SLIs",
+        description="Run one scenario on the modelled cluster; print its SLIs against the SLOs and write them "
+                    "(slis.csv, pod_startup.parquet, ClusterLoader2 PerfData JSON) under OUT.")
+    scenario.add_argument("action", choices=("run", "show", "list"), help="run it, print its YAML, or list built-ins")
+    scenario.add_argument("scenario", nargs="?", help="a scenario YAML file or a built-in name")
+    scenario.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                          help="built-ins: a keyword argument, e.g. nodes=200 or pods_per_node=30 (repeatable)")
+    scenario.add_argument("--out", default=None, type=Path,
+                          help="write results here (default: results/scenario/<name>)")
+    scenario.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    import yaml
+
+    from kbench.metrics.perfdata import write_perfdata
+    from kbench.scenarios.library import SCENARIOS
+    from kbench.scenarios.spec import Scenario
+
+    if args.action == "list":
+        for name, build in SCENARIOS.items():
+            print(f"{name}: {build.__doc__.splitlines()[0]}")
+        return 0
+    if not args.scenario:
+        raise ValueError("scenario: give a YAML file or one of " + ", ".join(SCENARIOS))
+    if args.scenario in SCENARIOS:
+        kwargs = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set {item!r}: expected NAME=VALUE")
+            kwargs[key.strip()] = yaml.safe_load(value)
+        try:
+            sc = SCENARIOS[args.scenario](**kwargs)
+        except TypeError as err:
+            raise ValueError(f"--set: {err}") from None
+    elif Path(args.scenario).exists():
+        if args.set:
+            raise ValueError("--set applies to built-in scenarios; edit the YAML file instead")
+        sc = Scenario.from_yaml(args.scenario)
+    else:
+        raise ValueError(f"scenario {args.scenario!r}: no such file or built-in; built-ins: {', '.join(SCENARIOS)}")
+    if args.action == "show":
+        print(yaml.safe_dump(sc.to_dict(), sort_keys=False), end="")
+        return 0
+    result = sc.run(progress=not args.no_progress)
+    out = args.out or Path("results") / "scenario" / sc.name
+    out.mkdir(parents=True, exist_ok=True)
+    result.slis.to_csv(out / "slis.csv", index=False)
+    result.pod_startup.to_parquet(out / "pod_startup.parquet", index=False)
+    files = write_perfdata(result.slis, out)
+    shown = result.slis[result.slis["sli"] != "APIResponsiveness"]
+    api = result.slis[result.slis["sli"] == "APIResponsiveness"].sort_values("p99", ascending=False).head(5)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.4g}".format):
+        print(pd.concat([shown, api])[["sli", "metric", "verb", "resource", "scope", "count", "p50", "p90", "p99",
+                                       "unit", "threshold", "passed"]].to_string(index=False))
+    verdict = "every SLO met" if result.passed else "SLOs broken: " + ", ".join(result.failing())
+    print(f"\n{sc.name}: {result.sim_seconds:,.0f} simulated s in {result.wall_seconds:,.1f} wall s "
+          f"({result.events:,} events); {verdict}")
+    print(f"results: {out / 'slis.csv'}, {len(files)} PerfData files")
+    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -104,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "proxy":
             return _proxy(args)
+        if args.command == "scenario":
+            return _scenario(args)
     except (ValueError, OSError) as err:
         print(f"kbench: error: {err}", file=sys.stderr)
         return 2

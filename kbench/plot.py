@@ -41,10 +41,11 @@ def varying(df: pd.DataFrame, params: Sequence[str], exclude: Sequence[str] = ()
 
 def lines(df: pd.DataFrame, x: str, metrics: Sequence[tuple[str, str, str]], params: Sequence[str], *,
           title: str, xlabel: str, ylabel: str, facet: str | None = None, logx: bool = True,
-          logy: bool = False) -> plt.Figure:
+          logy: bool = False, slo: tuple[float, str] | None = None) -> plt.Figure:
     """One line per combination of the varying parameters, per metric, against ``x``.
 
-    ``metrics`` are ``(column, label, linestyle)``; ``facet`` splits panels by a parameter.
+    ``metrics`` are ``(column, label, linestyle)``; ``facet`` splits panels by a parameter; ``slo`` draws a
+    threshold line ``(value, label)``.
     """
     panels = sorted(df[facet].unique()) if facet else [None]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True, dpi=110)
@@ -61,6 +62,8 @@ def lines(df: pd.DataFrame, x: str, metrics: Sequence[tuple[str, str, str]], par
                 legend = " ".join(part for part in (label, name) if part) or column
                 ax.plot(group[x], group[column], line, marker="o", ms=3.5, color=colors[i % len(colors)],
                         label=legend)
+        if slo is not None:
+            ax.axhline(slo[0], color="crimson", lw=1.2, ls=":", label=slo[1])
         ax.set_xlabel(xlabel)
         ax.set_title(f"{facet}={panel}" if facet else title)
         if logx:

@@ -31,3 +31,30 @@ def test_bad_parameters_exit_2_with_the_valid_choices(tmp_path, capsys):
     assert main(["sweep", "etcd", "--jobs", "0", "--out", str(tmp_path)]) == 2
     assert "jobs must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "etcd").exists()
+
+
+def test_scenario_run_writes_slis_and_perfdata(tmp_path, capsys):
+    code = main(["scenario", "run", "density", "--set", "nodes=5", "--set", "pods_per_node=2", "--out",
+                 str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "every SLO met" in out and "pod_startup" in out
+    assert (tmp_path / "slis.csv").exists() and (tmp_path / "pod_startup.parquet").exists()
+    assert (tmp_path / "PodStartupLatency_PodStartupLatency.json").exists()
+
+
+def test_scenario_show_and_list(capsys):
+    assert main(["scenario", "list"]) == 0
+    assert "node-failure:" in capsys.readouterr().out
+    assert main(["scenario", "show", "job-waves", "--set", "waves=1"]) == 0
+    assert "kind: Job" in capsys.readouterr().out
+
+
+def test_scenario_bad_input_exits_2(tmp_path, capsys):
+    assert main(["scenario", "run", "no-such-thing"]) == 2
+    assert "built-ins: density, load" in capsys.readouterr().err
+    assert main(["scenario", "run", "density", "--set", "nodez=3"]) == 2
+    assert "unexpected keyword argument 'nodez'" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: kbench.io/v1\nkind: Scenario\nsteps: [{wait: {seconds: -1}}]\n")
+    assert main(["scenario", "run", str(bad)]) == 2
+    assert f"{bad}: document 0: steps[0].wait.seconds: expected a number >= 0" in capsys.readouterr().err

@@ -101,12 +101,13 @@ def load_balancers(nodes: int = 20, services: int = 10, replicas: int = 5, **clu
         {"createObjects": {"template": _service("lb-{i}", "lb-app", "LoadBalancer"), "count": services, "rate": 2,
                            "namespace": "lb"}},
         {"waitForPods": {"namespace": "lb"}},
-        {"wait": {"seconds": 60}}], nodes=nodes, **cluster)
+        {"waitForLoadBalancers": {"namespace": "lb"}}], nodes=nodes, **cluster)
 
 
 def probe_storm(nodes: int = 20, pods_per_node: int = 10, fails_after: float = 30.0, **cluster) -> Scenario:
-    """Every pod's liveness probe starts failing ``fails_after`` s in: restarts, CrashLoopBackOff, readiness
-    flapping through the EndpointSlices to every kube-proxy."""
+    """Liveness probes of every pod fail from ``fails_after`` s: restarts, CrashLoopBackOff, endpoint churn.
+
+    Readiness flaps through the EndpointSlices to every kube-proxy."""
     template = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"app": "storm"}},
                 "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
                     "name": "app", "image": "registry.k8s.io/pause:3.10",

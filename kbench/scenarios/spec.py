@@ -57,6 +57,8 @@ STEPS: dict[str, dict[str, tuple]] = {
     "scale": {"deployment": (str, True, "Deployment name"), "namespace": (str, False, "namespace"),
               "replicas": (int, True, "replicas")},
     "wait": {"seconds": ((int, float), True, "simulated seconds")},
+    "waitForLoadBalancers": {"timeout": ((int, float), False, "give up after (default 1800 s)"),
+                             "namespace": (str, False, "only this namespace")},
     "waitForPods": {"timeout": ((int, float), False, "give up after (default 600 s)"),
                     "namespace": (str, False, "only this namespace")},
 }

@@ -5,7 +5,6 @@ answers, as ClusterLoader2's creators do; the driver's own client is not rate li
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import time
 from collections.abc import Mapping
@@ -93,7 +92,8 @@ class Driver:
                 yield from self._namespace(obj["metadata"].get("namespace", "default"))
             if res.name != "namespaces" or self.cluster.api.caches["namespaces"].get(obj["metadata"]["name"]) is None:
                 yield from self._call("create", res.name, body=obj)
-        for self.step, step in enumerate(self.scenario.steps):
+        for i, step in enumerate(self.scenario.steps):
+            self.step = i
             yield from getattr(self, f"_{step.action}")(**step.args)
         self.step = len(self.scenario.steps)
 
@@ -107,7 +107,7 @@ class Driver:
             meta.setdefault("annotations", {})[ANNOTATION] = json.dumps(dict(behavior))
         return pod
 
-    def _createPods(self, count: int | None = None, perNode: int | None = None, rate: float = 0,  # noqa: N803
+    def _createPods(self, count: int | None = None, perNode: int | None = None, rate: float = 0,
                     namespace: str = "default", template: Mapping | None = None, behavior: Mapping | None = None):
         yield from self._namespace(namespace)
         total = count if count is not None else perNode * self.cluster.spec.nodes
@@ -140,7 +140,7 @@ class Driver:
         yield from self._paced(count, rate, send)
 
     def _deleteObjects(self, resource: str, namespace: str = "", count: int | None = None, rate: float = 0,
-                       labelSelector: Mapping | None = None):  # noqa: N803
+                       labelSelector: Mapping | None = None):
         if resource not in self.cluster.api.caches:
             raise ValueError(f"step {self.step}: deleteObjects.resource: unknown {resource!r}; "
                              f"allowed: {', '.join(sorted(self.cluster.api.caches))}")
@@ -162,8 +162,8 @@ class Driver:
             self.engine.schedule(lifetime, lambda _, n=name: self._send("delete", "pods", namespace=namespace, name=n))
             yield 1.0 / rate
 
-    def _stopNodes(self, count: int | None = None, fraction: float | None = None,  # noqa: N803
-                   restartAfter: float | None = None):  # noqa: N803
+    def _stopNodes(self, count: int | None = None, fraction: float | None = None,
+                   restartAfter: float | None = None):
         kubelets = [k for k in self.cluster.kubelets if k.running]
         n = count if count is not None else round(fraction * len(self.cluster.kubelets))
         rng = self.cluster.streams.python(f"scenario/stopNodes/{self.step}")
@@ -190,7 +190,7 @@ class Driver:
     def _wait(self, seconds: float):
         yield float(seconds)
 
-    def _waitForPods(self, timeout: float = 600.0, namespace: str | None = None):  # noqa: N803
+    def _waitForPods(self, timeout: float = 600.0, namespace: str | None = None):
         deadline = self.engine.now + timeout
         pending, caches = self.cluster.watcher.pending, self.cluster.api.caches
 
@@ -202,6 +202,18 @@ class Driver:
 
         while self.engine.now < deadline:
             if not any(namespace is None or key.startswith(f"{namespace}/") for key in pending) and not scaling():
+                return
+            yield 1.0
+
+
+    def _waitForLoadBalancers(self, timeout: float = 1800.0, namespace: str | None = None):
+        """Until every LoadBalancer Service has an ingress address (the cloud has provisioned it)."""
+        deadline = self.engine.now + timeout
+        services = self.cluster.api.caches["services"].objects
+        while self.engine.now < deadline:
+            if all(((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+                   for o, _, _ in services.values() if o["spec"].get("type") == "LoadBalancer"
+                   and (namespace is None or o["metadata"]["namespace"] == namespace)):
                 return
             yield 1.0
 

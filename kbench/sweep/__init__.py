@@ -8,7 +8,8 @@ from pathlib import Path
 
 from kbench.sweep.grid import Param, Sweep
 
-_REGISTRY = {"etcd": "kbench.sweep.etcd", "proxy": "kbench.sweep.proxy", "scheduler": "kbench.sweep.scheduler"}
+_REGISTRY = {"cluster": "kbench.sweep.cluster", "etcd": "kbench.sweep.etcd", "proxy": "kbench.sweep.proxy",
+             "scheduler": "kbench.sweep.scheduler"}
 
 
 def sweep_names() -> list[str]:

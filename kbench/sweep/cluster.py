@@ -1,0 +1,134 @@
+"""The ``cluster`` sweep: ClusterLoader2's density scenario on the whole modelled cluster, over cluster size,
+pods per node and pod creation rate, with a few Deployments behind Services for network programming latency.
+
+Each point runs :func:`kbench.scenarios.library.density` plus ``services`` Deployment + Service pairs and
+reports every SLI (``sim_*``: PodStartupLatency phases, APIResponsiveness p99 per scope,
+SchedulingThroughput, NetworkProgrammingLatency, etcd write latency, whether every SLO held) and kbench's
+own speed (``wall_*``: seconds, engine events per second, simulated seconds per wall second). ``degrade``
+runs the point on a degraded control plane, to see which SLI breaks first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from kbench import plot
+from kbench.metrics.slis import API_SLO, NETWORK_PROGRAMMING_SLO, POD_STARTUP_SLO
+from kbench.profiles import available
+from kbench.scenarios.library import _deployment, _service, density
+from kbench.scenarios.spec import _step
+from kbench.sweep.grid import Param, Sweep
+
+DEGRADE = {"none": {}, "etcd-fsync-50ms": {"profileOverrides": {"etcd.wal_fsync.median": 0.05,
+                                                                 "etcd.wal_fsync.p99": 0.2}},
+           "one-apiserver": {"apiservers": 1}}
+
+PARAMS = (
+    Param("nodes", int, "nodes in the cluster", minimum=1, maximum=20_000),
+    Param("pods_per_node", int, "density pods per node", minimum=0, maximum=110),
+    Param("churn", float, "pods created per second", minimum=0.1, maximum=10_000),
+    Param("services", int, "Deployments (5 replicas) behind a Service each, after the density pods",
+          minimum=0, maximum=10_000),
+    Param("proxy_nodes", int, "nodes running kube-proxy (0: every node)", minimum=0, maximum=20_000),
+    Param("degrade", str, "control-plane degradation", choices=tuple(DEGRADE)),
+    Param("profile", str, "calibration profile in data/profiles", choices=tuple(available())),
+)
+
+PRESETS = {
+    "quick": {"nodes": [100, 200, 400], "pods_per_node": [10], "churn": [50.0], "services": [5],
+              "proxy_nodes": [25], "degrade": ["none"], "profile": ["default"]},
+    "calibration": {"nodes": [500], "pods_per_node": [30], "churn": [20.0], "services": [10], "proxy_nodes": [50],
+                    "degrade": list(DEGRADE), "profile": ["default"]},
+    "full": {"nodes": [100, 500, 1000, 2000, 5000], "pods_per_node": [30], "churn": [20.0], "services": [20],
+             "proxy_nodes": [100], "degrade": ["none"], "profile": ["default"]},
+}
+
+
+def scenario(params: dict, seed: int):
+    """The point's scenario (density, then the Deployments and Services)."""
+    cluster = {"seed": seed, "profile": params["profile"], **DEGRADE[params["degrade"]]}
+    cluster.setdefault("profileOverrides", {})
+    if params["proxy_nodes"]:
+        cluster["kubeProxy"] = {"mode": "iptables", "nodes": params["proxy_nodes"]}
+    from kbench.cluster import _KEYS
+
+    sc = density(params["nodes"], params["pods_per_node"], params["churn"],
+                 **{_KEYS[k]: v for k, v in cluster.items()})
+    if params["services"]:
+        extra = [{"createObjects": {"template": _deployment("app-{i}", 5), "count": params["services"],
+                                    "rate": 10, "namespace": "load"}},
+                 {"createObjects": {"template": _service("svc-{i}", "app-{i}"), "count": params["services"],
+                                    "rate": 10, "namespace": "load"}},
+                 {"waitForPods": {"namespace": "load", "timeout": 600}}]
+        sc.steps += [_step(s, f"cluster sweep: steps[{len(sc.steps) + i}]") for i, s in enumerate(extra)]
+    return sc
+
+
+def run_point(params: dict, seed: int) -> dict:
+    result = scenario(params, seed).run(progress=False)
+    return result.summary()
+
+
+def plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    names = [p.name for p in PARAMS]
+    figures = [
+        ("cluster_pod_startup", [("sim_pod_startup_p50_s", "p50", "--"), ("sim_pod_startup_p90_s", "p90", "-."),
+                                 ("sim_pod_startup_p99_s", "p99", "-")],
+         "PodStartupLatency (image pulls excluded) vs cluster size", "seconds (simulated)",
+         (POD_STARTUP_SLO, "SLO p99 5 s"), True),
+        ("cluster_api", [(f"sim_api_{scope}_p99_max_s", f"{scope} p99 (worst verb/resource)", line)
+                         for scope, line in zip(API_SLO, ("-", "--", "-."))],
+         "APIResponsiveness: worst p99 per scope vs cluster size", "seconds (simulated)",
+         (API_SLO["resource"], "SLO resource scope 1 s"), True),
+        ("cluster_scheduling_throughput", [("sim_scheduling_throughput_p50", "p50", "--"),
+                                           ("sim_scheduling_throughput_max", "max", "-")],
+         "SchedulingThroughput (5 s windows) vs cluster size", "pods per simulated second", None, False),
+        ("cluster_network_programming", [("sim_npl_p50_s", "p50", "--"), ("sim_npl_p99_s", "p99", "-")],
+         "NetworkProgrammingLatency vs cluster size", "seconds (simulated)",
+         (NETWORK_PROGRAMMING_SLO, "SLO p99 30 s"), True),
+        ("cluster_etcd", [("sim_etcd_write_p50_s", "p50", "--"), ("sim_etcd_write_p99_s", "p99", "-")],
+         "etcd write latency seen by kube-apiserver vs cluster size", "seconds (simulated)", None, True),
+        ("cluster_wall", [("wall_sim_seconds_per_s", "simulated s per wall s", "-")],
+         "kbench speed on this machine (measured)", "simulated seconds per wall second", None, True),
+    ]
+    files = []
+    for stem, metrics, title, ylabel, slo, logy in figures:
+        files += plot.save(plot.lines(df, "nodes", metrics, names, title=title, xlabel="nodes", ylabel=ylabel,
+                                      logy=logy, slo=slo), out_dir, stem)
+    return files
+
+
+def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """ClusterLoader2-style PerfData: the SLIs of every point, labelled with the point's parameters."""
+    items = []
+    for row in df.to_dict("records"):
+        labels = {p.name: str(row[p.name]) for p in PARAMS}
+        for phase in ("create_to_schedule", "schedule_to_run", "run_to_watch", "pod_startup"):
+            items.append({"data": {f"Perc{q}": row[f"sim_{phase}_p{q}_s"] * 1e3 for q in (50, 90, 99)},
+                          "unit": "ms", "labels": {"Metric": phase, "Measurement": "PodStartupLatency", **labels}})
+        items.append({"data": {"Perc50": row["sim_npl_p50_s"] * 1e3, "Perc99": row["sim_npl_p99_s"] * 1e3},
+                      "unit": "ms", "labels": {"Metric": "NetworkProgrammingLatency", **labels}})
+        items.append({"data": {"Perc50": row["sim_scheduling_throughput_p50"],
+                               "Perc99": row["sim_scheduling_throughput_p99"],
+                               "Max": row["sim_scheduling_throughput_max"]},
+                      "unit": "pods/s", "labels": {"Metric": "SchedulingThroughput", **labels}})
+    path = Path(out_dir) / "cluster_perfdata.json"
+    path.write_text(json.dumps({"version": "v1", "dataItems": items}, indent=2, default=float))
+    return [path]
+
+
+SWEEP = Sweep(
+    name="cluster",
+    description="whole cluster, ClusterLoader2 density: every SLI vs cluster size (simulated), kbench speed",
+    params=PARAMS,
+    presets=PRESETS,
+    run_point=run_point,
+    plot=plots,
+    export=export,
+    summary=("nodes", "pods_per_node", "churn", "degrade", "sim_pod_startup_p99_s", "sim_api_resource_p99_max_s",
+             "sim_scheduling_throughput_max", "sim_npl_p99_s", "sim_slo_passed", "wall_seconds",
+             "wall_sim_seconds_per_s"),
+)

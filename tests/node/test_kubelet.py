@@ -1,0 +1,219 @@
+"""The kubelet in virtual time: CRI order, image pulls, probes, restarts, termination, admission."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kbench.node.kubelet import PLEG_RELIST_PERIOD, Kubelet
+from kbench.node.runtime import RuntimeModel
+from kbench.profiles import load_profile
+from tests.controlplane.helpers import Plane
+
+SANDBOX, CREATE, START = 0.2, 0.03, 0.05
+
+
+class Node:
+    """One kubelet on a small control plane, with constant CRI timings."""
+
+    def __init__(self, images=None, cpu="4", **kubelet):
+        self.plane = Plane()
+        profile = load_profile().override({"runtime.containerd.sandbox_create": SANDBOX,
+                                           "runtime.containerd.container_create": CREATE,
+                                           "runtime.containerd.container_start": START})
+        self.runtime = RuntimeModel(self.plane.engine, "containerd", profile, np.random.default_rng(0), images)
+        self.model = self.runtime
+        self.kubelet = Kubelet(self.plane.api, "node-0", self.runtime, cpu=cpu, **kubelet)
+        self.plane.run(1.0)
+
+    def pod(self, name, containers, behavior=None, **spec):
+        meta = {"name": name, "namespace": "default"}
+        if behavior is not None:
+            meta["annotations"] = {"kbench.io/behavior": json.dumps(behavior)}
+        self.plane.ok("create", "pods", body={"metadata": meta, "spec": {"containers": containers, **spec}})
+        self.plane.ok("create", "pods", name=name, namespace="default", subresource="binding",
+                      body={"target": {"name": "node-0"}})
+        return self.plane.engine.now
+
+    def status(self, name):
+        return self.plane.ok("get", "pods", namespace="default", name=name).get("status", {})
+
+    def worker(self, name):
+        return self.kubelet.workers[f"default/{name}"]
+
+    def until(self, t):
+        self.plane.run(t)
+
+
+def ready(status) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+
+
+def app(name="app", image="registry.k8s.io/pause:3.10", **extra):
+    return {"name": name, "image": image, **extra}
+
+
+def test_pod_starts_in_cri_order_and_reports_running_after_the_pleg_relist():
+    node = Node()
+    t0 = node.pod("a", [app()])
+    node.until(t0 + 5)
+    status, w = node.status("a"), node.worker("a")
+    assert status["phase"] == "Running" and ready(status) and status["podIP"].startswith("10.")
+    c = w.containers[0]
+    # RunPodSandbox, then (image present: no pull) CreateContainer, StartContainer
+    assert c.started_at - w.started == pytest.approx(SANDBOX + CREATE + START)
+    assert w.pull_seconds == 0
+    assert status["containerStatuses"][0]["state"]["running"]
+    assert status["conditions"][1] == {"type": "Initialized", "status": "True"}
+
+
+def test_image_pulls_are_serialized_and_shared_layers_pulled_once():
+    images = {"app:1": {"layers": [{"digest": "sha256:base", "size": "100M"}, {"digest": "sha256:a", "size": "50M"}]},
+              "app:2": {"layers": [{"digest": "sha256:base", "size": "100M"}, {"digest": "sha256:b", "size": "50M"}]}}
+    node = Node(images)
+    node.pod("one", [app(image="app:1")])
+    node.pod("two", [app(image="app:2")])
+    node.until(30)
+    rt = node.model
+    one, two = node.worker("one"), node.worker("two")
+    per_byte = 1 / rt.pull_bandwidth + rt.unpack_per_byte
+    assert one.pull_seconds == pytest.approx(rt.pull_overhead + 150e6 * per_byte, rel=1e-6)
+    # the second pod's pull waits for the first (serializeImagePulls) and fetches only its own layer
+    assert two.pull_seconds > rt.pull_overhead + 50e6 * per_byte + 0.5 * one.pull_seconds
+    assert node.kubelet.runtime.pulled_bytes == 200_000_000
+
+
+def test_pull_policy_never_without_the_image_waits_with_err_image_never_pull():
+    node = Node()
+    node.pod("a", [app(image="missing:1", imagePullPolicy="Never")])
+    node.until(10)
+    state = node.status("a")["containerStatuses"][0]["state"]
+    assert state == {"waiting": {"reason": "ErrImageNeverPull"}}
+
+
+def test_latest_tag_is_pulled_every_time_by_default():
+    node = Node({"app:latest": {"size": "10M"}})
+    node.pod("a", [app(image="app:latest")])
+    node.until(10)
+    node.pod("b", [app(image="app:latest")])
+    node.until(20)
+    assert node.worker("b").pull_seconds == pytest.approx(node.model.pull_overhead)  # layers cached, manifest checked
+
+
+def test_readiness_probe_sets_ready_at_its_tick():
+    node = Node()
+    probe = {"periodSeconds": 4, "initialDelaySeconds": 2, "successThreshold": 2}
+    node.pod("a", [app(readinessProbe=probe)], behavior={"readyAfter": 5})
+    node.until(3)
+    c = node.worker("a").containers[0]
+    start = c.started_at
+    # ticks at start + 0, 4, 8, 12 (the first counted is 4 >= initialDelaySeconds): 8 is the first passing
+    # (>= readyAfter 5), 12 the second in a row (successThreshold 2)
+    node.until(start + 11.9)
+    assert not c.ready and not ready(node.status("a"))
+    node.until(start + 12.1)
+    assert c.ready and ready(node.status("a"))
+
+
+def test_liveness_failure_restarts_with_crashloop_backoff():
+    node = Node()
+    probe = {"periodSeconds": 1, "failureThreshold": 1}
+    node.pod("a", [app(livenessProbe=probe)], behavior={"livenessFailsAfter": 1})
+    starts, last = [], None
+    while node.plane.engine.now < 400:
+        node.until(node.plane.engine.now + 0.05)
+        c = node.worker("a").containers[0]
+        if c.started_at != last:
+            starts.append(c.started_at)
+            last = c.started_at
+    gaps = np.diff(starts)
+    # each run lives 1 s (probe) + the kill; then the restart delay: 0, 10, 20, 40, 80, 160, 300 (capped)
+    run = 1 + node.model.container_stop + CREATE + START
+    delays = gaps - run
+    assert list(delays[:6]) == pytest.approx([0, 10, 20, 40, 80, 160], abs=0.01)
+    assert node.status("a")["containerStatuses"][0]["restartCount"] == len(starts) - 1
+
+
+def test_backoff_caps_at_five_minutes():
+    node = Node()
+    node.pod("a", [app()], behavior={"exitAfter": 1, "exitCode": 1})
+    node.until(3000)
+    c = node.worker("a").containers[0]
+    assert c.backoff == 300.0
+
+
+@pytest.mark.parametrize("policy, code, phase, restarts", [
+    ("Never", 1, "Failed", 0), ("Never", 0, "Succeeded", 0), ("OnFailure", 0, "Succeeded", 0),
+    ("OnFailure", 3, "Running", 2), ("Always", 0, "Running", 2)])
+def test_restart_policy(policy, code, phase, restarts):
+    node = Node()
+    node.pod("a", [app()], behavior={"exitAfter": 2, "exitCode": code}, restartPolicy=policy)
+    node.until(20)
+    status = node.status("a")
+    assert status["phase"] == phase
+    assert status["containerStatuses"][0]["restartCount"] == restarts
+
+
+def test_init_containers_run_in_order_before_the_containers():
+    node = Node()
+    node.pod("a", [app()], behavior={"containers": {"init-1": {"exitAfter": 3}, "init-2": {"exitAfter": 2}}},
+             initContainers=[app("init-1"), app("init-2")])
+    node.until(3)
+    assert node.status("a")["conditions"][1] == {"type": "Initialized", "status": "False"}
+    node.until(12)
+    w = node.worker("a")
+    first, second = w.init
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert second.started_at >= first.started_at + 3
+    assert w.containers[0].started_at >= second.started_at + 2
+    assert w.initialized and node.status("a")["phase"] == "Running"
+
+
+def test_graceful_deletion_waits_for_stop_then_deletes_with_grace_zero():
+    node = Node()
+    node.pod("a", [app()], behavior={"stopAfter": 4}, terminationGracePeriodSeconds=30)
+    node.until(5)
+    deleted = node.plane.engine.now
+    node.plane.ok("delete", "pods", namespace="default", name="a")
+    node.until(deleted + 3)
+    assert node.plane.call("get", "pods", namespace="default", name="a")[1] is None  # still terminating
+    node.until(deleted + 8)
+    assert node.plane.call("get", "pods", namespace="default", name="a")[1].code == 404
+
+
+def test_grace_period_caps_a_slow_stop_with_sigkill():
+    node = Node()
+    node.pod("a", [app()], behavior={"stopAfter": 60}, terminationGracePeriodSeconds=2)
+    node.until(5)
+    node.plane.ok("delete", "pods", namespace="default", name="a")
+    w = node.worker("a")
+    node.until(6.5)
+    assert w.containers[0].state == "running"
+    node.until(9)
+    assert w.containers[0].exit_code == 137
+    node.until(12)
+    assert node.plane.call("get", "pods", namespace="default", name="a")[1].code == 404
+
+
+def test_admission_rejects_a_pod_that_does_not_fit_allocatable():
+    node = Node(cpu="1")
+    node.pod("big", [app(resources={"requests": {"cpu": "600m"}})])
+    node.pod("bigger", [app(resources={"requests": {"cpu": "600m"}})])
+    node.until(5)
+    assert node.status("big")["phase"] == "Running"
+    assert node.status("bigger")["phase"] == "Failed" and node.status("bigger")["reason"] == "OutOfcpu"
+    assert node.kubelet.rejected == 1
+
+
+def test_stopped_kubelet_sends_nothing_until_restarted():
+    node = Node()
+    node.pod("a", [app()], behavior={"exitAfter": 10, "exitCode": 0}, restartPolicy="Never")
+    node.until(3)
+    node.kubelet.stop()
+    node.until(20)
+    assert node.status("a")["phase"] == "Running"  # the exit happened, but nobody reported it
+    node.kubelet.restart()
+    node.until(21 + PLEG_RELIST_PERIOD)
+    assert node.status("a")["phase"] == "Succeeded"

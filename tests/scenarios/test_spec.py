@@ -1,0 +1,55 @@
+"""Scenario files: the shipped examples load, bad files are refused with the file, document and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kbench.scenarios.spec import Scenario, ScenarioError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "cluster"
+HEAD = "apiVersion: kbench.io/v1\nkind: Scenario\nmetadata: {name: t}\n"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_examples_load(path):
+    sc = Scenario.from_yaml(path)
+    assert sc.steps and sc.cluster.nodes >= 1
+    assert Scenario.from_dict(sc.to_dict(), "round trip").steps == sc.steps
+
+
+@pytest.mark.parametrize("body, message", [
+    ("", "empty file"),
+    ("apiVersion: v1\nkind: Pod\n", "document 0: apiVersion/kind: expected kbench.io/v1 Scenario"),
+    (HEAD + "stepz: []\n", "document 0: stepz: unknown field"),
+    (HEAD + "cluster: {nodes: 0}\n", r"document 0: cluster.nodes: 0 is not allowed; expected an integer >= 1"),
+    (HEAD + "cluster: {node: 3}\n", "document 0: cluster.node: unknown field; allowed: nodes"),
+    (HEAD + "cluster: {runtime: docker}\n",
+     "cluster.runtime: 'docker' is not allowed; expected one of containerd, crio"),
+    (HEAD + "cluster: {kubeProxy: {mode: userspace}}\n", "cluster.kubeProxy: .* expected {mode: iptables | ipvs"),
+    (HEAD + "cluster: {profileOverrides: {etcd.nope: 1}}\n", "override 'etcd.nope'"),
+    (HEAD + "steps: [{createPods: {perNode: 3, rate: -1}}]\n", r"steps\[0\].createPods.rate: expected a number >= 0"),
+    (HEAD + "steps: [{createPods: {rate: 1}}]\n", r"steps\[0\].createPods: give exactly one of count and perNode"),
+    (HEAD + "steps: [{wait: {secs: 1}}]\n", r"steps\[0\].wait.secs: unknown field; allowed: seconds"),
+    (HEAD + "steps: [{wait: {}}]\n", r"steps\[0\].wait.seconds: required"),
+    (HEAD + "steps: [{fly: {}}]\n", r"steps\[0\]: unknown action 'fly'; allowed: createPods"),
+    (HEAD + "steps: [{wait: {seconds: 1}, scale: {}}]\n", r"steps\[0\]: expected one action mapping"),
+    (HEAD + "steps: [{createPods: {count: 1, behavior: {readyAftr: 1}}}]\n",
+     r"steps\[0\].createPods.behavior: unknown field 'readyAftr'"),
+    (HEAD + "steps: [{stopNodes: {fraction: 2}}]\n", r"stopNodes.fraction: expected a share in \[0, 1\]"),
+    (HEAD + "---\napiVersion: v1\nkind: Widget\nmetadata: {name: w}\n", "document 1: kind: 'Widget' is not a kind"),
+    (HEAD + "---\napiVersion: v1\nkind: Service\nmetadata: {}\n", "document 1: metadata.name: required"),
+    (HEAD + "steps: [\n", "not valid YAML"),
+])
+def test_bad_scenario_names_file_document_and_field(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ScenarioError, match=message) as err:
+        Scenario.from_yaml(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ScenarioError, match="nope.yaml: cannot read"):
+        Scenario.from_yaml(tmp_path / "nope.yaml")
