@@ -34,8 +34,8 @@ def test_grid_is_the_product_of_the_preset_with_overrides():
 
 
 def test_bad_sweep_inputs_list_what_is_valid():
-    assert sweep_names() == ["etcd", "proxy", "scheduler"]
-    with pytest.raises(ValueError, match="unknown sweep .x.; valid: etcd, proxy, scheduler"):
+    assert sweep_names() == ["cluster", "etcd", "proxy", "scheduler"]
+    with pytest.raises(ValueError, match="unknown sweep .x.; valid: cluster, etcd, proxy, scheduler"):
         get_sweep("x")
     sweep = get_sweep("etcd")
     with pytest.raises(ValueError, match="no parameter 'size'; valid: keys, value_size"):
