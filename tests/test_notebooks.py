@@ -14,6 +14,8 @@ SMALL = {
     "02_scheduler_scaling.ipynb": {"workloads": ["SchedulingBasic", "TopologySpreading"], "nodes": [100, 300],
                                    "pods": 500, "jobs": 1},
     "03_kube_proxy_modes.ipynb": {"services": [100, 400], "endpoints": [3], "churn": 5.0, "jobs": 1},
+    "04_cluster_scaling.ipynb": {"nodes": [10, 20], "pods_per_node": [2], "services": 2, "proxy_nodes": 0,
+                                 "degrade_nodes": 20, "jobs": 1},
 }
 
 

@@ -5,6 +5,7 @@ answers, as ClusterLoader2's creators do; the driver's own client is not rate li
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import time
 from collections.abc import Mapping
@@ -223,6 +224,8 @@ def run_scenario(scenario, progress: bool = True) -> RunResult:
     started = time.perf_counter()
     cluster = Cluster(scenario.cluster)
     begin = cluster.settle()
+    gc.collect()
+    gc.freeze()  # the cluster's long-lived objects leave the collector's generations: no full scans of them
     driver = Driver(cluster, scenario)
     process = cluster.engine.process(driver.run(), name=f"scenario/{scenario.name}")
     bar = tqdm(total=len(scenario.steps), desc=f"scenario {scenario.name}", unit="step", disable=not progress)
@@ -236,6 +239,7 @@ def run_scenario(scenario, progress: bool = True) -> RunResult:
         cluster.engine.run(until=cluster.engine.now + scenario.drain)
     finally:
         bar.close()
+        gc.unfreeze()
     result = collect(cluster, time.perf_counter() - started, begin)
     result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
     result.cluster = cluster

@@ -30,6 +30,12 @@ def _key(pod: Mapping) -> str:
     return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
+def _scheduling_view(node: Mapping) -> tuple:
+    spec, status = node.get("spec") or {}, node.get("status") or {}
+    return (node["metadata"].get("labels"), spec.get("taints"), spec.get("unschedulable"), status.get("allocatable"),
+            status.get("images"))
+
+
 class KubeScheduler:
     def __init__(self, server, profile: Profile, streams: Streams, config: SchedulerConfig | None = None) -> None:
         self.engine = server.engine
@@ -52,7 +58,8 @@ class KubeScheduler:
         self.scheduler.add_nodes([Node.from_manifest(node)])
 
     def _node_updated(self, old: Mapping, new: Mapping) -> None:
-        if old.get("spec") != new.get("spec") or old["status"].get("allocatable") != new["status"].get("allocatable"):
+        """Only what scheduling reads (labels, taints, unschedulable, allocatable, images) is a NodeUpdate."""
+        if _scheduling_view(old) != _scheduling_view(new):
             self.state.update_node(Node.from_manifest(new))
             self.scheduler.queue.on_event("Node", "Update")
 
