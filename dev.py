@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """kbench's set-up and task runner; needs only Python 3.11+ (standard library).
 
-    python3 dev.py run     # install kbench + JupyterLab into .venv, run the quick sweep
+    python3 dev.py run     # install kbench + JupyterLab into .venv, run the main job (kbench run: quick sweeps)
     python3 dev.py test    # install the test tools (and etcd where possible), run every test
     python3 dev.py bench   # run the pytest-benchmark suite
     python3 dev.py lab     # open the notebooks in JupyterLab
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> None:
     ensure_installed(EXTRAS[task])
     env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
     if task == "run":
-        sh(VENV / "bin" / "kbench", "sweep", "etcd", "--preset", "quick", *rest, cwd=ROOT, env=env)
+        sh(VENV / "bin" / "kbench", "run", *rest, cwd=ROOT, env=env)
     elif task == "test":
         ensure_etcd()
         sh(PY, "-m", "pytest", *rest, cwd=ROOT, env=env)

@@ -43,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run = commands.add_parser(
+        "run", help="the main job: the cluster sweep's quick preset, then the component sweeps' (a few minutes)",
+        description="Run the quick preset of the cluster sweep and of every component sweep (etcd, scheduler, "
+                    "proxy); write each under OUT/<sweep>/<run>/ and print one summary per sweep.")
+    run.add_argument("--preset", default="quick", help="preset for every sweep (default: quick)")
+    run.add_argument("--sweeps", default="cluster,etcd,scheduler,proxy", help="which sweeps, comma-separated")
+    run.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    run.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
+    run.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     proxy = commands.add_parser(
         "proxy", help="kube-proxy rules for Service / EndpointSlice manifests: render or trace a packet",
         description="Compile one node's kube-proxy rules from Kubernetes manifests (multi-document YAML).")
@@ -120,11 +130,27 @@ def _scenario(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.sweeps.split(",") if n.strip()]
+    for name in names:
+        sweep = get_sweep(name)  # every name is checked before anything runs
+        sweep.grid(args.preset)
+    started = time.perf_counter()
+    for name in names:
+        _sweep(argparse.Namespace(name=name, param=[], preset=args.preset, out=args.out, run=None, seed=args.seed,
+                                  jobs=args.jobs, no_progress=args.no_progress))
+        print()
+    print(f"kbench run: {len(names)} sweeps ({', '.join(names)}) in {time.perf_counter() - started:.0f} s wall; "
+          f"results under {args.out}/<sweep>/latest/")
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     sweep = get_sweep(args.name)
     overrides = sweep.parse_overrides(args.param)
     points = sweep.grid(args.preset, overrides)
     print(f"kbench sweep {sweep.name}: {len(points)} points, preset {args.preset}, seed {args.seed}")
+    print(f"  {sweep.description}")
     started = time.perf_counter()
     table, run_dir, figures = run_sweep(sweep.name, args.preset, overrides, args.out, args.run, args.seed,
                                         args.jobs, progress=not args.no_progress)
@@ -164,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "run":
+            return _run(args)
         if args.command == "proxy":
             return _proxy(args)
         if args.command == "scenario":
