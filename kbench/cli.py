@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.add_argument("--dask", default=None, metavar="ADDRESS",
+                       help="run the points on a Dask cluster (scheduler address, e.g. tcp://host:8786)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue the run given by --run (default: the latest) without recomputing finished points")
+    sweep.add_argument("--seeds", type=int, default=1, help="runs per point with different seeds (default 1)")
     run = commands.add_parser(
         "run", help="the main job: the cluster sweep's quick preset, then the component sweeps' (a few minutes)",
         description="Run the quick preset of the cluster sweep and of every component sweep (etcd, scheduler, "
@@ -153,7 +158,8 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"  {sweep.description}")
     started = time.perf_counter()
     table, run_dir, figures = run_sweep(sweep.name, args.preset, overrides, args.out, args.run, args.seed,
-                                        args.jobs, progress=not args.no_progress)
+                                        args.jobs, progress=not args.no_progress, dask=getattr(args, "dask", None),
+                                        resume=getattr(args, "resume", False), seeds=getattr(args, "seeds", 1))
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.3g}".format):
         print(table[list(sweep.summary)].to_string(index=False))
     print(f"\n{len(table)} points in {time.perf_counter() - started:.1f} s wall")

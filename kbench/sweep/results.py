@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -39,6 +38,8 @@ def cpu_model() -> str:
 
 def environment() -> dict[str, Any]:
     """Versions and machine facts recorded with every result."""
+    import numba  # not at import time: worker processes set Numba's environment first
+
     return {
         "kbench_version": kbench.__version__,
         "python_version": platform.python_version(),
@@ -77,6 +78,26 @@ def write_point(run_dir: Path, pid: str, row: dict[str, Any]) -> Path:
     path = run_dir / "points" / f"{pid}.parquet"
     atomic_write_bytes(path, _parquet_bytes(pd.DataFrame([row])))
     return path
+
+
+def check_run_dir(run_dir: Path, sweep: str, seed: int, resume: bool) -> set[str]:
+    """The points already stored in ``run_dir``, after checking it may take this run; nothing is touched.
+
+    A folder of another sweep is refused; one with finished points needs ``resume`` (and the same seed)."""
+    done = finished_points(run_dir)
+    meta_path = run_dir / "meta.json"
+    meta = read_meta(run_dir) if meta_path.exists() else None
+    if meta is not None and meta.get("sweep") != sweep:
+        raise ValueError(f"{run_dir} holds results of sweep {meta.get('sweep')!r}, not {sweep!r}; "
+                         f"choose another --run (or --out)")
+    if resume and meta is None and not done:
+        raise ValueError(f"--resume: nothing to resume at {run_dir} (no meta.json, no points)")
+    if done and not resume:
+        raise ValueError(f"{run_dir} already holds {len(done)} finished points of sweep {sweep!r}; pass --resume "
+                         "to continue it (finished points are kept, not recomputed) or choose another --run")
+    if resume and meta is not None and meta.get("seed") != seed:
+        raise ValueError(f"--resume: {run_dir} was run with --seed {meta.get('seed')}; resume with that seed")
+    return done
 
 
 def finished_points(run_dir: Path) -> set[str]:
