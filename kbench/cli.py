@@ -58,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     run.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    report = commands.add_parser(
+        "report", help="write one self-contained HTML report (and a PDF) of a sweep run",
+        description="Write report.html and report.pdf into a run directory: summary, SLO pass/fail per point, "
+                    "every figure (PNG inline, SVG and PDF beside it), environment metadata, all results.")
+    report.add_argument("run", type=Path, help="a run directory (results/<sweep>/<run>) or a sweep's directory "
+                                               "(its latest run)")
+    replot = commands.add_parser(
+        "plot", help="re-draw a sweep run's figures, or one figure of chosen metrics",
+        description="Re-draw the figures of a stored run (no point is recomputed).")
+    replot.add_argument("run", type=Path, help="a run directory or a sweep's directory (its latest run)")
+    replot.add_argument("--metric", action="append", default=[], help="a sim_/wall_ column to plot (repeatable); "
+                                                                     "default: the sweep's own figures")
+    replot.add_argument("--x", default=None, help="parameter on the x axis (default: the sweep's first)")
+    replot.add_argument("--linear-x", action="store_true", help="linear x axis (default: log)")
+    replot.add_argument("--log-y", action="store_true", help="log y axis")
+    replot.add_argument("--no-bands", action="store_true", help="no band over seeds (runs with --seeds > 1)")
+    replot.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
     proxy = commands.add_parser(
         "proxy", help="kube-proxy rules for Service / EndpointSlice manifests: render or trace a packet",
         description="Compile one node's kube-proxy rules from Kubernetes manifests (multi-document YAML).")
@@ -198,6 +215,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "report":
+            from kbench.report import write_report
+
+            print("\n".join(str(f) for f in write_report(args.run)))
+            return 0
+        if args.command == "plot":
+            from kbench.report import replot
+
+            formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+            if not formats or set(formats) - {"png", "svg", "pdf"}:
+                raise ValueError(f"--formats: choose from png, svg, pdf; got {args.formats!r}")
+            files = replot(args.run, args.metric, args.x, not args.linear_x, args.log_y, not args.no_bands, formats)
+            print("\n".join(str(f) for f in files))
+            return 0
         if args.command == "proxy":
             return _proxy(args)
         if args.command == "scenario":

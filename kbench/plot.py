@@ -5,13 +5,36 @@ Every figure is saved as PNG and SVG (and PDF on request) beside the results.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 FORMATS = ("png", "svg")
+_formats = [FORMATS]
+_bands = [True]
+
+
+@contextlib.contextmanager
+def bands(on: bool) -> Iterator[None]:
+    """Within the block, :func:`lines` draws (or not) the band over seeds by default."""
+    _bands.append(on)
+    try:
+        yield
+    finally:
+        _bands.pop()
+
+
+@contextlib.contextmanager
+def formats(which: Sequence[str]) -> Iterator[None]:
+    """Within the block, :func:`save` writes these formats by default (e.g. add ``pdf`` for a report)."""
+    _formats.append(tuple(which))
+    try:
+        yield
+    finally:
+        _formats.pop()
 
 
 def style(ax: plt.Axes) -> None:
@@ -21,8 +44,9 @@ def style(ax: plt.Axes) -> None:
     ax.title.set_fontsize("medium")
 
 
-def save(fig: plt.Figure, out_dir: Path, stem: str, formats: Sequence[str] = FORMATS) -> list[Path]:
+def save(fig: plt.Figure, out_dir: Path, stem: str, formats: Sequence[str] | None = None) -> list[Path]:
     """Write ``fig`` as ``out_dir/stem.<format>`` for each format; returns the paths."""
+    formats = formats or _formats[-1]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -41,12 +65,14 @@ def varying(df: pd.DataFrame, params: Sequence[str], exclude: Sequence[str] = ()
 
 def lines(df: pd.DataFrame, x: str, metrics: Sequence[tuple[str, str, str]], params: Sequence[str], *,
           title: str, xlabel: str, ylabel: str, facet: str | None = None, logx: bool = True,
-          logy: bool = False, slo: tuple[float, str] | None = None) -> plt.Figure:
+          logy: bool = False, slo: tuple[float, str] | None = None, bands: bool | None = None) -> plt.Figure:
     """One line per combination of the varying parameters, per metric, against ``x``.
 
     ``metrics`` are ``(column, label, linestyle)``; ``facet`` splits panels by a parameter; ``slo`` draws a
-    threshold line ``(value, label)``.
+    threshold line ``(value, label)``. Points run with several seeds are drawn as their mean with a band
+    from the lowest to the highest seed.
     """
+    bands = _bands[-1] if bands is None else bands
     panels = sorted(df[facet].unique()) if facet else [None]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True, dpi=110)
     hue = varying(df, params, exclude=[x, facet] if facet else [x])
@@ -57,11 +83,13 @@ def lines(df: pd.DataFrame, x: str, metrics: Sequence[tuple[str, str, str]], par
         for i, (key, group) in enumerate(groups):
             key = key if isinstance(key, tuple) else (key,)
             name = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
-            group = group.sort_values(x)
             for column, label, line in metrics:
                 legend = " ".join(part for part in (label, name) if part) or column
-                ax.plot(group[x], group[column], line, marker="o", ms=3.5, color=colors[i % len(colors)],
-                        label=legend)
+                stats = group.groupby(x)[column].agg(["mean", "min", "max", "count"]).sort_index()
+                color = colors[i % len(colors)]
+                ax.plot(stats.index, stats["mean"], line, marker="o", ms=3.5, color=color, label=legend)
+                if bands and (stats["count"] > 1).any():
+                    ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15, lw=0)
         if slo is not None:
             ax.axhline(slo[0], color="crimson", lw=1.2, ls=":", label=slo[1])
         ax.set_xlabel(xlabel)

@@ -72,7 +72,8 @@ class Sweep:
     ``run_point(params, seed)`` returns the point's metrics as a flat dict of
     ``sim_*`` (simulated) and ``wall_*`` (measured) columns. ``plot(df, out_dir)``
     draws the sweep's figures and returns the written files; ``export(df, out_dir)``,
-    if given, writes other report files (e.g. scheduler_perf JSON) and returns them.
+    if given, writes other report files (e.g. scheduler_perf JSON) and returns them;
+    ``slos`` are the thresholds a report checks each point against.
     """
 
     name: str
@@ -83,6 +84,8 @@ class Sweep:
     plot: Callable[[pd.DataFrame, Path], list[Path]]
     summary: tuple[str, ...] = field(default=())
     export: Callable[[pd.DataFrame, Path], list[Path]] | None = None
+    slos: tuple[tuple[str, float, str], ...] = field(default=())
+    """``(column, threshold, label)``: an SLO met when the column is at most the threshold (reports)."""
 
     @property
     def param_names(self) -> list[str]:
