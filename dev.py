@@ -3,7 +3,8 @@
 
     python3 dev.py run     # install kbench + JupyterLab into .venv, run the main job (kbench run: quick sweeps)
     python3 dev.py test    # install the test tools (and etcd where possible), run every test
-    python3 dev.py bench   # run the pytest-benchmark suite
+    python3 dev.py bench   # the benchmark regression gate (pytest-benchmark; see README)
+    python3 dev.py bench --refresh-baseline   # store this machine's run as data/baselines/baseline.json
     python3 dev.py lab     # open the notebooks in JupyterLab
 
 The virtual environment lives in .venv; an install is redone only when
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -82,6 +84,29 @@ def ensure_etcd() -> None:
               "the differential tests against a real etcd will be skipped", flush=True)
 
 
+def bench(rest: list[str], env: dict) -> None:
+    """pytest-benchmark over benchmarks/ with autosave (.benchmarks/), compared against data/baselines/
+    baseline.json: a mean more than 10% slower fails. Each benchmark's ratio to its plain reference, measured in
+    the same run, must stay above its floor in data/baselines/floors.yaml (benchmarks/conftest.py checks it)."""
+    baseline = ROOT / "data" / "baselines" / "baseline.json"
+    if "--refresh-baseline" in rest:
+        rest = [a for a in rest if a != "--refresh-baseline"]
+        sh(PY, "-m", "pytest", "benchmarks", f"--benchmark-json={baseline}", *rest, cwd=ROOT, env=env)
+        return
+    storage = ROOT / ".benchmarks"
+    compare = []
+    if baseline.exists():
+        # pytest-benchmark's storage folder for this machine (pytest_benchmark.utils.get_machine_id); the venv
+        # runs this same interpreter version
+        folder = storage / "-".join([platform.system(), platform.python_implementation(),
+                                     ".".join(platform.python_version_tuple()[:2]), platform.architecture()[0]])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(baseline, folder / "0000_baseline.json")
+        compare = ["--benchmark-compare=0000_baseline", "--benchmark-compare-fail=mean:10%"]
+    sh(PY, "-m", "pytest", "benchmarks", "--benchmark-autosave", f"--benchmark-storage=file://{storage}", *compare,
+       *rest, cwd=ROOT, env=env)
+
+
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in EXTRAS:
         sys.exit(__doc__)
@@ -94,7 +119,7 @@ def main(argv: list[str]) -> None:
         ensure_etcd()
         sh(PY, "-m", "pytest", *rest, cwd=ROOT, env=env)
     elif task == "bench":
-        sh(PY, "-m", "pytest", "benchmarks", "--benchmark-autosave", *rest, cwd=ROOT, env=env)
+        bench(rest, env)
     else:
         sh(VENV / "bin" / "jupyter", "lab", "notebooks", *rest, cwd=ROOT)
 

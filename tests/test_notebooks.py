@@ -10,6 +10,7 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = {
+    "00_quickstart.ipynb": {"nodes": 8, "pods_per_node": 2, "sweep_nodes": [8, 16], "seeds": 2, "jobs": 1},
     "01_etcd_mvcc.ipynb": {"keys": [1000], "members": [1, 3], "clients": [1, 8], "duration": 0.05, "jobs": 1},
     "02_scheduler_scaling.ipynb": {"workloads": ["SchedulingBasic", "TopologySpreading"], "nodes": [100, 300],
                                    "pods": 500, "jobs": 1},
