@@ -58,3 +58,17 @@ def test_scenario_bad_input_exits_2(tmp_path, capsys):
     bad.write_text("apiVersion: kbench.io/v1\nkind: Scenario\nsteps: [{wait: {seconds: -1}}]\n")
     assert main(["scenario", "run", str(bad)]) == 2
     assert f"{bad}: document 0: steps[0].wait.seconds: expected a number >= 0" in capsys.readouterr().err
+
+
+def test_sweep_execution_options_are_checked(tmp_path, capsys):
+    assert main(["sweep", "etcd", "--dask", "localhost:8786", "--out", str(tmp_path)]) == 2
+    assert "dask: expected a scheduler address such as tcp://host:8786" in capsys.readouterr().err
+    assert main(["sweep", "etcd", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert "seeds: must be an integer >= 1" in capsys.readouterr().err
+    assert main(["sweep", "nope"]) == 2
+    assert "unknown sweep 'nope'; valid: cluster, etcd, proxy, scheduler" in capsys.readouterr().err
+    assert main(["sweep", "cluster", "--param", "degrade=broken", "--out", str(tmp_path)]) == 2
+    assert "degrade: control-plane degradation (one of none, one-apiserver" in capsys.readouterr().err
+    assert main(["run", "--sweeps", "cluster,nope", "--out", str(tmp_path)]) == 2
+    assert "unknown sweep 'nope'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written by refused commands
