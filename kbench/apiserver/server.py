@@ -125,6 +125,7 @@ class APIServer:
         self.engine = engine
         self.streams = streams or Streams(0)
         self.etcd = etcd or EtcdCluster(engine, profile, self.streams)
+        self.etcd.start_compactor()  # --etcd-compaction-interval (5 min): the apiserver compacts etcd's history
         self.costs = Costs.from_profile(profile)
         count = instances if instances is not None else int(profile.value("apiserver.instances"))
         mode = flow_control or profile.value("apiserver.flow_control")
