@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kbench.api.core import Pod
 from kbench.api.quantity import milli_value, value
@@ -88,7 +88,8 @@ class PodWorker:
     patching: bool = False
     dirty: bool = False
     deleted: bool = False
-    done: list = field(default_factory=list)
+    down: bool = False
+    """Its node shut down: every container died with it."""
 
 
 def _policy(container: Mapping) -> str:
@@ -128,18 +129,33 @@ class Kubelet(HollowNode):
         return informer.start()
 
     # -- node state -----------------------------------------------------------------------------------------
-    def stop(self) -> None:
-        """The node is cut off: no heartbeats, no watch, no status (its containers keep running)."""
+    def stop(self, shutdown: bool = False) -> None:
+        """The node is cut off: no heartbeats, no watch, no status. A partition leaves its containers running;
+        a ``shutdown`` kills them (and their sandboxes) with the machine."""
         super().stop()
         self.pods.stop()
+        if shutdown:
+            for w in self.workers.values():
+                self._interrupt(w)
+                for c in [*w.init, *w.containers]:
+                    if c.state == "running":
+                        c.state, c.reason, c.ready, c.exit_code = "terminated", "Error", False, 137
+                w.ip, w.down = "", True
 
     def restart(self) -> None:
+        """The node is back: it heartbeats again, relists its pods, and (after a shutdown) starts them over
+        (a new sandbox each; kubelet's SyncPod after a reboot)."""
         if self.running:
             return
         super().restart()
         self.pods = self._watch_pods()
-        for worker in self.workers.values():
-            self._status(worker)
+        for w in self.workers.values():
+            if w.down and not w.terminating and w.phase not in ("Succeeded", "Failed"):
+                w.down, w.initialized = False, False
+                for c in w.containers:
+                    c.restarts += 1
+                w.process = self.engine.process(self._start_pod(w), name=f"pod/{w.key}")
+            self._status(w)
 
     # -- pods from the informer -------------------------------------------------------------------------------
     def _pod_seen(self, pod: Mapping) -> None:

@@ -55,9 +55,11 @@ def load(nodes: int = 100, deployments: int = 10, replicas: int = 10, churn: flo
 
 
 def node_failure(nodes: int = 50, fraction: float = 0.1, replicas: int = 200, downtime: float | None = None,
-                 **cluster) -> Scenario:
-    """A share of nodes stops: NotReady after the grace period, taints, eviction at +300 s, replacements."""
-    stop = {"fraction": fraction, **({"restartAfter": downtime} if downtime is not None else {})}
+                 mode: str = "partition", **cluster) -> Scenario:
+    """A share of nodes fails: NotReady after the grace period, taints, eviction at +300 s, replacements.
+
+    ``mode``: ``partition`` (cut off; containers keep running) or ``shutdown`` (containers die too)."""
+    stop = {"fraction": fraction, "mode": mode, **({"restartAfter": downtime} if downtime is not None else {})}
     return _scenario("node-failure", [
         {"createObjects": {"template": _deployment("web", replicas, probe=False), "namespace": "apps"}},
         {"waitForPods": {"namespace": "apps", "timeout": 600}},
@@ -121,16 +123,35 @@ def probe_storm(nodes: int = 20, pods_per_node: int = 10, fails_after: float = 3
         {"wait": {"seconds": 300}}], nodes=nodes, **cluster)
 
 
-def scheduler_perf(nodes: int = 500, pods: int = 1000, **cluster) -> Scenario:
-    """scheduler_perf's SchedulingBasic pod (pod-default.yaml) on the whole cluster, created at once."""
+CLUSTER_SCHEDULER_PERF = ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading")
+
+
+def scheduler_perf(test: str = "SchedulingBasic", nodes: int = 500, pods: int = 1000, init_pods: int = 0,
+                   **cluster) -> Scenario:
+    """A scheduler_perf test's pods (its templates) on the whole cluster: init pods, then the measured ones.
+
+    The nodes are the cluster's (zones as ``topology.kubernetes.io/zone``, as the tests' label strategy)."""
     from kbench.scenarios.scheduler_perf import load_tests
 
-    template = yaml.safe_load((load_tests()["SchedulingBasic"]["_dir"] / "templates" / "pod-default.yaml")
-                              .read_text())
-    template.pop("metadata", None)
-    return _scenario("scheduler-perf", [
-        {"createPods": {"count": pods, "namespace": "sched", "template": template}},
-        {"waitForPods": {"namespace": "sched"}}], nodes=nodes, **cluster)
+    if test not in CLUSTER_SCHEDULER_PERF:
+        raise ValueError(f"test: {test!r} is not runnable on the whole cluster; valid: "
+                         f"{', '.join(CLUSTER_SCHEDULER_PERF)} (the churn and DaemonSet tests run in the scheduler "
+                         "sweep)")
+    spec = load_tests()[test]
+    steps = []
+    for op in spec["workloadTemplate"]:
+        if op["opcode"] != "createPods":
+            continue
+        template = yaml.safe_load((spec["_dir"] / op["podTemplatePath"]).read_text())
+        labels = (template.get("metadata") or {}).get("labels")
+        template["metadata"] = {"labels": labels} if labels else {}
+        measured = op.get("collectMetrics", False)
+        count = pods if measured else init_pods
+        if count:
+            steps.append({"createPods": {"count": count, "namespace": "sched" if measured else "sched-init",
+                                         "template": template}})
+    steps.append({"waitForPods": {}})
+    return _scenario("scheduler-perf", steps, nodes=nodes, **cluster)
 
 
 SCENARIOS = {"density": density, "load": load, "node-failure": node_failure, "rolling-update": rolling_update,

@@ -51,7 +51,8 @@ STEPS: dict[str, dict[str, tuple]] = {
               "namespace": (str, False, "namespace"),
               "template": (dict, False, "Pod manifest")},
     "stopNodes": {"count": (int, False, "nodes"), "fraction": ((int, float), False, "share of nodes"),
-                  "restartAfter": ((int, float), False, "seconds until they come back (default: never)")},
+                  "restartAfter": ((int, float), False, "seconds until they come back (default: never)"),
+                  "mode": (str, False, "partition (default: cut off, containers run on) or shutdown")},
     "rollingUpdate": {"deployment": (str, True, "Deployment name"), "namespace": (str, False, "namespace"),
                       "image": (str, True, "new image")},
     "scale": {"deployment": (str, True, "Deployment name"), "namespace": (str, False, "namespace"),
@@ -181,6 +182,8 @@ def _step(raw, where: str) -> Step:
         raise ScenarioError(f"{where}.createPods: give exactly one of count and perNode")
     if action == "stopNodes" and ("count" in args) == ("fraction" in args):
         raise ScenarioError(f"{where}.stopNodes: give exactly one of count and fraction")
+    if action == "stopNodes" and args.get("mode", "partition") not in ("partition", "shutdown"):
+        raise ScenarioError(f"{where}.stopNodes.mode: must be partition or shutdown; got {args['mode']!r}")
     if action == "stopNodes" and args.get("fraction", 0) > 1:
         raise ScenarioError(f"{where}.stopNodes.fraction: expected a share in [0, 1]; got {args['fraction']!r}")
     if "behavior" in args:

@@ -164,13 +164,13 @@ class Driver:
             yield 1.0 / rate
 
     def _stopNodes(self, count: int | None = None, fraction: float | None = None,
-                   restartAfter: float | None = None):
+                   restartAfter: float | None = None, mode: str = "partition"):
         kubelets = [k for k in self.cluster.kubelets if k.running]
         n = count if count is not None else round(fraction * len(self.cluster.kubelets))
         rng = self.cluster.streams.python(f"scenario/stopNodes/{self.step}")
         chosen = rng.sample(kubelets, min(n, len(kubelets)))
         for kubelet in chosen:
-            kubelet.stop()
+            kubelet.stop(shutdown=mode == "shutdown")
         if restartAfter is not None:
             self.engine.schedule(restartAfter, lambda _: [k.restart() for k in chosen])
         yield 0.0

@@ -217,3 +217,20 @@ def test_stopped_kubelet_sends_nothing_until_restarted():
     node.kubelet.restart()
     node.until(21 + PLEG_RELIST_PERIOD)
     assert node.status("a")["phase"] == "Succeeded"
+
+
+def test_shutdown_kills_containers_and_restart_starts_the_pods_over():
+    node = Node()
+    node.pod("a", [app()])
+    node.until(5)
+    first_ip = node.status("a")["podIP"]
+    node.kubelet.stop(shutdown=True)
+    c = node.worker("a").containers[0]
+    assert c.state == "terminated" and c.exit_code == 137
+    node.until(30)
+    node.kubelet.restart()
+    node.until(35)
+    status = node.status("a")
+    assert status["phase"] == "Running" and ready(status)
+    assert status["containerStatuses"][0]["restartCount"] == 1 and status["podIP"] != first_ip
+

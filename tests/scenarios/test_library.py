@@ -98,3 +98,16 @@ def test_load_churn_keeps_pods_coming_and_going():
     churned = _pods(result, "load-churn")
     assert len(churned) <= 2 * 30  # created at 2/s, each deleted 30 s after creation
     assert result.passed
+
+
+def test_scheduler_perf_topology_spreading_on_the_cluster_respects_max_skew():
+    from collections import Counter
+
+    result = library.scheduler_perf("TopologySpreading", nodes=30, pods=90, init_pods=30).run(progress=False)
+    pods = [o for (o, _, _) in result.cluster.api.caches["pods"].objects.values()
+            if o["metadata"]["namespace"] == "sched"]
+    zones = Counter(result.cluster.api.caches["nodes"].get(p["spec"]["nodeName"])[0]["metadata"]["labels"]
+                    ["topology.kubernetes.io/zone"] for p in pods)
+    assert sum(zones.values()) == 90 and max(zones.values()) - min(zones.values()) <= 5
+    with pytest.raises(ValueError, match="valid: SchedulingBasic, TopologySpreading"):
+        library.scheduler_perf("SchedulingDaemonset")
