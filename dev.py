@@ -125,4 +125,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except subprocess.CalledProcessError as err:  # the command has reported why; exit with its status
+        sys.exit(err.returncode)
