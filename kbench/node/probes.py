@@ -121,9 +121,10 @@ class Probe:
         return cls(**values)
 
     def _first_tick(self, start: float, after: float) -> int:
-        """Index k of the first counted tick (start + k x period) at or after ``after``."""
-        earliest = max(self.initial_delay, after - start)
-        return max(0, math.ceil(earliest / self.period - 1e-9))
+        """Index k of the first counted tick (start + k x period) at or after ``after``. Offsets are taken to the
+        nanosecond, so a behaviour step on a tick (readyAfter 8 with period 4) lands on it despite float noise."""
+        earliest = max(self.initial_delay, round(after - start, 9))
+        return max(0, math.ceil(earliest / self.period))
 
     def passes_at(self, start: float, ok_from: float, latency: float = 0.0) -> float:
         """When the probe turns successful, its check passing from ``ok_from`` (inf: never)."""
