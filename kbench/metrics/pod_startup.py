@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from kbench.client import Client, Informer
@@ -83,7 +82,3 @@ class PodStartupWatcher:
                          "schedule_to_run": max(0.0, t.run - t.schedule - t.pulls), "run_to_watch": t.watch - t.run,
                          "pod_startup": max(0.0, t.watch - t.create - t.pulls), "image_pull": t.pulls})
         return pd.DataFrame(rows, columns=["pod", *PHASES, "image_pull"])
-
-    def started_fraction(self) -> float:
-        """Share of the pods seen that started (reached ``watch``)."""
-        return float(np.mean([t.watch is not None for t in self.pods.values()])) if self.pods else 0.0

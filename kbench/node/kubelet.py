@@ -76,7 +76,6 @@ class PodWorker:
     grace: float
     init: list[ContainerRun]
     containers: list[ContainerRun]
-    created: float
     phase: str = "Pending"
     reason: str = ""
     ip: str = ""
@@ -204,7 +203,7 @@ class Kubelet(HollowNode):
         worker = PodWorker(key, meta["uid"], manifest, requests, spec.get("restartPolicy", "Always"),
                            float(spec.get("terminationGracePeriodSeconds", 30)),
                            [run(c, True) for c in spec.get("initContainers") or []],
-                           [run(c, False) for c in spec.get("containers") or []], self.engine.now)
+                           [run(c, False) for c in spec.get("containers") or []])
         self.workers[key] = worker
         for resource, have in self.allocatable.items():
             want = 1 if resource == "pods" else requests.get(resource, 0)

@@ -29,10 +29,7 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 class Image:
     name: str
     layers: tuple[tuple[str, int], ...]
-
-    @property
-    def size(self) -> int:
-        return sum(size for _, size in self.layers)
+    """(digest, compressed bytes) per layer."""
 
 
 def _size(value, where: str) -> int:
