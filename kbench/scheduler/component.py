@@ -5,8 +5,9 @@ As upstream's scheduler cache (pkg/scheduler/eventhandlers.go): unassigned pods 
 that are not terminal enter the queue; assigned pods are accounted on their node (the ones this scheduler
 assumed already are); terminal or deleted pods free their node; node additions and updates (taints,
 ``unschedulable``, allocatable) are cluster events that move unschedulable pods. A failed binding forgets
-the assumed pod and queues it again (``handleBindingCycleError``). Unschedulable pods are not reported
-back as ``PodScheduled=False`` conditions or Events.
+the assumed pod and queues it again (``handleBindingCycleError``). A pod no node fits gets the
+``PodScheduled=False`` condition with reason ``Unschedulable`` and upstream's message, written when the message
+changes (``updatePod`` in handleSchedulingFailure); Events are not written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kbench.api.core import Node, Pod
+from kbench.apiserver.objects import timestamp
 from kbench.client import Client, Informer
 from kbench.profiles import Profile
 from kbench.scheduler.config import SchedulerConfig
@@ -43,6 +45,7 @@ class KubeScheduler:
                              SCHEDULER_BURST)
         self.state = ClusterState()
         self.scheduler = Scheduler(self.engine, self.state, config, profile, streams, binder=self._bind)
+        self.scheduler.on_unschedulable = self._unschedulable
         self.nodes = Informer(self.client, "nodes")
         self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated)
         self.pods = Informer(self.client, "pods")
@@ -83,6 +86,20 @@ class KubeScheduler:
         elif not pod["spec"].get("nodeName"):  # leaves the queue
             self.scheduler.delete_pod(key)
             self.scheduler.stats.pods.pop(key, None)
+
+    def _unschedulable(self, pod: Pod, message: str) -> None:
+        current = self.pods.cache.get(pod.key)
+        if current is None:
+            return
+        conditions = (current.get("status") or {}).get("conditions") or []
+        old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+        if old is not None and old.get("status") == "False" and old.get("message") == message:
+            return
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                     "lastTransitionTime": timestamp(self.engine.now)}
+        status = {"conditions": [*(c for c in conditions if c.get("type") != "PodScheduled"), condition]}
+        self.client.request("patch", "pods", lambda *a: None, namespace=pod.namespace, name=pod.name,
+                            subresource="status", body={"status": status})
 
     def _bind(self, pod: Pod, node: str):
         done = self.engine.event()

@@ -120,6 +120,8 @@ class Scheduler:
         self.binder = binder or self._direct_bind
         self.stats = SchedulerStats()
         self.on_bound: Callable[[Pod, str], None] | None = None
+        self.on_unschedulable: Callable[[Pod, str], None] | None = None
+        """Called with the pod and upstream's message when a cycle finds no node (handleSchedulingFailure)."""
         engine.process(self._loop(), name="kube-scheduler")
 
     # -- cluster events -------------------------------------------------------------
@@ -161,6 +163,8 @@ class Scheduler:
             if result.node is None:
                 self.stats.failed_cycles += 1
                 record.message = result.message
+                if self.on_unschedulable is not None:
+                    self.on_unschedulable(pod, result.message)
                 self.queue.add_unschedulable(queued, result.rejectors)
                 continue
             record.assumed = self.engine.now

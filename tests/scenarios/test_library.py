@@ -111,3 +111,19 @@ def test_scheduler_perf_topology_spreading_on_the_cluster_respects_max_skew():
     assert sum(zones.values()) == 90 and max(zones.values()) - min(zones.values()) <= 5
     with pytest.raises(ValueError, match="valid: SchedulingBasic, TopologySpreading"):
         library.scheduler_perf("SchedulingDaemonset")
+
+
+def test_pods_that_fit_nowhere_get_upstreams_unschedulable_condition():
+    from kbench.scenarios.spec import Scenario
+
+    big = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [
+        {"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "64"}}}]}}
+    scenario = Scenario.from_dict({"apiVersion": "kbench.io/v1", "kind": "Scenario", "cluster": {"nodes": 3},
+                                   "steps": [{"createPods": {"count": 1, "template": big}}, {"wait": {"seconds": 5}}]})
+    result = scenario.run(progress=False)
+    pod = next(o for (o, _, _) in result.cluster.api.caches["pods"].objects.values()
+               if o["metadata"]["namespace"] == "default")
+    condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert condition["status"] == "False" and condition["reason"] == "Unschedulable"
+    assert condition["message"] == "0/3 nodes are available: 3 Insufficient cpu."
+    assert result.counts["pods_started"] == 0
