@@ -232,6 +232,8 @@ def run_scenario(scenario, progress: bool = True) -> RunResult:
     try:
         while not process.processed:
             cluster.engine.run(until=cluster.engine.now + 10.0)
+            gc.collect(1)
+            gc.freeze()  # what survived is the cluster's state: keep the collector from rescanning it
             bar.update(driver.step - bar.n)
             bar.set_postfix(sim_s=f"{cluster.engine.now:.0f}")
         if not process.ok:
