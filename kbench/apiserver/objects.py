@@ -92,6 +92,12 @@ def _day(index: int) -> str:
     return (EPOCH + dt.timedelta(days=index)).strftime("%Y-%m-%d")
 
 
+def object_key(obj: Mapping) -> str:
+    """cache.MetaNamespaceKeyFunc: ``namespace/name``, or ``name`` for cluster-scoped objects."""
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+
 def timestamp(seconds: float, micro: bool = False) -> str:
     """RFC 3339 for simulated ``seconds`` (metav1.Time; ``micro`` for metav1.MicroTime, as Lease renewTime)."""
     whole = math.floor(seconds)

@@ -43,6 +43,7 @@ from kbench.apiserver.objects import (
     copy_object,
     invalid,
     not_found,
+    object_key,
     timestamp,
 )
 from kbench.apiserver.watchcache import WatchCache
@@ -185,7 +186,7 @@ class APIServer:
         key = res.key(meta.get("namespace", ""), meta["name"])
         rev = self.etcd.store.put(key.encode(), orjson.dumps(obj)).revision
         meta["resourceVersion"] = str(rev)
-        self.caches[resource].apply("ADDED", _cache_key(obj), obj, rev, len(orjson.dumps(obj)))
+        self.caches[resource].apply("ADDED", object_key(obj), obj, rev, len(orjson.dumps(obj)))
 
     # -- writes -------------------------------------------------------------------------------------------
     def _write(self, op: _Op, now: float) -> float:
@@ -218,7 +219,7 @@ class APIServer:
                 return
             out = obj if kind != "DELETED" else copy_object(obj)
             out["metadata"]["resourceVersion"] = str(rev)
-            self.caches[op.resource.name].apply(kind, _cache_key(out), out, rev, len(value))
+            self.caches[op.resource.name].apply(kind, object_key(out), out, rev, len(value))
             self._finish(op, out, None, delay, len(value))
 
         answered = self.etcd.submit(apply, len(key) + len(value), op.conn.instance.index, respond)
@@ -479,11 +480,6 @@ class Connection:
         if verb == "list":
             op.seats = max(1, min(10, -(-len(op.cache.objects) // 100)))
         server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
-
-
-def _cache_key(obj: Mapping) -> str:
-    meta = obj["metadata"]
-    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
 
 
 def _compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from kbench.apiserver.objects import APIError
+from kbench.apiserver.objects import APIError, object_key
 from kbench.client.client import Client
-
-
-def object_key(obj: Mapping) -> str:
-    """cache.MetaNamespaceKeyFunc: ``namespace/name``, or ``name`` for cluster-scoped objects."""
-    meta = obj["metadata"]
-    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
 
 
 class Informer:

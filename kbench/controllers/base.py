@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kbench.apiserver.objects import APIError, copy_object, timestamp
+from kbench.apiserver.objects import APIError, copy_object, object_key, timestamp
 from kbench.apiserver.server import APIServer
 from kbench.client import Client, Informer, WorkQueue
-from kbench.client.informer import object_key
 from kbench.controllers.leaderelection import LeaderElector
 
 

@@ -14,7 +14,7 @@ measured from.
 from __future__ import annotations
 
 from kbench.api.selectors import label_selector_matches
-from kbench.apiserver.objects import APIError, seconds, timestamp
+from kbench.apiserver.objects import APIError, object_key, seconds, timestamp
 from kbench.controllers.base import Controller, condition, owner_reference, pod_ready
 
 MAX_ENDPOINTS_PER_SLICE = 100
@@ -43,7 +43,7 @@ class EndpointSliceController(Controller):
         self.queue.add(key)
 
     def _service(self, svc) -> None:
-        self._trigger(f"{svc['metadata']['namespace']}/{svc['metadata']['name']}", self.engine.now)
+        self._trigger(object_key(svc), self.engine.now)
 
     def _services_of(self, pod):
         labels = pod["metadata"].get("labels") or {}

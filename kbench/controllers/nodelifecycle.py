@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from kbench.apiserver.objects import APIError, seconds, timestamp
+from kbench.apiserver.objects import APIError, object_key, seconds, timestamp
 from kbench.client import TokenBucket
 from kbench.controllers.base import Controller, condition
 
@@ -214,7 +214,7 @@ class TaintEvictionController(Controller):
 
     def _pod(self, pod) -> None:
         node = pod.get("spec", {}).get("nodeName")
-        key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        key = object_key(pod)
         if node:
             self.by_node[node].add(key)
             self.queue.add(key)
@@ -222,7 +222,7 @@ class TaintEvictionController(Controller):
     def _pod_gone(self, pod) -> None:
         node = pod.get("spec", {}).get("nodeName")
         if node:
-            self.by_node[node].discard(f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
+            self.by_node[node].discard(object_key(pod))
 
     def sync(self, key):
         pod = self.pods.cache.get(key)

@@ -22,7 +22,7 @@ import math
 
 import orjson
 
-from kbench.apiserver.objects import APIError, seconds
+from kbench.apiserver.objects import APIError, object_key, seconds
 from kbench.controllers.base import (
     Controller,
     Expectations,
@@ -142,7 +142,7 @@ class ReplicaSetController(Controller):
             body["status"] = {**body.get("status", {}), **status}
             yield self.client.call("update", "replicasets", body=body, subresource="status")
         if min_ready and status["readyReplicas"] > status["availableReplicas"]:
-            self.queue.add_after(f"{rs['metadata']['namespace']}/{rs['metadata']['name']}", min_ready)
+            self.queue.add_after(object_key(rs), min_ready)
 
 
 def template_hash(template) -> str:

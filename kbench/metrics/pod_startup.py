@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kbench.apiserver.objects import object_key
 from kbench.client import Client, Informer
 
 PHASES = ("create_to_schedule", "schedule_to_run", "run_to_watch", "pod_startup")
@@ -47,7 +48,7 @@ class PodStartupWatcher:
 
     def _seen(self, pod: Mapping) -> None:
         meta = pod["metadata"]
-        key = f"{meta['namespace']}/{meta['name']}"
+        key = object_key(pod)
         times = self.pods.get(key)
         if times is None:
             times = self.pods[key] = PodTimes(self.engine.now)
@@ -61,7 +62,7 @@ class PodStartupWatcher:
             times.watch = self.engine.now
 
     def _gone(self, pod: Mapping) -> None:
-        self.pending.discard(f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
+        self.pending.discard(object_key(pod))
 
     def scheduled(self, key: str, at: float) -> None:
         if key in self.pods and self.pods[key].schedule is None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from kbench.api.core import Pod
 from kbench.api.quantity import milli_value, value
-from kbench.apiserver.objects import timestamp
+from kbench.apiserver.objects import object_key, timestamp
 from kbench.client import Informer
 from kbench.node.hollow import HollowNode
 from kbench.node.probes import Behaviour, Probe, behaviours
@@ -159,7 +159,7 @@ class Kubelet(HollowNode):
     # -- pods from the informer -------------------------------------------------------------------------------
     def _pod_seen(self, pod: Mapping) -> None:
         meta = pod["metadata"]
-        key = f"{meta['namespace']}/{meta['name']}"
+        key = object_key(pod)
         worker = self.workers.get(key)
         if worker is not None and worker.uid != meta["uid"]:
             self._pod_gone(worker.pod)
@@ -175,15 +175,14 @@ class Kubelet(HollowNode):
             self.engine.process(self._terminate(worker), name=f"kill/{key}")
 
     def _pod_gone(self, pod: Mapping) -> None:
-        key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-        worker = self.workers.pop(key, None)
+        worker = self.workers.pop(object_key(pod), None)
         if worker is not None:
             worker.deleted = True
             self._interrupt(worker)
 
     def _admit(self, manifest: Mapping) -> None:
         meta, spec = manifest["metadata"], manifest["spec"]
-        key = f"{meta['namespace']}/{meta['name']}"
+        key = object_key(manifest)
         requests = Pod.from_manifest(manifest).requests
         used = {"cpu": 0, "memory": 0, "pods": 0}
         for w in self.workers.values():

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kbench.api.network import SERVICE_NAME_LABEL, EndpointSlice, Service
-from kbench.apiserver.objects import seconds
+from kbench.apiserver.objects import object_key, seconds
 from kbench.client import Client, Informer
 from kbench.controllers.endpointslice import TRIGGER
 from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
@@ -56,7 +56,7 @@ class NodeProxy:
         return self.proxy.latencies
 
     def _service(self, svc: Mapping) -> None:
-        self._recompute(f"{svc['metadata']['namespace']}/{svc['metadata']['name']}", None)
+        self._recompute(object_key(svc), None)
 
     def _slice(self, es: Mapping, deleted: bool = False) -> None:
         meta = es["metadata"]

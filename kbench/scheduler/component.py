@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kbench.api.core import Node, Pod
-from kbench.apiserver.objects import timestamp
+from kbench.apiserver.objects import object_key, timestamp
 from kbench.client import Client, Informer
 from kbench.profiles import Profile
 from kbench.scheduler.config import SchedulerConfig
@@ -26,10 +26,6 @@ from kbench.sim import Streams
 SCHEDULER_QPS, SCHEDULER_BURST = 50.0, 100
 """KubeSchedulerConfiguration clientConnection defaults (pkg/scheduler/apis/config/v1/defaults.go)."""
 TERMINAL = ("Succeeded", "Failed")
-
-
-def _key(pod: Mapping) -> str:
-    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
 def _scheduling_view(node: Mapping) -> tuple:
@@ -67,7 +63,7 @@ class KubeScheduler:
             self.scheduler.queue.on_event("Node", "Update")
 
     def _pod(self, pod: Mapping) -> None:
-        key, spec = _key(pod), pod["spec"]
+        key, spec = object_key(pod), pod["spec"]
         if pod.get("status", {}).get("phase") in TERMINAL:
             self._gone(pod)
             return
@@ -80,7 +76,7 @@ class KubeScheduler:
             self.scheduler.add_pod(Pod.from_manifest(pod))
 
     def _gone(self, pod: Mapping) -> None:
-        key = _key(pod)
+        key = object_key(pod)
         if key in self.state.pods:  # frees its node
             self.scheduler.delete_pod(key)
         elif not pod["spec"].get("nodeName"):  # leaves the queue
