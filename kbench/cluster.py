@@ -27,6 +27,8 @@ from kbench.proxy.model import MODES
 from kbench.scheduler.component import KubeScheduler
 from kbench.sim import Engine, Streams
 
+NODE_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": 110}
+"""Each node's capacity unless the scenario says otherwise (keys it leaves out keep these values)."""
 _KEYS = {"nodes": "nodes", "zones": "zones", "nodeCapacity": "node_capacity", "profile": "profile",
          "profileOverrides": "overrides", "apiservers": "apiservers", "flowControl": "flow_control",
          "runtime": "runtime", "kubeProxy": "kube_proxy", "cloud": "cloud", "images": "images", "seed": "seed",
@@ -39,7 +41,7 @@ class ClusterSpec:
 
     nodes: int = 100
     zones: int = 3
-    node_capacity: Mapping = field(default_factory=lambda: {"cpu": "8", "memory": "32Gi", "pods": 110})
+    node_capacity: Mapping = field(default_factory=lambda: dict(NODE_CAPACITY))
     profile: str = "default"
     overrides: Mapping = field(default_factory=dict)
     apiservers: int | None = None
@@ -125,7 +127,7 @@ class Cluster:
         self.scheduler = KubeScheduler(self.api, profile, self.streams)
         self.scheduler.scheduler.on_bound = lambda pod, node: self.watcher.scheduled(pod.key, engine.now)
         self.runtime = RuntimeModel(engine, spec.runtime, profile, self.streams("runtime"), spec.images)
-        capacity = {"cpu": "8", "memory": "32Gi", "pods": 110, **spec.node_capacity}
+        capacity = {**NODE_CAPACITY, **spec.node_capacity}
 
         def started(worker) -> None:
             self.watcher.running(worker.key, engine.now, worker.pull_seconds)
@@ -137,8 +139,8 @@ class Cluster:
         costs = ProxyCosts.from_profile(profile)
         parsed: dict = {}
         mode = spec.kube_proxy.get("mode", "iptables")
-        self.proxies = [NodeProxy(self.api, self.node_name(i), f"192.168.{i // 256 % 256}.{i % 256}", mode, costs,
-                                  parsed) for i in range(min(spec.nodes, spec.kube_proxy.get("nodes", spec.nodes)))]
+        self.proxies = [NodeProxy(self.api, k.name, k.ip, mode, costs, parsed)
+                        for k in self.kubelets[:spec.kube_proxy.get("nodes", spec.nodes)]]
 
     @staticmethod
     def node_name(i: int) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from kbench.api.core import Pod
-from kbench.api.quantity import milli_value, value
+from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import object_key, timestamp
 from kbench.client import Informer
 from kbench.node.hollow import HollowNode
@@ -91,6 +91,11 @@ class PodWorker:
     """Its node shut down: every container died with it."""
 
 
+def node_ip(index: int) -> str:
+    """The address of node ``index`` (its InternalIP, the pods' hostIP, kube-proxy's node IP)."""
+    return f"192.168.{index // 256 % 256}.{index % 256}"
+
+
 def _policy(container: Mapping) -> str:
     """imagePullPolicy, defaulted as core/v1 SetDefaults_Container: Always for ``:latest`` or untagged."""
     if container.get("imagePullPolicy"):
@@ -112,13 +117,12 @@ class Kubelet(HollowNode):
         self.runtime = NodeRuntime(runtime, parallel_pulls)
         self.index = index
         self.observer = observer
-        alloc = self.manifest["status"]["allocatable"]
-        self.allocatable = {"cpu": milli_value(alloc["cpu"]), "memory": value(alloc["memory"]),
-                            "pods": value(alloc["pods"])}
+        self.allocatable = {r: resource_amount(r, q) for r, q in self.manifest["status"]["allocatable"].items()}
         self.workers: dict[str, PodWorker] = {}
         self._ips = 0
         self.rejected = 0
         self._relist_phase = (index * 0.6180339887) % 1.0  # nodes relist out of step with each other
+        self.ip = node_ip(index)
         self.pods = self._watch_pods()
 
     def _watch_pods(self) -> Informer:
@@ -390,8 +394,7 @@ class Kubelet(HollowNode):
             {"type": "Initialized", "status": "True" if w.initialized else "False"},
             {"type": "ContainersReady", "status": "True" if ready else "False"},
             {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now}]
-        status = {"phase": w.phase, "conditions": conditions, "hostIP": f"192.168.{self.index // 256 % 256}."
-                                                                          f"{self.index % 256}",
+        status = {"phase": w.phase, "conditions": conditions, "hostIP": self.ip,
                   "containerStatuses": [self._container_status(c) for c in w.containers]}
         if w.init:
             status["initContainerStatuses"] = [self._container_status(c) for c in w.init]
