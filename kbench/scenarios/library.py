@@ -10,17 +10,18 @@ from __future__ import annotations
 import yaml
 
 from kbench.cluster import ClusterSpec
-from kbench.scenarios.spec import Scenario, Step, _step
+from kbench.scenarios.spec import Scenario, Step
 from kbench.scenarios.steps import PAUSE_POD
 
 
 def _scenario(name: str, steps: list[dict], drain: float = 30.0, **cluster) -> Scenario:
     spec = ClusterSpec(**cluster)
     spec.check()
-    return Scenario(name, spec, [_step(s, f"{name}: steps[{i}]") for i, s in enumerate(steps)], drain=drain)
+    return Scenario(name, spec, [], drain=drain).add_steps(steps)
 
 
-def _deployment(name: str, replicas: int, image: str = "registry.k8s.io/pause:3.10", probe: bool = True) -> dict:
+def deployment(name: str, replicas: int, image: str = "registry.k8s.io/pause:3.10", probe: bool = True) -> dict:
+    """A Deployment manifest whose pods carry ``app: <name>`` (and a readiness probe unless ``probe`` is off)."""
     container = {"name": "app", "image": image, "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}
     if probe:
         container["readinessProbe"] = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 10}
@@ -30,7 +31,8 @@ def _deployment(name: str, replicas: int, image: str = "registry.k8s.io/pause:3.
                                   "spec": {"containers": [container], "terminationGracePeriodSeconds": 1}}}}
 
 
-def _service(name: str, app: str, kind: str = "ClusterIP") -> dict:
+def service(name: str, app: str, kind: str = "ClusterIP") -> dict:
+    """A Service manifest selecting ``app: <app>`` on port 80 -> 8080."""
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
             "spec": {"type": kind, "selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]}}
 
@@ -44,9 +46,9 @@ def density(nodes: int = 100, pods_per_node: int = 30, rate: float = 20.0, **clu
 def load(nodes: int = 100, deployments: int = 10, replicas: int = 10, churn: float = 5.0, duration: float = 60.0,
          **cluster) -> Scenario:
     """CL2 load: Deployments with a Service each, then pod churn at ``churn`` pods/s for ``duration`` s."""
-    steps = [{"createObjects": {"template": _deployment("app-{i}", replicas), "count": deployments, "rate": 5,
+    steps = [{"createObjects": {"template": deployment("app-{i}", replicas), "count": deployments, "rate": 5,
                                 "namespace": "load"}},
-             {"createObjects": {"template": _service("svc-{i}", "app-{i}"), "count": deployments, "rate": 5,
+             {"createObjects": {"template": service("svc-{i}", "app-{i}"), "count": deployments, "rate": 5,
                                 "namespace": "load"}},
              {"waitForPods": {"namespace": "load", "timeout": 600}}]
     if churn > 0:
@@ -61,7 +63,7 @@ def node_failure(nodes: int = 50, fraction: float = 0.1, replicas: int = 200, do
     ``mode``: ``partition`` (cut off; containers keep running) or ``shutdown`` (containers die too)."""
     stop = {"fraction": fraction, "mode": mode, **({"restartAfter": downtime} if downtime is not None else {})}
     return _scenario("node-failure", [
-        {"createObjects": {"template": _deployment("web", replicas, probe=False), "namespace": "apps"}},
+        {"createObjects": {"template": deployment("web", replicas, probe=False), "namespace": "apps"}},
         {"waitForPods": {"namespace": "apps", "timeout": 600}},
         {"stopNodes": stop},
         {"wait": {"seconds": 420}},
@@ -71,8 +73,8 @@ def node_failure(nodes: int = 50, fraction: float = 0.1, replicas: int = 200, do
 def rolling_update(nodes: int = 20, replicas: int = 50, **cluster) -> Scenario:
     """A Deployment behind a Service rolls to a new image (maxSurge / maxUnavailable 25%)."""
     return _scenario("rolling-update", [
-        {"createObjects": {"template": _deployment("web", replicas, "nginx:1.27"), "namespace": "apps"}},
-        {"createObjects": {"template": _service("web", "web"), "namespace": "apps"}},
+        {"createObjects": {"template": deployment("web", replicas, "nginx:1.27"), "namespace": "apps"}},
+        {"createObjects": {"template": service("web", "web"), "namespace": "apps"}},
         {"waitForPods": {"namespace": "apps"}},
         {"rollingUpdate": {"deployment": "web", "image": "nginx:1.28", "namespace": "apps"}},
         {"wait": {"seconds": 120}}], nodes=nodes, **cluster)
@@ -99,8 +101,8 @@ def load_balancers(nodes: int = 20, services: int = 10, replicas: int = 5, **clu
     """LoadBalancer Services over the modelled cloud (the cloud-controller-manager's service controller)."""
     cluster.setdefault("cloud", True)
     return _scenario("load-balancers", [
-        {"createObjects": {"template": _deployment("lb-app", replicas, probe=False), "namespace": "lb"}},
-        {"createObjects": {"template": _service("lb-{i}", "lb-app", "LoadBalancer"), "count": services, "rate": 2,
+        {"createObjects": {"template": deployment("lb-app", replicas, probe=False), "namespace": "lb"}},
+        {"createObjects": {"template": service("lb-{i}", "lb-app", "LoadBalancer"), "count": services, "rate": 2,
                            "namespace": "lb"}},
         {"waitForPods": {"namespace": "lb"}},
         {"waitForLoadBalancers": {"namespace": "lb"}}], nodes=nodes, **cluster)
@@ -117,7 +119,7 @@ def probe_storm(nodes: int = 20, pods_per_node: int = 10, fails_after: float = 3
                                       "failureThreshold": 3},
                     "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 5}}]}}
     return _scenario("probe-storm", [
-        {"createObjects": {"template": _service("storm", "storm"), "namespace": "storm"}},
+        {"createObjects": {"template": service("storm", "storm"), "namespace": "storm"}},
         {"createPods": {"perNode": pods_per_node, "rate": 50, "namespace": "storm", "template": template,
                         "behavior": {"readyAfter": 5, "livenessFailsAfter": fails_after}}},
         {"wait": {"seconds": 300}}], nodes=nodes, **cluster)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from kbench.apiserver.objects import KINDS
+from kbench.apiserver.objects import KINDS, RESOURCES
 from kbench.cluster import ClusterSpec
 from kbench.node.probes import parse_behaviour
 
@@ -135,6 +135,12 @@ class Scenario:
             manifests.append(dict(obj))
         return cls(str(name), cluster, steps, manifests, float(drain))
 
+    def add_steps(self, steps: list) -> Scenario:
+        """Append steps given as ``{action: {field: value}}`` mappings, validated like a file's; returns self."""
+        first = len(self.steps)
+        self.steps += [_step(s, f"{self.name}: steps[{first + i}]") for i, s in enumerate(steps)]
+        return self
+
     def to_dict(self) -> dict:
         """The scenario document (for ``kbench scenario show``)."""
         from dataclasses import fields
@@ -178,6 +184,12 @@ def _step(raw, where: str) -> Step:
     for name, (_, required, _help) in spec.items():
         if required and name not in args:
             raise ScenarioError(f"{where}.{action}.{name}: required ({_help})")
+    if action == "createObjects" and args["template"].get("kind") not in KINDS:
+        raise ScenarioError(f"{where}.createObjects.template.kind: {args['template'].get('kind')!r} is not a kind "
+                            f"kbench models; allowed: {', '.join(KINDS)}")
+    if action == "deleteObjects" and args["resource"] not in RESOURCES:
+        raise ScenarioError(f"{where}.deleteObjects.resource: unknown {args['resource']!r}; "
+                            f"allowed: {', '.join(sorted(RESOURCES))}")
     if action == "createPods" and ("count" in args) == ("perNode" in args):
         raise ScenarioError(f"{where}.createPods: give exactly one of count and perNode")
     if action == "stopNodes" and ("count" in args) == ("fraction" in args):

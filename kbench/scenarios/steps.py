@@ -35,11 +35,14 @@ class Driver:
         self._answered = None
 
     # -- requests -------------------------------------------------------------------------------------------
-    def _send(self, verb: str, resource: str, **kwargs) -> None:
-        """Send without waiting (:meth:`_settled` waits for every answer); API errors are counted by reason."""
+    def _send(self, verb: str, resource: str, on_answer=None, **kwargs) -> None:
+        """Send without waiting (:meth:`_settled` waits for every answer); API errors are counted by reason;
+        ``on_answer(result, delay)`` gets the answer (None after an error)."""
         def done(result, error, delay):
             if error is not None:
                 self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
+            if on_answer is not None:
+                on_answer(result, delay)
             self._outstanding -= 1
             if not self._outstanding and self._answered is not None:
                 self.engine.schedule(delay, self._answered.succeed)
@@ -56,18 +59,10 @@ class Driver:
 
     def _call(self, verb: str, resource: str, **kwargs):
         """Process body: the request's answer (None after counting an error)."""
-        box = {}
         answered = self.engine.event()
-
-        def done(result, error, delay):
-            box["result"] = result
-            if error is not None:
-                self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
-            self.engine.schedule(delay, answered.succeed)
-
-        self.client.request(verb, resource, done, **kwargs)
-        yield answered
-        return box["result"]
+        self._send(verb, resource, lambda result, delay: self.engine.schedule(delay, answered.succeed, result),
+                   **kwargs)
+        return (yield answered)
 
     def _namespace(self, ns: str):
         """Create ``ns`` if needed and wait for its default ServiceAccount (pods need it)."""
@@ -117,10 +112,7 @@ class Driver:
             "create", "pods", body=self._pod(template, behavior, namespace, f"{prefix}-{i}")))
 
     def _createObjects(self, template: Mapping, count: int = 1, rate: float = 0, namespace: str | None = None):
-        kind = template.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"step {self.step}: createObjects.template.kind: {kind!r} is not modelled; "
-                             f"allowed: {', '.join(KINDS)}")
+        kind = template["kind"]  # checked when the scenario was read
         res = KINDS[kind]
         ns = namespace or template.get("metadata", {}).get("namespace", "default")
         if res.namespaced:
@@ -142,9 +134,6 @@ class Driver:
 
     def _deleteObjects(self, resource: str, namespace: str = "", count: int | None = None, rate: float = 0,
                        labelSelector: Mapping | None = None):
-        if resource not in self.cluster.api.caches:
-            raise ValueError(f"step {self.step}: deleteObjects.resource: unknown {resource!r}; "
-                             f"allowed: {', '.join(sorted(self.cluster.api.caches))}")
         listed = yield from self._call("list", resource, namespace=namespace,
                                        label_selector={"matchLabels": dict(labelSelector)} if labelSelector else None)
         items = [o for o in (listed or {}).get("items", []) if not o["metadata"].get("deletionTimestamp")]

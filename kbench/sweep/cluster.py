@@ -18,14 +18,13 @@ import pandas as pd
 from kbench import plot
 from kbench.metrics.slis import API_SLO, NETWORK_PROGRAMMING_SLO, POD_STARTUP_SLO
 from kbench.profiles import available
-from kbench.scenarios.library import _deployment, _service, density
-from kbench.scenarios.spec import _step
+from kbench.scenarios.library import density, deployment, service
 from kbench.sweep.grid import Param, Sweep
 
 DEGRADE = {"none": {},
            "one-apiserver": {"apiservers": 1},
-           "etcd-fsync-50ms": {"profileOverrides": {"etcd.wal_fsync.median": 0.05, "etcd.wal_fsync.p99": 0.2}},
-           "etcd-slow-disk": {"profileOverrides": {"etcd.wal_fsync.median": 0.05, "etcd.wal_fsync.p99": 1.0}}}
+           "etcd-fsync-50ms": {"overrides": {"etcd.wal_fsync.median": 0.05, "etcd.wal_fsync.p99": 0.2}},
+           "etcd-slow-disk": {"overrides": {"etcd.wal_fsync.median": 0.05, "etcd.wal_fsync.p99": 1.0}}}
 """Degraded control planes: one kube-apiserver instead of three; an etcd WAL disk 60x slower than the default
 at the median (etcd's FAQ asks for wal_fsync p99 < 10 ms); and such a disk with a one-second tail."""
 
@@ -53,20 +52,16 @@ PRESETS = {
 def scenario(params: dict, seed: int):
     """The point's scenario (density, then the Deployments and Services)."""
     cluster = {"seed": seed, "profile": params["profile"], **DEGRADE[params["degrade"]]}
-    cluster.setdefault("profileOverrides", {})
     if params["proxy_nodes"]:
-        cluster["kubeProxy"] = {"mode": "iptables", "nodes": params["proxy_nodes"]}
-    from kbench.cluster import _KEYS
-
-    sc = density(params["nodes"], params["pods_per_node"], params["churn"],
-                 **{_KEYS[k]: v for k, v in cluster.items()})
+        cluster["kube_proxy"] = {"mode": "iptables", "nodes": params["proxy_nodes"]}
+    sc = density(params["nodes"], params["pods_per_node"], params["churn"], **cluster)
     if params["services"]:
-        extra = [{"createObjects": {"template": _deployment("app-{i}", 5), "count": params["services"],
-                                    "rate": 10, "namespace": "load"}},
-                 {"createObjects": {"template": _service("svc-{i}", "app-{i}"), "count": params["services"],
-                                    "rate": 10, "namespace": "load"}},
-                 {"waitForPods": {"namespace": "load", "timeout": 600}}]
-        sc.steps += [_step(s, f"cluster sweep: steps[{len(sc.steps) + i}]") for i, s in enumerate(extra)]
+        count = params["services"]
+        sc.add_steps([
+            {"createObjects": {"template": deployment("app-{i}", 5), "count": count, "rate": 10, "namespace": "load"}},
+            {"createObjects": {"template": service("svc-{i}", "app-{i}"), "count": count, "rate": 10,
+                               "namespace": "load"}},
+            {"waitForPods": {"namespace": "load", "timeout": 600}}])
     return sc
 
 

@@ -41,7 +41,7 @@ def test_default_profile_meets_pod_startup_and_api_slos_at_5000_nodes(default):
 
 
 def test_slow_etcd_disk_breaks_the_api_slo_first(default):
-    degraded = _run(overrides=DEGRADE["etcd-slow-disk"]["profileOverrides"])
+    degraded = _run(overrides=DEGRADE["etcd-slow-disk"]["overrides"])
     broken = degraded.failing()
     assert broken and broken[0].startswith("APIResponsiveness/")
     assert "PodStartupLatency/pod_startup" not in broken[:1]
