@@ -19,6 +19,16 @@ class TokenBucket:
         self.tokens = float(burst)
         self.last = 0.0
 
+    def try_accept(self, t: float) -> bool:
+        """TryAccept: take a token if one is there at ``t`` (nothing is borrowed when none is)."""
+        if t > self.last:
+            self.tokens = min(self.burst, self.tokens + (t - self.last) * self.qps)
+            self.last = t
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
     def reserve(self, t: float) -> float:
         if t > self.last:
             self.tokens = min(self.burst, self.tokens + (t - self.last) * self.qps)

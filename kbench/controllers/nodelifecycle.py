@@ -183,7 +183,7 @@ class NodeLifecycleController(Controller):
             yield NODE_EVICTION_PERIOD
             for zone, queue in self.zone_queues.items():
                 limiter = self.zone_limiters.get(zone)
-                while queue and limiter is not None and limiter.reserve(self.engine.now) == 0.0:
+                while queue and limiter is not None and limiter.try_accept(self.engine.now):
                     node = self.nodes.cache.get(queue.pop(0))
                     if node is None or _ready(node) == "True":
                         continue

@@ -69,17 +69,35 @@ def test_node_stops_renewing_unknown_taint_eviction_and_replacement():
     assert _ready(node) == "True" and not node["spec"].get("taints")
 
 
+def _tainted_at(nlc) -> dict[str, float]:
+    """Node -> when its NoExecute taint was added."""
+    return {n["metadata"]["name"]: seconds(t["timeAdded"]) for n in nlc.nodes.cache.values()
+            for t in n["spec"].get("taints") or [] if t["effect"] == "NoExecute"}
+
+
+def test_normal_zone_taints_every_stopped_node_at_the_eviction_rate():
+    plane = Plane(nodes=8, zones=1)
+    nlc = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start().controllers[0]
+    plane.run(20.0)
+    for node in plane.nodes[:3]:  # 3 of 8: under the 55% threshold, the zone stays Normal
+        node.stop()
+    plane.run(plane.engine.now + 300)
+    assert nlc.zone_states["zone-0"] == "Normal"
+    tainted = _tainted_at(nlc)
+    assert sorted(tainted) == ["node-0", "node-1", "node-2"]
+    times = sorted(tainted.values())
+    assert min(b - a for a, b in zip(times, times[1:])) >= 10 - 1  # --node-eviction-rate 0.1 nodes/s, burst 1
+
+
 def test_zone_disruption_slows_taints():
     plane = Plane(nodes=8, zones=1)
-    nlc = NodeLifecycleController(controller_manager(plane.api, controllers=()).start())
-    nlc.start()
+    nlc = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start().controllers[0]
     plane.run(20.0)
     for node in plane.nodes[:6]:  # 6 of 8 not ready: over the 55% threshold in a small zone
         node.stop()
     plane.run(plane.engine.now + 600)
     assert nlc.zone_states["zone-0"] == "PartialDisruption"
-    tainted = [n for n in nlc.nodes.cache.values()
-               if any(t["effect"] == "NoExecute" for t in n["spec"].get("taints") or [])]
+    tainted = _tainted_at(nlc)
     # a zone of <= 50 nodes gets eviction rate 0 once partially disrupted; the node that went first may have
     # been taken by the tainting pass while the zone still counted as Normal (as upstream's asynchronous pass)
     assert len(tainted) <= 1

@@ -45,7 +45,8 @@ def test_node_failure_evicts_after_the_toleration_and_replaces_pods():
     assert evicted and all(p["spec"]["nodeName"] in stopped for p in evicted)  # stuck Terminating, as upstream
     for name in stopped:  # NotReady (Unknown), tainted
         node = cluster.api.caches["nodes"].get(name)[0]
-        assert any(t["key"] == "node.kubernetes.io/unreachable" for t in node["spec"]["taints"])
+        assert {(t["key"], t["effect"]) for t in node["spec"]["taints"]} == {
+            ("node.kubernetes.io/unreachable", "NoSchedule"), ("node.kubernetes.io/unreachable", "NoExecute")}
     # eviction: grace period (50 s) + default toleration (300 s) after the stop
     stop_time = min(seconds(p["metadata"]["deletionTimestamp"]) - 1 for p in evicted)  # grace 1 s
     assert 340 < stop_time - result.cluster.watcher.pods[next(iter(result.cluster.watcher.pods))].create < 420
