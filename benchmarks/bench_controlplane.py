@@ -30,7 +30,10 @@ def _hollow_cluster(nodes: int, duration: float) -> dict:
     gc.collect()
     gc.freeze()
     started = time.perf_counter()
-    engine.run(until=duration)
+    try:
+        engine.run(until=duration)
+    finally:
+        gc.unfreeze()  # the rest of the session may collect this cluster
     wall = time.perf_counter() - started
     return {"wall_s": wall, "sim_s_per_wall_s": duration / wall, "events_per_s": engine.steps / wall,
             "requests_per_s": api.requests / wall, "renewals": sum(n.renewals for n in fleet),

@@ -120,9 +120,6 @@ class _Level:
     queues: list[deque] = field(default_factory=list)
     waiting: int = 0
     next_queue: int = 0
-    dispatched: int = 0
-    rejected: int = 0
-    waits: list[float] = field(default_factory=list)
 
 
 class PriorityAndFairness:
@@ -151,7 +148,6 @@ class PriorityAndFairness:
         now = self._now()
         if level.config.exempt:
             req.dispatch()
-            level.dispatched += 1
             return
         self._release(level, now)
         seats = min(req.seats, level.limit)
@@ -159,7 +155,6 @@ class PriorityAndFairness:
             self._start(level, req, seats, now)
             return
         if not level.queues:
-            level.rejected += 1
             req.reject()
             return
         key = (name, flow)
@@ -168,7 +163,6 @@ class PriorityAndFairness:
             hand = self._hands[key] = deal(flow_hash(flow), level.config.queues, level.config.hand)
         queue = min((level.queues[i] for i in hand), key=lambda q: sum(r.seats for r in q))
         if len(queue) >= level.config.queue_length:
-            level.rejected += 1
             req.reject()
             return
         req.arrival = now
@@ -180,7 +174,6 @@ class PriorityAndFairness:
         release = req.dispatch()
         for _ in range(seats):
             heapq.heappush(level.busy, release)
-        level.dispatched += 1
 
     @staticmethod
     def _release(level: _Level, now: float) -> None:
@@ -211,7 +204,6 @@ class PriorityAndFairness:
             if now - req.arrival > REQUEST_WAIT_LIMIT:
                 queue.popleft()
                 level.waiting -= 1
-                level.rejected += 1
                 req.reject()
                 continue
             seats = min(req.seats, level.limit)
@@ -219,7 +211,6 @@ class PriorityAndFairness:
                 break
             queue.popleft()
             level.waiting -= 1
-            level.waits.append(now - req.arrival)
             self._start(level, req, seats, now)
         if level.waiting:
             self._schedule(name, level)
@@ -233,7 +224,6 @@ class MaxInFlight:
         self.limits = {False: readonly, True: mutating}
         self.busy: dict[bool, list[float]] = {False: [], True: []}
         self._now = now
-        self.rejected = 0
 
     def arrive(self, req) -> None:
         mutating = req.verb in MUTATING
@@ -241,7 +231,6 @@ class MaxInFlight:
         while busy and busy[0] <= now:
             heapq.heappop(busy)
         if len(busy) >= self.limits[mutating]:
-            self.rejected += 1
             req.reject()
             return
         heapq.heappush(busy, req.dispatch())

@@ -121,9 +121,6 @@ def seconds(stamp: str) -> float:
     return _day_seconds(stamp[:10]) + int(h) * 3600 + int(m) * 60 + float(s)
 
 
-def encode(obj: Mapping) -> bytes:
-    return orjson.dumps(obj)
-
 
 def copy_object(obj: Mapping) -> dict:
     """A private deep copy (JSON round trip, as the apiserver's codec would give)."""

@@ -80,7 +80,6 @@ class Instance:
     index: int
     caches: dict[str, WatchCache]
     flow: object
-    connections: int = 0
 
 
 @dataclass
@@ -134,7 +133,6 @@ class APIServer:
             raise ValueError(f"flow_control: must be apf or max-inflight; got {mode!r}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"instances: must be a positive integer; got {count!r}")
-        self.flow_control = mode
 
         def delay(size: int) -> float:
             return self.costs.watch_dispatch + size * self.costs.encode_per_byte + self.costs.network_rtt / 2
@@ -160,7 +158,6 @@ class APIServer:
     def connect(self, user: str, groups: tuple[str, ...] = ()) -> Connection:
         """A client connection, pinned to one instance (the load balancer spreads connections round robin)."""
         instance = self.instances[next(self._next)]
-        instance.connections += 1
         return Connection(self, instance, user, tuple(groups))
 
     # -- the request path ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from kbench.apiserver.objects import Filter, gone
+from kbench.apiserver.objects import Filter, field_value, gone
 
 EVENT_FRESH_DURATION = 75.0
 UPPER_BOUND_CAPACITY = 100 * 1024
@@ -58,7 +58,6 @@ class Watch:
 
 class WatchCache:
     def __init__(self, resource: str, schedule: Callable, now: Callable[[], float], delay: Callable[[int], float]):
-        self.resource = resource
         self.schedule, self.now, self.delay = schedule, now, delay
         self.objects: dict[str, tuple[Mapping, int, int]] = {}
         """key -> (object, resourceVersion, serialized size)."""
@@ -93,9 +92,9 @@ class WatchCache:
     def _watchers(self, obj: Mapping, prev: Mapping | None):
         if self.index_field is None:
             return self.others
-        values = {_index(obj, self.index_field)}
+        values = {field_value(obj, self.index_field)}
         if prev is not None:
-            values.add(_index(prev, self.index_field))
+            values.add(field_value(prev, self.index_field))
         out = list(self.others)
         for value in values:
             out += self.indexed.get(value, ())
@@ -137,15 +136,6 @@ class WatchCache:
         group = self.others if watch.index is None else self.indexed.get(watch.index, [])
         if watch in group:
             group.remove(watch)
-
-
-def _index(obj: Mapping, field: str) -> str:
-    node = obj
-    for part in field.split("."):
-        node = node.get(part) if isinstance(node, Mapping) else None
-        if node is None:
-            return ""
-    return str(node)
 
 
 def _event_for(flt: Filter, kind: str, obj: Mapping, prev: Mapping | None, rv: int) -> tuple | None:

@@ -46,7 +46,6 @@ class Client:
         self.engine = server.engine
         self.conn = server.connect(user, groups)
         self.limiter = TokenBucket(qps, burst)
-        self.user = user
 
     def request(self, verb: str, resource: str, callback: Callback, delay: float = 0.0, **kwargs) -> None:
         """Send a request ``delay`` seconds from now, after the rate limiter; see ``Connection.request``."""

@@ -61,7 +61,6 @@ class CloudNodeLifecycleController(Controller):
         super().__init__(manager)
         self.cloud = cloud
         self.nodes = manager.informer("nodes")
-        self.deleted: list[str] = []
 
     def start(self) -> None:
         super().start()
@@ -79,7 +78,6 @@ class CloudNodeLifecycleController(Controller):
                     exists = yield self.cloud.instance_exists(name)
                     if not exists:
                         yield self.client.call("delete", "nodes", name=name)
-                        self.deleted.append(name)
                 except (CloudError, APIError):
                     continue
 

@@ -97,7 +97,6 @@ class GarbageCollector(Controller):
                                                  on_update=lambda old, new, r=resource: self._check(r, new))
         for resource in OWNERS.values():
             self.informers[resource].add_handler(on_delete=self._owner_gone)
-        self.deleted = 0
 
     def _check(self, resource: str, obj) -> None:
         if obj["metadata"].get("ownerReferences"):
@@ -128,7 +127,6 @@ class GarbageCollector(Controller):
                 live.append(ref)
         if live or not owners_synced(self.informers):
             return
-        self.deleted += 1
         try:
             yield self.client.call("delete", resource, namespace=ns, name=name)
         except APIError as err:

@@ -9,6 +9,7 @@ could not renew within the renew deadline.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from kbench.apiserver.objects import APIError, copy_object, timestamp
@@ -26,13 +27,11 @@ class LeaderElector:
         self.on_started, self.on_stopped = on_started, on_stopped
         self.lease_duration, self.renew_deadline, self.retry_period = lease_duration, renew_deadline, retry_period
         self.leader = False
-        self.transitions: list[tuple[float, str]] = []
         """(time, identity) whenever this candidate saw leadership change hands or took it."""
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last read
         self._observed_at = 0.0
         self._last_renew = 0.0
         self._stopped = False
-        self._failures = 0
 
     def run(self) -> None:
         self.engine.process(self._loop(), name=f"leader-election-{self.identity}")
@@ -42,10 +41,8 @@ class LeaderElector:
 
     def _loop(self):
         while not self._stopped:
-            try:
+            with contextlib.suppress(APIError):  # a failed read or write: try again next period
                 yield from self._try()
-            except APIError:  # a failed read or write: try again next period
-                self._failures += 1
             if self.leader and self.engine.now - self._last_renew > self.renew_deadline:
                 self.leader = False  # failed to renew in time: stop leading
                 self.on_stopped()
@@ -82,5 +79,4 @@ class LeaderElector:
         self._last_renew = self.engine.now
         if not self.leader:
             self.leader = True
-            self.transitions.append((self.engine.now, self.identity))
             self.on_started()

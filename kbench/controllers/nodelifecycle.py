@@ -16,6 +16,7 @@ taint has run out (``tolerationSeconds`` after the taint's ``timeAdded``; at onc
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import defaultdict
 
@@ -54,7 +55,6 @@ class NodeLifecycleController(Controller):
         self.zone_queues: dict[str, list[str]] = defaultdict(list)
         self.zone_limiters: dict[str, TokenBucket] = {}
         self.zone_states: dict[str, str] = {}
-        self.updates = 0
 
     def start(self) -> None:
         super().start()
@@ -112,11 +112,8 @@ class NodeLifecycleController(Controller):
             if cond.get("status") != "Unknown":
                 cond.update(status="Unknown", reason="NodeStatusUnknown", lastTransitionTime=stamp,
                             message="Kubelet stopped posting node status.")
-        try:
+        with contextlib.suppress(APIError):  # the next monitor pass sees the latest version
             yield self.client.call("update", "nodes", body=body, subresource="status")
-            self.updates += 1
-        except APIError:
-            pass  # the next monitor pass sees the latest version
 
     def _taint_no_schedule(self, node, status: str):
         want = {"Unknown": UNREACHABLE, "False": NOT_READY}.get(status)
@@ -150,11 +147,8 @@ class NodeLifecycleController(Controller):
     def _set_taints(self, node, taints):
         body = self.copy(node)
         body["spec"]["taints"] = taints
-        try:
+        with contextlib.suppress(APIError):  # the next monitor pass retries
             yield self.client.call("update", "nodes", body=body)
-            self.updates += 1
-        except APIError:
-            pass
 
     def _zone_states(self, zones: dict[str, list[str]]) -> None:
         """ComputeZoneState, and the eviction rate each zone's queue gets."""
@@ -206,7 +200,6 @@ class TaintEvictionController(Controller):
         self.by_node: dict[str, set[str]] = defaultdict(set)
         self.nodes.add_handler(on_add=self._node, on_update=lambda old, new: self._node(new))
         self.pods.add_handler(on_add=self._pod, on_update=lambda old, new: self._pod(new), on_delete=self._pod_gone)
-        self.evicted = 0
 
     def _node(self, node) -> None:
         for key in self.by_node.get(node["metadata"]["name"], ()):
@@ -251,7 +244,6 @@ class TaintEvictionController(Controller):
         if wait > 0:
             self.queue.add_after(key, wait)
             return
-        self.evicted += 1
         yield self.client.call("delete", "pods", namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"])
 
 

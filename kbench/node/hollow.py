@@ -28,7 +28,6 @@ class HollowNode:
         self.name = name
         self.client = Client(server, f"system:node:{name}", ("system:nodes",), KUBELET_QPS, KUBELET_BURST)
         self.running = True
-        self.lease = None
         self.node = None
         self.renewals = 0
         self._status_posted = -1e18
@@ -72,7 +71,6 @@ class HollowNode:
             self.client.request("get", "leases", self._renewed, namespace="kube-node-lease", name=self.name,
                                 delay=delay)
             return
-        self.lease = lease
         self.renewals += 1
         at = self.engine.now + delay + RENEW_INTERVAL
         body = {"apiVersion": lease["apiVersion"], "kind": "Lease", "metadata": dict(lease["metadata"]),
