@@ -8,6 +8,7 @@ from kbench.cloud import Cloud, cloud_controller_manager
 from kbench.controllers import NodeIpamController, NodeLifecycleController, controller_manager
 from kbench.node import HollowNode
 from kbench.profiles import load_profile
+from kbench.sim import Engine
 from tests.controlplane.helpers import Plane
 
 
@@ -89,6 +90,7 @@ def test_load_balancer_provisioned_backends_updated_and_deleted():
 
 def test_cloud_settings_come_from_the_profile():
     profile = load_profile()
-    assert profile.value("cloud.route_table_limit") == 50
+    assert Cloud(Engine(), profile).route_limit == profile.value("cloud.route_table_limit") == 50
+    assert Cloud(Engine(), profile.override({"cloud.route_table_limit": 7})).route_limit == 7
     with pytest.raises(KeyError):
         profile.value("cloud.nope")

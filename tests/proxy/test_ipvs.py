@@ -64,8 +64,9 @@ def test_wrr_is_the_lvs_interleaving():
     # LVS documentation's example: weights A=4, B=3, C=2 cycle through AABABCABC. Servers added one by one
     # (as kube-proxy does) leave cw at 1 (ip_vs_wrr_dest_changed keeps a non-zero cw <= mw), so the first
     # round takes every server and the cycle is entered at "ABC"
-    assert _picks(_vs("wrr", [4, 3, 2]), 18) == "ABCAABABC" * 2
-    assert sorted("AABABCABC") == sorted("ABCAABABC")
+    picks = _picks(_vs("wrr", [4, 3, 2]), 18)
+    assert picks == "ABCAABABC" * 2
+    assert picks in "AABABCABC" * 3  # the documented cycle, entered part-way
     assert _picks(_vs("wrr", [2, 2]), 4) == "ABAB"  # gcd 2: mw = 2 - (2 - 1) = 1
     assert _vs("wrr", [0, 0]).schedule() is None
 
@@ -76,7 +77,7 @@ def test_lc_takes_least_connections_first_in_list_on_ties():
     assert vs.schedule() == 1  # B and C tie at 1: the first in list order
     assert vs.schedule() == 2  # now B has 2
     vs.dests[2].weight = 0
-    assert vs.schedule() in (0, 1)
+    assert vs.schedule() == 0  # A and B tie at 2: the first in list order
 
 
 def test_sh_fills_buckets_by_weight_and_hashes_the_source():

@@ -96,8 +96,7 @@ def test_scheduler_perf_pods_on_the_whole_cluster():
 def test_load_churn_keeps_pods_coming_and_going():
     result = library.load(nodes=10, deployments=3, replicas=4, churn=2, duration=30).run(progress=False)
     assert result.counts["pods_created"] == 12 + 60
-    churned = _pods(result, "load-churn")
-    assert len(churned) <= 2 * 30  # created at 2/s, each deleted 30 s after creation
+    assert not _pods(result, "load-churn")  # created at 2/s, each deleted 30 s after creation: all gone by the end
     assert result.passed
 
 
