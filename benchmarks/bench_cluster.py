@@ -75,3 +75,4 @@ def test_density_5000_nodes(benchmark):
         reference_wall_s=reference["wall_s"] * 10, ratio=reference["wall_s"] * 10 / result["wall_s"],
         time_share_by_package=_where_time_goes(NODES))
     assert result["pods_started"] == pods
+    assert result["slo_passed"], "the default profile should meet every SLO at 5,000 nodes"
