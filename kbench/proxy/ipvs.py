@@ -29,7 +29,6 @@ SH_TAB_BITS = 8
 SH_TAB_SIZE = 1 << SH_TAB_BITS
 GOLDEN_RATIO_32 = 0x61C88647
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
-SCHEDULERS = ("rr", "wrr", "lc", "sh")
 
 
 def _fold(address) -> int:
@@ -95,9 +94,6 @@ class VirtualServer:
     def address(self):
         return parse_ip(self.ip)
 
-    @property
-    def key(self) -> tuple[int, str, int]:
-        return PROTO_NUMBERS[self.protocol], self.ip, self.port
 
     def add_dest(self, dest: RealServer) -> None:
         """``__ip_vs_update_dest``: ``list_add_rcu`` at the head, then the scheduler's add/update hook."""

@@ -16,15 +16,16 @@ from kbench.api.core import ManifestError, _list, _map
 from kbench.api.network import EndpointSlice, Service, parse_cidr, parse_ip
 
 MODES = ("iptables", "ipvs", "nftables")
+IPVS_SCHEDULERS = ("rr", "wrr", "lc", "sh")
+"""The IPVS schedulers kbench implements (ipvs.py)."""
 FAMILIES = ("IPv4", "IPv6")
-LOOPBACK = {"IPv4": ipaddress.ip_network("127.0.0.0/8"), "IPv6": ipaddress.ip_network("::1/128")}
 ZERO_CIDR = {"IPv4": "0.0.0.0/0", "IPv6": "::/0"}
 NFACCT_COUNTERS = ("ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts")
 """pkg/proxy/metrics: IPTablesCTStateInvalidDroppedNFAcctCounter, LocalhostNodePortAcceptedNFAcctCounter."""
 
 
 def family_of(ip) -> str:
-    return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
+    return "IPv6" if parse_ip(ip).version == 6 else "IPv4"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class ProxierConfig:
                     parse_cidr(cidr)
                 except ValueError:
                     raise ManifestError(f"proxier.{name}[{i}]: {cidr!r} is not a valid CIDR") from None
-        if self.ipvs_scheduler not in ("rr", "wrr", "lc", "sh"):
+        if self.ipvs_scheduler not in IPVS_SCHEDULERS:
             raise ManifestError(f"proxier.ipvsScheduler: must be one of rr, wrr, lc, sh; got {self.ipvs_scheduler!r}")
 
     # -- derived, per IP family ------------------------------------------------------------------------------

@@ -121,3 +121,13 @@ def test_proxy_sweep_from_the_cli(tmp_path, capsys):
         "proxy_first_packet.png", "proxy_sync.png", "proxy_wall.png"}
     assert main(["sweep", "proxy", "--param", "mode=userspace", "--out", str(tmp_path)]) == 2
     assert "mode: kube-proxy mode (one of iptables, ipvs, nftables)" in capsys.readouterr().err
+
+
+def test_node_ip_family_reads_addresses_as_the_config_check_does():
+    from kbench.proxy.model import ProxierConfig
+
+    with pytest.raises(ManifestError, match=r"proxier.nodeIPs\[0\]"):
+        ProxierConfig(node_ips=("192.168.0.256",))
+    accepted = ProxierConfig(node_ips=("192.168.000.2",))  # parse_ip accepts it, so the family check must too
+    assert accepted.node_ip == "192.168.000.2"
+    assert ProxierConfig(node_ips=("fd00::2",), ip_family="IPv6").node_ip == "fd00::2"
