@@ -17,6 +17,7 @@ per-service chains only of changed Services; ``IptablesRules.work`` counts both.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -32,8 +33,11 @@ KUBE_POSTROUTING, KUBE_MARK_MASQ, KUBE_FORWARD = "KUBE-POSTROUTING", "KUBE-MARK-
 KUBE_PROXY_FIREWALL, KUBE_FIREWALL = "KUBE-PROXY-FIREWALL", "KUBE-FIREWALL"
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def _hash16(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    """The first 16 base32 characters of sha256 (they encode only the digest's first 10 bytes). Cached: every
+    compile names each endpoint's chain two or three times, and a sync recompiles what changed."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 def chain_names(sp: ServicePortInfo) -> dict[str, str]:

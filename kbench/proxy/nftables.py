@@ -16,6 +16,7 @@ why nftables sync cost grows with the change, not the cluster (KEP-3866).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -27,8 +28,10 @@ MARK_MASQ, REJECT_CHAIN = "mark-for-masquerade", "reject-chain"
 PRIORITY_NAMES = {-300: "raw", -150: "mangle", -100: "dstnat", 0: "filter", 100: "srcnat", 300: "security"}
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def hash_and_truncate(name: str) -> str:
-    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()[:8]
+    """knftables' hashAndTruncate (cached, as iptables' chain hash): 8 base32 characters = 5 digest bytes."""
+    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()[:5]).decode()
     full = f"{digest}-{name}"
     return full if len(full) <= 200 else full[:197] + "..."
 
