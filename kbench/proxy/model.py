@@ -8,6 +8,7 @@ Follows upstream kube-proxy (kubernetes v1.35): ``pkg/proxy/serviceport.go`` (Ba
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -120,24 +121,26 @@ class ProxierConfig:
         """Addresses the node owns (``addrtype LOCAL`` / ``fib type local``): its IPs and loopback."""
         return [parse_ip(ip) for ip in self.node_ips] + [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
 
-    def node_port_cidrs(self, mode: str) -> list[str] | None:
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (configs are few, frozen and long-lived; compiles call this often)
+    def node_port_cidrs(self, mode: str) -> tuple[str, ...] | None:
         """``NewNodePortAddresses``: the CIDRs of this family accepting NodePorts, or ``None`` for all addresses."""
         given = self.node_port_addresses
         if given is None and mode == "nftables":
             given = (f"{self.node_ip}/{128 if self.ipv6 else 32}",)
-        cidrs = self.own(given or ())
-        if not cidrs or any(str(parse_cidr(c)) == ZERO_CIDR[self.ip_family] for c in cidrs):
+        cidrs = tuple(str(parse_cidr(c)) for c in self.own(given or ()))
+        if not cidrs or ZERO_CIDR[self.ip_family] in cidrs:
             return None
-        return [str(parse_cidr(c)) for c in cidrs]
+        return cidrs
 
-    def node_port_ips(self, mode: str) -> list[str]:
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (as node_port_cidrs)
+    def node_port_ips(self, mode: str) -> tuple[str, ...]:
         """``GetNodeIPs``: the node's addresses inside the NodePort CIDRs (the fake host's interfaces: its IPs, lo)."""
         cidrs = self.node_port_cidrs(mode)
         addrs = [parse_ip(ip) for ip in ("127.0.0.1", "::1", *self.node_ips)]
         if cidrs is None:
-            return [str(a) for a in addrs if family_of(a) == self.ip_family]
+            return tuple(str(a) for a in addrs if family_of(a) == self.ip_family)
         nets = [parse_cidr(c) for c in cidrs]
-        return [str(a) for a in addrs if any(a.version == n.version and a in n for n in nets)]
+        return tuple(str(a) for a in addrs if any(a.version == n.version and a in n for n in nets))
 
     @property
     def localhost_node_ports_enabled(self) -> bool:
