@@ -91,6 +91,8 @@ class KubeProxy:
         iptables only: price syncs like 2017's full, superlinear restores.
     partial_syncs : bool
         False turns partial syncs off (every sync full), as before ``MinimizeIPTablesRestore`` (v1.26).
+    work : SyncWork, optional
+        The ports' compiled work, when the caller has already compiled them (else compiled here).
     """
 
     engine: Engine
@@ -103,6 +105,7 @@ class KubeProxy:
     syncs: list[SyncRecord] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     """Network programming latency samples (s)."""
+    work: SyncWork | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -111,8 +114,8 @@ class KubeProxy:
         for sp in self.ports:
             by_service.setdefault(sp.service_key, []).append(sp)
         self.services = by_service
-        compiled = COMPILERS[self.mode](self.ports, self.config)
-        self.work: SyncWork = compiled.work
+        if self.work is None:
+            self.work = COMPILERS[self.mode](self.ports, self.config).work
         self._changed: set[str] = set()
         self._triggers: list[float] = []
         self._request = self.engine.event()

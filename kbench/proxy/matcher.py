@@ -79,6 +79,10 @@ class Packets:
     def __len__(self) -> int:
         return len(self.src_hi)
 
+    def take(self, index) -> Packets:
+        """The packets at ``index`` (a slice or an index array)."""
+        return Packets(*(getattr(self, f.name)[index] for f in dataclasses.fields(Packets)))
+
     @classmethod
     def of(cls, rows, time: float = 0.0) -> Packets:
         """From (source IP, protocol name, destination IP, destination port) tuples."""
@@ -494,7 +498,7 @@ class Matcher:
                 self.aff_value, p.AFF_TIMEOUT, *scratch, *outs)
         rest = np.flatnonzero(outs[0] < 0)
         if len(rest):
-            subset = Packets(*(getattr(packets, f.name)[rest] for f in dataclasses.fields(Packets)))
+            subset = packets.take(rest)
             args, sub = self._args(subset, len(rest))
             run(K.run_packets, *args)
             for full, part in zip(outs, sub):

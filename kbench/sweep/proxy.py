@@ -23,7 +23,7 @@ from kbench import plot
 from kbench.profiles import available, load_profile
 from kbench.proxy import workload
 from kbench.proxy.kube_proxy import COMPILERS, KubeProxy, ProxyCosts
-from kbench.proxy.matcher import Matcher, Packets, program_for
+from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import MODES, EndpointInfo
 from kbench.sim import Engine, Streams
 from kbench.sweep.grid import Param, Sweep
@@ -67,10 +67,11 @@ def _churn(engine: Engine, proxy: KubeProxy, rate: float, until: float, rng: np.
         proxy.apply(key, changed, trigger=engine.now)
 
 
-def simulate_syncs(mode: str, ports, costs: ProxyCosts, churn: float, seed: int) -> dict:
-    """The initial full sync, then ``CHURN_SECONDS`` of endpoint churn: sync times and programming latency."""
+def simulate_syncs(mode: str, ports, costs: ProxyCosts, churn: float, seed: int, work=None) -> dict:
+    """The initial full sync, then ``CHURN_SECONDS`` of endpoint churn: sync times and programming latency
+    (``work``: the ports' compiled work, if the caller has it)."""
     engine = Engine()
-    proxy = KubeProxy(engine, mode, ports, workload.CONFIG, costs)
+    proxy = KubeProxy(engine, mode, ports, workload.CONFIG, costs, work=work)
     engine.run(until=proxy.ready)
     start = engine.now
     if churn > 0:
@@ -94,7 +95,7 @@ def run_point(params: dict, seed: int) -> dict:
     per_packet = services if mode == "iptables" else 50
     packets, _ = workload.traffic(ports, int(np.clip(PACKET_BUDGET // per_packet, 1000, 500_000)), seed=seed)
     matcher = Matcher(program, seed=seed)
-    matcher.match(_head(packets, 10))  # compile / load the kernel outside the timed call
+    matcher.match(packets.take(slice(10)))  # compile / load the kernel outside the timed call
     started = time.perf_counter()
     result = matcher.match(packets)
     match_seconds = time.perf_counter() - started
@@ -103,14 +104,10 @@ def run_point(params: dict, seed: int) -> dict:
         "rules": rules.rule_count, "rules_evaluated_mean": float(result.rules.mean()),
         "sim_first_packet_p50_ms": float(np.percentile(latency, 50) * 1e3),
         "sim_first_packet_p99_ms": float(np.percentile(latency, 99) * 1e3),
-        **simulate_syncs(mode, ports, costs, params["churn"], seed),
+        **simulate_syncs(mode, ports, costs, params["churn"], seed, rules.work),
         "wall_pkts_per_s": len(packets) / match_seconds, "wall_ns_per_pkt": match_seconds / len(packets) * 1e9,
         "wall_compile_s": compile_seconds,
     }
-
-
-def _head(packets: Packets, n: int) -> Packets:
-    return Packets(*(getattr(packets, f.name)[:n] for f in dataclasses.fields(Packets)))
 
 
 def plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
