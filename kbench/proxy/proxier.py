@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from kbench.proxy import iptables, nftrules
 from kbench.proxy.kube_proxy import COMPILERS
 from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import MODES, ProxierConfig, ServicePortInfo, read_objects, service_ports
-from kbench.proxy.tracer import IptablesTracer, IpvsTracer, NftablesTracer, Packet
+from kbench.proxy.tracer import Packet, tracer_for
 
 FORMATS = {"iptables": ("iptables-save",), "nftables": ("nft", "nft-list"), "ipvs": ("ipvsadm", "iptables-save",
                                                                                       "ipset")}
@@ -61,11 +60,7 @@ class Proxier:
 
     def tracer(self):
         """The upstream-style tracer over the current rules."""
-        if self.mode == "iptables":
-            return IptablesTracer(iptables.parse(self.rules.text()), self.config)
-        if self.mode == "nftables":
-            return NftablesTracer(nftrules.program(self.rules), self.config)
-        return IpvsTracer(self.rules, self.config)
+        return tracer_for(self.mode, self.rules, self.config)
 
     def trace(self, source: str, protocol: str, destination: str, port: int) -> tuple[list[str], bool]:
         """Every fate of a new connection's first packet: (endpoints and verdicts, masquerade requested)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from kbench.api.network import parse_cidr, parse_ip
 from kbench.proxy import iptables as ipt
+from kbench.proxy import nftrules
 from kbench.proxy.ipvs import IpvsRules
 from kbench.proxy.model import ProxierConfig
 from kbench.proxy.nftrules import NftProgram, NftRule
@@ -219,3 +220,13 @@ class NftablesTracer:
             if result is not None:
                 return result
         return False
+
+
+def tracer_for(mode: str, rules, config: ProxierConfig):
+    """The tracer of compiled ``rules`` in ``mode``: iptables rules are traced from their restore text, as
+    upstream's test helper parses iptables-save; nftables from the parsed ruleset; IPVS from its tables."""
+    if mode == "iptables":
+        return IptablesTracer(ipt.parse(rules.text()), config)
+    if mode == "nftables":
+        return NftablesTracer(nftrules.program(rules), config)
+    return IpvsTracer(rules, config)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kbench.proxy import iptables, nftables, nftrules
+from kbench.proxy import iptables, nftables
+from kbench.proxy.kube_proxy import COMPILERS
 from kbench.proxy.model import ProxierConfig, objects_of, service_ports
-from kbench.proxy.tracer import IptablesTracer, NftablesTracer, Packet
+from kbench.proxy.tracer import Packet, tracer_for
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -79,17 +80,14 @@ def sort_nftables(text: str) -> str:
     return "\n".join(line for _, line in sorted(enumerate(lines), key=key)) + "\n"
 
 
-def tracer_for(mode: str, doc: dict, item: dict):
+def case_tracer(mode: str, doc: dict, item: dict):
     config = _config(doc, item)
-    sps = service_ports(*objects_of(item), config)
-    if mode == "iptables":
-        return IptablesTracer(iptables.parse(iptables.compile_rules(sps, config).text()), config)
-    return NftablesTracer(nftrules.program(nftables.compile_rules(sps, config)), config)
+    return tracer_for(mode, COMPILERS[mode](service_ports(*objects_of(item), config), config), config)
 
 
 @pytest.mark.parametrize(("doc", "case"), _cases("iptables", "flows") + _cases("nftables", "flows"))
 def test_packet_flows(doc, case):
-    tracer = tracer_for(doc["mode"], doc, case)
+    tracer = case_tracer(doc["mode"], doc, case)
     wrong = []
     for flow in case["flows"]:
         outputs, masq = tracer.trace(Packet.of(flow["sourceIP"], flow["protocol"], flow["destIP"], flow["destPort"]))

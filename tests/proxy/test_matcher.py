@@ -7,23 +7,17 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kbench.proxy import iptables, ipvs, nftables, nftrules
+from kbench.proxy import iptables
+from kbench.proxy.kube_proxy import COMPILERS
 from kbench.proxy.matcher import Matcher, Packets, program_for
 from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo, objects_of, service_ports
-from kbench.proxy.tracer import IptablesTracer, IpvsTracer, NftablesTracer, Packet
+from kbench.proxy.tracer import Packet, tracer_for
 from tests.proxy.test_golden import _config, _load
 
-COMPILE = {"iptables": iptables.compile_rules, "nftables": nftables.compile_rules, "ipvs": ipvs.compile_rules}
 CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8",
                        service_cidrs=("172.30.0.0/16",))
 
 
-def _tracer(mode, rules, config):
-    if mode == "iptables":
-        return IptablesTracer(iptables.parse(rules.text()), config)
-    if mode == "nftables":
-        return NftablesTracer(nftrules.program(rules), config)
-    return IpvsTracer(rules, config)
 
 
 def _golden_cases():
@@ -39,8 +33,8 @@ def test_matcher_picks_what_the_tracer_allows(mode, doc, case):
     """On every golden flow, over many random draws: the matcher's fate is one the tracer lists (or none when the
     tracer lists none), and it masquerades only where the tracer says some branch does."""
     config = _config(doc, case)
-    rules = COMPILE[mode](service_ports(*objects_of(case), config), config)
-    tracer = _tracer(mode, rules, config)
+    rules = COMPILERS[mode](service_ports(*objects_of(case), config), config)
+    tracer = tracer_for(mode, rules, config)
     matcher = Matcher(program_for(mode, rules, config), seed=7)
     rows = [(f["sourceIP"], f["protocol"], f["destIP"], f["destPort"]) for f in case["flows"]]
     expected = [tracer.trace(Packet.of(*row)) for row in rows]
@@ -74,7 +68,7 @@ def _clients(n: int, time: float = 0.0) -> Packets:
 def test_endpoint_choice_is_uniform(mode):
     """iptables' cascade (probability 1/(n-i) for endpoint i), nftables' numgen and IPVS rr all spread new
     connections evenly; chi-square against uniform over 5 endpoints (fixed seed: deterministic)."""
-    rules = COMPILE[mode](_service(5), CONFIG)
+    rules = COMPILERS[mode](_service(5), CONFIG)
     result = Matcher(program_for(mode, rules, CONFIG), seed=3).match(_clients(50_000))
     counts = np.bincount(result.endpoint, minlength=len(result.endpoints))
     counts = counts[counts > 0]
@@ -95,7 +89,7 @@ def test_iptables_probabilities_are_upstream_formatted():
 def test_client_ip_affinity_holds_until_the_timeout(mode):
     """Each client keeps its endpoint while it returns within the timeout; once the entry has expired its next
     connection is a fresh draw, so about 1/n of the clients land on the same endpoint again."""
-    rules = COMPILE[mode](_service(4, affinity=60), CONFIG)
+    rules = COMPILERS[mode](_service(4, affinity=60), CONFIG)
     matcher = Matcher(program_for(mode, rules, CONFIG), seed=5)
     first = matcher.match(_clients(1999, time=0.0)).endpoint
     again = matcher.match(_clients(1999, time=59.0)).endpoint
@@ -110,12 +104,12 @@ def test_client_ip_affinity_holds_until_the_timeout(mode):
 
 def test_rules_evaluated_grow_with_services_only_in_iptables():
     counts = {}
-    for mode in COMPILE:
+    for mode in COMPILERS:
         for n in (100, 1000):
             eps = [EndpointInfo("10.1.0.1", 8080, True, True, False, False)]
             ports = [ServicePortInfo("default", f"s{i}", "", "TCP", f"172.30.{i // 250}.{i % 250 + 1}", 80,
                                      endpoints=eps) for i in range(n)]
-            rules = COMPILE[mode](ports, CONFIG)
+            rules = COMPILERS[mode](ports, CONFIG)
             dst = np.array([(172 << 24) | (30 << 16) | ((n - 1) // 250 << 8) | ((n - 1) % 250 + 1)], np.uint64)
             pk = Packets.ipv4(np.array([(10 << 24) | 5], np.uint64), np.array([6]), dst, np.array([80]))
             counts[mode, n] = int(Matcher(program_for(mode, rules, CONFIG)).match(pk).rules[0])
@@ -131,7 +125,7 @@ def test_fast_path_agrees_with_the_rule_machine(mode):
     from kbench.proxy import workload
 
     ports = workload.service_ports(300, 4, node_port_fraction=0.3, affinity_fraction=0.3, seed=2)
-    rules = COMPILE[mode](ports, workload.CONFIG)
+    rules = COMPILERS[mode](ports, workload.CONFIG)
     program = program_for(mode, rules, workload.CONFIG)
     assert program.fast is not None and program.fast.records >= 200
     packets, which = workload.traffic(ports, 5000, seed=3)
