@@ -114,6 +114,17 @@ class Controller:
     def sync(self, key):
         yield from ()
 
+    def delete(self, resource: str, namespace: str, name: str, **options):
+        """Process body: delete an object; one already gone (404) counts as deleted but returns False, other API
+        errors propagate to the worker (which retries the key)."""
+        try:
+            yield self.client.call("delete", resource, namespace=namespace, name=name, **options)
+        except APIError as err:
+            if err.code != 404:
+                raise
+            return False
+        return True
+
     def enqueue(self, obj: Mapping, _=None) -> None:
         self.queue.add(object_key(obj if _ is None else _))
 

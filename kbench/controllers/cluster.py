@@ -71,12 +71,8 @@ class NamespaceController(Controller):
                 remaining += 1
                 if obj["metadata"].get("deletionTimestamp"):
                     continue
-                try:
-                    yield self.client.call("delete", resource, namespace=key, name=obj["metadata"]["name"],
-                                           gracePeriodSeconds=0 if resource == "pods" else None)
-                except APIError as err:
-                    if err.code != 404:
-                        raise
+                yield from self.delete(resource, key, obj["metadata"]["name"],
+                                       gracePeriodSeconds=0 if resource == "pods" else None)
         if remaining:
             self.queue.add_after(key, 1.0)  # wait for the content to go, then finalize
             return
@@ -127,11 +123,7 @@ class GarbageCollector(Controller):
                 live.append(ref)
         if live or not owners_synced(self.informers):
             return
-        try:
-            yield self.client.call("delete", resource, namespace=ns, name=name)
-        except APIError as err:
-            if err.code != 404:
-                raise
+        yield from self.delete(resource, ns, name)
 
 
 def owners_synced(informers) -> bool:

@@ -14,7 +14,7 @@ measured from.
 from __future__ import annotations
 
 from kbench.api.selectors import label_selector_matches
-from kbench.apiserver.objects import APIError, object_key, seconds, timestamp
+from kbench.apiserver.objects import object_key, seconds, timestamp
 from kbench.controllers.base import Controller, condition, owner_reference, pod_ready
 
 MAX_ENDPOINTS_PER_SLICE = 100
@@ -158,10 +158,5 @@ class EndpointSliceController(Controller):
                                    body=body)
 
     def _delete(self, es):
-        try:
-            yield self.client.call("delete", "endpointslices", namespace=es["metadata"]["namespace"],
-                                   name=es["metadata"]["name"])
-        except APIError as err:
-            if err.code != 404:
-                raise
+        yield from self.delete("endpointslices", es["metadata"]["namespace"], es["metadata"]["name"])
 

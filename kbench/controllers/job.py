@@ -61,11 +61,7 @@ class JobController(Controller):
             finish = ("Complete", "", "")
         if finish and finish[0] == "Failed":
             for pod in active:
-                try:
-                    yield self.client.call("delete", "pods", namespace=ns, name=pod["metadata"]["name"])
-                except APIError as err:
-                    if err.code != 404:
-                        raise
+                yield from self.delete("pods", ns, pod["metadata"]["name"])
             active = []
         elif not finish and self.expect.satisfied(key):
             want = min(parallelism, completions - succeeded) if completions is not None else parallelism
