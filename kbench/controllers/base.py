@@ -176,6 +176,14 @@ def owned_by(obj: Mapping, owner: Mapping) -> bool:
     return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or ())
 
 
+def controller_key(obj: Mapping, kind: str) -> str | None:
+    """``ns/name`` of ``obj``'s controller of ``kind`` (metav1.GetControllerOf), if it has one."""
+    for ref in obj["metadata"].get("ownerReferences") or ():
+        if ref.get("kind") == kind and ref.get("controller"):
+            return f"{obj['metadata']['namespace']}/{ref['name']}"
+    return None
+
+
 def owner_reference(owner: Mapping) -> dict:
     return {"apiVersion": owner.get("apiVersion", "v1"), "kind": owner["kind"], "name": owner["metadata"]["name"],
             "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}

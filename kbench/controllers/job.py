@@ -12,7 +12,15 @@ policies, the job-tracking finalizer on pods (failures are counted from the pods
 from __future__ import annotations
 
 from kbench.apiserver.objects import APIError, seconds
-from kbench.controllers.base import Controller, Expectations, active_pod, condition, owned_by, owner_reference
+from kbench.controllers.base import (
+    Controller,
+    Expectations,
+    active_pod,
+    condition,
+    controller_key,
+    owned_by,
+    owner_reference,
+)
 
 BACKOFF, MAX_BACKOFF = 10.0, 360.0
 
@@ -33,12 +41,11 @@ class JobController(Controller):
         """job -> (failed pods seen, when the last of them was first seen)."""
 
     def _pod(self, pod, added: bool = False) -> None:
-        for ref in pod["metadata"].get("ownerReferences") or ():
-            if ref.get("kind") == "Job" and ref.get("controller"):
-                key = f"{pod['metadata']['namespace']}/{ref['name']}"
-                if added:
-                    self.expect.observed(key, 0)
-                self.queue.add(key)
+        key = controller_key(pod, "Job")
+        if key is not None:
+            if added:
+                self.expect.observed(key, 0)
+            self.queue.add(key)
 
     def sync(self, key):
         job = self.jobs.cache.get(key)

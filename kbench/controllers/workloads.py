@@ -28,6 +28,7 @@ from kbench.controllers.base import (
     Expectations,
     active_pod,
     condition,
+    controller_key,
     owned_by,
     owner_reference,
     pod_ready,
@@ -71,12 +72,11 @@ class ReplicaSetController(Controller):
                                                             else -1))
 
     def _pod(self, pod, observed: int) -> None:
-        for ref in pod["metadata"].get("ownerReferences") or ():
-            if ref.get("kind") == "ReplicaSet" and ref.get("controller"):
-                key = f"{pod['metadata']['namespace']}/{ref['name']}"
-                if observed >= 0:
-                    self.expect.observed(key, observed)
-                self.queue.add(key)
+        key = controller_key(pod, "ReplicaSet")
+        if key is not None:
+            if observed >= 0:
+                self.expect.observed(key, observed)
+            self.queue.add(key)
 
     def sync(self, key):
         rs = self.sets.cache.get(key)
@@ -170,9 +170,9 @@ class DeploymentController(Controller):
         self.sets.add_handler(on_add=self._owner, on_update=lambda o, n: self._owner(n), on_delete=self._owner)
 
     def _owner(self, rs) -> None:
-        for ref in rs["metadata"].get("ownerReferences") or ():
-            if ref.get("kind") == "Deployment" and ref.get("controller"):
-                self.queue.add(f"{rs['metadata']['namespace']}/{ref['name']}")
+        key = controller_key(rs, "Deployment")
+        if key is not None:
+            self.queue.add(key)
 
     def sync(self, key):
         d = self.deployments.cache.get(key)
