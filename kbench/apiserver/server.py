@@ -214,7 +214,7 @@ class APIServer:
             if error is not None:
                 self._finish(op, None, _precondition_error(error, op.resource, obj["metadata"]["name"]), delay, 0)
                 return
-            out = obj if kind != "DELETED" else copy_object(obj)
+            out = obj if kind != "DELETED" else _own(obj)  # the stored object stays as it was; only metadata changes
             out["metadata"]["resourceVersion"] = str(rev)
             self.caches[op.resource.name].apply(kind, object_key(out), out, rev, len(value))
             self._finish(op, out, None, delay, len(value))
