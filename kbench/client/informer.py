@@ -60,8 +60,13 @@ class Informer:
 
     # -- the reflector --------------------------------------------------------------------------------------
     def _list(self, delay: float = 0.0) -> None:
+        if delay > 0:  # sent then, unless the informer has stopped by then
+            self.engine.schedule(delay, lambda _: self._list())
+            return
+        if self._stopped:
+            return
         self.lists += 1
-        self.client.request("list", self.resource, self._listed, delay=delay, **self.selectors)
+        self.client.request("list", self.resource, self._listed, **self.selectors)
 
     def _listed(self, result, error: APIError | None, delay: float) -> None:
         if error is not None:  # back off and relist (the reflector's 1 s .. 30 s backoff, first step)
@@ -97,6 +102,10 @@ class Informer:
                             on_events=self._events, **self.selectors)
 
     def _watching(self, result, error: APIError | None, delay: float) -> None:
+        if self._stopped:  # stopped while the watch was being set up
+            if error is None:
+                result["watch"].stop()
+            return
         if error is not None:
             if error.code == 410:  # the watch cache no longer has our resourceVersion: list again
                 self._list(delay)

@@ -1,10 +1,12 @@
-"""Client side: token bucket, informers (list, watch, handlers, relist on 410), rate-limited workqueue."""
+"""Client side: token bucket, informers (list, watch, handlers, relist on 410), rate-limited workqueue,
+read-modify-write retried on conflict."""
 
 from __future__ import annotations
 
 import pytest
 
-from kbench.client import Client, Informer, TokenBucket, WorkQueue
+from kbench.apiserver.objects import APIError
+from kbench.client import Backoff, Client, Informer, TokenBucket, WorkQueue, update_fresh
 from kbench.sim import Engine
 from tests.controlplane.helpers import Plane
 from tests.controlplane.test_apiserver import pod
@@ -56,6 +58,57 @@ def test_informer_relists_after_410_and_replays_the_differences():
     assert inf.lists == 2
     assert seen[2:] == [("delete", "a"), ("add", "c"), ("add", "d")]
     assert set(inf.cache) == {"default/b", "default/c", "default/d"}
+
+
+def test_informer_stopped_while_its_watch_is_set_up_hears_nothing():
+    plane = Plane()
+    seen = []
+    inf = Informer(Client(plane.api, "watcher"), "pods", namespace="default")
+    inf.add_handler(on_add=lambda o: seen.append(o["metadata"]["name"]))
+    inf.start()
+    while not inf.synced.triggered:
+        plane.run(plane.engine.now + 1e-4)
+    inf.stop()  # the list is in; the watch request is on its way
+    plane.ok("create", "pods", body=pod("late"))
+    plane.run(plane.engine.now + 1)
+    assert seen == [] and inf.cache == {}
+
+
+def _run(plane: Plane, body):
+    """Run a process body to its end; (result, error)."""
+    proc = plane.engine.process(body)
+    out = {}
+    proc.add_callback(lambda ev: out.setdefault("r", (ev.value, None) if ev.ok else (None, ev.value)))
+    while "r" not in out:
+        plane.run(plane.engine.now + 0.01)
+    return out["r"]
+
+
+def test_update_fresh_retries_a_conflict_on_a_fresh_read():
+    plane = Plane()
+    stale = plane.ok("create", "pods", body=pod("a"))
+    plane.ok("update", "pods", body={**stale, "metadata": {**stale["metadata"], "labels": {"other": "writer"}}})
+    client = Client(plane.api, "controller")
+    calls = []
+    request = client.request
+    client.request = lambda verb, *a, **k: (calls.append(verb), request(verb, *a, **k))
+
+    def label(obj) -> bool:
+        obj["metadata"].setdefault("labels", {})["mine"] = "yes"
+        return True
+
+    written, error = _run(plane, update_fresh(client, "pods", "a", label, Backoff(3, 0.01), namespace="default",
+                                              current=stale))
+    assert error is None and calls == ["update", "get", "update"]  # 409 on the stale copy, then a fresh GET
+    assert written["metadata"]["labels"] == {"other": "writer", "mine": "yes"}  # the other write survives
+    calls.clear()
+    assert _run(plane, update_fresh(client, "pods", "a", lambda obj: False, Backoff(3, 0.01),
+                                    namespace="default"))[0] == written
+    assert calls == ["get"]  # nothing to change: nothing written
+    _, error = _run(plane, update_fresh(client, "pods", "gone", label, Backoff(3, 0.01), namespace="default"))
+    assert isinstance(error, APIError) and error.code == 404 and calls == ["get", "get"]  # not retried
+    with pytest.raises(ValueError, match="Backoff.steps: expected an integer >= 1"):
+        Backoff(0, 0.01)
 
 
 def test_workqueue_deduplicates_and_backs_off_exponentially():
