@@ -2,21 +2,42 @@
 and runs no pods. What the control plane sees of a kubelet, at a fraction of the cost.
 
 Timings are the kubelet's (v1.35 defaults, pkg/kubelet/apis/config/v1beta1/defaults.go): the node Lease lasts
-``nodeLeaseDurationSeconds`` 40 s and is renewed every 40 x 0.25 = 10 s (NodeLeaseRenewIntervalFraction);
-status is checked every ``nodeStatusUpdateFrequency`` 10 s and posted when it changed or
-``nodeStatusReportFrequency`` (5 min) has passed. A renewal that gets 409 Conflict reads the lease and retries.
+``nodeLeaseDurationSeconds`` 40 s and is renewed 40 x 0.25 = 10 s (NodeLeaseRenewIntervalFraction) after the
+previous renewal returned (the lease controller's sliding wait.JitterUntil; its 4% jitter left out). A renewal
+that fails, and a kubelet back from a stop, read the lease and renew from it at once (retryUpdateLease /
+backoffEnsureLease, staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go). Status is posted
+at registration, then once ``nodeStatusReportFrequency`` (5 min) has passed (checked at each renewal), as
+tryUpdateNodeStatus (pkg/kubelet/kubelet_node_status.go) does: GET the Node, set the kubelet's own conditions on
+that fresh copy (others', such as NetworkUnavailable, stay as they are) and write it back; a 409 Conflict reads
+again, up to ``nodeStatusUpdateRetry`` 5 tries.
+
+A stopped node (dead, or cut off by a partition) sends nothing from the moment it stops: every request it has
+scheduled is cancelled, and answers to requests sent before the stop start nothing new.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Callable
+
 from kbench.apiserver.objects import copy_object, timestamp
 from kbench.client import Client
+from kbench.sim import Timer
 
 LEASE_DURATION = 40
 RENEW_INTERVAL = LEASE_DURATION * 0.25
 STATUS_REPORT_FREQUENCY = 300.0
+NODE_STATUS_UPDATE_RETRY = 5
+ENSURE_LEASE_BACKOFF, MAX_ENSURE_LEASE_BACKOFF = 0.2, 7.0
+"""backoffEnsureLease's waits between reads of the lease (100 ms doubled before the first, maxBackoff 7 s)."""
 KUBELET_QPS, KUBELET_BURST = 50.0, 100
 """kubeAPIQPS / kubeAPIBurst defaults since v1.27."""
+CONDITIONS = {"Ready": ("True", "KubeletReady", "kubelet is posting ready status"),
+              "MemoryPressure": ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+              "DiskPressure": ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+              "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available")}
+"""The conditions the kubelet sets (pkg/kubelet/nodestatus/setters.go), as a healthy node reports them."""
 
 
 class HollowNode:
@@ -28,9 +49,10 @@ class HollowNode:
         self.name = name
         self.client = Client(server, f"system:node:{name}", ("system:nodes",), KUBELET_QPS, KUBELET_BURST)
         self.running = True
-        self.node = None
         self.renewals = 0
-        self._status_posted = -1e18
+        self._status_posted = -math.inf
+        self._pending: dict[int, Timer] = {}
+        self._keys = itertools.count()
         labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "topology.kubernetes.io/zone": zone}
         taints = [{"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}] \
             if uninitialized else []
@@ -39,76 +61,117 @@ class HollowNode:
             "spec": {"taints": taints},
             "status": {"capacity": {"cpu": cpu, "memory": memory, "pods": str(pods)},
                        "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
-                       "conditions": self._conditions(self.engine.now + start),
-                       "addresses": [{"type": "Hostname", "address": name}]}}
-        self.client.request("create", "nodes", self._registered, body=self.manifest, delay=start)
+                       "conditions": [], "addresses": [{"type": "Hostname", "address": name}]}}
+        _set_conditions(self.manifest["status"]["conditions"], timestamp(self.engine.now + start))
+        self._later(start, self._register)
 
-    def _conditions(self, now: float) -> list[dict]:
-        stamp = timestamp(now)
-        reasons = {"Ready": ("True", "KubeletReady", "kubelet is posting ready status"),
-                   "MemoryPressure": ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                   "DiskPressure": ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                   "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available")}
-        return [{"type": t, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": stamp,
-                 "lastTransitionTime": stamp} for t, (status, reason, message) in reasons.items()]
+    def _later(self, delay: float, action: Callable[[], object]) -> None:
+        """Run ``action`` (it sends a request) ``delay`` seconds from now, unless the node stops first."""
+        if not self.running:
+            return
+        key = next(self._keys)
+        self._pending[key] = self.engine.schedule(delay, self._due, (key, action))
+
+    def _due(self, item: tuple[int, Callable[[], object]]) -> None:
+        key, action = item
+        del self._pending[key]
+        action()
+
+    # -- registration and the Lease ---------------------------------------------------------------------------
+    def _register(self) -> None:
+        self.client.request("create", "nodes", self._registered, body=self.manifest)
 
     def _registered(self, node, error, delay) -> None:
         if error is not None and error.code != 409:
-            self.client.request("create", "nodes", self._registered, body=self.manifest, delay=delay + 1.0)
+            self._later(delay + 1.0, self._register)
             return
-        self.node = node
-        self._status_posted = self.engine.now + delay
+        self._status_posted = self.engine.now + delay  # registering posted the status
+        self._later(delay, self._create_lease)
+
+    def _create_lease(self) -> None:
         lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                  "metadata": {"name": self.name, "namespace": "kube-node-lease"},
                  "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
-                          "renewTime": timestamp(self.engine.now + delay, micro=True)}}
-        self.client.request("create", "leases", self._renewed, body=lease, delay=delay)
+                          "renewTime": timestamp(self.engine.now, micro=True)}}
+        self.client.request("create", "leases", self._renewed, body=lease)
 
     def _renewed(self, lease, error, delay) -> None:
-        if not self.running:
+        if not self.running:  # the answer to a request sent before the node stopped
             return
-        if error is not None:  # conflict (or other): read the lease and try again
-            self.client.request("get", "leases", self._renewed, namespace="kube-node-lease", name=self.name,
-                                delay=delay)
+        if error is not None:  # conflict (or other): read the lease and renew from it
+            self._later(delay, self._read_lease)
             return
         self.renewals += 1
-        at = self.engine.now + delay + RENEW_INTERVAL
+        self._later(delay + RENEW_INTERVAL, lambda: self._renew(lease))
+
+    def _read_lease(self, backoff: float = ENSURE_LEASE_BACKOFF) -> None:
+        self.client.request("get", "leases", lambda lease, error, delay: self._lease_read(lease, error, delay, backoff),
+                            namespace="kube-node-lease", name=self.name)
+
+    def _lease_read(self, lease, error, delay: float, backoff: float) -> None:
+        """backoffEnsureLease: renew at once from the lease read; a failed read is tried again, 0.2 s doubling
+        to 7 s later."""
+        if not self.running:
+            return
+        if error is not None:
+            self._later(delay + backoff, lambda: self._read_lease(min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF)))
+            return
+        self._later(delay, lambda: self._renew(lease))
+
+    def _renew(self, lease) -> None:
+        now = self.engine.now
         body = {"apiVersion": lease["apiVersion"], "kind": "Lease", "metadata": dict(lease["metadata"]),
-                "spec": {**lease["spec"], "renewTime": timestamp(at, micro=True)}}
-        self.client.request("update", "leases", self._renewed, body=body, delay=delay + RENEW_INTERVAL)
-        if at - self._status_posted >= STATUS_REPORT_FREQUENCY and self.node is not None:
-            self._post_status(at, delay + RENEW_INTERVAL)
+                "spec": {**lease["spec"], "renewTime": timestamp(now, micro=True)}}
+        self.client.request("update", "leases", self._renewed, body=body)
+        if now - self._status_posted >= STATUS_REPORT_FREQUENCY:
+            self._post_status()
 
-    def _post_status(self, at: float, delay: float) -> None:
-        self._status_posted = at
-        node = copy_object(self.node)
-        stamp = timestamp(at)
-        for cond in node["status"]["conditions"]:
-            if cond["type"] == "Ready" and cond["status"] != "True":
-                cond.update(status="True", reason="KubeletReady", message="kubelet is posting ready status",
-                            lastTransitionTime=stamp)
-            cond["lastHeartbeatTime"] = stamp
-        node["metadata"].pop("resourceVersion", None)
-        self.client.request("update", "nodes", self._status_done, body=node, subresource="status", delay=delay)
+    # -- node status ------------------------------------------------------------------------------------------
+    def _post_status(self, tries: int = NODE_STATUS_UPDATE_RETRY) -> None:
+        """tryUpdateNodeStatus: read the Node, then write the kubelet's conditions onto that copy."""
+        self._status_posted = self.engine.now
+        self.client.request("get", "nodes", lambda node, error, delay: self._read_node(node, error, delay, tries),
+                            name=self.name)
 
-    def _status_done(self, node, error, delay) -> None:
-        if node is not None:
-            self.node = node
+    def _read_node(self, node, error, delay: float, tries: int) -> None:
+        if error is None:  # a failed read waits for the next report
+            self._later(delay, lambda: self._write_status(node, tries))
 
+    def _write_status(self, node, tries: int) -> None:
+        body = copy_object(node)
+        _set_conditions(body["status"].setdefault("conditions", []), timestamp(self.engine.now))
+        self.client.request("update", "nodes", lambda _, error, delay: self._status_written(error, delay, tries),
+                            body=body, subresource="status")
+
+    def _status_written(self, error, delay: float, tries: int) -> None:
+        if error is not None and error.code == 409 and tries > 1:  # changed since read: read it again
+            self._later(delay, lambda: self._post_status(tries - 1))
+
+    # -- failure and recovery ---------------------------------------------------------------------------------
     def stop(self) -> None:
-        """The kubelet dies (or is partitioned): no more renewals or status."""
+        """The kubelet dies (or is partitioned): from now on it sends nothing (pending requests are cancelled)."""
         self.running = False
+        for timer in self._pending.values():
+            self.engine.cancel(timer)
+        self._pending.clear()
 
     def restart(self) -> None:
-        """The kubelet is back: it renews its lease and posts Ready at once."""
+        """The kubelet is back: it renews its lease and posts its status at once."""
         if self.running:
             return
         self.running = True
-        self._status_posted = -1e18
-        self.client.request("get", "leases", self._renewed, namespace="kube-node-lease", name=self.name)
-        self.client.request("get", "nodes", self._refresh_and_post, name=self.name)
+        self._read_lease()
+        self._post_status()
 
-    def _refresh_and_post(self, node, error, delay) -> None:
-        if node is not None:
-            self.node = node
-            self._post_status(self.engine.now + delay, delay)
+
+def _set_conditions(conditions: list[dict], stamp: str) -> None:
+    """The kubelet's condition setters: each of :data:`CONDITIONS` gets a fresh heartbeat, and a new transition
+    time when its status changes; conditions the kubelet does not own are left alone."""
+    for kind, (status, reason, message) in CONDITIONS.items():
+        cond = next((c for c in conditions if c.get("type") == kind), None)
+        if cond is None:
+            cond = {"type": kind}
+            conditions.append(cond)
+        if cond.get("status") != status:
+            cond.update(status=status, reason=reason, message=message, lastTransitionTime=stamp)
+        cond["lastHeartbeatTime"] = stamp

@@ -16,10 +16,11 @@ restarts with CrashLoopBackOff, graceful termination, status updates, and the no
   capped by the grace period), its sandbox stopped, its final status written, and is then deleted with
   grace period 0 (the status manager's last step).
 - **Status**: the status manager PATCHes ``pods/status`` after every change (changes made while a patch is in
-  flight are folded into the next one), through the kubelet's client (50 QPS / 100 burst). Container state
-  changes reach it through the generic PLEG, which relists the runtime every second (genericPlegRelistPeriod
-  1 s, pkg/kubelet/kubelet.go; the evented PLEG is off by default), so they wait for the node's next relist;
-  probe results (readiness) go to the status manager at once.
+  flight are folded into the next one), through the kubelet's client (50 QPS / 100 burst); a patch or final
+  delete that fails is sent again at the next sync (``syncPeriod`` 10 s). Container state changes reach it
+  through the generic PLEG, which relists the runtime every second (genericPlegRelistPeriod 1 s,
+  pkg/kubelet/kubelet.go; the evented PLEG is off by default), so they wait for the node's next relist; probe
+  results (readiness) go to the status manager at once.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from kbench.node.runtime import NodeRuntime, RuntimeModel
 from kbench.sim import Interrupt
 
 PLEG_RELIST_PERIOD = 1.0
+STATUS_SYNC_PERIOD = 10.0
+"""pkg/kubelet/status/status_manager.go syncPeriod: how often syncBatch resends what did not reach the apiserver."""
 INITIAL_BACKOFF, MAX_BACKOFF = 10.0, 300.0
 """pkg/kubelet/kubelet.go: backOffPeriod 10 s, MaxContainerBackOff 300 s (flowcontrol.Backoff resets an entry
 unused for 2 x max)."""
@@ -91,6 +94,11 @@ class PodWorker:
     """Its node shut down: every container died with it."""
 
 
+def _failed(error) -> bool:
+    """A write that did not happen (a 404 means the pod is gone: nothing left to write)."""
+    return error is not None and error.code != 404
+
+
 def node_ip(index: int) -> str:
     """The address of node ``index`` (its InternalIP, the pods' hostIP, kube-proxy's node IP)."""
     return f"192.168.{index // 256 % 256}.{index % 256}"
@@ -133,8 +141,8 @@ class Kubelet(HollowNode):
 
     # -- node state -----------------------------------------------------------------------------------------
     def stop(self, shutdown: bool = False) -> None:
-        """The node is cut off: no heartbeats, no watch, no status. A partition leaves its containers running;
-        a ``shutdown`` kills them (and their sandboxes) with the machine."""
+        """The node is cut off: from now on no heartbeats, no watch, no status (nothing is sent). A partition
+        leaves its containers running; a ``shutdown`` kills them (and their sandboxes) with the machine."""
         super().stop()
         self.pods.stop()
         if shutdown:
@@ -375,16 +383,29 @@ class Kubelet(HollowNode):
             w.patching = False
             if w.deleted:
                 return
-            if w.dirty:
+            if _failed(error):  # not written: the status manager's next sync tries again
+                w.dirty = True
+                self._later(STATUS_SYNC_PERIOD, lambda: self._resync(w))
+            elif w.dirty:
                 self._status(w)
-            elif w.terminating and all(c.state != "running" for c in w.containers) and \
-                    not (w.process is not None and w.process.is_alive):
+            elif self.running and w.terminating and all(c.state != "running" for c in w.containers) and \
+                    not (w.process is not None and w.process.is_alive):  # (a stopped node deletes after restart)
                 ns, name = w.key.split("/", 1)
                 w.deleted = True
-                self.client.request("delete", "pods", lambda *a: None, namespace=ns, name=name,
-                                    gracePeriodSeconds=0)
+                self.client.request("delete", "pods", lambda r, e, d: self._deleted(w, e, d), namespace=ns,
+                                    name=name, gracePeriodSeconds=0)
 
         self.engine.schedule(delay, landed)
+
+    def _deleted(self, w: PodWorker, error, delay: float) -> None:
+        if _failed(error):  # still there: the status manager's next sync deletes it again
+            w.deleted = False
+            self._later(delay + STATUS_SYNC_PERIOD, lambda: self._status(w))
+
+    def _resync(self, w: PodWorker) -> None:
+        """syncBatch: a status that has not reached the apiserver is sent again."""
+        if w.dirty:
+            self._status(w)
 
     def _pod_status(self, w: PodWorker) -> dict:
         now = timestamp(self.engine.now)

@@ -1,10 +1,11 @@
 """A small control plane for tests: apiserver, an admin client, hollow nodes, and stand-ins for the
-scheduler and kubelets (they bind pods and set their status directly through the API)."""
+scheduler and kubelets (they bind pods and set their status directly through the API); and taps on a component's
+client (:func:`record` its requests, :func:`fail_next` to make some fail)."""
 
 from __future__ import annotations
 
 from kbench.apiserver import APIServer
-from kbench.apiserver.objects import copy_object, timestamp
+from kbench.apiserver.objects import APIError, copy_object, timestamp
 from kbench.client import Client
 from kbench.node import HollowNode
 from kbench.sim import Engine
@@ -76,3 +77,44 @@ def workload(kind: str, name: str, replicas: int, namespace: str = "default", **
     if kind != "Job":
         body["spec"].update(replicas=replicas, selector={"matchLabels": {"app": name}})
     return body
+
+
+def record(client: Client) -> list[dict]:
+    """Every request ``client`` sends from now on: when it leaves (``at``), what it is, when and how it is answered
+    (``answered``, ``code``)."""
+    sent: list[dict] = []
+    request = client.request
+
+    def logged(verb, resource, callback, delay=0.0, **kwargs):
+        body = kwargs.get("body") or {}
+        entry = {"at": client.engine.now + delay, "verb": verb, "resource": resource, "body": body,
+                 "name": kwargs.get("name") or body.get("metadata", {}).get("name", ""),
+                 "subresource": kwargs.get("subresource", "")}
+        sent.append(entry)
+
+        def answered(result, error, answer_delay):
+            entry["answered"], entry["code"] = client.engine.now + answer_delay, error.code if error else 200
+            return callback(result, error, answer_delay)
+
+        request(verb, resource, answered, delay=delay, **kwargs)
+
+    client.request = logged
+    return sent
+
+
+def fail_next(client: Client, verb: str, resource: str, subresource: str = "", times: int = 1,
+              code: int = 429) -> None:
+    """The next ``times`` ``verb`` requests of ``resource`` (``subresource``) that ``client`` sends fail with
+    ``code`` without reaching the apiserver (as APF's rejection would)."""
+    request = client.request
+    left = [times]
+
+    def maybe(v, res, callback, delay=0.0, **kwargs):
+        if left[0] and (v, res, kwargs.get("subresource", "")) == (verb, resource, subresource):
+            left[0] -= 1
+            error = APIError(code, "TooManyRequests", "injected")
+            client.engine.schedule(delay, lambda _: callback(None, error, 0.0))
+            return
+        request(v, res, callback, delay=delay, **kwargs)
+
+    client.request = maybe

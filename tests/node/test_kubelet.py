@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from kbench.node.kubelet import PLEG_RELIST_PERIOD, Kubelet
+from kbench.node.kubelet import PLEG_RELIST_PERIOD, STATUS_SYNC_PERIOD, Kubelet
 from kbench.node.runtime import RuntimeModel
 from kbench.profiles import load_profile
-from tests.controlplane.helpers import Plane
+from tests.controlplane.helpers import Plane, fail_next, record
 
 SANDBOX, CREATE, START = 0.2, 0.03, 0.05
 
@@ -207,16 +207,49 @@ def test_admission_rejects_a_pod_that_does_not_fit_allocatable():
     assert node.kubelet.rejected == 1
 
 
-def test_stopped_kubelet_sends_nothing_until_restarted():
+@pytest.mark.parametrize("shutdown", [False, True])
+def test_stopped_kubelet_sends_nothing_until_restarted(shutdown):
     node = Node()
-    node.pod("a", [app()], behavior={"exitAfter": 10, "exitCode": 0}, restartPolicy="Never")
-    node.until(3)
-    node.kubelet.stop()
-    node.until(20)
+    sent = record(node.kubelet.client)
+    node.pod("a", [app()], behavior={"exitAfter": 15, "exitCode": 0}, restartPolicy="Never")
+    node.pod("b", [app()])
+    node.until(12)  # a renewal went out at 10 s; the next one is due at 20 s
+    node.plane.ok("delete", "pods", namespace="default", name="b")
+    node.kubelet.stop(shutdown=shutdown)
+    stop = node.plane.engine.now
+    node.pod("c", [app()])  # bound to the node while it is cut off
+    node.until(30)
+    assert max(r["at"] for r in sent) <= stop  # no renewal, no status, no delete, no relist
     assert node.status("a")["phase"] == "Running"  # the exit happened, but nobody reported it
+    assert "default/c" not in node.kubelet.workers
     node.kubelet.restart()
-    node.until(21 + PLEG_RELIST_PERIOD)
-    assert node.status("a")["phase"] == "Succeeded"
+    node.until(31 + PLEG_RELIST_PERIOD)
+    if not shutdown:  # (after a shutdown the kubelet starts the pod over)
+        assert node.status("a")["phase"] == "Succeeded"
+    assert node.status("c")["phase"] == "Running"
+    assert [p["metadata"]["name"] for p in node.plane.objects("pods")] == ["a", "c"]  # b's delete went out
+
+
+def test_failed_status_patch_is_sent_again_at_the_next_sync():
+    node = Node()
+    fail_next(node.kubelet.client, "patch", "pods", "status")
+    t0 = node.pod("a", [app()])
+    node.until(t0 + STATUS_SYNC_PERIOD - 1)
+    assert node.status("a").get("phase") is None  # the first report was refused and nothing has changed since
+    node.until(t0 + STATUS_SYNC_PERIOD + 2)
+    assert node.status("a")["phase"] == "Running"
+
+
+def test_failed_final_delete_is_sent_again_at_the_next_sync():
+    node = Node()
+    node.pod("a", [app()])
+    node.until(3)
+    fail_next(node.kubelet.client, "delete", "pods", times=2)  # after the final status and its PLEG relist
+    node.plane.ok("delete", "pods", namespace="default", name="a")
+    node.until(5)
+    assert [p["metadata"]["name"] for p in node.plane.objects("pods")] == ["a"]  # stopped, but still there
+    node.until(4 + STATUS_SYNC_PERIOD)
+    assert node.plane.objects("pods") == []
 
 
 def test_shutdown_kills_containers_and_restart_starts_the_pods_over():
