@@ -1,27 +1,43 @@
-"""Node lifecycle and taint-based eviction (pkg/controller/nodelifecycle, pkg/controller/tainteviction, v1.35).
+"""Node lifecycle and taint-based eviction (pkg/controller/nodelifecycle/node_lifecycle_controller.go,
+pkg/controller/tainteviction/taint_eviction.go, v1.35).
 
-Every ``--node-monitor-period`` (5 s) the controller looks at each Node: the last time it saw the node's
-Lease renewTime or Ready heartbeat change is the node's probe time. A node silent for longer than
-``--node-monitor-grace-period`` (50 s since v1.32; 60 s ``nodeStartupGracePeriod`` before it was first
-Ready) gets all its conditions set to Unknown ("Kubelet stopped posting node status."). A node whose Ready
-is Unknown gets the ``node.kubernetes.io/unreachable`` taint (False: ``not-ready``): the NoSchedule one at
-once, the NoExecute one through a per-zone rate limiter, ``--node-eviction-rate`` 0.1 nodes/s, or
-``--secondary-node-eviction-rate`` 0.01/s when at least ``--unhealthy-zone-threshold`` 55% of a zone's nodes
-(and more than 2) are not ready, 0 in such a zone of at most ``--large-cluster-size-threshold`` 50 nodes;
-when every zone is fully disrupted no node is tainted. Taints come off when the node is Ready again.
+monitorNodeHealth runs every ``--node-monitor-period`` (5 s, counted from the end of the previous pass:
+wait.UntilWithContext). For each Node, tryUpdateNodeHealth takes as the node's probe time the pass in which the
+controller last saw its Lease renewTime or its Ready heartbeat change; a node silent for longer than
+``--node-monitor-grace-period`` (50 s since v1.32; ``--node-startup-grace-period`` 60 s while it has no Ready
+condition) gets Ready, MemoryPressure, DiskPressure and PIDPressure set to Unknown ("Kubelet stopped posting node
+status."). The write starts from the informer's copy; when it fails, the node is read afresh and the check and
+write are tried again (NodeHealthUpdateRetry 5 tries, retrySleepTime 20 ms apart).
 
-The taint eviction controller deletes a Pod on a NoExecute-tainted node when its toleration for every such
-taint has run out (``tolerationSeconds`` after the taint's ``timeAdded``; at once without a toleration).
+Taints, each added or removed by SwapNodeControllerTaint (pkg/controller/util/node): a fresh GET, the change,
+a write that a stale read turns into 409 Conflict, retried with a fresh GET (controller.UpdateTaintBackoff):
+
+- NoSchedule (doNoScheduleTaintingPass): as soon as the node informer shows a condition, on the node update
+  work queue (nodeUpdateWorkerSize 8 workers): ``node.kubernetes.io/unreachable`` for Ready Unknown,
+  ``not-ready`` for False, ``memory-pressure`` / ``disk-pressure`` / ``pid-pressure`` / ``network-unavailable``
+  for those True, ``unschedulable`` for ``spec.unschedulable``. (A failure is retried through the work queue;
+  upstream logs it and waits for the next node update.)
+- NoExecute (processTaintBaseEviction): from the Ready status the pass *observed* (before its own write, so one
+  pass after the node went Unknown) the node joins its zone's queue (markNodeForTainting); doNoExecuteTaintingPass
+  drains the queues every 100 ms as each zone's rate limiter allows (RateLimitedTimedQueue.Try):
+  ``--node-eviction-rate`` 0.1 nodes/s (burst 1), ``--secondary-node-eviction-rate`` 0.01/s once at least
+  ``--unhealthy-zone-threshold`` 55% of a zone's nodes (and more than 2) are not ready, 0 in such a zone of at
+  most ``--large-cluster-size-threshold`` 50 nodes; when every zone is fully disrupted no node is tainted. A node
+  Ready again loses its NoExecute taints and leaves the queue (markNodeAsReachable).
+
+The taint eviction controller deletes a Pod on a NoExecute-tainted node when its tolerations run out: at once if a
+taint is not tolerated; else the smallest ``tolerationSeconds`` of the matching tolerations after the controller
+first saw the pod there tainted (the DefaultTolerationSeconds admission plugin gives every pod 300 s for
+not-ready and unreachable); never when none of them has ``tolerationSeconds``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 
-from kbench.apiserver.objects import APIError, object_key, seconds, timestamp
-from kbench.client import TokenBucket
+from kbench.apiserver.objects import APIError, object_key, timestamp
+from kbench.client import Backoff, TokenBucket, update_fresh
 from kbench.controllers.base import Controller, condition
 
 NODE_MONITOR_PERIOD = 5.0
@@ -32,8 +48,28 @@ UNHEALTHY_ZONE_THRESHOLD = 0.55
 LARGE_CLUSTER_SIZE_THRESHOLD = 50
 NODE_EVICTION_PERIOD = 0.1
 """How often the tainting pass takes nodes from the per-zone rate-limited queues (100 ms)."""
+NODE_UPDATE_WORKERS = 8
+HEALTH_UPDATE_RETRY = Backoff(5, 0.020)
+"""tryUpdateNodeHealth's tries: scheduler.NodeHealthUpdateRetry, retrySleepTime."""
+UPDATE_TAINT_BACKOFF = Backoff(5, 0.100, jitter=1.0)
+"""controller.UpdateTaintBackoff (pkg/controller/controller_utils.go)."""
+EVICTION_RETRIES, EVICTION_RETRY_SLEEP = 5, 0.010
+"""The taint eviction controller's deletePodHandler: retries, and the sleep between them."""
 UNREACHABLE, NOT_READY = "node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+CONDITION_TAINTS = {("Ready", "False"): NOT_READY, ("Ready", "Unknown"): UNREACHABLE,
+                    ("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
+                    ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
+                    ("NetworkUnavailable", "True"): "node.kubernetes.io/network-unavailable",
+                    ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure"}
+"""nodeConditionToTaintKeyStatusMap: the NoSchedule taint each condition status stands for."""
+NO_SCHEDULE_KEYS = {*CONDITION_TAINTS.values(), UNSCHEDULABLE}
+UNKNOWN_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
+"""What a silent node's conditions turn Unknown (NetworkUnavailable is the control plane's)."""
 ZONE_LABEL = "topology.kubernetes.io/zone"
+
+Taint = tuple[str, str]
+"""(key, effect)."""
 
 
 def _ready(node) -> str:
@@ -41,19 +77,94 @@ def _ready(node) -> str:
     return cond.get("status", "Unknown") if cond else "Unknown"
 
 
+def _has(node, taint: Taint) -> bool:
+    """taintutils.TaintExists: a taint with this key and effect."""
+    return any((t.get("key"), t.get("effect")) == taint for t in node.get("spec", {}).get("taints") or ())
+
+
+def add_taints(node: dict, taints: Iterable[Taint], stamp: str) -> bool:
+    """taintutils.AddOrUpdateTaint for each: a taint with the same key and effect is replaced (``timeAdded``
+    ``stamp``, as SwapNodeControllerTaint sets it); True (always: the stamp is new)."""
+    taints = list(taints)
+    kept = [t for t in node["spec"].get("taints") or [] if (t.get("key"), t.get("effect")) not in taints]
+    node["spec"]["taints"] = kept + [{"key": key, "effect": effect, "timeAdded": stamp} for key, effect in taints]
+    return bool(taints)
+
+
+def remove_taints(node: dict, taints: Iterable[Taint]) -> bool:
+    """taintutils.RemoveTaint for each; True if any was there."""
+    taints = set(taints)
+    current = node["spec"].get("taints") or []
+    kept = [t for t in current if (t.get("key"), t.get("effect")) not in taints]
+    node["spec"]["taints"] = kept
+    return len(kept) != len(current)
+
+
+def mark_unknown(node: dict, stamp: str) -> bool:
+    """tryUpdateNodeHealth's write: :data:`UNKNOWN_CONDITIONS` become Unknown (added as never updated if missing);
+    True if Ready changed (only then is the node written)."""
+    conditions = node.setdefault("status", {}).setdefault("conditions", [])
+    before = dict(condition(node, "Ready") or {})
+    for kind in UNKNOWN_CONDITIONS:
+        cond = next((c for c in conditions if c.get("type") == kind), None)
+        if cond is None:
+            conditions.append({"type": kind, "status": "Unknown", "reason": "NodeStatusNeverUpdated",
+                               "message": "Kubelet never posted node status.",
+                               "lastHeartbeatTime": node["metadata"].get("creationTimestamp"),
+                               "lastTransitionTime": stamp})
+        elif cond.get("status") != "Unknown":
+            cond.update(status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.",
+                        lastTransitionTime=stamp)
+    return condition(node, "Ready") != before
+
+
+class ZoneTainter:
+    """scheduler.RateLimitedTimedQueue of one zone: nodes waiting for their NoExecute taint (``[process at, name]``
+    in order) and the zone's rate limiter (None: rate 0). A node stays known from when it is added until it is
+    removed, so a tainted node is not queued again while it stays not ready (UniqueQueue)."""
+
+    def __init__(self) -> None:
+        self.queue: list[list] = []
+        self.known: set[str] = set()
+        self.limiter: TokenBucket | None = None
+
+    def add(self, name: str, now: float) -> None:
+        if name not in self.known:
+            self.known.add(name)
+            self.queue.append([now, name])
+
+    def remove(self, name: str) -> None:
+        if name in self.known:
+            self.known.discard(name)
+            self.queue[:] = [entry for entry in self.queue if entry[1] != name]
+
+    def swap_limiter(self, rate: float, now: float) -> None:
+        """SwapLimiter: a new bucket (burst 1) when the rate changes, drained if the old one had no token."""
+        old = self.limiter
+        if (old.qps if old else 0.0) == rate:
+            return
+        self.limiter = TokenBucket(rate, 1) if rate > 0 else None
+        if self.limiter is not None and (old is None or not old.try_accept(now)):
+            self.limiter.try_accept(now)
+
+
 class NodeLifecycleController(Controller):
+    """monitorNodeHealth every ``monitor_period``; ``sync(node)`` is doNoScheduleTaintingPass, run for each node
+    update; :meth:`do_no_execute_tainting_pass` every 100 ms."""
+
     name = "node-lifecycle"
+    workers = NODE_UPDATE_WORKERS
 
     def __init__(self, manager, monitor_period: float = NODE_MONITOR_PERIOD,
                  grace_period: float = NODE_MONITOR_GRACE_PERIOD) -> None:
         super().__init__(manager)
         self.nodes = manager.informer("nodes")
         self.leases = manager.informer("leases")
+        self.nodes.add_handler(on_add=self.enqueue, on_update=self.enqueue)
         self.monitor_period, self.grace_period = monitor_period, grace_period
         self.health: dict[str, list] = {}
-        """node -> [probe time, lease renewTime seen, Ready heartbeat seen, ever ready]."""
-        self.zone_queues: dict[str, list[str]] = defaultdict(list)
-        self.zone_limiters: dict[str, TokenBucket] = {}
+        """node -> [probe time, lease renewTime seen, Ready heartbeat seen] (nodeHealthData)."""
+        self.tainters: dict[str, ZoneTainter] = defaultdict(ZoneTainter)
         self.zone_states: dict[str, str] = {}
 
     def start(self) -> None:
@@ -68,90 +179,77 @@ class NodeLifecycleController(Controller):
             yield from self.monitor_node_health()
             yield self.monitor_period
 
+    def _tainting(self):
+        while not self.stopped:
+            yield from self.do_no_execute_tainting_pass()
+            yield NODE_EVICTION_PERIOD
+
+    # -- monitorNodeHealth --------------------------------------------------------------------------------------
     def monitor_node_health(self):
-        now = self.engine.now
+        """Process body: one pass over the nodes (tryUpdateNodeHealth, processTaintBaseEviction), then the zones'
+        states and eviction rates (handleDisruption)."""
         zones: dict[str, list[str]] = defaultdict(list)
-        leases = self.leases.cache
-        health = self.health
         for name, node in list(self.nodes.cache.items()):
-            state = health.get(name)
-            conditions = node.get("status", {}).get("conditions") or ()
-            ready = conditions[0] if conditions and conditions[0].get("type") == "Ready" else next(
-                (c for c in conditions if c.get("type") == "Ready"), {})
-            lease = leases.get("kube-node-lease/" + name)
-            renew = lease["spec"].get("renewTime") if lease else None
-            beat = ready.get("lastHeartbeatTime")
-            status = ready.get("status", "Unknown")
-            if state is None:
-                state = health[name] = [now, renew, beat, status == "True"]
-            elif renew != state[1] or beat != state[2]:
-                state[0], state[1], state[2] = now, renew, beat
-            if status == "True":
-                state[3] = True
-            if now > state[0] + (self.grace_period if state[3] else NODE_STARTUP_GRACE_PERIOD) \
-                    and status != "Unknown":
-                yield from self._mark_unknown(node)
-                status = "Unknown"
-            zones[node["metadata"].get("labels", {}).get(ZONE_LABEL, "")].append(status)
-            taints = node.get("spec", {}).get("taints")
-            if status == "True" and not taints:
-                continue  # the common case: healthy and untainted
-            yield from self._taint_no_schedule(node, status)
-            if status != "True":
-                self._queue_no_execute(node)
-            else:
-                yield from self._untaint(node)
+            observed = [_ready(node)]
+            if self._silent(name, node) and (condition(node, "Ready") or {}).get("status") != "Unknown":
+                node = yield from self._try_update_node_health(name, node, observed)
+                if node is None:
+                    continue  # the write failed NodeHealthUpdateRetry times: nothing is decided for this node
+            zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
+            zones[zone].append(_ready(node))
+            yield from self._process_taint_based_eviction(node, zone, observed[0])
         for name in [n for n in self.health if n not in self.nodes.cache]:
             del self.health[name]
-        self._zone_states(zones)
+        self._handle_disruption(zones)
 
-    def _mark_unknown(self, node):
-        body = self.copy(node)
+    def _silent(self, name: str, node: Mapping) -> bool:
+        """Record the node's health signals; True if it has been silent for longer than its grace period."""
+        now = self.engine.now
+        ready = condition(node, "Ready")
+        lease = self.leases.cache.get("kube-node-lease/" + name)
+        renew = lease["spec"].get("renewTime") if lease else None
+        beat = ready.get("lastHeartbeatTime") if ready else None
+        state = self.health.get(name)
+        if state is None:
+            state = self.health[name] = [now, renew, beat]
+        elif renew != state[1] or beat != state[2]:
+            state[0], state[1], state[2] = now, renew, beat
+        return now > state[0] + (self.grace_period if ready else NODE_STARTUP_GRACE_PERIOD)
+
+    def _try_update_node_health(self, name: str, node: Mapping, observed: list[str]):
+        """Process body: mark a silent node Unknown, from a fresh read after a failed write; returns the node as
+        it now is (None if the tries ran out). ``observed[0]`` becomes the Ready status of the copy last judged."""
         stamp = timestamp(self.engine.now)
-        for cond in body["status"].get("conditions") or []:
-            if cond.get("status") != "Unknown":
-                cond.update(status="Unknown", reason="NodeStatusUnknown", lastTransitionTime=stamp,
-                            message="Kubelet stopped posting node status.")
-        with contextlib.suppress(APIError):  # the next monitor pass sees the latest version
-            yield self.client.call("update", "nodes", body=body, subresource="status")
 
-    def _taint_no_schedule(self, node, status: str):
-        want = {"Unknown": UNREACHABLE, "False": NOT_READY}.get(status)
-        taints = node.get("spec", {}).get("taints") or []
-        have = {t["key"] for t in taints if t.get("effect") == "NoSchedule" and t["key"] in (UNREACHABLE, NOT_READY)}
-        if have == ({want} if want else set()):
+        def change(fresh: dict) -> bool:
+            observed[0] = _ready(fresh)
+            return self._silent(name, fresh) and mark_unknown(fresh, stamp)
+
+        try:
+            return (yield from update_fresh(self.client, "nodes", name, change, HEALTH_UPDATE_RETRY,
+                                            subresource="status", current=node, retriable=lambda _: True))
+        except APIError:
+            return None
+
+    def _process_taint_based_eviction(self, node: Mapping, zone: str, observed: str):
+        """Process body: queue a not-ready node for its NoExecute taint (or swap not-ready and unreachable at
+        once); a Ready one loses them."""
+        name = node["metadata"]["name"]
+        if observed == "True":
+            self.tainters[zone].remove(name)
+            stale = [t for t in ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute")) if _has(node, t)]
+            if stale:
+                yield from self._swap_or_retry_later(name, (), stale)
             return
-        kept = [t for t in taints if not (t.get("effect") == "NoSchedule" and t["key"] in (UNREACHABLE, NOT_READY))]
-        if want:
-            kept.append({"key": want, "effect": "NoSchedule", "timeAdded": timestamp(self.engine.now)})
-        yield from self._set_taints(node, kept)
+        want, opposite = ((NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")) if observed == "False" else \
+            ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute"))
+        if _has(node, opposite):
+            yield from self._swap_or_retry_later(name, [want], [opposite])
+        else:
+            self.tainters[zone].add(name, self.engine.now)
 
-    def _queue_no_execute(self, node) -> None:
-        name = node["metadata"]["name"]
-        zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
-        if name not in self.zone_queues[zone] and not any(
-                t.get("effect") == "NoExecute" and t["key"] in (UNREACHABLE, NOT_READY)
-                for t in node.get("spec", {}).get("taints") or []):
-            self.zone_queues[zone].append(name)
-
-    def _untaint(self, node):
-        taints = node.get("spec", {}).get("taints") or []
-        kept = [t for t in taints if not (t.get("effect") == "NoExecute" and t["key"] in (UNREACHABLE, NOT_READY))]
-        name = node["metadata"]["name"]
-        for queue in self.zone_queues.values():
-            if name in queue:
-                queue.remove(name)
-        if len(kept) != len(taints):
-            yield from self._set_taints(node, kept)
-
-    def _set_taints(self, node, taints):
-        body = self.copy(node)
-        body["spec"]["taints"] = taints
-        with contextlib.suppress(APIError):  # the next monitor pass retries
-            yield self.client.call("update", "nodes", body=body)
-
-    def _zone_states(self, zones: dict[str, list[str]]) -> None:
-        """ComputeZoneState, and the eviction rate each zone's queue gets."""
+    def _handle_disruption(self, zones: dict[str, list[str]]) -> None:
+        """ComputeZoneState for each zone, and the eviction rate its queue gets (setLimiterInZone)."""
         for zone, statuses in zones.items():
             not_ready = sum(s != "True" for s in statuses)
             if not_ready == len(statuses):
@@ -167,25 +265,65 @@ class NodeLifecycleController(Controller):
                 rate = 0.0  # every zone is down: more likely the control plane's network; evict nothing
             elif self.zone_states[zone] == "PartialDisruption":
                 rate = SECONDARY_EVICTION_RATE if len(statuses) > LARGE_CLUSTER_SIZE_THRESHOLD else 0.0
-            limiter = self.zone_limiters.get(zone)
-            if (limiter.qps if limiter else 0.0) != rate:
-                self.zone_limiters[zone] = TokenBucket(rate, 1) if rate > 0 else None
+            self.tainters[zone].swap_limiter(rate, self.engine.now)
 
-    def _tainting(self):
-        """doNoExecuteTaintingPass every 100 ms: each zone takes nodes as its rate limiter allows."""
-        while not self.stopped:
-            yield NODE_EVICTION_PERIOD
-            for zone, queue in self.zone_queues.items():
-                limiter = self.zone_limiters.get(zone)
-                while queue and limiter is not None and limiter.try_accept(self.engine.now):
-                    node = self.nodes.cache.get(queue.pop(0))
-                    if node is None or _ready(node) == "True":
-                        continue
-                    key = UNREACHABLE if _ready(node) == "Unknown" else NOT_READY
-                    taints = [t for t in node.get("spec", {}).get("taints") or []
-                              if not (t.get("effect") == "NoExecute" and t["key"] in (UNREACHABLE, NOT_READY))]
-                    taints.append({"key": key, "effect": "NoExecute", "timeAdded": timestamp(self.engine.now)})
-                    yield from self._set_taints(node, taints)
+    # -- taints -------------------------------------------------------------------------------------------------
+    def sync(self, name):
+        """doNoScheduleTaintingPass: the node's NoSchedule condition taints follow its conditions."""
+        node = self.nodes.cache.get(name)
+        if node is None:
+            return
+        want = {CONDITION_TAINTS[key] for key in ((c.get("type"), c.get("status"))
+                                                   for c in node.get("status", {}).get("conditions") or ())
+                if key in CONDITION_TAINTS}
+        if node.get("spec", {}).get("unschedulable"):
+            want.add(UNSCHEDULABLE)
+        have = {t["key"] for t in node.get("spec", {}).get("taints") or ()
+                if t.get("effect") == "NoSchedule" and t.get("key") in NO_SCHEDULE_KEYS}
+        if want != have:
+            yield from self._swap_taints(name, [(k, "NoSchedule") for k in sorted(want - have)],
+                                         [(k, "NoSchedule") for k in sorted(have - want)])
+
+    def do_no_execute_tainting_pass(self):
+        """Process body: each zone's queue hands out the nodes that are due as its rate limiter allows (a token
+        is taken before the head is looked at, as RateLimitedTimedQueue.Try); a failed taint goes to the back."""
+        for tainter in list(self.tainters.values()):
+            queue = tainter.queue
+            while queue and tainter.limiter is not None and tainter.limiter.try_accept(self.engine.now):
+                if self.engine.now < queue[0][0]:
+                    break
+                entry = queue.pop(0)
+                if not (yield from self._taint_no_execute(entry[1])):
+                    entry[0] = self.engine.now + 1e-9  # ProcessAt = now + wait (0) + 1 ns
+                    queue.append(entry)
+
+    def _taint_no_execute(self, name: str):
+        """Process body: the NoExecute taint for the node's Ready status (its opposite removed); True when done."""
+        node = self.nodes.cache.get(name)
+        if node is None or _ready(node) == "True":
+            return True  # gone, or ready again
+        taint, opposite = ((NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")) if _ready(node) == "False" else \
+            ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute"))
+        return (yield from self._swap_or_retry_later(name, [taint], [opposite] if _has(node, opposite) else []))
+
+    def _swap_or_retry_later(self, name: str, add: list[Taint], remove: list[Taint]):
+        """Process body: :meth:`_swap_taints`; False if it failed (the next pass or tick tries again)."""
+        try:
+            yield from self._swap_taints(name, add, remove)
+        except APIError:
+            return False
+        return True
+
+    def _swap_taints(self, name: str, add: list[Taint], remove: list[Taint]):
+        """Process body: SwapNodeControllerTaint: AddOrUpdateTaintOnNode, then RemoveTaintOffNode, each a fresh
+        read-modify-write retried on 409 Conflict; the last error propagates."""
+        if add:
+            stamp = timestamp(self.engine.now)
+            yield from update_fresh(self.client, "nodes", name, lambda node: add_taints(node, add, stamp),
+                                    UPDATE_TAINT_BACKOFF)
+        if remove:
+            yield from update_fresh(self.client, "nodes", name, lambda node: remove_taints(node, remove),
+                                    UPDATE_TAINT_BACKOFF)
 
 
 class TaintEvictionController(Controller):
@@ -198,6 +336,8 @@ class TaintEvictionController(Controller):
         self.nodes = manager.informer("nodes")
         self.pods = manager.informer("pods")
         self.by_node: dict[str, set[str]] = defaultdict(set)
+        self.evictions: dict[str, float] = {}
+        """pod -> when it is to be deleted (taintEvictionQueue: the first schedule stands while tainted)."""
         self.nodes.add_handler(on_add=self._node, on_update=lambda old, new: self._node(new))
         self.pods.add_handler(on_add=self._pod, on_update=lambda old, new: self._pod(new), on_delete=self._pod_gone)
 
@@ -216,35 +356,54 @@ class TaintEvictionController(Controller):
         node = pod.get("spec", {}).get("nodeName")
         if node:
             self.by_node[node].discard(object_key(pod))
+        self.evictions.pop(object_key(pod), None)
 
     def sync(self, key):
+        """processPodOnNode: schedule (or cancel) the pod's eviction; delete it when due."""
         pod = self.pods.cache.get(key)
-        if pod is None or pod["metadata"].get("deletionTimestamp"):
-            return
-        node = self.nodes.cache.get(pod["spec"].get("nodeName", ""))
-        if node is None:
-            return
-        taints = [t for t in node.get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"]
+        node = self.nodes.cache.get(pod["spec"].get("nodeName", "")) if pod is not None else None
+        taints = [t for t in node.get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"] \
+            if node is not None and not pod["metadata"].get("deletionTimestamp") else []
         if not taints:
+            self.evictions.pop(key, None)  # cancelWorkWithEvent
             return
-        deadline = -math.inf
-        tolerations = pod["spec"].get("tolerations") or []
-        for taint in taints:
-            tol = next((t for t in tolerations if _tolerates(t, taint)), None)
-            if tol is None:
-                deadline = math.inf
-                break
-            if tol.get("tolerationSeconds") is None:
-                continue  # tolerated forever
-            added = seconds(taint["timeAdded"]) if taint.get("timeAdded") else self.engine.now
-            deadline = max(deadline, added + max(0, tol["tolerationSeconds"]))
-        if deadline == -math.inf:
+        now = self.engine.now
+        seconds = _min_toleration_seconds(taints, pod["spec"].get("tolerations") or [])
+        if seconds is None:
+            self.evictions.pop(key, None)  # tolerated forever
             return
-        wait = 0.0 if deadline == math.inf else deadline - self.engine.now
-        if wait > 0:
-            self.queue.add_after(key, wait)
+        due = self.evictions.setdefault(key, now + seconds) if seconds > 0 else now
+        if due > now:
+            self.queue.add_after(key, due - now)
             return
-        yield self.client.call("delete", "pods", namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"])
+        self.evictions.pop(key, None)
+        self.engine.process(self._evict(pod["metadata"]["namespace"], pod["metadata"]["name"]), name=f"evict/{key}")
+        yield from ()
+
+    def _evict(self, namespace: str, name: str):
+        """Process body: deletePodHandler, run by the eviction's own timed worker (evictions due together go
+        together): up to 5 tries, 10 ms apart."""
+        for attempt in range(EVICTION_RETRIES):
+            try:
+                yield from self.delete("pods", namespace, name)
+                return
+            except APIError:
+                if attempt + 1 == EVICTION_RETRIES:
+                    return  # upstream logs it; the pod's next update schedules it again
+                yield EVICTION_RETRY_SLEEP
+
+
+def _min_toleration_seconds(taints: list[Mapping], tolerations: list[Mapping]) -> float | None:
+    """GetMatchingTolerations + getMinTolerationTime: 0 if a taint is not tolerated, None if the matching
+    tolerations (the first for each taint) tolerate forever, else the smallest ``tolerationSeconds``."""
+    used = []
+    for taint in taints:
+        tol = next((t for t in tolerations if _tolerates(t, taint)), None)
+        if tol is None:
+            return 0.0
+        used.append(tol)
+    limits = [t["tolerationSeconds"] for t in used if t.get("tolerationSeconds") is not None]
+    return float(max(0, min(limits))) if limits else None
 
 
 def _tolerates(toleration, taint) -> bool:

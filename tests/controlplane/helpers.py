@@ -1,8 +1,10 @@
 """A small control plane for tests: apiserver, an admin client, hollow nodes, and stand-ins for the
 scheduler and kubelets (they bind pods and set their status directly through the API); and taps on a component's
-client (:func:`record` its requests, :func:`fail_next` to make some fail)."""
+client (:func:`record` its requests, :func:`fail_next` to make some fail, :func:`race` another writer against it)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from kbench.apiserver import APIServer
 from kbench.apiserver.objects import APIError, copy_object, timestamp
@@ -118,3 +120,18 @@ def fail_next(client: Client, verb: str, resource: str, subresource: str = "", t
         request(v, res, callback, delay=delay, **kwargs)
 
     client.request = maybe
+
+
+def race(client: Client, verb: str, resource: str, subresource: str, other: Callable[[], object]) -> None:
+    """Just before ``client`` sends its next ``verb`` of ``resource`` (``subresource``), ``other()`` sends another
+    writer's request, which reaches the apiserver first: the component's write then works from a stale copy."""
+    request = client.request
+    armed = [True]
+
+    def racing(v, res, callback, delay=0.0, **kwargs):
+        if armed[0] and (v, res, kwargs.get("subresource", "")) == (verb, resource, subresource):
+            armed[0] = False
+            other()
+        request(v, res, callback, delay=delay, **kwargs)
+
+    client.request = racing

@@ -18,7 +18,8 @@ from kbench.controllers import (
     TTLAfterFinishedController,
     controller_manager,
 )
-from kbench.controllers.nodelifecycle import NODE_MONITOR_GRACE_PERIOD
+from kbench.controllers.nodelifecycle import NODE_MONITOR_GRACE_PERIOD, NODE_MONITOR_PERIOD
+from kbench.node.hollow import RENEW_INTERVAL
 from tests.controlplane.helpers import Plane, running_status, workload
 
 
@@ -39,8 +40,9 @@ def test_node_stops_renewing_unknown_taint_eviction_and_replacement():
     plane.run(30.0)
     stop = plane.engine.now
     plane.nodes[0].stop()
-    plane.run(stop + 2.0)  # a renewal already on the wire still lands
+    plane.run(stop + 20.0)
     last_renewal = seconds(plane.ok("get", "leases", namespace="kube-node-lease", name="node-0")["spec"]["renewTime"])
+    assert stop - RENEW_INTERVAL < last_renewal <= stop  # nothing is sent after the stop
     seen_unknown = seen_taint = None
     while plane.engine.now < stop + 500:
         plane.run(plane.engine.now + 1.0)
@@ -55,8 +57,10 @@ def test_node_stops_renewing_unknown_taint_eviction_and_replacement():
             break
     evicted = plane.engine.now
     # Ready goes Unknown within a monitor period after the grace period of silence
-    assert last_renewal + NODE_MONITOR_GRACE_PERIOD <= seen_unknown <= last_renewal + NODE_MONITOR_GRACE_PERIOD + 7
-    assert seen_taint - seen_unknown < 2
+    assert last_renewal + NODE_MONITOR_GRACE_PERIOD <= seen_unknown <= last_renewal + NODE_MONITOR_GRACE_PERIOD + 11
+    # the NoExecute taint comes from the next pass, which observes Unknown (tests/controlplane/
+    # test_node_failure_timeline.py times every step exactly)
+    assert NODE_MONITOR_PERIOD - 1 <= seen_taint - seen_unknown < NODE_MONITOR_PERIOD + 2
     # the pod's DefaultTolerationSeconds (300 s) runs from the taint
     assert evicted == pytest.approx(seen_taint + 300, abs=2)
     plane.run(plane.engine.now + 5)

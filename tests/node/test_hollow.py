@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kbench.node.hollow import RENEW_INTERVAL, STATUS_REPORT_FREQUENCY
-from tests.controlplane.helpers import Plane, record
+from tests.controlplane.helpers import Plane, race, record
 
 
 def _renewals(sent: list[dict]) -> list[float]:
@@ -35,16 +35,8 @@ def test_status_post_keeps_conditions_it_does_not_own_and_retries_a_conflict():
     plane.ok("update", "nodes", body=node, subresource="status")  # the route controller's condition
     hollow = plane.nodes[0]
     sent = record(hollow.client)
-    write = hollow.client.request
-
-    def racing(verb, resource, callback, **kwargs):  # another writer changes the node between read and write
-        if (verb, kwargs.get("subresource")) == ("update", "status") and not any(r["verb"] == "update" and
-                                                                              r["resource"] == "nodes" for r in sent):
-            plane.admin.request("patch", "nodes", lambda *a: None, name="node-0",
-                                body={"metadata": {"labels": {"racing": "writer"}}})
-        write(verb, resource, callback, **kwargs)
-
-    hollow.client.request = racing
+    race(hollow.client, "update", "nodes", "status", lambda: plane.admin.request(
+        "patch", "nodes", lambda *a: None, name="node-0", body={"metadata": {"labels": {"racing": "writer"}}}))
     plane.run(STATUS_REPORT_FREQUENCY + RENEW_INTERVAL + 1)
     posts = [r for r in sent if (r["verb"], r["resource"]) == ("update", "nodes")]
     assert [r["code"] for r in posts] == [409, 200]  # the stale write is refused; a fresh read and write follow

@@ -1,0 +1,153 @@
+"""Node lifecycle and taint eviction details: writes from fresh copies, conflicts retried, condition taints,
+eviction times (the whole failure timeline is in test_node_failure_timeline.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbench.apiserver.objects import copy_object
+from kbench.controllers import NodeLifecycleController, TaintEvictionController, controller_manager
+from kbench.controllers.nodelifecycle import (
+    HEALTH_UPDATE_RETRY,
+    NOT_READY,
+    UNREACHABLE,
+    UPDATE_TAINT_BACKOFF,
+    _min_toleration_seconds,
+)
+from tests.controlplane.helpers import Plane, race, record
+
+
+def _node_writes(sent: list[dict], name: str, subresource: str) -> list[dict]:
+    return [r for r in sent if r["resource"] == "nodes" and r["name"] == name and r["verb"] in ("get", "update")
+            and r["subresource"] in (subresource, "")]
+
+
+def _racing_label(plane: Plane, name: str):
+    return lambda: plane.admin.request("patch", "nodes", lambda *a: None, name=name,
+                                       body={"metadata": {"labels": {"racing": "writer"}}})
+
+
+def test_unknown_write_that_conflicts_is_retried_on_a_fresh_read_in_the_same_pass():
+    plane = Plane(nodes=3)
+    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    plane.run(20.0)
+    sent = record(kcm.client)
+    race(kcm.client, "update", "nodes", "status", _racing_label(plane, "node-0"))
+    plane.nodes[0].stop()
+    plane.run(plane.engine.now + 70)
+    first, read, retry = _node_writes(sent, "node-0", "status")[:3]
+    assert (first["verb"], first["code"]) == ("update", 409)  # written from the informer's copy: stale
+    assert read["verb"] == "get" and read["at"] == pytest.approx(first["answered"] + HEALTH_UPDATE_RETRY.wait)
+    assert (retry["verb"], retry["code"], retry["at"]) == ("update", 200, read["answered"])
+    node = plane.ok("get", "nodes", name="node-0")
+    assert node["metadata"]["labels"]["racing"] == "writer"  # the other write survives
+    assert next(c for c in node["status"]["conditions"] if c["type"] == "Ready")["status"] == "Unknown"
+
+
+def test_no_schedule_taint_that_conflicts_is_retried_and_lands_before_no_execute():
+    plane = Plane(nodes=3)
+    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    plane.run(20.0)
+    sent = record(kcm.client)
+    race(kcm.client, "update", "nodes", "", _racing_label(plane, "node-0"))
+    plane.nodes[0].stop()
+    plane.run(plane.engine.now + 80)
+    writes = [r for r in _node_writes(sent, "node-0", "") if r["subresource"] == ""]
+    read, first, reread, retry = writes[:4]  # SwapNodeControllerTaint: GET, write, and again after the 409
+    assert [r["verb"] for r in writes[:4]] == ["get", "update", "get", "update"] and first["code"] == 409
+    assert reread["at"] == pytest.approx(first["answered"] + UPDATE_TAINT_BACKOFF.wait)
+    assert retry["code"] == 200 and [(t["key"], t["effect"]) for t in retry["body"]["spec"]["taints"]] == [
+        (UNREACHABLE, "NoSchedule")]
+    no_execute = next(r for r in writes if r["verb"] == "update" and any(
+        t["effect"] == "NoExecute" for t in r["body"]["spec"]["taints"]))
+    assert retry["answered"] < no_execute["at"]
+
+
+def test_no_schedule_taints_follow_conditions_and_unschedulable():
+    plane = Plane(nodes=2)
+    controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    plane.run(5.0)
+
+    def set_condition(kind: str, status: str) -> None:
+        node = plane.ok("get", "nodes", name="node-1")
+        body = copy_object(node)
+        body["status"]["conditions"] = [c for c in body["status"]["conditions"] if c["type"] != kind] + [
+            {"type": kind, "status": status}]
+        plane.ok("update", "nodes", body=body, subresource="status")
+        plane.run(plane.engine.now + 1)
+
+    def taints() -> set[tuple[str, str]]:
+        node = plane.ok("get", "nodes", name="node-1")
+        return {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+
+    set_condition("MemoryPressure", "True")
+    set_condition("NetworkUnavailable", "True")
+    assert taints() == {("node.kubernetes.io/memory-pressure", "NoSchedule"),
+                        ("node.kubernetes.io/network-unavailable", "NoSchedule")}
+    plane.ok("patch", "nodes", name="node-1", body={"spec": {"unschedulable": True}})
+    set_condition("MemoryPressure", "False")
+    assert taints() == {("node.kubernetes.io/unschedulable", "NoSchedule"),
+                        ("node.kubernetes.io/network-unavailable", "NoSchedule")}
+    plane.ok("patch", "nodes", name="node-1", body={"spec": {"unschedulable": None}})
+    set_condition("NetworkUnavailable", "False")
+    assert taints() == set()
+
+
+TOLERATE_UNREACHABLE_300 = {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+TOLERATE_NOT_READY_100 = {"key": NOT_READY, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 100}
+TOLERATE_ALL_FOREVER = {"operator": "Exists"}
+
+
+@pytest.mark.parametrize(("taints", "tolerations", "expected"), [
+    ([UNREACHABLE], [], 0.0),  # not tolerated: at once
+    ([UNREACHABLE], [TOLERATE_UNREACHABLE_300], 300.0),
+    ([UNREACHABLE, NOT_READY], [TOLERATE_UNREACHABLE_300, TOLERATE_NOT_READY_100], 100.0),  # the smallest
+    ([UNREACHABLE, NOT_READY], [TOLERATE_UNREACHABLE_300], 0.0),  # one taint not tolerated
+    ([UNREACHABLE], [TOLERATE_ALL_FOREVER], None),  # forever
+    ([UNREACHABLE, NOT_READY], [TOLERATE_NOT_READY_100, TOLERATE_ALL_FOREVER], 100.0),  # forever is no limit
+    ([UNREACHABLE], [TOLERATE_ALL_FOREVER, TOLERATE_UNREACHABLE_300], None),  # the first match counts
+    ([UNREACHABLE], [{**TOLERATE_UNREACHABLE_300, "tolerationSeconds": -5}], 0.0),
+])
+def test_min_toleration_seconds_is_upstreams(taints, tolerations, expected):
+    """GetMatchingTolerations + getMinTolerationTime (pkg/controller/tainteviction)."""
+    assert _min_toleration_seconds([{"key": k, "effect": "NoExecute"} for k in taints], tolerations) == expected
+
+
+def _taint(plane: Plane, name: str, key: str | None) -> None:
+    node = plane.ok("get", "nodes", name=name)
+    body = copy_object(node)
+    body["spec"]["taints"] = [{"key": key, "effect": "NoExecute"}] if key else []
+    plane.ok("update", "nodes", body=body)
+
+
+def _pod(plane: Plane, name: str, node: str) -> None:
+    plane.ok("create", "pods", namespace="default",
+             body={"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}})
+    plane.run_pods(nodes=[node])
+
+
+def test_eviction_runs_from_when_the_taint_was_first_seen_and_is_cancelled_when_it_goes():
+    plane = Plane(nodes=2)
+    kcm = controller_manager(plane.api, controllers=(TaintEvictionController,)).start()
+    seen = []
+    kcm.informer("nodes").add_handler(on_update=lambda old, new: seen.append((plane.engine.now, new)))
+    for name in ("a", "b"):
+        _pod(plane, name, "node-0")
+    sent = record(kcm.client)
+    _taint(plane, "node-0", NOT_READY)  # both pods tolerate it 300 s (DefaultTolerationSeconds)
+    plane.run(plane.engine.now + 100)
+    _taint(plane, "node-0", UNREACHABLE)  # swapped: the evictions already scheduled stand
+    tainted = next(t for t, node in seen if node["metadata"]["name"] == "node-0" and node["spec"]["taints"])
+    plane.run(tainted + 299)
+    assert not [r for r in sent if r["verb"] == "delete"]
+    plane.run(tainted + 301)
+    deletes = [r for r in sent if r["verb"] == "delete"]
+    assert {r["name"] for r in deletes} == {"a", "b"}
+    assert all(r["at"] == pytest.approx(tainted + 300, abs=1e-6) for r in deletes)  # together, each on its own
+    # a taint that goes before its time cancels the eviction
+    _pod(plane, "late", "node-1")
+    _taint(plane, "node-1", UNREACHABLE)
+    plane.run(plane.engine.now + 200)
+    _taint(plane, "node-1", None)
+    plane.run(plane.engine.now + 200)
+    assert not [r for r in sent if r["verb"] == "delete" and r["name"] == "late"]
