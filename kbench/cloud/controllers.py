@@ -5,7 +5,10 @@
 - node lifecycle (controllers/nodelifecycle): every 5 s, a Node that is not Ready and whose instance no
   longer exists is deleted.
 - route (controllers/route): every ``--route-reconciliation-period`` 10 s, one cloud route per node
-  pod CIDR; routes of gone nodes are deleted; a failed route sets the node's NetworkUnavailable condition.
+  pod CIDR; routes of gone nodes are deleted; each pass checks every node's NetworkUnavailable condition against
+  its route (False when routed, True when the route failed) and writes it where it differs, as a fresh
+  read-modify-write retried on 409 Conflict (updateNetworkConditionBackoff); a write that fails is tried again
+  next pass.
 - service (controllers/service): a LoadBalancer Service gets the ``service.kubernetes.io/load-balancer-cleanup``
   finalizer, then a load balancer whose backends are the ready nodes and whose ingress IP goes to
   ``status.loadBalancer.ingress``; node changes update every balancer's backends; deleting the Service
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 
 from kbench.apiserver.objects import APIError
+from kbench.client import Backoff, update_fresh
 from kbench.cloud.provider import Cloud, CloudError
 from kbench.controllers.base import Controller, Manager, condition
 
@@ -25,6 +29,7 @@ LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 EXCLUDE_LB = "node.kubernetes.io/exclude-from-external-load-balancers"
 NODE_MONITOR_PERIOD = 5.0
 ROUTE_RECONCILIATION_PERIOD = 10.0
+UPDATE_NETWORK_CONDITION_BACKOFF = Backoff(5, 0.100, jitter=1.0)
 CCM_QPS, CCM_BURST = 20.0, 30
 
 
@@ -99,13 +104,15 @@ class RouteController(Controller):
         while not self.stopped:
             for name, node in list(self.nodes.cache.items()):
                 cidr = node.get("spec", {}).get("podCIDR")
-                if not cidr or self.cloud.routes.get(name) == cidr:
+                if not cidr:
                     continue
-                try:
-                    yield self.cloud.create_route(name, cidr)
-                    ok = True
-                except CloudError:
-                    ok = False
+                ok = self.cloud.routes.get(name) == cidr
+                if not ok:
+                    try:
+                        yield self.cloud.create_route(name, cidr)
+                        ok = True
+                    except CloudError:
+                        pass
                 yield from self._network_condition(name, ok)
             for name in [n for n in self.cloud.routes if n not in self.nodes.cache]:
                 with contextlib.suppress(CloudError):  # retried next period
@@ -113,6 +120,7 @@ class RouteController(Controller):
             yield ROUTE_RECONCILIATION_PERIOD
 
     def _network_condition(self, name: str, ok: bool):
+        """Process body: updateNetworkingCondition."""
         node = self.nodes.cache.get(name)
         if node is None:
             return
@@ -120,15 +128,18 @@ class RouteController(Controller):
         status = "False" if ok else "True"
         if current is not None and current.get("status") == status:
             return
-        body = self.copy(node)
-        conditions = [c for c in body["status"].get("conditions") or [] if c.get("type") != "NetworkUnavailable"]
-        conditions.append({"type": "NetworkUnavailable", "status": status,
-                           "reason": "RouteCreated" if ok else "NoRouteCreated",
-                           "message": "RouteController created a route" if ok else
-                           "RouteController failed to create a route", "lastTransitionTime": self.now_stamp()})
-        body["status"]["conditions"] = conditions
-        with contextlib.suppress(APIError):  # retried next period
-            yield self.client.call("update", "nodes", body=body, subresource="status")
+        cond = {"type": "NetworkUnavailable", "status": status, "reason": "RouteCreated" if ok else "NoRouteCreated",
+                "message": "RouteController created a route" if ok else "RouteController failed to create a route",
+                "lastTransitionTime": self.now_stamp()}
+
+        def change(fresh) -> bool:
+            conditions = fresh["status"].get("conditions") or []
+            fresh["status"]["conditions"] = [c for c in conditions if c.get("type") != "NetworkUnavailable"] + [cond]
+            return True
+
+        with contextlib.suppress(APIError):  # checked again next period
+            yield from update_fresh(self.client, "nodes", name, change, UPDATE_NETWORK_CONDITION_BACKOFF,
+                                    subresource="status", current=node)
 
 
 class ServiceController(Controller):

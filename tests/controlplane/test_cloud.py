@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from kbench.cloud import Cloud, cloud_controller_manager
+from kbench.cloud.controllers import ROUTE_RECONCILIATION_PERIOD, UPDATE_NETWORK_CONDITION_BACKOFF
 from kbench.controllers import NodeIpamController, NodeLifecycleController, controller_manager
 from kbench.node import HollowNode
 from kbench.profiles import load_profile
 from kbench.sim import Engine
-from tests.controlplane.helpers import Plane
+from tests.controlplane.helpers import Plane, fail_next, race, record
 
 
 def _plane(nodes: int = 2, **overrides):
@@ -62,6 +63,34 @@ def test_routes_follow_pod_cidrs_up_to_the_route_table_limit():
     unrouted = [n for n in plane.objects("nodes") if n["metadata"]["name"] not in cloud.routes]
     cond = next(c for c in unrouted[0]["status"]["conditions"] if c["type"] == "NetworkUnavailable")
     assert (cond["status"], cond["reason"]) == ("True", "NoRouteCreated")
+
+
+def _network_unavailable(plane: Plane, name: str) -> tuple[str, str] | None:
+    node = plane.ok("get", "nodes", name=name)
+    cond = next((c for c in node["status"]["conditions"] if c["type"] == "NetworkUnavailable"), None)
+    return (cond["status"], cond["reason"]) if cond else None
+
+
+def test_network_condition_write_that_fails_is_written_next_pass():
+    plane, cloud, ccm = _plane(nodes=1)
+    fail_next(ccm.client, "update", "nodes", "status", code=500)
+    plane.run(15.0)  # the route is made in the first pass with a pod CIDR; its condition write fails
+    assert "node-0" in cloud.routes and _network_unavailable(plane, "node-0") is None
+    plane.run(15.0 + ROUTE_RECONCILIATION_PERIOD)  # the next pass finds the condition missing and writes it
+    assert _network_unavailable(plane, "node-0") == ("False", "RouteCreated")
+
+
+def test_network_condition_write_that_conflicts_is_retried_on_a_fresh_read():
+    plane, cloud, ccm = _plane(nodes=1)
+    sent = record(ccm.client)
+    race(ccm.client, "update", "nodes", "status", lambda: plane.admin.request(
+        "patch", "nodes", lambda *a: None, name="node-0", body={"metadata": {"labels": {"racing": "writer"}}}))
+    plane.run(15.0)
+    writes = [r for r in sent if r["resource"] == "nodes" and (r["subresource"] == "status" or r["verb"] == "get")]
+    assert [(r["verb"], r["code"]) for r in writes] == [("update", 409), ("get", 200), ("update", 200)]
+    assert writes[1]["at"] == pytest.approx(writes[0]["answered"] + UPDATE_NETWORK_CONDITION_BACKOFF.wait)
+    assert _network_unavailable(plane, "node-0") == ("False", "RouteCreated")
+    assert plane.ok("get", "nodes", name="node-0")["metadata"]["labels"]["racing"] == "writer"
 
 
 def test_load_balancer_provisioned_backends_updated_and_deleted():
