@@ -9,7 +9,9 @@ node IPAM.
   by uid) no longer exists are deleted (background propagation); foreground deletion and orphaning are not
   modelled.
 - Node IPAM (pkg/controller/nodeipam, RangeAllocator): each Node gets a ``spec.podCIDR`` of
-  ``--node-cidr-mask-size`` 24 out of ``--cluster-cidr``.
+  ``--node-cidr-mask-size`` 24 out of ``--cluster-cidr``, written as a merge patch of just the pod CIDRs
+  (PatchNodeCIDRs: no resourceVersion, so the kubelet's status writes cannot make it conflict), tried
+  ``cidrUpdateRetries`` 3 times; a CIDR that could not be written is released (unless the server timed out).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from kbench.controllers.base import Controller
 CONTENT = ("pods", "replicasets", "deployments", "jobs", "services", "endpointslices", "leases", "serviceaccounts",
            "events")
 """What the namespace controller deletes (the namespaced resources kbench serves)."""
+CIDR_UPDATE_RETRIES = 3
 OWNED = ("pods", "replicasets", "endpointslices", "jobs")
 OWNERS = {"ReplicaSet": "replicasets", "Deployment": "deployments", "Job": "jobs", "Service": "services",
           "Node": "nodes"}
@@ -150,6 +153,12 @@ class NodeIpamController(Controller):
             return
         cidr = next(str(s) for s in self.subnets if str(s) not in self.used)
         self.used.add(cidr)
-        body = self.copy(node)
-        body["spec"]["podCIDR"], body["spec"]["podCIDRs"] = cidr, [cidr]
-        yield self.client.call("update", "nodes", body=body)
+        for attempt in range(CIDR_UPDATE_RETRIES):
+            try:
+                yield self.client.call("patch", "nodes", name=key, body={"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+                return
+            except APIError as err:
+                if attempt + 1 == CIDR_UPDATE_RETRIES:
+                    if err.code != 504:  # ReleaseCIDR (upstream's cidrset hands it out again only after wrapping)
+                        self.used.discard(cidr)
+                    raise

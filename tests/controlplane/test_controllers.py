@@ -11,6 +11,7 @@ from kbench.controllers import (
     GarbageCollector,
     JobController,
     NamespaceController,
+    NodeIpamController,
     NodeLifecycleController,
     ReplicaSetController,
     ServiceAccountController,
@@ -19,6 +20,7 @@ from kbench.controllers import (
     controller_manager,
 )
 from kbench.controllers.nodelifecycle import NODE_MONITOR_GRACE_PERIOD, NODE_MONITOR_PERIOD
+from kbench.node import HollowNode
 from kbench.node.hollow import RENEW_INTERVAL
 from tests.controlplane.helpers import Plane, running_status, workload
 
@@ -245,6 +247,21 @@ def test_conflicting_writer_is_retried_by_the_controller():
     assert final["status"]["readyReplicas"] == 1
     assert retried == ["default/web"]  # the controller's status write got 409 Conflict and was requeued ...
     assert ctrl.queue.failures == {}  # ... and the retry succeeded
+
+
+def test_node_ipam_writes_only_the_cidr_so_a_concurrent_node_write_costs_no_cidr():
+    plane = Plane()
+    kcm = controller_manager(plane.api, controllers=(NodeIpamController,))
+    ipam = kcm.controllers[0]
+    # another writer (the kubelet posting status, say) changes the node as the allocator first sees it
+    kcm.informer("nodes").add_handler(on_add=lambda node: plane.admin.request(
+        "patch", "nodes", lambda *a: None, name=node["metadata"]["name"], body={"metadata": {"labels": {"x": "y"}}}))
+    kcm.start()
+    plane.nodes.append(HollowNode(plane.api, "node-0"))
+    plane.run(5.0)
+    node = plane.ok("get", "nodes", name="node-0")
+    assert node["spec"]["podCIDRs"] == ["10.0.0.0/24"] and node["metadata"]["labels"]["x"] == "y"
+    assert ipam.used == {"10.0.0.0/24"}  # no CIDR lost to a conflict
 
 
 def test_leader_election_failover_after_the_lease_expires():
