@@ -1,59 +1,123 @@
-"""Figures for sweeps: one style, units on axes, legends, log scales where sizes span decades.
+"""Figures for sweeps: one style, axes and legends from the column metadata, legends beside the data.
 
-Every figure is saved as PNG and SVG (and PDF on request) beside the results.
+A figure draws result columns against a parameter. Its panels come from :mod:`kbench.columns`: columns share an
+axis only when kind (simulated or measured), quantity and unit agree, so simulated and measured numbers are never
+on one axis. Every series has its own colour; log axes are labelled with plain numbers (``100``, ``1k``, ``0.1``).
+Every figure is saved as PNG and SVG (and PDF on request) beside the results, and drawn again, as vectors, into
+a report's PDF when one is being written (:func:`options` ``pages``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogFormatter, ScalarFormatter
+
+from kbench.columns import column, tick
+
+if TYPE_CHECKING:
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from kbench.sweep.grid import Param
 
 FORMATS = ("png", "svg")
-_formats = [FORMATS]
-_bands = [True]
+PNG_DPI = 150
+LINESTYLES = ("-", "--", "-.", ":")
+SLO_COLOR = "crimson"
+LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "fontsize": "small", "frameon": False}
+"""A legend to the right of the (top-right) axes, outside the data."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How figures are drawn and saved; :func:`options` changes them for a block (``kbench plot``, reports)."""
+
+    formats: tuple[str, ...] = FORMATS
+    """The files :func:`save` writes."""
+    bands: bool = True
+    """Draw the band from the lowest to the highest seed where points ran with several seeds."""
+    x: str | None = None
+    """Draw every figure against this parameter instead of its own x."""
+    logx: bool | None = None
+    """Log x axis; None: log when the x values are positive and span a decade or more."""
+    logy: bool | None = None
+    """Log y axis; None: each figure's own choice."""
+    pages: PdfPages | None = None
+    """Also draw every saved figure into this PDF (as vectors)."""
+
+
+_options = [Options()]
 
 
 @contextlib.contextmanager
-def bands(on: bool) -> Iterator[None]:
-    """Within the block, :func:`lines` draws (or not) the band over seeds by default."""
-    _bands.append(on)
+def options(**changes) -> Iterator[Options]:
+    """Within the block, figures are drawn and saved with these :class:`Options` fields changed."""
+    _options.append(dataclasses.replace(_options[-1], **changes))
     try:
-        yield
+        yield _options[-1]
     finally:
-        _bands.pop()
+        _options.pop()
 
 
-@contextlib.contextmanager
-def formats(which: Sequence[str]) -> Iterator[None]:
-    """Within the block, :func:`save` writes these formats by default (e.g. add ``pdf`` for a report)."""
-    _formats.append(tuple(which))
-    try:
-        yield
-    finally:
-        _formats.pop()
+@dataclass(frozen=True)
+class Spec:
+    """One figure of a sweep, saved as ``stem``: :func:`lines` of ``metrics`` against ``x``."""
+
+    stem: str
+    title: str
+    metrics: Sequence[str] | Sequence[Sequence[str]]
+    x: str
+    facet: str | None = None
+    along: str | None = None
+    split: Sequence[str] | None = None
+    logy: bool = False
 
 
-def style(ax: plt.Axes) -> None:
-    """kbench's look for one axes (set per axes: rc_context would reset a notebook's inline backend)."""
+class _LogTicks(LogFormatter):
+    """matplotlib's log-axis labeller (it decides which minor ticks get a label) writing plain numbers."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return tick(x)
+
+
+def style(ax: plt.Axes, logx: bool = False, logy: bool = False, legend: bool = False) -> None:
+    """kbench's look for one axes: grid, scales with plain-number ticks, and (``legend``) the legend outside the
+    data, to the right (set per axes: rc_context would reset a notebook's inline backend)."""
     ax.grid(True, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     ax.title.set_fontsize("medium")
+    for axis, set_scale, log in ((ax.xaxis, ax.set_xscale, logx), (ax.yaxis, ax.set_yscale, logy)):
+        if log:
+            set_scale("log")
+            axis.set_major_formatter(_LogTicks())
+            axis.set_minor_formatter(_LogTicks(labelOnlyBase=False))
+        elif isinstance(axis.get_major_formatter(), ScalarFormatter):  # numbers, not categories
+            axis.set_major_formatter(FuncFormatter(lambda value, _: tick(value)))
+    if legend:
+        ax.legend(**LEGEND)
 
 
 def save(fig: plt.Figure, out_dir: Path, stem: str, formats: Sequence[str] | None = None) -> list[Path]:
-    """Write ``fig`` as ``out_dir/stem.<format>`` for each format; returns the paths."""
-    formats = formats or _formats[-1]
+    """Write ``fig`` as ``out_dir/stem.<format>`` for each format (PNG at :data:`PNG_DPI`), and into the report
+    PDF being written if any; closes the figure and returns the paths."""
+    opts = _options[-1]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
+    for fmt in formats or opts.formats:
         path = out_dir / f"{stem}.{fmt}"
-        fig.savefig(path, bbox_inches="tight")
+        fig.savefig(path, bbox_inches="tight", dpi=PNG_DPI if fmt == "png" else "figure")
         paths.append(path)
+    if opts.pages is not None:
+        opts.pages.savefig(fig, bbox_inches="tight")
     plt.close(fig)
     return paths
 
@@ -63,45 +127,150 @@ def varying(df: pd.DataFrame, params: Sequence[str], exclude: Sequence[str] = ()
     return [p for p in params if p not in exclude and p in df and df[p].nunique() > 1]
 
 
-def lines(df: pd.DataFrame, x: str, metrics: Sequence[tuple[str, str, str]], params: Sequence[str], *,
-          title: str, xlabel: str, ylabel: str, facet: str | None = None, logx: bool = True,
-          logy: bool = False, slo: tuple[float, str] | None = None, bands: bool | None = None) -> plt.Figure:
-    """One line per combination of the varying parameters, per metric, against ``x``.
+def palette(n: int) -> list:
+    """``n`` distinct colours: tab10, tab20 beyond ten series, sampled from turbo beyond twenty."""
+    if n <= 20:
+        return list(plt.get_cmap("tab10" if n <= 10 else "tab20").colors[:n])
+    return [plt.get_cmap("turbo")(i / (n - 1)) for i in range(n)]
 
-    ``metrics`` are ``(column, label, linestyle)``; ``facet`` splits panels by a parameter; ``slo`` draws a
-    threshold line ``(value, label)``. Points run with several seeds are drawn as their mean with a band
-    from the lowest to the highest seed.
+
+def rows_of(metrics: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:
+    """Metrics as rows of panels: a flat list split by axis (kind, quantity, unit), or the given rows, each of
+    which must share one axis."""
+    if metrics and isinstance(metrics[0], str):
+        rows: dict[tuple, list[str]] = {}
+        for name in metrics:
+            rows.setdefault(column(name).axis, []).append(name)
+        return list(rows.values())
+    for row in metrics:
+        axes = {column(name).axis_label for name in row}
+        if len(axes) > 1:
+            raise ValueError(f"one panel cannot show {', '.join(row)}: they need different axes ({', '.join(axes)})")
+    return [list(row) for row in metrics]
+
+
+def _log_worthy(values: pd.Series) -> bool:
+    values = values.dropna()
+    return len(values) > 0 and values.min() > 0 and values.max() >= 10 * values.min()
+
+
+def lines(df: pd.DataFrame, x: str, metrics: Sequence[str] | Sequence[Sequence[str]], params: Sequence[Param], *,
+          title: str, facet: str | None = None, along: str | None = None, split: Sequence[str] | None = None,
+          logx: bool | None = None, logy: bool = False,
+          slos: Sequence[tuple[str, float, str]] = ()) -> plt.Figure:
+    """Result columns against a parameter: one line per combination of the other varying parameters.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A sweep's results, one row per point and seed.
+    x : str
+        The parameter on the x axis; or, with ``along``, a result column.
+    metrics : list of str, or list of lists of str
+        Columns to draw: a flat list gets one row of panels per axis (:func:`rows_of`), lists are the rows.
+    params : sequence of Param
+        The sweep's parameters (``name``, ``help``).
+    title : str
+        What the figure shows; `` vs <x>`` is appended.
+    facet : str, optional
+        A parameter: one column of panels per value.
+    along : str, optional
+        When ``x`` is a result column: the parameter each line follows, point by point (at its mean x and y).
+    split : sequence of str, optional
+        The parameters whose values get lines of their own (default: every varying one). Points that differ in
+        the others are drawn as repeats, like seeds: their mean and a band.
+    logx, logy : bool, optional
+        Log axes; ``logx`` None: log when the x values are positive and span a decade or more.
+    slos : sequence of (column, threshold, label)
+        SLO thresholds, drawn in the panels that show their column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With one legend, outside the panels. :func:`options` may replace ``x``, ``logx``, ``logy`` and bands.
     """
-    bands = _bands[-1] if bands is None else bands
+    opts = _options[-1]
+    if opts.x is not None and opts.x != x:
+        x, along, facet = opts.x, None, None if facet == opts.x else facet
+    logy = logy if opts.logy is None else opts.logy
+    rows = rows_of(metrics)
+    names = [p.name for p in params]
+    line = along or x
+    if line not in names:
+        raise ValueError(f"x: {line!r} is not a parameter ({', '.join(names)}); give along= for a column on x")
+    logx = logx if opts.logx is None else opts.logx
+    logx = _log_worthy(df[x]) if logx is None else logx
+    hue = varying(df, split if split is not None else names, exclude=[line, facet])
+    groups = [(key if isinstance(key, tuple) else (key,), group)
+              for key, group in (df.groupby(hue, sort=True) if hue else [((), df)])]
+    series = [(key, name) for key, _ in groups for row in rows for name in row]
+    colors = dict(zip(series, palette(len(series))))
     panels = sorted(df[facet].unique()) if facet else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True, dpi=110)
-    hue = varying(df, params, exclude=[x, facet] if facet else [x])
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, panel in zip(axes[0], panels):
-        sub = df if panel is None else df[df[facet] == panel]
-        groups = sub.groupby(hue, sort=True) if hue else [((), sub)]
-        for i, (key, group) in enumerate(groups):
-            key = key if isinstance(key, tuple) else (key,)
-            name = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
-            for column, label, line in metrics:
-                legend = " ".join(part for part in (label, name) if part) or column
-                stats = group.groupby(x)[column].agg(["mean", "min", "max", "count"]).sort_index()
-                color = colors[i % len(colors)]
-                ax.plot(stats.index, stats["mean"], line, marker="o", ms=3.5, color=color, label=legend)
-                if bands and (stats["count"] > 1).any():
-                    ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15, lw=0)
-        if slo is not None:
-            ax.axhline(slo[0], color="crimson", lw=1.2, ls=":", label=slo[1])
+    fig, axes = plt.subplots(len(rows), len(panels), figsize=(4.2 * len(panels) + 3, 3.2 * len(rows) + 0.6),
+                             squeeze=False, sharex=True, sharey="row", dpi=110, layout="constrained")
+    for r, row in enumerate(rows):
+        for ax, panel in zip(axes[r], panels):
+            for key, group in groups:
+                sub = group if panel is None else group[group[facet] == panel]
+                name_of = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
+                for i, name in enumerate(row):
+                    label = ", ".join(part for part in (column(name).label, name_of) if part)
+                    _draw(ax, sub, x, along, name, colors[(key, name)], LINESTYLES[i % len(LINESTYLES)], label,
+                          opts.bands)
+            for i, (_, threshold, label) in enumerate(s for s in slos if s[0] in row):
+                ax.axhline(threshold, color=SLO_COLOR, lw=1.2, ls=LINESTYLES[(i + 1) % len(LINESTYLES)],
+                           label=f"SLO: {label}")
+            if facet:
+                ax.set_title(f"{facet}={panel}")
+            style(ax, logx, logy)
+        axes[r][0].set_ylabel((_row_name(row) if len(rows) > 1 else "") + column(row[0]).axis_label)
+    xlabel = column(x).axis_label if along else next(p.help for p in params if p.name == x)
+    for ax in axes[-1]:
         ax.set_xlabel(xlabel)
-        ax.set_title(f"{facet}={panel}" if facet else title)
-        if logx:
-            ax.set_xscale("log")
-        if logy:
-            ax.set_yscale("log")
-        style(ax)
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(loc="best", fontsize="small")
-    if facet:
-        fig.suptitle(title)
-    fig.tight_layout()
+    versus = f"{column(x).quantity} ({column(x).label}), along {along}" if along else x
+    fig.suptitle(f"{title} vs {versus}", fontsize="large")
+    legend = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+        if ax.collections:  # bands were drawn
+            legend.setdefault("band: lowest to highest repeat", ax.collections[0])
+    axes[0][-1].legend(legend.values(), legend.keys(), **LEGEND)
     return fig
+
+
+def _row_name(row: Sequence[str]) -> str:
+    """The words the labels of a row's columns start with (``read`` for read p50 and read p99), and a newline."""
+    words = zip(*(column(name).label.split() for name in row))
+    common = [same[0] for same in itertools.takewhile(lambda same: len(set(same)) == 1, words)]
+    return " ".join(common) + "\n" if common else ""
+
+
+def _draw(ax: plt.Axes, df: pd.DataFrame, x: str, along: str | None, name: str, color, linestyle: str, label: str,
+          bands: bool) -> None:
+    """One series: the mean over repeats (seeds, parameters not split on) at each x, and their range as a band."""
+    if along:
+        stats = df.groupby(along).agg(x=(x, "mean"), mean=(name, "mean")).sort_index().dropna()
+        stats = stats.assign(min=stats["mean"], max=stats["mean"], count=1).set_index("x")
+    else:
+        stats = df.groupby(x)[name].agg(["mean", "min", "max", "count"]).sort_index().dropna()
+    if stats.empty:
+        return
+    ax.plot(stats.index, stats["mean"], linestyle, marker="o", ms=3.5, color=color, label=label)
+    if bands and (stats["count"] > 1).any():
+        ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15, lw=0)
+
+
+def plotter(specs: Sequence[Spec], params: Sequence[Param],
+            slos: Sequence[tuple[str, float, str]] = ()) -> Callable[[pd.DataFrame, Path], list[Path]]:
+    """A sweep's ``plot``: draws and saves each of ``specs`` (with the sweep's SLOs) and returns the files."""
+
+    def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+        files = []
+        for spec in specs:
+            fig = lines(df, spec.x, spec.metrics, params, title=spec.title, facet=spec.facet, along=spec.along,
+                        split=spec.split, logy=spec.logy, slos=slos)
+            files += save(fig, out_dir, spec.stem)
+        return files
+
+    return plot

@@ -12,10 +12,8 @@ Each point measures two things:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from kbench import plot
 from kbench.etcd import Store
@@ -87,31 +85,22 @@ def run_point(params: dict, seed: int) -> dict:
     return metrics
 
 
-def plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Throughput and p50/p99 latency against keys, the kernels' own speed, and latency against load."""
-    names = [p.name for p in PARAMS]
-    files = plot.save(plot.lines(
-        df, "keys", [("sim_throughput_ops_per_s", "", "-")], names, facet="members",
-        title="Modelled etcd: throughput vs keys (simulated)", xlabel="keys in store",
-        ylabel="requests per simulated second"), out_dir, "etcd_throughput")
-    files += plot.save(plot.lines(
-        df, "keys", [("sim_all_latency_p50_ms", "p50", "-"), ("sim_all_latency_p99_ms", "p99", "--")], names,
-        facet="members", title="Modelled etcd: request latency vs keys (simulated)", xlabel="keys in store",
-        ylabel="latency (ms, simulated)", logy=True), out_dir, "etcd_latency")
-    kernels = df.drop_duplicates(["keys", "value_size"])
-    files += plot.save(plot.lines(
-        kernels, "keys", [("wall_put_many_ops_per_s", "put_many", "-"),
-                          ("wall_range_many_ops_per_s", "range_many", "-."),
-                          ("wall_put_ops_per_s", "put", "--"), ("wall_range_ops_per_s", "range", ":")],
-        ["value_size"], title="kbench MVCC kernels on this machine (measured)", xlabel="keys in store",
-        ylabel="operations per wall second", logy=True), out_dir, "etcd_kernels")
-    files += plot.save(plot.lines(
-        df, "sim_throughput_ops_per_s", [("sim_all_latency_p99_ms", "p99", "-")],
-        [n for n in names if n != "clients"], facet="members",
-        title="Modelled etcd: p99 latency vs throughput as clients grow (simulated)",
-        xlabel="requests per simulated second", ylabel="p99 latency (ms, simulated)", logy=True),
-        out_dir, "etcd_latency_vs_throughput")
-    return files
+FIGURES = (
+    plot.Spec("etcd_throughput", "Modelled etcd: throughput", ["sim_throughput_ops_per_s"], "keys", facet="members",
+              logy=True),
+    plot.Spec("etcd_latency", "Modelled etcd: read and write latency",
+              [["sim_read_latency_p50_ms", "sim_read_latency_p99_ms"],
+               ["sim_write_latency_p50_ms", "sim_write_latency_p99_ms"]], "keys", facet="members", logy=True),
+    plot.Spec("etcd_kernels", "kbench MVCC kernels on this machine",
+              ["wall_put_many_ops_per_s", "wall_range_many_ops_per_s", "wall_put_ops_per_s", "wall_range_ops_per_s"],
+              "keys", split=["value_size"], logy=True),
+    plot.Spec("etcd_latency_vs_throughput", "Modelled etcd: p99 latency",
+              [["sim_read_latency_p99_ms"], ["sim_write_latency_p99_ms"]], "sim_throughput_ops_per_s",
+              facet="members", along="clients", logy=True),
+)
+"""Throughput and latency (reads and writes apart: a p50 over both jumps between the two) against keys, the
+kernels' own speed (measured once per point: the points at one key count and value size are its repeats), and
+latency against throughput as clients grow."""
 
 
 SWEEP = Sweep(
@@ -120,7 +109,7 @@ SWEEP = Sweep(
     params=PARAMS,
     presets=PRESETS,
     run_point=run_point,
-    plot=plots,
+    plot=plot.plotter(FIGURES, PARAMS),
     summary=("keys", "members", "clients", "write_ratio", "sim_throughput_ops_per_s", "sim_write_latency_p50_ms",
              "sim_write_latency_p99_ms", "sim_read_latency_p99_ms", "wall_put_many_ops_per_s",
              "wall_range_many_ops_per_s"),

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from kbench import plot
 from kbench.profiles import available, load_profile
@@ -110,21 +108,13 @@ def run_point(params: dict, seed: int) -> dict:
     }
 
 
-def plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    names = [p.name for p in PARAMS]
-    files = plot.save(plot.lines(
-        df, "services", [("sim_first_packet_p50_ms", "p50", "-"), ("sim_first_packet_p99_ms", "p99", "--")], names,
-        title="First-packet latency by kube-proxy mode (simulated)", xlabel="Services",
-        ylabel="first-packet latency (ms)", logy=True), out_dir, "proxy_first_packet")
-    files += plot.save(plot.lines(
-        df, "services", [("sim_full_sync_s", "full sync", "-"), ("sim_partial_sync_p50_s", "partial sync p50", "--")],
-        names, title="kube-proxy sync time by mode (simulated)", xlabel="Services", ylabel="sync duration (s)",
-        logy=True), out_dir, "proxy_sync")
-    files += plot.save(plot.lines(
-        df, "services", [("wall_pkts_per_s", "kbench matcher", "-")], names,
-        title="kbench's packet matcher on this machine (measured)", xlabel="Services",
-        ylabel="first packets matched per wall second", logy=True), out_dir, "proxy_wall")
-    return files
+FIGURES = (
+    plot.Spec("proxy_first_packet", "First-packet latency by kube-proxy mode",
+              ["sim_first_packet_p50_ms", "sim_first_packet_p99_ms"], "services", logy=True),
+    plot.Spec("proxy_sync", "kube-proxy sync time by mode", ["sim_full_sync_s", "sim_partial_sync_p50_s"], "services",
+              logy=True),
+    plot.Spec("proxy_wall", "kbench's packet matcher on this machine", ["wall_pkts_per_s"], "services", logy=True),
+)
 
 
 SWEEP = Sweep(
@@ -133,7 +123,7 @@ SWEEP = Sweep(
     params=PARAMS,
     presets=PRESETS,
     run_point=run_point,
-    plot=plots,
+    plot=plot.plotter(FIGURES, PARAMS),
     summary=("mode", "services", "endpoints", "rules", "sim_first_packet_p50_ms", "sim_full_sync_s",
              "sim_partial_sync_p50_s", "sim_npl_p50_s", "wall_pkts_per_s"),
 )

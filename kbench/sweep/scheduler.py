@@ -110,18 +110,12 @@ def run_point(params: dict, seed: int) -> dict:
     return out
 
 
-def plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    names = [p.name for p in PARAMS]
-    files = plot.save(plot.lines(
-        df, "nodes", [("sim_throughput_average", "average", "-"), ("sim_throughput_perc50", "p50", "--")], names,
-        title="Modelled kube-scheduler: SchedulingThroughput vs nodes (simulated)", xlabel="nodes",
-        ylabel="pods scheduled per simulated second"), out_dir, "scheduler_throughput")
-    files += plot.save(plot.lines(
-        df, "nodes", [("wall_pods_per_s", "per-cycle kernel", "-"),
-                      ("wall_batch_pods_per_s", "signature batch", "--")],
-        names, title="kbench's scheduler on this machine (measured)", xlabel="nodes",
-        ylabel="pods placed per wall second", logy=True), out_dir, "scheduler_wall")
-    return files
+FIGURES = (
+    plot.Spec("scheduler_throughput", "Modelled kube-scheduler: SchedulingThroughput",
+              ["sim_throughput_average", "sim_throughput_perc50"], "nodes"),
+    plot.Spec("scheduler_wall", "kbench's scheduler on this machine", ["wall_pods_per_s", "wall_batch_pods_per_s"],
+              "nodes", logy=True),
+)
 
 
 def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -144,7 +138,7 @@ SWEEP = Sweep(
     params=PARAMS,
     presets=PRESETS,
     run_point=run_point,
-    plot=plots,
+    plot=plot.plotter(FIGURES, PARAMS),
     export=export,
     summary=("workload", "nodes", "pods", "percentage", "sim_throughput_average", "sim_throughput_perc50",
              "wall_pods_per_s", "wall_batch_pods_per_s"),
