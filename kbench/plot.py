@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.collections import PolyCollection
 from matplotlib.ticker import FuncFormatter, LogFormatter, ScalarFormatter
 
 from kbench.columns import column, tick
@@ -229,14 +230,22 @@ def lines(df: pd.DataFrame, x: str, metrics: Sequence[str] | Sequence[Sequence[s
         ax.set_xlabel(xlabel)
     versus = f"{column(x).quantity} ({column(x).label}), along {along}" if along else x
     fig.suptitle(f"{title} vs {versus}", fontsize="large")
-    legend = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-        if ax.collections:  # bands were drawn
-            legend.setdefault("band: lowest to highest repeat", ax.collections[0])
-    axes[0][-1].legend(legend.values(), legend.keys(), **LEGEND)
+    legend(fig)
     return fig
+
+
+def legend(fig: plt.Figure) -> None:
+    """(Re)draw the figure's one legend beside its top-right axes, outside the data: every labelled artist of
+    every axes once, and what a band means if one is drawn (call it again after adding to a figure)."""
+    entries = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    bands = [band for ax in fig.axes for band in ax.collections if isinstance(band, PolyCollection)]
+    if bands:
+        entries["band: range over seeds and repeats"] = bands[0]
+    corner = max(fig.axes, key=lambda ax: (ax.get_position().y1, ax.get_position().x1))
+    corner.legend(entries.values(), entries.keys(), **LEGEND)
 
 
 def _row_name(row: Sequence[str]) -> str:

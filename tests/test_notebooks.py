@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -20,16 +22,27 @@ SMALL = {
 }
 EXPORTS = {
     "00_quickstart.ipynb": ["cluster/latest/report.html", "cluster/latest/report.pdf",
-                            "cluster/latest/perfdata/PodStartupLatency_PodStartupLatency.json",
+                            "scenario/quickstart/PodStartupLatency_PodStartupLatency.json",
                             "cluster/latest/quickstart_pod_startup.pdf"],
-    "04_cluster_scaling.ipynb": ["cluster/*/cluster_perfdata.json", "cluster/*/perfdata/*.json",
-                                 "cluster/*/cluster_pod_startup_hist.pdf"],
+    "04_cluster_scaling.ipynb": ["cluster/*/cluster_perfdata.json", "scenario/density/*.json",
+                                 "scenario/density/density_pod_startup_hist.pdf"],
 }
 """What a notebook says it exports, beyond its figures."""
+NOT_IN_A_SWEEP = ["perfdata", "PodStartupLatency*", "*hist*"]
+"""Files of a single scenario run, which do not belong in a sweep's run folder."""
+FINDINGS = re.compile(r"\b(grows?|grew|rises|falls|drops|dominated|dominates|barely|saturates|faster|slower)\b",
+                      re.I)
+"""Words that state a finding: a notebook's prose must not (its code prints findings from the run)."""
 
 
 def test_every_notebook_has_small_parameters():
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(SMALL)
+
+
+def test_notebooks_install_ipywidgets_so_progress_bars_render():
+    extras = tomllib.loads((NOTEBOOKS.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in ("notebooks", "test"):
+        assert any(re.match(r"ipywidgets\b", requirement) for requirement in extras[extra]), extra
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -41,6 +54,12 @@ def test_notebook_is_committed_clean_with_a_parameters_cell(name):
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
+def test_notebook_prose_states_no_finding_of_its_own(name):
+    prose = [c.source for c in nbformat.read(NOTEBOOKS / name, as_version=4).cells if c.cell_type == "markdown"]
+    assert not [match.group(0) for text in prose for match in FINDINGS.finditer(text)]
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
 def test_notebook_runs(name, tmp_path):
     out = tmp_path / "results"
     papermill.execute_notebook(  # raises PapermillExecutionError on any failing cell
@@ -49,3 +68,12 @@ def test_notebook_runs(name, tmp_path):
     assert list(out.glob("*/latest/*.png")), "the notebook should export its figures"
     if name in EXPORTS:
         assert all(list(out.glob(pattern)) for pattern in EXPORTS[name]), EXPORTS[name]
+    sweeps = [folder for folder in out.glob("*/*") if (folder / "meta.json").exists()]
+    assert sweeps and not [f for folder in sweeps for pattern in NOT_IN_A_SWEEP for f in folder.glob(pattern)]
+    outputs = [o for c in nbformat.read(tmp_path / name, as_version=4).cells if c.cell_type == "code"
+               for o in c.outputs]
+    images = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
+    assert images and len(images) == len(set(images)), "each figure is shown once"
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "IProgress not found" not in text  # tqdm found ipywidgets
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
