@@ -10,7 +10,7 @@ Resource amounts are integers as kube-scheduler keeps them: milli-CPU for
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -308,14 +308,56 @@ class Node:
                    manifest=m)
 
 
-def load_manifests(source: str | Iterable[Mapping]) -> list[Mapping]:
-    """Documents of a multi-document YAML string (safe loading), or the given mappings; empty ones dropped."""
-    docs = list(yaml.safe_load_all(source)) if isinstance(source, str) else list(source)
-    out = []
+def load_manifests(source: str | Iterable[Mapping], origin: str = "manifests",
+                   kinds: Collection[str] | None = None) -> list[Mapping]:
+    """The Kubernetes objects of a multi-document YAML string (safe loading) or of the given mappings.
+
+    Parameters
+    ----------
+    source : str or iterable of mappings
+        YAML text, or objects already loaded.
+    origin : str
+        Names the source in errors (a file name).
+    kinds : collection of str, optional
+        The kinds the caller reads; another kind is an error naming it and listing these.
+
+    Returns
+    -------
+    list of Mapping
+        Every object in order: empty documents dropped, ``kind: List`` documents (what ``kubectl get -o yaml``
+        writes) replaced by their ``items``.
+
+    Raises
+    ------
+    ManifestError
+        Invalid YAML (with the line and column), a document that is not an object, or a kind not in ``kinds``.
+    """
+    if isinstance(source, str):
+        try:
+            docs = list(yaml.safe_load_all(source))
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            reason = " ".join(str(getattr(err, "problem", None) or err).split())
+            raise ManifestError(f"{origin}: {at}not valid YAML: {reason}") from None
+    else:
+        docs = list(source)
+    out: list[Mapping] = []
     for i, doc in enumerate(docs):
-        if doc is None:
-            continue
-        if not isinstance(doc, Mapping):
-            raise ManifestError(f"document {i}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
-        out.append(doc)
+        _objects(doc, f"{origin}: document {i}", kinds, out)
     return out
+
+
+def _objects(doc: Any, where: str, kinds: Collection[str] | None, out: list[Mapping]) -> None:
+    if doc is None:
+        return
+    if not isinstance(doc, Mapping):
+        raise ManifestError(f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
+    kind = doc.get("kind")
+    if kind == "List":  # k8s.io/apimachinery metav1.List: what kubectl get -o yaml writes
+        for j, item in enumerate(_list(doc.get("items"), f"{where}: items")):
+            _objects(item, f"{where}: items[{j}]", kinds, out)
+        return
+    if kinds is not None and kind not in kinds:
+        raise ManifestError(f"{where}: kind: {kind!r} is not one of {', '.join(sorted(kinds))} (or List)")
+    out.append(doc)

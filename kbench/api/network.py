@@ -1,23 +1,31 @@
 """Services and EndpointSlices (core/v1, discovery.k8s.io/v1) read from manifests, as kube-proxy sees them.
 
-Errors name the object and the field, e.g.
+Each object is checked as the apiserver's validation checks it (pkg/apis/core/validation, pkg/apis/discovery/
+validation) where kube-proxy depends on the field; errors name the object and the field, e.g.
 ``Service default/web: spec.ports[0].port: must be 1-65535, got 70000``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kbench.api.core import ManifestError, _list, _map
+from kbench.api.core import PROTOCOLS, ManifestError, _list, _map
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 POLICIES = ("Cluster", "Local")
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 DEFAULT_AFFINITY_TIMEOUT = 10800
 """core/v1 DefaultClientIPServiceAffinitySeconds (3 hours)."""
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+"""discovery validation supportedAddressTypes."""
+MAX_ADDRESSES = 100
+"""discovery validation maxAddresses (per endpoint)."""
+_FQDN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
+"""apimachinery IsFullyQualifiedDomainName: a lower-case DNS-1123 subdomain of at least two labels."""
+_LINK_LOCAL_MULTICAST_V4 = ipaddress.ip_network("224.0.0.0/24")
 
 
 def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -42,11 +50,54 @@ def parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(f"{parse_ip(address)}/{int(bits)}", strict=False)
 
 
-def _ip(value, where: str) -> str:
+def _address(value, where: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        return str(parse_ip(value))
+        address = parse_ip(value)
     except ValueError:
         raise ManifestError(f"{where}: {value!r} is not a valid IP address") from None
+    return getattr(address, "ipv4_mapped", None) or address  # Go's To4(): ::ffff:a.b.c.d is IPv4
+
+
+def _ip(value, where: str) -> str:
+    return str(_address(value, where))
+
+
+def _special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """core validation ValidateNonSpecialIP: why an endpoint address is refused, or ""."""
+    if address.is_unspecified:
+        return f"may not be unspecified ({address})"
+    if address.is_loopback:
+        return "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+    if address.is_link_local:
+        return "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+    if (address in _LINK_LOCAL_MULTICAST_V4 if address.version == 4
+            else address.packed[0] == 0xFF and address.packed[1] & 0x0F == 0x02):  # Go's IsLinkLocalMulticast
+        return "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+    return ""
+
+
+def _endpoint_address(value, address_type: str, where: str) -> str:
+    """discovery validation validateEndpoints: an address of the slice's addressType and not a special IP."""
+    if address_type == "FQDN":
+        name = value[:-1] if isinstance(value, str) and value.endswith(".") else value
+        if not isinstance(name, str) or not _FQDN.fullmatch(name):
+            raise ManifestError(f"{where}: {value!r} must be a fully qualified domain name (lower case, at least "
+                                "two labels, e.g. db.example.com) for addressType FQDN")
+        return name
+    address = _address(value, where)
+    if f"IPv{address.version}" != address_type:
+        raise ManifestError(f"{where}: {value!r} must be a valid {address_type} address (the slice's addressType)")
+    special = _special(address)
+    if special:
+        raise ManifestError(f"{where}: {value!r} {special}")
+    return str(address)
+
+
+def _condition(value, where: str) -> bool | None:
+    """An EndpointConditions field (``*bool``): true, false or unset; a string does not decode."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise ManifestError(f"{where}: must be true, false or null (a boolean); got {value!r}")
 
 
 def _cidr(value, where: str) -> str:
@@ -110,6 +161,19 @@ class Service:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def headless(self) -> bool:
+        """``clusterIP: None``: no virtual IP, nothing for kube-proxy to program."""
+        return (self.manifest.get("spec") or {}).get("clusterIP") == "None"
+
+    @property
+    def allocates_node_ports(self) -> bool:
+        """The apiserver allocates NodePorts: NodePort Services, and LoadBalancer ones unless
+        ``allocateLoadBalancerNodePorts`` is false."""
+        spec = self.manifest.get("spec") or {}
+        return self.type == "NodePort" or (self.type == "LoadBalancer"
+                                           and spec.get("allocateLoadBalancerNodePorts") is not False)
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> Service:
@@ -184,30 +248,38 @@ class EndpointSlice:
     manifest: Mapping = field(default_factory=dict, repr=False)
 
     @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
     def service_key(self) -> str:
         return f"{self.namespace}/{self.service}"
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> EndpointSlice:
+        """Parse and validate a discovery.k8s.io/v1 EndpointSlice; ``service`` is "" without the
+        ``kubernetes.io/service-name`` label (the apiserver allows that; kube-proxy ignores such a slice)."""
         m, namespace, name, where = _identity(manifest, "EndpointSlice")
-        service = (_map(m.get("metadata"), where).get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if not service:
-            raise ManifestError(f"{where}: metadata.labels[{SERVICE_NAME_LABEL!r}]: required (the Service it serves)")
-        address_type = m.get("addressType", "IPv4")
-        if address_type not in ("IPv4", "IPv6", "FQDN"):
-            raise ManifestError(f"{where}: addressType: must be IPv4, IPv6 or FQDN; got {address_type!r}")
+        service = str((_map(m.get("metadata"), where).get("labels") or {}).get(SERVICE_NAME_LABEL) or "")
+        address_type = m.get("addressType")
+        if address_type not in ADDRESS_TYPES:
+            raise ManifestError(f"{where}: addressType: must be one of {', '.join(ADDRESS_TYPES)}; "
+                                f"got {address_type!r}")
         endpoints = []
         for i, e in enumerate(_list(m.get("endpoints"), f"{where}: endpoints")):
             e = _map(e, f"{where}: endpoints[{i}]")
             cond = _map(e.get("conditions"), f"{where}: endpoints[{i}].conditions")
-            ready = cond.get("ready")
-            ready = True if ready is None else bool(ready)  # unknown state is interpreted as ready
-            serving = cond.get("serving")
-            serving = True if serving is None else bool(serving)  # as kube-proxy's endpointSliceCache reads it
-            for j, address in enumerate(_list(e.get("addresses"), f"{where}: endpoints[{i}].addresses")[:1]):
-                endpoints.append(Endpoint(_ip(address, f"{where}: endpoints[{i}].addresses[{j}]"), ready, serving,
-                                          bool(cond.get("terminating") or False), str(e.get("nodeName") or ""),
-                                          str(e.get("zone") or "")))
+            ready, serving, terminating = (_condition(cond.get(k), f"{where}: endpoints[{i}].conditions.{k}")
+                                           for k in ("ready", "serving", "terminating"))
+            addresses = _list(e.get("addresses"), f"{where}: endpoints[{i}].addresses")
+            if not 1 <= len(addresses) <= MAX_ADDRESSES:
+                raise ManifestError(f"{where}: endpoints[{i}].addresses: must hold 1 to {MAX_ADDRESSES} addresses; "
+                                    f"got {len(addresses)}")
+            addresses = [_endpoint_address(a, address_type, f"{where}: endpoints[{i}].addresses[{j}]")
+                         for j, a in enumerate(addresses)]
+            # endpointslicecache.go: the first address; unset ready and serving read as true, terminating as false
+            endpoints.append(Endpoint(addresses[0], ready is not False, serving is not False, terminating is True,
+                                      str(e.get("nodeName") or ""), str(e.get("zone") or "")))
         ports = []
         for i, p in enumerate(_list(m.get("ports"), f"{where}: ports")):
             p = _map(p, f"{where}: ports[{i}]")

@@ -14,13 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kbench.api.core import ManifestError, _list, _map
-from kbench.api.network import EndpointSlice, Service, parse_cidr, parse_ip
+from kbench.api.network import SERVICE_NAME_LABEL, EndpointSlice, Service, parse_cidr, parse_ip
 
 MODES = ("iptables", "ipvs", "nftables")
 IPVS_SCHEDULERS = ("rr", "wrr", "lc", "sh")
 """The IPVS schedulers kbench implements (ipvs.py)."""
 FAMILIES = ("IPv4", "IPv6")
 ZERO_CIDR = {"IPv4": "0.0.0.0/0", "IPv6": "::/0"}
+SERVICE_NODE_PORT_RANGE = (30000, 32767)
+"""kube-apiserver ``--service-node-port-range`` default (pkg/kubeapiserver/options: DefaultServiceNodePortRange)."""
 NFACCT_COUNTERS = ("ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts")
 """pkg/proxy/metrics: IPTablesCTStateInvalidDroppedNFAcctCounter, LocalhostNodePortAcceptedNFAcctCounter."""
 
@@ -293,24 +295,49 @@ class SyncWork:
         return total + sum(self.per_service[k][1] for k in set(changed) if k in self.per_service)
 
 
-def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice],
-                  config: ProxierConfig) -> list[ServicePortInfo]:
+def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], config: ProxierConfig,
+                  ignored: list[str] | None = None) -> list[ServicePortInfo]:
     """The node's service ports of the proxier's IP family, sorted by name, each with its endpoints.
 
-    Headless and ExternalName Services are skipped, as are EndpointSlices of another family, of an unknown
-    Service or with a port the Service lacks (kube-proxy ignores them; :func:`check_objects` refuses them).
+    What kube-proxy skips is skipped: ExternalName and headless Services, a Service with no ClusterIP of the
+    proxier's family and the other family's external IPs, load-balancer IPs and source ranges
+    (servicechangetracker.go, serviceport.go), EndpointSlices of another address type or with no
+    ``kubernetes.io/service-name`` label (endpointschangetracker.go), and endpoints of a Service or port that
+    does not exist (endpointslicecache.go). Each but the first two is described in ``ignored``, when given.
     """
+    def note(message: str) -> None:
+        if ignored is not None:
+            ignored.append(message)
+
+    family = config.ip_family
     by_port: dict[tuple[str, str, str], ServicePortInfo] = {}
+    known: set[str] = set()
     for svc in services:
-        if svc.type == "ExternalName":
+        known.add(svc.key)
+        where = f"Service {svc.key}"
+        if svc.type == "ExternalName" or not svc.cluster_ips:
+            if svc.type != "ExternalName" and not svc.headless:
+                note(f"{where}: spec.clusterIP: not set (the apiserver would allocate one); no rules until it has one")
             continue
         cluster_ips = config.own(svc.cluster_ips)
         if not cluster_ips:
+            note(f"{where}: spec.clusterIPs: no {family} address ({', '.join(svc.cluster_ips)}); "
+                 f"an {family} kube-proxy ignores the Service")
             continue
+        for name, values in (("spec.externalIPs", svc.external_ips),
+                             ("status.loadBalancer.ingress", svc.load_balancer_ips),
+                             ("spec.loadBalancerSourceRanges", svc.source_ranges)):
+            own = config.own(values)
+            other = [v for v in values if v not in own]
+            if other:
+                note(f"{where}: {name}: an {family} kube-proxy ignores {', '.join(other)}")
         # apiservice.ExternalPolicyLocal: only an externally accessible Service has an external policy
         external_local = svc.external_policy == "Local" and (svc.type in ("NodePort", "LoadBalancer")
                                                              or bool(svc.external_ips))
-        for p in svc.ports:
+        for i, p in enumerate(svc.ports):
+            if svc.type in ("NodePort", "LoadBalancer") and not p.node_port and svc.allocates_node_ports:
+                note(f"{where}: spec.ports[{i}].nodePort: not set (the apiserver would allocate one); "
+                     "no NodePort rules until it has one")
             by_port[(svc.key, p.name, p.protocol)] = ServicePortInfo(
                 namespace=svc.namespace, name=svc.name, port_name=p.name, protocol=p.protocol,
                 cluster_ip=cluster_ips[0], port=p.port,
@@ -323,13 +350,25 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice],
                 # apiservice.NeedsHealthCheck: LoadBalancer with externalTrafficPolicy Local
                 health_check_node_port=svc.health_check_node_port if svc.type == "LoadBalancer" and external_local
                 else 0)
+    proxied = {key[0] for key in by_port}
     seen: dict[tuple[str, str, str], dict[str, EndpointInfo]] = {}
     for sl in slices:
-        if sl.address_type != config.ip_family:
+        where = f"EndpointSlice {sl.key}"
+        if sl.address_type != family:
+            note(f"{where}: addressType: an {family} kube-proxy ignores {sl.address_type} slices")
             continue
-        for pname, port, protocol in sl.ports:
+        if not sl.service:
+            note(f"{where}: metadata.labels[{SERVICE_NAME_LABEL!r}]: not set; kube-proxy ignores the slice")
+            continue
+        if sl.service_key not in known:
+            note(f"{where}: metadata.labels[{SERVICE_NAME_LABEL!r}]: no Service {sl.service_key}; kube-proxy "
+                 "programs its endpoints only once the Service exists")
+        for i, (pname, port, protocol) in enumerate(sl.ports):
             key = (sl.service_key, pname, protocol)
             if key not in by_port:
+                if sl.service_key in proxied:
+                    note(f"{where}: ports[{i}]: Service {sl.service_key} has no {protocol} port named {pname!r}; "
+                         "kube-proxy ignores these endpoints")
                 continue
             eps = seen.setdefault(key, {})
             for e in sl.endpoints:
@@ -341,44 +380,47 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice],
     return sorted(by_port.values(), key=lambda sp: (sp.name_string, sp.protocol))
 
 
-def check_objects(services: list[Service], slices: list[EndpointSlice]) -> None:
-    """Refuse what a manifest author most likely got wrong: the same ClusterIP on two Services, two Services
-    with one name, and EndpointSlices whose Service (or port) is not among the manifests."""
-    owner: dict[str, str] = {}
+def check_objects(services: list[Service], node_port_range: tuple[int, int] = SERVICE_NODE_PORT_RANGE) -> None:
+    """Refuse what the apiserver refuses across Services: two Services of one name, a ClusterIP or NodePort
+    taken twice, a NodePort outside ``--service-node-port-range`` (the registry's allocators, pkg/registry/core/
+    service/ipallocator and portallocator) and a NodePort on a ClusterIP Service (ValidateService)."""
+    low, high = node_port_range
     keys: set[str] = set()
-    ports: dict[str, set[tuple[str, str]]] = {}
+    ip_owner: dict[str, str] = {}
+    port_owner: dict[int, str] = {}
     for svc in services:
+        where = f"Service {svc.key}"
         if svc.key in keys:
-            raise ManifestError(f"Service {svc.key}: metadata.name: duplicate Service")
+            raise ManifestError(f"{where}: metadata.name: duplicate Service")
         keys.add(svc.key)
-        ports[svc.key] = {(p.name, p.protocol) for p in svc.ports}
         for i, ip in enumerate(svc.cluster_ips):
-            if ip in owner:
-                raise ManifestError(f"Service {svc.key}: spec.clusterIPs[{i}]: {ip} is already the ClusterIP of "
-                                    f"Service {owner[ip]}")
-            owner[ip] = svc.key
-    for sl in slices:
-        where = f"EndpointSlice {sl.namespace}/{sl.name}"
-        if sl.service_key not in keys:
-            raise ManifestError(f"{where}: metadata.labels['kubernetes.io/service-name']: no Service "
-                                f"{sl.service_key} among the manifests")
-        for i, (pname, _, protocol) in enumerate(sl.ports):
-            if (pname, protocol) not in ports[sl.service_key]:
-                raise ManifestError(f"{where}: ports[{i}]: Service {sl.service_key} has no {protocol} port "
-                                    f"named {pname!r}")
+            if ip_owner.setdefault(ip, svc.key) != svc.key:
+                raise ManifestError(f"{where}: spec.clusterIPs[{i}]: {ip} is already the ClusterIP of "
+                                    f"Service {ip_owner[ip]}")
+        node_ports = [(f"spec.ports[{i}].nodePort", p.node_port) for i, p in enumerate(svc.ports) if p.node_port]
+        if svc.type == "ClusterIP" and node_ports:
+            raise ManifestError(f"{where}: {node_ports[0][0]}: may not be used when `type` is 'ClusterIP'")
+        if svc.health_check_node_port:
+            node_ports.append(("spec.healthCheckNodePort", svc.health_check_node_port))
+        for name, port in node_ports:
+            if not low <= port <= high:
+                raise ManifestError(f"{where}: {name}: {port}: provided port is not in the valid range. The range "
+                                    f"of valid ports is {low}-{high} (kube-apiserver --service-node-port-range)")
+            if port_owner.setdefault(port, svc.key) != svc.key:
+                raise ManifestError(f"{where}: {name}: {port}: provided port is already allocated "
+                                    f"(to Service {port_owner[port]})")
 
 
-def read_objects(manifests: Iterable[Mapping], strict: bool = True) -> tuple[list[Service], list[EndpointSlice]]:
-    """Services and EndpointSlices among the manifests (other kinds are ignored), checked when ``strict``."""
+def read_objects(manifests: Iterable[Mapping]) -> tuple[list[Service], list[EndpointSlice]]:
+    """The Services and EndpointSlices among manifests already loaded by :func:`load_manifests` (other kinds
+    are not kube-proxy's), each validated, and the Services checked together (:func:`check_objects`)."""
     services, slices = [], []
     for m in manifests:
-        kind = _map(m, "manifest").get("kind")
-        if kind == "Service":
+        if m.get("kind") == "Service":
             services.append(Service.from_manifest(m))
-        elif kind == "EndpointSlice":
+        elif m.get("kind") == "EndpointSlice":
             slices.append(EndpointSlice.from_manifest(m))
-    if strict:
-        check_objects(services, slices)
+    check_objects(services)
     return services, slices
 
 

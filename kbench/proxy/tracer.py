@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kbench.api.network import parse_cidr, parse_ip
+from kbench.api.network import PROTOCOLS, parse_cidr, parse_ip
 from kbench.proxy import iptables as ipt
 from kbench.proxy import nftrules
 from kbench.proxy.ipvs import IpvsRules
@@ -33,7 +33,22 @@ class Packet:
 
     @classmethod
     def of(cls, source: str, protocol: str, destination: str, dport: int) -> Packet:
-        return cls(parse_ip(source), (protocol or "TCP").lower(), parse_ip(destination), int(dport))
+        """A new connection's first packet (protocol default TCP); raises ValueError naming an invalid field."""
+        protocol = protocol or "TCP"
+        if not isinstance(protocol, str) or protocol.upper() not in PROTOCOLS:
+            raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)} (what kube-proxy programs); "
+                             f"got {protocol!r}")
+        if isinstance(dport, bool) or not isinstance(dport, int) or not 1 <= dport <= 65535:
+            raise ValueError(f"port: must be 1-65535; got {dport!r}")
+        addresses = []
+        for name, value in (("source", source), ("destination", destination)):
+            try:
+                addresses.append(parse_ip(value))
+            except ValueError:
+                raise ValueError(f"{name}: {value!r} is not a valid IP address") from None
+        if addresses[0].version != addresses[1].version:
+            raise ValueError(f"source {source} and destination {destination}: one packet has one IP family")
+        return cls(addresses[0], protocol.lower(), addresses[1], dport)
 
 
 def in_network(address, network: str) -> bool:

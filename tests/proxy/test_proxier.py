@@ -41,10 +41,6 @@ BAD = [
      "EndpointSlice shop/web-1: endpoints[0].addresses[0]: '10.0.1' is not a valid IP address"),
     ([SERVICE, _edit(_edit(SERVICE, "metadata.name", "api"), "spec.clusterIP", "10.96.0.10"), SLICE],
      "Service shop/api: spec.clusterIPs[0]: 10.96.0.10 is already the ClusterIP of Service shop/web"),
-    ([SERVICE, _edit(SLICE, "metadata.labels", {"kubernetes.io/service-name": "gone"})],
-     "EndpointSlice shop/web-1: metadata.labels['kubernetes.io/service-name']: no Service shop/gone"),
-    ([SERVICE, _edit(SLICE, "ports.0.name", "https")],
-     "EndpointSlice shop/web-1: ports[0]: Service shop/web has no TCP port named 'https'"),
     ([_edit(SERVICE, "spec.sessionAffinity", "Cookie"), SLICE],
      "Service shop/web: spec.sessionAffinity: must be None or ClientIP; got 'Cookie'"),
     ([_edit(SERVICE, "spec.externalTrafficPolicy", "Nearest"), SLICE],
@@ -52,7 +48,36 @@ BAD = [
     ([_edit(SERVICE, "spec.loadBalancerSourceRanges", ["300.0.0.0/8"]), SLICE],
      "Service shop/web: spec.loadBalancerSourceRanges[0]: '300.0.0.0/8' is not a valid CIDR"),
     ([SERVICE, _edit(SLICE, "addressType", "IPv5")],
-     "EndpointSlice shop/web-1: addressType: must be IPv4, IPv6 or FQDN; got 'IPv5'"),
+     "EndpointSlice shop/web-1: addressType: must be one of IPv4, IPv6, FQDN; got 'IPv5'"),
+    ([SERVICE, _edit(SLICE, "addressType", None)],
+     "EndpointSlice shop/web-1: addressType: must be one of IPv4, IPv6, FQDN; got None"),
+    # discovery validation: an address of the slice's addressType, not a special IP, at least one address
+    ([SERVICE, _edit(SLICE, "endpoints.0.addresses", ["fd00::5"])],
+     "EndpointSlice shop/web-1: endpoints[0].addresses[0]: 'fd00::5' must be a valid IPv4 address"),
+    ([SERVICE, _edit(SLICE, "endpoints.0.addresses", ["10.0.1.5", "fd00::5"])],
+     "EndpointSlice shop/web-1: endpoints[0].addresses[1]: 'fd00::5' must be a valid IPv4 address"),
+    ([SERVICE, _edit(SLICE, "endpoints.0.addresses", ["127.0.0.1"])],
+     "endpoints[0].addresses[0]: '127.0.0.1' may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+    ([SERVICE, _edit(SLICE, "endpoints.0.addresses", ["169.254.169.254"])],
+     "endpoints[0].addresses[0]: '169.254.169.254' may not be in the link-local range"),
+    ([SERVICE, _edit(SLICE, "endpoints.0.addresses", [])],
+     "EndpointSlice shop/web-1: endpoints[0].addresses: must hold 1 to 100 addresses; got 0"),
+    # EndpointConditions are *bool: a string does not decode
+    ([SERVICE, _edit(SLICE, "endpoints.0.conditions", {"ready": "false"})],
+     "EndpointSlice shop/web-1: endpoints[0].conditions.ready: must be true, false or null (a boolean); got 'false'"),
+    ([SERVICE, _edit(SLICE, "endpoints.0.conditions", {"terminating": "yes"})],
+     "endpoints[0].conditions.terminating: must be true, false or null (a boolean); got 'yes'"),
+    # the NodePort allocator and ValidateService
+    ([_edit(SERVICE, "spec.ports.0.nodePort", 80), SLICE],
+     "Service shop/web: spec.ports[0].nodePort: 80: provided port is not in the valid range. The range of valid "
+     "ports is 30000-32767"),
+    ([_edit(SERVICE, "spec.type", "ClusterIP"), SLICE],
+     "Service shop/web: spec.ports[0].nodePort: may not be used when `type` is 'ClusterIP'"),
+    ([SERVICE, _edit(_edit(SERVICE, "metadata.name", "api"), "spec.clusterIP", "10.96.0.11"), SLICE],
+     "Service shop/api: spec.ports[0].nodePort: 30080: provided port is already allocated (to Service shop/web)"),
+    # a misspelled kind is not silently dropped
+    ([{**SERVICE, "kind": "Servce"}, SLICE], "manifests: document 0: kind: 'Servce' is not one of Deployment, "
+     "EndpointSlice"),
 ]
 
 
@@ -67,6 +92,108 @@ def test_bad_input_is_refused_and_previous_rules_stay(mode, manifests, message):
     assert message in str(err.value)
     assert proxier.render() == before
     assert proxier.trace("10.0.0.2", "TCP", "10.96.0.10", 80)[0] == ["10.0.1.5:8080"]
+
+
+def _ipv6(obj: dict) -> dict:
+    return _edit(_edit(obj, "spec.clusterIP", "fd00::10"), "spec.ports.0.nodePort", 30081)
+
+
+IGNORED = [  # what kube-proxy skips (and logs): ignored, reported, the rest of the rules still built
+    ([SERVICE, SLICE, _edit(_ipv6(SERVICE), "metadata.name", "v6")],
+     "Service shop/v6: spec.clusterIPs: no IPv4 address (fd00::10); an IPv4 kube-proxy ignores the Service"),
+    ([SERVICE, SLICE, _edit(SLICE, "metadata.labels", {"kubernetes.io/service-name": "gone"})],
+     "EndpointSlice shop/web-1: metadata.labels['kubernetes.io/service-name']: no Service shop/gone; kube-proxy "
+     "programs its endpoints only once the Service exists"),
+    ([SERVICE, SLICE, _edit(_edit(SLICE, "metadata.name", "web-2"), "ports.0.name", "https")],
+     "EndpointSlice shop/web-2: ports[0]: Service shop/web has no TCP port named 'https'; kube-proxy ignores these "
+     "endpoints"),
+    ([SERVICE, SLICE, _edit(_edit(_edit(SLICE, "metadata.name", "web-v6"), "addressType", "IPv6"),
+                            "endpoints.0.addresses", ["fd00::5"])],
+     "EndpointSlice shop/web-v6: addressType: an IPv4 kube-proxy ignores IPv6 slices"),
+    ([SERVICE, SLICE, _edit(_edit(_edit(SLICE, "metadata.name", "web-dns"), "addressType", "FQDN"),
+                            "endpoints.0.addresses", ["db.example.com"])],
+     "EndpointSlice shop/web-dns: addressType: an IPv4 kube-proxy ignores FQDN slices"),
+    ([SERVICE, SLICE, _edit(_edit(SLICE, "metadata.name", "web-3"), "metadata.labels", {})],
+     "EndpointSlice shop/web-3: metadata.labels['kubernetes.io/service-name']: not set; kube-proxy ignores the slice"),
+    ([SERVICE, SLICE, _edit(_edit(SERVICE, "metadata.name", "api"), "spec", {"ports": [{"port": 80}]})],
+     "Service shop/api: spec.clusterIP: not set (the apiserver would allocate one); no rules until it has one"),
+    ([SERVICE, SLICE, _edit(_edit(_edit(SERVICE, "metadata.name", "api"), "spec.clusterIP", "10.96.0.11"),
+                            "spec.ports.0.nodePort", None)],
+     "Service shop/api: spec.ports[0].nodePort: not set (the apiserver would allocate one); no NodePort rules until "
+     "it has one"),
+    ([_edit(SERVICE, "spec.externalIPs", ["203.0.113.9", "2001:db8::9"]), SLICE],
+     "Service shop/web: spec.externalIPs: an IPv4 kube-proxy ignores 2001:db8::9"),
+]
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables", "ipvs"])
+@pytest.mark.parametrize(("manifests", "message"), IGNORED, ids=[m for _, m in IGNORED])
+def test_what_kube_proxy_ignores_is_reported(mode, manifests, message):
+    proxier = Proxier(mode, ProxierConfig(node_name="node-0"))
+    assert proxier.sync(manifests) == [message] == proxier.ignored
+    assert proxier.trace("10.0.0.2", "TCP", "10.96.0.10", 80)[0] == ["10.0.1.5:8080"]
+    assert "fd00::10" not in proxier.render() and "fd00::5" not in proxier.render()
+
+
+def test_headless_external_name_and_dual_stack_are_quiet():
+    headless = _edit(_edit(SERVICE, "metadata.name", "db"), "spec", {"clusterIP": "None", "ports": [{"port": 5432}]})
+    external = _edit(_edit(SERVICE, "metadata.name", "ext"), "spec", {"type": "ExternalName",
+                                                                      "externalName": "db.example.com"})
+    slice_ = _edit(_edit(SLICE, "metadata.name", "db-1"), "metadata.labels", {"kubernetes.io/service-name": "db"})
+    assert Proxier("iptables").sync([SERVICE, SLICE, headless, slice_, external]) == []
+
+
+def test_an_ipv6_proxier_reads_the_ipv6_family():
+    v6 = ProxierConfig(node_ips=("fd00::2",), ip_family="IPv6", cluster_cidr="fd01::/48")
+    slice_ = _edit(_edit(SLICE, "addressType", "IPv6"), "endpoints.0.addresses", ["fd01::5"])
+    proxier = Proxier("nftables", v6)
+    assert proxier.sync([_ipv6(SERVICE), slice_, SLICE]) == [
+        "EndpointSlice shop/web-1: addressType: an IPv6 kube-proxy ignores IPv4 slices"]
+    assert proxier.trace("fd01::9", "TCP", "fd00::10", 80)[0] == ["[fd01::5]:8080"]
+
+
+def test_kind_list_is_expanded():
+    listed = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [SERVICE, SLICE]}
+    one, other = Proxier("iptables"), Proxier("iptables")
+    one.sync([listed])
+    other.sync([SERVICE, SLICE])
+    assert one.render() == other.render() and "10.0.1.5:8080" in one.render()
+    with pytest.raises(ManifestError, match=r"manifests: document 0: items\[1\]: kind: 'Endpointslice' is not one"):
+        Proxier("iptables").sync([{**listed, "items": [SERVICE, {**SLICE, "kind": "Endpointslice"}]}])
+
+
+def test_other_kinds_kbench_models_are_not_kube_proxys():
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "shop"}}
+    proxier = Proxier("iptables")
+    assert proxier.sync([pod, SERVICE, SLICE]) == []
+    assert proxier.trace("10.0.0.2", "TCP", "10.96.0.10", 80)[0] == ["10.0.1.5:8080"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("10.0.0.2", "ICMP", "10.96.0.10", 80), "protocol: must be one of TCP, UDP, SCTP (what kube-proxy programs); "
+                                             "got 'ICMP'"),
+    (("10.0.0.2", "TCP", "10.96.0.10", 99999), "port: must be 1-65535; got 99999"),
+    (("10.0.0.2", "TCP", "10.96.0.10", 0), "port: must be 1-65535; got 0"),
+    (("10.0.0.2", "TCP", "10.96.0.300", 80), "destination: '10.96.0.300' is not a valid IP address"),
+    (("fd01::9", "TCP", "10.96.0.10", 80), "source fd01::9 and destination 10.96.0.10: one packet has one IP family"),
+])
+def test_trace_refuses_packets_kube_proxy_cannot_see(args, message):
+    proxier = Proxier("iptables")
+    proxier.sync([SERVICE, SLICE])
+    with pytest.raises(ValueError) as err:
+        proxier.trace(*args)
+    assert str(err.value) == message
+
+
+def test_a_packet_no_rule_matches_is_explained():
+    proxier = Proxier("iptables")
+    proxier.sync([SERVICE, SLICE])
+    assert proxier.trace("10.0.0.2", "TCP", "10.96.0.99", 80) == ([], False)
+    assert proxier.unmatched("10.96.0.99", "TCP", 80) == (
+        "no kube-proxy rule matched TCP 10.96.0.99:80: not a Service address on this node, so kube-proxy leaves the "
+        "packet to normal routing")
+    assert proxier.unmatched("10.96.0.10", "udp", 8080) == (
+        "no kube-proxy rule matched UDP 10.96.0.10:8080: that address serves only TCP 80 (shop/web:http)")
 
 
 def test_render_formats_and_errors():
@@ -93,23 +220,6 @@ def test_proxier_config_errors_name_the_setting():
         ProxierConfig.from_dict({"ipFamily": "IPv7"})
     with pytest.raises(ManifestError, match="proxier.ipvsScheduler: must be one of rr, wrr, lc, sh; got 'mh'"):
         ProxierConfig(ipvs_scheduler="mh")
-
-
-def test_cli_render_and_trace(tmp_path, capsys):
-    import yaml
-
-    path = tmp_path / "web.yaml"
-    path.write_text(yaml.safe_dump_all([SERVICE, SLICE]))
-    assert main(["proxy", "render", str(path), "--mode", "nftables", "--format", "nft-list"]) == 0
-    assert "table ip kube-proxy {" in capsys.readouterr().out
-    assert main(["proxy", "trace", str(path), "--destination", "192.168.0.2:30080", "--source", "1.2.3.4"]) == 0
-    assert capsys.readouterr().out.strip() == "10.0.1.5:8080  [masqueraded]"
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump_all([_edit(SERVICE, "spec.ports.0.port", 0)]))
-    assert main(["proxy", "render", str(bad)]) == 2
-    assert "Service shop/web: spec.ports[0].port: must be 1-65535, got 0" in capsys.readouterr().err
-    assert main(["proxy", "trace", str(path), "--destination", "10.96.0.10"]) == 2
-    assert "--destination: required for trace, as IP:PORT" in capsys.readouterr().err
 
 
 def test_proxy_sweep_from_the_cli(tmp_path, capsys):
