@@ -12,6 +12,10 @@ import pandas as pd
 
 import kbench
 from kbench.sweep import get_sweep, run_sweep, sweep_names
+from kbench.sweep.runner import Interrupted
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
 
 
 def _sweep_help() -> str:
@@ -35,19 +39,21 @@ def _parser() -> argparse.ArgumentParser:
                     "OUT/<sweep>/<run>/ and print a summary.",
         epilog="sweeps and their parameters:\n" + _sweep_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("name", help="which sweep (" + ", ".join(sweep_names()) + ")")
-    sweep.add_argument("--preset", default="quick", help="grid preset (default: quick)")
+    sweep.add_argument("--preset", default=None, help="grid preset (default: quick; with --resume: the run's)")
     sweep.add_argument("--param", action="append", default=[], metavar="NAME=V1[,V2...]",
                        help="replace one axis of the preset's grid (repeatable)")
     sweep.add_argument("--out", default="results", type=Path, help="results root (default: results)")
     sweep.add_argument("--run", default=None, help="run directory name (default: a timestamp)")
     sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
-    sweep.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    sweep.add_argument("--seed", type=int, default=None, help="base seed (default: 0; with --resume: the run's)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sweep.add_argument("--dask", default=None, metavar="ADDRESS",
                        help="run the points on a Dask cluster (scheduler address, e.g. tcp://host:8786)")
     sweep.add_argument("--resume", action="store_true",
-                       help="continue the run given by --run (default: the latest) without recomputing finished points")
-    sweep.add_argument("--seeds", type=int, default=1, help="runs per point with different seeds (default 1)")
+                       help="continue the run given by --run (default: the latest) with its own grid, without "
+                            "recomputing finished points")
+    sweep.add_argument("--seeds", type=int, default=None,
+                       help="runs per point with different seeds (default 1; with --resume: the run's)")
     run = commands.add_parser(
         "run", help="the main job: the cluster sweep's quick preset, then the component sweeps' (a few minutes)",
         description="Run the quick preset of the cluster sweep and of every component sweep (etcd, scheduler, "
@@ -96,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     scenario.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                           help="built-ins: a keyword argument, e.g. nodes=200 or pods_per_node=30 (repeatable)")
     scenario.add_argument("--out", default=None, type=Path,
-                          help="write results here (default: results/scenario/<name>)")
+                          help="write results into this new or empty folder (default: a new folder "
+                               "results/scenario/<name>/<time>, linked as latest)")
     scenario.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -107,10 +114,11 @@ def _scenario(args: argparse.Namespace) -> int:
     from kbench.metrics.perfdata import write_perfdata
     from kbench.scenarios.library import SCENARIOS
     from kbench.scenarios.spec import Scenario
+    from kbench.sweep import results
 
     if args.action == "list":
-        for name, build in SCENARIOS.items():
-            print(f"{name}: {build.__doc__.splitlines()[0]}")
+        for builtin in SCENARIOS.values():
+            print("\n".join(builtin.describe()))
         return 0
     if not args.scenario:
         raise ValueError("scenario: give a YAML file or one of " + ", ".join(SCENARIOS))
@@ -121,22 +129,28 @@ def _scenario(args: argparse.Namespace) -> int:
             if not sep:
                 raise ValueError(f"--set {item!r}: expected NAME=VALUE")
             kwargs[key.strip()] = yaml.safe_load(value)
-        try:
-            sc = SCENARIOS[args.scenario](**kwargs)
-        except TypeError as err:
-            raise ValueError(f"--set: {err}") from None
+        sc = SCENARIOS[args.scenario](**kwargs)
     elif Path(args.scenario).exists():
         if args.set:
             raise ValueError("--set applies to built-in scenarios; edit the YAML file instead")
         sc = Scenario.from_yaml(args.scenario)
     else:
         raise ValueError(f"scenario {args.scenario!r}: no such file or built-in; built-ins: {', '.join(SCENARIOS)}")
+    document = yaml.safe_dump_all([sc.to_dict(), *sc.objects], sort_keys=False).encode()
     if args.action == "show":
-        print(yaml.safe_dump(sc.to_dict(), sort_keys=False), end="")
+        print(document.decode(), end="")
         return 0
+    if args.out is None:  # a new folder per run; scenario.yaml (what ran) is its claim
+        parent = Path("results") / "scenario" / sc.name
+        out = results.new_run_folder(parent, "scenario.yaml", document)
+        results.set_latest(parent, out)
+    else:
+        out = args.out
+        if out.exists() and any(out.iterdir()):
+            raise ValueError(f"--out {out}: already holds files ({', '.join(sorted(p.name for p in out.iterdir())[:3])}"
+                             "...); give a new or empty folder, or leave --out out for a new one")
+        results.claim(out, "scenario.yaml", document)
     result = sc.run(progress=not args.no_progress)
-    out = args.out or Path("results") / "scenario" / sc.name
-    out.mkdir(parents=True, exist_ok=True)
     result.slis.to_csv(out / "slis.csv", index=False)
     result.pod_startup.to_parquet(out / "pod_startup.parquet", index=False)
     files = write_perfdata(result.slis, out)
@@ -144,12 +158,13 @@ def _scenario(args: argparse.Namespace) -> int:
     api = result.slis[result.slis["sli"] == "APIResponsiveness"].sort_values("p99", ascending=False).head(5)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.4g}".format):
         print(pd.concat([shown, api])[["sli", "metric", "verb", "resource", "scope", "count", "p50", "p90", "p99",
-                                       "unit", "threshold", "passed"]].to_string(index=False))
-    verdict = "every SLO met" if result.passed else "SLOs broken: " + ", ".join(result.failing())
+                                       "unit", "threshold", "verdict"]].to_string(index=False))
+    for failure in result.failing():
+        print(f"FAILED: {failure}")
     print(f"\n{sc.name}: {result.sim_seconds:,.0f} simulated s in {result.wall_seconds:,.1f} wall s "
-          f"({result.events:,} events); {verdict}")
+          f"({result.events:,} events); {result.verdict()}")
     print(f"results: {out / 'slis.csv'}, {len(files)} PerfData files")
-    return 0
+    return 0 if result.passed else 1
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -158,42 +173,56 @@ def _run(args: argparse.Namespace) -> int:
         sweep = get_sweep(name)  # every name is checked before anything runs
         sweep.grid(args.preset)
     started = time.perf_counter()
+    status = 0
     for name in names:
-        _sweep(argparse.Namespace(name=name, param=[], preset=args.preset, out=args.out, run=None, seed=args.seed,
-                                  jobs=args.jobs, no_progress=args.no_progress))
+        code = _sweep(argparse.Namespace(name=name, param=[], preset=args.preset, out=args.out, run=None,
+                                         seed=args.seed, jobs=args.jobs, no_progress=args.no_progress, dask=None,
+                                         resume=False, seeds=None))
+        if code == INTERRUPTED:
+            return code
+        status = max(status, code)
         print()
     print(f"kbench run: {len(names)} sweeps ({', '.join(names)}) in {time.perf_counter() - started:.0f} s wall; "
           f"results under {args.out}/<sweep>/latest/")
-    return 0
+    return status
 
 
 def _sweep(args: argparse.Namespace) -> int:
     sweep = get_sweep(args.name)
-    overrides = sweep.parse_overrides(args.param)
-    points = sweep.grid(args.preset, overrides)
-    print(f"kbench sweep {sweep.name}: {len(points)} points, preset {args.preset}, seed {args.seed}")
+    overrides = sweep.parse_overrides(args.param) if args.param else None
+    print(f"kbench sweep {sweep.name}: {'resuming' if args.resume else 'preset ' + (args.preset or 'quick')}"
+          f"{'' if args.seed is None else f', seed {args.seed}'}")
     print(f"  {sweep.description}")
     started = time.perf_counter()
-    table, run_dir, figures = run_sweep(sweep.name, args.preset, overrides, args.out, args.run, args.seed,
-                                        args.jobs, progress=not args.no_progress, dask=getattr(args, "dask", None),
-                                        resume=getattr(args, "resume", False), seeds=getattr(args, "seeds", 1))
+    try:
+        table, run_dir, figures = run_sweep(sweep.name, args.preset, overrides, args.out, args.run, args.seed,
+                                            args.jobs, progress=not args.no_progress, dask=args.dask,
+                                            resume=args.resume, seeds=args.seeds)
+    except Interrupted as stop:
+        print(f"\nkbench: {stop}; resume with: kbench sweep {sweep.name} --out {args.out} --run {stop.run_dir.name} "
+              "--resume", file=sys.stderr)
+        return INTERRUPTED
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.3g}".format):
         print(table[list(sweep.summary)].to_string(index=False))
     print(f"\n{len(table)} points in {time.perf_counter() - started:.1f} s wall")
     print(f"results: {run_dir / 'results.parquet'}")
     print("figures: " + ", ".join(str(f) for f in figures if f.suffix == ".png"))
-    return 0
+    failed = table[table["problems"].fillna("") != ""] if "problems" in table else table.iloc[:0]
+    for row in failed.itertuples():
+        print(f"FAILED point {row.point_id}: {row.problems}", file=sys.stderr)
+    return 1 if len(failed) else 0
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    import yaml
-
     from kbench.api.core import load_manifests
     from kbench.proxy import Proxier, ProxierConfig
 
-    config = ProxierConfig.from_dict(yaml.safe_load(args.proxier.read_text()) if args.proxier else None)
-    proxier = Proxier(args.mode, config)
-    proxier.sync(load_manifests(args.manifests.read_text()))
+    settings = (load_manifests(args.proxier.read_text(), str(args.proxier)) if args.proxier else []) or [None]
+    if len(settings) != 1:
+        raise ValueError(f"--proxier {args.proxier}: expected one mapping of settings; got {len(settings)} documents")
+    proxier = Proxier(args.mode, ProxierConfig.from_dict(settings[0]))
+    for line in proxier.sync(load_manifests(args.manifests.read_text(), str(args.manifests))):
+        print(f"kbench: warning: {line}", file=sys.stderr)  # what kube-proxy ignores (it logs it)
     if args.action == "render":
         print(proxier.render(args.format), end="")
         return 0
@@ -236,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         print(f"kbench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nkbench: interrupted", file=sys.stderr)
+        return INTERRUPTED
     return 1
 
 

@@ -27,6 +27,10 @@ from kbench.proxy.model import MODES
 from kbench.scheduler.component import KubeScheduler
 from kbench.sim import Engine, Streams
 
+MAX_NODES = 20_000
+"""Largest cluster kbench builds (scenarios and the cluster sweep): past upstream's 5,000-node scalability
+limit (sig-scalability thresholds) and the 15,000 nodes asked of it, short of what a mistyped size would fill
+memory with."""
 NODE_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": 110}
 """Each node's capacity unless the scenario says otherwise (keys it leaves out keep these values)."""
 _KEYS = {"nodes": "nodes", "zones": "zones", "nodeCapacity": "node_capacity", "profile": "profile",
@@ -72,10 +76,11 @@ class ClusterSpec:
         def bad(attr: str, allowed: str) -> ValueError:
             return ValueError(f"{where}.{names[attr]}: {getattr(self, attr)!r} is not allowed; expected {allowed}")
 
-        for attr, low in (("nodes", 1), ("zones", 1), ("seed", 0), ("parallel_pulls", 1)):
+        for attr, low, high in (("nodes", 1, MAX_NODES), ("zones", 1, None), ("seed", 0, None),
+                                ("parallel_pulls", 1, None)):
             value = getattr(self, attr)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise bad(attr, f"an integer >= {low}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+                raise bad(attr, f"an integer >= {low}" + (f" and <= {high:,}" if high else ""))
         if self.apiservers is not None and (isinstance(self.apiservers, bool) or not isinstance(self.apiservers, int)
                                             or self.apiservers < 1):
             raise bad("apiservers", "an integer >= 1")

@@ -53,7 +53,7 @@ def test_scenario_bad_input_exits_2(tmp_path, capsys):
     assert main(["scenario", "run", "no-such-thing"]) == 2
     assert "built-ins: density, load" in capsys.readouterr().err
     assert main(["scenario", "run", "density", "--set", "nodez=3"]) == 2
-    assert "unexpected keyword argument 'nodez'" in capsys.readouterr().err
+    assert "scenario 'density': no parameter 'nodez'; valid: nodes, pods_per_node, rate" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: kbench.io/v1\nkind: Scenario\nsteps: [{wait: {seconds: -1}}]\n")
     assert main(["scenario", "run", str(bad)]) == 2

@@ -9,6 +9,11 @@
 - **NetworkProgrammingLatency**: every kube-proxy's samples together; SLO p99 <= 30 s
   (slos/network_programming_latency.md).
 - **EtcdRequestLatency**: etcd write latency as the apiserver sees it (no SLO).
+
+A run passes only when every SLO it measures is met *and* nothing it waited for failed to happen: an SLI the
+run should have measured but has no sample of (pods created, none started; Services with endpoints, no
+network programming sample) is a failure ("no data"), not a pass, and so are a step that timed out and pods
+still not started when the run ends (:attr:`RunResult.problems`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kbench.controllers.endpointslice import TRIGGER
 from kbench.metrics.pod_startup import PHASES
 
 POD_STARTUP_SLO = 5.0
@@ -26,20 +32,32 @@ API_SLO = {"resource": 1.0, "namespace": 5.0, "cluster": 30.0}
 NETWORK_PROGRAMMING_SLO = 30.0
 THROUGHPUT_WINDOW = 5.0
 COLUMNS = ["sli", "metric", "verb", "resource", "scope", "count", "p50", "p90", "p99", "max", "unit", "threshold",
-           "passed"]
+           "verdict", "passed"]
+VERDICTS = ("met", "broken", "no data", "not measured", "no SLO")
+"""``verdict`` of an SLI row: its SLO met or broken; "no data" (the run should have measured it and has no
+sample: a failure); "not measured" (nothing in the run exercises it, e.g. no Service for network programming);
+"no SLO" (reported only)."""
 
 
-def _row(sli: str, metric: str, values, threshold: float | None = None, unit: str = "s", **labels) -> dict:
+def _row(sli: str, metric: str, values, threshold: float | None = None, unit: str = "s", expected: bool = True,
+         **labels) -> dict:
+    """One SLI row; ``expected``: the run exercised what this SLI measures, so having no sample is a failure."""
     values = np.asarray(list(values), dtype=np.float64)
     if values.size:
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
         top = float(values.max())
     else:
         p50 = p90 = p99 = top = float("nan")
-    passed = None if threshold is None or not values.size else bool(p99 <= threshold)
+    if threshold is None:
+        verdict, passed = "no SLO", None
+    elif values.size:
+        verdict = "met" if p99 <= threshold else "broken"
+        passed = verdict == "met"
+    else:
+        verdict, passed = ("no data", False) if expected else ("not measured", None)
     return {"sli": sli, "metric": metric, "verb": labels.get("verb", ""), "resource": labels.get("resource", ""),
             "scope": labels.get("scope", ""), "count": int(values.size), "p50": p50, "p90": p90, "p99": p99,
-            "max": top, "unit": unit, "threshold": threshold, "passed": passed}
+            "max": top, "unit": unit, "threshold": threshold, "verdict": verdict, "passed": passed}
 
 
 def throughput_samples(bound_times: Iterable[float], window: float = THROUGHPUT_WINDOW) -> np.ndarray:
@@ -62,22 +80,32 @@ class RunResult:
     wall_seconds: float
     events: int
     counts: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """What the run waited for and did not get: steps that timed out, pods never started."""
     cluster: object = field(default=None, repr=False)
     """The cluster that ran (for drilling into components)."""
 
     @property
     def passed(self) -> bool:
-        """Every SLI with an SLO met it."""
-        verdicts = self.slis["passed"].dropna()
-        return bool(verdicts.all()) if len(verdicts) else True
+        """No problem, and every SLO the run measured is met (an expected SLI without data is not)."""
+        return not self.problems and not (self.slis["passed"] == False).any()  # noqa: E712 (object column)
 
     def failing(self) -> list[str]:
-        """The SLIs that broke their SLO, worst (largest p99 / threshold) first."""
+        """What failed: the run's problems, then SLIs without data, then broken SLOs (worst p99 / SLO first)."""
         bad = self.slis[self.slis["passed"] == False].copy()  # noqa: E712 (object column with None)
-        bad["ratio"] = bad["p99"] / bad["threshold"].astype(float)
-        bad = bad.sort_values("ratio", ascending=False)
-        return [f"{r.sli}/{r.metric}" + (f" {r.verb} {r.resource} {r.scope}" if r.verb else "")
-                for r in bad.itertuples()]
+        bad["ratio"] = (bad["p99"] / bad["threshold"].astype(float)).fillna(np.inf)  # no data first
+        bad = bad.sort_values("ratio", ascending=False, kind="stable")
+        return [*self.problems, *(f"{r.sli}/{r.metric}" + (f" {r.verb} {r.resource} {r.scope}" if r.verb else "")
+                                  + (" (no data)" if r.verdict == "no data" else "") for r in bad.itertuples())]
+
+    def verdict(self) -> str:
+        """One line: ``every SLO met, every wait satisfied`` or what failed, counted."""
+        if self.passed:
+            return "every SLO met, every wait satisfied"
+        verdicts = self.slis["verdict"].value_counts()
+        parts = [(len(self.problems), "problem", "problems"), (verdicts.get("broken", 0), "SLO broken", "SLOs broken"),
+                 (verdicts.get("no data", 0), "SLI without data", "SLIs without data")]
+        return "FAILED: " + ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
 
     def summary(self) -> dict:
         """Flat ``sim_*`` / ``wall_*`` columns for a sweep row."""
@@ -99,24 +127,45 @@ class RunResult:
             for q in ("p50", "p99"):
                 out[f"sim_{name}_{q}_s"] = float(row[q].iloc[0]) if len(row) else float("nan")
         out.update({f"sim_{k}": v for k, v in self.counts.items()})
-        out.update(sim_slo_passed=self.passed, sim_seconds=self.sim_seconds, wall_seconds=self.wall_seconds,
+        out.update(sim_slo_passed=self.passed, problems="; ".join(self.problems), sim_seconds=self.sim_seconds,
+                   wall_seconds=self.wall_seconds,
                    wall_events=self.events, wall_events_per_s=self.events / max(self.wall_seconds, 1e-9),
                    wall_sim_seconds_per_s=self.sim_seconds / max(self.wall_seconds, 1e-9))
         return out
 
 
-def collect(cluster, wall_seconds: float, started: float = 0.0) -> RunResult:
-    """The SLIs of ``cluster`` after a run (``started``: simulated time the measured part began)."""
+def _programs_endpoints(cluster) -> bool:
+    """Network programming latency is expected: kube-proxy runs and an EndpointSlice carries a change
+    trigger time (the endpointslice controller stamps one whenever a Service's endpoints change)."""
+    return bool(cluster.proxies) and any(
+        TRIGGER in (obj["metadata"].get("annotations") or {})
+        for obj, _, _ in cluster.api.caches["endpointslices"].objects.values())
+
+
+def pending_problem(pending: Iterable[str], what: str) -> str | None:
+    """``"<n> pods <what>: a, b, c, ..."`` naming a few of them, or None when there are none."""
+    keys = sorted(pending)
+    if not keys:
+        return None
+    shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+    return f"{len(keys)} pod{'s' if len(keys) != 1 else ''} {what}: {shown}"
+
+
+def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterable[str] = ()) -> RunResult:
+    """The SLIs of ``cluster`` after a run (``started``: simulated time the measured part began; ``problems``:
+    what the run's steps reported, e.g. a wait that timed out). Pods still not started are a problem too."""
     pods = cluster.watcher.table()
-    rows = [_row("PodStartupLatency", phase, pods[phase], POD_STARTUP_SLO if phase == "pod_startup" else None)
-            for phase in PHASES]
+    created = bool(cluster.watcher.pods)
+    rows = [_row("PodStartupLatency", phase, pods[phase], POD_STARTUP_SLO if phase == "pod_startup" else None,
+                 expected=created) for phase in PHASES]
     for (verb, resource, scope), values in sorted(cluster.api.sli.samples.items()):
         rows.append(_row("APIResponsiveness", "request_latency", values, API_SLO[scope], verb=verb.upper(),
                          resource=resource, scope=scope))
     bound = [r.bound for r in cluster.scheduler.stats.pods.values() if r.bound is not None and r.bound >= started]
     rows.append(_row("SchedulingThroughput", "pods_per_second", throughput_samples(bound), unit="pods/s"))
     npl = [x for proxy in cluster.proxies for x in proxy.latencies]
-    rows.append(_row("NetworkProgrammingLatency", "network_programming_latency", npl, NETWORK_PROGRAMMING_SLO))
+    rows.append(_row("NetworkProgrammingLatency", "network_programming_latency", npl, NETWORK_PROGRAMMING_SLO,
+                     expected=_programs_endpoints(cluster)))
     rows.append(_row("EtcdRequestLatency", "write", cluster.api.etcd.write_latencies))
     slis = pd.DataFrame(rows, columns=COLUMNS)
     counts = {"pods_created": len(cluster.watcher.pods), "pods_started": len(pods),
@@ -124,4 +173,9 @@ def collect(cluster, wall_seconds: float, started: float = 0.0) -> RunResult:
               "api_rejected": cluster.api.sli.rejected,
               "container_restarts": sum(c.restarts for k in cluster.kubelets for w in k.workers.values()
                                         for c in w.containers)}
-    return RunResult(slis, pods, cluster.engine.now - started, wall_seconds, cluster.engine.steps, counts)
+    problems = list(problems)
+    never = pending_problem(cluster.watcher.pending, "never started (still Pending when the run ended)")
+    if never:
+        problems.append(never)
+    counts["pods_never_started"] = len(cluster.watcher.pending)
+    return RunResult(slis, pods, cluster.engine.now - started, wall_seconds, cluster.engine.steps, counts, problems)

@@ -2,16 +2,84 @@
 
 ClusterLoader2's density and load tests (testing/density, testing/load in kubernetes/perf-tests), a
 scheduler_perf workload on the whole cluster, and the failure and rollout scenarios users ask about.
-Keyword arguments not named below go to the cluster (:class:`kbench.cluster.ClusterSpec` fields).
+Each built-in's own parameters are typed and bounded (:class:`kbench.params.Param`, the sweeps' check);
+keyword arguments not among them go to the cluster (:class:`kbench.cluster.ClusterSpec` fields, checked by
+``ClusterSpec.check``). Anything else is refused with the list of valid names.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
 import yaml
 
-from kbench.cluster import ClusterSpec
-from kbench.scenarios.spec import Scenario, Step
+from kbench.cluster import MAX_NODES, ClusterSpec
+from kbench.params import Param
+from kbench.scenarios.spec import MAX_PODS_PER_NODE, MAX_RATE, Scenario, Step
 from kbench.scenarios.steps import PAUSE_POD
+
+CLUSTER_FIELDS = tuple(f.name for f in fields(ClusterSpec))
+NODES = Param("nodes", int, "nodes in the cluster", minimum=1, maximum=MAX_NODES)
+"""The cluster's size, with the same bounds as the cluster sweep's ``nodes``."""
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in scenario: its builder, its parameters and their defaults."""
+
+    name: str
+    build: Callable[..., Scenario]
+    params: tuple[Param, ...]
+
+    @property
+    def doc(self) -> str:
+        return (self.build.__doc__ or "").splitlines()[0]
+
+    def defaults(self) -> dict:
+        signature = inspect.signature(self.build).parameters
+        return {p.name: signature[p.name].default for p in self.params}
+
+    def check(self, kwargs: dict) -> dict:
+        """``kwargs`` with every own parameter converted and bounded; errors list the valid names."""
+        own = {p.name: p for p in self.params}
+        unknown = sorted(set(kwargs) - set(own) - set(CLUSTER_FIELDS))
+        if unknown:
+            raise ValueError(f"scenario {self.name!r}: no parameter {unknown[0]!r}; valid: {', '.join(own)}; "
+                             f"cluster fields: {', '.join(f for f in CLUSTER_FIELDS if f not in own)}")
+        return {k: own[k].check(v) if k in own else v for k, v in kwargs.items()}
+
+    def __call__(self, *args, **kwargs) -> Scenario:
+        """The scenario, after checking every argument (positional ones are bound to their names)."""
+        bound = inspect.signature(self.build).bind(*args, **kwargs).arguments
+        cluster = bound.pop("cluster", {})
+        return self.build(**self.check({**bound, **cluster}))
+
+    def describe(self) -> list[str]:
+        """``name: summary`` then one line per parameter with its default (``kbench scenario list``)."""
+        defaults = self.defaults()
+        return [f"{self.name}: {self.doc}", *(f"    {p.name} = {defaults[p.name]!r}: {p.help} ({p.allowed()})"
+                                               for p in self.params),
+                f"    (and cluster fields: {', '.join(f for f in CLUSTER_FIELDS if f not in defaults)})"]
+
+
+SCENARIOS: dict[str, Builtin] = {}
+
+
+def builtin(name: str, *params: Param):
+    """Register a built-in under ``name``; every call checks its parameters (Python API and ``--set`` alike)."""
+    def register(build: Callable[..., Scenario]) -> Callable[..., Scenario]:
+        entry = SCENARIOS[name] = Builtin(name, build, params)
+
+        @functools.wraps(build)
+        def checked(*args, **kwargs) -> Scenario:
+            return entry(*args, **kwargs)
+
+        return checked
+
+    return register
 
 
 def _scenario(name: str, steps: list[dict], drain: float = 30.0, **cluster) -> Scenario:
@@ -37,12 +105,18 @@ def service(name: str, app: str, kind: str = "ClusterIP") -> dict:
             "spec": {"type": kind, "selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]}}
 
 
+@builtin("density", NODES, Param("pods_per_node", int, "pods per node", minimum=0, maximum=MAX_PODS_PER_NODE),
+         Param("rate", float, "pods created per second (0: all at once)", minimum=0, maximum=MAX_RATE))
 def density(nodes: int = 100, pods_per_node: int = 30, rate: float = 20.0, **cluster) -> Scenario:
     """CL2 density: pause pods created at ``rate`` per second up to ``pods_per_node`` per node."""
     return _scenario("density", [{"createPods": {"perNode": pods_per_node, "rate": rate, "namespace": "density"}},
                                  {"waitForPods": {"timeout": 3600}}], nodes=nodes, **cluster)
 
 
+@builtin("load", NODES, Param("deployments", int, "Deployments, a Service each", minimum=0, maximum=10_000),
+         Param("replicas", int, "replicas per Deployment", minimum=0, maximum=10_000),
+         Param("churn", float, "pods created and deleted per second after (0: none)", minimum=0, maximum=MAX_RATE),
+         Param("duration", float, "seconds of churn", minimum=0, maximum=86_400))
 def load(nodes: int = 100, deployments: int = 10, replicas: int = 10, churn: float = 5.0, duration: float = 60.0,
          **cluster) -> Scenario:
     """CL2 load: Deployments with a Service each, then pod churn at ``churn`` pods/s for ``duration`` s."""
@@ -56,6 +130,12 @@ def load(nodes: int = 100, deployments: int = 10, replicas: int = 10, churn: flo
     return _scenario("load", steps, nodes=nodes, **cluster)
 
 
+@builtin("node-failure", NODES, Param("fraction", float, "share of nodes that fail", minimum=0, maximum=1),
+         Param("replicas", int, "replicas of the Deployment", minimum=0, maximum=100_000),
+         Param("downtime", float, "seconds until the nodes come back (null: never)", minimum=0, maximum=86_400,
+               nullable=True),
+         Param("mode", str, "partition: cut off, containers run on; shutdown: containers die too",
+               choices=("partition", "shutdown")))
 def node_failure(nodes: int = 50, fraction: float = 0.1, replicas: int = 200, downtime: float | None = None,
                  mode: str = "partition", **cluster) -> Scenario:
     """A share of nodes fails: NotReady after the grace period, taints, eviction at +300 s, replacements.
@@ -70,6 +150,7 @@ def node_failure(nodes: int = 50, fraction: float = 0.1, replicas: int = 200, do
         {"waitForPods": {"namespace": "apps", "timeout": 600}}], nodes=nodes, **cluster)
 
 
+@builtin("rolling-update", NODES, Param("replicas", int, "replicas of the Deployment", minimum=1, maximum=100_000))
 def rolling_update(nodes: int = 20, replicas: int = 50, **cluster) -> Scenario:
     """A Deployment behind a Service rolls to a new image (maxSurge / maxUnavailable 25%)."""
     return _scenario("rolling-update", [
@@ -80,6 +161,11 @@ def rolling_update(nodes: int = 20, replicas: int = 50, **cluster) -> Scenario:
         {"wait": {"seconds": 120}}], nodes=nodes, **cluster)
 
 
+@builtin("job-waves", NODES, Param("waves", int, "Jobs, one after another", minimum=1, maximum=1000),
+         Param("completions", int, "completions per Job", minimum=1, maximum=100_000),
+         Param("parallelism", int, "parallelism per Job", minimum=1, maximum=100_000),
+         Param("run_for", float, "seconds each pod runs", minimum=0, maximum=86_400),
+         Param("gap", float, "seconds between waves", minimum=0, maximum=86_400))
 def job_waves(nodes: int = 20, waves: int = 3, completions: int = 50, parallelism: int = 25, run_for: float = 20.0,
               gap: float = 60.0, **cluster) -> Scenario:
     """Waves of Jobs whose pods run ``run_for`` seconds and exit 0."""
@@ -97,6 +183,8 @@ def job_waves(nodes: int = 20, waves: int = 3, completions: int = 50, parallelis
     return _scenario("job-waves", steps, nodes=nodes, **cluster)
 
 
+@builtin("load-balancers", NODES, Param("services", int, "LoadBalancer Services", minimum=1, maximum=10_000),
+         Param("replicas", int, "replicas behind them", minimum=0, maximum=100_000))
 def load_balancers(nodes: int = 20, services: int = 10, replicas: int = 5, **cluster) -> Scenario:
     """LoadBalancer Services over the modelled cloud (the cloud-controller-manager's service controller)."""
     cluster.setdefault("cloud", True)
@@ -108,6 +196,9 @@ def load_balancers(nodes: int = 20, services: int = 10, replicas: int = 5, **clu
         {"waitForLoadBalancers": {"namespace": "lb"}}], nodes=nodes, **cluster)
 
 
+@builtin("probe-storm", NODES,
+         Param("pods_per_node", int, "pods per node", minimum=1, maximum=MAX_PODS_PER_NODE),
+         Param("fails_after", float, "seconds until liveness probes fail", minimum=0, maximum=86_400))
 def probe_storm(nodes: int = 20, pods_per_node: int = 10, fails_after: float = 30.0, **cluster) -> Scenario:
     """Liveness probes of every pod fail from ``fails_after`` s: restarts, CrashLoopBackOff, endpoint churn.
 
@@ -128,6 +219,10 @@ def probe_storm(nodes: int = 20, pods_per_node: int = 10, fails_after: float = 3
 CLUSTER_SCHEDULER_PERF = ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading")
 
 
+@builtin("scheduler-perf", Param("test", str, "scheduler_perf test (the churn and DaemonSet tests run in the "
+                                               "scheduler sweep)", choices=CLUSTER_SCHEDULER_PERF), NODES,
+         Param("pods", int, "measured pods", minimum=0, maximum=1_000_000),
+         Param("init_pods", int, "pods created first", minimum=0, maximum=1_000_000))
 def scheduler_perf(test: str = "SchedulingBasic", nodes: int = 500, pods: int = 1000, init_pods: int = 0,
                    **cluster) -> Scenario:
     """A scheduler_perf test's pods (its templates) on the whole cluster: init pods, then the measured ones.
@@ -135,10 +230,6 @@ def scheduler_perf(test: str = "SchedulingBasic", nodes: int = 500, pods: int = 
     The nodes are the cluster's (zones as ``topology.kubernetes.io/zone``, as the tests' label strategy)."""
     from kbench.scenarios.scheduler_perf import load_tests
 
-    if test not in CLUSTER_SCHEDULER_PERF:
-        raise ValueError(f"test: {test!r} is not runnable on the whole cluster; valid: "
-                         f"{', '.join(CLUSTER_SCHEDULER_PERF)} (the churn and DaemonSet tests run in the scheduler "
-                         "sweep)")
     spec = load_tests()[test]
     steps = []
     for op in spec["workloadTemplate"]:
@@ -156,7 +247,5 @@ def scheduler_perf(test: str = "SchedulingBasic", nodes: int = 500, pods: int = 
     return _scenario("scheduler-perf", steps, nodes=nodes, **cluster)
 
 
-SCENARIOS = {"density": density, "load": load, "node-failure": node_failure, "rolling-update": rolling_update,
-             "job-waves": job_waves, "load-balancers": load_balancers, "probe-storm": probe_storm,
-             "scheduler-perf": scheduler_perf}
-__all__ = ["PAUSE_POD", "SCENARIOS", "Scenario", "Step", *(f.__name__ for f in SCENARIOS.values())]
+__all__ = ["PAUSE_POD", "SCENARIOS", "Scenario", "Step", "density", "job_waves", "load", "load_balancers",
+           "node_failure", "probe_storm", "rolling_update", "scheduler_perf"]

@@ -21,6 +21,7 @@ expected a number >= 0; got -1``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,14 @@ from kbench.cluster import ClusterSpec
 from kbench.node.probes import parse_behaviour
 
 API_VERSION = "kbench.io/v1"
+MAX_PODS_PER_NODE = 1_000
+"""Bound on ``perNode``: well past kubelet's default maxPods (110) and a /24 pod CIDR's 256 addresses, so
+over-full nodes can be tried, without a typo building a cluster of millions of pods."""
+MAX_OBJECTS = 1_000_000
+"""Bound on one step's object count (the largest published density run, 5,000 nodes x 30, is 150,000 pods)."""
+MAX_RATE = 100_000.0
+"""Bound on a step's rate (objects per simulated second)."""
+MAXIMUM = {"count": MAX_OBJECTS, "perNode": MAX_PODS_PER_NODE, "replicas": MAX_OBJECTS, "rate": MAX_RATE}
 STEPS: dict[str, dict[str, tuple]] = {
     # step -> field -> (types, required, help)
     "createPods": {"count": (int, False, "pods to create"), "perNode": (int, False, "pods per node"),
@@ -121,7 +130,7 @@ class Scenario:
             raise ScenarioError(f"{where}: {str(err).strip(chr(39))}") from None
         steps = [_step(s, f"{where}: steps[{i}]") for i, s in enumerate(doc.get("steps") or [])]
         drain = doc.get("drain", 30.0)
-        if isinstance(drain, bool) or not isinstance(drain, (int, float)) or drain < 0:
+        if isinstance(drain, bool) or not isinstance(drain, (int, float)) or not 0 <= drain < math.inf:
             raise ScenarioError(f"{where}: drain: expected seconds >= 0; got {drain!r}")
         name = (doc.get("metadata") or {}).get("name", "scenario")
         manifests = []
@@ -148,18 +157,21 @@ class Scenario:
         from kbench.cluster import _KEYS
 
         names = {v: k for k, v in _KEYS.items()}
-        default = ClusterSpec()
-        cluster = {names[f.name]: getattr(self.cluster, f.name) for f in fields(ClusterSpec)
-                   if getattr(self.cluster, f.name) != getattr(default, f.name)}
+        cluster = {names[f.name]: getattr(self.cluster, f.name) for f in fields(ClusterSpec)}  # defaults too
+        profile = self.cluster.load_profile()  # what "not set" means: the profile's value
+        cluster["apiservers"] = cluster["apiservers"] or int(profile.value("apiserver.instances"))
+        cluster["flowControl"] = cluster["flowControl"] or profile.value("apiserver.flow_control")
         return {"apiVersion": API_VERSION, "kind": "Scenario", "metadata": {"name": self.name},
                 "cluster": {k: dict(v) if isinstance(v, Mapping) else v for k, v in cluster.items()},
                 "steps": [{s.action: s.args} for s in self.steps], "drain": self.drain}
 
-    def run(self, progress: bool = True):
-        """Build the cluster, run every step; returns the :class:`kbench.metrics.slis.RunResult`."""
+    def run(self, progress: bool = True, on_advance=None):
+        """Build the cluster, run every step; returns the :class:`kbench.metrics.slis.RunResult`.
+
+        ``on_advance(simulated_seconds)`` is called as the run advances (every 10 simulated seconds)."""
         from kbench.scenarios.steps import run_scenario
 
-        return run_scenario(self, progress)
+        return run_scenario(self, progress, on_advance)
 
 
 def _step(raw, where: str) -> Step:
@@ -179,8 +191,10 @@ def _step(raw, where: str) -> Step:
         kinds = spec[name][0]
         if isinstance(value, bool) or not isinstance(value, kinds):
             raise ScenarioError(f"{where}.{action}.{name}: expected {_kind_name(kinds)}; got {value!r}")
-        if isinstance(value, (int, float)) and value < 0:
-            raise ScenarioError(f"{where}.{action}.{name}: expected a number >= 0; got {value!r}")
+        if isinstance(value, (int, float)) and not (0 <= value <= MAXIMUM.get(name, math.inf)) or \
+                isinstance(value, float) and not math.isfinite(value):
+            bound = f" and <= {MAXIMUM[name]:,.0f}" if name in MAXIMUM else " (finite)"
+            raise ScenarioError(f"{where}.{action}.{name}: expected a number >= 0{bound}; got {value!r}")
     for name, (_, required, _help) in spec.items():
         if required and name not in args:
             raise ScenarioError(f"{where}.{action}.{name}: required ({_help})")

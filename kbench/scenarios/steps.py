@@ -13,9 +13,9 @@ from collections.abc import Mapping
 import orjson
 from tqdm.auto import tqdm
 
-from kbench.apiserver.objects import KINDS
+from kbench.apiserver.objects import KINDS, object_key
 from kbench.cluster import Cluster
-from kbench.metrics.slis import RunResult, collect
+from kbench.metrics.slis import RunResult, collect, pending_problem
 from kbench.node.probes import ANNOTATION
 
 PAUSE_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"group": "density"}},
@@ -31,6 +31,8 @@ class Driver:
         self.engine, self.client = cluster.engine, cluster.admin
         self.step = 0
         self.errors: dict[str, int] = {}
+        self.problems: list[str] = []
+        """What a step waited for and did not get (a timed-out wait): the run fails with these."""
         self._outstanding = 0
         self._answered = None
 
@@ -190,26 +192,44 @@ class Driver:
                        for resource in ("deployments", "replicasets") for key, (obj, _, _) in
                        caches[resource].objects.items())
 
+        def waiting() -> list[str]:
+            return [key for key in pending if namespace is None or key.startswith(f"{namespace}/")]
+
         while self.engine.now < deadline:
-            if not any(namespace is None or key.startswith(f"{namespace}/") for key in pending) and not scaling():
+            if not waiting() and not scaling():
                 return
             yield 1.0
+        short = [f"{resource[:-1]} {key}" for resource in ("deployments", "replicasets")
+                 for key, (obj, _, _) in caches[resource].objects.items()
+                 if (namespace is None or key.startswith(f"{namespace}/"))
+                 and (obj.get("status") or {}).get("readyReplicas", 0) < obj["spec"].get("replicas", 1)]
+        what = pending_problem(waiting(), "not Running") or f"{', '.join(short[:3])} short of its replicas"
+        self._timed_out("waitForPods", timeout, what)
 
+    def _timed_out(self, action: str, timeout: float, what: str) -> None:
+        self.problems.append(f"steps[{self.step}] {action}: timed out after {timeout:g} s; {what}")
 
     def _waitForLoadBalancers(self, timeout: float = 1800.0, namespace: str | None = None):
         """Until every LoadBalancer Service has an ingress address (the cloud has provisioned it)."""
         deadline = self.engine.now + timeout
         services = self.cluster.api.caches["services"].objects
+        def waiting() -> list[str]:
+            return [object_key(o) for o, _, _ in services.values() if o["spec"].get("type") == "LoadBalancer"
+                    and (namespace is None or o["metadata"]["namespace"] == namespace)
+                    and not ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")]
+
         while self.engine.now < deadline:
-            if all(((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")
-                   for o, _, _ in services.values() if o["spec"].get("type") == "LoadBalancer"
-                   and (namespace is None or o["metadata"]["namespace"] == namespace)):
+            if not waiting():
                 return
             yield 1.0
+        left = waiting()
+        self._timed_out("waitForLoadBalancers", timeout, f"{len(left)} LoadBalancer Services without an ingress "
+                        f"address: {', '.join(sorted(left)[:3])}{', ...' if len(left) > 3 else ''}")
 
 
-def run_scenario(scenario, progress: bool = True) -> RunResult:
-    """Build the scenario's cluster, run it, and collect its SLIs (``result.cluster`` keeps the cluster)."""
+def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
+    """Build the scenario's cluster, run it, and collect its SLIs (``result.cluster`` keeps the cluster);
+    ``on_advance(simulated_seconds)`` is called every 10 simulated seconds."""
     started = time.perf_counter()
     cluster = Cluster(scenario.cluster)
     begin = cluster.settle()
@@ -225,13 +245,15 @@ def run_scenario(scenario, progress: bool = True) -> RunResult:
             gc.freeze()  # what survived is the cluster's state: keep the collector from rescanning it
             bar.update(driver.step - bar.n)
             bar.set_postfix(sim_s=f"{cluster.engine.now:.0f}")
+            if on_advance is not None:
+                on_advance(cluster.engine.now)
         if not process.ok:
             raise process.value
         cluster.engine.run(until=cluster.engine.now + scenario.drain)
     finally:
         bar.close()
         gc.unfreeze()
-    result = collect(cluster, time.perf_counter() - started, begin)
+    result = collect(cluster, time.perf_counter() - started, begin, driver.problems)
     result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
     result.cluster = cluster
     return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from importlib import import_module
 from pathlib import Path
 
@@ -25,40 +24,63 @@ def get_sweep(name: str) -> Sweep:
     return import_module(_REGISTRY[name]).SWEEP
 
 
-def run_sweep(name: str, preset: str = "quick", params: dict | None = None, out: str | Path = "results",
-              run: str | None = None, seed: int = 0, jobs: int | None = None, progress: bool = True,
-              dask=None, resume: bool = False, seeds: int = 1):
+def run_sweep(name: str, preset: str | None = None, params: dict | None = None, out: str | Path = "results",
+              run: str | None = None, seed: int | None = None, jobs: int | None = None, progress: bool = True,
+              dask=None, resume: bool = False, seeds: int | None = None):
     """Run a sweep from Python (what ``kbench sweep`` does): returns (table, run directory, written files).
 
-    ``params`` replaces whole axes of the preset, e.g. ``{"keys": [1000, 10000]}``; ``dask`` runs the points
-    on a Dask cluster (a ``distributed.Client`` or a scheduler address); ``resume`` continues the run
-    directory ``run`` (default: the sweep's latest run) without recomputing its finished points; ``seeds``
-    runs every point that many times with different seeds (the ``replicate`` column; plots draw bands).
+    ``preset`` (default ``quick``) and ``params``, which replaces whole axes of the preset, e.g.
+    ``{"keys": [1000, 10000]}``, make the grid; ``seed`` (default 0) seeds it and ``seeds`` (default 1) runs
+    every point that many times with different seeds (the ``replicate`` column; plots draw bands). ``dask``
+    runs the points on a Dask cluster (a ``distributed.Client`` or a scheduler address). A new run gets a
+    folder of its own (``run``, or a new time-named one) and is the sweep's ``latest`` from the moment it
+    starts. ``resume`` continues the run ``run`` (default: ``latest``) with its own grid, computing only the
+    points it has not stored; grid values given with it must match the run's.
+
+    Raises
+    ------
+    ValueError
+        Bad names or values, a folder that is not this sweep's to write, an unreachable Dask scheduler.
+    kbench.sweep.runner.Interrupted
+        Ctrl-C: the finished points stay stored; resume with ``resume=True, run=<its folder name>``.
     """
-    from kbench.sweep import runner
+    from kbench.sweep import results, runner
 
     sweep = get_sweep(name)
-    overrides = {key: list(values) if isinstance(values, (list, tuple)) else [values]
-                 for key, values in (params or {}).items()}
-    points = runner.expand(sweep, sweep.grid(preset, overrides), seeds)
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    parent = Path(out) / sweep.name
+    given = {"preset": preset, "seed": seed, "seeds": seeds,
+             "overrides": None if params is None else {key: list(v) if isinstance(v, (list, tuple)) else [v]
+                                                       for key, v in params.items()}}
+    if resume:
+        if run is None:
+            if not (parent / "latest").is_symlink():
+                raise ValueError(f"--resume: no previous run of sweep {sweep.name!r} under {Path(out)}; give --run")
+            run = os.readlink(parent / "latest")
+        grid = results.resumable(parent / run, sweep.name, given)
+    else:
+        defaults = {"preset": "quick", "seed": 0, "seeds": 1, "overrides": {}}
+        grid = {key: defaults[key] if value is None else value for key, value in given.items()}
+    points = runner.expand(sweep, sweep.grid(grid["preset"], grid["overrides"]), grid["seeds"])
+    seed = grid["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    latest = Path(out) / sweep.name / "latest"
-    if resume and run is None:
-        if not latest.is_symlink():
-            raise ValueError(f"--resume: no previous run of sweep {sweep.name!r} under {Path(out)}; give --run")
-        run = os.readlink(latest)
-    run_dir = Path(out) / sweep.name / (run or time.strftime("%Y%m%d-%H%M%S"))
-    table = runner.run(sweep, points, run_dir, seed=seed, jobs=jobs, progress=progress, dask=dask, resume=resume,
-                       meta={"preset": preset, "overrides": overrides, "seeds": seeds})
+    client = runner.connect(dask) if dask is not None else None
+    try:
+        if resume:
+            run_dir = parent / run
+        else:
+            run_dir = results.claim_run_dir(parent, run, {"sweep": sweep.name, **grid, "points": len(points),
+                                                          "environment": results.environment()})
+        results.set_latest(parent, run_dir)
+        table = runner.run(sweep, points, run_dir, seed=seed, jobs=jobs, progress_bar=progress, client=client)
+    finally:
+        if client is not None and client is not dask:
+            client.close()
     figures = sweep.plot(table, run_dir)
     if sweep.export is not None:
         figures += sweep.export(table, run_dir)
-    if latest.is_symlink() or not latest.exists():
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(run_dir.name)
     return table, run_dir, figures
 
 

@@ -18,7 +18,9 @@ import pandas as pd
 from kbench import plot
 from kbench.metrics.slis import API_SLO, NETWORK_PROGRAMMING_SLO, POD_STARTUP_SLO
 from kbench.profiles import available
-from kbench.scenarios.library import density, deployment, service
+from kbench.scenarios.library import NODES, density, deployment, service
+from kbench.scenarios.spec import MAX_PODS_PER_NODE
+from kbench.sweep import progress
 from kbench.sweep.grid import Param, Sweep
 
 DEGRADE = {"none": {},
@@ -29,8 +31,8 @@ DEGRADE = {"none": {},
 at the median (etcd's FAQ asks for wal_fsync p99 < 10 ms); and such a disk with a one-second tail."""
 
 PARAMS = (
-    Param("nodes", int, "nodes in the cluster", minimum=1, maximum=20_000),
-    Param("pods_per_node", int, "density pods per node", minimum=0, maximum=110),
+    NODES,
+    Param("pods_per_node", int, "density pods per node", minimum=0, maximum=MAX_PODS_PER_NODE),
     Param("churn", float, "pods created per second", minimum=0.1, maximum=10_000),
     Param("services", int, "Deployments (5 replicas) behind a Service each, after the density pods",
           minimum=0, maximum=10_000),
@@ -66,7 +68,7 @@ def scenario(params: dict, seed: int):
 
 
 def run_point(params: dict, seed: int) -> dict:
-    result = scenario(params, seed).run(progress=False)
+    result = scenario(params, seed).run(progress=False, on_advance=progress.report)
     return result.summary()
 
 

@@ -12,57 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class Param:
-    """A sweep parameter: its type, the values allowed, and what it means."""
-
-    name: str
-    kind: type
-    help: str
-    choices: tuple | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-
-    def describe(self) -> str:
-        """One line for ``--help`` and error messages."""
-        if self.choices:
-            allowed = "one of " + ", ".join(map(str, self.choices))
-        else:
-            lo = "-inf" if self.minimum is None else self.minimum
-            hi = "inf" if self.maximum is None else self.maximum
-            allowed = f"{self.kind.__name__} in [{lo}, {hi}]"
-        return f"{self.name}: {self.help} ({allowed})"
-
-    def check(self, value: Any) -> Any:
-        """Convert and validate one value; errors name the parameter and what is allowed."""
-        try:
-            if self.kind is bool and isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(value)
-                value = value.lower() in ("true", "1")
-            elif self.kind is int and isinstance(value, (str, float)):
-                number = float(value)  # accepts "1e5"; refuses 2.5
-                if not number.is_integer():
-                    raise ValueError(value)
-                value = int(number)
-            else:
-                value = self.kind(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"parameter {self.name!r}: {value!r} is not a {self.kind.__name__}; "
-                             f"allowed: {self.describe()}") from None
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"parameter {self.name!r}: {value!r} is not allowed; {self.describe()}")
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            raise ValueError(f"parameter {self.name!r}: {value!r} is out of range; {self.describe()}")
-        return value
-
-    def parse(self, text: str) -> list:
-        """Parse a comma-separated list of values given on the command line."""
-        items = [item.strip() for item in text.split(",")]
-        if not text.strip() or any(not item for item in items):
-            raise ValueError(f"parameter {self.name!r}: empty value list; {self.describe()}")
-        return [self.check(item) for item in items]
+from kbench.params import Param
 
 
 @dataclass(frozen=True)

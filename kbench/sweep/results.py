@@ -2,7 +2,7 @@
 
 Layout of a run directory (``results/<sweep>/<run>/``)::
 
-    meta.json           sweep, preset, grid, seed, environment
+    meta.json           sweep, preset, overrides, seed, seeds, environment (created exclusively: the claim)
     points/<id>.parquet one row per finished point (written with an atomic rename)
     results.parquet     all rows, in grid order
     *.png, *.svg        the sweep's figures
@@ -10,10 +10,12 @@ Layout of a run directory (``results/<sweep>/<run>/``)::
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,24 +83,115 @@ def write_point(run_dir: Path, pid: str, row: dict[str, Any]) -> Path:
     return path
 
 
-def check_run_dir(run_dir: Path, sweep: str, seed: int, resume: bool) -> set[str]:
-    """The points already stored in ``run_dir``, after checking it may take this run; nothing is touched.
+class RunFolderTaken(ValueError):
+    """The folder already belongs to a run: nothing was written to it."""
 
-    A folder of another sweep is refused; one with finished points needs ``resume`` (and the same seed)."""
+
+def claim(folder: Path, name: str, data: bytes) -> None:
+    """Make ``folder`` this run's by creating ``folder/name`` exclusively: two runs never share a folder, even
+    when they start in the same second. Raises :class:`RunFolderTaken` (and writes nothing) if it exists."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise RunFolderTaken(f"{folder} already belongs to a run ({name} exists)") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def new_run_folder(parent: Path, name: str, data: bytes) -> Path:
+    """A new folder under ``parent`` named by the time (``20261205-113000``, then ``-2``, ``-3`` ... when
+    that name is taken), claimed with ``name``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in itertools.count(1):
+        folder = parent / (stamp if i == 1 else f"{stamp}-{i}")
+        if folder.exists():
+            continue
+        try:
+            claim(folder, name, data)
+        except RunFolderTaken:  # another run took it between the two calls
+            continue
+        return folder
+    raise AssertionError("unreachable")
+
+
+def set_latest(parent: Path, folder: Path) -> None:
+    """Point ``parent/latest`` at ``folder`` (atomically); a run is the latest from the moment it starts.
+    A ``latest`` that is not a link (the user's own folder) is left alone."""
+    latest = parent / "latest"
+    if latest.exists() and not latest.is_symlink():
+        return
+    tmp = parent / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(folder.name)
+    os.replace(tmp, latest)
+
+
+def claim_run_dir(parent: Path, run: str | None, meta: dict[str, Any]) -> Path:
+    """The new run's folder (``parent/run``, or a new time-named one) with its ``meta.json`` written; a folder
+    that holds a run already (its ``meta.json`` or stored points) is refused untouched."""
+    data = json.dumps(meta, indent=2, default=str).encode()
+    if run is None:
+        return new_run_folder(parent, "meta.json", data)
+    run_dir = parent / run
     done = finished_points(run_dir)
-    meta_path = run_dir / "meta.json"
-    meta = read_meta(run_dir) if meta_path.exists() else None
-    if meta is not None and meta.get("sweep") != sweep:
+    existing = read_meta(run_dir) if (run_dir / "meta.json").exists() else None
+    if existing is not None and existing.get("sweep") != meta["sweep"]:
+        raise ValueError(f"{run_dir} holds results of sweep {existing.get('sweep')!r}, not {meta['sweep']!r}; "
+                         f"choose another --run (or --out)")
+    if done or existing is not None:
+        raise ValueError(f"{run_dir} already holds a run of sweep {meta['sweep']!r} ({len(done)} finished points); "
+                         "pass --resume to continue it (finished points are kept, not recomputed) or choose "
+                         "another --run")
+    try:
+        claim(run_dir, "meta.json", data)
+    except RunFolderTaken as err:
+        raise ValueError(f"{err}; choose another --run") from None
+    return run_dir
+
+
+GRID = ("preset", "overrides", "seed", "seeds")
+"""What a run's points are made of; ``--resume`` continues only the same grid."""
+
+
+def resumable(run_dir: Path, sweep: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The grid to resume in ``run_dir``: its own, after checking that what the user gave (``None``: not given)
+    matches it, that it is a run of ``sweep``, and that every stored point is readable. Nothing is touched."""
+    if not (run_dir / "meta.json").exists():
+        raise ValueError(f"--resume: nothing to resume at {run_dir} (no meta.json)")
+    try:
+        meta = read_meta(run_dir)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--resume: {run_dir / 'meta.json'} is unreadable ({err}); start a new run") from None
+    if meta.get("sweep") != sweep:
         raise ValueError(f"{run_dir} holds results of sweep {meta.get('sweep')!r}, not {sweep!r}; "
                          f"choose another --run (or --out)")
-    if resume and meta is None and not done:
-        raise ValueError(f"--resume: nothing to resume at {run_dir} (no meta.json, no points)")
-    if done and not resume:
-        raise ValueError(f"{run_dir} already holds {len(done)} finished points of sweep {sweep!r}; pass --resume "
-                         "to continue it (finished points are kept, not recomputed) or choose another --run")
-    if resume and meta is not None and meta.get("seed") != seed:
-        raise ValueError(f"--resume: {run_dir} was run with --seed {meta.get('seed')}; resume with that seed")
-    return done
+    stored = {key: meta.get(key) for key in GRID}
+    differ = [f"{key}: the run has {_show(stored[key])}, this command {_show(given[key])}" for key in GRID
+              if given.get(key) is not None and _canonical(given[key]) != _canonical(stored[key])]
+    if differ:
+        raise ValueError(f"--resume: {run_dir} was run with another grid; " + "; ".join(differ) +
+                         ". Resume with the run's own values (leave them out) or start a new run")
+    for path in sorted((run_dir / "points").glob("*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as err:
+            raise ValueError(f"--resume: {path} is damaged ({err}); delete it and resume again to recompute "
+                             "that point") from None
+    return stored
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                               for k, v in sorted(value.items())) + "}"
+    return repr(value)
 
 
 def finished_points(run_dir: Path) -> set[str]:
@@ -119,11 +212,6 @@ def write_results(run_dir: Path, df: pd.DataFrame) -> Path:
     path = run_dir / "results.parquet"
     atomic_write_bytes(path, _parquet_bytes(df))
     return path
-
-
-def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
-    """Store the run's description as ``meta.json``."""
-    atomic_write_bytes(run_dir / "meta.json", json.dumps(meta, indent=2, default=str).encode())
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ one Numba cache directory, so a kernel compiles once per machine.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,7 +21,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from kbench.sweep import results
+from kbench.sweep import progress, results
 from kbench.sweep.grid import Sweep, point_id, point_seed
 
 
@@ -28,11 +30,16 @@ def numba_cache_dir() -> str:
     return os.environ.get("NUMBA_CACHE_DIR") or str(Path.home() / ".cache" / "kbench" / "numba")
 
 
-def _worker_init(cache_dir: str | None = None) -> None:
+def _worker_init(cache_dir: str | None = None, messages=None) -> None:
     """One Numba thread per worker and one shared cache directory: through the environment when Numba is not
-    imported yet (a fresh worker process), else through its runtime settings (a long-lived Dask worker)."""
+    imported yet (a fresh worker process), else through its runtime settings (a long-lived Dask worker).
+    ``messages``: the queue progress messages go to (local workers, which leave Ctrl-C to the sweep's process:
+    it stops them and says how to resume)."""
     import sys
 
+    if messages is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        progress.set_sink(messages.put)
     if "numba" not in sys.modules:
         os.environ["NUMBA_NUM_THREADS"] = "1"
         if cache_dir:
@@ -52,7 +59,8 @@ def run_point(sweep_name: str, params: dict[str, Any], seed: int, pid: str) -> d
 
     sweep = get_sweep(sweep_name)
     started = time.perf_counter()
-    metrics = sweep.run_point({k: v for k, v in params.items() if k != "replicate"}, seed)
+    with progress.running(pid):
+        metrics = sweep.run_point({k: v for k, v in params.items() if k != "replicate"}, seed)
     return {"sweep": sweep_name, "point_id": pid, **params, "seed": seed, **metrics,
             "wall_point_seconds": time.perf_counter() - started,
             "profile_digest": load_profile(params.get("profile", "default")).digest[:16], **results.environment()}
@@ -65,25 +73,72 @@ def expand(sweep: Sweep, points: Sequence[dict], seeds: int = 1) -> list[dict]:
     return [{**p, "replicate": r} for p in points for r in range(seeds)]
 
 
-def _id(sweep: Sweep, params: dict) -> str:
-    plain = {k: v for k, v in params.items() if k != "replicate" or v}
-    return point_id(sweep.name, plain)
+def point_ids(sweep: Sweep, points: Sequence[dict]) -> list[str]:
+    """Each point's id (replicate 0 keeps the plain point's id)."""
+    return [point_id(sweep.name, {k: v for k, v in p.items() if k != "replicate" or v}) for p in points]
 
 
-def _local(jobs: int, todo: list[tuple[dict, int, str]], sweep_name: str) -> Iterator[dict]:
+class Interrupted(Exception):
+    """The sweep was stopped (Ctrl-C) after storing ``stored`` of ``total`` points in ``run_dir``."""
+
+    def __init__(self, run_dir: Path, stored: int, total: int) -> None:
+        super().__init__(f"interrupted: {stored} of {total} points stored in {run_dir}")
+        self.run_dir, self.stored, self.total = run_dir, stored, total
+
+
+def _local(jobs: int, todo: list[tuple[dict, int, str]], sweep_name: str, board: progress.Board) -> Iterator[dict]:
     if jobs == 1 or len(todo) <= 1:
-        for params, seed, pid in todo:
-            yield run_point(sweep_name, params, seed, pid)
+        progress.set_sink(board.update)
+        try:
+            for params, seed, pid in todo:
+                yield run_point(sweep_name, params, seed, pid)
+        finally:
+            progress.set_sink(None)
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn"),
-                             initializer=_worker_init, initargs=(numba_cache_dir(),)) as pool:
+    context = get_context("spawn")
+    messages = context.Queue()
+    relay = threading.Thread(target=lambda: [board.update(m) for m in iter(messages.get, None)], daemon=True)
+    relay.start()
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_worker_init,
+                               initargs=(numba_cache_dir(), messages))
+    try:
         futures = [pool.submit(run_point, sweep_name, params, seed, pid) for params, seed, pid in todo]
         for future in as_completed(futures):
             yield future.result()
+    except BaseException:  # Ctrl-C or a failed point: stop the running points now, not when they finish
+        for process in list(getattr(pool, "_processes", {}).values()):  # no public API terminates a pool's workers
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        messages.put(None)
+        relay.join()
+
+
+async def _identity(address: str) -> dict:
+    """The ``identity`` answer of the Dask server at ``address``."""
+    from distributed.comm import connect as dask_connect
+
+    comm = await dask_connect(address, timeout=f"{CONNECT_TIMEOUT}s")
+    try:
+        await comm.write({"op": "identity"})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds a Dask scheduler has to answer before ``--dask`` gives up."""
 
 
 def connect(dask) -> Any:
-    """A ``distributed.Client`` from a client or a scheduler address (``tcp://host:8786``); errors say why."""
+    """A ``distributed.Client`` from a client or a scheduler address (``tcp://host:8786``); errors say why.
+
+    The address is first asked who it is (Dask's ``identity`` call, with a deadline), so a port that is not a
+    Dask scheduler (an HTTP server, a silent socket) is a clear error in seconds, not a hang."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from distributed import Client
 
     if isinstance(dask, Client):
@@ -91,19 +146,29 @@ def connect(dask) -> Any:
     if not isinstance(dask, str) or "://" not in dask:
         raise ValueError(f"dask: expected a scheduler address such as tcp://host:8786 or a distributed.Client; "
                          f"got {dask!r}")
+    hint = "start one with `dask scheduler` and `dask worker <address>`, or run without --dask"
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, also under Jupyter's running one
+        try:
+            identity = thread.submit(asyncio.run, asyncio.wait_for(_identity(dask), CONNECT_TIMEOUT)).result()
+        except (OSError, TimeoutError, MemoryError, ValueError, TypeError) as err:  # MemoryError: a frame length
+            raise ValueError(f"dask: cannot reach a scheduler at {dask} ({type(err).__name__}: {err or 'no answer'} "
+                             f"within {CONNECT_TIMEOUT:g} s); {hint}") from None  # read from a non-Dask server
+    kind = identity.get("type") if isinstance(identity, dict) else None
+    if kind != "Scheduler":
+        raise ValueError(f"dask: {dask} answered, but it is not a Dask scheduler ({kind or 'unknown'}); {hint}")
     try:
-        return Client(dask, timeout="10s")
+        return Client(dask, timeout=f"{CONNECT_TIMEOUT}s")
     except (OSError, TimeoutError) as err:
-        raise ValueError(f"dask: cannot reach a scheduler at {dask} ({type(err).__name__}: {err}); start one "
-                         "with `dask scheduler` and `dask worker <address>`, or run without --dask") from None
+        raise ValueError(f"dask: cannot reach a scheduler at {dask} ({type(err).__name__}: {err}); {hint}") from None
 
 
-def _dask(client, todo: list[tuple[dict, int, str]], sweep_name: str) -> Iterator[dict]:
-    from distributed import WorkerPlugin
+def _dask(client, todo: list[tuple[dict, int, str]], sweep_name: str, board: progress.Board) -> Iterator[dict]:
+    from distributed import WorkerPlugin, get_worker
     from distributed import as_completed as dask_completed
 
     class NumbaSetup(WorkerPlugin):
-        """One Numba thread and the shared cache on every worker, present or future."""
+        """One Numba thread and the shared cache on every worker, present or future; progress messages go to
+        Dask's event topic."""
 
         name = "kbench-numba"
 
@@ -112,17 +177,23 @@ def _dask(client, todo: list[tuple[dict, int, str]], sweep_name: str) -> Iterato
 
         def setup(self, worker) -> None:
             _worker_init(self.cache_dir)
+            progress.set_sink(lambda message: get_worker().log_event(progress.TOPIC, message))
 
     client.register_plugin(NumbaSetup(numba_cache_dir()))
+    client.subscribe_topic(progress.TOPIC, lambda event: board.update(tuple(event[1])))
     futures = [client.submit(run_point, sweep_name, params, seed, pid, pure=False, key=f"kbench-{sweep_name}-{pid}")
                for params, seed, pid in todo]
-    for future in dask_completed(futures):
-        yield future.result()
+    try:
+        for future in dask_completed(futures):
+            yield future.result()
+    finally:
+        client.cancel(futures)
+        client.unsubscribe_topic(progress.TOPIC)
 
 
 def run(sweep: Sweep, points: Sequence[dict], run_dir: Path, seed: int = 0, jobs: int | None = None,
-        progress: bool = True, meta: dict[str, Any] | None = None, dask=None, resume: bool = False) -> pd.DataFrame:
-    """Run every point not yet stored in ``run_dir``; returns all rows in grid order.
+        progress_bar: bool = True, client=None) -> pd.DataFrame:
+    """Run every point not yet stored in ``run_dir`` (claimed by the caller); returns all rows in grid order.
 
     Parameters
     ----------
@@ -130,31 +201,32 @@ def run(sweep: Sweep, points: Sequence[dict], run_dir: Path, seed: int = 0, jobs
         Grid points (with ``replicate`` from :func:`expand`).
     jobs : int, optional
         Local worker processes (default: the machine's CPU count); 1 runs in this process.
-    dask : distributed.Client or str, optional
-        Run on this Dask cluster (a client, or a scheduler address) instead of local processes.
-    resume : bool
-        ``run_dir`` may already hold points of this sweep (and seed): they are kept, not recomputed.
+    client : distributed.Client, optional
+        Run on this Dask cluster instead of local processes.
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C: what was stored stays, and the run can be resumed.
     """
     run_dir = Path(run_dir)
-    ids = [_id(sweep, p) for p in points]
-    done = results.check_run_dir(run_dir, sweep.name, seed, resume)
-    client = connect(dask) if dask is not None else None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    results.write_meta(run_dir, {"sweep": sweep.name, "seed": seed, "points": len(points),
-                                 "environment": results.environment(), **(meta or {})})
+    ids = point_ids(sweep, points)
+    done = results.finished_points(run_dir)
     todo = [(p, point_seed(seed, pid), pid) for p, pid in zip(points, ids) if pid not in done]
     bar = tqdm(total=len(points), initial=len(points) - len(todo), desc=f"sweep {sweep.name}", unit="point",
-               disable=not progress)
+               disable=not progress_bar)
+    board = progress.Board(bar, progress.labels(points, ids))
     try:
-        rows = _dask(client, todo, sweep.name) if client is not None else \
-            _local(jobs or os.cpu_count() or 1, todo, sweep.name)
+        rows = _dask(client, todo, sweep.name, board) if client is not None else \
+            _local(jobs or os.cpu_count() or 1, todo, sweep.name, board)
         for row in rows:
             results.write_point(run_dir, row["point_id"], row)
+            board.done(row["point_id"])
             bar.update()
+    except KeyboardInterrupt:
+        raise Interrupted(run_dir, len(results.finished_points(run_dir)), len(points)) from None
     finally:
         bar.close()
-        if client is not None and client is not dask:
-            client.close()
     table = results.read_points(run_dir)
     order = {pid: i for i, pid in enumerate(ids)}
     table = table[table["point_id"].isin(order)].sort_values("point_id", key=lambda s: s.map(order))

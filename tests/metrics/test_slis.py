@@ -22,7 +22,8 @@ def test_row_percentiles_and_verdicts():
     row = _row("PodStartupLatency", "pod_startup", np.linspace(0, 10, 101), threshold=5.0)
     assert row["p50"] == pytest.approx(5.0) and row["p99"] == pytest.approx(9.9) and row["passed"] is False
     assert _row("X", "m", [1.0, 2.0], threshold=5.0)["passed"] is True
-    assert _row("X", "m", [], threshold=5.0)["passed"] is None and np.isnan(_row("X", "m", [])["p99"])
+    assert _row("X", "m", [], threshold=5.0)["passed"] is False and np.isnan(_row("X", "m", [])["p99"])  # no data
+    assert _row("X", "m", [], threshold=5.0, expected=False)["passed"] is None  # not measured
 
 
 def _result(rows):

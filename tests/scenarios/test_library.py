@@ -109,7 +109,7 @@ def test_scheduler_perf_topology_spreading_on_the_cluster_respects_max_skew():
     zones = Counter(result.cluster.api.caches["nodes"].get(p["spec"]["nodeName"])[0]["metadata"]["labels"]
                     ["topology.kubernetes.io/zone"] for p in pods)
     assert sum(zones.values()) == 90 and max(zones.values()) - min(zones.values()) <= 5
-    with pytest.raises(ValueError, match="valid: SchedulingBasic, TopologySpreading"):
+    with pytest.raises(ValueError, match="one of SchedulingBasic, TopologySpreading"):
         library.scheduler_perf("SchedulingDaemonset")
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from kbench.sweep import run_sweep
-from kbench.sweep.results import write_meta
+from kbench.sweep.results import claim
 
 SMALL = {"keys": [100, 1000], "members": [3], "clients": [1, 4], "duration": [0.05]}
 
@@ -82,7 +82,7 @@ def test_sigkill_then_resume_keeps_every_finished_point_once(tmp_path):
 
 def test_results_folder_of_another_sweep_is_refused_untouched(tmp_path):
     run_dir = tmp_path / "proxy" / "mine"
-    write_meta(run_dir, {"sweep": "etcd", "seed": 0})
+    claim(run_dir, "meta.json", b'{"sweep": "etcd", "seed": 0}')
     before = (run_dir / "meta.json").read_bytes()
     with pytest.raises(ValueError, match="holds results of sweep 'etcd', not 'proxy'"):
         run_sweep("proxy", params={"services": [100]}, out=tmp_path, run="mine", progress=False, resume=True)
@@ -90,13 +90,19 @@ def test_results_folder_of_another_sweep_is_refused_untouched(tmp_path):
         ["meta.json"]
 
 
-def test_resume_checks_the_seed_and_needs_a_run(tmp_path):
+def test_resume_checks_the_grid_and_needs_a_run(tmp_path):
     run_sweep("etcd", params=SMALL, out=tmp_path, run="a", jobs=1, seed=1, progress=False)
-    with pytest.raises(ValueError, match="was run with --seed 1; resume with that seed"):
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "etcd" / "a").rglob("*")}
+    with pytest.raises(ValueError, match="was run with another grid; seed: the run has 1, this command 2"):
         run_sweep("etcd", params=SMALL, out=tmp_path, run="a", seed=2, progress=False, resume=True)
+    with pytest.raises(ValueError, match=r"preset: the run has 'quick', this command 'full'; overrides: the run "
+                                         r"has \{clients=1,4, duration=0.05, keys=100,1000, members=3\}, this "
+                                         r"command \{keys=100\}; seeds: the run has 1, this command 2"):
+        run_sweep("etcd", "full", {"keys": [100]}, out=tmp_path, run="a", seeds=2, progress=False, resume=True)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "etcd" / "a").rglob("*")} == before
     with pytest.raises(ValueError, match="no previous run of sweep 'proxy'"):
         run_sweep("proxy", out=tmp_path, progress=False, resume=True)
-    table, run_dir, _ = run_sweep("etcd", params=SMALL, out=tmp_path, seed=1, progress=False, resume=True)
+    table, run_dir, _ = run_sweep("etcd", out=tmp_path, progress=False, resume=True)  # the run's own grid
     assert run_dir.name == "a" and len(table) == 4  # --resume without --run continues the latest
 
 

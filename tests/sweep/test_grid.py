@@ -13,7 +13,7 @@ def test_param_parses_and_validates():
     assert p.parse("1000, 1e4") == [1000, 10_000]
     with pytest.raises(ValueError, match="'keys': 0 is out of range"):
         p.parse("0")
-    with pytest.raises(ValueError, match="'keys': '2.5' is not a int"):
+    with pytest.raises(ValueError, match="'keys': '2.5' is not a finite int"):
         p.parse("2.5")
     with pytest.raises(ValueError, match="empty value list"):
         p.parse("1,,2")
