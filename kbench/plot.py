@@ -218,6 +218,9 @@ def lines(df: pd.DataFrame, x: str, metrics: Sequence[str] | Sequence[Sequence[s
                     label = ", ".join(part for part in (column(name).label, name_of) if part)
                     _draw(ax, sub, x, along, name, colors[(key, name)], LINESTYLES[i % len(LINESTYLES)], label,
                           opts.bands)
+            if not ax.get_lines():
+                ax.text(0.5, 0.5, f"no data: {', '.join(row)} empty", transform=ax.transAxes, ha="center",
+                        color="grey", wrap=True)
             for i, (_, threshold, label) in enumerate(s for s in slos if s[0] in row):
                 ax.axhline(threshold, color=SLO_COLOR, lw=1.2, ls=LINESTYLES[(i + 1) % len(LINESTYLES)],
                            label=f"SLO: {label}")

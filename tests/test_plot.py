@@ -150,3 +150,10 @@ def test_the_report_pdf_gets_each_saved_figure(tmp_path):
         files = plot.plotter(ETCD_FIGURES[:2], PARAMS)(table(), tmp_path)
         assert pdf.get_pagecount() == 2
     assert [f.name for f in files] == ["etcd_throughput.svg", "etcd_latency.svg"]
+
+
+def test_a_panel_without_data_says_so():
+    df = table().assign(sim_throughput_ops_per_s=np.nan)
+    fig = plot.lines(df, "keys", ["sim_throughput_ops_per_s", "sim_read_latency_p50_ms"], PARAMS, title="t")
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no data: sim_throughput_ops_per_s empty"]
+    assert not fig.axes[1].texts and data_lines(fig.axes[1])
