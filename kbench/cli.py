@@ -76,22 +76,25 @@ def _parser() -> argparse.ArgumentParser:
     replot.add_argument("run", type=Path, help="a run directory or a sweep's directory (its latest run)")
     replot.add_argument("--metric", action="append", default=[], help="a sim_/wall_ column to plot (repeatable); "
                                                                      "default: the sweep's own figures")
-    replot.add_argument("--x", default=None, help="parameter on the x axis (default: the sweep's first)")
-    replot.add_argument("--linear-x", action="store_true", help="linear x axis (default: log)")
-    replot.add_argument("--log-y", action="store_true", help="log y axis")
+    replot.add_argument("--x", default=None, help="numeric parameter on the x axis of every figure (default: each "
+                                                  "figure's own; with --metric, the sweep's first numeric one)")
+    replot.add_argument("--linear-x", action="store_true",
+                        help="linear x axis in every figure (default: log where the values span a decade or more)")
+    replot.add_argument("--log-y", action="store_true", help="log y axis in every figure (default: each figure's own)")
     replot.add_argument("--no-bands", action="store_true", help="no band over seeds (runs with --seeds > 1)")
     replot.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
     proxy = commands.add_parser(
         "proxy", help="kube-proxy rules for Service / EndpointSlice manifests: render or trace a packet",
         description="Compile one node's kube-proxy rules from Kubernetes manifests (multi-document YAML).")
     proxy.add_argument("action", choices=("render", "trace"), help="render the rules, or trace one packet")
-    proxy.add_argument("manifests", type=Path, help="YAML file with Services and EndpointSlices")
+    proxy.add_argument("manifests", type=Path,
+                       help="YAML file with Services and EndpointSlices (or a List, as kubectl get -o yaml writes)")
     proxy.add_argument("--mode", default="iptables", help="iptables (default), ipvs or nftables")
     proxy.add_argument("--proxier", type=Path, default=None,
                        help="YAML with the node's settings (nodeName, nodeIPs, localDetector.clusterCIDR, ...)")
     proxy.add_argument("--format", default=None, help="render format: iptables-save, nft, nft-list, ipvsadm, ipset")
     proxy.add_argument("--source", default="10.0.0.2", help="trace: source IP (default 10.0.0.2, a pod)")
-    proxy.add_argument("--destination", default=None, metavar="IP:PORT", help="trace: destination")
+    proxy.add_argument("--destination", default=None, metavar="IP:PORT", help="trace: destination (port 1-65535)")
     proxy.add_argument("--protocol", default="TCP", help="trace: TCP (default), UDP or SCTP")
     scenario = commands.add_parser(
         "scenario", help="run a whole-cluster scenario (a YAML file or a built-in) and report its SLIs",
@@ -221,7 +224,7 @@ def _proxy(args: argparse.Namespace) -> int:
     if len(settings) != 1:
         raise ValueError(f"--proxier {args.proxier}: expected one mapping of settings; got {len(settings)} documents")
     proxier = Proxier(args.mode, ProxierConfig.from_dict(settings[0]))
-    for line in proxier.sync(load_manifests(args.manifests.read_text(), str(args.manifests))):
+    for line in proxier.sync(args.manifests.read_text(), str(args.manifests)):
         print(f"kbench: warning: {line}", file=sys.stderr)  # what kube-proxy ignores (it logs it)
     if args.action == "render":
         print(proxier.render(args.format), end="")
@@ -232,7 +235,10 @@ def _proxy(args: argparse.Namespace) -> int:
     if not port.isdigit():
         raise ValueError(f"--destination: port must be a number, got {port!r}")
     outputs, masq = proxier.trace(args.source, args.protocol, host.strip("[]"), int(port))
-    print(f"{', '.join(outputs) or '(no kube-proxy rule matched)'}{'  [masqueraded]' if masq else ''}")
+    if not outputs and not masq:
+        print(proxier.unmatched(host.strip("[]"), args.protocol, int(port)))
+        return 0
+    print(f"{', '.join(outputs)}{'  [masqueraded]' if masq else ''}")
     return 0
 
 
@@ -255,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
             if not formats or set(formats) - {"png", "svg", "pdf"}:
                 raise ValueError(f"--formats: choose from png, svg, pdf; got {args.formats!r}")
-            files = replot(args.run, args.metric, args.x, not args.linear_x, args.log_y, not args.no_bands, formats)
+            files = replot(args.run, args.metric, args.x, False if args.linear_x else None, args.log_y or None,
+                           not args.no_bands, formats)
             print("\n".join(str(f) for f in files))
             return 0
         if args.command == "proxy":

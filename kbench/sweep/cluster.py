@@ -72,33 +72,25 @@ def run_point(params: dict, seed: int) -> dict:
     return result.summary()
 
 
-def plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    names = [p.name for p in PARAMS]
-    figures = [
-        ("cluster_pod_startup", [("sim_pod_startup_p50_s", "p50", "--"), ("sim_pod_startup_p90_s", "p90", "-."),
-                                 ("sim_pod_startup_p99_s", "p99", "-")],
-         "PodStartupLatency (image pulls excluded) vs cluster size", "seconds (simulated)",
-         (POD_STARTUP_SLO, "SLO p99 5 s"), True),
-        ("cluster_api", [(f"sim_api_{scope}_p99_max_s", f"{scope} p99 (worst verb/resource)", line)
-                         for scope, line in zip(API_SLO, ("-", "--", "-."))],
-         "APIResponsiveness: worst p99 per scope vs cluster size", "seconds (simulated)",
-         (API_SLO["resource"], "SLO resource scope 1 s"), True),
-        ("cluster_scheduling_throughput", [("sim_scheduling_throughput_p50", "p50", "--"),
-                                           ("sim_scheduling_throughput_max", "max", "-")],
-         "SchedulingThroughput (5 s windows) vs cluster size", "pods per simulated second", None, False),
-        ("cluster_network_programming", [("sim_npl_p50_s", "p50", "--"), ("sim_npl_p99_s", "p99", "-")],
-         "NetworkProgrammingLatency vs cluster size", "seconds (simulated)",
-         (NETWORK_PROGRAMMING_SLO, "SLO p99 30 s"), True),
-        ("cluster_etcd", [("sim_etcd_write_p50_s", "p50", "--"), ("sim_etcd_write_p99_s", "p99", "-")],
-         "etcd write latency seen by kube-apiserver vs cluster size", "seconds (simulated)", None, True),
-        ("cluster_wall", [("wall_sim_seconds_per_s", "simulated s per wall s", "-")],
-         "kbench speed on this machine (measured)", "simulated seconds per wall second", None, True),
-    ]
-    files = []
-    for stem, metrics, title, ylabel, slo, logy in figures:
-        files += plot.save(plot.lines(df, "nodes", metrics, names, title=title, xlabel="nodes", ylabel=ylabel,
-                                      logy=logy, slo=slo), out_dir, stem)
-    return files
+SLOS = (("sim_pod_startup_p99_s", POD_STARTUP_SLO, "PodStartupLatency pod_startup p99 <= 5 s"),
+        ("sim_api_resource_p99_max_s", API_SLO["resource"], "APIResponsiveness resource scope p99 <= 1 s"),
+        ("sim_api_namespace_p99_max_s", API_SLO["namespace"], "APIResponsiveness namespace scope p99 <= 5 s"),
+        ("sim_api_cluster_p99_max_s", API_SLO["cluster"], "APIResponsiveness cluster scope p99 <= 30 s"),
+        ("sim_npl_p99_s", NETWORK_PROGRAMMING_SLO, "NetworkProgrammingLatency p99 <= 30 s"))
+
+FIGURES = (
+    plot.Spec("cluster_pod_startup", "PodStartupLatency (image pulls excluded)",
+              ["sim_pod_startup_p50_s", "sim_pod_startup_p90_s", "sim_pod_startup_p99_s"], "nodes", logy=True),
+    plot.Spec("cluster_api", "APIResponsiveness: worst p99 per scope",
+              [f"sim_api_{scope}_p99_max_s" for scope in API_SLO], "nodes", logy=True),
+    plot.Spec("cluster_scheduling_throughput", "SchedulingThroughput (5 s windows)",
+              ["sim_scheduling_throughput_p50", "sim_scheduling_throughput_max"], "nodes"),
+    plot.Spec("cluster_network_programming", "NetworkProgrammingLatency", ["sim_npl_p50_s", "sim_npl_p99_s"], "nodes",
+              logy=True),
+    plot.Spec("cluster_etcd", "etcd write latency seen by kube-apiserver",
+              ["sim_etcd_write_p50_s", "sim_etcd_write_p99_s"], "nodes", logy=True),
+    plot.Spec("cluster_wall", "kbench speed on this machine", ["wall_sim_seconds_per_s"], "nodes", logy=True),
+)
 
 
 def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -126,13 +118,9 @@ SWEEP = Sweep(
     params=PARAMS,
     presets=PRESETS,
     run_point=run_point,
-    plot=plots,
+    plot=plot.plotter(FIGURES, PARAMS, SLOS),
     export=export,
-    slos=(("sim_pod_startup_p99_s", POD_STARTUP_SLO, "PodStartupLatency pod_startup p99 <= 5 s"),
-          ("sim_api_resource_p99_max_s", API_SLO["resource"], "APIResponsiveness resource scope p99 <= 1 s"),
-          ("sim_api_namespace_p99_max_s", API_SLO["namespace"], "APIResponsiveness namespace scope p99 <= 5 s"),
-          ("sim_api_cluster_p99_max_s", API_SLO["cluster"], "APIResponsiveness cluster scope p99 <= 30 s"),
-          ("sim_npl_p99_s", NETWORK_PROGRAMMING_SLO, "NetworkProgrammingLatency p99 <= 30 s")),
+    slos=SLOS,
     summary=("nodes", "pods_per_node", "churn", "degrade", "sim_pod_startup_p99_s", "sim_api_resource_p99_max_s",
              "sim_scheduling_throughput_max", "sim_npl_p99_s", "sim_slo_passed", "wall_seconds",
              "wall_sim_seconds_per_s"),
