@@ -49,7 +49,7 @@ from kbench.apiserver.objects import (
 from kbench.apiserver.watchcache import WatchCache
 from kbench.etcd.cluster import EtcdCluster
 from kbench.profiles import Profile, load_profile
-from kbench.sim import Engine, Streams
+from kbench.sim import Engine, Streams, Timer
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -449,8 +449,9 @@ class Connection:
 
     def request(self, verb: str, resource: str, callback: Callback, *, namespace: str = "", name: str = "",
                 body: Mapping | None = None, subresource: str = "", label_selector=None,
-                field_selector: str | None = None, delay: float = 0.0, **options) -> None:
-        """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer."""
+                field_selector: str | None = None, delay: float = 0.0, **options) -> Timer:
+        """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer. Returns
+        the handle of its arrival: cancelling it (``Engine.cancel``) before the send time takes the request back."""
         server = self.server
         res = RESOURCES.get(resource)
         if res is None:
@@ -476,7 +477,7 @@ class Connection:
             op.scope = "resource"
         if verb == "list":
             op.seats = max(1, min(10, -(-len(op.cache.objects) // 100)))
-        server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
+        return server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
 
 
 def _compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):

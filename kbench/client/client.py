@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kbench.apiserver.server import APIServer, Callback
+from kbench.sim import Timer
 
 DEFAULT_QPS, DEFAULT_BURST = 5.0, 10
 """client-go rest.Config defaults (DefaultQPS, DefaultBurst)."""
@@ -47,11 +48,12 @@ class Client:
         self.conn = server.connect(user, groups)
         self.limiter = TokenBucket(qps, burst)
 
-    def request(self, verb: str, resource: str, callback: Callback, delay: float = 0.0, **kwargs) -> None:
-        """Send a request ``delay`` seconds from now, after the rate limiter; see ``Connection.request``."""
+    def request(self, verb: str, resource: str, callback: Callback, delay: float = 0.0, **kwargs) -> Timer:
+        """Send a request ``delay`` seconds from now, after the rate limiter; see ``Connection.request`` (it returns
+        the request's cancellable handle)."""
         if verb != "watch":
             delay += self.limiter.reserve(self.engine.now + delay)
-        self.conn.request(verb, resource, callback, delay=delay, **kwargs)
+        return self.conn.request(verb, resource, callback, delay=delay, **kwargs)
 
     def call(self, verb: str, resource: str, **kwargs):
         """The request as an Event for processes (fails with the APIError)."""

@@ -72,8 +72,16 @@ Taint = tuple[str, str]
 """(key, effect)."""
 
 
+def _ready_condition(node) -> Mapping | None:
+    """The Ready condition (the kubelet writes it first)."""
+    conditions = node.get("status", {}).get("conditions")
+    if conditions and conditions[0].get("type") == "Ready":
+        return conditions[0]
+    return condition(node, "Ready")
+
+
 def _ready(node) -> str:
-    cond = condition(node, "Ready")
+    cond = _ready_condition(node)
     return cond.get("status", "Unknown") if cond else "Unknown"
 
 
@@ -190,22 +198,29 @@ class NodeLifecycleController(Controller):
         states and eviction rates (handleDisruption)."""
         zones: dict[str, list[str]] = defaultdict(list)
         for name, node in list(self.nodes.cache.items()):
-            observed = [_ready(node)]
-            if self._silent(name, node) and (condition(node, "Ready") or {}).get("status") != "Unknown":
+            ready = _ready_condition(node)
+            observed = [ready.get("status", "Unknown") if ready else "Unknown"]
+            current = observed[0]
+            if self._silent(name, ready) and (ready is None or current != "Unknown"):
                 node = yield from self._try_update_node_health(name, node, observed)
                 if node is None:
                     continue  # the write failed NodeHealthUpdateRetry times: nothing is decided for this node
+                current = _ready(node)
             zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
-            zones[zone].append(_ready(node))
-            yield from self._process_taint_based_eviction(node, zone, observed[0])
+            zones[zone].append(current)
+            if observed[0] == "True":
+                if node["spec"].get("taints") or name in self.tainters[zone].known:  # (the common case: neither)
+                    yield from self._mark_reachable(node, zone)
+            else:
+                yield from self._mark_for_tainting(node, zone, observed[0])
         for name in [n for n in self.health if n not in self.nodes.cache]:
             del self.health[name]
         self._handle_disruption(zones)
 
-    def _silent(self, name: str, node: Mapping) -> bool:
-        """Record the node's health signals; True if it has been silent for longer than its grace period."""
+    def _silent(self, name: str, ready: Mapping | None) -> bool:
+        """Record the node's health signals (its Lease, its Ready heartbeat); True if it has been silent for
+        longer than its grace period."""
         now = self.engine.now
-        ready = condition(node, "Ready")
         lease = self.leases.cache.get("kube-node-lease/" + name)
         renew = lease["spec"].get("renewTime") if lease else None
         beat = ready.get("lastHeartbeatTime") if ready else None
@@ -223,7 +238,7 @@ class NodeLifecycleController(Controller):
 
         def change(fresh: dict) -> bool:
             observed[0] = _ready(fresh)
-            return self._silent(name, fresh) and mark_unknown(fresh, stamp)
+            return self._silent(name, condition(fresh, "Ready")) and mark_unknown(fresh, stamp)
 
         try:
             return (yield from update_fresh(self.client, "nodes", name, change, HEALTH_UPDATE_RETRY,
@@ -231,16 +246,18 @@ class NodeLifecycleController(Controller):
         except APIError:
             return None
 
-    def _process_taint_based_eviction(self, node: Mapping, zone: str, observed: str):
-        """Process body: queue a not-ready node for its NoExecute taint (or swap not-ready and unreachable at
-        once); a Ready one loses them."""
+    def _mark_reachable(self, node: Mapping, zone: str):
+        """Process body: markNodeAsReachable: a Ready node leaves its zone's queue and loses its NoExecute taints."""
         name = node["metadata"]["name"]
-        if observed == "True":
-            self.tainters[zone].remove(name)
-            stale = [t for t in ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute")) if _has(node, t)]
-            if stale:
-                yield from self._swap_or_retry_later(name, (), stale)
-            return
+        self.tainters[zone].remove(name)
+        stale = [t for t in ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute")) if _has(node, t)]
+        if stale:
+            yield from self._swap_or_retry_later(name, (), stale)
+
+    def _mark_for_tainting(self, node: Mapping, zone: str, observed: str):
+        """Process body: a not-ready node joins its zone's queue (markNodeForTainting), or has its not-ready and
+        unreachable NoExecute taints swapped at once."""
+        name = node["metadata"]["name"]
         want, opposite = ((NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")) if observed == "False" else \
             ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute"))
         if _has(node, opposite):

@@ -11,17 +11,16 @@ tryUpdateNodeStatus (pkg/kubelet/kubelet_node_status.go) does: GET the Node, set
 that fresh copy (others', such as NetworkUnavailable, stay as they are) and write it back; a 409 Conflict reads
 again, up to ``nodeStatusUpdateRetry`` 5 tries.
 
-A stopped node (dead, or cut off by a partition) sends nothing from the moment it stops: every request it has
-scheduled is cancelled, and answers to requests sent before the stop start nothing new.
+A stopped node (dead, or cut off by a partition) sends nothing from the moment it stops: every request it had
+queued for later is taken back, and answers to requests sent before the stop start nothing new.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable
 
 from kbench.apiserver.objects import copy_object, timestamp
+from kbench.apiserver.server import Callback
 from kbench.client import Client
 from kbench.sim import Timer
 
@@ -51,8 +50,8 @@ class HollowNode:
         self.running = True
         self.renewals = 0
         self._status_posted = -math.inf
-        self._pending: dict[int, Timer] = {}
-        self._keys = itertools.count()
+        self._pending: list[tuple[float, Timer]] = []
+        """(send time, handle) of the requests sent lately: those not yet due when the node stops are taken back."""
         labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "topology.kubernetes.io/zone": zone}
         taints = [{"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}] \
             if uninitialized else []
@@ -63,50 +62,49 @@ class HollowNode:
                        "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
                        "conditions": [], "addresses": [{"type": "Hostname", "address": name}]}}
         _set_conditions(self.manifest["status"]["conditions"], timestamp(self.engine.now + start))
-        self._later(start, self._register)
+        self._send(start, "create", "nodes", self._registered, body=self.manifest)
 
-    def _later(self, delay: float, action: Callable[[], object]) -> None:
-        """Run ``action`` (it sends a request) ``delay`` seconds from now, unless the node stops first."""
+    def _send(self, delay: float, verb: str, resource: str, callback: Callback, **kwargs) -> None:
+        """Send a request ``delay`` seconds from now (when the answer that prompts it has arrived, or its timer is
+        due), unless the node has stopped; :meth:`stop` takes it back if it is not yet due then."""
         if not self.running:
             return
-        key = next(self._keys)
-        self._pending[key] = self.engine.schedule(delay, self._due, (key, action))
-
-    def _due(self, item: tuple[int, Callable[[], object]]) -> None:
-        key, action = item
-        del self._pending[key]
-        action()
+        now = self.engine.now
+        self._pending = [p for p in self._pending if p[0] > now]
+        self._pending.append((now + delay, self.client.request(verb, resource, callback, delay=delay, **kwargs)))
 
     # -- registration and the Lease ---------------------------------------------------------------------------
-    def _register(self) -> None:
-        self.client.request("create", "nodes", self._registered, body=self.manifest)
-
     def _registered(self, node, error, delay) -> None:
         if error is not None and error.code != 409:
-            self._later(delay + 1.0, self._register)
+            self._send(delay + 1.0, "create", "nodes", self._registered, body=self.manifest)
             return
         self._status_posted = self.engine.now + delay  # registering posted the status
-        self._later(delay, self._create_lease)
-
-    def _create_lease(self) -> None:
         lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                  "metadata": {"name": self.name, "namespace": "kube-node-lease"},
                  "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
-                          "renewTime": timestamp(self.engine.now, micro=True)}}
-        self.client.request("create", "leases", self._renewed, body=lease)
+                          "renewTime": timestamp(self.engine.now + delay, micro=True)}}
+        self._send(delay, "create", "leases", self._renewed, body=lease)
 
     def _renewed(self, lease, error, delay) -> None:
         if not self.running:  # the answer to a request sent before the node stopped
             return
         if error is not None:  # conflict (or other): read the lease and renew from it
-            self._later(delay, self._read_lease)
+            self._read_lease(delay)
             return
         self.renewals += 1
-        self._later(delay + RENEW_INTERVAL, lambda: self._renew(lease))
+        self._renew(lease, delay + RENEW_INTERVAL)
 
-    def _read_lease(self, backoff: float = ENSURE_LEASE_BACKOFF) -> None:
-        self.client.request("get", "leases", lambda lease, error, delay: self._lease_read(lease, error, delay, backoff),
-                            namespace="kube-node-lease", name=self.name)
+    def _renew(self, lease, delay: float) -> None:
+        at = self.engine.now + delay
+        body = {"apiVersion": lease["apiVersion"], "kind": "Lease", "metadata": dict(lease["metadata"]),
+                "spec": {**lease["spec"], "renewTime": timestamp(at, micro=True)}}
+        self._send(delay, "update", "leases", self._renewed, body=body)
+        if at - self._status_posted >= STATUS_REPORT_FREQUENCY:
+            self._post_status(delay)
+
+    def _read_lease(self, delay: float, backoff: float = ENSURE_LEASE_BACKOFF) -> None:
+        self._send(delay, "get", "leases", lambda lease, error, answer: self._lease_read(lease, error, answer, backoff),
+                   namespace="kube-node-lease", name=self.name)
 
     def _lease_read(self, lease, error, delay: float, backoff: float) -> None:
         """backoffEnsureLease: renew at once from the lease read; a failed read is tried again, 0.2 s doubling
@@ -114,54 +112,47 @@ class HollowNode:
         if not self.running:
             return
         if error is not None:
-            self._later(delay + backoff, lambda: self._read_lease(min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF)))
-            return
-        self._later(delay, lambda: self._renew(lease))
-
-    def _renew(self, lease) -> None:
-        now = self.engine.now
-        body = {"apiVersion": lease["apiVersion"], "kind": "Lease", "metadata": dict(lease["metadata"]),
-                "spec": {**lease["spec"], "renewTime": timestamp(now, micro=True)}}
-        self.client.request("update", "leases", self._renewed, body=body)
-        if now - self._status_posted >= STATUS_REPORT_FREQUENCY:
-            self._post_status()
+            self._read_lease(delay + backoff, min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF))
+        else:
+            self._renew(lease, delay)
 
     # -- node status ------------------------------------------------------------------------------------------
-    def _post_status(self, tries: int = NODE_STATUS_UPDATE_RETRY) -> None:
+    def _post_status(self, delay: float, tries: int = NODE_STATUS_UPDATE_RETRY) -> None:
         """tryUpdateNodeStatus: read the Node, then write the kubelet's conditions onto that copy."""
-        self._status_posted = self.engine.now
-        self.client.request("get", "nodes", lambda node, error, delay: self._read_node(node, error, delay, tries),
-                            name=self.name)
+        self._status_posted = self.engine.now + delay
+        self._send(delay, "get", "nodes", lambda node, error, answer: self._read_node(node, error, answer, tries),
+                   name=self.name)
 
     def _read_node(self, node, error, delay: float, tries: int) -> None:
-        if error is None:  # a failed read waits for the next report
-            self._later(delay, lambda: self._write_status(node, tries))
-
-    def _write_status(self, node, tries: int) -> None:
+        if error is not None:  # a failed read waits for the next report
+            return
         body = copy_object(node)
-        _set_conditions(body["status"].setdefault("conditions", []), timestamp(self.engine.now))
-        self.client.request("update", "nodes", lambda _, error, delay: self._status_written(error, delay, tries),
-                            body=body, subresource="status")
+        _set_conditions(body["status"].setdefault("conditions", []), timestamp(self.engine.now + delay))
+        self._send(delay, "update", "nodes", lambda _, failed, answer: self._status_written(failed, answer, tries),
+                   body=body, subresource="status")
 
     def _status_written(self, error, delay: float, tries: int) -> None:
         if error is not None and error.code == 409 and tries > 1:  # changed since read: read it again
-            self._later(delay, lambda: self._post_status(tries - 1))
+            self._post_status(delay, tries - 1)
 
     # -- failure and recovery ---------------------------------------------------------------------------------
     def stop(self) -> None:
-        """The kubelet dies (or is partitioned): from now on it sends nothing (pending requests are cancelled)."""
+        """The kubelet dies (or is partitioned): from now on it sends nothing (requests not yet due are taken
+        back; answers to those already sent start nothing)."""
         self.running = False
-        for timer in self._pending.values():
-            self.engine.cancel(timer)
-        self._pending.clear()
+        now = self.engine.now
+        for at, timer in self._pending:
+            if at > now:
+                self.engine.cancel(timer)
+        self._pending = []
 
     def restart(self) -> None:
         """The kubelet is back: it renews its lease and posts its status at once."""
         if self.running:
             return
         self.running = True
-        self._read_lease()
-        self._post_status()
+        self._read_lease(0.0)
+        self._post_status(0.0)
 
 
 def _set_conditions(conditions: list[dict], stamp: str) -> None:

@@ -385,7 +385,7 @@ class Kubelet(HollowNode):
                 return
             if _failed(error):  # not written: the status manager's next sync tries again
                 w.dirty = True
-                self._later(STATUS_SYNC_PERIOD, lambda: self._resync(w))
+                self.engine.schedule(STATUS_SYNC_PERIOD, lambda _: self._resync(w))
             elif w.dirty:
                 self._status(w)
             elif self.running and w.terminating and all(c.state != "running" for c in w.containers) and \
@@ -400,7 +400,7 @@ class Kubelet(HollowNode):
     def _deleted(self, w: PodWorker, error, delay: float) -> None:
         if _failed(error):  # still there: the status manager's next sync deletes it again
             w.deleted = False
-            self._later(delay + STATUS_SYNC_PERIOD, lambda: self._status(w))
+            self.engine.schedule(delay + STATUS_SYNC_PERIOD, lambda _: self._status(w))
 
     def _resync(self, w: PodWorker) -> None:
         """syncBatch: a status that has not reached the apiserver is sent again."""

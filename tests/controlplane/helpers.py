@@ -83,7 +83,7 @@ def workload(kind: str, name: str, replicas: int, namespace: str = "default", **
 
 def record(client: Client) -> list[dict]:
     """Every request ``client`` sends from now on: when it leaves (``at``), what it is, when and how it is answered
-    (``answered``, ``code``)."""
+    (``answered``, ``code``; a request taken back before it left is never answered)."""
     sent: list[dict] = []
     request = client.request
 
@@ -98,10 +98,15 @@ def record(client: Client) -> list[dict]:
             entry["answered"], entry["code"] = client.engine.now + answer_delay, error.code if error else 200
             return callback(result, error, answer_delay)
 
-        request(verb, resource, answered, delay=delay, **kwargs)
+        return request(verb, resource, answered, delay=delay, **kwargs)
 
     client.request = logged
     return sent
+
+
+def reached(sent: list[dict]) -> list[dict]:
+    """The requests of :func:`record` that reached the apiserver (it answered them)."""
+    return [r for r in sent if "answered" in r]
 
 
 def fail_next(client: Client, verb: str, resource: str, subresource: str = "", times: int = 1,
@@ -115,9 +120,8 @@ def fail_next(client: Client, verb: str, resource: str, subresource: str = "", t
         if left[0] and (v, res, kwargs.get("subresource", "")) == (verb, resource, subresource):
             left[0] -= 1
             error = APIError(code, "TooManyRequests", "injected")
-            client.engine.schedule(delay, lambda _: callback(None, error, 0.0))
-            return
-        request(v, res, callback, delay=delay, **kwargs)
+            return client.engine.schedule(delay, lambda _: callback(None, error, 0.0))
+        return request(v, res, callback, delay=delay, **kwargs)
 
     client.request = maybe
 
@@ -132,6 +136,6 @@ def race(client: Client, verb: str, resource: str, subresource: str, other: Call
         if armed[0] and (v, res, kwargs.get("subresource", "")) == (verb, resource, subresource):
             armed[0] = False
             other()
-        request(v, res, callback, delay=delay, **kwargs)
+        return request(v, res, callback, delay=delay, **kwargs)
 
     client.request = racing

@@ -10,7 +10,7 @@ import pytest
 from kbench.node.kubelet import PLEG_RELIST_PERIOD, STATUS_SYNC_PERIOD, Kubelet
 from kbench.node.runtime import RuntimeModel
 from kbench.profiles import load_profile
-from tests.controlplane.helpers import Plane, fail_next, record
+from tests.controlplane.helpers import Plane, fail_next, reached, record
 
 SANDBOX, CREATE, START = 0.2, 0.03, 0.05
 
@@ -219,7 +219,7 @@ def test_stopped_kubelet_sends_nothing_until_restarted(shutdown):
     stop = node.plane.engine.now
     node.pod("c", [app()])  # bound to the node while it is cut off
     node.until(30)
-    assert max(r["at"] for r in sent) <= stop  # no renewal, no status, no delete, no relist
+    assert max(r["at"] for r in reached(sent)) <= stop  # no renewal, no status, no delete, no relist
     assert node.status("a")["phase"] == "Running"  # the exit happened, but nobody reported it
     assert "default/c" not in node.kubelet.workers
     node.kubelet.restart()
