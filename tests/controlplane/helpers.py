@@ -42,6 +42,11 @@ class Plane:
         assert error is None, error
         return result
 
+    def touch_node(self, name: str) -> None:
+        """Another writer changes the node (the label ``racing: writer``), without waiting for the answer."""
+        self.admin.request("patch", "nodes", lambda *a: None, name=name,
+                           body={"metadata": {"labels": {"racing": "writer"}}})
+
     def objects(self, resource: str, namespace: str = "") -> list[dict]:
         return self.ok("list", resource, namespace=namespace)["items"]
 

@@ -83,8 +83,7 @@ def test_network_condition_write_that_fails_is_written_next_pass():
 def test_network_condition_write_that_conflicts_is_retried_on_a_fresh_read():
     plane, cloud, ccm = _plane(nodes=1)
     sent = record(ccm.client)
-    race(ccm.client, "update", "nodes", "status", lambda: plane.admin.request(
-        "patch", "nodes", lambda *a: None, name="node-0", body={"metadata": {"labels": {"racing": "writer"}}}))
+    race(ccm.client, "update", "nodes", "status", lambda: plane.touch_node("node-0"))
     plane.run(15.0)
     writes = [r for r in sent if r["resource"] == "nodes" and (r["subresource"] == "status" or r["verb"] == "get")]
     assert [(r["verb"], r["code"]) for r in writes] == [("update", 409), ("get", 200), ("update", 200)]

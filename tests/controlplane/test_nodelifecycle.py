@@ -17,25 +17,27 @@ from kbench.controllers.nodelifecycle import (
 from tests.controlplane.helpers import Plane, race, record
 
 
-def _node_writes(sent: list[dict], name: str, subresource: str) -> list[dict]:
-    return [r for r in sent if r["resource"] == "nodes" and r["name"] == name and r["verb"] in ("get", "update")
-            and r["subresource"] in (subresource, "")]
+def _node_requests(sent: list[dict], subresource: str) -> list[dict]:
+    """node-0's reads, and its writes of ``subresource`` ("" for the node itself)."""
+    return [r for r in sent if r["resource"] == "nodes" and r["name"] == "node-0" and
+            (r["verb"] == "get" or r["verb"] == "update" and r["subresource"] == subresource)]
 
 
-def _racing_label(plane: Plane, name: str):
-    return lambda: plane.admin.request("patch", "nodes", lambda *a: None, name=name,
-                                       body={"metadata": {"labels": {"racing": "writer"}}})
-
-
-def test_unknown_write_that_conflicts_is_retried_on_a_fresh_read_in_the_same_pass():
+def _stop_node_with_a_racing_writer(subresource: str) -> tuple[Plane, list[dict]]:
+    """node-0 stops; another writer changes it just before node-lifecycle's first write of ``subresource``."""
     plane = Plane(nodes=3)
     kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
     plane.run(20.0)
     sent = record(kcm.client)
-    race(kcm.client, "update", "nodes", "status", _racing_label(plane, "node-0"))
+    race(kcm.client, "update", "nodes", subresource, lambda: plane.touch_node("node-0"))
     plane.nodes[0].stop()
-    plane.run(plane.engine.now + 70)
-    first, read, retry = _node_writes(sent, "node-0", "status")[:3]
+    plane.run(plane.engine.now + 80)
+    return plane, sent
+
+
+def test_unknown_write_that_conflicts_is_retried_on_a_fresh_read_in_the_same_pass():
+    plane, sent = _stop_node_with_a_racing_writer("status")
+    first, read, retry = _node_requests(sent, "status")[:3]
     assert (first["verb"], first["code"]) == ("update", 409)  # written from the informer's copy: stale
     assert read["verb"] == "get" and read["at"] == pytest.approx(first["answered"] + HEALTH_UPDATE_RETRY.wait)
     assert (retry["verb"], retry["code"], retry["at"]) == ("update", 200, read["answered"])
@@ -45,14 +47,8 @@ def test_unknown_write_that_conflicts_is_retried_on_a_fresh_read_in_the_same_pas
 
 
 def test_no_schedule_taint_that_conflicts_is_retried_and_lands_before_no_execute():
-    plane = Plane(nodes=3)
-    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
-    plane.run(20.0)
-    sent = record(kcm.client)
-    race(kcm.client, "update", "nodes", "", _racing_label(plane, "node-0"))
-    plane.nodes[0].stop()
-    plane.run(plane.engine.now + 80)
-    writes = [r for r in _node_writes(sent, "node-0", "") if r["subresource"] == ""]
+    _, sent = _stop_node_with_a_racing_writer("")
+    writes = _node_requests(sent, "")
     read, first, reread, retry = writes[:4]  # SwapNodeControllerTaint: GET, write, and again after the 409
     assert [r["verb"] for r in writes[:4]] == ["get", "update", "get", "update"] and first["code"] == 409
     assert reread["at"] == pytest.approx(first["answered"] + UPDATE_TAINT_BACKOFF.wait)
