@@ -128,13 +128,14 @@ def mark_unknown(node: dict, stamp: str) -> bool:
 
 class ZoneTainter:
     """scheduler.RateLimitedTimedQueue of one zone: nodes waiting for their NoExecute taint (``[process at, name]``
-    in order) and the zone's rate limiter (None: rate 0). A node stays known from when it is added until it is
-    removed, so a tainted node is not queued again while it stays not ready (UniqueQueue)."""
+    in order) and the zone's rate limiter (None: rate 0), at ``--node-eviction-rate`` when the zone is first seen
+    (addPodEvictorForNewZone). A node stays known from when it is added until it is removed, so a tainted node is
+    not queued again while it stays not ready (UniqueQueue)."""
 
     def __init__(self) -> None:
         self.queue: list[list] = []
         self.known: set[str] = set()
-        self.limiter: TokenBucket | None = None
+        self.limiter: TokenBucket | None = TokenBucket(EVICTION_RATE, 1)
 
     def add(self, name: str, now: float) -> None:
         if name not in self.known:

@@ -8,10 +8,13 @@ import pytest
 from kbench.apiserver.objects import copy_object
 from kbench.controllers import NodeLifecycleController, TaintEvictionController, controller_manager
 from kbench.controllers.nodelifecycle import (
+    EVICTION_RATE,
     HEALTH_UPDATE_RETRY,
     NOT_READY,
+    SECONDARY_EVICTION_RATE,
     UNREACHABLE,
     UPDATE_TAINT_BACKOFF,
+    ZoneTainter,
     _min_toleration_seconds,
 )
 from tests.controlplane.helpers import Plane, race, record
@@ -87,6 +90,21 @@ def test_no_schedule_taints_follow_conditions_and_unschedulable():
     plane.ok("patch", "nodes", name="node-1", body={"spec": {"unschedulable": None}})
     set_condition("NetworkUnavailable", "False")
     assert taints() == set()
+
+
+def test_zone_rate_limiter_starts_with_a_token_and_a_swap_keeps_the_debt():
+    """RateLimitedTimedQueue.SwapLimiter: a new zone can taint at once; a new rate starts drained when the old
+    limiter had no token left (or was rate 0)."""
+    tainter = ZoneTainter()
+    tainter.swap_limiter(EVICTION_RATE, 100.0)  # the zone turns out Normal: same rate, same bucket
+    assert tainter.limiter.try_accept(100.0) and not tainter.limiter.try_accept(100.0)
+    tainter.swap_limiter(SECONDARY_EVICTION_RATE, 100.0)  # the token was spent: the new bucket starts empty
+    assert not tainter.limiter.try_accept(100.0 + 1 / SECONDARY_EVICTION_RATE - 1)
+    assert tainter.limiter.try_accept(100.0 + 1 / SECONDARY_EVICTION_RATE)
+    tainter.swap_limiter(0.0, 200.0)
+    assert tainter.limiter is None
+    tainter.swap_limiter(EVICTION_RATE, 300.0)  # back from rate 0 (the never limiter has no token)
+    assert not tainter.limiter.try_accept(300.0) and tainter.limiter.try_accept(300.0 + 1 / EVICTION_RATE)
 
 
 TOLERATE_UNREACHABLE_300 = {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
