@@ -6,13 +6,14 @@ and PodTopologySpread) are evaluated once per pod by their NumPy references;
 the kernel then does the work that grows with the cluster and changes with
 every bind: the resource fit, resource scoring, normalization over the scored
 nodes, PodTopologySpread's weights, and selectHost. Pods with no dynamic plugin
-(host ports, topology spread, inter-pod affinity) can be scheduled as a batch
-in one kernel call that binds as it goes.
+(host ports, topology spread, inter-pod affinity) can be scheduled as a batch:
+each run of pods of one spec in one kernel call that binds as it goes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 
@@ -83,13 +84,19 @@ class KernelScheduler:
         self._plans: dict[str, Plan] = {}
         self._plans_version = -1
 
+    @staticmethod
+    def plan_key(pod: Pod) -> tuple[str, str]:
+        """Pods with one key have one plan: the same spec and labels, and the same ``nodeName`` (which the
+        signature leaves out and the NodeName filter reads)."""
+        return pod.signature, pod.node_name
+
     def cached_plan(self, pod: Pod) -> Plan:
-        """The pod's plan, reused for pods with the same spec and labels while nodes do not change; plans
+        """The pod's plan, reused for pods of one :meth:`plan_key` while nodes do not change; plans
         with dynamic plugins depend on every bind and are always rebuilt."""
         if self._plans_version != self.fw.state.node_version:
             self._plans.clear()
             self._plans_version = self.fw.state.node_version
-        key = pod.signature
+        key = self.plan_key(pod)
         plan = self._plans.get(key)
         if plan is None:
             plan = self.plan(pod)
@@ -213,17 +220,51 @@ class KernelScheduler:
         return result
 
     def schedule_batch(self, pods: list[Pod]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Schedule pods that share one plan (same spec) and have no dynamic plugin, binding each in the
-        arrays and in the state. Returns per pod (node, processed, found); node -1 for the first pod that
-        fits nowhere, after which the rest are not attempted (-2). Uses the O(log nodes) signature kernel
-        when the plan allows it, else the per-pod kernel in a loop; both place pods identically."""
-        fw, state = self.fw, self.fw.state
-        plan = self.plan(pods[0])
-        if plan.dynamic:
-            raise ValueError("schedule_batch: the pods use host ports, topology spread or inter-pod affinity; "
-                             "schedule them one by one")
+        """Schedule pods in queue order exactly as scheduling them one at a time would, binding each in the
+        arrays and in the state.
+
+        Each run of consecutive pods of one :meth:`plan_key` shares one plan and one kernel call: the
+        O(log nodes) signature kernel when the plan allows it, else the per-pod kernel in a loop.
+
+        Returns
+        -------
+        nodes, processed, found : numpy.ndarray
+            Per pod; node -1 for the first pod that fits nowhere (or that PreFilter rejects), after which the
+            rest are not attempted (-2).
+
+        Raises
+        ------
+        ValueError
+            Before any pod is placed, if one uses host ports, topology spread or inter-pod affinity (its plan
+            changes with every bind): schedule those one by one.
+        """
         m = len(pods)
         nodes, processed, found = np.full(m, -2, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64)
+        runs, start = [], 0
+        for _, run in groupby(pods, key=self.plan_key):
+            end = start + len(list(run))
+            try:
+                plan = self.cached_plan(pods[start]) if self.fw.state.num_nodes else None
+            except Rejection:
+                plan = None
+            if plan is not None and plan.dynamic:
+                raise ValueError(f"schedule_batch: pod {pods[start].key} uses host ports, topology spread or "
+                                 "inter-pod affinity; schedule it one by one")
+            runs.append((start, end, plan))
+            start = end
+        for start, end, plan in runs:
+            if plan is None:  # rejected by PreFilter, or no nodes
+                nodes[start] = -1
+                break
+            placed = self._place(pods[start:end], plan, nodes[start:end], processed[start:end], found[start:end])
+            if placed < end - start:
+                break
+        return nodes, processed, found
+
+    def _place(self, pods: list[Pod], plan: Plan, nodes: np.ndarray, processed: np.ndarray,
+               found: np.ndarray) -> int:
+        """Place pods of one plan (writing into the given views) and bind them; returns how many were placed."""
+        fw, state = self.fw, self.fw.state
         arrays = (state.allocatable, state.requested, state.nonzero, state.pod_count)
         static = plan.static_scores() if plan.subset is None else None
         if static is not None:
@@ -236,4 +277,4 @@ class KernelScheduler:
                 plan.bind_nonzero, nodes, processed, found)
         fw.next_start = int(start)
         state.record_bound(pods[:placed], nodes[:placed])
-        return nodes, processed, found
+        return int(placed)

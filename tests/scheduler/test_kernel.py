@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,3 +123,59 @@ def test_batches_place_pods_as_one_by_one(data):
     assert (batch_nodes[first_fail + 1:] == -2).all()
     assert len(state.pods) == first_fail
     np.testing.assert_array_equal(state.pod_count, np.bincount(batch_nodes[:first_fail], minlength=len(node_list)))
+
+
+def _static(pod: Pod, node_name: str | None) -> dict:
+    """The pod's manifest without what makes a plan dynamic (spread, pod affinity, host ports)."""
+    spec = {k: v for k, v in pod.manifest["spec"].items() if k != "topologySpreadConstraints"}
+    affinity = {k: v for k, v in spec.pop("affinity", {}).items() if k == "nodeAffinity"}
+    if affinity:
+        spec["affinity"] = affinity
+    spec["containers"] = [{k: v for k, v in c.items() if k != "ports"} for c in spec["containers"]]
+    if node_name:
+        spec["nodeName"] = node_name
+    return {"metadata": {"labels": pod.labels}, "spec": spec}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_batches_of_mixed_specs_place_pods_as_one_by_one(data):
+    node_list = data.draw(nodes())
+    templates = [_static(data.draw(pod_spec(t)), data.draw(st.sampled_from([None, None, None, "n0", "n1"])))
+                 for t in range(data.draw(st.integers(1, 4)))]
+    order = data.draw(st.lists(st.integers(0, len(templates) - 1), min_size=1, max_size=40))
+    pods = [Pod.from_manifest({**templates[t], "metadata": {**templates[t]["metadata"], "name": f"p{i}"}})
+            for i, t in enumerate(order)]
+    percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
+    one_by_one = _run(node_list, pods, percentage, seed, kernel=False)
+    state = ClusterState(node_list)
+    fw = Framework(parse_config({"percentageOfNodesToScore": percentage}).profile(), state, percentage, seed=seed)
+    batch_nodes, processed, _ = KernelScheduler(fw).schedule_batch(pods)
+    expected = [-1 if node is None else node for node, _, _ in one_by_one]
+    first_fail = expected.index(-1) if -1 in expected else len(expected)
+    assert batch_nodes[: first_fail + 1].tolist() == expected[: first_fail + 1]
+    assert processed[:first_fail].tolist() == [e for _, e, _ in one_by_one[:first_fail]]
+    assert (batch_nodes[first_fail + 1:] == -2).all()
+    assert sorted(state.pods) == sorted(p.key for p in pods[:first_fail])
+    np.testing.assert_array_equal(state.requested, _bound_requests(node_list, pods[:first_fail],
+                                                                   batch_nodes[:first_fail]))
+
+
+def _bound_requests(node_list, pods, placed) -> np.ndarray:
+    state = ClusterState(node_list)
+    for pod, node in zip(pods, placed.tolist()):
+        state.bind(pod, node)
+    return state.requested
+
+
+def test_batch_refuses_dynamic_pods_before_placing_any():
+    state = ClusterState([Node.from_manifest({"metadata": {"name": "n0"}, "status": {"allocatable": {
+        "cpu": "4", "memory": "8Gi", "pods": "10"}}})])
+    fw = Framework(parse_config({}).profile(), state, 100, seed=0)
+    plain = Pod.from_manifest({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c"}]}})
+    ported = Pod.from_manifest({"metadata": {"name": "b"}, "spec": {"containers": [
+        {"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}})
+    with pytest.raises(ValueError, match="schedule_batch: pod default/b uses host ports, topology spread or "
+                                         "inter-pod affinity; schedule it one by one"):
+        KernelScheduler(fw).schedule_batch([plain, ported])
+    assert not state.pods and state.pod_count.sum() == 0
