@@ -109,6 +109,12 @@ def record(client: Client) -> list[dict]:
     return sent
 
 
+def read_before(sent: list[dict], write: dict) -> dict:
+    """The last GET of the object of ``write`` that :func:`record` saw sent before it."""
+    return max((r for r in sent if r["verb"] == "get" and r["resource"] == write["resource"]
+                and r["name"] == write["name"] and r["at"] <= write["at"]), key=lambda r: r["at"])
+
+
 def reached(sent: list[dict]) -> list[dict]:
     """The requests of :func:`record` that reached the apiserver (it answered them)."""
     return [r for r in sent if "answered" in r]

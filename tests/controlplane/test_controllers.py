@@ -19,10 +19,15 @@ from kbench.controllers import (
     TTLAfterFinishedController,
     controller_manager,
 )
-from kbench.controllers.nodelifecycle import NODE_MONITOR_GRACE_PERIOD, NODE_MONITOR_PERIOD
+from kbench.controllers.nodelifecycle import (
+    EVICTION_RATE,
+    NODE_EVICTION_PERIOD,
+    NODE_MONITOR_GRACE_PERIOD,
+    NODE_MONITOR_PERIOD,
+)
 from kbench.node import HollowNode
 from kbench.node.hollow import RENEW_INTERVAL
-from tests.controlplane.helpers import Plane, running_status, workload
+from tests.controlplane.helpers import Plane, read_before, record, running_status, workload
 
 
 def _ready(node) -> str:
@@ -83,16 +88,22 @@ def _tainted_at(nlc) -> dict[str, float]:
 
 def test_normal_zone_taints_every_stopped_node_at_the_eviction_rate():
     plane = Plane(nodes=8, zones=1)
-    nlc = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start().controllers[0]
+    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    nlc = kcm.controllers[0]
     plane.run(20.0)
+    sent = record(kcm.client)
     for node in plane.nodes[:3]:  # 3 of 8: under the 55% threshold, the zone stays Normal
         node.stop()
     plane.run(plane.engine.now + 300)
     assert nlc.zone_states["zone-0"] == "Normal"
-    tainted = _tainted_at(nlc)
-    assert sorted(tainted) == ["node-0", "node-1", "node-2"]
-    times = sorted(tainted.values())
-    assert min(b - a for a, b in zip(times, times[1:])) >= 10 - 1  # --node-eviction-rate 0.1 nodes/s, burst 1
+    assert sorted(_tainted_at(nlc)) == ["node-0", "node-1", "node-2"]
+    # each taint is read and written at a tainting tick; a tick takes a node only with a token: the first at once,
+    # then one each 1 / --node-eviction-rate (0.1 nodes/s, burst 1) s, at the first 100 ms tick after that
+    ticks = [read_before(sent, r)["at"] for r in sent if r["verb"] == "update" and r["resource"] == "nodes" and
+             any(t["effect"] == "NoExecute" for t in r["body"]["spec"]["taints"])]
+    assert len(ticks) == 3
+    assert all(1 / EVICTION_RATE <= b - a < 1 / EVICTION_RATE + NODE_EVICTION_PERIOD + 0.01
+               for a, b in zip(ticks, ticks[1:]))
 
 
 def test_zone_disruption_slows_taints():

@@ -32,7 +32,7 @@ from kbench.controllers.nodelifecycle import (
 )
 from kbench.node.hollow import RENEW_INTERVAL
 from kbench.scenarios.library import deployment
-from tests.controlplane.helpers import reached, record
+from tests.controlplane.helpers import reached, read_before, record
 
 REPLICAS = 10
 TOLERATION_SECONDS = 300  # plugin/pkg/admission/defaulttolerationseconds
@@ -45,12 +45,6 @@ def _call(cluster: Cluster, verb: str, resource: str, **kwargs):
         cluster.run(cluster.engine.now + 0.01)
     assert box["r"][1] is None, box["r"][1]
     return box["r"][0]
-
-
-def _read_before(requests: list[dict], write: dict) -> dict:
-    """The last GET of the same object sent before ``write``."""
-    return max((r for r in requests if r["verb"] == "get" and r["resource"] == write["resource"]
-                and r["name"] == write["name"] and r["at"] <= write["at"]), key=lambda r: r["at"])
 
 
 def _ready(node) -> str:
@@ -128,14 +122,14 @@ def test_node_failure_timeline_matches_upstream(mode):
                         and _ready(obj) == "Unknown")
     no_schedule = writes[1]
     assert _taints(no_schedule["body"]) == {(UNREACHABLE, "NoSchedule")}
-    read = _read_before(kcm_requests, no_schedule)  # SwapNodeControllerTaint reads the node first
+    read = read_before(kcm_requests, no_schedule)  # SwapNodeControllerTaint reads the node first
     assert read["at"] == unknown_seen and no_schedule["at"] == read["answered"] < no_schedule["answered"] < next_pass
     assert all(r["code"] == 200 for r in kcm_requests if r["name"] == victim.name and r["at"] > t0)
 
     # 4. NoExecute: queued by the next pass (it observes Unknown), taken at the first 100 ms tainting tick
     no_execute = writes[2]
     assert _taints(no_execute["body"]) == {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
-    read = _read_before(kcm_requests, no_execute)
+    read = read_before(kcm_requests, no_execute)
     assert next_pass <= read["at"] < next_pass + NODE_EVICTION_PERIOD
     assert no_execute["at"] == read["answered"]
 
