@@ -85,6 +85,13 @@ def _ready(node) -> str:
     return cond.get("status", "Unknown") if cond else "Unknown"
 
 
+def _no_execute_for(status: str) -> tuple[Taint, Taint]:
+    """The NoExecute taint for a not-ready Ready status (False: not-ready, Unknown: unreachable), and its opposite:
+    the two are kept mutually exclusive."""
+    not_ready, unreachable = (NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")
+    return (not_ready, unreachable) if status == "False" else (unreachable, not_ready)
+
+
 def _has(node, taint: Taint) -> bool:
     """taintutils.TaintExists: a taint with this key and effect."""
     return any((t.get("key"), t.get("effect")) == taint for t in node.get("spec", {}).get("taints") or ())
@@ -259,8 +266,7 @@ class NodeLifecycleController(Controller):
         """Process body: a not-ready node joins its zone's queue (markNodeForTainting), or has its not-ready and
         unreachable NoExecute taints swapped at once."""
         name = node["metadata"]["name"]
-        want, opposite = ((NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")) if observed == "False" else \
-            ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute"))
+        want, opposite = _no_execute_for(observed)
         if _has(node, opposite):
             yield from self._swap_or_retry_later(name, [want], [opposite])
         else:
@@ -318,10 +324,10 @@ class NodeLifecycleController(Controller):
     def _taint_no_execute(self, name: str):
         """Process body: the NoExecute taint for the node's Ready status (its opposite removed); True when done."""
         node = self.nodes.cache.get(name)
-        if node is None or _ready(node) == "True":
+        status = _ready(node) if node is not None else "True"
+        if status == "True":
             return True  # gone, or ready again
-        taint, opposite = ((NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")) if _ready(node) == "False" else \
-            ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute"))
+        taint, opposite = _no_execute_for(status)
         return (yield from self._swap_or_retry_later(name, [taint], [opposite] if _has(node, opposite) else []))
 
     def _swap_or_retry_later(self, name: str, add: list[Taint], remove: list[Taint]):
@@ -396,7 +402,7 @@ class TaintEvictionController(Controller):
             return
         self.evictions.pop(key, None)
         self.engine.process(self._evict(pod["metadata"]["namespace"], pod["metadata"]["name"]), name=f"evict/{key}")
-        yield from ()
+        yield from ()  # (a sync is a process body; this one waits for nothing)
 
     def _evict(self, namespace: str, name: str):
         """Process body: deletePodHandler, run by the eviction's own timed worker (evictions due together go
