@@ -39,7 +39,8 @@ def load_run(path: str | Path) -> tuple[Sweep, Path, pd.DataFrame, dict]:
 
 
 def slo_table(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
-    """One row per point and SLO: the value, the threshold and their unit, pass / fail (no data: not checked).
+    """One row per point and SLO: the value, the threshold and their unit, pass / FAIL / no data; and a FAIL row
+    for each point whose run had problems (a wait that timed out, pods never started: the ``problems`` column).
 
     A point is named by the parameters that vary in the run (and the seed's replicate, with several seeds).
     """
@@ -52,6 +53,9 @@ def slo_table(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
             verdict = "no data" if value is None or pd.isna(value) else ("pass" if value <= threshold else "FAIL")
             rows.append({"point": label, "SLO": slo, "value": value, "threshold": threshold,
                          "unit": column(name).unit, "verdict": verdict})
+        if isinstance(point.get("problems"), str) and point["problems"]:
+            rows.append({"point": label, "SLO": f"run: {point['problems']}"[:160], "value": float("nan"),
+                         "threshold": float("nan"), "unit": "", "verdict": "FAIL"})
     return pd.DataFrame(rows, columns=["point", "SLO", "value", "threshold", "unit", "verdict"])
 
 
@@ -115,7 +119,10 @@ def _html(sweep, run_dir, meta, env, summary, slos, files, table) -> str:
 
 
 def _slo_count(slos: pd.DataFrame) -> str:
-    return f"{len(slos)} SLO checks, <b>{int((slos['verdict'] == 'FAIL').sum())} failed</b>"
+    """``N SLO checks: a met, b failed, c without data`` (no data is never counted as met)."""
+    count = slos["verdict"].value_counts()
+    return (f"{len(slos)} SLO checks: {count.get('pass', 0)} met, <b>{count.get('FAIL', 0)} failed</b>, "
+            f"{count.get('no data', 0)} without data")
 
 
 A4 = (11.7, 8.3)
