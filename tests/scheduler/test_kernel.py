@@ -112,7 +112,11 @@ def test_batches_place_pods_as_one_by_one(data):
     pods = [Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec})
             for i in range(data.draw(st.integers(1, 60)))]
     percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
-    one_by_one = _run(node_list, pods, percentage, seed, kernel=True)
+    _assert_batch_as_one_by_one(node_list, pods, percentage, seed, _run(node_list, pods, percentage, seed, kernel=True))
+
+
+def _assert_batch_as_one_by_one(node_list, pods, percentage, seed, one_by_one) -> None:
+    """schedule_batch places (and binds) the pods up to the first misfit as ``one_by_one`` did, then stops."""
     state = ClusterState(node_list)
     fw = Framework(parse_config({"percentageOfNodesToScore": percentage}).profile(), state, percentage, seed=seed)
     batch_nodes, processed, _ = KernelScheduler(fw).schedule_batch(pods)
@@ -121,8 +125,12 @@ def test_batches_place_pods_as_one_by_one(data):
     assert batch_nodes[: first_fail + 1].tolist() == expected[: first_fail + 1]
     assert processed[:first_fail].tolist() == [e for _, e, _ in one_by_one[:first_fail]]
     assert (batch_nodes[first_fail + 1:] == -2).all()
-    assert len(state.pods) == first_fail
-    np.testing.assert_array_equal(state.pod_count, np.bincount(batch_nodes[:first_fail], minlength=len(node_list)))
+    assert sorted(state.pods) == sorted(p.key for p in pods[:first_fail])
+    bound = ClusterState(node_list)
+    for pod, node in zip(pods[:first_fail], expected):
+        bound.bind(pod, node)
+    np.testing.assert_array_equal(state.requested, bound.requested)
+    np.testing.assert_array_equal(state.pod_count, bound.pod_count)
 
 
 def _static(pod: Pod, node_name: str | None) -> dict:
@@ -147,25 +155,8 @@ def test_batches_of_mixed_specs_place_pods_as_one_by_one(data):
     pods = [Pod.from_manifest({**templates[t], "metadata": {**templates[t]["metadata"], "name": f"p{i}"}})
             for i, t in enumerate(order)]
     percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
-    one_by_one = _run(node_list, pods, percentage, seed, kernel=False)
-    state = ClusterState(node_list)
-    fw = Framework(parse_config({"percentageOfNodesToScore": percentage}).profile(), state, percentage, seed=seed)
-    batch_nodes, processed, _ = KernelScheduler(fw).schedule_batch(pods)
-    expected = [-1 if node is None else node for node, _, _ in one_by_one]
-    first_fail = expected.index(-1) if -1 in expected else len(expected)
-    assert batch_nodes[: first_fail + 1].tolist() == expected[: first_fail + 1]
-    assert processed[:first_fail].tolist() == [e for _, e, _ in one_by_one[:first_fail]]
-    assert (batch_nodes[first_fail + 1:] == -2).all()
-    assert sorted(state.pods) == sorted(p.key for p in pods[:first_fail])
-    np.testing.assert_array_equal(state.requested, _bound_requests(node_list, pods[:first_fail],
-                                                                   batch_nodes[:first_fail]))
-
-
-def _bound_requests(node_list, pods, placed) -> np.ndarray:
-    state = ClusterState(node_list)
-    for pod, node in zip(pods, placed.tolist()):
-        state.bind(pod, node)
-    return state.requested
+    reference = _run(node_list, pods, percentage, seed, kernel=False)
+    _assert_batch_as_one_by_one(node_list, pods, percentage, seed, reference)
 
 
 def test_batch_refuses_dynamic_pods_before_placing_any():
