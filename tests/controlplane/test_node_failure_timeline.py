@@ -83,7 +83,7 @@ def test_node_failure_timeline_matches_upstream(mode):
     _call(cluster, "create", "namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
     while cluster.api.caches["serviceaccounts"].get("apps/default") is None:
         cluster.run(cluster.engine.now + 0.1)
-    _call(cluster, "create", "deployments", namespace="apps", body={**deployment("web", REPLICAS, probe=False)})
+    _call(cluster, "create", "deployments", namespace="apps", body=deployment("web", REPLICAS, probe=False))
     cluster.run(cluster.engine.now + 30)
     pods = _pods(cluster)
     assert len(pods) == REPLICAS and all(p["status"]["phase"] == "Running" for p in pods)
