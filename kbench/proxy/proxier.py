@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from kbench.api.core import load_manifests
+from kbench.api.core import ManifestError, load_manifests
 from kbench.api.network import parse_ip
 from kbench.apiserver.objects import KINDS
 from kbench.proxy.kube_proxy import COMPILERS
@@ -49,7 +49,11 @@ class Proxier:
             Invalid YAML, what the apiserver would refuse, or a kind kbench does not model, named with ``origin``
             (a file name); the rules are then unchanged.
         """
-        services, slices = read_objects(load_manifests(manifests, origin, kinds=KINDS))
+        objects = load_manifests(manifests, origin, kinds=KINDS)
+        try:
+            services, slices = read_objects(objects)
+        except ManifestError as err:
+            raise ManifestError(f"{origin}: {err}") from None
         ignored: list[str] = []
         ports = service_ports(services, slices, self.config, ignored)
         rules = COMPILERS[self.mode](ports, self.config)

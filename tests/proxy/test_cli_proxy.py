@@ -73,7 +73,7 @@ def test_refused_manifests_exit_2_and_ignored_ones_warn(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump_all([_edit(SERVICE, "spec.ports.0.nodePort", 80), SLICE]))
     assert main(["proxy", "render", str(bad)]) == 2
-    assert "Service shop/web: spec.ports[0].nodePort: 80: provided port is not in the valid range" in _error(capsys)
+    assert f"{bad}: Service shop/web: spec.ports[0].nodePort: 80: provided port is not in the valid" in _error(capsys)
     bad.write_text(yaml.safe_dump_all([SERVICE, {**SLICE, "kind": "EndPointSlice"}]))
     assert main(["proxy", "render", str(bad)]) == 2
     assert f"{bad}: document 1: kind: 'EndPointSlice' is not one of" in _error(capsys)
