@@ -303,7 +303,8 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], 
     proxier's family and the other family's external IPs, load-balancer IPs and source ranges
     (servicechangetracker.go, serviceport.go), EndpointSlices of another address type or with no
     ``kubernetes.io/service-name`` label (endpointschangetracker.go), and endpoints of a Service or port that
-    does not exist (endpointslicecache.go). Each but the first two is described in ``ignored``, when given.
+    does not exist (endpointslicecache.go). Each but the first two is described in ``ignored``, when given,
+    as is a ClusterIP or NodePort left for the apiserver to allocate (manifests that never reached one).
     """
     def note(message: str) -> None:
         if ignored is not None:
