@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from kbench.api.quantity import resource_amount
 from kbench.apiserver import APIServer
 from kbench.client import Client
 from kbench.cloud import Cloud, cloud_controller_manager
@@ -31,6 +32,10 @@ MAX_NODES = 20_000
 """Largest cluster kbench builds (scenarios and the cluster sweep): past upstream's 5,000-node scalability
 limit (sig-scalability thresholds) and the 15,000 nodes asked of it, short of what a mistyped size would fill
 memory with."""
+MAX_PODS_PER_NODE = 1_000
+"""Bound on pods per node (node capacity, a scenario's ``perNode``): well past kubelet's default maxPods (110)
+and a /24 pod CIDR's 256 addresses, so over-full nodes can be tried, without a typo building a cluster of
+millions of pods."""
 NODE_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": 110}
 """Each node's capacity unless the scenario says otherwise (keys it leaves out keep these values)."""
 _KEYS = {"nodes": "nodes", "zones": "zones", "nodeCapacity": "node_capacity", "profile": "profile",
@@ -94,6 +99,13 @@ class ClusterSpec:
             raise bad("cloud", "true or false")
         if not isinstance(self.node_capacity, Mapping) or set(self.node_capacity) - {"cpu", "memory", "pods"}:
             raise bad("node_capacity", "a mapping with cpu, memory and pods")
+        capacity = {**NODE_CAPACITY, **self.node_capacity}
+        for resource in ("cpu", "memory"):  # quantities as the apiserver parses them; the field is named
+            if resource_amount(resource, capacity[resource], f"{where}.{names['node_capacity']}.{resource}") <= 0:
+                raise bad("node_capacity", f"{resource} > 0")
+        pods = capacity["pods"]
+        if isinstance(pods, bool) or not isinstance(pods, int) or not 1 <= pods <= MAX_PODS_PER_NODE:
+            raise bad("node_capacity", f"pods as an integer in [1, {MAX_PODS_PER_NODE}]")
         proxy = self.kube_proxy
         if not isinstance(proxy, Mapping) or set(proxy) - {"mode", "nodes"} or \
                 proxy.get("mode", "iptables") not in MODES:

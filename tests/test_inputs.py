@@ -126,3 +126,15 @@ def test_dask_at_an_address_that_is_not_a_dask_scheduler_is_a_clear_error(tmp_pa
     finally:
         http.shutdown()
         silent.close()
+
+
+@pytest.mark.parametrize("capacity, message", [
+    ("{cpu: 1e400}", "cluster.nodeCapacity.cpu: '1e400' is out of range"),
+    ("{memory: 12Gx}", "cluster.nodeCapacity.memory: "),
+    ("{cpu: '0'}", r"cluster.nodeCapacity: .* expected cpu > 0"),
+    ("{pods: 5000}", r"cluster.nodeCapacity: .* expected pods as an integer in \[1, 1000\]"),
+])
+def test_node_capacity_is_parsed_as_quantities_naming_the_field(capacity, message):
+    with pytest.raises(ScenarioError, match=message):
+        Scenario.from_text(HEAD + f"cluster: {{nodeCapacity: {capacity}}}\n")
+    assert Scenario.from_text(HEAD + "cluster: {nodeCapacity: {cpu: 1Ki, memory: 1Ei}}\n").cluster.nodes == 100

@@ -309,7 +309,7 @@ class Node:
 
 
 def load_manifests(source: str | Iterable[Mapping], origin: str = "manifests",
-                   kinds: Collection[str] | None = None) -> list[Mapping]:
+                   kinds: Collection[str] | None = None, first: int = 0) -> list[Mapping]:
     """The Kubernetes objects of a multi-document YAML string (safe loading) or of the given mappings.
 
     Parameters
@@ -320,6 +320,8 @@ def load_manifests(source: str | Iterable[Mapping], origin: str = "manifests",
         Names the source in errors (a file name).
     kinds : collection of str, optional
         The kinds the caller reads; another kind is an error naming it and listing these.
+    first : int
+        The number errors give the first document (a scenario file's manifests start at document 1).
 
     Returns
     -------
@@ -343,7 +345,7 @@ def load_manifests(source: str | Iterable[Mapping], origin: str = "manifests",
     else:
         docs = list(source)
     out: list[Mapping] = []
-    for i, doc in enumerate(docs):
+    for i, doc in enumerate(docs, start=first):
         _objects(doc, f"{origin}: document {i}", kinds, out)
     return out
 

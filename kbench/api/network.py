@@ -19,6 +19,8 @@ POLICIES = ("Cluster", "Local")
 DEFAULT_AFFINITY_TIMEOUT = 10800
 """core/v1 DefaultClientIPServiceAffinitySeconds (3 hours)."""
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+SERVICE_NODE_PORT_RANGE = (30000, 32767)
+"""kube-apiserver ``--service-node-port-range`` default (pkg/kubeapiserver/options: DefaultServiceNodePortRange)."""
 ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
 """discovery validation supportedAddressTypes."""
 MAX_ADDRESSES = 100

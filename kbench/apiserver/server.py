@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
+from kbench.api.network import SERVICE_NODE_PORT_RANGE
 from kbench.apiserver.flowcontrol import MaxInFlight, PriorityAndFairness
 from kbench.apiserver.objects import (
     RESOURCES,
@@ -297,7 +298,8 @@ class APIServer:
 
     def _allocate_service(self, obj: dict) -> None:
         """The Service registry's allocators (pkg/registry/core/service/ipallocator, portallocator): a ClusterIP
-        from the service range and NodePorts from 30000-32767 for NodePort and LoadBalancer Services."""
+        from the service range and NodePorts from ``--service-node-port-range`` for NodePort and LoadBalancer
+        Services."""
         spec = obj.setdefault("spec", {})
         if spec.get("type", "ClusterIP") == "ExternalName":
             return
@@ -308,7 +310,8 @@ class APIServer:
         if spec.get("type") in ("NodePort", "LoadBalancer"):
             for port in spec.get("ports") or []:
                 if not port.get("nodePort"):
-                    port["nodePort"] = 30000 + next(self._node_ports) % 2768
+                    low, high = SERVICE_NODE_PORT_RANGE
+                    port["nodePort"] = low + next(self._node_ports) % (high - low + 1)
 
     def _plan_delete(self, op: _Op, stored: Mapping, rv: int):
         """Graceful deletion (bound Pods), finalizers (deletionTimestamp first), else removal."""

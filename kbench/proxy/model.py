@@ -14,15 +14,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kbench.api.core import ManifestError, _list, _map
-from kbench.api.network import SERVICE_NAME_LABEL, EndpointSlice, Service, parse_cidr, parse_ip
+from kbench.api.network import (
+    SERVICE_NAME_LABEL,
+    SERVICE_NODE_PORT_RANGE,
+    EndpointSlice,
+    Service,
+    parse_cidr,
+    parse_ip,
+)
 
 MODES = ("iptables", "ipvs", "nftables")
 IPVS_SCHEDULERS = ("rr", "wrr", "lc", "sh")
 """The IPVS schedulers kbench implements (ipvs.py)."""
 FAMILIES = ("IPv4", "IPv6")
 ZERO_CIDR = {"IPv4": "0.0.0.0/0", "IPv6": "::/0"}
-SERVICE_NODE_PORT_RANGE = (30000, 32767)
-"""kube-apiserver ``--service-node-port-range`` default (pkg/kubeapiserver/options: DefaultServiceNodePortRange)."""
 NFACCT_COUNTERS = ("ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts")
 """pkg/proxy/metrics: IPTablesCTStateInvalidDroppedNFAcctCounter, LocalhostNodePortAcceptedNFAcctCounter."""
 

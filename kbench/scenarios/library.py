@@ -16,9 +16,9 @@ from dataclasses import dataclass, fields
 
 import yaml
 
-from kbench.cluster import MAX_NODES, ClusterSpec
+from kbench.cluster import MAX_NODES, MAX_PODS_PER_NODE, ClusterSpec
 from kbench.params import Param
-from kbench.scenarios.spec import MAX_PODS_PER_NODE, MAX_RATE, Scenario, Step
+from kbench.scenarios.spec import MAX_RATE, Scenario, Step
 from kbench.scenarios.steps import PAUSE_POD
 
 CLUSTER_FIELDS = tuple(f.name for f in fields(ClusterSpec))

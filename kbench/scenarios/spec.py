@@ -28,14 +28,12 @@ from pathlib import Path
 
 import yaml
 
+from kbench.api.core import ManifestError, load_manifests
 from kbench.apiserver.objects import KINDS, RESOURCES
-from kbench.cluster import ClusterSpec
+from kbench.cluster import MAX_PODS_PER_NODE, ClusterSpec
 from kbench.node.probes import parse_behaviour
 
 API_VERSION = "kbench.io/v1"
-MAX_PODS_PER_NODE = 1_000
-"""Bound on ``perNode``: well past kubelet's default maxPods (110) and a /24 pod CIDR's 256 addresses, so
-over-full nodes can be tried, without a typo building a cluster of millions of pods."""
 MAX_OBJECTS = 1_000_000
 """Bound on one step's object count (the largest published density run, 5,000 nodes x 30, is 150,000 pods)."""
 MAX_RATE = 100_000.0
@@ -134,14 +132,15 @@ class Scenario:
             raise ScenarioError(f"{where}: drain: expected seconds >= 0; got {drain!r}")
         name = (doc.get("metadata") or {}).get("name", "scenario")
         manifests = []
-        for i, obj in enumerate(objects or [], start=1):
-            at = f"{origin}: document {i}"
-            if not isinstance(obj, Mapping) or obj.get("kind") not in KINDS:
-                kind = obj.get("kind") if isinstance(obj, Mapping) else obj
-                raise ScenarioError(f"{at}: kind: {kind!r} is not a kind kbench models; allowed: {', '.join(KINDS)}")
-            if not (obj.get("metadata") or {}).get("name"):
-                raise ScenarioError(f"{at}: metadata.name: required")
-            manifests.append(dict(obj))
+        for i, raw in enumerate(objects or [], start=1):
+            try:  # a kind: List document (kubectl get -o yaml) stands for its items
+                expanded = load_manifests([raw], origin, KINDS, first=i)
+            except ManifestError as err:
+                raise ScenarioError(str(err)) from None
+            for obj in expanded:
+                if not isinstance(obj.get("metadata"), Mapping) or not obj["metadata"].get("name"):
+                    raise ScenarioError(f"{origin}: document {i}: metadata.name: required")
+                manifests.append(dict(obj))
         return cls(str(name), cluster, steps, manifests, float(drain))
 
     def add_steps(self, steps: list) -> Scenario:

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from kbench import plot
+from kbench.cluster import MAX_PODS_PER_NODE
 from kbench.metrics.slis import API_SLO, NETWORK_PROGRAMMING_SLO, POD_STARTUP_SLO
 from kbench.profiles import available
 from kbench.scenarios.library import NODES, density, deployment, service
-from kbench.scenarios.spec import MAX_PODS_PER_NODE
 from kbench.sweep import progress
 from kbench.sweep.grid import Param, Sweep
 
