@@ -11,6 +11,7 @@ from kbench.etcd.errors import (
     LeaseNotFoundError,
     LeaseProvidedError,
     LeaseTTLTooLargeError,
+    MessageTooLargeError,
     NoSpaceError,
     RequestTooLargeError,
     TooManyOpsError,
@@ -30,7 +31,7 @@ from kbench.etcd.types import (
 __all__ = [
     "CompactedError", "DuplicateKeyError", "EmptyKeyError", "EtcdError", "FutureRevisionError",
     "KeyNotFoundError", "LeaseExistError", "LeaseNotFoundError", "LeaseProvidedError",
-    "LeaseTTLTooLargeError", "NoSpaceError", "RequestTooLargeError", "TooManyOpsError",
+    "LeaseTTLTooLargeError", "MessageTooLargeError", "NoSpaceError", "RequestTooLargeError", "TooManyOpsError",
     "ValueProvidedError", "Store", "Compare", "DeleteRangeRequest", "Event", "KeyValue",
     "PutRequest", "RangeRequest", "TxnRequest",
 ]

@@ -48,6 +48,16 @@ class RequestTooLargeError(EtcdError):
     code, message = "InvalidArgument", "etcdserver: request is too large"
 
 
+class MessageTooLargeError(EtcdError):
+    """gRPC refused the message before etcd saw it; the detail is ``"<size> vs. <limit>"``.
+
+    Its limit is ``--max-request-bytes`` + 512 KiB (``grpcOverheadBytes`` in
+    ``etcdserver/api/v3rpc/grpc.go``) and the message is grpc-go's.
+    """
+
+    code, message = "ResourceExhausted", "grpc: received message larger than max"
+
+
 class CompactedError(EtcdError):
     code, message = "OutOfRange", "etcdserver: mvcc: required revision has been compacted"
 
@@ -76,7 +86,7 @@ ERRORS: dict[str, type[EtcdError]] = {
     cls.message: cls
     for cls in (
         EmptyKeyError, KeyNotFoundError, ValueProvidedError, LeaseProvidedError, TooManyOpsError,
-        DuplicateKeyError, RequestTooLargeError, CompactedError, FutureRevisionError, NoSpaceError,
+        DuplicateKeyError, RequestTooLargeError, MessageTooLargeError, CompactedError, FutureRevisionError, NoSpaceError,
         LeaseNotFoundError, LeaseExistError, LeaseTTLTooLargeError,
     )
 }

@@ -1,12 +1,18 @@
 """Request checks done before a request reaches the store, as etcd's API layer does them.
 
-- argument types and enum names (what etcd's protobuf decoding would refuse);
-- ``etcdserver/api/v3rpc/key.go``: empty keys, ``ignore_value`` with a value,
-  ``ignore_lease`` with a lease, at most ``--max-txn-ops`` ops per txn level,
-  and ``checkIntervals`` (a txn may not write a key twice or put inside a
-  deleted range, nested txns included; overlapping deletes are allowed);
-- request size against ``--max-request-bytes``, from the protobuf encoding;
-- quota cost (``etcdserver/quota.go``).
+A request meets, in order (etcd 3.4):
+
+1. argument types and enum names (what etcd's protobuf decoding would refuse;
+   here plain ``TypeError`` / ``ValueError`` naming the field);
+2. gRPC's message size limit, ``--max-request-bytes`` + 512 KiB;
+3. the quota (``etcdserver/api/v3rpc/quota.go``, cost from ``etcdserver/quota.go``);
+4. ``etcdserver/api/v3rpc/key.go``: empty keys, ``ignore_value`` with a value,
+   ``ignore_lease`` with a lease, at most ``--max-txn-ops`` ops per txn level
+   (a nested txn gets what its parent leaves), all of them for the whole txn
+   before ``checkIntervals`` (a txn may not write a key twice or put inside a
+   deleted range, nested txns included; overlapping deletes are allowed);
+5. raft's size limit, ``--max-request-bytes``, on the proposal (writes only:
+   a range and a read-only txn never become one).
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from kbench.etcd.types import (
 
 MAX_REQUEST_BYTES = 1_572_864
 """--max-request-bytes default, 1.5 MiB (embed/config.go DefaultMaxRequestBytes, etcd 3.4)."""
+GRPC_OVERHEAD_BYTES = 512 * 1024
+"""Bytes gRPC accepts in one message beyond --max-request-bytes (etcdserver/api/v3rpc/grpc.go
+grpcOverheadBytes, etcd 3.4)."""
 MAX_TXN_OPS = 128
 """--max-txn-ops default (embed/config.go DefaultMaxTxnOps, etcd 3.4)."""
 QUOTA_BYTES = 2 * 1024**3
@@ -43,12 +52,17 @@ KV_OVERHEAD = 256
 """Quota cost added to each put's key and value (etcdserver/quota.go kvOverhead)."""
 LEASE_OVERHEAD = 64
 """Quota cost of a lease grant (etcdserver/quota.go leaseOverhead)."""
-RAFT_OVERHEAD = 24
-"""Bytes InternalRaftRequest adds around a request (header and request IDs); assumed from the
-protobuf layout (two uint64 IDs of 9-10 varint bytes plus tags), so sizes are exact to a few bytes."""
+DEFAULT_MEMBER_ID = 0x8E9E05C52164694D
+"""ID of a member started with etcd's defaults: the first 8 bytes of SHA-1 of its peer URL
+``http://localhost:2380`` and cluster token ``etcd-cluster`` (etcdserver/api/membership/member.go
+newMember)."""
+MAX_FRAMING = 256
+"""Bytes of protobuf framing one message of a request can add to its keys, values and range ends, at
+most: a RangeRequest's two length-delimited fields and eleven varints (11 bytes each, 143), inside a
+RequestOp inside a TxnRequest field (11 bytes each); a top-level write adds at most 25 of raft framing."""
 
 
-# -- argument checks ----------------------------------------------------------------
+# -- argument checks (protobuf level) ------------------------------------------------
 
 
 def check_bytes(value: Any, name: str, where: str) -> None:
@@ -76,39 +90,45 @@ def check_key(key: Any, where: str) -> None:
         raise EmptyKeyError()
 
 
-def check_put(key, value, lease, prev_kv, ignore_value, ignore_lease, where: str = "put") -> None:
-    """etcd's checkPutRequest plus argument types."""
-    check_key(key, where)
+def check_put_args(key: Any, value: Any, lease: Any, where: str = "put") -> None:
+    """A put's argument types."""
+    check_bytes(key, "key", where)
     check_bytes(value, "value", where)
     check_int(lease, "lease", where)
-    if ignore_value and value:
-        raise ValueProvidedError()
-    if ignore_lease and lease:
-        raise LeaseProvidedError()
 
 
-def check_range(req: RangeRequest, where: str = "range") -> None:
-    """etcd's checkRangeRequest plus argument types."""
-    check_key(req.key, where)
-    check_bytes(req.range_end, "range_end", where)
-    for name in ("limit", "revision", "min_mod_revision", "max_mod_revision",
-                 "min_create_revision", "max_create_revision"):
-        check_int(getattr(req, name), name, where)
-    check_enum(req.sort_order, "sort_order", where, SORT_ORDERS)
-    check_enum(req.sort_target, "sort_target", where, SORT_TARGETS)
+def check_args(op: Any, where: str) -> None:
+    """Argument types and enum names of a request message, nested ones included."""
+    if isinstance(op, PutRequest):
+        check_put_args(op.key, op.value, op.lease, where)
+    elif isinstance(op, RangeRequest):
+        check_bytes(op.key, "key", where)
+        check_bytes(op.range_end, "range_end", where)
+        for name in ("limit", "revision", "min_mod_revision", "max_mod_revision",
+                     "min_create_revision", "max_create_revision"):
+            check_int(getattr(op, name), name, where)
+        check_enum(op.sort_order, "sort_order", where, SORT_ORDERS)
+        check_enum(op.sort_target, "sort_target", where, SORT_TARGETS)
+    elif isinstance(op, DeleteRangeRequest):
+        check_bytes(op.key, "key", where)
+        check_bytes(op.range_end, "range_end", where)
+    elif isinstance(op, TxnRequest):
+        for i, c in enumerate(op.compare):
+            _check_compare_args(c, f"{where}.compare[{i}]")
+        for branch in ("success", "failure"):
+            for i, sub in enumerate(getattr(op, branch)):
+                check_args(sub, f"{where}.{branch}[{i}]")
+    else:
+        raise TypeError(
+            f"{where}: op must be a RangeRequest, PutRequest, DeleteRangeRequest or TxnRequest, "
+            f"got {type(op).__name__}"
+        )
 
 
-def check_delete(req: DeleteRangeRequest, where: str = "delete_range") -> None:
-    """etcd's checkDeleteRequest plus argument types."""
-    check_key(req.key, where)
-    check_bytes(req.range_end, "range_end", where)
-
-
-def check_compare(c: Any, where: str) -> None:
-    """A Compare's key, target, result and operand."""
+def _check_compare_args(c: Any, where: str) -> None:
     if not isinstance(c, Compare):
         raise TypeError(f"{where}: compare must be a Compare, got {type(c).__name__}")
-    check_key(c.key, where)
+    check_bytes(c.key, "key", where)
     check_bytes(c.range_end, "range_end", where)
     check_enum(c.target, "target", where, COMPARE_TARGETS)
     check_enum(c.result, "result", where, COMPARE_RESULTS)
@@ -116,34 +136,46 @@ def check_compare(c: Any, where: str) -> None:
     (check_bytes if c.target == "VALUE" else check_int)(getattr(c, operand), operand, where)
 
 
-def check_txn(req: TxnRequest, max_ops: int = MAX_TXN_OPS, where: str = "txn") -> None:
-    """etcd's checkTxnRequest (recursively) and checkIntervals on both branches."""
-    if len(req.compare) > max_ops or len(req.success) > max_ops or len(req.failure) > max_ops:
+# -- etcd's API checks (etcdserver/api/v3rpc/key.go) ---------------------------------
+
+
+def check_put_request(key: bytes, value: bytes, lease: int, ignore_value: bool, ignore_lease: bool) -> None:
+    """etcd's checkPutRequest."""
+    if not key:
+        raise EmptyKeyError()
+    if ignore_value and value:
+        raise ValueProvidedError()
+    if ignore_lease and lease:
+        raise LeaseProvidedError()
+
+
+def check_request_op(op: RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest, max_ops: int) -> None:
+    """etcd's checkRequestOp: checkRangeRequest and checkDeleteRequest refuse an empty key."""
+    if isinstance(op, PutRequest):
+        check_put_request(op.key, op.value, op.lease, op.ignore_value, op.ignore_lease)
+    elif isinstance(op, TxnRequest):
+        check_txn_request(op, max_ops)
+    elif not op.key:
+        raise EmptyKeyError()
+
+
+def check_txn_request(req: TxnRequest, max_ops: int) -> None:
+    """etcd's checkTxnRequest: the longest of compare, success and failure against ``max_ops``, empty
+    compare keys, then every op, a nested txn getting ``max_ops`` less its parent's count."""
+    ops = max(len(req.compare), len(req.success), len(req.failure))
+    if ops > max_ops:
         raise TooManyOpsError()
-    for i, c in enumerate(req.compare):
-        check_compare(c, f"{where}.compare[{i}]")
-    for branch in ("success", "failure"):
-        for i, op in enumerate(getattr(req, branch)):
-            check_op(op, max_ops, f"{where}.{branch}[{i}]")
+    if not all(c.key for c in req.compare):
+        raise EmptyKeyError()
+    for op in (*req.success, *req.failure):
+        check_request_op(op, max_ops - ops)
+
+
+def check_txn(req: TxnRequest, max_ops: int = MAX_TXN_OPS) -> None:
+    """kvServer.Txn's checks: checkTxnRequest on the whole txn, then checkIntervals on each branch."""
+    check_txn_request(req, max_ops)
     check_intervals(req.success)
     check_intervals(req.failure)
-
-
-def check_op(op: Any, max_ops: int, where: str) -> None:
-    """One RequestOp of a txn."""
-    if isinstance(op, PutRequest):
-        check_put(op.key, op.value, op.lease, op.prev_kv, op.ignore_value, op.ignore_lease, where)
-    elif isinstance(op, RangeRequest):
-        check_range(op, where)
-    elif isinstance(op, DeleteRangeRequest):
-        check_delete(op, where)
-    elif isinstance(op, TxnRequest):
-        check_txn(op, max_ops, where)
-    else:
-        raise TypeError(
-            f"{where}: op must be a RangeRequest, PutRequest, DeleteRangeRequest or TxnRequest, "
-            f"got {type(op).__name__}"
-        )
 
 
 def _overlaps(dels: list[tuple[bytes, bytes]], key: bytes) -> bool:
@@ -182,12 +214,9 @@ def check_intervals(ops) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
     return puts, dels
 
 
-def is_write(req: TxnRequest) -> bool:
-    """True if any branch, at any depth, puts or deletes (etcd's isTxnReadonly negated)."""
-    return any(
-        isinstance(op, (PutRequest, DeleteRangeRequest)) or (isinstance(op, TxnRequest) and is_write(op))
-        for op in (*req.success, *req.failure)
-    )
+def is_readonly(req: TxnRequest) -> bool:
+    """etcd's isTxnReadonly: every op of both branches is a range (a nested txn makes it a write)."""
+    return all(isinstance(op, RangeRequest) for op in (*req.success, *req.failure))
 
 
 # -- quota cost ---------------------------------------------------------------------
@@ -266,16 +295,32 @@ def op_size(op) -> int:
 _OP_FIELDS = (RangeRequest, PutRequest, DeleteRangeRequest, TxnRequest)
 
 
-def payload_size(op) -> int:
-    """Bytes of keys, values and range ends in a request (a lower bound of its encoded size)."""
+def size_bound(op) -> int:
+    """An upper bound of a request's encoded size, raft framing included: its keys, values and range
+    ends plus :data:`MAX_FRAMING` per message (the exact size is computed only near a limit)."""
     if isinstance(op, PutRequest):
-        return len(op.key) + len(op.value)
+        return len(op.key) + len(op.value) + MAX_FRAMING
     if isinstance(op, (RangeRequest, DeleteRangeRequest)):
-        return len(op.key) + len(op.range_end)
-    return sum(len(c.key) + len(c.range_end) + (len(c.value) if c.target == "VALUE" else 0) for c in op.compare) + sum(
-        payload_size(o) for o in (*op.success, *op.failure))
+        return len(op.key) + len(op.range_end) + MAX_FRAMING
+    compares = sum(len(c.key) + len(c.range_end) + (len(c.value) if c.target == "VALUE" else 0) for c in op.compare)
+    return MAX_FRAMING * (1 + len(op.compare)) + compares + sum(size_bound(o) for o in (*op.success, *op.failure))
 
 
-def raft_size(payload: int) -> int:
-    """Size of the InternalRaftRequest carrying a request of ``payload`` bytes."""
-    return RAFT_OVERHEAD + 1 + _varint(payload) + payload
+def raft_header_size(member_id: int) -> int:
+    """Encoded size of an InternalRaftRequest's header (field 100) on member ``member_id``.
+
+    etcd 3.4 sets only the header's ID (etcdserver/v3_server.go processInternalRaftRequestOnce), from
+    pkg/idutil's Generator: the member ID's low 16 bits above a 48-bit suffix of a millisecond
+    timestamp and a counter. The suffix's top bit is taken as set (assumed: it is while the Unix
+    time in milliseconds modulo 2**40 is at least 2**39, from April 2022 to September 2039), so the
+    size depends on the member ID only.
+    """
+    request_id = (member_id & 0xFFFF) << 48 | 1 << 47
+    return _tag(100) + 1 + _tag(1) + _varint(request_id)
+
+
+def raft_size(size: int, header: int) -> int:
+    """Size of the InternalRaftRequest carrying a request of ``size`` bytes: the ``header``, then the
+    request in its field (put 4, delete_range 5, txn 6: one tag byte)."""
+    return header + 1 + _varint(size) + size
+

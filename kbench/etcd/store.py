@@ -9,27 +9,35 @@ Rules worth knowing (each observed on a real etcd 3.4):
 
 - the store starts at revision 1; a write request adds exactly 1 to the main
   revision if it changes anything, and the ops inside it get sub-revisions;
-- a range reads at ``revision`` (0: current); below the compaction revision is
+- a range reads at ``revision`` (0 or less: current); below the compaction revision is
   :class:`CompactedError` (exactly at it works), above the current one
   :class:`FutureRevisionError`; ``count`` counts every key in the range at that
   revision, before ``limit`` and before the min/max revision filters;
 - in a txn every compare (nested ones too) is evaluated before any write, and
-  a range in the txn sees the txn's earlier writes.
+  a range in the txn sees the txn's earlier writes; a txn's range compares a
+  negative revision with the compaction revision as it is (so -2 is compacted
+  even before any compaction);
+- a request is checked in etcd's order (see :mod:`kbench.etcd.requests`);
+  ranges and read-only txns skip raft, and with it ``--max-request-bytes``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import repeat
 
 import numpy as np
 
 from kbench.etcd import requests as rq
 from kbench.etcd.errors import (
     CompactedError,
+    EmptyKeyError,
     FutureRevisionError,
     KeyNotFoundError,
     LeaseNotFoundError,
+    MessageTooLargeError,
     NoSpaceError,
     RequestTooLargeError,
 )
@@ -55,14 +63,10 @@ from kbench.etcd.types import (
     TxnRequest,
     TxnResponse,
 )
-from kbench.etcd.watch import Watcher
+from kbench.etcd.watch import EMPTY_RANGE, Watcher
 from kbench.sim import Engine
 
 BACKENDS = {"numba": MVCC, "python": ReferenceMVCC}
-
-_SIZE_MARGIN = 4096
-"""Bytes of protobuf framing a request cannot exceed beyond its keys and values (tags, varints,
-flags, raft headers); requests further than this below the limit skip the exact size."""
 
 STORED_BYTES_PER_REVISION = 48
 """Bytes bbolt stores per revision besides key and value: a 17-byte revision key plus the
@@ -102,13 +106,17 @@ class Store:
         --max-request-bytes.
     max_txn_ops : int
         --max-txn-ops.
+    member_id : int
+        The member's ID (default: that of a member started with etcd's defaults); it sets the size of
+        the raft header that counts against ``max_request_bytes``.
     capacity : int
         Revisions to allocate room for up front (the log grows by doubling beyond it).
     """
 
     def __init__(
         self, *, backend: str = "numba", engine: Engine | None = None, quota_bytes: int = rq.QUOTA_BYTES,
-        max_request_bytes: int = rq.MAX_REQUEST_BYTES, max_txn_ops: int = rq.MAX_TXN_OPS, capacity: int = 1024,
+        max_request_bytes: int = rq.MAX_REQUEST_BYTES, max_txn_ops: int = rq.MAX_TXN_OPS,
+        member_id: int = rq.DEFAULT_MEMBER_ID, capacity: int = 1024,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"Store: backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -116,12 +124,17 @@ class Store:
                             ("max_txn_ops", max_txn_ops), ("capacity", capacity)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Store: {name} must be a positive integer; got {value!r}")
+        if isinstance(member_id, bool) or not isinstance(member_id, int) or not 0 < member_id < 2**64:
+            raise ValueError(f"Store: member_id must be an integer from 1 to 2**64 - 1; got {member_id!r}")
         self.backend = backend
         self._mvcc = MVCC(capacity) if backend == "numba" else ReferenceMVCC()
         self._lessor = Lessor(engine, self._expire)
         self._watchers: list[Watcher] = []
         self._next_watch_id = 0
         self.quota_bytes, self.max_request_bytes, self.max_txn_ops = quota_bytes, max_request_bytes, max_txn_ops
+        self.member_id = member_id
+        self._grpc_limit = max_request_bytes + rq.GRPC_OVERHEAD_BYTES
+        self._raft_header = rq.raft_header_size(member_id)
         self.db_size = 0
         """Modelled backend file size (grows with writes; shrinks only by :meth:`defragment`)."""
         self.db_size_in_use = 0
@@ -144,16 +157,23 @@ class Store:
         return len(self._mvcc)
 
     # -- shared steps -------------------------------------------------------------
-    def _admit(self, size: int, cost: int, request=None) -> None:
-        """API-layer quota check, raft size check, then the alarm's capped applier.
+    def _receive(self, bound: int, cost: int, size: Callable[[], int] | None) -> None:
+        """What a request meets before etcd's API checks: gRPC's message size limit, then the quota
+        (etcdserver/api/v3rpc/quota.go), which raises the NOSPACE alarm when the request would pass it.
 
-        ``size`` is the request's payload (keys and values); the exact protobuf
-        size of ``request`` (a callable) is computed only near the limit.
+        ``bound`` is an upper bound of the request's encoded size (:func:`~kbench.etcd.requests.size_bound`);
+        the exact size, ``size()``, is computed only near the limit.
         """
+        if bound > self._grpc_limit and (encoded := size()) > self._grpc_limit:
+            raise MessageTooLargeError(f"{encoded} vs. {self._grpc_limit}")
         if cost and self.db_size + cost >= self.quota_bytes:
             self.alarm = "NOSPACE"
             raise NoSpaceError()
-        if size + _SIZE_MARGIN > self.max_request_bytes and rq.raft_size(request()) > self.max_request_bytes:
+
+    def _propose(self, bound: int, cost: int, size: Callable[[], int] | None) -> None:
+        """A write after the API checks: raft's size limit on the proposal (etcdserver/v3_server.go
+        processInternalRaftRequestOnce), then the NOSPACE alarm's capped applier (etcdserver/apply.go)."""
+        if bound > self.max_request_bytes and rq.raft_size(size(), self._raft_header) > self.max_request_bytes:
             raise RequestTooLargeError()
         if cost and self.alarm == "NOSPACE":
             raise NoSpaceError()
@@ -208,11 +228,15 @@ class Store:
     def put(self, key: bytes, value: bytes = b"", lease: int = 0, prev_kv: bool = False,
             ignore_value: bool = False, ignore_lease: bool = False) -> PutResponse:
         """Put ``key`` = ``value`` (etcd Put)."""
-        if (key.__class__ is not bytes or value.__class__ is not bytes or lease.__class__ is not int or not key
-                or ignore_value or ignore_lease):
-            rq.check_put(key, value, lease, prev_kv, ignore_value, ignore_lease)
-        self._admit(len(key) + len(value), rq.KV_OVERHEAD + len(key) + len(value),
-                    lambda: rq.put_size(key, value, lease, prev_kv, ignore_value, ignore_lease))
+        if key.__class__ is not bytes or value.__class__ is not bytes or lease.__class__ is not int:
+            rq.check_put_args(key, value, lease)
+        payload = len(key) + len(value)
+        bound, cost = payload + rq.MAX_FRAMING, rq.KV_OVERHEAD + payload
+        size = partial(rq.put_size, key, value, lease, prev_kv, ignore_value, ignore_lease)
+        self._receive(bound, cost, size)
+        if not key or ignore_value or ignore_lease:
+            rq.check_put_request(key, value, lease, ignore_value, ignore_lease)
+        self._propose(bound, cost, size)
         if lease or ignore_value or ignore_lease:
             self._check_put_state(key, lease, ignore_value, ignore_lease, lease_first=True)
         rev = self._mvcc.rev
@@ -225,23 +249,30 @@ class Store:
               keys_only: bool = False, count_only: bool = False, min_mod_revision: int = 0,
               max_mod_revision: int = 0, min_create_revision: int = 0, max_create_revision: int = 0) -> RangeResponse:
         """Read a key or a key range (etcd Range)."""
+        # fast path: one key at the current revision (a key under 64 KiB is under any gRPC limit)
         if (range_end == b"" and revision == 0 and key.__class__ is bytes and key and limit.__class__ is int
-                and not count_only
+                and len(key) < 65536 and not count_only
                 and not keys_only and sort_target == "KEY" and not (min_mod_revision or max_mod_revision
                 or min_create_revision or max_create_revision) and sort_order in ("NONE", "ASCEND", "DESCEND")):
-            rev = self._mvcc.rev  # fast path: one key at the current revision
+            rev = self._mvcc.rev
             kv = self._mvcc.get(key, rev)
             return RangeResponse(rev, [kv], False, 1) if kv is not None else RangeResponse(rev, [], False, 0)
         req = RangeRequest(key, range_end, limit, revision, sort_order, sort_target, serializable, keys_only,
                            count_only, min_mod_revision, max_mod_revision, min_create_revision, max_create_revision)
-        rq.check_range(req)
-        self._check_revision(req.revision, self._mvcc.rev)
+        rq.check_args(req, "range")
+        self._receive(rq.size_bound(req), 0, partial(rq.op_size, req))
+        if not key:
+            raise EmptyKeyError()
+        self._check_revision(req.revision)
         return self._range(req, self._mvcc.rev)
 
-    def _check_revision(self, revision: int, cur: int) -> None:
-        if revision > cur:
+    def _check_revision(self, revision: int, as_given: bool = False) -> None:
+        """mvcc's rangeKeys: above the current revision is future, below the compaction revision
+        compacted, and 0 or less reads the current one. ``as_given``: etcd's checkRequestRange on a
+        range in a txn, which compares a nonzero revision as it is, negative ones included."""
+        if revision > self._mvcc.rev:
             raise FutureRevisionError()
-        if 0 < revision < self._mvcc.compact_rev:
+        if (revision > 0 or as_given and revision) and revision < self._mvcc.compact_rev:
             raise CompactedError()
 
     def _range(self, r: RangeRequest, cur: int) -> RangeResponse:
@@ -281,8 +312,12 @@ class Store:
     def delete_range(self, key: bytes, range_end: bytes = b"", prev_kv: bool = False) -> DeleteRangeResponse:
         """Delete a key or a key range (etcd DeleteRange)."""
         req = DeleteRangeRequest(key, range_end, prev_kv)
-        rq.check_delete(req)
-        self._admit(len(key) + len(range_end), 0, lambda: rq.op_size(req))
+        rq.check_args(req, "delete_range")
+        bound, size = rq.size_bound(req), partial(rq.op_size, req)
+        self._receive(bound, 0, size)
+        if not key:
+            raise EmptyKeyError()
+        self._propose(bound, 0, size)
         rev = self._mvcc.rev
         kvs = self._write_delete(key, _range_end(key, range_end), rev, rev + 1, 0)
         if not kvs:
@@ -294,11 +329,16 @@ class Store:
     def txn(self, compare: Sequence[Compare] = (), success: Sequence = (), failure: Sequence = ()) -> TxnResponse:
         """Compare-and-swap transaction (etcd Txn); nested TxnRequests allowed."""
         req = TxnRequest(tuple(compare), tuple(success), tuple(failure))
+        rq.check_args(req, "txn")
+        bound, cost, size = rq.size_bound(req), rq.cost_txn(req), partial(rq.op_size, req)
+        self._receive(bound, cost, size)
         rq.check_txn(req, self.max_txn_ops)
-        self._admit(rq.payload_size(req), rq.cost_txn(req), lambda: rq.op_size(req))
+        readonly = rq.is_readonly(req)
+        if not readonly:
+            self._propose(bound, cost, size)
         begin = self._mvcc.rev
         path = self._compare_path(req, begin)
-        if rq.is_write(req):
+        if not readonly:
             self._check_path(req, path, iter(path), self._check_put_op)
             deleted: list[tuple[bytes, bytes | None]] = []
             self._check_path(req, path, iter(path), lambda op: self._check_put_after_delete(op, deleted))
@@ -365,7 +405,7 @@ class Store:
 
     def _check_range_op(self, op) -> None:
         if isinstance(op, RangeRequest):
-            self._check_revision(op.revision, self._mvcc.rev)
+            self._check_revision(op.revision, as_given=True)
 
     def _apply_txn(self, req: TxnRequest, steps, begin: int, changes: list[int]) -> TxnResponse:
         taken = next(steps)
@@ -413,17 +453,30 @@ class Store:
     # -- watch ------------------------------------------------------------------
     def watch(self, key: bytes, range_end: bytes = b"", start_revision: int = 0, prev_kv: bool = False,
               filters: Sequence[str] = ()) -> Watcher:
-        """Watch a key or range from ``start_revision`` (0: from the next revision)."""
-        rq.check_key(key, "watch")
+        """Watch a key or range from ``start_revision`` (0: from the next revision).
+
+        As etcd 3.4's watch server and mvcc/watchable_store.go: an empty key is ``b"\\x00"``; a range
+        ending at or before its key is canceled at once (``cancel_reason`` :data:`EMPTY_RANGE`); a
+        nonzero start below the compaction revision, taken as it is (so -2 before any compaction, any
+        negative one after), cancels the watch with ``compact_revision`` set; any other start of 0 or
+        less watches from the next revision. (etcd takes a negative start that is not canceled, -1
+        before any compaction, from its next watcher sync, up to 100 ms later, and makes every other
+        watcher catching up in that sync skip to it too: a race kbench does not model.)
+        """
+        rq.check_bytes(key, "key", "watch")
         rq.check_bytes(range_end, "range_end", "watch")
         rq.check_int(start_revision, "start_revision", "watch")
         for f in filters:
             rq.check_enum(f, "filters", "watch", WATCH_FILTERS)
+        key = key or b"\x00"
         self._next_watch_id += 1
         start = start_revision if start_revision > 0 else self._mvcc.rev + 1
         w = Watcher(self._next_watch_id, key, _range_end(key, range_end), start, prev_kv, tuple(filters),
                     self._watchers.remove)
-        if start < self._mvcc.compact_rev:
+        if range_end not in (b"", b"\x00") and key >= range_end:
+            w.canceled, w.cancel_reason = True, EMPTY_RANGE
+            return w
+        if start_revision and start_revision < self._mvcc.compact_rev:
             w.canceled, w.compact_revision = True, self._mvcc.compact_rev
             return w
         if start <= self._mvcc.rev:
@@ -436,7 +489,8 @@ class Store:
         """Grant a lease of ``ttl`` seconds (etcd LeaseGrant; ``id`` 0 picks one)."""
         rq.check_int(ttl, "ttl", "lease_grant")
         rq.check_int(id, "id", "lease_grant")
-        self._admit(0, rq.LEASE_OVERHEAD)
+        self._receive(0, rq.LEASE_OVERHEAD, None)
+        self._propose(0, rq.LEASE_OVERHEAD, None)
         lease = self._lessor.grant(id, ttl)
         return LeaseGrantResponse(self._mvcc.rev, lease.id, lease.ttl)
 
@@ -496,9 +550,15 @@ class Store:
         rq.check_int(lease, "lease", "put_many")
         if m == 0:
             return np.zeros(0, np.int64)
-        largest = int(np.max(keys.sizes + value_sizes))
         stored = int(keys.sizes.sum() + value_sizes.sum())
-        self._admit(largest, rq.KV_OVERHEAD * m + stored, lambda: rq.put_size(b"k" * largest, b"", lease))
+        bound, cost = int(np.max(keys.sizes + value_sizes)) + rq.MAX_FRAMING, rq.KV_OVERHEAD * m + stored
+        each = repeat(values) if isinstance(values, bytes) else values
+
+        def size() -> int:
+            return max(rq.put_size(key, value, lease) for key, value in zip(keys.keys, each))
+
+        self._receive(bound, cost, size)
+        self._propose(bound, cost, size)
         if lease and lease not in self._lessor:
             raise LeaseNotFoundError()
         rev = self._mvcc.rev
@@ -518,5 +578,5 @@ class Store:
         mod_revision, version, lease and value size (-1 where the key is missing).
         """
         rq.check_int(revision, "revision", "range_many")
-        self._check_revision(revision, self._mvcc.rev)
+        self._check_revision(revision)
         return self._mvcc.get_many(keys, revision if revision > 0 else self._mvcc.rev)

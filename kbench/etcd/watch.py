@@ -3,8 +3,10 @@
 A watcher starting in the past first replays the stored history (which is why
 a start revision below the compaction revision cancels it, with
 ``compact_revision`` set, as etcd does); afterwards the store hands it every
-committed revision's events. Events are delivered synchronously at commit;
-the modelled member set (:mod:`kbench.etcd.cluster`) adds delivery latency.
+committed revision's events from its start revision on. A watch of an empty
+range is canceled at once, with ``cancel_reason`` set. Events are delivered
+synchronously at commit; the modelled member set (:mod:`kbench.etcd.cluster`)
+adds delivery latency.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kbench.etcd.types import Event, KeyValue
+
+EMPTY_RANGE = "mvcc: watcher range is empty"
+"""Cancel reason of a watch whose range ends at or before its key (mvcc/watcher.go ErrEmptyWatcherRange)."""
 
 
 class Watcher:
@@ -29,6 +34,7 @@ class Watcher:
         self.events: list[Event] = []
         self.canceled = False
         self.compact_revision = 0
+        self.cancel_reason = ""
         self.on_events: Callable[[list[Event]], None] | None = None
         """If set, called with each batch of new events instead of queueing them in :attr:`events`."""
         self._cancel = cancel
@@ -38,11 +44,19 @@ class Watcher:
         return self.key <= key and (self.end is None or key < self.end)
 
     def deliver(self, items: list[tuple[KeyValue, bool, KeyValue | None]]) -> None:
-        """Hand over ``(kv, deleted, prev_kv)`` entries already filtered by range."""
+        """Hand over ``(kv, deleted, prev_kv)`` entries already filtered by range.
+
+        As etcd: only revisions from ``start_revision`` on (the watcher's minRev in
+        mvcc/watcher_group.go newWatcherBatch, so a watch starting in the future skips
+        what comes before), and no prev_kv on an event that creates its key
+        (isCreateEvent in etcdserver/api/v3rpc/watch.go).
+        """
+        start, prev_kv, filters = self.start_revision, self.prev_kv, self.filters
         batch = [
-            Event("DELETE" if deleted else "PUT", kv, prev if self.prev_kv else None)
+            Event("DELETE" if deleted else "PUT", kv,
+                  prev if prev_kv and (deleted or kv.create_revision != kv.mod_revision) else None)
             for kv, deleted, prev in items
-            if ("NODELETE" if deleted else "NOPUT") not in self.filters
+            if kv.mod_revision >= start and ("NODELETE" if deleted else "NOPUT") not in filters
         ]
         if not batch:
             return

@@ -14,6 +14,7 @@ from kbench.etcd import (
     KeyNotFoundError,
     KeyValue,
     LeaseNotFoundError,
+    MessageTooLargeError,
     NoSpaceError,
     PutRequest,
     RangeRequest,
@@ -235,3 +236,72 @@ def test_put_keeping_a_value_after_a_from_key_delete_in_the_same_txn_is_refused(
     with pytest.raises(KeyNotFoundError):
         store.txn([], [DeleteRangeRequest(b"a", b"\x00"), PutRequest(b"b", ignore_value=True)])
     assert store.range(b"b").kvs[0].value == b"1" and store.revision == 2
+
+
+def test_a_range_in_a_txn_takes_a_negative_revision_as_it_is(store):
+    """etcd's checkRequestRange compares a txn's range revision with the compaction revision (-1 before
+    any compaction) as it is; a plain range reads a revision of 0 or less as the current one."""
+    store.put(b"a", b"1")  # 2
+    with pytest.raises(CompactedError):
+        store.txn([], [RangeRequest(b"a", revision=-3)])
+    assert store.txn([], [RangeRequest(b"a", revision=-1)]).responses[0].kvs[0].mod_revision == 2
+    assert store.range(b"a", revision=-3).kvs[0].mod_revision == 2
+    store.put(b"a", b"2")  # 3
+    store.compact(2)
+    with pytest.raises(CompactedError):
+        store.txn([], [RangeRequest(b"a", revision=-1)])
+    with pytest.raises(CompactedError):
+        store.txn([], [TxnRequest(success=(RangeRequest(b"a", revision=-1),))])
+    # Only the branch taken is checked.
+    assert not store.txn([Compare(b"a", "VERSION", "EQUAL", version=9)], [RangeRequest(b"a", revision=-1)]).succeeded
+    assert store.range(b"a", revision=-1).kvs[0].mod_revision == 3
+
+
+def test_a_nested_txn_gets_the_ops_its_parent_leaves(store):
+    """checkTxnRequest: a nested txn may have --max-txn-ops less its parent's longest list."""
+    ranges = (RangeRequest(b"a"),) * 100
+    for nested in (30, 28):
+        with pytest.raises(TooManyOpsError):
+            store.txn([], ranges + (TxnRequest(success=(RangeRequest(b"a"),) * nested),))
+    assert len(store.txn([], ranges + (TxnRequest(success=(RangeRequest(b"a"),) * 27),)).responses) == 101
+    with pytest.raises(TooManyOpsError):  # compares count as well
+        store.txn([Compare(b"a", "VERSION", "EQUAL")] * 100, [TxnRequest(success=(RangeRequest(b"a"),) * 29)])
+
+
+def test_empty_keys_anywhere_come_before_duplicate_keys(store):
+    """kvServer.Txn runs checkTxnRequest over the whole txn before checkIntervals."""
+    with pytest.raises(EmptyKeyError):
+        store.txn([], [TxnRequest(success=(PutRequest(b"a"), PutRequest(b"a"))), PutRequest(b"")])
+    with pytest.raises(EmptyKeyError):
+        store.txn([Compare(b"", "VERSION", "EQUAL")], [PutRequest(b"a"), PutRequest(b"a")])
+    with pytest.raises(EmptyKeyError):
+        store.txn([], [PutRequest(b"a"), PutRequest(b"a")], [RangeRequest(b"")])
+
+
+def test_raft_and_grpc_size_limits(store):
+    """Raft's limit counts the proposal's header (13 bytes on etcd's default member, 14 when the
+    member ID's 16th bit is set); gRPC refuses any message over the limit + 512 KiB first."""
+    store.put(b"big", b"v" * 1_572_838)  # exactly 1,572,864 bytes proposed
+    with pytest.raises(RequestTooLargeError):
+        store.put(b"big", b"v" * 1_572_839)
+    other = Store(backend=store.backend, member_id=0x1234_5678_9ABC_9446)
+    other.put(b"big", b"v" * 1_572_837)
+    with pytest.raises(RequestTooLargeError):
+        other.put(b"big", b"v" * 1_572_838)
+    with pytest.raises(MessageTooLargeError) as err:
+        store.put(b"", b"v" * 2_100_000)  # before the empty key is noticed
+    assert str(err.value) == "grpc: received message larger than max (2100005 vs. 2097152)"
+    # Reads are no raft proposals: only gRPC's limit applies.
+    store.range(b"k" * 2_097_148)
+    with pytest.raises(MessageTooLargeError):
+        store.range(b"k" * 2_097_149)
+    big = Compare(b"a", "VALUE", "EQUAL", value=b"v" * 1_600_000)
+    assert not store.txn([big], [RangeRequest(b"a")]).succeeded
+    with pytest.raises(RequestTooLargeError):  # a nested txn makes it a write
+        store.txn([big], [TxnRequest()])
+    assert store.revision == 2
+
+
+def test_constructor_checks_the_member_id():
+    with pytest.raises(ValueError, match="member_id must be an integer from 1 to 2\\*\\*64 - 1"):
+        Store(member_id=0)

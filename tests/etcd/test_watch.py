@@ -58,3 +58,47 @@ def test_cancel_and_callback_delivery(store):
     w.cancel()
     store.put(b"k", b"2")
     assert [e.kv.value for e in got] == [b"1"] and w.take() == []
+
+
+def test_a_watch_from_a_future_revision_skips_what_comes_before(store):
+    store.put(b"a", b"1")  # 2
+    w = store.watch(b"a", start_revision=5)
+    for _ in range(3):
+        store.put(b"a", b"x")  # 3, 4, 5
+    assert [e.kv.mod_revision for e in w.take()] == [5]
+
+
+def test_an_empty_key_watches_the_zero_byte_key(store):
+    """etcd's watch server makes an empty key b"\\x00", the smallest key."""
+    store.put(b"\x00", b"z")  # 2
+    w = store.watch(b"", start_revision=2)
+    everything = store.watch(b"", b"\x00", start_revision=2)
+    store.put(b"a", b"1")
+    assert [e.kv.key for e in w.take()] == [b"\x00"]
+    assert [e.kv.key for e in everything.take()] == [b"\x00", b"a"]
+
+
+def test_no_prev_kv_on_an_event_that_creates_its_key(store):
+    store.put(b"a", b"1")  # 2
+    store.txn([], [DeleteRangeRequest(b"a", b"\x00"), PutRequest(b"a", b"2")])  # 3: a new generation
+    delete, create = store.watch(b"a", start_revision=3, prev_kv=True).take()
+    assert (delete.type, delete.prev_kv.mod_revision) == ("DELETE", 2)
+    assert (create.type, create.prev_kv) == ("PUT", None)
+    live = store.watch(b"a", prev_kv=True)
+    store.delete_range(b"a")
+    store.put(b"a", b"3")
+    store.put(b"a", b"4")
+    assert [e.prev_kv and e.prev_kv.value for e in live.take()] == [b"2", None, b"3"]
+
+
+def test_empty_ranges_and_negative_starts_cancel_as_in_etcd(store):
+    w = store.watch(b"b", b"a")
+    assert (w.canceled, w.cancel_reason, w.compact_revision) == (True, "mvcc: watcher range is empty", 0)
+    w = store.watch(b"a", start_revision=-2)  # below the compaction revision, -1
+    assert (w.canceled, w.cancel_reason, w.compact_revision) == (True, "", -1)
+    store.put(b"a", b"1")
+    store.compact(2)
+    assert store.watch(b"a", start_revision=-1).compact_revision == 2
+    from_key = store.watch(b"a", b"\x00")
+    store.put(b"b", b"1")
+    assert not from_key.canceled and [e.kv.key for e in from_key.take()] == [b"b"]
