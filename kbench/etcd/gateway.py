@@ -4,14 +4,20 @@ Standard library only. Keys and values travel base64-encoded, int64 fields come
 back as strings and zero fields are omitted, as grpc-gateway renders etcd's
 protobuf. Errors come back as kbench's :class:`~kbench.etcd.errors.EtcdError`
 subclasses, so a test can run the same calls on a real etcd and on kbench and
-compare responses and errors field by field.
+compare responses and errors field by field. A watch is read by a thread and
+looks like kbench's :class:`~kbench.etcd.watch.Watcher`.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import socket
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +56,21 @@ def _kv(obj: dict) -> KeyValue:
         _unb64(obj.get("key")), int(obj.get("create_revision", 0)), int(obj.get("mod_revision", 0)),
         int(obj.get("version", 0)), _unb64(obj.get("value")), int(obj.get("lease", 0)),
     )
+
+
+def _checked(obj: dict) -> dict:
+    """``obj``, unless it is an error: then kbench's error for its message (a known message with a
+    detail in parentheses keeps the detail)."""
+    if "error" not in obj:
+        return obj
+    error = obj["error"]
+    message = error if isinstance(error, str) else error.get("message", "")  # a stream's error is an object
+    if message in ERRORS:
+        raise ERRORS[message]()
+    base, _, detail = message.partition(" (")
+    if base in ERRORS and detail.endswith(")"):
+        raise ERRORS[base](detail[:-1])
+    raise EtcdError(message)
 
 
 def _revision(obj: dict) -> int:
@@ -161,11 +182,11 @@ class Gateway:
         except urllib.error.HTTPError as err:
             text = err.read().decode()
         obj = json.loads(text.splitlines()[0])
-        obj = obj.get("result", obj)  # streaming endpoints wrap each message
-        if "error" in obj:
-            message = obj["error"] if isinstance(obj["error"], str) else obj.get("message", "")
-            raise ERRORS.get(message, EtcdError)(None if message in ERRORS else message)
-        return obj
+        return _checked(obj.get("result", obj))  # streaming endpoints wrap each message
+
+    def member_id(self) -> int:
+        """The answering member's ID (from a status response's header)."""
+        return int(self._post("/v3/maintenance/status", {})["header"]["member_id"])
 
     def put(self, key: bytes, value: bytes = b"", lease: int = 0, prev_kv: bool = False,
             ignore_value: bool = False, ignore_lease: bool = False) -> PutResponse:
@@ -206,14 +227,9 @@ class Gateway:
         return LeaseTimeToLiveResponse(_revision(obj), int(obj.get("ID", id)), int(obj.get("TTL", 0)),
                                        int(obj.get("grantedTTL", 0)), [_unb64(k) for k in obj.get("keys", [])])
 
-    def watch_events(self, key: bytes, range_end: bytes = b"", start_revision: int = 0, prev_kv: bool = False,
-                     filters: Sequence[str] = (), until_revision: int = 0,
-                     wait: float = 1.0) -> tuple[list[Event], int]:
-        """Open a watch and collect events up to ``until_revision`` (or for ``wait`` seconds).
-
-        Returns ``(events, compact_revision)``; a watch canceled for compaction
-        returns no events and the compaction revision.
-        """
+    def watch(self, key: bytes, range_end: bytes = b"", start_revision: int = 0, prev_kv: bool = False,
+              filters: Sequence[str] = ()) -> RemoteWatcher:
+        """Open a watch; returns once etcd has created (or refused) it, so later writes reach it."""
         create: dict[str, Any] = {"key": _b64(key), "start_revision": str(start_revision)}
         if range_end:
             create["range_end"] = _b64(range_end)
@@ -221,20 +237,76 @@ class Gateway:
             create["prev_kv"] = True
         if filters:
             create["filters"] = list(filters)
-        request = urllib.request.Request(self.url + "/v3/watch", json.dumps({"create_request": create}).encode(),
-                                         method="POST")
-        events: list[Event] = []
-        with urllib.request.urlopen(request, timeout=wait) as resp:
-            try:
-                for line in resp:
-                    result = json.loads(line).get("result", {})
-                    if result.get("canceled"):
-                        return [], int(result.get("compact_revision", 0))
-                    for ev in result.get("events", []):
-                        prev = ev.get("prev_kv")
-                        events.append(Event(ev.get("type", "PUT"), _kv(ev["kv"]), _kv(prev) if prev else None))
-                    if events and until_revision and events[-1].kv.mod_revision >= until_revision:
-                        break
-            except TimeoutError:
-                pass
-        return events, 0
+        return RemoteWatcher(self.url, create, self.timeout)
+
+
+class RemoteWatcher:
+    """A watch on a real etcd with :class:`~kbench.etcd.watch.Watcher`'s attributes, read by a thread.
+
+    ``canceled`` with ``compact_revision`` (a start below the compaction revision) or with
+    ``cancel_reason`` (a refused watch) as etcd reports them.
+    """
+
+    def __init__(self, url: str, create: dict, timeout: float) -> None:
+        self.events: list[Event] = []
+        self.canceled = False
+        self.compact_revision = 0
+        self.cancel_reason = ""
+        self._changed = threading.Condition()
+        parts = urllib.parse.urlsplit(url)
+        self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self._conn.request("POST", "/v3/watch", json.dumps({"create_request": create}))
+        self._sock = self._conn.sock
+        self._resp = self._conn.getresponse()
+        try:
+            self._read(self._resp.readline())  # the created response, or an error
+        except BaseException:
+            self._conn.close()
+            raise
+        self._sock.settimeout(None)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _read(self, line: bytes) -> None:
+        result = _checked(json.loads(line)).get("result", {})
+        events = [Event(ev.get("type", "PUT"), _kv(ev["kv"]), _kv(ev["prev_kv"]) if ev.get("prev_kv") else None)
+                  for ev in result.get("events", [])]
+        with self._changed:
+            self.events += events
+            if result.get("canceled"):
+                self.canceled = True
+                self.compact_revision = int(result.get("compact_revision", 0))
+                self.cancel_reason = result.get("cancel_reason", "")
+            self._changed.notify_all()
+
+    def _loop(self) -> None:
+        try:
+            for line in self._resp:
+                self._read(line)
+        except (OSError, ValueError, http.client.HTTPException):
+            pass  # the watch was closed
+
+    def wait(self, events: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until at least ``events`` events came or the watch was canceled."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.events) < events and not self.canceled:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    return False
+        return True
+
+    def take(self) -> list[Event]:
+        """Return and clear the events received so far."""
+        with self._changed:
+            events, self.events = self.events, []
+        return events
+
+    def cancel(self) -> None:
+        """Close the watch stream."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # the reading thread sees the end of the stream
+        except OSError:
+            pass
+        self._thread.join(5)
+        self._conn.close()

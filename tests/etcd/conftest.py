@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -34,14 +35,14 @@ def etcd_binary() -> str:
     return binary
 
 
-@pytest.fixture(scope="session")
-def etcd(etcd_binary):
-    """A fresh single-member etcd; yields a Gateway to it and stops it afterwards."""
+@contextlib.contextmanager
+def _running_etcd(binary: str):
+    """A fresh single-member etcd on 127.0.0.1; yields a Gateway to it and stops it afterwards."""
     client, peer = _free_port(), _free_port()
     with tempfile.TemporaryDirectory(prefix="kbench-etcd-", dir=_data_root()) as data:
         url = f"http://127.0.0.1:{client}"
         proc = subprocess.Popen(
-            [etcd_binary, "--name", "kbench-test", "--data-dir", data,
+            [binary, "--name", "kbench-test", "--data-dir", data,
              "--listen-client-urls", url, "--advertise-client-urls", url,
              "--listen-peer-urls", f"http://127.0.0.1:{peer}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
@@ -70,3 +71,17 @@ def etcd(etcd_binary):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+@pytest.fixture(scope="session")
+def etcd(etcd_binary):
+    """A fresh single-member etcd for the session; yields a Gateway to it."""
+    with _running_etcd(etcd_binary) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def fresh_etcd(etcd_binary):
+    """A single-member etcd of the test's own, started empty."""
+    with _running_etcd(etcd_binary) as gateway:
+        yield gateway
