@@ -86,8 +86,8 @@ ERRORS: dict[str, type[EtcdError]] = {
     cls.message: cls
     for cls in (
         EmptyKeyError, KeyNotFoundError, ValueProvidedError, LeaseProvidedError, TooManyOpsError,
-        DuplicateKeyError, RequestTooLargeError, MessageTooLargeError, CompactedError, FutureRevisionError, NoSpaceError,
-        LeaseNotFoundError, LeaseExistError, LeaseTTLTooLargeError,
+        DuplicateKeyError, RequestTooLargeError, MessageTooLargeError, CompactedError, FutureRevisionError,
+        NoSpaceError, LeaseNotFoundError, LeaseExistError, LeaseTTLTooLargeError,
     )
 }
 """Error class by etcd message, to map a real etcd's error back to kbench's."""

@@ -11,6 +11,7 @@ looks like kbench's :class:`~kbench.etcd.watch.Watcher`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import socket
@@ -304,9 +305,7 @@ class RemoteWatcher:
 
     def cancel(self) -> None:
         """Close the watch stream."""
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # the reading thread sees the end of the stream
-        except OSError:
-            pass
         self._thread.join(5)
         self._conn.close()
