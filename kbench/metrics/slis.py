@@ -33,15 +33,14 @@ NETWORK_PROGRAMMING_SLO = 30.0
 THROUGHPUT_WINDOW = 5.0
 COLUMNS = ["sli", "metric", "verb", "resource", "scope", "count", "p50", "p90", "p99", "max", "unit", "threshold",
            "verdict", "passed"]
-VERDICTS = ("met", "broken", "no data", "not measured", "no SLO")
-"""``verdict`` of an SLI row: its SLO met or broken; "no data" (the run should have measured it and has no
-sample: a failure); "not measured" (nothing in the run exercises it, e.g. no Service for network programming);
-"no SLO" (reported only)."""
 
 
 def _row(sli: str, metric: str, values, threshold: float | None = None, unit: str = "s", expected: bool = True,
          **labels) -> dict:
-    """One SLI row; ``expected``: the run exercised what this SLI measures, so having no sample is a failure."""
+    """One SLI row; ``expected``: the run exercised what this SLI measures, so having no sample is a failure.
+
+    Its ``verdict``: "met" or "broken" (its SLO); "no data" (expected and no sample: a failure); "not measured"
+    (nothing in the run exercises it, e.g. no Service for network programming); "no SLO" (reported only)."""
     values = np.asarray(list(values), dtype=np.float64)
     if values.size:
         p50, p90, p99 = np.percentile(values, [50, 90, 99])
@@ -142,13 +141,13 @@ def _programs_endpoints(cluster) -> bool:
         for obj, _, _ in cluster.api.caches["endpointslices"].objects.values())
 
 
-def pending_problem(pending: Iterable[str], what: str) -> str | None:
-    """``"<n> pods <what>: a, b, c, ..."`` naming a few of them, or None when there are none."""
-    keys = sorted(pending)
+def listing(keys: Iterable[str], noun: str, what: str) -> str | None:
+    """``"<n> <noun>s <what>: a, b, c, ..."`` naming the first three, or None when there are none."""
+    keys = sorted(keys)
     if not keys:
         return None
     shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
-    return f"{len(keys)} pod{'s' if len(keys) != 1 else ''} {what}: {shown}"
+    return f"{len(keys)} {noun}{'s' if len(keys) != 1 else ''} {what}: {shown}"
 
 
 def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterable[str] = ()) -> RunResult:
@@ -174,7 +173,7 @@ def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterab
               "container_restarts": sum(c.restarts for k in cluster.kubelets for w in k.workers.values()
                                         for c in w.containers)}
     problems = list(problems)
-    never = pending_problem(cluster.watcher.pending, "never started (still Pending when the run ended)")
+    never = listing(cluster.watcher.pending, "pod", "never started (still Pending when the run ended)")
     if never:
         problems.append(never)
     counts["pods_never_started"] = len(cluster.watcher.pending)

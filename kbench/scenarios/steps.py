@@ -8,14 +8,14 @@ import copy
 import gc
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import orjson
 from tqdm.auto import tqdm
 
 from kbench.apiserver.objects import KINDS, object_key
 from kbench.cluster import Cluster
-from kbench.metrics.slis import RunResult, collect, pending_problem
+from kbench.metrics.slis import RunResult, collect, listing
 from kbench.node.probes import ANNOTATION
 
 PAUSE_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"group": "density"}},
@@ -183,48 +183,43 @@ class Driver:
         yield float(seconds)
 
     def _waitForPods(self, timeout: float = 600.0, namespace: str | None = None):
-        deadline = self.engine.now + timeout
+        """Until no pod is Pending and no Deployment / ReplicaSet is short of ready replicas (CL2's
+        WaitForControlledPodsRunning)."""
         pending, caches = self.cluster.watcher.pending, self.cluster.api.caches
 
-        def scaling() -> bool:  # controllers still short of their replicas (WaitForControlledPodsRunning)
-            return any((namespace is None or key.startswith(f"{namespace}/")) and
-                       (obj.get("status") or {}).get("readyReplicas", 0) < obj["spec"].get("replicas", 1)
-                       for resource in ("deployments", "replicasets") for key, (obj, _, _) in
-                       caches[resource].objects.items())
+        def ours(key: str) -> bool:
+            return namespace is None or key.startswith(f"{namespace}/")
 
-        def waiting() -> list[str]:
-            return [key for key in pending if namespace is None or key.startswith(f"{namespace}/")]
+        def short() -> Iterator[str]:
+            return (f"{resource[:-1]} {key}" for resource in ("deployments", "replicasets")
+                    for key, (obj, _, _) in caches[resource].objects.items()
+                    if ours(key) and (obj.get("status") or {}).get("readyReplicas", 0) < obj["spec"].get("replicas", 1))
 
-        while self.engine.now < deadline:
-            if not waiting() and not scaling():
-                return
-            yield 1.0
-        short = [f"{resource[:-1]} {key}" for resource in ("deployments", "replicasets")
-                 for key, (obj, _, _) in caches[resource].objects.items()
-                 if (namespace is None or key.startswith(f"{namespace}/"))
-                 and (obj.get("status") or {}).get("readyReplicas", 0) < obj["spec"].get("replicas", 1)]
-        what = pending_problem(waiting(), "not Running") or f"{', '.join(short[:3])} short of its replicas"
-        self._timed_out("waitForPods", timeout, what)
-
-    def _timed_out(self, action: str, timeout: float, what: str) -> None:
-        self.problems.append(f"steps[{self.step}] {action}: timed out after {timeout:g} s; {what}")
+        yield from self._until("waitForPods", timeout, lambda: any(map(ours, pending)) or next(short(), None),
+                              lambda: listing([k for k in pending if ours(k)], "pod", "not Running")
+                              or listing(list(short()), "controller", "short of ready replicas"))
 
     def _waitForLoadBalancers(self, timeout: float = 1800.0, namespace: str | None = None):
         """Until every LoadBalancer Service has an ingress address (the cloud has provisioned it)."""
-        deadline = self.engine.now + timeout
         services = self.cluster.api.caches["services"].objects
+
         def waiting() -> list[str]:
             return [object_key(o) for o, _, _ in services.values() if o["spec"].get("type") == "LoadBalancer"
                     and (namespace is None or o["metadata"]["namespace"] == namespace)
                     and not ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")]
 
+        yield from self._until("waitForLoadBalancers", timeout, waiting,
+                              lambda: listing(waiting(), "LoadBalancer Service", "without an ingress address"))
+
+    def _until(self, action: str, timeout: float, unmet: Callable[[], object], describe: Callable[[], str]):
+        """Process body: check ``unmet()`` every simulated second until it is falsy; after ``timeout`` s the run
+        fails with ``describe()`` (what it still waits for)."""
+        deadline = self.engine.now + timeout
         while self.engine.now < deadline:
-            if not waiting():
+            if not unmet():
                 return
             yield 1.0
-        left = waiting()
-        self._timed_out("waitForLoadBalancers", timeout, f"{len(left)} LoadBalancer Services without an ingress "
-                        f"address: {', '.join(sorted(left)[:3])}{', ...' if len(left) > 3 else ''}")
+        self.problems.append(f"steps[{self.step}] {action}: timed out after {timeout:g} s; {describe()}")
 
 
 def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:

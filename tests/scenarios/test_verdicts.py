@@ -9,6 +9,7 @@ import pytest
 
 from kbench.cli import main
 from kbench.metrics.slis import COLUMNS, RunResult, _row
+from kbench.node.probes import ANNOTATION
 from kbench.scenarios import library
 from kbench.scenarios.spec import Scenario
 
@@ -42,9 +43,22 @@ def test_a_wait_for_load_balancers_that_times_out_fails_the_run():
                             "    spec: {type: LoadBalancer, selector: {app: x}, ports: [{port: 80}]}}}\n"
                             "- waitForLoadBalancers: {timeout: 20}\n")  # no cloud: nobody provisions it
     result = sc.run(progress=False)
-    assert result.problems == ["steps[1] waitForLoadBalancers: timed out after 20 s; 1 LoadBalancer Services "
+    assert result.problems == ["steps[1] waitForLoadBalancers: timed out after 20 s; 1 LoadBalancer Service "
                                "without an ingress address: default/lb"]
     assert not result.passed
+
+
+def test_a_deployment_that_never_gets_ready_fails_the_wait_naming_it():
+    sc = library.rolling_update(nodes=2, replicas=2)
+    sc.steps = sc.steps[:1]
+    template = sc.steps[0].args["template"]["spec"]["template"]
+    template["metadata"]["annotations"] = {ANNOTATION: "readyAfter: 100000"}  # Running, never Ready
+    sc.add_steps([{"waitForPods": {"namespace": "apps", "timeout": 30}}])
+    result = sc.run(progress=False)
+    assert len(result.problems) == 1 and result.problems[0].startswith(
+        "steps[1] waitForPods: timed out after 30 s; 2 controllers short of ready replicas: deployment apps/web, "
+        "replicaset apps/web-")
+    assert result.counts["pods_never_started"] == 0 and not result.passed
 
 
 def test_a_run_that_meets_its_slos_passes_and_says_so(capsys, tmp_path):
