@@ -166,8 +166,10 @@ class Service:
 
     @property
     def headless(self) -> bool:
-        """``clusterIP: None``: no virtual IP, nothing for kube-proxy to program."""
-        return (self.manifest.get("spec") or {}).get("clusterIP") == "None"
+        """``clusterIP: None`` (or ``clusterIPs: [None]``, which the apiserver defaults ``clusterIP`` from): no
+        virtual IP, nothing for kube-proxy to program."""
+        spec = self.manifest.get("spec") or {}
+        return (spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]) == "None"
 
     @property
     def allocates_node_ports(self) -> bool:

@@ -141,6 +141,10 @@ def test_headless_external_name_and_dual_stack_are_quiet():
                                                                       "externalName": "db.example.com"})
     slice_ = _edit(_edit(SLICE, "metadata.name", "db-1"), "metadata.labels", {"kubernetes.io/service-name": "db"})
     assert Proxier("iptables").sync([SERVICE, SLICE, headless, slice_, external]) == []
+    # clusterIPs alone: the apiserver defaults clusterIP from clusterIPs[0], so this one is headless too
+    listed = _edit(_edit(SERVICE, "metadata.name", "cache"), "spec",
+                   {"clusterIPs": ["None"], "ports": [{"port": 6379}]})
+    assert Proxier("iptables").sync([SERVICE, SLICE, listed]) == []
 
 
 def test_an_ipv6_proxier_reads_the_ipv6_family():
