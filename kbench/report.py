@@ -186,10 +186,13 @@ def replot(path: str | Path, metrics: Sequence[str] = (), x: str | None = None, 
 def trend(table: pd.DataFrame, x: str, name: str) -> str:
     """How column ``name`` moves as parameter ``x`` grows, in words computed from ``table`` (the mean over
     seeds and other parameters at each ``x``): e.g. ``rises from 0.0059 s at 100 nodes to 0.0139 s at 400
-    nodes``; ``falls ...``; ``stays within 5% ...``; with ``, not steadily`` when it turns on the way."""
+    nodes``; ``falls ...``; ``stays within 5% ...``; with ``, not steadily`` when it turns on the way; and says
+    so when the column has no data (e.g. network programming latency of a run without kube-proxy)."""
     means = table.groupby(x)[name].mean().dropna().sort_index()
+    if means.empty:
+        return f"has no data at any {x}: no trend to read"
     unit = column(name).unit
-    at = [f"{number(means.iloc[i])} {unit} at {number(means.index[i])} {x}".replace("  ", " ") for i in (0, -1)]
+    at = [" ".join(filter(None, (number(means.iloc[i]), unit, "at", number(means.index[i]), x))) for i in (0, -1)]
     if len(means) < 2:
         return f"has a single value of {x} ({at[0]}): no trend to read"
     first, last = means.iloc[0], means.iloc[-1]

@@ -143,3 +143,7 @@ def test_trend_is_read_from_the_data():
         "rises from 1 s at 10 nodes to 2 s at 40 nodes, not steadily"
     assert trend(df[df.nodes == 20], "nodes", "sim_npl_p99_s") == \
         "has a single value of nodes (1.02 s at 20 nodes): no trend to read"
+    assert trend(df.assign(sim_npl_p99_s=float("nan")), "nodes", "sim_npl_p99_s") == \
+        "has no data at any nodes: no trend to read"
+    counts = pd.DataFrame({"nodes": [10, 20], "sim_scheduled_pods": [100, 200]})  # a column without a unit
+    assert trend(counts, "nodes", "sim_scheduled_pods") == "rises from 100 at 10 nodes to 200 at 20 nodes"
