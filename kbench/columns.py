@@ -115,7 +115,7 @@ def plottable(table: pd.DataFrame) -> list[str]:
 def number(value) -> str:
     """A number as kbench writes it in tables and text: thousands separated, about four significant digits,
     no exponent between 0.001 and 10^15, no trailing zeros (``12,345``, ``2.5``, ``0.01234``); ``-`` for none."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value)):
         return "-"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         return str(value)

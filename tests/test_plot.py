@@ -133,6 +133,8 @@ def test_log_ticks_are_plain_numbers():
 def test_numbers_are_written_one_way():
     assert [number(v) for v in (12345.6, 5.0, 0.0012345, 2.68e7, 32009, float("nan"), 1e-5, "x")] == \
         ["12,346", "5", "0.001234", "26,800,000", "32,009", "-", "1e-05", "x"]
+    assert [number(v) for v in (np.float32("nan"), np.float32(2.5), pd.NA, None, np.int64(32009))] == \
+        ["-", "2.5", "-", "-", "32,009"]  # NumPy scalars as their Python twins
 
 
 def test_options_redraw_any_figure_against_another_parameter_and_scales():
