@@ -149,9 +149,11 @@ def _scenario(args: argparse.Namespace) -> int:
         results.set_latest(parent, out)
     else:
         out = args.out
-        if out.exists() and any(out.iterdir()):
-            raise ValueError(f"--out {out}: already holds files ({', '.join(sorted(p.name for p in out.iterdir())[:3])}"
-                             "...); give a new or empty folder, or leave --out out for a new one")
+        held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        if held:
+            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            raise ValueError(f"--out {out}: already holds files ({shown}); give a new or empty folder, or leave "
+                             "--out out for a new one")
         results.claim(out, "scenario.yaml", document)
     result = sc.run(progress=not args.no_progress)
     result.slis.to_csv(out / "slis.csv", index=False)

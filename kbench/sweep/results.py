@@ -105,8 +105,7 @@ def new_run_folder(parent: Path, name: str, data: bytes) -> Path:
     """A new folder under ``parent`` named by the time (``20261205-113000``, then ``-2``, ``-3`` ... when
     that name is taken), claimed with ``name``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for i in itertools.count(1):
-        folder = parent / (stamp if i == 1 else f"{stamp}-{i}")
+    for folder in (parent / (stamp if i == 1 else f"{stamp}-{i}") for i in itertools.count(1)):
         if folder.exists():
             continue
         try:
@@ -114,7 +113,6 @@ def new_run_folder(parent: Path, name: str, data: bytes) -> Path:
         except RunFolderTaken:  # another run took it between the two calls
             continue
         return folder
-    raise AssertionError("unreachable")
 
 
 def set_latest(parent: Path, folder: Path) -> None:

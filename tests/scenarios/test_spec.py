@@ -42,7 +42,8 @@ def test_shipped_examples_load(path):
     (HEAD + "steps: [{deleteObjects: {resource: widgets}}]\n",
      r"steps\[0\].deleteObjects.resource: unknown 'widgets'; allowed: deployments"),
     (HEAD + "steps: [{stopNodes: {fraction: 2}}]\n", r"stopNodes.fraction: expected a share in \[0, 1\]"),
-    (HEAD + "---\napiVersion: v1\nkind: Widget\nmetadata: {name: w}\n", "document 1: kind: 'Widget' is not one of Deployment, EndpointSlice"),
+    (HEAD + "---\napiVersion: v1\nkind: Widget\nmetadata: {name: w}\n",
+     "document 1: kind: 'Widget' is not one of Deployment, EndpointSlice"),
     (HEAD + "---\napiVersion: v1\nkind: Service\nmetadata: {}\n", "document 1: metadata.name: required"),
     (HEAD + "steps: [\n", "not valid YAML"),
 ])
@@ -62,7 +63,8 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_a_kind_list_document_stands_for_its_items():
     sc = Scenario.from_text(HEAD + "---\napiVersion: v1\nkind: List\nitems:\n"
                             "- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n"
-                            "- {apiVersion: v1, kind: Service, metadata: {name: s, namespace: a}, spec: {ports: [{port: 80}]}}\n")
+                            "- {apiVersion: v1, kind: Service, metadata: {name: s, namespace: a},\n"
+                            "   spec: {ports: [{port: 80}]}}\n")
     assert [(o["kind"], o["metadata"]["name"]) for o in sc.objects] == [("Namespace", "a"), ("Service", "s")]
     with pytest.raises(ScenarioError, match=r"document 1: items\[0\]: kind: 'Widget' is not one of"):
         Scenario.from_text(HEAD + "---\nkind: List\nitems: [{kind: Widget, metadata: {name: w}}]\n")
