@@ -118,3 +118,13 @@ def test_every_builtin_passes_at_a_small_size_with_nothing_left_waiting(name):
     assert result.passed, result.failing()
     assert result.counts["pods_started"] > 0 and result.counts["pods_never_started"] == 0
     assert set(result.slis["verdict"]) <= {"met", "not measured", "no SLO"}
+
+
+def test_a_sweep_whose_point_leaves_pods_pending_says_so_and_exits_1(tmp_path, capsys):
+    code = main(["sweep", "cluster", "--param", "nodes=2", "--param", "pods_per_node=200", "--param", "services=0",
+                 "--param", "proxy_nodes=0", "--out", str(tmp_path), "--jobs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "FAILED point" in err and "180 pods never started (still Pending when the run ended)" in err
+    table = pd.read_parquet(next((tmp_path / "cluster").glob("2*/results.parquet")))
+    assert not table["sim_slo_passed"].any() and (table["sim_pods_never_started"] == 180).all()
