@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kbench.api.core import ManifestError, _list, _map
@@ -330,27 +330,23 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], 
             note(f"{where}: spec.clusterIPs: no {family} address ({', '.join(svc.cluster_ips)}); "
                  f"an {family} kube-proxy ignores the Service")
             continue
-        for name, values in (("spec.externalIPs", svc.external_ips),
-                             ("status.loadBalancer.ingress", svc.load_balancer_ips),
-                             ("spec.loadBalancerSourceRanges", svc.source_ranges)):
-            own = config.own(values)
-            other = [v for v in values if v not in own]
-            if other:
-                note(f"{where}: {name}: an {family} kube-proxy ignores {', '.join(other)}")
+        external_ips, load_balancer_ips, source_ranges = (
+            _of_family(config, values, where, name, note)
+            for name, values in (("spec.externalIPs", svc.external_ips),
+                                 ("status.loadBalancer.ingress", svc.load_balancer_ips),
+                                 ("spec.loadBalancerSourceRanges", svc.source_ranges)))
         # apiservice.ExternalPolicyLocal: only an externally accessible Service has an external policy
         external_local = svc.external_policy == "Local" and (svc.type in ("NodePort", "LoadBalancer")
                                                              or bool(svc.external_ips))
         for i, p in enumerate(svc.ports):
-            if svc.type in ("NodePort", "LoadBalancer") and not p.node_port and svc.allocates_node_ports:
+            if not p.node_port and svc.allocates_node_ports:
                 note(f"{where}: spec.ports[{i}].nodePort: not set (the apiserver would allocate one); "
                      "no NodePort rules until it has one")
             by_port[(svc.key, p.name, p.protocol)] = ServicePortInfo(
                 namespace=svc.namespace, name=svc.name, port_name=p.name, protocol=p.protocol,
                 cluster_ip=cluster_ips[0], port=p.port,
                 node_port=p.node_port if svc.type in ("NodePort", "LoadBalancer") else 0,
-                external_ips=tuple(config.own(svc.external_ips)),
-                load_balancer_ips=tuple(config.own(svc.load_balancer_ips)),
-                source_ranges=tuple(config.own(svc.source_ranges)),
+                external_ips=external_ips, load_balancer_ips=load_balancer_ips, source_ranges=source_ranges,
                 affinity_timeout=svc.affinity_timeout if svc.session_affinity else 0,
                 external_local=external_local, internal_local=svc.internal_policy == "Local",
                 # apiservice.NeedsHealthCheck: LoadBalancer with externalTrafficPolicy Local
@@ -384,6 +380,16 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], 
     for key, eps in seen.items():
         by_port[key].endpoints = sorted(eps.values(), key=lambda e: e.address)
     return sorted(by_port.values(), key=lambda sp: (sp.name_string, sp.protocol))
+
+
+def _of_family(config: ProxierConfig, values: tuple[str, ...], where: str, name: str,
+               note: Callable[[str], None]) -> tuple[str, ...]:
+    """The values (of field ``name``) of the proxier's family; the others are noted as ignored."""
+    own = tuple(config.own(values))
+    if len(own) < len(values):
+        note(f"{where}: {name}: an {config.ip_family} kube-proxy ignores "
+             f"{', '.join(v for v in values if v not in own)}")
+    return own
 
 
 def check_objects(services: list[Service], node_port_range: tuple[int, int] = SERVICE_NODE_PORT_RANGE) -> None:

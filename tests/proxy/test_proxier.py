@@ -123,6 +123,10 @@ IGNORED = [  # what kube-proxy skips (and logs): ignored, reported, the rest of 
      "it has one"),
     ([_edit(SERVICE, "spec.externalIPs", ["203.0.113.9", "2001:db8::9"]), SLICE],
      "Service shop/web: spec.externalIPs: an IPv4 kube-proxy ignores 2001:db8::9"),
+    ([{**SERVICE, "status": {"loadBalancer": {"ingress": [{"ip": "2001:db8::7"}, {"ip": "203.0.113.7"}]}}}, SLICE],
+     "Service shop/web: status.loadBalancer.ingress: an IPv4 kube-proxy ignores 2001:db8::7"),
+    ([_edit(SERVICE, "spec.loadBalancerSourceRanges", ["fd00::/8", "10.0.0.0/8", "2001:db8::/32"]), SLICE],
+     "Service shop/web: spec.loadBalancerSourceRanges: an IPv4 kube-proxy ignores fd00::/8, 2001:db8::/32"),
 ]
 
 
