@@ -170,3 +170,28 @@ def test_batch_refuses_dynamic_pods_before_placing_any():
                                          "inter-pod affinity; schedule it one by one"):
         KernelScheduler(fw).schedule_batch([plain, ported])
     assert not state.pods and state.pod_count.sum() == 0
+
+
+def test_a_prefilter_rejection_ends_the_batch_like_a_misfit():
+    node_list = [Node.from_manifest({"metadata": {"name": f"n{i}", "labels": {"kubernetes.io/hostname": f"n{i}"}},
+                                     "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"}}})
+                 for i in range(3)]
+    plain = {"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m"}}}]}
+    # two metadata.name requirements in one term that no node meets both of: NodeAffinity's PreFilter rejects
+    conflicting = {**plain, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n0"]},
+                                               {"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}}
+    pods = [Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec})
+            for i, spec in enumerate([plain, plain, conflicting, plain])]
+    reference = _run(node_list, pods, 100, 7, kernel=False)
+    assert [node for node, _, _ in reference][2] is None
+    _assert_batch_as_one_by_one(node_list, pods, 100, 7, reference)
+
+
+def test_a_batch_with_no_nodes_places_nothing():
+    fw = Framework(parse_config({}).profile(), ClusterState([]), 100, seed=0)
+    pods = [Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "c"}]}})
+            for i in range(3)]
+    nodes_, processed, found = KernelScheduler(fw).schedule_batch(pods)
+    assert nodes_.tolist() == [-1, -2, -2] and processed.tolist() == found.tolist() == [0, 0, 0]
+    assert not fw.state.pods
