@@ -240,11 +240,11 @@ class KernelScheduler:
         """
         m = len(pods)
         nodes, processed, found = np.full(m, -2, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64)
-        runs, start = [], 0
+        runs, start, any_nodes = [], 0, self.fw.state.num_nodes > 0
         for _, run in groupby(pods, key=self.plan_key):
-            end = start + len(list(run))
+            end = start + sum(1 for _ in run)
             try:
-                plan = self.cached_plan(pods[start]) if self.fw.state.num_nodes else None
+                plan = self.cached_plan(pods[start]) if any_nodes else None
             except Rejection:
                 plan = None
             if plan is not None and plan.dynamic:
