@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PolyCollection
 
 from kbench import plot
 from kbench.columns import column, number, plottable, tick
@@ -100,8 +101,25 @@ def test_a_line_along_a_parameter_averages_seeds_at_each_point():
     df = table(seeds=3)
     fig = plot.lines(df, "sim_throughput_ops_per_s", ["sim_read_latency_p50_ms"], PARAMS, title="t", along="clients",
                      split=["members"])
-    line = data_lines(fig.axes[0])[0]
+    line = next(line for line in data_lines(fig.axes[0]) if line.get_label().endswith("members=1"))
     assert list(line.get_xdata()) == [800.0, 8000.0, 80000.0]  # one point per client count, in client order
+    want = df[df.members == 1].groupby("clients")["sim_read_latency_p50_ms"].mean()  # over seeds and keys
+    assert np.allclose(line.get_ydata(), want.sort_index()) and df["replicate"].nunique() == 3
+
+
+def test_repeats_get_a_band_named_in_the_legend_unless_bands_are_off():
+    df = table(seeds=3)
+    fig = plot.lines(df, "keys", ["sim_read_latency_p50_ms"], PARAMS, title="t", split=["members"])
+    bands = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2  # one per line: members 1 and 3, over seeds and clients
+    low, high = bands[0].get_paths()[0].vertices[:, 1].min(), bands[0].get_paths()[0].vertices[:, 1].max()
+    assert (low, high) == pytest.approx((df[df.members == 1]["sim_read_latency_p50_ms"].min(),
+                                         df[df.members == 1]["sim_read_latency_p50_ms"].max()))
+    assert "band: range over seeds and repeats" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    with plot.options(bands=False):
+        fig = plot.lines(df, "keys", ["sim_read_latency_p50_ms"], PARAMS, title="t", split=["members"])
+    assert not fig.axes[0].collections and len(data_lines(fig.axes[0])) == 2
+    assert not any(t.get_text().startswith("band") for t in fig.axes[0].get_legend().get_texts())
 
 
 def test_series_differ_by_colour_and_the_legend_sits_outside_the_data():
