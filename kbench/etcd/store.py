@@ -232,7 +232,8 @@ class Store:
             rq.check_put_args(key, value, lease)
         payload = len(key) + len(value)
         bound, cost = payload + rq.MAX_FRAMING, rq.KV_OVERHEAD + payload
-        size = partial(rq.put_size, key, value, lease, prev_kv, ignore_value, ignore_lease)
+        size = (partial(rq.put_size, key, value, lease, prev_kv, ignore_value, ignore_lease)
+                if bound > self.max_request_bytes else None)  # the exact size only near a limit
         self._receive(bound, cost, size)
         if not key or ignore_value or ignore_lease:
             rq.check_put_request(key, value, lease, ignore_value, ignore_lease)
