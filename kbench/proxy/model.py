@@ -394,7 +394,8 @@ def _of_family(config: ProxierConfig, values: tuple[str, ...], where: str, name:
 
 def check_objects(services: list[Service], node_port_range: tuple[int, int] = SERVICE_NODE_PORT_RANGE) -> None:
     """Refuse what the apiserver refuses across Services: two Services of one name, a ClusterIP or NodePort
-    taken twice, a NodePort outside ``--service-node-port-range`` (the registry's allocators, pkg/registry/core/
+    taken twice (within one Service: a protocol's nodePort twice, or the healthCheckNodePort a nodePort of its
+    own), a NodePort outside ``--service-node-port-range`` (the registry's allocators, pkg/registry/core/
     service/ipallocator and portallocator) and a NodePort on a ClusterIP Service (ValidateService)."""
     low, high = node_port_range
     keys: set[str] = set()
@@ -412,15 +413,21 @@ def check_objects(services: list[Service], node_port_range: tuple[int, int] = SE
         node_ports = [(f"spec.ports[{i}].nodePort", p.node_port) for i, p in enumerate(svc.ports) if p.node_port]
         if svc.type == "ClusterIP" and node_ports:
             raise ManifestError(f"{where}: {node_ports[0][0]}: may not be used when `type` is 'ClusterIP'")
+        own: set[tuple[str, int]] = set()  # ValidateService: a (protocol, nodePort) once; TCP and UDP may share
+        for i, p in enumerate(svc.ports):
+            if p.node_port and (p.protocol, p.node_port) in own:
+                raise ManifestError(f"{where}: spec.ports[{i}].nodePort: Duplicate value: {p.node_port}")
+            own.add((p.protocol, p.node_port))
         if svc.health_check_node_port:
             node_ports.append(("spec.healthCheckNodePort", svc.health_check_node_port))
         for name, port in node_ports:
             if not low <= port <= high:
                 raise ManifestError(f"{where}: {name}: {port}: provided port is not in the valid range. The range "
                                     f"of valid ports is {low}-{high} (kube-apiserver --service-node-port-range)")
-            if port_owner.setdefault(port, svc.key) != svc.key:
+            owner = port_owner.setdefault(port, svc.key)
+            if owner != svc.key or (name == "spec.healthCheckNodePort" and any(port == n for _, n in own)):
                 raise ManifestError(f"{where}: {name}: {port}: provided port is already allocated "
-                                    f"(to Service {port_owner[port]})")
+                                    f"(to Service {owner})")
 
 
 def read_objects(manifests: Iterable[Mapping]) -> tuple[list[Service], list[EndpointSlice]]:

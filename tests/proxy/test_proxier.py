@@ -75,6 +75,11 @@ BAD = [
      "Service shop/web: spec.ports[0].nodePort: may not be used when `type` is 'ClusterIP'"),
     ([SERVICE, _edit(_edit(SERVICE, "metadata.name", "api"), "spec.clusterIP", "10.96.0.11"), SLICE],
      "Service shop/api: spec.ports[0].nodePort: 30080: provided port is already allocated (to Service shop/web)"),
+    ([_edit(SERVICE, "spec.ports", [*SERVICE["spec"]["ports"], {"name": "alt", "port": 81, "nodePort": 30080}]),
+      SLICE], "Service shop/web: spec.ports[1].nodePort: Duplicate value: 30080"),
+    ([_edit(_edit(_edit(SERVICE, "spec.type", "LoadBalancer"), "spec.externalTrafficPolicy", "Local"),
+            "spec.healthCheckNodePort", 30080), SLICE],
+     "Service shop/web: spec.healthCheckNodePort: 30080: provided port is already allocated (to Service shop/web)"),
     # a misspelled kind is not silently dropped
     ([{**SERVICE, "kind": "Servce"}, SLICE], "manifests: document 0: kind: 'Servce' is not one of Deployment, "
      "EndpointSlice"),
@@ -149,6 +154,14 @@ def test_headless_external_name_and_dual_stack_are_quiet():
     listed = _edit(_edit(SERVICE, "metadata.name", "cache"), "spec",
                    {"clusterIPs": ["None"], "ports": [{"port": 6379}]})
     assert Proxier("iptables").sync([SERVICE, SLICE, listed]) == []
+
+
+def test_one_service_may_give_tcp_and_udp_one_node_port():
+    both = _edit(SERVICE, "spec.ports", [*SERVICE["spec"]["ports"],
+                                         {"name": "quic", "port": 80, "protocol": "UDP", "nodePort": 30080}])
+    proxier = Proxier("iptables", ProxierConfig(node_name="node-0"))
+    assert proxier.sync([both, SLICE]) == []
+    assert sorted(sp.protocol for sp in proxier.ports if sp.node_port == 30080) == ["TCP", "UDP"]
 
 
 def test_an_ipv6_proxier_reads_the_ipv6_family():
