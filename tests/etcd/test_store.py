@@ -302,6 +302,20 @@ def test_raft_and_grpc_size_limits(store):
     assert store.revision == 2
 
 
+def test_put_many_holds_each_put_to_the_size_limits(store):
+    """Each put of a batch is its own request: the largest one decides, and a refused batch writes nothing."""
+    keys = store.keyset([b"big", b"k"])
+    assert store.put_many(keys, b"v" * 1_572_838).tolist() == [2, 3]  # b"big": exactly the raft limit
+    for values in (b"v" * 1_572_839, [b"v", b"v" * 1_572_841], [b"v" * 1_572_839, b"v"]):
+        with pytest.raises(RequestTooLargeError):
+            store.put_many(keys, values)
+    assert store.put_many(keys, [b"v", b"v" * 1_572_840]).tolist() == [4, 5]  # b"k": one byte shorter
+    with pytest.raises(MessageTooLargeError) as err:
+        store.put_many(keys, [b"v", b"v" * 2_100_000])
+    assert str(err.value) == "grpc: received message larger than max (2100008 vs. 2097152)"
+    assert store.revision == 5 and store.range(b"k").kvs[0].value == b"v" * 1_572_840
+
+
 def test_constructor_checks_the_member_id():
     with pytest.raises(ValueError, match="member_id must be an integer from 1 to 2\\*\\*64 - 1"):
         Store(member_id=0)
