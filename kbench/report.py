@@ -158,8 +158,9 @@ def _pdf_text(pdf: PdfPages, sweep: Sweep, meta: dict, summary: pd.DataFrame, sl
 
 def replot(path: str | Path, metrics: Sequence[str] = (), x: str | None = None, logx: bool | None = None,
            logy: bool | None = None, bands: bool = True, formats: Sequence[str] = plot.FORMATS) -> list[Path]:
-    """Re-draw a run's figures: the sweep's own set, or one figure of ``metrics``; ``x``, ``logx`` and ``logy``
-    (None: each figure's own) apply to either.
+    """Re-draw a run's figures: the sweep's own set, or one figure of ``metrics`` (against ``x``, default the
+    first numeric parameter that varies in the run); ``x``, ``logx`` and ``logy`` (None: each figure's own) apply
+    to either.
 
     Raises
     ------
@@ -177,7 +178,7 @@ def replot(path: str | Path, metrics: Sequence[str] = (), x: str | None = None, 
     with plot.options(formats=tuple(formats), bands=bands, x=x, logx=logx, logy=logy):
         if not metrics:
             return sweep.plot(table, run_dir)
-        x = x or numeric[0]
+        x = x or next(iter(plot.varying(table, numeric)), numeric[0])
         fig = plot.lines(table, x, metrics, sweep.params, title=", ".join(column(m).label for m in metrics),
                          slos=sweep.slos)
         return plot.save(fig, run_dir, f"{sweep.name}_{'_'.join(metrics)}_vs_{x}"[:120])

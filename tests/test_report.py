@@ -103,6 +103,18 @@ def test_plot_redraws_chosen_metrics_with_seed_bands(etcd_run, monkeypatch):
         replot(etcd_run, ["sim_throughput_ops_per_s"], x="nodes")
 
 
+def test_plot_draws_chosen_metrics_against_the_parameter_the_run_varies(etcd_run, tmp_path, monkeypatch):
+    run_dir = tmp_path / "r"
+    shutil.copytree(etcd_run, run_dir)
+    _, _, table, _ = load_run(run_dir)
+    table[table["keys"] == 100].to_parquet(run_dir / "results.parquet")  # a run sweeping clients only
+    drawn = []
+    monkeypatch.setattr(plot, "save", lambda fig, out_dir, stem, formats=None: drawn.append((stem, fig)) or [])
+    replot(run_dir, ["sim_throughput_ops_per_s"])
+    (stem, fig), = drawn
+    assert stem == "etcd_sim_throughput_ops_per_s_vs_clients" and fig.axes[0].get_xlabel() == "closed-loop clients"
+
+
 def test_cli_plot_checks_x_and_metric_even_for_the_default_figures(etcd_run, capsys):
     assert main(["plot", str(etcd_run), "--x", "nope"]) == 2
     assert "--x: 'nope' is not a numeric parameter of sweep 'etcd'; valid: keys, value_size" in capsys.readouterr().err
