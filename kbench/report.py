@@ -118,10 +118,14 @@ def _html(sweep, run_dir, meta, env, summary, slos, files, table) -> str:
     return "\n".join(parts)
 
 
-def _slo_count(slos: pd.DataFrame) -> str:
-    """``N SLO checks: a met, b failed, c without data`` (no data is never counted as met)."""
+def _slo_count(slos: pd.DataFrame, html: bool = True) -> str:
+    """``N SLO checks: a met, b failed, c without data`` (no data is never counted as met; the failures in bold
+    in ``html``), or ``no SLO thresholds`` for a sweep without any."""
+    if not len(slos):
+        return "no SLO thresholds"
     count = slos["verdict"].value_counts()
-    return (f"{len(slos)} SLO checks: {count.get('pass', 0)} met, <b>{count.get('FAIL', 0)} failed</b>, "
+    failed = f"{count.get('FAIL', 0)} failed"
+    return (f"{len(slos)} SLO checks: {count.get('pass', 0)} met, {f'<b>{failed}</b>' if html else failed}, "
             f"{count.get('no data', 0)} without data")
 
 
@@ -135,7 +139,7 @@ def _pdf_text(pdf: PdfPages, sweep: Sweep, meta: dict, summary: pd.DataFrame, sl
     fig = plt.figure(figsize=A4)
     text = (f"kbench sweep {sweep.name}\n{sweep.description}\n\n{len(summary)} points, preset "
             f"{meta.get('preset')}, seed {meta.get('seed')}; "
-            + _slo_count(slos).replace("<b>", "").replace("</b>", "") + "\n\n"
+            + _slo_count(slos, html=False) + "\n\n"
             + numbers(summary).to_string(index=False, max_cols=12))
     fig.text(0.03, 0.97, text, va="top", family="monospace", fontsize=7)
     pdf.savefig(fig)

@@ -68,6 +68,12 @@ def test_report_pdf_has_vector_figures_and_the_slo_table_of_every_point(cluster_
     assert "NetworkProgrammingLatency" in text and "pass" in text and "verdict" in text
 
 
+def test_report_pdf_of_a_sweep_without_slos_says_so(etcd_run):
+    _, pdf_path = write_report(etcd_run)
+    text = pdf_text(pdf_path.read_bytes())
+    assert "no SLO thresholds" in text and "SLO checks" not in text and "SLOs, every point" not in text
+
+
 def test_report_marks_failed_slos_and_writes_numbers_one_way(cluster_run, tmp_path):
     run_dir = tmp_path / "r"
     shutil.copytree(cluster_run, run_dir)  # a copy: the module's run stays as it was
@@ -84,7 +90,8 @@ def test_report_marks_failed_slos_and_writes_numbers_one_way(cluster_run, tmp_pa
     assert "<td>7.5</td><td>5</td><td>s</td><td>FAIL</td>" in text
     tables = text[text.index("<h2>Summary</h2>"):text.index("<h2>Figures</h2>")]
     assert "123,457" in tables and not re.search(r"\de[+-]\d", tables)  # not 1.235e+05
-    assert "FAIL" in pdf_text(pdf_path.read_bytes()) and "123,457" in pdf_text(pdf_path.read_bytes())
+    pdf = pdf_text(pdf_path.read_bytes())
+    assert "FAIL" in pdf and "123,457" in pdf and "11 SLO checks: 6 met, 2 failed, 3 without data" in pdf
 
 
 def test_plot_redraws_chosen_metrics_with_seed_bands(etcd_run, monkeypatch):
