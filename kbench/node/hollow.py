@@ -4,8 +4,9 @@ and runs no pods. What the control plane sees of a kubelet, at a fraction of the
 Timings are the kubelet's (v1.35 defaults, pkg/kubelet/apis/config/v1beta1/defaults.go): the node Lease lasts
 ``nodeLeaseDurationSeconds`` 40 s and is renewed 40 x 0.25 = 10 s (NodeLeaseRenewIntervalFraction) after the
 previous renewal returned (the lease controller's sliding wait.JitterUntil; its 4% jitter left out). A renewal
-that fails, and a kubelet back from a stop, read the lease and renew from it at once (retryUpdateLease /
-backoffEnsureLease, staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go). Status is posted
+that fails, and a kubelet back from a stop, read the lease and renew from it at once, or create it when there is
+none (retryUpdateLease / backoffEnsureLease, staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go);
+a kubelet back from a stop before it had registered registers then. Status is posted
 at registration, then once ``nodeStatusReportFrequency`` (5 min) has passed (checked at each renewal), as
 tryUpdateNodeStatus (pkg/kubelet/kubelet_node_status.go) does: GET the Node, set the kubelet's own conditions on
 that fresh copy (others', such as NetworkUnavailable, stay as they are) and write it back; a 409 Conflict reads
@@ -48,6 +49,7 @@ class HollowNode:
         self.name = name
         self.client = Client(server, f"system:node:{name}", ("system:nodes",), KUBELET_QPS, KUBELET_BURST)
         self.running = True
+        self.registered = False
         self.renewals = 0
         self._status_posted = -math.inf
         self._pending: list[tuple[float, Timer]] = []
@@ -61,8 +63,8 @@ class HollowNode:
             "status": {"capacity": {"cpu": cpu, "memory": memory, "pods": str(pods)},
                        "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
                        "conditions": [], "addresses": [{"type": "Hostname", "address": name}]}}
-        _set_conditions(self.manifest["status"]["conditions"], timestamp(self.engine.now + start))
-        self._send(start, "create", "nodes", self._registered, body=self.manifest)
+        """The Node as registered (its conditions are stamped at each registration)."""
+        self._register(start)
 
     def _send(self, delay: float, verb: str, resource: str, callback: Callback, **kwargs) -> None:
         """Send a request ``delay`` seconds from now (when the answer that prompts it has arrived, or its timer is
@@ -74,16 +76,26 @@ class HollowNode:
         self._pending.append((now + delay, self.client.request(verb, resource, callback, delay=delay, **kwargs)))
 
     # -- registration and the Lease ---------------------------------------------------------------------------
+    def _register(self, delay: float) -> None:
+        """registerWithAPIServer: create the Node, its conditions as of when the request leaves."""
+        status = {**self.manifest["status"], "conditions": []}
+        _set_conditions(status["conditions"], timestamp(self.engine.now + delay))
+        self._send(delay, "create", "nodes", self._registered, body={**self.manifest, "status": status})
+
     def _registered(self, node, error, delay) -> None:
         if error is not None and error.code != 409:
-            self._send(delay + 1.0, "create", "nodes", self._registered, body=self.manifest)
+            self._register(delay + 1.0)
             return
+        self.registered = True
         self._status_posted = self.engine.now + delay  # registering posted the status
+        self._create_lease(delay, self._renewed)
+
+    def _create_lease(self, delay: float, callback: Callback) -> None:
         lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                  "metadata": {"name": self.name, "namespace": "kube-node-lease"},
                  "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
                           "renewTime": timestamp(self.engine.now + delay, micro=True)}}
-        self._send(delay, "create", "leases", self._renewed, body=lease)
+        self._send(delay, "create", "leases", callback, body=lease)
 
     def _renewed(self, lease, error, delay) -> None:
         if not self.running:  # the answer to a request sent before the node stopped
@@ -107,14 +119,22 @@ class HollowNode:
                    namespace="kube-node-lease", name=self.name)
 
     def _lease_read(self, lease, error, delay: float, backoff: float) -> None:
-        """backoffEnsureLease: renew at once from the lease read; a failed read is tried again, 0.2 s doubling
-        to 7 s later."""
+        """backoffEnsureLease: renew at once from the lease read, or create it if there is none (ensureLease); a
+        failed read or create is tried again, 0.2 s doubling to 7 s later."""
         if not self.running:
             return
-        if error is not None:
-            self._read_lease(delay + backoff, min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF))
-        else:
+        if error is None:
             self._renew(lease, delay)
+        elif error.code == 404:
+            self._create_lease(delay, lambda made, failed, answer: self._lease_created(made, failed, answer, backoff))
+        else:
+            self._read_lease(delay + backoff, min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF))
+
+    def _lease_created(self, lease, error, delay: float, backoff: float) -> None:
+        if error is None:
+            self._renewed(lease, None, delay)
+        else:
+            self._read_lease(delay + backoff, min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF))
 
     # -- node status ------------------------------------------------------------------------------------------
     def _post_status(self, delay: float, tries: int = NODE_STATUS_UPDATE_RETRY) -> None:
@@ -147,10 +167,14 @@ class HollowNode:
         self._pending = []
 
     def restart(self) -> None:
-        """The kubelet is back: it renews its lease and posts its status at once."""
+        """The kubelet is back: it renews its lease and posts its status at once (or registers, if it never
+        did)."""
         if self.running:
             return
         self.running = True
+        if not self.registered:
+            self._register(0.0)
+            return
         self._read_lease(0.0)
         self._post_status(0.0)
 

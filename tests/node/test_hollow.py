@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from kbench.node.hollow import RENEW_INTERVAL, STATUS_REPORT_FREQUENCY
-from tests.controlplane.helpers import Plane, race, reached, record
+import pytest
+
+from kbench.apiserver.objects import timestamp
+from kbench.node import HollowNode
+from kbench.node.hollow import ENSURE_LEASE_BACKOFF, RENEW_INTERVAL, STATUS_REPORT_FREQUENCY
+from tests.controlplane.helpers import Plane, fail_next, race, reached, record
 
 
 def _renewals(sent: list[dict]) -> list[float]:
@@ -45,3 +49,35 @@ def test_status_post_keeps_conditions_it_does_not_own_and_retries_a_conflict():
     assert conditions["NetworkUnavailable"]["reason"] == "RouteCreated"  # not clobbered by the kubelet
     assert final["metadata"]["labels"]["racing"] == "writer"
     assert conditions["Ready"]["status"] == "True" and conditions["Ready"]["lastHeartbeatTime"] > registered
+
+
+def test_lease_whose_create_failed_is_created_when_found_missing():
+    """backoffEnsureLease: the read that follows a failed create finds no lease and creates it; a create that
+    fails again is tried after the backoff."""
+    plane = Plane()
+    node = HollowNode(plane.api, "node-0")
+    fail_next(node.client, "create", "leases", times=2, code=500)
+    sent = record(node.client)
+    plane.run(2 * RENEW_INTERVAL + 1)
+    leases = [r for r in reached(sent) if r["resource"] == "leases"]
+    assert [(r["verb"], r["code"]) for r in leases] == [
+        ("create", 500), ("get", 404), ("create", 500), ("get", 404), ("create", 200), ("update", 200),
+        ("update", 200)]
+    assert leases[1]["at"] == leases[0]["answered"]  # read at once
+    assert leases[3]["at"] == pytest.approx(leases[2]["answered"] + ENSURE_LEASE_BACKOFF)
+    assert leases[5]["at"] == pytest.approx(leases[4]["answered"] + RENEW_INTERVAL)
+    assert node.renewals == 3
+
+
+def test_node_stopped_before_it_registered_registers_when_restarted():
+    plane = Plane()
+    node = HollowNode(plane.api, "node-0", start=5.0)
+    plane.run(1.0)
+    node.stop()  # its registration, due at 5 s, is taken back
+    plane.run(10.0)
+    assert plane.objects("nodes") == []
+    node.restart()
+    plane.run(10.0 + RENEW_INTERVAL + 1)
+    ready = next(c for c in plane.ok("get", "nodes", name="node-0")["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["lastHeartbeatTime"] == timestamp(10.0)  # as of the registration
+    assert plane.ok("get", "leases", namespace="kube-node-lease", name="node-0") and node.renewals == 2
