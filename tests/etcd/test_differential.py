@@ -75,8 +75,10 @@ class Run:
         return got_ours
 
     def settle(self) -> None:
-        """Compare every open watch once the real one has had its sync and its events, then close it."""
+        """Compare every open watch once the real one has had its sync and its events, then close both."""
         expected = [watch_state(w) for _, _, _, w, _ in self._watches]
+        for _, _, _, ours, _ in self._watches:
+            ours.cancel()  # else the mirror keeps every watch of the run, each collecting every later write
         for (_, _, real, _, _), (events, canceled, _, _) in zip(self._watches, expected):
             real.wait(len(events) + 1 if canceled else len(events), timeout=2.0)
         ready = max((ready for *_, ready in self._watches), default=0.0)
