@@ -11,7 +11,8 @@ node IPAM.
 - Node IPAM (pkg/controller/nodeipam, RangeAllocator): each Node gets a ``spec.podCIDR`` of
   ``--node-cidr-mask-size`` 24 out of ``--cluster-cidr``, written as a merge patch of just the pod CIDRs
   (PatchNodeCIDRs: no resourceVersion, so the kubelet's status writes cannot make it conflict), tried
-  ``cidrUpdateRetries`` 3 times; a CIDR that could not be written is released (unless the server timed out).
+  ``cidrUpdateRetries`` 3 times; a CIDR that could not be written is released (unless the server timed out,
+  reason ServerTimeout: the write may yet land).
 """
 
 from __future__ import annotations
@@ -159,6 +160,6 @@ class NodeIpamController(Controller):
                 return
             except APIError as err:
                 if attempt + 1 == CIDR_UPDATE_RETRIES:
-                    if err.code != 504:  # ReleaseCIDR (upstream's cidrset hands it out again only after wrapping)
-                        self.used.discard(cidr)
+                    if err.reason != "ServerTimeout":  # ReleaseCIDR unless IsServerTimeout (it may yet land)
+                        self.used.discard(cidr)  # (upstream's cidrset hands it out again only after wrapping)
                     raise

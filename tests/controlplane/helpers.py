@@ -121,16 +121,16 @@ def reached(sent: list[dict]) -> list[dict]:
 
 
 def fail_next(client: Client, verb: str, resource: str, subresource: str = "", times: int = 1,
-              code: int = 429) -> None:
+              code: int = 429, reason: str = "TooManyRequests") -> None:
     """The next ``times`` ``verb`` requests of ``resource`` (``subresource``) that ``client`` sends fail with
-    ``code`` without reaching the apiserver (as APF's rejection would)."""
+    ``code`` and ``reason`` without reaching the apiserver (as APF's rejection would)."""
     request = client.request
     left = [times]
 
     def maybe(v, res, callback, delay=0.0, **kwargs):
         if left[0] and (v, res, kwargs.get("subresource", "")) == (verb, resource, subresource):
             left[0] -= 1
-            error = APIError(code, "TooManyRequests", "injected")
+            error = APIError(code, reason, "injected")
             return client.engine.schedule(delay, lambda _: callback(None, error, 0.0))
         return request(v, res, callback, delay=delay, **kwargs)
 

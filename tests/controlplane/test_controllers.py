@@ -19,6 +19,7 @@ from kbench.controllers import (
     TTLAfterFinishedController,
     controller_manager,
 )
+from kbench.controllers.cluster import CIDR_UPDATE_RETRIES
 from kbench.controllers.nodelifecycle import (
     EVICTION_RATE,
     NODE_EVICTION_PERIOD,
@@ -27,7 +28,7 @@ from kbench.controllers.nodelifecycle import (
 )
 from kbench.node import HollowNode
 from kbench.node.hollow import RENEW_INTERVAL
-from tests.controlplane.helpers import Plane, read_before, record, running_status, workload
+from tests.controlplane.helpers import Plane, fail_next, read_before, record, running_status, workload
 
 
 def _ready(node) -> str:
@@ -273,6 +274,23 @@ def test_node_ipam_writes_only_the_cidr_so_a_concurrent_node_write_costs_no_cidr
     node = plane.ok("get", "nodes", name="node-0")
     assert node["spec"]["podCIDRs"] == ["10.0.0.0/24"] and node["metadata"]["labels"]["x"] == "y"
     assert ipam.used == {"10.0.0.0/24"}  # no CIDR lost to a conflict
+
+
+@pytest.mark.parametrize(("reason", "released"), [("InternalError", True), ("ServerTimeout", False)])
+def test_node_ipam_releases_a_cidr_it_could_not_write(reason, released):
+    """RangeAllocator: PatchNodeCIDRs tried cidrUpdateRetries (3) times, then ReleaseCIDR unless the server timed
+    out (the write may yet land); the requeued sync takes the next CIDR (upstream's cidrset moves on too)."""
+    plane = Plane()
+    kcm = controller_manager(plane.api, controllers=(NodeIpamController,))
+    ipam = kcm.controllers[0]
+    fail_next(kcm.client, "patch", "nodes", times=CIDR_UPDATE_RETRIES, code=500, reason=reason)
+    sent = record(kcm.client)
+    kcm.start()
+    plane.nodes.append(HollowNode(plane.api, "node-0"))
+    plane.run(5.0)
+    assert [r["code"] for r in sent if r["verb"] == "patch"] == [500] * CIDR_UPDATE_RETRIES + [200]
+    assert plane.ok("get", "nodes", name="node-0")["spec"]["podCIDRs"] == ["10.0.1.0/24"]
+    assert ipam.used == ({"10.0.1.0/24"} if released else {"10.0.0.0/24", "10.0.1.0/24"})
 
 
 def test_leader_election_failover_after_the_lease_expires():
