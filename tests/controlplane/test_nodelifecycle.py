@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from kbench.apiserver.objects import copy_object
+from kbench.apiserver.objects import copy_object, timestamp
 from kbench.controllers import NodeLifecycleController, TaintEvictionController, controller_manager
 from kbench.controllers.nodelifecycle import (
     EVICTION_RATE,
+    EVICTION_RETRIES,
+    EVICTION_RETRY_SLEEP,
     HEALTH_UPDATE_RETRY,
+    NODE_EVICTION_PERIOD,
+    NODE_MONITOR_PERIOD,
     NOT_READY,
     SECONDARY_EVICTION_RATE,
     UNREACHABLE,
@@ -17,7 +21,7 @@ from kbench.controllers.nodelifecycle import (
     ZoneTainter,
     _min_toleration_seconds,
 )
-from tests.controlplane.helpers import Plane, race, record
+from tests.controlplane.helpers import Plane, fail_next, race, read_before, record
 
 
 def _node_requests(sent: list[dict], subresource: str) -> list[dict]:
@@ -60,6 +64,50 @@ def test_no_schedule_taint_that_conflicts_is_retried_and_lands_before_no_execute
     no_execute = next(r for r in writes if r["verb"] == "update" and any(
         t["effect"] == "NoExecute" for t in r["body"]["spec"]["taints"]))
     assert retry["answered"] < no_execute["at"]
+
+
+def _taints(plane: Plane, name: str = "node-0") -> set[tuple[str, str]]:
+    """The node's taints as the apiserver has them now."""
+    return {(t["key"], t["effect"]) for t in plane.api.caches["nodes"].get(name)[0]["spec"].get("taints") or []}
+
+
+def _stop_node_until(plane: Plane, taint: tuple[str, str]) -> None:
+    """node-0 stops; run until node-lifecycle has given it ``taint``."""
+    plane.run(20.0)
+    plane.nodes[0].stop()
+    while taint not in _taints(plane):
+        plane.run(plane.engine.now + NODE_EVICTION_PERIOD)
+
+
+def test_no_execute_taint_that_fails_is_queued_again_and_tried_with_the_next_token():
+    """RateLimitedTimedQueue.Try: a failed taint goes back to the queue (ProcessAt now + 1 ns); the token it took
+    is spent, so the next try waits for the zone's next token (1 / --node-eviction-rate)."""
+    plane = Plane(nodes=3)
+    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    _stop_node_until(plane, (UNREACHABLE, "NoSchedule"))
+    fail_next(kcm.client, "update", "nodes", code=500)  # the next taint write: NoExecute's
+    sent = record(kcm.client)
+    plane.run(plane.engine.now + NODE_MONITOR_PERIOD + 1 / EVICTION_RATE + 1)
+    writes = _node_requests(sent, "")
+    failed, retried = [r for r in writes if r["verb"] == "update"]
+    assert (failed["code"], retried["code"]) == (500, 200)
+    assert _taints(plane) == {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
+    wait = read_before(sent, retried)["at"] - read_before(sent, failed)["at"]
+    assert 1 / EVICTION_RATE <= wait < 1 / EVICTION_RATE + NODE_EVICTION_PERIOD + 1e-6
+
+
+def test_no_execute_taint_follows_the_ready_status_at_once_when_tainted():
+    """processTaintBaseEviction: a node tainted unreachable that reports Ready False has the NoExecute taint
+    swapped to not-ready by the next pass (no queue, no token), and its NoSchedule taint follows."""
+    plane = Plane(nodes=3)
+    controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    _stop_node_until(plane, (UNREACHABLE, "NoExecute"))
+    node = plane.ok("get", "nodes", name="node-0")
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    ready.update(status="False", reason="KubeletNotReady", lastHeartbeatTime=timestamp(plane.engine.now))
+    plane.ok("update", "nodes", body=node, subresource="status")  # the kubelet is back, but not ready
+    plane.run(plane.engine.now + NODE_MONITOR_PERIOD + 0.5)
+    assert _taints(plane) == {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}
 
 
 def test_no_schedule_taints_follow_conditions_and_unschedulable():
@@ -165,3 +213,18 @@ def test_eviction_runs_from_when_the_taint_was_first_seen_and_is_cancelled_when_
     _taint(plane, "node-1", None)
     plane.run(plane.engine.now + 200)
     assert not [r for r in sent if r["verb"] == "delete" and r["name"] == "late"]
+
+
+def test_eviction_that_fails_is_tried_again_by_its_worker():
+    """deletePodHandler: up to 5 tries, 10 ms apart."""
+    plane = Plane(nodes=1)
+    kcm = controller_manager(plane.api, controllers=(TaintEvictionController,)).start()
+    _pod(plane, "a", "node-0")
+    fail_next(kcm.client, "delete", "pods", times=EVICTION_RETRIES - 1)
+    sent = record(kcm.client)
+    _taint(plane, "node-0", "example.com/drain")  # not tolerated: evicted at once
+    plane.run(plane.engine.now + 1)
+    deletes = [r for r in sent if r["verb"] == "delete"]
+    assert [r["code"] for r in deletes] == [429] * (EVICTION_RETRIES - 1) + [200]
+    assert all(b["at"] == pytest.approx(a["answered"] + EVICTION_RETRY_SLEEP) for a, b in zip(deletes, deletes[1:]))
+    assert plane.ok("get", "pods", namespace="default", name="a")["metadata"]["deletionTimestamp"]
