@@ -8,7 +8,7 @@ import pytest
 from kbench.apiserver.objects import APIError
 from kbench.client import Backoff, Client, Informer, TokenBucket, WorkQueue, update_fresh
 from kbench.sim import Engine
-from tests.controlplane.helpers import Plane
+from tests.controlplane.helpers import Plane, fail_next, record
 from tests.controlplane.test_apiserver import pod
 
 
@@ -72,6 +72,18 @@ def test_informer_stopped_while_its_watch_is_set_up_hears_nothing():
     plane.ok("create", "pods", body=pod("late"))
     plane.run(plane.engine.now + 1)
     assert seen == [] and inf.cache == {}
+
+
+def test_informer_stopped_while_it_waits_to_relist_sends_no_list():
+    plane = Plane()
+    client = Client(plane.api, "watcher")
+    fail_next(client, "list", "pods", code=500)
+    sent = record(client)
+    inf = Informer(client, "pods", namespace="default").start()
+    plane.run(0.5)  # the list failed; the reflector lists again a second later
+    inf.stop()
+    plane.run(5.0)
+    assert [(r["verb"], r["code"]) for r in sent] == [("list", 500)] and inf.lists == 1
 
 
 def _run(plane: Plane, body):
