@@ -30,6 +30,13 @@ _FQDN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9](
 _LINK_LOCAL_MULTICAST_V4 = ipaddress.ip_network("224.0.0.0/24")
 
 
+def allocates_node_ports(spec: Mapping) -> bool:
+    """The apiserver allocates NodePorts to a Service of this spec: NodePort Services, and LoadBalancer ones
+    unless ``allocateLoadBalancerNodePorts`` is false (pkg/registry/core/service/storage: needsNodePort)."""
+    kind = spec.get("type") or "ClusterIP"
+    return kind == "NodePort" or (kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False)
+
+
 def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """An IP address, accepting IPv4 octets with leading zeros as decimal (k8s.io/utils/net ParseIPSloppy).
 
@@ -173,11 +180,8 @@ class Service:
 
     @property
     def allocates_node_ports(self) -> bool:
-        """The apiserver allocates NodePorts: NodePort Services, and LoadBalancer ones unless
-        ``allocateLoadBalancerNodePorts`` is false."""
-        spec = self.manifest.get("spec") or {}
-        return self.type == "NodePort" or (self.type == "LoadBalancer"
-                                           and spec.get("allocateLoadBalancerNodePorts") is not False)
+        """The apiserver allocates NodePorts for this Service (:func:`allocates_node_ports`)."""
+        return allocates_node_ports(self.manifest.get("spec") or {})
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> Service:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from kbench.api.network import SERVICE_NODE_PORT_RANGE
+from kbench.api.network import SERVICE_NODE_PORT_RANGE, allocates_node_ports
 from kbench.apiserver.flowcontrol import MaxInFlight, PriorityAndFairness
 from kbench.apiserver.objects import (
     RESOURCES,
@@ -298,8 +298,7 @@ class APIServer:
 
     def _allocate_service(self, obj: dict) -> None:
         """The Service registry's allocators (pkg/registry/core/service/ipallocator, portallocator): a ClusterIP
-        from the service range and NodePorts from ``--service-node-port-range`` for NodePort and LoadBalancer
-        Services."""
+        from the service range and NodePorts from ``--service-node-port-range`` where the Service needs them."""
         spec = obj.setdefault("spec", {})
         if spec.get("type", "ClusterIP") == "ExternalName":
             return
@@ -307,7 +306,7 @@ class APIServer:
             n = next(self._service_ips)
             spec["clusterIP"] = f"10.96.{n // 254 % 256}.{n % 254 + 1}"
             spec["clusterIPs"] = [spec["clusterIP"]]
-        if spec.get("type") in ("NodePort", "LoadBalancer"):
+        if allocates_node_ports(spec):
             for port in spec.get("ports") or []:
                 if not port.get("nodePort"):
                     low, high = SERVICE_NODE_PORT_RANGE
