@@ -101,9 +101,7 @@ def test_update_fresh_retries_a_conflict_on_a_fresh_read():
     stale = plane.ok("create", "pods", body=pod("a"))
     plane.ok("update", "pods", body={**stale, "metadata": {**stale["metadata"], "labels": {"other": "writer"}}})
     client = Client(plane.api, "controller")
-    calls = []
-    request = client.request
-    client.request = lambda verb, *a, **k: (calls.append(verb), request(verb, *a, **k))
+    sent = record(client)
 
     def label(obj) -> bool:
         obj["metadata"].setdefault("labels", {})["mine"] = "yes"
@@ -111,14 +109,21 @@ def test_update_fresh_retries_a_conflict_on_a_fresh_read():
 
     written, error = _run(plane, update_fresh(client, "pods", "a", label, Backoff(3, 0.01), namespace="default",
                                               current=stale))
-    assert error is None and calls == ["update", "get", "update"]  # 409 on the stale copy, then a fresh GET
+    # 409 on the stale copy, then a fresh GET after the backoff's wait
+    assert error is None and [(r["verb"], r["code"]) for r in sent] == [("update", 409), ("get", 200), ("update", 200)]
+    assert sent[1]["at"] == pytest.approx(sent[0]["answered"] + 0.01)
     assert written["metadata"]["labels"] == {"other": "writer", "mine": "yes"}  # the other write survives
-    calls.clear()
+    sent.clear()
     assert _run(plane, update_fresh(client, "pods", "a", lambda obj: False, Backoff(3, 0.01),
                                     namespace="default"))[0] == written
-    assert calls == ["get"]  # nothing to change: nothing written
+    assert [r["verb"] for r in sent] == ["get"]  # nothing to change: nothing written
+    sent.clear()
     _, error = _run(plane, update_fresh(client, "pods", "gone", label, Backoff(3, 0.01), namespace="default"))
-    assert isinstance(error, APIError) and error.code == 404 and calls == ["get", "get"]  # not retried
+    assert isinstance(error, APIError) and error.code == 404 and [r["verb"] for r in sent] == ["get"]  # not retried
+    sent.clear()
+    _, error = _run(plane, update_fresh(client, "pods", "a", label, Backoff(1, 0.01), namespace="default",
+                                        current=stale))
+    assert isinstance(error, APIError) and error.code == 409 and [r["verb"] for r in sent] == ["update"]  # tries spent
     with pytest.raises(ValueError, match="Backoff.steps: expected an integer >= 1"):
         Backoff(0, 0.01)
 
