@@ -10,7 +10,7 @@ import pytest
 from kbench.node.kubelet import PLEG_RELIST_PERIOD, STATUS_SYNC_PERIOD, Kubelet
 from kbench.node.runtime import RuntimeModel
 from kbench.profiles import load_profile
-from tests.controlplane.helpers import Plane, fail_next, reached, record
+from tests.controlplane.helpers import Plane, fail_next, race, reached, record
 
 SANDBOX, CREATE, START = 0.2, 0.03, 0.05
 
@@ -228,6 +228,23 @@ def test_stopped_kubelet_sends_nothing_until_restarted(shutdown):
         assert node.status("a")["phase"] == "Succeeded"
     assert node.status("c")["phase"] == "Running"
     assert [p["metadata"]["name"] for p in node.plane.objects("pods")] == ["a", "c"]  # b's delete went out
+
+
+def test_kubelet_stopped_as_a_final_status_leaves_deletes_the_pod_only_after_restart():
+    node = Node()
+    node.pod("a", [app()])
+    node.until(3)
+    sent = record(node.kubelet.client)
+    stops = []
+    race(node.kubelet.client, "patch", "pods", "status",
+         lambda: (stops.append(node.plane.engine.now), node.kubelet.stop()))  # its answer lands after the stop
+    node.plane.ok("delete", "pods", namespace="default", name="a")
+    node.until(10)
+    assert [(r["verb"], r["code"]) for r in sent] == [("patch", 200)] and sent[0]["at"] == stops[0]
+    assert [p["metadata"]["name"] for p in node.plane.objects("pods")] == ["a"]  # no delete from a stopped node
+    node.kubelet.restart()
+    node.until(12)
+    assert node.plane.objects("pods") == []
 
 
 def test_failed_status_patch_is_sent_again_at_the_next_sync():
