@@ -89,9 +89,9 @@ class _LogTicks(LogFormatter):
         return tick(x)
 
 
-def style(ax: plt.Axes, logx: bool = False, logy: bool = False, legend: bool = False) -> None:
-    """kbench's look for one axes: grid, scales with plain-number ticks, and (``legend``) the legend outside the
-    data, to the right (set per axes: rc_context would reset a notebook's inline backend)."""
+def style(ax: plt.Axes, logx: bool = False, logy: bool = False) -> None:
+    """kbench's look for one axes: grid, and scales with plain-number ticks (set per axes: rc_context would reset a
+    notebook's inline backend); :func:`legend` draws the figure's legend."""
     ax.grid(True, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     ax.title.set_fontsize("medium")
@@ -102,8 +102,6 @@ def style(ax: plt.Axes, logx: bool = False, logy: bool = False, legend: bool = F
             axis.set_minor_formatter(_LogTicks(labelOnlyBase=False))
         elif isinstance(axis.get_major_formatter(), ScalarFormatter):  # numbers, not categories
             axis.set_major_formatter(FuncFormatter(lambda value, _: tick(value)))
-    if legend:
-        ax.legend(**LEGEND)
 
 
 def save(fig: plt.Figure, out_dir: Path, stem: str, formats: Sequence[str] | None = None) -> list[Path]:
