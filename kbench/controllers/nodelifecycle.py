@@ -207,20 +207,19 @@ class NodeLifecycleController(Controller):
         zones: dict[str, list[str]] = defaultdict(list)
         for name, node in list(self.nodes.cache.items()):
             ready = _ready_condition(node)
-            observed = [ready.get("status", "Unknown") if ready else "Unknown"]
-            current = observed[0]
+            observed = current = ready.get("status", "Unknown") if ready else "Unknown"
             if self._silent(name, ready) and (ready is None or current != "Unknown"):
-                node = yield from self._try_update_node_health(name, node, observed)
+                node, observed = yield from self._try_update_node_health(name, node)
                 if node is None:
                     continue  # the write failed NodeHealthUpdateRetry times: nothing is decided for this node
                 current = _ready(node)
             zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
             zones[zone].append(current)
-            if observed[0] == "True":
+            if observed == "True":
                 if node["spec"].get("taints") or name in self.tainters[zone].known:  # (the common case: neither)
                     yield from self._mark_reachable(node, zone)
             else:
-                yield from self._mark_for_tainting(node, zone, observed[0])
+                yield from self._mark_for_tainting(node, zone, observed)
         for name in [n for n in self.health if n not in self.nodes.cache]:
             del self.health[name]
         self._handle_disruption(zones)
@@ -239,20 +238,23 @@ class NodeLifecycleController(Controller):
             state[0], state[1], state[2] = now, renew, beat
         return now > state[0] + (self.grace_period if ready else NODE_STARTUP_GRACE_PERIOD)
 
-    def _try_update_node_health(self, name: str, node: Mapping, observed: list[str]):
+    def _try_update_node_health(self, name: str, node: Mapping):
         """Process body: mark a silent node Unknown, from a fresh read after a failed write; returns the node as
-        it now is (None if the tries ran out). ``observed[0]`` becomes the Ready status of the copy last judged."""
+        it now is (None if the tries ran out) and the Ready status of the copy last judged (the observed one)."""
         stamp = timestamp(self.engine.now)
+        observed = _ready(node)
 
         def change(fresh: dict) -> bool:
-            observed[0] = _ready(fresh)
+            nonlocal observed
+            observed = _ready(fresh)
             return self._silent(name, condition(fresh, "Ready")) and mark_unknown(fresh, stamp)
 
         try:
-            return (yield from update_fresh(self.client, "nodes", name, change, HEALTH_UPDATE_RETRY,
-                                            subresource="status", current=node, retriable=lambda _: True))
+            node = yield from update_fresh(self.client, "nodes", name, change, HEALTH_UPDATE_RETRY,
+                                           subresource="status", current=node, retriable=lambda _: True)
         except APIError:
-            return None
+            return None, observed
+        return node, observed
 
     def _mark_reachable(self, node: Mapping, zone: str):
         """Process body: markNodeAsReachable: a Ready node leaves its zone's queue and loses its NoExecute taints."""
