@@ -46,12 +46,15 @@ def data_lines(ax) -> list:
 
 
 @pytest.mark.parametrize("name", sweep_names())
-def test_every_result_column_of_every_sweep_has_metadata(name):
+def test_every_result_column_of_every_sweep_has_metadata_and_its_figures_draw(name, tmp_path):
     sweep = get_sweep(name)
     params = {**sweep.grid("quick")[0], **TINY[name]}
     row = {**sweep.run_point(params, 0), "wall_point_seconds": 1.0}
     names = [c for c in row if c.startswith(("sim_", "wall_"))]
     assert names and all(column(c).kind in ("simulated", "measured") for c in names)  # raises on an unknown one
+    with plot.options(formats=("svg",)):  # every figure the sweep declares: its columns and parameters exist
+        files = sweep.plot(pd.DataFrame([{**params, **row}]), tmp_path)
+    assert files and all(f.suffix == ".svg" and f.stat().st_size > 1000 for f in files)
 
 
 def test_units_come_from_the_column_table_not_a_suffix():
