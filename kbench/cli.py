@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     replot.add_argument("--metric", action="append", default=[], help="a sim_/wall_ column to plot (repeatable); "
                                                                      "default: the sweep's own figures")
     replot.add_argument("--x", default=None, help="numeric parameter on the x axis of every figure (default: each "
-                                                  "figure's own; with --metric, the sweep's first numeric one)")
+                                                  "figure's own; with --metric, the first numeric one the run varies)")
     replot.add_argument("--linear-x", action="store_true",
                         help="linear x axis in every figure (default: log where the values span a decade or more)")
     replot.add_argument("--log-y", action="store_true", help="log y axis in every figure (default: each figure's own)")
