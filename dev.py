@@ -80,8 +80,11 @@ def ensure_etcd() -> None:
         sh("apt-get", "update", "-q", env=env)
         sh("apt-get", "install", "-y", "-q", "etcd-server", env=env)
     else:
-        print("note: etcd is not installed (Debian: sudo apt-get install etcd-server); "
-              "the differential tests against a real etcd will be skipped", flush=True)
+        print(
+            "note: etcd is not installed (Debian: sudo apt-get install etcd-server); "
+            "the differential tests against a real etcd will be skipped",
+            flush=True,
+        )
 
 
 def bench(rest: list[str], env: dict) -> None:
@@ -98,13 +101,29 @@ def bench(rest: list[str], env: dict) -> None:
     if baseline.exists():
         # pytest-benchmark's storage folder for this machine (pytest_benchmark.utils.get_machine_id); the venv
         # runs this same interpreter version
-        folder = storage / "-".join([platform.system(), platform.python_implementation(),
-                                     ".".join(platform.python_version_tuple()[:2]), platform.architecture()[0]])
+        folder = storage / "-".join(
+            [
+                platform.system(),
+                platform.python_implementation(),
+                ".".join(platform.python_version_tuple()[:2]),
+                platform.architecture()[0],
+            ]
+        )
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(baseline, folder / "0000_baseline.json")
         compare = ["--benchmark-compare=0000_baseline", "--benchmark-compare-fail=mean:10%"]
-    sh(PY, "-m", "pytest", "benchmarks", "--benchmark-autosave", f"--benchmark-storage=file://{storage}", *compare,
-       *rest, cwd=ROOT, env=env)
+    sh(
+        PY,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "--benchmark-autosave",
+        f"--benchmark-storage=file://{storage}",
+        *compare,
+        *rest,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def main(argv: list[str]) -> None:

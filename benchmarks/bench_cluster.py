@@ -35,9 +35,15 @@ def _density(nodes: int, pods_per_node: int) -> dict:
     started = time.perf_counter()
     result = scenario.run(progress=False)
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "sim_s": result.sim_seconds, "sim_s_per_wall_s": result.sim_seconds / wall,
-            "events_per_s": result.events / wall, "pods_per_wall_s": result.counts["pods_started"] / wall,
-            "pods_started": result.counts["pods_started"], "slo_passed": result.passed}
+    return {
+        "wall_s": wall,
+        "sim_s": result.sim_seconds,
+        "sim_s_per_wall_s": result.sim_seconds / wall,
+        "events_per_s": result.events / wall,
+        "pods_per_wall_s": result.counts["pods_started"] / wall,
+        "pods_started": result.counts["pods_started"],
+        "slo_passed": result.passed,
+    }
 
 
 def _where_time_goes(nodes: int, seconds: float = 30.0) -> dict[str, float]:
@@ -68,11 +74,17 @@ def test_density_5000_nodes(benchmark):
     pods = NODES * PODS_PER_NODE
     full_pods = NODES * 30
     benchmark.extra_info.update(
-        **result, nodes=NODES, pods=pods, pods_per_s_created=RATE, target_wall_s=TARGET_WALL,
+        **result,
+        nodes=NODES,
+        pods=pods,
+        pods_per_s_created=RATE,
+        target_wall_s=TARGET_WALL,
         projected_150k_pod_wall_s=result["wall_s"] * full_pods / pods,
         meets_target=result["wall_s"] * full_pods / pods <= TARGET_WALL,
         reference=f"{NODES // 10} nodes, same pods per node, scaled x10",
-        reference_wall_s=reference["wall_s"] * 10, ratio=reference["wall_s"] * 10 / result["wall_s"],
-        time_share_by_package=_where_time_goes(NODES))
+        reference_wall_s=reference["wall_s"] * 10,
+        ratio=reference["wall_s"] * 10 / result["wall_s"],
+        time_share_by_package=_where_time_goes(NODES),
+    )
     assert result["pods_started"] == pods
     assert result["slo_passed"], "the default profile should meet every SLO at 5,000 nodes"

@@ -61,5 +61,11 @@ def run_simpy(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["periodic", "jittered"])
 def test_engine_timeout_chain(benchmark, kind):
     benchmark.pedantic(run_kbench, args=(kind,), rounds=3, iterations=1, warmup_rounds=0)
-    record(benchmark, EVENTS, best_of(lambda: run_simpy(kind), repeat=2), reference="simpy", workload=kind,
-           target_ratio=3.0)
+    record(
+        benchmark,
+        EVENTS,
+        best_of(lambda: run_simpy(kind), repeat=2),
+        reference="simpy",
+        workload=kind,
+        target_ratio=3.0,
+    )

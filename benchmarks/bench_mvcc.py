@@ -54,8 +54,9 @@ def test_put_many(benchmark, loaded):
     batch = keyset[rng.integers(0, KEYS, BATCH)]
     benchmark.pedantic(store.put_many, args=(batch, VALUE), rounds=10, iterations=1, warmup_rounds=1)
     ref_batch = ref_keys[ref_rng.integers(0, KEYS, BATCH)]
-    record(benchmark, BATCH, best_of(lambda: ref.put_many(ref_batch, VALUE), repeat=2), target=10e6,
-           revisions=len(store))
+    record(
+        benchmark, BATCH, best_of(lambda: ref.put_many(ref_batch, VALUE), repeat=2), target=10e6, revisions=len(store)
+    )
 
 
 def test_range_many(benchmark, loaded):
@@ -63,8 +64,7 @@ def test_range_many(benchmark, loaded):
     batch = keyset[rng.integers(0, KEYS, BATCH)]
     benchmark.pedantic(store.range_many, args=(batch,), rounds=10, iterations=1, warmup_rounds=1)
     ref_batch = ref_keys[ref_rng.integers(0, KEYS, BATCH)]
-    record(benchmark, BATCH, best_of(lambda: ref.range_many(ref_batch), repeat=2), target=10e6,
-           revisions=len(store))
+    record(benchmark, BATCH, best_of(lambda: ref.range_many(ref_batch), repeat=2), target=10e6, revisions=len(store))
 
 
 def _single(store: Store, keys: list[bytes], method: str):
@@ -84,13 +84,20 @@ def test_single_call(benchmark, loaded, method):
 
 def test_compile_time(benchmark):
     """Cold Numba compilation of the MVCC kernels, in a fresh process with the cache disabled."""
-    code = ("import time; t = time.perf_counter(); from kbench.etcd import Store; s = Store(); "
-            "s.put(b'a', b'1'); s.range(b'a', b'\\0'); ks = s.keyset([b'b']); s.put_many(ks, b'v'); "
-            "s.range_many(ks); s.delete_range(b'a'); s.compact(s.revision); "
-            "s.watch(b'a', b'\\0', start_revision=s.revision).take(); print(time.perf_counter() - t)")
+    code = (
+        "import time; t = time.perf_counter(); from kbench.etcd import Store; s = Store(); "
+        "s.put(b'a', b'1'); s.range(b'a', b'\\0'); ks = s.keyset([b'b']); s.put_many(ks, b'v'); "
+        "s.range_many(ks); s.delete_range(b'a'); s.compact(s.revision); "
+        "s.watch(b'a', b'\\0', start_revision=s.revision).take(); print(time.perf_counter() - t)"
+    )
     env = {"NUMBA_DISABLE_JIT": "0", "NUMBA_CACHE_DIR": "/nonexistent-kbench-cache"}
     seconds = benchmark.pedantic(
-        lambda: float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                     env={**os.environ, **env}).stdout),
-        rounds=1, iterations=1)
+        lambda: float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **env}
+            ).stdout
+        ),
+        rounds=1,
+        iterations=1,
+    )
     benchmark.extra_info["cold_compile_seconds"] = seconds

@@ -46,9 +46,16 @@ def test_map_and_hash_modes_30k(benchmark, mode):
     benchmark.pedantic(matcher.match, args=(packets,), rounds=5, warmup_rounds=1)
     reference_packets = packets.take(slice(2000))
     reference = best_of(lambda: matcher.match_python(reference_packets), repeat=2)
-    record(benchmark, len(packets), reference / len(reference_packets) * len(packets), TARGET,
-           reference="same algorithm in CPython (py_func)", services=30_000, endpoints=ENDPOINTS,
-           rules_evaluated_mean=float(matcher.match(reference_packets).rules.mean()))
+    record(
+        benchmark,
+        len(packets),
+        reference / len(reference_packets) * len(packets),
+        TARGET,
+        reference="same algorithm in CPython (py_func)",
+        services=30_000,
+        endpoints=ENDPOINTS,
+        rules_evaluated_mean=float(matcher.match(reference_packets).rules.mean()),
+    )
 
 
 @pytest.mark.parametrize("services", [5_000, 10_000, 30_000])
@@ -59,7 +66,14 @@ def test_iptables_walk(benchmark, services):
     benchmark.pedantic(matcher.match, args=(packets,), rounds=5, warmup_rounds=1)
     reference_packets = packets.take(slice(20))
     reference = best_of(lambda: matcher.match_python(reference_packets), repeat=2)
-    record(benchmark, len(packets), reference / len(reference_packets) * len(packets), None,
-           reference="same algorithm in CPython (py_func)", services=services, endpoints=ENDPOINTS,
-           ns_per_packet=benchmark.stats.stats.median / len(packets) * 1e9,
-           rules_evaluated_mean=float(matcher.match(packets).rules.mean()))
+    record(
+        benchmark,
+        len(packets),
+        reference / len(reference_packets) * len(packets),
+        None,
+        reference="same algorithm in CPython (py_func)",
+        services=services,
+        endpoints=ENDPOINTS,
+        ns_per_packet=benchmark.stats.stats.median / len(packets) * 1e9,
+        rules_evaluated_mean=float(matcher.match(packets).rules.mean()),
+    )

@@ -47,7 +47,12 @@ def test_scheduling_basic(benchmark, percentage):
     median = benchmark.stats.stats.median
     rate = PODS / median
     benchmark.extra_info.update(
-        pods_per_round=PODS, pods_per_s=rate, reference="Framework.schedule (NumPy)",
-        reference_pods_per_s=reference, ratio=rate / reference,
+        pods_per_round=PODS,
+        pods_per_s=rate,
+        reference="Framework.schedule (NumPy)",
+        reference_pods_per_s=reference,
+        ratio=rate / reference,
         target_pods_per_s=100_000 if percentage == 100 else 300_000,
-        meets_target=rate >= (100_000 if percentage == 100 else 300_000), upstream_ci_threshold_pods_per_s=680)
+        meets_target=rate >= (100_000 if percentage == 100 else 300_000),
+        upstream_ci_threshold_pods_per_s=680,
+    )

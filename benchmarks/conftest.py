@@ -32,8 +32,14 @@ def record(benchmark, ops: int, reference_seconds: float, target: float | None =
     rate = ops / median
     reference = ops / reference_seconds
     benchmark.extra_info.update(
-        ops_per_round=ops, ops_per_s=rate, ops_per_s_mean=ops / mean, ops_per_s_best_round=ops / best,
-        reference_ops_per_s=reference, ratio=rate / reference, **extra)
+        ops_per_round=ops,
+        ops_per_s=rate,
+        ops_per_s_mean=ops / mean,
+        ops_per_s_best_round=ops / best,
+        reference_ops_per_s=reference,
+        ratio=rate / reference,
+        **extra,
+    )
     if target is not None:
         benchmark.extra_info.update(target_ops_per_s=target, meets_target=rate >= target)
 
@@ -54,5 +60,7 @@ def ratio_floor(request):
     if floor is None:
         pytest.fail(f"{request.node.name}: no ratio floor in {FLOORS_FILE}; measured ratio {ratio:.3g}")
     if ratio < floor:
-        pytest.fail(f"{request.node.name}: ratio to the plain reference {ratio:.3g} is below its floor {floor} "
-                    f"({FLOORS_FILE.name}): the kernel lost its advantage")
+        pytest.fail(
+            f"{request.node.name}: ratio to the plain reference {ratio:.3g} is below its floor {floor} "
+            f"({FLOORS_FILE.name}): the kernel lost its advantage"
+        )

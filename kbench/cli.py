@@ -30,34 +30,56 @@ def _sweep_help() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kbench", description="Performance benchmark suite for a modelled Kubernetes cluster.")
+        prog="kbench", description="Performance benchmark suite for a modelled Kubernetes cluster."
+    )
     parser.add_argument("--version", action="version", version=f"kbench {kbench.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     sweep = commands.add_parser(
-        "sweep", help="run a parameter sweep, store tidy results and plots",
+        "sweep",
+        help="run a parameter sweep, store tidy results and plots",
         description="Run a sweep's grid on local worker processes; write Parquet, PNG and SVG under "
-                    "OUT/<sweep>/<run>/ and print a summary.",
-        epilog="sweeps and their parameters:\n" + _sweep_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        "OUT/<sweep>/<run>/ and print a summary.",
+        epilog="sweeps and their parameters:\n" + _sweep_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sweep.add_argument("name", help="which sweep (" + ", ".join(sweep_names()) + ")")
     sweep.add_argument("--preset", default=None, help="grid preset (default: quick; with --resume: the run's)")
-    sweep.add_argument("--param", action="append", default=[], metavar="NAME=V1[,V2...]",
-                       help="replace one axis of the preset's grid (repeatable)")
+    sweep.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=V1[,V2...]",
+        help="replace one axis of the preset's grid (repeatable)",
+    )
     sweep.add_argument("--out", default="results", type=Path, help="results root (default: results)")
     sweep.add_argument("--run", default=None, help="run directory name (default: a timestamp)")
     sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     sweep.add_argument("--seed", type=int, default=None, help="base seed (default: 0; with --resume: the run's)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    sweep.add_argument("--dask", default=None, metavar="ADDRESS",
-                       help="run the points on a Dask cluster (scheduler address, e.g. tcp://host:8786)")
-    sweep.add_argument("--resume", action="store_true",
-                       help="continue the run given by --run (default: the latest) with its own grid, without "
-                            "recomputing finished points")
-    sweep.add_argument("--seeds", type=int, default=None,
-                       help="runs per point with different seeds (default 1; with --resume: the run's)")
+    sweep.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run the points on a Dask cluster (scheduler address, e.g. tcp://host:8786)",
+    )
+    sweep.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run given by --run (default: the latest) with its own grid, without "
+        "recomputing finished points",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="runs per point with different seeds (default 1; with --resume: the run's)",
+    )
     run = commands.add_parser(
-        "run", help="the main job: the cluster sweep's quick preset, then the component sweeps' (a few minutes)",
+        "run",
+        help="the main job: the cluster sweep's quick preset, then the component sweeps' (a few minutes)",
         description="Run the quick preset of the cluster sweep and of every component sweep (etcd, scheduler, "
-                    "proxy); write each under OUT/<sweep>/<run>/ and print one summary per sweep.")
+        "proxy); write each under OUT/<sweep>/<run>/ and print one summary per sweep.",
+    )
     run.add_argument("--preset", default="quick", help="preset for every sweep (default: quick)")
     run.add_argument("--sweeps", default="cluster,etcd,scheduler,proxy", help="which sweeps, comma-separated")
     run.add_argument("--out", default="results", type=Path, help="results root (default: results)")
@@ -65,48 +87,84 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     report = commands.add_parser(
-        "report", help="write one self-contained HTML report (and a PDF) of a sweep run",
+        "report",
+        help="write one self-contained HTML report (and a PDF) of a sweep run",
         description="Write report.html and report.pdf into a run directory: summary, SLO pass/fail per point, "
-                    "every figure (PNG inline, SVG and PDF beside it), environment metadata, all results.")
-    report.add_argument("run", type=Path, help="a run directory (results/<sweep>/<run>) or a sweep's directory "
-                                               "(its latest run)")
+        "every figure (PNG inline, SVG and PDF beside it), environment metadata, all results.",
+    )
+    report.add_argument(
+        "run", type=Path, help="a run directory (results/<sweep>/<run>) or a sweep's directory (its latest run)"
+    )
     replot = commands.add_parser(
-        "plot", help="re-draw a sweep run's figures, or one figure of chosen metrics",
-        description="Re-draw the figures of a stored run (no point is recomputed).")
+        "plot",
+        help="re-draw a sweep run's figures, or one figure of chosen metrics",
+        description="Re-draw the figures of a stored run (no point is recomputed).",
+    )
     replot.add_argument("run", type=Path, help="a run directory or a sweep's directory (its latest run)")
-    replot.add_argument("--metric", action="append", default=[], help="a sim_/wall_ column to plot (repeatable); "
-                                                                     "default: the sweep's own figures")
-    replot.add_argument("--x", default=None, help="numeric parameter on the x axis of every figure (default: each "
-                                                  "figure's own; with --metric, the first numeric one the run varies)")
-    replot.add_argument("--linear-x", action="store_true",
-                        help="linear x axis in every figure (default: log where the values span a decade or more)")
+    replot.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="a sim_/wall_ column to plot (repeatable); default: the sweep's own figures",
+    )
+    replot.add_argument(
+        "--x",
+        default=None,
+        help="numeric parameter on the x axis of every figure (default: each "
+        "figure's own; with --metric, the first numeric one the run varies)",
+    )
+    replot.add_argument(
+        "--linear-x",
+        action="store_true",
+        help="linear x axis in every figure (default: log where the values span a decade or more)",
+    )
     replot.add_argument("--log-y", action="store_true", help="log y axis in every figure (default: each figure's own)")
     replot.add_argument("--no-bands", action="store_true", help="no band over seeds (runs with --seeds > 1)")
     replot.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default png,svg)")
     proxy = commands.add_parser(
-        "proxy", help="kube-proxy rules for Service / EndpointSlice manifests: render or trace a packet",
-        description="Compile one node's kube-proxy rules from Kubernetes manifests (multi-document YAML).")
+        "proxy",
+        help="kube-proxy rules for Service / EndpointSlice manifests: render or trace a packet",
+        description="Compile one node's kube-proxy rules from Kubernetes manifests (multi-document YAML).",
+    )
     proxy.add_argument("action", choices=("render", "trace"), help="render the rules, or trace one packet")
-    proxy.add_argument("manifests", type=Path,
-                       help="YAML file with Services and EndpointSlices (or a List, as kubectl get -o yaml writes)")
+    proxy.add_argument(
+        "manifests",
+        type=Path,
+        help="YAML file with Services and EndpointSlices (or a List, as kubectl get -o yaml writes)",
+    )
     proxy.add_argument("--mode", default="iptables", help="iptables (default), ipvs or nftables")
-    proxy.add_argument("--proxier", type=Path, default=None,
-                       help="YAML with the node's settings (nodeName, nodeIPs, localDetector.clusterCIDR, ...)")
+    proxy.add_argument(
+        "--proxier",
+        type=Path,
+        default=None,
+        help="YAML with the node's settings (nodeName, nodeIPs, localDetector.clusterCIDR, ...)",
+    )
     proxy.add_argument("--format", default=None, help="render format: iptables-save, nft, nft-list, ipvsadm, ipset")
     proxy.add_argument("--source", default="10.0.0.2", help="trace: source IP (default 10.0.0.2, a pod)")
     proxy.add_argument("--destination", default=None, metavar="IP:PORT", help="trace: destination (port 1-65535)")
     proxy.add_argument("--protocol", default="TCP", help="trace: TCP (default), UDP or SCTP")
     scenario = commands.add_parser(
-        "scenario", help="run a whole-cluster scenario (a YAML file or a built-in) and report its SLIs",
+        "scenario",
+        help="run a whole-cluster scenario (a YAML file or a built-in) and report its SLIs",
         description="Run one scenario on the modelled cluster; print its SLIs against the SLOs and write them "
-                    "(slis.csv, pod_startup.parquet, ClusterLoader2 PerfData JSON) under OUT.")
+        "(slis.csv, pod_startup.parquet, ClusterLoader2 PerfData JSON) under OUT.",
+    )
     scenario.add_argument("action", choices=("run", "show", "list"), help="run it, print its YAML, or list built-ins")
     scenario.add_argument("scenario", nargs="?", help="a scenario YAML file or a built-in name")
-    scenario.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                          help="built-ins: a keyword argument, e.g. nodes=200 or pods_per_node=30 (repeatable)")
-    scenario.add_argument("--out", default=None, type=Path,
-                          help="write results into this new or empty folder (default: a new folder "
-                               "results/scenario/<name>/<time>, linked as latest)")
+    scenario.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="built-ins: a keyword argument, e.g. nodes=200 or pods_per_node=30 (repeatable)",
+    )
+    scenario.add_argument(
+        "--out",
+        default=None,
+        type=Path,
+        help="write results into this new or empty folder (default: a new folder "
+        "results/scenario/<name>/<time>, linked as latest)",
+    )
     scenario.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -152,8 +210,10 @@ def _scenario(args: argparse.Namespace) -> int:
         held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
         if held:
             shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
-            raise ValueError(f"--out {out}: already holds files ({shown}); give a new or empty folder, or leave "
-                             "--out out for a new one")
+            raise ValueError(
+                f"--out {out}: already holds files ({shown}); give a new or empty folder, or leave "
+                "--out out for a new one"
+            )
         results.claim(out, "scenario.yaml", document)
     result = sc.run(progress=not args.no_progress)
     result.slis.to_csv(out / "slis.csv", index=False)
@@ -162,12 +222,30 @@ def _scenario(args: argparse.Namespace) -> int:
     shown = result.slis[result.slis["sli"] != "APIResponsiveness"]
     api = result.slis[result.slis["sli"] == "APIResponsiveness"].sort_values("p99", ascending=False).head(5)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.4g}".format):
-        print(pd.concat([shown, api])[["sli", "metric", "verb", "resource", "scope", "count", "p50", "p90", "p99",
-                                       "unit", "threshold", "verdict"]].to_string(index=False))
+        print(
+            pd.concat([shown, api])[
+                [
+                    "sli",
+                    "metric",
+                    "verb",
+                    "resource",
+                    "scope",
+                    "count",
+                    "p50",
+                    "p90",
+                    "p99",
+                    "unit",
+                    "threshold",
+                    "verdict",
+                ]
+            ].to_string(index=False)
+        )
     for failure in result.failing():
         print(f"FAILED: {failure}")
-    print(f"\n{sc.name}: {result.sim_seconds:,.0f} simulated s in {result.wall_seconds:,.1f} wall s "
-          f"({result.events:,} events); {result.verdict()}")
+    print(
+        f"\n{sc.name}: {result.sim_seconds:,.0f} simulated s in {result.wall_seconds:,.1f} wall s "
+        f"({result.events:,} events); {result.verdict()}"
+    )
     print(f"results: {out / 'slis.csv'}, {len(files)} PerfData files")
     return 0 if result.passed else 1
 
@@ -180,32 +258,61 @@ def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     status = 0
     for name in names:
-        code = _sweep(argparse.Namespace(name=name, param=[], preset=args.preset, out=args.out, run=None,
-                                         seed=args.seed, jobs=args.jobs, no_progress=args.no_progress, dask=None,
-                                         resume=False, seeds=None))
+        code = _sweep(
+            argparse.Namespace(
+                name=name,
+                param=[],
+                preset=args.preset,
+                out=args.out,
+                run=None,
+                seed=args.seed,
+                jobs=args.jobs,
+                no_progress=args.no_progress,
+                dask=None,
+                resume=False,
+                seeds=None,
+            )
+        )
         if code == INTERRUPTED:
             return code
         status = max(status, code)
         print()
-    print(f"kbench run: {len(names)} sweeps ({', '.join(names)}) in {time.perf_counter() - started:.0f} s wall; "
-          f"results under {args.out}/<sweep>/latest/")
+    print(
+        f"kbench run: {len(names)} sweeps ({', '.join(names)}) in {time.perf_counter() - started:.0f} s wall; "
+        f"results under {args.out}/<sweep>/latest/"
+    )
     return status
 
 
 def _sweep(args: argparse.Namespace) -> int:
     sweep = get_sweep(args.name)
     overrides = sweep.parse_overrides(args.param) if args.param else None
-    print(f"kbench sweep {sweep.name}: {'resuming' if args.resume else 'preset ' + (args.preset or 'quick')}"
-          f"{'' if args.seed is None else f', seed {args.seed}'}")
+    print(
+        f"kbench sweep {sweep.name}: {'resuming' if args.resume else 'preset ' + (args.preset or 'quick')}"
+        f"{'' if args.seed is None else f', seed {args.seed}'}"
+    )
     print(f"  {sweep.description}")
     started = time.perf_counter()
     try:
-        table, run_dir, figures = run_sweep(sweep.name, args.preset, overrides, args.out, args.run, args.seed,
-                                            args.jobs, progress=not args.no_progress, dask=args.dask,
-                                            resume=args.resume, seeds=args.seeds)
+        table, run_dir, figures = run_sweep(
+            sweep.name,
+            args.preset,
+            overrides,
+            args.out,
+            args.run,
+            args.seed,
+            args.jobs,
+            progress=not args.no_progress,
+            dask=args.dask,
+            resume=args.resume,
+            seeds=args.seeds,
+        )
     except Interrupted as stop:
-        print(f"\nkbench: {stop}; resume with: kbench sweep {sweep.name} --out {args.out} --run {stop.run_dir.name} "
-              "--resume", file=sys.stderr)
+        print(
+            f"\nkbench: {stop}; resume with: kbench sweep {sweep.name} --out {args.out} --run {stop.run_dir.name} "
+            "--resume",
+            file=sys.stderr,
+        )
         return INTERRUPTED
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.3g}".format):
         print(table[list(sweep.summary)].to_string(index=False))
@@ -263,8 +370,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
             if not formats or set(formats) - {"png", "svg", "pdf"}:
                 raise ValueError(f"--formats: choose from png, svg, pdf; got {args.formats!r}")
-            files = replot(args.run, args.metric, args.x, False if args.linear_x else None, args.log_y or None,
-                           not args.no_bands, formats)
+            files = replot(
+                args.run,
+                args.metric,
+                args.x,
+                False if args.linear_x else None,
+                args.log_y or None,
+                not args.no_bands,
+                formats,
+            )
             print("\n".join(str(f) for f in files))
             return 0
         if args.command == "proxy":

@@ -38,10 +38,21 @@ and a /24 pod CIDR's 256 addresses, so over-full nodes can be tried, without a t
 millions of pods."""
 NODE_CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": 110}
 """Each node's capacity unless the scenario says otherwise (keys it leaves out keep these values)."""
-_KEYS = {"nodes": "nodes", "zones": "zones", "nodeCapacity": "node_capacity", "profile": "profile",
-         "profileOverrides": "overrides", "apiservers": "apiservers", "flowControl": "flow_control",
-         "runtime": "runtime", "kubeProxy": "kube_proxy", "cloud": "cloud", "images": "images", "seed": "seed",
-         "maxParallelImagePulls": "parallel_pulls"}
+_KEYS = {
+    "nodes": "nodes",
+    "zones": "zones",
+    "nodeCapacity": "node_capacity",
+    "profile": "profile",
+    "profileOverrides": "overrides",
+    "apiservers": "apiservers",
+    "flowControl": "flow_control",
+    "runtime": "runtime",
+    "kubeProxy": "kube_proxy",
+    "cloud": "cloud",
+    "images": "images",
+    "seed": "seed",
+    "maxParallelImagePulls": "parallel_pulls",
+}
 
 
 @dataclass(frozen=True)
@@ -81,13 +92,18 @@ class ClusterSpec:
         def bad(attr: str, allowed: str) -> ValueError:
             return ValueError(f"{where}.{names[attr]}: {getattr(self, attr)!r} is not allowed; expected {allowed}")
 
-        for attr, low, high in (("nodes", 1, MAX_NODES), ("zones", 1, None), ("seed", 0, None),
-                                ("parallel_pulls", 1, None)):
+        for attr, low, high in (
+            ("nodes", 1, MAX_NODES),
+            ("zones", 1, None),
+            ("seed", 0, None),
+            ("parallel_pulls", 1, None),
+        ):
             value = getattr(self, attr)
             if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
                 raise bad(attr, f"an integer >= {low}" + (f" and <= {high:,}" if high else ""))
-        if self.apiservers is not None and (isinstance(self.apiservers, bool) or not isinstance(self.apiservers, int)
-                                            or self.apiservers < 1):
+        if self.apiservers is not None and (
+            isinstance(self.apiservers, bool) or not isinstance(self.apiservers, int) or self.apiservers < 1
+        ):
             raise bad("apiservers", "an integer >= 1")
         if self.flow_control not in (None, "apf", "max-inflight"):
             raise bad("flow_control", "apf or max-inflight")
@@ -107,8 +123,11 @@ class ClusterSpec:
         if isinstance(pods, bool) or not isinstance(pods, int) or not 1 <= pods <= MAX_PODS_PER_NODE:
             raise bad("node_capacity", f"pods as an integer in [1, {MAX_PODS_PER_NODE}]")
         proxy = self.kube_proxy
-        if not isinstance(proxy, Mapping) or set(proxy) - {"mode", "nodes"} or \
-                proxy.get("mode", "iptables") not in MODES:
+        if (
+            not isinstance(proxy, Mapping)
+            or set(proxy) - {"mode", "nodes"}
+            or proxy.get("mode", "iptables") not in MODES
+        ):
             raise bad("kube_proxy", "{mode: " + " | ".join(MODES) + ", nodes: <count, default every node>}")
         count = proxy.get("nodes", self.nodes)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -130,8 +149,9 @@ class Cluster:
         self.engine = engine = Engine()
         self.streams = Streams(spec.seed)
         self.profile = profile = spec.load_profile()
-        self.api = APIServer(engine, profile=profile, instances=spec.apiservers, flow_control=spec.flow_control,
-                             streams=self.streams)
+        self.api = APIServer(
+            engine, profile=profile, instances=spec.apiservers, flow_control=spec.flow_control, streams=self.streams
+        )
         self.admin = Client(self.api, "clusterloader", ("system:masters",), qps=1e9, burst=10**9)
         self.watcher = PodStartupWatcher(self.api)
         self.kcm = controller_manager(self.api).start()
@@ -149,15 +169,29 @@ class Cluster:
         def started(worker) -> None:
             self.watcher.running(worker.key, engine.now, worker.pull_seconds)
 
-        self.kubelets = [Kubelet(self.api, self.node_name(i), self.runtime, index=i, parallel_pulls=spec.parallel_pulls,
-                                 observer=started, zone=self.zone(i), cpu=str(capacity["cpu"]),
-                                 memory=str(capacity["memory"]), pods=int(capacity["pods"]), uninitialized=spec.cloud)
-                         for i in range(spec.nodes)]
+        self.kubelets = [
+            Kubelet(
+                self.api,
+                self.node_name(i),
+                self.runtime,
+                index=i,
+                parallel_pulls=spec.parallel_pulls,
+                observer=started,
+                zone=self.zone(i),
+                cpu=str(capacity["cpu"]),
+                memory=str(capacity["memory"]),
+                pods=int(capacity["pods"]),
+                uninitialized=spec.cloud,
+            )
+            for i in range(spec.nodes)
+        ]
         costs = ProxyCosts.from_profile(profile)
         parsed: dict = {}
         mode = spec.kube_proxy.get("mode", "iptables")
-        self.proxies = [NodeProxy(self.api, k.name, k.ip, mode, costs, parsed)
-                        for k in self.kubelets[:spec.kube_proxy.get("nodes", spec.nodes)]]
+        self.proxies = [
+            NodeProxy(self.api, k.name, k.ip, mode, costs, parsed)
+            for k in self.kubelets[: spec.kube_proxy.get("nodes", spec.nodes)]
+        ]
 
     @staticmethod
     def node_name(i: int) -> str:

@@ -22,8 +22,12 @@ _Q = r"(?P<q>p\d+|perc\d+|average|mean|max)"
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     # (pattern matching the whole column name, quantity, unit, legend label from the pattern's groups)
     # cluster sweep: ClusterLoader2's SLIs
-    (rf"sim_(?P<phase>pod_startup|create_to_schedule|schedule_to_run|run_to_watch)_{_Q}_s", "latency", "s",
-     "{phase} {q}"),
+    (
+        rf"sim_(?P<phase>pod_startup|create_to_schedule|schedule_to_run|run_to_watch)_{_Q}_s",
+        "latency",
+        "s",
+        "{phase} {q}",
+    ),
     (r"sim_api_(?P<scope>resource|namespace|cluster)_p99_max_s", "latency", "s", "API {scope} scope p99 (worst)"),
     (rf"sim_scheduling_throughput_{_Q}", "throughput", "pods/s", "scheduling throughput {q}"),
     (rf"sim_npl_{_Q}_s", "latency", "s", "network programming {q}"),
@@ -108,8 +112,13 @@ def column(name: str) -> Column:
 
 def plottable(table: pd.DataFrame) -> list[str]:
     """The columns of ``table`` that can be plotted: numeric (not boolean) ``sim_*`` / ``wall_*`` columns."""
-    return [c for c in table if c.startswith(tuple(KINDS)) and pd.api.types.is_numeric_dtype(table[c])
-            and not pd.api.types.is_bool_dtype(table[c])]
+    return [
+        c
+        for c in table
+        if c.startswith(tuple(KINDS))
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+    ]
 
 
 def number(value) -> str:

@@ -58,8 +58,7 @@ class Param:
                 raise ValueError(value)
         except (TypeError, ValueError, OverflowError):
             kind = f"finite {self.kind.__name__}" if self.kind in (int, float) else self.kind.__name__
-            raise ValueError(f"parameter {self.name!r}: {raw!r} is not a {kind}; "
-                             f"allowed: {self.describe()}") from None
+            raise ValueError(f"parameter {self.name!r}: {raw!r} is not a {kind}; allowed: {self.describe()}") from None
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"parameter {self.name!r}: {value!r} is not allowed; {self.describe()}")
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):

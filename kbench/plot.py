@@ -153,10 +153,20 @@ def _log_worthy(values: pd.Series) -> bool:
     return len(values) > 0 and values.min() > 0 and values.max() >= 10 * values.min()
 
 
-def lines(df: pd.DataFrame, x: str, metrics: Sequence[str] | Sequence[Sequence[str]], params: Sequence[Param], *,
-          title: str, facet: str | None = None, along: str | None = None, split: Sequence[str] | None = None,
-          logx: bool | None = None, logy: bool = False,
-          slos: Sequence[tuple[str, float, str]] = ()) -> plt.Figure:
+def lines(
+    df: pd.DataFrame,
+    x: str,
+    metrics: Sequence[str] | Sequence[Sequence[str]],
+    params: Sequence[Param],
+    *,
+    title: str,
+    facet: str | None = None,
+    along: str | None = None,
+    split: Sequence[str] | None = None,
+    logx: bool | None = None,
+    logy: bool = False,
+    slos: Sequence[tuple[str, float, str]] = (),
+) -> plt.Figure:
     """Result columns against a parameter: one line per combination of the other varying parameters.
 
     Parameters
@@ -200,13 +210,23 @@ def lines(df: pd.DataFrame, x: str, metrics: Sequence[str] | Sequence[Sequence[s
     logx = logx if opts.logx is None else opts.logx
     logx = _log_worthy(df[x]) if logx is None else logx
     hue = varying(df, split if split is not None else names, exclude=[line, facet])
-    groups = [(key if isinstance(key, tuple) else (key,), group)
-              for key, group in (df.groupby(hue, sort=True) if hue else [((), df)])]
+    groups = [
+        (key if isinstance(key, tuple) else (key,), group)
+        for key, group in (df.groupby(hue, sort=True) if hue else [((), df)])
+    ]
     series = [(key, name) for key, _ in groups for row in rows for name in row]
     colors = dict(zip(series, palette(len(series))))
     panels = sorted(df[facet].unique()) if facet else [None]
-    fig, axes = plt.subplots(len(rows), len(panels), figsize=(4.2 * len(panels) + 3, 3.2 * len(rows) + 0.6),
-                             squeeze=False, sharex=True, sharey="row", dpi=110, layout="constrained")
+    fig, axes = plt.subplots(
+        len(rows),
+        len(panels),
+        figsize=(4.2 * len(panels) + 3, 3.2 * len(rows) + 0.6),
+        squeeze=False,
+        sharex=True,
+        sharey="row",
+        dpi=110,
+        layout="constrained",
+    )
     for r, row in enumerate(rows):
         for ax, panel in zip(axes[r], panels):
             for key, group in groups:
@@ -214,14 +234,23 @@ def lines(df: pd.DataFrame, x: str, metrics: Sequence[str] | Sequence[Sequence[s
                 name_of = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
                 for i, name in enumerate(row):
                     label = ", ".join(part for part in (column(name).label, name_of) if part)
-                    _draw(ax, sub, x, along, name, colors[(key, name)], LINESTYLES[i % len(LINESTYLES)], label,
-                          opts.bands)
+                    _draw(
+                        ax, sub, x, along, name, colors[(key, name)], LINESTYLES[i % len(LINESTYLES)], label, opts.bands
+                    )
             if not ax.get_lines():
-                ax.text(0.5, 0.5, f"no data: {', '.join(row)} empty", transform=ax.transAxes, ha="center",
-                        color="grey", wrap=True)
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"no data: {', '.join(row)} empty",
+                    transform=ax.transAxes,
+                    ha="center",
+                    color="grey",
+                    wrap=True,
+                )
             for i, (_, threshold, label) in enumerate(s for s in slos if s[0] in row):
-                ax.axhline(threshold, color=SLO_COLOR, lw=1.2, ls=LINESTYLES[(i + 1) % len(LINESTYLES)],
-                           label=f"SLO: {label}")
+                ax.axhline(
+                    threshold, color=SLO_COLOR, lw=1.2, ls=LINESTYLES[(i + 1) % len(LINESTYLES)], label=f"SLO: {label}"
+                )
             if facet:
                 ax.set_title(f"{facet}={panel}")
             style(ax, logx, logy)
@@ -256,8 +285,9 @@ def _row_name(row: Sequence[str]) -> str:
     return " ".join(common) + "\n" if common else ""
 
 
-def _draw(ax: plt.Axes, df: pd.DataFrame, x: str, along: str | None, name: str, color, linestyle: str, label: str,
-          bands: bool) -> None:
+def _draw(
+    ax: plt.Axes, df: pd.DataFrame, x: str, along: str | None, name: str, color, linestyle: str, label: str, bands: bool
+) -> None:
     """One series: the mean over repeats (seeds, parameters not split on) at each x, and their range as a band."""
     if along:
         stats = df.groupby(along).agg(x=(x, "mean"), mean=(name, "mean")).sort_index().dropna()
@@ -271,15 +301,26 @@ def _draw(ax: plt.Axes, df: pd.DataFrame, x: str, along: str | None, name: str, 
         ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15, lw=0)
 
 
-def plotter(specs: Sequence[Spec], params: Sequence[Param],
-            slos: Sequence[tuple[str, float, str]] = ()) -> Callable[[pd.DataFrame, Path], list[Path]]:
+def plotter(
+    specs: Sequence[Spec], params: Sequence[Param], slos: Sequence[tuple[str, float, str]] = ()
+) -> Callable[[pd.DataFrame, Path], list[Path]]:
     """A sweep's ``plot``: draws and saves each of ``specs`` (with the sweep's SLOs) and returns the files."""
 
     def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         files = []
         for spec in specs:
-            fig = lines(df, spec.x, spec.metrics, params, title=spec.title, facet=spec.facet, along=spec.along,
-                        split=spec.split, logy=spec.logy, slos=slos)
+            fig = lines(
+                df,
+                spec.x,
+                spec.metrics,
+                params,
+                title=spec.title,
+                facet=spec.facet,
+                along=spec.along,
+                split=spec.split,
+                logy=spec.logy,
+                slos=slos,
+            )
             files += save(fig, out_dir, spec.stem)
         return files
 

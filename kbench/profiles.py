@@ -88,8 +88,9 @@ class Profile:
             elif isinstance(child, Mapping):
                 self._check(child, path + ".")
             else:
-                raise ValueError(f"{self.origin}: {path}: expected a section or a parameter with a citation, "
-                                 f"got {child!r}")
+                raise ValueError(
+                    f"{self.origin}: {path}: expected a section or a parameter with a citation, got {child!r}"
+                )
 
     def _param(self, path: str) -> Mapping:
         node: Any = self.data

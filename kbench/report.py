@@ -32,8 +32,10 @@ def load_run(path: str | Path) -> tuple[Sweep, Path, pd.DataFrame, dict]:
     if (run_dir / "latest").is_symlink():
         run_dir = run_dir / "latest"
     if not (run_dir / "meta.json").exists() or not (run_dir / "results.parquet").exists():
-        raise ValueError(f"{path}: not a sweep run (expected meta.json and results.parquet, as written by "
-                         "`kbench sweep` under results/<sweep>/<run>/)")
+        raise ValueError(
+            f"{path}: not a sweep run (expected meta.json and results.parquet, as written by "
+            "`kbench sweep` under results/<sweep>/<run>/)"
+        )
     meta = read_meta(run_dir)
     return get_sweep(meta["sweep"]), run_dir.resolve(), pd.read_parquet(run_dir / "results.parquet"), meta
 
@@ -51,11 +53,27 @@ def slo_table(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
         for name, threshold, slo in sweep.slos:
             value = point.get(name)
             verdict = "no data" if value is None or pd.isna(value) else ("pass" if value <= threshold else "FAIL")
-            rows.append({"point": label, "SLO": slo, "value": value, "threshold": threshold,
-                         "unit": column(name).unit, "verdict": verdict})
+            rows.append(
+                {
+                    "point": label,
+                    "SLO": slo,
+                    "value": value,
+                    "threshold": threshold,
+                    "unit": column(name).unit,
+                    "verdict": verdict,
+                }
+            )
         if isinstance(point.get("problems"), str) and point["problems"]:
-            rows.append({"point": label, "SLO": f"run: {point['problems']}"[:160], "value": float("nan"),
-                         "threshold": float("nan"), "unit": "", "verdict": "FAIL"})
+            rows.append(
+                {
+                    "point": label,
+                    "SLO": f"run: {point['problems']}"[:160],
+                    "value": float("nan"),
+                    "threshold": float("nan"),
+                    "unit": "",
+                    "verdict": "FAIL",
+                }
+            )
     return pd.DataFrame(rows, columns=["point", "SLO", "value", "threshold", "unit", "verdict"])
 
 
@@ -86,16 +104,20 @@ def numbers(df: pd.DataFrame) -> pd.DataFrame:
 
 def _html(sweep, run_dir, meta, env, summary, slos, files, table) -> str:
     esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>kbench {esc(sweep.name)} report</title>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px}"
-             ".FAIL{background:#f8d0d0}.pass{background:#d8f0d8}img{max-width:100%}</style></head><body>",
-             f"<h1>kbench sweep <code>{esc(sweep.name)}</code></h1><p>{esc(sweep.description)}</p>",
-             f"<p>Run <code>{esc(str(run_dir))}</code>: {len(table)} points, preset {esc(str(meta.get('preset')))}, "
-             f"seed {esc(str(meta.get('seed')))}, seeds per point {esc(str(meta.get('seeds', 1)))}. "
-             "<b>sim_</b> columns are simulated (virtual time of the modelled cluster); <b>wall_</b> columns are "
-             "kbench's own speed on the machine below.</p>",
-             "<h2>Summary</h2>", numbers(summary).to_html(index=False), "<h2>SLOs</h2>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>kbench {esc(sweep.name)} report</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:0.85em}td,th{border:1px solid #ccc;padding:2px 6px}"
+        ".FAIL{background:#f8d0d0}.pass{background:#d8f0d8}img{max-width:100%}</style></head><body>",
+        f"<h1>kbench sweep <code>{esc(sweep.name)}</code></h1><p>{esc(sweep.description)}</p>",
+        f"<p>Run <code>{esc(str(run_dir))}</code>: {len(table)} points, preset {esc(str(meta.get('preset')))}, "
+        f"seed {esc(str(meta.get('seed')))}, seeds per point {esc(str(meta.get('seeds', 1)))}. "
+        "<b>sim_</b> columns are simulated (virtual time of the modelled cluster); <b>wall_</b> columns are "
+        "kbench's own speed on the machine below.</p>",
+        "<h2>Summary</h2>",
+        numbers(summary).to_html(index=False),
+        "<h2>SLOs</h2>",
+    ]
     if len(slos):
         parts.append(f"<p>{_slo_count(slos)}.</p><table><tr>{''.join(f'<th>{c}</th>' for c in slos)}</tr>")
         for row in numbers(slos).itertuples(index=False):
@@ -106,15 +128,25 @@ def _html(sweep, run_dir, meta, env, summary, slos, files, table) -> str:
     parts.append("<h2>Figures</h2>")
     for png in (f for f in files if f.suffix == ".png"):
         data = base64.b64encode(png.read_bytes()).decode()
-        others = " ".join(f"<a href='{esc(f.name)}'>{f.suffix[1:].upper()}</a>" for f in files
-                          if f.stem == png.stem and f.suffix != ".png")
-        parts.append(f"<figure><img alt='{esc(png.stem)}' src='data:image/png;base64,{data}'>"
-                     f"<figcaption>{esc(png.stem)} ({others})</figcaption></figure>")
-    parts += ["<h2>Environment</h2><table>", *(f"<tr><th>{esc(k)}</th><td>{esc(number(v))}</td></tr>"
-                                                for k, v in env.items()), "</table>",
-              "<details><summary>All results</summary>", numbers(table).to_html(index=False), "</details>",
-              f"<details><summary>meta.json</summary><pre>{esc(json.dumps(meta, indent=2, default=str))}</pre>"
-              "</details></body></html>"]
+        others = " ".join(
+            f"<a href='{esc(f.name)}'>{f.suffix[1:].upper()}</a>"
+            for f in files
+            if f.stem == png.stem and f.suffix != ".png"
+        )
+        parts.append(
+            f"<figure><img alt='{esc(png.stem)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{esc(png.stem)} ({others})</figcaption></figure>"
+        )
+    parts += [
+        "<h2>Environment</h2><table>",
+        *(f"<tr><th>{esc(k)}</th><td>{esc(number(v))}</td></tr>" for k, v in env.items()),
+        "</table>",
+        "<details><summary>All results</summary>",
+        numbers(table).to_html(index=False),
+        "</details>",
+        f"<details><summary>meta.json</summary><pre>{esc(json.dumps(meta, indent=2, default=str))}</pre>"
+        "</details></body></html>",
+    ]
     return "\n".join(parts)
 
 
@@ -125,8 +157,10 @@ def _slo_count(slos: pd.DataFrame, html: bool = True) -> str:
         return "no SLO thresholds"
     count = slos["verdict"].value_counts()
     failed = f"{count.get('FAIL', 0)} failed"
-    return (f"{len(slos)} SLO checks: {count.get('pass', 0)} met, {f'<b>{failed}</b>' if html else failed}, "
-            f"{count.get('no data', 0)} without data")
+    return (
+        f"{len(slos)} SLO checks: {count.get('pass', 0)} met, {f'<b>{failed}</b>' if html else failed}, "
+        f"{count.get('no data', 0)} without data"
+    )
 
 
 A4 = (11.7, 8.3)
@@ -137,22 +171,29 @@ _VERDICT_COLORS = {"pass": "#d8f0d8", "FAIL": "#f8d0d0", "no data": "white"}
 def _pdf_text(pdf: PdfPages, sweep: Sweep, meta: dict, summary: pd.DataFrame, slos: pd.DataFrame) -> None:
     """The report's first pages: what was run and its summary, then the SLO table."""
     fig = plt.figure(figsize=A4)
-    text = (f"kbench sweep {sweep.name}\n{sweep.description}\n\n{len(summary)} points, preset "
-            f"{meta.get('preset')}, seed {meta.get('seed')}; "
-            + _slo_count(slos, html=False) + "\n\n"
-            + numbers(summary).to_string(index=False, max_cols=12))
+    text = (
+        f"kbench sweep {sweep.name}\n{sweep.description}\n\n{len(summary)} points, preset "
+        f"{meta.get('preset')}, seed {meta.get('seed')}; "
+        + _slo_count(slos, html=False)
+        + "\n\n"
+        + numbers(summary).to_string(index=False, max_cols=12)
+    )
     fig.text(0.03, 0.97, text, va="top", family="monospace", fontsize=7)
     pdf.savefig(fig)
     plt.close(fig)
     pages = range(0, len(slos), SLO_ROWS_PER_PAGE)
     for page, start in enumerate(pages, 1):
-        rows = slos.iloc[start:start + SLO_ROWS_PER_PAGE]
+        rows = slos.iloc[start : start + SLO_ROWS_PER_PAGE]
         fig, ax = plt.subplots(figsize=A4)
         ax.set_axis_off()
         ax.set_title(f"SLOs, every point ({page}/{len(pages)})", loc="left")
-        cells = ax.table(cellText=numbers(rows).values, colLabels=list(rows.columns), loc="upper left",
-                         cellColours=[[_VERDICT_COLORS[v]] * len(rows.columns) for v in rows["verdict"]],
-                         cellLoc="left")
+        cells = ax.table(
+            cellText=numbers(rows).values,
+            colLabels=list(rows.columns),
+            loc="upper left",
+            cellColours=[[_VERDICT_COLORS[v]] * len(rows.columns) for v in rows["verdict"]],
+            cellLoc="left",
+        )
         cells.auto_set_font_size(False)
         cells.set_fontsize(7)
         cells.auto_set_column_width(range(len(rows.columns)))
@@ -160,8 +201,15 @@ def _pdf_text(pdf: PdfPages, sweep: Sweep, meta: dict, summary: pd.DataFrame, sl
         plt.close(fig)
 
 
-def replot(path: str | Path, metrics: Sequence[str] = (), x: str | None = None, logx: bool | None = None,
-           logy: bool | None = None, bands: bool = True, formats: Sequence[str] = plot.FORMATS) -> list[Path]:
+def replot(
+    path: str | Path,
+    metrics: Sequence[str] = (),
+    x: str | None = None,
+    logx: bool | None = None,
+    logy: bool | None = None,
+    bands: bool = True,
+    formats: Sequence[str] = plot.FORMATS,
+) -> list[Path]:
     """Re-draw a run's figures: the sweep's own set, or one figure of ``metrics`` (against ``x``, default the
     first numeric parameter that varies in the run); ``x``, ``logx`` and ``logy`` (None: each figure's own) apply
     to either.
@@ -183,8 +231,9 @@ def replot(path: str | Path, metrics: Sequence[str] = (), x: str | None = None, 
         if not metrics:
             return sweep.plot(table, run_dir)
         x = x or next(iter(plot.varying(table, numeric)), numeric[0])
-        fig = plot.lines(table, x, metrics, sweep.params, title=", ".join(column(m).label for m in metrics),
-                         slos=sweep.slos)
+        fig = plot.lines(
+            table, x, metrics, sweep.params, title=", ".join(column(m).label for m in metrics), slos=sweep.slos
+        )
         return plot.save(fig, run_dir, f"{sweep.name}_{'_'.join(metrics)}_vs_{x}"[:120])
 
 

@@ -17,8 +17,25 @@ def test_help_lists_sweeps_and_parameters():
 
 
 def test_sweep_runs_and_prints_a_summary(tmp_path, capsys):
-    code = main(["sweep", "etcd", "--param", "keys=100", "--param", "members=1", "--param", "clients=2",
-                 "--param", "duration=0.05", "--out", str(tmp_path), "--jobs", "1", "--no-progress"])
+    code = main(
+        [
+            "sweep",
+            "etcd",
+            "--param",
+            "keys=100",
+            "--param",
+            "members=1",
+            "--param",
+            "clients=2",
+            "--param",
+            "duration=0.05",
+            "--out",
+            str(tmp_path),
+            "--jobs",
+            "1",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "sim_throughput_ops_per_s" in out and "1 points in" in out
@@ -34,8 +51,20 @@ def test_bad_parameters_exit_2_with_the_valid_choices(tmp_path, capsys):
 
 
 def test_scenario_run_writes_slis_and_perfdata(tmp_path, capsys):
-    code = main(["scenario", "run", "density", "--set", "nodes=5", "--set", "pods_per_node=2", "--out",
-                 str(tmp_path), "--no-progress"])
+    code = main(
+        [
+            "scenario",
+            "run",
+            "density",
+            "--set",
+            "nodes=5",
+            "--set",
+            "pods_per_node=2",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "every SLO met" in out and "pod_startup" in out
     assert (tmp_path / "slis.csv").exists() and (tmp_path / "pod_startup.parquet").exists()

@@ -43,15 +43,22 @@ def test_sweep_param_nan_exits_2_before_anything_runs(tmp_path, capsys):
 
 def test_scenario_sizes_are_bounded_like_the_sweeps(capsys):
     assert main(["scenario", "run", "density", "--set", "nodes=999999999"]) == 2
-    assert "parameter 'nodes': 999999999 is out of range; nodes: nodes in the cluster (int in [1, 20000])" in \
-        capsys.readouterr().err
-    for bad, message in (("rate=.nan", "'rate': nan is not a finite float"),
-                         ("pods_per_node=5000", "'pods_per_node': 5000 is out of range"),
-                         ("zones=0", "cluster.zones: 0 is not allowed")):
+    assert (
+        "parameter 'nodes': 999999999 is out of range; nodes: nodes in the cluster (int in [1, 20000])"
+        in capsys.readouterr().err
+    )
+    for bad, message in (
+        ("rate=.nan", "'rate': nan is not a finite float"),
+        ("pods_per_node=5000", "'pods_per_node': 5000 is out of range"),
+        ("zones=0", "cluster.zones: 0 is not allowed"),
+    ):
         assert main(["scenario", "show", "density", "--set", bad]) == 2
         assert message in capsys.readouterr().err
-    with pytest.raises(ScenarioError, match=r"cluster.nodes: 20001 is not allowed; expected an integer >= 1 and "
-                                            r"<= 20,000"):
+    with pytest.raises(
+        ScenarioError,
+        match=r"cluster.nodes: 20001 is not allowed; expected an integer >= 1 and "
+        r"<= 20,000",
+    ):
         Scenario.from_text(HEAD + "cluster: {nodes: 20001}\n")
 
 
@@ -83,12 +90,15 @@ def test_scenario_show_prints_the_real_defaults(capsys):
     assert Scenario.from_dict(doc).to_dict() == doc == library.density().to_dict()  # what is shown is what runs
 
 
-@pytest.mark.parametrize("step, message", [
-    ("{createPods: {perNode: 3, rate: .nan}}", r"createPods.rate: expected a number >= 0 and <= 100,000; got nan"),
-    ("{createPods: {count: 2000000}}", r"createPods.count: expected a number >= 0 and <= 1,000,000"),
-    ("{wait: {seconds: .inf}}", r"wait.seconds: expected a number >= 0 \(finite\); got inf"),
-    ("{createPods: {perNode: 1001}}", r"createPods.perNode: expected a number >= 0 and <= 1,000"),
-])
+@pytest.mark.parametrize(
+    "step, message",
+    [
+        ("{createPods: {perNode: 3, rate: .nan}}", r"createPods.rate: expected a number >= 0 and <= 100,000; got nan"),
+        ("{createPods: {count: 2000000}}", r"createPods.count: expected a number >= 0 and <= 1,000,000"),
+        ("{wait: {seconds: .inf}}", r"wait.seconds: expected a number >= 0 \(finite\); got inf"),
+        ("{createPods: {perNode: 1001}}", r"createPods.perNode: expected a number >= 0 and <= 1,000"),
+    ],
+)
 def test_scenario_files_refuse_numbers_out_of_bounds(step, message):
     with pytest.raises(ScenarioError, match=message):
         Scenario.from_text(HEAD + f"steps: [{step}]\n")
@@ -128,12 +138,15 @@ def test_dask_at_an_address_that_is_not_a_dask_scheduler_is_a_clear_error(tmp_pa
         silent.close()
 
 
-@pytest.mark.parametrize("capacity, message", [
-    ("{cpu: 1e400}", "cluster.nodeCapacity.cpu: '1e400' is out of range"),
-    ("{memory: 12Gx}", "cluster.nodeCapacity.memory: "),
-    ("{cpu: '0'}", r"cluster.nodeCapacity: .* expected cpu > 0"),
-    ("{pods: 5000}", r"cluster.nodeCapacity: .* expected pods as an integer in \[1, 1000\]"),
-])
+@pytest.mark.parametrize(
+    "capacity, message",
+    [
+        ("{cpu: 1e400}", "cluster.nodeCapacity.cpu: '1e400' is out of range"),
+        ("{memory: 12Gx}", "cluster.nodeCapacity.memory: "),
+        ("{cpu: '0'}", r"cluster.nodeCapacity: .* expected cpu > 0"),
+        ("{pods: 5000}", r"cluster.nodeCapacity: .* expected pods as an integer in \[1, 1000\]"),
+    ],
+)
 def test_node_capacity_is_parsed_as_quantities_naming_the_field(capacity, message):
     with pytest.raises(ScenarioError, match=message):
         Scenario.from_text(HEAD + f"cluster: {{nodeCapacity: {capacity}}}\n")

@@ -14,24 +14,39 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = {
     "00_quickstart.ipynb": {"nodes": 8, "pods_per_node": 2, "sweep_nodes": [8, 16], "seeds": 2, "jobs": 1},
     "01_etcd_mvcc.ipynb": {"keys": [1000], "members": [1, 3], "clients": [1, 8], "duration": 0.05, "jobs": 1},
-    "02_scheduler_scaling.ipynb": {"workloads": ["SchedulingBasic", "TopologySpreading"], "nodes": [100, 300],
-                                   "pods": 500, "jobs": 1},
+    "02_scheduler_scaling.ipynb": {
+        "workloads": ["SchedulingBasic", "TopologySpreading"],
+        "nodes": [100, 300],
+        "pods": 500,
+        "jobs": 1,
+    },
     "03_kube_proxy_modes.ipynb": {"services": [100, 400], "endpoints": [3], "churn": 5.0, "jobs": 1},
-    "04_cluster_scaling.ipynb": {"nodes": [10, 20], "pods_per_node": [2], "services": 2, "proxy_nodes": 0,
-                                 "degrade_nodes": 20, "jobs": 1},
+    "04_cluster_scaling.ipynb": {
+        "nodes": [10, 20],
+        "pods_per_node": [2],
+        "services": 2,
+        "proxy_nodes": 0,
+        "degrade_nodes": 20,
+        "jobs": 1,
+    },
 }
 EXPORTS = {
-    "00_quickstart.ipynb": ["cluster/latest/report.html", "cluster/latest/report.pdf",
-                            "scenario/quickstart/PodStartupLatency_PodStartupLatency.json",
-                            "cluster/latest/quickstart_pod_startup.pdf"],
-    "04_cluster_scaling.ipynb": ["cluster/*/cluster_perfdata.json", "scenario/density/*.json",
-                                 "scenario/density/density_pod_startup_hist.pdf"],
+    "00_quickstart.ipynb": [
+        "cluster/latest/report.html",
+        "cluster/latest/report.pdf",
+        "scenario/quickstart/PodStartupLatency_PodStartupLatency.json",
+        "cluster/latest/quickstart_pod_startup.pdf",
+    ],
+    "04_cluster_scaling.ipynb": [
+        "cluster/*/cluster_perfdata.json",
+        "scenario/density/*.json",
+        "scenario/density/density_pod_startup_hist.pdf",
+    ],
 }
 """What a notebook says it exports, beyond its figures."""
 NOT_IN_A_SWEEP = ["perfdata", "PodStartupLatency*", "*hist*"]
 """Files of a single scenario run, which do not belong in a sweep's run folder."""
-FINDINGS = re.compile(r"\b(grows?|grew|rises|falls|drops|dominated|dominates|barely|saturates|faster|slower)\b",
-                      re.I)
+FINDINGS = re.compile(r"\b(grows?|grew|rises|falls|drops|dominated|dominates|barely|saturates|faster|slower)\b", re.I)
 """Words that state a finding: a notebook's prose must not (its code prints findings from the run)."""
 
 
@@ -64,15 +79,21 @@ def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline, as in JupyterLab (dev.py sets Agg)
     out = tmp_path / "results"
     papermill.execute_notebook(  # raises PapermillExecutionError on any failing cell
-        str(NOTEBOOKS / name), str(tmp_path / name), parameters={**SMALL[name], "out": str(out)},
-        cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+        str(NOTEBOOKS / name),
+        str(tmp_path / name),
+        parameters={**SMALL[name], "out": str(out)},
+        cwd=str(tmp_path),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     assert list(out.glob("*/latest/*.png")), "the notebook should export its figures"
     if name in EXPORTS:
         assert all(list(out.glob(pattern)) for pattern in EXPORTS[name]), EXPORTS[name]
     sweeps = [folder for folder in out.glob("*/*") if (folder / "meta.json").exists()]
     assert sweeps and not [f for folder in sweeps for pattern in NOT_IN_A_SWEEP for f in folder.glob(pattern)]
-    outputs = [o for c in nbformat.read(tmp_path / name, as_version=4).cells if c.cell_type == "code"
-               for o in c.outputs]
+    outputs = [
+        o for c in nbformat.read(tmp_path / name, as_version=4).cells if c.cell_type == "code" for o in c.outputs
+    ]
     images = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
     assert images, "the notebook shows its figures"
     assert len(images) == len(set(images)), "each figure is shown once"

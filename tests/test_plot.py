@@ -19,25 +19,38 @@ from kbench.sweep.grid import Param
 
 matplotlib.use("Agg")
 
-PARAMS = (Param("keys", int, "keys in the store"), Param("members", int, "etcd members"),
-          Param("clients", int, "closed-loop clients"))
-TINY = {"cluster": {"nodes": 8, "pods_per_node": 2, "services": 1, "proxy_nodes": 0},
-        "etcd": {"keys": 100, "duration": 0.02, "clients": 2},
-        "proxy": {"services": 20, "endpoints": 2},
-        "scheduler": {"nodes": 20, "pods": 20}}
+PARAMS = (
+    Param("keys", int, "keys in the store"),
+    Param("members", int, "etcd members"),
+    Param("clients", int, "closed-loop clients"),
+)
+TINY = {
+    "cluster": {"nodes": 8, "pods_per_node": 2, "services": 1, "proxy_nodes": 0},
+    "etcd": {"keys": 100, "duration": 0.02, "clients": 2},
+    "proxy": {"services": 20, "endpoints": 2},
+    "scheduler": {"nodes": 20, "pods": 20},
+}
 
 
 def table(seeds: int = 1) -> pd.DataFrame:
     """etcd-like results: 3 keys x 2 members x 3 clients, reads fast and writes slow."""
     rng = np.random.default_rng(0)
     rows = []
-    for keys, members, clients, replicate in itertools.product((100, 1000, 10_000), (1, 3), (1, 10, 100),
-                                                               range(seeds)):
-        rows.append({"keys": keys, "members": members, "clients": clients, "replicate": replicate,
-                     "sim_read_latency_p50_ms": 0.3 + clients / 100 + rng.random() / 100,
-                     "sim_read_latency_p99_ms": 0.5 + clients / 50, "sim_write_latency_p50_ms": 2.0 * members,
-                     "sim_write_latency_p99_ms": 5.0 * members + clients / 10,
-                     "sim_throughput_ops_per_s": 800.0 * clients, "wall_put_ops_per_s": 4e5 + keys})
+    for keys, members, clients, replicate in itertools.product((100, 1000, 10_000), (1, 3), (1, 10, 100), range(seeds)):
+        rows.append(
+            {
+                "keys": keys,
+                "members": members,
+                "clients": clients,
+                "replicate": replicate,
+                "sim_read_latency_p50_ms": 0.3 + clients / 100 + rng.random() / 100,
+                "sim_read_latency_p99_ms": 0.5 + clients / 50,
+                "sim_write_latency_p50_ms": 2.0 * members,
+                "sim_write_latency_p99_ms": 5.0 * members + clients / 10,
+                "sim_throughput_ops_per_s": 800.0 * clients,
+                "wall_put_ops_per_s": 4e5 + keys,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -65,13 +78,19 @@ def test_units_come_from_the_column_table_not_a_suffix():
     assert column("sim_api_resource_p99_max_s").label == "API resource scope p99 (worst)"
     with pytest.raises(ValueError, match="column 'rules': not a sim_/wall_ result column"):
         column("rules")
-    assert plottable(pd.DataFrame({"sim_a_s": [1.0], "sim_slo_passed": [True], "wall_b": ["x"], "n": [1]})) == \
-        ["sim_a_s"]
+    assert plottable(pd.DataFrame({"sim_a_s": [1.0], "sim_slo_passed": [True], "wall_b": ["x"], "n": [1]})) == [
+        "sim_a_s"
+    ]
 
 
 def test_simulated_and_measured_columns_never_share_an_axis():
-    fig = plot.lines(table(), "keys", ["sim_write_latency_p99_ms", "wall_put_ops_per_s", "sim_read_latency_p99_ms"],
-                     PARAMS, title="t")
+    fig = plot.lines(
+        table(),
+        "keys",
+        ["sim_write_latency_p99_ms", "wall_put_ops_per_s", "sim_read_latency_p99_ms"],
+        PARAMS,
+        title="t",
+    )
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
     assert labels == ["latency (ms, simulated)", "put\nthroughput (ops/s, measured)"]
     assert {line.get_label().split(",")[0] for line in data_lines(fig.axes[1])} == {"put"}
@@ -102,8 +121,15 @@ def test_etcd_latency_draws_reads_and_writes_apart():
 
 def test_a_line_along_a_parameter_averages_seeds_at_each_point():
     df = table(seeds=3)
-    fig = plot.lines(df, "sim_throughput_ops_per_s", ["sim_read_latency_p50_ms"], PARAMS, title="t", along="clients",
-                     split=["members"])
+    fig = plot.lines(
+        df,
+        "sim_throughput_ops_per_s",
+        ["sim_read_latency_p50_ms"],
+        PARAMS,
+        title="t",
+        along="clients",
+        split=["members"],
+    )
     line = next(line for line in data_lines(fig.axes[0]) if line.get_label().endswith("members=1"))
     assert list(line.get_xdata()) == [800.0, 8000.0, 80000.0]  # one point per client count, in client order
     want = df[df.members == 1].groupby("clients")["sim_read_latency_p50_ms"].mean()  # over seeds and keys
@@ -116,8 +142,9 @@ def test_repeats_get_a_band_named_in_the_legend_unless_bands_are_off():
     bands = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection)]
     assert len(bands) == 2  # one per line: members 1 and 3, over seeds and clients
     low, high = bands[0].get_paths()[0].vertices[:, 1].min(), bands[0].get_paths()[0].vertices[:, 1].max()
-    assert (low, high) == pytest.approx((df[df.members == 1]["sim_read_latency_p50_ms"].min(),
-                                         df[df.members == 1]["sim_read_latency_p50_ms"].max()))
+    assert (low, high) == pytest.approx(
+        (df[df.members == 1]["sim_read_latency_p50_ms"].min(), df[df.members == 1]["sim_read_latency_p50_ms"].max())
+    )
     assert "band: range over seeds and repeats" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     with plot.options(bands=False):
         fig = plot.lines(df, "keys", ["sim_read_latency_p50_ms"], PARAMS, title="t", split=["members"])
@@ -126,9 +153,18 @@ def test_repeats_get_a_band_named_in_the_legend_unless_bands_are_off():
 
 
 def test_series_differ_by_colour_and_the_legend_sits_outside_the_data():
-    fig = plot.lines(table(), "keys", [["sim_read_latency_p50_ms", "sim_read_latency_p99_ms"],
-                                       ["sim_write_latency_p50_ms", "sim_write_latency_p99_ms"]], PARAMS, title="t",
-                     facet="members", slos=[("sim_write_latency_p99_ms", 10.0, "write p99 <= 10 ms")])
+    fig = plot.lines(
+        table(),
+        "keys",
+        [
+            ["sim_read_latency_p50_ms", "sim_read_latency_p99_ms"],
+            ["sim_write_latency_p50_ms", "sim_write_latency_p99_ms"],
+        ],
+        PARAMS,
+        title="t",
+        facet="members",
+        slos=[("sim_write_latency_p99_ms", 10.0, "write p99 <= 10 ms")],
+    )
     lines = [line for ax in fig.axes for line in data_lines(ax)]
     assert len({line.get_label() for line in lines}) == 12
     colours = {line.get_label(): matplotlib.colors.to_hex(line.get_color()) for line in lines}
@@ -152,10 +188,23 @@ def test_log_ticks_are_plain_numbers():
 
 
 def test_numbers_are_written_one_way():
-    assert [number(v) for v in (12345.6, 5.0, 0.0012345, 2.68e7, 32009, float("nan"), 1e-5, "x")] == \
-        ["12,346", "5", "0.001234", "26,800,000", "32,009", "-", "1e-05", "x"]
-    assert [number(v) for v in (np.float32("nan"), np.float32(2.5), pd.NA, None, np.int64(32009))] == \
-        ["-", "2.5", "-", "-", "32,009"]  # NumPy scalars as their Python twins
+    assert [number(v) for v in (12345.6, 5.0, 0.0012345, 2.68e7, 32009, float("nan"), 1e-5, "x")] == [
+        "12,346",
+        "5",
+        "0.001234",
+        "26,800,000",
+        "32,009",
+        "-",
+        "1e-05",
+        "x",
+    ]
+    assert [number(v) for v in (np.float32("nan"), np.float32(2.5), pd.NA, None, np.int64(32009))] == [
+        "-",
+        "2.5",
+        "-",
+        "-",
+        "32,009",
+    ]  # NumPy scalars as their Python twins
 
 
 def test_options_redraw_any_figure_against_another_parameter_and_scales():

@@ -26,8 +26,15 @@ def cluster_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def etcd_run(tmp_path_factory):
-    _, run_dir, _ = run_sweep("etcd", params={**SMALL, "clients": [1, 4]}, out=tmp_path_factory.mktemp("results"),
-                              run="s", jobs=1, seeds=2, progress=False)
+    _, run_dir, _ = run_sweep(
+        "etcd",
+        params={**SMALL, "clients": [1, 4]},
+        out=tmp_path_factory.mktemp("results"),
+        run="s",
+        jobs=1,
+        seeds=2,
+        progress=False,
+    )
     return run_dir
 
 
@@ -88,7 +95,7 @@ def test_report_marks_failed_slos_and_writes_numbers_one_way(cluster_run, tmp_pa
     assert "class='FAIL'" in text and "11 SLO checks: 6 met, <b>2 failed</b>, 3 without data" in text
     assert "<td>nodes=16</td><td>run: 3 pods never started" in text
     assert "<td>7.5</td><td>5</td><td>s</td><td>FAIL</td>" in text
-    tables = text[text.index("<h2>Summary</h2>"):text.index("<h2>Figures</h2>")]
+    tables = text[text.index("<h2>Summary</h2>") : text.index("<h2>Figures</h2>")]
     assert "123,457" in tables and not re.search(r"\de[+-]\d", tables)  # not 1.235e+05
     pdf = pdf_text(pdf_path.read_bytes())
     assert "FAIL" in pdf and "123,457" in pdf and "11 SLO checks: 6 met, 2 failed, 3 without data" in pdf
@@ -118,7 +125,7 @@ def test_plot_draws_chosen_metrics_against_the_parameter_the_run_varies(etcd_run
     drawn = []
     monkeypatch.setattr(plot, "save", lambda fig, out_dir, stem, formats=None: drawn.append((stem, fig)) or [])
     replot(run_dir, ["sim_throughput_ops_per_s"])
-    (stem, fig), = drawn
+    ((stem, fig),) = drawn
     assert stem == "etcd_sim_throughput_ops_per_s_vs_clients" and fig.axes[0].get_xlabel() == "closed-loop clients"
 
 
@@ -136,8 +143,12 @@ def test_cli_plot_x_and_scales_apply_to_the_default_figures(etcd_run, monkeypatc
     drawn = []
     monkeypatch.setattr(plot, "save", lambda fig, out_dir, stem, formats=None: drawn.append((stem, fig)) or [])
     assert main(["plot", str(etcd_run), "--x", "clients", "--linear-x", "--log-y"]) == 0
-    assert [stem for stem, _ in drawn] == ["etcd_throughput", "etcd_latency", "etcd_kernels",
-                                           "etcd_latency_vs_throughput"]
+    assert [stem for stem, _ in drawn] == [
+        "etcd_throughput",
+        "etcd_latency",
+        "etcd_kernels",
+        "etcd_latency_vs_throughput",
+    ]
     for _, fig in drawn:
         for ax in fig.axes:
             assert (ax.get_xscale(), ax.get_yscale()) == ("linear", "log")
@@ -158,15 +169,24 @@ def test_cli_report_and_plot_errors(tmp_path, capsys):
 def test_trend_is_read_from_the_data():
     import pandas as pd
 
-    df = pd.DataFrame({"nodes": [10, 10, 20, 40], "sim_api_resource_p99_max_s": [0.2, 0.4, 0.2, 0.1],
-                       "sim_npl_p99_s": [1.0, 1.0, 1.02, 0.99], "sim_etcd_write_p99_s": [1.0, 1.0, 3.0, 2.0]})
+    df = pd.DataFrame(
+        {
+            "nodes": [10, 10, 20, 40],
+            "sim_api_resource_p99_max_s": [0.2, 0.4, 0.2, 0.1],
+            "sim_npl_p99_s": [1.0, 1.0, 1.02, 0.99],
+            "sim_etcd_write_p99_s": [1.0, 1.0, 3.0, 2.0],
+        }
+    )
     assert trend(df, "nodes", "sim_api_resource_p99_max_s") == "falls from 0.3 s at 10 nodes to 0.1 s at 40 nodes"
     assert trend(df, "nodes", "sim_npl_p99_s") == "stays within 5% (from 1 s at 10 nodes to 0.99 s at 40 nodes)"
-    assert trend(df, "nodes", "sim_etcd_write_p99_s") == \
-        "rises from 1 s at 10 nodes to 2 s at 40 nodes, not steadily"
-    assert trend(df[df.nodes == 20], "nodes", "sim_npl_p99_s") == \
-        "has a single value of nodes (1.02 s at 20 nodes): no trend to read"
-    assert trend(df.assign(sim_npl_p99_s=float("nan")), "nodes", "sim_npl_p99_s") == \
-        "has no data at any nodes: no trend to read"
+    assert trend(df, "nodes", "sim_etcd_write_p99_s") == "rises from 1 s at 10 nodes to 2 s at 40 nodes, not steadily"
+    assert (
+        trend(df[df.nodes == 20], "nodes", "sim_npl_p99_s")
+        == "has a single value of nodes (1.02 s at 20 nodes): no trend to read"
+    )
+    assert (
+        trend(df.assign(sim_npl_p99_s=float("nan")), "nodes", "sim_npl_p99_s")
+        == "has no data at any nodes: no trend to read"
+    )
     counts = pd.DataFrame({"nodes": [10, 20], "sim_scheduled_pods": [100, 200]})  # a column without a unit
     assert trend(counts, "nodes", "sim_scheduled_pods") == "rises from 100 at 10 nodes to 200 at 20 nodes"

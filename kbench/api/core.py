@@ -127,9 +127,13 @@ def _container(c: Any, where: str, init: bool) -> Container:
                 raise ManifestError(f"{where}.ports[{i}].{key}: must be a port number 0-65535, got {port!r}")
         ports.append(ContainerPort(p.get("containerPort", 0), p.get("hostPort", 0), protocol, p.get("hostIP", "")))
     resources = _map(c.get("resources"), f"{where}.resources")
-    return Container(str(c.get("name", "")), str(c.get("image", "")),
-                     _resources(resources.get("requests"), f"{where}.resources.requests"), tuple(ports),
-                     init and c.get("restartPolicy") == "Always")
+    return Container(
+        str(c.get("name", "")),
+        str(c.get("image", "")),
+        _resources(resources.get("requests"), f"{where}.resources.requests"),
+        tuple(ports),
+        init and c.get("restartPolicy") == "Always",
+    )
 
 
 def _toleration(t: Any, where: str) -> Toleration:
@@ -141,8 +145,13 @@ def _toleration(t: Any, where: str) -> Toleration:
     if effect and effect not in TAINT_EFFECTS:
         raise ManifestError(f"{where}.effect: must be one of {', '.join(TAINT_EFFECTS)} or empty; got {effect!r}")
     seconds = t.get("tolerationSeconds")
-    return Toleration(str(t.get("key", "") or ""), operator, str(t.get("value", "") or ""), effect,
-                      None if seconds is None else int(seconds))
+    return Toleration(
+        str(t.get("key", "") or ""),
+        operator,
+        str(t.get("value", "") or ""),
+        effect,
+        None if seconds is None else int(seconds),
+    )
 
 
 @dataclass(eq=False)
@@ -182,27 +191,41 @@ class Pod:
         where = f"Pod {namespace}/{name}"
         if not isinstance(name, str) or not name:
             raise ManifestError("Pod: metadata.name: required (a non-empty string)")
-        containers = tuple(_container(c, f"{where}: spec.containers[{i}]", False)
-                           for i, c in enumerate(_list(spec.get("containers"), f"{where}: spec.containers")))
-        inits = tuple(_container(c, f"{where}: spec.initContainers[{i}]", True)
-                      for i, c in enumerate(_list(spec.get("initContainers"), f"{where}: spec.initContainers")))
+        containers = tuple(
+            _container(c, f"{where}: spec.containers[{i}]", False)
+            for i, c in enumerate(_list(spec.get("containers"), f"{where}: spec.containers"))
+        )
+        inits = tuple(
+            _container(c, f"{where}: spec.initContainers[{i}]", True)
+            for i, c in enumerate(_list(spec.get("initContainers"), f"{where}: spec.initContainers"))
+        )
         priority = spec.get("priority", 0) or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise ManifestError(f"{where}: spec.priority: must be an integer, got {priority!r}")
         return cls(
-            name=name, namespace=namespace, labels=_str_map(meta.get("labels"), f"{where}: metadata.labels"),
-            node_name=str(spec.get("nodeName") or ""), priority=priority, containers=containers,
-            init_containers=inits, overhead=_resources(spec.get("overhead"), f"{where}: spec.overhead"),
+            name=name,
+            namespace=namespace,
+            labels=_str_map(meta.get("labels"), f"{where}: metadata.labels"),
+            node_name=str(spec.get("nodeName") or ""),
+            priority=priority,
+            containers=containers,
+            init_containers=inits,
+            overhead=_resources(spec.get("overhead"), f"{where}: spec.overhead"),
             node_selector=_str_map(spec.get("nodeSelector"), f"{where}: spec.nodeSelector"),
             affinity=_map(spec.get("affinity"), f"{where}: spec.affinity"),
-            tolerations=tuple(_toleration(t, f"{where}: spec.tolerations[{i}]")
-                              for i, t in enumerate(_list(spec.get("tolerations"), f"{where}: spec.tolerations"))),
+            tolerations=tuple(
+                _toleration(t, f"{where}: spec.tolerations[{i}]")
+                for i, t in enumerate(_list(spec.get("tolerations"), f"{where}: spec.tolerations"))
+            ),
             topology_spread_constraints=tuple(
                 _map(c, f"{where}: spec.topologySpreadConstraints[{i}]")
-                for i, c in enumerate(_list(spec.get("topologySpreadConstraints"),
-                                            f"{where}: spec.topologySpreadConstraints"))),
+                for i, c in enumerate(
+                    _list(spec.get("topologySpreadConstraints"), f"{where}: spec.topologySpreadConstraints")
+                )
+            ),
             scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
-            uid=str(meta.get("uid") or f"{namespace}/{name}"), terminating=bool(meta.get("deletionTimestamp")),
+            uid=str(meta.get("uid") or f"{namespace}/{name}"),
+            terminating=bool(meta.get("deletionTimestamp")),
             manifest=m,
         )
 
@@ -287,8 +310,10 @@ class Node:
         for i, t in enumerate(_list(spec.get("taints"), f"{where}: spec.taints")):
             t = _map(t, f"{where}: spec.taints[{i}]")
             if t.get("effect") not in TAINT_EFFECTS:
-                raise ManifestError(f"{where}: spec.taints[{i}].effect: must be one of {', '.join(TAINT_EFFECTS)}; "
-                                    f"got {t.get('effect')!r}")
+                raise ManifestError(
+                    f"{where}: spec.taints[{i}].effect: must be one of {', '.join(TAINT_EFFECTS)}; "
+                    f"got {t.get('effect')!r}"
+                )
             if not t.get("key"):
                 raise ManifestError(f"{where}: spec.taints[{i}].key: required")
             taints.append(Taint(str(t["key"]), str(t.get("value", "") or ""), t["effect"]))
@@ -302,14 +327,20 @@ class Node:
         allocatable = status.get("allocatable")
         if allocatable is None:
             allocatable = status.get("capacity")
-        return cls(name=name, labels=_str_map(meta.get("labels"), f"{where}: metadata.labels"), taints=tuple(taints),
-                   unschedulable=bool(spec.get("unschedulable", False)),
-                   allocatable=_resources(allocatable, f"{where}: status.allocatable"), images=tuple(images),
-                   manifest=m)
+        return cls(
+            name=name,
+            labels=_str_map(meta.get("labels"), f"{where}: metadata.labels"),
+            taints=tuple(taints),
+            unschedulable=bool(spec.get("unschedulable", False)),
+            allocatable=_resources(allocatable, f"{where}: status.allocatable"),
+            images=tuple(images),
+            manifest=m,
+        )
 
 
-def load_manifests(source: str | Iterable[Mapping], origin: str = "manifests",
-                   kinds: Collection[str] | None = None, first: int = 0) -> list[Mapping]:
+def load_manifests(
+    source: str | Iterable[Mapping], origin: str = "manifests", kinds: Collection[str] | None = None, first: int = 0
+) -> list[Mapping]:
     """The Kubernetes objects of a multi-document YAML string (safe loading) or of the given mappings.
 
     Parameters

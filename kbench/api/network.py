@@ -79,8 +79,11 @@ def _special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
         return "may not be in the loopback range (127.0.0.0/8, ::1/128)"
     if address.is_link_local:
         return "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
-    if (address in _LINK_LOCAL_MULTICAST_V4 if address.version == 4
-            else address.packed[0] == 0xFF and address.packed[1] & 0x0F == 0x02):  # Go's IsLinkLocalMulticast
+    if (
+        address in _LINK_LOCAL_MULTICAST_V4
+        if address.version == 4
+        else address.packed[0] == 0xFF and address.packed[1] & 0x0F == 0x02
+    ):  # Go's IsLinkLocalMulticast
         return "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
     return ""
 
@@ -90,8 +93,10 @@ def _endpoint_address(value, address_type: str, where: str) -> str:
     if address_type == "FQDN":
         name = value[:-1] if isinstance(value, str) and value.endswith(".") else value
         if not isinstance(name, str) or not _FQDN.fullmatch(name):
-            raise ManifestError(f"{where}: {value!r} must be a fully qualified domain name (lower case, at least "
-                                "two labels, e.g. db.example.com) for addressType FQDN")
+            raise ManifestError(
+                f"{where}: {value!r} must be a fully qualified domain name (lower case, at least "
+                "two labels, e.g. db.example.com) for addressType FQDN"
+            )
         return name
     address = _address(value, where)
     if f"IPv{address.version}" != address_type:
@@ -210,8 +215,9 @@ class Service:
         affinity = spec.get("sessionAffinity") or "None"
         if affinity not in ("None", "ClientIP"):
             raise ManifestError(f"{where}: spec.sessionAffinity: must be None or ClientIP; got {affinity!r}")
-        timeout = (((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
-                   or DEFAULT_AFFINITY_TIMEOUT)
+        timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get(
+            "timeoutSeconds"
+        ) or DEFAULT_AFFINITY_TIMEOUT
         policies = {}
         for key in ("externalTrafficPolicy", "internalTrafficPolicy"):
             value = spec.get(key) or "Cluster"
@@ -220,18 +226,35 @@ class Service:
             policies[key] = value
         ingress = _list((status.get("loadBalancer") or {}).get("ingress"), f"{where}: status.loadBalancer.ingress")
         return cls(
-            namespace=namespace, name=name, type=kind, cluster_ips=cluster_ips, ports=tuple(ports),
-            external_ips=tuple(_ip(ip, f"{where}: spec.externalIPs[{i}]")
-                               for i, ip in enumerate(_list(spec.get("externalIPs"), f"{where}: spec.externalIPs"))),
-            load_balancer_ips=tuple(_ip(g["ip"], f"{where}: status.loadBalancer.ingress[{i}].ip")
-                                    for i, g in enumerate(ingress) if g.get("ip")),
-            session_affinity=affinity == "ClientIP", affinity_timeout=int(timeout),
-            external_policy=policies["externalTrafficPolicy"], internal_policy=policies["internalTrafficPolicy"],
-            source_ranges=tuple(_cidr(r, f"{where}: spec.loadBalancerSourceRanges[{i}]") for i, r in enumerate(
-                _list(spec.get("loadBalancerSourceRanges"), f"{where}: spec.loadBalancerSourceRanges"))),
-            health_check_node_port=_port(spec.get("healthCheckNodePort", 0) or 0,
-                                         f"{where}: spec.healthCheckNodePort", allow_zero=True),
-            manifest=m)
+            namespace=namespace,
+            name=name,
+            type=kind,
+            cluster_ips=cluster_ips,
+            ports=tuple(ports),
+            external_ips=tuple(
+                _ip(ip, f"{where}: spec.externalIPs[{i}]")
+                for i, ip in enumerate(_list(spec.get("externalIPs"), f"{where}: spec.externalIPs"))
+            ),
+            load_balancer_ips=tuple(
+                _ip(g["ip"], f"{where}: status.loadBalancer.ingress[{i}].ip")
+                for i, g in enumerate(ingress)
+                if g.get("ip")
+            ),
+            session_affinity=affinity == "ClientIP",
+            affinity_timeout=int(timeout),
+            external_policy=policies["externalTrafficPolicy"],
+            internal_policy=policies["internalTrafficPolicy"],
+            source_ranges=tuple(
+                _cidr(r, f"{where}: spec.loadBalancerSourceRanges[{i}]")
+                for i, r in enumerate(
+                    _list(spec.get("loadBalancerSourceRanges"), f"{where}: spec.loadBalancerSourceRanges")
+                )
+            ),
+            health_check_node_port=_port(
+                spec.get("healthCheckNodePort", 0) or 0, f"{where}: spec.healthCheckNodePort", allow_zero=True
+            ),
+            manifest=m,
+        )
 
 
 @dataclass(frozen=True)
@@ -271,26 +294,45 @@ class EndpointSlice:
         service = str((_map(m.get("metadata"), where).get("labels") or {}).get(SERVICE_NAME_LABEL) or "")
         address_type = m.get("addressType")
         if address_type not in ADDRESS_TYPES:
-            raise ManifestError(f"{where}: addressType: must be one of {', '.join(ADDRESS_TYPES)}; "
-                                f"got {address_type!r}")
+            raise ManifestError(
+                f"{where}: addressType: must be one of {', '.join(ADDRESS_TYPES)}; got {address_type!r}"
+            )
         endpoints = []
         for i, e in enumerate(_list(m.get("endpoints"), f"{where}: endpoints")):
             e = _map(e, f"{where}: endpoints[{i}]")
             cond = _map(e.get("conditions"), f"{where}: endpoints[{i}].conditions")
-            ready, serving, terminating = (_condition(cond.get(k), f"{where}: endpoints[{i}].conditions.{k}")
-                                           for k in ("ready", "serving", "terminating"))
+            ready, serving, terminating = (
+                _condition(cond.get(k), f"{where}: endpoints[{i}].conditions.{k}")
+                for k in ("ready", "serving", "terminating")
+            )
             addresses = _list(e.get("addresses"), f"{where}: endpoints[{i}].addresses")
             if not 1 <= len(addresses) <= MAX_ADDRESSES:
-                raise ManifestError(f"{where}: endpoints[{i}].addresses: must hold 1 to {MAX_ADDRESSES} addresses; "
-                                    f"got {len(addresses)}")
-            addresses = [_endpoint_address(a, address_type, f"{where}: endpoints[{i}].addresses[{j}]")
-                         for j, a in enumerate(addresses)]
+                raise ManifestError(
+                    f"{where}: endpoints[{i}].addresses: must hold 1 to {MAX_ADDRESSES} addresses; got {len(addresses)}"
+                )
+            addresses = [
+                _endpoint_address(a, address_type, f"{where}: endpoints[{i}].addresses[{j}]")
+                for j, a in enumerate(addresses)
+            ]
             # endpointslicecache.go: the first address; unset ready and serving read as true, terminating as false
-            endpoints.append(Endpoint(addresses[0], ready is not False, serving is not False, terminating is True,
-                                      str(e.get("nodeName") or ""), str(e.get("zone") or "")))
+            endpoints.append(
+                Endpoint(
+                    addresses[0],
+                    ready is not False,
+                    serving is not False,
+                    terminating is True,
+                    str(e.get("nodeName") or ""),
+                    str(e.get("zone") or ""),
+                )
+            )
         ports = []
         for i, p in enumerate(_list(m.get("ports"), f"{where}: ports")):
             p = _map(p, f"{where}: ports[{i}]")
-            ports.append((str(p.get("name") or ""), _port(p.get("port"), f"{where}: ports[{i}].port"),
-                          _protocol(p.get("protocol"), f"{where}: ports[{i}].protocol")))
+            ports.append(
+                (
+                    str(p.get("name") or ""),
+                    _port(p.get("port"), f"{where}: ports[{i}].port"),
+                    _protocol(p.get("protocol"), f"{where}: ports[{i}].protocol"),
+                )
+            )
         return cls(namespace, name, service, address_type, tuple(endpoints), tuple(ports), m)

@@ -34,8 +34,13 @@ ERR_NUMERIC = "unable to parse numeric part of quantity"
 ERR_SUFFIX = "unable to parse quantity's suffix"
 _SCAN = re.compile(r"([+-]?)0*([0-9]*)(?:\.([0-9]*))?([eEinumkKMGTP]*[+-]?[0-9]*)", re.ASCII)
 """parseQuantityString: sign, numerator (leading zeros dropped), denominator, suffix."""
-_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
-                         rounding=decimal.ROUND_UP, traps=[decimal.InvalidOperation])
+_EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    rounding=decimal.ROUND_UP,
+    traps=[decimal.InvalidOperation],
+)
 """Exact arithmetic (products and rescalings never round); ROUND_UP is inf.RoundUp, away from zero."""
 _HINT = "e.g. 100m, 2, 1.5Gi, 500M, 1e3; suffixes n u m k M G T P E Ki Mi Gi Ti Pi Ei, or e/E and an exponent"
 
@@ -129,8 +134,10 @@ def scaled_value(text: str | int | float, scale: int, field: str = "quantity") -
         if MIN_INT64 <= rounded <= MAX_INT64:
             return rounded
     unit = {0: "", -3: "m"}.get(scale, f"e{scale}")
-    raise QuantityError(f"{field}: {text!r} is out of range: Kubernetes keeps it as a 64-bit integer, "
-                        f"{MIN_INT64}{unit} to {MAX_INT64}{unit} (Go's Quantity.ScaledValue overflows past it)")
+    raise QuantityError(
+        f"{field}: {text!r} is out of range: Kubernetes keeps it as a 64-bit integer, "
+        f"{MIN_INT64}{unit} to {MAX_INT64}{unit} (Go's Quantity.ScaledValue overflows past it)"
+    )
 
 
 def value(text: str | int | float, field: str = "quantity") -> int:

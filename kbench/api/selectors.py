@@ -14,9 +14,11 @@ from collections.abc import Mapping, Sequence
 
 LABEL_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-LABEL_VALUE_RULE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
-                    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
-                    "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+LABEL_VALUE_RULE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+    "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 
 
 def label_value_error(value: str) -> str | None:
@@ -36,6 +38,8 @@ def selector_value_error(selector: Mapping | None) -> tuple[int, str, str, str] 
             if (msg := label_value_error(str(value))) is not None:
                 return i, expr.get("key", ""), str(value), msg
     return None
+
+
 NODE_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 
 
@@ -69,8 +73,9 @@ def check_label_selector(selector: Mapping | None, where: str) -> None:
     for i, expr in enumerate(selector.get("matchExpressions") or []):
         op = expr.get("operator")
         if op not in LABEL_OPERATORS:
-            raise ValueError(f"{where}.matchExpressions[{i}].operator: must be one of {', '.join(LABEL_OPERATORS)}; "
-                             f"got {op!r}")
+            raise ValueError(
+                f"{where}.matchExpressions[{i}].operator: must be one of {', '.join(LABEL_OPERATORS)}; got {op!r}"
+            )
         values = expr.get("values") or []
         if op in ("In", "NotIn") and not values:
             raise ValueError(f"{where}.matchExpressions[{i}].values: must be non-empty for {op}")
@@ -104,8 +109,9 @@ def node_selector_term_matches(term: Mapping, labels: Mapping[str, str], node_na
     for f in fields:
         if f.get("key") != "metadata.name":
             return False
-        if not _requirement("metadata.name", f["operator"], [str(v) for v in f.get("values") or []],
-                            {"metadata.name": node_name}):
+        if not _requirement(
+            "metadata.name", f["operator"], [str(v) for v in f.get("values") or []], {"metadata.name": node_name}
+        ):
             return False
     return True
 

@@ -69,8 +69,11 @@ def classify(req) -> tuple[str, str]:
     user, groups, resource = req.user, req.groups, req.resource_name
     if "system:masters" in groups:
         return "exempt", "exempt"
-    if user in ("system:kube-controller-manager", "system:kube-scheduler", "system:cloud-controller-manager") \
-            and resource == "leases" and req.namespace == "kube-system":
+    if (
+        user in ("system:kube-controller-manager", "system:kube-scheduler", "system:cloud-controller-manager")
+        and resource == "leases"
+        and req.namespace == "kube-system"
+    ):
         return "leader-election", f"system-leader-election/{user}"
     if "system:nodes" in groups:
         if resource in ("nodes", "leases"):
@@ -125,13 +128,21 @@ class _Level:
 class PriorityAndFairness:
     """APF at one apiserver instance; ``wake(delay, callback)`` schedules engine events when requests wait."""
 
-    def __init__(self, wake: Callable[[float, Callable], object], now: Callable[[], float],
-                 server_limit: int = SERVER_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        wake: Callable[[float, Callable], object],
+        now: Callable[[], float],
+        server_limit: int = SERVER_CONCURRENCY,
+    ) -> None:
         total = sum(level.shares for level in LEVELS)
         self.levels = {
-            level.name: _Level(level, 0 if level.exempt else math.ceil(server_limit * level.shares / total),
-                               queues=[deque() for _ in range(level.queues)])
-            for level in LEVELS}
+            level.name: _Level(
+                level,
+                0 if level.exempt else math.ceil(server_limit * level.shares / total),
+                queues=[deque() for _ in range(level.queues)],
+            )
+            for level in LEVELS
+        }
         self._wake, self._now = wake, now
         self._wakeup_at: dict[str, float] = {}
         self._hands: dict[tuple[str, str], list[int]] = {}
@@ -219,8 +230,9 @@ class PriorityAndFairness:
 class MaxInFlight:
     """The max-in-flight filter: 400 read-only and 200 mutating requests at once; the rest get 429."""
 
-    def __init__(self, wake=None, now: Callable[[], float] | None = None, readonly: int = 400,
-                 mutating: int = 200) -> None:
+    def __init__(
+        self, wake=None, now: Callable[[], float] | None = None, readonly: int = 400, mutating: int = 200
+    ) -> None:
         self.limits = {False: readonly, True: mutating}
         self.busy: dict[bool, list[float]] = {False: [], True: []}
         self._now = now

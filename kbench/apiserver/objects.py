@@ -42,19 +42,22 @@ class Resource:
         return f"/registry/{self.prefix}/{namespace}/{name}" if self.namespaced else f"/registry/{self.prefix}/{name}"
 
 
-RESOURCES = {r.name: r for r in (
-    Resource("namespaces", "Namespace", "", False, True, "namespaces", ("status.phase",)),
-    Resource("nodes", "Node", "", False, True, "minions", ("spec.unschedulable",)),
-    Resource("pods", "Pod", "", True, True, "pods", ("spec.nodeName", "status.phase", "spec.schedulerName")),
-    Resource("services", "Service", "", True, True, "services/specs", ("spec.clusterIP", "spec.type")),
-    Resource("serviceaccounts", "ServiceAccount", "", True, False, "serviceaccounts"),
-    Resource("events", "Event", "", True, False, "events", ("involvedObject.name", "reason")),
-    Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", True, False, "endpointslices"),
-    Resource("leases", "Lease", "coordination.k8s.io", True, False, "leases"),
-    Resource("replicasets", "ReplicaSet", "apps", True, True, "replicasets"),
-    Resource("deployments", "Deployment", "apps", True, True, "deployments"),
-    Resource("jobs", "Job", "batch", True, True, "jobs"),
-)}
+RESOURCES = {
+    r.name: r
+    for r in (
+        Resource("namespaces", "Namespace", "", False, True, "namespaces", ("status.phase",)),
+        Resource("nodes", "Node", "", False, True, "minions", ("spec.unschedulable",)),
+        Resource("pods", "Pod", "", True, True, "pods", ("spec.nodeName", "status.phase", "spec.schedulerName")),
+        Resource("services", "Service", "", True, True, "services/specs", ("spec.clusterIP", "spec.type")),
+        Resource("serviceaccounts", "ServiceAccount", "", True, False, "serviceaccounts"),
+        Resource("events", "Event", "", True, False, "events", ("involvedObject.name", "reason")),
+        Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", True, False, "endpointslices"),
+        Resource("leases", "Lease", "coordination.k8s.io", True, False, "leases"),
+        Resource("replicasets", "ReplicaSet", "apps", True, True, "replicasets"),
+        Resource("deployments", "Deployment", "apps", True, True, "deployments"),
+        Resource("jobs", "Job", "batch", True, True, "jobs"),
+    )
+}
 KINDS = {r.kind: r for r in RESOURCES.values()}
 
 
@@ -71,8 +74,12 @@ def not_found(resource: Resource, name: str) -> APIError:
 
 
 def conflict(resource: Resource, name: str) -> APIError:
-    return APIError(409, "Conflict", f'Operation cannot be fulfilled on {resource.name} "{name}": the object has '
-                                     "been modified; please apply your changes to the latest version and try again")
+    return APIError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {resource.name} "{name}": the object has '
+        "been modified; please apply your changes to the latest version and try again",
+    )
 
 
 def already_exists(resource: Resource, name: str) -> APIError:
@@ -121,7 +128,6 @@ def seconds(stamp: str) -> float:
     return _day_seconds(stamp[:10]) + int(h) * 3600 + int(m) * 60 + float(s)
 
 
-
 def copy_object(obj: Mapping) -> dict:
     """A private deep copy (JSON round trip, as the apiserver's codec would give)."""
     return orjson.loads(orjson.dumps(obj))
@@ -160,8 +166,13 @@ def parse_label_selector(selector) -> Mapping | None:
     for term in _split_terms(selector):
         if " in " in term or " notin " in term:
             key, op, values = term.partition(" notin " if " notin " in term else " in ")
-            exprs.append({"key": key.strip(), "operator": "NotIn" if "notin" in op else "In",
-                          "values": [v.strip() for v in values.strip(" ()").split(",")]})
+            exprs.append(
+                {
+                    "key": key.strip(),
+                    "operator": "NotIn" if "notin" in op else "In",
+                    "values": [v.strip() for v in values.strip(" ()").split(",")],
+                }
+            )
         elif "!=" in term:
             key, value = term.split("!=", 1)
             exprs.append({"key": key.strip(), "operator": "NotIn", "values": [value.strip()]})
@@ -204,8 +215,9 @@ class Filter:
         allowed = ("metadata.name", "metadata.namespace", *resource.fields)
         for name, _, _ in fields:
             if name not in allowed:
-                raise APIError(400, "BadRequest", f'"{name}" is not a known field selector: only '
-                                                  f'"{", ".join(allowed)}"')
+                raise APIError(
+                    400, "BadRequest", f'"{name}" is not a known field selector: only "{", ".join(allowed)}"'
+                )
         labels = parse_label_selector(label_selector)
         return cls(namespace, labels, fields, not namespace and labels is None and not fields)
 

@@ -100,8 +100,17 @@ class SLI:
         rows = []
         for (verb, resource, scope), values in sorted(self.samples.items()):
             q = np.percentile(values, [50, 90, 99])
-            rows.append({"verb": verb, "resource": resource, "scope": scope, "count": len(values),
-                         "p50_s": q[0], "p90_s": q[1], "p99_s": q[2]})
+            rows.append(
+                {
+                    "verb": verb,
+                    "resource": resource,
+                    "scope": scope,
+                    "count": len(values),
+                    "p50_s": q[0],
+                    "p90_s": q[1],
+                    "p99_s": q[2],
+                }
+            )
         return pd.DataFrame(rows, columns=["verb", "resource", "scope", "count", "p50_s", "p90_s", "p99_s"])
 
 
@@ -120,8 +129,15 @@ class APIServer:
         ``apf`` (default) or ``max-inflight``.
     """
 
-    def __init__(self, engine: Engine, etcd: EtcdCluster | None = None, profile: Profile | None = None,
-                 instances: int | None = None, flow_control: str | None = None, streams: Streams | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        etcd: EtcdCluster | None = None,
+        profile: Profile | None = None,
+        instances: int | None = None,
+        flow_control: str | None = None,
+        streams: Streams | None = None,
+    ):
         profile = profile or load_profile()
         self.engine = engine
         self.streams = streams or Streams(0)
@@ -149,8 +165,10 @@ class APIServer:
         self.sli = SLI()
         self.requests = 0
         for ns in SYSTEM_NAMESPACES:  # bootstrapped before the first request, as the apiserver's own controllers do
-            self._bootstrap("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
-                                           "status": {"phase": "Active"}})
+            self._bootstrap(
+                "namespaces",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}},
+            )
 
     def _instance(self, i: int, mode: str) -> Instance:
         flow = (PriorityAndFairness if mode == "apf" else MaxInFlight)(self.engine.schedule, lambda: self.engine.now)
@@ -271,10 +289,17 @@ class APIServer:
             else:
                 obj["status"] = stored.get("status", {})
         if op.subresource == "finalize" and res.name == "namespaces":
-            obj = {**stored, "metadata": meta, "spec": {**stored.get("spec", {}),
-                                                        "finalizers": obj.get("spec", {}).get("finalizers", [])}}
-        if stored["metadata"].get("deletionTimestamp") and _finalizers(res, stored) and not _finalizers(res, obj) \
-                and not stored["metadata"].get("deletionGracePeriodSeconds"):
+            obj = {
+                **stored,
+                "metadata": meta,
+                "spec": {**stored.get("spec", {}), "finalizers": obj.get("spec", {}).get("finalizers", [])},
+            }
+        if (
+            stored["metadata"].get("deletionTimestamp")
+            and _finalizers(res, stored)
+            and not _finalizers(res, obj)
+            and not stored["metadata"].get("deletionGracePeriodSeconds")
+        ):
             return "DELETED", stored, ("rev", rv)  # the last finalizer is gone
         return "MODIFIED", obj, ("rev", rv) if want or verb == "patch" else ("exists",)
 
@@ -287,13 +312,19 @@ class APIServer:
         if not target:
             raise invalid(op.resource, op.name, "target.name", "Required value")
         if stored["spec"].get("nodeName") or stored["metadata"].get("deletionTimestamp"):
-            raise APIError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{op.name}": pod '
-                                            f'{op.name} is already assigned to node "{stored["spec"].get("nodeName")}"')
+            raise APIError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{op.name}": pod '
+                f'{op.name} is already assigned to node "{stored["spec"].get("nodeName")}"',
+            )
         obj = copy_object(stored)
         obj["spec"]["nodeName"] = target
         conditions = [c for c in obj.setdefault("status", {}).get("conditions", []) if c["type"] != "PodScheduled"]
-        obj["status"]["conditions"] = [*conditions, {"type": "PodScheduled", "status": "True",
-                                                     "lastTransitionTime": timestamp(self.engine.now)}]
+        obj["status"]["conditions"] = [
+            *conditions,
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": timestamp(self.engine.now)},
+        ]
         return "MODIFIED", obj, ("rev", rv)
 
     def _allocate_service(self, obj: dict) -> None:
@@ -342,21 +373,37 @@ class APIServer:
         if ns is None:
             raise APIError(404, "NotFound", f'namespaces "{namespace}" not found')
         if ns[0].get("status", {}).get("phase") == "Terminating":
-            raise APIError(403, "Forbidden", f"unable to create new content in namespace {namespace} because it is "
-                                             "being terminated")
+            raise APIError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )
         if res.name != "pods":
             return
         spec = obj.setdefault("spec", {})
         account = spec.setdefault("serviceAccountName", "default")
         if cache["serviceaccounts"].get(f"{namespace}/{account}") is None:
-            raise APIError(403, "Forbidden", f'error looking up service account {namespace}/{account}: '
-                                             f'serviceaccount "{account}" not found')
+            raise APIError(
+                403,
+                "Forbidden",
+                f'error looking up service account {namespace}/{account}: serviceaccount "{account}" not found',
+            )
         tolerations = spec.setdefault("tolerations", [])
         for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-            if not any(t.get("key") == taint and t.get("effect") in ("NoExecute", None, "") or
-                       (t.get("operator") == "Exists" and not t.get("key")) for t in tolerations):
-                tolerations.append({"key": taint, "operator": "Exists", "effect": "NoExecute",
-                                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+            if not any(
+                t.get("key") == taint
+                and t.get("effect") in ("NoExecute", None, "")
+                or (t.get("operator") == "Exists" and not t.get("key"))
+                for t in tolerations
+            ):
+                tolerations.append(
+                    {
+                        "key": taint,
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                    }
+                )
 
     # -- reads and watches --------------------------------------------------------------------------------
     def _read(self, op: _Op, now: float) -> float:
@@ -390,11 +437,39 @@ class APIServer:
 class _Op:
     """One request: its parameters, where its answer goes, and the interface flow control uses."""
 
-    __slots__ = ("server", "conn", "verb", "resource", "namespace", "name", "body", "subresource", "options",
-                 "callback", "started", "filter", "scope", "seats", "arrival", "error")
+    __slots__ = (
+        "server",
+        "conn",
+        "verb",
+        "resource",
+        "namespace",
+        "name",
+        "body",
+        "subresource",
+        "options",
+        "callback",
+        "started",
+        "filter",
+        "scope",
+        "seats",
+        "arrival",
+        "error",
+    )
 
-    def __init__(self, server: APIServer, conn: Connection, verb: str, resource: Resource, namespace: str, name: str,
-                 body: Mapping | None, subresource: str, options: dict, callback: Callback, started: float) -> None:
+    def __init__(
+        self,
+        server: APIServer,
+        conn: Connection,
+        verb: str,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        body: Mapping | None,
+        subresource: str,
+        options: dict,
+        callback: Callback,
+        started: float,
+    ) -> None:
         self.server, self.conn, self.verb, self.resource = server, conn, verb, resource
         self.namespace, self.name, self.body, self.subresource = namespace, name, body, subresource
         self.options, self.callback, self.started = options, callback, started
@@ -439,8 +514,9 @@ class _Op:
 
     def reject(self) -> None:
         self.server.sli.rejected += 1
-        self.server._finish(self, None, APIError(429, "TooManyRequests", "Too many requests, please try again "
-                                                                         "later."), 0.0, 0)
+        self.server._finish(
+            self, None, APIError(429, "TooManyRequests", "Too many requests, please try again later."), 0.0, 0
+        )
 
 
 class Connection:
@@ -449,9 +525,21 @@ class Connection:
     def __init__(self, server: APIServer, instance: Instance, user: str, groups: tuple[str, ...]) -> None:
         self.server, self.instance, self.user, self.groups = server, instance, user, groups
 
-    def request(self, verb: str, resource: str, callback: Callback, *, namespace: str = "", name: str = "",
-                body: Mapping | None = None, subresource: str = "", label_selector=None,
-                field_selector: str | None = None, delay: float = 0.0, **options) -> Timer:
+    def request(
+        self,
+        verb: str,
+        resource: str,
+        callback: Callback,
+        *,
+        namespace: str = "",
+        name: str = "",
+        body: Mapping | None = None,
+        subresource: str = "",
+        label_selector=None,
+        field_selector: str | None = None,
+        delay: float = 0.0,
+        **options,
+    ) -> Timer:
         """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer. Returns
         the handle of its arrival: cancelling it (``Engine.cancel``) before the send time takes the request back."""
         server = self.server
@@ -466,8 +554,9 @@ class Connection:
             namespace = body.get("metadata", {}).get("namespace", "default")
         if verb in ("update", "patch", "create") and body is not None and not name:
             name = body.get("metadata", {}).get("name", "")
-        op = _Op(server, self, verb, res, namespace, name, body, subresource, options, callback,
-                 server.engine.now + delay)
+        op = _Op(
+            server, self, verb, res, namespace, name, body, subresource, options, callback, server.engine.now + delay
+        )
         if verb in ("list", "watch"):
             try:
                 op.filter = Filter.of(res, namespace, label_selector, field_selector)

@@ -80,8 +80,9 @@ class WatchCache:
             self.objects[key] = (obj, rv, size)
         self.rv = rv
         self.history.append((rv, now, kind, obj, prev_obj))
-        while self.history and (len(self.history) > UPPER_BOUND_CAPACITY
-                                or self.history[0][1] < now - EVENT_FRESH_DURATION):
+        while self.history and (
+            len(self.history) > UPPER_BOUND_CAPACITY or self.history[0][1] < now - EVENT_FRESH_DURATION
+        ):
             self.oldest = self.history.popleft()[0]
         arrival = now + self.delay(size)
         for watch in self._watchers(obj, prev_obj):

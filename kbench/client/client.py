@@ -41,8 +41,14 @@ class TokenBucket:
 class Client:
     """Requests as ``user`` through one apiserver connection, paced by a token bucket (watches are not)."""
 
-    def __init__(self, server: APIServer, user: str, groups: tuple[str, ...] = (), qps: float = DEFAULT_QPS,
-                 burst: int = DEFAULT_BURST) -> None:
+    def __init__(
+        self,
+        server: APIServer,
+        user: str,
+        groups: tuple[str, ...] = (),
+        qps: float = DEFAULT_QPS,
+        burst: int = DEFAULT_BURST,
+    ) -> None:
         self.server = server
         self.engine = server.engine
         self.conn = server.connect(user, groups)
@@ -60,8 +66,9 @@ class Client:
         done = self.engine.event()
 
         def answer(result, error, delay):
-            self.engine.schedule(delay, done.fail if error is not None else done.succeed,
-                                 error if error is not None else result)
+            self.engine.schedule(
+                delay, done.fail if error is not None else done.succeed, error if error is not None else result
+            )
 
         self.request(verb, resource, answer, **kwargs)
         return done

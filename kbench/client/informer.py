@@ -21,8 +21,15 @@ class Informer:
         Seconds between resyncs (each cached object handed to ``on_update`` again); 0 for none.
     """
 
-    def __init__(self, client: Client, resource: str, namespace: str = "", label_selector=None,
-                 field_selector: str | None = None, resync: float = 0.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        resource: str,
+        namespace: str = "",
+        label_selector=None,
+        field_selector: str | None = None,
+        resync: float = 0.0,
+    ) -> None:
         self.client, self.engine, self.resource = client, client.engine, resource
         self.selectors = {"namespace": namespace, "label_selector": label_selector, "field_selector": field_selector}
         self.resync = resync
@@ -35,8 +42,9 @@ class Informer:
         self._watch = None
         self._stopped = False
 
-    def add_handler(self, on_add: Callable | None = None, on_update: Callable | None = None,
-                    on_delete: Callable | None = None) -> None:
+    def add_handler(
+        self, on_add: Callable | None = None, on_update: Callable | None = None, on_delete: Callable | None = None
+    ) -> None:
         """``on_add(obj)``, ``on_update(old, new)``, ``on_delete(obj)``."""
         self.handlers.append((on_add, on_update, on_delete))
 
@@ -98,8 +106,14 @@ class Informer:
     def _start_watch(self) -> None:
         if self._stopped:
             return
-        self.client.request("watch", self.resource, self._watching, resourceVersion=str(self.rv),
-                            on_events=self._events, **self.selectors)
+        self.client.request(
+            "watch",
+            self.resource,
+            self._watching,
+            resourceVersion=str(self.rv),
+            on_events=self._events,
+            **self.selectors,
+        )
 
     def _watching(self, result, error: APIError | None, delay: float) -> None:
         if self._stopped:  # stopped while the watch was being set up

@@ -36,9 +36,18 @@ def is_conflict(error: APIError) -> bool:
     return error.code == 409
 
 
-def update_fresh(client: Client, resource: str, name: str, change: Callable[[dict], bool], backoff: Backoff, *,
-                 namespace: str = "", subresource: str = "", current: Mapping | None = None,
-                 retriable: Callable[[APIError], bool] = is_conflict):
+def update_fresh(
+    client: Client,
+    resource: str,
+    name: str,
+    change: Callable[[dict], bool],
+    backoff: Backoff,
+    *,
+    namespace: str = "",
+    subresource: str = "",
+    current: Mapping | None = None,
+    retriable: Callable[[APIError], bool] = is_conflict,
+):
     """Process body: ``retry.RetryOnConflict(backoff, read; change; update)``.
 
     Each try reads the object with a GET (the first may start from ``current`` instead, e.g. the informer's copy),

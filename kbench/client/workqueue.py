@@ -17,8 +17,14 @@ class WorkQueue:
     """Keys to process: a key is queued at most once, processed by one worker at a time, re-queued if it was
     added again while being processed; ``add_rate_limited`` backs a failing key off."""
 
-    def __init__(self, engine: Engine, base_delay: float = BASE_DELAY, max_delay: float = MAX_DELAY,
-                 qps: float = BUCKET_QPS, burst: int = BUCKET_BURST) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        base_delay: float = BASE_DELAY,
+        max_delay: float = MAX_DELAY,
+        qps: float = BUCKET_QPS,
+        burst: int = BUCKET_BURST,
+    ) -> None:
         self.engine = engine
         self.base_delay, self.max_delay = base_delay, max_delay
         self.bucket = TokenBucket(qps, burst)
@@ -49,7 +55,7 @@ class WorkQueue:
     def add_rate_limited(self, key) -> None:
         failures = self.failures.get(key, 0)
         self.failures[key] = failures + 1
-        backoff = min(self.base_delay * 2.0 ** failures, self.max_delay)
+        backoff = min(self.base_delay * 2.0**failures, self.max_delay)
         self.add_after(key, max(backoff, self.bucket.reserve(self.engine.now)))
 
     def forget(self, key) -> None:

@@ -9,5 +9,12 @@ from kbench.cloud.controllers import (
 )
 from kbench.cloud.provider import Cloud, CloudError
 
-__all__ = ["Cloud", "CloudError", "CloudNodeController", "CloudNodeLifecycleController", "RouteController",
-           "ServiceController", "cloud_controller_manager"]
+__all__ = [
+    "Cloud",
+    "CloudError",
+    "CloudNodeController",
+    "CloudNodeLifecycleController",
+    "RouteController",
+    "ServiceController",
+    "cloud_controller_manager",
+]

@@ -52,8 +52,13 @@ class CloudNodeController(Controller):
             raise APIError(503, "ServiceUnavailable", str(err)) from None  # requeue with backoff
         body = self.copy(node)
         labels = body["metadata"].setdefault("labels", {})
-        labels.update({"node.kubernetes.io/instance-type": inst.instance_type,
-                       "topology.kubernetes.io/zone": inst.zone, "topology.kubernetes.io/region": inst.region})
+        labels.update(
+            {
+                "node.kubernetes.io/instance-type": inst.instance_type,
+                "topology.kubernetes.io/zone": inst.zone,
+                "topology.kubernetes.io/region": inst.region,
+            }
+        )
         body["spec"]["providerID"] = inst.provider_id
         body["spec"]["taints"] = [t for t in body["spec"].get("taints") or [] if t["key"] != UNINITIALIZED]
         yield self.client.call("update", "nodes", body=body)
@@ -128,9 +133,13 @@ class RouteController(Controller):
         status = "False" if ok else "True"
         if current is not None and current.get("status") == status:
             return
-        cond = {"type": "NetworkUnavailable", "status": status, "reason": "RouteCreated" if ok else "NoRouteCreated",
-                "message": "RouteController created a route" if ok else "RouteController failed to create a route",
-                "lastTransitionTime": self.now_stamp()}
+        cond = {
+            "type": "NetworkUnavailable",
+            "status": status,
+            "reason": "RouteCreated" if ok else "NoRouteCreated",
+            "message": "RouteController created a route" if ok else "RouteController failed to create a route",
+            "lastTransitionTime": self.now_stamp(),
+        }
 
         def change(fresh) -> bool:
             conditions = fresh["status"].get("conditions") or []
@@ -138,8 +147,9 @@ class RouteController(Controller):
             return True
 
         with contextlib.suppress(APIError):  # checked again next period
-            yield from update_fresh(self.client, "nodes", name, change, UPDATE_NETWORK_CONDITION_BACKOFF,
-                                    subresource="status", current=node)
+            yield from update_fresh(
+                self.client, "nodes", name, change, UPDATE_NETWORK_CONDITION_BACKOFF, subresource="status", current=node
+            )
 
 
 class ServiceController(Controller):
@@ -151,15 +161,17 @@ class ServiceController(Controller):
         self.services = manager.informer("services")
         self.nodes = manager.informer("nodes")
         self.services.add_handler(on_add=self.enqueue, on_update=self.enqueue)
-        self.nodes.add_handler(on_add=self._nodes_changed, on_update=self._nodes_changed,
-                               on_delete=self._nodes_changed)
+        self.nodes.add_handler(on_add=self._nodes_changed, on_update=self._nodes_changed, on_delete=self._nodes_changed)
         self._backends: tuple[str, ...] | None = None
 
     def backends(self) -> list[str]:
         """Nodes a balancer sends traffic to: ready, and not excluded by label."""
-        return sorted(name for name, node in self.nodes.cache.items()
-                      if (condition(node, "Ready") or {}).get("status") == "True"
-                      and EXCLUDE_LB not in (node["metadata"].get("labels") or {}))
+        return sorted(
+            name
+            for name, node in self.nodes.cache.items()
+            if (condition(node, "Ready") or {}).get("status") == "True"
+            and EXCLUDE_LB not in (node["metadata"].get("labels") or {})
+        )
 
     def _nodes_changed(self, *_) -> None:
         current = tuple(self.backends())
@@ -207,8 +219,9 @@ class ServiceController(Controller):
             yield self.client.call("update", "services", body=body, subresource="status")
 
 
-def cloud_controller_manager(server, cloud: Cloud, identity: str = "ccm-0",
-                             lease: str | None = "cloud-controller-manager") -> Manager:
+def cloud_controller_manager(
+    server, cloud: Cloud, identity: str = "ccm-0", lease: str | None = "cloud-controller-manager"
+) -> Manager:
     """A cloud-controller-manager instance with the node, node lifecycle, route and service controllers."""
     manager = Manager(server, "system:cloud-controller-manager", identity, CCM_QPS, CCM_BURST, lease)
     for cls in (CloudNodeController, CloudNodeLifecycleController, RouteController, ServiceController):

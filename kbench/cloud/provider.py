@@ -55,8 +55,10 @@ class Cloud:
         self.route_limit = int(p.value("cloud.route_table_limit"))
         self.lb_limit = int(p.value("cloud.load_balancer_quota"))
         self.limiter = TokenBucket(float(p.value("cloud.api_qps")), int(p.value("cloud.api_burst")))
-        self.latency = {kind: p.dist(f"cloud.{kind}_latency").sampler(self.streams(f"cloud/{kind}"))
-                        for kind in ("instance", "route", "load_balancer", "load_balancer_update")}
+        self.latency = {
+            kind: p.dist(f"cloud.{kind}_latency").sampler(self.streams(f"cloud/{kind}"))
+            for kind in ("instance", "route", "load_balancer", "load_balancer_update")
+        }
         self._failures: dict[str, int] = {}
         self._next_ip = 1
 
@@ -97,6 +99,7 @@ class Cloud:
             if inst is None:
                 raise CloudError(f"instance {name} not found")
             return inst
+
         return self._call("InstanceMetadata", "instance", action)
 
     def instance_exists(self, name: str):
@@ -107,6 +110,7 @@ class Cloud:
             if node not in self.routes and len(self.routes) >= self.route_limit:
                 raise CloudError(f"CreateRoute {node}: route table limit of {self.route_limit} routes reached")
             self.routes[node] = cidr
+
         return self._call("CreateRoute", "route", action)
 
     def delete_route(self, node: str):
@@ -122,6 +126,7 @@ class Cloud:
                 self._next_ip += 1
             lb.backends, lb.ports = sorted(backends), list(ports)
             return lb
+
         return self._call("EnsureLoadBalancer", "load_balancer", action)
 
     def update_load_balancer(self, name: str, backends: list[str]):
@@ -131,6 +136,7 @@ class Cloud:
                 raise CloudError(f"UpdateLoadBalancer {name}: not found")
             lb.backends = sorted(backends)
             return lb
+
         return self._call("UpdateLoadBalancer", "load_balancer_update", action)
 
     def delete_load_balancer(self, name: str):

@@ -19,13 +19,24 @@ from kbench.controllers.workloads import DeploymentController, ReplicaSetControl
 
 KCM_QPS, KCM_BURST = 20.0, 30
 """kube-controller-manager --kube-api-qps / --kube-api-burst defaults."""
-CONTROLLERS = (NodeLifecycleController, TaintEvictionController, ReplicaSetController, DeploymentController,
-               JobController, TTLAfterFinishedController, EndpointSliceController, ServiceAccountController,
-               NamespaceController, GarbageCollector, NodeIpamController)
+CONTROLLERS = (
+    NodeLifecycleController,
+    TaintEvictionController,
+    ReplicaSetController,
+    DeploymentController,
+    JobController,
+    TTLAfterFinishedController,
+    EndpointSliceController,
+    ServiceAccountController,
+    NamespaceController,
+    GarbageCollector,
+    NodeIpamController,
+)
 
 
-def controller_manager(server, identity: str = "kcm-0", controllers=CONTROLLERS, lease: str | None =
-                       "kube-controller-manager") -> Manager:
+def controller_manager(
+    server, identity: str = "kcm-0", controllers=CONTROLLERS, lease: str | None = "kube-controller-manager"
+) -> Manager:
     """A kube-controller-manager instance with ``controllers`` (classes), not yet started."""
     manager = Manager(server, "system:kube-controller-manager", identity, KCM_QPS, KCM_BURST, lease)
     for cls in controllers:
@@ -33,7 +44,20 @@ def controller_manager(server, identity: str = "kcm-0", controllers=CONTROLLERS,
     return manager
 
 
-__all__ = ["CONTROLLERS", "Controller", "DeploymentController", "EndpointSliceController", "GarbageCollector",
-           "JobController", "Manager", "NamespaceController", "NodeIpamController", "NodeLifecycleController",
-           "ReplicaSetController", "ServiceAccountController", "TTLAfterFinishedController",
-           "TaintEvictionController", "controller_manager"]
+__all__ = [
+    "CONTROLLERS",
+    "Controller",
+    "DeploymentController",
+    "EndpointSliceController",
+    "GarbageCollector",
+    "JobController",
+    "Manager",
+    "NamespaceController",
+    "NodeIpamController",
+    "NodeLifecycleController",
+    "ReplicaSetController",
+    "ServiceAccountController",
+    "TTLAfterFinishedController",
+    "TaintEvictionController",
+    "controller_manager",
+]

@@ -27,8 +27,9 @@ class Manager:
         Leader-election lease name; None runs the controllers at once, without election.
     """
 
-    def __init__(self, server: APIServer, user: str, identity: str, qps: float, burst: int,
-                 lease: str | None = None) -> None:
+    def __init__(
+        self, server: APIServer, user: str, identity: str, qps: float, burst: int, lease: str | None = None
+    ) -> None:
         self.server, self.engine = server, server.engine
         self.client = Client(server, user, qps=qps, burst=burst)
         self.identity = identity
@@ -185,8 +186,14 @@ def controller_key(obj: Mapping, kind: str) -> str | None:
 
 
 def owner_reference(owner: Mapping) -> dict:
-    return {"apiVersion": owner.get("apiVersion", "v1"), "kind": owner["kind"], "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner.get("apiVersion", "v1"),
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def condition(obj: Mapping, kind: str) -> Mapping | None:
@@ -200,5 +207,6 @@ def pod_ready(pod: Mapping) -> bool:
 
 def active_pod(pod: Mapping) -> bool:
     """controller.IsPodActive: not Succeeded, not Failed, not being deleted."""
-    return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed") and \
-        not pod["metadata"].get("deletionTimestamp")
+    return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed") and not pod["metadata"].get(
+        "deletionTimestamp"
+    )

@@ -22,13 +22,27 @@ import ipaddress
 from kbench.apiserver.objects import RESOURCES, APIError
 from kbench.controllers.base import Controller
 
-CONTENT = ("pods", "replicasets", "deployments", "jobs", "services", "endpointslices", "leases", "serviceaccounts",
-           "events")
+CONTENT = (
+    "pods",
+    "replicasets",
+    "deployments",
+    "jobs",
+    "services",
+    "endpointslices",
+    "leases",
+    "serviceaccounts",
+    "events",
+)
 """What the namespace controller deletes (the namespaced resources kbench serves)."""
 CIDR_UPDATE_RETRIES = 3
 OWNED = ("pods", "replicasets", "endpointslices", "jobs")
-OWNERS = {"ReplicaSet": "replicasets", "Deployment": "deployments", "Job": "jobs", "Service": "services",
-          "Node": "nodes"}
+OWNERS = {
+    "ReplicaSet": "replicasets",
+    "Deployment": "deployments",
+    "Job": "jobs",
+    "Service": "services",
+    "Node": "nodes",
+}
 
 
 class ServiceAccountController(Controller):
@@ -48,8 +62,9 @@ class ServiceAccountController(Controller):
         if f"{key}/default" in self.accounts.cache:
             return
         try:
-            yield self.client.call("create", "serviceaccounts", namespace=key,
-                                   body={"metadata": {"name": "default", "namespace": key}})
+            yield self.client.call(
+                "create", "serviceaccounts", namespace=key, body={"metadata": {"name": "default", "namespace": key}}
+            )
         except APIError as err:
             if err.code != 409:
                 raise
@@ -75,8 +90,9 @@ class NamespaceController(Controller):
                 remaining += 1
                 if obj["metadata"].get("deletionTimestamp"):
                     continue
-                yield from self.delete(resource, key, obj["metadata"]["name"],
-                                       gracePeriodSeconds=0 if resource == "pods" else None)
+                yield from self.delete(
+                    resource, key, obj["metadata"]["name"], gracePeriodSeconds=0 if resource == "pods" else None
+                )
         if remaining:
             self.queue.add_after(key, 1.0)  # wait for the content to go, then finalize
             return
@@ -93,8 +109,10 @@ class GarbageCollector(Controller):
         super().__init__(manager)
         self.informers = {r: manager.informer(r) for r in {*OWNED, *OWNERS.values()}}
         for resource in OWNED:
-            self.informers[resource].add_handler(on_add=lambda o, r=resource: self._check(r, o),
-                                                 on_update=lambda old, new, r=resource: self._check(r, new))
+            self.informers[resource].add_handler(
+                on_add=lambda o, r=resource: self._check(r, o),
+                on_update=lambda old, new, r=resource: self._check(r, new),
+            )
         for resource in OWNERS.values():
             self.informers[resource].add_handler(on_delete=self._owner_gone)
 

@@ -33,8 +33,7 @@ class EndpointSliceController(Controller):
         self.pods = manager.informer("pods")
         self.slices = manager.informer("endpointslices")
         self.triggers: dict[str, float] = {}
-        self.services.add_handler(on_add=self._service, on_update=lambda o, n: self._service(n),
-                                  on_delete=self.enqueue)
+        self.services.add_handler(on_add=self._service, on_update=lambda o, n: self._service(n), on_delete=self.enqueue)
         self.pods.add_handler(on_add=self._pod, on_update=self._pod_update, on_delete=self._pod)
         self.slices.add_handler(on_delete=self._slice)
 
@@ -58,10 +57,17 @@ class EndpointSliceController(Controller):
             self._trigger(key, self.engine.now)
 
     def _pod_update(self, old, new) -> None:
-        if (pod_ready(old), old.get("status", {}).get("podIP"), bool(old["metadata"].get("deletionTimestamp")),
-                old["metadata"].get("labels")) == (pod_ready(new), new.get("status", {}).get("podIP"),
-                                                   bool(new["metadata"].get("deletionTimestamp")),
-                                                   new["metadata"].get("labels")):
+        if (
+            pod_ready(old),
+            old.get("status", {}).get("podIP"),
+            bool(old["metadata"].get("deletionTimestamp")),
+            old["metadata"].get("labels"),
+        ) == (
+            pod_ready(new),
+            new.get("status", {}).get("podIP"),
+            bool(new["metadata"].get("deletionTimestamp")),
+            new["metadata"].get("labels"),
+        ):
             return
         ready = condition(new, "Ready") or {}
         at = self.engine.now
@@ -78,19 +84,28 @@ class EndpointSliceController(Controller):
     def sync(self, key):
         svc = self.services.cache.get(key)
         ns, name = key.split("/", 1)
-        existing = [es for es in self.slices.cache.values() if es["metadata"]["namespace"] == ns and
-                    (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name and
-                    (es["metadata"].get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") == MANAGED_BY]
+        existing = [
+            es
+            for es in self.slices.cache.values()
+            if es["metadata"]["namespace"] == ns
+            and (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name
+            and (es["metadata"].get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") == MANAGED_BY
+        ]
         if svc is None or not svc.get("spec", {}).get("selector"):
             for es in existing:  # the Service is gone (or selects nothing): its slices go too
                 yield from self._delete(es)
             self.triggers.pop(key, None)
             return
         selector = {"matchLabels": svc["spec"]["selector"]}
-        pods = [p for p in self.pods.cache.values() if p["metadata"]["namespace"] == ns and
-                p.get("status", {}).get("podIP") and p.get("spec", {}).get("nodeName") and
-                p.get("status", {}).get("phase") not in ("Succeeded", "Failed") and
-                label_selector_matches(selector, p["metadata"].get("labels") or {})]
+        pods = [
+            p
+            for p in self.pods.cache.values()
+            if p["metadata"]["namespace"] == ns
+            and p.get("status", {}).get("podIP")
+            and p.get("spec", {}).get("nodeName")
+            and p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+            and label_selector_matches(selector, p["metadata"].get("labels") or {})
+        ]
         ports = self._ports(svc, pods)
         desired = {p["status"]["podIP"]: self._endpoint(p) for p in pods}
         trigger = self.triggers.pop(key, self.engine.now)
@@ -100,11 +115,17 @@ class EndpointSliceController(Controller):
     def _endpoint(pod) -> dict:
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
         ready = pod_ready(pod)
-        return {"addresses": [pod["status"]["podIP"]],
-                "conditions": {"ready": ready and not terminating, "serving": ready, "terminating": terminating},
-                "nodeName": pod["spec"]["nodeName"],
-                "targetRef": {"kind": "Pod", "namespace": pod["metadata"]["namespace"],
-                              "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}}
+        return {
+            "addresses": [pod["status"]["podIP"]],
+            "conditions": {"ready": ready and not terminating, "serving": ready, "terminating": terminating},
+            "nodeName": pod["spec"]["nodeName"],
+            "targetRef": {
+                "kind": "Pod",
+                "namespace": pod["metadata"]["namespace"],
+                "name": pod["metadata"]["name"],
+                "uid": pod["metadata"]["uid"],
+            },
+        }
 
     @staticmethod
     def _ports(svc, pods) -> list[dict]:
@@ -112,8 +133,16 @@ class EndpointSliceController(Controller):
         for p in svc["spec"].get("ports") or []:
             target = p.get("targetPort", p.get("port"))
             if isinstance(target, str):  # a named port: resolved on the (first) pod that has it
-                target = next((c["containerPort"] for pod in pods for ct in pod["spec"].get("containers", [])
-                               for c in ct.get("ports") or [] if c.get("name") == target), None)
+                target = next(
+                    (
+                        c["containerPort"]
+                        for pod in pods
+                        for ct in pod["spec"].get("containers", [])
+                        for c in ct.get("ports") or []
+                        if c.get("name") == target
+                    ),
+                    None,
+                )
                 if target is None:
                     continue
             out.append({"name": p.get("name", ""), "port": target, "protocol": p.get("protocol", "TCP")})
@@ -137,8 +166,8 @@ class EndpointSliceController(Controller):
                 plan[1] += fresh[:room]
                 fresh = fresh[room:]
         while fresh:
-            plans.append([None, fresh[:self.max_endpoints]])
-            fresh = fresh[self.max_endpoints:]
+            plans.append([None, fresh[: self.max_endpoints]])
+            fresh = fresh[self.max_endpoints :]
         for es, endpoints in plans:
             if es is not None and not endpoints and (len(plans) > 1 or desired):
                 yield from self._delete(es)
@@ -146,17 +175,27 @@ class EndpointSliceController(Controller):
             if es is not None and es.get("endpoints") == endpoints and es.get("ports") == ports:
                 continue
             ns = svc["metadata"]["namespace"]
-            body = self.copy(es) if es is not None else {
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-                "metadata": {"generateName": f"{svc['metadata']['name']}-", "namespace": ns,
-                             "labels": {"kubernetes.io/service-name": svc["metadata"]["name"],
-                                        "endpointslice.kubernetes.io/managed-by": MANAGED_BY},
-                             "ownerReferences": [owner_reference(svc)]}}
+            body = (
+                self.copy(es)
+                if es is not None
+                else {
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "kind": "EndpointSlice",
+                    "addressType": "IPv4",
+                    "metadata": {
+                        "generateName": f"{svc['metadata']['name']}-",
+                        "namespace": ns,
+                        "labels": {
+                            "kubernetes.io/service-name": svc["metadata"]["name"],
+                            "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+                        },
+                        "ownerReferences": [owner_reference(svc)],
+                    },
+                }
+            )
             body["endpoints"], body["ports"] = endpoints, ports
             body["metadata"].setdefault("annotations", {})[TRIGGER] = trigger
-            yield self.client.call("update" if es is not None else "create", "endpointslices", namespace=ns,
-                                   body=body)
+            yield self.client.call("update" if es is not None else "create", "endpointslices", namespace=ns, body=body)
 
     def _delete(self, es):
         yield from self.delete("endpointslices", es["metadata"]["namespace"], es["metadata"]["name"])
-

@@ -34,8 +34,9 @@ class JobController(Controller):
         self.jobs = manager.informer("jobs")
         self.pods = manager.informer("pods")
         self.jobs.add_handler(on_add=self.enqueue, on_update=self.enqueue)
-        self.pods.add_handler(on_add=lambda p: self._pod(p, True), on_update=lambda o, n: self._pod(n),
-                              on_delete=self._pod)
+        self.pods.add_handler(
+            on_add=lambda p: self._pod(p, True), on_update=lambda o, n: self._pod(n), on_delete=self._pod
+        )
         self.expect = Expectations(self.engine)
         self.last_failure: dict[str, tuple[int, float]] = {}
         """job -> (failed pods seen, when the last of them was first seen)."""
@@ -97,14 +98,23 @@ class JobController(Controller):
     @staticmethod
     def _pod_for(job) -> dict:
         template = job["spec"]["template"]
-        labels = {**(template.get("metadata", {}).get("labels") or {}),
-                  "batch.kubernetes.io/job-name": job["metadata"]["name"],
-                  "batch.kubernetes.io/controller-uid": job["metadata"]["uid"]}
+        labels = {
+            **(template.get("metadata", {}).get("labels") or {}),
+            "batch.kubernetes.io/job-name": job["metadata"]["name"],
+            "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
+        }
         spec = {"restartPolicy": "Never", **template.get("spec", {})}
-        return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"generateName": f"{job['metadata']['name']}-", "labels": labels,
-                             "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
-                             "ownerReferences": [owner_reference(job)]}, "spec": spec}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "generateName": f"{job['metadata']['name']}-",
+                "labels": labels,
+                "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
+                "ownerReferences": [owner_reference(job)],
+            },
+            "spec": spec,
+        }
 
     def _status(self, job, active: int, succeeded: int, failed: int, finish, started: float):
         status = dict(job.get("status") or {})
@@ -112,9 +122,17 @@ class JobController(Controller):
         new.setdefault("startTime", status.get("startTime") or self.now_stamp())
         if finish:
             stamp = self.now_stamp()
-            new["conditions"] = [*(status.get("conditions") or []),
-                                 {"type": finish[0], "status": "True", "reason": finish[1], "message": finish[2],
-                                  "lastProbeTime": stamp, "lastTransitionTime": stamp}]
+            new["conditions"] = [
+                *(status.get("conditions") or []),
+                {
+                    "type": finish[0],
+                    "status": "True",
+                    "reason": finish[1],
+                    "message": finish[2],
+                    "lastProbeTime": stamp,
+                    "lastTransitionTime": stamp,
+                },
+            ]
             if finish[0] == "Complete":
                 new["completionTime"] = stamp
         if all(status.get(k) == v for k, v in new.items()):

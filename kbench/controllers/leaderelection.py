@@ -19,9 +19,17 @@ NAMESPACE = "kube-system"
 
 
 class LeaderElector:
-    def __init__(self, client, lease: str, identity: str, on_started: Callable[[], None],
-                 on_stopped: Callable[[], None], lease_duration: float = LEASE_DURATION,
-                 renew_deadline: float = RENEW_DEADLINE, retry_period: float = RETRY_PERIOD) -> None:
+    def __init__(
+        self,
+        client,
+        lease: str,
+        identity: str,
+        on_started: Callable[[], None],
+        on_stopped: Callable[[], None],
+        lease_duration: float = LEASE_DURATION,
+        renew_deadline: float = RENEW_DEADLINE,
+        retry_period: float = RETRY_PERIOD,
+    ) -> None:
         self.client, self.engine = client, client.engine
         self.lease, self.identity = lease, identity
         self.on_started, self.on_stopped = on_started, on_stopped
@@ -65,13 +73,20 @@ class LeaderElector:
             self._observed, self._observed_at = (holder, renewed), now
         if holder and holder != self.identity and now < self._observed_at + self.lease_duration:
             return  # someone else holds a lease that is still fresh as we see it
-        new_spec = {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration),
-                    "renewTime": timestamp(now, micro=True),
-                    "acquireTime": spec.get("acquireTime") if holder == self.identity else timestamp(now, micro=True),
-                    "leaseTransitions": spec.get("leaseTransitions", 0) + (holder not in ("", self.identity))}
+        new_spec = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.lease_duration),
+            "renewTime": timestamp(now, micro=True),
+            "acquireTime": spec.get("acquireTime") if holder == self.identity else timestamp(now, micro=True),
+            "leaseTransitions": spec.get("leaseTransitions", 0) + (holder not in ("", self.identity)),
+        }
         if lease is None:
-            yield self.client.call("create", "leases", namespace=NAMESPACE,
-                                   body={"metadata": {"name": self.lease, "namespace": NAMESPACE}, "spec": new_spec})
+            yield self.client.call(
+                "create",
+                "leases",
+                namespace=NAMESPACE,
+                body={"metadata": {"name": self.lease, "namespace": NAMESPACE}, "spec": new_spec},
+            )
         else:
             body = copy_object(lease)
             body["spec"] = new_spec

@@ -57,11 +57,14 @@ EVICTION_RETRIES, EVICTION_RETRY_SLEEP = 5, 0.010
 """The taint eviction controller's deletePodHandler: retries, and the sleep between them."""
 UNREACHABLE, NOT_READY = "node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"
 UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
-CONDITION_TAINTS = {("Ready", "False"): NOT_READY, ("Ready", "Unknown"): UNREACHABLE,
-                    ("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
-                    ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
-                    ("NetworkUnavailable", "True"): "node.kubernetes.io/network-unavailable",
-                    ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure"}
+CONDITION_TAINTS = {
+    ("Ready", "False"): NOT_READY,
+    ("Ready", "Unknown"): UNREACHABLE,
+    ("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
+    ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
+    ("NetworkUnavailable", "True"): "node.kubernetes.io/network-unavailable",
+    ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure",
+}
 """nodeConditionToTaintKeyStatusMap: the NoSchedule taint each condition status stands for."""
 NO_SCHEDULE_KEYS = {*CONDITION_TAINTS.values(), UNSCHEDULABLE}
 UNKNOWN_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
@@ -123,13 +126,23 @@ def mark_unknown(node: dict, stamp: str) -> bool:
     for kind in UNKNOWN_CONDITIONS:
         cond = next((c for c in conditions if c.get("type") == kind), None)
         if cond is None:
-            conditions.append({"type": kind, "status": "Unknown", "reason": "NodeStatusNeverUpdated",
-                               "message": "Kubelet never posted node status.",
-                               "lastHeartbeatTime": node["metadata"].get("creationTimestamp"),
-                               "lastTransitionTime": stamp})
+            conditions.append(
+                {
+                    "type": kind,
+                    "status": "Unknown",
+                    "reason": "NodeStatusNeverUpdated",
+                    "message": "Kubelet never posted node status.",
+                    "lastHeartbeatTime": node["metadata"].get("creationTimestamp"),
+                    "lastTransitionTime": stamp,
+                }
+            )
         elif cond.get("status") != "Unknown":
-            cond.update(status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.",
-                        lastTransitionTime=stamp)
+            cond.update(
+                status="Unknown",
+                reason="NodeStatusUnknown",
+                message="Kubelet stopped posting node status.",
+                lastTransitionTime=stamp,
+            )
     return condition(node, "Ready") != before
 
 
@@ -171,8 +184,9 @@ class NodeLifecycleController(Controller):
     name = "node-lifecycle"
     workers = NODE_UPDATE_WORKERS
 
-    def __init__(self, manager, monitor_period: float = NODE_MONITOR_PERIOD,
-                 grace_period: float = NODE_MONITOR_GRACE_PERIOD) -> None:
+    def __init__(
+        self, manager, monitor_period: float = NODE_MONITOR_PERIOD, grace_period: float = NODE_MONITOR_GRACE_PERIOD
+    ) -> None:
         super().__init__(manager)
         self.nodes = manager.informer("nodes")
         self.leases = manager.informer("leases")
@@ -250,8 +264,16 @@ class NodeLifecycleController(Controller):
             return self._silent(name, condition(fresh, "Ready")) and mark_unknown(fresh, stamp)
 
         try:
-            node = yield from update_fresh(self.client, "nodes", name, change, HEALTH_UPDATE_RETRY,
-                                           subresource="status", current=node, retriable=lambda _: True)
+            node = yield from update_fresh(
+                self.client,
+                "nodes",
+                name,
+                change,
+                HEALTH_UPDATE_RETRY,
+                subresource="status",
+                current=node,
+                retriable=lambda _: True,
+            )
         except APIError:
             return None, observed
         return node, observed
@@ -299,16 +321,22 @@ class NodeLifecycleController(Controller):
         node = self.nodes.cache.get(name)
         if node is None:
             return
-        want = {CONDITION_TAINTS[key] for key in ((c.get("type"), c.get("status"))
-                                                   for c in node.get("status", {}).get("conditions") or ())
-                if key in CONDITION_TAINTS}
+        want = {
+            CONDITION_TAINTS[key]
+            for key in ((c.get("type"), c.get("status")) for c in node.get("status", {}).get("conditions") or ())
+            if key in CONDITION_TAINTS
+        }
         if node.get("spec", {}).get("unschedulable"):
             want.add(UNSCHEDULABLE)
-        have = {t["key"] for t in node.get("spec", {}).get("taints") or ()
-                if t.get("effect") == "NoSchedule" and t.get("key") in NO_SCHEDULE_KEYS}
+        have = {
+            t["key"]
+            for t in node.get("spec", {}).get("taints") or ()
+            if t.get("effect") == "NoSchedule" and t.get("key") in NO_SCHEDULE_KEYS
+        }
         if want != have:
-            yield from self._swap_taints(name, [(k, "NoSchedule") for k in sorted(want - have)],
-                                         [(k, "NoSchedule") for k in sorted(have - want)])
+            yield from self._swap_taints(
+                name, [(k, "NoSchedule") for k in sorted(want - have)], [(k, "NoSchedule") for k in sorted(have - want)]
+            )
 
     def do_no_execute_tainting_pass(self):
         """Process body: each zone's queue hands out the nodes that are due as its rate limiter allows (a token
@@ -345,11 +373,13 @@ class NodeLifecycleController(Controller):
         read-modify-write retried on 409 Conflict; the last error propagates."""
         if add:
             stamp = timestamp(self.engine.now)
-            yield from update_fresh(self.client, "nodes", name, lambda node: add_taints(node, add, stamp),
-                                    UPDATE_TAINT_BACKOFF)
+            yield from update_fresh(
+                self.client, "nodes", name, lambda node: add_taints(node, add, stamp), UPDATE_TAINT_BACKOFF
+            )
         if remove:
-            yield from update_fresh(self.client, "nodes", name, lambda node: remove_taints(node, remove),
-                                    UPDATE_TAINT_BACKOFF)
+            yield from update_fresh(
+                self.client, "nodes", name, lambda node: remove_taints(node, remove), UPDATE_TAINT_BACKOFF
+            )
 
 
 class TaintEvictionController(Controller):
@@ -388,8 +418,11 @@ class TaintEvictionController(Controller):
         """processPodOnNode: schedule (or cancel) the pod's eviction; delete it when due."""
         pod = self.pods.cache.get(key)
         node = self.nodes.cache.get(pod["spec"].get("nodeName", "")) if pod is not None else None
-        taints = [t for t in node.get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"] \
-            if node is not None and not pod["metadata"].get("deletionTimestamp") else []
+        taints = (
+            [t for t in node.get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"]
+            if node is not None and not pod["metadata"].get("deletionTimestamp")
+            else []
+        )
         if not taints:
             self.evictions.pop(key, None)  # cancelWorkWithEvent
             return

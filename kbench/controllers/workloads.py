@@ -50,8 +50,12 @@ def _available(pod, min_ready: int, now: float) -> bool:
 def _rank(pod) -> tuple:
     """controller.ActivePods order: the first sort is the first to delete."""
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(pod.get("status", {}).get("phase"), 0)
-    return (bool(pod["spec"].get("nodeName")), phase_rank, pod_ready(pod),
-            -seconds(pod["metadata"].get("creationTimestamp", "2026-01-01T00:00:00Z")))
+    return (
+        bool(pod["spec"].get("nodeName")),
+        phase_rank,
+        pod_ready(pod),
+        -seconds(pod["metadata"].get("creationTimestamp", "2026-01-01T00:00:00Z")),
+    )
 
 
 class ReplicaSetController(Controller):
@@ -65,11 +69,13 @@ class ReplicaSetController(Controller):
         self.expect = Expectations(self.engine)
         self.sets.add_handler(on_add=self.enqueue, on_update=self.enqueue, on_delete=self.enqueue)
         # a pod that starts terminating counts as a deletion seen (updatePod -> deletePod upstream)
-        self.pods.add_handler(on_add=lambda p: self._pod(p, 0),
-                              on_update=lambda o, n: self._pod(n, 1 if n["metadata"].get("deletionTimestamp") and
-                                                                not o["metadata"].get("deletionTimestamp") else -1),
-                              on_delete=lambda p: self._pod(p, 1 if not p["metadata"].get("deletionTimestamp")
-                                                            else -1))
+        self.pods.add_handler(
+            on_add=lambda p: self._pod(p, 0),
+            on_update=lambda o, n: self._pod(
+                n, 1 if n["metadata"].get("deletionTimestamp") and not o["metadata"].get("deletionTimestamp") else -1
+            ),
+            on_delete=lambda p: self._pod(p, 1 if not p["metadata"].get("deletionTimestamp") else -1),
+        )
 
     def _pod(self, pod, observed: int) -> None:
         key = controller_key(pod, "ReplicaSet")
@@ -84,15 +90,14 @@ class ReplicaSetController(Controller):
             self.expect.forget(key)
             return
         ns = rs["metadata"]["namespace"]
-        pods = [p for p in self.pods.cache.values()
-                if p["metadata"]["namespace"] == ns and owned_by(p, rs)]
+        pods = [p for p in self.pods.cache.values() if p["metadata"]["namespace"] == ns and owned_by(p, rs)]
         active = [p for p in pods if active_pod(p)]
         if self.expect.satisfied(key) and not rs["metadata"].get("deletionTimestamp"):
             diff = len(active) - rs["spec"].get("replicas", 1)
             if diff < 0:
                 yield from self._create(rs, key, min(-diff, BURST_REPLICAS))
             elif diff > 0:
-                victims = sorted(active, key=_rank)[:min(diff, BURST_REPLICAS)]
+                victims = sorted(active, key=_rank)[: min(diff, BURST_REPLICAS)]
                 self.expect.expect(key, 0, len(victims))
                 for pod in victims:
                     try:
@@ -110,12 +115,25 @@ class ReplicaSetController(Controller):
         batch, done = 1, 0
         while done < count:  # slowStartBatch: 1, 2, 4, ... pods, stopping at the first failed batch
             size = min(batch, count - done)
-            events = [self.client.call("create", "pods", namespace=rs["metadata"]["namespace"], body={
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"generateName": f"{rs['metadata']['name']}-", "labels": dict(meta.get("labels") or {}),
-                             "annotations": dict(meta.get("annotations") or {}),
-                             "ownerReferences": [owner_reference(rs)]},
-                "spec": self.copy(template.get("spec", {}))}) for _ in range(size)]
+            events = [
+                self.client.call(
+                    "create",
+                    "pods",
+                    namespace=rs["metadata"]["namespace"],
+                    body={
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "generateName": f"{rs['metadata']['name']}-",
+                            "labels": dict(meta.get("labels") or {}),
+                            "annotations": dict(meta.get("annotations") or {}),
+                            "ownerReferences": [owner_reference(rs)],
+                        },
+                        "spec": self.copy(template.get("spec", {})),
+                    },
+                )
+                for _ in range(size)
+            ]
             failed = None
             for ev in events:
                 try:
@@ -132,11 +150,15 @@ class ReplicaSetController(Controller):
     def _status(self, rs, active):
         now, min_ready = self.engine.now, rs["spec"].get("minReadySeconds", 0)
         labels = rs["spec"].get("template", {}).get("metadata", {}).get("labels") or {}
-        status = {"replicas": len(active), "readyReplicas": sum(pod_ready(p) for p in active),
-                  "availableReplicas": sum(_available(p, min_ready, now) for p in active),
-                  "fullyLabeledReplicas": sum(all(p["metadata"].get("labels", {}).get(k) == v
-                                                  for k, v in labels.items()) for p in active),
-                  "observedGeneration": rs["metadata"].get("generation", 1)}
+        status = {
+            "replicas": len(active),
+            "readyReplicas": sum(pod_ready(p) for p in active),
+            "availableReplicas": sum(_available(p, min_ready, now) for p in active),
+            "fullyLabeledReplicas": sum(
+                all(p["metadata"].get("labels", {}).get(k) == v for k, v in labels.items()) for p in active
+            ),
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
         if any(rs.get("status", {}).get(k) != v for k, v in status.items()):
             body = self.copy(rs)
             body["status"] = {**body.get("status", {}), **status}
@@ -245,11 +267,22 @@ class DeploymentController(Controller):
         template.setdefault("metadata", {}).setdefault("labels", {})[POD_TEMPLATE_HASH] = h
         selector = self.copy(d["spec"].get("selector", {}))
         selector.setdefault("matchLabels", {})[POD_TEMPLATE_HASH] = h
-        body = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": f"{d['metadata']['name']}-{h}", "namespace": ns,
-                             "labels": {**template["metadata"]["labels"]}, "ownerReferences": [owner_reference(d)]},
-                "spec": {"replicas": replicas, "selector": selector, "template": template,
-                         "minReadySeconds": d["spec"].get("minReadySeconds", 0)}}
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{d['metadata']['name']}-{h}",
+                "namespace": ns,
+                "labels": {**template["metadata"]["labels"]},
+                "ownerReferences": [owner_reference(d)],
+            },
+            "spec": {
+                "replicas": replicas,
+                "selector": selector,
+                "template": template,
+                "minReadySeconds": d["spec"].get("minReadySeconds", 0),
+            },
+        }
         try:
             return (yield self.client.call("create", "replicasets", namespace=ns, body=body))
         except APIError as err:
@@ -266,27 +299,47 @@ class DeploymentController(Controller):
 
     def _status(self, d, sets, new):
         replicas = d["spec"].get("replicas", 1)
-        totals = {k: sum(rs.get("status", {}).get(k, 0) for rs in sets) for k in
-                  ("replicas", "readyReplicas", "availableReplicas")}
+        totals = {
+            k: sum(rs.get("status", {}).get(k, 0) for rs in sets)
+            for k in ("replicas", "readyReplicas", "availableReplicas")
+        }
         updated = new.get("status", {}).get("replicas", 0)
         unavailable = d["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxUnavailable", "25%")
         minimum = replicas - _scaled(unavailable, replicas, False)
         available = "True" if totals["availableReplicas"] >= minimum else "False"
         complete = updated == replicas and totals["replicas"] == replicas and totals["availableReplicas"] == replicas
-        status = {**totals, "updatedReplicas": updated,
-                  "unavailableReplicas": max(0, replicas - totals["availableReplicas"]),
-                  "observedGeneration": d["metadata"].get("generation", 1)}
-        conditions = {"Available": (available, "MinimumReplicasAvailable" if available == "True"
-                                    else "MinimumReplicasUnavailable"),
-                      "Progressing": ("True", "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated")}
+        status = {
+            **totals,
+            "updatedReplicas": updated,
+            "unavailableReplicas": max(0, replicas - totals["availableReplicas"]),
+            "observedGeneration": d["metadata"].get("generation", 1),
+        }
+        conditions = {
+            "Available": (
+                available,
+                "MinimumReplicasAvailable" if available == "True" else "MinimumReplicasUnavailable",
+            ),
+            "Progressing": ("True", "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated"),
+        }
         old_status = d.get("status", {})
         old_conditions = {c["type"]: (c["status"], c.get("reason")) for c in old_status.get("conditions") or ()}
         if all(old_status.get(k) == v for k, v in status.items()) and old_conditions == conditions:
             return
         stamp = self.now_stamp()
         body = self.copy(d)
-        body["status"] = {**status, "conditions": [
-            {"type": t, "status": s, "reason": r, "lastUpdateTime": stamp,
-             "lastTransitionTime": stamp if old_conditions.get(t, (None,))[0] != s else
-             (condition(d, t) or {}).get("lastTransitionTime", stamp)} for t, (s, r) in conditions.items()]}
+        body["status"] = {
+            **status,
+            "conditions": [
+                {
+                    "type": t,
+                    "status": s,
+                    "reason": r,
+                    "lastUpdateTime": stamp,
+                    "lastTransitionTime": stamp
+                    if old_conditions.get(t, (None,))[0] != s
+                    else (condition(d, t) or {}).get("lastTransitionTime", stamp),
+                }
+                for t, (s, r) in conditions.items()
+            ],
+        }
         yield self.client.call("update", "deployments", body=body, subresource="status")

@@ -70,22 +70,42 @@ class EtcdCluster:
         The state machine (default: a new compiled Store on ``engine``).
     """
 
-    def __init__(self, engine: Engine, profile: Profile | None = None, streams: Streams | None = None,
-                 members: int | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        profile: Profile | None = None,
+        streams: Streams | None = None,
+        members: int | None = None,
+        store: Store | None = None,
+    ) -> None:
         profile = profile or load_profile()
         streams = streams or Streams(0)
         members = profile.value("etcd.members") if members is None else members
         if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-            raise ValueError(f"EtcdCluster: members must be a positive integer (1, 3 or 5 in practice); "
-                             f"got {members!r}")
+            raise ValueError(
+                f"EtcdCluster: members must be a positive integer (1, 3 or 5 in practice); got {members!r}"
+            )
         self.engine = engine
         self.store = store if store is not None else Store(engine=engine)
         self.members = members
         self.quorum = members // 2 + 1
-        p = {name: profile.value(f"etcd.{name}") for name in (
-            "client_rtt", "peer_rtt", "proposal_overhead", "apply_per_write", "disk_seconds_per_byte",
-            "read_cpu", "read_cpu_per_key", "read_cpu_per_byte", "linearizable_cpu", "watch_delivery",
-            "compaction_interval", "cores")}
+        p = {
+            name: profile.value(f"etcd.{name}")
+            for name in (
+                "client_rtt",
+                "peer_rtt",
+                "proposal_overhead",
+                "apply_per_write",
+                "disk_seconds_per_byte",
+                "read_cpu",
+                "read_cpu_per_key",
+                "read_cpu_per_byte",
+                "linearizable_cpu",
+                "watch_delivery",
+                "compaction_interval",
+                "cores",
+            )
+        }
         self.p = p
         fsync = profile.dist("etcd.wal_fsync")
         self._fsync = [fsync.sampler(streams(f"etcd/member/{i}/fsync")) for i in range(members)]
@@ -107,12 +127,14 @@ class EtcdCluster:
 
     def _write(self, apply: Callable[[], Any], nbytes: int, member: int) -> Event:
         done = Event(self.engine)
-        self.submit(apply, nbytes, member, lambda ok, value, delay: self.engine.schedule(delay, _resolve,
-                                                                                         (done, (ok, value))))
+        self.submit(
+            apply, nbytes, member, lambda ok, value, delay: self.engine.schedule(delay, _resolve, (done, (ok, value)))
+        )
         return done
 
-    def submit(self, apply: Callable[[], Any], nbytes: int, member: int,
-               respond: Callable[[bool, Any, float], Any]) -> float:
+    def submit(
+        self, apply: Callable[[], Any], nbytes: int, member: int, respond: Callable[[bool, Any, float], Any]
+    ) -> float:
         """Propose a write; when it is applied (one engine event), ``apply()`` changes the store and
         ``respond(ok, result or EtcdError, delay)`` runs, ``delay`` being how long the answer takes to reach
         the client. The cheap path for callers that fold that delay into their own next event. Returns when
@@ -135,8 +157,9 @@ class EtcdCluster:
         p = self.p
         disk = nbytes * p["disk_seconds_per_byte"]
         self._leader_free = start + self._fsync[0]() + disk
-        acks = sorted(self._follower_fsync(i, start + p["peer_rtt"] / 2, disk) + p["peer_rtt"] / 2
-                      for i in range(1, self.members))
+        acks = sorted(
+            self._follower_fsync(i, start + p["peer_rtt"] / 2, disk) + p["peer_rtt"] / 2 for i in range(1, self.members)
+        )
         commit = max(self._leader_free, acks[self.quorum - 2]) if self.quorum > 1 else self._leader_free
         self._last_commit = commit = max(commit, self._last_commit)  # raft commits in log order
         self._waiting = waiting = _Round(start, commit)
@@ -177,8 +200,9 @@ class EtcdCluster:
         """DeleteRange through raft."""
         return self._write(lambda: self.store.delete_range(key, range_end, **options), len(key), member)
 
-    def txn(self, compare: Sequence = (), success: Sequence = (), failure: Sequence = (), member: int = 0,
-            nbytes: int = 0) -> Event:
+    def txn(
+        self, compare: Sequence = (), success: Sequence = (), failure: Sequence = (), member: int = 0, nbytes: int = 0
+    ) -> Event:
         """Txn through raft (``nbytes``: payload size, for the disk cost)."""
         return self._write(lambda: self.store.txn(compare, success, failure), nbytes, member)
 
@@ -195,13 +219,19 @@ class EtcdCluster:
         return self._write(lambda: self.store.lease_revoke(id), 0, member)
 
     # -- reads --------------------------------------------------------------------
-    def range(self, key: bytes, range_end: bytes = b"", member: int = 0, serializable: bool = False,
-              **options: Any) -> Event:
+    def range(
+        self, key: bytes, range_end: bytes = b"", member: int = 0, serializable: bool = False, **options: Any
+    ) -> Event:
         """Range on the client's member; the event succeeds with the RangeResponse."""
         done = Event(self.engine)
-        self.engine.process(self._read(done, member % self.members, serializable,
-                                       lambda: self.store.range(key, range_end, serializable=serializable,
-                                                                **options)))
+        self.engine.process(
+            self._read(
+                done,
+                member % self.members,
+                serializable,
+                lambda: self.store.range(key, range_end, serializable=serializable, **options),
+            )
+        )
         return done
 
     def lease_keepalive(self, id: int, member: int = 0) -> Event:
@@ -234,8 +264,15 @@ class EtcdCluster:
         _resolve((done, result))
 
     # -- watch and compaction -----------------------------------------------------
-    def watch(self, key: bytes, callback: Callable[[list], Any], range_end: bytes = b"", start_revision: int = 0,
-              prev_kv: bool = False, filters: Sequence[str] = ()) -> Watcher:
+    def watch(
+        self,
+        key: bytes,
+        callback: Callable[[list], Any],
+        range_end: bytes = b"",
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Sequence[str] = (),
+    ) -> Watcher:
         """Watch through the store; ``callback(events)`` runs when each batch reaches the client."""
         watcher = self.store.watch(key, range_end, start_revision, prev_kv, filters)
         delay = self.p["watch_delivery"] + self.p["client_rtt"] / 2

@@ -85,9 +85,20 @@ class LeaseTTLTooLargeError(EtcdError):
 ERRORS: dict[str, type[EtcdError]] = {
     cls.message: cls
     for cls in (
-        EmptyKeyError, KeyNotFoundError, ValueProvidedError, LeaseProvidedError, TooManyOpsError,
-        DuplicateKeyError, RequestTooLargeError, MessageTooLargeError, CompactedError, FutureRevisionError,
-        NoSpaceError, LeaseNotFoundError, LeaseExistError, LeaseTTLTooLargeError,
+        EmptyKeyError,
+        KeyNotFoundError,
+        ValueProvidedError,
+        LeaseProvidedError,
+        TooManyOpsError,
+        DuplicateKeyError,
+        RequestTooLargeError,
+        MessageTooLargeError,
+        CompactedError,
+        FutureRevisionError,
+        NoSpaceError,
+        LeaseNotFoundError,
+        LeaseExistError,
+        LeaseTTLTooLargeError,
     )
 }
 """Error class by etcd message, to map a real etcd's error back to kbench's."""

@@ -54,8 +54,12 @@ def _unb64(text: str | None) -> bytes:
 
 def _kv(obj: dict) -> KeyValue:
     return KeyValue(
-        _unb64(obj.get("key")), int(obj.get("create_revision", 0)), int(obj.get("mod_revision", 0)),
-        int(obj.get("version", 0)), _unb64(obj.get("value")), int(obj.get("lease", 0)),
+        _unb64(obj.get("key")),
+        int(obj.get("create_revision", 0)),
+        int(obj.get("mod_revision", 0)),
+        int(obj.get("version", 0)),
+        _unb64(obj.get("value")),
+        int(obj.get("lease", 0)),
     )
 
 
@@ -82,8 +86,14 @@ def _range_json(r: RangeRequest) -> dict:
     body: dict[str, Any] = {"key": _b64(r.key)}
     if r.range_end:
         body["range_end"] = _b64(r.range_end)
-    for name in ("limit", "revision", "min_mod_revision", "max_mod_revision",
-                 "min_create_revision", "max_create_revision"):
+    for name in (
+        "limit",
+        "revision",
+        "min_mod_revision",
+        "max_mod_revision",
+        "min_create_revision",
+        "max_create_revision",
+    ):
         if getattr(r, name):
             body[name] = str(getattr(r, name))
     for name in ("serializable", "keys_only", "count_only"):
@@ -145,8 +155,9 @@ def _txn_json(t: TxnRequest) -> dict:
 
 
 def _range_resp(obj: dict) -> RangeResponse:
-    return RangeResponse(_revision(obj), [_kv(kv) for kv in obj.get("kvs", [])], bool(obj.get("more", False)),
-                         int(obj.get("count", 0)))
+    return RangeResponse(
+        _revision(obj), [_kv(kv) for kv in obj.get("kvs", [])], bool(obj.get("more", False)), int(obj.get("count", 0))
+    )
 
 
 def _put_resp(obj: dict) -> PutResponse:
@@ -159,11 +170,15 @@ def _delete_resp(obj: dict) -> DeleteRangeResponse:
 
 
 def _txn_resp(obj: dict) -> TxnResponse:
-    parsers = {"response_range": _range_resp, "response_put": _put_resp,
-               "response_delete_range": _delete_resp, "response_txn": _txn_resp}
+    parsers = {
+        "response_range": _range_resp,
+        "response_put": _put_resp,
+        "response_delete_range": _delete_resp,
+        "response_txn": _txn_resp,
+    }
     responses = []
     for item in obj.get("responses", []):
-        (kind, body), = item.items()
+        ((kind, body),) = item.items()
         responses.append(parsers[kind](body))
     return TxnResponse(_revision(obj), bool(obj.get("succeeded", False)), responses)
 
@@ -189,10 +204,18 @@ class Gateway:
         """The answering member's ID (from a status response's header)."""
         return int(self._post("/v3/maintenance/status", {})["header"]["member_id"])
 
-    def put(self, key: bytes, value: bytes = b"", lease: int = 0, prev_kv: bool = False,
-            ignore_value: bool = False, ignore_lease: bool = False) -> PutResponse:
-        return _put_resp(self._post("/v3/kv/put", _put_json(PutRequest(key, value, lease, prev_kv, ignore_value,
-                                                                         ignore_lease))))
+    def put(
+        self,
+        key: bytes,
+        value: bytes = b"",
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+    ) -> PutResponse:
+        return _put_resp(
+            self._post("/v3/kv/put", _put_json(PutRequest(key, value, lease, prev_kv, ignore_value, ignore_lease)))
+        )
 
     def range(self, key: bytes, range_end: bytes = b"", **options: Any) -> RangeResponse:
         return _range_resp(self._post("/v3/kv/range", _range_json(RangeRequest(key, range_end, **options))))
@@ -225,11 +248,22 @@ class Gateway:
 
     def lease_time_to_live(self, id: int, keys: bool = False) -> LeaseTimeToLiveResponse:
         obj = self._post("/v3/lease/timetolive", {"ID": str(id), "keys": keys})
-        return LeaseTimeToLiveResponse(_revision(obj), int(obj.get("ID", id)), int(obj.get("TTL", 0)),
-                                       int(obj.get("grantedTTL", 0)), [_unb64(k) for k in obj.get("keys", [])])
+        return LeaseTimeToLiveResponse(
+            _revision(obj),
+            int(obj.get("ID", id)),
+            int(obj.get("TTL", 0)),
+            int(obj.get("grantedTTL", 0)),
+            [_unb64(k) for k in obj.get("keys", [])],
+        )
 
-    def watch(self, key: bytes, range_end: bytes = b"", start_revision: int = 0, prev_kv: bool = False,
-              filters: Sequence[str] = ()) -> RemoteWatcher:
+    def watch(
+        self,
+        key: bytes,
+        range_end: bytes = b"",
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Sequence[str] = (),
+    ) -> RemoteWatcher:
         """Open a watch; returns once etcd has created (or refused) it, so later writes reach it."""
         create: dict[str, Any] = {"key": _b64(key), "start_revision": str(start_revision)}
         if range_end:
@@ -270,8 +304,10 @@ class RemoteWatcher:
 
     def _read(self, line: bytes) -> None:
         result = _checked(json.loads(line)).get("result", {})
-        events = [Event(ev.get("type", "PUT"), _kv(ev["kv"]), _kv(ev["prev_kv"]) if ev.get("prev_kv") else None)
-                  for ev in result.get("events", [])]
+        events = [
+            Event(ev.get("type", "PUT"), _kv(ev["kv"]), _kv(ev["prev_kv"]) if ev.get("prev_kv") else None)
+            for ev in result.get("events", [])
+        ]
         with self._changed:
             self.events += events
             if result.get("canceled"):

@@ -227,7 +227,8 @@ class MVCC:
         if i1 - i0 <= 64:
             keys = self._keys
             index = [
-                i for i in range(i0, i1)
+                i
+                for i in range(i0, i1)
                 if key <= keys[self._log[k.KEY, i]] and (end is None or keys[self._log[k.KEY, i]] < end)
             ]
         else:

@@ -59,9 +59,11 @@ class ReferenceMVCC:
         Returns at most ``limit`` (all when 0, none when negative) and the count of all.
         """
         live = [
-            kv for k in sorted(self._history)
+            kv
+            for k in sorted(self._history)
             if k >= key and (end is None or k < end)
-            for kv in [self.get(k, rev)] if kv is not None
+            for kv in [self.get(k, rev)]
+            if kv is not None
         ]
         return (live if limit == 0 else live[: max(limit, 0)]), len(live)
 
@@ -70,8 +72,11 @@ class ReferenceMVCC:
         out = np.empty((5, len(keys)), np.int64)
         for j, key in enumerate(keys.keys):
             kv = self.get(key, rev)
-            out[:, j] = (0, 0, 0, 0, -1) if kv is None else (
-                kv.create_revision, kv.mod_revision, kv.version, kv.lease, len(kv.value))
+            out[:, j] = (
+                (0, 0, 0, 0, -1)
+                if kv is None
+                else (kv.create_revision, kv.mod_revision, kv.version, kv.lease, len(kv.value))
+            )
         return out
 
     def put(self, key: bytes, value: bytes, lease: int, main: int, sub: int) -> None:

@@ -104,8 +104,14 @@ def check_args(op: Any, where: str) -> None:
     elif isinstance(op, RangeRequest):
         check_bytes(op.key, "key", where)
         check_bytes(op.range_end, "range_end", where)
-        for name in ("limit", "revision", "min_mod_revision", "max_mod_revision",
-                     "min_create_revision", "max_create_revision"):
+        for name in (
+            "limit",
+            "revision",
+            "min_mod_revision",
+            "max_mod_revision",
+            "min_create_revision",
+            "max_create_revision",
+        ):
             check_int(getattr(op, name), name, where)
         check_enum(op.sort_order, "sort_order", where, SORT_ORDERS)
         check_enum(op.sort_target, "sort_target", where, SORT_TARGETS)
@@ -120,8 +126,7 @@ def check_args(op: Any, where: str) -> None:
                 check_args(sub, f"{where}.{branch}[{i}]")
     else:
         raise TypeError(
-            f"{where}: op must be a RangeRequest, PutRequest, DeleteRangeRequest or TxnRequest, "
-            f"got {type(op).__name__}"
+            f"{where}: op must be a RangeRequest, PutRequest, DeleteRangeRequest or TxnRequest, got {type(op).__name__}"
         )
 
 
@@ -188,8 +193,7 @@ def _overlaps(dels: list[tuple[bytes, bytes]], key: bytes) -> bool:
 def check_intervals(ops) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
     """Port of etcd 3.4's checkIntervals: returns (puts, delete intervals) for the parent level."""
     dels = [
-        (op.key, op.range_end if op.range_end else op.key + b"\x00")
-        for op in ops if isinstance(op, DeleteRangeRequest)
+        (op.key, op.range_end if op.range_end else op.key + b"\x00") for op in ops if isinstance(op, DeleteRangeRequest)
     ]
     puts: set[bytes] = set()
     for op in ops:
@@ -229,8 +233,10 @@ def cost_put(key: bytes, value: bytes) -> int:
 
 def cost_txn(req: TxnRequest) -> int:
     """etcd's costTxn: the larger of the two branches' top-level puts."""
+
     def branch(ops):
         return sum(cost_put(op.key, op.value) for op in ops if isinstance(op, PutRequest))
+
     return max(branch(req.success), branch(req.failure))
 
 
@@ -264,9 +270,19 @@ def put_size(key: bytes, value: bytes, lease: int, *flags: bool) -> int:
 
 
 def _range_size(r: RangeRequest) -> int:
-    ints = (r.limit, r.revision, SORT_ORDERS.index(r.sort_order), SORT_TARGETS.index(r.sort_target),
-            r.serializable, r.keys_only, r.count_only, r.min_mod_revision, r.max_mod_revision,
-            r.min_create_revision, r.max_create_revision)
+    ints = (
+        r.limit,
+        r.revision,
+        SORT_ORDERS.index(r.sort_order),
+        SORT_TARGETS.index(r.sort_target),
+        r.serializable,
+        r.keys_only,
+        r.count_only,
+        r.min_mod_revision,
+        r.max_mod_revision,
+        r.min_create_revision,
+        r.max_create_revision,
+    )
     return _blob(1, len(r.key)) + _blob(2, len(r.range_end)) + sum(_scalar(f, int(v)) for f, v in enumerate(ints, 3))
 
 
@@ -323,4 +339,3 @@ def raft_size(size: int, header: int) -> int:
     """Size of the InternalRaftRequest carrying a request of ``size`` bytes: the ``header``, then the
     request in its field (put 4, delete_range 5, txn 6: one tag byte)."""
     return header + 1 + _varint(size) + size
-

@@ -80,7 +80,11 @@ _SORT_KEYS = {
     "VALUE": lambda kv: kv.value,
 }
 _FIELD_OF_TARGET = {
-    "VERSION": "version", "CREATE": "create_revision", "MOD": "mod_revision", "VALUE": "value", "LEASE": "lease",
+    "VERSION": "version",
+    "CREATE": "create_revision",
+    "MOD": "mod_revision",
+    "VALUE": "value",
+    "LEASE": "lease",
 }
 
 
@@ -114,14 +118,24 @@ class Store:
     """
 
     def __init__(
-        self, *, backend: str = "numba", engine: Engine | None = None, quota_bytes: int = rq.QUOTA_BYTES,
-        max_request_bytes: int = rq.MAX_REQUEST_BYTES, max_txn_ops: int = rq.MAX_TXN_OPS,
-        member_id: int = rq.DEFAULT_MEMBER_ID, capacity: int = 1024,
+        self,
+        *,
+        backend: str = "numba",
+        engine: Engine | None = None,
+        quota_bytes: int = rq.QUOTA_BYTES,
+        max_request_bytes: int = rq.MAX_REQUEST_BYTES,
+        max_txn_ops: int = rq.MAX_TXN_OPS,
+        member_id: int = rq.DEFAULT_MEMBER_ID,
+        capacity: int = 1024,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"Store: backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-        for name, value in (("quota_bytes", quota_bytes), ("max_request_bytes", max_request_bytes),
-                            ("max_txn_ops", max_txn_ops), ("capacity", capacity)):
+        for name, value in (
+            ("quota_bytes", quota_bytes),
+            ("max_request_bytes", max_request_bytes),
+            ("max_txn_ops", max_txn_ops),
+            ("capacity", capacity),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Store: {name} must be a positive integer; got {value!r}")
         if isinstance(member_id, bool) or not isinstance(member_id, int) or not 0 < member_id < 2**64:
@@ -178,8 +192,9 @@ class Store:
         if cost and self.alarm == "NOSPACE":
             raise NoSpaceError()
 
-    def _check_put_state(self, key: bytes, lease: int, ignore_value: bool, ignore_lease: bool,
-                         lease_first: bool = False) -> None:
+    def _check_put_state(
+        self, key: bytes, lease: int, ignore_value: bool, ignore_lease: bool, lease_first: bool = False
+    ) -> None:
         """Apply-time checks of a put: ignore_* needs the key; a lease must exist.
 
         A lone Put looks the lease up first, a put in a txn the key first (etcd 3.4's
@@ -225,15 +240,25 @@ class Store:
                 w.deliver([item for item in items if w.matches(item[0].key)])
 
     # -- KV ---------------------------------------------------------------------
-    def put(self, key: bytes, value: bytes = b"", lease: int = 0, prev_kv: bool = False,
-            ignore_value: bool = False, ignore_lease: bool = False) -> PutResponse:
+    def put(
+        self,
+        key: bytes,
+        value: bytes = b"",
+        lease: int = 0,
+        prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
+    ) -> PutResponse:
         """Put ``key`` = ``value`` (etcd Put)."""
         if key.__class__ is not bytes or value.__class__ is not bytes or lease.__class__ is not int:
             rq.check_put_args(key, value, lease)
         payload = len(key) + len(value)
         bound, cost = payload + rq.MAX_FRAMING, rq.KV_OVERHEAD + payload
-        size = (partial(rq.put_size, key, value, lease, prev_kv, ignore_value, ignore_lease)
-                if bound > self.max_request_bytes else None)  # the exact size only near a limit
+        size = (
+            partial(rq.put_size, key, value, lease, prev_kv, ignore_value, ignore_lease)
+            if bound > self.max_request_bytes
+            else None
+        )  # the exact size only near a limit
         self._receive(bound, cost, size)
         if not key or ignore_value or ignore_lease:
             rq.check_put_request(key, value, lease, ignore_value, ignore_lease)
@@ -245,21 +270,55 @@ class Store:
         self._commit(rev + 1, rev + 1)
         return PutResponse(rev + 1, prev)
 
-    def range(self, key: bytes, range_end: bytes = b"", limit: int = 0, revision: int = 0,
-              sort_order: str = "NONE", sort_target: str = "KEY", serializable: bool = False,
-              keys_only: bool = False, count_only: bool = False, min_mod_revision: int = 0,
-              max_mod_revision: int = 0, min_create_revision: int = 0, max_create_revision: int = 0) -> RangeResponse:
+    def range(
+        self,
+        key: bytes,
+        range_end: bytes = b"",
+        limit: int = 0,
+        revision: int = 0,
+        sort_order: str = "NONE",
+        sort_target: str = "KEY",
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
+    ) -> RangeResponse:
         """Read a key or a key range (etcd Range)."""
         # fast path: one key at the current revision (a key under 64 KiB is under any gRPC limit)
-        if (range_end == b"" and revision == 0 and key.__class__ is bytes and key and limit.__class__ is int
-                and len(key) < 65536 and not count_only
-                and not keys_only and sort_target == "KEY" and not (min_mod_revision or max_mod_revision
-                or min_create_revision or max_create_revision) and sort_order in ("NONE", "ASCEND", "DESCEND")):
+        if (
+            range_end == b""
+            and revision == 0
+            and key.__class__ is bytes
+            and key
+            and limit.__class__ is int
+            and len(key) < 65536
+            and not count_only
+            and not keys_only
+            and sort_target == "KEY"
+            and not (min_mod_revision or max_mod_revision or min_create_revision or max_create_revision)
+            and sort_order in ("NONE", "ASCEND", "DESCEND")
+        ):
             rev = self._mvcc.rev
             kv = self._mvcc.get(key, rev)
             return RangeResponse(rev, [kv], False, 1) if kv is not None else RangeResponse(rev, [], False, 0)
-        req = RangeRequest(key, range_end, limit, revision, sort_order, sort_target, serializable, keys_only,
-                           count_only, min_mod_revision, max_mod_revision, min_create_revision, max_create_revision)
+        req = RangeRequest(
+            key,
+            range_end,
+            limit,
+            revision,
+            sort_order,
+            sort_target,
+            serializable,
+            keys_only,
+            count_only,
+            min_mod_revision,
+            max_mod_revision,
+            min_create_revision,
+            max_create_revision,
+        )
         rq.check_args(req, "range")
         self._receive(rq.size_bound(req), 0, partial(rq.op_size, req))
         if not key:
@@ -400,8 +459,11 @@ class Store:
         ("unexpected error during txn"); kbench refuses the txn with KeyNotFound and changes nothing."""
         if isinstance(op, DeleteRangeRequest):
             deleted.append((op.key, _range_end(op.key, op.range_end)))
-        elif isinstance(op, PutRequest) and (op.ignore_value or op.ignore_lease) and any(
-                start <= op.key and (end is None or op.key < end) for start, end in deleted):
+        elif (
+            isinstance(op, PutRequest)
+            and (op.ignore_value or op.ignore_lease)
+            and any(start <= op.key and (end is None or op.key < end) for start, end in deleted)
+        ):
             raise KeyNotFoundError("the key was deleted earlier in this txn")
 
     def _check_range_op(self, op) -> None:
@@ -416,8 +478,9 @@ class Store:
             if isinstance(op, RangeRequest):
                 responses.append(self._range(op, cur))
             elif isinstance(op, PutRequest):
-                prev = self._write_put(op.key, op.value, op.lease, op.prev_kv, op.ignore_value, op.ignore_lease,
-                                       cur, begin + 1, changes[0])
+                prev = self._write_put(
+                    op.key, op.value, op.lease, op.prev_kv, op.ignore_value, op.ignore_lease, cur, begin + 1, changes[0]
+                )
                 changes[0] += 1
                 responses.append(PutResponse(begin + 1, prev))
             elif isinstance(op, DeleteRangeRequest):
@@ -452,8 +515,14 @@ class Store:
         self.alarm = None
 
     # -- watch ------------------------------------------------------------------
-    def watch(self, key: bytes, range_end: bytes = b"", start_revision: int = 0, prev_kv: bool = False,
-              filters: Sequence[str] = ()) -> Watcher:
+    def watch(
+        self,
+        key: bytes,
+        range_end: bytes = b"",
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Sequence[str] = (),
+    ) -> Watcher:
         """Watch a key or range from ``start_revision`` (0: from the next revision).
 
         As etcd 3.4's watch server and mvcc/watchable_store.go: an empty key is ``b"\\x00"``; a range
@@ -472,8 +541,9 @@ class Store:
         key = key or b"\x00"
         self._next_watch_id += 1
         start = start_revision if start_revision > 0 else self._mvcc.rev + 1
-        w = Watcher(self._next_watch_id, key, _range_end(key, range_end), start, prev_kv, tuple(filters),
-                    self._watchers.remove)
+        w = Watcher(
+            self._next_watch_id, key, _range_end(key, range_end), start, prev_kv, tuple(filters), self._watchers.remove
+        )
         if range_end not in (b"", b"\x00") and key >= range_end:
             w.canceled, w.cancel_reason = True, EMPTY_RANGE
             return w
@@ -520,8 +590,9 @@ class Store:
         if id not in self._lessor:
             return LeaseTimeToLiveResponse(self._mvcc.rev, id, -1)
         lease = self._lessor.get(id)
-        return LeaseTimeToLiveResponse(self._mvcc.rev, id, self._lessor.remaining(lease), lease.ttl,
-                                       sorted(lease.keys) if keys else [])
+        return LeaseTimeToLiveResponse(
+            self._mvcc.rev, id, self._lessor.remaining(lease), lease.ttl, sorted(lease.keys) if keys else []
+        )
 
     def leases(self) -> list[int]:
         """Ids of the granted leases."""

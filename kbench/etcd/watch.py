@@ -23,8 +23,14 @@ class Watcher:
     """One watch: the range ``[key, end)`` (``end=None``: no upper bound), options and pending events."""
 
     def __init__(
-        self, watch_id: int, key: bytes, end: bytes | None, start_revision: int,
-        prev_kv: bool, filters: tuple[str, ...], cancel: Callable[[Watcher], None],
+        self,
+        watch_id: int,
+        key: bytes,
+        end: bytes | None,
+        start_revision: int,
+        prev_kv: bool,
+        filters: tuple[str, ...],
+        cancel: Callable[[Watcher], None],
     ) -> None:
         self.id = watch_id
         self.key, self.end = key, end
@@ -53,8 +59,11 @@ class Watcher:
         """
         start, prev_kv, filters = self.start_revision, self.prev_kv, self.filters
         batch = [
-            Event("DELETE" if deleted else "PUT", kv,
-                  prev if prev_kv and (deleted or kv.create_revision != kv.mod_revision) else None)
+            Event(
+                "DELETE" if deleted else "PUT",
+                kv,
+                prev if prev_kv and (deleted or kv.create_revision != kv.mod_revision) else None,
+            )
             for kv, deleted, prev in items
             if kv.mod_revision >= start and ("NODELETE" if deleted else "NOPUT") not in filters
         ]

@@ -36,9 +36,11 @@ class WorkloadResult:
 
     def summary(self) -> dict[str, float]:
         """Throughput and p50/p99 latency (ms) of writes, reads and all requests."""
-        out = {"throughput_ops_per_s": self.throughput,
-               "write_ops_per_s": len(self.write_latency) / self.duration,
-               "read_ops_per_s": len(self.read_latency) / self.duration}
+        out = {
+            "throughput_ops_per_s": self.throughput,
+            "write_ops_per_s": len(self.write_latency) / self.duration,
+            "read_ops_per_s": len(self.read_latency) / self.duration,
+        }
         both = np.concatenate([self.write_latency, self.read_latency])
         for name, values in (("write", self.write_latency), ("read", self.read_latency), ("all", both)):
             for q in (50, 99):
@@ -49,9 +51,18 @@ class WorkloadResult:
 
 
 def run_closed_loop(
-    *, clients: int, write_ratio: float, keys: int, value_size: int, members: int | None = None,
-    duration: float = 1.0, warmup: float = 0.2, serializable: bool = False, target: str = "all",
-    profile: Profile | None = None, seed: int = 0,
+    *,
+    clients: int,
+    write_ratio: float,
+    keys: int,
+    value_size: int,
+    members: int | None = None,
+    duration: float = 1.0,
+    warmup: float = 0.2,
+    serializable: bool = False,
+    target: str = "all",
+    profile: Profile | None = None,
+    seed: int = 0,
 ) -> WorkloadResult:
     """Run ``clients`` closed-loop clients for ``warmup + duration`` simulated seconds.
 

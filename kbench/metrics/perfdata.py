@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-_FILES = {"PodStartupLatency": "PodStartupLatency_PodStartupLatency",
-          "APIResponsiveness": "APIResponsivenessPrometheus",
-          "SchedulingThroughput": "SchedulingThroughput", "NetworkProgrammingLatency": "NetworkProgrammingLatency",
-          "EtcdRequestLatency": "EtcdRequestLatency"}
+_FILES = {
+    "PodStartupLatency": "PodStartupLatency_PodStartupLatency",
+    "APIResponsiveness": "APIResponsivenessPrometheus",
+    "SchedulingThroughput": "SchedulingThroughput",
+    "NetworkProgrammingLatency": "NetworkProgrammingLatency",
+    "EtcdRequestLatency": "EtcdRequestLatency",
+}
 
 
 def _item(row) -> dict:

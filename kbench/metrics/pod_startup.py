@@ -42,8 +42,7 @@ class PodStartupWatcher:
         """Pods that exist, are not terminating, and are not yet Running, Succeeded or Failed."""
         client = Client(server, "clusterloader", ("system:masters",), qps=1e9, burst=10**9)
         self.informer = Informer(client, "pods")
-        self.informer.add_handler(on_add=self._seen, on_update=lambda old, new: self._seen(new),
-                                  on_delete=self._gone)
+        self.informer.add_handler(on_add=self._seen, on_update=lambda old, new: self._seen(new), on_delete=self._gone)
         self.informer.start()
 
     def _seen(self, pod: Mapping) -> None:
@@ -57,8 +56,12 @@ class PodStartupWatcher:
             self.pending.discard(key)
         else:
             self.pending.add(key)
-        if times.watch is None and status.get("phase") == "Running" and status.get("containerStatuses") and \
-                all("running" in c.get("state", {}) for c in status["containerStatuses"]):
+        if (
+            times.watch is None
+            and status.get("phase") == "Running"
+            and status.get("containerStatuses")
+            and all("running" in c.get("state", {}) for c in status["containerStatuses"])
+        ):
             times.watch = self.engine.now
 
     def _gone(self, pod: Mapping) -> None:
@@ -79,7 +82,14 @@ class PodStartupWatcher:
         for key, t in self.pods.items():
             if None in (t.schedule, t.run, t.watch):
                 continue
-            rows.append({"pod": key, "create_to_schedule": t.schedule - t.create,
-                         "schedule_to_run": max(0.0, t.run - t.schedule - t.pulls), "run_to_watch": t.watch - t.run,
-                         "pod_startup": max(0.0, t.watch - t.create - t.pulls), "image_pull": t.pulls})
+            rows.append(
+                {
+                    "pod": key,
+                    "create_to_schedule": t.schedule - t.create,
+                    "schedule_to_run": max(0.0, t.run - t.schedule - t.pulls),
+                    "run_to_watch": t.watch - t.run,
+                    "pod_startup": max(0.0, t.watch - t.create - t.pulls),
+                    "image_pull": t.pulls,
+                }
+            )
         return pd.DataFrame(rows, columns=["pod", *PHASES, "image_pull"])

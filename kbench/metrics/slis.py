@@ -31,12 +31,27 @@ POD_STARTUP_SLO = 5.0
 API_SLO = {"resource": 1.0, "namespace": 5.0, "cluster": 30.0}
 NETWORK_PROGRAMMING_SLO = 30.0
 THROUGHPUT_WINDOW = 5.0
-COLUMNS = ["sli", "metric", "verb", "resource", "scope", "count", "p50", "p90", "p99", "max", "unit", "threshold",
-           "verdict", "passed"]
+COLUMNS = [
+    "sli",
+    "metric",
+    "verb",
+    "resource",
+    "scope",
+    "count",
+    "p50",
+    "p90",
+    "p99",
+    "max",
+    "unit",
+    "threshold",
+    "verdict",
+    "passed",
+]
 
 
-def _row(sli: str, metric: str, values, threshold: float | None = None, unit: str = "s", expected: bool = True,
-         **labels) -> dict:
+def _row(
+    sli: str, metric: str, values, threshold: float | None = None, unit: str = "s", expected: bool = True, **labels
+) -> dict:
     """One SLI row; ``expected``: the run exercised what this SLI measures, so having no sample is a failure.
 
     Its ``verdict``: "met" or "broken" (its SLO); "no data" (expected and no sample: a failure); "not measured"
@@ -54,9 +69,22 @@ def _row(sli: str, metric: str, values, threshold: float | None = None, unit: st
         passed = verdict == "met"
     else:
         verdict, passed = ("no data", False) if expected else ("not measured", None)
-    return {"sli": sli, "metric": metric, "verb": labels.get("verb", ""), "resource": labels.get("resource", ""),
-            "scope": labels.get("scope", ""), "count": int(values.size), "p50": p50, "p90": p90, "p99": p99,
-            "max": top, "unit": unit, "threshold": threshold, "verdict": verdict, "passed": passed}
+    return {
+        "sli": sli,
+        "metric": metric,
+        "verb": labels.get("verb", ""),
+        "resource": labels.get("resource", ""),
+        "scope": labels.get("scope", ""),
+        "count": int(values.size),
+        "p50": p50,
+        "p90": p90,
+        "p99": p99,
+        "max": top,
+        "unit": unit,
+        "threshold": threshold,
+        "verdict": verdict,
+        "passed": passed,
+    }
 
 
 def throughput_samples(bound_times: Iterable[float], window: float = THROUGHPUT_WINDOW) -> np.ndarray:
@@ -94,16 +122,26 @@ class RunResult:
         bad = self.slis[self.slis["passed"] == False].copy()  # noqa: E712 (object column with None)
         bad["ratio"] = (bad["p99"] / bad["threshold"].astype(float)).fillna(np.inf)  # no data first
         bad = bad.sort_values("ratio", ascending=False, kind="stable")
-        return [*self.problems, *(f"{r.sli}/{r.metric}" + (f" {r.verb} {r.resource} {r.scope}" if r.verb else "")
-                                  + (" (no data)" if r.verdict == "no data" else "") for r in bad.itertuples())]
+        return [
+            *self.problems,
+            *(
+                f"{r.sli}/{r.metric}"
+                + (f" {r.verb} {r.resource} {r.scope}" if r.verb else "")
+                + (" (no data)" if r.verdict == "no data" else "")
+                for r in bad.itertuples()
+            ),
+        ]
 
     def verdict(self) -> str:
         """One line: ``every SLO met, every wait satisfied`` or what failed, counted."""
         if self.passed:
             return "every SLO met, every wait satisfied"
         verdicts = self.slis["verdict"].value_counts()
-        parts = [(len(self.problems), "problem", "problems"), (verdicts.get("broken", 0), "SLO broken", "SLOs broken"),
-                 (verdicts.get("no data", 0), "SLI without data", "SLIs without data")]
+        parts = [
+            (len(self.problems), "problem", "problems"),
+            (verdicts.get("broken", 0), "SLO broken", "SLOs broken"),
+            (verdicts.get("no data", 0), "SLI without data", "SLIs without data"),
+        ]
         return "FAILED: " + ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
 
     def summary(self) -> dict:
@@ -126,10 +164,15 @@ class RunResult:
             for q in ("p50", "p99"):
                 out[f"sim_{name}_{q}_s"] = float(row[q].iloc[0]) if len(row) else float("nan")
         out.update({f"sim_{k}": v for k, v in self.counts.items()})
-        out.update(sim_slo_passed=self.passed, problems="; ".join(self.problems), sim_seconds=self.sim_seconds,
-                   wall_seconds=self.wall_seconds,
-                   wall_events=self.events, wall_events_per_s=self.events / max(self.wall_seconds, 1e-9),
-                   wall_sim_seconds_per_s=self.sim_seconds / max(self.wall_seconds, 1e-9))
+        out.update(
+            sim_slo_passed=self.passed,
+            problems="; ".join(self.problems),
+            sim_seconds=self.sim_seconds,
+            wall_seconds=self.wall_seconds,
+            wall_events=self.events,
+            wall_events_per_s=self.events / max(self.wall_seconds, 1e-9),
+            wall_sim_seconds_per_s=self.sim_seconds / max(self.wall_seconds, 1e-9),
+        )
         return out
 
 
@@ -138,7 +181,8 @@ def _programs_endpoints(cluster) -> bool:
     trigger time (the endpointslice controller stamps one whenever a Service's endpoints change)."""
     return bool(cluster.proxies) and any(
         TRIGGER in (obj["metadata"].get("annotations") or {})
-        for obj, _, _ in cluster.api.caches["endpointslices"].objects.values())
+        for obj, _, _ in cluster.api.caches["endpointslices"].objects.values()
+    )
 
 
 def listing(keys: Iterable[str], noun: str, what: str) -> str | None:
@@ -155,23 +199,52 @@ def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterab
     what the run's steps reported, e.g. a wait that timed out). Pods still not started are a problem too."""
     pods = cluster.watcher.table()
     created = bool(cluster.watcher.pods)
-    rows = [_row("PodStartupLatency", phase, pods[phase], POD_STARTUP_SLO if phase == "pod_startup" else None,
-                 expected=created) for phase in PHASES]
+    rows = [
+        _row(
+            "PodStartupLatency",
+            phase,
+            pods[phase],
+            POD_STARTUP_SLO if phase == "pod_startup" else None,
+            expected=created,
+        )
+        for phase in PHASES
+    ]
     for (verb, resource, scope), values in sorted(cluster.api.sli.samples.items()):
-        rows.append(_row("APIResponsiveness", "request_latency", values, API_SLO[scope], verb=verb.upper(),
-                         resource=resource, scope=scope))
+        rows.append(
+            _row(
+                "APIResponsiveness",
+                "request_latency",
+                values,
+                API_SLO[scope],
+                verb=verb.upper(),
+                resource=resource,
+                scope=scope,
+            )
+        )
     bound = [r.bound for r in cluster.scheduler.stats.pods.values() if r.bound is not None and r.bound >= started]
     rows.append(_row("SchedulingThroughput", "pods_per_second", throughput_samples(bound), unit="pods/s"))
     npl = [x for proxy in cluster.proxies for x in proxy.latencies]
-    rows.append(_row("NetworkProgrammingLatency", "network_programming_latency", npl, NETWORK_PROGRAMMING_SLO,
-                     expected=_programs_endpoints(cluster)))
+    rows.append(
+        _row(
+            "NetworkProgrammingLatency",
+            "network_programming_latency",
+            npl,
+            NETWORK_PROGRAMMING_SLO,
+            expected=_programs_endpoints(cluster),
+        )
+    )
     rows.append(_row("EtcdRequestLatency", "write", cluster.api.etcd.write_latencies))
     slis = pd.DataFrame(rows, columns=COLUMNS)
-    counts = {"pods_created": len(cluster.watcher.pods), "pods_started": len(pods),
-              "pods_bound": len(bound), "api_requests": int(sum(len(v) for v in cluster.api.sli.samples.values())),
-              "api_rejected": cluster.api.sli.rejected,
-              "container_restarts": sum(c.restarts for k in cluster.kubelets for w in k.workers.values()
-                                        for c in w.containers)}
+    counts = {
+        "pods_created": len(cluster.watcher.pods),
+        "pods_started": len(pods),
+        "pods_bound": len(bound),
+        "api_requests": int(sum(len(v) for v in cluster.api.sli.samples.values())),
+        "api_rejected": cluster.api.sli.rejected,
+        "container_restarts": sum(
+            c.restarts for k in cluster.kubelets for w in k.workers.values() for c in w.containers
+        ),
+    }
     problems = list(problems)
     never = listing(cluster.watcher.pending, "pod", "never started (still Pending when the run ended)")
     if never:

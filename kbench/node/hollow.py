@@ -33,16 +33,27 @@ ENSURE_LEASE_BACKOFF, MAX_ENSURE_LEASE_BACKOFF = 0.2, 7.0
 """backoffEnsureLease's waits between reads of the lease (100 ms doubled before the first, maxBackoff 7 s)."""
 KUBELET_QPS, KUBELET_BURST = 50.0, 100
 """kubeAPIQPS / kubeAPIBurst defaults since v1.27."""
-CONDITIONS = {"Ready": ("True", "KubeletReady", "kubelet is posting ready status"),
-              "MemoryPressure": ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-              "DiskPressure": ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-              "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available")}
+CONDITIONS = {
+    "Ready": ("True", "KubeletReady", "kubelet is posting ready status"),
+    "MemoryPressure": ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    "DiskPressure": ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+}
 """The conditions the kubelet sets (pkg/kubelet/nodestatus/setters.go), as a healthy node reports them."""
 
 
 class HollowNode:
-    def __init__(self, server, name: str, zone: str = "zone-a", cpu: str = "4", memory: str = "16Gi",
-                 pods: int = 110, uninitialized: bool = False, start: float = 0.0) -> None:
+    def __init__(
+        self,
+        server,
+        name: str,
+        zone: str = "zone-a",
+        cpu: str = "4",
+        memory: str = "16Gi",
+        pods: int = 110,
+        uninitialized: bool = False,
+        start: float = 0.0,
+    ) -> None:
         """``start``: seconds from now until the kubelet registers; ``uninitialized``: registers with the
         cloud provider's uninitialized taint (an external cloud-controller-manager initializes it)."""
         self.engine = server.engine
@@ -55,14 +66,23 @@ class HollowNode:
         self._pending: list[tuple[float, Timer]] = []
         """(send time, handle) of the requests sent lately: those not yet due when the node stops are taken back."""
         labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "topology.kubernetes.io/zone": zone}
-        taints = [{"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}] \
-            if uninitialized else []
+        taints = (
+            [{"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}]
+            if uninitialized
+            else []
+        )
         self.manifest = {
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels},
             "spec": {"taints": taints},
-            "status": {"capacity": {"cpu": cpu, "memory": memory, "pods": str(pods)},
-                       "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
-                       "conditions": [], "addresses": [{"type": "Hostname", "address": name}]}}
+            "status": {
+                "capacity": {"cpu": cpu, "memory": memory, "pods": str(pods)},
+                "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
+                "conditions": [],
+                "addresses": [{"type": "Hostname", "address": name}],
+            },
+        }
         """The Node as registered (its conditions are stamped at each registration)."""
         self._register(start)
 
@@ -91,10 +111,16 @@ class HollowNode:
         self._create_lease(delay, self._renewed)
 
     def _create_lease(self, delay: float, callback: Callback) -> None:
-        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                 "metadata": {"name": self.name, "namespace": "kube-node-lease"},
-                 "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
-                          "renewTime": timestamp(self.engine.now + delay, micro=True)}}
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": "kube-node-lease"},
+            "spec": {
+                "holderIdentity": self.name,
+                "leaseDurationSeconds": LEASE_DURATION,
+                "renewTime": timestamp(self.engine.now + delay, micro=True),
+            },
+        }
         self._send(delay, "create", "leases", callback, body=lease)
 
     def _renewed(self, lease, error, delay) -> None:
@@ -108,15 +134,25 @@ class HollowNode:
 
     def _renew(self, lease, delay: float) -> None:
         at = self.engine.now + delay
-        body = {"apiVersion": lease["apiVersion"], "kind": "Lease", "metadata": dict(lease["metadata"]),
-                "spec": {**lease["spec"], "renewTime": timestamp(at, micro=True)}}
+        body = {
+            "apiVersion": lease["apiVersion"],
+            "kind": "Lease",
+            "metadata": dict(lease["metadata"]),
+            "spec": {**lease["spec"], "renewTime": timestamp(at, micro=True)},
+        }
         self._send(delay, "update", "leases", self._renewed, body=body)
         if at - self._status_posted >= STATUS_REPORT_FREQUENCY:
             self._post_status(delay)
 
     def _read_lease(self, delay: float, backoff: float = ENSURE_LEASE_BACKOFF) -> None:
-        self._send(delay, "get", "leases", lambda lease, error, answer: self._lease_read(lease, error, answer, backoff),
-                   namespace="kube-node-lease", name=self.name)
+        self._send(
+            delay,
+            "get",
+            "leases",
+            lambda lease, error, answer: self._lease_read(lease, error, answer, backoff),
+            namespace="kube-node-lease",
+            name=self.name,
+        )
 
     def _lease_read(self, lease, error, delay: float, backoff: float) -> None:
         """backoffEnsureLease: renew at once from the lease read, or create it if there is none (ensureLease); a
@@ -140,16 +176,27 @@ class HollowNode:
     def _post_status(self, delay: float, tries: int = NODE_STATUS_UPDATE_RETRY) -> None:
         """tryUpdateNodeStatus: read the Node, then write the kubelet's conditions onto that copy."""
         self._status_posted = self.engine.now + delay
-        self._send(delay, "get", "nodes", lambda node, error, answer: self._read_node(node, error, answer, tries),
-                   name=self.name)
+        self._send(
+            delay,
+            "get",
+            "nodes",
+            lambda node, error, answer: self._read_node(node, error, answer, tries),
+            name=self.name,
+        )
 
     def _read_node(self, node, error, delay: float, tries: int) -> None:
         if error is not None:  # a failed read waits for the next report
             return
         body = copy_object(node)
         _set_conditions(body["status"].setdefault("conditions", []), timestamp(self.engine.now + delay))
-        self._send(delay, "update", "nodes", lambda _, failed, answer: self._status_written(failed, answer, tries),
-                   body=body, subresource="status")
+        self._send(
+            delay,
+            "update",
+            "nodes",
+            lambda _, failed, answer: self._status_written(failed, answer, tries),
+            body=body,
+            subresource="status",
+        )
 
     def _status_written(self, error, delay: float, tries: int) -> None:
         if error is not None and error.code == 409 and tries > 1:  # changed since read: read it again

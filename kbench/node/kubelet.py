@@ -119,8 +119,16 @@ class Kubelet(HollowNode):
     ``observer(worker)`` (optional) is called when all of a pod's containers have started.
     """
 
-    def __init__(self, server, name: str, runtime: RuntimeModel, index: int = 0, parallel_pulls: int = 1,
-                 observer: Callable[[PodWorker], None] | None = None, **node) -> None:
+    def __init__(
+        self,
+        server,
+        name: str,
+        runtime: RuntimeModel,
+        index: int = 0,
+        parallel_pulls: int = 1,
+        observer: Callable[[PodWorker], None] | None = None,
+        **node,
+    ) -> None:
         super().__init__(server, name, **node)
         self.runtime = NodeRuntime(runtime, parallel_pulls)
         self.index = index
@@ -135,8 +143,9 @@ class Kubelet(HollowNode):
 
     def _watch_pods(self) -> Informer:
         informer = Informer(self.client, "pods", field_selector=f"spec.nodeName={self.name}")
-        informer.add_handler(on_add=self._pod_seen, on_update=lambda old, new: self._pod_seen(new),
-                             on_delete=self._pod_gone)
+        informer.add_handler(
+            on_add=self._pod_seen, on_update=lambda old, new: self._pod_seen(new), on_delete=self._pod_gone
+        )
         return informer.start()
 
     # -- node state -----------------------------------------------------------------------------------------
@@ -206,15 +215,27 @@ class Kubelet(HollowNode):
 
         def run(c: Mapping, init: bool) -> ContainerRun:
             at = f"{where}: container {c['name']}"
-            return ContainerRun(c["name"], c.get("image", ""), _policy(c), kinds[c["name"]],
-                                Probe.of(c.get("startupProbe"), f"{at}.startupProbe") if not init else None,
-                                Probe.of(c.get("livenessProbe"), f"{at}.livenessProbe") if not init else None,
-                                Probe.of(c.get("readinessProbe"), f"{at}.readinessProbe") if not init else None, init)
+            return ContainerRun(
+                c["name"],
+                c.get("image", ""),
+                _policy(c),
+                kinds[c["name"]],
+                Probe.of(c.get("startupProbe"), f"{at}.startupProbe") if not init else None,
+                Probe.of(c.get("livenessProbe"), f"{at}.livenessProbe") if not init else None,
+                Probe.of(c.get("readinessProbe"), f"{at}.readinessProbe") if not init else None,
+                init,
+            )
 
-        worker = PodWorker(key, meta["uid"], manifest, requests, spec.get("restartPolicy", "Always"),
-                           float(spec.get("terminationGracePeriodSeconds", 30)),
-                           [run(c, True) for c in spec.get("initContainers") or []],
-                           [run(c, False) for c in spec.get("containers") or []])
+        worker = PodWorker(
+            key,
+            meta["uid"],
+            manifest,
+            requests,
+            spec.get("restartPolicy", "Always"),
+            float(spec.get("terminationGracePeriodSeconds", 30)),
+            [run(c, True) for c in spec.get("initContainers") or []],
+            [run(c, False) for c in spec.get("containers") or []],
+        )
         self.workers[key] = worker
         for resource, have in self.allocatable.items():
             want = 1 if resource == "pods" else requests.get(resource, 0)
@@ -291,10 +312,15 @@ class Kubelet(HollowNode):
                     else:
                         started = math.inf
                 if c.liveness is not None and not math.isinf(started):
-                    killed_at = min(killed_at, c.liveness.fails_at(
-                        start, max(started, start + b.liveness_fails_after), b.probe_latency))
-                ready_at = started if c.readiness is None else c.readiness.passes_at(
-                    start, max(started, start + b.ready_after), b.probe_latency)
+                    killed_at = min(
+                        killed_at,
+                        c.liveness.fails_at(start, max(started, start + b.liveness_fails_after), b.probe_latency),
+                    )
+                ready_at = (
+                    started
+                    if c.readiness is None
+                    else c.readiness.passes_at(start, max(started, start + b.ready_after), b.probe_latency)
+                )
                 end = min(start + b.exit_after, killed_at)
                 if ready_at <= start:  # no probe to wait for: ready as it starts (reported with the PLEG relist)
                     c.ready = True
@@ -375,8 +401,15 @@ class Kubelet(HollowNode):
             return
         w.patching, w.dirty = True, False
         ns, name = w.key.split("/", 1)
-        self.client.request("patch", "pods", lambda r, e, d: self._patched(w, r, e, d), namespace=ns, name=name,
-                            subresource="status", body={"status": self._pod_status(w)})
+        self.client.request(
+            "patch",
+            "pods",
+            lambda r, e, d: self._patched(w, r, e, d),
+            namespace=ns,
+            name=name,
+            subresource="status",
+            body={"status": self._pod_status(w)},
+        )
 
     def _patched(self, w: PodWorker, result, error, delay: float) -> None:
         def landed(_):
@@ -388,12 +421,22 @@ class Kubelet(HollowNode):
                 self.engine.schedule(STATUS_SYNC_PERIOD, lambda _: self._resync(w))
             elif w.dirty:
                 self._status(w)
-            elif self.running and w.terminating and all(c.state != "running" for c in w.containers) and \
-                    not (w.process is not None and w.process.is_alive):  # (a stopped node deletes after restart)
+            elif (
+                self.running
+                and w.terminating
+                and all(c.state != "running" for c in w.containers)
+                and not (w.process is not None and w.process.is_alive)
+            ):  # (a stopped node deletes after restart)
                 ns, name = w.key.split("/", 1)
                 w.deleted = True
-                self.client.request("delete", "pods", lambda r, e, d: self._deleted(w, e, d), namespace=ns,
-                                    name=name, gracePeriodSeconds=0)
+                self.client.request(
+                    "delete",
+                    "pods",
+                    lambda r, e, d: self._deleted(w, e, d),
+                    namespace=ns,
+                    name=name,
+                    gracePeriodSeconds=0,
+                )
 
         self.engine.schedule(delay, landed)
 
@@ -414,9 +457,14 @@ class Kubelet(HollowNode):
             {"type": "PodScheduled", "status": "True"},
             {"type": "Initialized", "status": "True" if w.initialized else "False"},
             {"type": "ContainersReady", "status": "True" if ready else "False"},
-            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now}]
-        status = {"phase": w.phase, "conditions": conditions, "hostIP": self.ip,
-                  "containerStatuses": [self._container_status(c) for c in w.containers]}
+            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": now},
+        ]
+        status = {
+            "phase": w.phase,
+            "conditions": conditions,
+            "hostIP": self.ip,
+            "containerStatuses": [self._container_status(c) for c in w.containers],
+        }
         if w.init:
             status["initContainerStatuses"] = [self._container_status(c) for c in w.init]
         if w.reason:
@@ -435,5 +483,11 @@ class Kubelet(HollowNode):
             state = {"terminated": {"exitCode": c.exit_code, "reason": c.reason}}
         else:
             state = {"waiting": {"reason": c.reason}}
-        return {"name": c.name, "image": c.image, "ready": c.ready, "restartCount": c.restarts, "state": state,
-                "started": c.state == "running"}
+        return {
+            "name": c.name,
+            "image": c.image,
+            "ready": c.ready,
+            "restartCount": c.restarts,
+            "state": state,
+            "started": c.state == "running",
+        }

@@ -28,9 +28,15 @@ from dataclasses import dataclass, fields
 import yaml
 
 ANNOTATION = "kbench.io/behavior"
-_FIELDS = {"startedAfter": "started_after", "readyAfter": "ready_after", "livenessFailsAfter": "liveness_fails_after",
-           "exitAfter": "exit_after", "exitCode": "exit_code", "stopAfter": "stop_after",
-           "probeLatency": "probe_latency"}
+_FIELDS = {
+    "startedAfter": "started_after",
+    "readyAfter": "ready_after",
+    "livenessFailsAfter": "liveness_fails_after",
+    "exitAfter": "exit_after",
+    "exitCode": "exit_code",
+    "stopAfter": "stop_after",
+    "probeLatency": "probe_latency",
+}
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,13 @@ class Probe:
     def of(cls, spec: Mapping | None, where: str) -> Probe | None:
         if spec is None:
             return None
-        names = {"initialDelaySeconds": "initial_delay", "periodSeconds": "period", "timeoutSeconds": "timeout",
-                 "successThreshold": "success", "failureThreshold": "failure"}
+        names = {
+            "initialDelaySeconds": "initial_delay",
+            "periodSeconds": "period",
+            "timeoutSeconds": "timeout",
+            "successThreshold": "success",
+            "failureThreshold": "failure",
+        }
         values = {}
         for key, attr in names.items():
             if key in spec:

@@ -5,5 +5,18 @@ from kbench.proxy.matcher import Matcher, MatchResult, Packets, program_for
 from kbench.proxy.model import MODES, EndpointInfo, ProxierConfig, ServicePortInfo, service_ports
 from kbench.proxy.proxier import FORMATS, Proxier
 
-__all__ = ["FORMATS", "MODES", "EndpointInfo", "KubeProxy", "MatchResult", "Matcher", "Packets", "Proxier",
-           "ProxierConfig", "ProxyCosts", "ServicePortInfo", "program_for", "service_ports"]
+__all__ = [
+    "FORMATS",
+    "MODES",
+    "EndpointInfo",
+    "KubeProxy",
+    "MatchResult",
+    "Matcher",
+    "Packets",
+    "Proxier",
+    "ProxierConfig",
+    "ProxyCosts",
+    "ServicePortInfo",
+    "program_for",
+    "service_ports",
+]

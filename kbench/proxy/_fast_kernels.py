@@ -32,8 +32,9 @@ def _first_pass(src_hi, proto, dst_hi, dst_lo, dport, H, mask, rec, span):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def run_nft_fast(src_hi, src_lo, proto, dst_hi, dst_lo, dport, H, mask, FC, FE, rng, rec, span,
-                 out_kind, out_ep, out_masq, out_rules):
+def run_nft_fast(
+    src_hi, src_lo, proto, dst_hi, dst_lo, dport, H, mask, FC, FE, rng, rec, span, out_kind, out_ep, out_masq, out_rules
+):
     """nftables: ``rec`` = first endpoint row << 10 | CIDR index << 2 | masquerade kind, ``span`` = endpoints."""
     _first_pass(src_hi, proto, dst_hi, dst_lo, dport, H, mask, rec, span)
     state = rng[0]
@@ -63,8 +64,34 @@ def run_nft_fast(src_hi, src_lo, proto, dst_hi, dst_lo, dport, H, mask, FC, FE, 
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def run_ipvs_fast(src_hi, src_lo, proto, dst_hi, dst_lo, dport, time, H, mask, FC, LOCAL, CT, n_aff, VS, RS,
-                  SH_TAB, AK, AT, AV, AFF_TIMEOUT, rec, span, out_kind, out_ep, out_masq, out_rules):
+def run_ipvs_fast(
+    src_hi,
+    src_lo,
+    proto,
+    dst_hi,
+    dst_lo,
+    dport,
+    time,
+    H,
+    mask,
+    FC,
+    LOCAL,
+    CT,
+    n_aff,
+    VS,
+    RS,
+    SH_TAB,
+    AK,
+    AT,
+    AV,
+    AFF_TIMEOUT,
+    rec,
+    span,
+    out_kind,
+    out_ep,
+    out_masq,
+    out_rules,
+):
     """IPVS: ``rec`` = class-table row << 20 | virtual server, ``span`` = its position in the hash bucket (the
     kernel's comparisons). The source's class (which of the rules' source CIDRs hold it, whether it is local)
     picks the precomputed outcome of the iptables rules: CT = (-1 unknown, 0 on to IPVS, or a verdict;
@@ -96,8 +123,9 @@ def run_ipvs_fast(src_hi, src_lo, proto, dst_hi, dst_lo, dport, time, H, mask, F
                 out_rules[i] -= span[i]
             continue
         shi, slo = src_hi[i], src_lo[i]
-        row, refused = ipvs_schedule(rec[i] & 0xFFFFF, shi, slo, time[i], n_aff, VS, RS, SH_TAB, AK, AT, AV,
-                                     AFF_TIMEOUT)
+        row, refused = ipvs_schedule(
+            rec[i] & 0xFFFFF, shi, slo, time[i], n_aff, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT
+        )
         out_kind[i] = OUT_REJECT if refused else OUT_DNAT
         if row >= 0:
             out_ep[i] = RS[row, RS_ENDPOINT]

@@ -20,9 +20,35 @@ from numba import njit
 from kbench.sim._kernels import splitmix_unit
 
 # rule columns of R
-(NEVER, PROTO, DPORT, SRC_KIND, SRC_A, SRC_B, SRC_NEG, DST_KIND, DST_A, DST_B, DST_NEG, SRC_LOCAL, DST_LOCAL, CT,
- CT_NEG, MARK, AFF_CHECK, IPSET, IPSET_DIR, IPSET_NEG, LOOKUP, LOOKUP_TID, SET_MASQ, AFF_UPDATE, ACTION, ARG,
- ARG2) = range(27)
+(
+    NEVER,
+    PROTO,
+    DPORT,
+    SRC_KIND,
+    SRC_A,
+    SRC_B,
+    SRC_NEG,
+    DST_KIND,
+    DST_A,
+    DST_B,
+    DST_NEG,
+    SRC_LOCAL,
+    DST_LOCAL,
+    CT,
+    CT_NEG,
+    MARK,
+    AFF_CHECK,
+    IPSET,
+    IPSET_DIR,
+    IPSET_NEG,
+    LOOKUP,
+    LOOKUP_TID,
+    SET_MASQ,
+    AFF_UPDATE,
+    ACTION,
+    ARG,
+    ARG2,
+) = range(27)
 NF = 32
 """Row width of ``R`` (int32, padded to 128 bytes; the columns a non-matching rule reads sit in its first 64)."""
 # address match kinds
@@ -72,8 +98,9 @@ def hash_insert(H, offset, mask, k0, k1, k2, k3, k4, v0, v1):
     slot = _mix(k0, k1, k2, k3, k4) & np.uint64(mask)
     while True:
         row = offset + np.int64(slot)
-        if H[row, 7] == EMPTY or (H[row, 0] == k0 and H[row, 1] == k1 and H[row, 2] == k2 and H[row, 3] == k3
-                                  and H[row, 4] == k4):
+        if H[row, 7] == EMPTY or (
+            H[row, 0] == k0 and H[row, 1] == k1 and H[row, 2] == k2 and H[row, 3] == k3 and H[row, 4] == k4
+        ):
             break
         slot = (slot + np.uint64(1)) & np.uint64(mask)
     H[row, 0], H[row, 1], H[row, 2], H[row, 3], H[row, 4] = k0, k1, k2, k3, k4
@@ -168,10 +195,43 @@ def _ipset_match(H, TB, C, tid, kind, dirs, shi, slo, dhi, dlo, pb, dp):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def run_packets(src_hi, src_lo, proto, dst_hi, dst_lo, dport, now,
-                R, P, CH, C, H, TB, IPSET_KINDS, NG, EP, LOCAL, STAGES, AFF_TIMEOUT,
-                AK, AT, AV, IV_HEAD, IV_NEXT, IV_KEY, VS, RS,
-                SH_TAB, rng, stack_chain, stack_pos, out_kind, out_ep, out_masq, out_rules):
+def run_packets(
+    src_hi,
+    src_lo,
+    proto,
+    dst_hi,
+    dst_lo,
+    dport,
+    now,
+    R,
+    P,
+    CH,
+    C,
+    H,
+    TB,
+    IPSET_KINDS,
+    NG,
+    EP,
+    LOCAL,
+    STAGES,
+    AFF_TIMEOUT,
+    AK,
+    AT,
+    AV,
+    IV_HEAD,
+    IV_NEXT,
+    IV_KEY,
+    VS,
+    RS,
+    SH_TAB,
+    rng,
+    stack_chain,
+    stack_pos,
+    out_kind,
+    out_ep,
+    out_masq,
+    out_rules,
+):
     """Match each packet; write its outcome (OUT_*), endpoint (or -1), masquerade flag and rules evaluated."""
     n_aff = AFF_TIMEOUT.shape[0] - VS.shape[0]
     for i in range(src_hi.shape[0]):
@@ -313,9 +373,9 @@ def run_packets(src_hi, src_lo, proto, dst_hi, dst_lo, dport, now,
                 done = True
                 ep = -1
         if not done and ep < 0 and IV_HEAD.shape[0] > 0:
-            ep, cmp, refused = _ipvs(dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, VS, RS,
-                                     SH_TAB, AK, AT, AV,
-                                     AFF_TIMEOUT)
+            ep, cmp, refused = _ipvs(
+                dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT
+            )
             count += cmp
             if refused:
                 outcome = OUT_REJECT

@@ -63,8 +63,9 @@ def _table(rows: list[tuple[int, int, int, int, int]]) -> np.ndarray:
         cap *= 2
     H = np.zeros((cap, K.HROW), np.uint64)
     for hi, lo, pb, v0, v1 in rows:
-        K.hash_insert(H, 0, cap - 1, np.uint64(hi), np.uint64(lo), np.uint64(pb), K.EMPTY, K.EMPTY, np.uint64(v0),
-                      np.uint64(v1))
+        K.hash_insert(
+            H, 0, cap - 1, np.uint64(hi), np.uint64(lo), np.uint64(pb), K.EMPTY, K.EMPTY, np.uint64(v0), np.uint64(v1)
+        )
     return H
 
 
@@ -80,8 +81,12 @@ def _record(prog: NftProgram, key, chain: str, endpoint_ids: dict[str, int]):
         m = rules[0].matches
         if m == [("addr", "daddr", False, "cidrs", [key[0]])]:
             kind = 1
-        elif len(m) == 2 and m[0] == ("addr", "daddr", False, "cidrs", [key[0]]) and m[1][:4] == (
-                "addr", "saddr", True, "cidrs") and len(m[1][4]) == 1:
+        elif (
+            len(m) == 2
+            and m[0] == ("addr", "daddr", False, "cidrs", [key[0]])
+            and m[1][:4] == ("addr", "saddr", True, "cidrs")
+            and len(m[1][4]) == 1
+        ):
             kind, cidr = 2, m[1][4][0]
         else:
             return None
@@ -94,10 +99,16 @@ def _record(prog: NftProgram, key, chain: str, endpoint_ids: dict[str, int]):
         if verdict != "goto" or len(ep_rules) != 2:
             return None
         hairpin, dnat = ep_rules
-        if (hairpin.verdict != ("jump", MARK_MASQ) or len(hairpin.matches) != 1 or hairpin.matches[0][:4] != (
-                "addr", "saddr", False, "cidrs") or dnat.matches != [("l4proto", key[1])]
-                or dnat.verdict is None or dnat.verdict[0] != "dnat" or dnat.verdict[1] not in endpoint_ids
-                or hairpin.matches[0][4] != [dnat.verdict[1].rsplit(":", 1)[0].strip("[]")]):
+        if (
+            hairpin.verdict != ("jump", MARK_MASQ)
+            or len(hairpin.matches) != 1
+            or hairpin.matches[0][:4] != ("addr", "saddr", False, "cidrs")
+            or dnat.matches != [("l4proto", key[1])]
+            or dnat.verdict is None
+            or dnat.verdict[0] != "dnat"
+            or dnat.verdict[1] not in endpoint_ids
+            or hairpin.matches[0][4] != [dnat.verdict[1].rsplit(":", 1)[0].strip("[]")]
+        ):
             return None
         endpoints.append((endpoint_ids[dnat.verdict[1]], target))
     return kind, cidr, endpoints
@@ -131,8 +142,13 @@ def build_nftables(prog: NftProgram, program, encode, encode_cidr) -> FastPath |
         return None
     services = prog.chains.get("services", [])
     mark = prog.chains.get(MARK_MASQ, [])
-    if not services or services[0].lookup != (3, "service-ips") or services[0].matches or len(mark) != 1 \
-            or not mark[0].set_masq:
+    if (
+        not services
+        or services[0].lookup != (3, "service-ips")
+        or services[0].matches
+        or len(mark) != 1
+        or not mark[0].set_masq
+    ):
         return None
     endpoint_ids = {a: i for i, a in enumerate(program.endpoints)}
     firewall = prog.maps.get("firewall-ips", {})
@@ -150,9 +166,15 @@ def build_nftables(prog: NftProgram, program, encode, encode_cidr) -> FastPath |
     nat_group = int(program.STAGES[program.STAGES[:, 2] == 0][0, 0])
     post = dataclasses.replace(program, STAGES=program.STAGES[program.STAGES[:, 0] > nat_group])
     eps = sorted({ep for _, _, endpoints in records for ep, _ in endpoints})
-    post_rows = [(("0.0.0.1" if ":" not in program.endpoints[e] else "::2"), "tcp",
-                  program.endpoints[e].rsplit(":", 1)[0].strip("[]"), int(program.endpoints[e].rsplit(":", 1)[1]))
-                 for e in eps]
+    post_rows = [
+        (
+            ("0.0.0.1" if ":" not in program.endpoints[e] else "::2"),
+            "tcp",
+            program.endpoints[e].rsplit(":", 1)[0].strip("[]"),
+            int(program.endpoints[e].rsplit(":", 1)[1]),
+        )
+        for e in eps
+    ]
     clean = {}
     for proto in ("tcp", "udp", "sctp"):
         result = Matcher(post, seed=0).match(Packets.of([(s, proto, d, p) for s, _, d, p in post_rows]))
@@ -174,16 +196,25 @@ def build_nftables(prog: NftProgram, program, encode, encode_cidr) -> FastPath |
         first = len(FE)
         for ep, c in endpoints:
             hi, lo = encode(program.endpoints[ep].rsplit(":", 1)[0].strip("[]"))
-            FE.append((ep, base + chain_len[c], np.uint64(hi).astype(np.int64), np.uint64(lo).astype(np.int64),
-                       len(mark)))
+            FE.append(
+                (ep, base + chain_len[c], np.uint64(hi).astype(np.int64), np.uint64(lo).astype(np.int64), len(mark))
+            )
         hi, lo = encode(key[0])
-        rows.append((hi, lo, (PROTO_NUMBERS[key[1]] << 16) | int(key[2]),
-                     first << 10 | cidrs.get(cidr, 0) << 2 | kind, len(endpoints)))
+        rows.append(
+            (
+                hi,
+                lo,
+                (PROTO_NUMBERS[key[1]] << 16) | int(key[2]),
+                first << 10 | cidrs.get(cidr, 0) << 2 | kind,
+                len(endpoints),
+            )
+        )
     if not rows:
         return None
     FC = np.array([encode_cidr(c) for c in sorted(cidrs, key=cidrs.get)] or [(0, 0, 0, 0)], np.uint64)
-    return FastPath("nftables", _table(rows), FC.reshape(-1, 4), FE=np.array(FE, np.int64).reshape(-1, 5),
-                    records=len(rows))
+    return FastPath(
+        "nftables", _table(rows), FC.reshape(-1, 4), FE=np.array(FE, np.int64).reshape(-1, 5), records=len(rows)
+    )
 
 
 def build_ipvs(state, program, encode, encode_cidr) -> FastPath | None:
@@ -235,8 +266,7 @@ def build_ipvs(state, program, encode, encode_cidr) -> FastPath | None:
                 CT[r * n_classes + c] = (outcome, int(result.masq[j]), int(result.rules[j]))
             j += 1
         hi, lo = encode(vs.ip)
-        rows.append((hi, lo, (PROTO_NUMBERS[vs.protocol] << 16) | vs.port, (r * n_classes) << 20 | v,
-                     position[id(vs)]))
+        rows.append((hi, lo, (PROTO_NUMBERS[vs.protocol] << 16) | vs.port, (r * n_classes) << 20 | v, position[id(vs)]))
     return FastPath("ipvs", _table(rows), np.array(nets, np.uint64).reshape(-1, 4), CT=CT, records=len(rows))
 
 

@@ -34,8 +34,9 @@ def _parse(parsed: dict, cls, obj: Mapping):
 class NodeProxy:
     """kube-proxy in ``mode`` on node ``node_name`` (address ``node_ip``)."""
 
-    def __init__(self, server, node_name: str, node_ip: str, mode: str, costs: ProxyCosts,
-                 parsed: dict | None = None) -> None:
+    def __init__(
+        self, server, node_name: str, node_ip: str, mode: str, costs: ProxyCosts, parsed: dict | None = None
+    ) -> None:
         self.engine = server.engine
         self.client = Client(server, f"system:kube-proxy:{node_name}", ("system:node-proxier",))
         self.config = ProxierConfig(node_name=node_name, node_ips=(node_ip,))
@@ -43,11 +44,15 @@ class NodeProxy:
         self.parsed = {} if parsed is None else parsed
         self.slices_of: dict[str, dict[str, Mapping]] = {}
         self.services = Informer(self.client, "services")
-        self.services.add_handler(on_add=self._service, on_update=lambda old, new: self._service(new),
-                                  on_delete=self._service)
+        self.services.add_handler(
+            on_add=self._service, on_update=lambda old, new: self._service(new), on_delete=self._service
+        )
         self.slices = Informer(self.client, "endpointslices")
-        self.slices.add_handler(on_add=self._slice, on_update=lambda old, new: self._slice(new),
-                                on_delete=lambda obj: self._slice(obj, deleted=True))
+        self.slices.add_handler(
+            on_add=self._slice,
+            on_update=lambda old, new: self._slice(new),
+            on_delete=lambda obj: self._slice(obj, deleted=True),
+        )
         self.services.start()
         self.slices.start()
 

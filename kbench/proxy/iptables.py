@@ -43,8 +43,12 @@ def _hash16(text: str) -> str:
 def chain_names(sp: ServicePortInfo) -> dict[str, str]:
     """The SVC / SVL / EXT / FW chains of a service port (``portProtoHash``)."""
     h = _hash16(sp.name_string + sp.proto)
-    return {"cluster": f"KUBE-SVC-{h}", "local": f"KUBE-SVL-{h}", "external": f"KUBE-EXT-{h}",
-            "firewall": f"KUBE-FW-{h}"}
+    return {
+        "cluster": f"KUBE-SVC-{h}",
+        "local": f"KUBE-SVL-{h}",
+        "external": f"KUBE-EXT-{h}",
+        "firewall": f"KUBE-FW-{h}",
+    }
 
 
 def endpoint_chain(sp: ServicePortInfo, address: str) -> str:
@@ -95,14 +99,18 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
     nchains += [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]
     nrules.append(f"-A {KUBE_POSTROUTING} -m mark ! --mark {mark}/{mark} -j RETURN")
     nrules.append(f"-A {KUBE_POSTROUTING} -j MARK --xor-mark {mark}")
-    nrules.append(f'-A {KUBE_POSTROUTING} -m comment --comment "kubernetes service traffic requiring SNAT" '
-                  f"-j MASQUERADE" + (" --random-fully" if config.random_fully else ""))
+    nrules.append(
+        f'-A {KUBE_POSTROUTING} -m comment --comment "kubernetes service traffic requiring SNAT" '
+        f"-j MASQUERADE" + (" --random-fully" if config.random_fully else "")
+    )
     nrules.append(f"-A {KUBE_MARK_MASQ} -j MARK --or-mark {mark}")
     localhost_nps = config.localhost_node_ports_enabled
     if localhost_nps:
         fchains.append(KUBE_FIREWALL)
-        frules.append(f'-A {KUBE_FIREWALL} -m comment --comment "block incoming localnet connections" '
-                      "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
+        frules.append(
+            f'-A {KUBE_FIREWALL} -m comment --comment "block incoming localnet connections" '
+            "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+        )
     out.endpoints = sum(len(sp.endpoints) for sp in sps)
     large = out.endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
     local_cidr = config.local_cidr
@@ -114,8 +122,12 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
         plan = sp.plan()
         cluster_eps, local_eps, reachable, has_eps = plan.cluster, plan.local, plan.reachable, plan.has_endpoints
         has_internal, has_external, uses_ext = plan.has_internal, plan.has_external, plan.uses_external_chain
-        cluster_chain, local_chain, ext_chain, fw_chain = (names["cluster"], names["local"], names["external"],
-                                                          names["firewall"])
+        cluster_chain, local_chain, ext_chain, fw_chain = (
+            names["cluster"],
+            names["local"],
+            names["external"],
+            names["firewall"],
+        )
         internal_chain = local_chain if sp.internal_local else cluster_chain
         external_policy_chain = local_chain if sp.external_local else cluster_chain
         uses_fw = has_eps and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
@@ -131,43 +143,64 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
                 ext_target, ext_comment = "DROP", _q(f"{name} has no local endpoints")
 
         if has_internal:
-            nrules.append(f'-A {KUBE_SERVICES} -m comment --comment "{name} cluster IP" {match} '
-                          f"-d {sp.cluster_ip} --dport {port} -j {internal_chain}")
+            nrules.append(
+                f'-A {KUBE_SERVICES} -m comment --comment "{name} cluster IP" {match} '
+                f"-d {sp.cluster_ip} --dport {port} -j {internal_chain}"
+            )
         else:
-            frules.append(f"-A {KUBE_SERVICES} -m comment --comment {int_comment} {match} "
-                          f"-d {sp.cluster_ip} --dport {port} -j {int_target}")
+            frules.append(
+                f"-A {KUBE_SERVICES} -m comment --comment {int_comment} {match} "
+                f"-d {sp.cluster_ip} --dport {port} -j {int_target}"
+            )
         for ip in sp.external_ips:
             if has_eps:
-                nrules.append(f'-A {KUBE_SERVICES} -m comment --comment "{name} external IP" {match} '
-                              f"-d {ip} --dport {port} -j {ext_chain}")
+                nrules.append(
+                    f'-A {KUBE_SERVICES} -m comment --comment "{name} external IP" {match} '
+                    f"-d {ip} --dport {port} -j {ext_chain}"
+                )
             if not has_external:
-                frules.append(f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} {match} "
-                              f"-d {ip} --dport {port} -j {ext_target}")
+                frules.append(
+                    f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} {match} "
+                    f"-d {ip} --dport {port} -j {ext_target}"
+                )
         for ip in sp.load_balancer_ips:
             if has_eps:
-                nrules.append(f'-A {KUBE_SERVICES} -m comment --comment "{name} loadbalancer IP" {match} '
-                              f"-d {ip} --dport {port} -j {lb_chain}")
+                nrules.append(
+                    f'-A {KUBE_SERVICES} -m comment --comment "{name} loadbalancer IP" {match} '
+                    f"-d {ip} --dport {port} -j {lb_chain}"
+                )
             if uses_fw:
-                frules.append(f'-A {KUBE_PROXY_FIREWALL} -m comment --comment "{name} traffic not accepted by '
-                              f'{fw_chain}" {match} -d {ip} --dport {port} -j DROP')
+                frules.append(
+                    f'-A {KUBE_PROXY_FIREWALL} -m comment --comment "{name} traffic not accepted by '
+                    f'{fw_chain}" {match} -d {ip} --dport {port} -j DROP'
+                )
         if not has_external:
             for ip in sp.load_balancer_ips:
-                frules.append(f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} {match} "
-                              f"-d {ip} --dport {port} -j {ext_target}")
+                frules.append(
+                    f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} {match} "
+                    f"-d {ip} --dport {port} -j {ext_target}"
+                )
         if sp.node_port:
             if has_eps:
                 if localhost_nps and "localhost_nps_accepted_pkts" in config.nfacct_counters:
-                    nrules.append(f"-A {KUBE_NODEPORTS} -m comment --comment {name} {match} -d 127.0.0.0/8 "
-                                  f"--dport {sp.node_port} -m nfacct --nfacct-name localhost_nps_accepted_pkts "
-                                  f"-j {ext_chain}")
-                nrules.append(f"-A {KUBE_NODEPORTS} -m comment --comment {name} {match} --dport {sp.node_port} "
-                              f"-j {ext_chain}")
+                    nrules.append(
+                        f"-A {KUBE_NODEPORTS} -m comment --comment {name} {match} -d 127.0.0.0/8 "
+                        f"--dport {sp.node_port} -m nfacct --nfacct-name localhost_nps_accepted_pkts "
+                        f"-j {ext_chain}"
+                    )
+                nrules.append(
+                    f"-A {KUBE_NODEPORTS} -m comment --comment {name} {match} --dport {sp.node_port} -j {ext_chain}"
+                )
             if not has_external:
-                frules.append(f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} "
-                              f"-m addrtype --dst-type LOCAL {match} --dport {sp.node_port} -j {ext_target}")
+                frules.append(
+                    f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} "
+                    f"-m addrtype --dst-type LOCAL {match} --dport {sp.node_port} -j {ext_target}"
+                )
         if sp.health_check_node_port:
-            frules.append(f'-A {KUBE_NODEPORTS} -m comment --comment "{name} health check node port" '
-                          f"-m tcp -p tcp --dport {sp.health_check_node_port} -j ACCEPT")
+            frules.append(
+                f'-A {KUBE_NODEPORTS} -m comment --comment "{name} health check node port" '
+                f"-m tcp -p tcp --dport {sp.health_check_node_port} -j ACCEPT"
+            )
 
         # Per-service chains: skipped from the restore input of a partial sync when the Service is unchanged.
         svc_chains: list[str] = []
@@ -181,16 +214,24 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
         if uses_ext:
             svc_chains.append(ext_chain)
             if not sp.external_local:
-                svc_rules.append(f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external '
-                                 f'destinations" -j {KUBE_MARK_MASQ}')
+                svc_rules.append(
+                    f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external '
+                    f'destinations" -j {KUBE_MARK_MASQ}'
+                )
             else:
                 if local_cidr:
-                    svc_rules.append(f'-A {ext_chain} -m comment --comment "pod traffic for {name} external '
-                                     f'destinations" -s {local_cidr} -j {cluster_chain}')
-                svc_rules.append(f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {name} '
-                                 f'external destinations" -m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}')
-                svc_rules.append(f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {name} external '
-                                 f'destinations" -m addrtype --src-type LOCAL -j {cluster_chain}')
+                    svc_rules.append(
+                        f'-A {ext_chain} -m comment --comment "pod traffic for {name} external '
+                        f'destinations" -s {local_cidr} -j {cluster_chain}'
+                    )
+                svc_rules.append(
+                    f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {name} '
+                    f'external destinations" -m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}'
+                )
+                svc_rules.append(
+                    f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {name} external '
+                    f'destinations" -m addrtype --src-type LOCAL -j {cluster_chain}'
+                )
             if has_external:
                 svc_rules.append(f"-A {ext_chain} -j {external_policy_chain}")
         if uses_fw:
@@ -202,10 +243,13 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
                 allow_from_node = allow_from_node or parse_ip(config.node_ip) in parse_cidr(cidr)
             if allow_from_node:
                 svc_rules += [f"{head} -s {ip} -j {ext_chain}" for ip in sp.load_balancer_ips]
-            svc_rules.append(f'-A {fw_chain} -m comment --comment "other traffic to {name} will be dropped by '
-                             f'{KUBE_PROXY_FIREWALL}"')
-        for used, chain, eps in ((plan.uses_cluster_chain, cluster_chain, cluster_eps),
-                                 (plan.uses_local_chain, local_chain, local_eps)):
+            svc_rules.append(
+                f'-A {fw_chain} -m comment --comment "other traffic to {name} will be dropped by {KUBE_PROXY_FIREWALL}"'
+            )
+        for used, chain, eps in (
+            (plan.uses_cluster_chain, cluster_chain, cluster_eps),
+            (plan.uses_local_chain, local_chain, local_eps),
+        ):
             if used:
                 svc_chains.append(chain)
                 _endpoint_rules(svc_rules, sp, chain, eps, large)
@@ -222,8 +266,10 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
         nrules += svc_rules
 
     cidrs = config.node_port_cidrs("iptables")
-    tail = f'-A {KUBE_SERVICES} -m comment --comment "kubernetes service nodeports; NOTE: this must be the last ' \
-           f'rule in this chain"'
+    tail = (
+        f'-A {KUBE_SERVICES} -m comment --comment "kubernetes service nodeports; NOTE: this must be the last '
+        f'rule in this chain"'
+    )
     if cidrs is None:
         dest = "-m addrtype --dst-type LOCAL"
         if config.ipv6:
@@ -237,13 +283,19 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
                 continue
             nrules.append(f"{tail} -d {ip} -j {KUBE_NODEPORTS}")
     if not config.conntrack_tcp_liberal:
-        acct = " -m nfacct --nfacct-name ct_state_invalid_dropped_pkts" \
-            if "ct_state_invalid_dropped_pkts" in config.nfacct_counters else ""
+        acct = (
+            " -m nfacct --nfacct-name ct_state_invalid_dropped_pkts"
+            if "ct_state_invalid_dropped_pkts" in config.nfacct_counters
+            else ""
+        )
         frules.append(f"-A {KUBE_FORWARD} -m conntrack --ctstate INVALID{acct} -j DROP")
-    frules.append(f'-A {KUBE_FORWARD} -m comment --comment "kubernetes forwarding rules" -m mark --mark '
-                  f"{mark}/{mark} -j ACCEPT")
-    frules.append(f'-A {KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
-                  "--ctstate RELATED,ESTABLISHED -j ACCEPT")
+    frules.append(
+        f'-A {KUBE_FORWARD} -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark}/{mark} -j ACCEPT'
+    )
+    frules.append(
+        f'-A {KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
+        "--ctstate RELATED,ESTABLISHED -j ACCEPT"
+    )
     lines = len(fchains) + len(frules) + len(nchains) + len(nrules)
     out.work.base = lines - sum(map(sum, out.work.per_service.values()))
     return out
@@ -254,8 +306,9 @@ def _endpoint_rules(rules: list[str], sp: ServicePortInfo, chain: str, eps, larg
     for ep in eps if sp.affinity_timeout else ():
         sep = endpoint_chain(sp, ep.address)
         comment = "" if large else f' -m comment --comment "{sp.name_string} -> {ep.address}"'
-        rules.append(f"-A {chain}{comment} -m recent --name {sep} --rcheck --seconds {sp.affinity_timeout} "
-                     f"--reap -j {sep}")
+        rules.append(
+            f"-A {chain}{comment} -m recent --name {sep} --rcheck --seconds {sp.affinity_timeout} --reap -j {sep}"
+        )
     n = len(eps)
     for i, ep in enumerate(eps):
         comment = "" if large else f' -m comment --comment "{sp.name_string} -> {ep.address}"'

@@ -94,7 +94,6 @@ class VirtualServer:
     def address(self):
         return parse_ip(self.ip)
 
-
     def add_dest(self, dest: RealServer) -> None:
         """``__ip_vs_update_dest``: ``list_add_rcu`` at the head, then the scheduler's add/update hook."""
         self.dests.insert(0, dest)
@@ -249,8 +248,10 @@ class IpSet:
         if self.type == "hash:ip,port,ip":
             return (*key, str(pick[dirs[2]])) in self.entries
         third = pick[dirs[2]]  # hash:ip,port,net
-        return any(e[:3] == key and third.version == ipaddress.ip_network(e[3]).version
-                   and third in ipaddress.ip_network(e[3]) for e in self.entries)
+        return any(
+            e[:3] == key and third.version == ipaddress.ip_network(e[3]).version and third in ipaddress.ip_network(e[3])
+            for e in self.entries
+        )
 
     def entry_text(self, entry: tuple) -> str:
         """The entry as ``ipset list`` prints it, e.g. ``172.30.0.41,tcp:80``."""
@@ -264,25 +265,46 @@ IPSETS = (
     ("KUBE-LOOP-BACK", "hash:ip,port,ip", "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"),
     ("KUBE-CLUSTER-IP", "hash:ip,port", "Kubernetes service cluster ip + port for masquerade purpose"),
     ("KUBE-EXTERNAL-IP", "hash:ip,port", "Kubernetes service external ip + port for masquerade and filter purpose"),
-    ("KUBE-EXTERNAL-IP-LOCAL", "hash:ip,port",
-     "Kubernetes service external ip + port with externalTrafficPolicy=local"),
+    (
+        "KUBE-EXTERNAL-IP-LOCAL",
+        "hash:ip,port",
+        "Kubernetes service external ip + port with externalTrafficPolicy=local",
+    ),
     ("KUBE-LOAD-BALANCER", "hash:ip,port", "Kubernetes service lb portal"),
-    ("KUBE-LOAD-BALANCER-LOCAL", "hash:ip,port",
-     "Kubernetes service load balancer ip + port with externalTrafficPolicy=local"),
-    ("KUBE-LOAD-BALANCER-FW", "hash:ip,port",
-     "Kubernetes service load balancer ip + port for load balancer with sourceRange"),
-    ("KUBE-LOAD-BALANCER-SOURCE-IP", "hash:ip,port,ip",
-     "Kubernetes service load balancer ip + port + source IP for packet filter purpose"),
-    ("KUBE-LOAD-BALANCER-SOURCE-CIDR", "hash:ip,port,net",
-     "Kubernetes service load balancer ip + port + source cidr for packet filter purpose"),
+    (
+        "KUBE-LOAD-BALANCER-LOCAL",
+        "hash:ip,port",
+        "Kubernetes service load balancer ip + port with externalTrafficPolicy=local",
+    ),
+    (
+        "KUBE-LOAD-BALANCER-FW",
+        "hash:ip,port",
+        "Kubernetes service load balancer ip + port for load balancer with sourceRange",
+    ),
+    (
+        "KUBE-LOAD-BALANCER-SOURCE-IP",
+        "hash:ip,port,ip",
+        "Kubernetes service load balancer ip + port + source IP for packet filter purpose",
+    ),
+    (
+        "KUBE-LOAD-BALANCER-SOURCE-CIDR",
+        "hash:ip,port,net",
+        "Kubernetes service load balancer ip + port + source cidr for packet filter purpose",
+    ),
     ("KUBE-NODE-PORT-TCP", "bitmap:port", "Kubernetes nodeport TCP port for masquerade purpose"),
     ("KUBE-NODE-PORT-LOCAL-TCP", "bitmap:port", "Kubernetes nodeport TCP port with externalTrafficPolicy=local"),
     ("KUBE-NODE-PORT-UDP", "bitmap:port", "Kubernetes nodeport UDP port for masquerade purpose"),
     ("KUBE-NODE-PORT-LOCAL-UDP", "bitmap:port", "Kubernetes nodeport UDP port with externalTrafficPolicy=local"),
-    ("KUBE-NODE-PORT-SCTP-HASH", "hash:ip,port",
-     "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'"),
-    ("KUBE-NODE-PORT-LOCAL-SCTP-HASH", "hash:ip,port",
-     "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"),
+    (
+        "KUBE-NODE-PORT-SCTP-HASH",
+        "hash:ip,port",
+        "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'",
+    ),
+    (
+        "KUBE-NODE-PORT-LOCAL-SCTP-HASH",
+        "hash:ip,port",
+        "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'",
+    ),
     ("KUBE-HEALTH-CHECK-NODE-PORT", "bitmap:port", "Kubernetes health check node port"),
     ("KUBE-IPVS-IPS", "hash:ip", "Addresses on the ipvs interface"),
 )
@@ -333,8 +355,11 @@ class IpvsRules:
 
     def ipvsadm(self) -> str:
         """The virtual servers as ``ipvsadm -Ln`` lists them."""
-        out = ["IP Virtual Server version 1.2.1 (size=4096)", "Prot LocalAddress:Port Scheduler Flags",
-               "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"]
+        out = [
+            "IP Virtual Server version 1.2.1 (size=4096)",
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+        ]
         for vs in self.table.services:
             host = f"[{vs.ip}]" if ":" in vs.ip else vs.ip
             flags = f" persistent {vs.persistent}" if vs.persistent else ""
@@ -357,8 +382,16 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> IpvsRule
         proto = sp.proto
         before = objects, len(table.services), sum(len(s.entries) for s in sets.values())
 
-        def add(ip: str, port: int, bind: bool, local_policy: bool, sp=sp, proto=proto, local_eps=local_eps,
-                cluster_eps=cluster_eps) -> None:
+        def add(
+            ip: str,
+            port: int,
+            bind: bool,
+            local_policy: bool,
+            sp=sp,
+            proto=proto,
+            local_eps=local_eps,
+            cluster_eps=cluster_eps,
+        ) -> None:
             nonlocal objects
             vs = VirtualServer(proto, ip, port, config.ipvs_scheduler, sp.affinity_timeout, bind, sp.service_key)
             eps = (local_eps or cluster_eps) if local_policy else cluster_eps
@@ -409,8 +442,9 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> IpvsRule
         work.add(sp.service_key, len(table.services) - before[1], objects - before[0] + entries)
     rules, chains = _iptables_rules(sets, config)
     work.base = sum(len(v) for v in rules.values()) + sum(len(v) for v in chains.values())
-    return IpvsRules(table, {s.name: s for s in sets.values()}, rules, chains, work, len(sps),
-                     sum(len(sp.endpoints) for sp in sps))
+    return IpvsRules(
+        table, {s.name: s for s in sets.values()}, rules, chains, work, len(sps), sum(len(sp.endpoints) for sp in sps)
+    )
 
 
 def _iptables_rules(sets: dict[str, IpSet], config: ProxierConfig) -> tuple[dict, dict]:
@@ -428,8 +462,9 @@ def _iptables_rules(sets: dict[str, IpSet], config: ProxierConfig) -> tuple[dict
         if config.masquerade_all:
             nat.append(f"-A KUBE-SERVICES {match('KUBE-CLUSTER-IP', 'dst,dst')} -j KUBE-MARK-MASQ")
         elif config.local_cidr:
-            nat.append(f"-A KUBE-SERVICES {match('KUBE-CLUSTER-IP', 'dst,dst')} ! -s {config.local_cidr} "
-                       "-j KUBE-MARK-MASQ")
+            nat.append(
+                f"-A KUBE-SERVICES {match('KUBE-CLUSTER-IP', 'dst,dst')} ! -s {config.local_cidr} -j KUBE-MARK-MASQ"
+            )
         else:
             nat.append(f"-A KUBE-SERVICES {match('KUBE-CLUSTER-IP', 'src,dst')} -j KUBE-MARK-MASQ")
     for table, chain, key, flags, proto, target in _IPSET_CHAINS:
@@ -440,8 +475,10 @@ def _iptables_rules(sets: dict[str, IpSet], config: ProxierConfig) -> tuple[dict
         if sets[key].entries:
             if key == "KUBE-EXTERNAL-IP":
                 nat.append(f"-A KUBE-SERVICES {match(key, 'dst,dst')} -j KUBE-MARK-MASQ")
-            nat.append(f"-A KUBE-SERVICES {match(key, 'dst,dst')} -m physdev ! --physdev-is-in "
-                       "-m addrtype ! --src-type LOCAL -j ACCEPT")
+            nat.append(
+                f"-A KUBE-SERVICES {match(key, 'dst,dst')} -m physdev ! --physdev-is-in "
+                "-m addrtype ! --src-type LOCAL -j ACCEPT"
+            )
             nat.append(f"-A KUBE-SERVICES {match(key, 'dst,dst')} -m addrtype --dst-type LOCAL -j ACCEPT")
     nat.append("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT")
     nat.append("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ")
@@ -449,22 +486,36 @@ def _iptables_rules(sets: dict[str, IpSet], config: ProxierConfig) -> tuple[dict
     for key in ("KUBE-CLUSTER-IP", "KUBE-LOAD-BALANCER"):
         if sets[key].entries:
             nat.append(f"-A KUBE-SERVICES -m set --match-set {name[key]} dst,dst -j ACCEPT")
-    filt.append(f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark}/{mark} '
-                "-j ACCEPT")
-    filt.append('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
-                "--ctstate RELATED,ESTABLISHED -j ACCEPT")
+    filt.append(
+        f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark}/{mark} -j ACCEPT'
+    )
+    filt.append(
+        '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
+        "--ctstate RELATED,ESTABLISHED -j ACCEPT"
+    )
     filt.append(f"-A KUBE-NODE-PORT {match('KUBE-HEALTH-CHECK-NODE-PORT', 'dst')} -j ACCEPT")
     for key in ("KUBE-LOAD-BALANCER", "KUBE-CLUSTER-IP", "KUBE-EXTERNAL-IP", "KUBE-EXTERNAL-IP-LOCAL"):
         filt.append(f"-A KUBE-IPVS-FILTER -m set --match-set {name[key]} dst,dst -j RETURN")
     filt.append(f"-A KUBE-IPVS-FILTER -m set --match-set {name['KUBE-HEALTH-CHECK-NODE-PORT']} dst -j RETURN")
-    filt.append(f"-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {name['KUBE-IPVS-IPS']} dst "
-                "-j REJECT")
+    filt.append(
+        f"-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {name['KUBE-IPVS-IPS']} dst -j REJECT"
+    )
     nat.append(f"-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN")
     nat.append(f"-A KUBE-POSTROUTING -j MARK --xor-mark {mark}")
-    nat.append('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE'
-               + (" --random-fully" if config.random_fully else ""))
+    nat.append(
+        '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE'
+        + (" --random-fully" if config.random_fully else "")
+    )
     nat.append(f"-A KUBE-MARK-MASQ -j MARK --or-mark {mark}")
-    chains = {"nat": ["KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-NODE-PORT", "KUBE-LOAD-BALANCER", "KUBE-MARK-MASQ"],
-              "filter": ["KUBE-FORWARD", "KUBE-NODE-PORT", "KUBE-PROXY-FIREWALL", "KUBE-SOURCE-RANGES-FIREWALL",
-                         "KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER"]}
+    chains = {
+        "nat": ["KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-NODE-PORT", "KUBE-LOAD-BALANCER", "KUBE-MARK-MASQ"],
+        "filter": [
+            "KUBE-FORWARD",
+            "KUBE-NODE-PORT",
+            "KUBE-PROXY-FIREWALL",
+            "KUBE-SOURCE-RANGES-FIREWALL",
+            "KUBE-IPVS-FILTER",
+            "KUBE-IPVS-OUT-FILTER",
+        ],
+    }
     return {"nat": nat, "filter": filt}, chains

@@ -27,12 +27,28 @@ from kbench.proxy.nftrules import NftProgram, program
 MASK64 = (1 << 64) - 1
 V4_MAPPED = 0xFFFF << 32
 OUTCOMES = ("", "DNAT", "ACCEPT", "DROP", "REJECT")
-CT_BITS = {"NEW": K.CT_NEW, "ESTABLISHED": K.CT_ESTABLISHED, "RELATED": K.CT_RELATED, "INVALID": K.CT_INVALID,
-           "DNAT": K.CT_DNAT}
-VERDICTS = {"jump": K.A_JUMP, "goto": K.A_GOTO, "return": K.A_RETURN, "accept": K.A_ACCEPT, "drop": K.A_DROP,
-            "reject": K.A_REJECT}
-IPSET_KINDS = {"hash:ip": K.IPSET_IP, "hash:ip,port": K.IPSET_IP_PORT, "hash:ip,port,ip": K.IPSET_IP_PORT_IP,
-               "hash:ip,port,net": K.IPSET_IP_PORT_NET, "bitmap:port": K.IPSET_PORT}
+CT_BITS = {
+    "NEW": K.CT_NEW,
+    "ESTABLISHED": K.CT_ESTABLISHED,
+    "RELATED": K.CT_RELATED,
+    "INVALID": K.CT_INVALID,
+    "DNAT": K.CT_DNAT,
+}
+VERDICTS = {
+    "jump": K.A_JUMP,
+    "goto": K.A_GOTO,
+    "return": K.A_RETURN,
+    "accept": K.A_ACCEPT,
+    "drop": K.A_DROP,
+    "reject": K.A_REJECT,
+}
+IPSET_KINDS = {
+    "hash:ip": K.IPSET_IP,
+    "hash:ip,port": K.IPSET_IP_PORT,
+    "hash:ip,port,ip": K.IPSET_IP_PORT_IP,
+    "hash:ip,port,net": K.IPSET_IP_PORT_NET,
+    "bitmap:port": K.IPSET_PORT,
+}
 
 
 @lru_cache(maxsize=1 << 20)
@@ -89,19 +105,32 @@ class Packets:
         rows = list(rows)
         src = np.array([encode(r[0]) for r in rows], np.uint64).reshape(-1, 2)
         dst = np.array([encode(r[2]) for r in rows], np.uint64).reshape(-1, 2)
-        return cls(src[:, 0].copy(), src[:, 1].copy(), np.array([PROTO_NUMBERS[r[1].lower()] for r in rows], np.int64),
-                   dst[:, 0].copy(), dst[:, 1].copy(), np.array([r[3] for r in rows], np.int64),
-                   np.full(len(rows), float(time)))
+        return cls(
+            src[:, 0].copy(),
+            src[:, 1].copy(),
+            np.array([PROTO_NUMBERS[r[1].lower()] for r in rows], np.int64),
+            dst[:, 0].copy(),
+            dst[:, 1].copy(),
+            np.array([r[3] for r in rows], np.int64),
+            np.full(len(rows), float(time)),
+        )
 
     @classmethod
-    def ipv4(cls, src: np.ndarray, proto: np.ndarray, dst: np.ndarray, dport: np.ndarray,
-             time: np.ndarray | float = 0.0) -> Packets:
+    def ipv4(
+        cls, src: np.ndarray, proto: np.ndarray, dst: np.ndarray, dport: np.ndarray, time: np.ndarray | float = 0.0
+    ) -> Packets:
         """From IPv4 addresses as unsigned integers (vectorised, for generated traffic)."""
         n = len(src)
         mapped = np.uint64(V4_MAPPED)
-        return cls(np.zeros(n, np.uint64), src.astype(np.uint64) | mapped, np.asarray(proto, np.int64),
-                   np.zeros(n, np.uint64), dst.astype(np.uint64) | mapped, np.asarray(dport, np.int64),
-                   np.broadcast_to(np.asarray(time, np.float64), (n,)).copy())
+        return cls(
+            np.zeros(n, np.uint64),
+            src.astype(np.uint64) | mapped,
+            np.asarray(proto, np.int64),
+            np.zeros(n, np.uint64),
+            dst.astype(np.uint64) | mapped,
+            np.asarray(dport, np.int64),
+            np.broadcast_to(np.asarray(time, np.float64), (n,)).copy(),
+        )
 
 
 @dataclass
@@ -187,8 +216,11 @@ class _Builder:
         return self.aff[name]
 
     def address_match(self, r: np.ndarray, field_: str, negated: bool, cidrs: list[str] | None, tid: int = 0):
-        kind, a, b, neg = (K.SRC_KIND, K.SRC_A, K.SRC_B, K.SRC_NEG) if field_ == "saddr" else (
-            K.DST_KIND, K.DST_A, K.DST_B, K.DST_NEG)
+        kind, a, b, neg = (
+            (K.SRC_KIND, K.SRC_A, K.SRC_B, K.SRC_NEG)
+            if field_ == "saddr"
+            else (K.DST_KIND, K.DST_A, K.DST_B, K.DST_NEG)
+        )
         if cidrs is None:
             r[kind], r[a] = K.ADDR_SET, tid
         else:
@@ -213,12 +245,23 @@ class _Builder:
         timeouts = self.aff_timeout + [float(p) for p in ipvs["VS"][:, K.VS_PERSIST]]
         names = sorted(self.chain_ids, key=self.chain_ids.get)
         return Program(
-            mode, np.array(rows, np.int32).reshape(-1, K.NF), np.array(probs, np.float64), ch,
-            np.array(self.cidrs, np.uint64).reshape(-1, 4), H, TB, np.array([0, *self.table_kinds], np.int64),
-            np.array(self.ng, np.int64).reshape(-1, 2), np.array(ep_rows, np.uint64).reshape(-1, 3),
-            np.array(self.local, np.uint64).reshape(-1, 2), np.array(self.stages, np.int64).reshape(-1, 3),
-            np.array(timeouts, np.float64), ipvs, eps, [n if isinstance(n, str) else ":".join(n) for n in names])
-
+            mode,
+            np.array(rows, np.int32).reshape(-1, K.NF),
+            np.array(probs, np.float64),
+            ch,
+            np.array(self.cidrs, np.uint64).reshape(-1, 4),
+            H,
+            TB,
+            np.array([0, *self.table_kinds], np.int64),
+            np.array(self.ng, np.int64).reshape(-1, 2),
+            np.array(ep_rows, np.uint64).reshape(-1, 3),
+            np.array(self.local, np.uint64).reshape(-1, 2),
+            np.array(self.stages, np.int64).reshape(-1, 3),
+            np.array(timeouts, np.float64),
+            ipvs,
+            eps,
+            [n if isinstance(n, str) else ":".join(n) for n in names],
+        )
 
     def _hash_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """One open-addressing table per set / map, at load <= 1/4 (misses stop within about one probe)."""
@@ -239,14 +282,30 @@ class _Builder:
         H = np.zeros((max(offset, 1), K.HROW), np.uint64)
         for tid, rows in self.entries.items():
             for k0, k1, k2, k3, k4, v0, v1 in rows:
-                K.hash_insert(H, TB[tid, 0], TB[tid, 1], np.uint64(k0), np.uint64(k1), np.uint64(k2), np.uint64(k3),
-                              np.uint64(k4), np.uint64(v0 & MASK64), np.uint64(v1 & MASK64))
+                K.hash_insert(
+                    H,
+                    TB[tid, 0],
+                    TB[tid, 1],
+                    np.uint64(k0),
+                    np.uint64(k1),
+                    np.uint64(k2),
+                    np.uint64(k3),
+                    np.uint64(k4),
+                    np.uint64(v0 & MASK64),
+                    np.uint64(v1 & MASK64),
+                )
         return H, TB
 
 
 def _no_ipvs() -> dict[str, np.ndarray]:
-    return {"IV_HEAD": np.zeros(0, np.int64), "IV_NEXT": np.zeros(0, np.int64), "IV_KEY": np.zeros((0, 3), np.uint64),
-            "VS": np.zeros((0, 8), np.int64), "RS": np.zeros((0, 5), np.int64), "SH_TAB": np.zeros((0, 256), np.int64)}
+    return {
+        "IV_HEAD": np.zeros(0, np.int64),
+        "IV_NEXT": np.zeros(0, np.int64),
+        "IV_KEY": np.zeros((0, 3), np.uint64),
+        "VS": np.zeros((0, 8), np.int64),
+        "RS": np.zeros((0, 5), np.int64),
+        "SH_TAB": np.zeros((0, 256), np.int64),
+    }
 
 
 # -- iptables rules (iptables mode, and the ipset rules of IPVS mode) ---------------------------------------
@@ -330,21 +389,28 @@ def _ipvs_arrays(b: _Builder, state: IpvsRules) -> dict[str, np.ndarray]:
     for h, bucket in enumerate(state.table.buckets):
         if bucket:
             head[h] = v
-            nxt[v:v + len(bucket) - 1] = np.arange(v + 1, v + len(bucket))
+            nxt[v : v + len(bucket) - 1] = np.arange(v + 1, v + len(bucket))
             v += len(bucket)
     sched = {"rr": K.SCHED_RR, "wrr": K.SCHED_WRR, "lc": K.SCHED_LC, "sh": K.SCHED_SH}
     vs_rows, rs_rows, key, sh = [], [], [], []
     for vs in services:
         cl, cw, mw, di = vs.wrr if vs.scheduler == "wrr" else (vs.rr_pos, 0, 0, 1)
         vs_rows.append((len(rs_rows), len(vs.dests), sched[vs.scheduler], cl, cw, mw, di, vs.persistent))
-        rs_rows += [(b.endpoint(d.address), d.weight, d.active, *(np.array(encode(d.ip), np.uint64).astype(np.int64)))
-                    for d in vs.dests]
+        rs_rows += [
+            (b.endpoint(d.address), d.weight, d.active, *(np.array(encode(d.ip), np.uint64).astype(np.int64)))
+            for d in vs.dests
+        ]
         hi, lo = encode(vs.ip)
         key.append((hi, lo, (PROTO_NUMBERS[vs.protocol] << 16) | vs.port))
         sh.append(vs.sh_table or [-1] * 256)
-    return {"IV_HEAD": head, "IV_NEXT": nxt, "IV_KEY": np.array(key, np.uint64).reshape(-1, 3),
-            "VS": np.array(vs_rows, np.int64).reshape(-1, 8), "RS": np.array(rs_rows, np.int64).reshape(-1, 5),
-            "SH_TAB": np.array(sh, np.int64).reshape(-1, 256)}
+    return {
+        "IV_HEAD": head,
+        "IV_NEXT": nxt,
+        "IV_KEY": np.array(key, np.uint64).reshape(-1, 3),
+        "VS": np.array(vs_rows, np.int64).reshape(-1, 8),
+        "RS": np.array(rs_rows, np.int64).reshape(-1, 5),
+        "SH_TAB": np.array(sh, np.int64).reshape(-1, 256),
+    }
 
 
 # -- nftables -----------------------------------------------------------------------------------------------
@@ -380,8 +446,9 @@ def _nft_rows(b: _Builder, prog: NftProgram, guard: list[str]) -> None:
                 if m[0] == "addr" and m[3] == "set" and m[4] in prog.dynamic_sets:
                     r[K.AFF_CHECK] = b.aff[m[4]]
                 elif m[0] == "addr":
-                    b.address_match(r, m[1], m[2], None if m[3] == "set" else m[4],
-                                    b.table(m[4]) if m[3] == "set" else 0)
+                    b.address_match(
+                        r, m[1], m[2], None if m[3] == "set" else m[4], b.table(m[4]) if m[3] == "set" else 0
+                    )
                 elif m[0] == "fib":
                     r[K.SRC_LOCAL if m[1] == "saddr" else K.DST_LOCAL] = 2 if m[2] else 1
                 elif m[0] == "l4proto":
@@ -410,23 +477,34 @@ def program_for(mode: str, rules, config: ProxierConfig) -> Program:
     b = _Builder(config)
     if mode == "iptables":
         _iptables_rows(b, ipt.parse(rules.text()))
-        _stages(b, [(0, "nat", ["KUBE-SERVICES"]),
-                    (1, "filter", ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS",
-                                   "KUBE-PROXY-FIREWALL"])])
+        _stages(
+            b,
+            [
+                (0, "nat", ["KUBE-SERVICES"]),
+                (1, "filter", ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"]),
+            ],
+        )
         return b.build(mode)
     if mode == "nftables":
         assert isinstance(rules, NftRuleset)
         parsed = program(rules)
         _nft_rows(b, parsed, config.own(config.service_cidrs))
-        _stages(b, [(1, "", ["filter-prerouting-pre-dnat"]), (0, "", ["nat-prerouting"]),
-                    (1, "", ["filter-forward", "filter-input"])])
+        _stages(
+            b,
+            [
+                (1, "", ["filter-prerouting-pre-dnat"]),
+                (0, "", ["nat-prerouting"]),
+                (1, "", ["filter-forward", "filter-input"]),
+            ],
+        )
         built = b.build(mode)
         built.fast = fastpath.build_nftables(parsed, built, encode, encode_cidr)
         return built
     _ipset_entries(b, rules.ipsets, config.own(config.service_cidrs))
     _iptables_rows(b, ipt.parse(rules.text()), rules.ipsets)
-    _stages(b, [(0, "nat", ["KUBE-SERVICES"]),
-                (1, "filter", ["KUBE-PROXY-FIREWALL", "KUBE-NODE-PORT", "KUBE-IPVS-FILTER"])])
+    _stages(
+        b, [(0, "nat", ["KUBE-SERVICES"]), (1, "filter", ["KUBE-PROXY-FIREWALL", "KUBE-NODE-PORT", "KUBE-IPVS-FILTER"])]
+    )
     built = b.build(mode, _ipvs_arrays(b, rules))
     built.fast = fastpath.build_ipvs(rules, built, encode, encode_cidr)
     return built
@@ -463,11 +541,40 @@ class Matcher:
         p = self.program
         outs = (np.empty(n, np.int8), np.empty(n, np.int64), np.empty(n, np.bool_), np.empty(n, np.int64))
         iv = self.ipvs
-        args = (packets.src_hi, packets.src_lo, packets.proto, packets.dst_hi, packets.dst_lo, packets.dport,
-                packets.time, p.R, p.P, p.CH, p.C, p.H, p.TB, p.IPSET_KINDS, p.NG, p.EP, p.LOCAL, p.STAGES,
-                p.AFF_TIMEOUT, self.aff_keys, self.aff_time, self.aff_value, iv["IV_HEAD"], iv["IV_NEXT"],
-                iv["IV_KEY"], iv["VS"], iv["RS"], iv["SH_TAB"], self.rng, np.empty(K.MAX_DEPTH, np.int64),
-                np.empty(K.MAX_DEPTH, np.int64), *outs)
+        args = (
+            packets.src_hi,
+            packets.src_lo,
+            packets.proto,
+            packets.dst_hi,
+            packets.dst_lo,
+            packets.dport,
+            packets.time,
+            p.R,
+            p.P,
+            p.CH,
+            p.C,
+            p.H,
+            p.TB,
+            p.IPSET_KINDS,
+            p.NG,
+            p.EP,
+            p.LOCAL,
+            p.STAGES,
+            p.AFF_TIMEOUT,
+            self.aff_keys,
+            self.aff_time,
+            self.aff_value,
+            iv["IV_HEAD"],
+            iv["IV_NEXT"],
+            iv["IV_KEY"],
+            iv["VS"],
+            iv["RS"],
+            iv["SH_TAB"],
+            self.rng,
+            np.empty(K.MAX_DEPTH, np.int64),
+            np.empty(K.MAX_DEPTH, np.int64),
+            *outs,
+        )
         return args, outs
 
     def match(self, packets: Packets) -> MatchResult:
@@ -493,9 +600,26 @@ class Matcher:
             run(FK.run_nft_fast, *head, fast.H, fast.mask, fast.FC, fast.FE, self.rng, *scratch, *outs)
         else:
             iv = self.ipvs
-            run(FK.run_ipvs_fast, *head, packets.time, fast.H, fast.mask, fast.FC, p.LOCAL, fast.CT,
-                len(p.AFF_TIMEOUT) - len(iv["VS"]), iv["VS"], iv["RS"], iv["SH_TAB"], self.aff_keys, self.aff_time,
-                self.aff_value, p.AFF_TIMEOUT, *scratch, *outs)
+            run(
+                FK.run_ipvs_fast,
+                *head,
+                packets.time,
+                fast.H,
+                fast.mask,
+                fast.FC,
+                p.LOCAL,
+                fast.CT,
+                len(p.AFF_TIMEOUT) - len(iv["VS"]),
+                iv["VS"],
+                iv["RS"],
+                iv["SH_TAB"],
+                self.aff_keys,
+                self.aff_time,
+                self.aff_value,
+                p.AFF_TIMEOUT,
+                *scratch,
+                *outs,
+            )
         rest = np.flatnonzero(outs[0] < 0)
         if len(rest):
             subset = packets.take(rest)

@@ -60,12 +60,19 @@ class ProxierConfig:
     ipvs_scheduler: str = "rr"
 
     _KEYS = {
-        "nodeName": "node_name", "nodeIPs": "node_ips", "masqueradeAll": "masquerade_all",
-        "nodePortAddresses": "node_port_addresses", "ipFamily": "ip_family",
-        "localhostNodePorts": "localhost_node_ports", "masqueradeMark": "masquerade_mark",
-        "nfacctCounters": "nfacct_counters", "randomFully": "random_fully",
-        "conntrackTCPLiberal": "conntrack_tcp_liberal", "serviceCIDRs": "service_cidrs",
-        "ipvsScheduler": "ipvs_scheduler", "localDetector": None,
+        "nodeName": "node_name",
+        "nodeIPs": "node_ips",
+        "masqueradeAll": "masquerade_all",
+        "nodePortAddresses": "node_port_addresses",
+        "ipFamily": "ip_family",
+        "localhostNodePorts": "localhost_node_ports",
+        "masqueradeMark": "masquerade_mark",
+        "nfacctCounters": "nfacct_counters",
+        "randomFully": "random_fully",
+        "conntrackTCPLiberal": "conntrack_tcp_liberal",
+        "serviceCIDRs": "service_cidrs",
+        "ipvsScheduler": "ipvs_scheduler",
+        "localDetector": None,
     }
 
     @classmethod
@@ -94,8 +101,11 @@ class ProxierConfig:
                 parse_ip(ip)
             except ValueError:
                 raise ManifestError(f"proxier.nodeIPs[{i}]: {ip!r} is not a valid IP address") from None
-        for name, cidrs in (("nodePortAddresses", self.node_port_addresses or ()), ("serviceCIDRs", self.service_cidrs),
-                            ("localDetector.clusterCIDR", (self.cluster_cidr,) if self.cluster_cidr else ())):
+        for name, cidrs in (
+            ("nodePortAddresses", self.node_port_addresses or ()),
+            ("serviceCIDRs", self.service_cidrs),
+            ("localDetector.clusterCIDR", (self.cluster_cidr,) if self.cluster_cidr else ()),
+        ):
             for i, cidr in enumerate(cidrs):
                 try:
                     parse_cidr(cidr)
@@ -243,12 +253,16 @@ class ServicePortInfo:
         ...)."""
         cluster, local, reachable, has_eps = self.categorize()
         return TrafficPlan(
-            cluster, local, reachable, has_eps,
+            cluster,
+            local,
+            reachable,
+            has_eps,
             uses_cluster_chain=bool(cluster) and self.uses_cluster_endpoints,
             uses_local_chain=bool(local) and self.uses_local_endpoints,
             has_internal=has_eps and (bool(local) or not self.internal_local),
             has_external=has_eps and (bool(local) or not self.external_local),
-            uses_external_chain=has_eps and self.externally_accessible)
+            uses_external_chain=has_eps and self.externally_accessible,
+        )
 
     def categorize(self) -> tuple[list[EndpointInfo], list[EndpointInfo], list[EndpointInfo], bool]:
         """``CategorizeEndpoints``: (cluster, local, all locally reachable, any usable endpoint anywhere)."""
@@ -300,8 +314,12 @@ class SyncWork:
         return total + sum(self.per_service[k][1] for k in set(changed) if k in self.per_service)
 
 
-def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], config: ProxierConfig,
-                  ignored: list[str] | None = None) -> list[ServicePortInfo]:
+def service_ports(
+    services: Iterable[Service],
+    slices: Iterable[EndpointSlice],
+    config: ProxierConfig,
+    ignored: list[str] | None = None,
+) -> list[ServicePortInfo]:
     """The node's service ports of the proxier's IP family, sorted by name, each with its endpoints.
 
     What kube-proxy skips is skipped: ExternalName and headless Services, a Service with no ClusterIP of the
@@ -311,6 +329,7 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], 
     does not exist (endpointslicecache.go). Each but the first two is described in ``ignored``, when given,
     as is a ClusterIP or NodePort left for the apiserver to allocate (manifests that never reached one).
     """
+
     def note(message: str) -> None:
         if ignored is not None:
             ignored.append(message)
@@ -327,31 +346,48 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], 
             continue
         cluster_ips = config.own(svc.cluster_ips)
         if not cluster_ips:
-            note(f"{where}: spec.clusterIPs: no {family} address ({', '.join(svc.cluster_ips)}); "
-                 f"an {family} kube-proxy ignores the Service")
+            note(
+                f"{where}: spec.clusterIPs: no {family} address ({', '.join(svc.cluster_ips)}); "
+                f"an {family} kube-proxy ignores the Service"
+            )
             continue
         external_ips, load_balancer_ips, source_ranges = (
             _of_family(config, values, where, name, note)
-            for name, values in (("spec.externalIPs", svc.external_ips),
-                                 ("status.loadBalancer.ingress", svc.load_balancer_ips),
-                                 ("spec.loadBalancerSourceRanges", svc.source_ranges)))
+            for name, values in (
+                ("spec.externalIPs", svc.external_ips),
+                ("status.loadBalancer.ingress", svc.load_balancer_ips),
+                ("spec.loadBalancerSourceRanges", svc.source_ranges),
+            )
+        )
         # apiservice.ExternalPolicyLocal: only an externally accessible Service has an external policy
-        external_local = svc.external_policy == "Local" and (svc.type in ("NodePort", "LoadBalancer")
-                                                             or bool(svc.external_ips))
+        external_local = svc.external_policy == "Local" and (
+            svc.type in ("NodePort", "LoadBalancer") or bool(svc.external_ips)
+        )
         for i, p in enumerate(svc.ports):
             if not p.node_port and svc.allocates_node_ports:
-                note(f"{where}: spec.ports[{i}].nodePort: not set (the apiserver would allocate one); "
-                     "no NodePort rules until it has one")
+                note(
+                    f"{where}: spec.ports[{i}].nodePort: not set (the apiserver would allocate one); "
+                    "no NodePort rules until it has one"
+                )
             by_port[(svc.key, p.name, p.protocol)] = ServicePortInfo(
-                namespace=svc.namespace, name=svc.name, port_name=p.name, protocol=p.protocol,
-                cluster_ip=cluster_ips[0], port=p.port,
+                namespace=svc.namespace,
+                name=svc.name,
+                port_name=p.name,
+                protocol=p.protocol,
+                cluster_ip=cluster_ips[0],
+                port=p.port,
                 node_port=p.node_port if svc.type in ("NodePort", "LoadBalancer") else 0,
-                external_ips=external_ips, load_balancer_ips=load_balancer_ips, source_ranges=source_ranges,
+                external_ips=external_ips,
+                load_balancer_ips=load_balancer_ips,
+                source_ranges=source_ranges,
                 affinity_timeout=svc.affinity_timeout if svc.session_affinity else 0,
-                external_local=external_local, internal_local=svc.internal_policy == "Local",
+                external_local=external_local,
+                internal_local=svc.internal_policy == "Local",
                 # apiservice.NeedsHealthCheck: LoadBalancer with externalTrafficPolicy Local
-                health_check_node_port=svc.health_check_node_port if svc.type == "LoadBalancer" and external_local
-                else 0)
+                health_check_node_port=svc.health_check_node_port
+                if svc.type == "LoadBalancer" and external_local
+                else 0,
+            )
     proxied = {key[0] for key in by_port}
     seen: dict[tuple[str, str, str], dict[str, EndpointInfo]] = {}
     for sl in slices:
@@ -363,32 +399,39 @@ def service_ports(services: Iterable[Service], slices: Iterable[EndpointSlice], 
             note(f"{where}: metadata.labels[{SERVICE_NAME_LABEL!r}]: not set; kube-proxy ignores the slice")
             continue
         if sl.service_key not in known:
-            note(f"{where}: metadata.labels[{SERVICE_NAME_LABEL!r}]: no Service {sl.service_key}; kube-proxy "
-                 "programs its endpoints only once the Service exists")
+            note(
+                f"{where}: metadata.labels[{SERVICE_NAME_LABEL!r}]: no Service {sl.service_key}; kube-proxy "
+                "programs its endpoints only once the Service exists"
+            )
         for i, (pname, port, protocol) in enumerate(sl.ports):
             key = (sl.service_key, pname, protocol)
             if key not in by_port:
                 if sl.service_key in proxied:
-                    note(f"{where}: ports[{i}]: Service {sl.service_key} has no {protocol} port named {pname!r}; "
-                         "kube-proxy ignores these endpoints")
+                    note(
+                        f"{where}: ports[{i}]: Service {sl.service_key} has no {protocol} port named {pname!r}; "
+                        "kube-proxy ignores these endpoints"
+                    )
                 continue
             eps = seen.setdefault(key, {})
             for e in sl.endpoints:
-                info = EndpointInfo(e.address, port, e.ready, e.serving, e.terminating,
-                                    e.node_name == config.node_name, e.zone)
+                info = EndpointInfo(
+                    e.address, port, e.ready, e.serving, e.terminating, e.node_name == config.node_name, e.zone
+                )
                 eps.setdefault(info.address, info)
     for key, eps in seen.items():
         by_port[key].endpoints = sorted(eps.values(), key=lambda e: e.address)
     return sorted(by_port.values(), key=lambda sp: (sp.name_string, sp.protocol))
 
 
-def _of_family(config: ProxierConfig, values: tuple[str, ...], where: str, name: str,
-               note: Callable[[str], None]) -> tuple[str, ...]:
+def _of_family(
+    config: ProxierConfig, values: tuple[str, ...], where: str, name: str, note: Callable[[str], None]
+) -> tuple[str, ...]:
     """The values (of field ``name``) of the proxier's family; the others are noted as ignored."""
     own = tuple(config.own(values))
     if len(own) < len(values):
-        note(f"{where}: {name}: an {config.ip_family} kube-proxy ignores "
-             f"{', '.join(v for v in values if v not in own)}")
+        note(
+            f"{where}: {name}: an {config.ip_family} kube-proxy ignores {', '.join(v for v in values if v not in own)}"
+        )
     return own
 
 
@@ -408,8 +451,9 @@ def check_objects(services: list[Service], node_port_range: tuple[int, int] = SE
         keys.add(svc.key)
         for i, ip in enumerate(svc.cluster_ips):
             if ip_owner.setdefault(ip, svc.key) != svc.key:
-                raise ManifestError(f"{where}: spec.clusterIPs[{i}]: {ip} is already the ClusterIP of "
-                                    f"Service {ip_owner[ip]}")
+                raise ManifestError(
+                    f"{where}: spec.clusterIPs[{i}]: {ip} is already the ClusterIP of Service {ip_owner[ip]}"
+                )
         node_ports = [(f"spec.ports[{i}].nodePort", p.node_port) for i, p in enumerate(svc.ports) if p.node_port]
         if svc.type == "ClusterIP" and node_ports:
             raise ManifestError(f"{where}: {node_ports[0][0]}: may not be used when `type` is 'ClusterIP'")
@@ -422,12 +466,13 @@ def check_objects(services: list[Service], node_port_range: tuple[int, int] = SE
             node_ports.append(("spec.healthCheckNodePort", svc.health_check_node_port))
         for name, port in node_ports:
             if not low <= port <= high:
-                raise ManifestError(f"{where}: {name}: {port}: provided port is not in the valid range. The range "
-                                    f"of valid ports is {low}-{high} (kube-apiserver --service-node-port-range)")
+                raise ManifestError(
+                    f"{where}: {name}: {port}: provided port is not in the valid range. The range "
+                    f"of valid ports is {low}-{high} (kube-apiserver --service-node-port-range)"
+                )
             owner = port_owner.setdefault(port, svc.key)
             if owner != svc.key or (name == "spec.healthCheckNodePort" and any(port == n for _, n in own)):
-                raise ManifestError(f"{where}: {name}: {port}: provided port is already allocated "
-                                    f"(to Service {owner})")
+                raise ManifestError(f"{where}: {name}: {port}: provided port is already allocated (to Service {owner})")
 
 
 def read_objects(manifests: Iterable[Mapping]) -> tuple[list[Service], list[EndpointSlice]]:
@@ -445,5 +490,7 @@ def read_objects(manifests: Iterable[Mapping]) -> tuple[list[Service], list[Endp
 
 def objects_of(spec: Mapping) -> tuple[list[Service], list[EndpointSlice]]:
     """Services and EndpointSlices from a golden-file case (``services:`` and ``endpointSlices:`` lists)."""
-    return ([Service.from_manifest(m) for m in _list(spec.get("services"), "services")],
-            [EndpointSlice.from_manifest(m) for m in _list(spec.get("endpointSlices"), "endpointSlices")])
+    return (
+        [Service.from_manifest(m) for m in _list(spec.get("services"), "services")],
+        [EndpointSlice.from_manifest(m) for m in _list(spec.get("endpointSlices"), "endpointSlices")],
+    )

@@ -131,8 +131,11 @@ class NftRuleset:
             out += [f"{pre.format('rule')} {c.name} {r}" for r in c.rules]
         for s in self.sets.values():
             for key, verdict, comment in s.elements:
-                text = " . ".join(key) + (f' comment "{comment}"' if comment else "") + (f" : {verdict}" if verdict
-                                                                                          else "")
+                text = (
+                    " . ".join(key)
+                    + (f' comment "{comment}"' if comment else "")
+                    + (f" : {verdict}" if verdict else "")
+                )
                 out.append(f"{pre.format('element')} {s.name} {{ {text} }}")
         return "\n".join(out) + "\n"
 
@@ -149,8 +152,10 @@ class NftRuleset:
             if s.comment:
                 out.append(f'\t\tcomment "{s.comment}"')
             if s.elements:
-                items = [" . ".join(k) + (f' comment "{c}"' if c else "") + (f" : {v}" if v else "")
-                         for k, v, c in s.elements]
+                items = [
+                    " . ".join(k) + (f' comment "{c}"' if c else "") + (f" : {v}" if v else "")
+                    for k, v, c in s.elements
+                ]
                 out.append("\t\telements = { " + ",\n\t\t\t     ".join(items) + " }")
             out.append("\t}")
         for c in self.chains.values():
@@ -184,8 +189,9 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
     addr_type = "ipv6_addr" if config.ipv6 else "ipv4_addr"
     rs = NftRuleset(ip, services=len(sps), endpoints=sum(len(sp.endpoints) for sp in sps))
     _base(rs, config, ip, addr_type)
-    rs.objects = rs.work.base = (len(rs.chains) + rs.rule_count + len(rs.sets)
-                                 + sum(len(s.elements) for s in rs.sets.values()))
+    rs.objects = rs.work.base = (
+        len(rs.chains) + rs.rule_count + len(rs.sets) + sum(len(s.elements) for s in rs.sets.values())
+    )
     local_cidr = config.local_cidr
     node_ip = parse_ip(config.node_ip)
     for sp in sps:
@@ -223,8 +229,10 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
             if not has_external:
                 rs.element("no-endpoint-nodeports", (proto, str(sp.node_port)), ext_verdict, name)
 
-        for used, chain, eps in ((plan.uses_cluster_chain, cluster_chain, cluster_eps),
-                                 (plan.uses_local_chain, local_chain, local_eps)):
+        for used, chain, eps in (
+            (plan.uses_cluster_chain, cluster_chain, cluster_eps),
+            (plan.uses_local_chain, local_chain, local_eps),
+        ):
             if not used:
                 continue
             if has_internal and chain == internal_chain:
@@ -236,8 +244,10 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
                 for ep in eps:
                     eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
                     rs.rule(chain, f"{ip} saddr @affinity-{eb} goto endpoint-{eb}")
-            targets = " , ".join(f"{i} : goto endpoint-{hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))}"
-                                 for i, ep in enumerate(eps))
+            targets = " , ".join(
+                f"{i} : goto endpoint-{hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))}"
+                for i, ep in enumerate(eps)
+            )
             rs.rule(chain, f"numgen random mod {len(eps)} vmap {{ {targets} }}")
         if uses_ext:
             if not sp.external_local:
@@ -245,8 +255,9 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
                 rs.rule(ext_chain, f"goto {cluster_chain}")
             else:
                 if local_cidr:
-                    rs.rule(ext_chain, f'{ip} saddr {local_cidr} goto {cluster_chain} comment "short-circuit pod '
-                                       'traffic"')
+                    rs.rule(
+                        ext_chain, f'{ip} saddr {local_cidr} goto {cluster_chain} comment "short-circuit pod traffic"'
+                    )
                 rs.rule(ext_chain, f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
                 rs.rule(ext_chain, f'fib saddr type local goto {cluster_chain} comment "short-circuit local traffic"')
                 if has_external:
@@ -276,36 +287,59 @@ def _base(rs: NftRuleset, config: ProxierConfig, ip: str, addr_type: str) -> Non
         rs.add_set("nodeport-ips", addr_type, comment="IPs that accept NodePort traffic")
     key3, key2 = f"{addr_type} . inet_proto . inet_service", "inet_proto . inet_service"
     rs.add_set("firewall-ips", key3, True, comment="destinations that are subject to LoadBalancerSourceRanges")
-    rs.add_set("no-endpoint-nodeports", key2, True,
-               comment="vmap to drop or reject packets to service nodeports with no endpoints")
-    rs.add_set("no-endpoint-services", key3, True,
-               comment="vmap to drop or reject packets to services with no endpoints")
+    rs.add_set(
+        "no-endpoint-nodeports",
+        key2,
+        True,
+        comment="vmap to drop or reject packets to service nodeports with no endpoints",
+    )
+    rs.add_set(
+        "no-endpoint-services", key3, True, comment="vmap to drop or reject packets to services with no endpoints"
+    )
     rs.add_set("service-ips", key3, True, comment="ClusterIP, ExternalIP and LoadBalancer IP traffic")
     rs.add_set("service-nodeports", key2, True, comment="NodePort traffic")
-    for name, hook in (("filter-prerouting-pre-dnat", ("filter", "prerouting", -110)),
-                       ("filter-output-pre-dnat", ("filter", "output", -110)),
-                       ("filter-forward", ("filter", "forward", 0)), ("filter-input", ("filter", "input", 0)),
-                       ("filter-output", ("filter", "output", 0)), ("nat-output", ("nat", "output", -100)),
-                       ("nat-postrouting", ("nat", "postrouting", 100)),
-                       ("nat-prerouting", ("nat", "prerouting", -100))):
+    for name, hook in (
+        ("filter-prerouting-pre-dnat", ("filter", "prerouting", -110)),
+        ("filter-output-pre-dnat", ("filter", "output", -110)),
+        ("filter-forward", ("filter", "forward", 0)),
+        ("filter-input", ("filter", "input", 0)),
+        ("filter-output", ("filter", "output", 0)),
+        ("nat-output", ("nat", "output", -100)),
+        ("nat-postrouting", ("nat", "postrouting", 100)),
+        ("nat-prerouting", ("nat", "prerouting", -100)),
+    ):
         rs.chain(name, hook)
-    for name in ("cluster-ips-check", "firewall-check", MARK_MASQ, "masquerading", "nodeport-endpoints-check",
-                 "services", "service-endpoints-check"):
+    for name in (
+        "cluster-ips-check",
+        "firewall-check",
+        MARK_MASQ,
+        "masquerading",
+        "nodeport-endpoints-check",
+        "services",
+        "service-endpoints-check",
+    ):
         rs.chain(name)
     rs.chain(REJECT_CHAIN, comment="helper for @no-endpoint-services / @no-endpoint-nodeports").rules.append("reject")
     mark = config.masquerade_mark
     rules = {name: rs.chains[name].rules for name in rs.chains}
-    rules["cluster-ips-check"].append(f'{ip} daddr @cluster-ips reject comment "Reject traffic to invalid ports of '
-                                      f'ClusterIPs"')
+    rules["cluster-ips-check"].append(
+        f'{ip} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"'
+    )
     service_cidrs = config.own(config.service_cidrs)
     if service_cidrs:
-        rules["cluster-ips-check"].append(f"{ip} daddr {{ {', '.join(service_cidrs)} }} drop comment \"Drop traffic "
-                                          f'to unallocated ClusterIPs"')
-    for chain, target in (("filter-prerouting-pre-dnat", "firewall-check"),
-                          ("filter-output-pre-dnat", "firewall-check"),
-                          ("filter-forward", "service-endpoints-check"), ("filter-forward", "cluster-ips-check"),
-                          ("filter-input", "nodeport-endpoints-check"), ("filter-input", "service-endpoints-check"),
-                          ("filter-output", "service-endpoints-check"), ("filter-output", "cluster-ips-check")):
+        rules["cluster-ips-check"].append(
+            f'{ip} daddr {{ {", ".join(service_cidrs)} }} drop comment "Drop traffic to unallocated ClusterIPs"'
+        )
+    for chain, target in (
+        ("filter-prerouting-pre-dnat", "firewall-check"),
+        ("filter-output-pre-dnat", "firewall-check"),
+        ("filter-forward", "service-endpoints-check"),
+        ("filter-forward", "cluster-ips-check"),
+        ("filter-input", "nodeport-endpoints-check"),
+        ("filter-input", "service-endpoints-check"),
+        ("filter-output", "service-endpoints-check"),
+        ("filter-output", "cluster-ips-check"),
+    ):
         rules[chain].append(f"ct state new jump {target}")
     rules["firewall-check"].append(f"{ip} daddr . meta l4proto . th dport vmap @firewall-ips")
     rules[MARK_MASQ].append(f"mark set mark or {mark}")

@@ -60,7 +60,7 @@ def parse_rule(text: str) -> NftRule:
                 i += 1
             elif words[i] == "{":
                 end = words.index("}", i)
-                items = [v.strip(",") for v in words[i + 1:end] if v.strip(",")]
+                items = [v.strip(",") for v in words[i + 1 : end] if v.strip(",")]
                 rule.matches.append(("addr", fld, negated, "cidrs", items))
                 i = end + 1
             else:
@@ -87,7 +87,7 @@ def parse_rule(text: str) -> NftRule:
             i += 5
         elif w == "numgen":
             end = words.index("}", i)
-            entries = " ".join(words[i + 6:end]).split(",")
+            entries = " ".join(words[i + 6 : end]).split(",")
             rule.numgen = [parse_verdict(e.split(":", 1)[1]) for e in entries]
             i = end + 1
         elif w == "update":

@@ -22,8 +22,11 @@ from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import MODES, ProxierConfig, ServicePortInfo, read_objects, service_ports
 from kbench.proxy.tracer import Packet, tracer_for
 
-FORMATS = {"iptables": ("iptables-save",), "nftables": ("nft", "nft-list"), "ipvs": ("ipvsadm", "iptables-save",
-                                                                                      "ipset")}
+FORMATS = {
+    "iptables": ("iptables-save",),
+    "nftables": ("nft", "nft-list"),
+    "ipvs": ("ipvsadm", "iptables-save", "ipset"),
+}
 """Renderings per mode: the restore input, ``nft -f`` commands / ``nft list ruleset``, ``ipvsadm -Ln``, ipsets."""
 
 
@@ -98,8 +101,10 @@ class Proxier:
         if there:
             offered = ", ".join(sorted({f"{sp.protocol} {sp.port} ({sp.name_string})" for sp in there}))
             return f"no kube-proxy rule matched {packet}: that address serves only {offered}"
-        return (f"no kube-proxy rule matched {packet}: not a Service address on this node, so kube-proxy leaves "
-                "the packet to normal routing")
+        return (
+            f"no kube-proxy rule matched {packet}: not a Service address on this node, so kube-proxy leaves "
+            "the packet to normal routing"
+        )
 
     def matcher(self, seed: int = 0) -> Matcher:
         """The compiled matcher over the current rules."""

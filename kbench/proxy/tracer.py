@@ -36,8 +36,9 @@ class Packet:
         """A new connection's first packet (protocol default TCP); raises ValueError naming an invalid field."""
         protocol = protocol or "TCP"
         if not isinstance(protocol, str) or protocol.upper() not in PROTOCOLS:
-            raise ValueError(f"protocol: must be one of {', '.join(PROTOCOLS)} (what kube-proxy programs); "
-                             f"got {protocol!r}")
+            raise ValueError(
+                f"protocol: must be one of {', '.join(PROTOCOLS)} (what kube-proxy programs); got {protocol!r}"
+            )
         if isinstance(dport, bool) or not isinstance(dport, int) or not 1 <= dport <= 65535:
             raise ValueError(f"port: must be 1-65535; got {dport!r}")
         addresses = []

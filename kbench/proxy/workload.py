@@ -18,8 +18,9 @@ from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo
 SERVICE_BASE = int(ipaddress.ip_address("172.16.0.0"))
 POD_BASE = int(ipaddress.ip_address("10.0.0.0"))
 NODE_PORT_BASE = 30000
-CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.10",), cluster_cidr="10.0.0.0/8",
-                       service_cidrs=("172.16.0.0/12",))
+CONFIG = ProxierConfig(
+    node_name="node-0", node_ips=("192.168.0.10",), cluster_cidr="10.0.0.0/8", service_cidrs=("172.16.0.0/12",)
+)
 """The proxier of the node under test."""
 
 
@@ -27,8 +28,14 @@ def _ip(value: int) -> str:
     return str(ipaddress.ip_address(value))
 
 
-def service_ports(services: int, endpoints: int, nodes: int = 1000, node_port_fraction: float = 0.0,
-                  affinity_fraction: float = 0.0, seed: int = 0) -> list[ServicePortInfo]:
+def service_ports(
+    services: int,
+    endpoints: int,
+    nodes: int = 1000,
+    node_port_fraction: float = 0.0,
+    affinity_fraction: float = 0.0,
+    seed: int = 0,
+) -> list[ServicePortInfo]:
     """``services`` ClusterIP service ports with ``endpoints`` ready endpoints each.
 
     Parameters
@@ -52,11 +59,19 @@ def service_ports(services: int, endpoints: int, nodes: int = 1000, node_port_fr
         for _ in range(endpoints):
             eps.append(EndpointInfo(_ip(POD_BASE + 2 + pod), 8080, True, True, False, pod % nodes == 0))
             pod += 1
-        out.append(ServicePortInfo(
-            namespace=f"ns-{i // 100}", name=f"svc-{i}", port_name="http", protocol="TCP",
-            cluster_ip=_ip(SERVICE_BASE + 1 + i), port=80,
-            node_port=NODE_PORT_BASE + i if node_port[i] and i < 2767 else 0,
-            affinity_timeout=10800 if affinity[i] else 0, endpoints=sorted(eps, key=lambda e: e.address)))
+        out.append(
+            ServicePortInfo(
+                namespace=f"ns-{i // 100}",
+                name=f"svc-{i}",
+                port_name="http",
+                protocol="TCP",
+                cluster_ip=_ip(SERVICE_BASE + 1 + i),
+                port=80,
+                node_port=NODE_PORT_BASE + i if node_port[i] and i < 2767 else 0,
+                affinity_timeout=10800 if affinity[i] else 0,
+                endpoints=sorted(eps, key=lambda e: e.address),
+            )
+        )
     return sorted(out, key=lambda sp: sp.name_string)
 
 

@@ -17,5 +17,16 @@ from kbench.scenarios.library import (
 )
 from kbench.scenarios.spec import Scenario, ScenarioError
 
-__all__ = ["SCENARIOS", "Scenario", "ScenarioError", "density", "job_waves", "load", "load_balancers",
-           "node_failure", "probe_storm", "rolling_update", "scheduler_perf"]
+__all__ = [
+    "SCENARIOS",
+    "Scenario",
+    "ScenarioError",
+    "density",
+    "job_waves",
+    "load",
+    "load_balancers",
+    "node_failure",
+    "probe_storm",
+    "rolling_update",
+    "scheduler_perf",
+]

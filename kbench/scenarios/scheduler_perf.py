@@ -55,8 +55,10 @@ def load_tests(path: str | Path | None = None) -> dict[str, dict]:
             raise ValueError(f"{where}: needs name, workloadTemplate and workloads")
         for j, op in enumerate(test["workloadTemplate"]):
             if op.get("opcode") not in OPCODES:
-                raise ValueError(f"{where} ({test['name']}).workloadTemplate[{j}].opcode: must be one of "
-                                 f"{', '.join(OPCODES)}; got {op.get('opcode')!r}")
+                raise ValueError(
+                    f"{where} ({test['name']}).workloadTemplate[{j}].opcode: must be one of "
+                    f"{', '.join(OPCODES)}; got {op.get('opcode')!r}"
+                )
         out[test["name"]] = {**test, "_dir": path.parent}
     return out
 
@@ -119,9 +121,16 @@ class WorkloadResult:
 
     def data_items(self) -> dict[str, Any]:
         """scheduler_perf's JSON: {"version": "v1", "dataItems": [...]}."""
-        return {"version": "v1", "dataItems": [{
-            "data": self.throughput, "unit": "pods/s",
-            "labels": {"Metric": "SchedulingThroughput", "Name": self.name}}]}
+        return {
+            "version": "v1",
+            "dataItems": [
+                {
+                    "data": self.throughput,
+                    "unit": "pods/s",
+                    "labels": {"Metric": "SchedulingThroughput", "Name": self.name},
+                }
+            ],
+        }
 
 
 class _Run:
@@ -139,8 +148,9 @@ class _Run:
             return int(op["count"])
         key = str(op.get("countParam", "")).lstrip("$")
         if key not in self.params:
-            raise ValueError(f"{where}: countParam {op.get('countParam')!r} has no value; params: "
-                             f"{', '.join(self.params)}")
+            raise ValueError(
+                f"{where}: countParam {op.get('countParam')!r} has no value; params: {', '.join(self.params)}"
+            )
         return int(self.params[key])
 
     def _template(self, rel: str) -> dict:
@@ -218,8 +228,14 @@ class _Run:
                 self.engine.process(self.churn(op, where), name="churn")
 
 
-def run_workload(name: str, params: Mapping[str, int] | None = None, config: SchedulerConfig | None = None,
-                 profile: Profile | None = None, seed: int = 0, scale: float = 1.0) -> WorkloadResult:
+def run_workload(
+    name: str,
+    params: Mapping[str, int] | None = None,
+    config: SchedulerConfig | None = None,
+    profile: Profile | None = None,
+    seed: int = 0,
+    scale: float = 1.0,
+) -> WorkloadResult:
     """Run ``Test/Workload`` (e.g. ``SchedulingBasic/5000Nodes_10000Pods``) and measure its throughput.
 
     ``params`` overrides the workload's parameters; ``scale`` multiplies every count (for quick runs).
@@ -248,9 +264,18 @@ def run_workload(name: str, params: Mapping[str, int] | None = None, config: Sch
     samples = throughput_samples(bound, start, max(bound, default=start))
     stats = run.scheduler.stats
     return WorkloadResult(
-        name=name, threshold=workload.get("threshold"), throughput=summarize(samples), samples=samples,
-        scheduled=len(bound), measured=len(run.measured), sim_seconds=run.engine.now, wall_seconds=wall,
-        decision_wall_seconds=stats.decision_wall_seconds, cycles=stats.cycles, failed_cycles=stats.failed_cycles,
+        name=name,
+        threshold=workload.get("threshold"),
+        throughput=summarize(samples),
+        samples=samples,
+        scheduled=len(bound),
+        measured=len(run.measured),
+        sim_seconds=run.engine.now,
+        wall_seconds=wall,
+        decision_wall_seconds=stats.decision_wall_seconds,
+        cycles=stats.cycles,
+        failed_cycles=stats.failed_cycles,
         unschedulable={k: r.message for k, r in records.items() if r.bound is None and r.message},
         cost_parts=dict(stats.cost_parts),
-        latencies=[records[k].bound - records[k].created for k in run.measured if records[k].bound is not None])
+        latencies=[records[k].bound - records[k].created for k in run.measured if records[k].bound is not None],
+    )

@@ -41,34 +41,59 @@ MAX_RATE = 100_000.0
 MAXIMUM = {"count": MAX_OBJECTS, "perNode": MAX_PODS_PER_NODE, "replicas": MAX_OBJECTS, "rate": MAX_RATE}
 STEPS: dict[str, dict[str, tuple]] = {
     # step -> field -> (types, required, help)
-    "createPods": {"count": (int, False, "pods to create"), "perNode": (int, False, "pods per node"),
-                   "rate": ((int, float), False, "pods per second (0: all at once)"),
-                   "namespace": (str, False, "namespace (default: default)"),
-                   "template": (dict, False, "Pod manifest (default: a pause pod)"),
-                   "behavior": (dict, False, "container behaviour, see kbench.node.probes")},
-    "createObjects": {"template": (dict, True, "manifest; '{i}' anywhere in it is the object's index"),
-                      "count": (int, False, "objects (default 1)"), "rate": ((int, float), False, "per second"),
-                      "namespace": (str, False, "namespace for namespaced kinds")},
-    "deleteObjects": {"resource": (str, True, "resource, e.g. pods"), "namespace": (str, False, "namespace"),
-                      "count": (int, False, "how many (default: all)"), "rate": ((int, float), False, "per second"),
-                      "labelSelector": (dict, False, "matchLabels")},
-    "churn": {"rate": ((int, float), True, "pods created and deleted per second"),
-              "duration": ((int, float), True, "seconds"),
-              "lifetime": ((int, float), False, "seconds each pod lives (default 30)"),
-              "namespace": (str, False, "namespace"),
-              "template": (dict, False, "Pod manifest")},
-    "stopNodes": {"count": (int, False, "nodes"), "fraction": ((int, float), False, "share of nodes"),
-                  "restartAfter": ((int, float), False, "seconds until they come back (default: never)"),
-                  "mode": (str, False, "partition (default: cut off, containers run on) or shutdown")},
-    "rollingUpdate": {"deployment": (str, True, "Deployment name"), "namespace": (str, False, "namespace"),
-                      "image": (str, True, "new image")},
-    "scale": {"deployment": (str, True, "Deployment name"), "namespace": (str, False, "namespace"),
-              "replicas": (int, True, "replicas")},
+    "createPods": {
+        "count": (int, False, "pods to create"),
+        "perNode": (int, False, "pods per node"),
+        "rate": ((int, float), False, "pods per second (0: all at once)"),
+        "namespace": (str, False, "namespace (default: default)"),
+        "template": (dict, False, "Pod manifest (default: a pause pod)"),
+        "behavior": (dict, False, "container behaviour, see kbench.node.probes"),
+    },
+    "createObjects": {
+        "template": (dict, True, "manifest; '{i}' anywhere in it is the object's index"),
+        "count": (int, False, "objects (default 1)"),
+        "rate": ((int, float), False, "per second"),
+        "namespace": (str, False, "namespace for namespaced kinds"),
+    },
+    "deleteObjects": {
+        "resource": (str, True, "resource, e.g. pods"),
+        "namespace": (str, False, "namespace"),
+        "count": (int, False, "how many (default: all)"),
+        "rate": ((int, float), False, "per second"),
+        "labelSelector": (dict, False, "matchLabels"),
+    },
+    "churn": {
+        "rate": ((int, float), True, "pods created and deleted per second"),
+        "duration": ((int, float), True, "seconds"),
+        "lifetime": ((int, float), False, "seconds each pod lives (default 30)"),
+        "namespace": (str, False, "namespace"),
+        "template": (dict, False, "Pod manifest"),
+    },
+    "stopNodes": {
+        "count": (int, False, "nodes"),
+        "fraction": ((int, float), False, "share of nodes"),
+        "restartAfter": ((int, float), False, "seconds until they come back (default: never)"),
+        "mode": (str, False, "partition (default: cut off, containers run on) or shutdown"),
+    },
+    "rollingUpdate": {
+        "deployment": (str, True, "Deployment name"),
+        "namespace": (str, False, "namespace"),
+        "image": (str, True, "new image"),
+    },
+    "scale": {
+        "deployment": (str, True, "Deployment name"),
+        "namespace": (str, False, "namespace"),
+        "replicas": (int, True, "replicas"),
+    },
     "wait": {"seconds": ((int, float), True, "simulated seconds")},
-    "waitForLoadBalancers": {"timeout": ((int, float), False, "give up after (default 1800 s)"),
-                             "namespace": (str, False, "only this namespace")},
-    "waitForPods": {"timeout": ((int, float), False, "give up after (default 600 s)"),
-                    "namespace": (str, False, "only this namespace")},
+    "waitForLoadBalancers": {
+        "timeout": ((int, float), False, "give up after (default 1800 s)"),
+        "namespace": (str, False, "only this namespace"),
+    },
+    "waitForPods": {
+        "timeout": ((int, float), False, "give up after (default 600 s)"),
+        "namespace": (str, False, "only this namespace"),
+    },
 }
 
 
@@ -116,12 +141,15 @@ class Scenario:
         if not isinstance(doc, Mapping):
             raise ScenarioError(f"{where}: expected a mapping (kind: Scenario)")
         if doc.get("apiVersion") != API_VERSION or doc.get("kind") != "Scenario":
-            raise ScenarioError(f"{where}: apiVersion/kind: expected {API_VERSION} Scenario; "
-                                f"got {doc.get('apiVersion')!r} {doc.get('kind')!r}")
+            raise ScenarioError(
+                f"{where}: apiVersion/kind: expected {API_VERSION} Scenario; "
+                f"got {doc.get('apiVersion')!r} {doc.get('kind')!r}"
+            )
         unknown = set(doc) - {"apiVersion", "kind", "metadata", "cluster", "steps", "drain"}
         if unknown:
-            raise ScenarioError(f"{where}: {sorted(unknown)[0]}: unknown field; "
-                                "allowed: metadata, cluster, steps, drain")
+            raise ScenarioError(
+                f"{where}: {sorted(unknown)[0]}: unknown field; allowed: metadata, cluster, steps, drain"
+            )
         try:
             cluster = ClusterSpec.from_dict(doc.get("cluster"), "cluster")
         except (ValueError, KeyError) as err:
@@ -160,9 +188,14 @@ class Scenario:
         profile = self.cluster.load_profile()  # what "not set" means: the profile's value
         cluster["apiservers"] = cluster["apiservers"] or int(profile.value("apiserver.instances"))
         cluster["flowControl"] = cluster["flowControl"] or profile.value("apiserver.flow_control")
-        return {"apiVersion": API_VERSION, "kind": "Scenario", "metadata": {"name": self.name},
-                "cluster": {k: dict(v) if isinstance(v, Mapping) else v for k, v in cluster.items()},
-                "steps": [{s.action: s.args} for s in self.steps], "drain": self.drain}
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "Scenario",
+            "metadata": {"name": self.name},
+            "cluster": {k: dict(v) if isinstance(v, Mapping) else v for k, v in cluster.items()},
+            "steps": [{s.action: s.args} for s in self.steps],
+            "drain": self.drain,
+        }
 
     def run(self, progress: bool = True, on_advance=None):
         """Build the cluster, run every step; returns the :class:`kbench.metrics.slis.RunResult`.
@@ -175,9 +208,10 @@ class Scenario:
 
 def _step(raw, where: str) -> Step:
     if not isinstance(raw, Mapping) or len(raw) != 1:
-        raise ScenarioError(f"{where}: expected one action mapping, e.g. {{wait: {{seconds: 10}}}}; "
-                            f"actions: {', '.join(STEPS)}")
-    (action, args), = raw.items()
+        raise ScenarioError(
+            f"{where}: expected one action mapping, e.g. {{wait: {{seconds: 10}}}}; actions: {', '.join(STEPS)}"
+        )
+    ((action, args),) = raw.items()
     if action not in STEPS:
         raise ScenarioError(f"{where}: unknown action {action!r}; allowed: {', '.join(STEPS)}")
     args = args or {}
@@ -190,19 +224,26 @@ def _step(raw, where: str) -> Step:
         kinds = spec[name][0]
         if isinstance(value, bool) or not isinstance(value, kinds):
             raise ScenarioError(f"{where}.{action}.{name}: expected {_kind_name(kinds)}; got {value!r}")
-        if isinstance(value, (int, float)) and not (0 <= value <= MAXIMUM.get(name, math.inf)) or \
-                isinstance(value, float) and not math.isfinite(value):
+        if (
+            isinstance(value, (int, float))
+            and not (0 <= value <= MAXIMUM.get(name, math.inf))
+            or isinstance(value, float)
+            and not math.isfinite(value)
+        ):
             bound = f" and <= {MAXIMUM[name]:,.0f}" if name in MAXIMUM else " (finite)"
             raise ScenarioError(f"{where}.{action}.{name}: expected a number >= 0{bound}; got {value!r}")
     for name, (_, required, _help) in spec.items():
         if required and name not in args:
             raise ScenarioError(f"{where}.{action}.{name}: required ({_help})")
     if action == "createObjects" and args["template"].get("kind") not in KINDS:
-        raise ScenarioError(f"{where}.createObjects.template.kind: {args['template'].get('kind')!r} is not a kind "
-                            f"kbench models; allowed: {', '.join(KINDS)}")
+        raise ScenarioError(
+            f"{where}.createObjects.template.kind: {args['template'].get('kind')!r} is not a kind "
+            f"kbench models; allowed: {', '.join(KINDS)}"
+        )
     if action == "deleteObjects" and args["resource"] not in RESOURCES:
-        raise ScenarioError(f"{where}.deleteObjects.resource: unknown {args['resource']!r}; "
-                            f"allowed: {', '.join(sorted(RESOURCES))}")
+        raise ScenarioError(
+            f"{where}.deleteObjects.resource: unknown {args['resource']!r}; allowed: {', '.join(sorted(RESOURCES))}"
+        )
     if action == "createPods" and ("count" in args) == ("perNode" in args):
         raise ScenarioError(f"{where}.createPods: give exactly one of count and perNode")
     if action == "stopNodes" and ("count" in args) == ("fraction" in args):

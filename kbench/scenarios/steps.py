@@ -18,10 +18,21 @@ from kbench.cluster import Cluster
 from kbench.metrics.slis import RunResult, collect, listing
 from kbench.node.probes import ANNOTATION
 
-PAUSE_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"group": "density"}},
-             "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
-                                      "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}],
-                      "terminationGracePeriodSeconds": 1}}
+PAUSE_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"labels": {"group": "density"}},
+    "spec": {
+        "containers": [
+            {
+                "name": "pause",
+                "image": "registry.k8s.io/pause:3.10",
+                "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}},
+            }
+        ],
+        "terminationGracePeriodSeconds": 1,
+    },
+}
 """ClusterLoader2's density pod: the pause image with small requests (testing/density/pod.yaml shape)."""
 
 
@@ -40,6 +51,7 @@ class Driver:
     def _send(self, verb: str, resource: str, on_answer=None, **kwargs) -> None:
         """Send without waiting (:meth:`_settled` waits for every answer); API errors are counted by reason;
         ``on_answer(result, delay)`` gets the answer (None after an error)."""
+
         def done(result, error, delay):
             if error is not None:
                 self.errors[error.reason] = self.errors.get(error.reason, 0) + 1
@@ -62,16 +74,18 @@ class Driver:
     def _call(self, verb: str, resource: str, **kwargs):
         """Process body: the request's answer (None after counting an error)."""
         answered = self.engine.event()
-        self._send(verb, resource, lambda result, delay: self.engine.schedule(delay, answered.succeed, result),
-                   **kwargs)
+        self._send(
+            verb, resource, lambda result, delay: self.engine.schedule(delay, answered.succeed, result), **kwargs
+        )
         return (yield answered)
 
     def _namespace(self, ns: str):
         """Create ``ns`` if needed and wait for its default ServiceAccount (pods need it)."""
         caches = self.cluster.api.caches
         if caches["namespaces"].get(ns) is None:
-            yield from self._call("create", "namespaces", body={"apiVersion": "v1", "kind": "Namespace",
-                                                                 "metadata": {"name": ns}})
+            yield from self._call(
+                "create", "namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            )
         while caches["serviceaccounts"].get(f"{ns}/default") is None:
             yield 0.1
 
@@ -105,13 +119,23 @@ class Driver:
             meta.setdefault("annotations", {})[ANNOTATION] = json.dumps(dict(behavior))
         return pod
 
-    def _createPods(self, count: int | None = None, perNode: int | None = None, rate: float = 0,
-                    namespace: str = "default", template: Mapping | None = None, behavior: Mapping | None = None):
+    def _createPods(
+        self,
+        count: int | None = None,
+        perNode: int | None = None,
+        rate: float = 0,
+        namespace: str = "default",
+        template: Mapping | None = None,
+        behavior: Mapping | None = None,
+    ):
         yield from self._namespace(namespace)
         total = count if count is not None else perNode * self.cluster.spec.nodes
         prefix = f"pod-{self.step}"
-        yield from self._paced(total, rate, lambda i: self._send(
-            "create", "pods", body=self._pod(template, behavior, namespace, f"{prefix}-{i}")))
+        yield from self._paced(
+            total,
+            rate,
+            lambda i: self._send("create", "pods", body=self._pod(template, behavior, namespace, f"{prefix}-{i}")),
+        )
 
     def _createObjects(self, template: Mapping, count: int = 1, rate: float = 0, namespace: str | None = None):
         kind = template["kind"]  # checked when the scenario was read
@@ -134,17 +158,41 @@ class Driver:
 
         yield from self._paced(count, rate, send)
 
-    def _deleteObjects(self, resource: str, namespace: str = "", count: int | None = None, rate: float = 0,
-                       labelSelector: Mapping | None = None):
-        listed = yield from self._call("list", resource, namespace=namespace,
-                                       label_selector={"matchLabels": dict(labelSelector)} if labelSelector else None)
+    def _deleteObjects(
+        self,
+        resource: str,
+        namespace: str = "",
+        count: int | None = None,
+        rate: float = 0,
+        labelSelector: Mapping | None = None,
+    ):
+        listed = yield from self._call(
+            "list",
+            resource,
+            namespace=namespace,
+            label_selector={"matchLabels": dict(labelSelector)} if labelSelector else None,
+        )
         items = [o for o in (listed or {}).get("items", []) if not o["metadata"].get("deletionTimestamp")]
         items = items[:count] if count is not None else items
-        yield from self._paced(len(items), rate, lambda i: self._send(
-            "delete", resource, namespace=items[i]["metadata"].get("namespace", ""), name=items[i]["metadata"]["name"]))
+        yield from self._paced(
+            len(items),
+            rate,
+            lambda i: self._send(
+                "delete",
+                resource,
+                namespace=items[i]["metadata"].get("namespace", ""),
+                name=items[i]["metadata"]["name"],
+            ),
+        )
 
-    def _churn(self, rate: float, duration: float, lifetime: float = 30.0, namespace: str = "default",
-               template: Mapping | None = None):
+    def _churn(
+        self,
+        rate: float,
+        duration: float,
+        lifetime: float = 30.0,
+        namespace: str = "default",
+        template: Mapping | None = None,
+    ):
         """Every 1/rate s a pod is created; each is deleted ``lifetime`` s after (about rate x lifetime live)."""
         yield from self._namespace(namespace)
         prefix = f"churn-{self.step}"
@@ -154,8 +202,13 @@ class Driver:
             self.engine.schedule(lifetime, lambda _, n=name: self._send("delete", "pods", namespace=namespace, name=n))
             yield 1.0 / rate
 
-    def _stopNodes(self, count: int | None = None, fraction: float | None = None,
-                   restartAfter: float | None = None, mode: str = "partition"):
+    def _stopNodes(
+        self,
+        count: int | None = None,
+        fraction: float | None = None,
+        restartAfter: float | None = None,
+        mode: str = "partition",
+    ):
         kubelets = [k for k in self.cluster.kubelets if k.running]
         n = count if count is not None else round(fraction * len(self.cluster.kubelets))
         rng = self.cluster.streams.python(f"scenario/stopNodes/{self.step}")
@@ -176,8 +229,9 @@ class Driver:
         yield from self._call("update", "deployments", namespace=namespace, body=body)
 
     def _scale(self, deployment: str, replicas: int, namespace: str = "default"):
-        yield from self._call("patch", "deployments", namespace=namespace, name=deployment,
-                              body={"spec": {"replicas": replicas}})
+        yield from self._call(
+            "patch", "deployments", namespace=namespace, name=deployment, body={"spec": {"replicas": replicas}}
+        )
 
     def _wait(self, seconds: float):
         yield float(seconds)
@@ -191,25 +245,42 @@ class Driver:
             return namespace is None or key.startswith(f"{namespace}/")
 
         def short() -> Iterator[str]:
-            return (f"{resource[:-1]} {key}" for resource in ("deployments", "replicasets")
-                    for key, (obj, _, _) in caches[resource].objects.items()
-                    if ours(key) and (obj.get("status") or {}).get("readyReplicas", 0) < obj["spec"].get("replicas", 1))
+            return (
+                f"{resource[:-1]} {key}"
+                for resource in ("deployments", "replicasets")
+                for key, (obj, _, _) in caches[resource].objects.items()
+                if ours(key) and (obj.get("status") or {}).get("readyReplicas", 0) < obj["spec"].get("replicas", 1)
+            )
 
-        yield from self._until("waitForPods", timeout, lambda: any(map(ours, pending)) or next(short(), None),
-                              lambda: listing([k for k in pending if ours(k)], "pod", "not Running")
-                              or listing(list(short()), "controller", "short of ready replicas"))
+        yield from self._until(
+            "waitForPods",
+            timeout,
+            lambda: any(map(ours, pending)) or next(short(), None),
+            lambda: (
+                listing([k for k in pending if ours(k)], "pod", "not Running")
+                or listing(list(short()), "controller", "short of ready replicas")
+            ),
+        )
 
     def _waitForLoadBalancers(self, timeout: float = 1800.0, namespace: str | None = None):
         """Until every LoadBalancer Service has an ingress address (the cloud has provisioned it)."""
         services = self.cluster.api.caches["services"].objects
 
         def waiting() -> list[str]:
-            return [object_key(o) for o, _, _ in services.values() if o["spec"].get("type") == "LoadBalancer"
-                    and (namespace is None or o["metadata"]["namespace"] == namespace)
-                    and not ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")]
+            return [
+                object_key(o)
+                for o, _, _ in services.values()
+                if o["spec"].get("type") == "LoadBalancer"
+                and (namespace is None or o["metadata"]["namespace"] == namespace)
+                and not ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+            ]
 
-        yield from self._until("waitForLoadBalancers", timeout, waiting,
-                              lambda: listing(waiting(), "LoadBalancer Service", "without an ingress address"))
+        yield from self._until(
+            "waitForLoadBalancers",
+            timeout,
+            waiting,
+            lambda: listing(waiting(), "LoadBalancer Service", "without an ingress address"),
+        )
 
     def _until(self, action: str, timeout: float, unmet: Callable[[], object], describe: Callable[[], str]):
         """Process body: check ``unmet()`` every simulated second until it is falsy; after ``timeout`` s the run

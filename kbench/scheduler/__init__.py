@@ -6,5 +6,15 @@ from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.scheduler import Scheduler
 from kbench.scheduler.state import ClusterState
 
-__all__ = ["KUBERNETES_VERSION", "ClusterState", "ConfigError", "CycleResult", "Framework", "KernelScheduler",
-           "Scheduler", "SchedulerConfig", "breakdown", "parse_config"]
+__all__ = [
+    "KUBERNETES_VERSION",
+    "ClusterState",
+    "ConfigError",
+    "CycleResult",
+    "Framework",
+    "KernelScheduler",
+    "Scheduler",
+    "SchedulerConfig",
+    "breakdown",
+    "parse_config",
+]

@@ -133,22 +133,68 @@ def _nth_tie(best, ties, size, a, b, top, t, stack):
 
 
 @njit(cache=True, error_model="numpy")
-def _node_state(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind, fit_rows, fit_src,
-                fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs, bal_weight, static_add, i, frac):
+def _node_state(
+    alloc,
+    requested,
+    nonzero,
+    pod_count,
+    static_ok,
+    fit_on,
+    fit_req,
+    fit_kind,
+    fit_rows,
+    fit_src,
+    fit_reqs,
+    fit_wts,
+    shape,
+    fit_weight,
+    bal_rows,
+    bal_reqs,
+    bal_weight,
+    static_add,
+    i,
+    frac,
+):
     feasible = static_ok[i] and (not fit_on or _fits(alloc, requested, pod_count, fit_req, i))
     total = static_add[i]
     if fit_weight > 0:
-        total += fit_weight * _strategy_score(fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, alloc,
-                                              requested, nonzero, i)
+        total += fit_weight * _strategy_score(
+            fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, alloc, requested, nonzero, i
+        )
     if bal_weight > 0:
         total += bal_weight * _balanced_score(bal_rows, bal_reqs, alloc, requested, i, frac)
     return feasible, total
 
 
 @njit(cache=True, error_model="numpy")
-def schedule_signature(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind, fit_rows,
-                       fit_src, fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs, bal_weight, static_add,
-                       start, num_to_find, rng, bind_req, bind_nonzero, out_nodes, out_processed, out_found):
+def schedule_signature(
+    alloc,
+    requested,
+    nonzero,
+    pod_count,
+    static_ok,
+    fit_on,
+    fit_req,
+    fit_kind,
+    fit_rows,
+    fit_src,
+    fit_reqs,
+    fit_wts,
+    shape,
+    fit_weight,
+    bal_rows,
+    bal_reqs,
+    bal_weight,
+    static_add,
+    start,
+    num_to_find,
+    rng,
+    bind_req,
+    bind_nonzero,
+    out_nodes,
+    out_processed,
+    out_found,
+):
     """Schedule ``len(out_nodes)`` pods of one signature, binding each; returns (next start, pods placed)."""
     n = alloc.shape[1]
     size = 1
@@ -160,9 +206,28 @@ def schedule_signature(alloc, requested, nonzero, pod_count, static_ok, fit_on, 
     frac = np.empty(bal_rows.shape[0] + 1)
     stack = np.empty((64, 3), np.int64)
     for i in range(n):
-        feasible, total = _node_state(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind,
-                                      fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs,
-                                      bal_weight, static_add, i, frac)
+        feasible, total = _node_state(
+            alloc,
+            requested,
+            nonzero,
+            pod_count,
+            static_ok,
+            fit_on,
+            fit_req,
+            fit_kind,
+            fit_rows,
+            fit_src,
+            fit_reqs,
+            fit_wts,
+            shape,
+            fit_weight,
+            bal_rows,
+            bal_reqs,
+            bal_weight,
+            static_add,
+            i,
+            frac,
+        )
         cnt[size + i] = 1 if feasible else 0
         best[size + i] = total if feasible else NONE
         ties[size + i] = 1 if feasible else 0
@@ -210,9 +275,28 @@ def schedule_signature(alloc, requested, nonzero, pod_count, static_ok, fit_on, 
         nonzero[0, node] += bind_nonzero[0]
         nonzero[1, node] += bind_nonzero[1]
         pod_count[node] += 1
-        feasible, total = _node_state(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind,
-                                      fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight, bal_rows, bal_reqs,
-                                      bal_weight, static_add, node, frac)
+        feasible, total = _node_state(
+            alloc,
+            requested,
+            nonzero,
+            pod_count,
+            static_ok,
+            fit_on,
+            fit_req,
+            fit_kind,
+            fit_rows,
+            fit_src,
+            fit_reqs,
+            fit_wts,
+            shape,
+            fit_weight,
+            bal_rows,
+            bal_reqs,
+            bal_weight,
+            static_add,
+            node,
+            frac,
+        )
         _set_leaf(cnt, best, ties, size, node, feasible, total)
         start = (start + processed) % n
     return start, out_nodes.shape[0]

@@ -187,11 +187,45 @@ def _reservoir_pick(ties, rng):
 
 
 @njit(cache=True, error_model="numpy")
-def schedule_pod(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req,
-                 fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight,
-                 bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight,
-                 sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, sp_weight,
-                 restricted, subset, start, num_to_find, rng, cand, totals, scratch, mark, always_score=False):
+def schedule_pod(
+    alloc,
+    requested,
+    nonzero,
+    pod_count,
+    static_ok,
+    fit_on,
+    fit_req,
+    fit_kind,
+    fit_rows,
+    fit_src,
+    fit_reqs,
+    fit_wts,
+    shape,
+    fit_weight,
+    bal_rows,
+    bal_reqs,
+    bal_weight,
+    ex_raw,
+    ex_norm,
+    ex_weight,
+    sp_dom,
+    sp_cnt,
+    sp_here,
+    sp_skew,
+    sp_host,
+    sp_keys,
+    sp_weight,
+    restricted,
+    subset,
+    start,
+    num_to_find,
+    rng,
+    cand,
+    totals,
+    scratch,
+    mark,
+    always_score=False,
+):
     """Filter from ``start`` until ``num_to_find`` feasible nodes, score them, pick one.
 
     Only the nodes in ``subset`` are searched when ``restricted`` (a PreFilterResult). A single
@@ -223,8 +257,9 @@ def schedule_pod(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_re
         totals[j] = 0
     if fit_weight > 0:
         for j in range(found):
-            totals[j] += fit_weight * _strategy_score(fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, alloc,
-                                                      requested, nonzero, cand[j])
+            totals[j] += fit_weight * _strategy_score(
+                fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, alloc, requested, nonzero, cand[j]
+            )
     if bal_weight > 0:
         for j in range(found):
             totals[j] += bal_weight * _balanced_score(bal_rows, bal_reqs, alloc, requested, cand[j], frac)
@@ -255,12 +290,45 @@ def schedule_pod(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_re
 
 
 @njit(cache=True, error_model="numpy")
-def schedule_batch(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req,
-                   fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, fit_weight,
-                   bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight,
-                   sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, sp_weight,
-                   restricted, subset, start, num_to_find, rng, bind_req, bind_nonzero, out_nodes, out_processed,
-                   out_found):
+def schedule_batch(
+    alloc,
+    requested,
+    nonzero,
+    pod_count,
+    static_ok,
+    fit_on,
+    fit_req,
+    fit_kind,
+    fit_rows,
+    fit_src,
+    fit_reqs,
+    fit_wts,
+    shape,
+    fit_weight,
+    bal_rows,
+    bal_reqs,
+    bal_weight,
+    ex_raw,
+    ex_norm,
+    ex_weight,
+    sp_dom,
+    sp_cnt,
+    sp_here,
+    sp_skew,
+    sp_host,
+    sp_keys,
+    sp_weight,
+    restricted,
+    subset,
+    start,
+    num_to_find,
+    rng,
+    bind_req,
+    bind_nonzero,
+    out_nodes,
+    out_processed,
+    out_found,
+):
     """Schedule ``len(out_nodes)`` pods of one plan in queue order, binding each (requests, non-zero
     requests, pod count) before the next. Stops at the first pod that fits nowhere. Returns the next
     start index and how many pods were placed."""
@@ -274,10 +342,43 @@ def schedule_batch(alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_
     mark = np.zeros(max(sp_cnt.shape[1], 1), np.int64)
     for p in range(out_nodes.shape[0]):
         node, processed, found = schedule_pod(
-            alloc, requested, nonzero, pod_count, static_ok, fit_on, fit_req, fit_kind, fit_rows, fit_src, fit_reqs,
-            fit_wts, shape, fit_weight, bal_rows, bal_reqs, bal_weight, ex_raw, ex_norm, ex_weight, sp_dom, sp_cnt,
-            sp_here, sp_skew, sp_host, sp_keys, sp_weight, restricted, subset, start, num_to_find, rng, cand, totals,
-            scratch, mark)
+            alloc,
+            requested,
+            nonzero,
+            pod_count,
+            static_ok,
+            fit_on,
+            fit_req,
+            fit_kind,
+            fit_rows,
+            fit_src,
+            fit_reqs,
+            fit_wts,
+            shape,
+            fit_weight,
+            bal_rows,
+            bal_reqs,
+            bal_weight,
+            ex_raw,
+            ex_norm,
+            ex_weight,
+            sp_dom,
+            sp_cnt,
+            sp_here,
+            sp_skew,
+            sp_host,
+            sp_keys,
+            sp_weight,
+            restricted,
+            subset,
+            start,
+            num_to_find,
+            rng,
+            cand,
+            totals,
+            scratch,
+            mark,
+        )
         start = (start + processed) % n
         out_nodes[p] = node
         out_processed[p] = processed

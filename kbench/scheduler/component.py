@@ -30,15 +30,19 @@ TERMINAL = ("Succeeded", "Failed")
 
 def _scheduling_view(node: Mapping) -> tuple:
     spec, status = node.get("spec") or {}, node.get("status") or {}
-    return (node["metadata"].get("labels"), spec.get("taints"), spec.get("unschedulable"), status.get("allocatable"),
-            status.get("images"))
+    return (
+        node["metadata"].get("labels"),
+        spec.get("taints"),
+        spec.get("unschedulable"),
+        status.get("allocatable"),
+        status.get("images"),
+    )
 
 
 class KubeScheduler:
     def __init__(self, server, profile: Profile, streams: Streams, config: SchedulerConfig | None = None) -> None:
         self.engine = server.engine
-        self.client = Client(server, "system:kube-scheduler", ("system:authenticated",), SCHEDULER_QPS,
-                             SCHEDULER_BURST)
+        self.client = Client(server, "system:kube-scheduler", ("system:authenticated",), SCHEDULER_QPS, SCHEDULER_BURST)
         self.state = ClusterState()
         self.scheduler = Scheduler(self.engine, self.state, config, profile, streams, binder=self._bind)
         self.scheduler.on_unschedulable = self._unschedulable
@@ -70,9 +74,12 @@ class KubeScheduler:
         if spec.get("nodeName"):
             if key not in self.state.pods and spec["nodeName"] in self.state.index:
                 self.state.bind(Pod.from_manifest(pod), spec["nodeName"])
-        elif key not in self.state.pods and key not in self.scheduler.stats.pods and \
-                not pod["metadata"].get("deletionTimestamp") and \
-                spec.get("schedulerName", "default-scheduler") == "default-scheduler":
+        elif (
+            key not in self.state.pods
+            and key not in self.scheduler.stats.pods
+            and not pod["metadata"].get("deletionTimestamp")
+            and spec.get("schedulerName", "default-scheduler") == "default-scheduler"
+        ):
             self.scheduler.add_pod(Pod.from_manifest(pod))
 
     def _gone(self, pod: Mapping) -> None:
@@ -91,11 +98,23 @@ class KubeScheduler:
         old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
         if old is not None and old.get("status") == "False" and old.get("message") == message:
             return
-        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
-                     "lastTransitionTime": timestamp(self.engine.now)}
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastTransitionTime": timestamp(self.engine.now),
+        }
         status = {"conditions": [*(c for c in conditions if c.get("type") != "PodScheduled"), condition]}
-        self.client.request("patch", "pods", lambda *a: None, namespace=pod.namespace, name=pod.name,
-                            subresource="status", body={"status": status})
+        self.client.request(
+            "patch",
+            "pods",
+            lambda *a: None,
+            namespace=pod.namespace,
+            name=pod.name,
+            subresource="status",
+            body={"status": status},
+        )
 
     def _bind(self, pod: Pod, node: str):
         done = self.engine.event()
@@ -109,6 +128,13 @@ class KubeScheduler:
                     self._pod(current)
             self.engine.schedule(delay, done.succeed)
 
-        self.client.request("create", "pods", answer, namespace=pod.namespace, name=pod.name, subresource="binding",
-                            body={"target": {"name": node}})
+        self.client.request(
+            "create",
+            "pods",
+            answer,
+            namespace=pod.namespace,
+            name=pod.name,
+            subresource="binding",
+            body={"target": {"name": node}},
+        )
         return done

@@ -28,8 +28,20 @@ same uniform choice among tied nodes, drawn from the seeded stream."""
 MAX_NODE_SCORE = 100
 MAX_CUSTOM_PRIORITY_SCORE = 10
 MAX_WEIGHT = (2**63 - 1) // MAX_NODE_SCORE
-EXTENSION_POINTS = ("preEnqueue", "queueSort", "preFilter", "filter", "postFilter", "preScore", "score",
-                    "reserve", "permit", "preBind", "bind", "postBind")
+EXTENSION_POINTS = (
+    "preEnqueue",
+    "queueSort",
+    "preFilter",
+    "filter",
+    "postFilter",
+    "preScore",
+    "score",
+    "reserve",
+    "permit",
+    "preBind",
+    "bind",
+    "postBind",
+)
 
 # Plugin -> the extension points it implements (pkg/scheduler/framework/plugins).
 PLUGINS: dict[str, tuple[str, ...]] = {
@@ -53,18 +65,39 @@ PLUGINS: dict[str, tuple[str, ...]] = {
     "SchedulingGates": ("preEnqueue",),
     "DynamicResources": ("preEnqueue", "preFilter", "filter", "postFilter", "reserve", "preBind"),
 }
-INERT = {"VolumeRestrictions", "NodeVolumeLimits", "VolumeBinding", "VolumeZone", "SchedulingGates",
-         "DynamicResources", "DefaultPreemption"}
+INERT = {
+    "VolumeRestrictions",
+    "NodeVolumeLimits",
+    "VolumeBinding",
+    "VolumeZone",
+    "SchedulingGates",
+    "DynamicResources",
+    "DefaultPreemption",
+}
 """Accepted, but nothing to do for kbench's pods (no volumes, claims or gates); preemption may follow later."""
 
 # Default profile: multiPoint plugins in order, with score weights (default_plugins.go; DynamicResources
 # is inserted before DefaultPreemption as the DynamicResourceAllocation gate is on by default since v1.34).
 DEFAULT_MULTIPOINT: tuple[tuple[str, int], ...] = (
-    ("SchedulingGates", 0), ("PrioritySort", 0), ("NodeUnschedulable", 0), ("NodeName", 0),
-    ("TaintToleration", 3), ("NodeAffinity", 2), ("NodePorts", 0), ("NodeResourcesFit", 1),
-    ("VolumeRestrictions", 0), ("NodeVolumeLimits", 0), ("VolumeBinding", 0), ("VolumeZone", 0),
-    ("PodTopologySpread", 2), ("InterPodAffinity", 2), ("DynamicResources", 0), ("DefaultPreemption", 0),
-    ("NodeResourcesBalancedAllocation", 1), ("ImageLocality", 1), ("DefaultBinder", 0),
+    ("SchedulingGates", 0),
+    ("PrioritySort", 0),
+    ("NodeUnschedulable", 0),
+    ("NodeName", 0),
+    ("TaintToleration", 3),
+    ("NodeAffinity", 2),
+    ("NodePorts", 0),
+    ("NodeResourcesFit", 1),
+    ("VolumeRestrictions", 0),
+    ("NodeVolumeLimits", 0),
+    ("VolumeBinding", 0),
+    ("VolumeZone", 0),
+    ("PodTopologySpread", 2),
+    ("InterPodAffinity", 2),
+    ("DynamicResources", 0),
+    ("DefaultPreemption", 0),
+    ("NodeResourcesBalancedAllocation", 1),
+    ("ImageLocality", 1),
+    ("DefaultBinder", 0),
 )
 
 SCORING_STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio")
@@ -76,8 +109,11 @@ SYSTEM_DEFAULT_CONSTRAINTS = [
 """PodTopologySpread's system defaults (podtopologyspread/plugin.go systemDefaultConstraints)."""
 
 DEFAULT_ARGS: dict[str, dict[str, Any]] = {
-    "NodeResourcesFit": {"scoringStrategy": {"type": "LeastAllocated", "resources": DEFAULT_RESOURCES},
-                         "ignoredResources": [], "ignoredResourceGroups": []},
+    "NodeResourcesFit": {
+        "scoringStrategy": {"type": "LeastAllocated", "resources": DEFAULT_RESOURCES},
+        "ignoredResources": [],
+        "ignoredResourceGroups": [],
+    },
     "NodeResourcesBalancedAllocation": {"resources": DEFAULT_RESOURCES},
     "PodTopologySpread": {"defaultConstraints": [], "defaultingType": "System"},
     "InterPodAffinity": {"hardPodAffinityWeight": 1, "ignorePreferredTermsOfExistingPods": False},
@@ -140,8 +176,10 @@ def _plugin_set(node: Any, path: str) -> tuple[list[tuple[str, int | None]], lis
                 raise ConfigError(f"{where}.name: Required value: a plugin name")
             name = p["name"]
             if name != "*" and name not in PLUGINS:
-                raise ConfigError(f"{where}.name: Invalid value: {name!r}: plugin {name!r} does not exist; "
-                                  f"known plugins: {', '.join(sorted(PLUGINS))}")
+                raise ConfigError(
+                    f"{where}.name: Invalid value: {name!r}: plugin {name!r} does not exist; "
+                    f"known plugins: {', '.join(sorted(PLUGINS))}"
+                )
             weight = p.get("weight")
             if kind == "enabled" and weight is not None:
                 if isinstance(weight, bool) or not isinstance(weight, int):
@@ -161,8 +199,9 @@ def _resolve_plugins(plugins: Any, path: str) -> tuple[dict[str, list[str]], dic
         raise ConfigError(f"{path}: must be a mapping of extension points")
     for point in plugins:
         if point != "multiPoint" and point not in EXTENSION_POINTS:
-            raise ConfigError(f"{path}.{point}: unknown extension point; allowed: multiPoint, "
-                              f"{', '.join(EXTENSION_POINTS)}")
+            raise ConfigError(
+                f"{path}.{point}: unknown extension point; allowed: multiPoint, {', '.join(EXTENSION_POINTS)}"
+            )
     enabled_mp, disabled_mp = _plugin_set(plugins.get("multiPoint"), f"{path}.multiPoint")
     multipoint = [] if "*" in disabled_mp else [(n, w) for n, w in DEFAULT_MULTIPOINT if n not in disabled_mp]
     for name, weight in enabled_mp:  # user multiPoint plugins replace defaults of the same name
@@ -173,8 +212,10 @@ def _resolve_plugins(plugins: Any, path: str) -> tuple[dict[str, list[str]], dic
         enabled, disabled = _plugin_set(plugins.get(point), f"{path}.{point}")
         for i, (name, _) in enumerate(enabled):
             if point not in PLUGINS[name]:
-                raise ConfigError(f"{path}.{point}.enabled[{i}].name: Invalid value: {name!r}: "
-                                  f"plugin {name!r} does not extend {point} plugin")
+                raise ConfigError(
+                    f"{path}.{point}.enabled[{i}].name: Invalid value: {name!r}: "
+                    f"plugin {name!r} does not extend {point} plugin"
+                )
         explicit = [name for name, _ in enabled]
         base = [] if "*" in disabled else [n for n, _ in multipoint if point in PLUGINS[n] and n not in disabled]
         points[point] = [n for n in base if n not in explicit] + explicit
@@ -211,8 +252,9 @@ def _check_args(name: str, args: Mapping, path: str) -> dict[str, Any]:
     merged = copy.deepcopy(DEFAULT_ARGS.get(name, {}))
     unknown = set(args) - set(merged) - {"apiVersion", "kind"}
     if unknown:
-        raise ConfigError(f"{path}: unknown field(s) {sorted(unknown)} for {name}Args; "
-                          f"allowed: {', '.join(sorted(merged)) or 'none'}")
+        raise ConfigError(
+            f"{path}: unknown field(s) {sorted(unknown)} for {name}Args; allowed: {', '.join(sorted(merged)) or 'none'}"
+        )
     merged.update({k: v for k, v in args.items() if k not in ("apiVersion", "kind")})
     if name == "NodeResourcesFit":
         strategy = merged["scoringStrategy"]
@@ -220,8 +262,10 @@ def _check_args(name: str, args: Mapping, path: str) -> dict[str, Any]:
             raise ConfigError(f"{path}.scoringStrategy: must be a mapping")
         strategy = {"resources": DEFAULT_RESOURCES, **strategy}
         if strategy.get("type") not in SCORING_STRATEGIES:
-            raise ConfigError(f"{path}.scoringStrategy.type: Unsupported value: {strategy.get('type')!r}: "
-                              f"supported values: {', '.join(repr(s) for s in SCORING_STRATEGIES)}")
+            raise ConfigError(
+                f"{path}.scoringStrategy.type: Unsupported value: {strategy.get('type')!r}: "
+                f"supported values: {', '.join(repr(s) for s in SCORING_STRATEGIES)}"
+            )
         strategy["resources"] = _check_resources(strategy["resources"], f"{path}.scoringStrategy.resources")
         if strategy["type"] == "RequestedToCapacityRatio":
             rtcr = strategy.get("requestedToCapacityRatio") or {}
@@ -235,21 +279,26 @@ def _check_args(name: str, args: Mapping, path: str) -> dict[str, Any]:
                 if not isinstance(util, int) or not 0 <= util <= 100:
                     raise _invalid(f"{where}[{i}].utilization", util, "not in valid range [0, 100]")
                 if util <= previous:
-                    raise _invalid(f"{where}[{i}].utilization", util, "utilization values must be sorted in "
-                                   "increasing order")
+                    raise _invalid(
+                        f"{where}[{i}].utilization", util, "utilization values must be sorted in increasing order"
+                    )
                 if not isinstance(score, int) or not 0 <= score <= MAX_CUSTOM_PRIORITY_SCORE:
                     raise _invalid(f"{where}[{i}].score", score, f"not in valid range [0, {MAX_CUSTOM_PRIORITY_SCORE}]")
                 previous = util
         elif strategy.get("requestedToCapacityRatio"):
-            raise ConfigError(f"{path}.scoringStrategy.requestedToCapacityRatio: Forbidden: "
-                              f"only valid with type RequestedToCapacityRatio")
+            raise ConfigError(
+                f"{path}.scoringStrategy.requestedToCapacityRatio: Forbidden: "
+                f"only valid with type RequestedToCapacityRatio"
+            )
         merged["scoringStrategy"] = strategy
     elif name == "NodeResourcesBalancedAllocation":
         merged["resources"] = _check_resources(merged["resources"], f"{path}.resources", only_one=True)
     elif name == "PodTopologySpread":
         if merged["defaultingType"] not in ("System", "List"):
-            raise ConfigError(f"{path}.defaultingType: Unsupported value: {merged['defaultingType']!r}: "
-                              f"supported values: 'System', 'List'")
+            raise ConfigError(
+                f"{path}.defaultingType: Unsupported value: {merged['defaultingType']!r}: "
+                f"supported values: 'System', 'List'"
+            )
         if merged["defaultingType"] == "System" and merged["defaultConstraints"]:
             raise _invalid(f"{path}.defaultingType", "System", "when .defaultConstraints are not empty")
         for i, c in enumerate(merged["defaultConstraints"]):
@@ -259,11 +308,15 @@ def _check_args(name: str, args: Mapping, path: str) -> dict[str, Any]:
             if not c.get("topologyKey"):
                 raise ConfigError(f"{where}.topologyKey: Required value: can not be empty")
             if c.get("whenUnsatisfiable") not in ("DoNotSchedule", "ScheduleAnyway"):
-                raise ConfigError(f"{where}.whenUnsatisfiable: Unsupported value: {c.get('whenUnsatisfiable')!r}: "
-                                  f"supported values: 'DoNotSchedule', 'ScheduleAnyway'")
+                raise ConfigError(
+                    f"{where}.whenUnsatisfiable: Unsupported value: {c.get('whenUnsatisfiable')!r}: "
+                    f"supported values: 'DoNotSchedule', 'ScheduleAnyway'"
+                )
             if c.get("labelSelector") is not None:
-                raise ConfigError(f"{where}.labelSelector: Forbidden: constraint must not define a selector, as "
-                                  f"they deduced for each pod")
+                raise ConfigError(
+                    f"{where}.labelSelector: Forbidden: constraint must not define a selector, as "
+                    f"they deduced for each pod"
+                )
     elif name == "InterPodAffinity":
         w = merged["hardPodAffinityWeight"]
         if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
@@ -284,8 +337,10 @@ def _profile(raw: Any, index: int, default_percentage: int) -> Profile:
         raise ConfigError(f"{path}.schedulerName: Required value")
     points, weights = _resolve_plugins(raw.get("plugins"), f"{path}.plugins")
     if len(points["queueSort"]) != 1:
-        raise ConfigError(f"{path}.plugins.queueSort.enabled: Invalid value: {points['queueSort']}: only one queue "
-                          f"sort plugin can be enabled")
+        raise ConfigError(
+            f"{path}.plugins.queueSort.enabled: Invalid value: {points['queueSort']}: only one queue "
+            f"sort plugin can be enabled"
+        )
     args = {}
     for i, entry in enumerate(raw.get("pluginConfig") or []):
         where = f"{path}.pluginConfig[{i}]"
@@ -312,8 +367,9 @@ def parse_config(source: str | Mapping | None = None) -> SchedulerConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError("KubeSchedulerConfiguration: expected a mapping")
     if raw.get("apiVersion", API_VERSION) != API_VERSION:
-        raise ConfigError(f"apiVersion: Unsupported value: {raw.get('apiVersion')!r}: supported values: "
-                          f"{API_VERSION!r}")
+        raise ConfigError(
+            f"apiVersion: Unsupported value: {raw.get('apiVersion')!r}: supported values: {API_VERSION!r}"
+        )
     if raw.get("kind", "KubeSchedulerConfiguration") != "KubeSchedulerConfiguration":
         raise ConfigError(f"kind: Unsupported value: {raw.get('kind')!r}: expected 'KubeSchedulerConfiguration'")
     pct = raw.get("percentageOfNodesToScore", 0)

@@ -39,9 +39,21 @@ from kbench.scheduler.state import ClusterState
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
-PLUGIN_CLASSES = {cls.name: cls for cls in (
-    NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
-    InterPodAffinity, NodeResourcesBalancedAllocation, ImageLocality)}
+PLUGIN_CLASSES = {
+    cls.name: cls
+    for cls in (
+        NodeUnschedulable,
+        NodeName,
+        TaintToleration,
+        NodeAffinity,
+        NodePorts,
+        NodeResourcesFit,
+        PodTopologySpread,
+        InterPodAffinity,
+        NodeResourcesBalancedAllocation,
+        ImageLocality,
+    )
+}
 
 
 def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
@@ -104,8 +116,14 @@ class Framework:
         ``pod -> labelSelector`` from its Services and controllers, for PodTopologySpread's defaults.
     """
 
-    def __init__(self, profile: Profile, state: ClusterState, percentage_of_nodes_to_score: int = 0,
-                 seed: int = 0, default_selector=None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        state: ClusterState,
+        percentage_of_nodes_to_score: int = 0,
+        seed: int = 0,
+        default_selector=None,
+    ) -> None:
         self.profile, self.state = profile, state
         pct = profile.percentage_of_nodes_to_score
         self.percentage = percentage_of_nodes_to_score if pct is None else pct
@@ -113,8 +131,7 @@ class Framework:
         for name in dict.fromkeys(profile.enabled("preFilter") + profile.enabled("filter") + profile.enabled("score")):
             cls = PLUGIN_CLASSES[name]
             args = profile.args.get(name, {})
-            self.plugins[name] = (cls(args, state, default_selector) if cls is PodTopologySpread
-                                  else cls(args, state))
+            self.plugins[name] = cls(args, state, default_selector) if cls is PodTopologySpread else cls(args, state)
         self.filters = [self.plugins[n] for n in profile.enabled("filter")]
         self.prefilters = [self.plugins[n] for n in profile.enabled("preFilter")]
         self.scorers = [(self.plugins[n], profile.weights[n]) for n in profile.enabled("score")]
@@ -208,8 +225,9 @@ class Framework:
         try:
             ctx = self.prefilter(pod)
         except Rejection as rejection:
-            return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.",
-                               rejectors={rejection.plugin})
+            return CycleResult(
+                None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.", rejectors={rejection.plugin}
+            )
         code, first, per_plugin = self.filter_all(pod, ctx)
         nodes, processed = self.take_feasible(code == SUCCESS, self.subset(ctx)[0])
         self.next_start = (self.next_start + processed) % n
@@ -251,7 +269,8 @@ class Framework:
             codes, c_ctx = per_plugin[plugin.name], ctx.get(plugin.name)
             table[f"filter/{plugin.name}"] = [
                 CODE_NAMES[c] if c == SUCCESS else f"{CODE_NAMES[c]}: {', '.join(plugin.reasons(c_ctx, pod, i))}"
-                for i, c in enumerate(codes.tolist())]
+                for i, c in enumerate(codes.tolist())
+            ]
         table["feasible"] = code == SUCCESS
         nodes = np.flatnonzero(code == SUCCESS)
         detail: dict = {}
@@ -293,4 +312,5 @@ def breakdown(nodes, pod, pods=(), config=None) -> pd.DataFrame:
     (incoming,) = [Pod.from_manifest(m) for m in load_manifests([pod] if isinstance(pod, dict) else pod)]
     config = config if isinstance(config, SchedulerConfig) else parse_config(config)
     return Framework(config.profile(incoming.scheduler_name), state, config.percentage_of_nodes_to_score).breakdown(
-        incoming)
+        incoming
+    )

@@ -125,18 +125,35 @@ class KernelScheduler:
             dynamic |= plugin.dynamic
             static_ok &= plugin.filter(c, pod) == SUCCESS
         every = np.arange(n)
-        scans = {f"{p.name}/filter" for p in fw.filters if p.name in ("PodTopologySpread", "InterPodAffinity")
-                 and ctx.get(p.name) is not SKIP}
+        scans = {
+            f"{p.name}/filter"
+            for p in fw.filters
+            if p.name in ("PodTopologySpread", "InterPodAffinity") and ctx.get(p.name) is not SKIP
+        }
         fit = (np.int64(LEAST), _EMPTY, _EMPTY, _EMPTY, _EMPTY, np.zeros((1, 2), np.int64), np.int64(0))
         bal = (_EMPTY, _EMPTY, np.int64(0))
         raws, norms, weights, score_plugins = [], [], [], 0
-        spread = (np.zeros((0, n), np.int64), np.zeros((0, 1), np.int64), np.zeros((0, n), np.int64), _EMPTY,
-                  _EMPTY, np.ones(n, bool), np.int64(0))
+        spread = (
+            np.zeros((0, n), np.int64),
+            np.zeros((0, 1), np.int64),
+            np.zeros((0, n), np.int64),
+            _EMPTY,
+            _EMPTY,
+            np.ones(n, bool),
+            np.int64(0),
+        )
         for plugin, weight in fw.scorers:
             if plugin.name == "NodeResourcesFit":
                 t = plugin.prescore(pod, every)
-                fit = (np.int64(plugin.kind), t.rows, t.sources, t.requests, t.weights,
-                       plugin.shape if len(plugin.shape) else np.zeros((1, 2), np.int64), np.int64(weight))
+                fit = (
+                    np.int64(plugin.kind),
+                    t.rows,
+                    t.sources,
+                    t.requests,
+                    t.weights,
+                    plugin.shape if len(plugin.shape) else np.zeros((1, 2), np.int64),
+                    np.int64(weight),
+                )
                 score_plugins += 1
             elif plugin.name == "NodeResourcesBalancedAllocation":
                 t = plugin.prescore(pod, every)
@@ -161,13 +178,24 @@ class KernelScheduler:
                 raws.append(plugin.score(c, pod, every))
                 norms.append(plugin.normalize)
                 weights.append(weight)
-        extra = (np.array(raws, np.int64).reshape(len(raws), n), np.array(norms, np.int64),
-                 np.array(weights, np.int64))
+        extra = (np.array(raws, np.int64).reshape(len(raws), n), np.array(norms, np.int64), np.array(weights, np.int64))
         nz = pod.nonzero_requests
         subset = fw.subset(ctx)[0]
-        return Plan(static_ok, fit_on, fit_req, fit, bal, extra, spread, state.vector(pod.requests),
-                    np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64), dynamic, subset, score_plugins,
-                    tuple(sorted(scans)))
+        return Plan(
+            static_ok,
+            fit_on,
+            fit_req,
+            fit,
+            bal,
+            extra,
+            spread,
+            state.vector(pod.requests),
+            np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64),
+            dynamic,
+            subset,
+            score_plugins,
+            tuple(sorted(scans)),
+        )
 
     @staticmethod
     def _spread(arrays, n: int, weight: int) -> tuple:
@@ -176,10 +204,15 @@ class KernelScheduler:
         cnt = np.zeros((len(counts), width), np.int64)
         for i, c in enumerate(counts):
             cnt[i, : len(c)] = c
-        return (np.array(doms, np.int64).reshape(len(doms), n), cnt,
-                np.array(on_node, np.int64).reshape(len(on_node), n),
-                np.array([c.max_skew for c in constraints], np.int64),
-                np.array([c.key == HOSTNAME for c in constraints], np.int64), has_keys, np.int64(weight))
+        return (
+            np.array(doms, np.int64).reshape(len(doms), n),
+            cnt,
+            np.array(on_node, np.int64).reshape(len(on_node), n),
+            np.array([c.max_skew for c in constraints], np.int64),
+            np.array([c.key == HOSTNAME for c in constraints], np.int64),
+            has_keys,
+            np.int64(weight),
+        )
 
     def evaluate(self, pod: Pod, plan: Plan | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every feasible node (in node order) and its total score as the kernel computes them; nothing
@@ -189,8 +222,22 @@ class KernelScheduler:
         plan = plan or self.plan(pod)
         cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
         scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
-        _, _, found = k.schedule_pod(state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(),
-                                     *plan.search(), 0, n, self.fw.rng.copy(), cand, totals, scratch, mark, True)
+        _, _, found = k.schedule_pod(
+            state.allocatable,
+            state.requested,
+            state.nonzero,
+            state.pod_count,
+            *plan.args(),
+            *plan.search(),
+            0,
+            n,
+            self.fw.rng.copy(),
+            cand,
+            totals,
+            scratch,
+            mark,
+            True,
+        )
         return cand[:found].copy(), totals[:found].copy()
 
     def schedule(self, pod: Pod) -> CycleResult:
@@ -202,17 +249,35 @@ class KernelScheduler:
         try:
             plan = self.cached_plan(pod)
         except Rejection as rejection:
-            return CycleResult(None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.",
-                               rejectors={rejection.plugin})
+            return CycleResult(
+                None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.", rejectors={rejection.plugin}
+            )
         cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
         scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
         node, processed, found = k.schedule_pod(
-            state.allocatable, state.requested, state.nonzero, state.pod_count, *plan.args(), *plan.search(),
-            fw.next_start, self._num_to_find(plan), fw.rng, cand, totals, scratch, mark)
+            state.allocatable,
+            state.requested,
+            state.nonzero,
+            state.pod_count,
+            *plan.args(),
+            *plan.search(),
+            fw.next_start,
+            self._num_to_find(plan),
+            fw.rng,
+            cand,
+            totals,
+            scratch,
+            mark,
+        )
         fw.next_start = (fw.next_start + processed) % n
-        result = CycleResult(None if node < 0 else int(node), evaluated=int(processed), feasible=int(found),
-                             scored=int(found) if found > 1 else 0, score_plugins=plan.score_plugins,
-                             scans=plan.scans)
+        result = CycleResult(
+            None if node < 0 else int(node),
+            evaluated=int(processed),
+            feasible=int(found),
+            scored=int(found) if found > 1 else 0,
+            score_plugins=plan.score_plugins,
+            scans=plan.scans,
+        )
         if node < 0:  # diagnose with the reference filters: upstream's message and the rejecting plugins
             ctx = fw.prefilter(pod)
             _, first, _ = fw.filter_all(pod, ctx)
@@ -248,8 +313,10 @@ class KernelScheduler:
             except Rejection:
                 plan = None
             if plan is not None and plan.dynamic:
-                raise ValueError(f"schedule_batch: pod {pods[start].key} uses host ports, topology spread or "
-                                 "inter-pod affinity; schedule it one by one")
+                raise ValueError(
+                    f"schedule_batch: pod {pods[start].key} uses host ports, topology spread or "
+                    "inter-pod affinity; schedule it one by one"
+                )
             runs.append((start, end, plan))
             start = end
         for start, end, plan in runs:
@@ -261,20 +328,43 @@ class KernelScheduler:
                 break
         return nodes, processed, found
 
-    def _place(self, pods: list[Pod], plan: Plan, nodes: np.ndarray, processed: np.ndarray,
-               found: np.ndarray) -> int:
+    def _place(self, pods: list[Pod], plan: Plan, nodes: np.ndarray, processed: np.ndarray, found: np.ndarray) -> int:
         """Place pods of one plan (writing into the given views) and bind them; returns how many were placed."""
         fw, state = self.fw, self.fw.state
         arrays = (state.allocatable, state.requested, state.nonzero, state.pod_count)
         static = plan.static_scores() if plan.subset is None else None
         if static is not None:
             start, placed = kb.schedule_signature(
-                *arrays, plan.static_ok, plan.fit_on, plan.fit_req, *plan.fit, *plan.bal, static, fw.next_start,
-                self._num_to_find(plan), fw.rng, plan.bind_req, plan.bind_nonzero, nodes, processed, found)
+                *arrays,
+                plan.static_ok,
+                plan.fit_on,
+                plan.fit_req,
+                *plan.fit,
+                *plan.bal,
+                static,
+                fw.next_start,
+                self._num_to_find(plan),
+                fw.rng,
+                plan.bind_req,
+                plan.bind_nonzero,
+                nodes,
+                processed,
+                found,
+            )
         else:
             start, placed = k.schedule_batch(
-                *arrays, *plan.args(), *plan.search(), fw.next_start, self._num_to_find(plan), fw.rng, plan.bind_req,
-                plan.bind_nonzero, nodes, processed, found)
+                *arrays,
+                *plan.args(),
+                *plan.search(),
+                fw.next_start,
+                self._num_to_find(plan),
+                fw.rng,
+                plan.bind_req,
+                plan.bind_nonzero,
+                nodes,
+                processed,
+                found,
+            )
         fw.next_start = int(start)
         state.record_bound(pods[:placed], nodes[:placed])
         return int(placed)

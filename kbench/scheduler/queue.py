@@ -35,8 +35,14 @@ EVENTS = {
     "NodePorts": {("Pod", "Delete"), ("Node", "Add")},
     "TaintToleration": {("Node", "Add"), ("Node", "Update")},
     "NodeAffinity": {("Node", "Add"), ("Node", "Update")},
-    "PodTopologySpread": {("Pod", "Add"), ("Pod", "Update"), ("Pod", "Delete"), ("Node", "Add"), ("Node", "Update"),
-                          ("Node", "Delete")},
+    "PodTopologySpread": {
+        ("Pod", "Add"),
+        ("Pod", "Update"),
+        ("Pod", "Delete"),
+        ("Node", "Add"),
+        ("Node", "Update"),
+        ("Node", "Delete"),
+    },
     "InterPodAffinity": {("Pod", "Add"), ("Pod", "Update"), ("Pod", "Delete"), ("Node", "Add"), ("Node", "Update")},
 }
 
@@ -152,16 +158,20 @@ class SchedulingQueue:
             self._push_active(heapq.heappop(self._backoff)[2])
 
     def _flush_unschedulable(self) -> None:
-        stale = [qp for qp in self.unschedulable.values()
-                 if self.engine.now - qp.unschedulable_since > MAX_IN_UNSCHEDULABLE]
+        stale = [
+            qp for qp in self.unschedulable.values() if self.engine.now - qp.unschedulable_since > MAX_IN_UNSCHEDULABLE
+        ]
         for qp in stale:
             del self.unschedulable[qp.pod.key]
             self._push_backoff(qp)
 
     def on_event(self, kind: str, action: str) -> int:
         """A cluster event: move the unschedulable pods it may help; returns how many moved."""
-        moved = [qp for qp in self.unschedulable.values()
-                 if any((kind, action) in EVENTS.get(name, set()) for name in qp.rejectors)]
+        moved = [
+            qp
+            for qp in self.unschedulable.values()
+            if any((kind, action) in EVENTS.get(name, set()) for name in qp.rejectors)
+        ]
         for qp in moved:
             del self.unschedulable[qp.pod.key]
             self._push_backoff(qp)

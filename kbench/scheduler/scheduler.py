@@ -48,11 +48,17 @@ class Costs:
 
     def parts(self, result: CycleResult, num_nodes: int) -> dict[str, float]:
         """Simulated duration of one scheduling cycle, by what it was spent on."""
-        walks = {"PodTopologySpread/filter": self.spread_filter_per_node,
-                 "PodTopologySpread/score": self.spread_score_per_node,
-                 "InterPodAffinity/filter": self.interpod_per_node, "InterPodAffinity/score": self.interpod_per_node}
-        parts = {"overhead": self.cycle_overhead, "filter": self.filter_per_node * result.evaluated,
-                 "score": self.score_per_node * result.scored * result.score_plugins}
+        walks = {
+            "PodTopologySpread/filter": self.spread_filter_per_node,
+            "PodTopologySpread/score": self.spread_score_per_node,
+            "InterPodAffinity/filter": self.interpod_per_node,
+            "InterPodAffinity/score": self.interpod_per_node,
+        }
+        parts = {
+            "overhead": self.cycle_overhead,
+            "filter": self.filter_per_node * result.evaluated,
+            "score": self.score_per_node * result.scored * result.score_plugins,
+        }
         for scan in result.scans:
             parts[scan] = walks[scan] * num_nodes
         return parts
@@ -105,15 +111,21 @@ class Scheduler:
         ``binder(pod, node_name) -> Event``; default: a fixed ``bind_latency``.
     """
 
-    def __init__(self, engine: Engine, state: ClusterState, config: SchedulerConfig | None = None,
-                 profile: Profile | None = None, streams: Streams | None = None,
-                 binder: Callable[[Pod, str], Event] | None = None, default_selector=None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        state: ClusterState,
+        config: SchedulerConfig | None = None,
+        profile: Profile | None = None,
+        streams: Streams | None = None,
+        binder: Callable[[Pod, str], Event] | None = None,
+        default_selector=None,
+    ) -> None:
         config = config or parse_config()
         streams = streams or Streams(0)
         self.engine, self.state = engine, state
         seed = int(streams("scheduler/select").integers(2**63))
-        self.framework = Framework(config.profile(), state, config.percentage_of_nodes_to_score, seed,
-                                   default_selector)
+        self.framework = Framework(config.profile(), state, config.percentage_of_nodes_to_score, seed, default_selector)
         self.kernel = KernelScheduler(self.framework)
         self.queue = SchedulingQueue(engine, config.pod_initial_backoff_seconds, config.pod_max_backoff_seconds)
         self.costs = Costs.from_profile(profile or load_profile())

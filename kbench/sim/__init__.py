@@ -14,6 +14,18 @@ from kbench.sim.resource import Resource
 from kbench.sim.rng import Streams
 
 __all__ = [
-    "Constant", "Distribution", "Empirical", "Exponential", "LogNormal", "Uniform", "from_spec",
-    "Engine", "Event", "Interrupt", "Process", "Timer", "Streams", "Resource",
+    "Constant",
+    "Distribution",
+    "Empirical",
+    "Exponential",
+    "LogNormal",
+    "Uniform",
+    "from_spec",
+    "Engine",
+    "Event",
+    "Interrupt",
+    "Process",
+    "Timer",
+    "Streams",
+    "Resource",
 ]

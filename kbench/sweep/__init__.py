@@ -8,8 +8,12 @@ from pathlib import Path
 
 from kbench.sweep.grid import Param, Sweep
 
-_REGISTRY = {"cluster": "kbench.sweep.cluster", "etcd": "kbench.sweep.etcd", "proxy": "kbench.sweep.proxy",
-             "scheduler": "kbench.sweep.scheduler"}
+_REGISTRY = {
+    "cluster": "kbench.sweep.cluster",
+    "etcd": "kbench.sweep.etcd",
+    "proxy": "kbench.sweep.proxy",
+    "scheduler": "kbench.sweep.scheduler",
+}
 
 
 def sweep_names() -> list[str]:
@@ -24,9 +28,19 @@ def get_sweep(name: str) -> Sweep:
     return import_module(_REGISTRY[name]).SWEEP
 
 
-def run_sweep(name: str, preset: str | None = None, params: dict | None = None, out: str | Path = "results",
-              run: str | None = None, seed: int | None = None, jobs: int | None = None, progress: bool = True,
-              dask=None, resume: bool = False, seeds: int | None = None):
+def run_sweep(
+    name: str,
+    preset: str | None = None,
+    params: dict | None = None,
+    out: str | Path = "results",
+    run: str | None = None,
+    seed: int | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+    dask=None,
+    resume: bool = False,
+    seeds: int | None = None,
+):
     """Run a sweep from Python (what ``kbench sweep`` does): returns (table, run directory, written files).
 
     ``preset`` (default ``quick``) and ``params``, which replaces whole axes of the preset, e.g.
@@ -50,9 +64,14 @@ def run_sweep(name: str, preset: str | None = None, params: dict | None = None, 
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     parent = Path(out) / sweep.name
-    given = {"preset": preset, "seed": seed, "seeds": seeds,
-             "overrides": None if params is None else {key: list(v) if isinstance(v, (list, tuple)) else [v]
-                                                       for key, v in params.items()}}
+    given = {
+        "preset": preset,
+        "seed": seed,
+        "seeds": seeds,
+        "overrides": None
+        if params is None
+        else {key: list(v) if isinstance(v, (list, tuple)) else [v] for key, v in params.items()},
+    }
     if resume:
         if run is None:
             if not (parent / "latest").is_symlink():
@@ -71,8 +90,9 @@ def run_sweep(name: str, preset: str | None = None, params: dict | None = None, 
         if resume:
             run_dir = parent / run
         else:
-            run_dir = results.claim_run_dir(parent, run, {"sweep": sweep.name, **grid, "points": len(points),
-                                                          "environment": results.environment()})
+            run_dir = results.claim_run_dir(
+                parent, run, {"sweep": sweep.name, **grid, "points": len(points), "environment": results.environment()}
+            )
         results.set_latest(parent, run_dir)
         table = runner.run(sweep, points, run_dir, seed=seed, jobs=jobs, progress_bar=progress, client=client)
     finally:

@@ -33,11 +33,26 @@ PARAMS = (
 )
 
 PRESETS = {
-    "quick": {"keys": [1_000, 10_000, 100_000], "value_size": [256], "write_ratio": [0.5], "members": [1, 3, 5],
-              "clients": [1, 30, 300], "consistency": ["linearizable"], "duration": [0.5], "profile": ["default"]},
-    "full": {"keys": [1_000, 10_000, 100_000, 1_000_000], "value_size": [256, 4096], "write_ratio": [0.0, 0.5, 1.0],
-             "members": [1, 3, 5], "clients": [1, 10, 100, 1000], "consistency": ["linearizable"],
-             "duration": [1.0], "profile": ["default"]},
+    "quick": {
+        "keys": [1_000, 10_000, 100_000],
+        "value_size": [256],
+        "write_ratio": [0.5],
+        "members": [1, 3, 5],
+        "clients": [1, 30, 300],
+        "consistency": ["linearizable"],
+        "duration": [0.5],
+        "profile": ["default"],
+    },
+    "full": {
+        "keys": [1_000, 10_000, 100_000, 1_000_000],
+        "value_size": [256, 4096],
+        "write_ratio": [0.0, 0.5, 1.0],
+        "members": [1, 3, 5],
+        "clients": [1, 10, 100, 1000],
+        "consistency": ["linearizable"],
+        "duration": [1.0],
+        "profile": ["default"],
+    },
 }
 
 
@@ -65,8 +80,12 @@ def measure_kernels(keys: int, value_size: int, seed: int) -> dict[str, float]:
     single = [keyset.keys[i] for i in rng.integers(0, keys, 5_000).tolist()]
     put_one = _rate(len(single), lambda: [store.put(key, value) for key in single])
     range_one = _rate(len(single), lambda: [store.range(key) for key in single])
-    return {"wall_put_many_ops_per_s": put_rate, "wall_range_many_ops_per_s": range_rate,
-            "wall_put_ops_per_s": put_one, "wall_range_ops_per_s": range_one}
+    return {
+        "wall_put_many_ops_per_s": put_rate,
+        "wall_range_many_ops_per_s": range_rate,
+        "wall_put_ops_per_s": put_one,
+        "wall_range_ops_per_s": range_one,
+    }
 
 
 def run_point(params: dict, seed: int) -> dict:
@@ -74,9 +93,16 @@ def run_point(params: dict, seed: int) -> dict:
     metrics = measure_kernels(params["keys"], params["value_size"], seed)
     started = time.perf_counter()
     result = run_closed_loop(
-        clients=params["clients"], write_ratio=params["write_ratio"], keys=params["keys"],
-        value_size=params["value_size"], members=params["members"], duration=params["duration"],
-        serializable=params["consistency"] == "serializable", profile=load_profile(params["profile"]), seed=seed)
+        clients=params["clients"],
+        write_ratio=params["write_ratio"],
+        keys=params["keys"],
+        value_size=params["value_size"],
+        members=params["members"],
+        duration=params["duration"],
+        serializable=params["consistency"] == "serializable",
+        profile=load_profile(params["profile"]),
+        seed=seed,
+    )
     wall = time.perf_counter() - started
     metrics.update({f"sim_{name}": value for name, value in result.summary().items()})
     metrics["wall_sim_seconds"] = wall
@@ -86,17 +112,37 @@ def run_point(params: dict, seed: int) -> dict:
 
 
 FIGURES = (
-    plot.Spec("etcd_throughput", "Modelled etcd: throughput", ["sim_throughput_ops_per_s"], "keys", facet="members",
-              logy=True),
-    plot.Spec("etcd_latency", "Modelled etcd: read and write latency",
-              [["sim_read_latency_p50_ms", "sim_read_latency_p99_ms"],
-               ["sim_write_latency_p50_ms", "sim_write_latency_p99_ms"]], "keys", facet="members", logy=True),
-    plot.Spec("etcd_kernels", "kbench MVCC kernels on this machine",
-              ["wall_put_many_ops_per_s", "wall_range_many_ops_per_s", "wall_put_ops_per_s", "wall_range_ops_per_s"],
-              "keys", split=["value_size"], logy=True),
-    plot.Spec("etcd_latency_vs_throughput", "Modelled etcd: p99 latency",
-              [["sim_read_latency_p99_ms"], ["sim_write_latency_p99_ms"]], "sim_throughput_ops_per_s",
-              facet="members", along="clients", logy=True),
+    plot.Spec(
+        "etcd_throughput", "Modelled etcd: throughput", ["sim_throughput_ops_per_s"], "keys", facet="members", logy=True
+    ),
+    plot.Spec(
+        "etcd_latency",
+        "Modelled etcd: read and write latency",
+        [
+            ["sim_read_latency_p50_ms", "sim_read_latency_p99_ms"],
+            ["sim_write_latency_p50_ms", "sim_write_latency_p99_ms"],
+        ],
+        "keys",
+        facet="members",
+        logy=True,
+    ),
+    plot.Spec(
+        "etcd_kernels",
+        "kbench MVCC kernels on this machine",
+        ["wall_put_many_ops_per_s", "wall_range_many_ops_per_s", "wall_put_ops_per_s", "wall_range_ops_per_s"],
+        "keys",
+        split=["value_size"],
+        logy=True,
+    ),
+    plot.Spec(
+        "etcd_latency_vs_throughput",
+        "Modelled etcd: p99 latency",
+        [["sim_read_latency_p99_ms"], ["sim_write_latency_p99_ms"]],
+        "sim_throughput_ops_per_s",
+        facet="members",
+        along="clients",
+        logy=True,
+    ),
 )
 """Throughput and latency (reads and writes apart: a p50 over both jumps between the two) against keys, the
 kernels' own speed (measured once per point: the points at one key count and value size are its repeats), and
@@ -110,7 +156,16 @@ SWEEP = Sweep(
     presets=PRESETS,
     run_point=run_point,
     plot=plot.plotter(FIGURES, PARAMS),
-    summary=("keys", "members", "clients", "write_ratio", "sim_throughput_ops_per_s", "sim_write_latency_p50_ms",
-             "sim_write_latency_p99_ms", "sim_read_latency_p99_ms", "wall_put_many_ops_per_s",
-             "wall_range_many_ops_per_s"),
+    summary=(
+        "keys",
+        "members",
+        "clients",
+        "write_ratio",
+        "sim_throughput_ops_per_s",
+        "sim_write_latency_p50_ms",
+        "sim_write_latency_p99_ms",
+        "sim_read_latency_p99_ms",
+        "wall_put_many_ops_per_s",
+        "wall_range_many_ops_per_s",
+    ),
 )

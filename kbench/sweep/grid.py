@@ -53,8 +53,9 @@ class Sweep:
         for item in items:
             name, sep, values = item.partition("=")
             if not sep:
-                raise ValueError(f"--param {item!r}: expected name=value[,value...]; "
-                                 f"names: {', '.join(self.param_names)}")
+                raise ValueError(
+                    f"--param {item!r}: expected name=value[,value...]; names: {', '.join(self.param_names)}"
+                )
             out[name.strip()] = self.param(name.strip()).parse(values)
         return out
 

@@ -75,5 +75,6 @@ class Board:
         self._show()
 
     def _show(self) -> None:
-        self.bar.set_postfix_str("; ".join(f"{self.names[p]}: {s:,.0f} sim s" for p, s in self.at.items()),
-                                 refresh=True)
+        self.bar.set_postfix_str(
+            "; ".join(f"{self.names[p]}: {s:,.0f} sim s" for p, s in self.at.items()), refresh=True
+        )

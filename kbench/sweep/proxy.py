@@ -35,10 +35,20 @@ PARAMS = (
 )
 
 PRESETS = {
-    "quick": {"services": [1000, 5000, 10000], "endpoints": [10], "mode": list(MODES), "churn": [10.0],
-              "profile": ["default"]},
-    "full": {"services": [1000, 5000, 10000, 20000, 30000], "endpoints": [1, 10, 100], "mode": list(MODES),
-             "churn": [10.0], "profile": ["default"]},
+    "quick": {
+        "services": [1000, 5000, 10000],
+        "endpoints": [10],
+        "mode": list(MODES),
+        "churn": [10.0],
+        "profile": ["default"],
+    },
+    "full": {
+        "services": [1000, 5000, 10000, 20000, 30000],
+        "endpoints": [1, 10, 100],
+        "mode": list(MODES),
+        "churn": [10.0],
+        "profile": ["default"],
+    },
 }
 PACKET_BUDGET = 400_000_000
 """Rules the wall measurement may evaluate per point (iptables packets walk ~half the Services)."""
@@ -59,8 +69,11 @@ def _churn(engine: Engine, proxy: KubeProxy, rate: float, until: float, rng: np.
             if eps:
                 fresh += 1
                 old = eps.pop(int(rng.integers(len(eps))))
-                eps.append(EndpointInfo(f"11.{fresh >> 16 & 255}.{fresh >> 8 & 255}.{fresh & 255}", old.port,
-                                        True, True, False, False))
+                eps.append(
+                    EndpointInfo(
+                        f"11.{fresh >> 16 & 255}.{fresh >> 8 & 255}.{fresh & 255}", old.port, True, True, False, False
+                    )
+                )
             changed.append(dataclasses.replace(sp, endpoints=sorted(eps, key=lambda e: e.address)))
         proxy.apply(key, changed, trigger=engine.now)
 
@@ -77,9 +90,14 @@ def simulate_syncs(mode: str, ports, costs: ProxyCosts, churn: float, seed: int,
     engine.run(until=start + CHURN_SECONDS + 60.0)
     partial = [s.duration for s in proxy.syncs[1:]] or [np.nan]
     latencies = proxy.latencies or [np.nan]
-    return {"sim_full_sync_s": proxy.syncs[0].duration, "sync_objects": proxy.syncs[0].written,
-            "sim_partial_sync_p50_s": float(np.median(partial)), "sim_syncs": len(proxy.syncs) - 1,
-            "sim_npl_p50_s": float(np.percentile(latencies, 50)), "sim_npl_p99_s": float(np.percentile(latencies, 99))}
+    return {
+        "sim_full_sync_s": proxy.syncs[0].duration,
+        "sync_objects": proxy.syncs[0].written,
+        "sim_partial_sync_p50_s": float(np.median(partial)),
+        "sim_syncs": len(proxy.syncs) - 1,
+        "sim_npl_p50_s": float(np.percentile(latencies, 50)),
+        "sim_npl_p99_s": float(np.percentile(latencies, 99)),
+    }
 
 
 def run_point(params: dict, seed: int) -> dict:
@@ -99,20 +117,32 @@ def run_point(params: dict, seed: int) -> dict:
     match_seconds = time.perf_counter() - started
     latency = costs.first_packet(result.rules)
     return {
-        "rules": rules.rule_count, "rules_evaluated_mean": float(result.rules.mean()),
+        "rules": rules.rule_count,
+        "rules_evaluated_mean": float(result.rules.mean()),
         "sim_first_packet_p50_ms": float(np.percentile(latency, 50) * 1e3),
         "sim_first_packet_p99_ms": float(np.percentile(latency, 99) * 1e3),
         **simulate_syncs(mode, ports, costs, params["churn"], seed, rules.work),
-        "wall_pkts_per_s": len(packets) / match_seconds, "wall_ns_per_pkt": match_seconds / len(packets) * 1e9,
+        "wall_pkts_per_s": len(packets) / match_seconds,
+        "wall_ns_per_pkt": match_seconds / len(packets) * 1e9,
         "wall_compile_s": compile_seconds,
     }
 
 
 FIGURES = (
-    plot.Spec("proxy_first_packet", "First-packet latency by kube-proxy mode",
-              ["sim_first_packet_p50_ms", "sim_first_packet_p99_ms"], "services", logy=True),
-    plot.Spec("proxy_sync", "kube-proxy sync time by mode", ["sim_full_sync_s", "sim_partial_sync_p50_s"], "services",
-              logy=True),
+    plot.Spec(
+        "proxy_first_packet",
+        "First-packet latency by kube-proxy mode",
+        ["sim_first_packet_p50_ms", "sim_first_packet_p99_ms"],
+        "services",
+        logy=True,
+    ),
+    plot.Spec(
+        "proxy_sync",
+        "kube-proxy sync time by mode",
+        ["sim_full_sync_s", "sim_partial_sync_p50_s"],
+        "services",
+        logy=True,
+    ),
     plot.Spec("proxy_wall", "kbench's packet matcher on this machine", ["wall_pkts_per_s"], "services", logy=True),
 )
 
@@ -124,6 +154,15 @@ SWEEP = Sweep(
     presets=PRESETS,
     run_point=run_point,
     plot=plot.plotter(FIGURES, PARAMS),
-    summary=("mode", "services", "endpoints", "rules", "sim_first_packet_p50_ms", "sim_full_sync_s",
-             "sim_partial_sync_p50_s", "sim_npl_p50_s", "wall_pkts_per_s"),
+    summary=(
+        "mode",
+        "services",
+        "endpoints",
+        "rules",
+        "sim_first_packet_p50_ms",
+        "sim_full_sync_s",
+        "sim_partial_sync_p50_s",
+        "sim_npl_p50_s",
+        "wall_pkts_per_s",
+    ),
 )

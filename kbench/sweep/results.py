@@ -137,12 +137,16 @@ def claim_run_dir(parent: Path, run: str | None, meta: dict[str, Any]) -> Path:
     done = finished_points(run_dir)
     existing = read_meta(run_dir) if (run_dir / "meta.json").exists() else None
     if existing is not None and existing.get("sweep") != meta["sweep"]:
-        raise ValueError(f"{run_dir} holds results of sweep {existing.get('sweep')!r}, not {meta['sweep']!r}; "
-                         f"choose another --run (or --out)")
+        raise ValueError(
+            f"{run_dir} holds results of sweep {existing.get('sweep')!r}, not {meta['sweep']!r}; "
+            f"choose another --run (or --out)"
+        )
     if done or existing is not None:
-        raise ValueError(f"{run_dir} already holds a run of sweep {meta['sweep']!r} ({len(done)} finished points); "
-                         "pass --resume to continue it (finished points are kept, not recomputed) or choose "
-                         "another --run")
+        raise ValueError(
+            f"{run_dir} already holds a run of sweep {meta['sweep']!r} ({len(done)} finished points); "
+            "pass --resume to continue it (finished points are kept, not recomputed) or choose "
+            "another --run"
+        )
     try:
         claim(run_dir, "meta.json", data)
     except RunFolderTaken as err:
@@ -164,20 +168,28 @@ def resumable(run_dir: Path, sweep: str, given: dict[str, Any]) -> dict[str, Any
     except (OSError, ValueError) as err:
         raise ValueError(f"--resume: {run_dir / 'meta.json'} is unreadable ({err}); start a new run") from None
     if meta.get("sweep") != sweep:
-        raise ValueError(f"{run_dir} holds results of sweep {meta.get('sweep')!r}, not {sweep!r}; "
-                         f"choose another --run (or --out)")
+        raise ValueError(
+            f"{run_dir} holds results of sweep {meta.get('sweep')!r}, not {sweep!r}; choose another --run (or --out)"
+        )
     stored = {key: meta.get(key) for key in GRID}
-    differ = [f"{key}: the run has {_show(stored[key])}, this command {_show(given[key])}" for key in GRID
-              if given.get(key) is not None and _canonical(given[key]) != _canonical(stored[key])]
+    differ = [
+        f"{key}: the run has {_show(stored[key])}, this command {_show(given[key])}"
+        for key in GRID
+        if given.get(key) is not None and _canonical(given[key]) != _canonical(stored[key])
+    ]
     if differ:
-        raise ValueError(f"--resume: {run_dir} was run with another grid; " + "; ".join(differ) +
-                         ". Resume with the run's own values (leave them out) or start a new run")
+        raise ValueError(
+            f"--resume: {run_dir} was run with another grid; "
+            + "; ".join(differ)
+            + ". Resume with the run's own values (leave them out) or start a new run"
+        )
     for path in sorted((run_dir / "points").glob("*.parquet")):
         try:
             pq.read_metadata(path)
         except (OSError, pa.ArrowException) as err:
-            raise ValueError(f"--resume: {path} is damaged ({err}); delete it and resume again to recompute "
-                             "that point") from None
+            raise ValueError(
+                f"--resume: {path} is damaged ({err}); delete it and resume again to recompute that point"
+            ) from None
     return stored
 
 
@@ -187,8 +199,11 @@ def _canonical(value: Any) -> str:
 
 def _show(value: Any) -> str:
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                               for k, v in sorted(value.items())) + "}"
+        return (
+            "{"
+            + ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(value.items()))
+            + "}"
+        )
     return repr(value)
 
 

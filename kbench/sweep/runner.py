@@ -61,9 +61,16 @@ def run_point(sweep_name: str, params: dict[str, Any], seed: int, pid: str) -> d
     started = time.perf_counter()
     with progress.running(pid):
         metrics = sweep.run_point({k: v for k, v in params.items() if k != "replicate"}, seed)
-    return {"sweep": sweep_name, "point_id": pid, **params, "seed": seed, **metrics,
-            "wall_point_seconds": time.perf_counter() - started,
-            "profile_digest": load_profile(params.get("profile", "default")).digest[:16], **results.environment()}
+    return {
+        "sweep": sweep_name,
+        "point_id": pid,
+        **params,
+        "seed": seed,
+        **metrics,
+        "wall_point_seconds": time.perf_counter() - started,
+        "profile_digest": load_profile(params.get("profile", "default")).digest[:16],
+        **results.environment(),
+    }
 
 
 def expand(sweep: Sweep, points: Sequence[dict], seeds: int = 1) -> list[dict]:
@@ -99,8 +106,12 @@ def _local(jobs: int, todo: list[tuple[dict, int, str]], sweep_name: str, board:
     messages = context.Queue()
     relay = threading.Thread(target=lambda: [board.update(m) for m in iter(messages.get, None)], daemon=True)
     relay.start()
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_worker_init,
-                               initargs=(numba_cache_dir(), messages))
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(todo)),
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(numba_cache_dir(), messages),
+    )
     try:
         futures = [pool.submit(run_point, sweep_name, params, seed, pid) for params, seed, pid in todo]
         for future in as_completed(futures):
@@ -144,15 +155,18 @@ def connect(dask) -> Any:
     if isinstance(dask, Client):
         return dask
     if not isinstance(dask, str) or "://" not in dask:
-        raise ValueError(f"dask: expected a scheduler address such as tcp://host:8786 or a distributed.Client; "
-                         f"got {dask!r}")
+        raise ValueError(
+            f"dask: expected a scheduler address such as tcp://host:8786 or a distributed.Client; got {dask!r}"
+        )
     hint = "start one with `dask scheduler` and `dask worker <address>`, or run without --dask"
     with ThreadPoolExecutor(1) as thread:  # its own event loop, also under Jupyter's running one
         try:
             identity = thread.submit(asyncio.run, asyncio.wait_for(_identity(dask), CONNECT_TIMEOUT)).result()
         except (OSError, TimeoutError, MemoryError, ValueError, TypeError) as err:  # MemoryError: a frame length
-            raise ValueError(f"dask: cannot reach a scheduler at {dask} ({type(err).__name__}: {err or 'no answer'} "
-                             f"within {CONNECT_TIMEOUT:g} s); {hint}") from None  # read from a non-Dask server
+            raise ValueError(
+                f"dask: cannot reach a scheduler at {dask} ({type(err).__name__}: {err or 'no answer'} "
+                f"within {CONNECT_TIMEOUT:g} s); {hint}"
+            ) from None  # read from a non-Dask server
     kind = identity.get("type") if isinstance(identity, dict) else None
     if kind != "Scheduler":
         raise ValueError(f"dask: {dask} answered, but it is not a Dask scheduler ({kind or 'unknown'}); {hint}")
@@ -181,8 +195,10 @@ def _dask(client, todo: list[tuple[dict, int, str]], sweep_name: str, board: pro
 
     client.register_plugin(NumbaSetup(numba_cache_dir()))
     client.subscribe_topic(progress.TOPIC, lambda event: board.update(tuple(event[1])))
-    futures = [client.submit(run_point, sweep_name, params, seed, pid, pure=False, key=f"kbench-{sweep_name}-{pid}")
-               for params, seed, pid in todo]
+    futures = [
+        client.submit(run_point, sweep_name, params, seed, pid, pure=False, key=f"kbench-{sweep_name}-{pid}")
+        for params, seed, pid in todo
+    ]
     try:
         for future in dask_completed(futures):
             yield future.result()
@@ -191,8 +207,15 @@ def _dask(client, todo: list[tuple[dict, int, str]], sweep_name: str, board: pro
         client.unsubscribe_topic(progress.TOPIC)
 
 
-def run(sweep: Sweep, points: Sequence[dict], run_dir: Path, seed: int = 0, jobs: int | None = None,
-        progress_bar: bool = True, client=None) -> pd.DataFrame:
+def run(
+    sweep: Sweep,
+    points: Sequence[dict],
+    run_dir: Path,
+    seed: int = 0,
+    jobs: int | None = None,
+    progress_bar: bool = True,
+    client=None,
+) -> pd.DataFrame:
     """Run every point not yet stored in ``run_dir`` (claimed by the caller); returns all rows in grid order.
 
     Parameters
@@ -213,12 +236,20 @@ def run(sweep: Sweep, points: Sequence[dict], run_dir: Path, seed: int = 0, jobs
     ids = point_ids(sweep, points)
     done = results.finished_points(run_dir)
     todo = [(p, point_seed(seed, pid), pid) for p, pid in zip(points, ids) if pid not in done]
-    bar = tqdm(total=len(points), initial=len(points) - len(todo), desc=f"sweep {sweep.name}", unit="point",
-               disable=not progress_bar)
+    bar = tqdm(
+        total=len(points),
+        initial=len(points) - len(todo),
+        desc=f"sweep {sweep.name}",
+        unit="point",
+        disable=not progress_bar,
+    )
     board = progress.Board(bar, progress.labels(points, ids))
     try:
-        rows = _dask(client, todo, sweep.name, board) if client is not None else \
-            _local(jobs or os.cpu_count() or 1, todo, sweep.name, board)
+        rows = (
+            _dask(client, todo, sweep.name, board)
+            if client is not None
+            else _local(jobs or os.cpu_count() or 1, todo, sweep.name, board)
+        )
         for row in rows:
             results.write_point(run_dir, row["point_id"], row)
             board.done(row["point_id"])

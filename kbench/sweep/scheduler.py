@@ -29,11 +29,20 @@ from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.state import ClusterState
 from kbench.sweep.grid import Param, Sweep
 
-WORKLOADS = ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading", "SchedulingWithMixedChurn",
-             "SchedulingDaemonset")
-_WORKLOAD_OF = {"SchedulingBasic": "5000Nodes_10000Pods", "TopologySpreading": "5000Nodes_5000Pods",
-                "PreferredTopologySpreading": "5000Nodes_5000Pods",
-                "SchedulingWithMixedChurn": "5000Nodes_10000Pods", "SchedulingDaemonset": "15000Nodes"}
+WORKLOADS = (
+    "SchedulingBasic",
+    "TopologySpreading",
+    "PreferredTopologySpreading",
+    "SchedulingWithMixedChurn",
+    "SchedulingDaemonset",
+)
+_WORKLOAD_OF = {
+    "SchedulingBasic": "5000Nodes_10000Pods",
+    "TopologySpreading": "5000Nodes_5000Pods",
+    "PreferredTopologySpreading": "5000Nodes_5000Pods",
+    "SchedulingWithMixedChurn": "5000Nodes_10000Pods",
+    "SchedulingDaemonset": "15000Nodes",
+}
 
 PARAMS = (
     Param("workload", str, "scheduler_perf test", choices=WORKLOADS),
@@ -44,10 +53,20 @@ PARAMS = (
 )
 
 PRESETS = {
-    "quick": {"workload": ["SchedulingBasic"], "nodes": [100, 500, 1000, 2000, 5000], "pods": [5000],
-              "percentage": [0, 100], "profile": ["default"]},
-    "full": {"workload": list(WORKLOADS), "nodes": [100, 500, 1000, 2000, 5000, 15000], "pods": [10000],
-             "percentage": [0, 100], "profile": ["default"]},
+    "quick": {
+        "workload": ["SchedulingBasic"],
+        "nodes": [100, 500, 1000, 2000, 5000],
+        "pods": [5000],
+        "percentage": [0, 100],
+        "profile": ["default"],
+    },
+    "full": {
+        "workload": list(WORKLOADS),
+        "nodes": [100, 500, 1000, 2000, 5000, 15000],
+        "pods": [10000],
+        "percentage": [0, 100],
+        "profile": ["default"],
+    },
 }
 
 
@@ -65,7 +84,8 @@ def basic_cluster(nodes: int, percentage: int, seed: int) -> tuple[KernelSchedul
     state = ClusterState(Node.from_manifest({**node_t, "metadata": {"name": f"node-{i}"}}) for i in range(nodes))
     config = parse_config({"percentageOfNodesToScore": percentage})
     return KernelScheduler(Framework(config.profile(), state, percentage, seed)), yaml.safe_load(
-        (templates / "pod-default.yaml").read_text())
+        (templates / "pod-default.yaml").read_text()
+    )
 
 
 def basic_pods(template: dict, start: int, count: int) -> list[Pod]:
@@ -89,32 +109,49 @@ def run_point(params: dict, seed: int) -> dict:
     if workload in ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading"):
         overrides["initPods"] = min(nodes, 1000) if workload == "SchedulingBasic" else nodes
     config = parse_config({"percentageOfNodesToScore": params["percentage"]})
-    result = run_workload(f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config,
-                          load_profile(params["profile"]), seed)
+    result = run_workload(
+        f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config, load_profile(params["profile"]), seed
+    )
     out = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
     latencies = np.asarray(result.latencies or [np.nan])
     upstream = _upstream(workload)["params"]
     upstream_scale = nodes == upstream["initNodes"] and pods == upstream["measurePods"]
-    out.update({
-        "sim_scheduling_latency_p50_s": float(np.percentile(latencies, 50)),
-        "sim_scheduling_latency_p99_s": float(np.percentile(latencies, 99)),
-        **{f"sim_cost_{name.lower().replace('/', '_')}_s": v for name, v in result.cost_parts.items()},
-        "sim_scheduled_pods": result.scheduled, "sim_seconds": result.sim_seconds,
-        "sim_cycles": result.cycles, "sim_failed_cycles": result.failed_cycles,
-        "sim_threshold_pods_per_s": (result.threshold or np.nan) if upstream_scale else np.nan,
-        "wall_seconds_run": result.wall_seconds,
-        "wall_pods_per_s": result.cycles / max(result.decision_wall_seconds, 1e-9),
-        "wall_batch_pods_per_s": (batch_pods_per_second(nodes, pods, params["percentage"], seed)
-                                  if workload == "SchedulingBasic" else np.nan),
-    })
+    out.update(
+        {
+            "sim_scheduling_latency_p50_s": float(np.percentile(latencies, 50)),
+            "sim_scheduling_latency_p99_s": float(np.percentile(latencies, 99)),
+            **{f"sim_cost_{name.lower().replace('/', '_')}_s": v for name, v in result.cost_parts.items()},
+            "sim_scheduled_pods": result.scheduled,
+            "sim_seconds": result.sim_seconds,
+            "sim_cycles": result.cycles,
+            "sim_failed_cycles": result.failed_cycles,
+            "sim_threshold_pods_per_s": (result.threshold or np.nan) if upstream_scale else np.nan,
+            "wall_seconds_run": result.wall_seconds,
+            "wall_pods_per_s": result.cycles / max(result.decision_wall_seconds, 1e-9),
+            "wall_batch_pods_per_s": (
+                batch_pods_per_second(nodes, pods, params["percentage"], seed)
+                if workload == "SchedulingBasic"
+                else np.nan
+            ),
+        }
+    )
     return out
 
 
 FIGURES = (
-    plot.Spec("scheduler_throughput", "Modelled kube-scheduler: SchedulingThroughput",
-              ["sim_throughput_average", "sim_throughput_perc50"], "nodes"),
-    plot.Spec("scheduler_wall", "kbench's scheduler on this machine", ["wall_pods_per_s", "wall_batch_pods_per_s"],
-              "nodes", logy=True),
+    plot.Spec(
+        "scheduler_throughput",
+        "Modelled kube-scheduler: SchedulingThroughput",
+        ["sim_throughput_average", "sim_throughput_perc50"],
+        "nodes",
+    ),
+    plot.Spec(
+        "scheduler_wall",
+        "kbench's scheduler on this machine",
+        ["wall_pods_per_s", "wall_batch_pods_per_s"],
+        "nodes",
+        logy=True,
+    ),
 )
 
 
@@ -122,11 +159,21 @@ def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """scheduler_perf data items: one SchedulingThroughput item per point."""
     items = []
     for row in df.to_dict("records"):
-        data = {"Average": row["sim_throughput_average"],
-                **{f"Perc{q}": row[f"sim_throughput_perc{q}"] for q in (50, 90, 95, 99)}}
-        items.append({"data": data, "unit": "pods/s", "labels": {
-            "Metric": "SchedulingThroughput", "Name": f"{row['workload']}/{row['nodes']}Nodes_{row['pods']}Pods",
-            "percentageOfNodesToScore": str(row["percentage"])}})
+        data = {
+            "Average": row["sim_throughput_average"],
+            **{f"Perc{q}": row[f"sim_throughput_perc{q}"] for q in (50, 90, 95, 99)},
+        }
+        items.append(
+            {
+                "data": data,
+                "unit": "pods/s",
+                "labels": {
+                    "Metric": "SchedulingThroughput",
+                    "Name": f"{row['workload']}/{row['nodes']}Nodes_{row['pods']}Pods",
+                    "percentageOfNodesToScore": str(row["percentage"]),
+                },
+            }
+        )
     path = Path(out_dir) / "scheduler_perf.json"
     path.write_text(json.dumps({"version": "v1", "dataItems": items}, indent=2, default=float))
     return [path]
@@ -140,6 +187,14 @@ SWEEP = Sweep(
     run_point=run_point,
     plot=plot.plotter(FIGURES, PARAMS),
     export=export,
-    summary=("workload", "nodes", "pods", "percentage", "sim_throughput_average", "sim_throughput_perc50",
-             "wall_pods_per_s", "wall_batch_pods_per_s"),
+    summary=(
+        "workload",
+        "nodes",
+        "pods",
+        "percentage",
+        "sim_throughput_average",
+        "sim_throughput_perc50",
+        "wall_pods_per_s",
+        "wall_batch_pods_per_s",
+    ),
 )

@@ -19,8 +19,12 @@ class Plane:
         self.api = APIServer(self.engine, **server)
         self.admin = Client(self.api, "admin", ("system:masters",), qps=1e6, burst=10**6)
         self.nodes = [HollowNode(self.api, f"node-{i}", zone=f"zone-{i % zones}") for i in range(nodes)]
-        self.ok("create", "serviceaccounts", namespace="default",
-                body={"metadata": {"name": "default", "namespace": "default"}})
+        self.ok(
+            "create",
+            "serviceaccounts",
+            namespace="default",
+            body={"metadata": {"name": "default", "namespace": "default"}},
+        )
 
     def run(self, until: float) -> None:
         self.engine.run(until=until)
@@ -44,8 +48,9 @@ class Plane:
 
     def touch_node(self, name: str) -> None:
         """Another writer changes the node (the label ``racing: writer``), without waiting for the answer."""
-        self.admin.request("patch", "nodes", lambda *a: None, name=name,
-                           body={"metadata": {"labels": {"racing": "writer"}}})
+        self.admin.request(
+            "patch", "nodes", lambda *a: None, name=name, body={"metadata": {"labels": {"racing": "writer"}}}
+        )
 
     def objects(self, resource: str, namespace: str = "") -> list[dict]:
         return self.ok("list", resource, namespace=namespace)["items"]
@@ -72,15 +77,22 @@ class Plane:
 def running_status(pod: dict, now: float, ready: bool = True, ip: str | None = None) -> dict:
     stamp = timestamp(now)
     uid = int(pod["metadata"]["uid"].split("-")[1])
-    return {"phase": "Running", "podIP": ip or f"10.1.{uid // 250}.{uid % 250 + 1}",
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp}]}
+    return {
+        "phase": "Running",
+        "podIP": ip or f"10.1.{uid // 250}.{uid % 250 + 1}",
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": stamp}],
+    }
 
 
 def workload(kind: str, name: str, replicas: int, namespace: str = "default", **spec) -> dict:
     group = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1", "Job": "batch/v1"}[kind]
     template = {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}}
-    body = {"apiVersion": group, "kind": kind, "metadata": {"name": name, "namespace": namespace},
-            "spec": {"template": template, **spec}}
+    body = {
+        "apiVersion": group,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": template, **spec},
+    }
     if kind != "Job":
         body["spec"].update(replicas=replicas, selector={"matchLabels": {"app": name}})
     return body
@@ -94,9 +106,14 @@ def record(client: Client) -> list[dict]:
 
     def logged(verb, resource, callback, delay=0.0, **kwargs):
         body = kwargs.get("body") or {}
-        entry = {"at": client.engine.now + delay, "verb": verb, "resource": resource, "body": body,
-                 "name": kwargs.get("name") or body.get("metadata", {}).get("name", ""),
-                 "subresource": kwargs.get("subresource", "")}
+        entry = {
+            "at": client.engine.now + delay,
+            "verb": verb,
+            "resource": resource,
+            "body": body,
+            "name": kwargs.get("name") or body.get("metadata", {}).get("name", ""),
+            "subresource": kwargs.get("subresource", ""),
+        }
         sent.append(entry)
 
         def answered(result, error, answer_delay):
@@ -111,8 +128,17 @@ def record(client: Client) -> list[dict]:
 
 def read_before(sent: list[dict], write: dict) -> dict:
     """The last GET of the object of ``write`` that :func:`record` saw sent before it."""
-    return max((r for r in sent if r["verb"] == "get" and r["resource"] == write["resource"]
-                and r["name"] == write["name"] and r["at"] <= write["at"]), key=lambda r: r["at"])
+    return max(
+        (
+            r
+            for r in sent
+            if r["verb"] == "get"
+            and r["resource"] == write["resource"]
+            and r["name"] == write["name"]
+            and r["at"] <= write["at"]
+        ),
+        key=lambda r: r["at"],
+    )
 
 
 def reached(sent: list[dict]) -> list[dict]:
@@ -120,8 +146,15 @@ def reached(sent: list[dict]) -> list[dict]:
     return [r for r in sent if "answered" in r]
 
 
-def fail_next(client: Client, verb: str, resource: str, subresource: str = "", times: int = 1,
-              code: int = 429, reason: str = "TooManyRequests") -> None:
+def fail_next(
+    client: Client,
+    verb: str,
+    resource: str,
+    subresource: str = "",
+    times: int = 1,
+    code: int = 429,
+    reason: str = "TooManyRequests",
+) -> None:
     """The next ``times`` ``verb`` requests of ``resource`` (``subresource``) that ``client`` sends fail with
     ``code`` and ``reason`` without reaching the apiserver (as APF's rejection would)."""
     request = client.request

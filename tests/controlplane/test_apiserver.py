@@ -8,13 +8,20 @@ from kbench.apiserver.objects import seconds
 from kbench.client import Client
 from tests.controlplane.helpers import Plane
 
-POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "labels": {"app": "a"}},
-       "spec": {"containers": [{"name": "c", "image": "img"}]}}
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "p", "namespace": "default", "labels": {"app": "a"}},
+    "spec": {"containers": [{"name": "c", "image": "img"}]},
+}
 
 
 def pod(name: str, labels=None, node: str = "") -> dict:
-    return {**POD, "metadata": {"name": name, "namespace": "default", "labels": labels or {"app": "a"}},
-            "spec": {**POD["spec"], **({"nodeName": node} if node else {})}}
+    return {
+        **POD,
+        "metadata": {"name": name, "namespace": "default", "labels": labels or {"app": "a"}},
+        "spec": {**POD["spec"], **({"nodeName": node} if node else {})},
+    }
 
 
 def test_objects_live_in_etcd_under_upstream_keys_with_their_size():
@@ -78,8 +85,15 @@ def test_watch_from_a_resource_version_and_410_when_it_left_the_window():
     for i in range(1, 4):
         plane.ok("create", "pods", body=pod(f"p{i}", node="n1" if i == 2 else ""))
     events = []
-    plane.admin.request("watch", "pods", lambda r, e, d: None, namespace="default", resourceVersion=str(rv),
-                        on_events=events.extend, field_selector="spec.nodeName=n1")
+    plane.admin.request(
+        "watch",
+        "pods",
+        lambda r, e, d: None,
+        namespace="default",
+        resourceVersion=str(rv),
+        on_events=events.extend,
+        field_selector="spec.nodeName=n1",
+    )
     plane.run(plane.engine.now + 1)
     assert [(k, o["metadata"]["name"]) for k, o, _ in events] == [("ADDED", "p2")]
     plane.run(plane.engine.now + 100)  # the 75 s window moves past rv
@@ -98,10 +112,13 @@ def test_admission_namespace_lifecycle_service_account_default_tolerations():
     made = plane.ok("create", "pods", body=pod("p"))
     assert made["spec"]["serviceAccountName"] == "default"
     assert {(t["key"], t["tolerationSeconds"]) for t in made["spec"]["tolerations"]} == {
-        ("node.kubernetes.io/not-ready", 300), ("node.kubernetes.io/unreachable", 300)}
+        ("node.kubernetes.io/not-ready", 300),
+        ("node.kubernetes.io/unreachable", 300),
+    }
     plane.ok("delete", "namespaces", name="team")
-    _, err = plane.call("create", "serviceaccounts", namespace="team",
-                        body={"metadata": {"name": "x", "namespace": "team"}})
+    _, err = plane.call(
+        "create", "serviceaccounts", namespace="team", body={"metadata": {"name": "x", "namespace": "team"}}
+    )
     assert err.code == 403 and "being terminated" in err.message
 
 
@@ -118,8 +135,12 @@ def test_status_subresource_keeps_spec_and_main_update_keeps_status():
 
 def test_finalizers_and_graceful_pod_deletion():
     plane = Plane()
-    plane.ok("create", "services", namespace="default",
-             body={"metadata": {"name": "s", "finalizers": ["example.com/cleanup"]}, "spec": {}})
+    plane.ok(
+        "create",
+        "services",
+        namespace="default",
+        body={"metadata": {"name": "s", "finalizers": ["example.com/cleanup"]}, "spec": {}},
+    )
     gone = plane.ok("delete", "services", namespace="default", name="s")
     assert gone["metadata"]["deletionTimestamp"] and plane.objects("services", "default")
     svc = plane.ok("get", "services", namespace="default", name="s")

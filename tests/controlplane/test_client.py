@@ -25,9 +25,11 @@ def test_informer_lists_watches_and_calls_handlers():
     plane.ok("create", "pods", body=pod("a"))
     seen = []
     inf = Informer(Client(plane.api, "watcher"), "pods", namespace="default")
-    inf.add_handler(on_add=lambda o: seen.append(("add", o["metadata"]["name"])),
-                    on_update=lambda o, n: seen.append(("update", n["metadata"]["name"])),
-                    on_delete=lambda o: seen.append(("delete", o["metadata"]["name"])))
+    inf.add_handler(
+        on_add=lambda o: seen.append(("add", o["metadata"]["name"])),
+        on_update=lambda o, n: seen.append(("update", n["metadata"]["name"])),
+        on_delete=lambda o: seen.append(("delete", o["metadata"]["name"])),
+    )
     inf.start()
     plane.run(1.0)
     assert inf.synced.triggered and seen == [("add", "a")]
@@ -45,8 +47,10 @@ def test_informer_relists_after_410_and_replays_the_differences():
         plane.ok("create", "pods", body=pod(name))
     seen = []
     inf = Informer(Client(plane.api, "watcher"), "pods", namespace="default")
-    inf.add_handler(on_add=lambda o: seen.append(("add", o["metadata"]["name"])),
-                    on_delete=lambda o: seen.append(("delete", o["metadata"]["name"])))
+    inf.add_handler(
+        on_add=lambda o: seen.append(("add", o["metadata"]["name"])),
+        on_delete=lambda o: seen.append(("delete", o["metadata"]["name"])),
+    )
     inf.start()
     plane.run(1.0)
     inf.disconnect(200.0)  # a long outage: its resourceVersion leaves the watch cache's 75 s window
@@ -107,22 +111,26 @@ def test_update_fresh_retries_a_conflict_on_a_fresh_read():
         obj["metadata"].setdefault("labels", {})["mine"] = "yes"
         return True
 
-    written, error = _run(plane, update_fresh(client, "pods", "a", label, Backoff(3, 0.01), namespace="default",
-                                              current=stale))
+    written, error = _run(
+        plane, update_fresh(client, "pods", "a", label, Backoff(3, 0.01), namespace="default", current=stale)
+    )
     # 409 on the stale copy, then a fresh GET after the backoff's wait
     assert error is None and [(r["verb"], r["code"]) for r in sent] == [("update", 409), ("get", 200), ("update", 200)]
     assert sent[1]["at"] == pytest.approx(sent[0]["answered"] + 0.01)
     assert written["metadata"]["labels"] == {"other": "writer", "mine": "yes"}  # the other write survives
     sent.clear()
-    assert _run(plane, update_fresh(client, "pods", "a", lambda obj: False, Backoff(3, 0.01),
-                                    namespace="default"))[0] == written
+    assert (
+        _run(plane, update_fresh(client, "pods", "a", lambda obj: False, Backoff(3, 0.01), namespace="default"))[0]
+        == written
+    )
     assert [r["verb"] for r in sent] == ["get"]  # nothing to change: nothing written
     sent.clear()
     _, error = _run(plane, update_fresh(client, "pods", "gone", label, Backoff(3, 0.01), namespace="default"))
     assert isinstance(error, APIError) and error.code == 404 and [r["verb"] for r in sent] == ["get"]  # not retried
     sent.clear()
-    _, error = _run(plane, update_fresh(client, "pods", "a", label, Backoff(1, 0.01), namespace="default",
-                                        current=stale))
+    _, error = _run(
+        plane, update_fresh(client, "pods", "a", label, Backoff(1, 0.01), namespace="default", current=stale)
+    )
     assert isinstance(error, APIError) and error.code == 409 and [r["verb"] for r in sent] == ["update"]  # tries spent
     with pytest.raises(ValueError, match="Backoff.steps: expected an integer >= 1"):
         Backoff(0, 0.01)

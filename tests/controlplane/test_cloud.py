@@ -95,8 +95,15 @@ def test_network_condition_write_that_conflicts_is_retried_on_a_fresh_read():
 def test_load_balancer_provisioned_backends_updated_and_deleted():
     plane, cloud, _ = _plane()
     plane.run(10.0)
-    plane.ok("create", "services", namespace="default", body={
-        "metadata": {"name": "web"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "nodePort": 30080}]}})
+    plane.ok(
+        "create",
+        "services",
+        namespace="default",
+        body={
+            "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "nodePort": 30080}]},
+        },
+    )
     created = plane.engine.now
     while not plane.ok("get", "services", namespace="default", name="web").get("status", {}).get("loadBalancer"):
         plane.run(plane.engine.now + 5)

@@ -37,8 +37,9 @@ def _ready(node) -> str:
 
 def test_node_stops_renewing_unknown_taint_eviction_and_replacement():
     plane = Plane(nodes=3)
-    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController, TaintEvictionController,
-                                                     ReplicaSetController)).start()
+    kcm = controller_manager(
+        plane.api, controllers=(NodeLifecycleController, TaintEvictionController, ReplicaSetController)
+    ).start()
     plane.run(5.0)
     plane.ok("create", "replicasets", namespace="default", body=workload("ReplicaSet", "web", 3))
     plane.run(10.0)
@@ -57,8 +58,10 @@ def test_node_stops_renewing_unknown_taint_eviction_and_replacement():
         node = kcm.informers["nodes"].cache["node-0"]
         if seen_unknown is None and _ready(node) == "Unknown":
             seen_unknown = plane.engine.now
-        if seen_taint is None and any(t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoExecute"
-                                      for t in node["spec"].get("taints") or []):
+        if seen_taint is None and any(
+            t["key"] == "node.kubernetes.io/unreachable" and t["effect"] == "NoExecute"
+            for t in node["spec"].get("taints") or []
+        ):
             seen_taint = plane.engine.now
         pods = plane.objects("pods")
         if any(p["metadata"]["name"] in doomed and p["metadata"].get("deletionTimestamp") for p in pods):
@@ -83,8 +86,12 @@ def test_node_stops_renewing_unknown_taint_eviction_and_replacement():
 
 def _tainted_at(nlc) -> dict[str, float]:
     """Node -> when its NoExecute taint was added."""
-    return {n["metadata"]["name"]: seconds(t["timeAdded"]) for n in nlc.nodes.cache.values()
-            for t in n["spec"].get("taints") or [] if t["effect"] == "NoExecute"}
+    return {
+        n["metadata"]["name"]: seconds(t["timeAdded"])
+        for n in nlc.nodes.cache.values()
+        for t in n["spec"].get("taints") or []
+        if t["effect"] == "NoExecute"
+    }
 
 
 def test_normal_zone_taints_every_stopped_node_at_the_eviction_rate():
@@ -100,11 +107,17 @@ def test_normal_zone_taints_every_stopped_node_at_the_eviction_rate():
     assert sorted(_tainted_at(nlc)) == ["node-0", "node-1", "node-2"]
     # each taint is read and written at a tainting tick; a tick takes a node only with a token: the first at once,
     # then one each 1 / --node-eviction-rate (0.1 nodes/s, burst 1) s, at the first 100 ms tick after that
-    ticks = [read_before(sent, r)["at"] for r in sent if r["verb"] == "update" and r["resource"] == "nodes" and
-             any(t["effect"] == "NoExecute" for t in r["body"]["spec"]["taints"])]
+    ticks = [
+        read_before(sent, r)["at"]
+        for r in sent
+        if r["verb"] == "update"
+        and r["resource"] == "nodes"
+        and any(t["effect"] == "NoExecute" for t in r["body"]["spec"]["taints"])
+    ]
     assert len(ticks) == 3
-    assert all(1 / EVICTION_RATE <= b - a < 1 / EVICTION_RATE + NODE_EVICTION_PERIOD + 0.01
-               for a, b in zip(ticks, ticks[1:]))
+    assert all(
+        1 / EVICTION_RATE <= b - a < 1 / EVICTION_RATE + NODE_EVICTION_PERIOD + 0.01 for a, b in zip(ticks, ticks[1:])
+    )
 
 
 def test_zone_disruption_slows_taints():
@@ -124,8 +137,12 @@ def test_zone_disruption_slows_taints():
 def test_job_with_backoff_limit_2_fails_after_three_failed_pods_with_backoff():
     plane = Plane()
     controller_manager(plane.api, controllers=(JobController, TTLAfterFinishedController)).start()
-    plane.ok("create", "jobs", namespace="default",
-             body=workload("Job", "batch", 0, backoffLimit=2, ttlSecondsAfterFinished=30))
+    plane.ok(
+        "create",
+        "jobs",
+        namespace="default",
+        body=workload("Job", "batch", 0, backoffLimit=2, ttlSecondsAfterFinished=30),
+    )
     created = []
     for _ in range(400):
         plane.run(plane.engine.now + 1)
@@ -133,8 +150,7 @@ def test_job_with_backoff_limit_2_fails_after_three_failed_pods_with_backoff():
             if p.get("status", {}).get("phase") != "Failed":
                 if p["metadata"]["name"] not in {n for n, _ in created}:
                     created.append((p["metadata"]["name"], plane.engine.now))
-                plane.ok("update", "pods", subresource="status",
-                         body={**p, "status": {"phase": "Failed"}})
+                plane.ok("update", "pods", subresource="status", body={**p, "status": {"phase": "Failed"}})
         job = plane.ok("get", "jobs", namespace="default", name="batch")
         if job.get("status", {}).get("conditions"):
             break
@@ -167,8 +183,15 @@ def test_job_completes_with_parallelism():
 def test_endpointslice_splits_at_101_endpoints_and_carries_the_trigger_time():
     plane = Plane(nodes=1)
     controller_manager(plane.api, controllers=(EndpointSliceController, ReplicaSetController)).start()
-    plane.ok("create", "services", namespace="default", body={
-        "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    plane.ok(
+        "create",
+        "services",
+        namespace="default",
+        body={
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
     plane.ok("create", "replicasets", namespace="default", body=workload("ReplicaSet", "web", 101))
     plane.run(30.0)
     assert len(plane.objects("pods")) == 101
@@ -179,8 +202,11 @@ def test_endpointslice_splits_at_101_endpoints_and_carries_the_trigger_time():
     assert sorted(len(s["endpoints"]) for s in slices) == [1, 100]
     assert all(s["ports"] == [{"name": "", "port": 8080, "protocol": "TCP"}] for s in slices)
     assert all(s["metadata"]["labels"]["kubernetes.io/service-name"] == "web" for s in slices)
-    assert all(e["conditions"] == {"ready": True, "serving": True, "terminating": False}
-               for s in slices for e in s["endpoints"])
+    assert all(
+        e["conditions"] == {"ready": True, "serving": True, "terminating": False}
+        for s in slices
+        for e in s["endpoints"]
+    )
     trigger = seconds(slices[0]["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"])
     assert ready_at <= trigger <= plane.engine.now  # the pods' Ready change, not their creation
 
@@ -188,8 +214,12 @@ def test_endpointslice_splits_at_101_endpoints_and_carries_the_trigger_time():
 def test_deployment_rolling_update_respects_surge_and_unavailable():
     plane = Plane(nodes=2)
     controller_manager(plane.api, controllers=(DeploymentController, ReplicaSetController)).start()
-    body = workload("Deployment", "web", 4, strategy={"type": "RollingUpdate",
-                                                      "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+    body = workload(
+        "Deployment",
+        "web",
+        4,
+        strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+    )
     plane.ok("create", "deployments", namespace="default", body=body)
     for _ in range(20):
         plane.run(plane.engine.now + 1)
@@ -209,8 +239,9 @@ def test_deployment_rolling_update_respects_surge_and_unavailable():
     sets = plane.objects("replicasets")
     assert peak <= 5  # replicas + maxSurge
     assert sorted(rs["spec"]["replicas"] for rs in sets) == [0, 4]
-    images = {p["spec"]["containers"][0]["image"] for p in plane.objects("pods")
-              if not p["metadata"].get("deletionTimestamp")}
+    images = {
+        p["spec"]["containers"][0]["image"] for p in plane.objects("pods") if not p["metadata"].get("deletionTimestamp")
+    }
     assert images == {"app:2"}
 
 
@@ -221,8 +252,14 @@ def test_namespace_deletion_cascades_and_default_service_accounts_appear():
     plane.run(plane.engine.now + 2)
     assert plane.ok("get", "serviceaccounts", namespace="team", name="default")
     for i in range(3):
-        plane.ok("create", "pods", body={"metadata": {"name": f"p{i}", "namespace": "team"},
-                                         "spec": {"containers": [{"name": "c", "image": "x"}]}})
+        plane.ok(
+            "create",
+            "pods",
+            body={
+                "metadata": {"name": f"p{i}", "namespace": "team"},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+        )
     plane.ok("delete", "namespaces", name="team")
     plane.run(plane.engine.now + 10)
     _, err = plane.call("get", "namespaces", name="team")

@@ -10,8 +10,18 @@ from kbench.apiserver.flowcontrol import LEVELS, SERVER_CONCURRENCY, MaxInFlight
 
 
 class Req:
-    def __init__(self, user, groups=(), resource="pods", namespace="default", verb="get", seats=1, hold=1.0,
-                 log=None, now=lambda: 0.0):
+    def __init__(
+        self,
+        user,
+        groups=(),
+        resource="pods",
+        namespace="default",
+        verb="get",
+        seats=1,
+        hold=1.0,
+        log=None,
+        now=lambda: 0.0,
+    ):
         self.user, self.groups, self.resource_name, self.namespace = user, tuple(groups), resource, namespace
         self.verb, self.seats, self.arrival, self.hold, self.log, self._now = verb, seats, 0.0, hold, log, now
 
@@ -26,8 +36,10 @@ class Req:
 def test_bootstrap_flow_schemas_classify_as_upstream():
     assert classify(Req("system:node:n1", ["system:nodes"], "leases", "kube-node-lease"))[0] == "node-high"
     assert classify(Req("system:node:n1", ["system:nodes"], "pods"))[0] == "system"
-    assert classify(Req("system:kube-controller-manager", resource="leases", namespace="kube-system"))[0] == \
-        "leader-election"
+    assert (
+        classify(Req("system:kube-controller-manager", resource="leases", namespace="kube-system"))[0]
+        == "leader-election"
+    )
     assert classify(Req("system:kube-scheduler"))[0] == "workload-high"
     assert classify(Req("system:serviceaccount:kube-system:replicaset-controller"))[0] == "workload-high"
     assert classify(Req("system:serviceaccount:apps:web"))[0] == "workload-low"
@@ -40,8 +52,16 @@ def test_nominal_concurrency_limits_follow_the_shares():
     total = sum(level.shares for level in LEVELS)
     assert total == 245 and SERVER_CONCURRENCY == 600
     limits = {name: level.limit for name, level in apf.levels.items()}
-    assert limits == {"exempt": 0, "system": 74, "node-high": 98, "leader-election": 25, "workload-high": 98,
-                      "workload-low": 245, "global-default": 49, "catch-all": 13}
+    assert limits == {
+        "exempt": 0,
+        "system": 74,
+        "node-high": 98,
+        "leader-election": 25,
+        "workload-high": 98,
+        "workload-low": 245,
+        "global-default": 49,
+        "catch-all": 13,
+    }
     assert all(limits[lv.name] == math.ceil(600 * lv.shares / 245) for lv in LEVELS if not lv.exempt)
 
 
@@ -97,7 +117,8 @@ def test_overloaded_single_instance_answers_429(mode):
     if mode == "apf":
         inst.flow.levels["global-default"].limit = 1
         inst.flow.levels["global-default"].config = type(inst.flow.levels["global-default"].config)(
-            "global-default", 20, 1, 1, 2)
+            "global-default", 20, 1, 1, 2
+        )
     else:
         inst.flow.limits[False] = 1
     from kbench.client import Client

@@ -76,7 +76,8 @@ def test_node_failure_timeline_matches_upstream(mode):
     nlc.monitor_node_health = timed_pass
     seen: list[tuple[float, str, object]] = []  # what the controller-manager's informers delivered, and when
     cluster.kcm.informer("leases").add_handler(
-        on_update=lambda old, new: seen.append((cluster.engine.now, "lease", new)))
+        on_update=lambda old, new: seen.append((cluster.engine.now, "lease", new))
+    )
     cluster.kcm.informer("nodes").add_handler(on_update=lambda old, new: seen.append((cluster.engine.now, "node", new)))
 
     cluster.settle()
@@ -105,21 +106,30 @@ def test_node_failure_timeline_matches_upstream(mode):
     renew_time = last["body"]["spec"]["renewTime"]
 
     # 2. Unknown at the first monitor pass later than the probe time + the grace period
-    lease_seen = next(t for t, kind, obj in seen if kind == "lease" and obj["metadata"]["name"] == victim.name
-                      and obj["spec"]["renewTime"] == renew_time)
+    lease_seen = next(
+        t
+        for t, kind, obj in seen
+        if kind == "lease" and obj["metadata"]["name"] == victim.name and obj["spec"]["renewTime"] == renew_time
+    )
     probe = min(p for p in passes if p > lease_seen)
     went_unknown = min(p for p in passes if p > probe + NODE_MONITOR_GRACE_PERIOD)
     assert went_unknown - probe <= NODE_MONITOR_GRACE_PERIOD + NODE_MONITOR_PERIOD
-    writes = [r for r in kcm_requests if r["verb"] == "update" and r["resource"] == "nodes"
-              and r["name"] == victim.name and r["at"] > t0]
+    writes = [
+        r
+        for r in kcm_requests
+        if r["verb"] == "update" and r["resource"] == "nodes" and r["name"] == victim.name and r["at"] > t0
+    ]
     unknown = writes[0]
     assert unknown["subresource"] == "status" and _ready(unknown["body"]) == "Unknown"
     assert unknown["at"] == went_unknown and unknown["code"] == 200
 
     # 3. NoSchedule as soon as the controller sees Unknown, before its next pass; nothing conflicts
     next_pass = min(p for p in passes if p > went_unknown)
-    unknown_seen = next(t for t, kind, obj in seen if kind == "node" and obj["metadata"]["name"] == victim.name
-                        and _ready(obj) == "Unknown")
+    unknown_seen = next(
+        t
+        for t, kind, obj in seen
+        if kind == "node" and obj["metadata"]["name"] == victim.name and _ready(obj) == "Unknown"
+    )
     no_schedule = writes[1]
     assert _taints(no_schedule["body"]) == {(UNREACHABLE, "NoSchedule")}
     read = read_before(kcm_requests, no_schedule)  # SwapNodeControllerTaint reads the node first
@@ -134,8 +144,11 @@ def test_node_failure_timeline_matches_upstream(mode):
     assert no_execute["at"] == read["answered"]
 
     # 5. each pod is deleted tolerationSeconds after the taint eviction controller saw the taint
-    tainted_seen = next(t for t, kind, obj in seen if kind == "node" and obj["metadata"]["name"] == victim.name
-                        and (UNREACHABLE, "NoExecute") in _taints(obj))
+    tainted_seen = next(
+        t
+        for t, kind, obj in seen
+        if kind == "node" and obj["metadata"]["name"] == victim.name and (UNREACHABLE, "NoExecute") in _taints(obj)
+    )
     deletes = {r["name"]: r["at"] for r in kcm_requests if r["verb"] == "delete" and r["resource"] == "pods"}
     assert set(deletes) == doomed
     for at in deletes.values():

@@ -26,8 +26,13 @@ from tests.controlplane.helpers import Plane, fail_next, race, read_before, reco
 
 def _node_requests(sent: list[dict], subresource: str) -> list[dict]:
     """node-0's reads, and its writes of ``subresource`` ("" for the node itself)."""
-    return [r for r in sent if r["resource"] == "nodes" and r["name"] == "node-0" and
-            (r["verb"] == "get" or r["verb"] == "update" and r["subresource"] == subresource)]
+    return [
+        r
+        for r in sent
+        if r["resource"] == "nodes"
+        and r["name"] == "node-0"
+        and (r["verb"] == "get" or r["verb"] == "update" and r["subresource"] == subresource)
+    ]
 
 
 def _stop_node_with_a_racing_writer(subresource: str) -> tuple[Plane, list[dict]]:
@@ -60,9 +65,13 @@ def test_no_schedule_taint_that_conflicts_is_retried_and_lands_before_no_execute
     assert [r["verb"] for r in writes[:4]] == ["get", "update", "get", "update"] and first["code"] == 409
     assert reread["at"] == pytest.approx(first["answered"] + UPDATE_TAINT_BACKOFF.wait)
     assert retry["code"] == 200 and [(t["key"], t["effect"]) for t in retry["body"]["spec"]["taints"]] == [
-        (UNREACHABLE, "NoSchedule")]
-    no_execute = next(r for r in writes if r["verb"] == "update" and any(
-        t["effect"] == "NoExecute" for t in r["body"]["spec"]["taints"]))
+        (UNREACHABLE, "NoSchedule")
+    ]
+    no_execute = next(
+        r
+        for r in writes
+        if r["verb"] == "update" and any(t["effect"] == "NoExecute" for t in r["body"]["spec"]["taints"])
+    )
     assert retry["answered"] < no_execute["at"]
 
 
@@ -119,7 +128,8 @@ def test_no_schedule_taints_follow_conditions_and_unschedulable():
         node = plane.ok("get", "nodes", name="node-1")
         body = copy_object(node)
         body["status"]["conditions"] = [c for c in body["status"]["conditions"] if c["type"] != kind] + [
-            {"type": kind, "status": status}]
+            {"type": kind, "status": status}
+        ]
         plane.ok("update", "nodes", body=body, subresource="status")
         plane.run(plane.engine.now + 1)
 
@@ -129,12 +139,16 @@ def test_no_schedule_taints_follow_conditions_and_unschedulable():
 
     set_condition("MemoryPressure", "True")
     set_condition("NetworkUnavailable", "True")
-    assert taints() == {("node.kubernetes.io/memory-pressure", "NoSchedule"),
-                        ("node.kubernetes.io/network-unavailable", "NoSchedule")}
+    assert taints() == {
+        ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+        ("node.kubernetes.io/network-unavailable", "NoSchedule"),
+    }
     plane.ok("patch", "nodes", name="node-1", body={"spec": {"unschedulable": True}})
     set_condition("MemoryPressure", "False")
-    assert taints() == {("node.kubernetes.io/unschedulable", "NoSchedule"),
-                        ("node.kubernetes.io/network-unavailable", "NoSchedule")}
+    assert taints() == {
+        ("node.kubernetes.io/unschedulable", "NoSchedule"),
+        ("node.kubernetes.io/network-unavailable", "NoSchedule"),
+    }
     plane.ok("patch", "nodes", name="node-1", body={"spec": {"unschedulable": None}})
     set_condition("NetworkUnavailable", "False")
     assert taints() == set()
@@ -160,16 +174,19 @@ TOLERATE_NOT_READY_100 = {"key": NOT_READY, "operator": "Exists", "effect": "NoE
 TOLERATE_ALL_FOREVER = {"operator": "Exists"}
 
 
-@pytest.mark.parametrize(("taints", "tolerations", "expected"), [
-    ([UNREACHABLE], [], 0.0),  # not tolerated: at once
-    ([UNREACHABLE], [TOLERATE_UNREACHABLE_300], 300.0),
-    ([UNREACHABLE, NOT_READY], [TOLERATE_UNREACHABLE_300, TOLERATE_NOT_READY_100], 100.0),  # the smallest
-    ([UNREACHABLE, NOT_READY], [TOLERATE_UNREACHABLE_300], 0.0),  # one taint not tolerated
-    ([UNREACHABLE], [TOLERATE_ALL_FOREVER], None),  # forever
-    ([UNREACHABLE, NOT_READY], [TOLERATE_NOT_READY_100, TOLERATE_ALL_FOREVER], 100.0),  # forever is no limit
-    ([UNREACHABLE], [TOLERATE_ALL_FOREVER, TOLERATE_UNREACHABLE_300], None),  # the first match counts
-    ([UNREACHABLE], [{**TOLERATE_UNREACHABLE_300, "tolerationSeconds": -5}], 0.0),
-])
+@pytest.mark.parametrize(
+    ("taints", "tolerations", "expected"),
+    [
+        ([UNREACHABLE], [], 0.0),  # not tolerated: at once
+        ([UNREACHABLE], [TOLERATE_UNREACHABLE_300], 300.0),
+        ([UNREACHABLE, NOT_READY], [TOLERATE_UNREACHABLE_300, TOLERATE_NOT_READY_100], 100.0),  # the smallest
+        ([UNREACHABLE, NOT_READY], [TOLERATE_UNREACHABLE_300], 0.0),  # one taint not tolerated
+        ([UNREACHABLE], [TOLERATE_ALL_FOREVER], None),  # forever
+        ([UNREACHABLE, NOT_READY], [TOLERATE_NOT_READY_100, TOLERATE_ALL_FOREVER], 100.0),  # forever is no limit
+        ([UNREACHABLE], [TOLERATE_ALL_FOREVER, TOLERATE_UNREACHABLE_300], None),  # the first match counts
+        ([UNREACHABLE], [{**TOLERATE_UNREACHABLE_300, "tolerationSeconds": -5}], 0.0),
+    ],
+)
 def test_min_toleration_seconds_is_upstreams(taints, tolerations, expected):
     """GetMatchingTolerations + getMinTolerationTime (pkg/controller/tainteviction)."""
     assert _min_toleration_seconds([{"key": k, "effect": "NoExecute"} for k in taints], tolerations) == expected
@@ -183,8 +200,12 @@ def _taint(plane: Plane, name: str, key: str | None) -> None:
 
 
 def _pod(plane: Plane, name: str, node: str) -> None:
-    plane.ok("create", "pods", namespace="default",
-             body={"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}})
+    plane.ok(
+        "create",
+        "pods",
+        namespace="default",
+        body={"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}},
+    )
     plane.run_pods(nodes=[node])
 
 

@@ -13,9 +13,12 @@ def _service(name: str, **spec) -> dict:
 def test_node_ports_are_allocated_only_where_the_service_needs_them():
     plane = Plane()
     low, high = SERVICE_NODE_PORT_RANGE
-    for name, spec, wants in (("np", {"type": "NodePort"}, True), ("lb", {"type": "LoadBalancer"}, True),
-                              ("lb-none", {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": False}, False),
-                              ("cip", {}, False)):
+    for name, spec, wants in (
+        ("np", {"type": "NodePort"}, True),
+        ("lb", {"type": "LoadBalancer"}, True),
+        ("lb-none", {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": False}, False),
+        ("cip", {}, False),
+    ):
         created = plane.ok("create", "services", namespace="default", body=_service(name, **spec))
         port = created["spec"]["ports"][0].get("nodePort")
         assert (port is not None) == wants, name

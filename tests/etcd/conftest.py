@@ -42,13 +42,27 @@ def _running_etcd(binary: str):
     with tempfile.TemporaryDirectory(prefix="kbench-etcd-", dir=_data_root()) as data:
         url = f"http://127.0.0.1:{client}"
         proc = subprocess.Popen(
-            [binary, "--name", "kbench-test", "--data-dir", data,
-             "--listen-client-urls", url, "--advertise-client-urls", url,
-             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-cluster", f"kbench-test=http://127.0.0.1:{peer}",
-             "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                binary,
+                "--name",
+                "kbench-test",
+                "--data-dir",
+                data,
+                "--listen-client-urls",
+                url,
+                "--advertise-client-urls",
+                url,
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-cluster",
+                f"kbench-test=http://127.0.0.1:{peer}",
+                "--log-level",
+                "error",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             deadline = time.monotonic() + 30

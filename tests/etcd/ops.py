@@ -150,10 +150,15 @@ def range_op(c, ctx: Context) -> RangeRequest:
     sort = c.chance(0.3)
     filt = c.chance(0.2)
     return RangeRequest(
-        key, end, limit=c.int(-1, 4) if c.chance(0.4) else 0, revision=_revision(c, ctx),
+        key,
+        end,
+        limit=c.int(-1, 4) if c.chance(0.4) else 0,
+        revision=_revision(c, ctx),
         sort_order=c.choice(SORT_ORDERS) if sort else "NONE",
-        sort_target=c.choice(SORT_TARGETS) if sort else "KEY", serializable=c.chance(0.1),
-        keys_only=c.chance(0.1), count_only=c.chance(0.1),
+        sort_target=c.choice(SORT_TARGETS) if sort else "KEY",
+        serializable=c.chance(0.1),
+        keys_only=c.chance(0.1),
+        count_only=c.chance(0.1),
         min_mod_revision=c.int(0, ctx.revision) if filt and c.chance(0.5) else 0,
         max_mod_revision=c.int(0, ctx.revision) if filt and c.chance(0.5) else 0,
         min_create_revision=c.int(0, ctx.revision) if filt and c.chance(0.5) else 0,
@@ -257,8 +262,11 @@ def watch_op(c, ctx: Context) -> tuple[str, tuple, dict]:
     if start and start <= ctx.revision:
         ctx.compact_below = min(ctx.compact_below, start)
     filters = c.choice([(), ("NOPUT",), ("NODELETE",), WATCH_FILTERS])
-    return "watch", (), {"key": key, "range_end": end, "start_revision": start, "prev_kv": c.chance(0.5),
-                         "filters": filters}
+    return (
+        "watch",
+        (),
+        {"key": key, "range_end": end, "start_revision": start, "prev_kv": c.chance(0.5), "filters": filters},
+    )
 
 
 def compact_op(c, ctx: Context) -> tuple[str, tuple, dict]:

@@ -91,7 +91,7 @@ def test_watch_events_arrive_after_the_delivery_delay():
     put.add_callback(lambda ev: applied.append(engine.now))
     engine.run()
     p = cluster.p
-    (t, value), = got
+    ((t, value),) = got
     assert value == b"1"
     # The store changes when the apply starts; the put's answer leaves after the apply and a half RTT,
     # the watch event after the watch delivery cost and a half RTT.

@@ -50,7 +50,11 @@ def same(real, ours, elapsed: float = 0.0) -> bool:
         # A real lease's remaining TTL runs down in wall time (kbench's clock stands still here),
         # and etcd lists a lease's keys in Go map order.
         return (real.revision, real.id, real.granted_ttl, sorted(real.keys)) == (
-            ours.revision, ours.id, ours.granted_ttl, ours.keys) and ours.ttl - elapsed - 1 <= real.ttl <= ours.ttl
+            ours.revision,
+            ours.id,
+            ours.granted_ttl,
+            ours.keys,
+        ) and ours.ttl - elapsed - 1 <= real.ttl <= ours.ttl
     return real == ours
 
 
@@ -92,7 +96,8 @@ class Run:
 
     def check(self) -> None:
         assert not self.mismatches, f"{len(self.mismatches)} mismatches:\n" + "\n".join(
-            repr(m)[:2000] for m in self.mismatches[:10])
+            repr(m)[:2000] for m in self.mismatches[:10]
+        )
 
 
 def random_sequences(real, ours, seed: int, sequences: int) -> Run:
@@ -195,9 +200,11 @@ def test_min_and_max_lease_ttl(pair):
     for ttl in (-5, 0, 1):
         lease_id = 900_000 + ttl + 10
         assert apply(real, ("lease_grant", (), {"ttl": ttl, "id": lease_id})) == apply(
-            ours, ("lease_grant", (), {"ttl": ttl, "id": lease_id}))
+            ours, ("lease_grant", (), {"ttl": ttl, "id": lease_id})
+        )
         assert apply(real, ("lease_revoke", (), {"id": lease_id})) == apply(
-            ours, ("lease_revoke", (), {"id": lease_id}))
+            ours, ("lease_revoke", (), {"id": lease_id})
+        )
 
 
 def test_sorted_ranges_over_many_keys_with_ties(pair):
@@ -214,6 +221,15 @@ def test_sorted_ranges_over_many_keys_with_ties(pair):
     for target in ("VERSION", "CREATE", "MOD", "VALUE", "KEY"):
         for order in ("NONE", "ASCEND", "DESCEND"):
             for limit in (0, 5, 60):
-                op = ("range", (), {"key": b"sort/", "range_end": b"sort0", "sort_target": target,
-                                    "sort_order": order, "limit": limit})
+                op = (
+                    "range",
+                    (),
+                    {
+                        "key": b"sort/",
+                        "range_end": b"sort0",
+                        "sort_target": target,
+                        "sort_order": order,
+                        "limit": limit,
+                    },
+                )
                 assert apply(real, op) == apply(ours, op), (target, order, limit)

@@ -32,7 +32,10 @@ def test_expiry_on_virtual_time_deletes_all_keys_in_one_revision():
     assert store.range(b"a", b"\x00").count == 1  # only "free" is left
     events = w.take()
     assert [(e.type, e.kv.key, e.kv.mod_revision) for e in events] == [
-        ("DELETE", b"a", 6), ("DELETE", b"b", 6), ("DELETE", b"c", 6)]
+        ("DELETE", b"a", 6),
+        ("DELETE", b"b", 6),
+        ("DELETE", b"c", 6),
+    ]
     assert store.lease_time_to_live(lease).ttl == -1
 
 

@@ -16,8 +16,9 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 
 def dump(store: Store) -> list:
     """Everything a client can read: every key at every readable revision, and the full watch replay."""
-    views = [store.range(b"\x00", b"\x00", revision=rev)
-             for rev in range(max(1, store.compact_revision), store.revision + 1)]
+    views = [
+        store.range(b"\x00", b"\x00", revision=rev) for rev in range(max(1, store.compact_revision), store.revision + 1)
+    ]
     w = store.watch(b"\x00", b"\x00", start_revision=max(1, store.compact_revision), prev_kv=True)
     events = w.take()
     w.cancel()
@@ -61,8 +62,11 @@ def test_batches_match_single_calls(data):
             reads = batched.range_many(ks, revision=rev)
             for j, key in enumerate(keys):
                 kvs = single.range(key, revision=rev).kvs
-                expected = (0, 0, 0, 0, -1) if not kvs else (
-                    kvs[0].create_revision, kvs[0].mod_revision, kvs[0].version, kvs[0].lease, len(kvs[0].value))
+                expected = (
+                    (0, 0, 0, 0, -1)
+                    if not kvs
+                    else (kvs[0].create_revision, kvs[0].mod_revision, kvs[0].version, kvs[0].lease, len(kvs[0].value))
+                )
                 assert tuple(reads[:, j].tolist()) == expected
 
 
@@ -105,10 +109,14 @@ def test_error_messages_name_the_field_and_choices():
     store = Store()
     for call, message in [
         (lambda: store.put("k", b"v"), "put: field 'key' must be bytes, got str"),
-        (lambda: store.range(b"k", sort_target="SIZE"),
-         "range: field 'sort_target' must be one of KEY, VERSION, CREATE, MOD, VALUE; got 'SIZE'"),
-        (lambda: store.txn(success=[dataclasses.replace(PutRequest(b"a"), key=1)]),
-         "txn.success[0]: field 'key' must be bytes, got int"),
+        (
+            lambda: store.range(b"k", sort_target="SIZE"),
+            "range: field 'sort_target' must be one of KEY, VERSION, CREATE, MOD, VALUE; got 'SIZE'",
+        ),
+        (
+            lambda: store.txn(success=[dataclasses.replace(PutRequest(b"a"), key=1)]),
+            "txn.success[0]: field 'key' must be bytes, got int",
+        ),
     ]:
         try:
             call()

@@ -132,7 +132,10 @@ def test_compaction_rules(store):
 
 
 def test_txn_compares(store):
-    store.put(b"k", b"v", )
+    store.put(
+        b"k",
+        b"v",
+    )
     for target, field, value, result, expect in [
         ("VERSION", "version", 1, "EQUAL", True),
         ("VERSION", "version", 1, "GREATER", False),
@@ -152,9 +155,11 @@ def test_txn_compares(store):
 
 
 def test_txn_range_sees_earlier_writes_and_branch_choice(store):
-    resp = store.txn([Compare(b"k", "VERSION", "EQUAL", version=0)],
-                     [RangeRequest(b"k"), PutRequest(b"k", b"new"), RangeRequest(b"k")],
-                     [PutRequest(b"other")])
+    resp = store.txn(
+        [Compare(b"k", "VERSION", "EQUAL", version=0)],
+        [RangeRequest(b"k"), PutRequest(b"k", b"new"), RangeRequest(b"k")],
+        [PutRequest(b"other")],
+    )
     assert resp.succeeded and resp.revision == 2
     first, put, second = resp.responses
     assert (first.kvs, first.revision) == ([], 1)
@@ -177,9 +182,15 @@ def test_txn_rejects_writing_a_key_twice(store):
 
 
 def test_nested_compares_see_the_state_before_the_txn(store):
-    resp = store.txn([], [PutRequest(b"k", b"1"),
-                          TxnRequest(compare=(Compare(b"k", "VERSION", "EQUAL", version=0),),
-                                     success=(PutRequest(b"seen", b"before"),))])
+    resp = store.txn(
+        [],
+        [
+            PutRequest(b"k", b"1"),
+            TxnRequest(
+                compare=(Compare(b"k", "VERSION", "EQUAL", version=0),), success=(PutRequest(b"seen", b"before"),)
+            ),
+        ],
+    )
     assert resp.responses[1].succeeded and resp.responses[1].revision == 0
     assert store.range(b"seen").kvs[0].value == b"before"
 

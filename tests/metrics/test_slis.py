@@ -31,31 +31,44 @@ def _result(rows):
 
 
 def test_failing_lists_the_worst_breach_first():
-    result = _result([_row("PodStartupLatency", "pod_startup", [6.0], 5.0),
-                      _row("APIResponsiveness", "request_latency", [3.0], 1.0, verb="LIST", resource="pods",
-                           scope="resource"),
-                      _row("NetworkProgrammingLatency", "network_programming_latency", [1.0], 30.0)])
+    result = _result(
+        [
+            _row("PodStartupLatency", "pod_startup", [6.0], 5.0),
+            _row("APIResponsiveness", "request_latency", [3.0], 1.0, verb="LIST", resource="pods", scope="resource"),
+            _row("NetworkProgrammingLatency", "network_programming_latency", [1.0], 30.0),
+        ]
+    )
     assert not result.passed
     assert result.failing() == ["APIResponsiveness/request_latency LIST pods resource", "PodStartupLatency/pod_startup"]
 
 
 def test_perfdata_is_clusterloader2_shaped(tmp_path):
-    slis = pd.DataFrame([_row("PodStartupLatency", "pod_startup", [1.0, 2.0], 5.0),
-                         _row("APIResponsiveness", "request_latency", [0.01], 1.0, verb="GET", resource="pods",
-                              scope="resource"),
-                         _row("SchedulingThroughput", "pods_per_second", [10.0, 20.0], unit="pods/s")],
-                        columns=COLUMNS)
+    slis = pd.DataFrame(
+        [
+            _row("PodStartupLatency", "pod_startup", [1.0, 2.0], 5.0),
+            _row("APIResponsiveness", "request_latency", [0.01], 1.0, verb="GET", resource="pods", scope="resource"),
+            _row("SchedulingThroughput", "pods_per_second", [10.0, 20.0], unit="pods/s"),
+        ],
+        columns=COLUMNS,
+    )
     docs = perfdata(slis)
     item = docs["PodStartupLatency"]["dataItems"][0]
     assert docs["PodStartupLatency"]["version"] == "v1"
     assert item["unit"] == "ms" and item["labels"] == {"Metric": "pod_startup"}
     assert item["data"]["Perc50"] == pytest.approx(1500.0)
     api = docs["APIResponsiveness"]["dataItems"][0]
-    assert api["labels"] == {"Metric": "request_latency", "Verb": "GET", "Resource": "pods", "Scope": "resource",
-                             "Count": "1"}
+    assert api["labels"] == {
+        "Metric": "request_latency",
+        "Verb": "GET",
+        "Resource": "pods",
+        "Scope": "resource",
+        "Count": "1",
+    }
     assert docs["SchedulingThroughput"]["dataItems"][0]["data"]["Max"] == 20.0
     files = write_perfdata(slis, tmp_path, "run1")
-    assert sorted(f.name for f in files) == ["APIResponsivenessPrometheus_run1.json",
-                                             "PodStartupLatency_PodStartupLatency_run1.json",
-                                             "SchedulingThroughput_run1.json"]
+    assert sorted(f.name for f in files) == [
+        "APIResponsivenessPrometheus_run1.json",
+        "PodStartupLatency_PodStartupLatency_run1.json",
+        "SchedulingThroughput_run1.json",
+    ]
     assert json.loads(files[0].read_text())["version"] == "v1"

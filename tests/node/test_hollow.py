@@ -61,8 +61,14 @@ def test_lease_whose_create_failed_is_created_when_found_missing():
     plane.run(2 * RENEW_INTERVAL + 1)
     leases = [r for r in reached(sent) if r["resource"] == "leases"]
     assert [(r["verb"], r["code"]) for r in leases] == [
-        ("create", 500), ("get", 404), ("create", 500), ("get", 404), ("create", 200), ("update", 200),
-        ("update", 200)]
+        ("create", 500),
+        ("get", 404),
+        ("create", 500),
+        ("get", 404),
+        ("create", 200),
+        ("update", 200),
+        ("update", 200),
+    ]
     assert leases[1]["at"] == leases[0]["answered"]  # read at once
     assert leases[3]["at"] == pytest.approx(leases[2]["answered"] + ENSURE_LEASE_BACKOFF)
     assert leases[5]["at"] == pytest.approx(leases[4]["answered"] + RENEW_INTERVAL)

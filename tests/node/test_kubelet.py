@@ -20,9 +20,13 @@ class Node:
 
     def __init__(self, images=None, cpu="4", **kubelet):
         self.plane = Plane()
-        profile = load_profile().override({"runtime.containerd.sandbox_create": SANDBOX,
-                                           "runtime.containerd.container_create": CREATE,
-                                           "runtime.containerd.container_start": START})
+        profile = load_profile().override(
+            {
+                "runtime.containerd.sandbox_create": SANDBOX,
+                "runtime.containerd.container_create": CREATE,
+                "runtime.containerd.container_start": START,
+            }
+        )
         self.runtime = RuntimeModel(self.plane.engine, "containerd", profile, np.random.default_rng(0), images)
         self.model = self.runtime
         self.kubelet = Kubelet(self.plane.api, "node-0", self.runtime, cpu=cpu, **kubelet)
@@ -33,8 +37,9 @@ class Node:
         if behavior is not None:
             meta["annotations"] = {"kbench.io/behavior": json.dumps(behavior)}
         self.plane.ok("create", "pods", body={"metadata": meta, "spec": {"containers": containers, **spec}})
-        self.plane.ok("create", "pods", name=name, namespace="default", subresource="binding",
-                      body={"target": {"name": "node-0"}})
+        self.plane.ok(
+            "create", "pods", name=name, namespace="default", subresource="binding", body={"target": {"name": "node-0"}}
+        )
         return self.plane.engine.now
 
     def status(self, name):
@@ -70,8 +75,10 @@ def test_pod_starts_in_cri_order_and_reports_running_after_the_pleg_relist():
 
 
 def test_image_pulls_are_serialized_and_shared_layers_pulled_once():
-    images = {"app:1": {"layers": [{"digest": "sha256:base", "size": "100M"}, {"digest": "sha256:a", "size": "50M"}]},
-              "app:2": {"layers": [{"digest": "sha256:base", "size": "100M"}, {"digest": "sha256:b", "size": "50M"}]}}
+    images = {
+        "app:1": {"layers": [{"digest": "sha256:base", "size": "100M"}, {"digest": "sha256:a", "size": "50M"}]},
+        "app:2": {"layers": [{"digest": "sha256:base", "size": "100M"}, {"digest": "sha256:b", "size": "50M"}]},
+    }
     node = Node(images)
     node.pod("one", [app(image="app:1")])
     node.pod("two", [app(image="app:2")])
@@ -144,9 +151,16 @@ def test_backoff_caps_at_five_minutes():
     assert c.backoff == 300.0
 
 
-@pytest.mark.parametrize("policy, code, phase, restarts", [
-    ("Never", 1, "Failed", 0), ("Never", 0, "Succeeded", 0), ("OnFailure", 0, "Succeeded", 0),
-    ("OnFailure", 3, "Running", 2), ("Always", 0, "Running", 2)])
+@pytest.mark.parametrize(
+    "policy, code, phase, restarts",
+    [
+        ("Never", 1, "Failed", 0),
+        ("Never", 0, "Succeeded", 0),
+        ("OnFailure", 0, "Succeeded", 0),
+        ("OnFailure", 3, "Running", 2),
+        ("Always", 0, "Running", 2),
+    ],
+)
 def test_restart_policy(policy, code, phase, restarts):
     node = Node()
     node.pod("a", [app()], behavior={"exitAfter": 2, "exitCode": code}, restartPolicy=policy)
@@ -158,8 +172,12 @@ def test_restart_policy(policy, code, phase, restarts):
 
 def test_init_containers_run_in_order_before_the_containers():
     node = Node()
-    node.pod("a", [app()], behavior={"containers": {"init-1": {"exitAfter": 3}, "init-2": {"exitAfter": 2}}},
-             initContainers=[app("init-1"), app("init-2")])
+    node.pod(
+        "a",
+        [app()],
+        behavior={"containers": {"init-1": {"exitAfter": 3}, "init-2": {"exitAfter": 2}}},
+        initContainers=[app("init-1"), app("init-2")],
+    )
     node.until(3)
     assert node.status("a")["conditions"][1] == {"type": "Initialized", "status": "False"}
     node.until(12)
@@ -236,8 +254,13 @@ def test_kubelet_stopped_as_a_final_status_leaves_deletes_the_pod_only_after_res
     node.until(3)
     sent = record(node.kubelet.client)
     stops = []
-    race(node.kubelet.client, "patch", "pods", "status",
-         lambda: (stops.append(node.plane.engine.now), node.kubelet.stop()))  # its answer lands after the stop
+    race(
+        node.kubelet.client,
+        "patch",
+        "pods",
+        "status",
+        lambda: (stops.append(node.plane.engine.now), node.kubelet.stop()),
+    )  # its answer lands after the stop
     node.plane.ok("delete", "pods", namespace="default", name="a")
     node.until(10)
     assert [(r["verb"], r["code"]) for r in sent] == [("patch", 200)] and sent[0]["at"] == stops[0]
@@ -283,4 +306,3 @@ def test_shutdown_kills_containers_and_restart_starts_the_pods_over():
     status = node.status("a")
     assert status["phase"] == "Running" and ready(status)
     assert status["containerStatuses"][0]["restartCount"] == 1 and status["podIP"] != first_ip
-

@@ -25,8 +25,14 @@ def ticking(probe: Probe, start: float, check, want: bool, threshold: int) -> fl
     return math.inf
 
 
-probes = st.builds(Probe, initial_delay=st.integers(0, 30), period=st.integers(1, 20), timeout=st.integers(1, 5),
-                   success=st.integers(1, 4), failure=st.integers(1, 6))
+probes = st.builds(
+    Probe,
+    initial_delay=st.integers(0, 30),
+    period=st.integers(1, 20),
+    timeout=st.integers(1, 5),
+    success=st.integers(1, 4),
+    failure=st.integers(1, 6),
+)
 
 
 times = st.integers(0, 200 * 64).map(lambda v: v / 64)  # exact binary fractions: no float noise in the reference
@@ -61,19 +67,24 @@ def test_probe_defaults_are_upstreams():
     assert Probe.of(None, "p") is None
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"periodSeconds": 0}, "livenessProbe.periodSeconds: expected an integer >= 1"),
-    ({"failureThreshold": "3"}, "livenessProbe.failureThreshold: expected an integer >= 1"),
-    ({"initialDelaySeconds": -1}, "livenessProbe.initialDelaySeconds: expected an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"periodSeconds": 0}, "livenessProbe.periodSeconds: expected an integer >= 1"),
+        ({"failureThreshold": "3"}, "livenessProbe.failureThreshold: expected an integer >= 1"),
+        ({"initialDelaySeconds": -1}, "livenessProbe.initialDelaySeconds: expected an integer >= 0"),
+    ],
+)
 def test_bad_probe_fields_are_named(spec, message):
     with pytest.raises(ValueError, match=message):
         Probe.of(spec, "pod a/b: container c.livenessProbe")
 
 
 def _pod(annotation, containers=("app", "side")):
-    return {"metadata": {"name": "p", "namespace": "ns", "annotations": {"kbench.io/behavior": annotation}},
-            "spec": {"containers": [{"name": c} for c in containers]}}
+    return {
+        "metadata": {"name": "p", "namespace": "ns", "annotations": {"kbench.io/behavior": annotation}},
+        "spec": {"containers": [{"name": c} for c in containers]},
+    }
 
 
 def test_behaviour_applies_to_every_container_with_per_container_overrides():
@@ -82,13 +93,16 @@ def test_behaviour_applies_to_every_container_with_per_container_overrides():
     assert got["side"] == Behaviour(ready_after=5, exit_after=30, exit_code=2)
 
 
-@pytest.mark.parametrize("annotation, message", [
-    ("readyAfterr: 5", r"annotation kbench.io/behavior: unknown field 'readyAfterr'; allowed: startedAfter"),
-    ("exitCode: 300", r"exitCode: expected an integer in \[0, 255\]"),
-    ("readyAfter: -1", "readyAfter: expected seconds >= 0"),
-    ("containers: {nope: {readyAfter: 1}}", "containers.nope: no such container; containers: app, side"),
-    ("[1, 2]", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "annotation, message",
+    [
+        ("readyAfterr: 5", r"annotation kbench.io/behavior: unknown field 'readyAfterr'; allowed: startedAfter"),
+        ("exitCode: 300", r"exitCode: expected an integer in \[0, 255\]"),
+        ("readyAfter: -1", "readyAfter: expected seconds >= 0"),
+        ("containers: {nope: {readyAfter: 1}}", "containers.nope: no such container; containers: app, side"),
+        ("[1, 2]", "expected a mapping"),
+    ],
+)
 def test_bad_behaviour_names_the_pod_and_field(annotation, message):
     with pytest.raises(ValueError, match=message):
         behaviours(_pod(annotation))

@@ -47,14 +47,19 @@ def test_malformed_yaml_is_one_line_naming_the_file_and_line(tmp_path, capsys):
     assert _error(capsys).startswith(f"kbench: error: {settings}: line 2, column 9: not valid YAML: ")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--protocol", "ICMP", "--destination", "10.96.0.10:80"],
-     "protocol: must be one of TCP, UDP, SCTP (what kube-proxy programs); got 'ICMP'"),
-    (["--destination", "10.96.0.10:99999"], "port: must be 1-65535; got 99999"),
-    (["--destination", "10.96.0.10"], "--destination: required for trace, as IP:PORT"),
-    (["--destination", "10.96.0.10:http"], "--destination: port must be a number, got 'http'"),
-    (["--destination", "10.96.0.10:80", "--source", "pod-a"], "source: 'pod-a' is not a valid IP address"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--protocol", "ICMP", "--destination", "10.96.0.10:80"],
+            "protocol: must be one of TCP, UDP, SCTP (what kube-proxy programs); got 'ICMP'",
+        ),
+        (["--destination", "10.96.0.10:99999"], "port: must be 1-65535; got 99999"),
+        (["--destination", "10.96.0.10"], "--destination: required for trace, as IP:PORT"),
+        (["--destination", "10.96.0.10:http"], "--destination: port must be a number, got 'http'"),
+        (["--destination", "10.96.0.10:80", "--source", "pod-a"], "source: 'pod-a' is not a valid IP address"),
+    ],
+)
 def test_invalid_trace_input_exits_2(web, capsys, args, message):
     assert main(["proxy", "trace", str(web), *args]) == 2
     assert message in _error(capsys)
@@ -62,11 +67,14 @@ def test_invalid_trace_input_exits_2(web, capsys, args, message):
 
 def test_a_packet_to_no_service_says_so(web, capsys):
     assert main(["proxy", "trace", str(web), "--destination", "10.1.2.3:80"]) == 0
-    assert capsys.readouterr().out.strip() == ("no kube-proxy rule matched TCP 10.1.2.3:80: not a Service address on "
-                                               "this node, so kube-proxy leaves the packet to normal routing")
+    assert capsys.readouterr().out.strip() == (
+        "no kube-proxy rule matched TCP 10.1.2.3:80: not a Service address on "
+        "this node, so kube-proxy leaves the packet to normal routing"
+    )
     assert main(["proxy", "trace", str(web), "--destination", "10.96.0.10:8080"]) == 0
-    assert capsys.readouterr().out.strip() == ("no kube-proxy rule matched TCP 10.96.0.10:8080: that address serves "
-                                               "only TCP 80 (shop/web:http)")
+    assert capsys.readouterr().out.strip() == (
+        "no kube-proxy rule matched TCP 10.96.0.10:8080: that address serves only TCP 80 (shop/web:http)"
+    )
 
 
 def test_refused_manifests_exit_2_and_ignored_ones_warn(tmp_path, capsys):
@@ -80,6 +88,8 @@ def test_refused_manifests_exit_2_and_ignored_ones_warn(tmp_path, capsys):
     gone = tmp_path / "gone.yaml"
     gone.write_text(yaml.safe_dump_all([_edit(SLICE, "metadata.labels", {"kubernetes.io/service-name": "gone"})]))
     assert main(["proxy", "render", str(gone)]) == 0
-    assert capsys.readouterr().err == ("kbench: warning: EndpointSlice shop/web-1: metadata.labels['kubernetes.io/"
-                                       "service-name']: no Service shop/gone; kube-proxy programs its endpoints only "
-                                       "once the Service exists\n")
+    assert capsys.readouterr().err == (
+        "kbench: warning: EndpointSlice shop/web-1: metadata.labels['kubernetes.io/"
+        "service-name']: no Service shop/gone; kube-proxy programs its endpoints only "
+        "once the Service exists\n"
+    )

@@ -95,8 +95,7 @@ def test_kep_3453_ordering_of_network_programming_latency():
     5 s with min-sync-period 1 s. The model keeps that order on a large synthetic cluster."""
     ports = workload.service_ports(5000, 10)
     p50 = {}
-    for name, partial, min_sync in (("full/10s", False, 10.0), ("partial/10s", True, 10.0),
-                                    ("partial/1s", True, 1.0)):
+    for name, partial, min_sync in (("full/10s", False, 10.0), ("partial/10s", True, 10.0), ("partial/1s", True, 1.0)):
         costs = ProxyCosts(**{**COSTS.__dict__, "min_sync_period": min_sync})
         engine = Engine()
         proxy = KubeProxy(engine, "iptables", ports, workload.CONFIG, costs, partial_syncs=partial)

@@ -44,8 +44,9 @@ def sort_iptables(text: str) -> str:
 
     def chain_key(line: str):
         name = line[1:].split()[0]
-        return {"KUBE-NODEPORTS": (0, ""), "KUBE-SERVICES": (1, "")}.get(name, (2 if name.startswith("KUBE-") else 3,
-                                                                                name))
+        return {"KUBE-NODEPORTS": (0, ""), "KUBE-SERVICES": (1, "")}.get(
+            name, (2 if name.startswith("KUBE-") else 3, name)
+        )
 
     def rule_key(line: str) -> str:
         if "must be the last rule" in line:
@@ -92,8 +93,10 @@ def test_packet_flows(doc, case):
     for flow in case["flows"]:
         outputs, masq = tracer.trace(Packet.of(flow["sourceIP"], flow["protocol"], flow["destIP"], flow["destPort"]))
         if ", ".join(outputs) != flow["output"] or masq != flow["masq"]:
-            wrong.append(f"{flow['name']}: expected {flow['output']!r} masq={flow['masq']}, "
-                         f"got {', '.join(outputs)!r} masq={masq}")
+            wrong.append(
+                f"{flow['name']}: expected {flow['output']!r} masq={flow['masq']}, "
+                f"got {', '.join(outputs)!r} masq={masq}"
+            )
     assert not wrong, "\n".join(wrong)
 
 

@@ -96,8 +96,9 @@ def test_compiled_scheduler_follows_the_reference(scheduler):
     weights = [4, 3, 2, 1] if scheduler == "wrr" else [1, 1, 1, 1]
     eps = [EndpointInfo(f"10.1.0.{i + 1}", 8080, True, True, False, False) for i in range(4)]
     ports = [ServicePortInfo("default", "web", "http", "TCP", "172.30.0.10", 80, endpoints=eps)]
-    config = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8",
-                           ipvs_scheduler=scheduler)
+    config = ProxierConfig(
+        node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8", ipvs_scheduler=scheduler
+    )
     rules = ipvs.compile_rules(ports, config)
     reference = next(vs for vs in rules.table.services if vs.ip == "172.30.0.10")
     for d, w in zip(reference.dests, weights):
@@ -113,10 +114,23 @@ def test_compiled_scheduler_follows_the_reference(scheduler):
 
 
 def test_kube_proxy_ipvs_services_and_sets():
-    eps = [EndpointInfo("10.1.0.1", 8080, True, True, False, True), EndpointInfo("10.1.0.2", 8080, True, True, False,
-                                                                                  False)]
-    sp = ServicePortInfo("default", "web", "http", "TCP", "172.30.0.10", 80, node_port=30080,
-                         external_ips=("203.0.113.9",), affinity_timeout=600, external_local=True, endpoints=eps)
+    eps = [
+        EndpointInfo("10.1.0.1", 8080, True, True, False, True),
+        EndpointInfo("10.1.0.2", 8080, True, True, False, False),
+    ]
+    sp = ServicePortInfo(
+        "default",
+        "web",
+        "http",
+        "TCP",
+        "172.30.0.10",
+        80,
+        node_port=30080,
+        external_ips=("203.0.113.9",),
+        affinity_timeout=600,
+        external_local=True,
+        endpoints=eps,
+    )
     rules = ipvs.compile_rules([sp], CONFIG)
     keys = {(vs.ip, vs.port): vs for vs in rules.table.services}
     assert set(keys) == {("172.30.0.10", 80), ("203.0.113.9", 80), ("192.168.0.2", 30080)}

@@ -14,10 +14,9 @@ from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo, obj
 from kbench.proxy.tracer import Packet, tracer_for
 from tests.proxy.test_golden import _config, _load
 
-CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8",
-                       service_cidrs=("172.30.0.0/16",))
-
-
+CONFIG = ProxierConfig(
+    node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8", service_cidrs=("172.30.0.0/16",)
+)
 
 
 def _golden_cases():
@@ -54,14 +53,14 @@ def test_matcher_picks_what_the_tracer_allows(mode, doc, case):
 
 def _service(n_endpoints: int, affinity: int = 0) -> list[ServicePortInfo]:
     eps = [EndpointInfo(f"10.1.0.{i + 1}", 8080, True, True, False, False) for i in range(n_endpoints)]
-    return [ServicePortInfo("default", "web", "http", "TCP", "172.30.0.10", 80, affinity_timeout=affinity,
-                            endpoints=eps)]
+    return [
+        ServicePortInfo("default", "web", "http", "TCP", "172.30.0.10", 80, affinity_timeout=affinity, endpoints=eps)
+    ]
 
 
 def _clients(n: int, time: float = 0.0) -> Packets:
     src = (np.arange(n) % 50_000 + (10 << 24) + (2 << 16)).astype(np.uint64)
-    return Packets.ipv4(src, np.full(n, 6), np.full(n, (172 << 24) | (30 << 16) | 10, np.uint64), np.full(n, 80),
-                        time)
+    return Packets.ipv4(src, np.full(n, 6), np.full(n, (172 << 24) | (30 << 16) | 10, np.uint64), np.full(n, 80), time)
 
 
 @pytest.mark.parametrize("mode", ["iptables", "nftables", "ipvs"])
@@ -81,7 +80,10 @@ def test_endpoint_choice_is_uniform(mode):
 def test_iptables_probabilities_are_upstream_formatted():
     text = iptables.compile_rules(_service(4), CONFIG).text()
     assert [p for p in ("0.2500000000", "0.3333333333", "0.5000000000") if f"--probability {p}" in text] == [
-        "0.2500000000", "0.3333333333", "0.5000000000"]
+        "0.2500000000",
+        "0.3333333333",
+        "0.5000000000",
+    ]
     assert text.count("--probability") == 3
 
 
@@ -107,8 +109,10 @@ def test_rules_evaluated_grow_with_services_only_in_iptables():
     for mode in COMPILERS:
         for n in (100, 1000):
             eps = [EndpointInfo("10.1.0.1", 8080, True, True, False, False)]
-            ports = [ServicePortInfo("default", f"s{i}", "", "TCP", f"172.30.{i // 250}.{i % 250 + 1}", 80,
-                                     endpoints=eps) for i in range(n)]
+            ports = [
+                ServicePortInfo("default", f"s{i}", "", "TCP", f"172.30.{i // 250}.{i % 250 + 1}", 80, endpoints=eps)
+                for i in range(n)
+            ]
             rules = COMPILERS[mode](ports, CONFIG)
             dst = np.array([(172 << 24) | (30 << 16) | ((n - 1) // 250 << 8) | ((n - 1) % 250 + 1)], np.uint64)
             pk = Packets.ipv4(np.array([(10 << 24) | 5], np.uint64), np.array([6]), dst, np.array([80]))

@@ -45,6 +45,7 @@ def test_slow_etcd_disk_breaks_the_api_slo_first(default):
     broken = degraded.failing()
     assert broken and broken[0].startswith("APIResponsiveness/")
     assert "PodStartupLatency/pod_startup" not in broken  # pods still start within 5 s
+
     # and the degradation comes from where it was put: etcd's write latency
     def etcd_p99(result):
         return result.slis.set_index("sli").loc["EtcdRequestLatency", "p99"]

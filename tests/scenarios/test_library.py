@@ -11,8 +11,9 @@ from kbench.scenarios import library
 
 
 def _pods(result, namespace):
-    return [o for (o, _, _) in result.cluster.api.caches["pods"].objects.values()
-            if o["metadata"]["namespace"] == namespace]
+    return [
+        o for (o, _, _) in result.cluster.api.caches["pods"].objects.values() if o["metadata"]["namespace"] == namespace
+    ]
 
 
 def test_density_starts_every_pod_within_the_slo():
@@ -46,7 +47,9 @@ def test_node_failure_evicts_after_the_toleration_and_replaces_pods():
     for name in stopped:  # NotReady (Unknown), tainted
         node = cluster.api.caches["nodes"].get(name)[0]
         assert {(t["key"], t["effect"]) for t in node["spec"]["taints"]} == {
-            ("node.kubernetes.io/unreachable", "NoSchedule"), ("node.kubernetes.io/unreachable", "NoExecute")}
+            ("node.kubernetes.io/unreachable", "NoSchedule"),
+            ("node.kubernetes.io/unreachable", "NoExecute"),
+        }
     # eviction: grace period (50 s) + default toleration (300 s) after the stop
     stop_time = min(seconds(p["metadata"]["deletionTimestamp"]) - 1 for p in evicted)  # grace 1 s
     assert 340 < stop_time - result.cluster.watcher.pods[next(iter(result.cluster.watcher.pods))].create < 420
@@ -70,8 +73,9 @@ def test_job_waves_complete_and_are_cleaned_up_by_ttl():
 
 def test_load_balancer_services_get_cloud_load_balancers():
     result = library.load_balancers(nodes=4, services=3, replicas=2).run(progress=False)
-    services = [o for (o, _, _) in result.cluster.api.caches["services"].objects.values()
-                if o["metadata"]["namespace"] == "lb"]
+    services = [
+        o for (o, _, _) in result.cluster.api.caches["services"].objects.values() if o["metadata"]["namespace"] == "lb"
+    ]
     assert len(services) == 3
     assert all(s["status"]["loadBalancer"]["ingress"][0]["ip"] for s in services)
     assert len(result.cluster.cloud.load_balancers) == 3
@@ -104,10 +108,15 @@ def test_scheduler_perf_topology_spreading_on_the_cluster_respects_max_skew():
     from collections import Counter
 
     result = library.scheduler_perf("TopologySpreading", nodes=30, pods=90, init_pods=30).run(progress=False)
-    pods = [o for (o, _, _) in result.cluster.api.caches["pods"].objects.values()
-            if o["metadata"]["namespace"] == "sched"]
-    zones = Counter(result.cluster.api.caches["nodes"].get(p["spec"]["nodeName"])[0]["metadata"]["labels"]
-                    ["topology.kubernetes.io/zone"] for p in pods)
+    pods = [
+        o for (o, _, _) in result.cluster.api.caches["pods"].objects.values() if o["metadata"]["namespace"] == "sched"
+    ]
+    zones = Counter(
+        result.cluster.api.caches["nodes"].get(p["spec"]["nodeName"])[0]["metadata"]["labels"][
+            "topology.kubernetes.io/zone"
+        ]
+        for p in pods
+    )
     assert sum(zones.values()) == 90 and max(zones.values()) - min(zones.values()) <= 5
     with pytest.raises(ValueError, match="one of SchedulingBasic, TopologySpreading"):
         library.scheduler_perf("SchedulingDaemonset")
@@ -116,13 +125,27 @@ def test_scheduler_perf_topology_spreading_on_the_cluster_respects_max_skew():
 def test_pods_that_fit_nowhere_get_upstreams_unschedulable_condition():
     from kbench.scenarios.spec import Scenario
 
-    big = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [
-        {"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "64"}}}]}}
-    scenario = Scenario.from_dict({"apiVersion": "kbench.io/v1", "kind": "Scenario", "cluster": {"nodes": 3},
-                                   "steps": [{"createPods": {"count": 1, "template": big}}, {"wait": {"seconds": 5}}]})
+    big = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "registry.k8s.io/pause:3.10", "resources": {"requests": {"cpu": "64"}}}
+            ]
+        },
+    }
+    scenario = Scenario.from_dict(
+        {
+            "apiVersion": "kbench.io/v1",
+            "kind": "Scenario",
+            "cluster": {"nodes": 3},
+            "steps": [{"createPods": {"count": 1, "template": big}}, {"wait": {"seconds": 5}}],
+        }
+    )
     result = scenario.run(progress=False)
-    pod = next(o for (o, _, _) in result.cluster.api.caches["pods"].objects.values()
-               if o["metadata"]["namespace"] == "default")
+    pod = next(
+        o for (o, _, _) in result.cluster.api.caches["pods"].objects.values() if o["metadata"]["namespace"] == "default"
+    )
     condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
     assert condition["status"] == "False" and condition["reason"] == "Unschedulable"
     assert condition["message"] == "0/3 nodes are available: 3 Insufficient cpu."

@@ -19,34 +19,50 @@ def test_shipped_examples_load(path):
     assert Scenario.from_dict(sc.to_dict(), "round trip").steps == sc.steps
 
 
-@pytest.mark.parametrize("body, message", [
-    ("", "empty file"),
-    ("apiVersion: v1\nkind: Pod\n", "document 0: apiVersion/kind: expected kbench.io/v1 Scenario"),
-    (HEAD + "stepz: []\n", "document 0: stepz: unknown field"),
-    (HEAD + "cluster: {nodes: 0}\n", r"document 0: cluster.nodes: 0 is not allowed; expected an integer >= 1"),
-    (HEAD + "cluster: {node: 3}\n", "document 0: cluster.node: unknown field; allowed: nodes"),
-    (HEAD + "cluster: {runtime: docker}\n",
-     "cluster.runtime: 'docker' is not allowed; expected one of containerd, crio"),
-    (HEAD + "cluster: {kubeProxy: {mode: userspace}}\n", "cluster.kubeProxy: .* expected {mode: iptables | ipvs"),
-    (HEAD + "cluster: {profileOverrides: {etcd.nope: 1}}\n", "override 'etcd.nope'"),
-    (HEAD + "steps: [{createPods: {perNode: 3, rate: -1}}]\n", r"steps\[0\].createPods.rate: expected a number >= 0"),
-    (HEAD + "steps: [{createPods: {rate: 1}}]\n", r"steps\[0\].createPods: give exactly one of count and perNode"),
-    (HEAD + "steps: [{wait: {secs: 1}}]\n", r"steps\[0\].wait.secs: unknown field; allowed: seconds"),
-    (HEAD + "steps: [{wait: {}}]\n", r"steps\[0\].wait.seconds: required"),
-    (HEAD + "steps: [{fly: {}}]\n", r"steps\[0\]: unknown action 'fly'; allowed: createPods"),
-    (HEAD + "steps: [{wait: {seconds: 1}, scale: {}}]\n", r"steps\[0\]: expected one action mapping"),
-    (HEAD + "steps: [{createPods: {count: 1, behavior: {readyAftr: 1}}}]\n",
-     r"steps\[0\].createPods.behavior: unknown field 'readyAftr'"),
-    (HEAD + "steps: [{createObjects: {template: {kind: Widget}}}]\n",
-     r"steps\[0\].createObjects.template.kind: 'Widget' is not a kind kbench models; allowed: Namespace"),
-    (HEAD + "steps: [{deleteObjects: {resource: widgets}}]\n",
-     r"steps\[0\].deleteObjects.resource: unknown 'widgets'; allowed: deployments"),
-    (HEAD + "steps: [{stopNodes: {fraction: 2}}]\n", r"stopNodes.fraction: expected a share in \[0, 1\]"),
-    (HEAD + "---\napiVersion: v1\nkind: Widget\nmetadata: {name: w}\n",
-     "document 1: kind: 'Widget' is not one of Deployment, EndpointSlice"),
-    (HEAD + "---\napiVersion: v1\nkind: Service\nmetadata: {}\n", "document 1: metadata.name: required"),
-    (HEAD + "steps: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("", "empty file"),
+        ("apiVersion: v1\nkind: Pod\n", "document 0: apiVersion/kind: expected kbench.io/v1 Scenario"),
+        (HEAD + "stepz: []\n", "document 0: stepz: unknown field"),
+        (HEAD + "cluster: {nodes: 0}\n", r"document 0: cluster.nodes: 0 is not allowed; expected an integer >= 1"),
+        (HEAD + "cluster: {node: 3}\n", "document 0: cluster.node: unknown field; allowed: nodes"),
+        (
+            HEAD + "cluster: {runtime: docker}\n",
+            "cluster.runtime: 'docker' is not allowed; expected one of containerd, crio",
+        ),
+        (HEAD + "cluster: {kubeProxy: {mode: userspace}}\n", "cluster.kubeProxy: .* expected {mode: iptables | ipvs"),
+        (HEAD + "cluster: {profileOverrides: {etcd.nope: 1}}\n", "override 'etcd.nope'"),
+        (
+            HEAD + "steps: [{createPods: {perNode: 3, rate: -1}}]\n",
+            r"steps\[0\].createPods.rate: expected a number >= 0",
+        ),
+        (HEAD + "steps: [{createPods: {rate: 1}}]\n", r"steps\[0\].createPods: give exactly one of count and perNode"),
+        (HEAD + "steps: [{wait: {secs: 1}}]\n", r"steps\[0\].wait.secs: unknown field; allowed: seconds"),
+        (HEAD + "steps: [{wait: {}}]\n", r"steps\[0\].wait.seconds: required"),
+        (HEAD + "steps: [{fly: {}}]\n", r"steps\[0\]: unknown action 'fly'; allowed: createPods"),
+        (HEAD + "steps: [{wait: {seconds: 1}, scale: {}}]\n", r"steps\[0\]: expected one action mapping"),
+        (
+            HEAD + "steps: [{createPods: {count: 1, behavior: {readyAftr: 1}}}]\n",
+            r"steps\[0\].createPods.behavior: unknown field 'readyAftr'",
+        ),
+        (
+            HEAD + "steps: [{createObjects: {template: {kind: Widget}}}]\n",
+            r"steps\[0\].createObjects.template.kind: 'Widget' is not a kind kbench models; allowed: Namespace",
+        ),
+        (
+            HEAD + "steps: [{deleteObjects: {resource: widgets}}]\n",
+            r"steps\[0\].deleteObjects.resource: unknown 'widgets'; allowed: deployments",
+        ),
+        (HEAD + "steps: [{stopNodes: {fraction: 2}}]\n", r"stopNodes.fraction: expected a share in \[0, 1\]"),
+        (
+            HEAD + "---\napiVersion: v1\nkind: Widget\nmetadata: {name: w}\n",
+            "document 1: kind: 'Widget' is not one of Deployment, EndpointSlice",
+        ),
+        (HEAD + "---\napiVersion: v1\nkind: Service\nmetadata: {}\n", "document 1: metadata.name: required"),
+        (HEAD + "steps: [\n", "not valid YAML"),
+    ],
+)
 def test_bad_scenario_names_file_document_and_field(tmp_path, body, message):
     path = tmp_path / "bad.yaml"
     path.write_text(body)
@@ -61,13 +77,17 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_a_kind_list_document_stands_for_its_items():
-    sc = Scenario.from_text(HEAD + "---\napiVersion: v1\nkind: List\nitems:\n"
-                            "- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n"
-                            "- {apiVersion: v1, kind: Service, metadata: {name: s, namespace: a},\n"
-                            "   spec: {ports: [{port: 80}]}}\n")
+    sc = Scenario.from_text(
+        HEAD + "---\napiVersion: v1\nkind: List\nitems:\n"
+        "- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n"
+        "- {apiVersion: v1, kind: Service, metadata: {name: s, namespace: a},\n"
+        "   spec: {ports: [{port: 80}]}}\n"
+    )
     assert [(o["kind"], o["metadata"]["name"]) for o in sc.objects] == [("Namespace", "a"), ("Service", "s")]
     with pytest.raises(ScenarioError, match=r"document 1: items\[0\]: kind: 'Widget' is not one of"):
         Scenario.from_text(HEAD + "---\nkind: List\nitems: [{kind: Widget, metadata: {name: w}}]\n")
     with pytest.raises(ScenarioError, match=r"document 2: metadata.name: required"):
-        Scenario.from_text(HEAD + "---\nkind: Namespace\nmetadata: {name: a}\n---\nkind: List\n"
-                           "items: [{kind: Namespace, metadata: {}}]\n")
+        Scenario.from_text(
+            HEAD + "---\nkind: Namespace\nmetadata: {name: a}\n---\nkind: List\n"
+            "items: [{kind: Namespace, metadata: {}}]\n"
+        )

@@ -25,12 +25,25 @@ def test_pods_that_never_start_fail_the_run_and_the_command(tmp_path, capsys):
         "steps[1] waitForPods: timed out after 3600 s; 270 pods not Running: density/pod-0-330, density/pod-0-331, "
         "density/pod-0-332, ...",
         "270 pods never started (still Pending when the run ended): density/pod-0-330, density/pod-0-331, "
-        "density/pod-0-332, ..."]
+        "density/pod-0-332, ...",
+    ]
     assert result.verdict() == "FAILED: 2 problems"
     assert result.summary()["sim_slo_passed"] is False and "270 pods never started" in result.summary()["problems"]
 
-    code = main(["scenario", "run", "density", "--set", "nodes=3", "--set", "pods_per_node=200", "--out",
-                 str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        [
+            "scenario",
+            "run",
+            "density",
+            "--set",
+            "nodes=3",
+            "--set",
+            "pods_per_node=200",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "FAILED: steps[1] waitForPods: timed out after 3600 s; 270 pods not Running" in out
@@ -38,13 +51,17 @@ def test_pods_that_never_start_fail_the_run_and_the_command(tmp_path, capsys):
 
 
 def test_a_wait_for_load_balancers_that_times_out_fails_the_run():
-    sc = Scenario.from_text(HEAD + "cluster: {nodes: 2}\nsteps:\n"
-                            "- createObjects: {template: {apiVersion: v1, kind: Service, metadata: {name: lb},\n"
-                            "    spec: {type: LoadBalancer, selector: {app: x}, ports: [{port: 80}]}}}\n"
-                            "- waitForLoadBalancers: {timeout: 20}\n")  # no cloud: nobody provisions it
+    sc = Scenario.from_text(
+        HEAD + "cluster: {nodes: 2}\nsteps:\n"
+        "- createObjects: {template: {apiVersion: v1, kind: Service, metadata: {name: lb},\n"
+        "    spec: {type: LoadBalancer, selector: {app: x}, ports: [{port: 80}]}}}\n"
+        "- waitForLoadBalancers: {timeout: 20}\n"
+    )  # no cloud: nobody provisions it
     result = sc.run(progress=False)
-    assert result.problems == ["steps[1] waitForLoadBalancers: timed out after 20 s; 1 LoadBalancer Service "
-                               "without an ingress address: default/lb"]
+    assert result.problems == [
+        "steps[1] waitForLoadBalancers: timed out after 20 s; 1 LoadBalancer Service "
+        "without an ingress address: default/lb"
+    ]
     assert not result.passed
 
 
@@ -57,7 +74,8 @@ def test_a_deployment_that_never_gets_ready_fails_the_wait_naming_it():
     result = sc.run(progress=False)
     assert len(result.problems) == 1 and result.problems[0].startswith(
         "steps[1] waitForPods: timed out after 30 s; 2 controllers short of ready replicas: deployment apps/web, "
-        "replicaset apps/web-")
+        "replicaset apps/web-"
+    )
     assert result.counts["pods_never_started"] == 0 and not result.passed
 
 
@@ -67,16 +85,32 @@ def test_a_run_that_meets_its_slos_passes_and_says_so(capsys, tmp_path):
     verdicts = result.slis.set_index("sli")["verdict"]
     assert verdicts["NetworkProgrammingLatency"] == "not measured"  # no Service: nothing to program
     assert verdicts["SchedulingThroughput"] == "no SLO"
-    assert main(["scenario", "run", "density", "--set", "nodes=3", "--set", "pods_per_node=2", "--out",
-                 str(tmp_path / "o"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "scenario",
+                "run",
+                "density",
+                "--set",
+                "nodes=3",
+                "--set",
+                "pods_per_node=2",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "every SLO met, every wait satisfied" in capsys.readouterr().out
 
 
 def test_an_expected_sli_without_data_is_a_failure_not_a_pass():
-    rows = [_row("PodStartupLatency", "pod_startup", [], 5.0),  # pods were created: none started
-            _row("NetworkProgrammingLatency", "network_programming_latency", [], 30.0, expected=False),
-            _row("APIResponsiveness", "request_latency", [0.1, 0.2], 1.0, verb="GET", resource="pods",
-                 scope="resource")]
+    rows = [
+        _row("PodStartupLatency", "pod_startup", [], 5.0),  # pods were created: none started
+        _row("NetworkProgrammingLatency", "network_programming_latency", [], 30.0, expected=False),
+        _row("APIResponsiveness", "request_latency", [0.1, 0.2], 1.0, verb="GET", resource="pods", scope="resource"),
+    ]
     assert [r["verdict"] for r in rows] == ["no data", "not measured", "met"]
     assert [r["passed"] for r in rows] == [False, None, True]
     result = RunResult(pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(), 1.0, 1.0, 1)
@@ -88,8 +122,9 @@ def test_an_expected_sli_without_data_is_a_failure_not_a_pass():
 
 
 def test_network_programming_is_expected_once_services_have_endpoints():
-    result = library.load(nodes=4, deployments=2, replicas=2, churn=0, kube_proxy={"mode": "iptables",
-                                                                                  "nodes": 2}).run(progress=False)
+    result = library.load(nodes=4, deployments=2, replicas=2, churn=0, kube_proxy={"mode": "iptables", "nodes": 2}).run(
+        progress=False
+    )
     row = result.slis.set_index("sli").loc["NetworkProgrammingLatency"]
     assert row["verdict"] == "met" and row["count"] > 0
     # the same run with kube-proxy's samples lost is a failure, not a pass
@@ -102,12 +137,16 @@ def test_network_programming_is_expected_once_services_have_endpoints():
     assert not again.passed
 
 
-SMALL = {"density": {"nodes": 5, "pods_per_node": 3}, "load": {"nodes": 5, "deployments": 2, "replicas": 3,
-                                                                 "duration": 20},
-         "node-failure": {"nodes": 10, "fraction": 0.2, "replicas": 20}, "rolling-update": {"nodes": 5, "replicas": 6},
-         "job-waves": {"nodes": 5, "waves": 2, "completions": 6, "parallelism": 3, "gap": 40},
-         "load-balancers": {"nodes": 5, "services": 2, "replicas": 2}, "probe-storm": {"nodes": 4, "pods_per_node": 2},
-         "scheduler-perf": {"nodes": 20, "pods": 40, "init_pods": 10}}
+SMALL = {
+    "density": {"nodes": 5, "pods_per_node": 3},
+    "load": {"nodes": 5, "deployments": 2, "replicas": 3, "duration": 20},
+    "node-failure": {"nodes": 10, "fraction": 0.2, "replicas": 20},
+    "rolling-update": {"nodes": 5, "replicas": 6},
+    "job-waves": {"nodes": 5, "waves": 2, "completions": 6, "parallelism": 3, "gap": 40},
+    "load-balancers": {"nodes": 5, "services": 2, "replicas": 2},
+    "probe-storm": {"nodes": 4, "pods_per_node": 2},
+    "scheduler-perf": {"nodes": 20, "pods": 40, "init_pods": 10},
+}
 
 
 @pytest.mark.parametrize("name", sorted(library.SCENARIOS))
@@ -121,8 +160,25 @@ def test_every_builtin_passes_at_a_small_size_with_nothing_left_waiting(name):
 
 
 def test_a_sweep_whose_point_leaves_pods_pending_says_so_and_exits_1(tmp_path, capsys):
-    code = main(["sweep", "cluster", "--param", "nodes=2", "--param", "pods_per_node=200", "--param", "services=0",
-                 "--param", "proxy_nodes=0", "--out", str(tmp_path), "--jobs", "1", "--no-progress"])
+    code = main(
+        [
+            "sweep",
+            "cluster",
+            "--param",
+            "nodes=2",
+            "--param",
+            "pods_per_node=200",
+            "--param",
+            "services=0",
+            "--param",
+            "proxy_nodes=0",
+            "--out",
+            str(tmp_path),
+            "--jobs",
+            "1",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "FAILED point" in err and "180 pods never started (still Pending when the run ended)" in err

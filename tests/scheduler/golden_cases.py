@@ -49,8 +49,9 @@ def cases() -> list[Case]:
             seen[name] = seen.get(name, 0) + 1
             if seen[name] > 1:
                 name = f"{name} #{seen[name]}"
-            out.append(Case(path.stem, doc["plugin"], doc["extension"], name, raw,
-                            raw.get("args", doc.get("args")) or {}))
+            out.append(
+                Case(path.stem, doc["plugin"], doc["extension"], name, raw, raw.get("args", doc.get("args")) or {})
+            )
     return out
 
 

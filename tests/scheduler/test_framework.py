@@ -12,14 +12,19 @@ from kbench.scheduler.state import ClusterState
 
 
 def node(name: str, cpu: str, memory: str, pods: str = "110", **extra) -> dict:
-    return {"metadata": {"name": name, **extra.get("metadata", {})}, "spec": extra.get("spec", {}),
-            "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods}}}
+    return {
+        "metadata": {"name": name, **extra.get("metadata", {})},
+        "spec": extra.get("spec", {}),
+        "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods}},
+    }
 
 
 def pod(name: str, cpu: str | None = None, memory: str | None = None, **spec) -> dict:
     requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
-    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "pause",
-                                                                 "resources": {"requests": requests}}], **spec}}
+    return {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "pause", "resources": {"requests": requests}}], **spec},
+    }
 
 
 def test_issue_anchor_scores():
@@ -35,7 +40,8 @@ def test_issue_anchor_scores():
 def test_fit_error_message_counts_and_sorts_reasons():
     nodes = [node(f"big{i}", "1", "1Gi") for i in range(3)] + [
         node(f"t{i}", "8", "8Gi", spec={"taints": [{"key": "gpu", "value": "a100", "effect": "NoSchedule"}]})
-        for i in range(2)]
+        for i in range(2)
+    ]
     state = ClusterState(Node.from_manifest(n) for n in nodes)
     fw = Framework(parse_config().profile(), state)
     result = fw.schedule(Pod.from_manifest(pod("p", "2", "512Mi")))
@@ -67,12 +73,15 @@ def test_rotating_start_index_and_profile_percentage():
 
 def test_breakdown_reports_every_filter_with_reasons():
     table = breakdown(
-        "\n---\n".join([
-            "metadata: {name: a, labels: {zone: z1}}\nstatus: {allocatable: {cpu: '2', memory: 2Gi, pods: '10'}}",
-            "metadata: {name: b}\nspec: {unschedulable: true}\n"
-            "status: {allocatable: {cpu: '2', memory: 2Gi, pods: '10'}}",
-        ]),
-        pod("p", "1", "1Gi", nodeSelector={"zone": "z1"}))
+        "\n---\n".join(
+            [
+                "metadata: {name: a, labels: {zone: z1}}\nstatus: {allocatable: {cpu: '2', memory: 2Gi, pods: '10'}}",
+                "metadata: {name: b}\nspec: {unschedulable: true}\n"
+                "status: {allocatable: {cpu: '2', memory: 2Gi, pods: '10'}}",
+            ]
+        ),
+        pod("p", "1", "1Gi", nodeSelector={"zone": "z1"}),
+    )
     assert table["feasible"].tolist() == [True, False]
     assert table.loc[1, "filter/NodeUnschedulable"] == "UnschedulableAndUnresolvable: node(s) were unschedulable"
     assert table.loc[1, "filter/NodeAffinity"].endswith("node(s) didn't match Pod's node affinity/selector")

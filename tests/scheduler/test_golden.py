@@ -26,16 +26,22 @@ def run_filter(case: Case) -> dict[str, dict]:
         ctx = plugin.prefilter(pod)
     except Rejection as rejection:
         if case.plugin != "NodeAffinity":
-            return {n.name: {"code": CODE_NAMES[rejection.code], "reasons": list(rejection.reasons)}
-                    for n in state.nodes}
+            return {
+                n.name: {"code": CODE_NAMES[rejection.code], "reasons": list(rejection.reasons)} for n in state.nodes
+            }
         # upstream's NodeAffinity test runs Filter even when PreFilter rejects the pod
         ctx = (pod.affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
     if ctx is SKIP:
         return {n.name: {"code": "Success"} for n in state.nodes}
     codes = plugin.filter(ctx, pod)
-    return {n.name: ({"code": "Success"} if codes[i] == SUCCESS else
-                     {"code": CODE_NAMES[codes[i]], "reasons": list(plugin.reasons(ctx, pod, i))})
-            for i, n in enumerate(state.nodes)}
+    return {
+        n.name: (
+            {"code": "Success"}
+            if codes[i] == SUCCESS
+            else {"code": CODE_NAMES[codes[i]], "reasons": list(plugin.reasons(ctx, pod, i))}
+        )
+        for i, n in enumerate(state.nodes)
+    }
 
 
 def run_score(case: Case) -> dict[str, int]:
@@ -66,8 +72,10 @@ def test_reference_plugins_match_upstream(case: Case):
     want = case.raw["want"]
     if case.extension == "filter":
         got = run_filter(case)
-        expected = {node: {"code": w["code"], **({"reasons": w["reasons"]} if w.get("reasons") else {})}
-                    for node, w in want.items()}
+        expected = {
+            node: {"code": w["code"], **({"reasons": w["reasons"]} if w.get("reasons") else {})}
+            for node, w in want.items()
+        }
         assert {n: got[n] for n in expected} == expected
         if "wantPreFilter" in case.raw:
             assert prefilter_code(case) == case.raw["wantPreFilter"]["code"]
@@ -78,15 +86,19 @@ def test_reference_plugins_match_upstream(case: Case):
 
 def _kernel_for(case: Case, state, point: str):
     """A profile with only the plugin under test, at ``point`` ("filter" or "score"), and the kernel on it."""
-    plugins = {"multiPoint": {"disabled": [{"name": "*"}]}, "queueSort": {"enabled": [{"name": "PrioritySort"}]},
-               "bind": {"enabled": [{"name": "DefaultBinder"}]}}
+    plugins = {
+        "multiPoint": {"disabled": [{"name": "*"}]},
+        "queueSort": {"enabled": [{"name": "PrioritySort"}]},
+        "bind": {"enabled": [{"name": "DefaultBinder"}]},
+    }
     implements = CONFIG_PLUGINS[case.plugin]
     points = ("preFilter", "filter") if point == "filter" else ("preScore", "score")
     for p in points:
         if p in implements:
             plugins[p] = {"enabled": [{"name": case.plugin, "weight": 1}]}
-    config = parse_config({"profiles": [{"plugins": plugins,
-                                         "pluginConfig": [{"name": case.plugin, "args": case.raw_args}]}]})
+    config = parse_config(
+        {"profiles": [{"plugins": plugins, "pluginConfig": [{"name": case.plugin, "args": case.raw_args}]}]}
+    )
     return KernelScheduler(Framework(config.profile(), state, 100))
 
 

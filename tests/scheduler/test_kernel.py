@@ -25,23 +25,40 @@ def nodes(draw):
             labels["topology.kubernetes.io/zone"] = draw(st.sampled_from(ZONES))
         taints = []
         if draw(st.integers(0, 5)) == 0:
-            taints.append({"key": "dedicated", "value": "gpu", "effect": draw(st.sampled_from(
-                ["NoSchedule", "PreferNoSchedule"]))})
+            taints.append(
+                {
+                    "key": "dedicated",
+                    "value": "gpu",
+                    "effect": draw(st.sampled_from(["NoSchedule", "PreferNoSchedule"])),
+                }
+            )
         images = [{"names": ["registry/app:v1"], "sizeBytes": 300 * 2**20}] if draw(st.booleans()) else []
-        out.append(Node.from_manifest({
-            "metadata": {"name": f"n{i}", "labels": labels},
-            "spec": {"taints": taints, "unschedulable": draw(st.integers(0, 12)) == 0},
-            "status": {"allocatable": {"cpu": str(draw(st.sampled_from([2, 4, 8]))),
-                                       "memory": f"{draw(st.sampled_from([4, 8, 16]))}Gi",
-                                       "pods": str(draw(st.integers(2, 30)))},
-                       "images": images}}))
+        out.append(
+            Node.from_manifest(
+                {
+                    "metadata": {"name": f"n{i}", "labels": labels},
+                    "spec": {"taints": taints, "unschedulable": draw(st.integers(0, 12)) == 0},
+                    "status": {
+                        "allocatable": {
+                            "cpu": str(draw(st.sampled_from([2, 4, 8]))),
+                            "memory": f"{draw(st.sampled_from([4, 8, 16]))}Gi",
+                            "pods": str(draw(st.integers(2, 30))),
+                        },
+                        "images": images,
+                    },
+                }
+            )
+        )
     return out
 
 
 @st.composite
 def pod_spec(draw, i: int):
-    spec: dict = {"containers": [{"name": "c", "image": draw(st.sampled_from(["registry/app:v1", "pause"])),
-                                  "resources": {"requests": {}}}]}
+    spec: dict = {
+        "containers": [
+            {"name": "c", "image": draw(st.sampled_from(["registry/app:v1", "pause"])), "resources": {"requests": {}}}
+        ]
+    }
     requests = spec["containers"][0]["resources"]["requests"]
     if draw(st.booleans()):
         requests["cpu"] = f"{draw(st.integers(0, 3000))}m"
@@ -51,29 +68,47 @@ def pod_spec(draw, i: int):
     if draw(st.integers(0, 3)) == 0:
         spec["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
     if draw(st.integers(0, 3)) == 0:
-        spec["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": draw(st.integers(1, 50)), "preference": {"matchExpressions": [
-                {"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": draw(st.integers(1, 50)),
+                        "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]},
+                    }
+                ]
+            }
+        }
     if draw(st.integers(0, 4)) == 0:
-        spec["topologySpreadConstraints"] = [{
-            "maxSkew": draw(st.integers(1, 3)), "topologyKey": draw(st.sampled_from(
-                ["topology.kubernetes.io/zone", "kubernetes.io/hostname"])),
-            "whenUnsatisfiable": draw(st.sampled_from(["DoNotSchedule", "ScheduleAnyway"])),
-            "labelSelector": {"matchLabels": {"app": labels["app"]}}}]
+        spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": draw(st.integers(1, 3)),
+                "topologyKey": draw(st.sampled_from(["topology.kubernetes.io/zone", "kubernetes.io/hostname"])),
+                "whenUnsatisfiable": draw(st.sampled_from(["DoNotSchedule", "ScheduleAnyway"])),
+                "labelSelector": {"matchLabels": {"app": labels["app"]}},
+            }
+        ]
     if draw(st.integers(0, 5)) == 0:
         kind = draw(st.sampled_from(["podAffinity", "podAntiAffinity"]))
         term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "topology.kubernetes.io/zone"}
         if draw(st.booleans()):
             spec["affinity"] = {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
         else:
-            spec["affinity"] = {kind: {"preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": draw(st.integers(1, 100)), "podAffinityTerm": term}]}}
+            spec["affinity"] = {
+                kind: {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": draw(st.integers(1, 100)), "podAffinityTerm": term}
+                    ]
+                }
+            }
     if draw(st.integers(0, 6)) == 0:
         spec["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 8080}]
     if draw(st.integers(0, 6)) == 0:  # a PreFilterResult: only the named nodes are searched
         names = [f"n{j}" for j in draw(st.lists(st.integers(0, 45), min_size=1, max_size=3))]
-        spec.setdefault("affinity", {})["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": names}]}]}}
+        spec.setdefault("affinity", {})["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": names}]}]
+            }
+        }
     return Pod.from_manifest({"metadata": {"name": f"p{i}", "labels": labels}, "spec": spec})
 
 
@@ -107,10 +142,19 @@ def test_batches_place_pods_as_one_by_one(data):
     spec = {k: v for k, v in template["spec"].items() if k not in ("topologySpreadConstraints", "affinity")}
     spec["containers"] = [{k: v for k, v in c.items() if k != "ports"} for c in spec["containers"]]
     if data.draw(st.booleans()):  # a preferred node affinity varies across nodes: no signature, per-pod loop
-        spec["affinity"] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 7, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}
-    pods = [Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec})
-            for i in range(data.draw(st.integers(1, 60)))]
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 7,
+                        "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]},
+                    }
+                ]
+            }
+        }
+    pods = [
+        Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec}) for i in range(data.draw(st.integers(1, 60)))
+    ]
     percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
     _assert_batch_as_one_by_one(node_list, pods, percentage, seed, _run(node_list, pods, percentage, seed, kernel=True))
 
@@ -124,7 +168,7 @@ def _assert_batch_as_one_by_one(node_list, pods, percentage, seed, one_by_one) -
     first_fail = expected.index(-1) if -1 in expected else len(expected)
     assert batch_nodes[: first_fail + 1].tolist() == expected[: first_fail + 1]
     assert processed[:first_fail].tolist() == [e for _, e, _ in one_by_one[:first_fail]]
-    assert (batch_nodes[first_fail + 1:] == -2).all()
+    assert (batch_nodes[first_fail + 1 :] == -2).all()
     assert sorted(state.pods) == sorted(p.key for p in pods[:first_fail])
     bound = ClusterState(node_list)
     for pod, node in zip(pods[:first_fail], expected):
@@ -149,40 +193,78 @@ def _static(pod: Pod, node_name: str | None) -> dict:
 @given(st.data())
 def test_batches_of_mixed_specs_place_pods_as_one_by_one(data):
     node_list = data.draw(nodes())
-    templates = [_static(data.draw(pod_spec(t)), data.draw(st.sampled_from([None, None, None, "n0", "n1"])))
-                 for t in range(data.draw(st.integers(1, 4)))]
+    templates = [
+        _static(data.draw(pod_spec(t)), data.draw(st.sampled_from([None, None, None, "n0", "n1"])))
+        for t in range(data.draw(st.integers(1, 4)))
+    ]
     order = data.draw(st.lists(st.integers(0, len(templates) - 1), min_size=1, max_size=40))
-    pods = [Pod.from_manifest({**templates[t], "metadata": {**templates[t]["metadata"], "name": f"p{i}"}})
-            for i, t in enumerate(order)]
+    pods = [
+        Pod.from_manifest({**templates[t], "metadata": {**templates[t]["metadata"], "name": f"p{i}"}})
+        for i, t in enumerate(order)
+    ]
     percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
     reference = _run(node_list, pods, percentage, seed, kernel=False)
     _assert_batch_as_one_by_one(node_list, pods, percentage, seed, reference)
 
 
 def test_batch_refuses_dynamic_pods_before_placing_any():
-    state = ClusterState([Node.from_manifest({"metadata": {"name": "n0"}, "status": {"allocatable": {
-        "cpu": "4", "memory": "8Gi", "pods": "10"}}})])
+    state = ClusterState(
+        [
+            Node.from_manifest(
+                {"metadata": {"name": "n0"}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"}}}
+            )
+        ]
+    )
     fw = Framework(parse_config({}).profile(), state, 100, seed=0)
     plain = Pod.from_manifest({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c"}]}})
-    ported = Pod.from_manifest({"metadata": {"name": "b"}, "spec": {"containers": [
-        {"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}})
-    with pytest.raises(ValueError, match="schedule_batch: pod default/b uses host ports, topology spread or "
-                                         "inter-pod affinity; schedule it one by one"):
+    ported = Pod.from_manifest(
+        {
+            "metadata": {"name": "b"},
+            "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]},
+        }
+    )
+    with pytest.raises(
+        ValueError,
+        match="schedule_batch: pod default/b uses host ports, topology spread or "
+        "inter-pod affinity; schedule it one by one",
+    ):
         KernelScheduler(fw).schedule_batch([plain, ported])
     assert not state.pods and state.pod_count.sum() == 0
 
 
 def test_a_prefilter_rejection_ends_the_batch_like_a_misfit():
-    node_list = [Node.from_manifest({"metadata": {"name": f"n{i}", "labels": {"kubernetes.io/hostname": f"n{i}"}},
-                                     "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"}}})
-                 for i in range(3)]
+    node_list = [
+        Node.from_manifest(
+            {
+                "metadata": {"name": f"n{i}", "labels": {"kubernetes.io/hostname": f"n{i}"}},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"}},
+            }
+        )
+        for i in range(3)
+    ]
     plain = {"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m"}}}]}
     # two metadata.name requirements in one term that no node meets both of: NodeAffinity's PreFilter rejects
-    conflicting = {**plain, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n0"]},
-                                               {"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}}
-    pods = [Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec})
-            for i, spec in enumerate([plain, plain, conflicting, plain])]
+    conflicting = {
+        **plain,
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {"key": "metadata.name", "operator": "In", "values": ["n0"]},
+                                {"key": "metadata.name", "operator": "In", "values": ["n1"]},
+                            ]
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    pods = [
+        Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec})
+        for i, spec in enumerate([plain, plain, conflicting, plain])
+    ]
     reference = _run(node_list, pods, 100, 7, kernel=False)
     assert [node for node, _, _ in reference][2] is None
     _assert_batch_as_one_by_one(node_list, pods, 100, 7, reference)
@@ -190,8 +272,9 @@ def test_a_prefilter_rejection_ends_the_batch_like_a_misfit():
 
 def test_a_batch_with_no_nodes_places_nothing():
     fw = Framework(parse_config({}).profile(), ClusterState([]), 100, seed=0)
-    pods = [Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "c"}]}})
-            for i in range(3)]
+    pods = [
+        Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": {"containers": [{"name": "c"}]}}) for i in range(3)
+    ]
     nodes_, processed, found = KernelScheduler(fw).schedule_batch(pods)
     assert nodes_.tolist() == [-1, -2, -2] and processed.tolist() == found.tolist() == [0, 0, 0]
     assert not fw.state.pods

@@ -12,9 +12,13 @@ from kbench.scheduler import ClusterState, Scheduler
 from kbench.sim import Engine
 from kbench.sweep import run_sweep
 
-UPSTREAM = ["SchedulingBasic/5000Nodes_10000Pods", "TopologySpreading/5000Nodes_5000Pods",
-            "PreferredTopologySpreading/5000Nodes_5000Pods", "SchedulingWithMixedChurn/5000Nodes_10000Pods",
-            "SchedulingDaemonset/15000Nodes"]
+UPSTREAM = [
+    "SchedulingBasic/5000Nodes_10000Pods",
+    "TopologySpreading/5000Nodes_5000Pods",
+    "PreferredTopologySpreading/5000Nodes_5000Pods",
+    "SchedulingWithMixedChurn/5000Nodes_10000Pods",
+    "SchedulingDaemonset/15000Nodes",
+]
 
 
 @pytest.mark.parametrize("name", UPSTREAM)
@@ -44,24 +48,34 @@ def test_unknown_workload_lists_the_valid_ones():
 
 def test_an_unschedulable_pod_waits_for_a_node_then_binds():
     engine = Engine()
-    state = ClusterState([Node.from_manifest({"metadata": {"name": "small"},
-                                              "status": {"allocatable": {"cpu": "1", "pods": "10"}}})])
+    state = ClusterState(
+        [Node.from_manifest({"metadata": {"name": "small"}, "status": {"allocatable": {"cpu": "1", "pods": "10"}}})]
+    )
     scheduler = Scheduler(engine, state)
-    big = Pod.from_manifest({"metadata": {"name": "big"}, "spec": {"containers": [
-        {"name": "c", "image": "x", "resources": {"requests": {"cpu": "2"}}}]}})
+    big = Pod.from_manifest(
+        {
+            "metadata": {"name": "big"},
+            "spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "2"}}}]},
+        }
+    )
     scheduler.add_pod(big)
     engine.run(until=5)
     record = scheduler.stats.pods["default/big"]
     assert record.bound is None and record.message == "0/1 nodes are available: 1 Insufficient cpu."
-    engine.schedule(0, lambda _: scheduler.add_nodes([Node.from_manifest(
-        {"metadata": {"name": "large"}, "status": {"allocatable": {"cpu": "4", "pods": "10"}}})]))
+    engine.schedule(
+        0,
+        lambda _: scheduler.add_nodes(
+            [Node.from_manifest({"metadata": {"name": "large"}, "status": {"allocatable": {"cpu": "4", "pods": "10"}}})]
+        ),
+    )
     engine.run(until=20)
     assert record.node == "large" and record.attempts == 2
 
 
 def test_scheduler_sweep_writes_scheduler_perf_json(tmp_path):
-    table, run_dir, files = run_sweep("scheduler", params={"nodes": [200], "pods": [600], "percentage": [0]},
-                                      out=tmp_path, jobs=1, progress=False)
+    table, run_dir, files = run_sweep(
+        "scheduler", params={"nodes": [200], "pods": [600], "percentage": [0]}, out=tmp_path, jobs=1, progress=False
+    )
     assert table.loc[0, "sim_scheduled_pods"] == 600 and table.loc[0, "wall_batch_pods_per_s"] > 0
     doc = json.loads((run_dir / "scheduler_perf.json").read_text())
     assert doc["version"] == "v1"

@@ -28,10 +28,13 @@ def test_dask_local_cluster_gives_the_local_executors_results(tmp_path):
     from distributed import Client, LocalCluster
 
     local, _, _ = run_sweep("etcd", params=SMALL, out=tmp_path, run="local", jobs=1, seed=3, progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        remote, run_dir, _ = run_sweep("etcd", params=SMALL, out=tmp_path, run="dask", seed=3, progress=False,
-                                       dask=client)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        remote, run_dir, _ = run_sweep(
+            "etcd", params=SMALL, out=tmp_path, run="dask", seed=3, progress=False, dask=client
+        )
         threads = client.run(lambda: __import__("numba").get_num_threads())
     pd.testing.assert_frame_equal(_sim(local), _sim(remote))
     assert len(list((run_dir / "points").glob("*.parquet"))) == 4
@@ -47,9 +50,29 @@ def test_unreachable_dask_scheduler_is_a_clear_error_and_writes_nothing(tmp_path
 
 
 def _cli(*args, out):
-    return [sys.executable, "-m", "kbench.cli", "sweep", "etcd", "--param", "keys=100,1000,10000",
-            "--param", "members=3", "--param", "clients=1,8", "--param", "duration=0.2", "--jobs", "1",
-            "--no-progress", "--out", str(out), "--run", "r", *args]
+    return [
+        sys.executable,
+        "-m",
+        "kbench.cli",
+        "sweep",
+        "etcd",
+        "--param",
+        "keys=100,1000,10000",
+        "--param",
+        "members=3",
+        "--param",
+        "clients=1,8",
+        "--param",
+        "duration=0.2",
+        "--jobs",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--run",
+        "r",
+        *args,
+    ]
 
 
 def test_sigkill_then_resume_keeps_every_finished_point_once(tmp_path):
@@ -75,8 +98,14 @@ def test_sigkill_then_resume_keeps_every_finished_point_once(tmp_path):
     table = pd.read_parquet(tmp_path / "etcd" / "r" / "results.parquet")
     assert len(table) == 6 and table["point_id"].is_unique
 
-    clean, _, _ = run_sweep("etcd", params={"keys": [100, 1000, 10000], "members": [3], "clients": [1, 8],
-                                            "duration": [0.2]}, out=tmp_path, run="clean", jobs=2, progress=False)
+    clean, _, _ = run_sweep(
+        "etcd",
+        params={"keys": [100, 1000, 10000], "members": [3], "clients": [1, 8], "duration": [0.2]},
+        out=tmp_path,
+        run="clean",
+        jobs=2,
+        progress=False,
+    )
     pd.testing.assert_frame_equal(_sim(table), _sim(clean))  # same seed, same sim_ results
 
 
@@ -86,8 +115,7 @@ def test_results_folder_of_another_sweep_is_refused_untouched(tmp_path):
     before = (run_dir / "meta.json").read_bytes()
     with pytest.raises(ValueError, match="holds results of sweep 'etcd', not 'proxy'"):
         run_sweep("proxy", params={"services": [100]}, out=tmp_path, run="mine", progress=False, resume=True)
-    assert (run_dir / "meta.json").read_bytes() == before and sorted(p.name for p in run_dir.iterdir()) == \
-        ["meta.json"]
+    assert (run_dir / "meta.json").read_bytes() == before and sorted(p.name for p in run_dir.iterdir()) == ["meta.json"]
 
 
 def test_resume_checks_the_grid_and_needs_a_run(tmp_path):
@@ -95,9 +123,12 @@ def test_resume_checks_the_grid_and_needs_a_run(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "etcd" / "a").rglob("*")}
     with pytest.raises(ValueError, match="was run with another grid; seed: the run has 1, this command 2"):
         run_sweep("etcd", params=SMALL, out=tmp_path, run="a", seed=2, progress=False, resume=True)
-    with pytest.raises(ValueError, match=r"preset: the run has 'quick', this command 'full'; overrides: the run "
-                                         r"has \{clients=1,4, duration=0.05, keys=100,1000, members=3\}, this "
-                                         r"command \{keys=100\}; seeds: the run has 1, this command 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"preset: the run has 'quick', this command 'full'; overrides: the run "
+        r"has \{clients=1,4, duration=0.05, keys=100,1000, members=3\}, this "
+        r"command \{keys=100\}; seeds: the run has 1, this command 2",
+    ):
         run_sweep("etcd", "full", {"keys": [100]}, out=tmp_path, run="a", seeds=2, progress=False, resume=True)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "etcd" / "a").rglob("*")} == before
     with pytest.raises(ValueError, match="no previous run of sweep 'proxy'"):
@@ -107,8 +138,9 @@ def test_resume_checks_the_grid_and_needs_a_run(tmp_path):
 
 
 def test_seeds_replicate_points_with_distinct_seeds(tmp_path):
-    table, _, files = run_sweep("etcd", params={**SMALL, "keys": [100]}, out=tmp_path, run="s", jobs=1,
-                                seeds=3, progress=False)
+    table, _, files = run_sweep(
+        "etcd", params={**SMALL, "keys": [100]}, out=tmp_path, run="s", jobs=1, seeds=3, progress=False
+    )
     assert sorted(table["replicate"]) == [0, 0, 1, 1, 2, 2]
     assert table.groupby("clients")["seed"].nunique().eq(3).all()
     assert table["profile_digest"].nunique() == 1 and table["seed"].notna().all()

@@ -6,8 +6,15 @@ import pytest
 
 from kbench.sweep import progress, run_sweep
 
-TINY = {"nodes": [4, 6], "pods_per_node": [1], "churn": [50.0], "services": [1], "proxy_nodes": [2],
-        "degrade": ["none"], "profile": ["default"]}
+TINY = {
+    "nodes": [4, 6],
+    "pods_per_node": [1],
+    "churn": [50.0],
+    "services": [1],
+    "proxy_nodes": [2],
+    "degrade": ["none"],
+    "profile": ["default"],
+}
 
 
 class _Bar:
@@ -49,8 +56,7 @@ def test_board_shows_each_running_point_until_it_is_stored():
 def test_cluster_points_report_simulated_seconds_from_workers(tmp_path, monkeypatch, jobs):
     seen = []
     original = progress.Board.update
-    monkeypatch.setattr(progress.Board, "update", lambda self, message: (seen.append(message),
-                                                                          original(self, message)))
+    monkeypatch.setattr(progress.Board, "update", lambda self, message: (seen.append(message), original(self, message)))
     table, _, _ = run_sweep("cluster", params=TINY, out=tmp_path, jobs=jobs, progress=False)
     assert {pid for pid, _ in seen} == set(table["point_id"])  # every point spoke, from its worker
     assert all(0 < sim <= 3600 for _, sim in seen)
@@ -61,9 +67,10 @@ def test_cluster_points_report_simulated_seconds_from_a_dask_cluster(tmp_path, m
 
     seen = []
     original = progress.Board.update
-    monkeypatch.setattr(progress.Board, "update", lambda self, message: (seen.append(message),
-                                                                          original(self, message)))
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    monkeypatch.setattr(progress.Board, "update", lambda self, message: (seen.append(message), original(self, message)))
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         table, _, _ = run_sweep("cluster", params={**TINY, "nodes": [4]}, out=tmp_path, dask=client, progress=False)
     assert [pid for pid, _ in seen][:1] == table["point_id"].tolist()  # through Dask's event topic

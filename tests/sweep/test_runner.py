@@ -16,12 +16,25 @@ def test_sweep_writes_points_table_and_figures(tmp_path):
     assert len(list((run_dir / "points").glob("*.parquet"))) == 4
     stored = pd.read_parquet(run_dir / "results.parquet")
     assert stored["point_id"].tolist() == table["point_id"].tolist()
-    for column in ("seed", "kbench_version", "numba_version", "numpy_version", "python_version", "cpu_model",
-                   "wall_put_many_ops_per_s", "sim_throughput_ops_per_s", "sim_write_latency_p99_ms"):
+    for column in (
+        "seed",
+        "kbench_version",
+        "numba_version",
+        "numpy_version",
+        "python_version",
+        "cpu_model",
+        "wall_put_many_ops_per_s",
+        "sim_throughput_ops_per_s",
+        "sim_write_latency_p99_ms",
+    ):
         assert column in stored, column
     assert (stored["sim_throughput_ops_per_s"] > 0).all() and (stored["wall_put_many_ops_per_s"] > 0).all()
-    assert {f.name for f in figures} >= {"etcd_throughput.png", "etcd_throughput.svg", "etcd_latency.png",
-                                         "etcd_kernels.png"}
+    assert {f.name for f in figures} >= {
+        "etcd_throughput.png",
+        "etcd_throughput.svg",
+        "etcd_latency.png",
+        "etcd_kernels.png",
+    }
     assert all(f.stat().st_size > 1000 for f in figures)
     assert read_meta(run_dir)["sweep"] == "etcd"
     assert (tmp_path / "etcd" / "latest").resolve() == run_dir.resolve()

@@ -28,9 +28,25 @@ def _snapshot(folder: Path) -> dict[str, int]:
 
 
 def _sweep_cli(out: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "kbench.cli", "sweep", "etcd", "--param", "keys=100,1000,10000", "--param",
-            "members=3", "--param", "clients=1,8", "--param", "duration=0.3", "--no-progress", "--out", str(out),
-            *args]
+    return [
+        sys.executable,
+        "-m",
+        "kbench.cli",
+        "sweep",
+        "etcd",
+        "--param",
+        "keys=100,1000,10000",
+        "--param",
+        "members=3",
+        "--param",
+        "clients=1,8",
+        "--param",
+        "duration=0.3",
+        "--no-progress",
+        "--out",
+        str(out),
+        *args,
+    ]
 
 
 def _wait_for_points(points: Path, count: int, proc: subprocess.Popen) -> None:
@@ -43,8 +59,9 @@ def _wait_for_points(points: Path, count: int, proc: subprocess.Popen) -> None:
 def test_resume_without_run_continues_the_run_that_was_killed_not_an_older_one(tmp_path):
     _, finished, _ = run_sweep("etcd", params={**SMALL, "keys": [100]}, out=tmp_path, jobs=1, progress=False)
     before = _snapshot(finished)
-    proc = subprocess.Popen(_sweep_cli(tmp_path, "--jobs", "1"), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _sweep_cli(tmp_path, "--jobs", "1"), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     latest = tmp_path / "etcd" / "latest"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and os.readlink(latest) == finished.name:
@@ -55,8 +72,24 @@ def test_resume_without_run_continues_the_run_that_was_killed_not_an_older_one(t
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    resumed = subprocess.run([sys.executable, "-m", "kbench.cli", "sweep", "etcd", "--resume", "--no-progress",
-                              "--jobs", "1", "--out", str(tmp_path)], env=ENV, capture_output=True, text=True)
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kbench.cli",
+            "sweep",
+            "etcd",
+            "--resume",
+            "--no-progress",
+            "--jobs",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert len(pd.read_parquet(killed / "results.parquet")) == 6  # the killed run's own grid, completed
     assert _snapshot(finished) == before  # the older run is untouched
@@ -65,9 +98,10 @@ def test_resume_without_run_continues_the_run_that_was_killed_not_an_older_one(t
 def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
     monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20261205-120000")
     made: list[Path] = []
-    threads = [threading.Thread(target=lambda i=i: made.append(results.new_run_folder(tmp_path, "meta.json",
-                                                                                      b"%d" % i)))
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: made.append(results.new_run_folder(tmp_path, "meta.json", b"%d" % i)))
+        for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -96,8 +130,14 @@ def test_a_run_folder_is_never_reused_without_resume(tmp_path):
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_stops_without_a_traceback_and_says_how_to_resume(tmp_path, jobs):
-    proc = subprocess.Popen(_sweep_cli(tmp_path, "--jobs", jobs, "--run", "r"), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        _sweep_cli(tmp_path, "--jobs", jobs, "--run", "r"),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     _wait_for_points(tmp_path / "etcd" / "r" / "points", 1, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to the whole foreground group on Ctrl-C
     _, err = proc.communicate(timeout=60)
@@ -106,8 +146,9 @@ def test_ctrl_c_stops_without_a_traceback_and_says_how_to_resume(tmp_path, jobs)
     assert f"resume with: kbench sweep etcd --out {tmp_path} --run r --resume" in err
     stored = len(list((tmp_path / "etcd" / "r" / "points").glob("*.parquet")))
     assert f"{stored} of 6 points stored" in err
-    assert main(["sweep", "etcd", "--out", str(tmp_path), "--run", "r", "--resume", "--no-progress", "--jobs",
-                 "1"]) == 0
+    assert (
+        main(["sweep", "etcd", "--out", str(tmp_path), "--run", "r", "--resume", "--no-progress", "--jobs", "1"]) == 0
+    )
     assert len(pd.read_parquet(tmp_path / "etcd" / "r" / "results.parquet")) == 6
 
 
@@ -121,8 +162,9 @@ def test_a_damaged_point_file_is_named_on_resume(tmp_path, capsys):
     assert f"{damaged} is damaged" in err and "delete it and resume again to recompute that point" in err
     assert _snapshot(run_dir) == before
     damaged.unlink()
-    assert main(["sweep", "etcd", "--out", str(tmp_path), "--run", "r", "--resume", "--no-progress",
-                 "--jobs", "1"]) == 0
+    assert (
+        main(["sweep", "etcd", "--out", str(tmp_path), "--run", "r", "--resume", "--no-progress", "--jobs", "1"]) == 0
+    )
     assert len(pd.read_parquet(run_dir / "results.parquet")) == 4
 
 

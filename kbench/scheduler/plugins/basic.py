@@ -61,8 +61,11 @@ def ports_conflict(used: list[tuple[str, str, int]], ip: str, protocol: str, por
         return False
     ip, protocol = ip or "0.0.0.0", protocol or "TCP"
     for used_ip, used_protocol, used_port in used:
-        if used_port == port and used_protocol == protocol and (
-                ip == "0.0.0.0" or used_ip == "0.0.0.0" or used_ip == ip):
+        if (
+            used_port == port
+            and used_protocol == protocol
+            and (ip == "0.0.0.0" or used_ip == "0.0.0.0" or used_ip == ip)
+        ):
             return True
     return False
 
@@ -96,9 +99,16 @@ def _untolerated(taints: tuple[Taint, ...], tolerations: tuple[Toleration, ...],
 
 def taints_tolerated(state, pod: Pod) -> np.ndarray:
     """Per node: every NoSchedule/NoExecute taint is tolerated by the pod."""
-    return state.per_node(("taints", pod.tolerations), lambda: np.array([
-        next(_untolerated(n.taints, pod.tolerations, ("NoSchedule", "NoExecute")), None) is None
-        for n in state.nodes], bool))
+    return state.per_node(
+        ("taints", pod.tolerations),
+        lambda: np.array(
+            [
+                next(_untolerated(n.taints, pod.tolerations, ("NoSchedule", "NoExecute")), None) is None
+                for n in state.nodes
+            ],
+            bool,
+        ),
+    )
 
 
 class TaintToleration(Plugin):
@@ -117,9 +127,13 @@ class TaintToleration(Plugin):
         return tuple(t for t in pod.tolerations if t.effect in ("", "PreferNoSchedule"))
 
     def score(self, tolerations, pod: Pod, nodes: np.ndarray) -> np.ndarray:
-        counts = self.state.per_node(("prefer-no-schedule", tolerations), lambda: np.array([
-            sum(1 for _ in _untolerated(n.taints, tolerations, ("PreferNoSchedule",))) for n in self.state.nodes],
-            np.int64))
+        counts = self.state.per_node(
+            ("prefer-no-schedule", tolerations),
+            lambda: np.array(
+                [sum(1 for _ in _untolerated(n.taints, tolerations, ("PreferNoSchedule",))) for n in self.state.nodes],
+                np.int64,
+            ),
+        )
         return counts[nodes]
 
 

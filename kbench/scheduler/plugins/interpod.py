@@ -40,17 +40,23 @@ class Term:
         """AffinityTerm.Matches: the pod is in one of the term's namespaces and matches its selector."""
         in_ns = pod.namespace in self.namespaces or (
             self.namespace_selector is not None
-            and label_selector_matches(json.loads(self.namespace_selector), namespace_labels.get(pod.namespace, {})))
+            and label_selector_matches(json.loads(self.namespace_selector), namespace_labels.get(pod.namespace, {}))
+        )
         return in_ns and self.selector is not None and label_selector_matches(json.loads(self.selector), pod.labels)
 
 
 def _term(raw: dict, owner: Pod, weight: int = 0) -> Term:
     selector = raw.get("labelSelector")
     if selector is not None:
-        extra = ([{"key": k, "operator": "In", "values": [owner.labels[k]]}
-                  for k in raw.get("matchLabelKeys") or [] if k in owner.labels]
-                 + [{"key": k, "operator": "NotIn", "values": [owner.labels[k]]}
-                    for k in raw.get("mismatchLabelKeys") or [] if k in owner.labels])
+        extra = [
+            {"key": k, "operator": "In", "values": [owner.labels[k]]}
+            for k in raw.get("matchLabelKeys") or []
+            if k in owner.labels
+        ] + [
+            {"key": k, "operator": "NotIn", "values": [owner.labels[k]]}
+            for k in raw.get("mismatchLabelKeys") or []
+            if k in owner.labels
+        ]
         if extra:
             selector = {**selector, "matchExpressions": [*(selector.get("matchExpressions") or []), *extra]}
     ns_selector = raw.get("namespaceSelector")
@@ -69,8 +75,10 @@ def terms(pod: Pod, kind: str, required: bool) -> list[Term]:
     section = pod.affinity.get(kind) or {}
     if required:
         return [_term(t, pod) for t in section.get("requiredDuringSchedulingIgnoredDuringExecution") or []]
-    return [_term(t.get("podAffinityTerm") or {}, pod, int(t.get("weight", 0)))
-            for t in section.get("preferredDuringSchedulingIgnoredDuringExecution") or []]
+    return [
+        _term(t.get("podAffinityTerm") or {}, pod, int(t.get("weight", 0)))
+        for t in section.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    ]
 
 
 class InterPodAffinity(Plugin):
@@ -95,24 +103,31 @@ class InterPodAffinity(Plugin):
                 if error:
                     index, key, value, message = error
                     # upstream labels both lists requiredAffinityTerms in this message
-                    raise Rejection(UNRESOLVABLE, (f'parsing pod: requiredAffinityTerms: values[{index}][{key}]: '
-                                                   f'Invalid value: "{value}": {message}',))
+                    raise Rejection(
+                        UNRESOLVABLE,
+                        (
+                            f"parsing pod: requiredAffinityTerms: values[{index}][{key}]: "
+                            f'Invalid value: "{value}": {message}',
+                        ),
+                    )
 
     def prefilter(self, pod: Pod):
         self.check_terms(pod)
         affinity = terms(pod, "podAffinity", True)
         anti = terms(pod, "podAntiAffinity", True)
         ns = self.state.namespaces
-        existing = [(bp, t) for bp in self.state.affinity_pods.values()
-                    for t in terms(bp.pod, "podAntiAffinity", True)
-                    if t.key in self.state.nodes[bp.node].labels and t.matches(pod, ns)]
+        existing = [
+            (bp, t)
+            for bp in self.state.affinity_pods.values()
+            for t in terms(bp.pod, "podAntiAffinity", True)
+            if t.key in self.state.nodes[bp.node].labels and t.matches(pod, ns)
+        ]
         if not affinity and not anti and not existing:
             return SKIP
         n = self.state.num_nodes
         codes = np.zeros(n, np.int8)
         if affinity:
-            all_match = self._per_node(("ipa-all", tuple(affinity)),
-                                       lambda p: all(t.matches(p, ns) for t in affinity))
+            all_match = self._per_node(("ipa-all", tuple(affinity)), lambda p: all(t.matches(p, ns) for t in affinity))
             exists = np.ones(n, bool)
             has_keys = np.ones(n, bool)
             any_match = False

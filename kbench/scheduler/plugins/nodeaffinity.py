@@ -23,8 +23,11 @@ def _named_nodes(required: dict) -> set[str] | None:
     """Nodes a required affinity can only match by metadata.name (PreFilterResult), or None if unrestricted."""
     names: set[str] = set()
     for term in required.get("nodeSelectorTerms") or []:
-        ins = [set(f.get("values") or []) for f in term.get("matchFields") or []
-               if f.get("key") == "metadata.name" and f.get("operator") == "In"]
+        ins = [
+            set(f.get("values") or [])
+            for f in term.get("matchFields") or []
+            if f.get("key") == "metadata.name" and f.get("operator") == "In"
+        ]
         if not ins:
             return None  # a term without a name restriction: any node may match
         names |= set.intersection(*ins)
@@ -35,9 +38,17 @@ def required_affinity_matches(state, pod: Pod) -> np.ndarray:
     """Per node: the pod's nodeSelector and required node affinity match (RequiredNodeAffinity.Match)."""
     required = (pod.affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
     key = ("node-affinity", json.dumps([required, pod.node_selector], sort_keys=True))
-    return state.per_node(key, lambda: np.array([
-        all(n.labels.get(k) == v for k, v in pod.node_selector.items())
-        and node_selector_matches(required, n.labels, n.name) for n in state.nodes], bool))
+    return state.per_node(
+        key,
+        lambda: np.array(
+            [
+                all(n.labels.get(k) == v for k, v in pod.node_selector.items())
+                and node_selector_matches(required, n.labels, n.name)
+                for n in state.nodes
+            ],
+            bool,
+        ),
+    )
 
 
 class NodeAffinity(Plugin):
@@ -71,8 +82,12 @@ class NodeAffinity(Plugin):
 
     def _enforced(self) -> np.ndarray:
         key = ("enforced-node-affinity", json.dumps(self.added_required, sort_keys=True))
-        return self.state.per_node(key, lambda: np.array([
-            node_selector_matches(self.added_required, n.labels, n.name) for n in self.state.nodes], bool))
+        return self.state.per_node(
+            key,
+            lambda: np.array(
+                [node_selector_matches(self.added_required, n.labels, n.name) for n in self.state.nodes], bool
+            ),
+        )
 
     def filter(self, required, pod: Pod) -> np.ndarray:
         ok = required_affinity_matches(self.state, pod)
@@ -99,8 +114,10 @@ class NodeAffinity(Plugin):
                 if weight == 0:
                     continue
                 pref = term.get("preference") or {}
-                out += np.array([weight if node_selector_term_matches(pref, n.labels, n.name) else 0
-                                 for n in self.state.nodes], np.int64)
+                out += np.array(
+                    [weight if node_selector_term_matches(pref, n.labels, n.name) else 0 for n in self.state.nodes],
+                    np.int64,
+                )
             return out
 
         return self.state.per_node(("preferred-node-affinity", json.dumps(preferred, sort_keys=True)), weights)[nodes]

@@ -73,8 +73,11 @@ def scoring_terms(state: ClusterState, pod: Pod, resources: list[dict], nonzero:
 def node_totals(state: ClusterState, terms: ResourceTerms, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(requested including the pod, allocatable), shape (resources, nodes)."""
     alloc = state.allocatable[terms.rows][:, nodes]
-    used = np.where((terms.sources == NONZERO_ROW)[:, None],
-                    state.nonzero[np.minimum(terms.rows, 1)][:, nodes], state.requested[terms.rows][:, nodes])
+    used = np.where(
+        (terms.sources == NONZERO_ROW)[:, None],
+        state.nonzero[np.minimum(terms.rows, 1)][:, nodes],
+        state.requested[terms.rows][:, nodes],
+    )
     return used + terms.requests[:, None], alloc
 
 
@@ -93,8 +96,9 @@ def broken_linear(shape: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
-def strategy_scores(kind: int, requested: np.ndarray, alloc: np.ndarray, weights: np.ndarray,
-                    shape: np.ndarray | None) -> np.ndarray:
+def strategy_scores(
+    kind: int, requested: np.ndarray, alloc: np.ndarray, weights: np.ndarray, shape: np.ndarray | None
+) -> np.ndarray:
     """The strategy's node score from per-resource (requested, allocatable); resources with 0 allocatable skip."""
     valid = alloc > 0
     safe = np.where(valid, alloc, 1)
@@ -146,8 +150,9 @@ class NodeResourcesFit(Plugin):
         self.kind = STRATEGIES[strategy["type"]]
         self.resources = strategy["resources"]
         shape = (strategy.get("requestedToCapacityRatio") or {}).get("shape") or []
-        self.shape = np.array([[p["utilization"], p["score"] * (MAX_NODE_SCORE // 10)] for p in shape],
-                              np.int64).reshape(-1, 2)
+        self.shape = np.array(
+            [[p["utilization"], p["score"] * (MAX_NODE_SCORE // 10)] for p in shape], np.int64
+        ).reshape(-1, 2)
         self.ignored = set(args.get("ignoredResources") or [])
         self.ignored_groups = set(args.get("ignoredResourceGroups") or [])
 
@@ -181,8 +186,9 @@ class NodeResourcesFit(Plugin):
         out = []
         if s.pod_count[node] + 1 > s.allocatable[PODS, node]:
             out.append("Too many pods")
-        order = [CPU, MEMORY, EPHEMERAL] + sorted(range(len(CORE_RESOURCES), len(s.resources)),
-                                                  key=lambda r: s.resources[r])
+        order = [CPU, MEMORY, EPHEMERAL] + sorted(
+            range(len(CORE_RESOURCES), len(s.resources)), key=lambda r: s.resources[r]
+        )
         for r in order:
             if req[r] > 0 and req[r] > s.allocatable[r, node] - s.requested[r, node]:
                 out.append(f"Insufficient {s.resources[r]}")

@@ -50,8 +50,9 @@ def check_constraint(c: dict, where: str) -> None:
     if not c.get("topologyKey"):
         raise ValueError(f"{where}.topologyKey: required")
     if c.get("whenUnsatisfiable") not in ("DoNotSchedule", "ScheduleAnyway"):
-        raise ValueError(f"{where}.whenUnsatisfiable: must be DoNotSchedule or ScheduleAnyway, "
-                         f"got {c.get('whenUnsatisfiable')!r}")
+        raise ValueError(
+            f"{where}.whenUnsatisfiable: must be DoNotSchedule or ScheduleAnyway, got {c.get('whenUnsatisfiable')!r}"
+        )
     check_label_selector(c.get("labelSelector"), f"{where}.labelSelector")
 
 
@@ -59,10 +60,18 @@ def _constraint(c: dict, pod: Pod) -> Constraint:
     selector = c.get("labelSelector")
     keys = [k for k in c.get("matchLabelKeys") or [] if k in pod.labels]
     if selector is not None and keys:  # mergeLabelSetWithSelector
-        selector = {"matchLabels": {**(selector.get("matchLabels") or {}), **{k: pod.labels[k] for k in keys}},
-                    "matchExpressions": list(selector.get("matchExpressions") or [])}
-    return Constraint(int(c["maxSkew"]), c["topologyKey"], selector, int(c.get("minDomains") or 1),
-                      c.get("nodeAffinityPolicy", "Honor") == "Honor", c.get("nodeTaintsPolicy", "Ignore") == "Honor")
+        selector = {
+            "matchLabels": {**(selector.get("matchLabels") or {}), **{k: pod.labels[k] for k in keys}},
+            "matchExpressions": list(selector.get("matchExpressions") or []),
+        }
+    return Constraint(
+        int(c["maxSkew"]),
+        c["topologyKey"],
+        selector,
+        int(c.get("minDomains") or 1),
+        c.get("nodeAffinityPolicy", "Honor") == "Honor",
+        c.get("nodeTaintsPolicy", "Ignore") == "Honor",
+    )
 
 
 class PodTopologySpread(Plugin):
@@ -78,8 +87,11 @@ class PodTopologySpread(Plugin):
         """The pod's constraints with ``whenUnsatisfiable == action``, or the defaults when it has none."""
         raw = list(pod.topology_spread_constraints)
         if not raw:
-            defaults = (SYSTEM_DEFAULT_CONSTRAINTS if self.args["defaultingType"] == "System"
-                        else self.args["defaultConstraints"])
+            defaults = (
+                SYSTEM_DEFAULT_CONSTRAINTS
+                if self.args["defaultingType"] == "System"
+                else self.args["defaultConstraints"]
+            )
             selector = self.default_selector(pod)
             if not defaults or not selector:
                 return []
@@ -95,7 +107,8 @@ class PodTopologySpread(Plugin):
         ns, selector = pod.namespace, c.selector
         key = ("spread", ns, json.dumps(selector, sort_keys=True))
         return self.state.matching_pods_per_node(
-            key, lambda p: p.namespace == ns and not p.terminating and label_selector_matches(selector, p.labels))
+            key, lambda p: p.namespace == ns and not p.terminating and label_selector_matches(selector, p.labels)
+        )
 
     def _eligible(self, pod: Pod, constraints: list[Constraint]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Nodes with every topology key, and per constraint the nodes its inclusion policies admit."""
@@ -115,8 +128,9 @@ class PodTopologySpread(Plugin):
     def _domain_counts(self, pod: Pod, c: Constraint, admitted: np.ndarray) -> np.ndarray:
         ids, values = self.state.domains(c.key)
         counts = np.where(admitted, self._matching(pod, c), 0)
-        return np.bincount(ids[admitted], weights=counts[admitted], minlength=len(values)).astype(np.int64), \
-            np.bincount(ids[admitted], minlength=len(values)) > 0
+        return np.bincount(ids[admitted], weights=counts[admitted], minlength=len(values)).astype(
+            np.int64
+        ), np.bincount(ids[admitted], minlength=len(values)) > 0
 
     def prefilter(self, pod: Pod):
         constraints = self.constraints(pod, "DoNotSchedule")
