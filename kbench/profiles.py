@@ -21,8 +21,9 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import yaml
 
@@ -134,6 +135,36 @@ class Profile:
                 raise KeyError(f"{self.origin}: override {dotted!r} does not name a parameter or its field")
         data["name"] = f"{self.name}+overrides"
         return Profile(data, f"{self.origin} (with overrides)")
+
+
+class UnitCosts:
+    """Base of a component's unit costs: a dataclass whose fields are parameters of one profile section.
+
+    Every component reads its costs through this one pattern: ``Costs.from_profile(profile)`` reads field
+    ``f`` from ``<section>.f`` (a field annotated ``Distribution`` as :meth:`Profile.dist`, ``int`` and ``float``
+    fields as their type), so a missing or mistyped parameter fails when the component is built, naming it.
+    """
+
+    section: ClassVar[str]
+
+    @classmethod
+    def from_profile(cls, profile: Profile | None = None, section: str | None = None) -> Self:
+        """The costs in ``section`` (default: the class's) of ``profile`` (default: the default profile)."""
+        profile = profile or load_profile("default")
+        section = section or cls.section
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            path = f"{section}.{f.name}"
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            values[f.name] = profile.dist(path) if kind == "Distribution" else _number(profile, path, kind)
+        return cls(**values)
+
+
+def _number(profile: Profile, path: str, kind: str) -> int | float:
+    value = profile.value(path)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{profile.origin}: {path}: expected a number; got {value!r}")
+    return int(value) if kind == "int" else float(value)
 
 
 def load_profile(name: str | os.PathLike = "default") -> Profile:

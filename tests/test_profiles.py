@@ -55,3 +55,32 @@ def test_override_copies_and_marks_the_change_as_assumed():
     assert slow.digest != base.digest
     with pytest.raises(KeyError, match="does not name a parameter"):
         base.override({"etcd.nothing": 1})
+
+
+def test_unit_costs_read_one_section_with_types():
+    from dataclasses import dataclass
+
+    from kbench.profiles import UnitCosts
+    from kbench.sim.dist import Distribution
+
+    @dataclass
+    class EtcdCosts(UnitCosts):
+        section = "etcd"
+        members: int
+        wal_fsync: Distribution
+        client_rtt: float
+
+    costs = EtcdCosts.from_profile(load_profile("default"))
+    assert costs.members == 3 and isinstance(costs.members, int)
+    assert costs.client_rtt == load_profile("default").value("etcd.client_rtt")
+    assert isinstance(costs.wal_fsync, Distribution) and costs.wal_fsync == load_profile("default").dist(
+        "etcd.wal_fsync"
+    )
+
+    @dataclass
+    class Missing(UnitCosts):
+        section = "etcd"
+        no_such_cost: float
+
+    with pytest.raises(KeyError, match="no parameter 'etcd.no_such_cost'"):
+        Missing.from_profile(load_profile("default"))
