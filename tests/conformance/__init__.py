@@ -1,0 +1,1 @@
+"""The conformance suite: the same checks over every registered plugin, controller and scenario."""
