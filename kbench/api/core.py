@@ -32,7 +32,8 @@ class ManifestError(ValueError):
     """A manifest that cannot be used; the message names the object and the field."""
 
 
-def _map(value: Any, where: str) -> Mapping:
+def as_map(value: Any, where: str) -> Mapping:
+    """``value`` as a manifest field that holds an object: ``{}`` when unset; else an error naming ``where``."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -40,7 +41,8 @@ def _map(value: Any, where: str) -> Mapping:
     return value
 
 
-def _list(value: Any, where: str) -> list:
+def as_list(value: Any, where: str) -> list:
+    """``value`` as a manifest field that holds a list: ``[]`` when unset; else an error naming ``where``."""
     if value is None:
         return []
     if not isinstance(value, list):
@@ -48,9 +50,13 @@ def _list(value: Any, where: str) -> list:
     return value
 
 
+# the former private names, still imported by kbench/proxy/model.py (remove once it imports as_map and as_list)
+_map, _list = as_map, as_list
+
+
 def _str_map(value: Any, where: str) -> dict[str, str]:
     out = {}
-    for k, v in _map(value, where).items():
+    for k, v in as_map(value, where).items():
         if not isinstance(k, str) or not isinstance(v, (str, int, float, bool)) or isinstance(v, bool):
             raise ManifestError(f"{where}.{k}: expected a string value, got {v!r}")
         out[k] = str(v)
@@ -59,7 +65,7 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
 
 def _resources(value: Any, where: str) -> dict[str, int]:
     out = {}
-    for name, amount in _map(value, where).items():
+    for name, amount in as_map(value, where).items():
         try:
             out[str(name)] = resource_amount(str(name), amount, f"{where}.{name}")
         except ValueError as err:
@@ -71,6 +77,8 @@ def _resources(value: Any, where: str) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Taint:
+    """A node taint (core/v1 Taint): ``key=value:effect``."""
+
     key: str
     value: str
     effect: str
@@ -78,6 +86,8 @@ class Taint:
 
 @dataclass(frozen=True)
 class Toleration:
+    """A pod toleration (core/v1 Toleration); ``toleration_seconds`` bounds how long a NoExecute taint is tolerated."""
+
     key: str = ""
     operator: str = "Equal"
     value: str = ""
@@ -97,6 +107,8 @@ class Toleration:
 
 @dataclass(frozen=True)
 class ContainerPort:
+    """A container port (core/v1 ContainerPort); a ``host_port`` above 0 claims that port on the node."""
+
     container_port: int
     host_port: int = 0
     protocol: str = "TCP"
@@ -105,6 +117,8 @@ class ContainerPort:
 
 @dataclass(frozen=True)
 class Container:
+    """A container (or init container) with its resource requests (milli-CPU for cpu, base units otherwise)."""
+
     name: str
     image: str
     requests: Mapping[str, int]
@@ -114,10 +128,10 @@ class Container:
 
 
 def _container(c: Any, where: str, init: bool) -> Container:
-    c = _map(c, where)
+    c = as_map(c, where)
     ports = []
-    for i, p in enumerate(_list(c.get("ports"), f"{where}.ports")):
-        p = _map(p, f"{where}.ports[{i}]")
+    for i, p in enumerate(as_list(c.get("ports"), f"{where}.ports")):
+        p = as_map(p, f"{where}.ports[{i}]")
         protocol = p.get("protocol", "TCP")
         if protocol not in PROTOCOLS:
             raise ManifestError(f"{where}.ports[{i}].protocol: must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
@@ -126,7 +140,7 @@ def _container(c: Any, where: str, init: bool) -> Container:
             if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ManifestError(f"{where}.ports[{i}].{key}: must be a port number 0-65535, got {port!r}")
         ports.append(ContainerPort(p.get("containerPort", 0), p.get("hostPort", 0), protocol, p.get("hostIP", "")))
-    resources = _map(c.get("resources"), f"{where}.resources")
+    resources = as_map(c.get("resources"), f"{where}.resources")
     return Container(
         str(c.get("name", "")),
         str(c.get("image", "")),
@@ -137,7 +151,7 @@ def _container(c: Any, where: str, init: bool) -> Container:
 
 
 def _toleration(t: Any, where: str) -> Toleration:
-    t = _map(t, where)
+    t = as_map(t, where)
     operator = t.get("operator", "Equal") or "Equal"
     if operator not in TOLERATION_OPERATORS:
         raise ManifestError(f"{where}.operator: must be one of {', '.join(TOLERATION_OPERATORS)}; got {operator!r}")
@@ -184,8 +198,8 @@ class Pod:
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> Pod:
         """Parse and validate a core/v1 Pod manifest."""
-        m = _map(manifest, "Pod")
-        meta, spec = _map(m.get("metadata"), "Pod: metadata"), _map(m.get("spec"), "Pod: spec")
+        m = as_map(manifest, "Pod")
+        meta, spec = as_map(m.get("metadata"), "Pod: metadata"), as_map(m.get("spec"), "Pod: spec")
         name = meta.get("name") or meta.get("generateName") or ""
         namespace = meta.get("namespace") or "default"
         where = f"Pod {namespace}/{name}"
@@ -193,11 +207,11 @@ class Pod:
             raise ManifestError("Pod: metadata.name: required (a non-empty string)")
         containers = tuple(
             _container(c, f"{where}: spec.containers[{i}]", False)
-            for i, c in enumerate(_list(spec.get("containers"), f"{where}: spec.containers"))
+            for i, c in enumerate(as_list(spec.get("containers"), f"{where}: spec.containers"))
         )
         inits = tuple(
             _container(c, f"{where}: spec.initContainers[{i}]", True)
-            for i, c in enumerate(_list(spec.get("initContainers"), f"{where}: spec.initContainers"))
+            for i, c in enumerate(as_list(spec.get("initContainers"), f"{where}: spec.initContainers"))
         )
         priority = spec.get("priority", 0) or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -212,15 +226,15 @@ class Pod:
             init_containers=inits,
             overhead=_resources(spec.get("overhead"), f"{where}: spec.overhead"),
             node_selector=_str_map(spec.get("nodeSelector"), f"{where}: spec.nodeSelector"),
-            affinity=_map(spec.get("affinity"), f"{where}: spec.affinity"),
+            affinity=as_map(spec.get("affinity"), f"{where}: spec.affinity"),
             tolerations=tuple(
                 _toleration(t, f"{where}: spec.tolerations[{i}]")
-                for i, t in enumerate(_list(spec.get("tolerations"), f"{where}: spec.tolerations"))
+                for i, t in enumerate(as_list(spec.get("tolerations"), f"{where}: spec.tolerations"))
             ),
             topology_spread_constraints=tuple(
-                _map(c, f"{where}: spec.topologySpreadConstraints[{i}]")
+                as_map(c, f"{where}: spec.topologySpreadConstraints[{i}]")
                 for i, c in enumerate(
-                    _list(spec.get("topologySpreadConstraints"), f"{where}: spec.topologySpreadConstraints")
+                    as_list(spec.get("topologySpreadConstraints"), f"{where}: spec.topologySpreadConstraints")
                 )
             ),
             scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
@@ -300,15 +314,15 @@ class Node:
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> Node:
         """Parse and validate a core/v1 Node manifest."""
-        m = _map(manifest, "Node")
-        meta, spec, status = (_map(m.get(k), f"Node: {k}") for k in ("metadata", "spec", "status"))
+        m = as_map(manifest, "Node")
+        meta, spec, status = (as_map(m.get(k), f"Node: {k}") for k in ("metadata", "spec", "status"))
         name = meta.get("name")
         if not isinstance(name, str) or not name:
             raise ManifestError("Node: metadata.name: required (a non-empty string)")
         where = f"Node {name}"
         taints = []
-        for i, t in enumerate(_list(spec.get("taints"), f"{where}: spec.taints")):
-            t = _map(t, f"{where}: spec.taints[{i}]")
+        for i, t in enumerate(as_list(spec.get("taints"), f"{where}: spec.taints")):
+            t = as_map(t, f"{where}: spec.taints[{i}]")
             if t.get("effect") not in TAINT_EFFECTS:
                 raise ManifestError(
                     f"{where}: spec.taints[{i}].effect: must be one of {', '.join(TAINT_EFFECTS)}; "
@@ -318,12 +332,14 @@ class Node:
                 raise ManifestError(f"{where}: spec.taints[{i}].key: required")
             taints.append(Taint(str(t["key"]), str(t.get("value", "") or ""), t["effect"]))
         images = []
-        for i, img in enumerate(_list(status.get("images"), f"{where}: status.images")):
-            img = _map(img, f"{where}: status.images[{i}]")
+        for i, img in enumerate(as_list(status.get("images"), f"{where}: status.images")):
+            img = as_map(img, f"{where}: status.images[{i}]")
             size = img.get("sizeBytes", 0)
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise ManifestError(f"{where}: status.images[{i}].sizeBytes: must be a non-negative integer")
-            images.append((tuple(str(n) for n in _list(img.get("names"), f"{where}: status.images[{i}].names")), size))
+            images.append(
+                (tuple(str(n) for n in as_list(img.get("names"), f"{where}: status.images[{i}].names")), size)
+            )
         allocatable = status.get("allocatable")
         if allocatable is None:
             allocatable = status.get("capacity")
@@ -388,7 +404,7 @@ def _objects(doc: Any, where: str, kinds: Collection[str] | None, out: list[Mapp
         raise ManifestError(f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
     kind = doc.get("kind")
     if kind == "List":  # k8s.io/apimachinery metav1.List: what kubectl get -o yaml writes
-        for j, item in enumerate(_list(doc.get("items"), f"{where}: items")):
+        for j, item in enumerate(as_list(doc.get("items"), f"{where}: items")):
             _objects(item, f"{where}: items[{j}]", kinds, out)
         return
     if kinds is not None and kind not in kinds:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kbench.api.core import PROTOCOLS, ManifestError, _list, _map
+from kbench.api.core import PROTOCOLS, ManifestError, as_list, as_map
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 POLICIES = ("Cluster", "Local")
@@ -136,8 +136,8 @@ def _protocol(value, where: str) -> str:
 
 def _identity(manifest, kind: str) -> tuple[Mapping, str, str, str]:
     """(manifest, namespace, name, "Kind ns/name") of a namespaced object; the name is required."""
-    m = _map(manifest, kind)
-    meta = _map(m.get("metadata"), f"{kind}: metadata")
+    m = as_map(manifest, kind)
+    meta = as_map(m.get("metadata"), f"{kind}: metadata")
     name, namespace = meta.get("name"), meta.get("namespace") or "default"
     if not isinstance(name, str) or not name:
         raise ManifestError(f"{kind}: metadata.name: required (a non-empty string)")
@@ -146,6 +146,8 @@ def _identity(manifest, kind: str) -> tuple[Mapping, str, str, str]:
 
 @dataclass(frozen=True)
 class ServicePort:
+    """A Service port (core/v1 ServicePort); ``target_port`` is a number or a container port's name."""
+
     name: str
     protocol: str
     port: int
@@ -174,6 +176,7 @@ class Service:
 
     @property
     def key(self) -> str:
+        """namespace/name."""
         return f"{self.namespace}/{self.name}"
 
     @property
@@ -190,50 +193,32 @@ class Service:
 
     @classmethod
     def from_manifest(cls, manifest: Mapping) -> Service:
+        """Parse and validate a core/v1 Service manifest."""
         m, namespace, name, where = _identity(manifest, "Service")
-        spec, status = _map(m.get("spec"), f"{where}: spec"), _map(m.get("status"), f"{where}: status")
+        spec, status = as_map(m.get("spec"), f"{where}: spec"), as_map(m.get("status"), f"{where}: status")
         kind = spec.get("type") or "ClusterIP"
         if kind not in SERVICE_TYPES:
             raise ManifestError(f"{where}: spec.type: must be one of {', '.join(SERVICE_TYPES)}; got {kind!r}")
         ips = list(spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else []))
         cluster_ips = tuple(_ip(ip, f"{where}: spec.clusterIPs[{i}]") for i, ip in enumerate(ips) if ip != "None")
-        ports, seen = [], set()
-        for i, p in enumerate(_list(spec.get("ports"), f"{where}: spec.ports")):
-            p = _map(p, f"{where}: spec.ports[{i}]")
-            pw = f"{where}: spec.ports[{i}]"
-            port = _port(p.get("port"), f"{pw}.port")
-            protocol = _protocol(p.get("protocol"), f"{pw}.protocol")
-            target = p.get("targetPort", port)
-            if isinstance(target, int):
-                _port(target, f"{pw}.targetPort")
-            node_port = _port(p.get("nodePort", 0) or 0, f"{pw}.nodePort", allow_zero=True)
-            pname = str(p.get("name") or "")
-            if (pname, protocol) in seen:
-                raise ManifestError(f"{pw}.name: duplicate port name {pname!r}")
-            seen.add((pname, protocol))
-            ports.append(ServicePort(pname, protocol, port, target, node_port))
+        ports = _service_ports(spec, where)
         affinity = spec.get("sessionAffinity") or "None"
         if affinity not in ("None", "ClientIP"):
             raise ManifestError(f"{where}: spec.sessionAffinity: must be None or ClientIP; got {affinity!r}")
         timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get(
             "timeoutSeconds"
         ) or DEFAULT_AFFINITY_TIMEOUT
-        policies = {}
-        for key in ("externalTrafficPolicy", "internalTrafficPolicy"):
-            value = spec.get(key) or "Cluster"
-            if value not in POLICIES:
-                raise ManifestError(f"{where}: spec.{key}: must be Cluster or Local; got {value!r}")
-            policies[key] = value
-        ingress = _list((status.get("loadBalancer") or {}).get("ingress"), f"{where}: status.loadBalancer.ingress")
+        policies = _traffic_policies(spec, where)
+        ingress = as_list((status.get("loadBalancer") or {}).get("ingress"), f"{where}: status.loadBalancer.ingress")
         return cls(
             namespace=namespace,
             name=name,
             type=kind,
             cluster_ips=cluster_ips,
-            ports=tuple(ports),
+            ports=ports,
             external_ips=tuple(
                 _ip(ip, f"{where}: spec.externalIPs[{i}]")
-                for i, ip in enumerate(_list(spec.get("externalIPs"), f"{where}: spec.externalIPs"))
+                for i, ip in enumerate(as_list(spec.get("externalIPs"), f"{where}: spec.externalIPs"))
             ),
             load_balancer_ips=tuple(
                 _ip(g["ip"], f"{where}: status.loadBalancer.ingress[{i}].ip")
@@ -247,7 +232,7 @@ class Service:
             source_ranges=tuple(
                 _cidr(r, f"{where}: spec.loadBalancerSourceRanges[{i}]")
                 for i, r in enumerate(
-                    _list(spec.get("loadBalancerSourceRanges"), f"{where}: spec.loadBalancerSourceRanges")
+                    as_list(spec.get("loadBalancerSourceRanges"), f"{where}: spec.loadBalancerSourceRanges")
                 )
             ),
             health_check_node_port=_port(
@@ -257,8 +242,41 @@ class Service:
         )
 
 
+def _service_ports(spec: Mapping, where: str) -> tuple[ServicePort, ...]:
+    """A Service's spec.ports, validated; a (name, protocol) pair may appear once."""
+    ports, seen = [], set()
+    for i, p in enumerate(as_list(spec.get("ports"), f"{where}: spec.ports")):
+        p = as_map(p, f"{where}: spec.ports[{i}]")
+        pw = f"{where}: spec.ports[{i}]"
+        port = _port(p.get("port"), f"{pw}.port")
+        protocol = _protocol(p.get("protocol"), f"{pw}.protocol")
+        target = p.get("targetPort", port)
+        if isinstance(target, int):
+            _port(target, f"{pw}.targetPort")
+        node_port = _port(p.get("nodePort", 0) or 0, f"{pw}.nodePort", allow_zero=True)
+        pname = str(p.get("name") or "")
+        if (pname, protocol) in seen:
+            raise ManifestError(f"{pw}.name: duplicate port name {pname!r}")
+        seen.add((pname, protocol))
+        ports.append(ServicePort(pname, protocol, port, target, node_port))
+    return tuple(ports)
+
+
+def _traffic_policies(spec: Mapping, where: str) -> dict[str, str]:
+    """spec.externalTrafficPolicy and spec.internalTrafficPolicy, each Cluster (the default) or Local."""
+    policies = {}
+    for key in ("externalTrafficPolicy", "internalTrafficPolicy"):
+        value = spec.get(key) or "Cluster"
+        if value not in POLICIES:
+            raise ManifestError(f"{where}: spec.{key}: must be Cluster or Local; got {value!r}")
+        policies[key] = value
+    return policies
+
+
 @dataclass(frozen=True)
 class Endpoint:
+    """One endpoint of a slice as kube-proxy reads it: its first address, conditions, node and zone."""
+
     address: str
     ready: bool
     serving: bool
@@ -269,6 +287,8 @@ class Endpoint:
 
 @dataclass(eq=False)
 class EndpointSlice:
+    """An EndpointSlice (discovery.k8s.io/v1) and the Service it belongs to (``service``, "" without one)."""
+
     namespace: str
     name: str
     service: str
@@ -280,10 +300,12 @@ class EndpointSlice:
 
     @property
     def key(self) -> str:
+        """namespace/name of the slice."""
         return f"{self.namespace}/{self.name}"
 
     @property
     def service_key(self) -> str:
+        """namespace/name of the Service the slice belongs to."""
         return f"{self.namespace}/{self.service}"
 
     @classmethod
@@ -291,21 +313,21 @@ class EndpointSlice:
         """Parse and validate a discovery.k8s.io/v1 EndpointSlice; ``service`` is "" without the
         ``kubernetes.io/service-name`` label (the apiserver allows that; kube-proxy ignores such a slice)."""
         m, namespace, name, where = _identity(manifest, "EndpointSlice")
-        service = str((_map(m.get("metadata"), where).get("labels") or {}).get(SERVICE_NAME_LABEL) or "")
+        service = str((as_map(m.get("metadata"), where).get("labels") or {}).get(SERVICE_NAME_LABEL) or "")
         address_type = m.get("addressType")
         if address_type not in ADDRESS_TYPES:
             raise ManifestError(
                 f"{where}: addressType: must be one of {', '.join(ADDRESS_TYPES)}; got {address_type!r}"
             )
         endpoints = []
-        for i, e in enumerate(_list(m.get("endpoints"), f"{where}: endpoints")):
-            e = _map(e, f"{where}: endpoints[{i}]")
-            cond = _map(e.get("conditions"), f"{where}: endpoints[{i}].conditions")
+        for i, e in enumerate(as_list(m.get("endpoints"), f"{where}: endpoints")):
+            e = as_map(e, f"{where}: endpoints[{i}]")
+            cond = as_map(e.get("conditions"), f"{where}: endpoints[{i}].conditions")
             ready, serving, terminating = (
                 _condition(cond.get(k), f"{where}: endpoints[{i}].conditions.{k}")
                 for k in ("ready", "serving", "terminating")
             )
-            addresses = _list(e.get("addresses"), f"{where}: endpoints[{i}].addresses")
+            addresses = as_list(e.get("addresses"), f"{where}: endpoints[{i}].addresses")
             if not 1 <= len(addresses) <= MAX_ADDRESSES:
                 raise ManifestError(
                     f"{where}: endpoints[{i}].addresses: must hold 1 to {MAX_ADDRESSES} addresses; got {len(addresses)}"
@@ -326,8 +348,8 @@ class EndpointSlice:
                 )
             )
         ports = []
-        for i, p in enumerate(_list(m.get("ports"), f"{where}: ports")):
-            p = _map(p, f"{where}: ports[{i}]")
+        for i, p in enumerate(as_list(m.get("ports"), f"{where}: ports")):
+            p = as_map(p, f"{where}: ports[{i}]")
             ports.append(
                 (
                     str(p.get("name") or ""),

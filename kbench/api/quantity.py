@@ -84,7 +84,8 @@ def _parse_string(text: str) -> Decimal:
         raise ValueError(ERR_NUMERIC)
     amount = Decimal(f"{sign}{num or 0}.{denom}")
     amount = _EXACT.scaleb(amount, exponent) if base == 10 else _EXACT.multiply(amount, Decimal(2**exponent))
-    if amount.as_tuple().exponent < -9:  # finer than nano: round up away from zero
+    digits_exponent = amount.as_tuple().exponent  # an int: the amount is finite (a str only for NaN and infinities)
+    if isinstance(digits_exponent, int) and digits_exponent < -9:  # finer than nano: round up away from zero
         amount = _EXACT.quantize(amount, NANO)
     if base == 2 and abs(amount) > MAX_INT64:  # the binary cap (maxAllowed)
         amount = _EXACT.copy_sign(Decimal(MAX_INT64), amount)
