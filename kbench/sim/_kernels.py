@@ -9,7 +9,9 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always", error_model="numpy", _nrt=False)
+# _nrt=False (compile without Numba's reference-counting runtime: these kernels allocate nothing) is a private
+# njit option that numba's type stubs do not list; hence the targeted ignores below
+@njit(cache=True, inline="always", error_model="numpy", _nrt=False)  # type: ignore[call-overload]
 def splitmix_step(state):
     """(next state, u in (0, 1])."""
     state = state + np.uint64(0x9E3779B97F4A7C15)
@@ -20,8 +22,9 @@ def splitmix_step(state):
     return state, float((z >> np.uint64(11)) + np.uint64(1)) * 2.0**-53
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
 def splitmix_unit(rng):
+    """Advance the one-element ``uint64`` state ``rng`` by one splitmix64 step; return u in (0, 1]."""
     state, u = splitmix_step(rng[0])
     rng[0] = state
     return u

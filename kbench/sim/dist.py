@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import Any, overload
 
 import numpy as np
 
@@ -27,6 +28,10 @@ _CITATION_KEYS = {"source", "assumed", "unit"}
 class Distribution:
     """A non-negative latency distribution (seconds)."""
 
+    @overload
+    def sample(self, rng: np.random.Generator, size: None = None) -> float: ...
+    @overload
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray: ...
     def sample(self, rng: np.random.Generator, size: int | None = None) -> float | np.ndarray:
         """Draw one value (``size=None``) or an array of ``size`` values."""
         raise NotImplementedError
@@ -56,9 +61,11 @@ class Distribution:
 
 @dataclass(frozen=True)
 class Constant(Distribution):
+    """Always ``value`` seconds."""
+
     value: float
 
-    def sample(self, rng, size=None):
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         return self.value if size is None else np.full(size, self.value)
 
     def mean(self) -> float:
@@ -67,17 +74,19 @@ class Constant(Distribution):
     def quantile(self, q: float) -> float:
         return self.value
 
-    def sampler(self, rng, block=1024):
+    def sampler(self, rng: np.random.Generator, block: int = 1024) -> Callable[[], float]:
         value = self.value
         return lambda: value
 
 
 @dataclass(frozen=True)
 class Uniform(Distribution):
+    """Uniform on [``low``, ``high``] seconds."""
+
     low: float
     high: float
 
-    def sample(self, rng, size=None):
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         return rng.uniform(self.low, self.high, size)
 
     def mean(self) -> float:
@@ -89,9 +98,11 @@ class Uniform(Distribution):
 
 @dataclass(frozen=True)
 class Exponential(Distribution):
+    """Exponential with mean ``mean_`` seconds."""
+
     mean_: float
 
-    def sample(self, rng, size=None):
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         return rng.exponential(self.mean_, size)
 
     def mean(self) -> float:
@@ -103,6 +114,8 @@ class Exponential(Distribution):
 
 @dataclass(frozen=True)
 class LogNormal(Distribution):
+    """Log-normal: the log of the value is normal with mean ``mu`` and standard deviation ``sigma``."""
+
     mu: float
     sigma: float
 
@@ -111,7 +124,7 @@ class LogNormal(Distribution):
         """The log-normal with this median and 99th percentile."""
         return cls(math.log(median), math.log(p99 / median) / _Z99)
 
-    def sample(self, rng, size=None):
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         return rng.lognormal(self.mu, self.sigma, size)
 
     def mean(self) -> float:
@@ -138,7 +151,7 @@ class Empirical(Distribution):
         object.__setattr__(self, "_q", np.asarray(self.qs, float))
         object.__setattr__(self, "_v", np.asarray(self.values, float))
 
-    def sample(self, rng, size=None):
+    def sample(self, rng: np.random.Generator, size: int | None = None) -> Any:
         u = rng.random(size)
         out = np.interp(u, self._q, self._v)
         return float(out) if size is None else out

@@ -264,6 +264,7 @@ class Event:
 
     def _fire(self, _: Any) -> None:
         callbacks, self.callbacks = self.callbacks, None
+        assert callbacks is not None  # succeed() and fail() schedule _fire once, before any other run
         for callback in callbacks:
             callback(self)
 
@@ -278,7 +279,7 @@ class Process(Event):
             raise TypeError(f"process() needs a generator, got {generator!r}")
         super().__init__(engine)
         self._gen = generator
-        self.name = name or getattr(generator, "__qualname__", "process")
+        self.name: str = name if name else getattr(generator, "__qualname__", "process")
         self._wake = self._resume  # one bound method, reused for every wake-up
         self._target: Timer | Event | None = engine.schedule_urgent(self._wake)
 
