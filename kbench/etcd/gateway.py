@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kbench.etcd.errors import ERRORS, EtcdError
@@ -39,6 +39,7 @@ from kbench.etcd.types import (
     PutResponse,
     RangeRequest,
     RangeResponse,
+    ResponseOp,
     TxnRequest,
     TxnResponse,
 )
@@ -170,13 +171,13 @@ def _delete_resp(obj: dict) -> DeleteRangeResponse:
 
 
 def _txn_resp(obj: dict) -> TxnResponse:
-    parsers = {
+    parsers: dict[str, Callable[[dict], ResponseOp]] = {
         "response_range": _range_resp,
         "response_put": _put_resp,
         "response_delete_range": _delete_resp,
         "response_txn": _txn_resp,
     }
-    responses = []
+    responses: list[ResponseOp] = []
     for item in obj.get("responses", []):
         ((kind, body),) = item.items()
         responses.append(parsers[kind](body))
@@ -213,40 +214,49 @@ class Gateway:
         ignore_value: bool = False,
         ignore_lease: bool = False,
     ) -> PutResponse:
+        """Put ``key`` (etcd's /v3/kv/put), as :meth:`kbench.etcd.store.Store.put`."""
         return _put_resp(
             self._post("/v3/kv/put", _put_json(PutRequest(key, value, lease, prev_kv, ignore_value, ignore_lease)))
         )
 
     def range(self, key: bytes, range_end: bytes = b"", **options: Any) -> RangeResponse:
+        """Read ``[key, range_end)`` (/v3/kv/range); ``options`` are :class:`RangeRequest`'s fields."""
         return _range_resp(self._post("/v3/kv/range", _range_json(RangeRequest(key, range_end, **options))))
 
     def delete_range(self, key: bytes, range_end: bytes = b"", prev_kv: bool = False) -> DeleteRangeResponse:
+        """Delete ``[key, range_end)`` (/v3/kv/deleterange)."""
         return _delete_resp(self._post("/v3/kv/deleterange", _delete_json(DeleteRangeRequest(key, range_end, prev_kv))))
 
     def txn(self, compare: Sequence[Compare] = (), success: Sequence = (), failure: Sequence = ()) -> TxnResponse:
+        """Run a transaction (/v3/kv/txn): ``success`` if every ``compare`` holds, else ``failure``."""
         request = TxnRequest(tuple(compare), tuple(success), tuple(failure))
         return _txn_resp(self._post("/v3/kv/txn", _txn_json(request)))
 
     def compact(self, revision: int, physical: bool = False) -> CompactionResponse:
+        """Compact the history before ``revision`` (/v3/kv/compaction)."""
         body: dict[str, Any] = {"revision": str(revision)}
         if physical:
             body["physical"] = True
         return CompactionResponse(_revision(self._post("/v3/kv/compaction", body)))
 
     def lease_grant(self, ttl: int, id: int = 0) -> LeaseGrantResponse:
+        """Grant a lease of ``ttl`` seconds (/v3/lease/grant); ``id`` 0 lets etcd choose it."""
         obj = self._post("/v3/lease/grant", {"TTL": str(ttl), "ID": str(id)})
         return LeaseGrantResponse(_revision(obj), int(obj["ID"]), int(obj.get("TTL", 0)))
 
     def lease_revoke(self, id: int) -> LeaseRevokeResponse:
+        """Revoke lease ``id``, deleting its keys (/v3/lease/revoke)."""
         return LeaseRevokeResponse(_revision(self._post("/v3/lease/revoke", {"ID": str(id)})))
 
     def lease_keepalive(self, id: int) -> LeaseKeepAliveResponse:
+        """Renew lease ``id`` once (/v3/lease/keepalive); an unknown lease raises :class:`LeaseNotFoundError`."""
         obj = self._post("/v3/lease/keepalive", {"ID": str(id)})
         if int(obj.get("TTL", 0)) <= 0:  # etcd answers an unknown lease with TTL 0
             raise ERRORS["etcdserver: requested lease not found"]()
         return LeaseKeepAliveResponse(_revision(obj), int(obj["ID"]), int(obj["TTL"]))
 
     def lease_time_to_live(self, id: int, keys: bool = False) -> LeaseTimeToLiveResponse:
+        """Lease ``id``'s remaining TTL (/v3/lease/timetolive), with its keys when ``keys``."""
         obj = self._post("/v3/lease/timetolive", {"ID": str(id), "keys": keys})
         return LeaseTimeToLiveResponse(
             _revision(obj),
@@ -289,6 +299,8 @@ class RemoteWatcher:
         self.cancel_reason = ""
         self._changed = threading.Condition()
         parts = urllib.parse.urlsplit(url)
+        if parts.hostname is None:
+            raise ValueError(f"{url!r} names no host")
         self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self._conn.request("POST", "/v3/watch", json.dumps({"create_request": create}))
         self._sock = self._conn.sock

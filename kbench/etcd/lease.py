@@ -28,6 +28,8 @@ MAX_LEASE_TTL = 9_000_000_000
 
 @dataclass(eq=False)
 class Lease:
+    """A granted lease: ``expiry`` on the engine's clock, the ``keys`` attached, the ``timer`` that expires it."""
+
     id: int
     ttl: int
     expiry: float

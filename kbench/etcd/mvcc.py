@@ -77,10 +77,10 @@ class MVCC:
         self._cap = max(capacity, 16)
         self._log = np.full((k.NCOLS, self._cap), 0, np.int64)  # written now: no page faults later
         self._n = 0
-        self._values: list[bytes | None] = []
+        self._values: list[bytes] = []  # by log row; a tombstone's is b""
         self._keystate = self._new_keystate(max(key_capacity, 16))
         self._ids: dict[bytes, int] = {}
-        self._keys: list[bytes | None] = []
+        self._keys: list[bytes] = []
         # Sorted view for ranges: keys and their ids in key order, plus ids not merged yet.
         self._sorted: list[bytes] = []
         self._order = np.zeros(0, np.int64)
@@ -114,7 +114,8 @@ class MVCC:
 
     def _sorted_view(self) -> tuple[list[bytes], np.ndarray]:
         if self._pending:
-            fresh = sorted(self._pending, key=self._keys.__getitem__)
+            keys = self._keys
+            fresh = sorted(self._pending, key=lambda kid: keys[kid])
             self._pending = []
             fresh_keys = [self._keys[i] for i in fresh]
             at = [bisect_left(self._sorted, key) for key in fresh_keys]
@@ -193,7 +194,7 @@ class MVCC:
         if self._n == self._cap:
             self._reserve(1)
         k.append(self._log, self._keystate, self._n, self._ids[key], main, sub, 0, k.TOMBSTONE)
-        self._values.append(None)
+        self._values.append(b"")
         self._n += 1
 
     def put_many(self, keys: KeySet, values: Sequence[bytes] | bytes, lease: int, main0: int) -> None:

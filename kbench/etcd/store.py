@@ -60,6 +60,7 @@ from kbench.etcd.types import (
     PutResponse,
     RangeRequest,
     RangeResponse,
+    ResponseOp,
     TxnRequest,
     TxnResponse,
 )
@@ -178,7 +179,7 @@ class Store:
         ``bound`` is an upper bound of the request's encoded size (:func:`~kbench.etcd.requests.size_bound`);
         the exact size, ``size()``, is computed only near the limit.
         """
-        if bound > self._grpc_limit and (encoded := size()) > self._grpc_limit:
+        if bound > self._grpc_limit and size is not None and (encoded := size()) > self._grpc_limit:
             raise MessageTooLargeError(f"{encoded} vs. {self._grpc_limit}")
         if cost and self.db_size + cost >= self.quota_bytes:
             self.alarm = "NOSPACE"
@@ -187,7 +188,11 @@ class Store:
     def _propose(self, bound: int, cost: int, size: Callable[[], int] | None) -> None:
         """A write after the API checks: raft's size limit on the proposal (etcdserver/v3_server.go
         processInternalRaftRequestOnce), then the NOSPACE alarm's capped applier (etcdserver/apply.go)."""
-        if bound > self.max_request_bytes and rq.raft_size(size(), self._raft_header) > self.max_request_bytes:
+        if (
+            bound > self.max_request_bytes
+            and size is not None
+            and rq.raft_size(size(), self._raft_header) > self.max_request_bytes
+        ):
             raise RequestTooLargeError()
         if cost and self.alarm == "NOSPACE":
             raise NoSpaceError()
@@ -209,10 +214,10 @@ class Store:
 
     def _write_put(self, key, value, lease, prev_kv, ignore_value, ignore_lease, cur, main, sub) -> KeyValue | None:
         prev = self._mvcc.get(key, cur) if (prev_kv or ignore_value or ignore_lease) else None
-        if ignore_value:
-            value = prev.value
-        if ignore_lease:
-            lease = prev.lease
+        if ignore_value or ignore_lease:
+            assert prev is not None  # _check_put_state refused the put when the key is missing
+            value = prev.value if ignore_value else value
+            lease = prev.lease if ignore_lease else lease
         self._mvcc.put(key, value, lease, main, sub)
         if lease or self._lessor.attached:
             self._lessor.attach(key, lease)
@@ -472,7 +477,7 @@ class Store:
 
     def _apply_txn(self, req: TxnRequest, steps, begin: int, changes: list[int]) -> TxnResponse:
         taken = next(steps)
-        responses = []
+        responses: list[ResponseOp] = []
         for op in req.success if taken else req.failure:
             cur = begin + 1 if changes[0] else begin
             if isinstance(op, RangeRequest):

@@ -44,6 +44,8 @@ class KeyValue:
 
 @dataclass(frozen=True, slots=True)
 class PutRequest:
+    """etcdserverpb.PutRequest: write ``value`` at ``key``, attached to ``lease`` (0: none)."""
+
     key: bytes
     value: bytes = b""
     lease: int = 0
@@ -54,6 +56,8 @@ class PutRequest:
 
 @dataclass(frozen=True, slots=True)
 class RangeRequest:
+    """etcdserverpb.RangeRequest: keys in ``[key, range_end)`` (just ``key`` when ``range_end`` is empty)."""
+
     key: bytes
     range_end: bytes = b""
     limit: int = 0
@@ -71,6 +75,8 @@ class RangeRequest:
 
 @dataclass(frozen=True, slots=True)
 class DeleteRangeRequest:
+    """etcdserverpb.DeleteRangeRequest: delete the keys in ``[key, range_end)``."""
+
     key: bytes
     range_end: bytes = b""
     prev_kv: bool = False
@@ -98,6 +104,8 @@ class Compare:
 
 @dataclass(frozen=True, slots=True)
 class TxnRequest:
+    """etcdserverpb.TxnRequest: if every ``compare`` holds, run ``success``, else ``failure``."""
+
     compare: tuple[Compare, ...] = ()
     success: tuple[RequestOp, ...] = ()
     failure: tuple[RequestOp, ...] = ()
@@ -111,6 +119,8 @@ RequestOp = RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest
 
 @dataclass(slots=True)
 class RangeResponse:
+    """etcdserverpb.RangeResponse: ``kvs`` found, ``more`` when ``limit`` cut them, ``count`` of all matches."""
+
     revision: int
     kvs: list[KeyValue] = field(default_factory=list)
     more: bool = False
@@ -119,12 +129,16 @@ class RangeResponse:
 
 @dataclass(slots=True)
 class PutResponse:
+    """etcdserverpb.PutResponse: ``prev_kv`` is the key's state before the put, when asked for."""
+
     revision: int
     prev_kv: KeyValue | None = None
 
 
 @dataclass(slots=True)
 class DeleteRangeResponse:
+    """etcdserverpb.DeleteRangeResponse: how many keys were ``deleted``, and their ``prev_kvs`` when asked for."""
+
     revision: int
     deleted: int = 0
     prev_kvs: list[KeyValue] = field(default_factory=list)
@@ -144,11 +158,15 @@ ResponseOp = RangeResponse | PutResponse | DeleteRangeResponse | TxnResponse
 
 @dataclass(slots=True)
 class CompactionResponse:
+    """etcdserverpb.CompactionResponse."""
+
     revision: int
 
 
 @dataclass(slots=True)
 class LeaseGrantResponse:
+    """etcdserverpb.LeaseGrantResponse: the lease ``id`` granted with its ``ttl`` in seconds."""
+
     revision: int
     id: int
     ttl: int
@@ -156,11 +174,15 @@ class LeaseGrantResponse:
 
 @dataclass(slots=True)
 class LeaseRevokeResponse:
+    """etcdserverpb.LeaseRevokeResponse."""
+
     revision: int
 
 
 @dataclass(slots=True)
 class LeaseKeepAliveResponse:
+    """etcdserverpb.LeaseKeepAliveResponse: the lease's ``ttl`` after the renewal."""
+
     revision: int
     id: int
     ttl: int

@@ -41,7 +41,7 @@ class Watcher:
         self.canceled = False
         self.compact_revision = 0
         self.cancel_reason = ""
-        self.on_events: Callable[[list[Event]], None] | None = None
+        self.on_events: Callable[[list[Event]], object] | None = None
         """If set, called with each batch of new events instead of queueing them in :attr:`events`."""
         self._cancel = cancel
 

@@ -72,9 +72,9 @@ def run_closed_loop(
         raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
     if not 0.0 <= write_ratio <= 1.0:
         raise ValueError(f"write_ratio must be in [0, 1]; got {write_ratio!r}")
-    for name, value in (("clients", clients), ("keys", keys)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    for name, number in (("clients", clients), ("keys", keys)):
+        if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or number < 1:
+            raise ValueError(f"{name} must be a positive integer; got {number!r}")
     engine, streams = Engine(), Streams(seed)
     cluster = EtcdCluster(engine, profile, streams, members)
     names = [b"/bench/key-%08d" % i for i in range(keys)]
