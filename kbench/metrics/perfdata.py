@@ -35,7 +35,9 @@ def perfdata(slis: pd.DataFrame) -> dict[str, dict]:
     """Measurement name -> PerfData document."""
     out = {}
     for sli, rows in slis.groupby("sli", sort=False):
-        out[sli] = {"version": "v1", "dataItems": [_item(r) for r in rows.itertuples() if r.count]}
+        # rows["count"], not r.count: to a type checker a row's .count is tuple.count, not the column
+        items = [_item(r) for r, count in zip(rows.itertuples(), rows["count"]) if count]
+        out[str(sli)] = {"version": "v1", "dataItems": items}
     return out
 
 

@@ -25,6 +25,8 @@ PHASES = ("create_to_schedule", "schedule_to_run", "run_to_watch", "pod_startup"
 
 @dataclass
 class PodTimes:
+    """When one pod was first seen (``create``), bound, started and seen running, and its image pull time."""
+
     create: float
     schedule: float | None = None
     run: float | None = None
@@ -68,10 +70,12 @@ class PodStartupWatcher:
         self.pending.discard(object_key(pod))
 
     def scheduled(self, key: str, at: float) -> None:
+        """Pod ``key``'s binding completed at ``at`` (the first report counts)."""
         if key in self.pods and self.pods[key].schedule is None:
             self.pods[key].schedule = at
 
     def running(self, key: str, at: float, pulls: float) -> None:
+        """The kubelet started pod ``key``'s last container at ``at`` after ``pulls`` seconds of image pulls."""
         times = self.pods.get(key)
         if times is not None and times.run is None:
             times.run, times.pulls = at, pulls
@@ -80,7 +84,7 @@ class PodStartupWatcher:
         """One row per pod that reached ``watch``: the four phases in seconds."""
         rows = []
         for key, t in self.pods.items():
-            if None in (t.schedule, t.run, t.watch):
+            if t.schedule is None or t.run is None or t.watch is None:
                 continue
             rows.append(
                 {

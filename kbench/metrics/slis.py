@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,10 +126,10 @@ class RunResult:
         return [
             *self.problems,
             *(
-                f"{r.sli}/{r.metric}"
-                + (f" {r.verb} {r.resource} {r.scope}" if r.verb else "")
-                + (" (no data)" if r.verdict == "no data" else "")
-                for r in bad.itertuples()
+                f"{r['sli']}/{r['metric']}"
+                + (f" {r['verb']} {r['resource']} {r['scope']}" if r["verb"] else "")
+                + (" (no data)" if r["verdict"] == "no data" else "")
+                for r in bad.to_dict("records")
             ),
         ]
 
@@ -147,7 +148,7 @@ class RunResult:
     def summary(self) -> dict:
         """Flat ``sim_*`` / ``wall_*`` columns for a sweep row."""
         s = self.slis
-        out = {}
+        out: dict[str, Any] = {}
         for phase in PHASES:
             row = s[(s.sli == "PodStartupLatency") & (s.metric == phase)]
             for q in ("p50", "p90", "p99"):
