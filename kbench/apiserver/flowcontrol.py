@@ -7,12 +7,15 @@ to a priority level and a flow (schema name + user or namespace); a level's nomi
 ``--max-requests-inflight`` (400) and ``--max-mutating-requests-inflight`` (200); a request that finds no
 free seat waits in one of the level's queues, chosen by shuffle sharding (the flow's hash deals a hand of
 ``handSize`` queues; the one with the least waiting work wins), and is rejected with 429 when that queue
-holds ``queueLengthLimit`` requests or after waiting ``request-timeout / 4``. Queues are served round robin
+holds ``queueLengthLimit`` requests or after waiting ``--request-timeout / 4`` (15 s; at most 1 min).
+The flags come from :class:`kbench.apiserver.config.KubeAPIServerConfig`; the priority levels are upstream's
+bootstrap objects (:data:`LEVELS`), API objects rather than flags upstream. Queues are served round robin
 (equal-cost fair queuing). LIST requests take ``ceil(objects / 100)`` seats, at most 10 (the work
 estimator). Not modelled: borrowing between levels (``lendablePercent``), watch initialization seats.
 
-The max-in-flight mode (``--enable-priority-and-fairness=false``) admits at most 400 read-only and 200
-mutating requests at once per instance and rejects the rest with 429 at once.
+The max-in-flight mode (``--enable-priority-and-fairness=false``) admits at most ``--max-requests-inflight``
+(400) read-only and ``--max-mutating-requests-inflight`` (200) mutating requests at once per instance (0: no
+limit) and rejects the rest with 429 at once.
 
 Seats are tracked by their release times: the apiserver knows when a request will finish as it dispatches
 it, so admission needs no engine event unless requests wait.
@@ -28,14 +31,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-SERVER_CONCURRENCY = 400 + 200
-"""--max-requests-inflight + --max-mutating-requests-inflight defaults (k8s.io/apiserver server/options)."""
-REQUEST_WAIT_LIMIT = 15.0
-"""--request-timeout (60 s) / 4: the longest a request waits in an APF queue."""
-
 
 @dataclass(frozen=True)
 class Level:
+    """A PriorityLevelConfiguration: its nominalConcurrencyShares and queuing (queues, handSize,
+    queueLengthLimit)."""
+
     name: str
     shares: int
     queues: int = 0
@@ -126,14 +127,22 @@ class _Level:
 
 
 class PriorityAndFairness:
-    """APF at one apiserver instance; ``wake(delay, callback)`` schedules engine events when requests wait."""
+    """APF at one apiserver instance; ``wake(delay, callback)`` schedules engine events when requests wait.
+
+    ``server_limit`` is the server concurrency limit (``--max-requests-inflight`` + ``--max-mutating-requests-
+    inflight``), ``wait_limit`` the longest a request waits in a queue (``--request-timeout`` / 4).
+    """
 
     def __init__(
         self,
         wake: Callable[[float, Callable], object],
         now: Callable[[], float],
-        server_limit: int = SERVER_CONCURRENCY,
+        server_limit: int,
+        wait_limit: float,
     ) -> None:
+        if server_limit < 1:
+            raise ValueError(f"server_limit: must be a positive number of seats; got {server_limit!r}")
+        self.wait_limit = wait_limit
         total = sum(level.shares for level in LEVELS)
         self.levels = {
             level.name: _Level(
@@ -212,7 +221,7 @@ class PriorityAndFairness:
                     level.next_queue = (level.next_queue + step + 1) % n
                     break
             req = queue[0]
-            if now - req.arrival > REQUEST_WAIT_LIMIT:
+            if now - req.arrival > self.wait_limit:
                 queue.popleft()
                 level.waiting -= 1
                 req.reject()
@@ -228,16 +237,16 @@ class PriorityAndFairness:
 
 
 class MaxInFlight:
-    """The max-in-flight filter: 400 read-only and 200 mutating requests at once; the rest get 429."""
+    """The max-in-flight filter (WithMaxInFlightLimit): at most ``readonly`` read-only and ``mutating`` mutating
+    requests at once (0: no limit for that kind); the rest get 429 at once."""
 
-    def __init__(
-        self, wake=None, now: Callable[[], float] | None = None, readonly: int = 400, mutating: int = 200
-    ) -> None:
-        self.limits = {False: readonly, True: mutating}
+    def __init__(self, now: Callable[[], float], readonly: int, mutating: int) -> None:
+        self.limits = {False: readonly or math.inf, True: mutating or math.inf}
         self.busy: dict[bool, list[float]] = {False: [], True: []}
         self._now = now
 
     def arrive(self, req) -> None:
+        """Dispatch the request if its kind has a free slot, else reject it (``req.reject``)."""
         mutating = req.verb in MUTATING
         busy, now = self.busy[mutating], self._now()
         while busy and busy[0] <= now:

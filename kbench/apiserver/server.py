@@ -33,6 +33,7 @@ import numpy as np
 import orjson
 
 from kbench.api.network import SERVICE_NODE_PORT_RANGE, allocates_node_ports
+from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.flowcontrol import MaxInFlight, PriorityAndFairness
 from kbench.apiserver.objects import (
     RESOURCES,
@@ -49,7 +50,7 @@ from kbench.apiserver.objects import (
 )
 from kbench.apiserver.watchcache import WatchCache
 from kbench.etcd.cluster import EtcdCluster
-from kbench.profiles import Profile, load_profile
+from kbench.profiles import Profile, UnitCosts, load_profile
 from kbench.sim import Engine, Streams, Timer
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -63,24 +64,26 @@ Callback = Callable[[Mapping | None, APIError | None, float], object]
 takes to reach the client (callers fold it into their next event, or use ``Connection.call``)."""
 
 
-@dataclass
-class Costs:
+@dataclass(frozen=True)
+class APIServerCosts(UnitCosts):
+    """kube-apiserver's unit costs: the profile's ``apiserver`` section (seconds, per request, object or byte)."""
+
+    section = "apiserver"
     request_overhead: float
     list_per_object: float
     encode_per_byte: float
     watch_dispatch: float
     network_rtt: float
 
-    @classmethod
-    def from_profile(cls, profile: Profile) -> Costs:
-        return cls(**{name: float(profile.value(f"apiserver.{name}")) for name in cls.__dataclass_fields__})
-
 
 @dataclass
 class Instance:
+    """One kube-apiserver instance: its index (the etcd member its client talks to), watch caches and flow
+    control."""
+
     index: int
     caches: dict[str, WatchCache]
-    flow: object
+    flow: PriorityAndFairness | MaxInFlight
 
 
 @dataclass
@@ -120,36 +123,37 @@ class APIServer:
     Parameters
     ----------
     engine : Engine
+    profile : Profile, optional
+        Unit costs (its ``apiserver`` section; default: the default profile).
+    config : KubeAPIServerConfig, optional
+        The instances' flags (default: upstream's defaults): flow control, its limits, the etcd compaction interval.
+    instances : int
+        kube-apiserver instances behind the load balancer (cluster topology).
+    streams : Streams, optional
+        Random streams (default: seed 0).
     etcd : EtcdCluster, optional
         Defaults to a new cluster on the engine with the same profile.
-    profile : Profile, optional
-    instances : int, optional
-        Defaults to the profile's ``apiserver.instances``.
-    flow_control : str, optional
-        ``apf`` (default) or ``max-inflight``.
     """
 
     def __init__(
         self,
         engine: Engine,
-        etcd: EtcdCluster | None = None,
         profile: Profile | None = None,
-        instances: int | None = None,
-        flow_control: str | None = None,
+        config: KubeAPIServerConfig | None = None,
+        instances: int = 3,
         streams: Streams | None = None,
+        etcd: EtcdCluster | None = None,
     ):
+        if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
+            raise ValueError(f"instances: must be a positive integer; got {instances!r}")
         profile = profile or load_profile()
         self.engine = engine
+        self.config = config = config or KubeAPIServerConfig()
         self.streams = streams or Streams(0)
         self.etcd = etcd or EtcdCluster(engine, profile, self.streams)
-        self.etcd.start_compactor()  # --etcd-compaction-interval (5 min): the apiserver compacts etcd's history
-        self.costs = Costs.from_profile(profile)
-        count = instances if instances is not None else int(profile.value("apiserver.instances"))
-        mode = flow_control or profile.value("apiserver.flow_control")
-        if mode not in ("apf", "max-inflight"):
-            raise ValueError(f"flow_control: must be apf or max-inflight; got {mode!r}")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"instances: must be a positive integer; got {count!r}")
+        if config.etcd_compaction_interval > 0:  # --etcd-compaction-interval: the apiserver compacts etcd's history
+            self.etcd.start_compactor(config.etcd_compaction_interval)
+        self.costs = APIServerCosts.from_profile(profile)
 
         def delay(size: int) -> float:
             return self.costs.watch_dispatch + size * self.costs.encode_per_byte + self.costs.network_rtt / 2
@@ -157,8 +161,8 @@ class APIServer:
         # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
         # contents once; each watch still belongs to the instance its client is connected to.
         self.caches = {name: WatchCache(name, engine.schedule, lambda: engine.now, delay) for name in RESOURCES}
-        self.instances = [self._instance(i, mode) for i in range(count)]
-        self._next = itertools.cycle(range(count))
+        self.instances = [Instance(i, self.caches, self._flow_control()) for i in range(instances)]
+        self._next = itertools.cycle(range(instances))
         self._uid = itertools.count(1)
         self._service_ips, self._node_ports = itertools.count(10), itertools.count()
         self._names = self.streams.python("apiserver/generateName")
@@ -170,9 +174,14 @@ class APIServer:
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}},
             )
 
-    def _instance(self, i: int, mode: str) -> Instance:
-        flow = (PriorityAndFairness if mode == "apf" else MaxInFlight)(self.engine.schedule, lambda: self.engine.now)
-        return Instance(i, self.caches, flow)
+    def _flow_control(self) -> PriorityAndFairness | MaxInFlight:
+        """One instance's flow control: APF, or the max-in-flight filter when --enable-priority-and-fairness=false."""
+        config, engine = self.config, self.engine
+        if config.enable_priority_and_fairness:
+            return PriorityAndFairness(
+                engine.schedule, lambda: engine.now, config.server_concurrency_limit, config.request_wait_limit
+            )
+        return MaxInFlight(lambda: engine.now, config.max_requests_inflight, config.max_mutating_requests_inflight)
 
     def connect(self, user: str, groups: tuple[str, ...] = ()) -> Connection:
         """A client connection, pinned to one instance (the load balancer spreads connections round robin)."""

@@ -1,7 +1,7 @@
 """The modelled etcd member set: real store semantics, time from the calibration profile.
 
 Requests change and read a real :class:`~kbench.etcd.store.Store`; only their
-timing is modelled, from the ``etcd`` section of a profile:
+timing is modelled, from the ``etcd`` section of a profile (:class:`EtcdCosts`):
 
 - **writes** (put, delete, txn, compaction, lease grant/revoke) travel to the
   leader (``client_rtt / 2``, plus ``peer_rtt / 2`` when the client's member is
@@ -43,8 +43,32 @@ from kbench.etcd.errors import EtcdError
 from kbench.etcd.store import Store
 from kbench.etcd.types import RangeResponse
 from kbench.etcd.watch import Watcher
-from kbench.profiles import Profile, load_profile
+from kbench.profiles import Profile, UnitCosts, load_profile
 from kbench.sim import Engine, Event, Resource, Streams
+from kbench.sim.dist import Distribution
+
+
+@dataclass(frozen=True)
+class EtcdCosts(UnitCosts):
+    """The etcd member set's unit costs and size: the profile's ``etcd`` section (seconds, per request, key or
+    byte)."""
+
+    section = "etcd"
+    members: int
+    """Member count (the default when :class:`EtcdCluster` is not given one)."""
+    cores: int
+    """CPU cores of each member, serving reads."""
+    client_rtt: float
+    peer_rtt: float
+    wal_fsync: Distribution
+    proposal_overhead: float
+    apply_per_write: float
+    disk_seconds_per_byte: float
+    read_cpu: float
+    read_cpu_per_key: float
+    read_cpu_per_byte: float
+    linearizable_cpu: float
+    watch_delivery: float
 
 
 @dataclass(slots=True)
@@ -78,9 +102,9 @@ class EtcdCluster:
         members: int | None = None,
         store: Store | None = None,
     ) -> None:
-        profile = profile or load_profile()
+        self.costs = costs = EtcdCosts.from_profile(profile or load_profile())
         streams = streams or Streams(0)
-        members = profile.value("etcd.members") if members is None else members
+        members = costs.members if members is None else members
         if isinstance(members, bool) or not isinstance(members, int) or members < 1:
             raise ValueError(
                 f"EtcdCluster: members must be a positive integer (1, 3 or 5 in practice); got {members!r}"
@@ -89,41 +113,22 @@ class EtcdCluster:
         self.store = store if store is not None else Store(engine=engine)
         self.members = members
         self.quorum = members // 2 + 1
-        p = {
-            name: profile.value(f"etcd.{name}")
-            for name in (
-                "client_rtt",
-                "peer_rtt",
-                "proposal_overhead",
-                "apply_per_write",
-                "disk_seconds_per_byte",
-                "read_cpu",
-                "read_cpu_per_key",
-                "read_cpu_per_byte",
-                "linearizable_cpu",
-                "watch_delivery",
-                "compaction_interval",
-                "cores",
-            )
-        }
-        self.p = p
-        fsync = profile.dist("etcd.wal_fsync")
-        self._fsync = [fsync.sampler(streams(f"etcd/member/{i}/fsync")) for i in range(members)]
-        self._cores = [Resource(engine, int(p["cores"])) for _ in range(members)]
+        self._fsync = [costs.wal_fsync.sampler(streams(f"etcd/member/{i}/fsync")) for i in range(members)]
+        self._cores = [Resource(engine, costs.cores) for _ in range(members)]
         self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)
         self._waiting: _Round | None = None  # the round the proposals waiting for the leader will form
         self._disk: list[tuple[float, float | None]] = [(0.0, None)] * members  # fsync in progress, queued
         self._last_commit = 0.0
         self._apply_free = 0.0
         self.rounds = 0
+        """Raft rounds started (each carries one batch of proposals)."""
         self.write_latencies: list[float] = []
         """Seconds from each write's submission to its answer reaching the client (etcd request latency)."""
-        """Raft rounds started (each carries one batch of proposals)."""
 
     # -- writes -------------------------------------------------------------------
     def _hop(self, member: int) -> float:
         """One-way time from a client of ``member`` to the leader."""
-        return self.p["client_rtt"] / 2 + (self.p["peer_rtt"] / 2 if member % self.members else 0.0)
+        return self.costs.client_rtt / 2 + (self.costs.peer_rtt / 2 if member % self.members else 0.0)
 
     def _write(self, apply: Callable[[], Any], nbytes: int, member: int) -> Event:
         done = Event(self.engine)
@@ -139,11 +144,11 @@ class EtcdCluster:
         ``respond(ok, result or EtcdError, delay)`` runs, ``delay`` being how long the answer takes to reach
         the client. The cheap path for callers that fold that delay into their own next event. Returns when
         the answer reaches the client."""
-        arrival = self.engine.now + self._hop(member) + self.p["proposal_overhead"]
+        arrival = self.engine.now + self._hop(member) + self.costs.proposal_overhead
         commit = self._round_for(arrival, nbytes).commit
         start = max(commit, self._apply_free)
-        self._apply_free = start + self.p["apply_per_write"]
-        delay = self.p["apply_per_write"] + self._hop(member)
+        self._apply_free = start + self.costs.apply_per_write
+        delay = self.costs.apply_per_write + self._hop(member)
         self.engine.schedule(start - self.engine.now, self._apply, (apply, delay, respond))
         self.write_latencies.append(start + delay - self.engine.now)
         return start + delay
@@ -154,11 +159,11 @@ class EtcdCluster:
         if waiting is not None and arrival < waiting.start:
             return waiting  # the leader is busy: it joins the proposals waiting for the next round
         start = max(arrival, self._leader_free)
-        p = self.p
-        disk = nbytes * p["disk_seconds_per_byte"]
+        p = self.costs
+        disk = nbytes * p.disk_seconds_per_byte
         self._leader_free = start + self._fsync[0]() + disk
         acks = sorted(
-            self._follower_fsync(i, start + p["peer_rtt"] / 2, disk) + p["peer_rtt"] / 2 for i in range(1, self.members)
+            self._follower_fsync(i, start + p.peer_rtt / 2, disk) + p.peer_rtt / 2 for i in range(1, self.members)
         )
         commit = max(self._leader_free, acks[self.quorum - 2]) if self.quorum > 1 else self._leader_free
         self._last_commit = commit = max(commit, self._last_commit)  # raft commits in log order
@@ -241,13 +246,13 @@ class EtcdCluster:
         return done
 
     def _read(self, done: Event, member: int, serializable: bool, call: Callable[[], Any], hop: float | None = None):
-        p = self.p
-        hop = p["client_rtt"] / 2 if hop is None else hop
-        cpu = p["read_cpu"]
+        p = self.costs
+        hop = p.client_rtt / 2 if hop is None else hop
+        cpu = p.read_cpu
         wait = hop
         if not serializable:
-            wait += p["peer_rtt"] * ((self.members > 1) + (member != 0))  # ReadIndex: quorum check, leader hop
-            cpu += p["linearizable_cpu"]
+            wait += p.peer_rtt * ((self.members > 1) + (member != 0))  # ReadIndex: quorum check, leader hop
+            cpu += p.linearizable_cpu
         yield wait
         core = self._cores[member]
         yield core.acquire()
@@ -257,7 +262,7 @@ class EtcdCluster:
             result = (False, err)
         if result[0] and isinstance(result[1], RangeResponse):
             kvs = result[1].kvs
-            cpu += p["read_cpu_per_key"] * len(kvs) + p["read_cpu_per_byte"] * sum(len(kv.value) for kv in kvs)
+            cpu += p.read_cpu_per_key * len(kvs) + p.read_cpu_per_byte * sum(len(kv.value) for kv in kvs)
         yield cpu
         core.release()
         yield hop
@@ -275,16 +280,16 @@ class EtcdCluster:
     ) -> Watcher:
         """Watch through the store; ``callback(events)`` runs when each batch reaches the client."""
         watcher = self.store.watch(key, range_end, start_revision, prev_kv, filters)
-        delay = self.p["watch_delivery"] + self.p["client_rtt"] / 2
+        delay = self.costs.watch_delivery + self.costs.client_rtt / 2
         watcher.on_events = lambda events: self.engine.schedule(delay, callback, events)
         backlog = watcher.take()
         if backlog:
             self.engine.schedule(delay, callback, backlog)
         return watcher
 
-    def start_compactor(self, interval: float | None = None) -> None:
-        """Compact every ``interval`` seconds to the revision seen one interval earlier (kube-apiserver's way)."""
-        interval = self.p["compaction_interval"] if interval is None else interval
+    def start_compactor(self, interval: float) -> None:
+        """Compact every ``interval`` seconds to the revision seen one interval earlier (kube-apiserver's way, every
+        ``--etcd-compaction-interval``)."""
         if not interval > 0:
             raise ValueError(f"compaction interval must be > 0 seconds, got {interval!r}")
         self.engine.process(self._compactor(interval), name="etcd-compactor")

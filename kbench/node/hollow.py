@@ -1,16 +1,22 @@
 """A hollow node (kubemark's hollow kubelet): it registers its Node, renews its Lease and posts its status,
 and runs no pods. What the control plane sees of a kubelet, at a fraction of the cost.
 
-Timings are the kubelet's (v1.35 defaults, pkg/kubelet/apis/config/v1beta1/defaults.go): the node Lease lasts
-``nodeLeaseDurationSeconds`` 40 s and is renewed 40 x 0.25 = 10 s (NodeLeaseRenewIntervalFraction) after the
+Timings come from its :class:`~kbench.node.config.KubeletConfiguration` (v1.35 defaults): the node Lease lasts
+``nodeLeaseDurationSeconds`` (40 s) and is renewed 0.25 of that (10 s, NodeLeaseRenewIntervalFraction) after the
 previous renewal returned (the lease controller's sliding wait.JitterUntil; its 4% jitter left out). A renewal
 that fails, and a kubelet back from a stop, read the lease and renew from it at once, or create it when there is
 none (retryUpdateLease / backoffEnsureLease, staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go);
-a kubelet back from a stop before it had registered registers then. Status is posted
-at registration, then once ``nodeStatusReportFrequency`` (5 min) has passed (checked at each renewal), as
+a kubelet back from a stop before it had registered registers then. The kubelet's client is limited to
+``kubeAPIQPS`` / ``kubeAPIBurst``; the Node's pods capacity is ``maxPods`` (capped by ``podsPerCore``).
+
+Status is posted at registration, then once ``nodeStatusReportFrequency`` (5 min) has passed, as
 tryUpdateNodeStatus (pkg/kubelet/kubelet_node_status.go) does: GET the Node, set the kubelet's own conditions on
 that fresh copy (others', such as NetworkUnavailable, stay as they are) and write it back; a 409 Conflict reads
-again, up to ``nodeStatusUpdateRetry`` 5 tries.
+again, up to ``nodeStatusUpdateRetry`` 5 tries. Upstream checks the status every ``nodeStatusUpdateFrequency``
+(10 s) on a loop of its own; kbench runs each check with the Lease renewal nearest its tick (a renewal runs it when
+at least ``nodeStatusUpdateFrequency`` less half a renew interval has passed since the last check), which saves an
+engine event per node per tick: with the defaults every renewal checks, with a frequency of k renew intervals every
+k-th does, and a frequency below the renew interval is checked at each renewal.
 
 A stopped node (dead, or cut off by a partition) sends nothing from the moment it stops: every request it had
 queued for later is taken back, and answers to requests sent before the stop start nothing new.
@@ -20,19 +26,20 @@ from __future__ import annotations
 
 import math
 
+from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import copy_object, timestamp
-from kbench.apiserver.server import Callback
+from kbench.apiserver.server import APIServer, Callback
 from kbench.client import Client
+from kbench.node.config import KubeletConfiguration
 from kbench.sim import Timer
 
-LEASE_DURATION = 40
-RENEW_INTERVAL = LEASE_DURATION * 0.25
-STATUS_REPORT_FREQUENCY = 300.0
 NODE_STATUS_UPDATE_RETRY = 5
+"""pkg/kubelet/kubelet.go nodeStatusUpdateRetry: tries of one status update."""
+RENEW_INTERVAL = KubeletConfiguration().lease_renew_interval
+"""The default configuration's Lease renew interval (10 s), for tests written against the defaults; the model reads
+each node's own (``HollowNode.renew_interval``). To be removed once no test imports it."""
 ENSURE_LEASE_BACKOFF, MAX_ENSURE_LEASE_BACKOFF = 0.2, 7.0
 """backoffEnsureLease's waits between reads of the lease (100 ms doubled before the first, maxBackoff 7 s)."""
-KUBELET_QPS, KUBELET_BURST = 50.0, 100
-"""kubeAPIQPS / kubeAPIBurst defaults since v1.27."""
 CONDITIONS = {
     "Ready": ("True", "KubeletReady", "kubelet is posting ready status"),
     "MemoryPressure": ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
@@ -43,46 +50,50 @@ CONDITIONS = {
 
 
 class HollowNode:
+    """A kubemark hollow kubelet on node ``name``: registration, Lease renewals and status posts, no pods.
+
+    Parameters
+    ----------
+    server : APIServer
+    name : str
+        The node's name.
+    config : KubeletConfiguration, optional
+        The kubelet's configuration (default: upstream's defaults).
+    zone : str
+        Its ``topology.kubernetes.io/zone`` label.
+    cpu, memory : str
+        Its capacity (quantities); the pods capacity is the configuration's.
+    uninitialized : bool
+        Registers with the cloud provider's uninitialized taint (an external cloud-controller-manager initializes it).
+    start : float
+        Seconds from now until the kubelet registers.
+    """
+
     def __init__(
         self,
-        server,
+        server: APIServer,
         name: str,
+        *,
+        config: KubeletConfiguration | None = None,
         zone: str = "zone-a",
         cpu: str = "4",
         memory: str = "16Gi",
-        pods: int = 110,
         uninitialized: bool = False,
         start: float = 0.0,
     ) -> None:
-        """``start``: seconds from now until the kubelet registers; ``uninitialized``: registers with the
-        cloud provider's uninitialized taint (an external cloud-controller-manager initializes it)."""
         self.engine = server.engine
         self.name = name
-        self.client = Client(server, f"system:node:{name}", ("system:nodes",), KUBELET_QPS, KUBELET_BURST)
+        self.config = config = config or KubeletConfiguration()
+        self.renew_interval = config.lease_renew_interval
+        self.client = Client(server, f"system:node:{name}", ("system:nodes",), config.client_qps, config.client_burst)
         self.running = True
         self.registered = False
         self.renewals = 0
         self._status_posted = -math.inf
+        self._status_checked = -math.inf
         self._pending: list[tuple[float, Timer]] = []
         """(send time, handle) of the requests sent lately: those not yet due when the node stops are taken back."""
-        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "topology.kubernetes.io/zone": zone}
-        taints = (
-            [{"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}]
-            if uninitialized
-            else []
-        )
-        self.manifest = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {"taints": taints},
-            "status": {
-                "capacity": {"cpu": cpu, "memory": memory, "pods": str(pods)},
-                "allocatable": {"cpu": cpu, "memory": memory, "pods": str(pods)},
-                "conditions": [],
-                "addresses": [{"type": "Hostname", "address": name}],
-            },
-        }
+        self.manifest = node_manifest(name, zone, cpu, memory, config.pods_capacity(_cores(cpu)), uninitialized)
         """The Node as registered (its conditions are stamped at each registration)."""
         self._register(start)
 
@@ -117,7 +128,7 @@ class HollowNode:
             "metadata": {"name": self.name, "namespace": "kube-node-lease"},
             "spec": {
                 "holderIdentity": self.name,
-                "leaseDurationSeconds": LEASE_DURATION,
+                "leaseDurationSeconds": self.config.node_lease_duration_seconds,
                 "renewTime": timestamp(self.engine.now + delay, micro=True),
             },
         }
@@ -130,7 +141,7 @@ class HollowNode:
             self._read_lease(delay)
             return
         self.renewals += 1
-        self._renew(lease, delay + RENEW_INTERVAL)
+        self._renew(lease, delay + self.renew_interval)
 
     def _renew(self, lease, delay: float) -> None:
         at = self.engine.now + delay
@@ -141,8 +152,17 @@ class HollowNode:
             "spec": {**lease["spec"], "renewTime": timestamp(at, micro=True)},
         }
         self._send(delay, "update", "leases", self._renewed, body=body)
-        if at - self._status_posted >= STATUS_REPORT_FREQUENCY:
+        if self._status_due(at):
             self._post_status(delay)
+
+    def _status_due(self, at: float) -> bool:
+        """syncNodeStatus, run with the renewal sent at ``at`` when it is the one nearest the next tick: whether the
+        status is to be posted (nothing changes on a hollow node, so once nodeStatusReportFrequency has passed)."""
+        config = self.config
+        if at - self._status_checked < config.node_status_update_frequency - self.renew_interval / 2:
+            return False
+        self._status_checked = at
+        return at - self._status_posted >= config.node_status_report_frequency
 
     def _read_lease(self, delay: float, backoff: float = ENSURE_LEASE_BACKOFF) -> None:
         self._send(
@@ -224,6 +244,31 @@ class HollowNode:
             return
         self._read_lease(0.0)
         self._post_status(0.0)
+
+
+def node_manifest(name: str, zone: str, cpu: str, memory: str, pods: int, uninitialized: bool) -> dict:
+    """The Node a kubelet registers (registerWithAPIServer / initialNode): labels, capacity, allocatable, address, and
+    the cloud provider's uninitialized taint when an external cloud-controller-manager is to initialize it."""
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "topology.kubernetes.io/zone": zone}
+    taint = {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}
+    capacity = {"cpu": cpu, "memory": memory, "pods": str(pods)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"taints": [taint] if uninitialized else []},
+        "status": {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "conditions": [],
+            "addresses": [{"type": "Hostname", "address": name}],
+        },
+    }
+
+
+def _cores(cpu: str) -> int:
+    """Whole CPU cores of a cpu quantity (the machine's NumCores), for podsPerCore."""
+    return max(1, math.ceil(resource_amount("cpu", cpu) / 1000))
 
 
 def _set_conditions(conditions: list[dict], stamp: str) -> None:

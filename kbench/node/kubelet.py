@@ -2,11 +2,14 @@
 restarts with CrashLoopBackOff, graceful termination, status updates, and the node heartbeats of
 :class:`HollowNode`.
 
+- **Configuration**: a :class:`~kbench.node.config.KubeletConfiguration` (``maxPods`` is the node's pods
+  capacity; ``serializeImagePulls`` / ``maxParallelImagePulls`` how many images it pulls at once; ``kubeAPIQPS`` /
+  ``kubeAPIBurst`` its client's limits; the heartbeats' settings as :class:`HollowNode`).
 - **Pods**: an informer on ``pods`` with ``fieldSelector=spec.nodeName=<node>``. A new pod is admitted
   against the node's allocatable (requests of the pods already admitted; a pod that does not fit fails with
   ``OutOf<resource>``, as lifecycle.PredicateAdmitHandler), then its worker runs SyncPod's order: RunPodSandbox,
   init containers one at a time to completion, then each container: PullImage (per ``imagePullPolicy``;
-  one pull at a time per node), CreateContainer, StartContainer.
+  one pull at a time per node unless ``serializeImagePulls`` is false), CreateContainer, StartContainer.
 - **Containers** then live by their behaviour spec and the probes (:mod:`kbench.node.probes`). A container
   that exits or is killed by its liveness / startup probe restarts per ``restartPolicy`` (Always; OnFailure
   on a non-zero code; Never) after the kubelet's per-container backoff (kuberuntime doBackOff with
@@ -16,8 +19,9 @@ restarts with CrashLoopBackOff, graceful termination, status updates, and the no
   capped by the grace period), its sandbox stopped, its final status written, and is then deleted with
   grace period 0 (the status manager's last step).
 - **Status**: the status manager PATCHes ``pods/status`` after every change (changes made while a patch is in
-  flight are folded into the next one), through the kubelet's client (50 QPS / 100 burst); a patch or final
-  delete that fails is sent again at the next sync (``syncPeriod`` 10 s). Container state changes reach it
+  flight are folded into the next one), through the kubelet's client (``kubeAPIQPS`` / ``kubeAPIBurst``); a
+  patch or final delete that fails is sent again at the next sync (the status manager's ``syncPeriod``, a 10 s
+  constant in pkg/kubelet/status/status_manager.go). Container state changes reach it
   through the generic PLEG, which relists the runtime every second (genericPlegRelistPeriod 1 s,
   pkg/kubelet/kubelet.go; the evented PLEG is off by default), so they wait for the node's next relist; probe
   results (readiness) go to the status manager at once.
@@ -32,7 +36,9 @@ from dataclasses import dataclass
 from kbench.api.core import Pod
 from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import object_key, timestamp
+from kbench.apiserver.server import APIServer
 from kbench.client import Informer
+from kbench.node.config import KubeletConfiguration
 from kbench.node.hollow import HollowNode
 from kbench.node.probes import Behaviour, Probe, behaviours
 from kbench.node.runtime import NodeRuntime, RuntimeModel
@@ -116,21 +122,42 @@ def _policy(container: Mapping) -> str:
 class Kubelet(HollowNode):
     """A kubelet on node ``name``: :class:`HollowNode`'s registration and heartbeats, plus real pods.
 
-    ``observer(worker)`` (optional) is called when all of a pod's containers have started.
+    Parameters
+    ----------
+    server : APIServer
+    name : str
+        The node's name.
+    runtime : RuntimeModel
+        The CRI runtime every node of its kind shares (costs, image catalog); the node keeps its own image store.
+    config : KubeletConfiguration, optional
+        The kubelet's configuration (default: upstream's defaults): client limits, heartbeats, maxPods, image pulls.
+    index : int
+        The node's number (its IP, its pods' IPs, the phase of its PLEG relist).
+    observer : callable, optional
+        ``observer(worker)`` is called when all of a pod's containers have started.
+    zone, cpu, memory, uninitialized, start
+        As :class:`HollowNode`.
     """
 
     def __init__(
         self,
-        server,
+        server: APIServer,
         name: str,
         runtime: RuntimeModel,
+        *,
+        config: KubeletConfiguration | None = None,
         index: int = 0,
-        parallel_pulls: int = 1,
         observer: Callable[[PodWorker], None] | None = None,
-        **node,
+        zone: str = "zone-a",
+        cpu: str = "4",
+        memory: str = "16Gi",
+        uninitialized: bool = False,
+        start: float = 0.0,
     ) -> None:
-        super().__init__(server, name, **node)
-        self.runtime = NodeRuntime(runtime, parallel_pulls)
+        super().__init__(
+            server, name, config=config, zone=zone, cpu=cpu, memory=memory, uninitialized=uninitialized, start=start
+        )
+        self.runtime = NodeRuntime(runtime, self.config.parallel_image_pulls)
         self.index = index
         self.observer = observer
         self.allocatable = {r: resource_amount(r, q) for r, q in self.manifest["status"]["allocatable"].items()}
@@ -332,7 +359,7 @@ class Kubelet(HollowNode):
                 if end < killed_at:
                     code = b.exit_code
                 else:  # the kubelet kills the container: SIGTERM, SIGKILL after the grace period
-                    yield min(b.stop_after, w.grace) + self.runtime.model.container_stop
+                    yield min(b.stop_after, w.grace) + self.runtime.model.costs.container_stop
                     code = 137 if b.stop_after > w.grace else 143
                 self._exited(w, c, code)
                 if w.restart_policy == "Never" or (w.restart_policy == "OnFailure" and code == 0):
@@ -380,10 +407,10 @@ class Kubelet(HollowNode):
         self._interrupt(w)
         model = self.runtime.model
         running = [c for c in w.containers if c.state == "running"]
-        yield max((min(c.behaviour.stop_after, w.grace) for c in running), default=0.0) + model.container_stop
+        yield max((min(c.behaviour.stop_after, w.grace) for c in running), default=0.0) + model.costs.container_stop
         for c in running:
             self._exited(w, c, 0 if c.behaviour.stop_after <= w.grace else 137)
-        yield model.sandbox_stop
+        yield model.costs.sandbox_stop
         w.phase = "Failed" if w.phase == "Pending" else w.phase
         self._status(w)
 

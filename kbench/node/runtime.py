@@ -1,10 +1,10 @@
 """A CRI runtime model (containerd or CRI-O): how long each CRI call takes, and the node's image store.
 
-Durations come from the profile's ``runtime.<name>`` section (one distribution per CRI operation, as the
-kubelet's ``kubelet_runtime_operations_duration_seconds`` splits them). An image is a list of layers
+Durations come from the profile's ``runtime.<name>`` section (:class:`RuntimeCosts`: one distribution per CRI
+operation, as the kubelet's ``kubelet_runtime_operations_duration_seconds`` splits them). An image is a list of layers
 (digest, compressed size); pulling it costs ``pull_overhead`` plus, for each layer the node does not hold
 yet, ``size / pull_bandwidth + size x unpack_per_byte``: layers shared between images are pulled once per
-node. The kubelet pulls one image at a time (``serializeImagePulls: true``) unless told otherwise
+node. The kubelet pulls one image at a time (``serializeImagePulls: true``) unless its configuration says otherwise
 (``maxParallelImagePulls``), as pkg/kubelet/images/puller.go.
 """
 
@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kbench.api import quantity
-from kbench.profiles import Profile
+from kbench.profiles import Profile, UnitCosts
 from kbench.sim import Engine
+from kbench.sim.dist import Distribution
 from kbench.sim.resource import Resource
 
 RUNTIMES = ("containerd", "crio")
@@ -26,7 +27,27 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
 
 @dataclass(frozen=True)
+class RuntimeCosts(UnitCosts):
+    """One CRI runtime's unit costs: the profile's ``runtime.<name>`` section (read with ``section=``)."""
+
+    section = "runtime.containerd"
+    sandbox_create: Distribution
+    container_create: Distribution
+    container_start: Distribution
+    container_stop: float
+    sandbox_stop: float
+    pull_overhead: float
+    pull_bandwidth: float
+    """Bytes per second a node downloads layers at."""
+    unpack_per_byte: float
+    default_image_size: int
+    """Compressed bytes of an image a scenario does not describe."""
+
+
+@dataclass(frozen=True)
 class Image:
+    """An image: its name and layers."""
+
     name: str
     layers: tuple[tuple[str, int], ...]
     """(digest, compressed bytes) per layer."""
@@ -71,24 +92,20 @@ class RuntimeModel:
         if name not in RUNTIMES:
             raise ValueError(f"runtime: must be one of {', '.join(RUNTIMES)}; got {name!r}")
         self.engine, self.name = engine, name
-        section = f"runtime.{name}"
-        self._draw = {op: profile.dist(f"{section}.{op}").sampler(rng) for op in OPERATIONS}
-        self.container_stop = float(profile.value(f"{section}.container_stop"))
-        self.sandbox_stop = float(profile.value(f"{section}.sandbox_stop"))
-        self.pull_overhead = float(profile.value(f"{section}.pull_overhead"))
-        self.pull_bandwidth = float(profile.value(f"{section}.pull_bandwidth"))
-        self.unpack_per_byte = float(profile.value(f"{section}.unpack_per_byte"))
-        self.default_size = int(profile.value(f"{section}.default_image_size"))
-        self.images = image_catalog(images, self.default_size)
+        self.costs = costs = RuntimeCosts.from_profile(profile, f"runtime.{name}")
+        self._draw = {op: getattr(costs, op).sampler(rng) for op in OPERATIONS}
+        self.images = image_catalog(images, costs.default_image_size)
 
     def duration(self, op: str) -> float:
         """Seconds one CRI call ``op`` (sandbox_create, container_create, container_start) takes."""
         return self._draw[op]()
 
     def image(self, name: str) -> Image:
+        """The image ``name``: from the catalog, or one layer of the default size if the scenario did not describe
+        it."""
         image = self.images.get(name)
         if image is None:
-            image = self.images[name] = Image(name, ((_digest(name), self.default_size),))
+            image = self.images[name] = Image(name, ((_digest(name), self.costs.default_image_size),))
         return image
 
 
@@ -96,17 +113,20 @@ class NodeRuntime:
     """One node's runtime: its image store (layers held) and the image puller."""
 
     def __init__(self, model: RuntimeModel, parallel_pulls: int = 1) -> None:
+        """``parallel_pulls``: image pulls at once (the kubelet configuration's, 1 when serialized)."""
         self.model = model
         self.layers: set[str] = {layer for layer, _ in model.image(PAUSE_IMAGE).layers}
         self.puller = Resource(model.engine, parallel_pulls)
         self.pulled_bytes = 0
 
     def present(self, image: str) -> bool:
+        """Whether every layer of ``image`` is on the node."""
         return all(layer in self.layers for layer, _ in self.model.image(image).layers)
 
     def pull(self, image: str):
         """Process body: wait for the puller, fetch the missing layers; returns the seconds it took."""
         engine, model = self.model.engine, self.model
+        costs = model.costs
         asked = engine.now
         slot = self.puller.acquire()
         try:
@@ -117,7 +137,7 @@ class NodeRuntime:
         try:
             missing = [(d, s) for d, s in model.image(image).layers if d not in self.layers]
             nbytes = sum(s for _, s in missing)
-            yield model.pull_overhead + nbytes / model.pull_bandwidth + nbytes * model.unpack_per_byte
+            yield costs.pull_overhead + nbytes / costs.pull_bandwidth + nbytes * costs.unpack_per_byte
             self.layers.update(d for d, _ in missing)
             self.pulled_bytes += nbytes
         finally:

@@ -185,5 +185,5 @@ def test_bad_requests_name_the_field():
         plane.admin.request("get", "podz", lambda *a: None, name="x")
     with pytest.raises(ValueError, match="verb: must be one of get, list, watch"):
         plane.admin.request("proxy", "pods", lambda *a: None)
-    with pytest.raises(ValueError, match="flow_control: must be apf or max-inflight; got 'fifo'"):
-        Plane(flow_control="fifo")
+    with pytest.raises(ValueError, match="instances: must be a positive integer; got 0"):
+        Plane(instances=0)

@@ -6,7 +6,11 @@ import math
 
 import pytest
 
-from kbench.apiserver.flowcontrol import LEVELS, SERVER_CONCURRENCY, MaxInFlight, PriorityAndFairness, classify, deal
+from kbench.apiserver.config import KubeAPIServerConfig
+from kbench.apiserver.flowcontrol import LEVELS, MaxInFlight, PriorityAndFairness, classify, deal
+
+FLAGS = KubeAPIServerConfig()
+SERVER_LIMIT, WAIT_LIMIT = FLAGS.server_concurrency_limit, FLAGS.request_wait_limit
 
 
 class Req:
@@ -48,9 +52,9 @@ def test_bootstrap_flow_schemas_classify_as_upstream():
 
 
 def test_nominal_concurrency_limits_follow_the_shares():
-    apf = PriorityAndFairness(lambda d, cb: None, lambda: 0.0)
+    apf = PriorityAndFairness(lambda d, cb: None, lambda: 0.0, SERVER_LIMIT, WAIT_LIMIT)
     total = sum(level.shares for level in LEVELS)
-    assert total == 245 and SERVER_CONCURRENCY == 600
+    assert total == 245 and SERVER_LIMIT == 600 and WAIT_LIMIT == 15.0
     limits = {name: level.limit for name, level in apf.levels.items()}
     assert limits == {
         "exempt": 0,
@@ -75,7 +79,9 @@ def test_shuffle_sharding_deals_distinct_queues_deterministically():
 
 def test_requests_queue_when_seats_are_busy_and_get_429_when_their_queue_is_full():
     timers, now, log = [], [0.0], []
-    apf = PriorityAndFairness(lambda d, cb: timers.append((now[0] + d, cb)), lambda: now[0], server_limit=6)
+    apf = PriorityAndFairness(
+        lambda d, cb: timers.append((now[0] + d, cb)), lambda: now[0], server_limit=6, wait_limit=WAIT_LIMIT
+    )
     level = apf.levels["global-default"]
     assert level.limit == 1  # ceil(6 * 20 / 245)
     for _ in range(302):  # one flow spreads over its hand of 6 queues, 50 each
@@ -94,7 +100,7 @@ def test_requests_queue_when_seats_are_busy_and_get_429_when_their_queue_is_full
 
 def test_catch_all_rejects_instead_of_queueing_and_max_in_flight_rejects_at_once():
     now, log = [0.0], []
-    apf = PriorityAndFairness(lambda d, cb: None, lambda: now[0], server_limit=6)
+    apf = PriorityAndFairness(lambda d, cb: None, lambda: now[0], server_limit=6, wait_limit=WAIT_LIMIT)
     for _ in range(3):
         apf.arrive(Req("", log=log, now=lambda: now[0]))
     assert [e[0] for e in log] == ["run", "429", "429"]  # catch-all has ceil(6*5/245) = 1 seat, no queues
@@ -112,7 +118,8 @@ def test_catch_all_rejects_instead_of_queueing_and_max_in_flight_rejects_at_once
 def test_overloaded_single_instance_answers_429(mode):
     from tests.controlplane.helpers import Plane
 
-    plane = Plane(instances=1, flow_control=mode)
+    config = KubeAPIServerConfig(enable_priority_and_fairness=mode == "apf")
+    plane = Plane(instances=1, config=config)
     inst = plane.api.instances[0]
     if mode == "apf":
         inst.flow.levels["global-default"].limit = 1

@@ -54,9 +54,9 @@ def test_reads_serializable_skip_the_read_index_round():
     lin.add_callback(lambda ev: times.setdefault("lin", engine.now))
     ser.add_callback(lambda ev: times.setdefault("ser", engine.now))
     engine.run()
-    p = cluster.p
-    assert times["ser"] == pytest.approx(p["client_rtt"] + p["read_cpu"])
-    assert times["lin"] == pytest.approx(times["ser"] + 2 * p["peer_rtt"] + p["linearizable_cpu"])
+    p = cluster.costs
+    assert times["ser"] == pytest.approx(p.client_rtt + p.read_cpu)
+    assert times["lin"] == pytest.approx(times["ser"] + 2 * p.peer_rtt + p.linearizable_cpu)
 
 
 def test_writes_change_the_real_store_in_raft_order_and_errors_propagate():
@@ -90,12 +90,12 @@ def test_watch_events_arrive_after_the_delivery_delay():
     applied = []
     put.add_callback(lambda ev: applied.append(engine.now))
     engine.run()
-    p = cluster.p
+    p = cluster.costs
     ((t, value),) = got
     assert value == b"1"
     # The store changes when the apply starts; the put's answer leaves after the apply and a half RTT,
     # the watch event after the watch delivery cost and a half RTT.
-    assert t == pytest.approx(applied[0] - p["apply_per_write"] + p["watch_delivery"])
+    assert t == pytest.approx(applied[0] - p.apply_per_write + p.watch_delivery)
 
 
 def test_compactor_compacts_to_the_revision_seen_one_interval_earlier():

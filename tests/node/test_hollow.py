@@ -6,8 +6,13 @@ import pytest
 
 from kbench.apiserver.objects import timestamp
 from kbench.node import HollowNode
-from kbench.node.hollow import ENSURE_LEASE_BACKOFF, RENEW_INTERVAL, STATUS_REPORT_FREQUENCY
+from kbench.node.config import KubeletConfiguration
+from kbench.node.hollow import ENSURE_LEASE_BACKOFF
 from tests.controlplane.helpers import Plane, fail_next, race, reached, record
+
+DEFAULTS = KubeletConfiguration()
+RENEW_INTERVAL = DEFAULTS.lease_renew_interval
+STATUS_REPORT_FREQUENCY = DEFAULTS.node_status_report_frequency
 
 
 def _renewals(sent: list[dict]) -> list[float]:

@@ -85,10 +85,10 @@ def test_image_pulls_are_serialized_and_shared_layers_pulled_once():
     node.until(30)
     rt = node.model
     one, two = node.worker("one"), node.worker("two")
-    per_byte = 1 / rt.pull_bandwidth + rt.unpack_per_byte
-    assert one.pull_seconds == pytest.approx(rt.pull_overhead + 150e6 * per_byte, rel=1e-6)
+    per_byte = 1 / rt.costs.pull_bandwidth + rt.costs.unpack_per_byte
+    assert one.pull_seconds == pytest.approx(rt.costs.pull_overhead + 150e6 * per_byte, rel=1e-6)
     # the second pod's pull waits for the first (serializeImagePulls) and fetches only its own layer
-    assert two.pull_seconds > rt.pull_overhead + 50e6 * per_byte + 0.5 * one.pull_seconds
+    assert two.pull_seconds > rt.costs.pull_overhead + 50e6 * per_byte + 0.5 * one.pull_seconds
     assert node.kubelet.runtime.pulled_bytes == 200_000_000
 
 
@@ -106,7 +106,9 @@ def test_latest_tag_is_pulled_every_time_by_default():
     node.until(10)
     node.pod("b", [app(image="app:latest")])
     node.until(20)
-    assert node.worker("b").pull_seconds == pytest.approx(node.model.pull_overhead)  # layers cached, manifest checked
+    assert node.worker("b").pull_seconds == pytest.approx(
+        node.model.costs.pull_overhead
+    )  # layers cached, manifest checked
 
 
 def test_readiness_probe_sets_ready_at_its_tick():
@@ -137,7 +139,7 @@ def test_liveness_failure_restarts_with_crashloop_backoff():
             last = c.started_at
     gaps = np.diff(starts)
     # each run lives 1 s (probe) + the kill; then the restart delay: 0, 10, 20, 40, 80, 160, 300 (capped)
-    run = 1 + node.model.container_stop + CREATE + START
+    run = 1 + node.model.costs.container_stop + CREATE + START
     delays = gaps - run
     assert list(delays[:6]) == pytest.approx([0, 10, 20, 40, 80, 160], abs=0.01)
     assert node.status("a")["containerStatuses"][0]["restartCount"] == len(starts) - 1

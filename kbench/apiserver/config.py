@@ -1,0 +1,102 @@
+"""kube-apiserver's flags that kbench models (v1.35), named by their camelCase flag names.
+
+kube-apiserver has no component-config file: an operator sets it with flags, so does kbench
+(``{"max-requests-inflight": 800}``, or ``kube-apiserver.maxRequestsInflight=800`` in a sweep). Defaults and rules are
+upstream's: k8s.io/apiserver/pkg/server/options (``ServerRunOptions``: the in-flight limits and request timeout;
+``FeatureOptions``: API Priority and Fairness; ``EtcdOptions``: the compaction interval) and the generic server's
+``server.NewConfig``.
+
+API Priority and Fairness itself is configured by API objects upstream (PriorityLevelConfigurations and FlowSchemas),
+not by flags: kbench's flow control uses the bootstrap objects (:data:`kbench.apiserver.flowcontrol.LEVELS`,
+apiserver/pkg/apis/flowcontrol/bootstrap/default.go); these flags set what they share, the server's concurrency
+limit and how long a request may wait in a queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, option
+
+SERVER_OPTIONS = "k8s.io/apiserver/pkg/server/options/server_run_options.go (v1.35)"
+SERVER_CONFIG = "k8s.io/apiserver/pkg/server/config.go NewConfig (v1.35)"
+MAX_REQUEST_WAIT_LIMIT = 60.0
+"""The hard limit on a request's wait in an APF queue (getRequestWaitContext, apiserver/pkg/server/filters/
+priority-and-fairness.go: one minute)."""
+
+
+@dataclass(frozen=True)
+class KubeAPIServerConfig(ComponentConfig):
+    """The kube-apiserver flags kbench models: flow control (APF or max-in-flight), its limits, the request timeout
+    that bounds a request's wait in an APF queue, and how often the apiserver compacts etcd."""
+
+    component = "kube-apiserver"
+
+    max_requests_inflight: int = option(
+        "maxRequestsInflight",
+        400,
+        int,
+        "non-mutating requests in flight at once (max-in-flight mode), or with the next flag the server's APF "
+        "concurrency limit; 0 is no limit in max-in-flight mode",
+        f"{SERVER_CONFIG}: MaxRequestsInFlight 400; {SERVER_OPTIONS} Validate: can not be negative",
+        flag="max-requests-inflight",
+        minimum=0,
+    )
+    max_mutating_requests_inflight: int = option(
+        "maxMutatingRequestsInflight",
+        200,
+        int,
+        "mutating requests in flight at once (max-in-flight mode), or with the previous flag the server's APF "
+        "concurrency limit; 0 is no limit in max-in-flight mode",
+        f"{SERVER_CONFIG}: MaxMutatingRequestsInFlight 200; {SERVER_OPTIONS} Validate: can not be negative",
+        flag="max-mutating-requests-inflight",
+        minimum=0,
+    )
+    enable_priority_and_fairness: bool = option(
+        "enablePriorityAndFairness",
+        True,
+        bool,
+        "API Priority and Fairness (else the max-in-flight filter)",
+        "k8s.io/apiserver/pkg/server/options/feature.go NewFeatureOptions: EnablePriorityAndFairness true",
+        flag="enable-priority-and-fairness",
+    )
+    request_timeout: float = option(
+        "requestTimeout",
+        60.0,
+        DURATION,
+        "a request's deadline; a request waits in an APF queue at most a quarter of it (and at most 1m)",
+        f"{SERVER_CONFIG}: RequestTimeout 60s; {SERVER_OPTIONS} Validate: can not be negative; "
+        "server/config.go passes RequestTimeout/4 to WithPriorityAndFairness",
+        flag="request-timeout",
+        minimum=0,
+    )
+    etcd_compaction_interval: float = option(
+        "etcdCompactionInterval",
+        300.0,
+        DURATION,
+        "how often the apiserver compacts etcd to the revision it saw one interval earlier (0: never)",
+        "k8s.io/apiserver/pkg/storage/storagebackend/config.go DefaultCompactInterval 5m; "
+        "apiserver/pkg/storage/etcd3/compact.go",
+        flag="etcd-compaction-interval",
+        minimum=0,
+    )
+
+    def validate(self, where: str) -> None:
+        """BuildPriorityAndFairness / FeatureOptions.ApplyTo: with APF the two in-flight limits must add up to
+        something positive (they are its server concurrency limit)."""
+        if self.enable_priority_and_fairness and self.server_concurrency_limit <= 0:
+            raise ConfigError(
+                f"{where}.maxRequestsInflight: {self.max_requests_inflight} and maxMutatingRequestsInflight "
+                f"{self.max_mutating_requests_inflight} must add up to something positive when "
+                "enablePriorityAndFairness is true"
+            )
+
+    @property
+    def server_concurrency_limit(self) -> int:
+        """APF's server concurrency limit: max-requests-inflight + max-mutating-requests-inflight."""
+        return self.max_requests_inflight + self.max_mutating_requests_inflight
+
+    @property
+    def request_wait_limit(self) -> float:
+        """Seconds a request may wait in an APF queue: requestTimeout / 4, at most one minute."""
+        return min(self.request_timeout / 4, MAX_REQUEST_WAIT_LIMIT)
