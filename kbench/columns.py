@@ -103,10 +103,11 @@ def column(name: str) -> Column:
         If ``name`` is not a ``sim_*`` / ``wall_*`` column of :data:`COLUMNS`.
     """
     kind = next((k for prefix, k in KINDS.items() if name.startswith(prefix)), None)
-    for pattern, quantity, unit, label in _PATTERNS if kind else ():
-        match = pattern.fullmatch(name)
-        if match:
-            return Column(name, kind, quantity, unit, label.format(**match.groupdict()))
+    if kind is not None:
+        for pattern, quantity, unit, label in _PATTERNS:
+            match = pattern.fullmatch(name)
+            if match:
+                return Column(name, kind, quantity, unit, label.format(**match.groupdict()))
     raise ValueError(f"column {name!r}: not a sim_/wall_ result column known to kbench.columns.COLUMNS")
 
 
@@ -115,7 +116,8 @@ def plottable(table: pd.DataFrame) -> list[str]:
     return [
         c
         for c in table
-        if c.startswith(tuple(KINDS))
+        if isinstance(c, str)
+        and c.startswith(tuple(KINDS))
         and pd.api.types.is_numeric_dtype(table[c])
         and not pd.api.types.is_bool_dtype(table[c])
     ]

@@ -216,6 +216,7 @@ class ComponentConfig:
 
     @classmethod
     def label(cls) -> str:
+        """The name errors give the configuration: its ``kind``, or its component when it is flags only."""
         return cls.kind or cls.component
 
     @classmethod

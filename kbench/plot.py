@@ -15,10 +15,12 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.collections import PolyCollection
 from matplotlib.ticker import FuncFormatter, LogFormatter, ScalarFormatter
 
@@ -33,7 +35,7 @@ FORMATS = ("png", "svg")
 PNG_DPI = 150
 LINESTYLES = ("-", "--", "-.", ":")
 SLO_COLOR = "crimson"
-LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "fontsize": "small", "frameon": False}
+LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.02, 1), "fontsize": "small", "frameon": False}
 """A legend to the right of the (top-right) axes, outside the data."""
 
 
@@ -121,7 +123,7 @@ def save(fig: plt.Figure, out_dir: Path, stem: str, formats: Sequence[str] | Non
     return paths
 
 
-def varying(df: pd.DataFrame, params: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+def varying(df: pd.DataFrame, params: Sequence[str], exclude: Sequence[str | None] = ()) -> list[str]:
     """The parameters that take more than one value in ``df`` (the ones a legend must name)."""
     return [p for p in params if p not in exclude and p in df and df[p].nunique() > 1]
 
@@ -129,7 +131,7 @@ def varying(df: pd.DataFrame, params: Sequence[str], exclude: Sequence[str] = ()
 def palette(n: int) -> list:
     """``n`` distinct colours: tab10, tab20 beyond ten series, sampled from turbo beyond twenty."""
     if n <= 20:
-        return list(plt.get_cmap("tab10" if n <= 10 else "tab20").colors[:n])
+        return list(matplotlib.color_sequences["tab10" if n <= 10 else "tab20"][:n])  # the colormaps' colours
     return [plt.get_cmap("turbo")(i / (n - 1)) for i in range(n)]
 
 
@@ -138,7 +140,7 @@ def rows_of(metrics: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]
     which must share one axis."""
     if metrics and isinstance(metrics[0], str):
         rows: dict[tuple, list[str]] = {}
-        for name in metrics:
+        for name in cast(Sequence[str], metrics):  # a flat list (mypy does not narrow a sequence by its first item)
             rows.setdefault(column(name).axis, []).append(name)
         return list(rows.values())
     for row in metrics:
@@ -215,7 +217,7 @@ def lines(
         for key, group in (df.groupby(hue, sort=True) if hue else [((), df)])
     ]
     series = [(key, name) for key, _ in groups for row in rows for name in row]
-    colors = dict(zip(series, palette(len(series))))
+    plan = _Plan(x, along, facet, hue, groups, dict(zip(series, palette(len(series)))), slos, opts.bands)
     panels = sorted(df[facet].unique()) if facet else [None]
     fig, axes = plt.subplots(
         len(rows),
@@ -229,30 +231,7 @@ def lines(
     )
     for r, row in enumerate(rows):
         for ax, panel in zip(axes[r], panels):
-            for key, group in groups:
-                sub = group if panel is None else group[group[facet] == panel]
-                name_of = ", ".join(f"{h}={v}" for h, v in zip(hue, key))
-                for i, name in enumerate(row):
-                    label = ", ".join(part for part in (column(name).label, name_of) if part)
-                    _draw(
-                        ax, sub, x, along, name, colors[(key, name)], LINESTYLES[i % len(LINESTYLES)], label, opts.bands
-                    )
-            if not ax.get_lines():
-                ax.text(
-                    0.5,
-                    0.5,
-                    f"no data: {', '.join(row)} empty",
-                    transform=ax.transAxes,
-                    ha="center",
-                    color="grey",
-                    wrap=True,
-                )
-            for i, (_, threshold, label) in enumerate(s for s in slos if s[0] in row):
-                ax.axhline(
-                    threshold, color=SLO_COLOR, lw=1.2, ls=LINESTYLES[(i + 1) % len(LINESTYLES)], label=f"SLO: {label}"
-                )
-            if facet:
-                ax.set_title(f"{facet}={panel}")
+            _panel(ax, plan, row, panel)
             style(ax, logx, logy)
         axes[r][0].set_ylabel((_row_name(row) if len(rows) > 1 else "") + column(row[0]).axis_label)
     xlabel = column(x).axis_label if along else next(p.help for p in params if p.name == x)
@@ -264,10 +243,43 @@ def lines(
     return fig
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every panel of one :func:`lines` figure shares: the axes' columns, the line groups and their colours."""
+
+    x: str
+    along: str | None
+    facet: str | None
+    hue: list[str]
+    groups: list[tuple[tuple, pd.DataFrame]]
+    colors: dict[tuple[tuple, str], Any]
+    slos: Sequence[tuple[str, float, str]]
+    bands: bool
+
+
+def _panel(ax: plt.Axes, plan: _Plan, row: Sequence[str], panel: Any) -> None:
+    """One panel: each group's series of the ``row`` columns (at facet value ``panel``), and the SLOs they have."""
+    for key, group in plan.groups:
+        sub = group if panel is None else group[group[plan.facet] == panel]
+        name_of = ", ".join(f"{h}={v}" for h, v in zip(plan.hue, key))
+        for i, name in enumerate(row):
+            label = ", ".join(part for part in (column(name).label, name_of) if part)
+            color, linestyle = plan.colors[(key, name)], LINESTYLES[i % len(LINESTYLES)]
+            _draw(ax, sub, plan.x, plan.along, name, color, linestyle, label, plan.bands)
+    if not ax.get_lines():
+        ax.text(
+            0.5, 0.5, f"no data: {', '.join(row)} empty", transform=ax.transAxes, ha="center", color="grey", wrap=True
+        )
+    for i, (_, threshold, label) in enumerate(s for s in plan.slos if s[0] in row):
+        ax.axhline(threshold, color=SLO_COLOR, lw=1.2, ls=LINESTYLES[(i + 1) % len(LINESTYLES)], label=f"SLO: {label}")
+    if plan.facet:
+        ax.set_title(f"{plan.facet}={panel}")
+
+
 def legend(fig: plt.Figure) -> None:
     """(Re)draw the figure's one legend beside its top-right axes, outside the data: every labelled artist of
     every axes once, and what a band means if one is drawn (call it again after adding to a figure)."""
-    entries = {}
+    entries: dict[str, Artist] = {}
     for ax in fig.axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)

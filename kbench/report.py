@@ -188,7 +188,7 @@ def _pdf_text(pdf: PdfPages, sweep: Sweep, meta: dict, summary: pd.DataFrame, sl
         ax.set_axis_off()
         ax.set_title(f"SLOs, every point ({page}/{len(pages)})", loc="left")
         cells = ax.table(
-            cellText=numbers(rows).values,
+            cellText=numbers(rows).values.tolist(),
             colLabels=list(rows.columns),
             loc="upper left",
             cellColours=[[_VERDICT_COLORS[v]] * len(rows.columns) for v in rows["verdict"]],
