@@ -118,7 +118,7 @@ class HollowNode:
             self._register(delay + 1.0)
             return
         self.registered = True
-        self._status_posted = self.engine.now + delay  # registering posted the status
+        self._status_posted = self._status_checked = self.engine.now + delay  # registering posted the status
         self._create_lease(delay, self._renewed)
 
     def _create_lease(self, delay: float, callback: Callback) -> None:
@@ -243,6 +243,7 @@ class HollowNode:
             self._register(0.0)
             return
         self._read_lease(0.0)
+        self._status_checked = self.engine.now  # syncNodeStatus runs as the kubelet starts
         self._post_status(0.0)
 
 

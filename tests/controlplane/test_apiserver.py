@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.objects import seconds
 from kbench.client import Client
 from tests.controlplane.helpers import Plane
@@ -187,3 +188,17 @@ def test_bad_requests_name_the_field():
         plane.admin.request("proxy", "pods", lambda *a: None)
     with pytest.raises(ValueError, match="instances: must be a positive integer; got 0"):
         Plane(instances=0)
+
+
+@pytest.mark.parametrize(("interval", "compacted"), [("10s", True), ("0s", False)])
+def test_etcd_compaction_interval_flag_sets_how_often_the_apiserver_compacts(interval, compacted):
+    """--etcd-compaction-interval: compact every interval to the revision seen one interval earlier; 0 disables."""
+    config = KubeAPIServerConfig.from_flags({"etcd-compaction-interval": interval})
+    plane = Plane(config=config)
+    for i in range(5):
+        plane.ok("create", "serviceaccounts", namespace="default", body={"metadata": {"name": f"sa-{i}"}})
+    plane.run(25.0)
+    assert (plane.api.etcd.store.compact_revision > 0) == compacted
+    if not compacted:
+        plane.run(KubeAPIServerConfig().etcd_compaction_interval * 3)
+        assert plane.api.etcd.store.compact_revision == -1

@@ -8,6 +8,7 @@ import pytest
 
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.flowcontrol import LEVELS, MaxInFlight, PriorityAndFairness, classify, deal
+from kbench.componentconfig import ConfigError
 
 FLAGS = KubeAPIServerConfig()
 SERVER_LIMIT, WAIT_LIMIT = FLAGS.server_concurrency_limit, FLAGS.request_wait_limit
@@ -136,3 +137,100 @@ def test_overloaded_single_instance_answers_429(mode):
         user.request("list", "pods", lambda r, e, d: codes.append(e.code if e else 200))
     plane.run(plane.engine.now + 60)
     assert 429 in codes and 200 in codes and plane.api.sli.rejected == codes.count(429)
+
+
+def test_kube_apiserver_flags_default_as_upstream():
+    assert KubeAPIServerConfig().to_manifest() == {
+        "max-requests-inflight": 400,
+        "max-mutating-requests-inflight": 200,
+        "enable-priority-and-fairness": True,
+        "request-timeout": "1m0s",
+        "etcd-compaction-interval": "5m0s",
+    }
+    assert KubeAPIServerConfig.from_flags({}) == FLAGS
+    assert FLAGS.values()["maxRequestsInflight"] == 400
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            {"--max-requests-inflight": "-1"},
+            r"^kube-apiserver\.maxRequestsInflight: '-1' is out of range; expected an ",
+        ),
+        ({"max-mutating-requests-inflight": -5}, r"^kube-apiserver\.maxMutatingRequestsInflight: -5 is out of range"),
+        (
+            {"max-requests-inflight": 0, "max-mutating-requests-inflight": 0},
+            r"^kube-apiserver\.maxRequestsInflight: 0 and maxMutatingRequestsInflight 0 must add up to something "
+            r"positive when enablePriorityAndFairness is true$",
+        ),
+        ({"request-timeout": "-1s"}, r"^kube-apiserver\.requestTimeout: '-1s' is out of range; expected a duration"),
+        ({"request-timeout": "60"}, r"^kube-apiserver\.requestTimeout: '60' is not a duration"),
+        ({"etcd-compaction-interval": "-5m"}, r"^kube-apiserver\.etcdCompactionInterval: '-5m' is out of range"),
+        ({"enable-priority-and-fairness": "yes"}, r"enablePriorityAndFairness: 'yes' is not true or false"),
+        ({"max-requests-in-flight": 1}, r"^kube-apiserver: --max-requests-in-flight: unknown flag; allowed: --max-"),
+    ],
+)
+def test_kube_apiserver_flag_validation_names_the_flag(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        KubeAPIServerConfig.from_flags(flags)
+
+
+def test_without_apf_zero_in_flight_limits_are_allowed_and_mean_no_limit():
+    off = KubeAPIServerConfig.from_flags(
+        {"enable-priority-and-fairness": "false", "max-requests-inflight": 0, "max-mutating-requests-inflight": 0}
+    )
+    log = []
+    mif = MaxInFlight(lambda: 0.0, off.max_requests_inflight, off.max_mutating_requests_inflight)
+    for verb in ("get", "list", "create", "delete") * 100:
+        mif.arrive(Req("u", verb=verb, log=log))
+    assert [e[0] for e in log].count("run") == 400
+
+
+def _burst_of_lists(config: KubeAPIServerConfig, count: int = 10) -> list[int]:
+    """``count`` LISTs sent at once to one instance; their answers' codes."""
+    from kbench.client import Client
+    from tests.controlplane.helpers import Plane
+
+    plane = Plane(instances=1, config=config)
+    user = Client(plane.api, "alice", qps=1e6, burst=10**6)
+    codes: list[int] = []
+    for _ in range(count):
+        user.request("list", "pods", lambda r, e, d: codes.append(e.code if e else 200))
+    plane.run(plane.engine.now + 1.0)
+    return codes
+
+
+def test_max_requests_inflight_bounds_concurrency_with_apf_off():
+    capped = KubeAPIServerConfig().replace({"enablePriorityAndFairness": False, "maxRequestsInflight": 3})
+    assert sorted(_burst_of_lists(capped)) == [200] * 3 + [429] * 7
+    unlimited = capped.replace({"maxRequestsInflight": 0})
+    assert _burst_of_lists(unlimited) == [200] * 10
+
+
+def test_in_flight_flags_are_the_apf_server_concurrency_limit():
+    from tests.controlplane.helpers import Plane
+
+    doubled = KubeAPIServerConfig.from_flags({"max-requests-inflight": 800, "max-mutating-requests-inflight": 400})
+    levels = Plane(instances=1, config=doubled).api.instances[0].flow.levels
+    assert levels["workload-low"].limit == math.ceil(1200 * 100 / 245) == 490
+    assert levels["global-default"].limit == math.ceil(1200 * 20 / 245) == 98
+
+
+def test_request_timeout_bounds_the_wait_in_an_apf_queue():
+    """A request waits at most request-timeout / 4 in its queue: 2 s for an 8 s timeout, then it gets 429."""
+    config = KubeAPIServerConfig.from_flags({"request-timeout": "8s"})
+    assert config.request_wait_limit == 2.0
+    assert KubeAPIServerConfig.from_flags({"request-timeout": "10m"}).request_wait_limit == 60.0  # at most 1 min
+    timers, now, log = [], [0.0], []
+    apf = PriorityAndFairness(
+        lambda d, cb: timers.append((now[0] + d, cb)), lambda: now[0], 6, config.request_wait_limit
+    )
+    for _ in range(10):
+        apf.arrive(Req("alice", log=log, now=lambda: now[0], hold=1.0))
+    while timers:
+        timers.sort(key=lambda t: t[0])
+        now[0], callback = timers.pop(0)
+        callback(None)
+    assert [t for kind, _, t in log if kind == "run"] == [0.0, 1.0, 2.0]  # one seat; the rest waited past 2 s
+    assert [kind for kind, _, _ in log].count("429") == 7

@@ -92,3 +92,71 @@ def test_node_stopped_before_it_registered_registers_when_restarted():
     ready = next(c for c in plane.ok("get", "nodes", name="node-0")["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True" and ready["lastHeartbeatTime"] == timestamp(10.0)  # as of the registration
     assert plane.ok("get", "leases", namespace="kube-node-lease", name="node-0") and node.renewals == 2
+
+
+def _node(plane: Plane, **fields) -> HollowNode:
+    return HollowNode(plane.api, "node-0", config=KubeletConfiguration().replace(fields))
+
+
+def test_node_lease_duration_sets_the_lease_and_its_renew_interval():
+    plane = Plane()
+    node = _node(plane, nodeLeaseDurationSeconds=20)
+    sent = record(node.client)
+    plane.run(31.0)
+    renewals = [r for r in reached(sent) if (r["verb"], r["resource"]) == ("update", "leases")]
+    assert node.renew_interval == 5.0  # 20 s x 0.25
+    assert len(renewals) == 6  # every 5 s (plus the answer's latency) instead of every 10 s
+    for before, after in zip(renewals, renewals[1:]):
+        assert after["at"] == pytest.approx(before["answered"] + 5.0)
+    lease = plane.ok("get", "leases", namespace="kube-node-lease", name="node-0")
+    assert lease["spec"]["leaseDurationSeconds"] == 20
+
+
+def test_kube_api_qps_and_burst_pace_the_kubelets_requests():
+    """The registration takes the one token of a burst of 1; the Lease create that follows its answer waits for the
+    next token, a second later at 1 QPS (the default burst of 100 sends it at once)."""
+    answered = {}
+    for qps in (1, 50):
+        plane = Plane()
+        node = _node(plane, kubeAPIQPS=qps, kubeAPIBurst=1 if qps == 1 else 100)
+        sent = record(node.client)
+        plane.run(2.0)
+        answered[qps] = next(r["answered"] for r in sent if (r["verb"], r["resource"]) == ("create", "leases"))
+    assert 1.0 <= answered[1] < 1.05
+    assert answered[50] < 0.05
+
+
+def _status_posts(sent: list[dict]) -> list[float]:
+    return [r["at"] for r in reached(sent) if (r["verb"], r["resource"]) == ("update", "nodes")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "posts"),
+    [
+        ({}, 0),  # the defaults: 5 min between reports, none in the first minute after registering
+        ({"nodeStatusUpdateFrequency": "10s"}, 6),  # a file that sets only this reports at the same frequency
+        ({"nodeStatusUpdateFrequency": "20s"}, 3),  # a check at every other renewal, each posting
+        ({"nodeStatusUpdateFrequency": "20s", "nodeStatusReportFrequency": "5m0s"}, 0),
+    ],
+)
+def test_node_status_frequencies_set_how_often_the_status_is_posted(fields, posts):
+    plane = Plane()
+    config = KubeletConfiguration.from_manifest(
+        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", **fields}
+    )
+    node = HollowNode(plane.api, "node-0", config=config)
+    sent = record(node.client)
+    plane.run(62.0)
+    times = _status_posts(sent)
+    assert len(times) == posts
+    period = config.node_status_update_frequency
+    assert all(b - a == pytest.approx(period, abs=0.1) for a, b in zip(times, times[1:]))
+
+
+def test_max_pods_and_pods_per_core_set_the_nodes_pods_capacity():
+    plane = Plane()
+    HollowNode(plane.api, "a", config=KubeletConfiguration().replace({"maxPods": 250}))
+    HollowNode(plane.api, "b", cpu="8", config=KubeletConfiguration().replace({"podsPerCore": 5}))
+    plane.run(1.0)
+    capacity = {n["metadata"]["name"]: n["status"]["capacity"]["pods"] for n in plane.objects("nodes")}
+    assert capacity == {"a": "250", "b": "40"}

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from kbench.node.config import KubeletConfiguration
 from kbench.node.kubelet import PLEG_RELIST_PERIOD, STATUS_SYNC_PERIOD, Kubelet
 from kbench.node.runtime import RuntimeModel
 from kbench.profiles import load_profile
@@ -90,6 +91,33 @@ def test_image_pulls_are_serialized_and_shared_layers_pulled_once():
     # the second pod's pull waits for the first (serializeImagePulls) and fetches only its own layer
     assert two.pull_seconds > rt.costs.pull_overhead + 50e6 * per_byte + 0.5 * one.pull_seconds
     assert node.kubelet.runtime.pulled_bytes == 200_000_000
+
+
+def test_max_parallel_image_pulls_lets_pulls_overlap():
+    """serializeImagePulls false with maxParallelImagePulls 2: two pods' pulls run side by side, each taking its own
+    time; serialized (the default) the second waits for the first."""
+    images = {"app:1": {"size": "100M"}, "app:2": {"size": "100M"}}
+    pulls = {}
+    for fields in ({}, {"serializeImagePulls": False, "maxParallelImagePulls": 2}):
+        node = Node(images, config=KubeletConfiguration().replace(fields))
+        node.pod("one", [app(image="app:1")])
+        node.pod("two", [app(image="app:2")])
+        node.until(30)
+        pulls[bool(fields)] = (node.worker("one").pull_seconds, node.worker("two").pull_seconds)
+    costs = node.model.costs
+    alone = costs.pull_overhead + 100e6 * (1 / costs.pull_bandwidth + costs.unpack_per_byte)
+    assert pulls[True] == pytest.approx((alone, alone), rel=1e-6)
+    assert pulls[False][0] == pytest.approx(alone, rel=1e-6) and pulls[False][1] > 1.9 * alone
+
+
+def test_max_pods_is_the_pods_capacity_admission_checks():
+    node = Node(config=KubeletConfiguration().replace({"maxPods": 1}))
+    assert node.plane.ok("get", "nodes", name="node-0")["status"]["allocatable"]["pods"] == "1"
+    node.pod("first", [app()])
+    node.pod("second", [app()])
+    node.until(5)
+    assert node.status("first")["phase"] == "Running"
+    assert node.status("second")["phase"] == "Failed" and node.status("second")["reason"] == "OutOfpods"
 
 
 def test_pull_policy_never_without_the_image_waits_with_err_image_never_pull():
