@@ -31,15 +31,19 @@ PACKAGE = ROOT / "kbench"
 RUFF_PATHS = ["kbench", "tests", "benchmarks", "dev.py"]
 # The packages mypy checks until pyproject.toml has a [tool.mypy] section with `files`
 MYPY_FILES = [
+    "kbench/__init__.py",
     "kbench/sim",
     "kbench/etcd",
     "kbench/api",
     "kbench/metrics",
+    "kbench/client",
+    "kbench/cloud",
     "kbench/plot.py",
     "kbench/report.py",
     "kbench/columns.py",
     "kbench/params.py",
     "kbench/componentconfig.py",
+    "kbench/profiles.py",
 ]
 KERNEL_MODULES = frozenset({"_kernels", "_batch_kernels", "_fast_kernels"})
 
@@ -190,8 +194,10 @@ def _nearest_module(dotted: str, modules: dict[str, Module]) -> str:
 
 
 def _bindings(module: Module, modules: dict[str, Module]) -> dict[str, str]:
-    """Top-level names the module binds by importing kbench modules or names from them."""
-    return {imp.local: imp.qualified for imp in _imports(module, modules) if not imp.deferred}
+    """Names the module binds by importing kbench modules or names from them (a top-level import wins over one
+    inside a function that binds the same name)."""
+    imports = sorted(_imports(module, modules), key=lambda imp: not imp.deferred)  # deferred first, then overridden
+    return {imp.local: imp.qualified for imp in imports}
 
 
 MODULES = _load_modules()
