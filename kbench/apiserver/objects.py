@@ -24,6 +24,8 @@ EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 @dataclass(frozen=True)
 class Resource:
+    """A resource the apiserver serves: its names, scope, status subresource, etcd key prefix and field selectors."""
+
     name: str
     kind: str
     group: str
@@ -36,9 +38,11 @@ class Resource:
 
     @property
     def api_version(self) -> str:
+        """The apiVersion of its objects (``v1``, ``apps/v1``, ...)."""
         return f"{self.group}/v1" if self.group else "v1"
 
     def key(self, namespace: str, name: str) -> str:
+        """The etcd key of an object (``/registry/<prefix>/<namespace>/<name>``, as the apiserver's storage)."""
         return f"/registry/{self.prefix}/{namespace}/{name}" if self.namespaced else f"/registry/{self.prefix}/{name}"
 
 
@@ -70,10 +74,12 @@ class APIError(Exception):
 
 
 def not_found(resource: Resource, name: str) -> APIError:
+    """404 NotFound, as apierrors.NewNotFound."""
     return APIError(404, "NotFound", f'{resource.name} "{name}" not found')
 
 
 def conflict(resource: Resource, name: str) -> APIError:
+    """409 Conflict for a stale resourceVersion, as apierrors.NewConflict with the storage's message."""
     return APIError(
         409,
         "Conflict",
@@ -83,14 +89,17 @@ def conflict(resource: Resource, name: str) -> APIError:
 
 
 def already_exists(resource: Resource, name: str) -> APIError:
+    """409 AlreadyExists, as apierrors.NewAlreadyExists."""
     return APIError(409, "AlreadyExists", f'{resource.name} "{name}" already exists')
 
 
 def gone(rv: int, oldest: int) -> APIError:
+    """410 Expired: a watch from a resourceVersion older than the watch cache's window."""
     return APIError(410, "Expired", f"too old resource version: {rv} ({oldest})")
 
 
 def invalid(resource: Resource, name: str, field: str, detail: str) -> APIError:
+    """422 Invalid, naming the field, as apierrors.NewInvalid."""
     return APIError(422, "Invalid", f'{resource.kind} "{name}" is invalid: {field}: {detail}')
 
 
@@ -134,7 +143,8 @@ def copy_object(obj: Mapping) -> dict:
 
 
 def field_value(obj: Mapping, path: str) -> str:
-    node = obj
+    """The string value of a field selector's dotted ``path`` in ``obj`` ("" when absent)."""
+    node: object = obj
     for part in path.split("."):
         node = node.get(part) if isinstance(node, Mapping) else None
         if node is None:
@@ -211,6 +221,7 @@ class Filter:
 
     @classmethod
     def of(cls, resource: Resource, namespace: str = "", label_selector=None, field_selector: str | None = None):
+        """The filter of a request; a field selector the resource does not support is 400 BadRequest."""
         fields = tuple(parse_field_selector(field_selector))
         allowed = ("metadata.name", "metadata.namespace", *resource.fields)
         for name, _, _ in fields:
@@ -222,6 +233,7 @@ class Filter:
         return cls(namespace, labels, fields, not namespace and labels is None and not fields)
 
     def matches(self, obj: Mapping) -> bool:
+        """Whether ``obj`` is in the namespace and matches the label and field selectors."""
         if self.everything:
             return True
         meta = obj["metadata"]

@@ -94,6 +94,7 @@ class SLI:
     rejected: int = 0
 
     def record(self, verb: str, resource: str, scope: str, latency: float) -> None:
+        """One request's latency (seconds)."""
         self.samples[verb, resource, scope].append(latency)
 
     def table(self):

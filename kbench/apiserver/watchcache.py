@@ -32,6 +32,7 @@ class Watch:
         self.stopped = False
 
     def push(self, arrival: float, event: tuple) -> None:
+        """Queue ``event`` to reach the watcher at ``arrival``."""
         self.pending.append((arrival, event))
         if not self.scheduled:
             self.scheduled = True
@@ -52,11 +53,18 @@ class Watch:
             self.callback(batch)
 
     def stop(self) -> None:
+        """The watcher closes the stream: nothing more is delivered."""
         self.stopped = True
         self.cache.remove(self)
 
 
 class WatchCache:
+    """The cacher of one resource: current objects, a window of recent events, and the watches on them.
+
+    ``schedule`` and ``now`` are the engine's; ``delay(size)`` is how long an event of ``size`` bytes takes to reach
+    a watcher.
+    """
+
     def __init__(self, resource: str, schedule: Callable, now: Callable[[], float], delay: Callable[[int], float]):
         self.schedule, self.now, self.delay = schedule, now, delay
         self.objects: dict[str, tuple[Mapping, int, int]] = {}
@@ -111,6 +119,7 @@ class WatchCache:
         return items, self.rv, size
 
     def get(self, key: str) -> tuple[Mapping, int, int] | None:
+        """(object, resourceVersion, serialized size) of ``key``, or None."""
         return self.objects.get(key)
 
     def watch(self, flt: Filter, rv: int, callback: Callable[[list], object]) -> Watch:
@@ -134,6 +143,7 @@ class WatchCache:
         return watch
 
     def remove(self, watch: Watch) -> None:
+        """Forget a stopped watch."""
         group = self.others if watch.index is None else self.indexed.get(watch.index, [])
         if watch in group:
             group.remove(watch)

@@ -42,7 +42,7 @@ from kbench.node.config import KubeletConfiguration
 from kbench.node.hollow import HollowNode
 from kbench.node.probes import Behaviour, Probe, behaviours
 from kbench.node.runtime import NodeRuntime, RuntimeModel
-from kbench.sim import Interrupt
+from kbench.sim import Interrupt, Process
 
 PLEG_RELIST_PERIOD = 1.0
 STATUS_SYNC_PERIOD = 10.0
@@ -72,11 +72,13 @@ class ContainerRun:
     exit_code: int | None = None
     backoff: float = 0.0
     last_crash: float = -math.inf
-    process: object = None
+    process: Process | None = None
 
 
 @dataclass
 class PodWorker:
+    """One pod on the kubelet: its spec's parts the kubelet uses, its containers and its state."""
+
     key: str
     uid: str
     pod: Mapping
@@ -92,7 +94,7 @@ class PodWorker:
     terminating: bool = False
     started: float | None = None
     pull_seconds: float = 0.0
-    process: object = None
+    process: Process | None = None
     patching: bool = False
     dirty: bool = False
     deleted: bool = False
@@ -117,6 +119,63 @@ def _policy(container: Mapping) -> str:
     image = container.get("image", "")
     tag = image.rsplit("/", 1)[-1]
     return "Always" if "@" not in tag and (":" not in tag or tag.endswith(":latest")) else "IfNotPresent"
+
+
+def pod_worker(manifest: Mapping) -> PodWorker:
+    """A pod's worker as the kubelet builds it from the pod: its requests, restart policy, grace period and
+    containers (probes and behaviour parsed; errors name the pod and container)."""
+    meta, spec = manifest["metadata"], manifest["spec"]
+    key = object_key(manifest)
+    requests = Pod.from_manifest(manifest).requests
+    kinds = behaviours(manifest)
+
+    def run(c: Mapping, init: bool) -> ContainerRun:
+        def probe(kind: str) -> Probe | None:  # init containers have no probes
+            return None if init else Probe.of(c.get(f"{kind}Probe"), f"pod {key}: container {c['name']}.{kind}Probe")
+
+        image, behaviour = c.get("image", ""), kinds[c["name"]]
+        return ContainerRun(
+            c["name"], image, _policy(c), behaviour, probe("startup"), probe("liveness"), probe("readiness"), init
+        )
+
+    return PodWorker(
+        key,
+        meta["uid"],
+        manifest,
+        requests,
+        spec.get("restartPolicy", "Always"),
+        float(spec.get("terminationGracePeriodSeconds", 30)),
+        [run(c, True) for c in spec.get("initContainers") or []],
+        [run(c, False) for c in spec.get("containers") or []],
+    )
+
+
+def container_timeline(c: ContainerRun, start: float) -> tuple[float, float, float]:
+    """(ready, end, killed) times of a container started at ``start``: when its readiness probe first passes, when
+    it stops (its exit or a kill), and when its startup or liveness probe has the kubelet kill it (inf: never)."""
+    b = c.behaviour
+    started, killed_at = start, math.inf
+    if c.startup is not None:
+        started = c.startup.passes_at(start, start + b.started_after, b.probe_latency)
+        killed_at = c.startup.fails_at(start, start, b.probe_latency)
+        if started <= killed_at:
+            killed_at = math.inf
+        else:
+            started = math.inf
+    if c.liveness is not None and not math.isinf(started):
+        failing = max(started, start + b.liveness_fails_after)
+        killed_at = min(killed_at, c.liveness.fails_at(start, failing, b.probe_latency))
+    if c.readiness is None:
+        ready_at = started
+    else:
+        ready_at = c.readiness.passes_at(start, max(started, start + b.ready_after), b.probe_latency)
+    return ready_at, min(start + b.exit_after, killed_at), killed_at
+
+
+def _started(c: ContainerRun) -> float:
+    """When a running container started."""
+    assert c.started_at is not None, f"container {c.name} has not started"
+    return c.started_at
 
 
 class Kubelet(HollowNode):
@@ -229,49 +288,28 @@ class Kubelet(HollowNode):
             self._interrupt(worker)
 
     def _admit(self, manifest: Mapping) -> None:
-        meta, spec = manifest["metadata"], manifest["spec"]
-        key = object_key(manifest)
-        requests = Pod.from_manifest(manifest).requests
-        used = {"cpu": 0, "memory": 0, "pods": 0}
-        for w in self.workers.values():
-            if w.phase not in ("Succeeded", "Failed"):
-                for r in used:
-                    used[r] += w.requests.get(r, 0) if r != "pods" else 1
-        kinds = behaviours(manifest)
-        where = f"pod {key}"
-
-        def run(c: Mapping, init: bool) -> ContainerRun:
-            at = f"{where}: container {c['name']}"
-            return ContainerRun(
-                c["name"],
-                c.get("image", ""),
-                _policy(c),
-                kinds[c["name"]],
-                Probe.of(c.get("startupProbe"), f"{at}.startupProbe") if not init else None,
-                Probe.of(c.get("livenessProbe"), f"{at}.livenessProbe") if not init else None,
-                Probe.of(c.get("readinessProbe"), f"{at}.readinessProbe") if not init else None,
-                init,
-            )
-
-        worker = PodWorker(
-            key,
-            meta["uid"],
-            manifest,
-            requests,
-            spec.get("restartPolicy", "Always"),
-            float(spec.get("terminationGracePeriodSeconds", 30)),
-            [run(c, True) for c in spec.get("initContainers") or []],
-            [run(c, False) for c in spec.get("containers") or []],
-        )
-        self.workers[key] = worker
+        """A new pod: its worker starts, unless it does not fit the node's allocatable (lifecycle's
+        PredicateAdmitHandler: it fails with ``OutOf<resource>``)."""
+        used = self._in_use()
+        worker = pod_worker(manifest)
+        self.workers[worker.key] = worker
         for resource, have in self.allocatable.items():
-            want = 1 if resource == "pods" else requests.get(resource, 0)
+            want = 1 if resource == "pods" else worker.requests.get(resource, 0)
             if used[resource] + want > have:
                 self.rejected += 1
                 worker.phase, worker.reason = "Failed", f"OutOf{resource}"
                 self._status(worker)
                 return
-        worker.process = self.engine.process(self._start_pod(worker), name=f"pod/{key}")
+        worker.process = self.engine.process(self._start_pod(worker), name=f"pod/{worker.key}")
+
+    def _in_use(self) -> dict[str, int]:
+        """Requests (and the count) of the pods admitted that have not finished."""
+        used = {"cpu": 0, "memory": 0, "pods": 0}
+        for w in self.workers.values():
+            if w.phase not in ("Succeeded", "Failed"):
+                for r in used:
+                    used[r] += w.requests.get(r, 0) if r != "pods" else 1
+        return used
 
     # -- the pod worker ---------------------------------------------------------------------------------------
     def _start_pod(self, w: PodWorker):
@@ -283,18 +321,8 @@ class Kubelet(HollowNode):
             w.ip = f"10.{128 + self.index // 256 % 128}.{self.index % 256}.{self._ips % 254 + 1}"
             self._relisted(w)
             for c in w.init:
-                while True:
-                    if not (yield from self._start_container(w, c)):
-                        return
-                    b = c.behaviour
-                    yield 0.0 if math.isinf(b.exit_after) else b.exit_after
-                    self._exited(w, c, b.exit_code)
-                    if b.exit_code == 0:
-                        break
-                    if w.restart_policy == "Never":
-                        self._finish(w)
-                        return
-                    yield self._backoff(w, c)
+                if not (yield from self._run_init(w, c)):
+                    return
             w.initialized = True
             for c in w.containers:
                 if not (yield from self._start_container(w, c)):
@@ -306,6 +334,22 @@ class Kubelet(HollowNode):
                 self.observer(w)
         except Interrupt:
             return
+
+    def _run_init(self, w: PodWorker, c: ContainerRun):
+        """An init container, run to completion (and restarted after a failure unless restartPolicy is Never);
+        False if the pod goes no further."""
+        while True:
+            if not (yield from self._start_container(w, c)):
+                return False
+            b = c.behaviour
+            yield 0.0 if math.isinf(b.exit_after) else b.exit_after
+            self._exited(w, c, b.exit_code)
+            if b.exit_code == 0:
+                return True
+            if w.restart_policy == "Never":
+                self._finish(w)
+                return False
+            yield self._backoff(w, c)
 
     def _start_container(self, w: PodWorker, c: ContainerRun):
         """PullImage (per policy), CreateContainer, StartContainer; False if the image may not be pulled."""
@@ -325,42 +369,10 @@ class Kubelet(HollowNode):
         return True
 
     def _live(self, w: PodWorker, c: ContainerRun):
-        """A started container: readiness, then its exit or a probe kill; restarts per restartPolicy."""
+        """A started container: runs until it exits or is killed, and restarts per restartPolicy."""
         try:
             while True:
-                start, b = c.started_at, c.behaviour
-                started = start
-                killed_at = math.inf
-                if c.startup is not None:
-                    started = c.startup.passes_at(start, start + b.started_after, b.probe_latency)
-                    killed_at = c.startup.fails_at(start, start, b.probe_latency)
-                    if started <= killed_at:
-                        killed_at = math.inf
-                    else:
-                        started = math.inf
-                if c.liveness is not None and not math.isinf(started):
-                    killed_at = min(
-                        killed_at,
-                        c.liveness.fails_at(start, max(started, start + b.liveness_fails_after), b.probe_latency),
-                    )
-                ready_at = (
-                    started
-                    if c.readiness is None
-                    else c.readiness.passes_at(start, max(started, start + b.ready_after), b.probe_latency)
-                )
-                end = min(start + b.exit_after, killed_at)
-                if ready_at <= start:  # no probe to wait for: ready as it starts (reported with the PLEG relist)
-                    c.ready = True
-                elif ready_at < end:
-                    yield ready_at - self.engine.now
-                    c.ready = True
-                    self._status(w)
-                yield self.engine.event() if math.isinf(end) else end - self.engine.now
-                if end < killed_at:
-                    code = b.exit_code
-                else:  # the kubelet kills the container: SIGTERM, SIGKILL after the grace period
-                    yield min(b.stop_after, w.grace) + self.runtime.model.costs.container_stop
-                    code = 137 if b.stop_after > w.grace else 143
+                code = yield from self._run_once(w, c)
                 self._exited(w, c, code)
                 if w.restart_policy == "Never" or (w.restart_policy == "OnFailure" and code == 0):
                     self._finish(w)
@@ -371,6 +383,23 @@ class Kubelet(HollowNode):
                     return
         except Interrupt:
             return
+
+    def _run_once(self, w: PodWorker, c: ContainerRun):
+        """One run of a started container: ready at its readiness probe's tick, then its exit or the kubelet's kill
+        (SIGTERM, SIGKILL after the grace period); returns the exit code."""
+        start, b = _started(c), c.behaviour
+        ready_at, end, killed_at = container_timeline(c, start)
+        if ready_at <= start:  # no probe to wait for: ready as it starts (reported with the PLEG relist)
+            c.ready = True
+        elif ready_at < end:
+            yield ready_at - self.engine.now
+            c.ready = True
+            self._status(w)
+        yield self.engine.event() if math.isinf(end) else end - self.engine.now
+        if end < killed_at:
+            return b.exit_code
+        yield min(b.stop_after, w.grace) + self.runtime.model.costs.container_stop
+        return 137 if b.stop_after > w.grace else 143
 
     def _exited(self, w: PodWorker, c: ContainerRun, code: int) -> None:
         c.state, c.reason, c.ready, c.exit_code = "terminated", "Completed" if code == 0 else "Error", False, code
@@ -439,33 +468,40 @@ class Kubelet(HollowNode):
         )
 
     def _patched(self, w: PodWorker, result, error, delay: float) -> None:
-        def landed(_):
-            w.patching = False
-            if w.deleted:
-                return
-            if _failed(error):  # not written: the status manager's next sync tries again
-                w.dirty = True
-                self.engine.schedule(STATUS_SYNC_PERIOD, lambda _: self._resync(w))
-            elif w.dirty:
-                self._status(w)
-            elif (
-                self.running
-                and w.terminating
-                and all(c.state != "running" for c in w.containers)
-                and not (w.process is not None and w.process.is_alive)
-            ):  # (a stopped node deletes after restart)
-                ns, name = w.key.split("/", 1)
-                w.deleted = True
-                self.client.request(
-                    "delete",
-                    "pods",
-                    lambda r, e, d: self._deleted(w, e, d),
-                    namespace=ns,
-                    name=name,
-                    gracePeriodSeconds=0,
-                )
+        """The apiserver answered a status patch; the status manager hears it ``delay`` later."""
+        self.engine.schedule(delay, lambda _: self._patch_landed(w, error))
 
-        self.engine.schedule(delay, landed)
+    def _patch_landed(self, w: PodWorker, error) -> None:
+        """A failed patch is sent again at the next sync; changes made meanwhile go in the next patch; a pod whose
+        termination is done is then deleted (a stopped node deletes after its restart)."""
+        w.patching = False
+        if w.deleted:
+            return
+        if _failed(error):  # not written: the status manager's next sync tries again
+            w.dirty = True
+            self.engine.schedule(STATUS_SYNC_PERIOD, lambda _: self._resync(w))
+        elif w.dirty:
+            self._status(w)
+        elif (
+            self.running
+            and w.terminating
+            and all(c.state != "running" for c in w.containers)
+            and not (w.process is not None and w.process.is_alive)
+        ):
+            self._delete_pod(w)
+
+    def _delete_pod(self, w: PodWorker) -> None:
+        """The status manager's last step: delete the pod with grace period 0."""
+        ns, name = w.key.split("/", 1)
+        w.deleted = True
+        self.client.request(
+            "delete",
+            "pods",
+            lambda r, e, d: self._deleted(w, e, d),
+            namespace=ns,
+            name=name,
+            gracePeriodSeconds=0,
+        )
 
     def _deleted(self, w: PodWorker, error, delay: float) -> None:
         if _failed(error):  # still there: the status manager's next sync deletes it again
@@ -504,8 +540,9 @@ class Kubelet(HollowNode):
 
     @staticmethod
     def _container_status(c: ContainerRun) -> dict:
+        state: dict[str, dict[str, object]]
         if c.state == "running":
-            state = {"running": {"startedAt": timestamp(c.started_at)}}
+            state = {"running": {"startedAt": timestamp(_started(c))}}
         elif c.state == "terminated":
             state = {"terminated": {"exitCode": c.exit_code, "reason": c.reason}}
         else:

@@ -41,6 +41,10 @@ _FIELDS = {
 
 @dataclass(frozen=True)
 class Behaviour:
+    """How a container behaves, in seconds from its start (the ``kbench.io/behavior`` annotation): when it has
+    started and is ready, when its liveness probe starts failing, when it exits and with what code, how long it
+    takes to stop, and how long a probe takes."""
+
     started_after: float = 0.0
     ready_after: float = 0.0
     liveness_fails_after: float = math.inf
@@ -112,6 +116,8 @@ class Probe:
 
     @classmethod
     def of(cls, spec: Mapping | None, where: str) -> Probe | None:
+        """The probe of a container's ``*Probe`` spec (None without one), defaulted as core/v1; errors name
+        ``where``."""
         if spec is None:
             return None
         names = {
