@@ -9,7 +9,7 @@ only the chosen node is recomputed. Each cycle still follows upstream exactly:
 the window of the first ``num_to_find`` feasible nodes from the rotating start,
 the processed count that moves the start, and reservoir sampling over the tied
 nodes in window order, so placements are identical to ``_kernels.schedule_pod``
-run pod by pod (tested).
+run pod by pod (tested). Inputs are the named tuples of ``kbench/scheduler/plan.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kbench.scheduler._kernels import _balanced_score, _fits, _reservoir_pick, _strategy_score
+from kbench.scheduler._kernels import balanced_score, bind, fits, reservoir_pick, strategy_score
 
 NONE = -1
 
@@ -133,170 +133,93 @@ def _nth_tie(best, ties, size, a, b, top, t, stack):
 
 
 @njit(cache=True, error_model="numpy")
-def _node_state(
-    alloc,
-    requested,
-    nonzero,
-    pod_count,
-    static_ok,
-    fit_on,
-    fit_req,
-    fit_kind,
-    fit_rows,
-    fit_src,
-    fit_reqs,
-    fit_wts,
-    shape,
-    fit_weight,
-    bal_rows,
-    bal_reqs,
-    bal_weight,
-    static_add,
-    i,
-    frac,
-):
-    feasible = static_ok[i] and (not fit_on or _fits(alloc, requested, pod_count, fit_req, i))
+def node_state(nodes, plan, static_add, i, frac):
+    """(feasible, total score) of node ``i``: it depends on that node alone for a signature plan."""
+    feasible = plan.static_ok[i] and (not plan.fit_filter.on or fits(nodes, plan.fit_filter, i))
     total = static_add[i]
-    if fit_weight > 0:
-        total += fit_weight * _strategy_score(
-            fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, alloc, requested, nonzero, i
-        )
-    if bal_weight > 0:
-        total += bal_weight * _balanced_score(bal_rows, bal_reqs, alloc, requested, i, frac)
+    if plan.fit_score.weight > 0:
+        total += plan.fit_score.weight * strategy_score(nodes, plan.fit_score, i)
+    if plan.balanced.weight > 0:
+        total += plan.balanced.weight * balanced_score(nodes, plan.balanced, i, frac)
     return feasible, total
 
 
 @njit(cache=True, error_model="numpy")
-def schedule_signature(
-    alloc,
-    requested,
-    nonzero,
-    pod_count,
-    static_ok,
-    fit_on,
-    fit_req,
-    fit_kind,
-    fit_rows,
-    fit_src,
-    fit_reqs,
-    fit_wts,
-    shape,
-    fit_weight,
-    bal_rows,
-    bal_reqs,
-    bal_weight,
-    static_add,
-    start,
-    num_to_find,
-    rng,
-    bind_req,
-    bind_nonzero,
-    out_nodes,
-    out_processed,
-    out_found,
-):
-    """Schedule ``len(out_nodes)`` pods of one signature, binding each; returns (next start, pods placed)."""
-    n = alloc.shape[1]
-    size = 1
-    while size < n:
-        size *= 2
+def build_tree(nodes, plan, static_add, size, frac):
+    """The segment tree over node positions: (feasible count, best total, nodes with it) per tree node."""
+    n = nodes.allocatable.shape[1]
     cnt = np.zeros(2 * size, np.int64)
     best = np.full(2 * size, NONE, np.int64)
     ties = np.zeros(2 * size, np.int64)
-    frac = np.empty(bal_rows.shape[0] + 1)
-    stack = np.empty((64, 3), np.int64)
     for i in range(n):
-        feasible, total = _node_state(
-            alloc,
-            requested,
-            nonzero,
-            pod_count,
-            static_ok,
-            fit_on,
-            fit_req,
-            fit_kind,
-            fit_rows,
-            fit_src,
-            fit_reqs,
-            fit_wts,
-            shape,
-            fit_weight,
-            bal_rows,
-            bal_reqs,
-            bal_weight,
-            static_add,
-            i,
-            frac,
-        )
+        feasible, total = node_state(nodes, plan, static_add, i, frac)
         cnt[size + i] = 1 if feasible else 0
         best[size + i] = total if feasible else NONE
         ties[size + i] = 1 if feasible else 0
     for node in range(size - 1, 0, -1):
         _pull(cnt, best, ties, node)
-    for p in range(out_nodes.shape[0]):
-        feasible_total = cnt[1]
-        if feasible_total == 0:
-            out_nodes[p], out_processed[p], out_found[p] = -1, n, 0
+    return cnt, best, ties
+
+
+@njit(cache=True, error_model="numpy")
+def window(cnt, size, n, start, num_to_find):
+    """The cycle's window of the first ``num_to_find`` feasible nodes from ``start``: (found, processed, the two
+    position ranges [a1, b1) and [a2, b2) it covers, feasible nodes before ``start``)."""
+    feasible_total = cnt[1]
+    before = _count_before(cnt, size, start)
+    if feasible_total <= num_to_find:
+        return feasible_total, n, start, n, 0, start, before
+    rank = before + num_to_find + 1
+    if rank > feasible_total:
+        rank -= feasible_total
+    stop = _kth_feasible(cnt, size, rank)  # the first feasible node beyond the window
+    processed = (stop - start) % n
+    if stop > start:
+        return num_to_find, processed, start, stop, 0, 0, before
+    return num_to_find, processed, start, n, 0, stop, before
+
+
+@njit(cache=True, error_model="numpy")
+def pick_in_window(cnt, best, ties, size, found, a1, b1, a2, b2, before, rng, stack):
+    """selectHost over the window: the only feasible node, or a reservoir pick among the top totals."""
+    if found == 1:
+        rank = before + 1
+        if rank > cnt[1]:
+            rank -= cnt[1]
+        return _kth_feasible(cnt, size, rank)
+    top1, ties1 = _range_best(best, ties, size, a1, b1)
+    top2, ties2 = _range_best(best, ties, size, a2, b2)
+    top = max(top1, top2)
+    c1 = ties1 if top1 == top else 0
+    c2 = ties2 if top2 == top else 0
+    t = reservoir_pick(c1 + c2, rng)
+    if t < c1:
+        return _nth_tie(best, ties, size, a1, b1, top, t, stack)
+    return _nth_tie(best, ties, size, a2, b2, top, t - c1, stack)
+
+
+@njit(cache=True, error_model="numpy")
+def schedule_signature(nodes, plan, static_add, start, num_to_find, rng, request, out):
+    """Schedule ``len(out.nodes)`` pods of one signature, binding each; returns (next start, pods placed).
+
+    ``plan`` supplies the static mask and the resource terms (its other slots are unused: their scores are
+    ``static_add`` per node)."""
+    n = nodes.allocatable.shape[1]
+    size = 1
+    while size < n:
+        size *= 2
+    frac = np.empty(plan.balanced.rows.shape[0] + 1)
+    stack = np.empty((64, 3), np.int64)
+    cnt, best, ties = build_tree(nodes, plan, static_add, size, frac)
+    for p in range(out.nodes.shape[0]):
+        if cnt[1] == 0:
+            out.nodes[p], out.processed[p], out.found[p] = -1, n, 0
             return start, p
-        before = _count_before(cnt, size, start)
-        if feasible_total <= num_to_find:
-            found, processed = feasible_total, n
-            a1, b1, a2, b2 = start, n, 0, start
-        else:
-            rank = before + num_to_find + 1
-            if rank > feasible_total:
-                rank -= feasible_total
-            stop = _kth_feasible(cnt, size, rank)  # the first feasible node beyond the window
-            found = num_to_find
-            processed = (stop - start) % n
-            if stop > start:
-                a1, b1, a2, b2 = start, stop, 0, 0
-            else:
-                a1, b1, a2, b2 = start, n, 0, stop
-        if found == 1:
-            rank = before + 1
-            if rank > feasible_total:
-                rank -= feasible_total
-            node = _kth_feasible(cnt, size, rank)
-        else:
-            top1, ties1 = _range_best(best, ties, size, a1, b1)
-            top2, ties2 = _range_best(best, ties, size, a2, b2)
-            top = max(top1, top2)
-            c1 = ties1 if top1 == top else 0
-            c2 = ties2 if top2 == top else 0
-            t = _reservoir_pick(c1 + c2, rng)
-            if t < c1:
-                node = _nth_tie(best, ties, size, a1, b1, top, t, stack)
-            else:
-                node = _nth_tie(best, ties, size, a2, b2, top, t - c1, stack)
-        out_nodes[p], out_processed[p], out_found[p] = node, processed, found
-        for r in range(bind_req.shape[0]):
-            requested[r, node] += bind_req[r]
-        nonzero[0, node] += bind_nonzero[0]
-        nonzero[1, node] += bind_nonzero[1]
-        pod_count[node] += 1
-        feasible, total = _node_state(
-            alloc,
-            requested,
-            nonzero,
-            pod_count,
-            static_ok,
-            fit_on,
-            fit_req,
-            fit_kind,
-            fit_rows,
-            fit_src,
-            fit_reqs,
-            fit_wts,
-            shape,
-            fit_weight,
-            bal_rows,
-            bal_reqs,
-            bal_weight,
-            static_add,
-            node,
-            frac,
-        )
+        found, processed, a1, b1, a2, b2, before = window(cnt, size, n, start, num_to_find)
+        node = pick_in_window(cnt, best, ties, size, found, a1, b1, a2, b2, before, rng, stack)
+        out.nodes[p], out.processed[p], out.found[p] = node, processed, found
+        bind(nodes, node, request)
+        feasible, total = node_state(nodes, plan, static_add, node, frac)
         _set_leaf(cnt, best, ties, size, node, feasible, total)
         start = (start + processed) % n
-    return start, out_nodes.shape[0]
+    return start, out.nodes.shape[0]

@@ -1,15 +1,13 @@
 """Numba kernels: one fused filter + score + selectHost pass per pod over struct-of-arrays cluster state.
 
-Inputs are the state arrays (``alloc`` and ``requested`` as ``[resource, node]``,
-``nonzero`` cpu/memory rows, ``pod_count``) and a pod's plan (see
-``kbench/scheduler/kernel.py``): a mask of the non-resource filters, the
-NodeResourcesFit request and scoring terms, BalancedAllocation terms, raw scores
-of the other score plugins with their NormalizeScore kind, and
-PodTopologySpread's per-domain counts (its weights depend on which nodes are
-scored, so it is scored here). Nodes are visited from the rotating start until
-``num_to_find`` feasible nodes are found, as ``findNodesThatPassFilters`` does;
-ties are broken by the same reservoir sampler as ``select.py``. Arithmetic is
-upstream's: integer Go division, float64 where Go uses float64.
+Inputs are named tuples (``kbench/scheduler/plan.py``): the state arrays (:class:`NodeArrays`: ``allocatable``
+and ``requested`` as ``[resource, node]``, ``nonzero`` cpu/memory rows, ``pod_count``) and a pod's
+:class:`KernelPlan`, filled by the plugins: a mask of the filters evaluated once for the pod, the
+NodeResourcesFit request and scoring terms, BalancedAllocation terms, raw scores of the other score plugins
+with their NormalizeScore kind, and PodTopologySpread's per-domain counts (its weights depend on which nodes
+are scored, so it is scored here). Nodes are visited from the rotating start until ``num_to_find`` feasible
+nodes are found, as ``findNodesThatPassFilters`` does; ties are broken by the same reservoir sampler as
+``select.py``. Arithmetic is upstream's: integer Go division, float64 where Go uses float64.
 """
 
 from __future__ import annotations
@@ -19,77 +17,88 @@ import math
 import numpy as np
 from numba import njit
 
+from kbench.scheduler.plan import (
+    LEAST_ALLOCATED,
+    MOST_ALLOCATED,
+    NONZERO_ROW,
+    NORMALIZE_DEFAULT,
+    NORMALIZE_MINMAX,
+    NORMALIZE_REVERSE,
+    REQUESTED_TO_CAPACITY_RATIO,
+)
+from kbench.scheduler.state import PODS
 from kbench.sim._kernels import splitmix_unit
-
-PODS = 3
-LEAST, MOST, RTCR = 0, 1, 2
-NORM_NONE, NORM_DEFAULT, NORM_REVERSE, NORM_SPREAD, NORM_MINMAX = 0, 1, 2, 3, 4
-NONZERO_ROW = 1
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _go_div(a, b):
+def go_div(a, b):
+    """Go's integer division (truncates toward zero)."""
     q = abs(a) // abs(b)
     return -q if (a < 0) != (b < 0) else q
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _broken_linear(shape, p):
+def broken_linear(shape, p):
+    """helper.BuildBrokenLinearFunction over shape points (utilization, score) at utilization ``p``."""
     for i in range(shape.shape[0]):
         if p <= shape[i, 0]:
             if i == 0:
                 return shape[0, 1]
             u0, s0, u1, s1 = shape[i - 1, 0], shape[i - 1, 1], shape[i, 0], shape[i, 1]
-            return s0 + _go_div((s1 - s0) * (p - u0), u1 - u0)
+            return s0 + go_div((s1 - s0) * (p - u0), u1 - u0)
     return shape[shape.shape[0] - 1, 1]
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _fits(alloc, requested, pod_count, fit_req, i):
-    if pod_count[i] + 1 > alloc[PODS, i]:
+def fits(nodes, fit, i):
+    """NodeResourcesFit's Filter on node ``i``: a pod slot and every checked request free."""
+    if nodes.pod_count[i] + 1 > nodes.allocatable[PODS, i]:
         return False
-    for r in range(fit_req.shape[0]):
-        if r != PODS and fit_req[r] > 0 and fit_req[r] > alloc[r, i] - requested[r, i]:
+    req = fit.request
+    for r in range(req.shape[0]):
+        if r != PODS and req[r] > 0 and req[r] > nodes.allocatable[r, i] - nodes.requested[r, i]:
             return False
     return True
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _strategy_score(kind, rows, src, reqs, wts, shape, alloc, requested, nonzero, i):
+def strategy_score(nodes, fit, i):
+    """NodeResourcesFit's Score of node ``i`` (its strategy over the weighted resource terms)."""
     total = 0
     wsum = 0
-    for t in range(rows.shape[0]):
-        r = rows[t]
-        a = alloc[r, i]
+    for t in range(fit.rows.shape[0]):
+        r = fit.rows[t]
+        a = nodes.allocatable[r, i]
         if a == 0:
             continue
-        used = (nonzero[r, i] if src[t] == NONZERO_ROW else requested[r, i]) + reqs[t]
-        if kind == LEAST:
+        used = (nodes.nonzero[r, i] if fit.sources[t] == NONZERO_ROW else nodes.requested[r, i]) + fit.requests[t]
+        if fit.kind == LEAST_ALLOCATED:
             s = 0 if used > a else (a - used) * 100 // a
-        elif kind == MOST:
+        elif fit.kind == MOST_ALLOCATED:
             s = (used if used < a else a) * 100 // a
         else:
-            s = _broken_linear(shape, 100 if used > a else used * 100 // a)
+            s = broken_linear(fit.shape, 100 if used > a else used * 100 // a)
             if s <= 0:
                 continue
-        total += s * wts[t]
-        wsum += wts[t]
+        total += s * fit.weights[t]
+        wsum += fit.weights[t]
     if wsum == 0:
         return 0
-    if kind == RTCR:
+    if fit.kind == REQUESTED_TO_CAPACITY_RATIO:
         return np.int64(math.floor(total / wsum + 0.5))
     return total // wsum
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _balanced_score(rows, reqs, alloc, requested, i, frac):
+def balanced_score(nodes, bal, i, frac):
+    """NodeResourcesBalancedAllocation's Score of node ``i`` (``frac``: scratch of one float per resource)."""
     count = 0
     total = 0.0
-    for t in range(rows.shape[0]):
-        a = alloc[rows[t], i]
+    for t in range(bal.rows.shape[0]):
+        a = nodes.allocatable[bal.rows[t], i]
         if a == 0:
             continue
-        f = (requested[rows[t], i] + reqs[t]) / a
+        f = (nodes.requested[bal.rows[t], i] + bal.requests[t]) / a
         frac[count] = 1.0 if f > 1.0 else f
         total += frac[count]
         count += 1
@@ -106,19 +115,20 @@ def _balanced_score(rows, reqs, alloc, requested, i, frac):
 
 
 @njit(cache=True, error_model="numpy")
-def _normalize(kind, raw, m, out):
-    if kind in (NORM_DEFAULT, NORM_REVERSE):
+def normalize(kind, raw, m, out):
+    """NormalizeScore of kind ``kind`` over ``raw[:m]`` into ``out[:m]``."""
+    if kind in (NORMALIZE_DEFAULT, NORMALIZE_REVERSE):
         top = 0
         for j in range(m):
             if raw[j] > top:
                 top = raw[j]
         for j in range(m):
             if top == 0:
-                out[j] = 100 if kind == NORM_REVERSE else 0
+                out[j] = 100 if kind == NORMALIZE_REVERSE else 0
             else:
                 v = 100 * raw[j] // top
-                out[j] = 100 - v if kind == NORM_REVERSE else v
-    elif kind == NORM_MINMAX:
+                out[j] = 100 - v if kind == NORMALIZE_REVERSE else v
+    elif kind == NORMALIZE_MINMAX:
         low, high = raw[0], raw[0]
         for j in range(m):
             low = min(low, raw[j])
@@ -131,35 +141,42 @@ def _normalize(kind, raw, m, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _spread_scores(cand, m, sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, raw, out, mark):
-    """PodTopologySpread over the scored nodes: weights ln(domains + 2), then its NormalizeScore into out."""
+def spread_weights(cand, m, sp, mark):
+    """PodTopologySpread's per-constraint weights ln(domains among the scored nodes + 2)."""
     live = 0
     for j in range(m):
-        if sp_keys[cand[j]]:
+        if sp.has_keys[cand[j]]:
             live += 1
-    weights = np.zeros(sp_dom.shape[0])
-    for c in range(sp_dom.shape[0]):
-        if sp_host[c]:
+    weights = np.zeros(sp.domains.shape[0])
+    for c in range(sp.domains.shape[0]):
+        if sp.hostname[c]:
             size = live
         else:
             mark[:] = 0
             size = 0
             for j in range(m):
                 i = cand[j]
-                if sp_keys[i] and mark[sp_dom[c, i]] == 0:
-                    mark[sp_dom[c, i]] = 1
+                if sp.has_keys[i] and mark[sp.domains[c, i]] == 0:
+                    mark[sp.domains[c, i]] = 1
                     size += 1
         weights[c] = math.log(size + 2)
+    return weights
+
+
+@njit(cache=True, error_model="numpy")
+def spread_scores(cand, m, sp, raw, out, mark):
+    """PodTopologySpread over the scored nodes: raw scores into ``raw``, then its NormalizeScore into ``out``."""
+    weights = spread_weights(cand, m, sp, mark)
     top, low, any_live = 0, 0, False
     for j in range(m):
         i = cand[j]
-        if not sp_keys[i]:
+        if not sp.has_keys[i]:
             raw[j] = 0
             continue
         total = 0.0
-        for c in range(sp_dom.shape[0]):
-            n = sp_here[c, i] if sp_host[c] else sp_cnt[c, sp_dom[c, i]]
-            total += float(n) * weights[c] + float(sp_skew[c] - 1)
+        for c in range(sp.domains.shape[0]):
+            n = sp.on_node[c, i] if sp.hostname[c] else sp.counts[c, sp.domains[c, i]]
+            total += float(n) * weights[c] + float(sp.max_skew[c] - 1)
         raw[j] = np.int64(math.floor(total + 0.5))
         if not any_live:
             top, low, any_live = raw[j], raw[j], True
@@ -167,7 +184,7 @@ def _spread_scores(cand, m, sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, 
             top = max(top, raw[j])
             low = min(low, raw[j])
     for j in range(m):
-        if not sp_keys[cand[j]]:
+        if not sp.has_keys[cand[j]]:
             out[j] = 0
         elif top == 0:
             out[j] = 100
@@ -176,7 +193,8 @@ def _spread_scores(cand, m, sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, 
 
 
 @njit(cache=True, error_model="numpy")
-def _reservoir_pick(ties, rng):
+def reservoir_pick(ties, rng):
+    """Index (0-based, in evaluation order) of the tie reservoir sampling keeps (``select.reservoir_pick``)."""
     chosen, seen = 0, 1
     while ties > 1:
         nxt = np.int64(math.floor(seen / splitmix_unit(rng))) + 1
@@ -187,92 +205,53 @@ def _reservoir_pick(ties, rng):
 
 
 @njit(cache=True, error_model="numpy")
-def schedule_pod(
-    alloc,
-    requested,
-    nonzero,
-    pod_count,
-    static_ok,
-    fit_on,
-    fit_req,
-    fit_kind,
-    fit_rows,
-    fit_src,
-    fit_reqs,
-    fit_wts,
-    shape,
-    fit_weight,
-    bal_rows,
-    bal_reqs,
-    bal_weight,
-    ex_raw,
-    ex_norm,
-    ex_weight,
-    sp_dom,
-    sp_cnt,
-    sp_here,
-    sp_skew,
-    sp_host,
-    sp_keys,
-    sp_weight,
-    restricted,
-    subset,
-    start,
-    num_to_find,
-    rng,
-    cand,
-    totals,
-    scratch,
-    mark,
-    always_score=False,
-):
-    """Filter from ``start`` until ``num_to_find`` feasible nodes, score them, pick one.
-
-    Only the nodes in ``subset`` are searched when ``restricted`` (a PreFilterResult). A single
-    feasible node is taken without scoring, as upstream does, unless ``always_score``.
-
-    Returns (node or -1, nodes processed, feasible nodes scored); the scored nodes
-    are ``cand[:found]`` with their totals in ``totals[:found]``.
-    """
-    n = subset.shape[0] if restricted else alloc.shape[1]
+def find_feasible(nodes, plan, start, num_to_find, cand):
+    """Visit nodes from ``start`` (the subset when restricted) until ``num_to_find`` feasible ones are in
+    ``cand``; returns (found, nodes processed)."""
+    search = plan.search
+    n = search.subset.shape[0] if search.restricted else nodes.allocatable.shape[1]
     found = 0
-    processed = n
     for k in range(n):
-        i = subset[(start + k) % n] if restricted else (start + k) % n
-        if not static_ok[i] or (fit_on and not _fits(alloc, requested, pod_count, fit_req, i)):
+        i = search.subset[(start + k) % n] if search.restricted else (start + k) % n
+        if not plan.static_ok[i] or (plan.fit_filter.on and not fits(nodes, plan.fit_filter, i)):
             continue
         if found == num_to_find:
-            processed = k
-            break
+            return found, k
         cand[found] = i
         found += 1
-    if found == 0:
-        return -1, processed, 0
-    if found == 1 and not always_score:
-        return cand[0], processed, 1
-    raw = scratch[0]
-    norm = scratch[1]
-    frac = np.empty(bal_rows.shape[0] + 1)
+    return found, n
+
+
+@njit(cache=True, error_model="numpy")
+def score_feasible(nodes, plan, found, work):
+    """Total weighted score of each of the ``found`` candidates into ``work.totals``."""
+    cand, totals = work.cand, work.totals
+    raw, norm = work.scratch[0], work.scratch[1]
+    frac = np.empty(plan.balanced.rows.shape[0] + 1)
     for j in range(found):
         totals[j] = 0
-    if fit_weight > 0:
+    if plan.fit_score.weight > 0:
         for j in range(found):
-            totals[j] += fit_weight * _strategy_score(
-                fit_kind, fit_rows, fit_src, fit_reqs, fit_wts, shape, alloc, requested, nonzero, cand[j]
-            )
-    if bal_weight > 0:
+            totals[j] += plan.fit_score.weight * strategy_score(nodes, plan.fit_score, cand[j])
+    if plan.balanced.weight > 0:
         for j in range(found):
-            totals[j] += bal_weight * _balanced_score(bal_rows, bal_reqs, alloc, requested, cand[j], frac)
-    for p in range(ex_raw.shape[0]):
+            totals[j] += plan.balanced.weight * balanced_score(nodes, plan.balanced, cand[j], frac)
+    scores = plan.scores
+    for p in range(scores.raw.shape[0]):
         for j in range(found):
-            raw[j] = ex_raw[p, cand[j]]
-        _normalize(ex_norm[p], raw, found, norm)
+            raw[j] = scores.raw[p, cand[j]]
+        normalize(scores.normalize[p], raw, found, norm)
         for j in range(found):
-            totals[j] += ex_weight[p] * norm[j]
-    if sp_weight > 0:
-        _spread_scores(cand, found, sp_dom, sp_cnt, sp_here, sp_skew, sp_host, sp_keys, raw, norm, mark)
+            totals[j] += scores.weight[p] * norm[j]
+    if plan.spread.weight > 0:
+        spread_scores(cand, found, plan.spread, raw, norm, work.mark)
         for j in range(found):
-            totals[j] += sp_weight * norm[j]
+            totals[j] += plan.spread.weight * norm[j]
+
+
+@njit(cache=True, error_model="numpy")
+def select_host(cand, totals, found, rng):
+    """selectHost: a uniform pick among the top-scored candidates, by reservoir sampling in evaluation order."""
     top = totals[0]
     for j in range(found):
         top = max(top, totals[j])
@@ -280,114 +259,59 @@ def schedule_pod(
     for j in range(found):
         if totals[j] == top:
             ties += 1
-    pick = _reservoir_pick(ties, rng)
+    pick = reservoir_pick(ties, rng)
     for j in range(found):
         if totals[j] == top:
             if pick == 0:
-                return cand[j], processed, found
+                return cand[j]
             pick -= 1
-    return -1, processed, found
+    return -1
 
 
 @njit(cache=True, error_model="numpy")
-def schedule_batch(
-    alloc,
-    requested,
-    nonzero,
-    pod_count,
-    static_ok,
-    fit_on,
-    fit_req,
-    fit_kind,
-    fit_rows,
-    fit_src,
-    fit_reqs,
-    fit_wts,
-    shape,
-    fit_weight,
-    bal_rows,
-    bal_reqs,
-    bal_weight,
-    ex_raw,
-    ex_norm,
-    ex_weight,
-    sp_dom,
-    sp_cnt,
-    sp_here,
-    sp_skew,
-    sp_host,
-    sp_keys,
-    sp_weight,
-    restricted,
-    subset,
-    start,
-    num_to_find,
-    rng,
-    bind_req,
-    bind_nonzero,
-    out_nodes,
-    out_processed,
-    out_found,
-):
-    """Schedule ``len(out_nodes)`` pods of one plan in queue order, binding each (requests, non-zero
-    requests, pod count) before the next. Stops at the first pod that fits nowhere. Returns the next
-    start index and how many pods were placed."""
-    n = alloc.shape[1]
-    if restricted and subset.shape[0] == 0:
-        out_nodes[0], out_processed[0], out_found[0] = -1, 0, 0
+def schedule_pod(nodes, plan, start, num_to_find, rng, work, always_score=False):
+    """Filter from ``start`` until ``num_to_find`` feasible nodes, score them, pick one.
+
+    Only the nodes in ``plan.search.subset`` are searched when it is restricted (a PreFilterResult). A single
+    feasible node is taken without scoring, as upstream does, unless ``always_score``.
+
+    Returns (node or -1, nodes processed, feasible nodes scored); the scored nodes
+    are ``work.cand[:found]`` with their totals in ``work.totals[:found]``.
+    """
+    found, processed = find_feasible(nodes, plan, start, num_to_find, work.cand)
+    if found == 0:
+        return -1, processed, 0
+    if found == 1 and not always_score:
+        return work.cand[0], processed, 1
+    score_feasible(nodes, plan, found, work)
+    return select_host(work.cand, work.totals, found, rng), processed, found
+
+
+@njit(cache=True, error_model="numpy")
+def bind(nodes, node, request):
+    """Account one pod of ``request`` (a BindRequest) on ``node``."""
+    for r in range(request.requests.shape[0]):
+        nodes.requested[r, node] += request.requests[r]
+    nodes.nonzero[0, node] += request.nonzero[0]
+    nodes.nonzero[1, node] += request.nonzero[1]
+    nodes.pod_count[node] += 1
+
+
+@njit(cache=True, error_model="numpy")
+def schedule_batch(nodes, plan, start, num_to_find, rng, request, work, out):
+    """Schedule ``len(out.nodes)`` pods of one plan in queue order, binding each (``request``) before the next.
+    Stops at the first pod that fits nowhere. Returns the next start index and how many pods were placed."""
+    n = nodes.allocatable.shape[1]
+    if plan.search.restricted and plan.search.subset.shape[0] == 0:
+        out.nodes[0], out.processed[0], out.found[0] = -1, 0, 0
         return start, 0
-    cand = np.empty(n, np.int64)
-    totals = np.empty(n, np.int64)
-    scratch = np.empty((2, n), np.int64)
-    mark = np.zeros(max(sp_cnt.shape[1], 1), np.int64)
-    for p in range(out_nodes.shape[0]):
-        node, processed, found = schedule_pod(
-            alloc,
-            requested,
-            nonzero,
-            pod_count,
-            static_ok,
-            fit_on,
-            fit_req,
-            fit_kind,
-            fit_rows,
-            fit_src,
-            fit_reqs,
-            fit_wts,
-            shape,
-            fit_weight,
-            bal_rows,
-            bal_reqs,
-            bal_weight,
-            ex_raw,
-            ex_norm,
-            ex_weight,
-            sp_dom,
-            sp_cnt,
-            sp_here,
-            sp_skew,
-            sp_host,
-            sp_keys,
-            sp_weight,
-            restricted,
-            subset,
-            start,
-            num_to_find,
-            rng,
-            cand,
-            totals,
-            scratch,
-            mark,
-        )
+    for p in range(out.nodes.shape[0]):
+        node, processed, found = schedule_pod(nodes, plan, start, num_to_find, rng, work)
         start = (start + processed) % n
-        out_nodes[p] = node
-        out_processed[p] = processed
-        out_found[p] = found
+        out.nodes[p] = node
+        out.processed[p] = processed
+        out.found[p] = found
         if node < 0:
             return start, p
-        for r in range(bind_req.shape[0]):
-            requested[r, node] += bind_req[r]
-        nonzero[0, node] += bind_nonzero[0]
-        nonzero[1, node] += bind_nonzero[1]
-        pod_count[node] += 1
-    return start, out_nodes.shape[0]
+        bind(nodes, node, request)
+    return start, out.nodes.shape[0]

@@ -19,12 +19,10 @@ from kbench.apiserver.objects import object_key, timestamp
 from kbench.client import Client, Informer
 from kbench.profiles import Profile
 from kbench.scheduler.config import SchedulerConfig
-from kbench.scheduler.scheduler import Scheduler
+from kbench.scheduler.scheduler import Scheduler, SchedulerStats
 from kbench.scheduler.state import ClusterState
 from kbench.sim import Streams
 
-SCHEDULER_QPS, SCHEDULER_BURST = 50.0, 100
-"""KubeSchedulerConfiguration clientConnection defaults (pkg/scheduler/apis/config/v1/defaults.go)."""
 TERMINAL = ("Succeeded", "Failed")
 
 
@@ -40,9 +38,26 @@ def _scheduling_view(node: Mapping) -> tuple:
 
 
 class KubeScheduler:
+    """kube-scheduler on a cluster: its apiserver client and informers, the queue and the scheduling loop.
+
+    Parameters
+    ----------
+    server
+        The kube-apiserver (or its load balancer) the client talks to.
+    profile : Profile
+        Calibration profile (the ``scheduler`` section's unit costs).
+    streams : Streams
+        The run's RNG streams.
+    config : SchedulerConfig, optional
+        Its KubeSchedulerConfiguration (default: upstream's defaults); the client's QPS and burst are
+        ``clientConnection.qps`` / ``clientConnection.burst``.
+    """
+
     def __init__(self, server, profile: Profile, streams: Streams, config: SchedulerConfig | None = None) -> None:
+        config = config or SchedulerConfig()
         self.engine = server.engine
-        self.client = Client(server, "system:kube-scheduler", ("system:authenticated",), SCHEDULER_QPS, SCHEDULER_BURST)
+        qps, burst = config.client_connection_qps, config.client_connection_burst
+        self.client = Client(server, "system:kube-scheduler", ("system:authenticated",), qps, burst)
         self.state = ClusterState()
         self.scheduler = Scheduler(self.engine, self.state, config, profile, streams, binder=self._bind)
         self.scheduler.on_unschedulable = self._unschedulable
@@ -54,7 +69,8 @@ class KubeScheduler:
         self.pods.start()
 
     @property
-    def stats(self):
+    def stats(self) -> SchedulerStats:
+        """What the scheduler did (per pod times, cycles, cost parts)."""
         return self.scheduler.stats
 
     def _node_added(self, node: Mapping) -> None:

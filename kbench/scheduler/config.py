@@ -2,9 +2,12 @@
 
 kbench follows kube-scheduler **v1.35** (see ``KUBERNETES_VERSION``): the default profile of
 ``pkg/scheduler/apis/config/v1/default_plugins.go`` (multiPoint plugins and
-score weights), the argument defaults of ``pkg/scheduler/apis/config/v1/defaults.go``
-and the checks of ``pkg/scheduler/apis/config/validation``. Errors name the
-field path, e.g. ``profiles[0].plugins.score.enabled[1].weight: Invalid value: -1``.
+score weights), the defaults of ``pkg/scheduler/apis/config/v1/defaults.go``
+and the checks of ``pkg/scheduler/apis/config/validation``. :class:`SchedulerConfig`
+is kube-scheduler's component configuration (:mod:`kbench.componentconfig`): its
+scalar settings are options (``clientConnection.qps``, ``percentageOfNodesToScore``,
+...); its profiles are resolved here, with upstream's messages naming the field path,
+e.g. ``KubeSchedulerConfiguration.profiles[0].plugins.score.enabled[1].weight: Invalid value: -1``.
 
 Upstream plugins that only act on volumes, claims or scheduling gates are
 accepted (pods in kbench carry none) and do nothing.
@@ -12,12 +15,17 @@ accepted (pods in kbench carry none) and do nothing.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
+
+from kbench.componentconfig import ComponentConfig, ConfigError, option
+from kbench.scheduler.pluginargs import DEFAULT_ARGS, check_args, invalid
+
+__all__ = ["KUBERNETES_VERSION", "PLUGINS", "ConfigError", "Profile", "SchedulerConfig", "parse_config"]
 
 API_VERSION = "kubescheduler.config.k8s.io/v1"
 KUBERNETES_VERSION = "v1.35"
@@ -25,8 +33,9 @@ KUBERNETES_VERSION = "v1.35"
 v1.35's selectHost pops a score heap whose ties fall in the order parallel filter goroutines finish,
 which no seed can reproduce; kbench keeps v1.34's reservoir sampling over the evaluation order, the
 same uniform choice among tied nodes, drawn from the seeded stream."""
+DEFAULTS = "pkg/scheduler/apis/config/v1/defaults.go SetDefaults_KubeSchedulerConfiguration"
+VALIDATION = "pkg/scheduler/apis/config/validation/validation.go ValidateKubeSchedulerConfiguration"
 MAX_NODE_SCORE = 100
-MAX_CUSTOM_PRIORITY_SCORE = 10
 MAX_WEIGHT = (2**63 - 1) // MAX_NODE_SCORE
 EXTENSION_POINTS = (
     "preEnqueue",
@@ -100,34 +109,6 @@ DEFAULT_MULTIPOINT: tuple[tuple[str, int], ...] = (
     ("DefaultBinder", 0),
 )
 
-SCORING_STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio")
-DEFAULT_RESOURCES = [{"name": "cpu", "weight": 1}, {"name": "memory", "weight": 1}]
-SYSTEM_DEFAULT_CONSTRAINTS = [
-    {"maxSkew": 3, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"},
-    {"maxSkew": 5, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"},
-]
-"""PodTopologySpread's system defaults (podtopologyspread/plugin.go systemDefaultConstraints)."""
-
-DEFAULT_ARGS: dict[str, dict[str, Any]] = {
-    "NodeResourcesFit": {
-        "scoringStrategy": {"type": "LeastAllocated", "resources": DEFAULT_RESOURCES},
-        "ignoredResources": [],
-        "ignoredResourceGroups": [],
-    },
-    "NodeResourcesBalancedAllocation": {"resources": DEFAULT_RESOURCES},
-    "PodTopologySpread": {"defaultConstraints": [], "defaultingType": "System"},
-    "InterPodAffinity": {"hardPodAffinityWeight": 1, "ignorePreferredTermsOfExistingPods": False},
-    "NodeAffinity": {"addedAffinity": None},
-}
-
-
-class ConfigError(ValueError):
-    """An invalid KubeSchedulerConfiguration; the message names the field."""
-
-
-def _invalid(path: str, value: Any, detail: str) -> ConfigError:
-    return ConfigError(f"{path}: Invalid value: {value!r}: {detail}")
-
 
 @dataclass
 class Profile:
@@ -143,57 +124,73 @@ class Profile:
         """Plugins run at ``point``, in order, without the inert ones."""
         return [p for p in self.points.get(point, []) if p not in INERT]
 
+    def to_manifest(self) -> dict[str, Any]:
+        """The profile as a KubeSchedulerProfile that resolves to it: every extension point's plugins listed
+        explicitly (defaults disabled), score weights, and every plugin's args with defaults filled in."""
+        plugins: dict[str, Any] = {"multiPoint": {"disabled": [{"name": "*"}]}}
+        for point in EXTENSION_POINTS:
+            enabled = [
+                {"name": n, **({"weight": self.weights[n]} if point == "score" else {})} for n in self.points[point]
+            ]
+            plugins[point] = {"enabled": enabled, "disabled": [{"name": "*"}]}
+        doc: dict[str, Any] = {
+            "schedulerName": self.scheduler_name,
+            "plugins": plugins,
+            "pluginConfig": [{"name": name, "args": args} for name, args in self.args.items()],
+        }
+        if self.percentage_of_nodes_to_score is not None:
+            doc["percentageOfNodesToScore"] = self.percentage_of_nodes_to_score
+        return doc
 
-@dataclass
-class SchedulerConfig:
-    """A resolved KubeSchedulerConfiguration."""
 
-    profiles: list[Profile]
-    percentage_of_nodes_to_score: int = 0
-    pod_initial_backoff_seconds: float = 1.0
-    pod_max_backoff_seconds: float = 10.0
-    source: Mapping = field(default_factory=dict, repr=False)
-
-    def profile(self, scheduler_name: str = "default-scheduler") -> Profile:
-        for p in self.profiles:
-            if p.scheduler_name == scheduler_name:
-                return p
-        names = ", ".join(p.scheduler_name for p in self.profiles)
-        raise ConfigError(f"no profile with schedulerName {scheduler_name!r}; profiles: {names}")
+def _plugin_entries(node: Any, kind: str, path: str) -> list[tuple[str, int | None]]:
+    """The (name, weight) entries of a PluginSet's ``enabled`` or ``disabled`` list, checked."""
+    entries = []
+    for i, p in enumerate(node.get(kind) or []):
+        where = f"{path}.{kind}[{i}]"
+        if not isinstance(p, Mapping) or not isinstance(p.get("name"), str):
+            raise ConfigError(f"{where}.name: Required value: a plugin name")
+        name = p["name"]
+        if name != "*" and name not in PLUGINS:
+            raise ConfigError(
+                f"{where}.name: Invalid value: {name!r}: plugin {name!r} does not exist; "
+                f"known plugins: {', '.join(sorted(PLUGINS))}"
+            )
+        weight = p.get("weight")
+        if kind == "enabled" and weight is not None:
+            if isinstance(weight, bool) or not isinstance(weight, int):
+                raise invalid(f"{where}.weight", weight, "must be an integer")
+            if weight < 0:
+                raise invalid(f"{where}.weight", weight, "must be a positive integer (plugin weights are >= 1)")
+            if weight > MAX_WEIGHT:
+                raise invalid(f"{where}.weight", weight, f"must not exceed {MAX_WEIGHT}")
+        entries.append((name, weight))
+    return entries
 
 
 def _plugin_set(node: Any, path: str) -> tuple[list[tuple[str, int | None]], list[str]]:
+    """A PluginSet: its enabled (name, weight) and its disabled names."""
     if node is None:
         return [], []
     if not isinstance(node, Mapping):
         raise ConfigError(f"{path}: must be a mapping with 'enabled' and/or 'disabled'")
-    out = []
-    for kind in ("enabled", "disabled"):
-        entries = []
-        for i, p in enumerate(node.get(kind) or []):
-            where = f"{path}.{kind}[{i}]"
-            if not isinstance(p, Mapping) or not isinstance(p.get("name"), str):
-                raise ConfigError(f"{where}.name: Required value: a plugin name")
-            name = p["name"]
-            if name != "*" and name not in PLUGINS:
-                raise ConfigError(
-                    f"{where}.name: Invalid value: {name!r}: plugin {name!r} does not exist; "
-                    f"known plugins: {', '.join(sorted(PLUGINS))}"
-                )
-            weight = p.get("weight")
-            if kind == "enabled" and weight is not None:
-                if isinstance(weight, bool) or not isinstance(weight, int):
-                    raise _invalid(f"{where}.weight", weight, "must be an integer")
-                if weight < 0:
-                    raise _invalid(f"{where}.weight", weight, "must be a positive integer (plugin weights are >= 1)")
-                if weight > MAX_WEIGHT:
-                    raise _invalid(f"{where}.weight", weight, f"must not exceed {MAX_WEIGHT}")
-            entries.append((name, weight))
-        out.append(entries)
-    return out[0], [name for name, _ in out[1]]
+    enabled = _plugin_entries(node, "enabled", path)
+    return enabled, [name for name, _ in _plugin_entries(node, "disabled", path)]
+
+
+def _multipoint(plugins: Mapping, path: str) -> list[tuple[str, int | None]]:
+    """The multiPoint plugins: defaults less the disabled ones, then the user's (replacing same-named ones)."""
+    enabled, disabled = _plugin_set(plugins.get("multiPoint"), f"{path}.multiPoint")
+    multipoint: list[tuple[str, int | None]] = (
+        [] if "*" in disabled else [(n, w) for n, w in DEFAULT_MULTIPOINT if n not in disabled]
+    )
+    for name, weight in enabled:
+        multipoint = [(n, w) for n, w in multipoint if n != name] + [(name, weight or 0)]
+    return multipoint
 
 
 def _resolve_plugins(plugins: Any, path: str) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Plugins per extension point and score weights (mergePlugins over multiPoint, as upstream expands them)."""
     plugins = plugins or {}
     if not isinstance(plugins, Mapping):
         raise ConfigError(f"{path}: must be a mapping of extension points")
@@ -202,10 +199,7 @@ def _resolve_plugins(plugins: Any, path: str) -> tuple[dict[str, list[str]], dic
             raise ConfigError(
                 f"{path}.{point}: unknown extension point; allowed: multiPoint, {', '.join(EXTENSION_POINTS)}"
             )
-    enabled_mp, disabled_mp = _plugin_set(plugins.get("multiPoint"), f"{path}.multiPoint")
-    multipoint = [] if "*" in disabled_mp else [(n, w) for n, w in DEFAULT_MULTIPOINT if n not in disabled_mp]
-    for name, weight in enabled_mp:  # user multiPoint plugins replace defaults of the same name
-        multipoint = [(n, w) for n, w in multipoint if n != name] + [(name, weight or 0)]
+    multipoint = _multipoint(plugins, path)
     weights = {name: weight or 1 for name, weight in multipoint if "score" in PLUGINS[name]}
     points: dict[str, list[str]] = {}
     for point in EXTENSION_POINTS:
@@ -226,110 +220,27 @@ def _resolve_plugins(plugins: Any, path: str) -> tuple[dict[str, list[str]], dic
     return points, weights
 
 
-def _check_resources(resources: Any, path: str, only_one: bool = False) -> list[dict]:
-    """Resource specs; a weight of 0 (or none) defaults to 1 (v1 defaults.go)."""
-    if not resources:
-        return copy.deepcopy(DEFAULT_RESOURCES)
-    if not isinstance(resources, list):
-        raise ConfigError(f"{path}: must be a list of {{name, weight}}")
-    out, seen = [], set()
-    for i, r in enumerate(resources):
-        if not isinstance(r, Mapping) or not isinstance(r.get("name"), str) or not r["name"]:
-            raise ConfigError(f"{path}[{i}].name: Required value")
-        if r["name"] in seen:
-            raise ConfigError(f"{path}[{i}].name: Duplicate value: {r['name']!r}")
-        seen.add(r["name"])
-        weight = r.get("weight") or 1
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 < weight <= 100:
-            raise _invalid(f"{path}[{i}].weight", weight, f"resource weight of {r['name']} not in valid range (0, 100]")
-        if only_one and weight != 1:
-            raise _invalid(f"{path}[{i}].weight", weight, "must be 1")
-        out.append({"name": r["name"], "weight": weight})
-    return out
+def _plugin_config(entries: Any, path: str) -> dict[str, dict[str, Any]]:
+    """Every plugin's args: the profile's pluginConfig, and upstream's defaults for the others."""
+    args = {}
+    for i, entry in enumerate(entries or []):
+        where = f"{path}.pluginConfig[{i}]"
+        plugin = entry.get("name") if isinstance(entry, Mapping) else None
+        if plugin not in PLUGINS:
+            raise ConfigError(f"{where}.name: Invalid value: {plugin!r}: unknown plugin")
+        if plugin in args:
+            raise ConfigError(f"{where}.name: Duplicate value: {plugin!r}")
+        entry_args = entry.get("args") or {}
+        if not isinstance(entry_args, Mapping):
+            raise ConfigError(f"{where}.args: must be a mapping")
+        args[plugin] = check_args(plugin, entry_args, f"{where}.args")
+    for plugin in DEFAULT_ARGS:
+        args.setdefault(plugin, check_args(plugin, {}, f"{path}.pluginConfig"))
+    return args
 
 
-def _check_args(name: str, args: Mapping, path: str) -> dict[str, Any]:
-    merged = copy.deepcopy(DEFAULT_ARGS.get(name, {}))
-    unknown = set(args) - set(merged) - {"apiVersion", "kind"}
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown field(s) {sorted(unknown)} for {name}Args; allowed: {', '.join(sorted(merged)) or 'none'}"
-        )
-    merged.update({k: v for k, v in args.items() if k not in ("apiVersion", "kind")})
-    if name == "NodeResourcesFit":
-        strategy = merged["scoringStrategy"]
-        if not isinstance(strategy, Mapping):
-            raise ConfigError(f"{path}.scoringStrategy: must be a mapping")
-        strategy = {"resources": DEFAULT_RESOURCES, **strategy}
-        if strategy.get("type") not in SCORING_STRATEGIES:
-            raise ConfigError(
-                f"{path}.scoringStrategy.type: Unsupported value: {strategy.get('type')!r}: "
-                f"supported values: {', '.join(repr(s) for s in SCORING_STRATEGIES)}"
-            )
-        strategy["resources"] = _check_resources(strategy["resources"], f"{path}.scoringStrategy.resources")
-        if strategy["type"] == "RequestedToCapacityRatio":
-            rtcr = strategy.get("requestedToCapacityRatio") or {}
-            shape = rtcr.get("shape")
-            where = f"{path}.scoringStrategy.requestedToCapacityRatio.shape"
-            if not shape:
-                raise ConfigError(f"{where}: Required value: at least one point")
-            previous = -1
-            for i, point in enumerate(shape):
-                util, score = point.get("utilization"), point.get("score")
-                if not isinstance(util, int) or not 0 <= util <= 100:
-                    raise _invalid(f"{where}[{i}].utilization", util, "not in valid range [0, 100]")
-                if util <= previous:
-                    raise _invalid(
-                        f"{where}[{i}].utilization", util, "utilization values must be sorted in increasing order"
-                    )
-                if not isinstance(score, int) or not 0 <= score <= MAX_CUSTOM_PRIORITY_SCORE:
-                    raise _invalid(f"{where}[{i}].score", score, f"not in valid range [0, {MAX_CUSTOM_PRIORITY_SCORE}]")
-                previous = util
-        elif strategy.get("requestedToCapacityRatio"):
-            raise ConfigError(
-                f"{path}.scoringStrategy.requestedToCapacityRatio: Forbidden: "
-                f"only valid with type RequestedToCapacityRatio"
-            )
-        merged["scoringStrategy"] = strategy
-    elif name == "NodeResourcesBalancedAllocation":
-        merged["resources"] = _check_resources(merged["resources"], f"{path}.resources", only_one=True)
-    elif name == "PodTopologySpread":
-        if merged["defaultingType"] not in ("System", "List"):
-            raise ConfigError(
-                f"{path}.defaultingType: Unsupported value: {merged['defaultingType']!r}: "
-                f"supported values: 'System', 'List'"
-            )
-        if merged["defaultingType"] == "System" and merged["defaultConstraints"]:
-            raise _invalid(f"{path}.defaultingType", "System", "when .defaultConstraints are not empty")
-        for i, c in enumerate(merged["defaultConstraints"]):
-            where = f"{path}.defaultConstraints[{i}]"
-            if not isinstance(c.get("maxSkew"), int) or c["maxSkew"] < 1:
-                raise _invalid(f"{where}.maxSkew", c.get("maxSkew"), "not in valid range (0, inf)")
-            if not c.get("topologyKey"):
-                raise ConfigError(f"{where}.topologyKey: Required value: can not be empty")
-            if c.get("whenUnsatisfiable") not in ("DoNotSchedule", "ScheduleAnyway"):
-                raise ConfigError(
-                    f"{where}.whenUnsatisfiable: Unsupported value: {c.get('whenUnsatisfiable')!r}: "
-                    f"supported values: 'DoNotSchedule', 'ScheduleAnyway'"
-                )
-            if c.get("labelSelector") is not None:
-                raise ConfigError(
-                    f"{where}.labelSelector: Forbidden: constraint must not define a selector, as "
-                    f"they deduced for each pod"
-                )
-    elif name == "InterPodAffinity":
-        w = merged["hardPodAffinityWeight"]
-        if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 100:
-            raise _invalid(f"{path}.hardPodAffinityWeight", w, "not in valid range [0, 100]")
-    elif name == "NodeAffinity" and merged["addedAffinity"] is not None:
-        added = merged["addedAffinity"]
-        if not isinstance(added, Mapping):
-            raise ConfigError(f"{path}.addedAffinity: must be a NodeAffinity mapping")
-    return merged
-
-
-def _profile(raw: Any, index: int, default_percentage: int) -> Profile:
-    path = f"profiles[{index}]"
+def resolve_profile(raw: Any, path: str) -> Profile:
+    """A KubeSchedulerProfile manifest resolved (validateKubeSchedulerProfile); errors name fields under ``path``."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: must be a mapping")
     name = raw.get("schedulerName", "default-scheduler")
@@ -341,54 +252,153 @@ def _profile(raw: Any, index: int, default_percentage: int) -> Profile:
             f"{path}.plugins.queueSort.enabled: Invalid value: {points['queueSort']}: only one queue "
             f"sort plugin can be enabled"
         )
-    args = {}
-    for i, entry in enumerate(raw.get("pluginConfig") or []):
-        where = f"{path}.pluginConfig[{i}]"
-        plugin = entry.get("name") if isinstance(entry, Mapping) else None
-        if plugin not in PLUGINS:
-            raise ConfigError(f"{where}.name: Invalid value: {plugin!r}: unknown plugin")
-        if plugin in args:
-            raise ConfigError(f"{where}.name: Duplicate value: {plugin!r}")
-        entry_args = entry.get("args") or {}
-        if not isinstance(entry_args, Mapping):
-            raise ConfigError(f"{where}.args: must be a mapping")
-        args[plugin] = _check_args(plugin, entry_args, f"{where}.args")
-    for plugin in DEFAULT_ARGS:
-        args.setdefault(plugin, _check_args(plugin, {}, f"{path}.pluginConfig"))
+    args = _plugin_config(raw.get("pluginConfig"), path)
     pct = raw.get("percentageOfNodesToScore")
     if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100):
-        raise _invalid(f"{path}.percentageOfNodesToScore", pct, "not in valid range [0-100]")
+        raise invalid(f"{path}.percentageOfNodesToScore", pct, "not in valid range [0-100]")
     return Profile(name, points, weights, args, pct)
 
 
-def parse_config(source: str | Mapping | None = None) -> SchedulerConfig:
-    """Resolve a KubeSchedulerConfiguration (YAML text or mapping; None = all defaults)."""
-    raw = yaml.safe_load(source) if isinstance(source, str) else (source or {})
-    if not isinstance(raw, Mapping):
-        raise ConfigError("KubeSchedulerConfiguration: expected a mapping")
-    if raw.get("apiVersion", API_VERSION) != API_VERSION:
-        raise ConfigError(
-            f"apiVersion: Unsupported value: {raw.get('apiVersion')!r}: supported values: {API_VERSION!r}"
-        )
-    if raw.get("kind", "KubeSchedulerConfiguration") != "KubeSchedulerConfiguration":
-        raise ConfigError(f"kind: Unsupported value: {raw.get('kind')!r}: expected 'KubeSchedulerConfiguration'")
-    pct = raw.get("percentageOfNodesToScore", 0)
-    if pct is None:
-        pct = 0
-    if isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100:
-        raise _invalid("percentageOfNodesToScore", pct, "not in valid range [0-100]")
-    initial, maximum = raw.get("podInitialBackoffSeconds", 1), raw.get("podMaxBackoffSeconds", 10)
-    for field_name, v in (("podInitialBackoffSeconds", initial), ("podMaxBackoffSeconds", maximum)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise _invalid(field_name, v, "must be greater than 0")
-    if maximum < initial:
-        raise _invalid("podMaxBackoffSeconds", maximum, "must be greater than or equal to PodInitialBackoffSeconds")
-    profiles_raw = raw.get("profiles") or [{}]
-    if not isinstance(profiles_raw, list):
-        raise ConfigError("profiles: must be a list")
-    profiles = [_profile(p, i, pct) for i, p in enumerate(profiles_raw)]
+def resolve_profiles(raw: Any, where: str) -> tuple[Profile, ...]:
+    """The profiles of a manifest (one default profile if none), with unique scheduler names."""
+    if raw is None or raw == []:
+        raw = [{}]  # v1 defaults.go: an empty list gets one default profile
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}.profiles: must be a list")
+    profiles = tuple(resolve_profile(p, f"{where}.profiles[{i}]") for i, p in enumerate(raw))
     names = [p.scheduler_name for p in profiles]
     for i, n in enumerate(names):
         if n in names[:i]:
-            raise ConfigError(f"profiles[{i}].schedulerName: Duplicate value: {n!r}")
-    return SchedulerConfig(profiles, pct, float(initial), float(maximum), raw)
+            raise ConfigError(f"{where}.profiles[{i}].schedulerName: Duplicate value: {n!r}")
+    return profiles
+
+
+def default_profiles() -> tuple[Profile, ...]:
+    """The one default profile (``default-scheduler`` with default_plugins.go's plugins)."""
+    return resolve_profiles(None, "KubeSchedulerConfiguration")
+
+
+POINTERS = ("parallelism", "percentageOfNodesToScore", "podInitialBackoffSeconds", "podMaxBackoffSeconds")
+"""Fields upstream holds as pointers: null means "not set" and takes the default."""
+
+
+@dataclass(frozen=True)
+class SchedulerConfig(ComponentConfig):
+    """kube-scheduler's KubeSchedulerConfiguration: scalar settings as options, and the resolved profiles.
+
+    ``SchedulerConfig()`` is upstream's defaulted configuration. Read one with :meth:`from_manifest` (or
+    :func:`parse_config` for YAML text); set scalar fields with :meth:`replace` (``{"clientConnection.qps": 20}``).
+    """
+
+    component: ClassVar[str] = "kube-scheduler"
+    kind: ClassVar[str | None] = "KubeSchedulerConfiguration"
+    api_version: ClassVar[str | None] = API_VERSION
+    accepted: ClassVar[frozenset[str]] = frozenset(
+        {
+            "leaderElection",
+            "enableProfiling",
+            "enableContentionProfiling",
+            "delayCacheUntilActive",
+            "clientConnection.kubeconfig",
+            "clientConnection.contentType",
+            "clientConnection.acceptContentTypes",
+        }
+    )
+
+    parallelism: int = option(
+        "parallelism",
+        16,
+        int,
+        "Goroutines filtering and scoring nodes in parallel. Not modelled: the per-node unit costs of the "
+        "profile's scheduler section are fitted at the default 16.",
+        f"{DEFAULTS}; {VALIDATION} (should be an integer value greater than zero)",
+        minimum=1,
+    )
+    percentage_of_nodes_to_score: int = option(
+        "percentageOfNodesToScore",
+        0,
+        int,
+        "Share of the nodes to find feasible before scoring (0: adaptive, 50 - nodes/125 %, at least 5 %); "
+        "a profile's own value wins.",
+        f"{DEFAULTS} (config.DefaultPercentageOfNodesToScore); {VALIDATION} (not in valid range [0-100])",
+        minimum=0,
+        maximum=100,
+    )
+    pod_initial_backoff_seconds: int = option(
+        "podInitialBackoffSeconds",
+        1,
+        int,
+        "Backoff of an unschedulable pod after its first failed attempt, doubled per attempt.",
+        f"{DEFAULTS}; {VALIDATION} (must be greater than 0)",
+        minimum=1,
+    )
+    pod_max_backoff_seconds: int = option(
+        "podMaxBackoffSeconds",
+        10,
+        int,
+        "The longest backoff (at least podInitialBackoffSeconds).",
+        f"{DEFAULTS}; {VALIDATION}",
+        minimum=1,
+    )
+    client_connection_qps: float = option(
+        "clientConnection.qps",
+        50.0,
+        float,
+        "Client-side QPS of kube-scheduler's apiserver client (0 means the default 50; kbench's client is always "
+        "rate-limited, so no negative value).",
+        f"{DEFAULTS} (the scheduler's own opinion: 0.0 -> 50)",
+        minimum=0,
+    )
+    client_connection_burst: int = option(
+        "clientConnection.burst",
+        100,
+        int,
+        "Client-side burst of kube-scheduler's apiserver client (0 means the default 100).",
+        f"{DEFAULTS} (0 -> 100); component-base ValidateClientConnectionConfiguration (must be non-negative)",
+        minimum=0,
+    )
+    profiles: tuple[Profile, ...] = field(default_factory=default_profiles)
+
+    def __post_init__(self) -> None:
+        """Upstream's defaulting of the client connection: zero QPS or burst mean the scheduler's defaults."""
+        if self.client_connection_qps == 0:
+            object.__setattr__(self, "client_connection_qps", 50.0)
+        if self.client_connection_burst == 0:
+            object.__setattr__(self, "client_connection_burst", 100)
+
+    def validate(self, where: str) -> None:
+        """Cross-field rules of ValidateKubeSchedulerConfiguration."""
+        if self.pod_max_backoff_seconds < self.pod_initial_backoff_seconds:
+            raise invalid(
+                f"{where}.podMaxBackoffSeconds",
+                self.pod_max_backoff_seconds,
+                "must be greater than or equal to PodInitialBackoffSeconds",
+            )
+
+    @classmethod
+    def from_manifest(cls, doc: Mapping[str, Any], where: str | None = None) -> SchedulerConfig:
+        """From a KubeSchedulerConfiguration manifest: scalar settings as options, profiles resolved."""
+        where = where or str(cls.kind)
+        if not isinstance(doc, Mapping):
+            raise ConfigError(f"{where}: expected a mapping (kind: {cls.kind})")
+        scalars = {k: v for k, v in doc.items() if k != "profiles" and not (k in POINTERS and v is None)}
+        base = super().from_manifest(scalars, where)
+        return dataclasses.replace(base, profiles=resolve_profiles(doc.get("profiles"), where))
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The configuration as a manifest that reads back equal (profiles resolved, see Profile.to_manifest)."""
+        return {**super().to_manifest(), "profiles": [p.to_manifest() for p in self.profiles]}
+
+    def profile(self, scheduler_name: str = "default-scheduler") -> Profile:
+        """The profile of ``scheduler_name``; errors list the profiles."""
+        for p in self.profiles:
+            if p.scheduler_name == scheduler_name:
+                return p
+        names = ", ".join(p.scheduler_name for p in self.profiles)
+        raise ConfigError(f"no profile with schedulerName {scheduler_name!r}; profiles: {names}")
+
+
+def parse_config(source: str | Mapping | None = None, where: str | None = None) -> SchedulerConfig:
+    """A KubeSchedulerConfiguration from YAML text or a mapping (None: all defaults)."""
+    raw = yaml.safe_load(source) if isinstance(source, str) else source
+    return SchedulerConfig.from_manifest(raw if raw is not None else {}, where)

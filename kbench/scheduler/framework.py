@@ -10,50 +10,22 @@ the fused kernel is held to, and the source of the per-plugin breakdown.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kbench.api.core import Pod
-from kbench.scheduler.config import Profile
-from kbench.scheduler.plugins import (
-    CODE_NAMES,
-    NORMALIZE_DEFAULT,
-    NORMALIZE_MINMAX,
-    NORMALIZE_REVERSE,
-    NORMALIZE_SPREAD,
-    SKIP,
-    SUCCESS,
-    Plugin,
-    Rejection,
-    default_normalize,
-)
-from kbench.scheduler.plugins.basic import ImageLocality, NodeName, NodePorts, NodeUnschedulable, TaintToleration
-from kbench.scheduler.plugins.interpod import InterPodAffinity, minmax_normalize
-from kbench.scheduler.plugins.nodeaffinity import NodeAffinity
-from kbench.scheduler.plugins.resources import NodeResourcesBalancedAllocation, NodeResourcesFit
-from kbench.scheduler.plugins.spread import PodTopologySpread, spread_normalize
+from kbench.scheduler.config import ConfigError, Profile
+from kbench.scheduler.interface import CODE_NAMES, SKIP, SUCCESS, Handle, Plugin, Rejection
+from kbench.scheduler.plugins.registry import new_plugin
 from kbench.scheduler.select import new_rng, select_host
 from kbench.scheduler.state import ClusterState
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
-PLUGIN_CLASSES = {
-    cls.name: cls
-    for cls in (
-        NodeUnschedulable,
-        NodeName,
-        TaintToleration,
-        NodeAffinity,
-        NodePorts,
-        NodeResourcesFit,
-        PodTopologySpread,
-        InterPodAffinity,
-        NodeResourcesBalancedAllocation,
-        ImageLocality,
-    )
-}
 
 
 def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
@@ -63,18 +35,6 @@ def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
     if percentage == 0:
         percentage = max(50 - num_all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
     return max(num_all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
-
-
-def normalize(plugin: Plugin, raw: np.ndarray, ctx, nodes: np.ndarray) -> np.ndarray:
-    """The plugin's NormalizeScore over the scored nodes."""
-    kind = plugin.normalize
-    if kind in (NORMALIZE_DEFAULT, NORMALIZE_REVERSE):
-        return default_normalize(raw, kind == NORMALIZE_REVERSE)
-    if kind == NORMALIZE_SPREAD:
-        return spread_normalize(raw, plugin.ignored(ctx, nodes))
-    if kind == NORMALIZE_MINMAX:
-        return minmax_normalize(raw)
-    return raw
 
 
 @dataclass
@@ -114,6 +74,13 @@ class Framework:
         Seed of selectHost's stream.
     default_selector : callable, optional
         ``pod -> labelSelector`` from its Services and controllers, for PodTopologySpread's defaults.
+    binder : callable, optional
+        ``binder(pod, node_name) -> Event``: the binding request the bind plugins make (see :meth:`bind`).
+
+    Raises
+    ------
+    ConfigError
+        If the profile enables no bind plugin (upstream's NewFramework refuses it too).
     """
 
     def __init__(
@@ -122,19 +89,31 @@ class Framework:
         state: ClusterState,
         percentage_of_nodes_to_score: int = 0,
         seed: int = 0,
-        default_selector=None,
+        default_selector: Callable[[Pod], dict | None] | None = None,
+        binder: Callable[[Pod, str], Any] | None = None,
     ) -> None:
         self.profile, self.state = profile, state
         pct = profile.percentage_of_nodes_to_score
         self.percentage = percentage_of_nodes_to_score if pct is None else pct
-        self.plugins: dict[str, Plugin] = {}
-        for name in dict.fromkeys(profile.enabled("preFilter") + profile.enabled("filter") + profile.enabled("score")):
-            cls = PLUGIN_CLASSES[name]
-            args = profile.args.get(name, {})
-            self.plugins[name] = cls(args, state, default_selector) if cls is PodTopologySpread else cls(args, state)
+        handle = Handle(state, default_selector, binder)
+        self.plugins: dict[str, Plugin] = {
+            name: new_plugin(name, profile.args.get(name, {}), handle)
+            for name in dict.fromkeys(
+                profile.enabled("queueSort")
+                + profile.enabled("preFilter")
+                + profile.enabled("filter")
+                + profile.enabled("score")
+                + profile.enabled("bind")
+            )
+        }
         self.filters = [self.plugins[n] for n in profile.enabled("filter")]
         self.prefilters = [self.plugins[n] for n in profile.enabled("preFilter")]
         self.scorers = [(self.plugins[n], profile.weights[n]) for n in profile.enabled("score")]
+        self.binders = [self.plugins[n] for n in profile.enabled("bind")]
+        if not self.binders:  # runtime/framework.go NewFramework
+            name = profile.scheduler_name
+            raise ConfigError(f"at least one bind plugin is needed for profile with scheduler name {name!r}")
+        self.queue_sort = self.plugins[profile.enabled("queueSort")[0]]
         self.rng = new_rng(seed)
         self.next_start = 0
 
@@ -252,11 +231,19 @@ class Framework:
             if ctx is SKIP:
                 continue
             raw = plugin.score(ctx, pod, nodes)
-            final = normalize(plugin, raw, ctx, nodes)
+            final = plugin.normalize_score(raw, ctx, nodes)
             totals += weight * final
             if detail is not None:
                 detail[plugin.name] = (raw, final, weight * final)
         return totals
+
+    def bind(self, pod: Pod, node: str) -> Any:
+        """RunBindPlugins: the first bind plugin that does not Skip binds the pod; returns its event."""
+        for plugin in self.binders:
+            event = plugin.bind(pod, node)
+            if event is not SKIP:
+                return event
+        raise RuntimeError(f"every bind plugin skipped pod {pod.key}")
 
     def breakdown(self, pod: Pod) -> pd.DataFrame:
         """Per node: each filter's status (with upstream's reasons), each score plugin's raw, normalized and

@@ -1,13 +1,13 @@
 """The compiled scheduling path: a pod's plan from the framework's plugins, run by the fused kernel.
 
-Plugins whose per-node results are fixed for a pod (every filter but
-NodeResourcesFit, the raw scores of every score plugin but the resource ones
-and PodTopologySpread) are evaluated once per pod by their NumPy references;
-the kernel then does the work that grows with the cluster and changes with
-every bind: the resource fit, resource scoring, normalization over the scored
-nodes, PodTopologySpread's weights, and selectHost. Pods with no dynamic plugin
-(host ports, topology spread, inter-pod affinity) can be scheduled as a batch:
-each run of pods of one spec in one kernel call that binds as it goes.
+Each plugin supplies its part of a pod's :class:`~kbench.scheduler.plan.KernelPlan`
+(``Plugin.plan_filter`` / ``Plugin.plan_score``): plugins whose per-node results are
+fixed for a pod are evaluated once per pod by their NumPy references; the kernel
+then does the work that grows with the cluster and changes with every bind: the
+resource fit, resource scoring, normalization over the scored nodes,
+PodTopologySpread's weights, and selectHost. Pods with no dynamic plugin (host
+ports, topology spread, inter-pod affinity) can be scheduled as a batch: each run
+of pods of one spec in one kernel call that binds as it goes.
 """
 
 from __future__ import annotations
@@ -21,58 +21,77 @@ from kbench.api.core import Pod
 from kbench.scheduler import _batch_kernels as kb
 from kbench.scheduler import _kernels as k
 from kbench.scheduler.framework import CycleResult, Framework, num_feasible_nodes_to_find
-from kbench.scheduler.plugins import NORMALIZE_DEFAULT, NORMALIZE_NONE, NORMALIZE_REVERSE, SKIP, SUCCESS, Rejection
-from kbench.scheduler.plugins.resources import LEAST
-from kbench.scheduler.plugins.spread import HOSTNAME
-
-_EMPTY = np.zeros(0, np.int64)
+from kbench.scheduler.interface import SKIP, Rejection
+from kbench.scheduler.plan import (
+    NORMALIZE_DEFAULT,
+    NORMALIZE_NONE,
+    NORMALIZE_REVERSE,
+    BindRequest,
+    KernelPlan,
+    NodeArrays,
+    Placements,
+    PlanBuilder,
+    Workspace,
+)
+from kbench.scheduler.state import ClusterState
 
 
 @dataclass
 class Plan:
-    """Everything the kernel needs to know about one pod."""
+    """Everything the scheduler needs to know about one pod on the compiled path."""
 
-    static_ok: np.ndarray
-    fit_on: bool
-    fit_req: np.ndarray
-    fit: tuple
-    bal: tuple
-    extra: tuple
-    spread: tuple
-    bind_req: np.ndarray
-    bind_nonzero: np.ndarray
+    inputs: KernelPlan
+    """What the kernel reads."""
+    bind: BindRequest
+    """What binding the pod adds to its node."""
     dynamic: bool
-    subset: np.ndarray | None
-    """PreFilterResult nodes (None: all nodes)."""
+    """The plan changes when other pods bind (used for one cycle only)."""
     score_plugins: int = 0
+    """Score plugins that did not Skip."""
     scans: tuple[str, ...] = ()
+    """``"<plugin>/filter"`` / ``"<plugin>/score"`` for each PreFilter / PreScore that walked every node."""
 
-    def args(self) -> tuple:
-        return (self.static_ok, self.fit_on, self.fit_req, *self.fit, *self.bal, *self.extra, *self.spread)
+    @property
+    def subset(self) -> np.ndarray | None:
+        """PreFilterResult nodes (None: all nodes)."""
+        return self.inputs.search.subset if self.inputs.search.restricted else None
 
-    def search(self) -> tuple[bool, np.ndarray]:
-        """(restricted, subset) for the kernels."""
-        return self.subset is not None, _EMPTY if self.subset is None else self.subset
 
-    def static_scores(self) -> np.ndarray | None:
-        """Per node, the weighted scores of the non-resource plugins, if they do not depend on which nodes
-        are scored (each normalized plugin's raw score is the same on every statically feasible node);
-        None otherwise. This is what makes a pod batchable by signature."""
-        raw, norms, weights = self.extra
-        total = np.zeros(len(self.static_ok), np.int64)
-        for p in range(len(norms)):
-            if norms[p] == NORMALIZE_NONE:
-                total += weights[p] * raw[p]
-                continue
-            values = raw[p][self.static_ok]
-            if len(values) and (values != values[0]).any():
-                return None
-            c = int(values[0]) if len(values) else 0
-            if norms[p] == NORMALIZE_DEFAULT:
-                total += weights[p] * (100 if c else 0)
-            elif norms[p] == NORMALIZE_REVERSE:
-                total += weights[p] * (0 if c else 100)
-        return total
+def static_totals(plan: KernelPlan) -> np.ndarray | None:
+    """Per node, the weighted scores of the non-resource plugins, if they do not depend on which nodes are
+    scored (each normalized plugin's raw score is the same on every statically feasible node); None otherwise.
+    This is what makes a pod batchable by signature."""
+    scores = plan.scores
+    total = np.zeros(len(plan.static_ok), np.int64)
+    for p in range(len(scores.normalize)):
+        if scores.normalize[p] == NORMALIZE_NONE:
+            total += scores.weight[p] * scores.raw[p]
+            continue
+        values = scores.raw[p][plan.static_ok]
+        if len(values) and (values != values[0]).any():
+            return None
+        c = int(values[0]) if len(values) else 0
+        if scores.normalize[p] == NORMALIZE_DEFAULT:
+            total += scores.weight[p] * (100 if c else 0)
+        elif scores.normalize[p] == NORMALIZE_REVERSE:
+            total += scores.weight[p] * (0 if c else 100)
+    return total
+
+
+def node_arrays(state: ClusterState) -> NodeArrays:
+    """The state's arrays as the kernels take them."""
+    return NodeArrays(state.allocatable, state.requested, state.nonzero, state.pod_count)
+
+
+def bind_request(state: ClusterState, pod: Pod) -> BindRequest:
+    """What binding ``pod`` adds to its node's columns."""
+    nz = pod.nonzero_requests
+    return BindRequest(state.vector(pod.requests), np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64))
+
+
+def workspace(state: ClusterState, plan: Plan) -> Workspace:
+    """Scratch arrays for one kernel call of ``plan``."""
+    return Workspace.new(state.num_nodes, plan.inputs.spread.counts.shape[1])
 
 
 class KernelScheduler:
@@ -81,7 +100,7 @@ class KernelScheduler:
     def __init__(self, framework: Framework) -> None:
         self.fw = framework
         self.no_scoring = not framework.scorers
-        self._plans: dict[str, Plan] = {}
+        self._plans: dict[tuple[str, str], Plan] = {}
         self._plans_version = -1
 
     @staticmethod
@@ -105,140 +124,42 @@ class KernelScheduler:
         return plan
 
     def _num_to_find(self, plan: Plan) -> int:
-        n = self.fw.state.num_nodes if plan.subset is None else len(plan.subset)
+        subset = plan.subset
+        n = self.fw.state.num_nodes if subset is None else len(subset)
         return 1 if self.no_scoring else num_feasible_nodes_to_find(self.fw.percentage, n)
 
     def plan(self, pod: Pod) -> Plan:
-        """Evaluate the pod's fixed plugins; raises :class:`Rejection` if PreFilter rejects it."""
+        """Each enabled plugin's part of the pod's plan; raises :class:`Rejection` if PreFilter rejects it."""
         fw, state = self.fw, self.fw.state
-        n = state.num_nodes
         ctx = fw.prefilter(pod)
-        static_ok = np.ones(n, bool)
-        fit_on, fit_req, dynamic = False, np.zeros(len(state.resources), np.int64), False
+        builder = PlanBuilder(state.num_nodes, len(state.resources))
+        scans = set()
         for plugin in fw.filters:
             c = ctx.get(plugin.name)
-            if plugin.name == "NodeResourcesFit":
-                fit_on, fit_req = True, c
-                continue
             if c is SKIP:
                 continue
-            dynamic |= plugin.dynamic
-            static_ok &= plugin.filter(c, pod) == SUCCESS
-        every = np.arange(n)
-        scans = {
-            f"{p.name}/filter"
-            for p in fw.filters
-            if p.name in ("PodTopologySpread", "InterPodAffinity") and ctx.get(p.name) is not SKIP
-        }
-        fit = (np.int64(LEAST), _EMPTY, _EMPTY, _EMPTY, _EMPTY, np.zeros((1, 2), np.int64), np.int64(0))
-        bal = (_EMPTY, _EMPTY, np.int64(0))
-        raws, norms, weights, score_plugins = [], [], [], 0
-        spread = (
-            np.zeros((0, n), np.int64),
-            np.zeros((0, 1), np.int64),
-            np.zeros((0, n), np.int64),
-            _EMPTY,
-            _EMPTY,
-            np.ones(n, bool),
-            np.int64(0),
-        )
+            plugin.plan_filter(c, pod, builder)
+            if "filter" in plugin.walks:
+                scans.add(f"{plugin.name}/filter")
+        score_plugins = 0
         for plugin, weight in fw.scorers:
-            if plugin.name == "NodeResourcesFit":
-                t = plugin.prescore(pod, every)
-                fit = (
-                    np.int64(plugin.kind),
-                    t.rows,
-                    t.sources,
-                    t.requests,
-                    t.weights,
-                    plugin.shape if len(plugin.shape) else np.zeros((1, 2), np.int64),
-                    np.int64(weight),
-                )
+            if plugin.plan_score(pod, weight, builder):
                 score_plugins += 1
-            elif plugin.name == "NodeResourcesBalancedAllocation":
-                t = plugin.prescore(pod, every)
-                if t is not SKIP:
-                    bal = (t.rows, t.requests, np.int64(weight))
-                    score_plugins += 1
-            elif plugin.name == "PodTopologySpread":
-                arrays = plugin.scoring_arrays(pod)
-                if arrays is not SKIP:
-                    dynamic = True
-                    spread = self._spread(arrays, n, weight)
-                    score_plugins += 1
+                if "score" in plugin.walks:
                     scans.add(f"{plugin.name}/score")
-            else:
-                c = plugin.prescore(pod, every)
-                if c is SKIP:
-                    continue
-                dynamic |= plugin.dynamic
-                score_plugins += 1
-                if plugin.name == "InterPodAffinity":
-                    scans.add(f"{plugin.name}/score")
-                raws.append(plugin.score(c, pod, every))
-                norms.append(plugin.normalize)
-                weights.append(weight)
-        extra = (np.array(raws, np.int64).reshape(len(raws), n), np.array(norms, np.int64), np.array(weights, np.int64))
-        nz = pod.nonzero_requests
-        subset = fw.subset(ctx)[0]
-        return Plan(
-            static_ok,
-            fit_on,
-            fit_req,
-            fit,
-            bal,
-            extra,
-            spread,
-            state.vector(pod.requests),
-            np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64),
-            dynamic,
-            subset,
-            score_plugins,
-            tuple(sorted(scans)),
-        )
-
-    @staticmethod
-    def _spread(arrays, n: int, weight: int) -> tuple:
-        constraints, has_keys, doms, counts, on_node = arrays
-        width = max([len(c) for c in counts] + [1])
-        cnt = np.zeros((len(counts), width), np.int64)
-        for i, c in enumerate(counts):
-            cnt[i, : len(c)] = c
-        return (
-            np.array(doms, np.int64).reshape(len(doms), n),
-            cnt,
-            np.array(on_node, np.int64).reshape(len(on_node), n),
-            np.array([c.max_skew for c in constraints], np.int64),
-            np.array([c.key == HOSTNAME for c in constraints], np.int64),
-            has_keys,
-            np.int64(weight),
-        )
+        inputs = builder.build(fw.subset(ctx)[0])
+        return Plan(inputs, bind_request(state, pod), builder.dynamic, score_plugins, tuple(sorted(scans)))
 
     def evaluate(self, pod: Pod, plan: Plan | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every feasible node (in node order) and its total score as the kernel computes them; nothing
         changes (no rotation, no draw that the next cycle would see)."""
         state = self.fw.state
-        n = state.num_nodes
         plan = plan or self.plan(pod)
-        cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
-        scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
+        work = workspace(state, plan)
         _, _, found = k.schedule_pod(
-            state.allocatable,
-            state.requested,
-            state.nonzero,
-            state.pod_count,
-            *plan.args(),
-            *plan.search(),
-            0,
-            n,
-            self.fw.rng.copy(),
-            cand,
-            totals,
-            scratch,
-            mark,
-            True,
+            node_arrays(state), plan.inputs, 0, state.num_nodes, self.fw.rng.copy(), work, True
         )
-        return cand[:found].copy(), totals[:found].copy()
+        return work.cand[:found].copy(), work.totals[:found].copy()
 
     def schedule(self, pod: Pod) -> CycleResult:
         """One scheduling cycle through the kernel (same result as ``Framework.schedule``); the state is unchanged."""
@@ -252,22 +173,8 @@ class KernelScheduler:
             return CycleResult(
                 None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.", rejectors={rejection.plugin}
             )
-        cand, totals = np.empty(n, np.int64), np.empty(n, np.int64)
-        scratch, mark = np.empty((2, n), np.int64), np.zeros(max(plan.spread[1].shape[1], 1), np.int64)
         node, processed, found = k.schedule_pod(
-            state.allocatable,
-            state.requested,
-            state.nonzero,
-            state.pod_count,
-            *plan.args(),
-            *plan.search(),
-            fw.next_start,
-            self._num_to_find(plan),
-            fw.rng,
-            cand,
-            totals,
-            scratch,
-            mark,
+            node_arrays(state), plan.inputs, fw.next_start, self._num_to_find(plan), fw.rng, workspace(state, plan)
         )
         fw.next_start = (fw.next_start + processed) % n
         result = CycleResult(
@@ -283,6 +190,26 @@ class KernelScheduler:
             _, first, _ = fw.filter_all(pod, ctx)
             result.message, result.rejectors = fw.fit_error(pod, ctx, first), fw.rejectors(first, ctx)
         return result
+
+    def _runs(self, pods: list[Pod]) -> list[tuple[int, int, Plan | None]]:
+        """(start, end, plan) of each run of consecutive pods of one :meth:`plan_key` (plan None: rejected by
+        PreFilter, or no nodes); raises ValueError at the first dynamic plan."""
+        runs: list[tuple[int, int, Plan | None]] = []
+        start, any_nodes = 0, self.fw.state.num_nodes > 0
+        for _, run in groupby(pods, key=self.plan_key):
+            end = start + sum(1 for _ in run)
+            try:
+                plan = self.cached_plan(pods[start]) if any_nodes else None
+            except Rejection:
+                plan = None
+            if plan is not None and plan.dynamic:
+                raise ValueError(
+                    f"schedule_batch: pod {pods[start].key} uses host ports, topology spread or "
+                    "inter-pod affinity; schedule it one by one"
+                )
+            runs.append((start, end, plan))
+            start = end
+        return runs
 
     def schedule_batch(self, pods: list[Pod]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Schedule pods in queue order exactly as scheduling them one at a time would, binding each in the
@@ -304,67 +231,30 @@ class KernelScheduler:
             changes with every bind): schedule those one by one.
         """
         m = len(pods)
-        nodes, processed, found = np.full(m, -2, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64)
-        runs, start, any_nodes = [], 0, self.fw.state.num_nodes > 0
-        for _, run in groupby(pods, key=self.plan_key):
-            end = start + sum(1 for _ in run)
-            try:
-                plan = self.cached_plan(pods[start]) if any_nodes else None
-            except Rejection:
-                plan = None
-            if plan is not None and plan.dynamic:
-                raise ValueError(
-                    f"schedule_batch: pod {pods[start].key} uses host ports, topology spread or "
-                    "inter-pod affinity; schedule it one by one"
-                )
-            runs.append((start, end, plan))
-            start = end
-        for start, end, plan in runs:
-            if plan is None:  # rejected by PreFilter, or no nodes
-                nodes[start] = -1
+        out = Placements(np.full(m, -2, np.int64), np.zeros(m, np.int64), np.zeros(m, np.int64))
+        for start, end, plan in self._runs(pods):
+            if plan is None:
+                out.nodes[start] = -1
                 break
-            placed = self._place(pods[start:end], plan, nodes[start:end], processed[start:end], found[start:end])
-            if placed < end - start:
+            window = Placements(out.nodes[start:end], out.processed[start:end], out.found[start:end])
+            if self._place(pods[start:end], plan, window) < end - start:
                 break
-        return nodes, processed, found
+        return out.nodes, out.processed, out.found
 
-    def _place(self, pods: list[Pod], plan: Plan, nodes: np.ndarray, processed: np.ndarray, found: np.ndarray) -> int:
-        """Place pods of one plan (writing into the given views) and bind them; returns how many were placed."""
+    def _place(self, pods: list[Pod], plan: Plan, out: Placements) -> int:
+        """Place pods of one plan (writing into ``out``, views of the batch's arrays) and bind them; returns how
+        many were placed."""
         fw, state = self.fw, self.fw.state
-        arrays = (state.allocatable, state.requested, state.nonzero, state.pod_count)
-        static = plan.static_scores() if plan.subset is None else None
+        nodes, num_to_find = node_arrays(state), self._num_to_find(plan)
+        static = static_totals(plan.inputs) if plan.subset is None else None
         if static is not None:
             start, placed = kb.schedule_signature(
-                *arrays,
-                plan.static_ok,
-                plan.fit_on,
-                plan.fit_req,
-                *plan.fit,
-                *plan.bal,
-                static,
-                fw.next_start,
-                self._num_to_find(plan),
-                fw.rng,
-                plan.bind_req,
-                plan.bind_nonzero,
-                nodes,
-                processed,
-                found,
+                nodes, plan.inputs, static, fw.next_start, num_to_find, fw.rng, plan.bind, out
             )
         else:
             start, placed = k.schedule_batch(
-                *arrays,
-                *plan.args(),
-                *plan.search(),
-                fw.next_start,
-                self._num_to_find(plan),
-                fw.rng,
-                plan.bind_req,
-                plan.bind_nonzero,
-                nodes,
-                processed,
-                found,
+                nodes, plan.inputs, fw.next_start, num_to_find, fw.rng, plan.bind, workspace(state, plan), out
             )
         fw.next_start = int(start)
-        state.record_bound(pods[:placed], nodes[:placed])
+        state.record_bound(pods[:placed], out.nodes[:placed])
         return int(placed)

@@ -12,11 +12,14 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import count
+from typing import Any
 
 from kbench.api.core import Pod
+from kbench.scheduler.plugins.queuesort import priority_sort_key
+from kbench.scheduler.plugins.registry import REGISTRY
 from kbench.sim import Engine, Event
 
 FLUSH_BACKOFF_INTERVAL = 1.0
@@ -26,29 +29,16 @@ FLUSH_UNSCHEDULABLE_INTERVAL = 30.0
 MAX_IN_UNSCHEDULABLE = 300.0
 """DefaultPodMaxInUnschedulablePodsDuration, 5 minutes."""
 
-# Cluster events each plugin registers (EventsToRegister), coarsened to (kind, action).
-EVENTS = {
-    "NodeResourcesFit": {("Pod", "Delete"), ("Node", "Add"), ("Node", "Update")},
-    "NodeResourcesBalancedAllocation": set(),
-    "NodeUnschedulable": {("Node", "Add"), ("Node", "Update")},
-    "NodeName": {("Node", "Add")},
-    "NodePorts": {("Pod", "Delete"), ("Node", "Add")},
-    "TaintToleration": {("Node", "Add"), ("Node", "Update")},
-    "NodeAffinity": {("Node", "Add"), ("Node", "Update")},
-    "PodTopologySpread": {
-        ("Pod", "Add"),
-        ("Pod", "Update"),
-        ("Pod", "Delete"),
-        ("Node", "Add"),
-        ("Node", "Update"),
-        ("Node", "Delete"),
-    },
-    "InterPodAffinity": {("Pod", "Add"), ("Pod", "Update"), ("Pod", "Delete"), ("Node", "Add"), ("Node", "Update")},
-}
+
+def registered_events() -> dict[str, frozenset[tuple[str, str]]]:
+    """Per registered plugin, the cluster events it registers (EventsToRegister, coarsened to (kind, action))."""
+    return {name: cls.events for name, cls in REGISTRY.items()}
 
 
 @dataclass
 class QueuedPod:
+    """A pod in the queue with its attempts and timestamps (QueuedPodInfo)."""
+
     pod: Pod
     timestamp: float
     attempts: int = 0
@@ -58,11 +48,31 @@ class QueuedPod:
 
 
 class SchedulingQueue:
-    """The three queues on the engine's clock; :meth:`pop` returns an event that succeeds with a QueuedPod."""
+    """The three queues on the engine's clock; :meth:`pop` returns an event that succeeds with a QueuedPod.
 
-    def __init__(self, engine: Engine, initial_backoff: float = 1.0, max_backoff: float = 10.0) -> None:
+    Parameters
+    ----------
+    engine : Engine
+    initial_backoff, max_backoff : float
+        podInitialBackoffSeconds and podMaxBackoffSeconds.
+    sort_key : callable, optional
+        The profile's QueueSort plugin as a heap key (default: PrioritySort's).
+    events : mapping, optional
+        Plugin name -> the cluster events that may help a pod it rejected (default: the registered plugins').
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 10.0,
+        sort_key: Callable[[QueuedPod], Any] | None = None,
+        events: Mapping[str, frozenset[tuple[str, str]]] | None = None,
+    ) -> None:
         self.engine = engine
         self.initial_backoff, self.max_backoff = initial_backoff, max_backoff
+        self.sort_key = sort_key or priority_sort_key
+        self.events = registered_events() if events is None else events
         self._active: list[tuple] = []
         self._backoff: list[tuple] = []
         self.unschedulable: dict[str, QueuedPod] = {}
@@ -100,17 +110,18 @@ class SchedulingQueue:
         self._push_active(QueuedPod(pod, self.engine.now, initial_attempt=self.engine.now))
 
     def add_many(self, pods: Iterable[Pod]) -> None:
+        """Add pods in order."""
         for pod in pods:
             self.add(pod)
 
     def _push_active(self, qp: QueuedPod) -> None:
-        heapq.heappush(self._active, (-qp.pod.priority, qp.timestamp, next(self._seq), qp))
+        heapq.heappush(self._active, (self.sort_key(qp), next(self._seq), qp))
         if self._waiter is not None and not self._waiter.triggered:
             waiter, self._waiter = self._waiter, None
             waiter.succeed(self._pop_now())
 
     def _pop_now(self) -> QueuedPod:
-        qp = heapq.heappop(self._active)[3]
+        qp = heapq.heappop(self._active)[2]
         qp.attempts += 1
         return qp
 
@@ -170,7 +181,7 @@ class SchedulingQueue:
         moved = [
             qp
             for qp in self.unschedulable.values()
-            if any((kind, action) in EVENTS.get(name, set()) for name in qp.rejectors)
+            if any((kind, action) in self.events.get(name, frozenset()) for name in qp.rejectors)
         ]
         for qp in moved:
             del self.unschedulable[qp.pod.key]
@@ -180,7 +191,7 @@ class SchedulingQueue:
     def delete(self, pod_key: str) -> None:
         """Forget a pending pod (deleted before it was scheduled)."""
         self.unschedulable.pop(pod_key, None)
-        self._active = [e for e in self._active if e[3].pod.key != pod_key]
+        self._active = [e for e in self._active if e[2].pod.key != pod_key]
         heapq.heapify(self._active)
         self._backoff = [e for e in self._backoff if e[2].pod.key != pod_key]
         heapq.heapify(self._backoff)

@@ -19,20 +19,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from kbench.api.core import Node, Pod
-from kbench.profiles import Profile, load_profile
-from kbench.scheduler.config import SchedulerConfig, parse_config
+from kbench.profiles import Profile, UnitCosts
+from kbench.scheduler.config import SchedulerConfig
 from kbench.scheduler.framework import CycleResult, Framework
 from kbench.scheduler.kernel import KernelScheduler
+from kbench.scheduler.plugins.registry import REGISTRY
 from kbench.scheduler.queue import SchedulingQueue
 from kbench.scheduler.state import ClusterState
 from kbench.sim import Engine, Event, Streams
 
 
 @dataclass
-class Costs:
+class Costs(UnitCosts):
     """Unit costs of a scheduling cycle (seconds), from a profile's ``scheduler`` section."""
+
+    section: ClassVar[str] = "scheduler"
 
     cycle_overhead: float
     filter_per_node: float
@@ -42,25 +46,20 @@ class Costs:
     interpod_per_node: float
     bind_latency: float
 
-    @classmethod
-    def from_profile(cls, profile: Profile) -> Costs:
-        return cls(**{name: float(profile.value(f"scheduler.{name}")) for name in cls.__dataclass_fields__})
+    def walk_cost(self, scan: str) -> float:
+        """Per node cost of a ``"<plugin>/<filter|score>"`` walk: the unit cost its plugin's ``walks`` names."""
+        plugin, point = scan.split("/")
+        return float(getattr(self, REGISTRY[plugin].walks[point]))
 
     def parts(self, result: CycleResult, num_nodes: int) -> dict[str, float]:
         """Simulated duration of one scheduling cycle, by what it was spent on."""
-        walks = {
-            "PodTopologySpread/filter": self.spread_filter_per_node,
-            "PodTopologySpread/score": self.spread_score_per_node,
-            "InterPodAffinity/filter": self.interpod_per_node,
-            "InterPodAffinity/score": self.interpod_per_node,
-        }
         parts = {
             "overhead": self.cycle_overhead,
             "filter": self.filter_per_node * result.evaluated,
             "score": self.score_per_node * result.scored * result.score_plugins,
         }
         for scan in result.scans:
-            parts[scan] = walks[scan] * num_nodes
+            parts[scan] = self.walk_cost(scan) * num_nodes
         return parts
 
     def cycle(self, result: CycleResult, num_nodes: int) -> float:
@@ -70,6 +69,8 @@ class Costs:
 
 @dataclass
 class PodRecord:
+    """One pod's scheduling history (virtual seconds)."""
+
     created: float
     attempts: int = 0
     assumed: float | None = None
@@ -90,6 +91,7 @@ class SchedulerStats:
     """Simulated seconds of all cycles, by what they were spent on (see :meth:`Costs.parts`)."""
 
     def bound_times(self) -> list[float]:
+        """Bind completion times of the bound pods, sorted."""
         return sorted(r.bound for r in self.pods.values() if r.bound is not None)
 
 
@@ -108,7 +110,9 @@ class Scheduler:
     streams : Streams, optional
         selectHost draws from the stream ``scheduler/select``.
     binder : callable, optional
-        ``binder(pod, node_name) -> Event``; default: a fixed ``bind_latency``.
+        ``binder(pod, node_name) -> Event``, what DefaultBinder requests; default: a fixed ``bind_latency``.
+    default_selector : callable, optional
+        ``pod -> labelSelector`` of its Services and controllers (PodTopologySpread's system defaults).
     """
 
     def __init__(
@@ -119,22 +123,28 @@ class Scheduler:
         profile: Profile | None = None,
         streams: Streams | None = None,
         binder: Callable[[Pod, str], Event] | None = None,
-        default_selector=None,
+        default_selector: Callable[[Pod], dict | None] | None = None,
     ) -> None:
-        config = config or parse_config()
+        config = config or SchedulerConfig()
         streams = streams or Streams(0)
         self.engine, self.state = engine, state
-        seed = int(streams("scheduler/select").integers(2**63))
-        self.framework = Framework(config.profile(), state, config.percentage_of_nodes_to_score, seed, default_selector)
-        self.kernel = KernelScheduler(self.framework)
-        self.queue = SchedulingQueue(engine, config.pod_initial_backoff_seconds, config.pod_max_backoff_seconds)
-        self.costs = Costs.from_profile(profile or load_profile())
+        self.costs = Costs.from_profile(profile)
         self.binder = binder or self._direct_bind
+        seed = int(streams("scheduler/select").integers(2**63))
+        pct = config.percentage_of_nodes_to_score
+        self.framework = Framework(config.profile(), state, pct, seed, default_selector, self.binder)
+        self.kernel = KernelScheduler(self.framework)
+        self.queue = self._queue(config)
         self.stats = SchedulerStats()
         self.on_bound: Callable[[Pod, str], None] | None = None
         self.on_unschedulable: Callable[[Pod, str], None] | None = None
         """Called with the pod and upstream's message when a cycle finds no node (handleSchedulingFailure)."""
         engine.process(self._loop(), name="kube-scheduler")
+
+    def _queue(self, config: SchedulerConfig) -> SchedulingQueue:
+        """The scheduling queue, ordered by the profile's QueueSort plugin, with the configured backoffs."""
+        initial, maximum = float(config.pod_initial_backoff_seconds), float(config.pod_max_backoff_seconds)
+        return SchedulingQueue(self.engine, initial, maximum, self.framework.queue_sort.sort_key)
 
     # -- cluster events -------------------------------------------------------------
     def add_pod(self, pod: Pod) -> None:
@@ -184,7 +194,7 @@ class Scheduler:
             self.engine.process(self._bind(pod, name, record), name=f"bind/{pod.key}")
 
     def _bind(self, pod: Pod, node: str, record: PodRecord):
-        yield self.binder(pod, node)
+        yield self.framework.bind(pod, node)
         record.bound, record.node = self.engine.now, node
         if self.on_bound is not None:
             self.on_bound(pod, node)

@@ -31,6 +31,8 @@ def normalized_image_name(name: str) -> str:
 
 @dataclass(slots=True)
 class BoundPod:
+    """A pod bound (or assumed) on the node of index ``node``."""
+
     pod: Pod
     node: int
 
@@ -148,6 +150,7 @@ class ClusterState:
 
     @property
     def num_nodes(self) -> int:
+        """How many nodes the state holds."""
         return len(self.nodes)
 
     def image_size(self, node: int, image: str) -> int | None:

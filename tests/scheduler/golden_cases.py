@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from kbench.api.core import Node, Pod
-from kbench.scheduler.config import _check_args
+from kbench.scheduler.pluginargs import check_args
 from kbench.scheduler.state import ClusterState
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -26,7 +26,7 @@ class Case:
     @property
     def args(self) -> dict:
         """The plugin's args with defaults, checked as a KubeSchedulerConfiguration would check them."""
-        return _check_args(self.plugin, self.raw_args, "args")
+        return check_args(self.plugin, self.raw_args, "args")
 
     @property
     def id(self) -> str:

@@ -144,7 +144,8 @@ def test_a_real_configuration_with_two_profiles():
         ),
         (
             {"percentageOfNodesToScore": 120},
-            r"percentageOfNodesToScore: Invalid value: 120: not in valid range \[0-100\]",
+            r"^KubeSchedulerConfiguration\.percentageOfNodesToScore: 120 is out of range; "
+            r"expected an integer in \[0, 100\]$",
         ),
         ({"profiles": [{}, {}]}, r"profiles\[1\].schedulerName: Duplicate value: 'default-scheduler'"),
         (
@@ -155,7 +156,11 @@ def test_a_real_configuration_with_two_profiles():
             {"profiles": [{"pluginConfig": [{"name": "NodeAffinity", "args": {"bogus": 1}}]}]},
             r"unknown field\(s\) \['bogus'\] for NodeAffinityArgs",
         ),
-        ({"apiVersion": "kubescheduler.config.k8s.io/v1beta1"}, r"apiVersion: Unsupported value"),
+        (
+            {"apiVersion": "kubescheduler.config.k8s.io/v1beta1"},
+            r"^KubeSchedulerConfiguration: apiVersion/kind: expected kubescheduler\.config\.k8s\.io/v1 "
+            r"KubeSchedulerConfiguration; got 'kubescheduler\.config\.k8s\.io/v1beta1' None$",
+        ),
     ],
 )
 def test_invalid_configuration_names_the_field(config, message):

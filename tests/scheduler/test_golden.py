@@ -7,16 +7,17 @@ import pytest
 
 from kbench.scheduler.config import PLUGINS as CONFIG_PLUGINS
 from kbench.scheduler.config import parse_config
-from kbench.scheduler.framework import PLUGIN_CLASSES, Framework, normalize
+from kbench.scheduler.framework import Framework
+from kbench.scheduler.interface import CODE_NAMES, SKIP, SUCCESS, Handle, Rejection
 from kbench.scheduler.kernel import KernelScheduler
-from kbench.scheduler.plugins import CODE_NAMES, SKIP, SUCCESS, Rejection
+from kbench.scheduler.plugins.registry import new_plugin
 from tests.scheduler.golden_cases import Case, build, cases
 
 CASES = cases()
 
 
 def _plugin(case: Case, state):
-    return PLUGIN_CLASSES[case.plugin](case.args, state)
+    return new_plugin(case.plugin, case.args, Handle(state))
 
 
 def run_filter(case: Case) -> dict[str, dict]:
@@ -52,7 +53,7 @@ def run_score(case: Case) -> dict[str, int]:
     ctx = plugin.prescore(pod, nodes)
     if ctx is SKIP:
         return dict.fromkeys(names, 0)
-    final = normalize(plugin, plugin.score(ctx, pod, nodes), ctx, nodes)
+    final = plugin.normalize_score(plugin.score(ctx, pod, nodes), ctx, nodes)
     return dict(zip(names, final.tolist()))
 
 
@@ -120,7 +121,7 @@ def test_kernel_matches_upstream(case: Case):
         assert got == {n for n, w in case.raw["want"].items() if w["code"] == "Success"}
     else:
         names = case.raw.get("scoredNodes") or [n.name for n in state.nodes]
-        plan.static_ok &= np.isin(np.arange(state.num_nodes), [state.index[n] for n in names])
+        plan.inputs.static_ok[:] &= np.isin(np.arange(state.num_nodes), [state.index[n] for n in names])
         nodes, totals = kernel.evaluate(pod, plan)
         got = {state.nodes[i].name: int(t) for i, t in zip(nodes.tolist(), totals.tolist())}
         assert {n: got[n] for n in case.raw["want"]} == case.raw["want"]

@@ -13,13 +13,15 @@ import numpy as np
 
 from kbench.api.core import Pod
 from kbench.api.selectors import node_selector_matches, node_selector_term_matches
-from kbench.scheduler.plugins import NORMALIZE_DEFAULT, SKIP, SUCCESS, UNRESOLVABLE, Plugin, Rejection
+from kbench.scheduler.interface import NORMALIZE_DEFAULT, SKIP, SUCCESS, UNRESOLVABLE, Handle, Plugin, Rejection
+from kbench.scheduler.state import ClusterState
 
 REASON_POD = "node(s) didn't match Pod's node affinity/selector"
 REASON_ENFORCED = "node(s) didn't match scheduler-enforced node affinity"
+REASON_CONFLICT = "pod affinity terms conflict"
 
 
-def _named_nodes(required: dict) -> set[str] | None:
+def named_nodes(required: dict) -> set[str] | None:
     """Nodes a required affinity can only match by metadata.name (PreFilterResult), or None if unrestricted."""
     names: set[str] = set()
     for term in required.get("nodeSelectorTerms") or []:
@@ -34,7 +36,7 @@ def _named_nodes(required: dict) -> set[str] | None:
     return names
 
 
-def required_affinity_matches(state, pod: Pod) -> np.ndarray:
+def required_affinity_matches(state: ClusterState, pod: Pod) -> np.ndarray:
     """Per node: the pod's nodeSelector and required node affinity match (RequiredNodeAffinity.Match)."""
     required = (pod.affinity.get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
     key = ("node-affinity", json.dumps([required, pod.node_selector], sort_keys=True))
@@ -52,35 +54,44 @@ def required_affinity_matches(state, pod: Pod) -> np.ndarray:
 
 
 class NodeAffinity(Plugin):
-    name = "NodeAffinity"
-    normalize = NORMALIZE_DEFAULT
+    """Filter: nodeSelector, required node affinity and addedAffinity; score: preferred terms' weights."""
 
-    def __init__(self, args, state):
-        super().__init__(args, state)
+    name = "NodeAffinity"
+    points = ("preFilter", "filter", "preScore", "score")
+    normalize = NORMALIZE_DEFAULT
+    events = frozenset({("Node", "Add"), ("Node", "Update")})
+
+    def __init__(self, args, handle: Handle) -> None:
+        super().__init__(args, handle)
         added = args.get("addedAffinity") or {}
         self.added_required = added.get("requiredDuringSchedulingIgnoredDuringExecution")
         self.added_preferred = added.get("preferredDuringSchedulingIgnoredDuringExecution") or []
 
-    def _node_affinity(self, pod: Pod) -> dict:
+    @staticmethod
+    def node_affinity(pod: Pod) -> dict:
+        """The pod's ``spec.affinity.nodeAffinity`` (empty if none)."""
         return pod.affinity.get("nodeAffinity") or {}
 
     def prefilter(self, pod: Pod):
-        required = self._node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution")
+        """The pod's required terms; SKIP if nothing constrains it; rejects terms no node name can satisfy."""
+        required = self.node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution")
         if required is None and not pod.node_selector and self.added_required is None:
             return SKIP
-        if required is not None and _named_nodes(required) == set():
-            raise Rejection(UNRESOLVABLE, ("pod affinity terms conflict",))
+        if required is not None and named_nodes(required) == set():
+            raise Rejection(UNRESOLVABLE, (REASON_CONFLICT,))
         return required
 
     def prefilter_nodes(self, required) -> set[str] | None:
-        names = None if required in (None, SKIP) else _named_nodes(required)
+        """The nodes named by metadata.name in the pod's and the added required terms (None: all)."""
+        names = None if required in (None, SKIP) else named_nodes(required)
         if self.added_required is not None:
-            added = _named_nodes(self.added_required)
+            added = named_nodes(self.added_required)
             if added is not None:
                 names = added if names is None else names & added
         return names
 
-    def _enforced(self) -> np.ndarray:
+    def enforced(self) -> np.ndarray:
+        """Per node: the scheduler's addedAffinity required terms match."""
         key = ("enforced-node-affinity", json.dumps(self.added_required, sort_keys=True))
         return self.state.per_node(
             key,
@@ -90,24 +101,29 @@ class NodeAffinity(Plugin):
         )
 
     def filter(self, required, pod: Pod) -> np.ndarray:
+        """UnschedulableAndUnresolvable where the pod's or the added required affinity does not match."""
         ok = required_affinity_matches(self.state, pod)
         if self.added_required is not None:
-            ok = ok & self._enforced()
+            ok = ok & self.enforced()
         return np.where(ok, SUCCESS, UNRESOLVABLE).astype(np.int8)
 
-    def reasons(self, required, pod: Pod, node: int):
-        if self.added_required is not None and not self._enforced()[node]:
+    def reasons(self, required, pod: Pod, node: int) -> tuple[str, ...]:
+        """The enforced-affinity reason first, else the pod's."""
+        if self.added_required is not None and not self.enforced()[node]:
             return (REASON_ENFORCED,)
         return (REASON_POD,)
 
     def prescore(self, pod: Pod, nodes: np.ndarray):
-        preferred = self._node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        """The pod's and the added preferred terms, or SKIP when there are none."""
+        preferred = self.node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []
         if not preferred and not self.added_preferred:
             return SKIP
         return [*preferred, *self.added_preferred]
 
     def score(self, preferred, pod: Pod, nodes: np.ndarray) -> np.ndarray:
-        def weights():
+        """Sum of the weights of the preferred terms each node matches."""
+
+        def weights() -> np.ndarray:
             out = np.zeros(self.state.num_nodes, np.int64)
             for term in preferred:
                 weight = term.get("weight", 0)

@@ -1,13 +1,13 @@
-"""NodeResourcesFit and NodeResourcesBalancedAllocation (``plugins/noderesources``).
+"""NodeResourcesFit and NodeResourcesBalancedAllocation (``plugins/noderesources``: fit.go, balanced_allocation.go).
 
 Fit filters on actual requests (``fit.go`` fitsRequest) and scores with one of
-LeastAllocated, MostAllocated or RequestedToCapacityRatio (``least_allocated.go``,
-``most_allocated.go``, ``requested_to_capacity_ratio.go``) over the node's
+LeastAllocated, MostAllocated or RequestedToCapacityRatio over the node's
 non-zero requested cpu and memory (``resource_allocation.go``).
 BalancedAllocation scores ``(1 - std of the requested fractions) * 100`` on
-actual requests and skips best-effort pods. All integer arithmetic is Go's
-(truncating division); the kernel in ``_kernels.py`` implements the same
-formulas and is tested against these.
+actual requests and skips best-effort pods. Both change with every bind, so
+the compiled kernel evaluates them itself from :class:`FitFilter`,
+:class:`FitScore` and :class:`BalancedScore`; the arithmetic is in
+:mod:`~kbench.scheduler.plugins.noderesources_allocation`.
 """
 
 from __future__ import annotations
@@ -17,24 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from kbench.api.core import Pod
-from kbench.scheduler.plugins import MAX_NODE_SCORE, SKIP, SUCCESS, UNRESOLVABLE, UNSCHEDULABLE, Plugin
+from kbench.scheduler.interface import MAX_NODE_SCORE, SKIP, SUCCESS, UNRESOLVABLE, UNSCHEDULABLE, Handle, Plugin
+from kbench.scheduler.plan import NO_SHAPE, NODE_ROW, NONZERO_ROW, BalancedScore, FitFilter, FitScore, PlanBuilder
+from kbench.scheduler.plugins.noderesources_allocation import STRATEGIES, balanced_scores, strategy_scores
 from kbench.scheduler.state import CORE_RESOURCES, CPU, EPHEMERAL, MEMORY, PODS, ClusterState
-
-LEAST, MOST, RTCR = range(3)
-STRATEGIES = {"LeastAllocated": LEAST, "MostAllocated": MOST, "RequestedToCapacityRatio": RTCR}
-MAX_UTILIZATION = 100
-NODE_ROW, NONZERO_ROW = 0, 1  # where a scored resource's node total comes from
 
 
 def is_scalar(name: str) -> bool:
     """Extended resources, hugepages and attachable volumes: everything but cpu, memory, storage, pods."""
     return name not in CORE_RESOURCES
-
-
-def go_div(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
-    """Go's integer division (truncates toward zero)."""
-    q = np.abs(a) // np.abs(b)
-    return np.where((np.asarray(a) < 0) != (np.asarray(b) < 0), -q, q)
 
 
 @dataclass
@@ -81,71 +72,15 @@ def node_totals(state: ClusterState, terms: ResourceTerms, nodes: np.ndarray) ->
     return used + terms.requests[:, None], alloc
 
 
-def broken_linear(shape: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """helper.BuildBrokenLinearFunction over shape points (utilization, score) at utilizations ``p``."""
-    out = np.full(p.shape, shape[-1, 1], np.int64)
-    done = np.zeros(p.shape, bool)
-    for i in range(len(shape)):
-        hit = ~done & (p <= shape[i, 0])
-        if i == 0:
-            out[hit] = shape[0, 1]
-        else:
-            u0, s0, u1, s1 = shape[i - 1, 0], shape[i - 1, 1], shape[i, 0], shape[i, 1]
-            out[hit] = s0 + go_div((s1 - s0) * (p[hit] - u0), u1 - u0)
-        done |= hit
-    return out
-
-
-def strategy_scores(
-    kind: int, requested: np.ndarray, alloc: np.ndarray, weights: np.ndarray, shape: np.ndarray | None
-) -> np.ndarray:
-    """The strategy's node score from per-resource (requested, allocatable); resources with 0 allocatable skip."""
-    valid = alloc > 0
-    safe = np.where(valid, alloc, 1)
-    if kind == LEAST:
-        per = np.where(requested > alloc, 0, (alloc - requested) * MAX_NODE_SCORE // safe)
-    elif kind == MOST:
-        per = np.minimum(requested, alloc) * MAX_NODE_SCORE // safe
-    else:
-        util = np.where(requested > alloc, MAX_UTILIZATION, requested * MAX_UTILIZATION // safe)
-        per = broken_linear(shape, util)
-        valid = valid & (per > 0)
-    w = np.where(valid, weights[:, None], 0)
-    total, wsum = (per * w).sum(axis=0), w.sum(axis=0)
-    if kind == RTCR:
-        return np.where(wsum > 0, np.floor(total / np.maximum(wsum, 1) + 0.5), 0).astype(np.int64)
-    return np.where(wsum > 0, total // np.maximum(wsum, 1), 0)
-
-
-def balanced_scores(requested: np.ndarray, alloc: np.ndarray) -> np.ndarray:
-    """balancedResourceScorer: (1 - std of the requested fractions, each capped at 1) * 100, truncated."""
-    valid = alloc > 0
-    frac = np.where(valid, np.minimum(requested / np.where(valid, alloc, 1), 1.0), 0.0)
-    count = valid.sum(axis=0)
-    total = np.zeros(frac.shape[1])
-    for row in range(frac.shape[0]):  # Go adds the fractions in resource order
-        total = total + frac[row]
-    mean = total / np.maximum(count, 1)
-    sq = np.zeros(frac.shape[1])
-    for row in range(frac.shape[0]):
-        sq = sq + np.where(valid[row], (frac[row] - mean) * (frac[row] - mean), 0.0)
-    two = np.zeros(frac.shape[1])
-    if frac.shape[0] >= 2:
-        first = np.argmax(valid, axis=0)
-        second = np.argmax(valid & (np.arange(frac.shape[0])[:, None] > first), axis=0)
-        cols = np.arange(frac.shape[1])
-        two = np.abs((frac[first, cols] - frac[second, cols]) / 2)
-    std = np.where(count == 2, two, np.where(count > 2, np.sqrt(sq / np.maximum(count, 1)), 0.0))
-    return np.trunc((1 - std) * MAX_NODE_SCORE).astype(np.int64)
-
-
 class NodeResourcesFit(Plugin):
     """Filter: the pod's requests fit the node's free allocatable; score: the configured strategy."""
 
     name = "NodeResourcesFit"
+    points = ("preFilter", "filter", "preScore", "score")
+    events = frozenset({("Pod", "Delete"), ("Node", "Add"), ("Node", "Update")})
 
-    def __init__(self, args, state):
-        super().__init__(args, state)
+    def __init__(self, args, handle: Handle) -> None:
+        super().__init__(args, handle)
         strategy = args["scoringStrategy"]
         self.kind = STRATEGIES[strategy["type"]]
         self.resources = strategy["resources"]
@@ -163,6 +98,7 @@ class NodeResourcesFit(Plugin):
         return not extended or (name not in self.ignored and name.split("/", 1)[0] not in self.ignored_groups)
 
     def prefilter(self, pod: Pod) -> np.ndarray:
+        """The pod's requests as a vector over the state's resources, unchecked scalar resources zeroed."""
         req = self.state.vector(pod.requests)
         for name, amount in pod.requests.items():
             if is_scalar(name) and (amount == 0 or not self.checked(name)):
@@ -182,6 +118,7 @@ class NodeResourcesFit(Plugin):
         return np.where(never, UNRESOLVABLE, np.where(bad, UNSCHEDULABLE, SUCCESS)).astype(np.int8)
 
     def reasons(self, req: np.ndarray, pod: Pod, node: int) -> tuple[str, ...]:
+        """ "Too many pods", then "Insufficient <resource>" in fitsRequest's order."""
         s = self.state
         out = []
         if s.pod_count[node] + 1 > s.allocatable[PODS, node]:
@@ -195,24 +132,49 @@ class NodeResourcesFit(Plugin):
         return tuple(out)
 
     def prescore(self, pod: Pod, nodes: np.ndarray) -> ResourceTerms:
+        """The scored resources with the pod's non-zero requests."""
         return scoring_terms(self.state, pod, self.resources, nonzero=True)
 
     def score(self, terms: ResourceTerms, pod: Pod, nodes: np.ndarray) -> np.ndarray:
+        """The scoring strategy's score of each node."""
         requested, alloc = node_totals(self.state, terms, nodes)
         return strategy_scores(self.kind, requested, alloc, terms.weights, self.shape)
+
+    def plan_filter(self, req: np.ndarray, pod: Pod, plan: PlanBuilder) -> None:
+        """The kernel checks the fit of every node it visits, against the requests as they are then."""
+        plan.fit_filter = FitFilter(True, req)
+
+    def plan_score(self, pod: Pod, weight: int, plan: PlanBuilder) -> bool:
+        """The kernel scores the strategy over the requests as they are then."""
+        t = self.prescore(pod, np.arange(self.state.num_nodes))
+        shape = self.shape if len(self.shape) else NO_SHAPE
+        kind, weight_ = np.int64(self.kind), np.int64(weight)
+        plan.fit_score = FitScore(kind, t.rows, t.sources, t.requests, t.weights, shape, weight_)
+        return True
 
 
 class NodeResourcesBalancedAllocation(Plugin):
     """Score: favour nodes whose requested fractions of each resource are close to each other."""
 
     name = "NodeResourcesBalancedAllocation"
+    points = ("preScore", "score")
 
     def prescore(self, pod: Pod, nodes: np.ndarray):
+        """The scored resources with the pod's actual requests; SKIP for a best-effort pod."""
         terms = scoring_terms(self.state, pod, self.args["resources"], nonzero=False)
         if not terms.requests.any():
             return SKIP  # best-effort pods are not balanced (kubernetes#129138)
         return terms
 
     def score(self, terms: ResourceTerms, pod: Pod, nodes: np.ndarray) -> np.ndarray:
+        """balancedResourceScorer of each node."""
         requested, alloc = node_totals(self.state, terms, nodes)
         return balanced_scores(requested, alloc)
+
+    def plan_score(self, pod: Pod, weight: int, plan: PlanBuilder) -> bool:
+        """The kernel scores the balance over the requests as they are then (nothing for best-effort pods)."""
+        t = self.prescore(pod, np.arange(self.state.num_nodes))
+        if t is SKIP:
+            return False
+        plan.balanced = BalancedScore(t.rows, t.requests, np.int64(weight))
+        return True
