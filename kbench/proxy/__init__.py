@@ -1,8 +1,9 @@
 """kube-proxy: rule compilation (iptables, IPVS, nftables), tracing, compiled matching, sync cost on the engine."""
 
+from kbench.proxy.config import MODES, KubeProxyConfiguration
 from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
 from kbench.proxy.matcher import Matcher, MatchResult, Packets, program_for
-from kbench.proxy.model import MODES, EndpointInfo, ProxierConfig, ServicePortInfo, service_ports
+from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo, service_ports
 from kbench.proxy.proxier import FORMATS, Proxier
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "MODES",
     "EndpointInfo",
     "KubeProxy",
+    "KubeProxyConfiguration",
     "MatchResult",
     "Matcher",
     "Packets",

@@ -4,8 +4,8 @@ As upstream's ServiceChangeTracker / EndpointSliceCache (pkg/proxy/servicechange
 endpointslicecache.go): a change to a Service or to one of its slices recomputes that Service's ports and
 endpoints for this node and asks the sync runner for a sync; an EndpointSlice change carries its
 ``endpoints.kubernetes.io/last-change-trigger-time``, the start of the network programming latency.
-kube-proxy's client runs at client-go's defaults (5 QPS / 10 burst; KubeProxyConfiguration
-clientConnection). Parsed manifests are shared between the nodes of one cluster (``parsed``): every node
+kube-proxy's client runs at its configuration's ``clientConnection`` QPS and burst (5 / 10 by default). Parsed
+manifests are shared between the nodes of one cluster (``parsed``): every node
 sees the same objects, so each is read once.
 """
 
@@ -17,6 +17,7 @@ from kbench.api.network import SERVICE_NAME_LABEL, EndpointSlice, Service
 from kbench.apiserver.objects import object_key, seconds
 from kbench.client import Client, Informer
 from kbench.controllers.endpointslice import TRIGGER
+from kbench.proxy.config import KubeProxyConfiguration
 from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
 from kbench.proxy.model import ProxierConfig, service_ports
 
@@ -32,15 +33,42 @@ def _parse(parsed: dict, cls, obj: Mapping):
 
 
 class NodeProxy:
-    """kube-proxy in ``mode`` on node ``node_name`` (address ``node_ip``)."""
+    """kube-proxy on node ``node_name`` (address ``node_ip``), configured by ``config``.
+
+    Parameters
+    ----------
+    server : APIServer
+        What its client talks to.
+    node_name, node_ip : str
+        The node it runs on.
+    config : KubeProxyConfiguration, optional
+        The operator's settings (mode, sync periods, clusterCIDR, client limits); upstream's defaults if omitted.
+    costs : ProxyCosts, optional
+        Unit costs (the ``default`` profile's if omitted).
+    parsed : dict, optional
+        Parsed manifests shared by the nodes of one cluster.
+    """
 
     def __init__(
-        self, server, node_name: str, node_ip: str, mode: str, costs: ProxyCosts, parsed: dict | None = None
+        self,
+        server,
+        node_name: str,
+        node_ip: str,
+        config: KubeProxyConfiguration | None = None,
+        costs: ProxyCosts | None = None,
+        parsed: dict | None = None,
     ) -> None:
+        configuration = config if config is not None else KubeProxyConfiguration()
         self.engine = server.engine
-        self.client = Client(server, f"system:kube-proxy:{node_name}", ("system:node-proxier",))
-        self.config = ProxierConfig(node_name=node_name, node_ips=(node_ip,))
-        self.proxy = KubeProxy(self.engine, mode, [], self.config, costs)
+        self.client = Client(
+            server,
+            f"system:kube-proxy:{node_name}",
+            ("system:node-proxier",),
+            qps=configuration.qps,
+            burst=configuration.client_burst,
+        )
+        self.config = ProxierConfig(node_name=node_name, node_ips=(node_ip,), configuration=configuration)
+        self.proxy = KubeProxy(self.engine, [], self.config, costs)
         self.parsed = {} if parsed is None else parsed
         self.slices_of: dict[str, dict[str, Mapping]] = {}
         self.services = Informer(self.client, "services")
@@ -58,6 +86,7 @@ class NodeProxy:
 
     @property
     def latencies(self) -> list[float]:
+        """Network programming latency samples (s) of this node's kube-proxy."""
         return self.proxy.latencies
 
     def _service(self, svc: Mapping) -> None:

@@ -1,12 +1,14 @@
 """kube-proxy on the engine: informer changes, the bounded-frequency sync runner, sync cost, and its SLIs.
 
-The runner is upstream's ``BoundedFrequencyRunner`` (``pkg/util/async``; kube-proxy passes ``minSyncPeriod``,
-a maximum interval and ``burstSyncs`` = 2): a change asks for a sync, which runs at once if the token bucket
-(one token per ``minSyncPeriod``, at most two saved) allows, else when it refills; with no changes a sync still
-runs every maximum interval. A sync is full when none has run yet or the last full one is older than
-``FullSyncPeriod`` (1 h), else partial (``MinimizeIPTablesRestore``, KEP-3453; nftables and IPVS write only
-what changed too). Its duration is the work it writes (``SyncWork``: iptables-restore lines, nftables or
-IPVS objects) times the profile's unit cost; changes arriving during a sync wait for the next one.
+The runner is upstream's ``BoundedFrequencyRunner`` as kube-proxy ran it until v1.33 (pkg/util/async; NewProxier
+passes ``minSyncPeriod``, a maximum interval and :data:`BURST_SYNCS`): a change asks for a sync, which runs at once
+if the token bucket (one token per ``minSyncPeriod``, at most two saved) allows, else when it refills; with no
+changes a sync still runs every maximum interval (:data:`FULL_SYNC_PERIOD` for iptables and nftables, the mode's
+``syncPeriod`` for IPVS). A sync is full when none has run yet or the last full one is older than
+:data:`FULL_SYNC_PERIOD`, else partial (``MinimizeIPTablesRestore``, KEP-3453; nftables and IPVS write only what
+changed too). Its duration is the work it writes (``SyncWork``: iptables-restore lines, nftables or IPVS objects)
+times the profile's unit cost; changes arriving during a sync wait for the next one. The periods are the
+operator's (:class:`~kbench.proxy.config.KubeProxyConfiguration`, the running mode's section).
 
 Network programming latency (``network_programming_duration_seconds``) is observed as upstream does: when a
 sync that includes a change completes, now minus the change's trigger time (the EndpointSlice's
@@ -17,21 +19,37 @@ first packet evaluates (counted by the matcher) times the per-rule cost, plus a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from kbench.profiles import Profile, load_profile
+from kbench.profiles import UnitCosts
 from kbench.proxy import iptables, ipvs, nftables
-from kbench.proxy.model import MODES, ProxierConfig, ServicePortInfo, SyncWork
+from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork
 from kbench.sim import Engine
 
-COMPILERS = {"iptables": iptables.compile_rules, "nftables": nftables.compile_rules, "ipvs": ipvs.compile_rules}
+COMPILERS: dict[str, Callable[[list[ServicePortInfo], ProxierConfig], Any]] = {
+    "iptables": iptables.compile_rules,
+    "nftables": nftables.compile_rules,
+    "ipvs": ipvs.compile_rules,
+}
+"""Each mode's rule compiler (a full sync's rules for the service ports); every result has ``work``."""
+FULL_SYNC_PERIOD = 3600.0
+"""pkg/proxy/util/utils.go FullSyncPeriod = 1 * time.Hour: the iptables and nftables runners' maximum interval
+and the age after which a sync is full (``doFullSync``); kubernetes/kubernetes#135631 confirms both modes used 1h
+before v1.34, and that IPVS resyncs every ``syncPeriod``."""
+BURST_SYNCS = 2
+"""pkg/proxy/{iptables,ipvs,nftables}/proxier.go NewProxier ``burstSyncs := 2`` (v1.33 and before): the runner's
+token bucket holds two syncs. v1.34 rewrote the runner without bursts (kubernetes/kubernetes#131615)."""
 
 
 @dataclass
-class ProxyCosts:
-    """Unit costs and runner settings (seconds), from a profile's ``proxy`` section."""
+class ProxyCosts(UnitCosts):
+    """Unit costs (seconds) of kube-proxy's work, from a profile's ``proxy`` section."""
+
+    section = "proxy"
 
     first_packet_base: float
     per_rule: float
@@ -41,15 +59,6 @@ class ProxyCosts:
     legacy_restore_seconds: float
     legacy_restore_rules: float
     legacy_restore_exponent: float
-    min_sync_period: float
-    sync_period: float
-    full_sync_period: float
-    burst_syncs: int
-
-    @classmethod
-    def from_profile(cls, profile: Profile | None = None) -> ProxyCosts:
-        profile = profile or load_profile("default")
-        return cls(**{name: float(profile.value(f"proxy.{name}")) for name in cls.__dataclass_fields__})
 
     def first_packet(self, rules_evaluated: np.ndarray) -> np.ndarray:
         """First-packet latency (s) of packets that evaluated these many rules."""
@@ -66,6 +75,9 @@ class ProxyCosts:
 
 @dataclass
 class SyncRecord:
+    """One sync: when it started, how long it took, whether it was full, what it wrote and how many Services
+    had changed."""
+
     start: float
     duration: float
     full: bool
@@ -73,20 +85,18 @@ class SyncRecord:
     changed: int
 
 
-@dataclass
 class KubeProxy:
-    """One node's kube-proxy in ``mode`` over the engine.
+    """One node's kube-proxy over the engine, in the mode of its ``config``.
 
     Parameters
     ----------
     engine : Engine
-    mode : str
-        ``iptables``, ``nftables`` or ``ipvs``.
     ports : list of ServicePortInfo
         The service ports the node starts with.
     config : ProxierConfig
+        The node's proxier; its ``configuration`` gives the mode and the sync periods.
     costs : ProxyCosts, optional
-        Defaults to the ``default`` profile.
+        Defaults to the ``default`` profile's.
     legacy : bool
         iptables only: price syncs like 2017's full, superlinear restores.
     partial_syncs : bool
@@ -95,37 +105,37 @@ class KubeProxy:
         The ports' compiled work, when the caller has already compiled them (else compiled here).
     """
 
-    engine: Engine
-    mode: str
-    ports: list[ServicePortInfo]
-    config: ProxierConfig
-    costs: ProxyCosts = field(default_factory=ProxyCosts.from_profile)
-    legacy: bool = False
-    partial_syncs: bool = True
-    syncs: list[SyncRecord] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    """Network programming latency samples (s)."""
-    work: SyncWork | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode: must be one of {', '.join(MODES)}; got {self.mode!r}")
-        by_service: dict[str, list[ServicePortInfo]] = {}
-        for sp in self.ports:
-            by_service.setdefault(sp.service_key, []).append(sp)
-        self.services = by_service
-        if self.work is None:
-            self.work = COMPILERS[self.mode](self.ports, self.config).work
+    def __init__(
+        self,
+        engine: Engine,
+        ports: list[ServicePortInfo],
+        config: ProxierConfig,
+        costs: ProxyCosts | None = None,
+        legacy: bool = False,
+        partial_syncs: bool = True,
+        work: SyncWork | None = None,
+    ) -> None:
+        self.engine, self.config, self.mode = engine, config, config.mode
+        self.costs = costs if costs is not None else ProxyCosts.from_profile()
+        self.legacy, self.partial_syncs = legacy, partial_syncs
+        self.services: dict[str, list[ServicePortInfo]] = {}
+        for sp in ports:
+            self.services.setdefault(sp.service_key, []).append(sp)
+        self.work: SyncWork = work if work is not None else COMPILERS[self.mode](ports, config).work
+        self.syncs: list[SyncRecord] = []
+        self.latencies: list[float] = []
+        """Network programming latency samples (s)."""
         self._changed: set[str] = set()
         self._triggers: list[float] = []
-        self._request = self.engine.event()
-        self._tokens = self.costs.burst_syncs
-        self._refilled = self.engine.now
+        self._request = engine.event()
+        self._tokens = float(BURST_SYNCS)
+        self._refilled = engine.now
         self._last_full = -math.inf
-        self.max_interval = self.costs.full_sync_period if self.mode == "iptables" else self.costs.sync_period
-        self.ready = self.engine.event()
+        self.min_sync_period = config.configuration.min_sync_period
+        self.max_interval = config.configuration.sync_period if self.mode == "ipvs" else FULL_SYNC_PERIOD
+        self.ready = engine.event()
         """Triggered when the first (full) sync has completed."""
-        self.process = self.engine.process(self._run(), name=f"kube-proxy-{self.mode}")
+        self.process = engine.process(self._run(), name=f"kube-proxy-{self.mode}")
 
     # -- informer side ------------------------------------------------------------------------------------
     def apply(self, service_key: str, ports: list[ServicePortInfo] | None, trigger: float | None = None) -> None:
@@ -150,12 +160,12 @@ class KubeProxy:
 
     # -- the sync runner ---------------------------------------------------------------------------------
     def _take_token(self) -> float:
-        """Seconds until the token bucket (rate 1 / minSyncPeriod, burst ``burst_syncs``) has a token."""
+        """Seconds until the token bucket (rate 1 / minSyncPeriod, burst :data:`BURST_SYNCS`) has a token."""
         now = self.engine.now
-        period = self.costs.min_sync_period
+        period = self.min_sync_period
         if period <= 0:
             return 0.0
-        self._tokens = min(self.costs.burst_syncs, self._tokens + (now - self._refilled) / period)
+        self._tokens = min(BURST_SYNCS, self._tokens + (now - self._refilled) / period)
         self._refilled = now
         if self._tokens >= 1:
             self._tokens -= 1
@@ -165,13 +175,13 @@ class KubeProxy:
         self._refilled = now + wait
         return wait
 
-    def _run(self):
+    def _run(self) -> Generator[Any, Any, None]:
         engine = self.engine
         while True:
             wait = self._take_token()
             if wait > 0:
                 yield engine.timeout(wait)
-            full = not self.partial_syncs or engine.now - self._last_full > self.costs.full_sync_period
+            full = not self.partial_syncs or engine.now - self._last_full > FULL_SYNC_PERIOD
             changed, triggers = self._changed, self._triggers
             self._changed, self._triggers = set(), []
             self._request = engine.event()

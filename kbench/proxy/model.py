@@ -1,4 +1,4 @@
-"""What every kube-proxy mode starts from: the proxier's settings and the node's view of Service ports.
+"""What every kube-proxy mode starts from: the proxier's arguments and the node's view of Service ports.
 
 Follows upstream kube-proxy (kubernetes v1.35): ``pkg/proxy/serviceport.go`` (BaseServicePortInfo:
 ``UsesClusterEndpoints``, ``UsesLocalEndpoints``, ``ExternallyAccessible``), ``pkg/proxy/endpointslicecache.go``
@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from kbench.api.core import ManifestError, _list, _map
+from kbench.api.core import ManifestError, as_list, as_map
 from kbench.api.network import (
     SERVICE_NAME_LABEL,
     SERVICE_NODE_PORT_RANGE,
@@ -22,74 +22,78 @@ from kbench.api.network import (
     parse_cidr,
     parse_ip,
 )
+from kbench.proxy.config import MODES, NODE_PORT_PRIMARY, KubeProxyConfiguration
 
-MODES = ("iptables", "ipvs", "nftables")
-IPVS_SCHEDULERS = ("rr", "wrr", "lc", "sh")
-"""The IPVS schedulers kbench implements (ipvs.py)."""
 FAMILIES = ("IPv4", "IPv6")
 ZERO_CIDR = {"IPv4": "0.0.0.0/0", "IPv6": "::/0"}
 NFACCT_COUNTERS = ("ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts")
 """pkg/proxy/metrics: IPTablesCTStateInvalidDroppedNFAcctCounter, LocalhostNodePortAcceptedNFAcctCounter."""
+FAKE_PROXIER = KubeProxyConfiguration().replace({"clusterCIDR": "10.0.0.0/8"})
+"""The configuration of upstream's test proxiers (NewFakeProxier: ``NewDetectLocalByCIDR("10.0.0.0/8")``, the
+other settings at their defaults): what a :class:`ProxierConfig` runs with unless given one."""
+
+NODE_KEYS = {
+    "nodeName": "node_name",
+    "nodeIPs": "node_ips",
+    "ipFamily": "ip_family",
+    "serviceCIDRs": "service_cidrs",
+    "nfacctCounters": "nfacct_counters",
+    "randomFully": "random_fully",
+}
+"""Golden-file / ``kbench proxy --proxier`` keys for what the node provides -> :class:`ProxierConfig` fields."""
+CONFIGURATION_KEYS = {
+    "masqueradeAll": ("iptables.masqueradeAll", "nftables.masqueradeAll"),
+    "nodePortAddresses": ("nodePortAddresses",),
+    "localhostNodePorts": ("iptables.localhostNodePorts",),
+    "masqueradeMark": ("iptables.masqueradeBit", "nftables.masqueradeBit"),
+    "conntrackTCPLiberal": ("conntrack.tcpBeLiberal",),
+    "ipvsScheduler": ("ipvs.scheduler",),
+    "localDetector": ("clusterCIDR",),
+}
+"""Keys for NewProxier's arguments -> the KubeProxyConfiguration fields that give them in every mode."""
 
 
 def family_of(ip) -> str:
+    """``IPv4`` or ``IPv6``: the family of an address."""
     return "IPv6" if parse_ip(ip).version == 6 else "IPv4"
 
 
 @dataclass(frozen=True)
 class ProxierConfig:
-    """The settings one node's kube-proxy runs with (KubeProxyConfiguration plus what the node provides).
+    """What one node's proxier is built with (upstream's ``NewProxier`` arguments): the node's
+    :class:`~kbench.proxy.config.KubeProxyConfiguration` and what the node and its kernel provide.
 
-    ``node_port_addresses`` is ``--nodeport-addresses``: ``None`` takes the mode's default (all local
-    addresses for iptables and ipvs, the node's primary IP for nftables, as in v1.29+), ``()`` accepts
-    NodePorts on every local address.
+    The operator's settings are read from ``configuration`` (the properties below), as the running mode's
+    section gives them; only the node's facts are held here: its name and IPs, the proxier's IP family, the
+    ServiceCIDRs, the nfacct counters and ``--random-fully`` support the kernel offers.
     """
 
     node_name: str = "node-0"
     node_ips: tuple[str, ...] = ("192.168.0.2",)
-    cluster_cidr: str | None = "10.0.0.0/8"
-    masquerade_all: bool = False
-    node_port_addresses: tuple[str, ...] | None = None
     ip_family: str = "IPv4"
-    localhost_node_ports: bool = True
-    masquerade_mark: str = "0x4000"
+    service_cidrs: tuple[str, ...] = ()
     nfacct_counters: tuple[str, ...] = NFACCT_COUNTERS
     random_fully: bool = True
-    conntrack_tcp_liberal: bool = False
-    service_cidrs: tuple[str, ...] = ()
-    ipvs_scheduler: str = "rr"
-
-    _KEYS = {
-        "nodeName": "node_name",
-        "nodeIPs": "node_ips",
-        "masqueradeAll": "masquerade_all",
-        "nodePortAddresses": "node_port_addresses",
-        "ipFamily": "ip_family",
-        "localhostNodePorts": "localhost_node_ports",
-        "masqueradeMark": "masquerade_mark",
-        "nfacctCounters": "nfacct_counters",
-        "randomFully": "random_fully",
-        "conntrackTCPLiberal": "conntrack_tcp_liberal",
-        "serviceCIDRs": "service_cidrs",
-        "ipvsScheduler": "ipvs_scheduler",
-        "localDetector": None,
-    }
+    configuration: KubeProxyConfiguration = FAKE_PROXIER
 
     @classmethod
     def from_dict(cls, spec: Mapping | None) -> ProxierConfig:
-        """Read the camelCase keys of the golden files / scenario YAML (``localDetector: {clusterCIDR: ...}``)."""
-        spec = _map(spec, "proxier")
-        kwargs = {}
+        """Read the camelCase keys of the golden files / ``kbench proxy --proxier`` YAML: the node's facts
+        (:data:`NODE_KEYS`) and NewProxier's settings (:data:`CONFIGURATION_KEYS`, e.g.
+        ``localDetector: {clusterCIDR: ...}``; a missing ``localDetector`` keeps NewFakeProxier's)."""
+        spec = as_map(spec, "proxier")
+        node: dict[str, object] = {}
+        settings: dict[str, object] = {}
         for key, value in spec.items():
-            if key not in cls._KEYS:
-                raise ManifestError(f"proxier.{key}: unknown setting; allowed: {', '.join(cls._KEYS)}")
-            if key == "localDetector":
-                kwargs["cluster_cidr"] = _map(value, "proxier.localDetector").get("clusterCIDR")
-            elif isinstance(value, list):
-                kwargs[cls._KEYS[key]] = tuple(value)
+            if key in NODE_KEYS:
+                node[NODE_KEYS[key]] = tuple(value) if isinstance(value, list) else value
+            elif key in CONFIGURATION_KEYS:
+                for path in CONFIGURATION_KEYS[key]:
+                    settings[path] = _setting(key, value)
             else:
-                kwargs[cls._KEYS[key]] = value
-        return cls(**kwargs)
+                allowed = ", ".join([*NODE_KEYS, *CONFIGURATION_KEYS])
+                raise ManifestError(f"proxier.{key}: unknown setting; allowed: {allowed}")
+        return cls(**node, configuration=FAKE_PROXIER.replace(settings, "proxier"))  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.ip_family not in FAMILIES:
@@ -101,18 +105,54 @@ class ProxierConfig:
                 parse_ip(ip)
             except ValueError:
                 raise ManifestError(f"proxier.nodeIPs[{i}]: {ip!r} is not a valid IP address") from None
-        for name, cidrs in (
-            ("nodePortAddresses", self.node_port_addresses or ()),
-            ("serviceCIDRs", self.service_cidrs),
-            ("localDetector.clusterCIDR", (self.cluster_cidr,) if self.cluster_cidr else ()),
-        ):
-            for i, cidr in enumerate(cidrs):
-                try:
-                    parse_cidr(cidr)
-                except ValueError:
-                    raise ManifestError(f"proxier.{name}[{i}]: {cidr!r} is not a valid CIDR") from None
-        if self.ipvs_scheduler not in IPVS_SCHEDULERS:
-            raise ManifestError(f"proxier.ipvsScheduler: must be one of rr, wrr, lc, sh; got {self.ipvs_scheduler!r}")
+        for i, cidr in enumerate(self.service_cidrs):
+            try:
+                parse_cidr(cidr)
+            except ValueError:
+                raise ManifestError(f"proxier.serviceCIDRs[{i}]: {cidr!r} is not a valid CIDR") from None
+
+    def for_mode(self, mode: str) -> ProxierConfig:
+        """This node's proxier running in ``mode`` (its configuration's ``mode`` set to it)."""
+        if mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
+        configuration = self.configuration.for_mode(mode)
+        return self if configuration is self.configuration else replace(self, configuration=configuration)
+
+    # -- the operator's settings, as the running mode reads them -------------------------------------------
+    @property
+    def mode(self) -> str:
+        """The proxy mode (the configuration's, blank meaning iptables)."""
+        return self.configuration.proxy_mode
+
+    @property
+    def masquerade_all(self) -> bool:
+        """Masquerade all ClusterIP traffic (the running mode's ``masqueradeAll``)."""
+        return self.configuration.masquerade_all
+
+    @property
+    def masquerade_mark(self) -> str:
+        """The masquerade fwmark (``1 << masqueradeBit``, as ``0x4000``)."""
+        return self.configuration.masquerade_mark
+
+    @property
+    def localhost_node_ports(self) -> bool:
+        """``iptables.localhostNodePorts``."""
+        return self.configuration.localhost_node_ports
+
+    @property
+    def node_port_addresses(self) -> tuple[str, ...] | None:
+        """``nodePortAddresses`` (``None``: the mode's default)."""
+        return self.configuration.node_port_addresses
+
+    @property
+    def conntrack_tcp_liberal(self) -> bool:
+        """``conntrack.tcpBeLiberal``."""
+        return self.configuration.conntrack_tcp_be_liberal
+
+    @property
+    def ipvs_scheduler(self) -> str:
+        """The IPVS scheduler (``ipvs.scheduler``, blank meaning rr)."""
+        return self.configuration.scheduler
 
     # -- derived, per IP family ------------------------------------------------------------------------------
     @property
@@ -131,10 +171,11 @@ class ProxierConfig:
 
     @property
     def local_cidr(self) -> str | None:
-        """The pod CIDR of the local-traffic detector (``--cluster-cidr``), if of this family."""
-        return self.cluster_cidr if self.cluster_cidr and self.own([self.cluster_cidr]) else None
+        """The pod CIDR of the local-traffic detector (``clusterCIDR``) of this family, if any."""
+        own = self.own(self.configuration.cluster_cidrs)
+        return own[0] if own else None
 
-    def local_addresses(self) -> list[ipaddress._BaseAddress]:
+    def local_addresses(self) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         """Addresses the node owns (``addrtype LOCAL`` / ``fib type local``): its IPs and loopback."""
         return [parse_ip(ip) for ip in self.node_ips] + [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
 
@@ -142,7 +183,7 @@ class ProxierConfig:
     def node_port_cidrs(self, mode: str) -> tuple[str, ...] | None:
         """``NewNodePortAddresses``: the CIDRs of this family accepting NodePorts, or ``None`` for all addresses."""
         given = self.node_port_addresses
-        if given is None and mode == "nftables":
+        if (given is None and mode == "nftables") or given == (NODE_PORT_PRIMARY,):
             given = (f"{self.node_ip}/{128 if self.ipv6 else 32}",)
         cidrs = tuple(str(parse_cidr(c)) for c in self.own(given or ()))
         if not cidrs or ZERO_CIDR[self.ip_family] in cidrs:
@@ -423,6 +464,22 @@ def service_ports(
     return sorted(by_port.values(), key=lambda sp: (sp.name_string, sp.protocol))
 
 
+def _setting(key: str, value: object) -> object:
+    """A NewProxier-style setting as the configuration field that gives it (``localDetector``: its CIDR,
+    ``masqueradeMark``: its bit)."""
+    if key == "localDetector":
+        return as_map(value, "proxier.localDetector").get("clusterCIDR") or ""
+    if key == "masqueradeMark":
+        try:
+            mark = int(str(value), 0) if isinstance(value, (str, int)) and not isinstance(value, bool) else 0
+        except ValueError:
+            mark = 0
+        if mark <= 0 or mark & (mark - 1):
+            raise ManifestError(f"proxier.masqueradeMark: {value!r} must be a single bit, e.g. 0x4000")
+        return mark.bit_length() - 1
+    return value
+
+
 def _of_family(
     config: ProxierConfig, values: tuple[str, ...], where: str, name: str, note: Callable[[str], None]
 ) -> tuple[str, ...]:
@@ -491,6 +548,6 @@ def read_objects(manifests: Iterable[Mapping]) -> tuple[list[Service], list[Endp
 def objects_of(spec: Mapping) -> tuple[list[Service], list[EndpointSlice]]:
     """Services and EndpointSlices from a golden-file case (``services:`` and ``endpointSlices:`` lists)."""
     return (
-        [Service.from_manifest(m) for m in _list(spec.get("services"), "services")],
-        [EndpointSlice.from_manifest(m) for m in _list(spec.get("endpointSlices"), "endpointSlices")],
+        [Service.from_manifest(m) for m in as_list(spec.get("services"), "services")],
+        [EndpointSlice.from_manifest(m) for m in as_list(spec.get("endpointSlices"), "endpointSlices")],
     )

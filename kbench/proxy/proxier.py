@@ -19,7 +19,7 @@ from kbench.api.network import parse_ip
 from kbench.apiserver.objects import KINDS
 from kbench.proxy.kube_proxy import COMPILERS
 from kbench.proxy.matcher import Matcher, program_for
-from kbench.proxy.model import MODES, ProxierConfig, ServicePortInfo, read_objects, service_ports
+from kbench.proxy.model import ProxierConfig, ServicePortInfo, read_objects, service_ports
 from kbench.proxy.tracer import Packet, tracer_for
 
 FORMATS = {
@@ -31,13 +31,11 @@ FORMATS = {
 
 
 class Proxier:
-    """A kube-proxy in ``mode`` for the node described by ``config``."""
+    """A kube-proxy in ``mode`` for the node described by ``config`` (its configuration's mode set to ``mode``)."""
 
     def __init__(self, mode: str, config: ProxierConfig | None = None) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode: must be one of {', '.join(MODES)}; got {mode!r}")
+        self.config = (config or ProxierConfig()).for_mode(mode)
         self.mode = mode
-        self.config = config or ProxierConfig()
         self.ports: list[ServicePortInfo] = []
         self.rules = COMPILERS[mode]([], self.config)
         self.ignored: list[str] = []

@@ -12,16 +12,19 @@ import ipaddress
 
 import numpy as np
 
+from kbench.proxy.config import KubeProxyConfiguration
 from kbench.proxy.matcher import Packets
 from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo
 
 SERVICE_BASE = int(ipaddress.ip_address("172.16.0.0"))
 POD_BASE = int(ipaddress.ip_address("10.0.0.0"))
 NODE_PORT_BASE = 30000
+CONFIGURATION = KubeProxyConfiguration().replace({"clusterCIDR": "10.0.0.0/8"})
+"""The node's kube-proxy configuration: upstream's defaults, the pods' CIDR as ``clusterCIDR``."""
 CONFIG = ProxierConfig(
-    node_name="node-0", node_ips=("192.168.0.10",), cluster_cidr="10.0.0.0/8", service_cidrs=("172.16.0.0/12",)
+    node_name="node-0", node_ips=("192.168.0.10",), service_cidrs=("172.16.0.0/12",), configuration=CONFIGURATION
 )
-"""The proxier of the node under test."""
+"""The proxier of the node under test (``CONFIG.for_mode(mode)`` runs it in a mode)."""
 
 
 def _ip(value: int) -> str:

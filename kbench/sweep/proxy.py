@@ -20,9 +20,10 @@ import numpy as np
 from kbench import plot
 from kbench.profiles import available, load_profile
 from kbench.proxy import workload
+from kbench.proxy.config import MODES
 from kbench.proxy.kube_proxy import COMPILERS, KubeProxy, ProxyCosts
 from kbench.proxy.matcher import Matcher, program_for
-from kbench.proxy.model import MODES, EndpointInfo
+from kbench.proxy.model import EndpointInfo
 from kbench.sim import Engine, Streams
 from kbench.sweep.grid import Param, Sweep
 
@@ -55,7 +56,7 @@ PACKET_BUDGET = 400_000_000
 CHURN_SECONDS = 120.0
 
 
-def _churn(engine: Engine, proxy: KubeProxy, rate: float, until: float, rng: np.random.Generator):
+def churn_endpoints(engine: Engine, proxy: KubeProxy, rate: float, until: float, rng: np.random.Generator):
     """Replace one endpoint of a random Service at ``rate`` per second (a pod restarted elsewhere)."""
     keys = sorted(proxy.services)
     fresh = 0
@@ -82,11 +83,11 @@ def simulate_syncs(mode: str, ports, costs: ProxyCosts, churn: float, seed: int,
     """The initial full sync, then ``CHURN_SECONDS`` of endpoint churn: sync times and programming latency
     (``work``: the ports' compiled work, if the caller has it)."""
     engine = Engine()
-    proxy = KubeProxy(engine, mode, ports, workload.CONFIG, costs, work=work)
+    proxy = KubeProxy(engine, ports, workload.CONFIG.for_mode(mode), costs, work=work)
     engine.run(until=proxy.ready)
     start = engine.now
     if churn > 0:
-        engine.process(_churn(engine, proxy, churn, start + CHURN_SECONDS, Streams(seed)("proxy.churn")))
+        engine.process(churn_endpoints(engine, proxy, churn, start + CHURN_SECONDS, Streams(seed)("proxy.churn")))
     engine.run(until=start + CHURN_SECONDS + 60.0)
     partial = [s.duration for s in proxy.syncs[1:]] or [np.nan]
     latencies = proxy.latencies or [np.nan]
@@ -105,8 +106,9 @@ def run_point(params: dict, seed: int) -> dict:
     costs = ProxyCosts.from_profile(load_profile(params["profile"]))
     ports = workload.service_ports(services, params["endpoints"], seed=seed)
     started = time.perf_counter()
-    rules = COMPILERS[mode](ports, workload.CONFIG)
-    program = program_for(mode, rules, workload.CONFIG)
+    config = workload.CONFIG.for_mode(mode)
+    rules = COMPILERS[mode](ports, config)
+    program = program_for(mode, rules, config)
     compile_seconds = time.perf_counter() - started
     per_packet = services if mode == "iptables" else 50
     packets, _ = workload.traffic(ports, int(np.clip(PACKET_BUDGET // per_packet, 1000, 500_000)), seed=seed)

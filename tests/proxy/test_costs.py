@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from kbench.proxy import iptables, workload
-from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
+from kbench.proxy.kube_proxy import FULL_SYNC_PERIOD, KubeProxy, ProxyCosts
 from kbench.proxy.matcher import Matcher, program_for
 from kbench.sim import Engine
-from kbench.sweep.proxy import simulate_syncs
+from kbench.sweep.proxy import churn_endpoints, simulate_syncs
 
 COSTS = ProxyCosts.from_profile()
+MIN_SYNC = workload.CONFIGURATION.iptables_min_sync_period
+"""iptables.minSyncPeriod (1s, upstream's default)."""
 CHART_P50_MS = {5000: 0.049, 30000: 0.274}
 """Kubernetes blog "NFTables mode for kube-proxy" (2025-02-28), iptables chart, p50."""
 
@@ -42,7 +46,7 @@ def test_sync_costs_reproduce_their_sources():
 
 def _proxy(mode: str, services: int = 200, **kwargs) -> tuple[Engine, KubeProxy]:
     engine = Engine()
-    proxy = KubeProxy(engine, mode, workload.service_ports(services, 5), workload.CONFIG, COSTS, **kwargs)
+    proxy = KubeProxy(engine, workload.service_ports(services, 5), workload.CONFIG.for_mode(mode), COSTS, **kwargs)
     engine.run(until=proxy.ready)
     return engine, proxy
 
@@ -62,10 +66,10 @@ def test_min_sync_period_batches_changes_with_a_burst_of_two():
     starts = np.array([s.start for s in proxy.syncs[1:]])
     gaps = np.diff(starts)
     assert len(starts) == pytest.approx(12, abs=1)  # 2 saved tokens, then one per second
-    assert np.all(gaps[2:] >= COSTS.min_sync_period - 1e-9)
+    assert np.all(gaps[2:] >= MIN_SYNC - 1e-9)
     assert not any(s.full for s in proxy.syncs[1:])
     assert len(proxy.latencies) == 100
-    assert max(proxy.latencies) <= COSTS.min_sync_period + max(s.duration for s in proxy.syncs) + 1e-9
+    assert max(proxy.latencies) <= MIN_SYNC + max(s.duration for s in proxy.syncs) + 1e-9
 
 
 def test_partial_syncs_write_only_what_changed():
@@ -81,13 +85,15 @@ def test_partial_syncs_write_only_what_changed():
     assert partial.duration < full.duration / 10
 
 
-@pytest.mark.parametrize(("mode", "interval"), [("iptables", 3600.0), ("nftables", 30.0), ("ipvs", 30.0)])
+@pytest.mark.parametrize(("mode", "interval"), [("iptables", 3600.0), ("nftables", 3600.0), ("ipvs", 30.0)])
 def test_idle_proxy_resyncs_at_its_maximum_interval(mode, interval):
+    """iptables and nftables resync every FullSyncPeriod (1h), IPVS every ipvs.syncPeriod (30s):
+    kubernetes/kubernetes#135631 ("It was already 1h for iptables and nftables")."""
     engine, proxy = _proxy(mode, services=20)
     engine.run(until=engine.now + 2 * interval + 1)
     starts = [s.start for s in proxy.syncs]
     assert len(starts) == 3 and np.allclose(np.diff(starts), interval, atol=proxy.syncs[0].duration + 1e-6)
-    assert proxy.syncs[-1].full == (mode == "iptables")  # iptables' FullSyncPeriod is its maximum interval
+    assert proxy.syncs[-1].full == (interval == FULL_SYNC_PERIOD)  # FullSyncPeriod is their maximum interval
 
 
 def test_kep_3453_ordering_of_network_programming_latency():
@@ -96,13 +102,12 @@ def test_kep_3453_ordering_of_network_programming_latency():
     ports = workload.service_ports(5000, 10)
     p50 = {}
     for name, partial, min_sync in (("full/10s", False, 10.0), ("partial/10s", True, 10.0), ("partial/1s", True, 1.0)):
-        costs = ProxyCosts(**{**COSTS.__dict__, "min_sync_period": min_sync})
+        configuration = workload.CONFIGURATION.replace({"iptables.minSyncPeriod": f"{min_sync:g}s"})
+        config = dataclasses.replace(workload.CONFIG, configuration=configuration)
         engine = Engine()
-        proxy = KubeProxy(engine, "iptables", ports, workload.CONFIG, costs, partial_syncs=partial)
+        proxy = KubeProxy(engine, ports, config, COSTS, partial_syncs=partial)
         engine.run(until=proxy.ready)
-        from kbench.sweep.proxy import _churn
-
-        engine.process(_churn(engine, proxy, 20.0, engine.now + 120, np.random.default_rng(1)))
+        engine.process(churn_endpoints(engine, proxy, 20.0, engine.now + 120, np.random.default_rng(1)))
         engine.run(until=engine.now + 150)
         p50[name] = float(np.median(proxy.latencies))
     assert p50["full/10s"] > 1.3 * p50["partial/10s"] > 1.3 * p50["partial/1s"], p50
@@ -111,4 +116,4 @@ def test_kep_3453_ordering_of_network_programming_latency():
 def test_sweep_sync_simulation_reports_all_fields():
     out = simulate_syncs("nftables", workload.service_ports(100, 3), COSTS, churn=5.0, seed=1)
     assert out["sim_full_sync_s"] > out["sim_partial_sync_p50_s"] > 0
-    assert 0 < out["sim_npl_p50_s"] <= out["sim_npl_p99_s"] <= COSTS.min_sync_period + out["sim_full_sync_s"]
+    assert 0 < out["sim_npl_p50_s"] <= out["sim_npl_p99_s"] <= MIN_SYNC + out["sim_full_sync_s"]

@@ -16,18 +16,21 @@ from kbench.proxy.tracer import Packet, tracer_for
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def _load(name: str) -> dict:
+def load_golden(name: str) -> dict:
+    """The golden file ``tests/proxy/golden/<name>.yaml``."""
     return yaml.safe_load((GOLDEN / f"{name}.yaml").read_text())
 
 
 def _cases(mode: str, kind: str) -> list:
-    doc = _load(f"{mode}_{kind}")
+    doc = load_golden(f"{mode}_{kind}")
     items = doc["cases"] if kind == "flows" else doc["dumps"]
     return [pytest.param(doc, item, id=item["name"]) for item in items]
 
 
-def _config(doc: dict, item: dict) -> ProxierConfig:
-    return ProxierConfig.from_dict({**(doc.get("proxier") or {}), **(item.get("proxier") or {})})
+def golden_config(doc: dict, item: dict) -> ProxierConfig:
+    """The proxier a golden case runs (the file's ``proxier`` settings, then the case's), in the file's mode."""
+    config = ProxierConfig.from_dict({**(doc.get("proxier") or {}), **(item.get("proxier") or {})})
+    return config.for_mode(doc.get("mode", "iptables"))
 
 
 def sort_iptables(text: str) -> str:
@@ -82,7 +85,7 @@ def sort_nftables(text: str) -> str:
 
 
 def case_tracer(mode: str, doc: dict, item: dict):
-    config = _config(doc, item)
+    config = golden_config(doc, item)
     return tracer_for(mode, COMPILERS[mode](service_ports(*objects_of(item), config), config), config)
 
 
@@ -102,34 +105,36 @@ def test_packet_flows(doc, case):
 
 def test_golden_tables_are_complete():
     """The ported tables cover what the README promises (a guard against truncated golden files)."""
-    flows = {mode: sum(len(c["flows"]) for c in _load(f"{mode}_flows")["cases"]) for mode in ("iptables", "nftables")}
+    flows = {
+        mode: sum(len(c["flows"]) for c in load_golden(f"{mode}_flows")["cases"]) for mode in ("iptables", "nftables")
+    }
     assert flows == {"iptables": 239, "nftables": 207}
-    assert len(_load("iptables_dump")["dumps"]) == 3 and len(_load("nftables_dump")["dumps"]) == 9
+    assert len(load_golden("iptables_dump")["dumps"]) == 3 and len(load_golden("nftables_dump")["dumps"]) == 9
 
 
 @pytest.mark.parametrize(("doc", "dump"), _cases("iptables", "dump"))
 def test_iptables_dump(doc, dump):
-    config = _config(doc, dump)
+    config = golden_config(doc, dump)
     rules = iptables.compile_rules(service_ports(*objects_of(dump), config), config)
     assert sort_iptables(rules.text()) == sort_iptables(dump["expected"])
 
 
 @pytest.mark.parametrize(("doc", "dump"), _cases("nftables", "dump"))
 def test_nftables_dump(doc, dump):
-    config = _config(doc, dump)
+    config = golden_config(doc, dump)
     rules = nftables.compile_rules(service_ports(*objects_of(dump), config), config)
     assert sort_nftables(rules.dump()) == sort_nftables(dump["expected"])
 
 
 def test_sorting_keeps_rule_order_within_a_chain():
     """The normalization must not hide a wrong rule order: swapping two rules of one chain is a difference."""
-    doc = _load("nftables_dump")
+    doc = load_golden("nftables_dump")
     text = doc["dumps"][0]["expected"]
     lines = text.splitlines()
     masq = [i for i, line in enumerate(lines) if line.startswith("add rule ip kube-proxy masquerading")]
     lines[masq[0]], lines[masq[1]] = lines[masq[1]], lines[masq[0]]
     assert sort_nftables("\n".join(lines)) != sort_nftables(text)
-    ipt = _load("iptables_dump")["dumps"][0]["expected"].splitlines()
+    ipt = load_golden("iptables_dump")["dumps"][0]["expected"].splitlines()
     post = [i for i, line in enumerate(ipt) if line.startswith("-A KUBE-POSTROUTING")]
     swapped = list(ipt)
     swapped[post[0]], swapped[post[1]] = swapped[post[1]], swapped[post[0]]

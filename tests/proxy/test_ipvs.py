@@ -10,9 +10,10 @@ import pytest
 from kbench.proxy import ipvs
 from kbench.proxy.ipvs import IpvsTable, RealServer, VirtualServer, hash_32, sh_fill, sh_hashkey, svc_hashkey
 from kbench.proxy.matcher import Matcher, Packets, program_for
-from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo
+from kbench.proxy.model import FAKE_PROXIER, EndpointInfo, ProxierConfig, ServicePortInfo
 
-CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8")
+CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",))
+"""NewFakeProxier's: clusterCIDR 10.0.0.0/8 (model.FAKE_PROXIER)."""
 
 
 def test_svc_hashkey_is_the_kernels():
@@ -97,7 +98,7 @@ def test_compiled_scheduler_follows_the_reference(scheduler):
     eps = [EndpointInfo(f"10.1.0.{i + 1}", 8080, True, True, False, False) for i in range(4)]
     ports = [ServicePortInfo("default", "web", "http", "TCP", "172.30.0.10", 80, endpoints=eps)]
     config = ProxierConfig(
-        node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8", ipvs_scheduler=scheduler
+        node_name="node-0", node_ips=("192.168.0.2",), configuration=FAKE_PROXIER.replace({"ipvs.scheduler": scheduler})
     )
     rules = ipvs.compile_rules(ports, config)
     reference = next(vs for vs in rules.table.services if vs.ip == "172.30.0.10")

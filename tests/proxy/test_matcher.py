@@ -12,17 +12,15 @@ from kbench.proxy.kube_proxy import COMPILERS
 from kbench.proxy.matcher import Matcher, Packets, program_for
 from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo, objects_of, service_ports
 from kbench.proxy.tracer import Packet, tracer_for
-from tests.proxy.test_golden import _config, _load
+from tests.proxy.test_golden import golden_config, load_golden
 
-CONFIG = ProxierConfig(
-    node_name="node-0", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8", service_cidrs=("172.30.0.0/16",)
-)
+CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",), service_cidrs=("172.30.0.0/16",))
 
 
 def _golden_cases():
     out = []
     for mode, source in (("iptables", "iptables"), ("nftables", "nftables"), ("ipvs", "iptables")):
-        doc = _load(f"{source}_flows")
+        doc = load_golden(f"{source}_flows")
         out += [pytest.param(mode, doc, case, id=f"{mode}-{case['name']}") for case in doc["cases"]]
     return out
 
@@ -31,7 +29,7 @@ def _golden_cases():
 def test_matcher_picks_what_the_tracer_allows(mode, doc, case):
     """On every golden flow, over many random draws: the matcher's fate is one the tracer lists (or none when the
     tracer lists none), and it masquerades only where the tracer says some branch does."""
-    config = _config(doc, case)
+    config = golden_config(doc, case)
     rules = COMPILERS[mode](service_ports(*objects_of(case), config), config)
     tracer = tracer_for(mode, rules, config)
     matcher = Matcher(program_for(mode, rules, config), seed=7)

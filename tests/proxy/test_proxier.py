@@ -8,7 +8,8 @@ import pytest
 
 from kbench.api.core import ManifestError
 from kbench.cli import main
-from kbench.proxy import FORMATS, Proxier, ProxierConfig
+from kbench.componentconfig import ConfigError
+from kbench.proxy import FORMATS, KubeProxyConfiguration, Proxier, ProxierConfig
 
 SERVICE = {
     "apiVersion": "v1",
@@ -274,7 +275,11 @@ def test_one_service_may_give_tcp_and_udp_one_node_port():
 
 
 def test_an_ipv6_proxier_reads_the_ipv6_family():
-    v6 = ProxierConfig(node_ips=("fd00::2",), ip_family="IPv6", cluster_cidr="fd01::/48")
+    v6 = ProxierConfig(
+        node_ips=("fd00::2",),
+        ip_family="IPv6",
+        configuration=KubeProxyConfiguration().replace({"clusterCIDR": "fd01::/48"}),
+    )
     slice_ = _edit(_edit(SLICE, "addressType", "IPv6"), "endpoints.0.addresses", ["fd01::5"])
     proxier = Proxier("nftables", v6)
     assert proxier.sync([_ipv6(SERVICE), slice_, SLICE]) == [
@@ -364,8 +369,11 @@ def test_proxier_config_errors_name_the_setting():
         ProxierConfig.from_dict({"nodeIPs": ["1.2.3.4", "x"]})
     with pytest.raises(ManifestError, match="proxier.ipFamily: must be IPv4 or IPv6; got 'IPv7'"):
         ProxierConfig.from_dict({"ipFamily": "IPv7"})
-    with pytest.raises(ManifestError, match="proxier.ipvsScheduler: must be one of rr, wrr, lc, sh; got 'mh'"):
-        ProxierConfig(ipvs_scheduler="mh")
+    with pytest.raises(ConfigError, match=r"proxier.ipvs.scheduler: 'mh' is not allowed; expected one of , rr, wrr"):
+        ProxierConfig.from_dict({"ipvsScheduler": "mh"})
+    with pytest.raises(ManifestError, match="proxier.masqueradeMark: '0x4001' must be a single bit, e.g. 0x4000"):
+        ProxierConfig.from_dict({"masqueradeMark": "0x4001"})
+    assert ProxierConfig.from_dict({"masqueradeMark": "0x8000"}).masquerade_mark == "0x8000"
 
 
 def test_proxy_sweep_from_the_cli(tmp_path, capsys):
