@@ -446,7 +446,9 @@ def import_graph() -> dict[str, dict[str, list[str]]]:
         for imp in _imports(module, MODULES):
             if imp.target and imp.target != module.name:
                 where = f"line {imp.line}" + (" (deferred)" if imp.deferred else "")
-                graph[module.name].setdefault(imp.target, []).append(where)
+                lines = graph[module.name].setdefault(imp.target, [])
+                if where not in lines:  # one entry for `from x import a, b`
+                    lines.append(where)
     return graph
 
 
