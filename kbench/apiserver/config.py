@@ -3,8 +3,9 @@
 kube-apiserver has no component-config file: an operator sets it with flags, so does kbench
 (``{"max-requests-inflight": 800}``, or ``kube-apiserver.maxRequestsInflight=800`` in a sweep). Defaults and rules are
 upstream's: k8s.io/apiserver/pkg/server/options (``ServerRunOptions``: the in-flight limits and request timeout;
-``FeatureOptions``: API Priority and Fairness; ``EtcdOptions``: the compaction interval) and the generic server's
-``server.NewConfig``.
+``FeatureOptions``: API Priority and Fairness; ``EtcdOptions``: the compaction interval), the generic server's
+``server.NewConfig``, pkg/kubeapiserver/options (the NodePort range) and the DefaultTolerationSeconds admission
+plugin's flags.
 
 API Priority and Fairness itself is configured by API objects upstream (PriorityLevelConfigurations and FlowSchemas),
 not by flags: kbench's flow control uses the bootstrap objects (:data:`kbench.apiserver.flowcontrol.LEVELS`,
@@ -81,9 +82,35 @@ class KubeAPIServerConfig(ComponentConfig):
         minimum=0,
     )
 
+    default_not_ready_toleration_seconds: int = option(
+        "defaultNotReadyTolerationSeconds",
+        300,
+        int,
+        "tolerationSeconds of the not-ready:NoExecute toleration admission gives every pod without one",
+        "plugin/pkg/admission/defaulttolerationseconds/admission.go: --default-not-ready-toleration-seconds 300",
+        flag="default-not-ready-toleration-seconds",
+    )
+    default_unreachable_toleration_seconds: int = option(
+        "defaultUnreachableTolerationSeconds",
+        300,
+        int,
+        "tolerationSeconds of the unreachable:NoExecute toleration admission gives every pod without one",
+        "plugin/pkg/admission/defaulttolerationseconds/admission.go: --default-unreachable-toleration-seconds 300",
+        flag="default-unreachable-toleration-seconds",
+    )
+    service_node_port_range: str = option(
+        "serviceNodePortRange",
+        "30000-32767",
+        str,
+        "the port range NodePorts are allocated from (min-max, or base+offset)",
+        "pkg/kubeapiserver/options/options.go DefaultServiceNodePortRange 30000-32767 (utilnet.ParsePortRange syntax)",
+        flag="service-node-port-range",
+    )
+
     def validate(self, where: str) -> None:
-        """BuildPriorityAndFairness / FeatureOptions.ApplyTo: with APF the two in-flight limits must add up to
-        something positive (they are its server concurrency limit)."""
+        """The node port range parses (ParsePortRange); with APF the two in-flight limits must add up to something
+        positive (BuildPriorityAndFairness / FeatureOptions.ApplyTo: they are its server concurrency limit)."""
+        parse_port_range(self.service_node_port_range, f"{where}.serviceNodePortRange")
         if self.enable_priority_and_fairness and self.server_concurrency_limit <= 0:
             raise ConfigError(
                 f"{where}.maxRequestsInflight: {self.max_requests_inflight} and maxMutatingRequestsInflight "
@@ -100,3 +127,28 @@ class KubeAPIServerConfig(ComponentConfig):
     def request_wait_limit(self) -> float:
         """Seconds a request may wait in an APF queue: requestTimeout / 4, at most one minute."""
         return min(self.request_timeout / 4, MAX_REQUEST_WAIT_LIMIT)
+
+    @property
+    def node_port_range(self) -> tuple[int, int]:
+        """``--service-node-port-range`` as (first, last) port, both included."""
+        return parse_port_range(self.service_node_port_range, "serviceNodePortRange")
+
+
+def parse_port_range(text: str, where: str) -> tuple[int, int]:
+    """k8s.io/apimachinery/pkg/util/net ParsePortRange: ``min-max``, ``base+offset`` or one port, within 0-65535."""
+    body = text.strip()
+    try:
+        if "-" in body:
+            low, high = (int(part) for part in body.split("-", 1))
+        elif "+" in body:
+            base, offset = (int(part) for part in body.split("+", 1))
+            low, high = base, base + offset
+        else:
+            low = high = int(body)
+    except ValueError:
+        low, high = -1, -1
+    if not 0 <= low <= high <= 65535:
+        raise ConfigError(
+            f"{where}: {text!r} is not a port range; expected min-max or base+offset within 0-65535 (e.g. 30000-32767)"
+        )
+    return low, high

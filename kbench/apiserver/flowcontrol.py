@@ -177,10 +177,14 @@ class PriorityAndFairness:
         if not level.queues:
             req.reject()
             return
-        key = (name, flow)
-        hand = self._hands.get(key)
+        self._enqueue(name, flow, level, req, now)
+
+    def _enqueue(self, name: str, flow: str, level: _Level, req, now: float) -> None:
+        """Queue the request in the shortest queue of its flow's hand (shuffle sharding), or reject it when that queue
+        is full (queueLengthLimit)."""
+        hand = self._hands.get((name, flow))
         if hand is None:
-            hand = self._hands[key] = deal(flow_hash(flow), level.config.queues, level.config.hand)
+            hand = self._hands[name, flow] = deal(flow_hash(flow), level.config.queues, level.config.hand)
         queue = min((level.queues[i] for i in hand), key=lambda q: sum(r.seats for r in q))
         if len(queue) >= level.config.queue_length:
             req.reject()

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import orjson
 
@@ -137,8 +138,9 @@ def seconds(stamp: str) -> float:
     return _day_seconds(stamp[:10]) + int(h) * 3600 + int(m) * 60 + float(s)
 
 
-def copy_object(obj: Mapping) -> dict:
-    """A private deep copy (JSON round trip, as the apiserver's codec would give)."""
+def copy_object(obj: Any) -> Any:
+    """A private deep copy of an object (or of any JSON value in one): a JSON round trip, as the apiserver's codec
+    would give."""
     return orjson.loads(orjson.dumps(obj))
 
 

@@ -7,19 +7,16 @@ A request reaches an instance (the one its connection is pinned to), waits for f
 - **reads** (get, list) are served from the instance's watch cache (v1.35 serves consistent reads from the
   cache, ``ConsistentListFromCache``);
 - **watches** start from a resourceVersion in the cache's window, or get 410 Gone;
-- **writes** (create, update, patch, delete, and the status subresource) run admission
-  (NamespaceLifecycle, ServiceAccount, DefaultTolerationSeconds; LimitRanger and ResourceQuota are not
-  modelled), then go to etcd as a compare-and-put on the object's key (``/registry/...``) checked when the
-  write applies: a stale ``metadata.resourceVersion`` is 409 Conflict, an existing name 409 AlreadyExists.
-  The revision etcd assigns is the new ``resourceVersion``; every instance's watch cache sees the event.
+- **writes** (create, update, patch, delete, and the status subresource) run admission (``admission.py``) and the
+  registry's strategy (``registry.py``), then go to etcd as a compare-and-put on the object's key
+  (``/registry/...``) checked when the write applies: a stale ``metadata.resourceVersion`` is 409 Conflict, an
+  existing name 409 AlreadyExists. The revision etcd assigns is the new ``resourceVersion``; every instance's watch
+  cache sees the event.
 
 Latency = flow-control wait + ``request_overhead`` + per-object and per-byte costs + the etcd round trip +
 the network, from the profile's ``apiserver`` section. Every request's latency is recorded per verb,
-resource and scope for the APIResponsiveness SLI (``sli()``).
-
-Deletion follows upstream: objects with finalizers get ``deletionTimestamp`` and stay until the last
-finalizer is removed; a Pod bound to a node is deleted gracefully (``deletionTimestamp`` plus its grace
-period) and removed by a second delete with grace period 0 (the kubelet's), or by a forced delete.
+resource and scope for the APIResponsiveness SLI (``sli()``). The instances' flags are a
+:class:`~kbench.apiserver.config.KubeAPIServerConfig`.
 """
 
 from __future__ import annotations
@@ -32,32 +29,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from kbench.api.network import SERVICE_NODE_PORT_RANGE, allocates_node_ports
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.flowcontrol import MaxInFlight, PriorityAndFairness
-from kbench.apiserver.objects import (
-    RESOURCES,
-    APIError,
-    Filter,
-    Resource,
-    already_exists,
-    conflict,
-    copy_object,
-    invalid,
-    not_found,
-    object_key,
-    timestamp,
-)
+from kbench.apiserver.objects import RESOURCES, APIError, Filter, Resource, not_found, object_key, timestamp
+from kbench.apiserver.registry import Registry, compare_and_write, own, precondition_error
 from kbench.apiserver.watchcache import WatchCache
 from kbench.etcd.cluster import EtcdCluster
 from kbench.profiles import Profile, UnitCosts, load_profile
 from kbench.sim import Engine, Streams, Timer
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-"""k8s.io/apimachinery/pkg/util/rand: the alphabet of generateName suffixes (5 characters)."""
-DEFAULT_TOLERATION_SECONDS = 300
-"""plugin/pkg/admission/defaulttolerationseconds: --default-not-ready/unreachable-toleration-seconds."""
 WRITE_VERBS = ("create", "update", "patch", "delete")
 Callback = Callable[[Mapping | None, APIError | None, float], object]
 """``callback(result, error, delay)``: runs when the apiserver has the answer; ``delay`` is how long the answer
@@ -164,9 +145,7 @@ class APIServer:
         self.caches = {name: WatchCache(name, engine.schedule, lambda: engine.now, delay) for name in RESOURCES}
         self.instances = [Instance(i, self.caches, self._flow_control()) for i in range(instances)]
         self._next = itertools.cycle(range(instances))
-        self._uid = itertools.count(1)
-        self._service_ips, self._node_ports = itertools.count(10), itertools.count()
-        self._names = self.streams.python("apiserver/generateName")
+        self.registry = Registry(config, self.caches, lambda: engine.now, self.streams.python("apiserver/generateName"))
         self.sli = SLI()
         self.requests = 0
         for ns in SYSTEM_NAMESPACES:  # bootstrapped before the first request, as the apiserver's own controllers do
@@ -207,7 +186,7 @@ class APIServer:
     def _bootstrap(self, resource: str, obj: dict) -> None:
         res = RESOURCES[resource]
         meta = obj["metadata"]
-        meta.setdefault("uid", f"uid-{next(self._uid)}")
+        meta.setdefault("uid", self.registry.new_uid())
         meta.setdefault("creationTimestamp", timestamp(self.engine.now))
         key = res.key(meta.get("namespace", ""), meta["name"])
         rev = self.etcd.store.put(key.encode(), orjson.dumps(obj)).revision
@@ -219,7 +198,7 @@ class APIServer:
         """Run admission and send the write to etcd; returns when the request will release its seats."""
         c = self.costs
         try:
-            plan = self._plan(op)
+            plan = self.registry.plan(op)
         except APIError as err:
             self._finish(op, None, err, c.request_overhead, 0)
             return now + c.request_overhead
@@ -231,189 +210,28 @@ class APIServer:
         value = b"" if kind == "DELETED" else orjson.dumps(obj)
         key = op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
         store = self.etcd.store
-
-        def apply():
-            return _compare_and_write(store, key, kind, value, expect)
-
-        def respond(ok, result, delay):
-            if not ok:  # an etcd error (e.g. request too large)
-                self._finish(op, None, APIError(500, "InternalError", str(result)), delay, 0)
-                return
-            error, rev = result
-            if error is not None:
-                self._finish(op, None, _precondition_error(error, op.resource, obj["metadata"]["name"]), delay, 0)
-                return
-            out = obj if kind != "DELETED" else _own(obj)  # the stored object stays as it was; only metadata changes
-            out["metadata"]["resourceVersion"] = str(rev)
-            self.caches[op.resource.name].apply(kind, object_key(out), out, rev, len(value))
-            self._finish(op, out, None, delay, len(value))
-
-        answered = self.etcd.submit(apply, len(key) + len(value), op.conn.instance.index, respond)
+        answered = self.etcd.submit(
+            lambda: compare_and_write(store, key, kind, value, expect),
+            len(key) + len(value),
+            op.conn.instance.index,
+            lambda ok, result, delay: self._written(op, kind, obj, value, ok, result, delay),
+        )
         return answered + len(value) * c.encode_per_byte  # the request holds its seat until it has answered
 
-    def _plan(self, op: _Op):
-        """(event kind, object to store, precondition) for a write, after admission; None if nothing to do."""
-        res, body, verb = op.resource, op.body, op.verb
-        current = op.cache.get(op.key) if op.name else None
-        if op.subresource == "binding":
-            if current is None:
-                raise not_found(res, op.name)
-            return self._plan_binding(op, current[0], current[1])
-        if verb == "create":
-            obj = _own(body)
-            meta = obj["metadata"]
-            if res.namespaced:
-                meta["namespace"] = op.namespace
-            if not meta.get("name"):
-                if not meta.get("generateName"):
-                    raise invalid(res, "", "metadata.name", "Required value: name or generateName is required")
-                meta["name"] = meta["generateName"] + "".join(self._names.choice(GENERATE_CHARS) for _ in range(5))
-            self._admit(res, obj, op.namespace)
-            if res.name == "services":
-                self._allocate_service(obj)
-            meta["uid"] = f"uid-{next(self._uid)}"
-            meta["creationTimestamp"] = timestamp(self.engine.now)
-            meta.pop("resourceVersion", None)
-            obj.setdefault("apiVersion", res.api_version)
-            obj.setdefault("kind", res.kind)
-            if res.name == "namespaces":
-                obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
-                obj["status"] = {"phase": "Active"}
-            return "ADDED", obj, ("absent",)
-        if current is None:
-            raise not_found(res, op.name)
-        stored, rv, _ = current
-        if verb == "delete":
-            return self._plan_delete(op, stored, rv)
-        obj = _merge_patch(copy_object(stored), body) if verb == "patch" else _own(body)
-        meta = obj["metadata"]
-        want = meta.get("resourceVersion") if verb == "update" else None
-        if want and int(want) != rv:
-            raise conflict(res, op.name)
-        for k in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"):
-            if k in stored["metadata"]:
-                meta[k] = stored["metadata"][k]
-        if res.status:
-            if op.subresource == "status":
-                obj = {**stored, "metadata": meta, "status": obj.get("status", {})}
-            else:
-                obj["status"] = stored.get("status", {})
-        if op.subresource == "finalize" and res.name == "namespaces":
-            obj = {
-                **stored,
-                "metadata": meta,
-                "spec": {**stored.get("spec", {}), "finalizers": obj.get("spec", {}).get("finalizers", [])},
-            }
-        if (
-            stored["metadata"].get("deletionTimestamp")
-            and _finalizers(res, stored)
-            and not _finalizers(res, obj)
-            and not stored["metadata"].get("deletionGracePeriodSeconds")
-        ):
-            return "DELETED", stored, ("rev", rv)  # the last finalizer is gone
-        return "MODIFIED", obj, ("rev", rv) if want or verb == "patch" else ("exists",)
-
-    def _plan_binding(self, op: _Op, stored: Mapping, rv: int):
-        """POST pods/<name>/binding (pkg/registry/core/pod/storage.BindingREST): set ``spec.nodeName`` once and
-        the PodScheduled condition; a pod already bound or terminating is 409 Conflict."""
-        if op.resource.name != "pods":
-            raise invalid(op.resource, op.name, "subresource", "binding exists only for pods")
-        target = (op.body or {}).get("target", {}).get("name")
-        if not target:
-            raise invalid(op.resource, op.name, "target.name", "Required value")
-        if stored["spec"].get("nodeName") or stored["metadata"].get("deletionTimestamp"):
-            raise APIError(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on pods/binding "{op.name}": pod '
-                f'{op.name} is already assigned to node "{stored["spec"].get("nodeName")}"',
-            )
-        obj = copy_object(stored)
-        obj["spec"]["nodeName"] = target
-        conditions = [c for c in obj.setdefault("status", {}).get("conditions", []) if c["type"] != "PodScheduled"]
-        obj["status"]["conditions"] = [
-            *conditions,
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": timestamp(self.engine.now)},
-        ]
-        return "MODIFIED", obj, ("rev", rv)
-
-    def _allocate_service(self, obj: dict) -> None:
-        """The Service registry's allocators (pkg/registry/core/service/ipallocator, portallocator): a ClusterIP
-        from the service range and NodePorts from ``--service-node-port-range`` where the Service needs them."""
-        spec = obj.setdefault("spec", {})
-        if spec.get("type", "ClusterIP") == "ExternalName":
+    def _written(self, op: _Op, kind: str, obj: dict, value: bytes, ok: bool, result, delay: float) -> None:
+        """etcd applied the write's txn: answer the error, or record the event in the watch caches and answer the
+        stored object (its new resourceVersion the revision etcd assigned)."""
+        if not ok:  # an etcd error (e.g. request too large)
+            self._finish(op, None, APIError(500, "InternalError", str(result)), delay, 0)
             return
-        if not spec.get("clusterIP"):
-            n = next(self._service_ips)
-            spec["clusterIP"] = f"10.96.{n // 254 % 256}.{n % 254 + 1}"
-            spec["clusterIPs"] = [spec["clusterIP"]]
-        if allocates_node_ports(spec):
-            for port in spec.get("ports") or []:
-                if not port.get("nodePort"):
-                    low, high = SERVICE_NODE_PORT_RANGE
-                    port["nodePort"] = low + next(self._node_ports) % (high - low + 1)
-
-    def _plan_delete(self, op: _Op, stored: Mapping, rv: int):
-        """Graceful deletion (bound Pods), finalizers (deletionTimestamp first), else removal."""
-        meta, res = stored["metadata"], op.resource
-        grace = op.options.get("gracePeriodSeconds")
-        if res.name == "pods" and stored.get("spec", {}).get("nodeName"):
-            if grace is None:
-                grace = stored["spec"].get("terminationGracePeriodSeconds", 30)
-        else:
-            grace = 0
-        finalizers = _finalizers(res, stored)
-        if not finalizers and grace == 0:
-            return "DELETED", stored, ("rev", rv)
-        if meta.get("deletionTimestamp") and grace >= (meta.get("deletionGracePeriodSeconds") or 0):
-            return None  # already terminating at least as soon
-        obj = copy_object(stored)
-        obj["metadata"]["deletionTimestamp"] = timestamp(self.engine.now + grace)
-        obj["metadata"]["deletionGracePeriodSeconds"] = grace
-        if res.name == "namespaces":
-            obj["status"]["phase"] = "Terminating"
-        return "MODIFIED", obj, ("rev", rv)
-
-    def _admit(self, res: Resource, obj: dict, namespace: str) -> None:
-        """Admission on create: NamespaceLifecycle, ServiceAccount, DefaultTolerationSeconds."""
-        if not res.namespaced:
+        error, rev = result
+        if error is not None:
+            self._finish(op, None, precondition_error(error, op.resource, obj["metadata"]["name"]), delay, 0)
             return
-        cache = self.instances[0].caches
-        ns = cache["namespaces"].get(namespace)
-        if ns is None:
-            raise APIError(404, "NotFound", f'namespaces "{namespace}" not found')
-        if ns[0].get("status", {}).get("phase") == "Terminating":
-            raise APIError(
-                403,
-                "Forbidden",
-                f"unable to create new content in namespace {namespace} because it is being terminated",
-            )
-        if res.name != "pods":
-            return
-        spec = obj.setdefault("spec", {})
-        account = spec.setdefault("serviceAccountName", "default")
-        if cache["serviceaccounts"].get(f"{namespace}/{account}") is None:
-            raise APIError(
-                403,
-                "Forbidden",
-                f'error looking up service account {namespace}/{account}: serviceaccount "{account}" not found',
-            )
-        tolerations = spec.setdefault("tolerations", [])
-        for taint in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-            if not any(
-                t.get("key") == taint
-                and t.get("effect") in ("NoExecute", None, "")
-                or (t.get("operator") == "Exists" and not t.get("key"))
-                for t in tolerations
-            ):
-                tolerations.append(
-                    {
-                        "key": taint,
-                        "operator": "Exists",
-                        "effect": "NoExecute",
-                        "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
-                    }
-                )
+        out = obj if kind != "DELETED" else own(obj)  # the stored object stays as it was; only metadata changes
+        out["metadata"]["resourceVersion"] = str(rev)
+        self.caches[op.resource.name].apply(kind, object_key(out), out, rev, len(value))
+        self._finish(op, out, None, delay, len(value))
 
     # -- reads and watches --------------------------------------------------------------------------------
     def _read(self, op: _Op, now: float) -> float:
@@ -426,6 +244,7 @@ class APIServer:
             size = current[2]
             self._finish(op, current[0], None, c.request_overhead, size)
             return now + c.request_overhead + size * c.encode_per_byte
+        assert op.filter is not None  # set for every list that reaches dispatch (a bad selector is op.error)
         items, rv, size = op.cache.list(op.filter)
         server = c.request_overhead + len(items) * c.list_per_object
         result = {"kind": op.resource.kind + "List", "metadata": {"resourceVersion": str(rv)}, "items": items}
@@ -436,6 +255,7 @@ class APIServer:
         c = self.costs
         try:
             rv = int(op.options.get("resourceVersion") or op.cache.rv)
+            assert op.filter is not None
             watch = op.cache.watch(op.filter, rv, op.options["on_events"])
         except APIError as err:
             self._finish(op, None, err, c.request_overhead, 0)
@@ -510,6 +330,21 @@ class _Op:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}" if self.resource.namespaced else self.name
 
+    def prepare(self, label_selector, field_selector: str | None) -> None:
+        """Parse a list's or watch's selectors (a bad one is answered as an error), set the SLI scope, and the seats
+        a list takes (the work estimator: one per 100 objects, 1 to 10)."""
+        if self.verb in ("list", "watch"):
+            try:
+                self.filter = Filter.of(self.resource, self.namespace, label_selector, field_selector)
+            except APIError as err:
+                self.error = err
+            if self.verb == "list":
+                self.scope = "namespace" if self.namespace else "cluster"
+        else:
+            self.scope = "resource"
+        if self.verb == "list":
+            self.seats = max(1, min(10, -(-len(self.cache.objects) // 100)))
+
     def dispatch(self) -> float:
         """Run the request (it has its seats); returns when it will release them."""
         now = self.server.engine.now
@@ -553,80 +388,31 @@ class Connection:
         """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer. Returns
         the handle of its arrival: cancelling it (``Engine.cancel``) before the send time takes the request back."""
         server = self.server
-        res = RESOURCES.get(resource)
-        if res is None:
-            raise ValueError(f"resource: unknown {resource!r}; known: {', '.join(sorted(RESOURCES))}")
-        if verb not in ("get", "list", "watch", *WRITE_VERBS):
-            raise ValueError(f"verb: must be one of get, list, watch, create, update, patch, delete; got {verb!r}")
-        if not res.namespaced:
-            namespace = ""
-        elif verb in ("create", "update", "patch") and body and not namespace:
-            namespace = body.get("metadata", {}).get("namespace", "default")
-        if verb in ("update", "patch", "create") and body is not None and not name:
-            name = body.get("metadata", {}).get("name", "")
+        res = resource_for(verb, resource)
+        namespace, name = request_target(res, verb, namespace, name, body)
         op = _Op(
             server, self, verb, res, namespace, name, body, subresource, options, callback, server.engine.now + delay
         )
-        if verb in ("list", "watch"):
-            try:
-                op.filter = Filter.of(res, namespace, label_selector, field_selector)
-            except APIError as err:
-                op.error = err
-            if verb == "list":
-                op.scope = "namespace" if namespace else "cluster"
-        else:
-            op.scope = "resource"
-        if verb == "list":
-            op.seats = max(1, min(10, -(-len(op.cache.objects) // 100)))
+        op.prepare(label_selector, field_selector)
         return server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
 
 
-def _compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):
-    """The etcd txn of a write, evaluated when it applies: (error or None, new revision)."""
-    kvs = store.range(key).kvs
-    mod = kvs[0].mod_revision if kvs else 0
-    if expect[0] == "absent" and mod:
-        return "exists", 0
-    if expect[0] != "absent" and not mod:
-        return "missing", 0
-    if expect[0] == "rev" and mod != expect[1]:
-        return "conflict", 0
-    if kind == "DELETED":
-        return None, store.delete_range(key).revision
-    return None, store.put(key, value).revision
+def resource_for(verb: str, resource: str) -> Resource:
+    """The resource a request names; an unknown resource or verb is refused, naming what is allowed."""
+    res = RESOURCES.get(resource)
+    if res is None:
+        raise ValueError(f"resource: unknown {resource!r}; known: {', '.join(sorted(RESOURCES))}")
+    if verb not in ("get", "list", "watch", *WRITE_VERBS):
+        raise ValueError(f"verb: must be one of get, list, watch, create, update, patch, delete; got {verb!r}")
+    return res
 
 
-def _precondition_error(error: str, res: Resource, name: str) -> APIError:
-    if error == "exists":
-        return already_exists(res, name)
-    if error == "missing":
-        return not_found(res, name)
-    return conflict(res, name)
-
-
-def _finalizers(res: Resource, obj: Mapping) -> list:
-    """metadata.finalizers, and a Namespace's spec.finalizers (removed through its finalize subresource)."""
-    out = list(obj["metadata"].get("finalizers") or [])
-    if res.name == "namespaces":
-        out += obj.get("spec", {}).get("finalizers") or []
-    return out
-
-
-def _own(body: Mapping) -> dict:
-    """The apiserver's object for a request body: the body's top level and metadata copied, the rest shared
-    (a caller does not change a body after sending it; stored objects are never changed)."""
-    obj = dict(body)
-    obj["metadata"] = dict(body.get("metadata") or {})
-    return obj
-
-
-def _merge_patch(target: dict, patch: Mapping) -> dict:
-    """JSON merge patch (RFC 7386): mappings merge, null removes, anything else replaces."""
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            _merge_patch(target[key], value)
-        else:
-            target[key] = copy_object(value) if isinstance(value, (dict, list)) else value
-    return target
+def request_target(res: Resource, verb: str, namespace: str, name: str, body: Mapping | None) -> tuple[str, str]:
+    """The namespace and name a request acts on: a write's body names them when the request does not."""
+    if not res.namespaced:
+        namespace = ""
+    elif verb in ("create", "update", "patch") and body and not namespace:
+        namespace = body.get("metadata", {}).get("namespace", "default")
+    if verb in ("update", "patch", "create") and body is not None and not name:
+        name = body.get("metadata", {}).get("name", "")
+    return namespace, name

@@ -12,6 +12,7 @@ arrived in one engine event (the client reads them off one HTTP stream).
 
 from __future__ import annotations
 
+import builtins
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -122,7 +123,7 @@ class WatchCache:
         """(object, resourceVersion, serialized size) of ``key``, or None."""
         return self.objects.get(key)
 
-    def watch(self, flt: Filter, rv: int, callback: Callable[[list], object]) -> Watch:
+    def watch(self, flt: Filter, rv: int, callback: Callable[[builtins.list], object]) -> Watch:
         """A watch from ``rv`` (replaying the window's later events), or 410 Gone if ``rv`` is too old."""
         if rv < self.oldest:
             raise gone(rv, self.oldest)

@@ -123,6 +123,19 @@ def test_admission_namespace_lifecycle_service_account_default_tolerations():
     assert err.code == 403 and "being terminated" in err.message
 
 
+def test_default_toleration_seconds_flags_set_the_tolerations_admission_adds():
+    flags = {"default-not-ready-toleration-seconds": 30, "default-unreachable-toleration-seconds": 60}
+    plane = Plane(config=KubeAPIServerConfig.from_flags(flags))
+    made = plane.ok("create", "pods", body=pod("p"))
+    assert {(t["key"], t["tolerationSeconds"]) for t in made["spec"]["tolerations"]} == {
+        ("node.kubernetes.io/not-ready", 30),
+        ("node.kubernetes.io/unreachable", 60),
+    }
+    own = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}
+    kept = plane.ok("create", "pods", body={**pod("q"), "spec": {**POD["spec"], "tolerations": [own]}})
+    assert [t["tolerationSeconds"] for t in kept["spec"]["tolerations"]] == [5, 30]  # its own is kept
+
+
 def test_status_subresource_keeps_spec_and_main_update_keeps_status():
     plane = Plane()
     made = plane.ok("create", "pods", body=pod("p"))
@@ -202,3 +215,17 @@ def test_etcd_compaction_interval_flag_sets_how_often_the_apiserver_compacts(int
     if not compacted:
         plane.run(KubeAPIServerConfig().etcd_compaction_interval * 3)
         assert plane.api.etcd.store.compact_revision == -1
+
+
+def test_a_create_leaves_the_request_body_as_sent():
+    """Admission and the allocators set fields of the stored object, not of the caller's body (a template created
+    twice under other flags got the first create's tolerations)."""
+    plane = Plane()
+    body = pod("p")
+    service = {"metadata": {"name": "s", "namespace": "default"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    made = plane.ok("create", "pods", body=body)
+    made_service = plane.ok("create", "services", body=service)
+    assert "tolerations" not in body["spec"] and "serviceAccountName" not in body["spec"]
+    assert len(made["spec"]["tolerations"]) == 2 and made["spec"]["serviceAccountName"] == "default"
+    assert service["spec"] == {"type": "NodePort", "ports": [{"port": 80}]}
+    assert made_service["spec"]["ports"][0]["nodePort"] and made_service["spec"]["clusterIP"]

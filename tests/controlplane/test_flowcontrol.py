@@ -146,6 +146,9 @@ def test_kube_apiserver_flags_default_as_upstream():
         "enable-priority-and-fairness": True,
         "request-timeout": "1m0s",
         "etcd-compaction-interval": "5m0s",
+        "default-not-ready-toleration-seconds": 300,
+        "default-unreachable-toleration-seconds": 300,
+        "service-node-port-range": "30000-32767",
     }
     assert KubeAPIServerConfig.from_flags({}) == FLAGS
     assert FLAGS.values()["maxRequestsInflight"] == 400
@@ -168,10 +171,16 @@ def test_kube_apiserver_flags_default_as_upstream():
         ({"request-timeout": "60"}, r"^kube-apiserver\.requestTimeout: '60' is not a duration"),
         ({"etcd-compaction-interval": "-5m"}, r"^kube-apiserver\.etcdCompactionInterval: '-5m' is out of range"),
         ({"enable-priority-and-fairness": "yes"}, r"enablePriorityAndFairness: 'yes' is not true or false"),
+        ({"service-node-port-range": "30000"}, None),
+        ({"service-node-port-range": "32767-30000"}, r"serviceNodePortRange: '32767-30000' is not a port range; exp"),
+        ({"service-node-port-range": "3e4-3.2e4"}, r"serviceNodePortRange: '3e4-3\.2e4' is not a port range"),
         ({"max-requests-in-flight": 1}, r"^kube-apiserver: --max-requests-in-flight: unknown flag; allowed: --max-"),
     ],
 )
 def test_kube_apiserver_flag_validation_names_the_flag(flags, message):
+    if message is None:  # allowed: one port is a range of one (ParsePortRange)
+        assert KubeAPIServerConfig.from_flags(flags).node_port_range == (30000, 30000)
+        return
     with pytest.raises(ConfigError, match=message):
         KubeAPIServerConfig.from_flags(flags)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kbench.api.network import SERVICE_NODE_PORT_RANGE
+from kbench.apiserver.config import KubeAPIServerConfig
 from tests.controlplane.helpers import Plane
 
 
@@ -12,7 +12,7 @@ def _service(name: str, **spec) -> dict:
 
 def test_node_ports_are_allocated_only_where_the_service_needs_them():
     plane = Plane()
-    low, high = SERVICE_NODE_PORT_RANGE
+    low, high = KubeAPIServerConfig().node_port_range
     for name, spec, wants in (
         ("np", {"type": "NodePort"}, True),
         ("lb", {"type": "LoadBalancer"}, True),
@@ -24,3 +24,14 @@ def test_node_ports_are_allocated_only_where_the_service_needs_them():
         assert (port is not None) == wants, name
         assert port is None or low <= port <= high
         assert created["spec"]["clusterIP"]
+
+
+def test_service_node_port_range_flag_bounds_the_node_ports():
+    plane = Plane(config=KubeAPIServerConfig.from_flags({"service-node-port-range": "31000-31001"}))
+    ports = [
+        plane.ok("create", "services", namespace="default", body=_service(f"np-{i}", type="NodePort"))["spec"]["ports"][
+            0
+        ]["nodePort"]
+        for i in range(4)
+    ]
+    assert ports == [31000, 31001, 31000, 31001]

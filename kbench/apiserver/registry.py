@@ -1,0 +1,265 @@
+"""The registry's write strategies (k8s.io/apiserver/pkg/registry/generic/registry and pkg/registry/core/...): what a
+create, update, patch, delete or binding stores, decided against the object as the watch cache holds it, and the
+precondition etcd checks when the write applies (:func:`compare_and_write`).
+
+Deletion follows upstream: objects with finalizers get ``deletionTimestamp`` and stay until the last finalizer is
+removed; a Pod bound to a node is deleted gracefully (``deletionTimestamp`` plus its grace period) and removed by a
+second delete with grace period 0 (the kubelet's), or by a forced delete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from kbench.api.network import allocates_node_ports
+from kbench.apiserver.admission import admit
+from kbench.apiserver.config import KubeAPIServerConfig
+from kbench.apiserver.objects import (
+    APIError,
+    Resource,
+    already_exists,
+    conflict,
+    copy_object,
+    invalid,
+    not_found,
+    timestamp,
+)
+from kbench.apiserver.watchcache import WatchCache
+
+GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+"""k8s.io/apimachinery/pkg/util/rand: the alphabet of generateName suffixes (5 characters)."""
+Plan = tuple[str, dict, tuple]
+"""(event kind ADDED / MODIFIED / DELETED, the object to store, the precondition: ("absent",), ("exists",) or
+("rev", resourceVersion))."""
+
+
+class WriteRequest(Protocol):
+    """What the registry reads of a write request."""
+
+    resource: Resource
+    verb: str
+    namespace: str
+    name: str
+    body: Mapping | None
+    subresource: str
+    options: dict
+
+    @property
+    def cache(self) -> WatchCache:
+        """The watch cache of the request's resource."""
+        ...
+
+    @property
+    def key(self) -> str:
+        """``namespace/name`` (``name`` for a cluster-scoped resource)."""
+        ...
+
+
+class Registry:
+    """The write strategies of every resource, with what they allocate: uids, generated names (from the seeded
+    ``names`` stream), ClusterIPs and NodePorts (``--service-node-port-range``); admission as ``config`` sets it."""
+
+    def __init__(
+        self,
+        config: KubeAPIServerConfig,
+        caches: Mapping[str, WatchCache],
+        now: Callable[[], float],
+        names: random.Random,
+    ) -> None:
+        self.config, self.caches, self.now, self.names = config, caches, now, names
+        self._uid = itertools.count(1)
+        self._service_ips, self._node_ports = itertools.count(10), itertools.count()
+
+    def new_uid(self) -> str:
+        """The next object's metadata.uid."""
+        return f"uid-{next(self._uid)}"
+
+    def plan(self, op: WriteRequest) -> Plan | None:
+        """(event kind, object to store, precondition) of a write, after admission; None if there is nothing to do."""
+        current = op.cache.get(op.key) if op.name else None
+        if op.subresource == "binding":
+            if current is None:
+                raise not_found(op.resource, op.name)
+            return self._plan_binding(op, current[0], current[1])
+        if op.verb == "create":
+            return self._plan_create(op)
+        if current is None:
+            raise not_found(op.resource, op.name)
+        stored, rv, _ = current
+        if op.verb == "delete":
+            return self._plan_delete(op, stored, rv)
+        return self._plan_update(op, stored, rv)
+
+    def _plan_create(self, op: WriteRequest) -> Plan:
+        """A create (BeforeCreate): the name generated if asked, admission, allocations, uid and timestamp."""
+        res = op.resource
+        obj = own(op.body or {})
+        if isinstance(obj.get("spec"), Mapping):  # admission and allocators set fields of the stored copy only
+            obj["spec"] = dict(obj["spec"])
+        meta = obj["metadata"]
+        if res.namespaced:
+            meta["namespace"] = op.namespace
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise invalid(res, "", "metadata.name", "Required value: name or generateName is required")
+            meta["name"] = meta["generateName"] + "".join(self.names.choice(GENERATE_CHARS) for _ in range(5))
+        admit(res, obj, op.namespace, self.caches, self.config)
+        if res.name == "services":
+            self._allocate_service(obj)
+        meta["uid"] = self.new_uid()
+        meta["creationTimestamp"] = timestamp(self.now())
+        meta.pop("resourceVersion", None)
+        obj.setdefault("apiVersion", res.api_version)
+        obj.setdefault("kind", res.kind)
+        if res.name == "namespaces":
+            obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+            obj["status"] = {"phase": "Active"}
+        return "ADDED", obj, ("absent",)
+
+    def _plan_update(self, op: WriteRequest, stored: Mapping, rv: int) -> Plan:
+        """An update or patch (of the main resource, or its status or finalize subresource): a stale
+        resourceVersion is 409 Conflict; removing the last finalizer of an object being deleted deletes it."""
+        res, verb, body = op.resource, op.verb, op.body or {}
+        obj = _merge_patch(copy_object(stored), body) if verb == "patch" else own(body)
+        meta = obj["metadata"]
+        want = meta.get("resourceVersion") if verb == "update" else None
+        if want and int(want) != rv:
+            raise conflict(res, op.name)
+        for k in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"):
+            if k in stored["metadata"]:
+                meta[k] = stored["metadata"][k]
+        if res.status:
+            if op.subresource == "status":
+                obj = {**stored, "metadata": meta, "status": obj.get("status", {})}
+            else:
+                obj["status"] = stored.get("status", {})
+        if op.subresource == "finalize" and res.name == "namespaces":
+            obj = {
+                **stored,
+                "metadata": meta,
+                "spec": {**stored.get("spec", {}), "finalizers": obj.get("spec", {}).get("finalizers", [])},
+            }
+        if (
+            stored["metadata"].get("deletionTimestamp")
+            and finalizers(res, stored)
+            and not finalizers(res, obj)
+            and not stored["metadata"].get("deletionGracePeriodSeconds")
+        ):
+            return "DELETED", dict(stored), ("rev", rv)  # the last finalizer is gone
+        return "MODIFIED", obj, ("rev", rv) if want or verb == "patch" else ("exists",)
+
+    def _plan_binding(self, op: WriteRequest, stored: Mapping, rv: int) -> Plan:
+        """POST pods/<name>/binding (pkg/registry/core/pod/storage.BindingREST): set ``spec.nodeName`` once and
+        the PodScheduled condition; a pod already bound or terminating is 409 Conflict."""
+        if op.resource.name != "pods":
+            raise invalid(op.resource, op.name, "subresource", "binding exists only for pods")
+        target = (op.body or {}).get("target", {}).get("name")
+        if not target:
+            raise invalid(op.resource, op.name, "target.name", "Required value")
+        if stored["spec"].get("nodeName") or stored["metadata"].get("deletionTimestamp"):
+            raise APIError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{op.name}": pod '
+                f'{op.name} is already assigned to node "{stored["spec"].get("nodeName")}"',
+            )
+        obj = copy_object(stored)
+        obj["spec"]["nodeName"] = target
+        conditions = [c for c in obj.setdefault("status", {}).get("conditions", []) if c["type"] != "PodScheduled"]
+        obj["status"]["conditions"] = [
+            *conditions,
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": timestamp(self.now())},
+        ]
+        return "MODIFIED", obj, ("rev", rv)
+
+    def _allocate_service(self, obj: dict) -> None:
+        """The Service registry's allocators (pkg/registry/core/service/ipallocator, portallocator): a ClusterIP
+        from the service range and NodePorts from ``--service-node-port-range`` where the Service needs them."""
+        spec = obj.setdefault("spec", {})
+        if spec.get("type", "ClusterIP") == "ExternalName":
+            return
+        if not spec.get("clusterIP"):
+            n = next(self._service_ips)
+            spec["clusterIP"] = f"10.96.{n // 254 % 256}.{n % 254 + 1}"
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        if allocates_node_ports(spec) and spec.get("ports"):
+            spec["ports"] = [dict(port) for port in spec["ports"]]
+            for port in spec["ports"]:
+                if not port.get("nodePort"):
+                    low, high = self.config.node_port_range
+                    port["nodePort"] = low + next(self._node_ports) % (high - low + 1)
+
+    def _plan_delete(self, op: WriteRequest, stored: Mapping, rv: int) -> Plan | None:
+        """Graceful deletion (bound Pods), finalizers (deletionTimestamp first), else removal."""
+        meta, res = stored["metadata"], op.resource
+        grace = op.options.get("gracePeriodSeconds")
+        if res.name == "pods" and stored.get("spec", {}).get("nodeName"):
+            if grace is None:
+                grace = stored["spec"].get("terminationGracePeriodSeconds", 30)
+        else:
+            grace = 0
+        if not finalizers(res, stored) and grace == 0:
+            return "DELETED", dict(stored), ("rev", rv)
+        if meta.get("deletionTimestamp") and grace >= (meta.get("deletionGracePeriodSeconds") or 0):
+            return None  # already terminating at least as soon
+        obj = copy_object(stored)
+        obj["metadata"]["deletionTimestamp"] = timestamp(self.now() + grace)
+        obj["metadata"]["deletionGracePeriodSeconds"] = grace
+        if res.name == "namespaces":
+            obj["status"]["phase"] = "Terminating"
+        return "MODIFIED", obj, ("rev", rv)
+
+
+def compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):
+    """The etcd txn of a write, evaluated when it applies: (error or None, new revision)."""
+    kvs = store.range(key).kvs
+    mod = kvs[0].mod_revision if kvs else 0
+    if expect[0] == "absent" and mod:
+        return "exists", 0
+    if expect[0] != "absent" and not mod:
+        return "missing", 0
+    if expect[0] == "rev" and mod != expect[1]:
+        return "conflict", 0
+    if kind == "DELETED":
+        return None, store.delete_range(key).revision
+    return None, store.put(key, value).revision
+
+
+def precondition_error(error: str, res: Resource, name: str) -> APIError:
+    """The APIError of a write whose etcd precondition failed (:func:`compare_and_write`'s error)."""
+    if error == "exists":
+        return already_exists(res, name)
+    if error == "missing":
+        return not_found(res, name)
+    return conflict(res, name)
+
+
+def finalizers(res: Resource, obj: Mapping) -> list:
+    """metadata.finalizers, and a Namespace's spec.finalizers (removed through its finalize subresource)."""
+    out = list(obj["metadata"].get("finalizers") or [])
+    if res.name == "namespaces":
+        out += obj.get("spec", {}).get("finalizers") or []
+    return out
+
+
+def own(body: Mapping) -> dict:
+    """The apiserver's object for a request body: the body's top level and metadata copied, the rest shared
+    (a caller does not change a body after sending it; stored objects are never changed)."""
+    obj = dict(body)
+    obj["metadata"] = dict(body.get("metadata") or {})
+    return obj
+
+
+def _merge_patch(target: dict, patch: Mapping) -> dict:
+    """JSON merge patch (RFC 7386): mappings merge, null removes, anything else replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge_patch(target[key], value)
+        else:
+            target[key] = copy_object(value) if isinstance(value, (dict, list)) else value
+    return target
