@@ -12,117 +12,7 @@ from kbench.scheduler.config import parse_config
 from kbench.scheduler.framework import Framework
 from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.state import ClusterState
-
-ZONES = ("z1", "z2", "z3")
-
-
-@st.composite
-def nodes(draw):
-    out = []
-    for i in range(draw(st.integers(1, 40))):
-        labels = {"kubernetes.io/hostname": f"n{i}", "disk": draw(st.sampled_from(["ssd", "hdd"]))}
-        if draw(st.booleans()) or i < 3:
-            labels["topology.kubernetes.io/zone"] = draw(st.sampled_from(ZONES))
-        taints = []
-        if draw(st.integers(0, 5)) == 0:
-            taints.append(
-                {
-                    "key": "dedicated",
-                    "value": "gpu",
-                    "effect": draw(st.sampled_from(["NoSchedule", "PreferNoSchedule"])),
-                }
-            )
-        images = [{"names": ["registry/app:v1"], "sizeBytes": 300 * 2**20}] if draw(st.booleans()) else []
-        out.append(
-            Node.from_manifest(
-                {
-                    "metadata": {"name": f"n{i}", "labels": labels},
-                    "spec": {"taints": taints, "unschedulable": draw(st.integers(0, 12)) == 0},
-                    "status": {
-                        "allocatable": {
-                            "cpu": str(draw(st.sampled_from([2, 4, 8]))),
-                            "memory": f"{draw(st.sampled_from([4, 8, 16]))}Gi",
-                            "pods": str(draw(st.integers(2, 30))),
-                        },
-                        "images": images,
-                    },
-                }
-            )
-        )
-    return out
-
-
-@st.composite
-def pod_spec(draw, i: int):
-    spec: dict = {
-        "containers": [
-            {"name": "c", "image": draw(st.sampled_from(["registry/app:v1", "pause"])), "resources": {"requests": {}}}
-        ]
-    }
-    requests = spec["containers"][0]["resources"]["requests"]
-    if draw(st.booleans()):
-        requests["cpu"] = f"{draw(st.integers(0, 3000))}m"
-    if draw(st.booleans()):
-        requests["memory"] = f"{draw(st.integers(0, 4096))}Mi"
-    labels = {"app": draw(st.sampled_from(["web", "db"]))}
-    if draw(st.integers(0, 3)) == 0:
-        spec["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
-    if draw(st.integers(0, 3)) == 0:
-        spec["affinity"] = {
-            "nodeAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "weight": draw(st.integers(1, 50)),
-                        "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]},
-                    }
-                ]
-            }
-        }
-    if draw(st.integers(0, 4)) == 0:
-        spec["topologySpreadConstraints"] = [
-            {
-                "maxSkew": draw(st.integers(1, 3)),
-                "topologyKey": draw(st.sampled_from(["topology.kubernetes.io/zone", "kubernetes.io/hostname"])),
-                "whenUnsatisfiable": draw(st.sampled_from(["DoNotSchedule", "ScheduleAnyway"])),
-                "labelSelector": {"matchLabels": {"app": labels["app"]}},
-            }
-        ]
-    if draw(st.integers(0, 5)) == 0:
-        kind = draw(st.sampled_from(["podAffinity", "podAntiAffinity"]))
-        term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "topology.kubernetes.io/zone"}
-        if draw(st.booleans()):
-            spec["affinity"] = {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
-        else:
-            spec["affinity"] = {
-                kind: {
-                    "preferredDuringSchedulingIgnoredDuringExecution": [
-                        {"weight": draw(st.integers(1, 100)), "podAffinityTerm": term}
-                    ]
-                }
-            }
-    if draw(st.integers(0, 6)) == 0:
-        spec["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 8080}]
-    if draw(st.integers(0, 6)) == 0:  # a PreFilterResult: only the named nodes are searched
-        names = [f"n{j}" for j in draw(st.lists(st.integers(0, 45), min_size=1, max_size=3))]
-        spec.setdefault("affinity", {})["nodeAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": names}]}]
-            }
-        }
-    return Pod.from_manifest({"metadata": {"name": f"p{i}", "labels": labels}, "spec": spec})
-
-
-def _run(node_list, pods, percentage, seed, kernel: bool):
-    state = ClusterState(node_list)
-    fw = Framework(parse_config({"percentageOfNodesToScore": percentage}).profile(), state, percentage, seed=seed)
-    engine = KernelScheduler(fw) if kernel else fw
-    placed = []
-    for pod in pods:
-        result = engine.schedule(pod)
-        placed.append((result.node, result.evaluated, result.message))
-        if result.node is not None:
-            state.bind(pod, result.node)
-    return placed
+from tests.scheduler.clusters import nodes, place, pod_spec
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -131,7 +21,7 @@ def test_kernel_places_pods_as_the_reference(data):
     node_list = data.draw(nodes())
     pods = [data.draw(pod_spec(i)) for i in range(data.draw(st.integers(1, 25)))]
     percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
-    assert _run(node_list, pods, percentage, seed, kernel=True) == _run(node_list, pods, percentage, seed, False)
+    assert place(node_list, pods, percentage, seed, kernel=True) == place(node_list, pods, percentage, seed, False)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,7 +46,8 @@ def test_batches_place_pods_as_one_by_one(data):
         Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec}) for i in range(data.draw(st.integers(1, 60)))
     ]
     percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
-    _assert_batch_as_one_by_one(node_list, pods, percentage, seed, _run(node_list, pods, percentage, seed, kernel=True))
+    one_by_one = place(node_list, pods, percentage, seed, kernel=True)
+    _assert_batch_as_one_by_one(node_list, pods, percentage, seed, one_by_one)
 
 
 def _assert_batch_as_one_by_one(node_list, pods, percentage, seed, one_by_one) -> None:
@@ -203,7 +94,7 @@ def test_batches_of_mixed_specs_place_pods_as_one_by_one(data):
         for i, t in enumerate(order)
     ]
     percentage, seed = data.draw(st.sampled_from([0, 30, 100])), data.draw(st.integers(0, 2**32))
-    reference = _run(node_list, pods, percentage, seed, kernel=False)
+    reference = place(node_list, pods, percentage, seed, kernel=False)
     _assert_batch_as_one_by_one(node_list, pods, percentage, seed, reference)
 
 
@@ -265,7 +156,7 @@ def test_a_prefilter_rejection_ends_the_batch_like_a_misfit():
         Pod.from_manifest({"metadata": {"name": f"p{i}"}, "spec": spec})
         for i, spec in enumerate([plain, plain, conflicting, plain])
     ]
-    reference = _run(node_list, pods, 100, 7, kernel=False)
+    reference = place(node_list, pods, 100, 7, kernel=False)
     assert [node for node, _, _ in reference][2] is None
     _assert_batch_as_one_by_one(node_list, pods, 100, 7, reference)
 
