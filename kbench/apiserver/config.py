@@ -82,6 +82,23 @@ class KubeAPIServerConfig(ComponentConfig):
         minimum=0,
     )
 
+    watch_cache: bool = option(
+        "watchCache",
+        True,
+        bool,
+        "serve reads and watches from the watch cache (else every get, list and watch goes to etcd)",
+        "k8s.io/apiserver/pkg/server/options/etcd.go NewEtcdOptions: EnableWatchCache true",
+        flag="watch-cache",
+    )
+    watch_cache_sizes: tuple = option(
+        "watchCacheSizes",
+        [],
+        list,
+        "resource[.group]#size settings; since caches size themselves the only meaningful size is 0, which "
+        "disables the resource's watch cache (any other size keeps it)",
+        "k8s.io/apiserver/pkg/server/options/etcd.go --watch-cache-sizes (v1.35 help text) and ParseWatchCacheSizes",
+        flag="watch-cache-sizes",
+    )
     default_not_ready_toleration_seconds: int = option(
         "defaultNotReadyTolerationSeconds",
         300,
@@ -111,6 +128,7 @@ class KubeAPIServerConfig(ComponentConfig):
         """The node port range parses (ParsePortRange); with APF the two in-flight limits must add up to something
         positive (BuildPriorityAndFairness / FeatureOptions.ApplyTo: they are its server concurrency limit)."""
         parse_port_range(self.service_node_port_range, f"{where}.serviceNodePortRange")
+        parse_watch_cache_sizes(self.watch_cache_sizes, f"{where}.watchCacheSizes")
         if self.enable_priority_and_fairness and self.server_concurrency_limit <= 0:
             raise ConfigError(
                 f"{where}.maxRequestsInflight: {self.max_requests_inflight} and maxMutatingRequestsInflight "
@@ -127,6 +145,11 @@ class KubeAPIServerConfig(ComponentConfig):
     def request_wait_limit(self) -> float:
         """Seconds a request may wait in an APF queue: requestTimeout / 4, at most one minute."""
         return min(self.request_timeout / 4, MAX_REQUEST_WAIT_LIMIT)
+
+    def cached(self, resource: str) -> bool:
+        """Whether ``resource`` (``pods``, ``deployments.apps``: resource[.group]) is served from a watch cache."""
+        sizes = parse_watch_cache_sizes(self.watch_cache_sizes, "watchCacheSizes")
+        return self.watch_cache and sizes.get(resource, 1) != 0
 
     @property
     def node_port_range(self) -> tuple[int, int]:
@@ -152,3 +175,19 @@ def parse_port_range(text: str, where: str) -> tuple[int, int]:
             f"{where}: {text!r} is not a port range; expected min-max or base+offset within 0-65535 (e.g. 30000-32767)"
         )
     return low, high
+
+
+def parse_watch_cache_sizes(entries: tuple, where: str) -> dict[str, int]:
+    """ParseWatchCacheSizes (k8s.io/apiserver/pkg/server/options/etcd.go): ``resource[.group]#size`` entries, the
+    size a non-negative integer; errors name the entry."""
+    sizes = {}
+    for entry in entries:
+        resource, mark, size = entry.partition("#")
+        if not mark or "#" in size or not resource:
+            raise ConfigError(f"{where}: invalid value of watch cache size: {entry!r}; expected resource[.group]#size")
+        if not size.strip().lstrip("-").isdigit():
+            raise ConfigError(f"{where}: invalid size of watch cache size: {entry!r}; expected an integer")
+        if int(size) < 0:
+            raise ConfigError(f"{where}: watch cache size cannot be negative: {entry!r}")
+        sizes[resource.strip()] = int(size)
+    return sizes

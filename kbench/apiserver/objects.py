@@ -42,6 +42,11 @@ class Resource:
         """The apiVersion of its objects (``v1``, ``apps/v1``, ...)."""
         return f"{self.group}/v1" if self.group else "v1"
 
+    @property
+    def group_resource(self) -> str:
+        """``resource[.group]``, as flags such as --watch-cache-sizes name it (``pods``, ``deployments.apps``)."""
+        return f"{self.name}.{self.group}" if self.group else self.name
+
     def key(self, namespace: str, name: str) -> str:
         """The etcd key of an object (``/registry/<prefix>/<namespace>/<name>``, as the apiserver's storage)."""
         return f"/registry/{self.prefix}/{namespace}/{name}" if self.namespaced else f"/registry/{self.prefix}/{name}"

@@ -136,13 +136,9 @@ class APIServer:
         if config.etcd_compaction_interval > 0:  # --etcd-compaction-interval: the apiserver compacts etcd's history
             self.etcd.start_compactor(config.etcd_compaction_interval)
         self.costs = APIServerCosts.from_profile(profile)
-
-        def delay(size: int) -> float:
-            return self.costs.watch_dispatch + size * self.costs.encode_per_byte + self.costs.network_rtt / 2
-
         # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
         # contents once; each watch still belongs to the instance its client is connected to.
-        self.caches = {name: WatchCache(name, engine.schedule, lambda: engine.now, delay) for name in RESOURCES}
+        self.caches = {name: self._cache(res) for name, res in RESOURCES.items()}
         self.instances = [Instance(i, self.caches, self._flow_control()) for i in range(instances)]
         self._next = itertools.cycle(range(instances))
         self.registry = Registry(config, self.caches, lambda: engine.now, self.streams.python("apiserver/generateName"))
@@ -153,6 +149,25 @@ class APIServer:
                 "namespaces",
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}},
             )
+
+    def _cache(self, res: Resource) -> WatchCache:
+        """The watch cache of ``res``; a resource without one (--watch-cache, --watch-cache-sizes) is read from etcd,
+        its events reaching the apiserver through etcd's watch."""
+        engine, costs = self.engine, self.costs
+
+        def delay(size: int) -> float:
+            return costs.watch_dispatch + size * costs.encode_per_byte + costs.network_rtt / 2
+
+        if self.config.cached(res.group_resource):
+            return WatchCache(res.name, engine.schedule, lambda: engine.now, delay)
+        etcd, store = self.etcd.costs, self.etcd.store
+        return WatchCache(
+            res.name,
+            engine.schedule,
+            lambda: engine.now,
+            lambda size: delay(size) + etcd.watch_delivery + etcd.client_rtt / 2,
+            compacted=lambda: store.compact_revision,
+        )
 
     def _flow_control(self) -> PriorityAndFairness | MaxInFlight:
         """One instance's flow control: APF, or the max-in-flight filter when --enable-priority-and-fairness=false."""
@@ -235,21 +250,44 @@ class APIServer:
 
     # -- reads and watches --------------------------------------------------------------------------------
     def _read(self, op: _Op, now: float) -> float:
-        c = self.costs
+        """A get or list, from the watch cache (or etcd); returns when the request will release its seats."""
         if op.verb == "get":
-            current = op.cache.get(op.key)
-            if current is None:
-                self._finish(op, None, not_found(op.resource, op.name), c.request_overhead, 0)
-                return now + c.request_overhead
-            size = current[2]
-            self._finish(op, current[0], None, c.request_overhead, size)
-            return now + c.request_overhead + size * c.encode_per_byte
+            return self._get(op, now)
+        return self._list(op, now)
+
+    def _get(self, op: _Op, now: float) -> float:
+        c = self.costs
+        current = op.cache.get(op.key)
+        if current is None:
+            server = c.request_overhead + self._from_etcd(op, 0, 0)
+            self._finish(op, None, not_found(op.resource, op.name), server, 0)
+            return now + server
+        size = current[2]
+        server = c.request_overhead + self._from_etcd(op, 1, size)
+        self._finish(op, current[0], None, server, size)
+        return now + server + size * c.encode_per_byte
+
+    def _list(self, op: _Op, now: float) -> float:
+        c = self.costs
         assert op.filter is not None  # set for every list that reaches dispatch (a bad selector is op.error)
         items, rv, size = op.cache.list(op.filter)
-        server = c.request_overhead + len(items) * c.list_per_object
+        decoded = len(items)
+        server = c.request_overhead
+        if op.cache.compacted is not None:  # no watch cache: a range over the prefix, filtered by the apiserver
+            decoded, fetched = op.cache.scope(op.namespace)
+            server += self._from_etcd(op, decoded, fetched)
+            rv = self.etcd.store.revision
+        server += decoded * c.list_per_object
         result = {"kind": op.resource.kind + "List", "metadata": {"resourceVersion": str(rv)}, "items": items}
         self._finish(op, result, None, server, size)
         return now + server + size * c.encode_per_byte
+
+    def _from_etcd(self, op: _Op, keys: int, nbytes: int) -> float:
+        """Seconds a read spends in etcd: none for a resource served from the watch cache, else a linearizable
+        range on the instance's member."""
+        if op.cache.compacted is None:
+            return 0.0
+        return self.etcd.read_latency(op.conn.instance.index, keys, nbytes)
 
     def _watch(self, op: _Op, now: float) -> float:
         c = self.costs

@@ -8,6 +8,11 @@ of their value, so a kubelet's watch costs nothing for other nodes' pods.
 
 Events reach a watcher after the instance's dispatch delay; a watcher delivers all its events that have
 arrived in one engine event (the client reads them off one HTTP stream).
+
+A resource the apiserver does not cache (``--watch-cache=false``, or its ``--watch-cache-sizes`` size 0) is read from
+etcd itself; kbench keeps the same structure for it as etcd's view of the resource (``compacted`` given): events are
+kept back to etcd's compaction revision, a watch from before it gets 410 Gone, and the apiserver adds etcd's read
+and watch delivery times.
 """
 
 from __future__ import annotations
@@ -63,11 +68,19 @@ class WatchCache:
     """The cacher of one resource: current objects, a window of recent events, and the watches on them.
 
     ``schedule`` and ``now`` are the engine's; ``delay(size)`` is how long an event of ``size`` bytes takes to reach
-    a watcher.
+    a watcher. ``compacted()``, given for a resource read from etcd (no cacher), is etcd's compaction revision: the
+    window reaches back to it instead of the cacher's.
     """
 
-    def __init__(self, resource: str, schedule: Callable, now: Callable[[], float], delay: Callable[[int], float]):
-        self.schedule, self.now, self.delay = schedule, now, delay
+    def __init__(
+        self,
+        resource: str,
+        schedule: Callable,
+        now: Callable[[], float],
+        delay: Callable[[int], float],
+        compacted: Callable[[], int] | None = None,
+    ):
+        self.schedule, self.now, self.delay, self.compacted = schedule, now, delay, compacted
         self.objects: dict[str, tuple[Mapping, int, int]] = {}
         """key -> (object, resourceVersion, serialized size)."""
         self.history: deque[tuple[int, float, str, Mapping, Mapping | None]] = deque()
@@ -89,15 +102,43 @@ class WatchCache:
             self.objects[key] = (obj, rv, size)
         self.rv = rv
         self.history.append((rv, now, kind, obj, prev_obj))
-        while self.history and (
-            len(self.history) > UPPER_BOUND_CAPACITY or self.history[0][1] < now - EVENT_FRESH_DURATION
-        ):
-            self.oldest = self.history.popleft()[0]
+        self._trim(now)
         arrival = now + self.delay(size)
         for watch in self._watchers(obj, prev_obj):
             event = _event_for(watch.filter, kind, obj, prev_obj, rv)
             if event is not None:
                 watch.push(arrival, event)
+
+    def _trim(self, now: float) -> None:
+        """Drop the events that left the window: the cacher keeps at least eventFreshDuration of them, at most
+        defaultUpperBoundCapacity; etcd keeps them back to its compaction revision."""
+        if self.compacted is not None:
+            floor = self.compacted()
+            while self.history and self.history[0][0] < floor:
+                self.history.popleft()
+            return
+        while self.history and (
+            len(self.history) > UPPER_BOUND_CAPACITY or self.history[0][1] < now - EVENT_FRESH_DURATION
+        ):
+            self.oldest = self.history.popleft()[0]
+
+    def window_start(self) -> int:
+        """The oldest resourceVersion a watch may start from: the cacher's window, or for etcd its compaction
+        revision less one (a watch from ``rv`` starts at ``rv + 1``, which etcd must still hold)."""
+        if self.compacted is None:
+            return self.oldest
+        return max(0, self.compacted() - 1)
+
+    def scope(self, namespace: str) -> tuple[int, int]:
+        """(objects, their serialized bytes) in ``namespace`` (every namespace when empty): what a range over the
+        resource's etcd prefix returns before the apiserver filters it."""
+        prefix = f"{namespace}/" if namespace else ""
+        count = nbytes = 0
+        for key, (_, _, size) in self.objects.items():
+            if key.startswith(prefix):
+                count += 1
+                nbytes += size
+        return count, nbytes
 
     def _watchers(self, obj: Mapping, prev: Mapping | None):
         if self.index_field is None:
@@ -125,8 +166,9 @@ class WatchCache:
 
     def watch(self, flt: Filter, rv: int, callback: Callable[[builtins.list], object]) -> Watch:
         """A watch from ``rv`` (replaying the window's later events), or 410 Gone if ``rv`` is too old."""
-        if rv < self.oldest:
-            raise gone(rv, self.oldest)
+        oldest = self.window_start()
+        if rv < oldest:
+            raise gone(rv, oldest)
         index = None
         if self.index_field:
             index = next((v for f, eq, v in flt.fields if f == self.index_field and eq), None)

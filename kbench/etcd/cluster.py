@@ -35,6 +35,7 @@ sees the leader's state); errors take the full write path.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,7 @@ class EtcdCluster:
         self.quorum = members // 2 + 1
         self._fsync = [costs.wal_fsync.sampler(streams(f"etcd/member/{i}/fsync")) for i in range(members)]
         self._cores = [Resource(engine, costs.cores) for _ in range(members)]
+        self._read_cores: list[list[float]] | None = None  # read_latency's cores, made at its first read
         self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)
         self._waiting: _Round | None = None  # the round the proposals waiting for the leader will form
         self._disk: list[tuple[float, float | None]] = [(0.0, None)] * members  # fsync in progress, queued
@@ -238,6 +240,25 @@ class EtcdCluster:
             )
         )
         return done
+
+    def read_latency(self, member: int, keys: int, nbytes: int, serializable: bool = False) -> float:
+        """Seconds until a range of ``keys`` keys (``nbytes`` of values) on ``member`` answers its client, the read's
+        core taken now, for a caller that folds the delay into its own next event (kube-apiserver reading a resource
+        it does not cache). Timed as :meth:`range`; these reads share each member's cores with one another, first
+        come first served in the order they are made (:meth:`range`'s processes have the cores of their own)."""
+        member %= self.members
+        p = self.costs
+        hop = p.client_rtt / 2
+        wait, cpu = hop, p.read_cpu + p.read_cpu_per_key * keys + p.read_cpu_per_byte * nbytes
+        if not serializable:
+            wait += p.peer_rtt * ((self.members > 1) + (member != 0))  # ReadIndex: quorum check, leader hop
+            cpu += p.linearizable_cpu
+        if self._read_cores is None:
+            self._read_cores = [[0.0] * p.cores for _ in range(self.members)]
+        cores = self._read_cores[member]  # a heap of the times each core is free
+        start = max(self.engine.now + wait, heapq.heappop(cores))
+        heapq.heappush(cores, start + cpu)
+        return start + cpu + hop - self.engine.now
 
     def lease_keepalive(self, id: int, member: int = 0) -> Event:
         """LeaseKeepAlive: answered by the leader's lessor without a raft round (etcd 3.4)."""

@@ -229,3 +229,68 @@ def test_a_create_leaves_the_request_body_as_sent():
     assert len(made["spec"]["tolerations"]) == 2 and made["spec"]["serviceAccountName"] == "default"
     assert service["spec"] == {"type": "NodePort", "ports": [{"port": 80}]}
     assert made_service["spec"]["ports"][0]["nodePort"] and made_service["spec"]["clusterIP"]
+
+
+def test_watch_cache_sizes_zero_and_watch_cache_off_disable_caching():
+    """v1.35: a size of 0 disables a resource's watch cache, any other size keeps it; --watch-cache=false disables
+    every cache."""
+    sizes = KubeAPIServerConfig.from_flags(
+        {"watch-cache-sizes": "pods#0,deployments.apps#100,leases.coordination.k8s.io#0"}
+    )
+    cached = {r: sizes.cached(r) for r in ("pods", "deployments.apps", "leases.coordination.k8s.io", "nodes")}
+    assert cached == {"pods": False, "deployments.apps": True, "leases.coordination.k8s.io": False, "nodes": True}
+    off = KubeAPIServerConfig.from_flags({"watch-cache": "false"})
+    assert not any(off.cached(r) for r in ("pods", "nodes", "deployments.apps"))
+    api = Plane(config=sizes).api
+    assert api.caches["pods"].compacted is not None and api.caches["leases"].compacted is not None
+    assert api.caches["deployments"].compacted is None and api.caches["nodes"].compacted is None
+
+
+def _answer_time(plane: Plane, verb: str, resource: str, **kwargs) -> float:
+    """Seconds from sending a request to its answer reaching the client."""
+    sent, box = plane.engine.now, []
+    plane.admin.request(verb, resource, lambda r, e, d: box.append(plane.engine.now + d - sent), **kwargs)
+    plane.run(plane.engine.now + 1.0)
+    return box[0]
+
+
+def test_a_resource_without_a_watch_cache_is_read_from_etcd():
+    """Its gets and lists pay a linearizable etcd range (ReadIndex, the member's CPU per key and byte); its lists
+    carry etcd's revision."""
+    times = {}
+    for flags in ({}, {"watch-cache-sizes": "pods#0"}):
+        plane = Plane(config=KubeAPIServerConfig.from_flags(flags))
+        made = plane.ok("create", "pods", body=pod("p"))
+        plane.ok("create", "serviceaccounts", namespace="default", body={"metadata": {"name": "other"}})
+        times[bool(flags)] = _answer_time(plane, "get", "pods", namespace="default", name="p")
+        listed = plane.ok("list", "pods", namespace="default")
+    size = plane.api.caches["pods"].get("default/p")[2]
+    p, member = plane.api.etcd.costs, plane.admin.conn.instance.index % 3
+    etcd_read = (
+        p.client_rtt + p.peer_rtt * (1 + (member != 0)) + p.read_cpu + p.linearizable_cpu + p.read_cpu_per_key
+    ) + p.read_cpu_per_byte * size
+    assert times[True] - times[False] == pytest.approx(etcd_read)
+    assert listed["metadata"]["resourceVersion"] == str(plane.api.etcd.store.revision)
+    assert int(listed["metadata"]["resourceVersion"]) > int(made["metadata"]["resourceVersion"])
+
+
+def test_a_watch_without_a_watch_cache_reaches_back_to_etcds_compaction():
+    """From etcd, a watch may start anywhere since the last compaction (the cacher keeps 75 s); its events come
+    through etcd's watch, later by etcd's delivery time."""
+    flags = {"watch-cache-sizes": "pods#0", "etcd-compaction-interval": "200s"}
+    plane = Plane(config=KubeAPIServerConfig.from_flags(flags))
+    rv = int(plane.ok("create", "pods", body=pod("p0"))["metadata"]["resourceVersion"])
+    plane.run(plane.engine.now + 100)  # past the cacher's 75 s window, before the first compaction
+    plane.ok("create", "pods", body=pod("p1"))
+    events: list = []
+    plane.ok("watch", "pods", resourceVersion=str(rv), on_events=events.extend)
+    plane.run(plane.engine.now + 1)
+    assert [o["metadata"]["name"] for _, o, _ in events] == ["p1"]
+    plane.ok("create", "pods", body=pod("p2"))
+    plane.run(450.0)  # compactions at 200 s (to nothing seen yet) and 400 s (to the revision seen at 200 s)
+    assert plane.api.etcd.store.compact_revision > rv + 1  # etcd no longer holds rv + 1, where the watch would start
+    _, err = plane.call("watch", "pods", resourceVersion=str(rv), on_events=events.extend)
+    assert err.code == 410 and err.reason == "Expired"
+    cached = Plane().api.caches["pods"].delay(100)
+    etcd = plane.api.etcd.costs
+    assert plane.api.caches["pods"].delay(100) == pytest.approx(cached + etcd.watch_delivery + etcd.client_rtt / 2)

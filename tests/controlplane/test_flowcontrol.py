@@ -146,6 +146,8 @@ def test_kube_apiserver_flags_default_as_upstream():
         "enable-priority-and-fairness": True,
         "request-timeout": "1m0s",
         "etcd-compaction-interval": "5m0s",
+        "watch-cache": True,
+        "watch-cache-sizes": [],
         "default-not-ready-toleration-seconds": 300,
         "default-unreachable-toleration-seconds": 300,
         "service-node-port-range": "30000-32767",
@@ -174,6 +176,12 @@ def test_kube_apiserver_flags_default_as_upstream():
         ({"service-node-port-range": "30000"}, None),
         ({"service-node-port-range": "32767-30000"}, r"serviceNodePortRange: '32767-30000' is not a port range; exp"),
         ({"service-node-port-range": "3e4-3.2e4"}, r"serviceNodePortRange: '3e4-3\.2e4' is not a port range"),
+        (
+            {"watch-cache-sizes": "pods"},
+            r"watchCacheSizes: invalid value of watch cache size: 'pods'; expected resource",
+        ),
+        ({"watch-cache-sizes": "pods#-1"}, r"watchCacheSizes: watch cache size cannot be negative: 'pods#-1'"),
+        ({"watch-cache-sizes": ["pods#x"]}, r"watchCacheSizes: invalid size of watch cache size: 'pods#x'"),
         ({"max-requests-in-flight": 1}, r"^kube-apiserver: --max-requests-in-flight: unknown flag; allowed: --max-"),
     ],
 )

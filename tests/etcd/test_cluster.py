@@ -154,3 +154,23 @@ def test_bad_arguments_are_named():
         run_closed_loop(clients=1, write_ratio=1.0, keys=1, value_size=1, target="followers")
     with pytest.raises(ValueError, match="write_ratio must be in"):
         run_closed_loop(clients=1, write_ratio=2.0, keys=1, value_size=1)
+
+
+def test_read_latency_times_a_range_as_the_read_process_does_and_queues_on_the_cores():
+    engine = Engine()
+    cluster = EtcdCluster(engine)
+    p = cluster.costs
+    put = cluster.put(b"k", b"v" * 256)
+    engine.run()
+    assert put.ok
+    done = cluster.range(b"k", member=1)
+    start = engine.now
+    done.add_callback(lambda ev: times.append(engine.now - start))
+    times: list[float] = []
+    latency = cluster.read_latency(1, keys=1, nbytes=256)
+    engine.run()
+    assert latency == pytest.approx(times[0])  # the same costs as range() on an idle member
+    cpu = p.read_cpu + p.linearizable_cpu + p.read_cpu_per_key + 256 * p.read_cpu_per_byte
+    burst = [cluster.read_latency(1, keys=1, nbytes=256) for _ in range(p.cores + 1)]
+    assert burst[: p.cores] == pytest.approx([latency] * p.cores)
+    assert burst[p.cores] == pytest.approx(latency + cpu)  # one more than the cores waits for one
