@@ -84,3 +84,23 @@ def test_unit_costs_read_one_section_with_types():
 
     with pytest.raises(KeyError, match="no parameter 'etcd.no_such_cost'"):
         Missing.from_profile(load_profile("default"))
+
+
+@pytest.mark.parametrize("profile_name", available())
+def test_node_apiserver_and_etcd_sections_hold_exactly_their_unit_costs(profile_name):
+    """Every parameter of these sections is a unit cost their component reads (operator settings such as
+    --etcd-compaction-interval live in the components' configurations, the apiserver count in the cluster)."""
+    from dataclasses import fields
+
+    from kbench.apiserver.server import APIServerCosts
+    from kbench.etcd.cluster import EtcdCosts
+    from kbench.node.runtime import RUNTIMES, RuntimeCosts
+
+    profile = load_profile(profile_name)
+    sections = {"etcd": EtcdCosts, "apiserver": APIServerCosts, **{f"runtime.{r}": RuntimeCosts for r in RUNTIMES}}
+    for section, costs in sections.items():
+        node = profile.data
+        for part in section.split("."):
+            node = node[part]
+        assert set(node) == {f.name for f in fields(costs)}, section
+        assert costs.from_profile(profile, section) is not None
