@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from kbench.api.core import Pod
-from kbench.scheduler.config import ConfigError, Profile
+from kbench.componentconfig import ConfigError
 from kbench.scheduler.interface import CODE_NAMES, SKIP, SUCCESS, Handle, Plugin, Rejection
 from kbench.scheduler.plugins.registry import new_plugin
+from kbench.scheduler.profile import Profile
 from kbench.scheduler.select import new_rng, select_host
 from kbench.scheduler.state import ClusterState
 

@@ -13,6 +13,7 @@ preferred terms it matches; normalized min-max over the scored nodes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,11 @@ def terms(pod: Pod, kind: str, required: bool) -> list[Term]:
         new_term(t.get("podAffinityTerm") or {}, pod, int(t.get("weight", 0)))
         for t in section.get("preferredDuringSchedulingIgnoredDuringExecution") or []
     ]
+
+
+def matcher(term: Term, namespace_labels: dict[str, dict[str, str]]) -> Callable[[Pod], bool]:
+    """``pod -> term.matches(pod)``, for counting matching pods per node."""
+    return lambda pod: term.matches(pod, namespace_labels)
 
 
 def check_terms(pod: Pod) -> None:
@@ -170,7 +176,7 @@ class InterPodAffinity(Plugin):
         if affinity:
             codes[~self.affinity_ok(pod, affinity)] = UNRESOLVABLE
         for t in anti:
-            matching = self.state.matching_pods_per_node(("ipa", t), lambda p, t=t: t.matches(p, ns))
+            matching = self.state.matching_pods_per_node(("ipa", t), matcher(t, ns))
             codes[(codes == SUCCESS) & self.in_matching_domain(t.key, matching)] = UNSCHEDULABLE
         existing_block = self.existing_anti_blocked(existing) & (codes == SUCCESS)
         codes[existing_block] = UNSCHEDULABLE
@@ -193,7 +199,7 @@ class InterPodAffinity(Plugin):
         out = []
         for sign, group in ((1, terms(pod, "podAffinity", False)), (-1, terms(pod, "podAntiAffinity", False))):
             for t in group:
-                counts = self.state.matching_pods_per_node(("ipa", t), lambda p, t=t: t.matches(p, ns))
+                counts = self.state.matching_pods_per_node(("ipa", t), matcher(t, ns))
                 if counts.any():
                     out.append((t.key, sign * t.weight * counts))
         for bp in self.state.affinity_pods.values():
