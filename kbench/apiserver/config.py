@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kbench.api.network import SERVICE_NODE_PORT_RANGE
 from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, option
 
 SERVER_OPTIONS = "k8s.io/apiserver/pkg/server/options/server_run_options.go (v1.35)"
@@ -117,7 +118,7 @@ class KubeAPIServerConfig(ComponentConfig):
     )
     service_node_port_range: str = option(
         "serviceNodePortRange",
-        "30000-32767",
+        "{}-{}".format(*SERVICE_NODE_PORT_RANGE),
         str,
         "the port range NodePorts are allocated from (min-max, or base+offset)",
         "pkg/kubeapiserver/options/options.go DefaultServiceNodePortRange 30000-32767 (utilnet.ParsePortRange syntax)",
