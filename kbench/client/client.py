@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kbench.apiserver.server import APIServer, Callback
+from kbench.apiserver.server import APIServer, Callback, Connection
 from kbench.sim import Timer
 
 DEFAULT_QPS, DEFAULT_BURST = 5.0, 10
@@ -31,6 +31,7 @@ class TokenBucket:
         return False
 
     def reserve(self, t: float) -> float:
+        """Reserve: take a token at ``t`` (borrowing one if none is there); how long the request waits for it."""
         if t > self.last:
             self.tokens = min(self.burst, self.tokens + (t - self.last) * self.qps)
             self.last = t
@@ -39,7 +40,22 @@ class TokenBucket:
 
 
 class Client:
-    """Requests as ``user`` through one apiserver connection, paced by a token bucket (watches are not)."""
+    """A clientset: requests as ``user`` through one apiserver connection, paced by its own token bucket (watches
+    are not).
+
+    Parameters
+    ----------
+    server : APIServer
+    user, groups
+        Who the requests are from.
+    qps, burst
+        The client-side rate limit (``rest.Config`` QPS / Burst): each Client has its own bucket, as each clientset
+        ``kubernetes.NewForConfig`` builds gets its own ``flowcontrol.NewTokenBucketRateLimiter``.
+    connection : Connection, optional
+        The connection to send on; by default a new one (pinned to an instance by the load balancer). Clients of
+        one process share one (client-go's transport cache gives clientsets of the same rest.Config one HTTP/2
+        connection).
+    """
 
     def __init__(
         self,
@@ -48,10 +64,11 @@ class Client:
         groups: tuple[str, ...] = (),
         qps: float = DEFAULT_QPS,
         burst: int = DEFAULT_BURST,
+        connection: Connection | None = None,
     ) -> None:
         self.server = server
         self.engine = server.engine
-        self.conn = server.connect(user, groups)
+        self.conn = connection if connection is not None else server.connect(user, groups)
         self.limiter = TokenBucket(qps, burst)
 
     def request(self, verb: str, resource: str, callback: Callback, delay: float = 0.0, **kwargs) -> Timer:

@@ -49,12 +49,14 @@ class Informer:
         self.handlers.append((on_add, on_update, on_delete))
 
     def start(self, delay: float = 0.0) -> Informer:
+        """Run: list (``delay`` seconds from now), then watch; resync every ``resync`` seconds if set."""
         self._list(delay)
         if self.resync > 0:
             self.engine.schedule(self.resync, self._resync)
         return self
 
     def stop(self) -> None:
+        """Stop listing and watching (the cache stays as it is)."""
         self._stopped = True
         if self._watch is not None:
             self._watch.stop()

@@ -38,6 +38,7 @@ class WorkQueue:
         return len(self.queue)
 
     def add(self, key) -> None:
+        """Add: queue ``key`` unless it is queued already (or mark it to run again after its current processing)."""
         if key in self.dirty:
             return
         self.dirty.add(key)
@@ -47,18 +48,21 @@ class WorkQueue:
         self._hand_out()
 
     def add_after(self, key, delay: float) -> None:
+        """AddAfter: :meth:`add` ``delay`` seconds from now (at once if ``delay`` <= 0)."""
         if delay <= 0:
             self.add(key)
         else:
             self.engine.schedule(delay, self.add, key)
 
     def add_rate_limited(self, key) -> None:
+        """AddRateLimited: add after the key's exponential backoff or the bucket's wait, whichever is longer."""
         failures = self.failures.get(key, 0)
         self.failures[key] = failures + 1
         backoff = min(self.base_delay * 2.0**failures, self.max_delay)
         self.add_after(key, max(backoff, self.bucket.reserve(self.engine.now)))
 
     def forget(self, key) -> None:
+        """Forget: the key succeeded; its backoff starts over."""
         self.failures.pop(key, None)
 
     def get(self) -> Event:
@@ -69,6 +73,7 @@ class WorkQueue:
         return ev
 
     def done(self, key) -> None:
+        """Done: processing of ``key`` ended; if it was added meanwhile it is queued again."""
         self.processing.discard(key)
         if key in self.dirty:
             self.queue.append(key)
