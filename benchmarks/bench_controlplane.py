@@ -14,7 +14,7 @@ import gc
 import time
 
 from kbench.apiserver import APIServer
-from kbench.controllers import NodeLifecycleController, controller_manager
+from kbench.controllers import KubeControllerManagerConfiguration, controller_manager
 from kbench.node import HollowNode
 from kbench.sim import Engine
 
@@ -25,7 +25,9 @@ TARGET_WALL = 30.0
 def _hollow_cluster(nodes: int, duration: float) -> dict:
     engine = Engine()
     api = APIServer(engine)
-    controller_manager(api, controllers=(NodeLifecycleController,)).start()
+    controller_manager(
+        api, config=KubeControllerManagerConfiguration.from_flags({"controllers": "nodelifecycle"})
+    ).start()
     fleet = [HollowNode(api, f"node-{i}", zone=f"zone-{i % 3}", start=i * 10.0 / nodes) for i in range(nodes)]
     gc.collect()
     gc.freeze()

@@ -11,16 +11,38 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kbench.client import TokenBucket
-from kbench.profiles import Profile, load_profile
+from kbench.profiles import Profile, UnitCosts, load_profile
 from kbench.sim import Engine, Streams
+from kbench.sim.dist import Distribution
+
+LATENCIES = ("instance", "route", "load_balancer", "load_balancer_update")
+"""The kinds of cloud call, each with its latency distribution (``<kind>_latency``)."""
 
 
 class CloudError(Exception):
     """A failed cloud API call (injected, quota, or missing resource)."""
 
 
+@dataclass(frozen=True)
+class CloudCosts(UnitCosts):
+    """The modelled provider's unit costs: its API rate limit, each call's latency, and its quotas."""
+
+    section = "cloud"
+
+    api_qps: float
+    api_burst: int
+    instance_latency: Distribution
+    route_latency: Distribution
+    load_balancer_latency: Distribution
+    load_balancer_update_latency: Distribution
+    route_table_limit: int
+    load_balancer_quota: int
+
+
 @dataclass
 class Instance:
+    """A VM as the provider's InstanceMetadata describes it."""
+
     name: str
     provider_id: str
     instance_type: str
@@ -30,6 +52,8 @@ class Instance:
 
 @dataclass
 class LoadBalancer:
+    """A provisioned load balancer: its address, backend nodes and ports."""
+
     name: str
     ip: str
     backends: list[str]
@@ -51,18 +75,18 @@ class Cloud:
     calls: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        p = self.profile
-        self.route_limit = int(p.value("cloud.route_table_limit"))
-        self.lb_limit = int(p.value("cloud.load_balancer_quota"))
-        self.limiter = TokenBucket(float(p.value("cloud.api_qps")), int(p.value("cloud.api_burst")))
+        costs = self.costs = CloudCosts.from_profile(self.profile)
+        self.route_limit = costs.route_table_limit
+        self.lb_limit = costs.load_balancer_quota
+        self.limiter = TokenBucket(costs.api_qps, costs.api_burst)
         self.latency = {
-            kind: p.dist(f"cloud.{kind}_latency").sampler(self.streams(f"cloud/{kind}"))
-            for kind in ("instance", "route", "load_balancer", "load_balancer_update")
+            kind: getattr(costs, f"{kind}_latency").sampler(self.streams(f"cloud/{kind}")) for kind in LATENCIES
         }
         self._failures: dict[str, int] = {}
         self._next_ip = 1
 
     def add_instance(self, name: str, instance_type: str = "n2-standard-4", zone: str = "zone-a") -> Instance:
+        """A new VM named ``name`` (the node that runs on it registers under the same name)."""
         inst = Instance(name, f"kbench://{self.region}/{zone}/{name}", instance_type, zone, self.region)
         self.instances[name] = inst
         return inst
@@ -72,6 +96,7 @@ class Cloud:
         self.instances.pop(name, None)
 
     def fail(self, call: str, count: int = 1) -> None:
+        """The next ``count`` calls of ``call`` (e.g. ``"InstanceMetadata"``) fail."""
         self._failures[call] = self._failures.get(call, 0) + count
 
     def _call(self, call: str, kind: str, action):
@@ -94,6 +119,8 @@ class Cloud:
 
     # -- the API -------------------------------------------------------------------------------------------
     def instance_metadata(self, name: str):
+        """InstancesV2.InstanceMetadata: an Event with the :class:`Instance` (fails if there is none)."""
+
         def action():
             inst = self.instances.get(name)
             if inst is None:
@@ -103,9 +130,12 @@ class Cloud:
         return self._call("InstanceMetadata", "instance", action)
 
     def instance_exists(self, name: str):
+        """InstancesV2.InstanceExists: an Event with whether the VM still exists."""
         return self._call("InstanceExists", "instance", lambda: name in self.instances)
 
     def create_route(self, node: str, cidr: str):
+        """Routes.CreateRoute: ``cidr`` to ``node`` (fails at the route table limit)."""
+
         def action():
             if node not in self.routes and len(self.routes) >= self.route_limit:
                 raise CloudError(f"CreateRoute {node}: route table limit of {self.route_limit} routes reached")
@@ -114,9 +144,12 @@ class Cloud:
         return self._call("CreateRoute", "route", action)
 
     def delete_route(self, node: str):
+        """Routes.DeleteRoute: the route to ``node``."""
         return self._call("DeleteRoute", "route", lambda: self.routes.pop(node, None))
 
     def ensure_load_balancer(self, name: str, backends: list[str], ports: list[int]):
+        """LoadBalancer.EnsureLoadBalancer: an Event with the balancer, created if missing (within the quota)."""
+
         def action():
             lb = self.load_balancers.get(name)
             if lb is None:
@@ -130,6 +163,8 @@ class Cloud:
         return self._call("EnsureLoadBalancer", "load_balancer", action)
 
     def update_load_balancer(self, name: str, backends: list[str]):
+        """LoadBalancer.UpdateLoadBalancer: new backends for an existing balancer."""
+
         def action():
             lb = self.load_balancers.get(name)
             if lb is None:
@@ -140,4 +175,5 @@ class Cloud:
         return self._call("UpdateLoadBalancer", "load_balancer_update", action)
 
     def delete_load_balancer(self, name: str):
+        """LoadBalancer.EnsureLoadBalancerDeleted."""
         return self._call("EnsureLoadBalancerDeleted", "load_balancer", lambda: self.load_balancers.pop(name, None))

@@ -1,25 +1,31 @@
 """kube-controller-manager on the engine: the controllers scenarios need, behind leader election.
 
-``controller_manager(server, identity)`` builds one kube-controller-manager instance (user
-``system:kube-controller-manager``, ``--kube-api-qps`` 20 / ``--kube-api-burst`` 30, lease
-``kube-system/kube-controller-manager``); start two for a standby that takes over when the leader dies.
+``controller_manager(server, identity, config)`` builds one kube-controller-manager instance (user
+``system:kube-controller-manager``) with the controllers its :class:`KubeControllerManagerConfiguration` enables;
+start two for a standby that takes over when the leader dies. Each controller has its own client, so its own
+``--kube-api-qps`` / ``--kube-api-burst`` token bucket (:mod:`kbench.controllers.clientbuilder`); the shared
+informers and leader election have one each too.
 """
 
-from kbench.controllers.base import Controller, Manager
-from kbench.controllers.cluster import (
-    GarbageCollector,
-    NamespaceController,
-    NodeIpamController,
-    ServiceAccountController,
-)
+from kbench.apiserver.server import APIServer
+from kbench.controllers.base import Controller, Manager, by_name
+from kbench.controllers.clientbuilder import RestConfig, SimpleControllerClientBuilder
+from kbench.controllers.config import KubeControllerManagerConfiguration
+from kbench.controllers.deployment import DeploymentController
 from kbench.controllers.endpointslice import EndpointSliceController
-from kbench.controllers.job import JobController, TTLAfterFinishedController
-from kbench.controllers.nodelifecycle import NodeLifecycleController, TaintEvictionController
-from kbench.controllers.workloads import DeploymentController, ReplicaSetController
+from kbench.controllers.garbagecollector import GarbageCollector
+from kbench.controllers.job import JobController
+from kbench.controllers.leaderelection import LeaderElection
+from kbench.controllers.namespace import NamespaceController
+from kbench.controllers.nodeipam import NodeIpamController
+from kbench.controllers.nodelifecycle import NodeLifecycleController
+from kbench.controllers.replicaset import ReplicaSetController
+from kbench.controllers.serviceaccount import ServiceAccountController
+from kbench.controllers.tainteviction import TaintEvictionController
+from kbench.controllers.ttlafterfinished import TTLAfterFinishedController
 
-KCM_QPS, KCM_BURST = 20.0, 30
-"""kube-controller-manager --kube-api-qps / --kube-api-burst defaults."""
-CONTROLLERS = (
+USER = "system:kube-controller-manager"
+CONTROLLERS = by_name(
     NodeLifecycleController,
     TaintEvictionController,
     ReplicaSetController,
@@ -32,15 +38,33 @@ CONTROLLERS = (
     GarbageCollector,
     NodeIpamController,
 )
+"""The controllers kbench models, by upstream name (cmd/kube-controller-manager/names), in the order they start."""
+
+
+def leader_election(config: KubeControllerManagerConfiguration) -> LeaderElection | None:
+    """The ``--leader-elect*`` settings as a :class:`LeaderElection` (None without ``--leader-elect``)."""
+    if not config.leader_elect:
+        return None
+    return LeaderElection(
+        config.leader_elect_resource_name,
+        config.leader_elect_resource_namespace,
+        config.leader_elect_lease_duration,
+        config.leader_elect_renew_deadline,
+        config.leader_elect_retry_period,
+    )
 
 
 def controller_manager(
-    server, identity: str = "kcm-0", controllers=CONTROLLERS, lease: str | None = "kube-controller-manager"
+    server: APIServer, identity: str = "kcm-0", config: KubeControllerManagerConfiguration | None = None
 ) -> Manager:
-    """A kube-controller-manager instance with ``controllers`` (classes), not yet started."""
-    manager = Manager(server, "system:kube-controller-manager", identity, KCM_QPS, KCM_BURST, lease)
-    for cls in controllers:
-        cls(manager)
+    """A kube-controller-manager instance with the controllers ``config`` enables (``--controllers``, and the
+    flags some need, e.g. ``--allocate-node-cidrs``), not yet started."""
+    config = config or KubeControllerManagerConfiguration()
+    rest = RestConfig(USER, config.kube_api_qps, config.kube_api_burst)
+    manager = Manager(server, identity, rest, config, leader_election(config))
+    for name, cls in CONTROLLERS.items():
+        if config.enabled(name) and cls.runs(config):
+            cls(manager)
     return manager
 
 
@@ -51,13 +75,18 @@ __all__ = [
     "EndpointSliceController",
     "GarbageCollector",
     "JobController",
+    "KubeControllerManagerConfiguration",
+    "LeaderElection",
     "Manager",
     "NamespaceController",
     "NodeIpamController",
     "NodeLifecycleController",
     "ReplicaSetController",
+    "RestConfig",
     "ServiceAccountController",
+    "SimpleControllerClientBuilder",
     "TTLAfterFinishedController",
     "TaintEvictionController",
     "controller_manager",
+    "leader_election",
 ]

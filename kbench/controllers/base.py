@@ -1,41 +1,59 @@
-"""What every controller shares: a manager (one client, shared informers, leader election) and the
-informer -> workqueue -> worker loop of client-go controllers."""
+"""What every controller shares: a manager (a client builder, shared informers, leader election) and the
+informer -> workqueue -> worker loop of client-go controllers (k8s.io/controller-manager, client-go's
+controller pattern)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from kbench.apiserver.objects import APIError, copy_object, object_key, timestamp
 from kbench.apiserver.server import APIServer
 from kbench.client import Client, Informer, WorkQueue
-from kbench.controllers.leaderelection import LeaderElector
+from kbench.controllers.clientbuilder import RestConfig, SimpleControllerClientBuilder
+from kbench.controllers.leaderelection import LeaderElection, LeaderElector
 
 
 class Manager:
-    """A controller-manager process: one client as ``user``, shared informers, controllers started when this
-    instance leads (leader election through the Lease ``kube-system/<lease>``).
+    """A controller-manager process: a client builder (a client per controller), shared informers on their own
+    client, and controllers started while this instance leads (leader election through a Lease on its own
+    client).
 
     Parameters
     ----------
     server : APIServer
-    user : str
-        The component's identity (e.g. ``system:kube-controller-manager``).
     identity : str
         This instance's name in the leader-election lease.
-    qps, burst : client-side rate limit.
-    lease : str or None
-        Leader-election lease name; None runs the controllers at once, without election.
+    rest : RestConfig
+        The process's user and ``--kube-api-qps`` / ``--kube-api-burst``.
+    config : object
+        The component's configuration (controllers read their settings from it).
+    election : LeaderElection or None
+        The lease and its timing; None runs the controllers at once, without election.
     """
 
     def __init__(
-        self, server: APIServer, user: str, identity: str, qps: float, burst: int, lease: str | None = None
+        self, server: APIServer, identity: str, rest: RestConfig, config: Any, election: LeaderElection | None
     ) -> None:
-        self.server, self.engine = server, server.engine
-        self.client = Client(server, user, qps=qps, burst=burst)
+        self.server, self.engine, self.config = server, server.engine, config
+        self.builder = SimpleControllerClientBuilder(server, rest)
+        self.informer_client = self.builder.client_or_die("shared-informers")
         self.identity = identity
         self.informers: dict[str, Informer] = {}
         self.controllers: list[Controller] = []
-        self.elector = LeaderElector(self.client, lease, identity, self._lead, self._lose) if lease else None
+        self.elector = None
+        if election is not None:
+            self.elector = LeaderElector(
+                self.builder.client_or_die("leader-election"),
+                election.name,
+                identity,
+                self._lead,
+                self._lose,
+                election.lease_duration,
+                election.renew_deadline,
+                election.retry_period,
+                election.namespace,
+            )
         self.leading = False
         self.stopped = False
 
@@ -43,14 +61,23 @@ class Manager:
         """The shared informer of ``resource`` (all namespaces), created on first use."""
         inf = self.informers.get(resource)
         if inf is None:
-            inf = self.informers[resource] = Informer(self.client, resource)
+            inf = self.informers[resource] = Informer(self.informer_client, resource)
         return inf
 
     def add(self, controller: Controller) -> Controller:
+        """Register a controller (its constructor does this)."""
         self.controllers.append(controller)
         return controller
 
+    def controller(self, name: str) -> Controller:
+        """The controller named ``name`` (upstream's controller name)."""
+        found = next((c for c in self.controllers if c.name == name), None)
+        if found is None:
+            raise KeyError(f"no controller {name!r}; running: {', '.join(c.name for c in self.controllers)}")
+        return found
+
     def start(self) -> Manager:
+        """Campaign for the lease (or lead at once without election)."""
         if self.elector is None:
             self._lead()
         else:
@@ -81,23 +108,87 @@ class Manager:
             inf.stop()
 
 
+Handler = Callable[..., Any] | None
+T = TypeVar("T", bound="type[Controller]")
+
+
 class Controller:
     """A work-queue controller: informer handlers enqueue keys, ``workers`` processes run ``sync(key)``
-    (a generator that may yield API calls); a failed sync (an APIError) is retried with rate-limited backoff."""
+    (a generator that may yield API calls); a failed sync (an APIError) is retried with rate-limited backoff.
 
-    name = "controller"
+    ``name`` is upstream's controller name (cmd/kube-controller-manager/names), ``client_name`` the name its
+    client is built for (``ClientOrDie(name)`` in cmd/kube-controller-manager/app); every controller gets a
+    client, so a token bucket, of its own. A controller with a ``resource`` watches it (:attr:`primary`): its adds
+    and updates (and deletes, with ``enqueue_deletes``) queue the object's key. ``workers_option`` names the
+    configuration field with its worker count (a ``--concurrent-*-syncs``); without one it runs ``workers``.
+    """
+
+    name: ClassVar[str] = "controller"
+    client_name: ClassVar[str] = ""
+    """The ``ClientOrDie`` name (default: ``name``)."""
+    resource: ClassVar[str] = ""
+    enqueue_deletes: ClassVar[bool] = False
+    workers_option: ClassVar[str] = ""
     workers = 1
 
-    def __init__(self, manager: Manager) -> None:
-        self.manager, self.engine, self.client = manager, manager.engine, manager.client
+    def __init__(self, manager: Manager, client: Client | None = None) -> None:
+        self.manager, self.engine, self.config = manager, manager.engine, manager.config
+        self.client = client or manager.builder.client_or_die(self.client_name or self.name)
         self.queue = WorkQueue(self.engine)
         self.stopped = False
+        if self.workers_option:
+            self.workers = getattr(self.config, self.workers_option)
+        if self.resource:
+            self.primary = self.watch_keys(self.resource, self.enqueue_deletes)
         manager.add(self)
 
+    @staticmethod
+    def runs(config: Any) -> bool:
+        """Whether the manager starts this controller under ``config`` when ``--controllers`` enables it (some run
+        only with a flag of their own, as upstream's start functions return early)."""
+        return True
+
+    def watch(
+        self, resource: str, on_add: Handler = None, on_update: Handler = None, on_delete: Handler = None
+    ) -> Informer:
+        """The shared informer of ``resource``, with this controller's handlers added (if any)."""
+        inf = self.manager.informer(resource)
+        if on_add or on_update or on_delete:
+            inf.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete)
+        return inf
+
+    def watch_keys(self, resource: str, deletes: bool = False) -> Informer:
+        """The shared informer of ``resource``, whose adds and updates (and deletes) queue the object's key."""
+        return self.watch(resource, self.enqueue, self.enqueue, self.enqueue if deletes else None)
+
     def start(self) -> None:
+        """Start the workers (the manager does this when it leads)."""
         self.stopped = False
         for i in range(self.workers):
             self.engine.process(self._worker(), name=f"{self.name}-{i}")
+
+    def until(
+        self,
+        body: Callable[[], Generator],
+        period: float,
+        name: str,
+        synced: Iterable[Informer] = (),
+        wait_first: bool = False,
+    ) -> None:
+        """Start a process running ``body`` every ``period`` seconds after it ends (wait.Until) while the controller
+        runs, once the ``synced`` informers have listed (cache.WaitForCacheSync); ``wait_first`` waits a period
+        before the first run."""
+
+        def loop():
+            for inf in synced:
+                yield inf.synced
+            if wait_first:
+                yield period
+            while not self.stopped:
+                yield from body()
+                yield period
+
+        self.engine.process(loop(), name=name)
 
     def _worker(self):
         while not self.stopped:
@@ -112,7 +203,8 @@ class Controller:
             finally:
                 self.queue.done(key)
 
-    def sync(self, key):
+    def sync(self, key) -> Generator:
+        """Process body: bring the object of ``key`` to its desired state (subclasses)."""
         yield from ()
 
     def delete(self, resource: str, namespace: str, name: str, **options):
@@ -126,16 +218,49 @@ class Controller:
             return False
         return True
 
-    def enqueue(self, obj: Mapping, _=None) -> None:
-        self.queue.add(object_key(obj if _ is None else _))
+    def enqueue(self, obj: Mapping, new: Mapping | None = None) -> None:
+        """Informer handler: queue the object's key (the new object's, for an update)."""
+        self.queue.add(object_key(obj if new is None else new))
 
-    # helpers for syncs ------------------------------------------------------------------------------------
     def now_stamp(self, micro: bool = False) -> str:
+        """The current time as a Kubernetes timestamp."""
         return timestamp(self.engine.now, micro)
 
     @staticmethod
     def copy(obj: Mapping) -> dict:
+        """A private, writable copy of an object from a cache."""
         return copy_object(obj)
+
+
+class PodOwner(Controller):
+    """A controller of the pods it creates (ReplicaSet, Job): pod events queue the key of the pod's controller of
+    ``owner_kind`` (GetControllerOf), and count toward the expectations of its creations and deletions
+    (ControllerExpectations: a pod that starts terminating counts as a deletion seen, as updatePod calls
+    deletePod upstream)."""
+
+    owner_kind: ClassVar[str] = ""
+
+    def __init__(self, manager: Manager) -> None:
+        super().__init__(manager)
+        self.pods = self.watch("pods", self._pod_added, self._pod_updated, self._pod_deleted)
+        self.expect = Expectations(self.engine)
+
+    def _pod_added(self, pod: Mapping) -> None:
+        self._pod(pod, Expectations.ADDED)
+
+    def _pod_updated(self, old: Mapping, new: Mapping) -> None:
+        terminating = new["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp")
+        self._pod(new, Expectations.DELETED if terminating else None)
+
+    def _pod_deleted(self, pod: Mapping) -> None:
+        self._pod(pod, Expectations.DELETED if not pod["metadata"].get("deletionTimestamp") else None)
+
+    def _pod(self, pod: Mapping, observed: int | None) -> None:
+        key = controller_key(pod, self.owner_kind)
+        if key is not None:
+            if observed is not None:
+                self.expect.observed(key, observed)
+            self.queue.add(key)
 
 
 class Expectations:
@@ -143,12 +268,15 @@ class Expectations:
     informer; while any are pending it does not act again on that key (unless they are 5 minutes old)."""
 
     TIMEOUT = 300.0
+    ADDED, DELETED = 0, 1
+    """What :meth:`observed` and :meth:`lower` count: creations, deletions."""
 
     def __init__(self, engine) -> None:
         self.engine = engine
         self.pending: dict[str, list] = {}
 
     def expect(self, key: str, adds: int, deletes: int) -> None:
+        """ExpectCreations / ExpectDeletions: ``adds`` creations and ``deletes`` deletions are to be seen."""
         self.pending[key] = [adds, deletes, self.engine.now]
 
     def observed(self, key: str, which: int) -> None:
@@ -164,11 +292,24 @@ class Expectations:
             exp[which] -= count
 
     def satisfied(self, key: str) -> bool:
+        """SatisfiedExpectations: nothing pending for ``key`` (or what is pending has expired)."""
         exp = self.pending.get(key)
         return exp is None or (exp[0] <= 0 and exp[1] <= 0) or self.engine.now - exp[2] > self.TIMEOUT
 
     def forget(self, key: str) -> None:
+        """DeleteExpectations: the object is gone."""
         self.pending.pop(key, None)
+
+
+def by_name(*classes: T) -> dict[str, T]:
+    """A registry of controller classes by their upstream names, in the order given (the order they start)."""
+    return {cls.name: cls for cls in classes}
+
+
+def controlled(informer: Informer, owner: Mapping) -> list[Mapping]:
+    """The objects of ``informer`` in ``owner``'s namespace that ``owner`` controls (ClaimPods' adoption role)."""
+    ns = owner["metadata"]["namespace"]
+    return [obj for obj in informer.cache.values() if obj["metadata"]["namespace"] == ns and owned_by(obj, owner)]
 
 
 def owned_by(obj: Mapping, owner: Mapping) -> bool:
@@ -186,6 +327,7 @@ def controller_key(obj: Mapping, kind: str) -> str | None:
 
 
 def owner_reference(owner: Mapping) -> dict:
+    """metav1.NewControllerRef: an ownerReference to ``owner`` with controller and blockOwnerDeletion set."""
     return {
         "apiVersion": owner.get("apiVersion", "v1"),
         "kind": owner["kind"],
@@ -197,12 +339,14 @@ def owner_reference(owner: Mapping) -> dict:
 
 
 def condition(obj: Mapping, kind: str) -> Mapping | None:
+    """The status condition of type ``kind``, if the object has one."""
     return next((c for c in obj.get("status", {}).get("conditions") or () if c.get("type") == kind), None)
 
 
 def pod_ready(pod: Mapping) -> bool:
+    """podutil.IsPodReady: the Ready condition is True."""
     cond = condition(pod, "Ready")
-    return bool(cond) and cond.get("status") == "True"
+    return cond is not None and cond.get("status") == "True"
 
 
 def active_pod(pod: Mapping) -> bool:

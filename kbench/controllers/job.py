@@ -1,102 +1,107 @@
-"""Job and TTL-after-finished controllers (pkg/controller/job, pkg/controller/ttlafterfinished, v1.35).
+"""Job controller (pkg/controller/job, v1.35).
 
 A Job runs up to ``parallelism`` pods at once until ``completions`` succeeded (NonIndexed mode). Failed
 pods count against ``backoffLimit`` (default 6); a new pod after failures waits the pod-failure backoff,
 10 s doubling up to 6 min (``DefaultJobPodFailureBackOff``, ``MaxJobPodFailureBackOff``). The Job fails
 (condition Failed, reason BackoffLimitExceeded or DeadlineExceeded after ``activeDeadlineSeconds``,
-deleting its active pods) or completes (condition Complete); the TTL controller deletes a finished Job
-``ttlSecondsAfterFinished`` after its finish time. Not modelled: Indexed completion mode, pod failure
-policies, the job-tracking finalizer on pods (failures are counted from the pods the informer sees).
+deleting its active pods) or completes (condition Complete). Workers: ``--concurrent-job-syncs``. Not modelled:
+Indexed completion mode, pod failure policies, the job-tracking finalizer on pods (failures are counted from the
+pods the informer sees).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from kbench.apiserver.objects import APIError, seconds
-from kbench.controllers.base import (
-    Controller,
-    Expectations,
-    active_pod,
-    condition,
-    controller_key,
-    owned_by,
-    owner_reference,
-)
+from kbench.controllers.base import Expectations, Manager, PodOwner, active_pod, condition, controlled, owner_reference
 
 BACKOFF, MAX_BACKOFF = 10.0, 360.0
+"""DefaultJobPodFailureBackOff, MaxJobPodFailureBackOff (pkg/controller/job/job_controller.go)."""
 
 
-class JobController(Controller):
+def finish_condition(job: Mapping, succeeded: int, failed: int, started: float, now: float):
+    """The condition a Job ends with now, as (type, reason, message), or None while it runs."""
+    spec = job["spec"]
+    completions = spec.get("completions", 1)
+    if failed > spec.get("backoffLimit", 6):
+        return ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    if spec.get("activeDeadlineSeconds") is not None and now - started >= spec["activeDeadlineSeconds"]:
+        return ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+    if completions is not None and succeeded >= completions:
+        return ("Complete", "", "")
+    return None
+
+
+class JobController(PodOwner):
+    """Job controller: syncJob for each Job key."""
+
     name = "job-controller"
-    workers = 5  # --concurrent-job-syncs
+    owner_kind = "Job"
+    resource, workers_option = "jobs", "concurrent_job_syncs"
 
-    def __init__(self, manager) -> None:
+    def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
-        self.jobs = manager.informer("jobs")
-        self.pods = manager.informer("pods")
-        self.jobs.add_handler(on_add=self.enqueue, on_update=self.enqueue)
-        self.pods.add_handler(
-            on_add=lambda p: self._pod(p, True), on_update=lambda o, n: self._pod(n), on_delete=self._pod
-        )
-        self.expect = Expectations(self.engine)
         self.last_failure: dict[str, tuple[int, float]] = {}
         """job -> (failed pods seen, when the last of them was first seen)."""
 
-    def _pod(self, pod, added: bool = False) -> None:
-        key = controller_key(pod, "Job")
-        if key is not None:
-            if added:
-                self.expect.observed(key, 0)
-            self.queue.add(key)
-
     def sync(self, key):
-        job = self.jobs.cache.get(key)
+        """syncJob: count the Job's pods, fail or complete it, or create the pods it is missing; then the status."""
+        job = self.primary.cache.get(key)
         if job is None or condition(job, "Complete") or condition(job, "Failed"):
             return
-        ns, spec, now = job["metadata"]["namespace"], job["spec"], self.engine.now
-        pods = [p for p in self.pods.cache.values() if p["metadata"]["namespace"] == ns and owned_by(p, job)]
+        ns = job["metadata"]["namespace"]
+        pods = controlled(self.pods, job)
         active = [p for p in pods if active_pod(p)]
         succeeded = sum(p.get("status", {}).get("phase") == "Succeeded" for p in pods)
         failed = sum(p.get("status", {}).get("phase") == "Failed" for p in pods)
-        completions = spec.get("completions", 1)
-        parallelism = spec.get("parallelism", 1)
         started = seconds(job.get("status", {}).get("startTime") or job["metadata"]["creationTimestamp"])
-        finish = None
-        if failed > spec.get("backoffLimit", 6):
-            finish = ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        elif spec.get("activeDeadlineSeconds") is not None and now - started >= spec["activeDeadlineSeconds"]:
-            finish = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
-        elif completions is not None and succeeded >= completions:
-            finish = ("Complete", "", "")
+        finish = finish_condition(job, succeeded, failed, started, self.engine.now)
         if finish and finish[0] == "Failed":
             for pod in active:
                 yield from self.delete("pods", ns, pod["metadata"]["name"])
             active = []
         elif not finish and self.expect.satisfied(key):
-            want = min(parallelism, completions - succeeded) if completions is not None else parallelism
-            missing = want - len(active)
-            if missing > 0 and failed:
-                seen, since = self.last_failure.get(key, (0, now))
-                if failed > seen:
-                    since = now
-                    self.last_failure[key] = (failed, now)
-                backoff = min(BACKOFF * 2 ** (failed - 1), MAX_BACKOFF)
-                if now < since + backoff:
-                    self.queue.add_after(key, since + backoff - now)
-                    missing = 0
-            if missing > 0:
-                self.expect.expect(key, missing, 0)
-            for _ in range(max(0, missing)):
-                try:
-                    yield self.client.call("create", "pods", namespace=ns, body=self._pod_for(job))
-                except APIError:
-                    self.expect.lower(key, 0)
-                    raise
-            if spec.get("activeDeadlineSeconds") is not None:
-                self.queue.add_after(key, started + spec["activeDeadlineSeconds"] - now)
+            yield from self._manage(job, key, len(active), succeeded, failed, started)
         yield from self._status(job, len(active), succeeded, failed, finish, started)
 
+    def _manage(self, job: Mapping, key: str, active: int, succeeded: int, failed: int, started: float):
+        """Process body: manageJob: create the pods missing for ``parallelism`` after the pod-failure backoff."""
+        spec, now = job["spec"], self.engine.now
+        completions, parallelism = spec.get("completions", 1), spec.get("parallelism", 1)
+        want = min(parallelism, completions - succeeded) if completions is not None else parallelism
+        missing = want - active
+        if missing > 0 and failed and self._backing_off(key, failed, now):
+            missing = 0
+        if missing > 0:
+            self.expect.expect(key, missing, 0)
+        for _ in range(max(0, missing)):
+            try:
+                yield self.client.call(
+                    "create", "pods", namespace=job["metadata"]["namespace"], body=self._pod_for(job)
+                )
+            except APIError:
+                self.expect.lower(key, Expectations.ADDED)
+                raise
+        if spec.get("activeDeadlineSeconds") is not None:
+            self.queue.add_after(key, started + spec["activeDeadlineSeconds"] - now)
+
+    def _backing_off(self, key: str, failed: int, now: float) -> bool:
+        """Whether the pod-failure backoff (10 s doubling per failure, at most 6 min, from the last failure seen)
+        still runs; if so the key comes back when it ends."""
+        seen, since = self.last_failure.get(key, (0, now))
+        if failed > seen:
+            since = now
+            self.last_failure[key] = (failed, now)
+        backoff = min(BACKOFF * 2 ** (failed - 1), MAX_BACKOFF)
+        if now < since + backoff:
+            self.queue.add_after(key, since + backoff - now)
+            return True
+        return False
+
     @staticmethod
-    def _pod_for(job) -> dict:
+    def _pod_for(job: Mapping) -> dict:
+        """A pod of the Job's template, labelled with the Job and owned by it."""
         template = job["spec"]["template"]
         labels = {
             **(template.get("metadata", {}).get("labels") or {}),
@@ -116,9 +121,10 @@ class JobController(Controller):
             "spec": spec,
         }
 
-    def _status(self, job, active: int, succeeded: int, failed: int, finish, started: float):
+    def _status(self, job: Mapping, active: int, succeeded: int, failed: int, finish, started: float):
+        """Process body: the Job's status counts, start time and finishing condition (written when changed)."""
         status = dict(job.get("status") or {})
-        new = {"active": active, "succeeded": succeeded, "failed": failed}
+        new: dict = {"active": active, "succeeded": succeeded, "failed": failed}
         new.setdefault("startTime", status.get("startTime") or self.now_stamp())
         if finish:
             stamp = self.now_stamp()
@@ -140,25 +146,3 @@ class JobController(Controller):
         body = self.copy(job)
         body["status"] = {**status, **new}
         yield self.client.call("update", "jobs", body=body, subresource="status")
-
-
-class TTLAfterFinishedController(Controller):
-    name = "ttl-after-finished-controller"
-
-    def __init__(self, manager) -> None:
-        super().__init__(manager)
-        self.jobs = manager.informer("jobs")
-        self.jobs.add_handler(on_add=self.enqueue, on_update=self.enqueue)
-
-    def sync(self, key):
-        job = self.jobs.cache.get(key)
-        if job is None or job["spec"].get("ttlSecondsAfterFinished") is None:
-            return
-        done = condition(job, "Complete") or condition(job, "Failed")
-        if not done:
-            return
-        expires = seconds(done["lastTransitionTime"]) + job["spec"]["ttlSecondsAfterFinished"]
-        if self.engine.now < expires:
-            self.queue.add_after(key, expires - self.engine.now)
-            return
-        yield self.client.call("delete", "jobs", namespace=job["metadata"]["namespace"], name=job["metadata"]["name"])

@@ -1,5 +1,4 @@
-"""Node lifecycle and taint-based eviction (pkg/controller/nodelifecycle/node_lifecycle_controller.go,
-pkg/controller/tainteviction/taint_eviction.go, v1.35).
+"""Node lifecycle controller (pkg/controller/nodelifecycle/node_lifecycle_controller.go, v1.35).
 
 monitorNodeHealth runs every ``--node-monitor-period`` (5 s, counted from the end of the previous pass:
 wait.UntilWithContext). For each Node, tryUpdateNodeHealth takes as the node's probe time the pass in which the
@@ -25,10 +24,7 @@ a write that a stale read turns into 409 Conflict, retried with a fresh GET (con
   most ``--large-cluster-size-threshold`` 50 nodes; when every zone is fully disrupted no node is tainted. A node
   Ready again loses its NoExecute taints and leaves the queue (markNodeAsReachable).
 
-The taint eviction controller deletes a Pod on a NoExecute-tainted node when its tolerations run out: at once if a
-taint is not tolerated; else the smallest ``tolerationSeconds`` of the matching tolerations after the controller
-first saw the pod there tainted (the DefaultTolerationSeconds admission plugin gives every pod 300 s for
-not-ready and unreachable); never when none of them has ``tolerationSeconds``.
+The pods on a NoExecute-tainted node are the taint eviction controller's (:mod:`kbench.controllers.tainteviction`).
 """
 
 from __future__ import annotations
@@ -36,25 +32,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from kbench.apiserver.objects import APIError, object_key, timestamp
+from kbench.apiserver.objects import APIError, timestamp
 from kbench.client import Backoff, TokenBucket, update_fresh
-from kbench.controllers.base import Controller, condition
+from kbench.controllers.base import Controller, Manager, condition
 
-NODE_MONITOR_PERIOD = 5.0
-NODE_MONITOR_GRACE_PERIOD = 50.0
-NODE_STARTUP_GRACE_PERIOD = 60.0
-EVICTION_RATE, SECONDARY_EVICTION_RATE = 0.1, 0.01
-UNHEALTHY_ZONE_THRESHOLD = 0.55
-LARGE_CLUSTER_SIZE_THRESHOLD = 50
 NODE_EVICTION_PERIOD = 0.1
 """How often the tainting pass takes nodes from the per-zone rate-limited queues (100 ms)."""
 NODE_UPDATE_WORKERS = 8
+"""nodeUpdateWorkerSize: workers of the NoSchedule tainting pass."""
 HEALTH_UPDATE_RETRY = Backoff(5, 0.020)
 """tryUpdateNodeHealth's tries: scheduler.NodeHealthUpdateRetry, retrySleepTime."""
 UPDATE_TAINT_BACKOFF = Backoff(5, 0.100, jitter=1.0)
 """controller.UpdateTaintBackoff (pkg/controller/controller_utils.go)."""
-EVICTION_RETRIES, EVICTION_RETRY_SLEEP = 5, 0.010
-"""The taint eviction controller's deletePodHandler: retries, and the sleep between them."""
 UNREACHABLE, NOT_READY = "node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"
 UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 CONDITION_TAINTS = {
@@ -70,6 +59,8 @@ NO_SCHEDULE_KEYS = {*CONDITION_TAINTS.values(), UNSCHEDULABLE}
 UNKNOWN_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 """What a silent node's conditions turn Unknown (NetworkUnavailable is the control plane's)."""
 ZONE_LABEL = "topology.kubernetes.io/zone"
+FULL_DISRUPTION, PARTIAL_DISRUPTION, NORMAL = "FullDisruption", "PartialDisruption", "Normal"
+"""ZoneState values."""
 
 Taint = tuple[str, str]
 """(key, effect)."""
@@ -152,17 +143,19 @@ class ZoneTainter:
     (addPodEvictorForNewZone). A node stays known from when it is added until it is removed, so a tainted node is
     not queued again while it stays not ready (UniqueQueue)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: float) -> None:
         self.queue: list[list] = []
         self.known: set[str] = set()
-        self.limiter: TokenBucket | None = TokenBucket(EVICTION_RATE, 1)
+        self.limiter: TokenBucket | None = TokenBucket(rate, 1) if rate > 0 else None
 
     def add(self, name: str, now: float) -> None:
+        """Add: queue a node to be processed from ``now`` (unless it is known already)."""
         if name not in self.known:
             self.known.add(name)
             self.queue.append([now, name])
 
     def remove(self, name: str) -> None:
+        """Remove: the node leaves the queue and is forgotten."""
         if name in self.known:
             self.known.discard(name)
             self.queue[:] = [entry for entry in self.queue if entry[1] != name]
@@ -181,38 +174,28 @@ class NodeLifecycleController(Controller):
     """monitorNodeHealth every ``monitor_period``; ``sync(node)`` is doNoScheduleTaintingPass, run for each node
     update; :meth:`do_no_execute_tainting_pass` every 100 ms."""
 
-    name = "node-lifecycle"
+    name = "node-lifecycle-controller"
+    client_name = "node-controller"
+    resource = "nodes"
     workers = NODE_UPDATE_WORKERS
 
-    def __init__(
-        self, manager, monitor_period: float = NODE_MONITOR_PERIOD, grace_period: float = NODE_MONITOR_GRACE_PERIOD
-    ) -> None:
+    def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
-        self.nodes = manager.informer("nodes")
-        self.leases = manager.informer("leases")
-        self.nodes.add_handler(on_add=self.enqueue, on_update=self.enqueue)
-        self.monitor_period, self.grace_period = monitor_period, grace_period
+        self.nodes = self.primary
+        self.leases = self.watch("leases")
+        config = self.config
+        self.monitor_period, self.grace_period = config.node_monitor_period, config.node_monitor_grace_period
+        self.startup_grace_period = config.node_startup_grace_period
         self.health: dict[str, list] = {}
         """node -> [probe time, lease renewTime seen, Ready heartbeat seen] (nodeHealthData)."""
-        self.tainters: dict[str, ZoneTainter] = defaultdict(ZoneTainter)
+        self.tainters: dict[str, ZoneTainter] = defaultdict(lambda: ZoneTainter(config.node_eviction_rate))
         self.zone_states: dict[str, str] = {}
 
     def start(self) -> None:
+        """The workers, monitorNodeHealth every ``--node-monitor-period``, the NoExecute tainting pass every 100 ms."""
         super().start()
-        self.engine.process(self._monitor(), name="node-lifecycle-monitor")
-        self.engine.process(self._tainting(), name="node-lifecycle-tainter")
-
-    def _monitor(self):
-        yield self.nodes.synced
-        yield self.leases.synced
-        while not self.stopped:
-            yield from self.monitor_node_health()
-            yield self.monitor_period
-
-    def _tainting(self):
-        while not self.stopped:
-            yield from self.do_no_execute_tainting_pass()
-            yield NODE_EVICTION_PERIOD
+        self.until(self.monitor_node_health, self.monitor_period, "node-lifecycle-monitor", (self.nodes, self.leases))
+        self.until(self.do_no_execute_tainting_pass, NODE_EVICTION_PERIOD, "node-lifecycle-tainter")
 
     # -- monitorNodeHealth --------------------------------------------------------------------------------------
     def monitor_node_health(self):
@@ -250,7 +233,7 @@ class NodeLifecycleController(Controller):
             state = self.health[name] = [now, renew, beat]
         elif renew != state[1] or beat != state[2]:
             state[0], state[1], state[2] = now, renew, beat
-        return now > state[0] + (self.grace_period if ready else NODE_STARTUP_GRACE_PERIOD)
+        return now > state[0] + (self.grace_period if ready else self.startup_grace_period)
 
     def _try_update_node_health(self, name: str, node: Mapping):
         """Process body: mark a silent node Unknown, from a fresh read after a failed write; returns the node as
@@ -284,7 +267,7 @@ class NodeLifecycleController(Controller):
         self.tainters[zone].remove(name)
         stale = [t for t in ((UNREACHABLE, "NoExecute"), (NOT_READY, "NoExecute")) if _has(node, t)]
         if stale:
-            yield from self._swap_or_retry_later(name, (), stale)
+            yield from self._swap_or_retry_later(name, [], stale)
 
     def _mark_for_tainting(self, node: Mapping, zone: str, observed: str):
         """Process body: a not-ready node joins its zone's queue (markNodeForTainting), or has its not-ready and
@@ -298,21 +281,23 @@ class NodeLifecycleController(Controller):
 
     def _handle_disruption(self, zones: dict[str, list[str]]) -> None:
         """ComputeZoneState for each zone, and the eviction rate its queue gets (setLimiterInZone)."""
+        config = self.config
         for zone, statuses in zones.items():
             not_ready = sum(s != "True" for s in statuses)
             if not_ready == len(statuses):
-                self.zone_states[zone] = "FullDisruption"
-            elif not_ready > 2 and not_ready / len(statuses) >= UNHEALTHY_ZONE_THRESHOLD:
-                self.zone_states[zone] = "PartialDisruption"
+                self.zone_states[zone] = FULL_DISRUPTION
+            elif not_ready > 2 and not_ready / len(statuses) >= config.unhealthy_zone_threshold:
+                self.zone_states[zone] = PARTIAL_DISRUPTION
             else:
-                self.zone_states[zone] = "Normal"
-        all_down = all(state == "FullDisruption" for state in self.zone_states.values())
+                self.zone_states[zone] = NORMAL
+        all_down = all(state == FULL_DISRUPTION for state in self.zone_states.values())
         for zone, statuses in zones.items():
-            rate = EVICTION_RATE
+            rate = config.node_eviction_rate
             if all_down:
                 rate = 0.0  # every zone is down: more likely the control plane's network; evict nothing
-            elif self.zone_states[zone] == "PartialDisruption":
-                rate = SECONDARY_EVICTION_RATE if len(statuses) > LARGE_CLUSTER_SIZE_THRESHOLD else 0.0
+            elif self.zone_states[zone] == PARTIAL_DISRUPTION:
+                large = len(statuses) > config.large_cluster_size_threshold
+                rate = config.secondary_node_eviction_rate if large else 0.0
             self.tainters[zone].swap_limiter(rate, self.engine.now)
 
     # -- taints -------------------------------------------------------------------------------------------------
@@ -380,95 +365,3 @@ class NodeLifecycleController(Controller):
             yield from update_fresh(
                 self.client, "nodes", name, lambda node: remove_taints(node, remove), UPDATE_TAINT_BACKOFF
             )
-
-
-class TaintEvictionController(Controller):
-    """Deletes pods from NoExecute-tainted nodes once their tolerations run out."""
-
-    name = "taint-eviction-controller"
-
-    def __init__(self, manager) -> None:
-        super().__init__(manager)
-        self.nodes = manager.informer("nodes")
-        self.pods = manager.informer("pods")
-        self.by_node: dict[str, set[str]] = defaultdict(set)
-        self.evictions: dict[str, float] = {}
-        """pod -> when it is to be deleted (taintEvictionQueue: the first schedule stands while tainted)."""
-        self.nodes.add_handler(on_add=self._node, on_update=lambda old, new: self._node(new))
-        self.pods.add_handler(on_add=self._pod, on_update=lambda old, new: self._pod(new), on_delete=self._pod_gone)
-
-    def _node(self, node) -> None:
-        for key in self.by_node.get(node["metadata"]["name"], ()):
-            self.queue.add(key)
-
-    def _pod(self, pod) -> None:
-        node = pod.get("spec", {}).get("nodeName")
-        key = object_key(pod)
-        if node:
-            self.by_node[node].add(key)
-            self.queue.add(key)
-
-    def _pod_gone(self, pod) -> None:
-        node = pod.get("spec", {}).get("nodeName")
-        if node:
-            self.by_node[node].discard(object_key(pod))
-        self.evictions.pop(object_key(pod), None)
-
-    def sync(self, key):
-        """processPodOnNode: schedule (or cancel) the pod's eviction; delete it when due."""
-        pod = self.pods.cache.get(key)
-        node = self.nodes.cache.get(pod["spec"].get("nodeName", "")) if pod is not None else None
-        taints = (
-            [t for t in node.get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"]
-            if node is not None and not pod["metadata"].get("deletionTimestamp")
-            else []
-        )
-        if not taints:
-            self.evictions.pop(key, None)  # cancelWorkWithEvent
-            return
-        now = self.engine.now
-        seconds = _min_toleration_seconds(taints, pod["spec"].get("tolerations") or [])
-        if seconds is None:
-            self.evictions.pop(key, None)  # tolerated forever
-            return
-        due = self.evictions.setdefault(key, now + seconds) if seconds > 0 else now
-        if due > now:
-            self.queue.add_after(key, due - now)
-            return
-        self.evictions.pop(key, None)
-        self.engine.process(self._evict(pod["metadata"]["namespace"], pod["metadata"]["name"]), name=f"evict/{key}")
-        yield from ()  # (a sync is a process body; this one waits for nothing)
-
-    def _evict(self, namespace: str, name: str):
-        """Process body: deletePodHandler, run by the eviction's own timed worker (evictions due together go
-        together): up to 5 tries, 10 ms apart."""
-        for attempt in range(EVICTION_RETRIES):
-            try:
-                yield from self.delete("pods", namespace, name)
-                return
-            except APIError:
-                if attempt + 1 == EVICTION_RETRIES:
-                    return  # upstream logs it; the pod's next update schedules it again
-                yield EVICTION_RETRY_SLEEP
-
-
-def _min_toleration_seconds(taints: list[Mapping], tolerations: list[Mapping]) -> float | None:
-    """GetMatchingTolerations + getMinTolerationTime: 0 if a taint is not tolerated, None if the matching
-    tolerations (the first for each taint) tolerate forever, else the smallest ``tolerationSeconds``."""
-    used = []
-    for taint in taints:
-        tol = next((t for t in tolerations if _tolerates(t, taint)), None)
-        if tol is None:
-            return 0.0
-        used.append(tol)
-    limits = [t["tolerationSeconds"] for t in used if t.get("tolerationSeconds") is not None]
-    return float(max(0, min(limits))) if limits else None
-
-
-def _tolerates(toleration, taint) -> bool:
-    """v1.Toleration.ToleratesTaint for NoExecute taints."""
-    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-        return False
-    if toleration.get("operator") == "Exists":
-        return not toleration.get("key") or toleration["key"] == taint["key"]
-    return toleration.get("key") == taint["key"] and toleration.get("value", "") == taint.get("value", "")

@@ -1,14 +1,20 @@
 """A small control plane for tests: apiserver, an admin client, hollow nodes, and stand-ins for the
-scheduler and kubelets (they bind pods and set their status directly through the API); and taps on a component's
-client (:func:`record` its requests, :func:`fail_next` to make some fail, :func:`race` another writer against it)."""
+scheduler and kubelets (they bind pods and set their status directly through the API); controller managers running
+some controllers (:func:`kcm`, :func:`ccm`); and taps on a component's client (:func:`record` its requests,
+:func:`fail_next` to make some fail, :func:`race` another writer against it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kbench.apiserver import APIServer
 from kbench.apiserver.objects import APIError, copy_object, timestamp
 from kbench.client import Client
+from kbench.cloud import Cloud, CloudControllerManagerConfiguration, cloud_controller_manager
+from kbench.cloud.config import ROUTE_FLAGS
+from kbench.controllers import KubeControllerManagerConfiguration, Manager, controller_manager
+from kbench.controllers.config import KUBEADM_FLAGS
 from kbench.node import HollowNode
 from kbench.sim import Engine
 
@@ -72,6 +78,28 @@ class Plane:
                 self.ok("update", "pods", body=body, subresource="status")
                 changed += 1
         return changed
+
+
+def kcm_config(*controllers: str, **flags: Any) -> KubeControllerManagerConfiguration:
+    """kube-controller-manager running ``controllers`` (names or aliases; all by default) with kubeadm's node-CIDR
+    flags and ``flags`` (``kube_api_qps=100`` for ``--kube-api-qps``)."""
+    values: dict[str, Any] = {**KUBEADM_FLAGS, "controllers": list(controllers) or ["*"]}
+    values.update({name.replace("_", "-"): value for name, value in flags.items()})
+    return KubeControllerManagerConfiguration.from_flags(values)
+
+
+def kcm(plane: Plane, *controllers: str, identity: str = "kcm-0", **flags: Any) -> Manager:
+    """A kube-controller-manager of :func:`kcm_config` on ``plane``, not started."""
+    return controller_manager(plane.api, identity, kcm_config(*controllers, **flags))
+
+
+def ccm(
+    plane: Plane, cloud: Cloud, *controllers: str, identity: str = "ccm-0", flags: Mapping[str, Any] | None = None
+) -> Manager:
+    """A cloud-controller-manager running ``controllers`` (all by default) with routes configured, not started."""
+    values = {**ROUTE_FLAGS, "controllers": list(controllers) or ["*"], **(flags or {})}
+    config = CloudControllerManagerConfiguration.from_flags(values)
+    return cloud_controller_manager(plane.api, cloud, identity, config)
 
 
 def running_status(pod: dict, now: float, ready: bool = True, ip: str | None = None) -> dict:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from kbench.cloud import Cloud, cloud_controller_manager
-from kbench.cloud.controllers import ROUTE_RECONCILIATION_PERIOD, UPDATE_NETWORK_CONDITION_BACKOFF
-from kbench.controllers import NodeIpamController, NodeLifecycleController, controller_manager
+from kbench.cloud import Cloud, CloudControllerManagerConfiguration, CloudCosts, cloud_controller_manager
+from kbench.cloud.route import UPDATE_NETWORK_CONDITION_BACKOFF
+from kbench.componentconfig import ConfigError
 from kbench.node import HollowNode
 from kbench.profiles import load_profile
-from kbench.sim import Engine
-from tests.controlplane.helpers import Plane, fail_next, race, record
+from kbench.sim import Engine, Streams
+from tests.controlplane.helpers import Plane, ccm, fail_next, kcm, race, record
+
+ROUTE_RECONCILIATION_PERIOD = CloudControllerManagerConfiguration().route_reconciliation_period
 
 
 def _plane(nodes: int = 2, **overrides):
@@ -19,10 +21,10 @@ def _plane(nodes: int = 2, **overrides):
     cloud = Cloud(plane.engine, profile)
     for i in range(nodes):
         cloud.add_instance(f"node-{i}", zone=f"zone-{i % 2}")
-    ccm = cloud_controller_manager(plane.api, cloud).start()
-    controller_manager(plane.api, controllers=(NodeIpamController, NodeLifecycleController), lease=None).start()
+    manager = ccm(plane, cloud).start()
+    kcm(plane, "nodeipam", "nodelifecycle", leader_elect=False).start()
     plane.nodes = [HollowNode(plane.api, f"node-{i}", uninitialized=True, start=1.0) for i in range(nodes)]
-    return plane, cloud, ccm
+    return plane, cloud, manager
 
 
 def test_node_controller_initializes_nodes_from_the_cloud():
@@ -45,7 +47,7 @@ def test_failed_cloud_calls_are_retried():
 
 
 def test_node_whose_instance_is_gone_is_deleted():
-    plane, cloud, ccm = _plane()
+    plane, cloud, _ = _plane()
     plane.run(20.0)
     plane.nodes[0].stop()
     cloud.remove_instance("node-0")
@@ -72,8 +74,8 @@ def _network_unavailable(plane: Plane, name: str) -> tuple[str, str] | None:
 
 
 def test_network_condition_write_that_fails_is_written_next_pass():
-    plane, cloud, ccm = _plane(nodes=1)
-    fail_next(ccm.client, "update", "nodes", "status", code=500)
+    plane, cloud, manager = _plane(nodes=1)
+    fail_next(manager.controller("node-route-controller").client, "update", "nodes", "status", code=500)
     plane.run(15.0)  # the route is made in the first pass with a pod CIDR; its condition write fails
     assert "node-0" in cloud.routes and _network_unavailable(plane, "node-0") is None
     plane.run(15.0 + ROUTE_RECONCILIATION_PERIOD)  # the next pass finds the condition missing and writes it
@@ -81,9 +83,10 @@ def test_network_condition_write_that_fails_is_written_next_pass():
 
 
 def test_network_condition_write_that_conflicts_is_retried_on_a_fresh_read():
-    plane, cloud, ccm = _plane(nodes=1)
-    sent = record(ccm.client)
-    race(ccm.client, "update", "nodes", "status", lambda: plane.touch_node("node-0"))
+    plane, cloud, manager = _plane(nodes=1)
+    routes = manager.controller("node-route-controller").client
+    sent = record(routes)
+    race(routes, "update", "nodes", "status", lambda: plane.touch_node("node-0"))
     plane.run(15.0)
     writes = [r for r in sent if r["resource"] == "nodes" and (r["subresource"] == "status" or r["verb"] == "get")]
     assert [(r["verb"], r["code"]) for r in writes] == [("update", 409), ("get", 200), ("update", 200)]
@@ -129,3 +132,51 @@ def test_cloud_settings_come_from_the_profile():
     assert Cloud(Engine(), profile.override({"cloud.route_table_limit": 7})).route_limit == 7
     with pytest.raises(KeyError):
         profile.value("cloud.nope")
+
+
+def test_configuration_defaults_are_upstreams_and_validated():
+    config = CloudControllerManagerConfiguration()
+    assert (config.kube_api_qps, config.kube_api_burst, config.concurrent_service_syncs) == (20.0, 30, 1)
+    assert (config.node_monitor_period, config.route_reconciliation_period, config.node_status_update_frequency) == (
+        5.0,
+        10.0,
+        300.0,
+    )
+    assert (config.allocate_node_cidrs, config.configure_cloud_routes, config.cluster_cidr) == (False, True, "")
+    assert config.to_manifest()["node-status-update-frequency"] == "5m0s"
+    assert config.replace({"controllers": ["route", "service"]}).enabled("node-route-controller")
+    with pytest.raises(ConfigError, match=r"controllers: '-routes' is not in the list of known controllers"):
+        CloudControllerManagerConfiguration.from_flags({"controllers": "*,-routes"})
+    with pytest.raises(ConfigError, match=r"clusterCIDR: 'ten' is not an IPv4 CIDR"):
+        CloudControllerManagerConfiguration.from_flags({"allocate-node-cidrs": "true", "cluster-cidr": "ten"})
+
+
+def test_route_controller_runs_only_with_allocate_node_cidrs_and_configure_cloud_routes():
+    """startRouteController returns early unless --allocate-node-cidrs and --configure-cloud-routes."""
+    plane = Plane()
+    cloud = Cloud(plane.engine)
+    assert "node-route-controller" not in [c.name for c in cloud_controller_manager(plane.api, cloud).controllers]
+    assert "node-route-controller" in [c.name for c in ccm(plane, cloud).controllers]
+    no_routes = ccm(plane, cloud, flags={"configure-cloud-routes": "false"})
+    assert "node-route-controller" not in [c.name for c in no_routes.controllers]
+
+
+def test_node_status_is_read_from_the_cloud_every_node_status_update_frequency():
+    """UpdateNodeStatus: every --node-status-update-frequency, one InstanceMetadata call per initialized node (the
+    modelled instances never change, so nothing is written)."""
+    plane, cloud, manager = _plane(nodes=2)
+    plane.run(60.0)
+    initialized = cloud.calls["InstanceMetadata"]  # syncNode's, while the nodes had the uninitialized taint
+    sent = record(manager.controller("cloud-node-controller").client)
+    plane.run(60.0 + 300.0)
+    assert cloud.calls["InstanceMetadata"] == initialized + 2
+    plane.run(60.0 + 600.0)
+    assert cloud.calls["InstanceMetadata"] == initialized + 4 and not [r for r in sent if r["verb"] != "get"]
+    quick = CloudControllerManagerConfiguration.from_flags({"node-status-update-frequency": "1m0s"})
+    assert quick.node_status_update_frequency == 60.0
+
+
+def test_cloud_costs_come_from_the_profile_section():
+    costs = CloudCosts.from_profile(load_profile())
+    assert (costs.api_qps, costs.api_burst, costs.route_table_limit) == (10.0, 20, 50)
+    assert costs.load_balancer_latency.sampler(Streams(0)("x"))() > 0

@@ -23,19 +23,16 @@ import pytest
 
 from kbench.apiserver.objects import seconds
 from kbench.cluster import Cluster, ClusterSpec
-from kbench.controllers import NodeLifecycleController, TaintEvictionController
-from kbench.controllers.nodelifecycle import (
-    NODE_EVICTION_PERIOD,
-    NODE_MONITOR_GRACE_PERIOD,
-    NODE_MONITOR_PERIOD,
-    UNREACHABLE,
-)
+from kbench.controllers import KubeControllerManagerConfiguration
+from kbench.controllers.nodelifecycle import NODE_EVICTION_PERIOD, UNREACHABLE
 from kbench.node.hollow import RENEW_INTERVAL
 from kbench.scenarios.library import deployment
 from tests.controlplane.helpers import reached, read_before, record
 
 REPLICAS = 10
 TOLERATION_SECONDS = 300  # plugin/pkg/admission/defaulttolerationseconds
+DEFAULTS = KubeControllerManagerConfiguration()
+NODE_MONITOR_GRACE_PERIOD, NODE_MONITOR_PERIOD = DEFAULTS.node_monitor_grace_period, DEFAULTS.node_monitor_period
 
 
 def _call(cluster: Cluster, verb: str, resource: str, **kwargs):
@@ -63,9 +60,9 @@ def _pods(cluster: Cluster) -> list[dict]:
 def test_node_failure_timeline_matches_upstream(mode):
     cluster = Cluster(ClusterSpec(nodes=5, zones=1, kube_proxy={"nodes": 0}))
     kubelet_requests = {k.name: record(k.client) for k in cluster.kubelets}
-    kcm_requests = record(cluster.kcm.client)
-    nlc = next(c for c in cluster.kcm.controllers if isinstance(c, NodeLifecycleController))
-    assert any(isinstance(c, TaintEvictionController) for c in cluster.kcm.controllers)
+    nlc = cluster.kcm.controller("node-lifecycle-controller")
+    kcm_requests = record(nlc.client)  # node-lifecycle's client (each controller has its own)
+    eviction_requests = record(cluster.kcm.controller("taint-eviction-controller").client)
     passes: list[float] = []
     monitor = nlc.monitor_node_health
 
@@ -149,7 +146,7 @@ def test_node_failure_timeline_matches_upstream(mode):
         for t, kind, obj in seen
         if kind == "node" and obj["metadata"]["name"] == victim.name and (UNREACHABLE, "NoExecute") in _taints(obj)
     )
-    deletes = {r["name"]: r["at"] for r in kcm_requests if r["verb"] == "delete" and r["resource"] == "pods"}
+    deletes = {r["name"]: r["at"] for r in eviction_requests if r["verb"] == "delete" and r["resource"] == "pods"}
     assert set(deletes) == doomed
     for at in deletes.values():
         assert at == pytest.approx(tainted_seen + TOLERATION_SECONDS, abs=1e-6)

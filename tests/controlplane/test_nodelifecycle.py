@@ -6,22 +6,21 @@ from __future__ import annotations
 import pytest
 
 from kbench.apiserver.objects import copy_object, timestamp
-from kbench.controllers import NodeLifecycleController, TaintEvictionController, controller_manager
+from kbench.controllers import KubeControllerManagerConfiguration
 from kbench.controllers.nodelifecycle import (
-    EVICTION_RATE,
-    EVICTION_RETRIES,
-    EVICTION_RETRY_SLEEP,
     HEALTH_UPDATE_RETRY,
     NODE_EVICTION_PERIOD,
-    NODE_MONITOR_PERIOD,
     NOT_READY,
-    SECONDARY_EVICTION_RATE,
     UNREACHABLE,
     UPDATE_TAINT_BACKOFF,
     ZoneTainter,
-    _min_toleration_seconds,
 )
-from tests.controlplane.helpers import Plane, fail_next, race, read_before, record
+from kbench.controllers.tainteviction import EVICTION_RETRIES, EVICTION_RETRY_SLEEP, min_toleration_seconds
+from tests.controlplane.helpers import Plane, fail_next, kcm, race, read_before, record
+
+DEFAULTS = KubeControllerManagerConfiguration()
+EVICTION_RATE, SECONDARY_EVICTION_RATE = DEFAULTS.node_eviction_rate, DEFAULTS.secondary_node_eviction_rate
+NODE_MONITOR_PERIOD = DEFAULTS.node_monitor_period
 
 
 def _node_requests(sent: list[dict], subresource: str) -> list[dict]:
@@ -38,10 +37,10 @@ def _node_requests(sent: list[dict], subresource: str) -> list[dict]:
 def _stop_node_with_a_racing_writer(subresource: str) -> tuple[Plane, list[dict]]:
     """node-0 stops; another writer changes it just before node-lifecycle's first write of ``subresource``."""
     plane = Plane(nodes=3)
-    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    nlc = kcm(plane, "nodelifecycle").start().controller("node-lifecycle-controller")
     plane.run(20.0)
-    sent = record(kcm.client)
-    race(kcm.client, "update", "nodes", subresource, lambda: plane.touch_node("node-0"))
+    sent = record(nlc.client)
+    race(nlc.client, "update", "nodes", subresource, lambda: plane.touch_node("node-0"))
     plane.nodes[0].stop()
     plane.run(plane.engine.now + 80)
     return plane, sent
@@ -92,10 +91,10 @@ def test_no_execute_taint_that_fails_is_queued_again_and_tried_with_the_next_tok
     """RateLimitedTimedQueue.Try: a failed taint goes back to the queue (ProcessAt now + 1 ns); the token it took
     is spent, so the next try waits for the zone's next token (1 / --node-eviction-rate)."""
     plane = Plane(nodes=3)
-    kcm = controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    nlc = kcm(plane, "nodelifecycle").start().controller("node-lifecycle-controller")
     _stop_node_until(plane, (UNREACHABLE, "NoSchedule"))
-    fail_next(kcm.client, "update", "nodes", code=500)  # the next taint write: NoExecute's
-    sent = record(kcm.client)
+    fail_next(nlc.client, "update", "nodes", code=500)  # the next taint write: NoExecute's
+    sent = record(nlc.client)
     plane.run(plane.engine.now + NODE_MONITOR_PERIOD + 1 / EVICTION_RATE + 1)
     writes = _node_requests(sent, "")
     failed, retried = [r for r in writes if r["verb"] == "update"]
@@ -109,7 +108,7 @@ def test_no_execute_taint_follows_the_ready_status_at_once_when_tainted():
     """processTaintBaseEviction: a node tainted unreachable that reports Ready False has the NoExecute taint
     swapped to not-ready by the next pass (no queue, no token), and its NoSchedule taint follows."""
     plane = Plane(nodes=3)
-    controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    kcm(plane, "nodelifecycle").start()
     _stop_node_until(plane, (UNREACHABLE, "NoExecute"))
     node = plane.ok("get", "nodes", name="node-0")
     ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
@@ -121,7 +120,7 @@ def test_no_execute_taint_follows_the_ready_status_at_once_when_tainted():
 
 def test_no_schedule_taints_follow_conditions_and_unschedulable():
     plane = Plane(nodes=2)
-    controller_manager(plane.api, controllers=(NodeLifecycleController,)).start()
+    kcm(plane, "nodelifecycle").start()
     plane.run(5.0)
 
     def set_condition(kind: str, status: str) -> None:
@@ -157,7 +156,7 @@ def test_no_schedule_taints_follow_conditions_and_unschedulable():
 def test_zone_rate_limiter_starts_with_a_token_and_a_swap_keeps_the_debt():
     """RateLimitedTimedQueue.SwapLimiter: a new zone can taint at once; a new rate starts drained when the old
     limiter had no token left (or was rate 0)."""
-    tainter = ZoneTainter()
+    tainter = ZoneTainter(EVICTION_RATE)
     tainter.swap_limiter(EVICTION_RATE, 100.0)  # the zone turns out Normal: same rate, same bucket
     assert tainter.limiter.try_accept(100.0) and not tainter.limiter.try_accept(100.0)
     tainter.swap_limiter(SECONDARY_EVICTION_RATE, 100.0)  # the token was spent: the new bucket starts empty
@@ -189,7 +188,7 @@ TOLERATE_ALL_FOREVER = {"operator": "Exists"}
 )
 def test_min_toleration_seconds_is_upstreams(taints, tolerations, expected):
     """GetMatchingTolerations + getMinTolerationTime (pkg/controller/tainteviction)."""
-    assert _min_toleration_seconds([{"key": k, "effect": "NoExecute"} for k in taints], tolerations) == expected
+    assert min_toleration_seconds([{"key": k, "effect": "NoExecute"} for k in taints], tolerations) == expected
 
 
 def _taint(plane: Plane, name: str, key: str | None) -> None:
@@ -211,12 +210,12 @@ def _pod(plane: Plane, name: str, node: str) -> None:
 
 def test_eviction_runs_from_when_the_taint_was_first_seen_and_is_cancelled_when_it_goes():
     plane = Plane(nodes=2)
-    kcm = controller_manager(plane.api, controllers=(TaintEvictionController,)).start()
+    manager = kcm(plane, "taint-eviction-controller").start()
     seen = []
-    kcm.informer("nodes").add_handler(on_update=lambda old, new: seen.append((plane.engine.now, new)))
+    manager.informer("nodes").add_handler(on_update=lambda old, new: seen.append((plane.engine.now, new)))
     for name in ("a", "b"):
         _pod(plane, name, "node-0")
-    sent = record(kcm.client)
+    sent = record(manager.controller("taint-eviction-controller").client)
     _taint(plane, "node-0", NOT_READY)  # both pods tolerate it 300 s (DefaultTolerationSeconds)
     plane.run(plane.engine.now + 100)
     _taint(plane, "node-0", UNREACHABLE)  # swapped: the evictions already scheduled stand
@@ -239,10 +238,10 @@ def test_eviction_runs_from_when_the_taint_was_first_seen_and_is_cancelled_when_
 def test_eviction_that_fails_is_tried_again_by_its_worker():
     """deletePodHandler: up to 5 tries, 10 ms apart."""
     plane = Plane(nodes=1)
-    kcm = controller_manager(plane.api, controllers=(TaintEvictionController,)).start()
+    evictor = kcm(plane, "taint-eviction-controller").start().controller("taint-eviction-controller")
     _pod(plane, "a", "node-0")
-    fail_next(kcm.client, "delete", "pods", times=EVICTION_RETRIES - 1)
-    sent = record(kcm.client)
+    fail_next(evictor.client, "delete", "pods", times=EVICTION_RETRIES - 1)
+    sent = record(evictor.client)
     _taint(plane, "node-0", "example.com/drain")  # not tolerated: evicted at once
     plane.run(plane.engine.now + 1)
     deletes = [r for r in sent if r["verb"] == "delete"]
