@@ -44,7 +44,13 @@ def test_scheduling_basic(benchmark, percentage):
         result = kernel.fw.schedule(pod)
         kernel.fw.state.bind(pod, result.node)
     reference = REFERENCE_PODS / (time.perf_counter() - started)
-    median = benchmark.stats.stats.median
+    if benchmark.stats is None:  # --benchmark-disable: the plugin timed nothing; time one round here
+        (kernel, batch), _ = setup()
+        started = time.perf_counter()
+        kernel.schedule_batch(batch)
+        median = time.perf_counter() - started
+    else:
+        median = benchmark.stats.stats.median
     rate = PODS / median
     benchmark.extra_info.update(
         pods_per_round=PODS,
