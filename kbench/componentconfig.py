@@ -196,7 +196,8 @@ class ComponentConfig:
 
     ``component`` is the component's name (``kubelet``); ``kind``/``api_version`` the component-config
     manifest's (``None`` for a component configured by flags only); ``accepted`` the upstream fields a manifest
-    may carry that kbench does not model (accepted and ignored, like upstream plugins kbench's pods never use).
+    (or flags, without dashes) may carry that kbench does not model: accepted and ignored, like upstream plugins
+    kbench's pods never use.
     """
 
     component: ClassVar[str]
@@ -220,21 +221,24 @@ class ComponentConfig:
         return cls.kind or cls.component
 
     @classmethod
-    def lookup(cls, name: str) -> tuple[str, Option]:
-        """The option named by its path, its flag (with or without dashes), or its attribute."""
+    def lookup(cls, name: str, where: str | None = None) -> tuple[str, Option]:
+        """The option named by its path, its flag (with or without dashes), or its attribute; errors are
+        prefixed by ``where`` (default: the kind or the component)."""
         name = name.lstrip("-")
         for path, (attr, meta) in cls.options().items():
             if name in (path, meta.flag, attr):
                 return attr, meta
         allowed = ", ".join(cls.options())
-        raise ConfigError(f"{cls.label()}.{name}: unknown field; allowed: {allowed}")
+        raise ConfigError(f"{where or cls.label()}.{name}: unknown field; allowed: {allowed}")
 
     def replace(self, values: Mapping[str, Any], where: str | None = None) -> Self:
         """A copy with ``values`` (keyed by path, flag or attribute) set and the whole object validated."""
         where = where or self.label()
         changes = {}
         for name, value in values.items():
-            attr, meta = self.lookup(str(name))
+            if str(name).lstrip("-") in self.accepted:  # upstream's, not modelled: accepted and ignored
+                continue
+            attr, meta = self.lookup(str(name), where)
             changes[attr] = meta.check(value, f"{where}.{meta.path}")
         built = dataclasses.replace(self, **changes)  # type: ignore[type-var]
         built.validate(where)
@@ -250,9 +254,11 @@ class ComponentConfig:
             raise ConfigError(f"{where}: expected a mapping of flags, e.g. {{kube-api-qps: 100}}")
         names = {meta.flag: meta.path for _, meta in cls.options().values() if meta.flag}
         for name in flags:
-            if str(name).lstrip("-") not in names:
-                raise ConfigError(f"{where}: --{str(name).lstrip('-')}: unknown flag; allowed: --{', --'.join(names)}")
-        return cls().replace({names[str(k).lstrip("-")]: v for k, v in flags.items()}, where)
+            flag = str(name).lstrip("-")
+            if flag not in names and flag not in cls.accepted:
+                raise ConfigError(f"{where}: --{flag}: unknown flag; allowed: --{', --'.join(names)}")
+        modelled = {k: v for k, v in flags.items() if str(k).lstrip("-") in names}
+        return cls().replace({names[str(k).lstrip("-")]: v for k, v in modelled.items()}, where)
 
     @classmethod
     def from_manifest(cls, doc: Mapping[str, Any], where: str | None = None) -> Self:

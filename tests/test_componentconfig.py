@@ -111,3 +111,17 @@ def test_bad_flags_name_the_flag():
         Example.from_flags({"--concurrent-syncs": "x"})
     with pytest.raises(ConfigError, match=r"expected a mapping of flags"):
         Example.from_flags(["--kube-api-qps=1"])
+
+
+def test_upstream_flags_kbench_does_not_model_are_accepted_and_ignored():
+    @dataclass(frozen=True)
+    class Flags(ComponentConfig):
+        component = "flagged"
+        accepted = frozenset({"profiling"})
+
+        qps: float = option("kubeAPIQPS", 20.0, float, "QPS", "test", flag="kube-api-qps", minimum=0)
+
+    assert Flags.from_flags({"--profiling": "true", "kube-api-qps": 5}) == Flags(qps=5.0)
+    assert Flags().replace({"profiling": False}) == Flags()
+    with pytest.raises(ConfigError, match="--profilin: unknown flag; allowed: --kube-api-qps"):
+        Flags.from_flags({"--profilin": "true"})
