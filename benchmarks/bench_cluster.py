@@ -31,7 +31,7 @@ TARGET_WALL = 300.0
 
 
 def _density(nodes: int, pods_per_node: int) -> dict:
-    scenario = library.density(nodes, pods_per_node, RATE, kube_proxy={"mode": "iptables", "nodes": 100})
+    scenario = library.density(nodes, pods_per_node, RATE, proxy_nodes=100)
     started = time.perf_counter()
     result = scenario.run(progress=False)
     wall = time.perf_counter() - started
@@ -48,7 +48,7 @@ def _density(nodes: int, pods_per_node: int) -> dict:
 
 def _where_time_goes(nodes: int, seconds: float = 30.0) -> dict[str, float]:
     """Share of wall time per kbench package over ``seconds`` of simulated density load."""
-    scenario = library.density(nodes, 30, RATE, kube_proxy={"mode": "iptables", "nodes": 100})
+    scenario = library.density(nodes, 30, RATE, proxy_nodes=100)
     cluster = Cluster(scenario.cluster)
     cluster.settle()
     cluster.engine.process(Driver(cluster, scenario).run())

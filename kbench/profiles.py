@@ -66,6 +66,7 @@ class Profile:
 
     @property
     def name(self) -> str:
+        """The profile's name (``default``, or ``default+overrides``)."""
         return self.data["name"]
 
     @property

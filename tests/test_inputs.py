@@ -82,12 +82,17 @@ def test_scenario_list_shows_each_builtins_parameters_with_defaults(capsys):
 
 def test_scenario_show_prints_the_real_defaults(capsys):
     assert main(["scenario", "show", "density"]) == 0
-    doc = yaml.safe_load(capsys.readouterr().out)
+    doc, *configs = yaml.safe_load_all(capsys.readouterr().out)
     cluster = doc["cluster"]
     assert cluster["nodes"] == 100 and cluster["zones"] == 3 and cluster["apiservers"] == 3
-    assert cluster["flowControl"] == "apf" and cluster["nodeCapacity"]["pods"] == 110
+    assert cluster["kube-apiserver"]["enable-priority-and-fairness"] is True
+    assert cluster["kube-controller-manager"]["kube-api-qps"] == 20
+    kinds = {c["kind"]: c for c in configs}
+    assert kinds["KubeletConfiguration"]["maxPods"] == 110 and kinds["KubeProxyConfiguration"]["mode"] == ""  # iptables
+    assert kinds["KubeSchedulerConfiguration"]["clientConnection"] == {"qps": 50.0, "burst": 100}
     assert doc["steps"][0] == {"createPods": {"perNode": 30, "rate": 20.0, "namespace": "density"}}
-    assert Scenario.from_dict(doc).to_dict() == doc == library.density().to_dict()  # what is shown is what runs
+    shown = Scenario.from_dict(doc, "shown", configs)
+    assert shown.documents() == [doc, *configs] == library.density().documents()  # what is shown is what runs
 
 
 @pytest.mark.parametrize(
@@ -144,7 +149,7 @@ def test_dask_at_an_address_that_is_not_a_dask_scheduler_is_a_clear_error(tmp_pa
         ("{cpu: 1e400}", "cluster.nodeCapacity.cpu: '1e400' is out of range"),
         ("{memory: 12Gx}", "cluster.nodeCapacity.memory: "),
         ("{cpu: '0'}", r"cluster.nodeCapacity: .* expected cpu > 0"),
-        ("{pods: 5000}", r"cluster.nodeCapacity: .* expected pods as an integer in \[1, 1000\]"),
+        ("{pods: 110}", r"cluster.nodeCapacity: .* expected a mapping with cpu and memory \(pods: the kubelet's maxPods\)"),
     ],
 )
 def test_node_capacity_is_parsed_as_quantities_naming_the_field(capacity, message):

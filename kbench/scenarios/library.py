@@ -36,9 +36,11 @@ class Builtin:
 
     @property
     def doc(self) -> str:
+        """The first line of the builder's docstring."""
         return (self.build.__doc__ or "").splitlines()[0]
 
     def defaults(self) -> dict:
+        """Each own parameter's default value."""
         signature = inspect.signature(self.build).parameters
         return {p.name: signature[p.name].default for p in self.params}
 

@@ -1,12 +1,13 @@
 """Scenario files: a cluster, Kubernetes manifests to create first, and steps, validated at one entry point.
 
 A scenario file is multi-document YAML. The first document is the scenario; every further document is a
-Kubernetes manifest (Namespace, Service, Deployment, Job, ...) created before the first step::
+Kubernetes manifest (Namespace, Service, Deployment, Job, ...) created before the first step, or a component's
+configuration (KubeletConfiguration, KubeProxyConfiguration, KubeSchedulerConfiguration)::
 
     apiVersion: kbench.io/v1
     kind: Scenario
     metadata: {name: density}
-    cluster: {nodes: 100, kubeProxy: {mode: iptables}}      # see kbench.cluster.ClusterSpec
+    cluster: {nodes: 100, kube-controller-manager: {kube-api-qps: 100}}   # kbench.cluster.ClusterSpec
     steps:
       - createPods: {perNode: 30, rate: 20, namespace: density}
       - waitForPods: {timeout: 600}
@@ -14,6 +15,10 @@ Kubernetes manifest (Namespace, Service, Deployment, Job, ...) created before th
     apiVersion: v1
     kind: Namespace
     metadata: {name: density}
+    ---
+    apiVersion: kubeproxy.config.k8s.io/v1alpha1        # component configs: see kbench.components
+    kind: KubeProxyConfiguration
+    mode: nftables
 
 Errors name the file, the document and the field: ``density.yaml: document 0: steps[0].createPods.rate:
 expected a number >= 0; got -1``.
@@ -23,14 +28,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
+from kbench import components
 from kbench.api.core import ManifestError, load_manifests
 from kbench.apiserver.objects import KINDS, RESOURCES
-from kbench.cluster import MAX_PODS_PER_NODE, ClusterSpec
+from kbench.cluster import MAX_PODS_PER_NODE, YAML_KEYS, ClusterSpec
 from kbench.node.probes import parse_behaviour
 
 API_VERSION = "kbench.io/v1"
@@ -103,12 +109,16 @@ class ScenarioError(ValueError):
 
 @dataclass
 class Step:
+    """One step of a scenario: its action (``createPods``, ``waitForPods``, ...) and validated arguments."""
+
     action: str
     args: dict
 
 
 @dataclass
 class Scenario:
+    """A scenario: the cluster to build, the objects to create first, and the steps; ``run()`` it."""
+
     name: str
     cluster: ClusterSpec
     steps: list[Step]
@@ -118,6 +128,7 @@ class Scenario:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Scenario:
+        """Read a scenario file (errors name the file, the document and the field)."""
         path = Path(path)
         try:
             text = path.read_text()
@@ -127,6 +138,7 @@ class Scenario:
 
     @classmethod
     def from_text(cls, text: str, origin: str = "<scenario>") -> Scenario:
+        """Parse a scenario file's text; ``origin`` names it in errors."""
         try:
             docs = [d for d in yaml.safe_load_all(text) if d is not None]
         except yaml.YAMLError as err:
@@ -137,6 +149,8 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, doc, origin: str = "<scenario>", objects: list | None = None) -> Scenario:
+        """From the scenario document ``doc`` and the file's further documents ``objects`` (manifests to create,
+        and component configurations)."""
         where = f"{origin}: document 0"
         if not isinstance(doc, Mapping):
             raise ScenarioError(f"{where}: expected a mapping (kind: Scenario)")
@@ -150,8 +164,14 @@ class Scenario:
             raise ScenarioError(
                 f"{where}: {sorted(unknown)[0]}: unknown field; allowed: metadata, cluster, steps, drain"
             )
+        numbered = list(enumerate(objects or [], start=1))
+        documents = {f"{origin}: document {i}": d for i, d in numbered if components.is_config_document(d)}
         try:
-            cluster = ClusterSpec.from_dict(doc.get("cluster"), "cluster")
+            config = components.from_documents(documents)
+        except ValueError as err:
+            raise ScenarioError(str(err)) from None
+        try:
+            cluster = ClusterSpec.from_dict(doc.get("cluster"), "cluster", config)
         except (ValueError, KeyError) as err:
             raise ScenarioError(f"{where}: {str(err).strip(chr(39))}") from None
         steps = [_step(s, f"{where}: steps[{i}]") for i, s in enumerate(doc.get("steps") or [])]
@@ -160,7 +180,9 @@ class Scenario:
             raise ScenarioError(f"{where}: drain: expected seconds >= 0; got {drain!r}")
         name = (doc.get("metadata") or {}).get("name", "scenario")
         manifests = []
-        for i, raw in enumerate(objects or [], start=1):
+        for i, raw in numbered:
+            if components.is_config_document(raw):
+                continue
             try:  # a kind: List document (kubectl get -o yaml) stands for its items
                 expanded = load_manifests([raw], origin, KINDS, first=i)
             except ManifestError as err:
@@ -178,16 +200,11 @@ class Scenario:
         return self
 
     def to_dict(self) -> dict:
-        """The scenario document (for ``kbench scenario show``)."""
-        from dataclasses import fields
-
-        from kbench.cluster import _KEYS
-
-        names = {v: k for k, v in _KEYS.items()}
-        cluster = {names[f.name]: getattr(self.cluster, f.name) for f in fields(ClusterSpec)}  # defaults too
-        profile = self.cluster.load_profile()  # what "not set" means: the profile's value
-        cluster["apiservers"] = cluster["apiservers"] or int(profile.value("apiserver.instances"))
-        cluster["flowControl"] = cluster["flowControl"] or profile.value("apiserver.flow_control")
+        """The scenario document: every cluster field, defaults included, and the flags of every component
+        configured by flags (its component-config documents are in :meth:`documents`)."""
+        names = {v: k for k, v in YAML_KEYS.items()}
+        cluster = {names[f.name]: getattr(self.cluster, f.name) for f in fields(ClusterSpec) if f.name in names}
+        cluster.update({name: self.cluster.config[name].to_manifest() for name in components.FLAGGED})
         return {
             "apiVersion": API_VERSION,
             "kind": "Scenario",
@@ -196,6 +213,12 @@ class Scenario:
             "steps": [{s.action: s.args} for s in self.steps],
             "drain": self.drain,
         }
+
+    def documents(self) -> list[dict]:
+        """The whole scenario file (``kbench scenario show``): the scenario, every component-config document
+        (defaults included), then the objects."""
+        configs = [c.to_manifest() for name, c in self.cluster.config.items() if name not in components.FLAGGED]
+        return [self.to_dict(), *configs, *self.objects]
 
     def run(self, progress: bool = True, on_advance=None):
         """Build the cluster, run every step; returns the :class:`kbench.metrics.slis.RunResult`.

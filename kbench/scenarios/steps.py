@@ -37,6 +37,9 @@ PAUSE_POD = {
 
 
 class Driver:
+    """ClusterLoader2's role on the modelled cluster: creates a scenario's objects, then runs its steps as an
+    engine process, through the ``clusterloader`` client."""
+
     def __init__(self, cluster: Cluster, scenario) -> None:
         self.cluster, self.scenario = cluster, scenario
         self.engine, self.client = cluster.engine, cluster.admin
@@ -98,6 +101,7 @@ class Driver:
 
     # -- the run --------------------------------------------------------------------------------------------
     def run(self):
+        """Process body: every step in order, then the drain; records what went wrong in ``problems``."""
         for obj in self.scenario.objects:
             res = KINDS[obj["kind"]]
             if res.namespaced:

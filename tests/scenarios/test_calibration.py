@@ -19,7 +19,7 @@ NODES = 5000
 
 
 def _run(**cluster):
-    scenario = density(NODES, 1, 20.0, kube_proxy={"mode": "iptables", "nodes": 50}, **cluster)
+    scenario = density(NODES, 1, 20.0, proxy_nodes=50, **cluster)
     scenario.steps[0].args.update(count=1200)
     del scenario.steps[0].args["perNode"]
     return scenario.run(progress=False)

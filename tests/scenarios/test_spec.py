@@ -31,7 +31,24 @@ def test_shipped_examples_load(path):
             HEAD + "cluster: {runtime: docker}\n",
             "cluster.runtime: 'docker' is not allowed; expected one of containerd, crio",
         ),
-        (HEAD + "cluster: {kubeProxy: {mode: userspace}}\n", "cluster.kubeProxy: .* expected {mode: iptables | ipvs"),
+        (HEAD + "cluster: {proxyNodes: -1}\n", "cluster.proxyNodes: -1 is not allowed; expected an integer >= 0"),
+        (HEAD + "cluster: {kubelet: {kubeAPIQPS: 1}}\n", "cluster.kubelet: not a component configured by flags; give its KubeletConfiguration as a document"),
+        (
+            HEAD + "cluster: {kube-controller-manager: {kube-api-qps: -1}}\n",
+            r"cluster.kube-controller-manager.kubeAPIQPS: -1 is out of range; expected a number in \[0, inf\]",
+        ),
+        (
+            HEAD + "cluster: {kube-apiserver: {max-requests-inflights: 1}}\n",
+            "cluster.kube-apiserver.max-requests-inflights: unknown field; allowed: ",
+        ),
+        (
+            HEAD + "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: userspace\n",
+            "document 1: KubeProxyConfiguration.mode: 'userspace' is not allowed; expected one of ",
+        ),
+        (
+            HEAD + "---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nkubeAPIQPS: x\n",
+            r"document 1: KubeletConfiguration.kubeAPIQPS: 'x' is not an integer",
+        ),
         (HEAD + "cluster: {profileOverrides: {etcd.nope: 1}}\n", "override 'etcd.nope'"),
         (
             HEAD + "steps: [{createPods: {perNode: 3, rate: -1}}]\n",
