@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import os
-from importlib import import_module
 from pathlib import Path
 
+from kbench.sweep import results, runner
 from kbench.sweep.grid import Param, Sweep
-
-_REGISTRY = {
-    "cluster": "kbench.sweep.cluster",
-    "etcd": "kbench.sweep.etcd",
-    "proxy": "kbench.sweep.proxy",
-    "scheduler": "kbench.sweep.scheduler",
-}
-
-
-def sweep_names() -> list[str]:
-    """Names of the sweeps kbench knows."""
-    return sorted(_REGISTRY)
-
-
-def get_sweep(name: str) -> Sweep:
-    """The sweep called ``name``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown sweep {name!r}; valid: {', '.join(sweep_names())}")
-    return import_module(_REGISTRY[name]).SWEEP
+from kbench.sweep.registry import get_sweep, sweep_names
 
 
 def run_sweep(
@@ -58,8 +40,6 @@ def run_sweep(
     kbench.sweep.runner.Interrupted
         Ctrl-C: the finished points stay stored; resume with ``resume=True, run=<its folder name>``.
     """
-    from kbench.sweep import results, runner
-
     sweep = get_sweep(name)
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be >= 1, got {jobs}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kbench import plot
+from kbench import components, plot
 from kbench.cluster import MAX_PODS_PER_NODE
 from kbench.metrics.slis import API_SLO, NETWORK_PROGRAMMING_SLO, POD_STARTUP_SLO
 from kbench.profiles import available
@@ -82,8 +82,9 @@ PRESETS = {
 def scenario(params: dict, seed: int):
     """The point's scenario (density, then the Deployments and Services)."""
     cluster = {"seed": seed, "profile": params["profile"], **DEGRADE[params["degrade"]]}
+    cluster["config"] = components.nest({k: v for k, v in params.items() if "." in k})  # component fields
     if params["proxy_nodes"]:
-        cluster["kube_proxy"] = {"mode": "iptables", "nodes": params["proxy_nodes"]}
+        cluster["proxy_nodes"] = params["proxy_nodes"]
     sc = density(params["nodes"], params["pods_per_node"], params["churn"], **cluster)
     if params["services"]:
         count = params["services"]
@@ -112,6 +113,7 @@ def scenario(params: dict, seed: int):
 
 
 def run_point(params: dict, seed: int) -> dict:
+    """Run one point's scenario; its summary (every SLI, the verdict and problems, kbench's speed)."""
     result = scenario(params, seed).run(progress=False, on_advance=progress.report)
     return result.summary()
 
@@ -208,6 +210,7 @@ SWEEP = Sweep(
     plot=plot.plotter(FIGURES, PARAMS, SLOS),
     export=export,
     slos=SLOS,
+    components=True,
     summary=(
         "nodes",
         "pods_per_node",

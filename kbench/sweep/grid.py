@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from kbench.components import CONFIGS, FieldParam, split_field
 from kbench.params import Param
 
 
@@ -36,16 +37,25 @@ class Sweep:
     export: Callable[[pd.DataFrame, Path], list[Path]] | None = None
     slos: tuple[tuple[str, float, str], ...] = field(default=())
     """``(column, threshold, label)``: an SLO met when the column is at most the threshold (reports)."""
+    components: bool = False
+    """Points build a whole cluster, so any component field (``kube-controller-manager.kubeAPIQPS``, see
+    :mod:`kbench.components`) can be an axis besides ``params``; ``run_point`` gets it under that name."""
 
     @property
     def param_names(self) -> list[str]:
+        """Names of the declared parameters, in order."""
         return [p.name for p in self.params]
 
-    def param(self, name: str) -> Param:
+    def param(self, name: str) -> Param | FieldParam:
+        """The parameter called ``name``: one of ``params``, or a component field when ``components``."""
         for p in self.params:
             if p.name == name:
                 return p
-        raise ValueError(f"sweep {self.name!r} has no parameter {name!r}; valid: {', '.join(self.param_names)}")
+        if self.components and "." in name:
+            split_field(name)  # names the components and fields allowed
+            return FieldParam(name)
+        fields = "; or <component>.<field> of " + ", ".join(CONFIGS) if self.components else ""
+        raise ValueError(f"sweep {self.name!r} has no parameter {name!r}; valid: {', '.join(self.param_names)}{fields}")
 
     def parse_overrides(self, items: Sequence[str]) -> dict[str, list]:
         """``["keys=1000,10000", "members=3"]`` -> validated value lists."""
@@ -69,7 +79,7 @@ class Sweep:
         missing = [p.name for p in self.params if p.name not in axes]
         if missing:
             raise ValueError(f"sweep {self.name!r}, preset {preset!r}: no values for {', '.join(missing)}")
-        names = self.param_names
+        names = self.param_names + [n for n in axes if n not in self.param_names]  # then component fields
         return [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
 
 

@@ -65,12 +65,14 @@ class Board:
         self.bar, self.names, self.at = bar, names, {}
 
     def update(self, message: tuple[str, float]) -> None:
+        """Record ``(point id, simulated seconds)`` from a running point."""
         pid, sim_seconds = message
         if pid in self.names:
             self.at[pid] = sim_seconds
             self._show()
 
     def done(self, pid: str) -> None:
+        """Drop a point that has been stored."""
         self.at.pop(pid, None)
         self._show()
 

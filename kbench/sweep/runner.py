@@ -55,7 +55,7 @@ def _worker_init(cache_dir: str | None = None, messages=None) -> None:
 def run_point(sweep_name: str, params: dict[str, Any], seed: int, pid: str) -> dict[str, Any]:
     """Run one point (in a worker) and return its row."""
     from kbench.profiles import load_profile
-    from kbench.sweep import get_sweep  # imported here: workers start from a fresh interpreter
+    from kbench.sweep.registry import get_sweep  # imported here: workers start from a fresh interpreter
 
     sweep = get_sweep(sweep_name)
     started = time.perf_counter()

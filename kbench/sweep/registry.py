@@ -1,0 +1,26 @@
+"""The sweeps kbench knows, by name (each module defines ``SWEEP``, imported when first asked for)."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from kbench.sweep.grid import Sweep
+
+REGISTRY = {
+    "cluster": "kbench.sweep.cluster",
+    "etcd": "kbench.sweep.etcd",
+    "proxy": "kbench.sweep.proxy",
+    "scheduler": "kbench.sweep.scheduler",
+}
+
+
+def sweep_names() -> list[str]:
+    """Names of the sweeps kbench knows."""
+    return sorted(REGISTRY)
+
+
+def get_sweep(name: str) -> Sweep:
+    """The sweep called ``name``."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown sweep {name!r}; valid: {', '.join(sweep_names())}")
+    return import_module(REGISTRY[name]).SWEEP
