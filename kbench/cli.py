@@ -6,11 +6,13 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 import kbench
+from kbench import components
 from kbench.sweep import get_sweep, run_sweep, sweep_names
 from kbench.sweep.runner import Interrupted
 
@@ -50,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=V1[,V2...]",
         help="replace one axis of the preset's grid (repeatable)",
+    )
+    sweep.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="component configuration for every point (cluster sweep): KubeletConfiguration, KubeProxyConfiguration "
+        "or KubeSchedulerConfiguration documents and flags by component; each field it sets becomes a "
+        "one-value axis (a --param of the same field wins); see kbench config",
     )
     sweep.add_argument("--out", default="results", type=Path, help="results root (default: results)")
     sweep.add_argument("--run", default=None, help="run directory name (default: a timestamp)")
@@ -165,7 +176,23 @@ def _parser() -> argparse.ArgumentParser:
         help="write results into this new or empty folder (default: a new folder "
         "results/scenario/<name>/<time>, linked as latest)",
     )
+    scenario.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="component configuration over the scenario's: component-config documents (KubeletConfiguration, "
+        "KubeProxyConfiguration, KubeSchedulerConfiguration) and flags by component; see kbench config",
+    )
     scenario.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    config = commands.add_parser(
+        "config",
+        help="list every component's configuration: fields, flags, upstream defaults, allowed values, sources",
+        description="Every setting kbench models, per component, as upstream names it; set them in scenario "
+        "files, --config files and sweeps (--param <component>.<field>=V1,V2).",
+    )
+    config.add_argument("component", nargs="?", help="one component (default: all)")
+    config.add_argument("--yaml", action="store_true", help="print the defaults as a --config file instead")
     return parser
 
 
@@ -197,7 +224,9 @@ def _scenario(args: argparse.Namespace) -> int:
         sc = Scenario.from_yaml(args.scenario)
     else:
         raise ValueError(f"scenario {args.scenario!r}: no such file or built-in; built-ins: {', '.join(SCENARIOS)}")
-    document = yaml.safe_dump_all([sc.to_dict(), *sc.objects], sort_keys=False).encode()
+    if args.config is not None:
+        sc.cluster = replace(sc.cluster, config=components.load_file(args.config, sc.cluster.config))
+    document = yaml.safe_dump_all(sc.documents(), sort_keys=False).encode()
     if args.action == "show":
         print(document.decode(), end="")
         return 0
@@ -271,6 +300,7 @@ def _run(args: argparse.Namespace) -> int:
                 dask=None,
                 resume=False,
                 seeds=None,
+                config=None,
             )
         )
         if code == INTERRUPTED:
@@ -287,6 +317,11 @@ def _run(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     sweep = get_sweep(args.name)
     overrides = sweep.parse_overrides(args.param) if args.param else None
+    if args.config is not None:
+        if not sweep.components:
+            raise ValueError(f"--config: sweep {sweep.name!r} does not build a cluster; the cluster sweep takes it")
+        fields = components.sweepable(components.load_file(args.config), str(args.config))
+        overrides = {**{k: [sweep.param(k).check(v)] for k, v in fields.items()}, **(overrides or {})}
     print(
         f"kbench sweep {sweep.name}: {'resuming' if args.resume else 'preset ' + (args.preset or 'quick')}"
         f"{'' if args.seed is None else f', seed {args.seed}'}"
@@ -323,6 +358,23 @@ def _sweep(args: argparse.Namespace) -> int:
     for row in failed.itertuples():
         print(f"FAILED point {row.point_id}: {row.problems}", file=sys.stderr)
     return 1 if len(failed) else 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if not args.yaml:
+        print(components.describe(args.component))
+        return 0
+    import yaml
+
+    names = [args.component] if args.component else list(components.CONFIGS)
+    configs = components.defaults()
+    unknown = [n for n in names if n not in configs]
+    if unknown:
+        raise ValueError(f"unknown component {unknown[0]!r}; allowed: {', '.join(configs)}")
+    flags = {n: configs[n].to_manifest() for n in names if n in components.FLAGGED}
+    docs = ([flags] if flags else []) + [configs[n].to_manifest() for n in names if n not in components.FLAGGED]
+    print(yaml.safe_dump_all(docs, sort_keys=False), end="")
+    return 0
 
 
 def _proxy(args: argparse.Namespace) -> int:
@@ -385,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _proxy(args)
         if args.command == "scenario":
             return _scenario(args)
+        if args.command == "config":
+            return _config(args)
     except (ValueError, OSError) as err:
         print(f"kbench: error: {err}", file=sys.stderr)
         return 2
