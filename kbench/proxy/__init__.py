@@ -2,8 +2,9 @@
 
 from kbench.proxy.config import MODES, KubeProxyConfiguration
 from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
-from kbench.proxy.matcher import Matcher, MatchResult, Packets, program_for
+from kbench.proxy.matcher import Matcher, MatchResult, program_for
 from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo, service_ports
+from kbench.proxy.program import Packets
 from kbench.proxy.proxier import FORMATS, Proxier
 
 __all__ = [

@@ -1,18 +1,21 @@
 """Numba kernels: a small rule machine that runs compiled iptables / nftables rules, and the IPVS lookup.
 
-A program (see ``kbench/proxy/matcher.py``) is struct-of-arrays: rules as rows of ``R`` (match fields, side
-effects, action) grouped by chain, CIDR lists, one open-addressing hash table ``H`` for every exact-match set,
-ipset and verdict map, ``numgen`` target lists, endpoints, and the IPVS service table. For each packet the
-kernel walks the entry chains of each stage (nat, then filter) like the kernel walks hooks: jumps push a
-frame, ``goto`` replaces it, a DNAT ends the nat stage and rewrites the destination, DROP / REJECT end the
-packet. It counts every rule it evaluates, which is what the first-packet cost model charges.
+A program (see ``kbench/proxy/program.py``) is struct-of-arrays, grouped in named tuples: :class:`RuleTables`
+(rules as rows of ``R`` — match fields, side effects, action — grouped by chain, CIDR lists, one open-addressing
+hash table ``H`` for every exact-match set, ipset and verdict map, ``numgen`` target lists, endpoints) and
+:class:`IpvsTables` (the IPVS service table). For each packet the kernel walks the entry chains of each stage (nat,
+then filter) like the kernel walks hooks: jumps push a frame, ``goto`` replaces it, a DNAT ends the nat stage and
+rewrites the destination, DROP / REJECT end the packet. It counts every rule it evaluates, which is what the
+first-packet cost model charges.
 
 Addresses are 128-bit ``(hi, lo)`` pairs, IPv4 mapped into ``::ffff:0:0/96``. Random choices (``statistic``,
 ``numgen``) draw from a splitmix64 state; affinity (``recent``, nft affinity sets, IPVS persistence) lives in
-a hash table of (set, client) -> (last seen, value) with per-set timeouts.
+a hash table of (set, client) -> (last seen, value) with per-set timeouts (:class:`Affinity`).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -75,8 +78,109 @@ AFF_PROBES = 64
 EMPTY = np.uint64(0)
 
 
-@njit(cache=True, inline="always", _nrt=False)
-def _mix(a, b, c, d, e):
+class PacketArrays(NamedTuple):
+    """A batch of first packets, one entry per packet (``program.Packets.arrays()``)."""
+
+    src_hi: np.ndarray
+    """uint64: source address, high word."""
+    src_lo: np.ndarray
+    """uint64: source address, low word (IPv4 mapped into ``::ffff:0:0/96``)."""
+    proto: np.ndarray
+    """int64: IP protocol number."""
+    dst_hi: np.ndarray
+    """uint64: destination address, high word."""
+    dst_lo: np.ndarray
+    """uint64: destination address, low word."""
+    dport: np.ndarray
+    """int64: destination port."""
+    time: np.ndarray
+    """float64: arrival time (s), for affinity timeouts."""
+
+
+class RuleTables(NamedTuple):
+    """A compiled rule set (read-only while matching)."""
+
+    R: np.ndarray
+    """int32 (rules, NF): one row per rule, columns ``NEVER`` .. ``ARG2``; a chain's rules are adjacent."""
+    P: np.ndarray
+    """float64 (rules,): ``statistic --probability`` of each rule, -1 when it has none."""
+    CH: np.ndarray
+    """int64 (chains, 2): each chain's first row in ``R`` and its number of rules."""
+    C: np.ndarray
+    """uint64 (cidrs, 4): CIDR lists the rules and tables refer to: network hi, lo, mask hi, lo."""
+    H: np.ndarray
+    """uint64 (slots, HROW): every set, map and ipset as an open-addressing table (see ``HROW``)."""
+    TB: np.ndarray
+    """int64 (tables, 5): per table id: offset and mask in ``H``, entries, guard CIDR start and count in ``C``."""
+    IPSET_KINDS: np.ndarray
+    """int64 (tables,): the ``IPSET_*`` kind of each table id (ipsets only)."""
+    NG: np.ndarray
+    """int64 (targets, 2): ``numgen`` verdicts (action, chain) that ``A_NUMGEN`` rules pick from."""
+    EP: np.ndarray
+    """uint64 (endpoints, 3): each endpoint's address hi, lo and port (DNAT targets)."""
+    LOCAL: np.ndarray
+    """uint64 (addresses, 2): the node's own addresses (``addrtype LOCAL`` / ``fib type local``)."""
+    STAGES: np.ndarray
+    """int64 (entries, 3): entry chains in hook order: group (one hook), chain, kind (0 nat, 1 filter)."""
+    AFF_TIMEOUT: np.ndarray
+    """float64 (sets,): timeout (s) of each affinity set id - 1; IPVS persistence sets follow the rules' sets."""
+
+
+class IpvsTables(NamedTuple):
+    """The IPVS service table; the schedulers update ``VS`` positions and ``RS`` connection counts."""
+
+    IV_HEAD: np.ndarray
+    """int64 (256,): first virtual server of each hash bucket, -1 when empty (no IPVS: length 0)."""
+    IV_NEXT: np.ndarray
+    """int64 (servers,): the next virtual server in the same bucket, -1 at its end."""
+    IV_KEY: np.ndarray
+    """uint64 (servers, 3): address hi, lo and protocol << 16 | port of each virtual server."""
+    VS: np.ndarray
+    """int64 (servers, 8): columns ``VS_START`` .. ``VS_PERSIST``: real servers, scheduler and its state."""
+    RS: np.ndarray
+    """int64 (real servers, 5): columns ``RS_ENDPOINT`` .. ``RS_LO``."""
+    SH_TAB: np.ndarray
+    """int64 (servers, 256): the source-hash scheduler's bucket -> real server table."""
+
+
+class Affinity(NamedTuple):
+    """Affinity and persistence entries: an open-addressing table of (set, client) -> (last seen, value)."""
+
+    keys: np.ndarray
+    """uint64 (slots, 3): set id (0: free), client address hi, lo."""
+    time: np.ndarray
+    """float64 (slots,): when the entry was last set."""
+    value: np.ndarray
+    """int64 (slots,): the remembered choice (IPVS: the real server's index)."""
+
+
+class Stack(NamedTuple):
+    """The chain walk's call stack (``jump`` frames), scratch space of ``MAX_DEPTH`` entries."""
+
+    chain: np.ndarray
+    """int64: the chain to return to."""
+    pos: np.ndarray
+    """int64: the row to continue at."""
+
+
+class Verdicts(NamedTuple):
+    """What happened to each packet (the kernels' output)."""
+
+    kind: np.ndarray
+    """int8: ``OUT_*`` code; -1 from a fast path means "not resolved here"."""
+    endpoint: np.ndarray
+    """int64: the endpoint it was DNATed to, or -1."""
+    masq: np.ndarray
+    """bool: masquerade requested."""
+    rules: np.ndarray
+    """int64: rules (and IPVS entries) evaluated."""
+
+
+# _nrt=False (no reference-counting runtime: these kernels allocate nothing) is a private njit option numba's type
+# stubs do not list; hence the targeted ignores below
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def mix(a, b, c, d, e):
+    """The hash of a five-word key (splitmix64-style mixing)."""
     h = a * np.uint64(0x9E3779B97F4A7C15) ^ b
     h = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9) ^ c
     h = (h ^ (h >> np.uint64(32))) * np.uint64(0x94D049BB133111EB) ^ d
@@ -84,18 +188,19 @@ def _mix(a, b, c, d, e):
     return h ^ (h >> np.uint64(32))
 
 
-@njit(cache=True, _nrt=False)
-def _in_cidrs(C, start, count, hi, lo):
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+def in_cidrs(C, start, count, hi, lo):
+    """Whether the address is in one of the CIDRs ``C[start:start + count]``."""
     for k in range(start, start + count):  # noqa: SIM110 (no generators in Numba)
         if (hi & C[k, 2]) == C[k, 0] and (lo & C[k, 3]) == C[k, 1]:
             return True
     return False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
 def hash_insert(H, offset, mask, k0, k1, k2, k3, k4, v0, v1):
     """Insert or overwrite in the table at rows ``offset .. offset + mask``; it must have a free row."""
-    slot = _mix(k0, k1, k2, k3, k4) & np.uint64(mask)
+    slot = mix(k0, k1, k2, k3, k4) & np.uint64(mask)
     while True:
         row = offset + np.int64(slot)
         if H[row, 7] == EMPTY or (
@@ -107,17 +212,17 @@ def hash_insert(H, offset, mask, k0, k1, k2, k3, k4, v0, v1):
     H[row, 5], H[row, 6], H[row, 7] = v0, v1, np.uint64(1)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
 def hash_find(H, TB, C, tid, k0, k1, k2, k3, k4):
     """Row of the key in table ``tid``, or -1. ``TB[tid]`` = (offset, mask, entries, guard start, guard count):
     when every key address of a table lies in its guard CIDRs, an address outside them cannot be in it."""
     if TB[tid, 2] == 0:
         return np.int64(-1)
-    if TB[tid, 4] > 0 and not _in_cidrs(C, TB[tid, 3], TB[tid, 4], k0, k1):
+    if TB[tid, 4] > 0 and not in_cidrs(C, TB[tid, 3], TB[tid, 4], k0, k1):
         return np.int64(-1)
     offset = TB[tid, 0]
     mask = np.uint64(TB[tid, 1])
-    slot = _mix(k0, k1, k2, k3, k4) & mask
+    slot = mix(k0, k1, k2, k3, k4) & mask
     while True:
         row = offset + np.int64(slot)
         if H[row, 7] == EMPTY:
@@ -127,27 +232,29 @@ def hash_find(H, TB, C, tid, k0, k1, k2, k3, k4):
         slot = (slot + np.uint64(1)) & mask
 
 
-@njit(cache=True, _nrt=False)
-def _is_local(LOCAL, hi, lo):
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+def is_local(LOCAL, hi, lo):
+    """Whether the address is one of the node's own."""
     for k in range(LOCAL.shape[0]):  # noqa: SIM110
         if LOCAL[k, 0] == hi and LOCAL[k, 1] == lo:
             return True
     return False
 
 
-@njit(cache=True, _nrt=False)
-def _fold(hi, lo):
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+def fold(hi, lo):
     """IPVS ``ntohl(addr_fold)``: the IPv4 address, or the xor of the four IPv6 words."""
     if hi == EMPTY and (lo >> np.uint64(32)) == np.uint64(0xFFFF):
         return lo & np.uint64(0xFFFFFFFF)
     return (hi >> np.uint64(32)) ^ (hi & np.uint64(0xFFFFFFFF)) ^ (lo >> np.uint64(32)) ^ (lo & np.uint64(0xFFFFFFFF))
 
 
-@njit(cache=True, inline="always", _nrt=False)
-def _aff_find(AK, AT, set_id, hi, lo, now, timeout):
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def affinity_find(affinity, set_id, hi, lo, now, timeout):
     """Slot of a live affinity entry, or -1."""
+    AK, AT = affinity.keys, affinity.time
     mask = np.uint64(AK.shape[0] - 1)
-    slot = _mix(set_id, hi, lo, EMPTY, EMPTY) & mask
+    slot = mix(set_id, hi, lo, EMPTY, EMPTY) & mask
     for _ in range(AFF_PROBES):
         if AK[slot, 0] == EMPTY:
             return np.int64(-1)
@@ -157,11 +264,12 @@ def _aff_find(AK, AT, set_id, hi, lo, now, timeout):
     return np.int64(-1)
 
 
-@njit(cache=True, inline="always", _nrt=False)
-def _aff_set(AK, AT, AV, AFF_TIMEOUT, set_id, hi, lo, now, value):
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def affinity_set(affinity, AFF_TIMEOUT, set_id, hi, lo, now, value):
     """Record (set, client) at ``now``: reuse its slot, an empty or expired one, else evict the oldest probed."""
+    AK, AT = affinity.keys, affinity.time
     mask = np.uint64(AK.shape[0] - 1)
-    slot = _mix(set_id, hi, lo, EMPTY, EMPTY) & mask
+    slot = mix(set_id, hi, lo, EMPTY, EMPTY) & mask
     victim, oldest = slot, np.inf
     for _ in range(AFF_PROBES):
         if AK[slot, 0] == EMPTY or (AK[slot, 0] == set_id and AK[slot, 1] == hi and AK[slot, 2] == lo):
@@ -175,11 +283,13 @@ def _aff_set(AK, AT, AV, AFF_TIMEOUT, set_id, hi, lo, now, value):
         slot = (slot + np.uint64(1)) & mask
     AK[victim, 0], AK[victim, 1], AK[victim, 2] = set_id, hi, lo
     AT[victim] = now
-    AV[victim] = value
+    affinity.value[victim] = value
 
 
-@njit(cache=True, _nrt=False)
-def _ipset_match(H, TB, C, tid, kind, dirs, shi, slo, dhi, dlo, pb, dp):
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+def ipset_match(H, TB, C, tid, kind, dirs, shi, slo, dhi, dlo, pb, dp):
+    """Whether the packet is in ipset ``tid`` (``dirs``: bit 0 the first address is the destination, bit 1 the
+    second)."""
     ahi, alo = (dhi, dlo) if dirs & 1 else (shi, slo)
     if kind == IPSET_PORT:
         return hash_find(H, TB, C, tid, EMPTY, EMPTY, np.uint64(dp), EMPTY, EMPTY) >= 0
@@ -191,259 +301,266 @@ def _ipset_match(H, TB, C, tid, kind, dirs, shi, slo, dhi, dlo, pb, dp):
     if kind == IPSET_IP_PORT_IP:
         return hash_find(H, TB, C, tid, ahi, alo, pb, chi, clo) >= 0
     row = hash_find(H, TB, C, tid, ahi, alo, pb, EMPTY, EMPTY)
-    return row >= 0 and _in_cidrs(C, np.int64(H[row, 5]), np.int64(H[row, 6]), chi, clo)
+    return row >= 0 and in_cidrs(C, np.int64(H[row, 5]), np.int64(H[row, 6]), chi, clo)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def run_packets(
-    src_hi,
-    src_lo,
-    proto,
-    dst_hi,
-    dst_lo,
-    dport,
-    now,
-    R,
-    P,
-    CH,
-    C,
-    H,
-    TB,
-    IPSET_KINDS,
-    NG,
-    EP,
-    LOCAL,
-    STAGES,
-    AFF_TIMEOUT,
-    AK,
-    AT,
-    AV,
-    IV_HEAD,
-    IV_NEXT,
-    IV_KEY,
-    VS,
-    RS,
-    SH_TAB,
-    rng,
-    stack_chain,
-    stack_pos,
-    out_kind,
-    out_ep,
-    out_masq,
-    out_rules,
-):
-    """Match each packet; write its outcome (OUT_*), endpoint (or -1), masquerade flag and rules evaluated."""
-    n_aff = AFF_TIMEOUT.shape[0] - VS.shape[0]
-    for i in range(src_hi.shape[0]):
-        shi, slo, dhi, dlo = src_hi[i], src_lo[i], dst_hi[i], dst_lo[i]
-        pr, dp, t = proto[i], dport[i], now[i]
-        pb = np.uint64((pr << 16) | dp)
-        masq = False
-        ep = -1
-        outcome = OUT_NONE
-        count = 0
-        ctstate = CT_NEW
-        done = False
-        skip = -1
-        for s in range(STAGES.shape[0]):
-            if done:
-                break
-            if STAGES[s, 0] == skip:
-                continue  # an entry of this hook already ended it (DNAT in nat, ACCEPT in filter)
-            chain = STAGES[s, 1]
-            pos = CH[chain, 0]
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def address_passes(R, C, H, TB, r, kind_col, hi, lo):
+    """Rule ``r``'s source (``kind_col`` = SRC_KIND) or destination (DST_KIND) match: CIDRs or a set, maybe
+    negated (the columns after ``kind_col``: set id or CIDR start, CIDR count, negation)."""
+    k = R[r, kind_col]
+    if not k:
+        return True
+    if k == ADDR_CIDRS:
+        hit = in_cidrs(C, np.int64(R[r, kind_col + 1]), np.int64(R[r, kind_col + 2]), hi, lo)
+    else:
+        hit = hash_find(H, TB, C, np.int64(R[r, kind_col + 1]), hi, lo, EMPTY, EMPTY, EMPTY) >= 0
+    return hit != (R[r, kind_col + 3] != 0)
+
+
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def header_matches(R, C, H, TB, r, shi, slo, dhi, dlo, pr, dp):
+    """Rule ``r``'s protocol, port and address matches (what most rules fail on: compiled into the walk)."""
+    if R[r, NEVER]:
+        return False
+    if R[r, PROTO] and R[r, PROTO] != pr:
+        return False
+    if R[r, DPORT] and R[r, DPORT] != dp:
+        return False
+    return address_passes(R, C, H, TB, r, np.int64(SRC_KIND), shi, slo) and address_passes(
+        R, C, H, TB, r, np.int64(DST_KIND), dhi, dlo
+    )
+
+
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+def state_matches(rules, r, shi, slo, dhi, dlo, dp, pb, t, ctstate, masq, affinity, rng):
+    """Rule ``r``'s other matches, in order: local addresses, conntrack state, mark, ipset, affinity, and last its
+    ``statistic`` draw, if any."""
+    R = rules.R
+    if R[r, SRC_LOCAL] and is_local(rules.LOCAL, shi, slo) != (R[r, SRC_LOCAL] == 1):
+        return False
+    if R[r, DST_LOCAL] and is_local(rules.LOCAL, dhi, dlo) != (R[r, DST_LOCAL] == 1):
+        return False
+    if R[r, CT] and ((ctstate & R[r, CT]) != 0) == (R[r, CT_NEG] != 0):
+        return False
+    if R[r, MARK] and masq != (R[r, MARK] == 1):
+        return False
+    if R[r, IPSET] >= 0:
+        tid = np.int64(R[r, IPSET])
+        kind = rules.IPSET_KINDS[tid]
+        hit = ipset_match(rules.H, rules.TB, rules.C, tid, kind, np.int64(R[r, IPSET_DIR]), shi, slo, dhi, dlo, pb, dp)
+        if hit == (R[r, IPSET_NEG] != 0):
+            return False
+    if R[r, AFF_CHECK]:
+        a = R[r, AFF_CHECK] - 1
+        if affinity_find(affinity, np.uint64(a + 1), shi, slo, t, rules.AFF_TIMEOUT[a]) < 0:
+            return False
+    return not (rules.P[r] >= 0.0 and splitmix_unit(rng) >= rules.P[r])
+
+
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def rule_verdict(R, H, TB, C, NG, r, dhi, dlo, pb, rng):
+    """(action, argument) of matched rule ``r``: its own, a verdict map's element (``A_NONE`` when the key is not
+    in the map) or a ``numgen`` pick."""
+    action = np.int64(R[r, ACTION])
+    arg = np.int64(R[r, ARG])
+    if R[r, LOOKUP]:
+        tid = np.int64(R[r, LOOKUP_TID])
+        if R[r, LOOKUP] == 3:
+            row = hash_find(H, TB, C, tid, dhi, dlo, pb, EMPTY, EMPTY)
+        else:
+            row = hash_find(H, TB, C, tid, EMPTY, EMPTY, pb, EMPTY, EMPTY)
+        if row < 0:
+            return np.int64(A_NONE), np.int64(0)
+        return np.int64(H[row, 5]), np.int64(H[row, 6])
+    if action == A_NUMGEN:
+        n = np.int64(R[r, ARG2])
+        pick = arg + min(np.int64(splitmix_unit(rng) * n), n - 1)
+        return NG[pick, 0], NG[pick, 1]
+    return action, arg
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
+def walk_chain(entry, rules, shi, slo, dhi, dlo, pr, dp, pb, t, ctstate, masq, affinity, rng, stack):
+    """Run the packet through entry chain ``entry`` and the chains it jumps to: (final action or ``A_NONE``, its
+    argument, masquerade flag, rules evaluated)."""
+    R, C, H, TB, CH = rules.R, rules.C, rules.H, rules.TB, rules.CH
+    chain = entry
+    pos = CH[chain, 0]
+    end = CH[chain, 0] + CH[chain, 1]
+    depth = 0
+    count = 0
+    while True:
+        if pos >= end:
+            if depth == 0:
+                return np.int64(A_NONE), np.int64(0), masq, count
+            depth -= 1
+            chain, pos = stack.chain[depth], stack.pos[depth]
             end = CH[chain, 0] + CH[chain, 1]
-            depth = 0
-            result = A_NONE
-            while True:
-                if pos >= end:
-                    if depth == 0:
-                        break
-                    depth -= 1
-                    chain = stack_chain[depth]
-                    pos = stack_pos[depth]
-                    end = CH[chain, 0] + CH[chain, 1]
-                    continue
-                r = pos
-                pos += 1
-                count += 1
-                # -- matches -----------------------------------------------------------------------------
-                if R[r, NEVER]:
-                    continue
-                if R[r, PROTO] and R[r, PROTO] != pr:
-                    continue
-                if R[r, DPORT] and R[r, DPORT] != dp:
-                    continue
-                # source, then destination (written out twice: a helper taking the arrays costs 2x per rule)
-                k = R[r, SRC_KIND]
-                if k:
-                    if k == ADDR_CIDRS:
-                        hit = _in_cidrs(C, R[r, SRC_A], R[r, SRC_B], shi, slo)
-                    else:
-                        hit = hash_find(H, TB, C, R[r, SRC_A], shi, slo, EMPTY, EMPTY, EMPTY) >= 0
-                    if hit == (R[r, SRC_NEG] != 0):
-                        continue
-                k = R[r, DST_KIND]
-                if k:
-                    if k == ADDR_CIDRS:
-                        hit = _in_cidrs(C, R[r, DST_A], R[r, DST_B], dhi, dlo)
-                    else:
-                        hit = hash_find(H, TB, C, R[r, DST_A], dhi, dlo, EMPTY, EMPTY, EMPTY) >= 0
-                    if hit == (R[r, DST_NEG] != 0):
-                        continue
-                if R[r, SRC_LOCAL] and _is_local(LOCAL, shi, slo) != (R[r, SRC_LOCAL] == 1):
-                    continue
-                if R[r, DST_LOCAL] and _is_local(LOCAL, dhi, dlo) != (R[r, DST_LOCAL] == 1):
-                    continue
-                if R[r, CT] and ((ctstate & R[r, CT]) != 0) == (R[r, CT_NEG] != 0):
-                    continue
-                if R[r, MARK] and masq != (R[r, MARK] == 1):
-                    continue
-                if R[r, IPSET] >= 0:
-                    tid = R[r, IPSET]
-                    hit = _ipset_match(H, TB, C, tid, IPSET_KINDS[tid], R[r, IPSET_DIR], shi, slo, dhi, dlo, pb, dp)
-                    if hit == (R[r, IPSET_NEG] != 0):
-                        continue
-                if R[r, AFF_CHECK]:
-                    a = R[r, AFF_CHECK] - 1
-                    if _aff_find(AK, AT, np.uint64(a + 1), shi, slo, t, AFF_TIMEOUT[a]) < 0:
-                        continue
-                if P[r] >= 0.0 and splitmix_unit(rng) >= P[r]:
-                    continue
-                # -- side effects and action ---------------------------------------------------------------
-                if R[r, SET_MASQ] == 1:
-                    masq = True
-                if R[r, AFF_UPDATE]:
-                    _aff_set(AK, AT, AV, AFF_TIMEOUT, np.uint64(R[r, AFF_UPDATE]), shi, slo, t, 0)
-                action = R[r, ACTION]
-                arg = R[r, ARG]
-                if R[r, LOOKUP]:
-                    if R[r, LOOKUP] == 3:
-                        row = hash_find(H, TB, C, R[r, LOOKUP_TID], dhi, dlo, pb, EMPTY, EMPTY)
-                    else:
-                        row = hash_find(H, TB, C, R[r, LOOKUP_TID], EMPTY, EMPTY, pb, EMPTY, EMPTY)
-                    if row < 0:
-                        continue
-                    action = np.int64(H[row, 5])
-                    arg = np.int64(H[row, 6])
-                elif action == A_NUMGEN:
-                    n = R[r, ARG2]
-                    pick = arg + min(np.int64(splitmix_unit(rng) * n), n - 1)
-                    action = NG[pick, 0]
-                    arg = NG[pick, 1]
-                if action == A_NONE:
-                    continue
-                if action == A_JUMP:
-                    stack_chain[depth] = chain
-                    stack_pos[depth] = pos
-                    depth += 1
-                    chain = arg
-                    pos = CH[chain, 0]
-                    end = CH[chain, 0] + CH[chain, 1]
-                elif action == A_GOTO:
-                    chain = arg
-                    pos = CH[chain, 0]
-                    end = CH[chain, 0] + CH[chain, 1]
-                elif action == A_RETURN:
-                    if depth == 0:
-                        break
-                    depth -= 1
-                    chain = stack_chain[depth]
-                    pos = stack_pos[depth]
-                    end = CH[chain, 0] + CH[chain, 1]
-                else:
-                    result = action
-                    if action == A_DNAT:
-                        ep = arg
-                    break
-            if result == A_DNAT:
-                dhi, dlo = EP[ep, 0], EP[ep, 1]
-                dp = np.int64(EP[ep, 2])
-                pb = np.uint64((pr << 16) | dp)
-                ctstate |= CT_DNAT
-                skip = STAGES[s, 0]
-            elif result == A_ACCEPT:
-                skip = STAGES[s, 0]
-                if STAGES[s, 2] == 1:  # filter: delivered or forwarded as is
-                    done = True
-                    if ep < 0:
-                        outcome = OUT_ACCEPT
-            elif result in (A_DROP, A_REJECT):
-                outcome = OUT_DROP if result == A_DROP else OUT_REJECT
+            continue
+        r = pos
+        pos += 1
+        count += 1
+        if not header_matches(R, C, H, TB, r, shi, slo, dhi, dlo, pr, dp):
+            continue
+        if not state_matches(rules, r, shi, slo, dhi, dlo, dp, pb, t, ctstate, masq, affinity, rng):
+            continue
+        if R[r, SET_MASQ] == 1:
+            masq = True
+        if R[r, AFF_UPDATE]:
+            affinity_set(affinity, rules.AFF_TIMEOUT, np.uint64(R[r, AFF_UPDATE]), shi, slo, t, 0)
+        action, arg = rule_verdict(R, H, TB, C, rules.NG, r, dhi, dlo, pb, rng)
+        if action == A_NONE:
+            continue
+        if action == A_JUMP:
+            stack.chain[depth], stack.pos[depth] = chain, pos
+            depth += 1
+        elif action == A_RETURN:
+            if depth == 0:
+                return np.int64(A_NONE), np.int64(0), masq, count
+            depth -= 1
+            chain, pos = stack.chain[depth], stack.pos[depth]
+            end = CH[chain, 0] + CH[chain, 1]
+            continue
+        elif action != A_GOTO:
+            return action, arg, masq, count
+        chain = arg  # jump or goto
+        pos = CH[chain, 0]
+        end = CH[chain, 0] + CH[chain, 1]
+
+
+@njit(cache=True, inline="always", error_model="numpy", _nrt=False)  # type: ignore[call-overload]
+def match_packet(packets, i, rules, ipvs, affinity, rng, stack):
+    """Packet ``i`` through every stage, then IPVS: (``OUT_*`` outcome, endpoint or -1, masquerade, rules)."""
+    shi, slo, dhi, dlo = packets.src_hi[i], packets.src_lo[i], packets.dst_hi[i], packets.dst_lo[i]
+    pr, dp, t = packets.proto[i], packets.dport[i], packets.time[i]
+    pb = np.uint64((pr << 16) | dp)
+    masq = np.bool_(False)  # (np types: a literal would make walk_chain compile twice)
+    ep = np.int64(-1)
+    outcome = OUT_NONE
+    count = 0
+    ctstate = np.int64(CT_NEW)
+    done = False
+    skip = -1
+    STAGES, EP = rules.STAGES, rules.EP
+    for s in range(STAGES.shape[0]):
+        if done:
+            break
+        if STAGES[s, 0] == skip:
+            continue  # an entry of this hook already ended it (DNAT in nat, ACCEPT in filter)
+        result, arg, masq, evaluated = walk_chain(
+            STAGES[s, 1], rules, shi, slo, dhi, dlo, pr, dp, pb, t, ctstate, masq, affinity, rng, stack
+        )
+        count += evaluated
+        if result == A_DNAT:
+            ep = arg
+            dhi, dlo = EP[ep, 0], EP[ep, 1]
+            dp = np.int64(EP[ep, 2])
+            pb = np.uint64((pr << 16) | dp)
+            ctstate |= CT_DNAT
+            skip = STAGES[s, 0]
+        elif result == A_ACCEPT:
+            skip = STAGES[s, 0]
+            if STAGES[s, 2] == 1:  # filter: delivered or forwarded as is
                 done = True
-                ep = -1
-        if not done and ep < 0 and IV_HEAD.shape[0] > 0:
-            ep, cmp, refused = _ipvs(
-                dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT
-            )
-            count += cmp
-            if refused:
-                outcome = OUT_REJECT
-            elif ep >= 0 and EP[ep, 0] == shi and EP[ep, 1] == slo:
-                masq = True  # KUBE-LOOP-BACK: hairpin traffic is masqueraded in POSTROUTING
-        if ep >= 0 and outcome == OUT_NONE:
-            outcome = OUT_DNAT
-        out_kind[i] = outcome
-        out_ep[i] = ep
-        out_masq[i] = masq
-        out_rules[i] = count
+                if ep < 0:
+                    outcome = OUT_ACCEPT
+        elif result in (A_DROP, A_REJECT):
+            outcome = OUT_DROP if result == A_DROP else OUT_REJECT
+            done = True
+            ep = -1
+    if not done and ep < 0 and ipvs.IV_HEAD.shape[0] > 0:
+        n_aff = rules.AFF_TIMEOUT.shape[0] - ipvs.VS.shape[0]
+        ep, compared, refused = ipvs_lookup(dhi, dlo, pr, dp, shi, slo, t, n_aff, ipvs, affinity, rules.AFF_TIMEOUT)
+        count += compared
+        if refused:
+            outcome = OUT_REJECT
+        elif ep >= 0 and EP[ep, 0] == shi and EP[ep, 1] == slo:
+            masq = True  # KUBE-LOOP-BACK: hairpin traffic is masqueraded in POSTROUTING
+    if ep >= 0 and outcome == OUT_NONE:
+        outcome = OUT_DNAT
+    return outcome, ep, masq, count
 
 
-@njit(cache=True, _nrt=False)
-def _ipvs(dhi, dlo, pr, dp, shi, slo, t, n_aff, IV_HEAD, IV_NEXT, IV_KEY, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT):
+@njit(cache=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
+def run_packets(packets, rules, ipvs, affinity, rng, stack, out):
+    """Match each packet of ``packets`` (:class:`PacketArrays`) against ``rules`` (:class:`RuleTables`) and
+    ``ipvs`` (:class:`IpvsTables`), updating ``affinity``, the one-element splitmix state ``rng`` and the IPVS
+    schedulers; write each packet's outcome, endpoint, masquerade flag and rules evaluated to ``out``
+    (:class:`Verdicts`). ``stack`` (:class:`Stack`) is scratch space."""
+    for i in range(packets.src_hi.shape[0]):
+        outcome, ep, masq, count = match_packet(packets, i, rules, ipvs, affinity, rng, stack)
+        out.kind[i] = outcome
+        out.endpoint[i] = ep
+        out.masq[i] = masq
+        out.rules[i] = count
+
+
+@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+def ipvs_lookup(dhi, dlo, pr, dp, shi, slo, t, n_aff, ipvs, affinity, AFF_TIMEOUT):
     """``ip_vs_service_find`` + schedule: (endpoint or -1, entries compared, refused: a VS without servers)."""
-    folded = _fold(dhi, dlo)
+    folded = fold(dhi, dlo)
     port = np.uint64(dp)
     h = (np.uint64(pr) ^ folded ^ (port >> np.uint64(8)) ^ port) & np.uint64(255)
-    v = IV_HEAD[h]
-    cmp = 1
+    IV_KEY, IV_NEXT = ipvs.IV_KEY, ipvs.IV_NEXT
+    v = ipvs.IV_HEAD[h]
+    compared = 1
     while v >= 0 and not (IV_KEY[v, 0] == dhi and IV_KEY[v, 1] == dlo and IV_KEY[v, 2] == np.uint64((pr << 16) | dp)):
         v = IV_NEXT[v]
-        cmp += 1
+        compared += 1
     if v < 0:
-        return -1, cmp, False
-    row, refused = ipvs_schedule(v, shi, slo, t, n_aff, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT)
-    return (RS[row, RS_ENDPOINT] if row >= 0 else -1), cmp, refused
+        return -1, compared, False
+    row, refused = ipvs_schedule(v, shi, slo, t, n_aff, ipvs, affinity, AFF_TIMEOUT)
+    return (ipvs.RS[row, RS_ENDPOINT] if row >= 0 else -1), compared, refused
 
 
-@njit(cache=True, inline="always", _nrt=False)
-def ipvs_schedule(v, shi, slo, t, n_aff, VS, RS, SH_TAB, AK, AT, AV, AFF_TIMEOUT):
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def ipvs_schedule(v, shi, slo, t, n_aff, ipvs, affinity, AFF_TIMEOUT):
     """Persistence template, else the scheduler: (the real server's RS row or -1, refused: none available)."""
+    VS, RS = ipvs.VS, ipvs.RS
     start, n = VS[v, VS_START], VS[v, VS_COUNT]
     persist = VS[v, VS_PERSIST]
     rs = -1
     if persist > 0:
-        slot = _aff_find(AK, AT, np.uint64(n_aff + v + 1), shi, slo, t, float(persist))
-        if slot >= 0 and RS[start + AV[slot], RS_WEIGHT] > 0:
-            rs = AV[slot]
+        slot = affinity_find(affinity, np.uint64(n_aff + v + 1), shi, slo, t, float(persist))
+        if slot >= 0 and RS[start + affinity.value[slot], RS_WEIGHT] > 0:
+            rs = affinity.value[slot]
     if rs < 0:
-        sched = VS[v, VS_SCHED]
-        if sched == SCHED_RR:
-            rs = _rr(RS, start, n, VS, v)
-        elif sched == SCHED_WRR:
-            rs = _wrr(RS, start, n, VS, v)
-        elif sched == SCHED_LC:
-            best = np.int64(0)
-            for k in range(n):
-                if RS[start + k, RS_WEIGHT] == 0:
-                    continue
-                overhead = RS[start + k, RS_ACTIVE] << 8
-                if rs < 0 or overhead < best:
-                    rs, best = k, overhead
-        else:
-            key = (_fold(shi, slo) * np.uint64(0x61C88647)) & np.uint64(0xFFFFFFFF)
-            k = SH_TAB[v, np.int64(key >> np.uint64(24))]
-            rs = k if k >= 0 and RS[start + k, RS_WEIGHT] > 0 else -1
+        rs = schedule(ipvs, v, start, n, shi, slo)
     if rs < 0:
         return -1, True
     if persist > 0:
-        _aff_set(AK, AT, AV, AFF_TIMEOUT, np.uint64(n_aff + v + 1), shi, slo, t, rs)
+        affinity_set(affinity, AFF_TIMEOUT, np.uint64(n_aff + v + 1), shi, slo, t, rs)
     RS[start + rs, RS_ACTIVE] += 1
     return start + rs, False
 
 
-@njit(cache=True, inline="always", _nrt=False)
-def _rr(RS, start, n, VS, v):
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def schedule(ipvs, v, start, n, shi, slo):
+    """Virtual server ``v``'s scheduler: the index of the real server it picks, or -1."""
+    VS, RS = ipvs.VS, ipvs.RS
+    sched = VS[v, VS_SCHED]
+    if sched == SCHED_RR:
+        return round_robin(RS, start, n, VS, v)
+    if sched == SCHED_WRR:
+        return weighted_round_robin(RS, start, n, VS, v)
+    if sched == SCHED_LC:
+        rs, best = -1, np.int64(0)
+        for k in range(n):
+            if RS[start + k, RS_WEIGHT] == 0:
+                continue
+            overhead = RS[start + k, RS_ACTIVE] << 8
+            if rs < 0 or overhead < best:
+                rs, best = k, overhead
+        return rs
+    key = (fold(shi, slo) * np.uint64(0x61C88647)) & np.uint64(0xFFFFFFFF)
+    k = ipvs.SH_TAB[v, np.int64(key >> np.uint64(24))]
+    return k if k >= 0 and RS[start + k, RS_WEIGHT] > 0 else -1
+
+
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def round_robin(RS, start, n, VS, v):
+    """``ip_vs_rr_schedule``: the next real server with weight after the last one picked."""
     pos = VS[v, VS_POS]
     for k in range(pos + 1, n):
         if RS[start + k, RS_WEIGHT] > 0:
@@ -457,8 +574,9 @@ def _rr(RS, start, n, VS, v):
     return -1
 
 
-@njit(cache=True, inline="always", _nrt=False)
-def _wrr(RS, start, n, VS, v):
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
+def weighted_round_robin(RS, start, n, VS, v):
+    """``ip_vs_wrr_schedule``: real servers in turn, each while its weight reaches the current weight."""
     cl, cw, mw, di = VS[v, VS_POS], VS[v, VS_CW], VS[v, VS_MW], VS[v, VS_DI]
     if mw == 0:
         return -1

@@ -23,11 +23,22 @@ import ipaddress
 
 import numpy as np
 
+from kbench.proxy import _fast_kernels as FK
 from kbench.proxy import _kernels as K
 from kbench.proxy import iptables as ipt
-from kbench.proxy.ipvs import PROTO_NUMBERS
+from kbench.proxy.ipvs import PROTO_NUMBERS, IpvsRules
 from kbench.proxy.nftables import MARK_MASQ
-from kbench.proxy.nftrules import NftProgram
+from kbench.proxy.nftrules import NftProgram, NftRule
+from kbench.proxy.program import (
+    FastPath,
+    MatchState,
+    Packets,
+    Program,
+    encode,
+    encode_cidr,
+    no_ipvs,
+    run_rule_machine,
+)
 
 BASE = {  # the base-chain skeleton the fast path assumes (nftables.py _base)
     "filter-prerouting-pre-dnat": [((("ct_new",),), None, ("jump", "firewall-check"))],
@@ -36,28 +47,8 @@ BASE = {  # the base-chain skeleton the fast path assumes (nftables.py _base)
 }
 
 
-@dataclasses.dataclass
-class FastPath:
-    kind: str
-    """``nftables`` or ``ipvs``."""
-    H: np.ndarray
-    """Records by (address, protocol << 16 | port); values per kind, see ``_fast_kernels.py``."""
-    FC: np.ndarray
-    """CIDRs the records refer to: nftables' masquerade pod CIDRs, IPVS mode's source CIDRs."""
-    FE: np.ndarray | None = None
-    """nftables, per endpoint slot: endpoint id, rules evaluated when nothing masquerades, address (hi, lo as
-    int64), rules of one jump to mark-for-masquerade."""
-    CT: np.ndarray | None = None
-    """IPVS, per virtual server and source class: outcome (-1 unknown, 0 on to IPVS, else a verdict),
-    masquerade, rules evaluated by the iptables rules."""
-    records: int = 0
-
-    @property
-    def mask(self) -> np.uint64:
-        return np.uint64(self.H.shape[0] - 1)
-
-
 def _table(rows: list[tuple[int, int, int, int, int]]) -> np.ndarray:
+    """The records as an open-addressing table at load <= 1/4."""
     cap = 1
     while cap < 4 * len(rows):
         cap *= 2
@@ -69,7 +60,7 @@ def _table(rows: list[tuple[int, int, int, int, int]]) -> np.ndarray:
     return H
 
 
-def _shape(rules) -> list[tuple]:
+def _shape(rules: list[NftRule]) -> list[tuple]:
     return [(tuple(r.matches), r.lookup, r.verdict) for r in rules]
 
 
@@ -114,10 +105,11 @@ def _record(prog: NftProgram, key, chain: str, endpoint_ids: dict[str, int]):
     return kind, cidr, endpoints
 
 
-def _post_dnat_reads_source(prog: NftProgram, program) -> bool:
+def _post_dnat_reads_source(prog: NftProgram, program: Program) -> bool:
     """Whether any rule reachable from the post-DNAT filter chains looks at the source address."""
-    nat_group = program.STAGES[program.STAGES[:, 2] == 0][0, 0]
-    todo = [program.chains[c] for g, c, _ in program.STAGES if g > nat_group]
+    stages = program.rules.STAGES
+    nat_group = stages[stages[:, 2] == 0][0, 0]
+    todo = [program.chains[c] for g, c, _ in stages if g > nat_group]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
@@ -134,10 +126,8 @@ def _post_dnat_reads_source(prog: NftProgram, program) -> bool:
     return False
 
 
-def build_nftables(prog: NftProgram, program, encode, encode_cidr) -> FastPath | None:
+def build_nftables(prog: NftProgram, program: Program) -> FastPath | None:
     """The fast path of a compiled nftables program, or ``None`` if its base chains are not kube-proxy's."""
-    from kbench.proxy.matcher import Matcher, Packets
-
     if any(_shape(prog.chains.get(c, [])) != shape for c, shape in BASE.items()):
         return None
     services = prog.chains.get("services", [])
@@ -162,9 +152,10 @@ def build_nftables(prog: NftProgram, program, encode, encode_cidr) -> FastPath |
     if not records or _post_dnat_reads_source(prog, program):
         return None
     # rules evaluated, and the post-DNAT filter check, by the rule machine itself
-    probe = Matcher(program, seed=0).match(Packets.of([("0.0.0.1", k[1], k[0], int(k[2])) for k in keys]))
-    nat_group = int(program.STAGES[program.STAGES[:, 2] == 0][0, 0])
-    post = dataclasses.replace(program, STAGES=program.STAGES[program.STAGES[:, 0] > nat_group])
+    probe = _probe(program, [("0.0.0.1", k[1], k[0], int(k[2])) for k in keys])
+    stages = program.rules.STAGES
+    nat_group = int(stages[stages[:, 2] == 0][0, 0])
+    post = dataclasses.replace(program, rules=program.rules._replace(STAGES=stages[stages[:, 0] > nat_group]))
     eps = sorted({ep for _, _, endpoints in records for ep, _ in endpoints})
     post_rows = [
         (
@@ -177,14 +168,15 @@ def build_nftables(prog: NftProgram, program, encode, encode_cidr) -> FastPath |
     ]
     clean = {}
     for proto in ("tcp", "udp", "sctp"):
-        result = Matcher(post, seed=0).match(Packets.of([(s, proto, d, p) for s, _, d, p in post_rows]))
-        clean[proto] = {e for e, kind in zip(eps, result.outcome) if kind == K.OUT_NONE}
+        result = _probe(post, [(s, proto, d, p) for s, _, d, p in post_rows])
+        clean[proto] = {e for e, kind in zip(eps, result.kind) if kind == K.OUT_NONE}
     cidrs: dict[str, int] = {}
-    FE, rows = [], []
+    FE: list[tuple] = []
+    rows = []
     chain_len = {name: len(rules) for name, rules in prog.chains.items()}
     for i, ((kind, cidr, endpoints), key) in enumerate(zip(records, keys)):
         chosen = int(probe.endpoint[i])
-        if probe.outcome[i] != K.OUT_DNAT or any(ep not in clean[key[1]] for ep, _ in endpoints):
+        if probe.kind[i] != K.OUT_DNAT or any(ep not in clean[key[1]] for ep, _ in endpoints):
             continue
         if cidr is not None and cidr not in cidrs:
             if len(cidrs) == 256:
@@ -211,16 +203,13 @@ def build_nftables(prog: NftProgram, program, encode, encode_cidr) -> FastPath |
         )
     if not rows:
         return None
-    FC = np.array([encode_cidr(c) for c in sorted(cidrs, key=cidrs.get)] or [(0, 0, 0, 0)], np.uint64)
-    return FastPath(
-        "nftables", _table(rows), FC.reshape(-1, 4), FE=np.array(FE, np.int64).reshape(-1, 5), records=len(rows)
-    )
+    FC = np.array([encode_cidr(c) for c in sorted(cidrs, key=cidrs.__getitem__)] or [(0, 0, 0, 0)], np.uint64)
+    tables = FK.NftFastTables(_table(rows), FC.reshape(-1, 4), np.array(FE, np.int64).reshape(-1, 5))
+    return FastPath("nftables", tables, records=len(rows))
 
 
-def build_ipvs(state, program, encode, encode_cidr) -> FastPath | None:
-    """The IPVS fast path of a compiled program (``state`` is the ``ipvs.IpvsRules``), or ``None``."""
-    from kbench.proxy.matcher import Matcher, Packets, _no_ipvs
-
+def build_ipvs(state: IpvsRules, program: Program) -> FastPath | None:
+    """The IPVS fast path of a compiled program (``state`` the rules it was lowered from), or ``None``."""
     parsed = ipt.parse(state.text())
     flags = [(name, f.split(",")) for r in parsed for name, f, _ in r.match_sets]
     if any(parts[0] == "src" for _, parts in flags):
@@ -241,10 +230,10 @@ def build_ipvs(state, program, encode, encode_cidr) -> FastPath | None:
     for c in cidrs:
         net = ipaddress.ip_network(c)
         candidates.append(str(net.network_address + (1 if net.num_addresses > 1 else 0)))
-    representative = {}
+    representative: dict[int, str] = {}
     for address in candidates:
         representative.setdefault(cls(address), address)
-    services = [vs for bucket in state.table.buckets for vs in bucket]  # _ipvs_arrays' order
+    services = [vs for bucket in state.table.buckets for vs in bucket]  # lowering.ipvs_tables' order
     position = {id(vs): i + 1 for bucket in state.table.buckets for i, vs in enumerate(bucket)}
     n_classes = 1 << (len(nets) + 1)
     probes, keys = [], []
@@ -255,25 +244,31 @@ def build_ipvs(state, program, encode, encode_cidr) -> FastPath | None:
         probes += [(representative[c], vs.protocol, vs.ip, vs.port) for c in sorted(representative)]
     if not keys:
         return None
-    result = Matcher(dataclasses.replace(program, ipvs=_no_ipvs()), seed=0).match(Packets.of(probes))
+    result = _probe(dataclasses.replace(program, ipvs=no_ipvs()), probes)
     CT = np.full((len(keys) * n_classes, 3), -1, np.int64)
     rows, j = [], 0
     for r, v in enumerate(keys):
         vs = services[v]
         for c in sorted(representative):
-            outcome = int(result.outcome[j])
+            outcome = int(result.kind[j])
             if outcome != K.OUT_DNAT:
                 CT[r * n_classes + c] = (outcome, int(result.masq[j]), int(result.rules[j]))
             j += 1
         hi, lo = encode(vs.ip)
         rows.append((hi, lo, (PROTO_NUMBERS[vs.protocol] << 16) | vs.port, (r * n_classes) << 20 | v, position[id(vs)]))
-    return FastPath("ipvs", _table(rows), np.array(nets, np.uint64).reshape(-1, 4), CT=CT, records=len(rows))
+    tables = FK.IpvsFastTables(_table(rows), np.array(nets, np.uint64).reshape(-1, 4), CT, program.rules.LOCAL)
+    return FastPath("ipvs", tables, records=len(rows))
 
 
-def program_local(program) -> list:
+def _probe(program: Program, rows: list[tuple[str, str, str, int]]) -> K.Verdicts:
+    """What the rule machine, fresh, does with these (source, protocol, destination, port) packets."""
+    return run_rule_machine(program, Packets.of(rows), MatchState.fresh(program))
+
+
+def program_local(program: Program) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The node's own addresses, as the program's LOCAL rows."""
     out = []
-    for hi, lo in program.LOCAL:
+    for hi, lo in program.rules.LOCAL:
         value = (int(hi) << 64) | int(lo)
         out.append(ipaddress.ip_address(value & 0xFFFFFFFF if value >> 32 == 0xFFFF else value))
     return out

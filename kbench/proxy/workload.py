@@ -13,8 +13,8 @@ import ipaddress
 import numpy as np
 
 from kbench.proxy.config import KubeProxyConfiguration
-from kbench.proxy.matcher import Packets
 from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo
+from kbench.proxy.program import Packets
 
 SERVICE_BASE = int(ipaddress.ip_address("172.16.0.0"))
 POD_BASE = int(ipaddress.ip_address("10.0.0.0"))

@@ -9,8 +9,9 @@ import pytest
 
 from kbench.proxy import ipvs
 from kbench.proxy.ipvs import IpvsTable, RealServer, VirtualServer, hash_32, sh_fill, sh_hashkey, svc_hashkey
-from kbench.proxy.matcher import Matcher, Packets, program_for
+from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import FAKE_PROXIER, EndpointInfo, ProxierConfig, ServicePortInfo
+from kbench.proxy.program import Packets
 
 CONFIG = ProxierConfig(node_name="node-0", node_ips=("192.168.0.2",))
 """NewFakeProxier's: clusterCIDR 10.0.0.0/8 (model.FAKE_PROXIER)."""

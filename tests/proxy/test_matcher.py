@@ -9,8 +9,9 @@ import pytest
 
 from kbench.proxy import iptables
 from kbench.proxy.kube_proxy import COMPILERS
-from kbench.proxy.matcher import Matcher, Packets, program_for
+from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import EndpointInfo, ProxierConfig, ServicePortInfo, objects_of, service_ports
+from kbench.proxy.program import Packets
 from kbench.proxy.tracer import Packet, tracer_for
 from tests.proxy.test_golden import golden_config, load_golden
 
