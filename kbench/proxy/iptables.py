@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from kbench.api.network import parse_cidr, parse_ip
-from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork
+from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork, TrafficPlan
 
 LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000
 """largeClusterEndpointsThreshold: above it SEP comments are dropped (pkg/proxy/iptables/proxier.go)."""
@@ -91,8 +91,25 @@ class IptablesRules:
 
 
 def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> IptablesRules:
-    """The rules kube-proxy writes for the service ports (a full sync)."""
+    """The rules kube-proxy writes for the service ports (a full sync), in ``syncProxyRules``' order: the
+    top-level chains and their fixed rules, each service port's rules and chains, the NodePorts tail call and
+    KUBE-FORWARD."""
     out = IptablesRules(services=len(sps))
+    out.endpoints = sum(len(sp.endpoints) for sp in sps)
+    large = out.endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+    write_top_level_chains(out, config)
+    for sp in sps:
+        write_service_port(out, sp, config, large)
+    write_node_ports_tail_call(out, config)
+    write_forward_rules(out, config)
+    lines = sum(len(out.chains[t]) + len(out.rules[t]) for t in ("filter", "nat"))
+    out.work.base = lines - sum(map(sum, out.work.per_service.values()))
+    return out
+
+
+def write_top_level_chains(out: IptablesRules, config: ProxierConfig) -> None:
+    """ "Make sure we keep stats for the top-level chains", then "Install the kubernetes-specific postrouting
+    rules" (KUBE-POSTROUTING, KUBE-MARK-MASQ) and, with localhost NodePorts, KUBE-FIREWALL's localnet block."""
     fchains, frules, nchains, nrules = out.chains["filter"], out.rules["filter"], out.chains["nat"], out.rules["nat"]
     mark = config.masquerade_mark
     fchains += [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL]
@@ -104,168 +121,273 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
         f"-j MASQUERADE" + (" --random-fully" if config.random_fully else "")
     )
     nrules.append(f"-A {KUBE_MARK_MASQ} -j MARK --or-mark {mark}")
-    localhost_nps = config.localhost_node_ports_enabled
-    if localhost_nps:
+    if config.localhost_node_ports_enabled:
         fchains.append(KUBE_FIREWALL)
         frules.append(
             f'-A {KUBE_FIREWALL} -m comment --comment "block incoming localnet connections" '
             "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
         )
-    out.endpoints = sum(len(sp.endpoints) for sp in sps)
-    large = out.endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
-    local_cidr = config.local_cidr
-    for sp in sps:
-        top = len(frules) + len(nrules)
+
+
+@dataclass
+class ServicePortChains:
+    """One service port's chains and where each kind of its traffic goes (the variables syncProxyRules sets up
+    before writing a service port's rules)."""
+
+    sp: ServicePortInfo
+    plan: TrafficPlan
+    cluster: str
+    """KUBE-SVC-*: the Cluster traffic policy chain."""
+    local: str
+    """KUBE-SVL-*: the Local traffic policy chain."""
+    external: str
+    """KUBE-EXT-*: external traffic's chain."""
+    firewall: str
+    """KUBE-FW-*: loadBalancerSourceRanges' chain."""
+    uses_firewall: bool
+    internal_target: str = ""
+    """What ClusterIP traffic jumps to without internal endpoints: REJECT or DROP ("" when it has some)."""
+    internal_comment: str = ""
+    external_target: str = ""
+    """What external traffic jumps to without external endpoints: REJECT or DROP ("" when it has some)."""
+    external_comment: str = ""
+
+    @classmethod
+    def of(cls, sp: ServicePortInfo) -> ServicePortChains:
+        """The chains of ``sp`` and its REJECT / DROP targets (no endpoints, or no local ones)."""
         names = chain_names(sp)
-        name, proto, port = sp.name_string, sp.proto, sp.port
-        match = f"-m {proto} -p {proto}"
         plan = sp.plan()
-        cluster_eps, local_eps, reachable, has_eps = plan.cluster, plan.local, plan.reachable, plan.has_endpoints
-        has_internal, has_external, uses_ext = plan.has_internal, plan.has_external, plan.uses_external_chain
-        cluster_chain, local_chain, ext_chain, fw_chain = (
-            names["cluster"],
-            names["local"],
-            names["external"],
-            names["firewall"],
+        uses_firewall = plan.has_endpoints and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
+        out = cls(sp, plan, names["cluster"], names["local"], names["external"], names["firewall"], uses_firewall)
+        if not plan.has_endpoints:
+            out.internal_target = out.external_target = "REJECT"
+            out.internal_comment = out.external_comment = _q(f"{sp.name_string} has no endpoints")
+        if plan.has_endpoints and not plan.has_internal:
+            out.internal_target, out.internal_comment = "DROP", _q(f"{sp.name_string} has no local endpoints")
+        if plan.has_endpoints and not plan.has_external:
+            out.external_target, out.external_comment = "DROP", _q(f"{sp.name_string} has no local endpoints")
+        return out
+
+    @property
+    def internal_policy(self) -> str:
+        """The chain ClusterIP traffic goes to (internalTrafficPolicy)."""
+        return self.local if self.sp.internal_local else self.cluster
+
+    @property
+    def external_policy(self) -> str:
+        """The chain KUBE-EXT-* hands external traffic to (externalTrafficPolicy)."""
+        return self.local if self.sp.external_local else self.cluster
+
+    @property
+    def load_balancer_target(self) -> str:
+        """Where load-balancer IP traffic goes: KUBE-FW-* with source ranges, else KUBE-EXT-*."""
+        return self.firewall if self.uses_firewall else self.external
+
+
+def write_service_port(out: IptablesRules, sp: ServicePortInfo, config: ProxierConfig, large: bool) -> None:
+    """One service port: its rules in the top-level chains, then its own chains, which a partial sync writes only
+    when the Service changed (``out.work``)."""
+    top = len(out.rules["filter"]) + len(out.rules["nat"])
+    chains = ServicePortChains.of(sp)
+    capture_cluster_ip(out, chains)
+    capture_external_ips(out, chains)
+    capture_load_balancer_ips(out, chains)
+    capture_node_port(out, chains, config)
+    capture_health_check_node_port(out, chains)
+    svc_chains: list[str] = []
+    svc_rules: list[str] = []
+    write_internal_traffic(svc_rules, chains, config)
+    write_external_traffic(svc_chains, svc_rules, chains, config)
+    write_firewall_chain(svc_chains, svc_rules, chains, config)
+    write_policy_chains(svc_chains, svc_rules, chains, large)
+    write_endpoint_chains(svc_chains, svc_rules, chains, large)
+    out.work.add(
+        sp.service_key, len(out.rules["filter"]) + len(out.rules["nat"]) - top, len(svc_chains) + len(svc_rules)
+    )
+    out.chains["nat"] += svc_chains
+    out.rules["nat"] += svc_rules
+
+
+def capture_cluster_ip(out: IptablesRules, c: ServicePortChains) -> None:
+    """ "Capture the clusterIP": to the internal policy chain, or REJECT / DROP in filter KUBE-SERVICES."""
+    sp = c.sp
+    match = f"-m {sp.proto} -p {sp.proto} -d {sp.cluster_ip} --dport {sp.port}"
+    if c.plan.has_internal:
+        out.rules["nat"].append(
+            f'-A {KUBE_SERVICES} -m comment --comment "{sp.name_string} cluster IP" {match} -j {c.internal_policy}'
         )
-        internal_chain = local_chain if sp.internal_local else cluster_chain
-        external_policy_chain = local_chain if sp.external_local else cluster_chain
-        uses_fw = has_eps and bool(sp.load_balancer_ips) and bool(sp.source_ranges)
-        lb_chain = fw_chain if uses_fw else ext_chain
-        if not has_eps:
-            int_target = ext_target = "REJECT"
-            int_comment = ext_comment = _q(f"{name} has no endpoints")
-        else:
-            int_target = ext_target = ""
-            if not has_internal:
-                int_target, int_comment = "DROP", _q(f"{name} has no local endpoints")
-            if not has_external:
-                ext_target, ext_comment = "DROP", _q(f"{name} has no local endpoints")
+    else:
+        out.rules["filter"].append(
+            f"-A {KUBE_SERVICES} -m comment --comment {c.internal_comment} {match} -j {c.internal_target}"
+        )
 
-        if has_internal:
-            nrules.append(
-                f'-A {KUBE_SERVICES} -m comment --comment "{name} cluster IP" {match} '
-                f"-d {sp.cluster_ip} --dport {port} -j {internal_chain}"
+
+def capture_external_ips(out: IptablesRules, c: ServicePortChains) -> None:
+    """ "Capture externalIPs": to KUBE-EXT-*, or REJECT / DROP in KUBE-EXTERNAL-SERVICES."""
+    sp = c.sp
+    for ip in sp.external_ips:
+        match = f"-m {sp.proto} -p {sp.proto} -d {ip} --dport {sp.port}"
+        if c.plan.has_endpoints:
+            out.rules["nat"].append(
+                f'-A {KUBE_SERVICES} -m comment --comment "{sp.name_string} external IP" {match} -j {c.external}'
             )
-        else:
-            frules.append(
-                f"-A {KUBE_SERVICES} -m comment --comment {int_comment} {match} "
-                f"-d {sp.cluster_ip} --dport {port} -j {int_target}"
+        if not c.plan.has_external:
+            out.rules["filter"].append(
+                f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {c.external_comment} {match} -j {c.external_target}"
             )
-        for ip in sp.external_ips:
-            if has_eps:
-                nrules.append(
-                    f'-A {KUBE_SERVICES} -m comment --comment "{name} external IP" {match} '
-                    f"-d {ip} --dport {port} -j {ext_chain}"
-                )
-            if not has_external:
-                frules.append(
-                    f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} {match} "
-                    f"-d {ip} --dport {port} -j {ext_target}"
-                )
+
+
+def capture_load_balancer_ips(out: IptablesRules, c: ServicePortChains) -> None:
+    """ "Capture load-balancer ingress": to KUBE-FW-* / KUBE-EXT-*, the KUBE-PROXY-FIREWALL drop behind source
+    ranges, or REJECT / DROP in KUBE-EXTERNAL-SERVICES."""
+    sp = c.sp
+    for ip in sp.load_balancer_ips:
+        match = f"-m {sp.proto} -p {sp.proto} -d {ip} --dport {sp.port}"
+        if c.plan.has_endpoints:
+            out.rules["nat"].append(
+                f'-A {KUBE_SERVICES} -m comment --comment "{sp.name_string} loadbalancer IP" {match} '
+                f"-j {c.load_balancer_target}"
+            )
+        if c.uses_firewall:
+            out.rules["filter"].append(
+                f'-A {KUBE_PROXY_FIREWALL} -m comment --comment "{sp.name_string} traffic not accepted by '
+                f'{c.firewall}" {match} -j DROP'
+            )
+    if not c.plan.has_external:
         for ip in sp.load_balancer_ips:
-            if has_eps:
-                nrules.append(
-                    f'-A {KUBE_SERVICES} -m comment --comment "{name} loadbalancer IP" {match} '
-                    f"-d {ip} --dport {port} -j {lb_chain}"
-                )
-            if uses_fw:
-                frules.append(
-                    f'-A {KUBE_PROXY_FIREWALL} -m comment --comment "{name} traffic not accepted by '
-                    f'{fw_chain}" {match} -d {ip} --dport {port} -j DROP'
-                )
-        if not has_external:
-            for ip in sp.load_balancer_ips:
-                frules.append(
-                    f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} {match} "
-                    f"-d {ip} --dport {port} -j {ext_target}"
-                )
-        if sp.node_port:
-            if has_eps:
-                if localhost_nps and "localhost_nps_accepted_pkts" in config.nfacct_counters:
-                    nrules.append(
-                        f"-A {KUBE_NODEPORTS} -m comment --comment {name} {match} -d 127.0.0.0/8 "
-                        f"--dport {sp.node_port} -m nfacct --nfacct-name localhost_nps_accepted_pkts "
-                        f"-j {ext_chain}"
-                    )
-                nrules.append(
-                    f"-A {KUBE_NODEPORTS} -m comment --comment {name} {match} --dport {sp.node_port} -j {ext_chain}"
-                )
-            if not has_external:
-                frules.append(
-                    f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {ext_comment} "
-                    f"-m addrtype --dst-type LOCAL {match} --dport {sp.node_port} -j {ext_target}"
-                )
-        if sp.health_check_node_port:
-            frules.append(
-                f'-A {KUBE_NODEPORTS} -m comment --comment "{name} health check node port" '
-                f"-m tcp -p tcp --dport {sp.health_check_node_port} -j ACCEPT"
+            out.rules["filter"].append(
+                f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {c.external_comment} -m {sp.proto} -p {sp.proto} "
+                f"-d {ip} --dport {sp.port} -j {c.external_target}"
             )
 
-        # Per-service chains: skipped from the restore input of a partial sync when the Service is unchanged.
-        svc_chains: list[str] = []
-        svc_rules: list[str] = []
-        if has_internal:
-            args = f'-m comment --comment "{name} cluster IP" {match} -d {sp.cluster_ip} --dport {port}'
-            if config.masquerade_all:
-                svc_rules.append(f"-A {internal_chain} {args} -j {KUBE_MARK_MASQ}")
-            elif local_cidr:
-                svc_rules.append(f"-A {internal_chain} {args} ! -s {local_cidr} -j {KUBE_MARK_MASQ}")
-        if uses_ext:
-            svc_chains.append(ext_chain)
-            if not sp.external_local:
-                svc_rules.append(
-                    f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} external '
-                    f'destinations" -j {KUBE_MARK_MASQ}'
-                )
-            else:
-                if local_cidr:
-                    svc_rules.append(
-                        f'-A {ext_chain} -m comment --comment "pod traffic for {name} external '
-                        f'destinations" -s {local_cidr} -j {cluster_chain}'
-                    )
-                svc_rules.append(
-                    f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {name} '
-                    f'external destinations" -m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}'
-                )
-                svc_rules.append(
-                    f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {name} external '
-                    f'destinations" -m addrtype --src-type LOCAL -j {cluster_chain}'
-                )
-            if has_external:
-                svc_rules.append(f"-A {ext_chain} -j {external_policy_chain}")
-        if uses_fw:
-            svc_chains.append(fw_chain)
-            head = f'-A {fw_chain} -m comment --comment "{name} loadbalancer IP"'
-            allow_from_node = False
-            for cidr in sp.source_ranges:
-                svc_rules.append(f"{head} -s {cidr} -j {ext_chain}")
-                allow_from_node = allow_from_node or parse_ip(config.node_ip) in parse_cidr(cidr)
-            if allow_from_node:
-                svc_rules += [f"{head} -s {ip} -j {ext_chain}" for ip in sp.load_balancer_ips]
-            svc_rules.append(
-                f'-A {fw_chain} -m comment --comment "other traffic to {name} will be dropped by {KUBE_PROXY_FIREWALL}"'
-            )
-        for used, chain, eps in (
-            (plan.uses_cluster_chain, cluster_chain, cluster_eps),
-            (plan.uses_local_chain, local_chain, local_eps),
-        ):
-            if used:
-                svc_chains.append(chain)
-                _endpoint_rules(svc_rules, sp, chain, eps, large)
-        for ep in reachable:
-            sep = endpoint_chain(sp, ep.address)
-            svc_chains.append(sep)
-            args = f"-A {sep}" + ("" if large else f" -m comment --comment {name}")
-            svc_rules.append(f"{args} -s {ep.ip} -j {KUBE_MARK_MASQ}")
-            if sp.affinity_timeout:
-                args += f" -m recent --name {sep} --set"
-            svc_rules.append(f"{args} {match} -j DNAT --to-destination {ep.address}")
-        out.work.add(sp.service_key, len(frules) + len(nrules) - top, len(svc_chains) + len(svc_rules))
-        nchains += svc_chains
-        nrules += svc_rules
 
+def capture_node_port(out: IptablesRules, c: ServicePortChains, config: ProxierConfig) -> None:
+    """ "Capture nodeports": KUBE-NODEPORTS to KUBE-EXT-* (and the counted localhost rule), or REJECT / DROP in
+    KUBE-EXTERNAL-SERVICES."""
+    sp = c.sp
+    if not sp.node_port:
+        return
+    match = f"-m {sp.proto} -p {sp.proto}"
+    if c.plan.has_endpoints:
+        if config.localhost_node_ports_enabled and "localhost_nps_accepted_pkts" in config.nfacct_counters:
+            out.rules["nat"].append(
+                f"-A {KUBE_NODEPORTS} -m comment --comment {sp.name_string} {match} -d 127.0.0.0/8 "
+                f"--dport {sp.node_port} -m nfacct --nfacct-name localhost_nps_accepted_pkts -j {c.external}"
+            )
+        out.rules["nat"].append(
+            f"-A {KUBE_NODEPORTS} -m comment --comment {sp.name_string} {match} --dport {sp.node_port} -j {c.external}"
+        )
+    if not c.plan.has_external:
+        out.rules["filter"].append(
+            f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {c.external_comment} "
+            f"-m addrtype --dst-type LOCAL {match} --dport {sp.node_port} -j {c.external_target}"
+        )
+
+
+def capture_health_check_node_port(out: IptablesRules, c: ServicePortChains) -> None:
+    """ "Capture healthCheckNodePorts": accept them in filter KUBE-NODEPORTS."""
+    if c.sp.health_check_node_port:
+        out.rules["filter"].append(
+            f'-A {KUBE_NODEPORTS} -m comment --comment "{c.sp.name_string} health check node port" '
+            f"-m tcp -p tcp --dport {c.sp.health_check_node_port} -j ACCEPT"
+        )
+
+
+def write_internal_traffic(rules: list[str], c: ServicePortChains, config: ProxierConfig) -> None:
+    """ "Set up internal traffic handling": masquerade ClusterIP traffic from off the pod network (or all of it)."""
+    if not c.plan.has_internal:
+        return
+    sp = c.sp
+    args = (
+        f'-m comment --comment "{sp.name_string} cluster IP" -m {sp.proto} -p {sp.proto} -d {sp.cluster_ip} '
+        f"--dport {sp.port}"
+    )
+    if config.masquerade_all:
+        rules.append(f"-A {c.internal_policy} {args} -j {KUBE_MARK_MASQ}")
+    elif config.local_cidr:
+        rules.append(f"-A {c.internal_policy} {args} ! -s {config.local_cidr} -j {KUBE_MARK_MASQ}")
+
+
+def write_external_traffic(chains: list[str], rules: list[str], c: ServicePortChains, config: ProxierConfig) -> None:
+    """ "Set up external traffic handling" in KUBE-EXT-*: masquerade (Cluster policy) or short-circuit pod and
+    node traffic to the cluster chain (Local policy), then the external policy chain."""
+    if not c.plan.uses_external_chain:
+        return
+    name = c.sp.name_string
+    chains.append(c.external)
+    if not c.sp.external_local:
+        rules.append(
+            f'-A {c.external} -m comment --comment "masquerade traffic for {name} external destinations" '
+            f"-j {KUBE_MARK_MASQ}"
+        )
+    else:
+        if config.local_cidr:
+            rules.append(
+                f'-A {c.external} -m comment --comment "pod traffic for {name} external destinations" '
+                f"-s {config.local_cidr} -j {c.cluster}"
+            )
+        rules.append(
+            f'-A {c.external} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+            f"-m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}"
+        )
+        rules.append(
+            f'-A {c.external} -m comment --comment "route LOCAL traffic for {name} external destinations" '
+            f"-m addrtype --src-type LOCAL -j {c.cluster}"
+        )
+    if c.plan.has_external:
+        rules.append(f"-A {c.external} -j {c.external_policy}")
+
+
+def write_firewall_chain(chains: list[str], rules: list[str], c: ServicePortChains, config: ProxierConfig) -> None:
+    """ "Set up firewall chain" KUBE-FW-*: allowed source ranges (and the load balancer's own IPs when the node is
+    in them) go on to KUBE-EXT-*; the rest is dropped by KUBE-PROXY-FIREWALL."""
+    if not c.uses_firewall:
+        return
+    chains.append(c.firewall)
+    head = f'-A {c.firewall} -m comment --comment "{c.sp.name_string} loadbalancer IP"'
+    allow_from_node = False
+    for cidr in c.sp.source_ranges:
+        rules.append(f"{head} -s {cidr} -j {c.external}")
+        allow_from_node = allow_from_node or parse_ip(config.node_ip) in parse_cidr(cidr)
+    if allow_from_node:
+        rules += [f"{head} -s {ip} -j {c.external}" for ip in c.sp.load_balancer_ips]
+    rules.append(
+        f'-A {c.firewall} -m comment --comment "other traffic to {c.sp.name_string} will be dropped by '
+        f'{KUBE_PROXY_FIREWALL}"'
+    )
+
+
+def write_policy_chains(chains: list[str], rules: list[str], c: ServicePortChains, large: bool) -> None:
+    """The Cluster (KUBE-SVC-*) and Local (KUBE-SVL-*) policy chains that are in use, each spreading its traffic
+    over its endpoints."""
+    for used, chain, eps in (
+        (c.plan.uses_cluster_chain, c.cluster, c.plan.cluster),
+        (c.plan.uses_local_chain, c.local, c.plan.local),
+    ):
+        if used:
+            chains.append(chain)
+            write_service_to_endpoint_rules(rules, c.sp, chain, eps, large)
+
+
+def write_endpoint_chains(chains: list[str], rules: list[str], c: ServicePortChains, large: bool) -> None:
+    """ "Generate the per-endpoint chains" KUBE-SEP-*: masquerade hairpin traffic, record affinity, DNAT."""
+    sp = c.sp
+    for ep in c.plan.reachable:
+        sep = endpoint_chain(sp, ep.address)
+        chains.append(sep)
+        args = f"-A {sep}" + ("" if large else f" -m comment --comment {sp.name_string}")
+        rules.append(f"{args} -s {ep.ip} -j {KUBE_MARK_MASQ}")
+        if sp.affinity_timeout:
+            args += f" -m recent --name {sep} --set"
+        rules.append(f"{args} -m {sp.proto} -p {sp.proto} -j DNAT --to-destination {ep.address}")
+
+
+def write_node_ports_tail_call(out: IptablesRules, config: ProxierConfig) -> None:
+    """ "Finally, tail-call to the nodePorts chain": KUBE-SERVICES' last rule, for local destinations or the
+    NodePort addresses."""
+    nrules = out.rules["nat"]
     cidrs = config.node_port_cidrs("iptables")
+    localhost_nps = config.localhost_node_ports_enabled
     tail = (
         f'-A {KUBE_SERVICES} -m comment --comment "kubernetes service nodeports; NOTE: this must be the last '
         f'rule in this chain"'
@@ -277,11 +399,17 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
         elif not localhost_nps:
             dest += " ! -d 127.0.0.0/8"
         nrules.append(f"{tail} {dest} -j {KUBE_NODEPORTS}")
-    else:
-        for ip in config.node_port_ips("iptables"):
-            if ip in ("127.0.0.1", "::1") and (config.ipv6 or not localhost_nps):
-                continue
-            nrules.append(f"{tail} -d {ip} -j {KUBE_NODEPORTS}")
+        return
+    for ip in config.node_port_ips("iptables"):
+        if ip in ("127.0.0.1", "::1") and (config.ipv6 or not localhost_nps):
+            continue
+        nrules.append(f"{tail} -d {ip} -j {KUBE_NODEPORTS}")
+
+
+def write_forward_rules(out: IptablesRules, config: ProxierConfig) -> None:
+    """KUBE-FORWARD: "Drop the packets in INVALID state" (unless conntrack is liberal), accept marked traffic and
+    what conntrack already accepted."""
+    frules, mark = out.rules["filter"], config.masquerade_mark
     if not config.conntrack_tcp_liberal:
         acct = (
             " -m nfacct --nfacct-name ct_state_invalid_dropped_pkts"
@@ -296,12 +424,9 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
         f'-A {KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
         "--ctstate RELATED,ESTABLISHED -j ACCEPT"
     )
-    lines = len(fchains) + len(frules) + len(nchains) + len(nrules)
-    out.work.base = lines - sum(map(sum, out.work.per_service.values()))
-    return out
 
 
-def _endpoint_rules(rules: list[str], sp: ServicePortInfo, chain: str, eps, large: bool) -> None:
+def write_service_to_endpoint_rules(rules: list[str], sp: ServicePortInfo, chain: str, eps, large: bool) -> None:
     """``writeServiceToEndpointRules``: affinity checks first, then the probability cascade."""
     for ep in eps if sp.affinity_timeout else ():
         sep = endpoint_chain(sp, ep.address)
