@@ -249,10 +249,10 @@ def build_ipvs(state: IpvsRules, program: Program) -> FastPath | None:
     rows, j = [], 0
     for r, v in enumerate(keys):
         vs = services[v]
-        for c in sorted(representative):
+        for source in sorted(representative):
             outcome = int(result.kind[j])
             if outcome != K.OUT_DNAT:
-                CT[r * n_classes + c] = (outcome, int(result.masq[j]), int(result.rules[j]))
+                CT[r * n_classes + source] = (outcome, int(result.masq[j]), int(result.rules[j]))
             j += 1
         hi, lo = encode(vs.ip)
         rows.append((hi, lo, (PROTO_NUMBERS[vs.protocol] << 16) | vs.port, (r * n_classes) << 20 | v, position[id(vs)]))

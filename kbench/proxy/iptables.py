@@ -52,6 +52,7 @@ def chain_names(sp: ServicePortInfo) -> dict[str, str]:
 
 
 def endpoint_chain(sp: ServicePortInfo, address: str) -> str:
+    """``servicePortEndpointChainName``: the KUBE-SEP-* chain of one endpoint of a service port."""
     return "KUBE-SEP-" + _hash16(sp.name_string + sp.proto + address)
 
 
@@ -87,6 +88,7 @@ class IptablesRules:
 
     @property
     def rule_count(self) -> int:
+        """Rules in both tables (chain declarations not counted)."""
         return len(self.rules["filter"]) + len(self.rules["nat"])
 
 
@@ -488,6 +490,7 @@ _WORD = re.compile(r'"[^"]*"|\S+')
 
 
 def parse_rule(table: str, line: str) -> Rule:
+    """One ``-A`` line of ``table`` as a :class:`Rule` (options kbench does not evaluate are skipped)."""
     words = line.split() if '"' not in line else [w.strip('"') for w in _WORD.findall(line)]
     rule = Rule(table, words[1], line)
     i, negate = 2, False

@@ -56,6 +56,8 @@ def sh_hashkey(address, port: int = 0, offset: int = 0) -> int:
 
 @dataclass
 class RealServer:
+    """An IPVS real server (an endpoint) with its weight and connection counters."""
+
     ip: str
     port: int
     weight: int = 1
@@ -64,10 +66,12 @@ class RealServer:
 
     @property
     def address(self) -> str:
+        """``ip:port`` as ipvsadm and the tracers write it (IPv6 in brackets)."""
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
     @property
     def available(self) -> bool:
+        """Schedulable: weight above 0 (the kernel's schedulers skip weight-0 servers)."""
         return self.weight > 0
 
 
@@ -92,6 +96,7 @@ class VirtualServer:
 
     @property
     def address(self):
+        """The virtual address, parsed."""
         return parse_ip(self.ip)
 
     def add_dest(self, dest: RealServer) -> None:
@@ -100,6 +105,7 @@ class VirtualServer:
         self.dests_changed()
 
     def dests_changed(self) -> None:
+        """The scheduler's update hook after the real servers changed (wrr: gcd and max weight; sh: its table)."""
         if self.scheduler == "wrr":
             weights = [d.weight for d in self.dests]
             di = 0
@@ -212,6 +218,7 @@ class IpvsTable:
         self.services: list[VirtualServer] = []
 
     def add(self, vs: VirtualServer) -> None:
+        """``ip_vs_svc_hash``: at the head of its bucket."""
         self.buckets[svc_hashkey(PROTO_NUMBERS[vs.protocol], vs.address, vs.port)].insert(0, vs)
         self.services.append(vs)
 
@@ -236,6 +243,7 @@ class IpSet:
     entries: set[tuple] = field(default_factory=set)
 
     def contains(self, flags: str, packet) -> bool:
+        """Whether ``packet`` matches ``-m set --match-set <name> <flags>`` (flags: src / dst per key part)."""
         dirs = flags.split(",")
         pick = {"src": packet.source, "dst": packet.destination}
         if self.type == "bitmap:port":
@@ -351,6 +359,7 @@ class IpvsRules:
 
     @property
     def rule_count(self) -> int:
+        """iptables rules in both tables (virtual servers and ipset entries not counted)."""
         return len(self.rules["filter"]) + len(self.rules["nat"])
 
     def ipvsadm(self) -> str:

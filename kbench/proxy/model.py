@@ -157,6 +157,7 @@ class ProxierConfig:
     # -- derived, per IP family ------------------------------------------------------------------------------
     @property
     def ipv6(self) -> bool:
+        """Whether the proxier is the IPv6 one."""
         return self.ip_family == "IPv6"
 
     def own(self, values: Iterable[str]) -> list[str]:
@@ -211,6 +212,9 @@ class ProxierConfig:
 
 @dataclass(frozen=True)
 class EndpointInfo:
+    """One endpoint of a service port as kube-proxy sees it (``proxy.Endpoint``): address, port, conditions, and
+    whether it is on this node."""
+
     ip: str
     port: int
     ready: bool
@@ -227,6 +231,8 @@ class EndpointInfo:
 
 @dataclass(frozen=True)
 class TrafficPlan:
+    """Where a service port's traffic goes: its endpoint categories and which policy chains it needs."""
+
     cluster: list[EndpointInfo]
     local: list[EndpointInfo]
     reachable: list[EndpointInfo]
@@ -264,6 +270,7 @@ class ServicePortInfo:
 
     @property
     def service_key(self) -> str:
+        """``namespace/name`` of the Service."""
         return f"{self.namespace}/{self.name}"
 
     @property
@@ -273,19 +280,23 @@ class ServicePortInfo:
 
     @property
     def proto(self) -> str:
+        """The protocol in lower case, as iptables and nft write it."""
         return self.protocol.lower()
 
     @property
     def externally_accessible(self) -> bool:
+        """``ExternallyAccessible``: a NodePort, load-balancer IPs or external IPs."""
         return bool(self.node_port or self.load_balancer_ips or self.external_ips)
 
     @property
     def uses_cluster_endpoints(self) -> bool:
+        """``UsesClusterEndpoints``."""
         # Even with externalTrafficPolicy Local, Cluster endpoints serve the short-circuited pod/node traffic.
         return not self.internal_local or self.externally_accessible
 
     @property
     def uses_local_endpoints(self) -> bool:
+        """``UsesLocalEndpoints``: internalTrafficPolicy Local, or externalTrafficPolicy Local when external."""
         return self.internal_local or (self.external_local and self.externally_accessible)
 
     def plan(self) -> TrafficPlan:
@@ -343,6 +354,7 @@ class SyncWork:
     per_service: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, key: str, always: int, on_change: int) -> None:
+        """Count Service ``key``'s lines: ``always`` written every sync, ``on_change`` only when it changed."""
         counts = self.per_service.setdefault(key, [0, 0])
         counts[0] += always
         counts[1] += on_change

@@ -48,6 +48,8 @@ def endpoint_base(sp: ServicePortInfo, ip: str, port: int) -> str:
 
 @dataclass
 class NftSet:
+    """An nftables set or verdict map of the kube-proxy table, with its elements."""
+
     name: str
     type: str
     is_map: bool = False
@@ -58,6 +60,7 @@ class NftSet:
     """(key parts, verdict ("" for a set), comment)."""
 
     def body(self) -> str:
+        """The ``{ type ... ; flags ... ; }`` part of its ``add set`` / ``add map`` command."""
         parts = [f"type {self.type}" + (" : verdict" if self.is_map else "")]
         if self.flags:
             parts.append(f"flags {self.flags}")
@@ -70,6 +73,8 @@ class NftSet:
 
 @dataclass
 class NftChain:
+    """An nftables chain of the kube-proxy table and its rules (as ``nft`` writes them)."""
+
     name: str
     hook: tuple[str, str, int] | None = None
     """(type, hook, priority) of a base chain."""
@@ -79,6 +84,8 @@ class NftChain:
 
 @dataclass
 class NftRuleset:
+    """One sync's kube-proxy table: sets, maps and chains, and the work the transaction writes."""
+
     family: str
     sets: dict[str, NftSet] = field(default_factory=dict)
     chains: dict[str, NftChain] = field(default_factory=dict)
@@ -90,6 +97,7 @@ class NftRuleset:
     """Objects created so far (chains, rules, sets, elements)."""
 
     def chain(self, name: str, hook=None, comment: str = "") -> NftChain:
+        """The chain ``name``, added when new (``hook``: (type, hook, priority) of a base chain)."""
         c = self.chains.get(name)
         if c is None:
             c = self.chains[name] = NftChain(name, hook, comment)
@@ -97,21 +105,25 @@ class NftRuleset:
         return c
 
     def add_set(self, *args, **kwargs) -> NftSet:
+        """Add a set or map (:class:`NftSet`'s arguments)."""
         s = NftSet(*args, **kwargs)
         self.sets[s.name] = s
         self.objects += 1
         return s
 
     def rule(self, chain: str, text: str) -> None:
+        """Append a rule to ``chain``."""
         self.chain(chain).rules.append(text)
         self.objects += 1
 
     def element(self, name: str, key: tuple[str, ...], verdict: str = "", comment: str = "") -> None:
+        """Add an element to set or map ``name`` (``verdict`` for a map)."""
         self.sets[name].elements.append((key, verdict, comment))
         self.objects += 1
 
     @property
     def rule_count(self) -> int:
+        """Rules in all chains."""
         return sum(len(c.rules) for c in self.chains.values())
 
     def dump(self) -> str:

@@ -15,6 +15,8 @@ _COMMENT = re.compile(r'\s+comment\s+"[^"]*"\s*$')
 
 @dataclass
 class NftRule:
+    """One nftables rule as the tracer and the compiled matcher read it: matches, side effects and verdict."""
+
     text: str
     matches: list[tuple] = field(default_factory=list)
     """("addr", "saddr"|"daddr", negated, "set"|"cidrs", name or list) / ("fib", field, negated) /
@@ -30,6 +32,8 @@ class NftRule:
 
 @dataclass
 class NftProgram:
+    """A ruleset parsed back: rules by chain, set members, verdict-map elements and affinity sets."""
+
     chains: dict[str, list[NftRule]]
     sets: dict[str, set[tuple[str, ...]]]
     maps: dict[str, dict[tuple[str, ...], tuple[str, str]]]
@@ -38,11 +42,13 @@ class NftProgram:
 
 
 def parse_verdict(text: str) -> tuple[str, str]:
+    """``jump CHAIN`` -> ("jump", "CHAIN"); ``drop`` -> ("drop", "")."""
     kind, _, arg = text.strip().partition(" ")
     return kind, arg.strip()
 
 
 def parse_rule(text: str) -> NftRule:
+    """One rule's text (as ``add rule`` writes it, without the chain) as an :class:`NftRule`."""
     rule = NftRule(text)
     words = _COMMENT.sub("", text).split()
     i = 0

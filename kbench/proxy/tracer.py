@@ -25,6 +25,8 @@ from kbench.proxy.nftrules import NftProgram, NftRule
 
 @dataclass
 class Packet:
+    """A new connection's first packet, as the tracers follow it."""
+
     source: ipaddress._BaseAddress
     protocol: str
     """Lower case: tcp, udp, sctp."""
@@ -53,6 +55,7 @@ class Packet:
 
 
 def in_network(address, network: str) -> bool:
+    """Whether ``address`` is in ``network`` (a CIDR or one address) of its own family."""
     net = parse_cidr(network) if "/" in network else ipaddress.ip_network(parse_ip(network))
     return address.version == net.version and address in net
 
@@ -67,8 +70,8 @@ class IptablesTracer:
     """``iptablesTracer``: nat KUBE-SERVICES, then filter KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS,
     KUBE-PROXY-FIREWALL. ``sets`` resolves ``-m set`` matches (IPVS mode's ipsets)."""
 
-    NAT_ENTRY = ("KUBE-SERVICES",)
-    FILTER_ENTRY = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL")
+    NAT_ENTRY: tuple[str, ...] = ("KUBE-SERVICES",)
+    FILTER_ENTRY: tuple[str, ...] = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL")
 
     def __init__(self, rules: list[ipt.Rule], config: ProxierConfig, sets: Mapping | None = None) -> None:
         self.chains: dict[tuple[str, str], list[ipt.Rule]] = {}
@@ -78,6 +81,7 @@ class IptablesTracer:
         self.sets = sets or {}
 
     def trace(self, packet: Packet) -> tuple[list[str], bool]:
+        """Every fate of ``packet``: (endpoints and verdicts, masquerade requested)."""
         self.outputs: list[str] = []
         self.masq = False
         for chain in self.NAT_ENTRY:
@@ -89,6 +93,7 @@ class IptablesTracer:
         return self.outputs, self.masq
 
     def matches(self, r: ipt.Rule, p: Packet) -> bool:
+        """Whether rule ``r``'s matches hold for ``p`` (a ``statistic`` match always may)."""
         if r.unsupported or (r.recent is not None and r.recent[1] == "rcheck"):
             return False
         if r.ctstate is not None and ("NEW" in r.ctstate[1]) == r.ctstate[0]:
@@ -140,6 +145,7 @@ class IpvsTracer(IptablesTracer):
         self.table = state.table
 
     def trace(self, packet: Packet) -> tuple[list[str], bool]:
+        """The iptables rules' fates, else every real server the virtual server may schedule."""
         outputs, masq = super().trace(packet)
         if outputs:
             return outputs, masq
@@ -159,6 +165,7 @@ class NftablesTracer:
         self.local = config.local_addresses()
 
     def trace(self, packet: Packet) -> tuple[list[str], bool]:
+        """Every fate of ``packet``: (endpoints and verdicts, masquerade requested)."""
         self.outputs: list[str] = []
         self.masq = False
         if self._run("filter-prerouting-pre-dnat", packet):
@@ -181,6 +188,7 @@ class NftablesTracer:
         return hit != negated
 
     def matches(self, rule: NftRule, p: Packet) -> bool:
+        """Whether ``rule``'s matches hold for ``p``."""
         for m in rule.matches:
             kind = m[0]
             if kind == "addr" and not self._address_match(m, p):
