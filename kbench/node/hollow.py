@@ -35,9 +35,7 @@ from kbench.sim import Timer
 
 NODE_STATUS_UPDATE_RETRY = 5
 """pkg/kubelet/kubelet.go nodeStatusUpdateRetry: tries of one status update."""
-RENEW_INTERVAL = KubeletConfiguration().lease_renew_interval
-"""The default configuration's Lease renew interval (10 s), for tests written against the defaults; the model reads
-each node's own (``HollowNode.renew_interval``). To be removed once no test imports it."""
+
 ENSURE_LEASE_BACKOFF, MAX_ENSURE_LEASE_BACKOFF = 0.2, 7.0
 """backoffEnsureLease's waits between reads of the lease (100 ms doubled before the first, maxBackoff 7 s)."""
 CONDITIONS = {

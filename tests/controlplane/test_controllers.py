@@ -12,7 +12,7 @@ from kbench.controllers.config import KUBEADM_FLAGS
 from kbench.controllers.nodeipam import CIDR_UPDATE_RETRIES
 from kbench.controllers.nodelifecycle import NODE_EVICTION_PERIOD
 from kbench.node import HollowNode
-from kbench.node.hollow import RENEW_INTERVAL
+from kbench.node.config import KubeletConfiguration
 from tests.controlplane.helpers import (
     Plane,
     fail_next,
@@ -47,7 +47,7 @@ def test_node_stops_renewing_unknown_taint_eviction_and_replacement():
     plane.nodes[0].stop()
     plane.run(stop + 20.0)
     last_renewal = seconds(plane.ok("get", "leases", namespace="kube-node-lease", name="node-0")["spec"]["renewTime"])
-    assert stop - RENEW_INTERVAL < last_renewal <= stop  # nothing is sent after the stop
+    assert stop - KubeletConfiguration().lease_renew_interval < last_renewal <= stop  # nothing is sent after the stop
     seen_unknown = seen_taint = None
     while plane.engine.now < stop + 500:
         plane.run(plane.engine.now + 1.0)

@@ -25,7 +25,7 @@ from kbench.apiserver.objects import seconds
 from kbench.cluster import Cluster, ClusterSpec
 from kbench.controllers import KubeControllerManagerConfiguration
 from kbench.controllers.nodelifecycle import NODE_EVICTION_PERIOD, UNREACHABLE
-from kbench.node.hollow import RENEW_INTERVAL
+from kbench.node.config import KubeletConfiguration
 from kbench.scenarios.library import deployment
 from tests.controlplane.helpers import reached, read_before, record
 
@@ -58,7 +58,7 @@ def _pods(cluster: Cluster) -> list[dict]:
 
 @pytest.mark.parametrize("mode", ["partition", "shutdown"])
 def test_node_failure_timeline_matches_upstream(mode):
-    cluster = Cluster(ClusterSpec(nodes=5, zones=1, kube_proxy={"nodes": 0}))
+    cluster = Cluster(ClusterSpec(nodes=5, zones=1, proxy_nodes=0))
     kubelet_requests = {k.name: record(k.client) for k in cluster.kubelets}
     nlc = cluster.kcm.controller("node-lifecycle-controller")
     kcm_requests = record(nlc.client)  # node-lifecycle's client (each controller has its own)
@@ -99,7 +99,7 @@ def test_node_failure_timeline_matches_upstream(mode):
     assert max(r["at"] for r in reached(sent)) <= t0
     renewals = [r for r in reached(sent) if r["verb"] == "update" and r["resource"] == "leases"]
     last = renewals[-1]
-    assert last["at"] <= t0 < last["answered"] + RENEW_INTERVAL
+    assert last["at"] <= t0 < last["answered"] + KubeletConfiguration().lease_renew_interval
     renew_time = last["body"]["spec"]["renewTime"]
 
     # 2. Unknown at the first monitor pass later than the probe time + the grace period
