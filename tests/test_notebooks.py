@@ -27,6 +27,8 @@ SMALL = {
         "services": 2,
         "proxy_nodes": 0,
         "degrade_nodes": 20,
+        "qps_nodes": 10,
+        "qps_services": 20,
         "jobs": 1,
     },
 }
@@ -39,6 +41,7 @@ EXPORTS = {
     ],
     "04_cluster_scaling.ipynb": [
         "cluster/*/cluster_perfdata.json",
+        "cluster/kcm-qps/results.parquet",
         "scenario/density/*.json",
         "scenario/density/density_pod_startup_hist.pdf",
     ],
