@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from kbench.sweep.scheduler import basic_cluster, basic_pods
+from kbench.scenarios.scheduler_perf import basic_cluster, basic_pods
 
 NODES, INITIAL, PODS, REFERENCE_PODS = 5_000, 1_000, 10_000, 200
 

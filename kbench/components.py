@@ -220,6 +220,13 @@ class FieldParam:
         """What values the field allows."""
         return self.option().allowed()
 
+    @property
+    def help(self) -> str:
+        """The field as figures label it: ``kube-controller-manager --kube-api-qps: QPS of ...``."""
+        component, field = split_field(self.name)
+        meta = self.option()
+        return f"{component} {'--' + meta.flag if meta.flag else field}: {meta.help}"
+
     def describe(self) -> str:
         """One line for ``--help`` and error messages."""
         meta = self.option()

@@ -29,7 +29,7 @@ from kbench.columns import column, tick
 if TYPE_CHECKING:
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from kbench.sweep.grid import Param
+    from kbench.params import Param
 
 FORMATS = ("png", "svg")
 PNG_DPI = 150

@@ -149,7 +149,10 @@ def test_dask_at_an_address_that_is_not_a_dask_scheduler_is_a_clear_error(tmp_pa
         ("{cpu: 1e400}", "cluster.nodeCapacity.cpu: '1e400' is out of range"),
         ("{memory: 12Gx}", "cluster.nodeCapacity.memory: "),
         ("{cpu: '0'}", r"cluster.nodeCapacity: .* expected cpu > 0"),
-        ("{pods: 110}", r"cluster.nodeCapacity: .* expected a mapping with cpu and memory \(pods: the kubelet's maxPods\)"),
+        (
+            "{pods: 110}",
+            r"cluster.nodeCapacity: .* expected a mapping with cpu and memory \(pods: the kubelet's maxPods\)",
+        ),
     ],
 )
 def test_node_capacity_is_parsed_as_quantities_naming_the_field(capacity, message):

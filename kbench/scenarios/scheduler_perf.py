@@ -29,6 +29,8 @@ import yaml
 from kbench.api.core import ManifestError, Node, Pod
 from kbench.profiles import Profile, load_profile
 from kbench.scheduler.config import SchedulerConfig, parse_config
+from kbench.scheduler.framework import Framework
+from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.scheduler import Scheduler
 from kbench.scheduler.state import ClusterState
 from kbench.sim import Engine, Streams
@@ -103,6 +105,9 @@ def summarize(samples: list[float]) -> dict[str, float]:
 
 @dataclass
 class WorkloadResult:
+    """One scheduler_perf workload's outcome: SchedulingThroughput (scheduler_perf's samples and percentiles)
+    against its CI threshold, and the simulated cycle costs behind it."""
+
     name: str
     threshold: float | None
     throughput: dict[str, float]
@@ -279,3 +284,20 @@ def run_workload(
         cost_parts=dict(stats.cost_parts),
         latencies=[records[k].bound - records[k].created for k in run.measured if records[k].bound is not None],
     )
+
+
+def basic_cluster(nodes: int, percentage: int, seed: int) -> tuple[KernelScheduler, dict]:
+    """SchedulingBasic's cluster (node-default.yaml nodes) and its pod template."""
+    templates = load_tests()["SchedulingBasic"]["_dir"] / "templates"
+    node_t = yaml.safe_load((templates / "node-default.yaml").read_text())
+    node_t["status"]["allocatable"] = node_t["status"]["capacity"]
+    state = ClusterState(Node.from_manifest({**node_t, "metadata": {"name": f"node-{i}"}}) for i in range(nodes))
+    config = parse_config({"percentageOfNodesToScore": percentage})
+    return KernelScheduler(Framework(config.profile(), state, percentage, seed)), yaml.safe_load(
+        (templates / "pod-default.yaml").read_text()
+    )
+
+
+def basic_pods(template: dict, start: int, count: int) -> list[Pod]:
+    """Pods ``pod-<start>`` ... of SchedulingBasic's pod template."""
+    return [Pod.from_manifest({**template, "metadata": {"name": f"pod-{i}"}}) for i in range(start, start + count)]

@@ -21,7 +21,7 @@ from kbench.metrics.slis import API_SLO, NETWORK_PROGRAMMING_SLO, POD_STARTUP_SL
 from kbench.profiles import available
 from kbench.scenarios.library import NODES, density, deployment, service
 from kbench.sweep import progress
-from kbench.sweep.grid import Param, Sweep
+from kbench.sweep.grid import Param
 
 DEGRADE = {
     "none": {},
@@ -201,27 +201,20 @@ def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return [path]
 
 
-SWEEP = Sweep(
-    name="cluster",
-    description="whole cluster, ClusterLoader2 density: every SLI vs cluster size (simulated), kbench speed",
-    params=PARAMS,
-    presets=PRESETS,
-    run_point=run_point,
-    plot=plot.plotter(FIGURES, PARAMS, SLOS),
-    export=export,
-    slos=SLOS,
-    components=True,
-    summary=(
-        "nodes",
-        "pods_per_node",
-        "churn",
-        "degrade",
-        "sim_pod_startup_p99_s",
-        "sim_api_resource_p99_max_s",
-        "sim_scheduling_throughput_max",
-        "sim_npl_p99_s",
-        "sim_slo_passed",
-        "wall_seconds",
-        "wall_sim_seconds_per_s",
-    ),
+NAME = "cluster"
+DESCRIPTION = "whole cluster, ClusterLoader2 density: every SLI vs cluster size (simulated), kbench speed"
+SUMMARY = (
+    "nodes",
+    "pods_per_node",
+    "churn",
+    "degrade",
+    "sim_pod_startup_p99_s",
+    "sim_api_resource_p99_max_s",
+    "sim_scheduling_throughput_max",
+    "sim_npl_p99_s",
+    "sim_slo_passed",
+    "wall_seconds",
+    "wall_sim_seconds_per_s",
 )
+COMPONENTS = True
+"""Points build whole clusters: any component field can be an axis (``--param kubelet.kubeAPIQPS=...``)."""

@@ -19,7 +19,7 @@ from kbench import plot
 from kbench.etcd import Store
 from kbench.etcd.workload import run_closed_loop
 from kbench.profiles import available, load_profile
-from kbench.sweep.grid import Param, Sweep
+from kbench.sweep.grid import Param
 
 PARAMS = (
     Param("keys", int, "keys in the store", minimum=1, maximum=10_000_000),
@@ -149,23 +149,17 @@ kernels' own speed (measured once per point: the points at one key count and val
 latency against throughput as clients grow."""
 
 
-SWEEP = Sweep(
-    name="etcd",
-    description="etcd MVCC kernels (measured) and the modelled member set (simulated)",
-    params=PARAMS,
-    presets=PRESETS,
-    run_point=run_point,
-    plot=plot.plotter(FIGURES, PARAMS),
-    summary=(
-        "keys",
-        "members",
-        "clients",
-        "write_ratio",
-        "sim_throughput_ops_per_s",
-        "sim_write_latency_p50_ms",
-        "sim_write_latency_p99_ms",
-        "sim_read_latency_p99_ms",
-        "wall_put_many_ops_per_s",
-        "wall_range_many_ops_per_s",
-    ),
+NAME = "etcd"
+DESCRIPTION = "etcd MVCC kernels (measured) and the modelled member set (simulated)"
+SUMMARY = (
+    "keys",
+    "members",
+    "clients",
+    "write_ratio",
+    "sim_throughput_ops_per_s",
+    "sim_write_latency_p50_ms",
+    "sim_write_latency_p99_ms",
+    "sim_read_latency_p99_ms",
+    "wall_put_many_ops_per_s",
+    "wall_range_many_ops_per_s",
 )

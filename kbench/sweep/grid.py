@@ -8,23 +8,25 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
 
+from kbench import plot
 from kbench.components import CONFIGS, FieldParam, split_field
 from kbench.params import Param
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """A named sweep: its parameters, presets, the function that runs one point, and its plots.
+    """A named sweep: its parameters, presets, the function that runs one point, and its figures.
 
-    ``run_point(params, seed)`` returns the point's metrics as a flat dict of
-    ``sim_*`` (simulated) and ``wall_*`` (measured) columns. ``plot(df, out_dir)``
-    draws the sweep's figures and returns the written files; ``export(df, out_dir)``,
-    if given, writes other report files (e.g. scheduler_perf JSON) and returns them;
-    ``slos`` are the thresholds a report checks each point against.
+    ``run_point(params, seed)`` returns the point's metrics as a flat dict of ``sim_*`` (simulated) and
+    ``wall_*`` (measured) columns. ``figures`` are drawn by :meth:`plot`; ``export(df, out_dir)``, if given,
+    writes other report files (e.g. scheduler_perf JSON) and returns them; ``slos`` are the thresholds a
+    report checks each point against. A sweep module declares these as module attributes (see
+    :meth:`from_module`).
     """
 
     name: str
@@ -32,7 +34,7 @@ class Sweep:
     params: tuple[Param, ...]
     presets: Mapping[str, Mapping[str, Sequence]]
     run_point: Callable[[dict, int], dict]
-    plot: Callable[[pd.DataFrame, Path], list[Path]]
+    figures: tuple[plot.Spec, ...]
     summary: tuple[str, ...] = field(default=())
     export: Callable[[pd.DataFrame, Path], list[Path]] | None = None
     slos: tuple[tuple[str, float, str], ...] = field(default=())
@@ -40,6 +42,32 @@ class Sweep:
     components: bool = False
     """Points build a whole cluster, so any component field (``kube-controller-manager.kubeAPIQPS``, see
     :mod:`kbench.components`) can be an axis besides ``params``; ``run_point`` gets it under that name."""
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Sweep:
+        """The sweep a module defines: ``NAME``, ``DESCRIPTION``, ``PARAMS``, ``PRESETS``, ``run_point``,
+        ``FIGURES``, ``SUMMARY``, and optionally ``export``, ``SLOS`` and ``COMPONENTS`` (points build clusters)."""
+        return cls(
+            name=module.NAME,
+            description=module.DESCRIPTION,
+            params=module.PARAMS,
+            presets=module.PRESETS,
+            run_point=module.run_point,
+            figures=module.FIGURES,
+            summary=module.SUMMARY,
+            export=getattr(module, "export", None),
+            slos=getattr(module, "SLOS", ()),
+            components=getattr(module, "COMPONENTS", False),
+        )
+
+    def axes(self, df: pd.DataFrame) -> list[Param | FieldParam]:
+        """The parameters of a result table: the declared ones, then each component field it has as a column."""
+        fields = [FieldParam(c) for c in df.columns if self.components and "." in str(c)]
+        return [*self.params, *fields]
+
+    def plot(self, df: pd.DataFrame, out_dir: Path) -> list[Path]:
+        """Draw and save every figure of the sweep for result table ``df``; returns the written files."""
+        return plot.plotter(self.figures, self.axes(df), self.slos)(df, out_dir)
 
     @property
     def param_names(self) -> list[str]:

@@ -25,7 +25,7 @@ from kbench.proxy.kube_proxy import COMPILERS, KubeProxy, ProxyCosts
 from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import EndpointInfo
 from kbench.sim import Engine, Streams
-from kbench.sweep.grid import Param, Sweep
+from kbench.sweep.grid import Param
 
 PARAMS = (
     Param("services", int, "Services (one TCP port each)", minimum=1, maximum=100_000),
@@ -102,6 +102,7 @@ def simulate_syncs(mode: str, ports, costs: ProxyCosts, churn: float, seed: int,
 
 
 def run_point(params: dict, seed: int) -> dict:
+    """Compile the point's rules, match its packets (measured) and simulate its syncs (simulated)."""
     mode, services = params["mode"], params["services"]
     costs = ProxyCosts.from_profile(load_profile(params["profile"]))
     ports = workload.service_ports(services, params["endpoints"], seed=seed)
@@ -149,22 +150,16 @@ FIGURES = (
 )
 
 
-SWEEP = Sweep(
-    name="proxy",
-    description="kube-proxy iptables / IPVS / nftables: first-packet latency, sync time, matcher speed",
-    params=PARAMS,
-    presets=PRESETS,
-    run_point=run_point,
-    plot=plot.plotter(FIGURES, PARAMS),
-    summary=(
-        "mode",
-        "services",
-        "endpoints",
-        "rules",
-        "sim_first_packet_p50_ms",
-        "sim_full_sync_s",
-        "sim_partial_sync_p50_s",
-        "sim_npl_p50_s",
-        "wall_pkts_per_s",
-    ),
+NAME = "proxy"
+DESCRIPTION = "kube-proxy iptables / IPVS / nftables: first-packet latency, sync time, matcher speed"
+SUMMARY = (
+    "mode",
+    "services",
+    "endpoints",
+    "rules",
+    "sim_first_packet_p50_ms",
+    "sim_full_sync_s",
+    "sim_partial_sync_p50_s",
+    "sim_npl_p50_s",
+    "wall_pkts_per_s",
 )

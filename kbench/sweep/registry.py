@@ -1,4 +1,5 @@
-"""The sweeps kbench knows, by name (each module defines ``SWEEP``, imported when first asked for)."""
+"""The sweeps kbench knows, by name: each a module that declares its sweep (:meth:`Sweep.from_module`), imported
+when first asked for."""
 
 from __future__ import annotations
 
@@ -23,4 +24,4 @@ def get_sweep(name: str) -> Sweep:
     """The sweep called ``name``."""
     if name not in REGISTRY:
         raise ValueError(f"unknown sweep {name!r}; valid: {', '.join(sweep_names())}")
-    return import_module(REGISTRY[name]).SWEEP
+    return Sweep.from_module(import_module(REGISTRY[name]))

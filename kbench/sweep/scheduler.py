@@ -17,17 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from kbench import plot
-from kbench.api.core import Node, Pod
 from kbench.profiles import available, load_profile
-from kbench.scenarios.scheduler_perf import load_tests, run_workload
+from kbench.scenarios.scheduler_perf import basic_cluster, basic_pods, load_tests, run_workload
 from kbench.scheduler.config import parse_config
-from kbench.scheduler.framework import Framework
-from kbench.scheduler.kernel import KernelScheduler
-from kbench.scheduler.state import ClusterState
-from kbench.sweep.grid import Param, Sweep
+from kbench.sweep.grid import Param
 
 WORKLOADS = (
     "SchedulingBasic",
@@ -76,22 +71,6 @@ def _upstream(workload: str) -> dict:
     return next(w for w in test["workloads"] if w["name"] == _WORKLOAD_OF[workload])
 
 
-def basic_cluster(nodes: int, percentage: int, seed: int) -> tuple[KernelScheduler, dict]:
-    """SchedulingBasic's cluster (node-default.yaml nodes) and its pod template."""
-    templates = load_tests()["SchedulingBasic"]["_dir"] / "templates"
-    node_t = yaml.safe_load((templates / "node-default.yaml").read_text())
-    node_t["status"]["allocatable"] = node_t["status"]["capacity"]
-    state = ClusterState(Node.from_manifest({**node_t, "metadata": {"name": f"node-{i}"}}) for i in range(nodes))
-    config = parse_config({"percentageOfNodesToScore": percentage})
-    return KernelScheduler(Framework(config.profile(), state, percentage, seed)), yaml.safe_load(
-        (templates / "pod-default.yaml").read_text()
-    )
-
-
-def basic_pods(template: dict, start: int, count: int) -> list[Pod]:
-    return [Pod.from_manifest({**template, "metadata": {"name": f"pod-{i}"}}) for i in range(start, start + count)]
-
-
 def batch_pods_per_second(nodes: int, pods: int, percentage: int, seed: int) -> float:
     """Wall pods/s of the signature batch kernel placing SchedulingBasic pods (1000 already placed)."""
     kernel, template = basic_cluster(nodes, percentage, seed)
@@ -103,6 +82,7 @@ def batch_pods_per_second(nodes: int, pods: int, percentage: int, seed: int) -> 
 
 
 def run_point(params: dict, seed: int) -> dict:
+    """Run the point's scheduler_perf workload: simulated throughput and costs, kbench's own pods/s."""
     workload = params["workload"]
     nodes, pods = params["nodes"], params["pods"]
     overrides = {"initNodes": nodes, "measurePods": pods}
@@ -179,22 +159,15 @@ def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return [path]
 
 
-SWEEP = Sweep(
-    name="scheduler",
-    description="kube-scheduler on scheduler_perf workloads: simulated throughput, measured kernel speed",
-    params=PARAMS,
-    presets=PRESETS,
-    run_point=run_point,
-    plot=plot.plotter(FIGURES, PARAMS),
-    export=export,
-    summary=(
-        "workload",
-        "nodes",
-        "pods",
-        "percentage",
-        "sim_throughput_average",
-        "sim_throughput_perc50",
-        "wall_pods_per_s",
-        "wall_batch_pods_per_s",
-    ),
+NAME = "scheduler"
+DESCRIPTION = "kube-scheduler on scheduler_perf workloads: simulated throughput, measured kernel speed"
+SUMMARY = (
+    "workload",
+    "nodes",
+    "pods",
+    "percentage",
+    "sim_throughput_average",
+    "sim_throughput_perc50",
+    "wall_pods_per_s",
+    "wall_batch_pods_per_s",
 )

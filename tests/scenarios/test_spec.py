@@ -32,7 +32,10 @@ def test_shipped_examples_load(path):
             "cluster.runtime: 'docker' is not allowed; expected one of containerd, crio",
         ),
         (HEAD + "cluster: {proxyNodes: -1}\n", "cluster.proxyNodes: -1 is not allowed; expected an integer >= 0"),
-        (HEAD + "cluster: {kubelet: {kubeAPIQPS: 1}}\n", "cluster.kubelet: not a component configured by flags; give its KubeletConfiguration as a document"),
+        (
+            HEAD + "cluster: {kubelet: {kubeAPIQPS: 1}}\n",
+            "cluster.kubelet: not a component configured by flags; give its KubeletConfiguration as a document",
+        ),
         (
             HEAD + "cluster: {kube-controller-manager: {kube-api-qps: -1}}\n",
             r"cluster.kube-controller-manager.kubeAPIQPS: -1 is out of range; expected a number in \[0, inf\]",
