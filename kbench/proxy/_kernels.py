@@ -320,7 +320,7 @@ def address_passes(R, C, H, TB, r, kind_col, hi, lo):
 
 @njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
 def header_matches(R, C, H, TB, r, shi, slo, dhi, dlo, pr, dp):
-    """Rule ``r``'s protocol, port and address matches (what most rules fail on: compiled into the walk)."""
+    """Rule ``r``'s protocol, port and address matches (what most rules fail on)."""
     if R[r, NEVER]:
         return False
     if R[r, PROTO] and R[r, PROTO] != pr:
@@ -332,7 +332,7 @@ def header_matches(R, C, H, TB, r, shi, slo, dhi, dlo, pr, dp):
     )
 
 
-@njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
 def state_matches(rules, r, shi, slo, dhi, dlo, dp, pb, t, ctstate, masq, affinity, rng):
     """Rule ``r``'s other matches, in order: local addresses, conntrack state, mark, ipset, affinity, and last its
     ``statistic`` draw, if any."""
