@@ -381,10 +381,10 @@ def _proxy(args: argparse.Namespace) -> int:
     from kbench.api.core import load_manifests
     from kbench.proxy import Proxier, ProxierConfig
 
-    settings = (load_manifests(args.proxier.read_text(), str(args.proxier)) if args.proxier else []) or [None]
-    if len(settings) != 1:
+    settings = load_manifests(args.proxier.read_text(), str(args.proxier)) if args.proxier else []
+    if len(settings) > 1:
         raise ValueError(f"--proxier {args.proxier}: expected one mapping of settings; got {len(settings)} documents")
-    proxier = Proxier(args.mode, ProxierConfig.from_dict(settings[0]))
+    proxier = Proxier(args.mode, ProxierConfig.from_dict(settings[0] if settings else None))
     for line in proxier.sync(args.manifests.read_text(), str(args.manifests)):
         print(f"kbench: warning: {line}", file=sys.stderr)  # what kube-proxy ignores (it logs it)
     if args.action == "render":

@@ -119,7 +119,8 @@ def load_file(path: str | Path, base: Mapping[str, Any] | None = None) -> dict[s
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    manifests, flags = {}, {}
+    manifests: dict[str, Any] = {}
+    flags: dict[str, Any] = {}
     for i, doc in enumerate(docs):
         if is_config_document(doc):
             manifests[f"{path}: document {i}"] = doc

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+
+class Axis(Protocol):
+    """What a figure needs of a parameter it draws against: :class:`Param` and a sweep's component field
+    (:class:`kbench.components.FieldParam`) alike."""
+
+    @property
+    def name(self) -> str:
+        """The parameter's name, its column in a result table."""
+        ...
+
+    @property
+    def help(self) -> str:
+        """What the parameter means, the figure's axis label."""
+        ...
 
 
 @dataclass(frozen=True)

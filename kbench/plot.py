@@ -29,7 +29,7 @@ from kbench.columns import column, tick
 if TYPE_CHECKING:
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from kbench.params import Param
+    from kbench.params import Axis
 
 FORMATS = ("png", "svg")
 PNG_DPI = 150
@@ -159,7 +159,7 @@ def lines(
     df: pd.DataFrame,
     x: str,
     metrics: Sequence[str] | Sequence[Sequence[str]],
-    params: Sequence[Param],
+    params: Sequence[Axis],
     *,
     title: str,
     facet: str | None = None,
@@ -179,7 +179,7 @@ def lines(
         The parameter on the x axis; or, with ``along``, a result column.
     metrics : list of str, or list of lists of str
         Columns to draw: a flat list gets one row of panels per axis (:func:`rows_of`), lists are the rows.
-    params : sequence of Param
+    params : sequence of Axis
         The sweep's parameters (``name``, ``help``).
     title : str
         What the figure shows; `` vs <x>`` is appended.
@@ -314,7 +314,7 @@ def _draw(
 
 
 def plotter(
-    specs: Sequence[Spec], params: Sequence[Param], slos: Sequence[tuple[str, float, str]] = ()
+    specs: Sequence[Spec], params: Sequence[Axis], slos: Sequence[tuple[str, float, str]] = ()
 ) -> Callable[[pd.DataFrame, Path], list[Path]]:
     """A sweep's ``plot``: draws and saves each of ``specs`` (with the sweep's SLOs) and returns the files."""
 

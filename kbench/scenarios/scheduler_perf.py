@@ -264,7 +264,8 @@ def run_workload(
     run.engine.run(until=done)
     wall = time.perf_counter() - started
     records = run.scheduler.stats.pods
-    bound = [records[k].bound for k in run.measured if records[k].bound is not None]
+    placed = [(t, records[k].created) for k in run.measured if (t := records[k].bound) is not None]
+    bound = [t for t, _ in placed]
     start = run.measure_start or 0.0
     samples = throughput_samples(bound, start, max(bound, default=start))
     stats = run.scheduler.stats
@@ -282,7 +283,7 @@ def run_workload(
         failed_cycles=stats.failed_cycles,
         unschedulable={k: r.message for k, r in records.items() if r.bound is None and r.message},
         cost_parts=dict(stats.cost_parts),
-        latencies=[records[k].bound - records[k].created for k in run.measured if records[k].bound is not None],
+        latencies=[t - created for t, created in placed],
     )
 
 

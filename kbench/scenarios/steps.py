@@ -8,7 +8,8 @@ import copy
 import gc
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any
 
 import orjson
 from tqdm.auto import tqdm
@@ -17,6 +18,7 @@ from kbench.apiserver.objects import KINDS, object_key
 from kbench.cluster import Cluster
 from kbench.metrics.slis import RunResult, collect, listing
 from kbench.node.probes import ANNOTATION
+from kbench.sim.engine import Event
 
 PAUSE_POD = {
     "apiVersion": "v1",
@@ -35,6 +37,18 @@ PAUSE_POD = {
 }
 """ClusterLoader2's density pod: the pause image with small requests (testing/density/pod.yaml shape)."""
 
+Body = Generator[float | Event, Any, None]
+"""A process body of the driver: it yields seconds to sleep or an :class:`~kbench.sim.engine.Event` to wait for."""
+
+
+def total(count: int | None, share: float | None, of: int) -> int:
+    """``count`` when a step gives it, else ``share`` of ``of`` (rounded): the spec checks that it gives one."""
+    if count is not None:
+        return count
+    if share is None:
+        raise ValueError("a step gives a count or a share (perNode, fraction); this one gives neither")
+    return round(share * of)
+
 
 class Driver:
     """ClusterLoader2's role on the modelled cluster: creates a scenario's objects, then runs its steps as an
@@ -48,10 +62,12 @@ class Driver:
         self.problems: list[str] = []
         """What a step waited for and did not get (a timed-out wait): the run fails with these."""
         self._outstanding = 0
-        self._answered = None
+        self._answered: Event | None = None
 
     # -- requests -------------------------------------------------------------------------------------------
-    def _send(self, verb: str, resource: str, on_answer=None, **kwargs) -> None:
+    def _send(
+        self, verb: str, resource: str, on_answer: Callable[[Any, float], object] | None = None, **kwargs
+    ) -> None:
         """Send without waiting (:meth:`_settled` waits for every answer); API errors are counted by reason;
         ``on_answer(result, delay)`` gets the answer (None after an error)."""
 
@@ -68,13 +84,13 @@ class Driver:
         self._outstanding += 1
         self.client.request(verb, resource, done, **kwargs)
 
-    def _settled(self):
+    def _settled(self) -> Generator[Event, Any, None]:
         """Process body: wait until every request sent so far has been answered (CL2 waits for its calls)."""
         if self._outstanding:
             self._answered = self.engine.event()
             yield self._answered
 
-    def _call(self, verb: str, resource: str, **kwargs):
+    def _call(self, verb: str, resource: str, **kwargs) -> Generator[Event, Any, Any]:
         """Process body: the request's answer (None after counting an error)."""
         answered = self.engine.event()
         self._send(
@@ -82,7 +98,7 @@ class Driver:
         )
         return (yield answered)
 
-    def _namespace(self, ns: str):
+    def _namespace(self, ns: str) -> Body:
         """Create ``ns`` if needed and wait for its default ServiceAccount (pods need it)."""
         caches = self.cluster.api.caches
         if caches["namespaces"].get(ns) is None:
@@ -92,7 +108,7 @@ class Driver:
         while caches["serviceaccounts"].get(f"{ns}/default") is None:
             yield 0.1
 
-    def _paced(self, count: int, rate: float, send) -> None:
+    def _paced(self, count: int, rate: float, send: Callable[[int], None]) -> Body:
         for i in range(count):
             send(i)
             if rate > 0 and i + 1 < count:
@@ -100,7 +116,7 @@ class Driver:
         yield from self._settled()
 
     # -- the run --------------------------------------------------------------------------------------------
-    def run(self):
+    def run(self) -> Body:
         """Process body: every step in order, then the drain; records what went wrong in ``problems``."""
         for obj in self.scenario.objects:
             res = KINDS[obj["kind"]]
@@ -131,17 +147,16 @@ class Driver:
         namespace: str = "default",
         template: Mapping | None = None,
         behavior: Mapping | None = None,
-    ):
+    ) -> Body:
         yield from self._namespace(namespace)
-        total = count if count is not None else perNode * self.cluster.spec.nodes
         prefix = f"pod-{self.step}"
         yield from self._paced(
-            total,
+            total(count, perNode, self.cluster.spec.nodes),
             rate,
             lambda i: self._send("create", "pods", body=self._pod(template, behavior, namespace, f"{prefix}-{i}")),
         )
 
-    def _createObjects(self, template: Mapping, count: int = 1, rate: float = 0, namespace: str | None = None):
+    def _createObjects(self, template: Mapping, count: int = 1, rate: float = 0, namespace: str | None = None) -> Body:
         kind = template["kind"]  # checked when the scenario was read
         res = KINDS[kind]
         ns = namespace or template.get("metadata", {}).get("namespace", "default")
@@ -169,7 +184,7 @@ class Driver:
         count: int | None = None,
         rate: float = 0,
         labelSelector: Mapping | None = None,
-    ):
+    ) -> Body:
         listed = yield from self._call(
             "list",
             resource,
@@ -196,14 +211,14 @@ class Driver:
         lifetime: float = 30.0,
         namespace: str = "default",
         template: Mapping | None = None,
-    ):
+    ) -> Body:
         """Every 1/rate s a pod is created; each is deleted ``lifetime`` s after (about rate x lifetime live)."""
         yield from self._namespace(namespace)
         prefix = f"churn-{self.step}"
         for i in range(int(rate * duration)):
             name = f"{prefix}-{i}"
             self._send("create", "pods", body=self._pod(template, None, namespace, name))
-            self.engine.schedule(lifetime, lambda _, n=name: self._send("delete", "pods", namespace=namespace, name=n))
+            self.engine.schedule(lifetime, lambda n: self._send("delete", "pods", namespace=namespace, name=n), name)
             yield 1.0 / rate
 
     def _stopNodes(
@@ -212,18 +227,23 @@ class Driver:
         fraction: float | None = None,
         restartAfter: float | None = None,
         mode: str = "partition",
-    ):
+    ) -> Body:
         kubelets = [k for k in self.cluster.kubelets if k.running]
-        n = count if count is not None else round(fraction * len(self.cluster.kubelets))
+        n = total(count, fraction, len(self.cluster.kubelets))
         rng = self.cluster.streams.python(f"scenario/stopNodes/{self.step}")
         chosen = rng.sample(kubelets, min(n, len(kubelets)))
         for kubelet in chosen:
             kubelet.stop(shutdown=mode == "shutdown")
+
+        def restart(_: Any) -> None:
+            for kubelet in chosen:
+                kubelet.restart()
+
         if restartAfter is not None:
-            self.engine.schedule(restartAfter, lambda _: [k.restart() for k in chosen])
+            self.engine.schedule(restartAfter, restart)
         yield 0.0
 
-    def _rollingUpdate(self, deployment: str, image: str, namespace: str = "default"):
+    def _rollingUpdate(self, deployment: str, image: str, namespace: str = "default") -> Body:
         current = yield from self._call("get", "deployments", namespace=namespace, name=deployment)
         if current is None:
             raise ValueError(f"step {self.step}: rollingUpdate.deployment: {namespace}/{deployment} not found")
@@ -232,15 +252,15 @@ class Driver:
             c["image"] = image
         yield from self._call("update", "deployments", namespace=namespace, body=body)
 
-    def _scale(self, deployment: str, replicas: int, namespace: str = "default"):
+    def _scale(self, deployment: str, replicas: int, namespace: str = "default") -> Body:
         yield from self._call(
             "patch", "deployments", namespace=namespace, name=deployment, body={"spec": {"replicas": replicas}}
         )
 
-    def _wait(self, seconds: float):
+    def _wait(self, seconds: float) -> Body:
         yield float(seconds)
 
-    def _waitForPods(self, timeout: float = 600.0, namespace: str | None = None):
+    def _waitForPods(self, timeout: float = 600.0, namespace: str | None = None) -> Body:
         """Until no pod is Pending and no Deployment / ReplicaSet is short of ready replicas (CL2's
         WaitForControlledPodsRunning)."""
         pending, caches = self.cluster.watcher.pending, self.cluster.api.caches
@@ -266,7 +286,7 @@ class Driver:
             ),
         )
 
-    def _waitForLoadBalancers(self, timeout: float = 1800.0, namespace: str | None = None):
+    def _waitForLoadBalancers(self, timeout: float = 1800.0, namespace: str | None = None) -> Body:
         """Until every LoadBalancer Service has an ingress address (the cloud has provisioned it)."""
         services = self.cluster.api.caches["services"].objects
 
@@ -286,7 +306,9 @@ class Driver:
             lambda: listing(waiting(), "LoadBalancer Service", "without an ingress address"),
         )
 
-    def _until(self, action: str, timeout: float, unmet: Callable[[], object], describe: Callable[[], str]):
+    def _until(
+        self, action: str, timeout: float, unmet: Callable[[], object], describe: Callable[[], str | None]
+    ) -> Body:
         """Process body: check ``unmet()`` every simulated second until it is falsy; after ``timeout`` s the run
         fails with ``describe()`` (what it still waits for)."""
         deadline = self.engine.now + timeout

@@ -52,12 +52,14 @@ def run_sweep(
         if params is None
         else {key: list(v) if isinstance(v, (list, tuple)) else [v] for key, v in params.items()},
     }
+    run_dir: Path | None = None  # the resumed run's folder; a new run claims one below
     if resume:
         if run is None:
             if not (parent / "latest").is_symlink():
                 raise ValueError(f"--resume: no previous run of sweep {sweep.name!r} under {Path(out)}; give --run")
             run = os.readlink(parent / "latest")
-        grid = results.resumable(parent / run, sweep.name, given)
+        run_dir = parent / run
+        grid = results.resumable(run_dir, sweep.name, given)
     else:
         defaults = {"preset": "quick", "seed": 0, "seeds": 1, "overrides": {}}
         grid = {key: defaults[key] if value is None else value for key, value in given.items()}
@@ -67,9 +69,7 @@ def run_sweep(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     client = runner.connect(dask) if dask is not None else None
     try:
-        if resume:
-            run_dir = parent / run
-        else:
+        if run_dir is None:
             run_dir = results.claim_run_dir(
                 parent, run, {"sweep": sweep.name, **grid, "points": len(points), "environment": results.environment()}
             )

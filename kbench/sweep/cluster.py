@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ from kbench.scenarios.library import NODES, density, deployment, service
 from kbench.sweep import progress
 from kbench.sweep.grid import Param
 
-DEGRADE = {
+DEGRADE: dict[str, dict[str, Any]] = {
     "none": {},
     "one-apiserver": {"apiservers": 1},
     "etcd-fsync-50ms": {"overrides": {"etcd.wal_fsync.median": 0.05, "etcd.wal_fsync.p99": 0.2}},

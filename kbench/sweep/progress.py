@@ -62,7 +62,8 @@ class Board:
     """The bar's postfix: each running point's simulated seconds, dropped when the point is stored."""
 
     def __init__(self, bar, names: Mapping[str, str]) -> None:
-        self.bar, self.names, self.at = bar, names, {}
+        self.bar, self.names = bar, names
+        self.at: dict[str, float] = {}
 
     def update(self, message: tuple[str, float]) -> None:
         """Record ``(point id, simulated seconds)`` from a running point."""

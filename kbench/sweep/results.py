@@ -10,7 +10,6 @@ Layout of a run directory (``results/<sweep>/<run>/``)::
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
@@ -105,7 +104,10 @@ def new_run_folder(parent: Path, name: str, data: bytes) -> Path:
     """A new folder under ``parent`` named by the time (``20261205-113000``, then ``-2``, ``-3`` ... when
     that name is taken), claimed with ``name``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for folder in (parent / (stamp if i == 1 else f"{stamp}-{i}") for i in itertools.count(1)):
+    i = 0
+    while True:
+        i += 1
+        folder = parent / (stamp if i == 1 else f"{stamp}-{i}")
         if folder.exists():
             continue
         try:

@@ -49,7 +49,7 @@ def _worker_init(cache_dir: str | None = None, messages=None) -> None:
 
     numba.set_num_threads(1)
     if cache_dir:
-        numba.config.CACHE_DIR = cache_dir
+        vars(numba.config)["CACHE_DIR"] = cache_dir  # numba keeps its settings as module globals mypy cannot see
 
 
 def run_point(sweep_name: str, params: dict[str, Any], seed: int, pid: str) -> dict[str, Any]:
@@ -104,7 +104,12 @@ def _local(jobs: int, todo: list[tuple[dict, int, str]], sweep_name: str, board:
         return
     context = get_context("spawn")
     messages = context.Queue()
-    relay = threading.Thread(target=lambda: [board.update(m) for m in iter(messages.get, None)], daemon=True)
+
+    def relay_messages() -> None:
+        for message in iter(messages.get, None):
+            board.update(message)
+
+    relay = threading.Thread(target=relay_messages, daemon=True)
     relay.start()
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(todo)),
