@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from kbench.api.network import parse_cidr, parse_ip
-from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork
+from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork, TrafficPlan
 
 TABLE = "kube-proxy"
 MARK_MASQ, REJECT_CHAIN = "mark-for-masquerade", "reject-chain"
@@ -196,7 +196,8 @@ def _priority(value: int) -> str:
 
 
 def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRuleset:
-    """The ``kube-proxy`` table for the service ports (a full sync)."""
+    """The ``kube-proxy`` table for the service ports (a full sync): the base chains, sets and maps, then each
+    service port's map elements and chains, in ``syncProxyRules``' order."""
     ip = "ip6" if config.ipv6 else "ip"
     addr_type = "ipv6_addr" if config.ipv6 else "ipv4_addr"
     rs = NftRuleset(ip, services=len(sps), endpoints=sum(len(sp.endpoints) for sp in sps))
@@ -204,91 +205,156 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
     rs.objects = rs.work.base = (
         len(rs.chains) + rs.rule_count + len(rs.sets) + sum(len(s.elements) for s in rs.sets.values())
     )
-    local_cidr = config.local_cidr
-    node_ip = parse_ip(config.node_ip)
     for sp in sps:
         before = rs.objects
-        base = hash_and_truncate(service_base(sp))
-        cluster_chain, local_chain = f"service-{base}", f"local-{base}"
-        ext_chain, fw_chain = f"external-{base}", f"firewall-{base}"
-        name, proto, port = sp.name_string, sp.proto, str(sp.port)
-        plan = sp.plan()
-        cluster_eps, local_eps, reachable, has_eps = plan.cluster, plan.local, plan.reachable, plan.has_endpoints
-        has_internal, has_external, uses_ext = plan.has_internal, plan.has_external, plan.uses_external_chain
-        internal_chain = local_chain if sp.internal_local else cluster_chain
-        external_policy_chain = local_chain if sp.external_local else cluster_chain
-        uses_fw = bool(sp.load_balancer_ips) and bool(sp.source_ranges)
-        int_verdict = ext_verdict = f"goto {REJECT_CHAIN}"
-        if has_eps:
-            int_verdict = ext_verdict = "drop"
-
-        rs.element("cluster-ips", (sp.cluster_ip,))
-        if has_internal:
-            rs.element("service-ips", (sp.cluster_ip, proto, port), f"goto {internal_chain}")
-        else:
-            rs.element("no-endpoint-services", (sp.cluster_ip, proto, port), int_verdict, name)
-        for eip in (*sp.external_ips, *sp.load_balancer_ips):
-            if has_eps:
-                rs.element("service-ips", (eip, proto, port), f"goto {ext_chain}")
-            if not has_external:
-                rs.element("no-endpoint-services", (eip, proto, port), ext_verdict, name)
-        if uses_fw:
-            for lb in sp.load_balancer_ips:
-                rs.element("firewall-ips", (lb, proto, port), f"goto {fw_chain}")
-        if sp.node_port:
-            if has_eps:
-                rs.element("service-nodeports", (proto, str(sp.node_port)), f"goto {ext_chain}")
-            if not has_external:
-                rs.element("no-endpoint-nodeports", (proto, str(sp.node_port)), ext_verdict, name)
-
-        for used, chain, eps in (
-            (plan.uses_cluster_chain, cluster_chain, cluster_eps),
-            (plan.uses_local_chain, local_chain, local_eps),
-        ):
-            if not used:
-                continue
-            if has_internal and chain == internal_chain:
-                if config.masquerade_all:
-                    rs.rule(chain, f"{ip} daddr {sp.cluster_ip} jump {MARK_MASQ}")
-                elif local_cidr:
-                    rs.rule(chain, f"{ip} daddr {sp.cluster_ip} {ip} saddr != {local_cidr} jump {MARK_MASQ}")
-            if sp.affinity_timeout:
-                for ep in eps:
-                    eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
-                    rs.rule(chain, f"{ip} saddr @affinity-{eb} goto endpoint-{eb}")
-            targets = " , ".join(
-                f"{i} : goto endpoint-{hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))}"
-                for i, ep in enumerate(eps)
-            )
-            rs.rule(chain, f"numgen random mod {len(eps)} vmap {{ {targets} }}")
-        if uses_ext:
-            if not sp.external_local:
-                rs.rule(ext_chain, f"jump {MARK_MASQ}")
-                rs.rule(ext_chain, f"goto {cluster_chain}")
-            else:
-                if local_cidr:
-                    rs.rule(
-                        ext_chain, f'{ip} saddr {local_cidr} goto {cluster_chain} comment "short-circuit pod traffic"'
-                    )
-                rs.rule(ext_chain, f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
-                rs.rule(ext_chain, f'fib saddr type local goto {cluster_chain} comment "short-circuit local traffic"')
-                if has_external:
-                    rs.rule(ext_chain, f"goto {external_policy_chain}")
-        if uses_fw:
-            sources = list(sp.source_ranges)
-            if any(node_ip in parse_cidr(c) for c in sp.source_ranges):
-                sources += sp.load_balancer_ips
-            rs.rule(fw_chain, f"{ip} saddr != {{ {' , '.join(sources)} }} drop")
-        for ep in reachable:
-            eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
-            chain = f"endpoint-{eb}"
-            rs.rule(chain, f"{ip} saddr {ep.ip} jump {MARK_MASQ}")
-            if sp.affinity_timeout:
-                rs.add_set(f"affinity-{eb}", addr_type, flags="dynamic,timeout", timeout=sp.affinity_timeout)
-                rs.rule(chain, f"update @affinity-{eb} {{ {ip} saddr }}")
-            rs.rule(chain, f"meta l4proto {proto} dnat to {ep.address}")
+        chains = ServicePortChains.of(sp, ip, addr_type)
+        add_service_elements(rs, chains)
+        write_policy_chains(rs, chains, config)
+        write_external_chain(rs, chains, config)
+        write_firewall_chain(rs, chains, config)
+        write_endpoint_chains(rs, chains)
         rs.work.add(sp.service_key, 0, rs.objects - before)
     return rs
+
+
+@dataclass
+class ServicePortChains:
+    """One service port's chain names and the verdicts of its traffic without (local) endpoints."""
+
+    sp: ServicePortInfo
+    plan: TrafficPlan
+    ip: str
+    """``ip`` or ``ip6``."""
+    addr_type: str
+    """``ipv4_addr`` or ``ipv6_addr``."""
+    cluster: str
+    """service-*: the Cluster traffic policy chain."""
+    local: str
+    """local-*: the Local traffic policy chain."""
+    external: str
+    """external-*: external traffic's chain."""
+    firewall: str
+    """firewall-*: loadBalancerSourceRanges' chain."""
+
+    @classmethod
+    def of(cls, sp: ServicePortInfo, ip: str, addr_type: str) -> ServicePortChains:
+        """The chains of ``sp`` (``servicePortChainNameBase`` hashed and truncated)."""
+        base = hash_and_truncate(service_base(sp))
+        return cls(
+            sp, sp.plan(), ip, addr_type, f"service-{base}", f"local-{base}", f"external-{base}", f"firewall-{base}"
+        )
+
+    @property
+    def internal_policy(self) -> str:
+        """The chain ClusterIP traffic goes to (internalTrafficPolicy)."""
+        return self.local if self.sp.internal_local else self.cluster
+
+    @property
+    def external_policy(self) -> str:
+        """The chain external traffic ends in (externalTrafficPolicy)."""
+        return self.local if self.sp.external_local else self.cluster
+
+    @property
+    def uses_firewall(self) -> bool:
+        """Load-balancer IPs with source ranges."""
+        return bool(self.sp.load_balancer_ips) and bool(self.sp.source_ranges)
+
+    @property
+    def no_endpoints_verdict(self) -> str:
+        """What traffic without endpoints gets: reject when the Service has none anywhere, else drop."""
+        return "drop" if self.plan.has_endpoints else f"goto {REJECT_CHAIN}"
+
+
+def add_service_elements(rs: NftRuleset, c: ServicePortChains) -> None:
+    """The service port's elements of the dispatch maps: ``service-ips`` / ``service-nodeports`` to its chains,
+    ``no-endpoint-*`` verdicts, ``firewall-ips`` for load balancers with source ranges."""
+    sp, plan = c.sp, c.plan
+    proto, port, verdict = sp.proto, str(sp.port), c.no_endpoints_verdict
+    rs.element("cluster-ips", (sp.cluster_ip,))
+    if plan.has_internal:
+        rs.element("service-ips", (sp.cluster_ip, proto, port), f"goto {c.internal_policy}")
+    else:
+        rs.element("no-endpoint-services", (sp.cluster_ip, proto, port), verdict, sp.name_string)
+    for eip in (*sp.external_ips, *sp.load_balancer_ips):
+        if plan.has_endpoints:
+            rs.element("service-ips", (eip, proto, port), f"goto {c.external}")
+        if not plan.has_external:
+            rs.element("no-endpoint-services", (eip, proto, port), verdict, sp.name_string)
+    if c.uses_firewall:
+        for lb in sp.load_balancer_ips:
+            rs.element("firewall-ips", (lb, proto, port), f"goto {c.firewall}")
+    if sp.node_port:
+        if plan.has_endpoints:
+            rs.element("service-nodeports", (proto, str(sp.node_port)), f"goto {c.external}")
+        if not plan.has_external:
+            rs.element("no-endpoint-nodeports", (proto, str(sp.node_port)), verdict, sp.name_string)
+
+
+def write_policy_chains(rs: NftRuleset, c: ServicePortChains, config: ProxierConfig) -> None:
+    """The Cluster and Local policy chains in use: masquerade ClusterIP traffic from off the pod network (internal
+    policy chain), affinity, then ``numgen`` over the endpoint chains (``writeServiceToEndpointRules``)."""
+    sp, ip = c.sp, c.ip
+    for used, chain, eps in (
+        (c.plan.uses_cluster_chain, c.cluster, c.plan.cluster),
+        (c.plan.uses_local_chain, c.local, c.plan.local),
+    ):
+        if not used:
+            continue
+        if c.plan.has_internal and chain == c.internal_policy:
+            if config.masquerade_all:
+                rs.rule(chain, f"{ip} daddr {sp.cluster_ip} jump {MARK_MASQ}")
+            elif config.local_cidr:
+                rs.rule(chain, f"{ip} daddr {sp.cluster_ip} {ip} saddr != {config.local_cidr} jump {MARK_MASQ}")
+        if sp.affinity_timeout:
+            for ep in eps:
+                eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
+                rs.rule(chain, f"{ip} saddr @affinity-{eb} goto endpoint-{eb}")
+        targets = " , ".join(
+            f"{i} : goto endpoint-{hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))}" for i, ep in enumerate(eps)
+        )
+        rs.rule(chain, f"numgen random mod {len(eps)} vmap {{ {targets} }}")
+
+
+def write_external_chain(rs: NftRuleset, c: ServicePortChains, config: ProxierConfig) -> None:
+    """external-*: masquerade (Cluster policy) or short-circuit pod and local traffic (Local policy), then the
+    external policy chain."""
+    if not c.plan.uses_external_chain:
+        return
+    chain = c.external
+    if not c.sp.external_local:
+        rs.rule(chain, f"jump {MARK_MASQ}")
+        rs.rule(chain, f"goto {c.cluster}")
+        return
+    if config.local_cidr:
+        rs.rule(chain, f'{c.ip} saddr {config.local_cidr} goto {c.cluster} comment "short-circuit pod traffic"')
+    rs.rule(chain, f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
+    rs.rule(chain, f'fib saddr type local goto {c.cluster} comment "short-circuit local traffic"')
+    if c.plan.has_external:
+        rs.rule(chain, f"goto {c.external_policy}")
+
+
+def write_firewall_chain(rs: NftRuleset, c: ServicePortChains, config: ProxierConfig) -> None:
+    """firewall-*: drop sources outside the ranges (and the load balancer's own IPs when the node is in them)."""
+    if not c.uses_firewall:
+        return
+    sources = list(c.sp.source_ranges)
+    node_ip = parse_ip(config.node_ip)
+    if any(node_ip in parse_cidr(cidr) for cidr in c.sp.source_ranges):
+        sources += c.sp.load_balancer_ips
+    rs.rule(c.firewall, f"{c.ip} saddr != {{ {' , '.join(sources)} }} drop")
+
+
+def write_endpoint_chains(rs: NftRuleset, c: ServicePortChains) -> None:
+    """endpoint-*: masquerade hairpin traffic, record affinity, DNAT."""
+    sp, ip = c.sp, c.ip
+    for ep in c.plan.reachable:
+        eb = hash_and_truncate(endpoint_base(sp, ep.ip, ep.port))
+        chain = f"endpoint-{eb}"
+        rs.rule(chain, f"{ip} saddr {ep.ip} jump {MARK_MASQ}")
+        if sp.affinity_timeout:
+            rs.add_set(f"affinity-{eb}", c.addr_type, flags="dynamic,timeout", timeout=sp.affinity_timeout)
+            rs.rule(chain, f"update @affinity-{eb} {{ {ip} saddr }}")
+        rs.rule(chain, f"meta l4proto {sp.proto} dnat to {ep.address}")
 
 
 def _base(rs: NftRuleset, config: ProxierConfig, ip: str, addr_type: str) -> None:
