@@ -63,19 +63,26 @@ FLAGGED = tuple(name for name, cls in CONFIGS.items() if not cls.kind)
 """Components configured by flags (set in a scenario's ``cluster`` section under their name)."""
 
 
-DEPLOYMENT_FLAGS = {"kube-controller-manager": KUBEADM_FLAGS, "cloud-controller-manager": ROUTE_FLAGS}
-"""What a cluster's installer sets beyond upstream's defaults: kubeadm gives kube-controller-manager (and a
-cloud-controller-manager) ``--allocate-node-cidrs`` and ``--cluster-cidr`` when the cluster has a pod subnet, so
-node IPAM hands out pod CIDRs and the route controller programs routes. Every other field is upstream's
-default."""
+POD_SUBNET = "10.0.0.0/8"
+"""The cluster's pod network (kubeadm's ``networking.podSubnet``), from which node IPAM hands out each node's /24."""
+INSTALLER_SETTINGS = {
+    "kube-controller-manager": KUBEADM_FLAGS,
+    "cloud-controller-manager": ROUTE_FLAGS,
+    "kube-proxy": {"clusterCIDR": POD_SUBNET},
+}
+"""What a cluster's installer sets beyond upstream's defaults when the cluster has a pod subnet: kubeadm gives
+kube-controller-manager (and a cloud-controller-manager) ``--allocate-node-cidrs`` and ``--cluster-cidr``, so node
+IPAM hands out pod CIDRs and the route controller programs routes, and writes the subnet into the
+KubeProxyConfiguration's ``clusterCIDR`` (cmd/kubeadm/app/componentconfigs/kubeproxy.go), so kube-proxy tells
+pod traffic from the rest. Every other field is upstream's default."""
 
 
 def defaults() -> dict[str, Any]:
-    """Every component's configuration in a cluster nobody configured: upstream's defaults, with the flags its
-    installer sets (:data:`DEPLOYMENT_FLAGS`)."""
+    """Every component's configuration in a cluster nobody configured: upstream's defaults, with what its
+    installer sets (:data:`INSTALLER_SETTINGS`)."""
     configs = {name: cls() for name, cls in CONFIGS.items()}
-    for name, flags in DEPLOYMENT_FLAGS.items():
-        configs[name] = configs[name].replace(flags, f"{name} (installer's flags)")
+    for name, settings in INSTALLER_SETTINGS.items():
+        configs[name] = configs[name].replace(settings, f"{name} (installer's settings)")
     return configs
 
 
