@@ -100,11 +100,14 @@ def from_documents(
     """Every component's configuration: ``base`` (default: upstream's defaults) with the component-config
     documents ``docs`` (``{label for errors: document}``) and the flag maps ``flags`` (``{component: {flag:
     value}}``, errors prefixed by ``where``) applied. A document replaces its component's configuration, as the
-    component reads one file (fields it leaves out take upstream's defaults)."""
+    component reads one file: fields it leaves out take upstream's defaults, or what the installer writes into
+    the file (:data:`INSTALLER_SETTINGS`, as kubeadm fills ``clusterCIDR`` into a user's KubeProxyConfiguration)."""
     configs = dict(base or defaults())
     for label, doc in docs.items():
         cls = KINDS[doc["kind"]]
-        configs[cls.component] = cls.from_manifest(doc, f"{label}: {cls.kind}")
+        parsed = cls.from_manifest(doc, f"{label}: {cls.kind}")
+        unset = {k: v for k, v in INSTALLER_SETTINGS.get(cls.component, {}).items() if not _given(doc, k)}
+        configs[cls.component] = parsed.replace(unset, f"{label}: {cls.kind}") if unset else parsed
     for component, given in (flags or {}).items():
         if component not in FLAGGED:
             raise ConfigError(
@@ -115,6 +118,15 @@ def from_documents(
             raise ConfigError(f"{where}.{component}: expected a mapping of flags, e.g. {{kube-api-qps: 100}}")
         configs[component] = configs[component].replace(given, f"{where}.{component}")
     return configs
+
+
+def _given(doc: Mapping, path: str) -> bool:
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def load_file(path: str | Path, base: Mapping[str, Any] | None = None) -> dict[str, Any]:

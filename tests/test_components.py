@@ -192,3 +192,13 @@ def test_per_controller_qps_changes_a_result():
 
     slow, fast = creation_time(20), creation_time(200)
     assert slow > 4.0 and fast < slow / 3
+
+
+def test_a_component_config_document_keeps_what_the_installer_writes_unless_it_sets_it():
+    proxy = "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n"
+    kept = Scenario.from_text(HEAD + proxy).cluster.config["kube-proxy"].values()
+    assert kept["mode"] == "nftables" and kept["clusterCIDR"] == components.POD_SUBNET  # kubeadm fills it in
+    own = Scenario.from_text(HEAD + proxy + "clusterCIDR: 192.168.0.0/16\n").cluster.config["kube-proxy"]
+    assert own.values()["clusterCIDR"] == "192.168.0.0/16"
+    assert components.defaults()["kube-controller-manager"].values()["clusterCIDR"] == components.POD_SUBNET
+    assert components.CONFIGS["kube-controller-manager"]().values()["allocateNodeCIDRs"] is False  # upstream's
