@@ -202,3 +202,30 @@ def test_a_component_config_document_keeps_what_the_installer_writes_unless_it_s
     assert own.values()["clusterCIDR"] == "192.168.0.0/16"
     assert components.defaults()["kube-controller-manager"].values()["clusterCIDR"] == components.POD_SUBNET
     assert components.CONFIGS["kube-controller-manager"]().values()["allocateNodeCIDRs"] is False  # upstream's
+
+
+def test_each_component_of_a_cluster_built_from_a_scenario_file_runs_with_its_configuration():
+    sc = Scenario.from_text(
+        HEAD + "cluster:\n  nodes: 2\n  cloud: true\n"
+        "  kube-apiserver: {max-requests-inflight: 800, enable-priority-and-fairness: 'false'}\n"
+        "  kube-controller-manager: {kube-api-qps: 77}\n"
+        "  cloud-controller-manager: {kube-api-qps: 9}\n"
+        "---\napiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
+        "clientConnection: {qps: 300}\n"
+        "---\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nkubeAPIQPS: 7\nmaxPods: 30\n"
+        "---\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\n"
+    )
+    cluster = Cluster(sc.cluster)
+    cluster.settle()
+    assert cluster.api.config.values()["maxRequestsInflight"] == 800
+    assert not cluster.api.config.values()["enablePriorityAndFairness"]
+    kcm = {agent: {c.limiter.qps for c in clients} for agent, clients in cluster.kcm.builder.clients.items()}
+    assert kcm["replicaset-controller"] == kcm["endpointslice-controller"] == kcm["shared-informers"] == {77.0}
+    assert kcm["namespace-controller"] == {77.0 * 20}  # upstream gives the namespace controller 20x QPS
+    assert len(cluster.kcm.builder.clients["replicaset-controller"]) == 1
+    assert {c.limiter.qps for cs in cluster.ccm.builder.clients.values() for c in cs} == {9.0}
+    assert cluster.scheduler.client.limiter.qps == 300.0
+    assert {k.client.limiter.qps for k in cluster.kubelets} == {7.0}
+    node = cluster.api.caches["nodes"].get(cluster.kubelets[0].name)[0]
+    assert node["status"]["capacity"]["pods"] == "30"  # the kubelet's maxPods
+    assert {p.proxy.mode for p in cluster.proxies} == {"ipvs"}
