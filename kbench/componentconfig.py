@@ -105,7 +105,7 @@ class Option:
     def allowed(self) -> str:
         """What values are allowed, for error messages and ``kbench config``."""
         if self.choices is not None:
-            text = "one of " + ", ".join(map(str, self.choices))
+            text = "one of " + ", ".join(str(c) if c != "" else '""' for c in self.choices)
             text = "a list of " + text.removeprefix("one of ") if self.kind is list else text
         elif self.kind is bool:
             text = "true or false"

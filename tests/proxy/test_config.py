@@ -168,7 +168,7 @@ def test_a_manifests_zero_values_are_defaulted_and_flags_set_them():
             r"\.nftables\.syncPeriod: must be greater than or equal to nftables\.minSyncPeriod",
         ),
         ({"ipvs.minSyncPeriod": "-1s"}, r"\.ipvs\.minSyncPeriod: '-1s' is out of range; expected a duration in \[0s"),
-        ({"mode": "userspace"}, r"\.mode: 'userspace' is not allowed; expected one of , iptables, ipvs, nftables"),
+        ({"mode": "userspace"}, r"\.mode: 'userspace' is not allowed; expected one of \"\", iptables, ipvs, nftables"),
         (
             {"iptables.masqueradeBit": 32},
             r"\.iptables\.masqueradeBit: 32 is out of range; expected an integer in \[0, 31",
@@ -180,8 +180,11 @@ def test_a_manifests_zero_values_are_defaulted_and_flags_set_them():
         ({"clusterCIDR": "10.0.0.0/8,11.0.0.0/8"}, r"\.clusterCIDR: .* single CIDR or dual-stack pair"),
         ({"nodePortAddresses": ["10.0.0.0/8", "x"]}, r"\.nodePortAddresses\[1\]: 'x' must be a valid CIDR"),
         ({"nodePortAddresses": ["10.0.0.0/8", "primary"]}, r"\.nodePortAddresses\[1\]: 'primary': can't use both"),
-        ({"ipvs.scheduler": "mh"}, r"\.ipvs\.scheduler: 'mh' is not allowed; expected one of , rr, wrr, lc, sh"),
-        ({"detectLocalMode": "NodeCIDR"}, r"\.detectLocalMode: 'NodeCIDR' is not allowed; expected one of , Cluster"),
+        ({"ipvs.scheduler": "mh"}, r"\.ipvs\.scheduler: 'mh' is not allowed; expected one of \"\", rr, wrr, lc, sh"),
+        (
+            {"detectLocalMode": "NodeCIDR"},
+            r"\.detectLocalMode: 'NodeCIDR' is not allowed; expected one of \"\", Cluster",
+        ),
     ],
 )
 def test_validation_names_the_field(values, message):

@@ -369,7 +369,9 @@ def test_proxier_config_errors_name_the_setting():
         ProxierConfig.from_dict({"nodeIPs": ["1.2.3.4", "x"]})
     with pytest.raises(ManifestError, match="proxier.ipFamily: must be IPv4 or IPv6; got 'IPv7'"):
         ProxierConfig.from_dict({"ipFamily": "IPv7"})
-    with pytest.raises(ConfigError, match=r"proxier.ipvs.scheduler: 'mh' is not allowed; expected one of , rr, wrr"):
+    with pytest.raises(
+        ConfigError, match=r"proxier.ipvs.scheduler: 'mh' is not allowed; expected one of \"\", rr, wrr"
+    ):
         ProxierConfig.from_dict({"ipvsScheduler": "mh"})
     with pytest.raises(ManifestError, match="proxier.masqueradeMark: '0x4001' must be a single bit, e.g. 0x4000"):
         ProxierConfig.from_dict({"masqueradeMark": "0x4001"})
