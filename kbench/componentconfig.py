@@ -57,6 +57,19 @@ def parse_duration(text: Any, where: str) -> float:
     return sign * total
 
 
+def is_zero(value: Any) -> bool:
+    """A value upstream's defaulting (SetDefaults_*) treats as unset: 0, or a zero Go duration ("0", "0s", "0m0s");
+    ``False`` is a value, not unset."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return value == 0
+    try:
+        return isinstance(value, str) and parse_duration(value, "") == 0
+    except ConfigError:
+        return False
+
+
 def format_duration(seconds: float) -> str:
     """Go's ``Duration.String()`` of ``seconds``: ``40s``, ``5m0s``, ``1h0m0s``, ``100ms``, ``0s``."""
     nanos = round(seconds * 1e9)

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, format_duration, option, parse_duration
+from kbench.componentconfig import (
+    DURATION,
+    ComponentConfig,
+    ConfigError,
+    format_duration,
+    is_zero,
+    option,
+    parse_duration,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,25 @@ def test_format_duration_as_go(seconds, text):
 @given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_duration_round_trip(nanos):
     assert round(parse_duration(format_duration(nanos / 1e9), "f") * 1e9) == nanos
+
+
+@pytest.mark.parametrize(
+    ("value", "unset"),
+    [
+        (0, True),
+        (0.0, True),
+        ("0", True),
+        ("0s", True),
+        ("0m0s", True),
+        (False, False),
+        (1, False),
+        ("40s", False),
+        ("forty", False),
+        (None, False),
+    ],
+)
+def test_is_zero_is_what_upstream_defaulting_treats_as_unset(value, unset):
+    assert is_zero(value) is unset
 
 
 def test_manifest_flags_and_replace_agree():

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, option, parse_duration
+from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, is_zero, option
 
 DEFAULTS = "pkg/kubelet/apis/config/v1beta1/defaults.go (v1.35)"
 VALIDATION = "pkg/kubelet/apis/config/validation/validation.go (v1.35)"
@@ -208,9 +208,9 @@ def defaulted(doc: Mapping[str, Any]) -> dict[str, Any]:
     maxParallelImagePulls of 2 or more makes serializeImagePulls default to false."""
     out = dict(doc)
     for field in ZERO_IS_UNSET:
-        if _is_zero(out.get(field)):
+        if is_zero(out.get(field)):
             out.pop(field)
-    if _is_zero(out.get("nodeStatusReportFrequency")):
+    if is_zero(out.get("nodeStatusReportFrequency")):
         out.pop("nodeStatusReportFrequency")
         if "nodeStatusUpdateFrequency" in out:
             out["nodeStatusReportFrequency"] = out["nodeStatusUpdateFrequency"]
@@ -220,15 +220,3 @@ def defaulted(doc: Mapping[str, Any]) -> dict[str, Any]:
         pulls = out["maxParallelImagePulls"]
         out["serializeImagePulls"] = not (isinstance(pulls, int) and not isinstance(pulls, bool) and pulls >= 2)
     return out
-
-
-def _is_zero(value: Any) -> bool:
-    """A value upstream's defaulting treats as unset: 0, or a zero Go duration ("0", "0s", "0m0s")."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return value == 0
-    try:
-        return isinstance(value, str) and parse_duration(value, "") == 0
-    except ConfigError:
-        return False
