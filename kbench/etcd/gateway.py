@@ -25,6 +25,7 @@ from typing import Any
 
 from kbench.etcd.errors import ERRORS, EtcdError
 from kbench.etcd.types import (
+    RANGE_INT_FIELDS,
     CompactionResponse,
     Compare,
     DeleteRangeRequest,
@@ -87,14 +88,7 @@ def _range_json(r: RangeRequest) -> dict:
     body: dict[str, Any] = {"key": _b64(r.key)}
     if r.range_end:
         body["range_end"] = _b64(r.range_end)
-    for name in (
-        "limit",
-        "revision",
-        "min_mod_revision",
-        "max_mod_revision",
-        "min_create_revision",
-        "max_create_revision",
-    ):
+    for name in RANGE_INT_FIELDS:
         if getattr(r, name):
             body[name] = str(getattr(r, name))
     for name in ("serializable", "keys_only", "count_only"):

@@ -30,6 +30,7 @@ from kbench.etcd.types import (
     COMPARE_FIELDS,
     COMPARE_RESULTS,
     COMPARE_TARGETS,
+    RANGE_INT_FIELDS,
     SORT_ORDERS,
     SORT_TARGETS,
     Compare,
@@ -104,14 +105,7 @@ def check_args(op: Any, where: str) -> None:
     elif isinstance(op, RangeRequest):
         check_bytes(op.key, "key", where)
         check_bytes(op.range_end, "range_end", where)
-        for name in (
-            "limit",
-            "revision",
-            "min_mod_revision",
-            "max_mod_revision",
-            "min_create_revision",
-            "max_create_revision",
-        ):
+        for name in RANGE_INT_FIELDS:
             check_int(getattr(op, name), name, where)
         check_enum(op.sort_order, "sort_order", where, SORT_ORDERS)
         check_enum(op.sort_target, "sort_target", where, SORT_TARGETS)

@@ -73,6 +73,17 @@ class RangeRequest:
     max_create_revision: int = 0
 
 
+RANGE_INT_FIELDS = (
+    "limit",
+    "revision",
+    "min_mod_revision",
+    "max_mod_revision",
+    "min_create_revision",
+    "max_create_revision",
+)
+""":class:`RangeRequest`'s integer fields: its limit and its revision bounds."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeleteRangeRequest:
     """etcdserverpb.DeleteRangeRequest: delete the keys in ``[key, range_end)``."""
