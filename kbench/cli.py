@@ -200,6 +200,7 @@ def _scenario(args: argparse.Namespace) -> int:
     import yaml
 
     from kbench.metrics.perfdata import write_perfdata
+    from kbench.metrics.slis import COLUMNS
     from kbench.scenarios.library import SCENARIOS
     from kbench.scenarios.spec import Scenario
     from kbench.sweep import results
@@ -251,24 +252,7 @@ def _scenario(args: argparse.Namespace) -> int:
     shown = result.slis[result.slis["sli"] != "APIResponsiveness"]
     api = result.slis[result.slis["sli"] == "APIResponsiveness"].sort_values("p99", ascending=False).head(5)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.4g}".format):
-        print(
-            pd.concat([shown, api])[
-                [
-                    "sli",
-                    "metric",
-                    "verb",
-                    "resource",
-                    "scope",
-                    "count",
-                    "p50",
-                    "p90",
-                    "p99",
-                    "unit",
-                    "threshold",
-                    "verdict",
-                ]
-            ].to_string(index=False)
-        )
+        print(pd.concat([shown, api])[[c for c in COLUMNS if c not in ("max", "passed")]].to_string(index=False))
     for failure in result.failing():
         print(f"FAILED: {failure}")
     print(

@@ -18,8 +18,7 @@ import yaml
 
 from kbench.cluster import MAX_NODES, MAX_PODS_PER_NODE, ClusterSpec
 from kbench.params import Param
-from kbench.scenarios.spec import MAX_RATE, Scenario, Step
-from kbench.scenarios.steps import PAUSE_POD
+from kbench.scenarios.spec import MAX_RATE, Scenario
 
 CLUSTER_FIELDS = tuple(f.name for f in fields(ClusterSpec))
 NODES = Param("nodes", int, "nodes in the cluster", minimum=1, maximum=MAX_NODES)
@@ -412,19 +411,3 @@ def scheduler_perf(
             )
     steps.append({"waitForPods": {}})
     return _scenario("scheduler-perf", steps, nodes=nodes, **cluster)
-
-
-__all__ = [
-    "PAUSE_POD",
-    "SCENARIOS",
-    "Scenario",
-    "Step",
-    "density",
-    "job_waves",
-    "load",
-    "load_balancers",
-    "node_failure",
-    "probe_storm",
-    "rolling_update",
-    "scheduler_perf",
-]
