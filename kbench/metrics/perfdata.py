@@ -5,7 +5,9 @@ perfdash/clusterloader2 ``measurementutil.PerfData``): ``{"version": "v1", "data
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +20,22 @@ _FILES = {
 }
 
 
+def data_item(data: Mapping[str, Any], unit: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """One PerfData data item: ``data`` (``Perc50``, ``Perc99`` ...) in ``unit`` and its ``labels`` (``Metric`` ...)."""
+    return {"data": data, "unit": unit, "labels": labels}
+
+
+def document(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The PerfData document of ``items`` (:func:`data_item`)."""
+    return {"version": "v1", "dataItems": items}
+
+
+def write(path: Path, doc: Mapping[str, Any]) -> Path:
+    """Write PerfData document ``doc`` to ``path`` as indented JSON (NumPy numbers as plain ones); returns ``path``."""
+    path.write_text(json.dumps(doc, indent=2, default=float))
+    return path
+
+
 def _item(row) -> dict:
     if row.unit == "s":
         data = {"Perc50": row.p50 * 1e3, "Perc90": row.p90 * 1e3, "Perc99": row.p99 * 1e3}
@@ -28,7 +46,7 @@ def _item(row) -> dict:
     labels = {"Metric": row.metric}
     if row.verb:
         labels.update(Verb=row.verb, Resource=row.resource, Scope=row.scope, Count=str(row.count))
-    return {"data": data, "unit": unit, "labels": labels}
+    return data_item(data, unit, labels)
 
 
 def perfdata(slis: pd.DataFrame) -> dict[str, dict]:
@@ -37,7 +55,7 @@ def perfdata(slis: pd.DataFrame) -> dict[str, dict]:
     for sli, rows in slis.groupby("sli", sort=False):
         # rows["count"], not r.count: to a type checker a row's .count is tuple.count, not the column
         items = [_item(r) for r, count in zip(rows.itertuples(), rows["count"]) if count]
-        out[str(sli)] = {"version": "v1", "dataItems": items}
+        out[str(sli)] = document(items)
     return out
 
 
@@ -47,7 +65,5 @@ def write_perfdata(slis: pd.DataFrame, out_dir: Path, suffix: str = "") -> list[
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for sli, doc in perfdata(slis).items():
-        path = out_dir / f"{_FILES[sli]}{'_' + suffix if suffix else ''}.json"
-        path.write_text(json.dumps(doc, indent=2))
-        files.append(path)
+        files.append(write(out_dir / f"{_FILES[sli]}{'_' + suffix if suffix else ''}.json", doc))
     return files

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from kbench.api.core import ManifestError, Node, Pod
+from kbench.metrics.perfdata import data_item, document
 from kbench.profiles import Profile, load_profile
 from kbench.scheduler.config import SchedulerConfig, parse_config
 from kbench.scheduler.framework import Framework
@@ -126,16 +127,7 @@ class WorkloadResult:
 
     def data_items(self) -> dict[str, Any]:
         """scheduler_perf's JSON: {"version": "v1", "dataItems": [...]}."""
-        return {
-            "version": "v1",
-            "dataItems": [
-                {
-                    "data": self.throughput,
-                    "unit": "pods/s",
-                    "labels": {"Metric": "SchedulingThroughput", "Name": self.name},
-                }
-            ],
-        }
+        return document([data_item(self.throughput, "pods/s", {"Metric": "SchedulingThroughput", "Name": self.name})])
 
 
 class _Run:

@@ -10,7 +10,6 @@ runs the point on a degraded control plane, to see which SLI breaks first.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,12 @@ import pandas as pd
 
 from kbench import components, plot
 from kbench.cluster import MAX_PODS_PER_NODE
+from kbench.metrics import perfdata
+from kbench.metrics.pod_startup import PHASES
 from kbench.metrics.slis import API_SLO, NETWORK_PROGRAMMING_SLO, POD_STARTUP_SLO
-from kbench.profiles import available
 from kbench.scenarios.library import NODES, density, deployment, service
 from kbench.sweep import progress
-from kbench.sweep.grid import Param
+from kbench.sweep.grid import PROFILE, Param
 
 DEGRADE: dict[str, dict[str, Any]] = {
     "none": {},
@@ -46,7 +46,7 @@ PARAMS = (
     ),
     Param("proxy_nodes", int, "nodes running kube-proxy (0: every node)", minimum=0, maximum=20_000),
     Param("degrade", str, "control-plane degradation", choices=tuple(DEGRADE)),
-    Param("profile", str, "calibration profile in data/profiles", choices=tuple(available())),
+    PROFILE,
 )
 
 PRESETS = {
@@ -171,35 +171,20 @@ def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     items = []
     for row in df.to_dict("records"):
         labels = {p.name: str(row[p.name]) for p in PARAMS}
-        for phase in ("create_to_schedule", "schedule_to_run", "run_to_watch", "pod_startup"):
+        for phase in PHASES:
+            startup = {f"Perc{q}": row[f"sim_{phase}_p{q}_s"] * 1e3 for q in (50, 90, 99)}
             items.append(
-                {
-                    "data": {f"Perc{q}": row[f"sim_{phase}_p{q}_s"] * 1e3 for q in (50, 90, 99)},
-                    "unit": "ms",
-                    "labels": {"Metric": phase, "Measurement": "PodStartupLatency", **labels},
-                }
+                perfdata.data_item(startup, "ms", {"Metric": phase, "Measurement": "PodStartupLatency", **labels})
             )
-        items.append(
-            {
-                "data": {"Perc50": row["sim_npl_p50_s"] * 1e3, "Perc99": row["sim_npl_p99_s"] * 1e3},
-                "unit": "ms",
-                "labels": {"Metric": "NetworkProgrammingLatency", **labels},
-            }
-        )
-        items.append(
-            {
-                "data": {
-                    "Perc50": row["sim_scheduling_throughput_p50"],
-                    "Perc99": row["sim_scheduling_throughput_p99"],
-                    "Max": row["sim_scheduling_throughput_max"],
-                },
-                "unit": "pods/s",
-                "labels": {"Metric": "SchedulingThroughput", **labels},
-            }
-        )
-    path = Path(out_dir) / "cluster_perfdata.json"
-    path.write_text(json.dumps({"version": "v1", "dataItems": items}, indent=2, default=float))
-    return [path]
+        npl = {"Perc50": row["sim_npl_p50_s"] * 1e3, "Perc99": row["sim_npl_p99_s"] * 1e3}
+        items.append(perfdata.data_item(npl, "ms", {"Metric": "NetworkProgrammingLatency", **labels}))
+        throughput = {
+            "Perc50": row["sim_scheduling_throughput_p50"],
+            "Perc99": row["sim_scheduling_throughput_p99"],
+            "Max": row["sim_scheduling_throughput_max"],
+        }
+        items.append(perfdata.data_item(throughput, "pods/s", {"Metric": "SchedulingThroughput", **labels}))
+    return [perfdata.write(Path(out_dir) / "cluster_perfdata.json", perfdata.document(items))]
 
 
 NAME = "cluster"

@@ -18,8 +18,8 @@ import numpy as np
 from kbench import plot
 from kbench.etcd import Store
 from kbench.etcd.workload import run_closed_loop
-from kbench.profiles import available, load_profile
-from kbench.sweep.grid import Param
+from kbench.profiles import load_profile
+from kbench.sweep.grid import PROFILE, Param
 
 PARAMS = (
     Param("keys", int, "keys in the store", minimum=1, maximum=10_000_000),
@@ -29,7 +29,7 @@ PARAMS = (
     Param("clients", int, "closed-loop clients", minimum=1, maximum=100_000),
     Param("consistency", str, "read consistency", choices=("linearizable", "serializable")),
     Param("duration", float, "simulated seconds measured per point", minimum=0.01, maximum=3600),
-    Param("profile", str, "calibration profile in data/profiles", choices=tuple(available())),
+    PROFILE,
 )
 
 PRESETS = {

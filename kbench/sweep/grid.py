@@ -16,6 +16,10 @@ import pandas as pd
 from kbench import plot
 from kbench.components import CONFIGS, FieldParam, split_field
 from kbench.params import Param
+from kbench.profiles import available
+
+PROFILE = Param("profile", str, "calibration profile in data/profiles", choices=tuple(available()))
+"""Every sweep's ``profile``: the calibration profile a point runs with."""
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,21 @@ import time
 import numpy as np
 
 from kbench import plot
-from kbench.profiles import available, load_profile
+from kbench.profiles import load_profile
 from kbench.proxy import workload
 from kbench.proxy.config import MODES
 from kbench.proxy.kube_proxy import COMPILERS, KubeProxy, ProxyCosts
 from kbench.proxy.matcher import Matcher, program_for
 from kbench.proxy.model import EndpointInfo
 from kbench.sim import Engine, Streams
-from kbench.sweep.grid import Param
+from kbench.sweep.grid import PROFILE, Param
 
 PARAMS = (
     Param("services", int, "Services (one TCP port each)", minimum=1, maximum=100_000),
     Param("endpoints", int, "ready endpoints per Service", minimum=1, maximum=1000),
     Param("mode", str, "kube-proxy mode", choices=MODES),
     Param("churn", float, "endpoint changes per second across the cluster", minimum=0.0, maximum=10_000.0),
-    Param("profile", str, "calibration profile in data/profiles", choices=tuple(available())),
+    PROFILE,
 )
 
 PRESETS = {

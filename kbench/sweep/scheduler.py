@@ -11,7 +11,6 @@ Each point runs one workload on the engine and reports:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -19,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from kbench import plot
-from kbench.profiles import available, load_profile
+from kbench.metrics import perfdata
+from kbench.profiles import load_profile
 from kbench.scenarios.scheduler_perf import basic_cluster, basic_pods, load_tests, run_workload
 from kbench.scheduler.config import parse_config
-from kbench.sweep.grid import Param
+from kbench.sweep.grid import PROFILE, Param
 
 WORKLOADS = (
     "SchedulingBasic",
@@ -44,7 +44,7 @@ PARAMS = (
     Param("nodes", int, "nodes in the cluster (initNodes)", minimum=1, maximum=100_000),
     Param("pods", int, "measured pods (measurePods)", minimum=1, maximum=1_000_000),
     Param("percentage", int, "percentageOfNodesToScore (0 = adaptive)", minimum=0, maximum=100),
-    Param("profile", str, "calibration profile in data/profiles", choices=tuple(available())),
+    PROFILE,
 )
 
 PRESETS = {
@@ -143,20 +143,13 @@ def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             "Average": row["sim_throughput_average"],
             **{f"Perc{q}": row[f"sim_throughput_perc{q}"] for q in (50, 90, 95, 99)},
         }
-        items.append(
-            {
-                "data": data,
-                "unit": "pods/s",
-                "labels": {
-                    "Metric": "SchedulingThroughput",
-                    "Name": f"{row['workload']}/{row['nodes']}Nodes_{row['pods']}Pods",
-                    "percentageOfNodesToScore": str(row["percentage"]),
-                },
-            }
-        )
-    path = Path(out_dir) / "scheduler_perf.json"
-    path.write_text(json.dumps({"version": "v1", "dataItems": items}, indent=2, default=float))
-    return [path]
+        labels = {
+            "Metric": "SchedulingThroughput",
+            "Name": f"{row['workload']}/{row['nodes']}Nodes_{row['pods']}Pods",
+            "percentageOfNodesToScore": str(row["percentage"]),
+        }
+        items.append(perfdata.data_item(data, "pods/s", labels))
+    return [perfdata.write(Path(out_dir) / "scheduler_perf.json", perfdata.document(items))]
 
 
 NAME = "scheduler"
