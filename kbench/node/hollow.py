@@ -25,6 +25,7 @@ queued for later is taken back, and answers to requests sent before the stop sta
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import copy_object, timestamp
@@ -45,6 +46,17 @@ CONDITIONS = {
     "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 }
 """The conditions the kubelet sets (pkg/kubelet/nodestatus/setters.go), as a healthy node reports them."""
+
+
+class NodeOptions(TypedDict, total=False):
+    """:class:`HollowNode`'s keyword arguments, which a :class:`~kbench.node.kubelet.Kubelet` passes on to it."""
+
+    config: KubeletConfiguration | None
+    zone: str
+    cpu: str
+    memory: str
+    uninitialized: bool
+    start: float
 
 
 class HollowNode:

@@ -32,14 +32,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Unpack
 
 from kbench.api.core import Pod
 from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import object_key, timestamp
 from kbench.apiserver.server import APIServer
 from kbench.client import Informer
-from kbench.node.config import KubeletConfiguration
-from kbench.node.hollow import HollowNode
+from kbench.node.hollow import HollowNode, NodeOptions
 from kbench.node.probes import Behaviour, Probe, behaviours
 from kbench.node.runtime import NodeRuntime, RuntimeModel
 from kbench.sim import Interrupt, Process
@@ -195,7 +195,7 @@ class Kubelet(HollowNode):
     observer : callable, optional
         ``observer(worker)`` is called when all of a pod's containers have started.
     zone, cpu, memory, uninitialized, start
-        As :class:`HollowNode`.
+        As :class:`HollowNode` (:class:`~kbench.node.hollow.NodeOptions`; ``config`` too).
     """
 
     def __init__(
@@ -204,18 +204,11 @@ class Kubelet(HollowNode):
         name: str,
         runtime: RuntimeModel,
         *,
-        config: KubeletConfiguration | None = None,
         index: int = 0,
         observer: Callable[[PodWorker], None] | None = None,
-        zone: str = "zone-a",
-        cpu: str = "4",
-        memory: str = "16Gi",
-        uninitialized: bool = False,
-        start: float = 0.0,
+        **node: Unpack[NodeOptions],
     ) -> None:
-        super().__init__(
-            server, name, config=config, zone=zone, cpu=cpu, memory=memory, uninitialized=uninitialized, start=start
-        )
+        super().__init__(server, name, **node)
         self.runtime = NodeRuntime(runtime, self.config.parallel_image_pulls)
         self.index = index
         self.observer = observer
