@@ -27,6 +27,8 @@ from kbench.scheduler.state import ClusterState
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+NO_NODES_AVAILABLE = "no nodes available to schedule pods"
+"""ErrNoNodesAvailable (pkg/scheduler/schedule_one.go): the message of a cycle with no nodes at all."""
 
 
 def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
@@ -58,6 +60,12 @@ class CycleResult:
     scans: tuple[str, ...] = ()
     """"<plugin>/filter" or "<plugin>/score" for each PreFilter/PreScore that walked every node
     (PodTopologySpread, InterPodAffinity)."""
+
+    @classmethod
+    def rejected(cls, num_nodes: int, rejection: Rejection) -> CycleResult:
+        """A cycle that a PreFilter plugin ended: no node, the FitError message over all ``num_nodes``."""
+        reasons = "; ".join(rejection.reasons)
+        return cls(None, f"0/{num_nodes} nodes are available: {reasons}.", rejectors={rejection.plugin})
 
 
 class Framework:
@@ -201,13 +209,11 @@ class Framework:
         """Choose a node for ``pod`` (None with upstream's message when none fits); the state is not changed."""
         n = self.state.num_nodes
         if n == 0:
-            return CycleResult(None, "no nodes available to schedule pods")
+            return CycleResult(None, NO_NODES_AVAILABLE)
         try:
             ctx = self.prefilter(pod)
         except Rejection as rejection:
-            return CycleResult(
-                None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.", rejectors={rejection.plugin}
-            )
+            return CycleResult.rejected(n, rejection)
         code, first, per_plugin = self.filter_all(pod, ctx)
         nodes, processed = self.take_feasible(code == SUCCESS, self.subset(ctx)[0])
         self.next_start = (self.next_start + processed) % n

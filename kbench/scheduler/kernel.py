@@ -20,7 +20,7 @@ import numpy as np
 from kbench.api.core import Pod
 from kbench.scheduler import _batch_kernels as kb
 from kbench.scheduler import _kernels as k
-from kbench.scheduler.framework import CycleResult, Framework, num_feasible_nodes_to_find
+from kbench.scheduler.framework import NO_NODES_AVAILABLE, CycleResult, Framework, num_feasible_nodes_to_find
 from kbench.scheduler.interface import SKIP, Rejection
 from kbench.scheduler.plan import (
     NORMALIZE_DEFAULT,
@@ -166,13 +166,11 @@ class KernelScheduler:
         fw, state = self.fw, self.fw.state
         n = state.num_nodes
         if n == 0:
-            return CycleResult(None, "no nodes available to schedule pods")
+            return CycleResult(None, NO_NODES_AVAILABLE)
         try:
             plan = self.cached_plan(pod)
         except Rejection as rejection:
-            return CycleResult(
-                None, f"0/{n} nodes are available: {'; '.join(rejection.reasons)}.", rejectors={rejection.plugin}
-            )
+            return CycleResult.rejected(n, rejection)
         node, processed, found = k.schedule_pod(
             node_arrays(state), plan.inputs, fw.next_start, self._num_to_find(plan), fw.rng, workspace(state, plan)
         )
