@@ -22,12 +22,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from kbench.api.core import ManifestError, Node, Pod
-from kbench.metrics.perfdata import data_item, document
 from kbench.profiles import Profile, load_profile
 from kbench.scheduler.config import SchedulerConfig, parse_config
 from kbench.scheduler.framework import Framework
@@ -124,10 +122,6 @@ class WorkloadResult:
     cost_parts: dict[str, float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     """Creation to binding, per measured pod (simulated seconds)."""
-
-    def data_items(self) -> dict[str, Any]:
-        """scheduler_perf's JSON: {"version": "v1", "dataItems": [...]}."""
-        return document([data_item(self.throughput, "pods/s", {"Metric": "SchedulingThroughput", "Name": self.name})])
 
 
 class _Run:
