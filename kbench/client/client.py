@@ -72,11 +72,22 @@ class Client:
         self.limiter = TokenBucket(qps, burst)
 
     def request(self, verb: str, resource: str, callback: Callback, delay: float = 0.0, **kwargs) -> Timer:
-        """Send a request ``delay`` seconds from now, after the rate limiter; see ``Connection.request`` (it returns
-        the request's cancellable handle)."""
-        if verb != "watch":
-            delay += self.limiter.reserve(self.engine.now + delay)
-        return self.conn.request(verb, resource, callback, delay=delay, **kwargs)
+        """Send a request ``delay`` seconds from now; see ``Connection.request``.
+
+        It takes its token from the rate limiter when its send time comes, as rest.Request's ``tryThrottle``
+        calls ``rateLimiter.Wait`` just before the request goes out (k8s.io/client-go/rest/request.go), so a
+        request scheduled ahead (a Lease renewal 10 s away) holds up none sent before it. Watches are not
+        rate-limited. Returns the request's handle: cancelling it (``Engine.cancel``) before the request leaves
+        (its send time, then any wait for a token) takes it back.
+        """
+        if verb == "watch":
+            return self.conn.request(verb, resource, callback, delay=delay, **kwargs)
+        if not delay >= 0:  # also rejects NaN
+            raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
+        if delay > 0:
+            return _Scheduled(self, verb, resource, callback, kwargs).at(delay)
+        wait = self.limiter.reserve(self.engine.now)
+        return self.conn.request(verb, resource, callback, delay=wait, **kwargs)
 
     def call(self, verb: str, resource: str, **kwargs):
         """The request as an Event for processes (fails with the APIError)."""
@@ -89,3 +100,32 @@ class Client:
 
         self.request(verb, resource, answer, **kwargs)
         return done
+
+
+class _Scheduled:
+    """A request scheduled ahead: at its send time it waits for a token, then goes out unless its handle (the entry
+    of its send time) has been cancelled meanwhile."""
+
+    __slots__ = ("client", "verb", "resource", "callback", "kwargs", "handle")
+
+    def __init__(self, client: Client, verb: str, resource: str, callback: Callback, kwargs: dict) -> None:
+        self.client, self.verb, self.resource, self.callback, self.kwargs = client, verb, resource, callback, kwargs
+        self.handle: Timer = []
+
+    def at(self, delay: float) -> Timer:
+        """Schedule the send time ``delay`` seconds from now; returns the request's handle."""
+        self.handle = self.client.engine.schedule(delay, self.due)
+        return self.handle
+
+    def due(self, _) -> None:
+        """The send time: take a token (waiting for it if there is none), then leave."""
+        wait = self.client.limiter.reserve(self.client.engine.now)
+        if wait > 0:
+            self.client.engine.schedule(wait, self.leave)
+        else:
+            self.leave(None)
+
+    def leave(self, _) -> None:
+        """The token is there: the request goes out, unless it was taken back while it waited."""
+        if self.handle[0] is not None:
+            self.client.conn.request(self.verb, self.resource, self.callback, **self.kwargs)

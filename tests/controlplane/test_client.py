@@ -3,6 +3,8 @@ read-modify-write retried on conflict."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from kbench.apiserver.objects import APIError
@@ -18,6 +20,87 @@ def test_token_bucket_is_golang_rate_limiter():
     assert bucket.reserve(1.0) == 0.0  # refilled (capped at the burst)
     with pytest.raises(ValueError, match="qps must be > 0 and burst >= 1"):
         TokenBucket(0, 1)
+
+
+def _leaving(client: Client) -> list[tuple[float, str]]:
+    """When each request ``client`` sends leaves it for the apiserver (after the rate limiter), from now on and
+    counted from now, and its name."""
+    left: list[tuple[float, str]] = []
+    send, start = client.conn.request, client.engine.now
+
+    def logged(verb, resource, callback, delay=0.0, **kwargs):
+        left.append((client.engine.now + delay - start, kwargs.get("name", "")))
+        return send(verb, resource, callback, delay=delay, **kwargs)
+
+    client.conn.request = logged
+    return left
+
+
+def _node_client(qps: float, burst: int) -> tuple[Client, list[tuple[float, str]], Callable[[float], None]]:
+    """A kubelet's client paced at ``qps`` / ``burst``, when its requests leave, and a run to ``t`` s from now."""
+    plane = Plane()
+    client = Client(plane.api, "system:node:node-0", ("system:nodes",), qps=qps, burst=burst)
+    start = plane.engine.now
+    return client, _leaving(client), lambda t: plane.run(start + t)
+
+
+def _get(client: Client, name: str, delay: float = 0.0, answered: list[str] | None = None):
+    """Read the Lease ``name`` ``delay`` s from now; its name goes to ``answered`` when the answer comes."""
+
+    def answer(result, error, answer_delay):
+        if answered is not None:
+            answered.append(name)
+
+    return client.request("get", "leases", answer, delay=delay, namespace="kube-node-lease", name=name)
+
+
+def test_request_scheduled_ahead_takes_its_token_when_it_is_sent():
+    """rest.Request waits for the token just before sending: a request scheduled 10 s ahead (a Lease renewal)
+    reserves nothing now, so requests sent before then are not held up behind it."""
+    client, left, run = _node_client(qps=1, burst=1)
+    _get(client, "renewal", delay=10.0)
+    _get(client, "now")  # the only token, at once
+    run(4.5)
+    _get(client, "refilled")  # the bucket has refilled by 4.5 s
+    run(5.0)
+    _get(client, "busy")  # half a token left: waits 0.5 s
+    run(20.0)
+    left.sort()
+    assert [name for _, name in left] == ["now", "refilled", "busy", "renewal"]
+    assert [at for at, _ in left] == pytest.approx([0.0, 4.5, 5.5, 10.0])  # reserved ahead: 11, 12, 13 and 10
+
+
+def test_requests_due_together_leave_in_the_order_they_were_made_and_watches_take_no_token():
+    client, left, run = _node_client(qps=2, burst=1)
+    for name in ("a", "b", "c"):
+        _get(client, name, delay=1.0)
+    client.request("watch", "leases", lambda *a: None, delay=1.0, namespace="kube-node-lease", on_events=len)
+    run(5.0)
+    gets = [(at, name) for at, name in left if name]
+    assert [name for _, name in gets] == ["a", "b", "c"]
+    assert [at for at, _ in gets] == pytest.approx([1.0, 1.5, 2.0])
+    assert [at for at, name in left if not name] == pytest.approx([1.0])  # the watch took no token
+
+
+def test_request_taken_back_before_it_leaves_is_never_sent():
+    """A stopped kubelet takes back what it has not sent: a request not yet due (it takes no token) or one due
+    but still waiting for a token."""
+    client, left, run = _node_client(qps=1, burst=1)
+    answered: list[str] = []
+    early = _get(client, "not-yet-due", delay=5.0, answered=answered)
+    _get(client, "now", answered=answered)
+    waiting = _get(client, "waiting", delay=0.5, answered=answered)  # due at 0.5 s, its token comes at 1 s
+    run(0.75)
+    client.engine.cancel(waiting)
+    client.engine.cancel(early)
+    run(5.0)
+    _get(client, "later", answered=answered)  # at once: the request taken back before 5 s took no token
+    run(10.0)
+    assert answered == ["now", "later"]
+    assert [name for _, name in left] == ["now", "later"]
+    assert [at for at, _ in left] == pytest.approx([0.0, 5.0])  # reserved ahead: "later" would wait until 8 s
+    with pytest.raises(ValueError, match="delay must be >= 0 seconds"):
+        _get(client, "x", delay=-1.0)
 
 
 def test_informer_lists_watches_and_calls_handlers():
