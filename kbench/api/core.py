@@ -50,10 +50,6 @@ def as_list(value: Any, where: str) -> list:
     return value
 
 
-# the former private names, still imported by kbench/proxy/model.py (remove once it imports as_map and as_list)
-_map, _list = as_map, as_list
-
-
 def _str_map(value: Any, where: str) -> dict[str, str]:
     out = {}
     for k, v in as_map(value, where).items():
