@@ -25,7 +25,7 @@ from typing import Any, Self
 
 from kbench.api.network import parse_cidr
 from kbench.client.client import DEFAULT_BURST
-from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, option, parse_duration
+from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, is_zero, option, parse_duration
 
 TYPES = "staging/src/k8s.io/kube-proxy/config/v1alpha1/types.go (v1.35)"
 DEFAULTS = "pkg/proxy/apis/config/v1alpha1/defaults.go (v1.35)"
@@ -304,21 +304,9 @@ def defaulted(doc: Mapping[str, Any]) -> dict[str, Any]:
     for path in ZERO_IS_UNSET:
         section, _, name = path.partition(".")
         node = out.get(section)
-        if isinstance(node, Mapping) and _is_zero(node.get(name)):
+        if isinstance(node, Mapping) and is_zero(node.get(name)):
             out[section] = {k: v for k, v in node.items() if k != name}
     return out
-
-
-def _is_zero(value: Any) -> bool:
-    """A value upstream's defaulting treats as unset: 0, or a zero Go duration ("0", "0s")."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return value == 0
-    try:
-        return isinstance(value, str) and parse_duration(value, "") == 0
-    except ConfigError:
-        return False
 
 
 def _check_cluster_cidr(text: str, where: str) -> None:
