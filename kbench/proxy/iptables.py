@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from kbench.api.network import parse_cidr, parse_ip
-from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork, TrafficPlan
+from kbench.proxy.model import ProxierConfig, ServicePortChainNames, ServicePortInfo, SyncWork
 
 LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000
 """largeClusterEndpointsThreshold: above it SEP comments are dropped (pkg/proxy/iptables/proxier.go)."""
@@ -132,20 +132,10 @@ def write_top_level_chains(out: IptablesRules, config: ProxierConfig) -> None:
 
 
 @dataclass
-class ServicePortChains:
-    """One service port's chains and where each kind of its traffic goes (the variables syncProxyRules sets up
-    before writing a service port's rules)."""
+class ServicePortChains(ServicePortChainNames):
+    """One service port's chains (KUBE-SVC-*, KUBE-SVL-*, KUBE-EXT-*, KUBE-FW-*) and where each kind of its traffic
+    goes (the variables syncProxyRules sets up before writing a service port's rules)."""
 
-    sp: ServicePortInfo
-    plan: TrafficPlan
-    cluster: str
-    """KUBE-SVC-*: the Cluster traffic policy chain."""
-    local: str
-    """KUBE-SVL-*: the Local traffic policy chain."""
-    external: str
-    """KUBE-EXT-*: external traffic's chain."""
-    firewall: str
-    """KUBE-FW-*: loadBalancerSourceRanges' chain."""
     uses_firewall: bool
     internal_target: str = ""
     """What ClusterIP traffic jumps to without internal endpoints: REJECT or DROP ("" when it has some)."""
@@ -169,16 +159,6 @@ class ServicePortChains:
         if plan.has_endpoints and not plan.has_external:
             out.external_target, out.external_comment = "DROP", _q(f"{sp.name_string} has no local endpoints")
         return out
-
-    @property
-    def internal_policy(self) -> str:
-        """The chain ClusterIP traffic goes to (internalTrafficPolicy)."""
-        return self.local if self.sp.internal_local else self.cluster
-
-    @property
-    def external_policy(self) -> str:
-        """The chain KUBE-EXT-* hands external traffic to (externalTrafficPolicy)."""
-        return self.local if self.sp.external_local else self.cluster
 
     @property
     def load_balancer_target(self) -> str:
@@ -213,7 +193,7 @@ def write_service_port(out: IptablesRules, sp: ServicePortInfo, config: ProxierC
 def capture_cluster_ip(out: IptablesRules, c: ServicePortChains) -> None:
     """ "Capture the clusterIP": to the internal policy chain, or REJECT / DROP in filter KUBE-SERVICES."""
     sp = c.sp
-    match = f"-m {sp.proto} -p {sp.proto} -d {sp.cluster_ip} --dport {sp.port}"
+    match = destination_match(sp, sp.cluster_ip)
     if c.plan.has_internal:
         out.rules["nat"].append(
             f'-A {KUBE_SERVICES} -m comment --comment "{sp.name_string} cluster IP" {match} -j {c.internal_policy}'
@@ -226,12 +206,33 @@ def capture_cluster_ip(out: IptablesRules, c: ServicePortChains) -> None:
 
 def capture_external_ips(out: IptablesRules, c: ServicePortChains) -> None:
     """ "Capture externalIPs": to KUBE-EXT-*, or REJECT / DROP in KUBE-EXTERNAL-SERVICES."""
+    capture_external_addresses(out, c, c.sp.external_ips, "external IP", c.external)
+
+
+def capture_load_balancer_ips(out: IptablesRules, c: ServicePortChains) -> None:
+    """ "Capture load-balancer ingress": to KUBE-FW-* / KUBE-EXT-*, the KUBE-PROXY-FIREWALL drop behind source
+    ranges, or REJECT / DROP in KUBE-EXTERNAL-SERVICES."""
     sp = c.sp
-    for ip in sp.external_ips:
-        match = f"-m {sp.proto} -p {sp.proto} -d {ip} --dport {sp.port}"
+    if c.uses_firewall:
+        for ip in sp.load_balancer_ips:
+            out.rules["filter"].append(
+                f'-A {KUBE_PROXY_FIREWALL} -m comment --comment "{sp.name_string} traffic not accepted by '
+                f'{c.firewall}" {destination_match(sp, ip)} -j DROP'
+            )
+    capture_external_addresses(out, c, sp.load_balancer_ips, "loadbalancer IP", c.load_balancer_target)
+
+
+def capture_external_addresses(
+    out: IptablesRules, c: ServicePortChains, addresses: tuple[str, ...], kind: str, target: str
+) -> None:
+    """External traffic to ``addresses`` (``kind`` in the comment): to ``target`` in nat KUBE-SERVICES when the
+    Service has endpoints, REJECT / DROP in filter KUBE-EXTERNAL-SERVICES when it has no external ones."""
+    sp = c.sp
+    for ip in addresses:
+        match = destination_match(sp, ip)
         if c.plan.has_endpoints:
             out.rules["nat"].append(
-                f'-A {KUBE_SERVICES} -m comment --comment "{sp.name_string} external IP" {match} -j {c.external}'
+                f'-A {KUBE_SERVICES} -m comment --comment "{sp.name_string} {kind}" {match} -j {target}'
             )
         if not c.plan.has_external:
             out.rules["filter"].append(
@@ -239,28 +240,9 @@ def capture_external_ips(out: IptablesRules, c: ServicePortChains) -> None:
             )
 
 
-def capture_load_balancer_ips(out: IptablesRules, c: ServicePortChains) -> None:
-    """ "Capture load-balancer ingress": to KUBE-FW-* / KUBE-EXT-*, the KUBE-PROXY-FIREWALL drop behind source
-    ranges, or REJECT / DROP in KUBE-EXTERNAL-SERVICES."""
-    sp = c.sp
-    for ip in sp.load_balancer_ips:
-        match = f"-m {sp.proto} -p {sp.proto} -d {ip} --dport {sp.port}"
-        if c.plan.has_endpoints:
-            out.rules["nat"].append(
-                f'-A {KUBE_SERVICES} -m comment --comment "{sp.name_string} loadbalancer IP" {match} '
-                f"-j {c.load_balancer_target}"
-            )
-        if c.uses_firewall:
-            out.rules["filter"].append(
-                f'-A {KUBE_PROXY_FIREWALL} -m comment --comment "{sp.name_string} traffic not accepted by '
-                f'{c.firewall}" {match} -j DROP'
-            )
-    if not c.plan.has_external:
-        for ip in sp.load_balancer_ips:
-            out.rules["filter"].append(
-                f"-A {KUBE_EXTERNAL_SERVICES} -m comment --comment {c.external_comment} -m {sp.proto} -p {sp.proto} "
-                f"-d {ip} --dport {sp.port} -j {c.external_target}"
-            )
+def destination_match(sp: ServicePortInfo, ip: str) -> str:
+    """The protocol, destination address and port match of ``sp``'s traffic to ``ip``."""
+    return f"-m {sp.proto} -p {sp.proto} -d {ip} --dport {sp.port}"
 
 
 def capture_node_port(out: IptablesRules, c: ServicePortChains, config: ProxierConfig) -> None:
@@ -362,13 +344,9 @@ def write_firewall_chain(chains: list[str], rules: list[str], c: ServicePortChai
 def write_policy_chains(chains: list[str], rules: list[str], c: ServicePortChains, large: bool) -> None:
     """The Cluster (KUBE-SVC-*) and Local (KUBE-SVL-*) policy chains that are in use, each spreading its traffic
     over its endpoints."""
-    for used, chain, eps in (
-        (c.plan.uses_cluster_chain, c.cluster, c.plan.cluster),
-        (c.plan.uses_local_chain, c.local, c.plan.local),
-    ):
-        if used:
-            chains.append(chain)
-            write_service_to_endpoint_rules(rules, c.sp, chain, eps, large)
+    for chain, eps in c.policy_chains():
+        chains.append(chain)
+        write_service_to_endpoint_rules(rules, c.sp, chain, eps, large)
 
 
 def write_endpoint_chains(chains: list[str], rules: list[str], c: ServicePortChains, large: bool) -> None:

@@ -346,6 +346,41 @@ class ServicePortInfo:
 
 
 @dataclass
+class ServicePortChainNames:
+    """One service port's chains in the iptables and nftables modes (their proxier.go ``servicePortInfo``:
+    clusterPolicyChainName, localPolicyChainName, externalChainName, firewallChainName) and which of them each
+    traffic policy uses; each mode's ``ServicePortChains`` adds its own verdicts."""
+
+    sp: ServicePortInfo
+    plan: TrafficPlan
+    cluster: str
+    """The Cluster traffic policy chain (KUBE-SVC-* / service-*)."""
+    local: str
+    """The Local traffic policy chain (KUBE-SVL-* / local-*)."""
+    external: str
+    """External traffic's chain (KUBE-EXT-* / external-*)."""
+    firewall: str
+    """loadBalancerSourceRanges' chain (KUBE-FW-* / firewall-*)."""
+
+    @property
+    def internal_policy(self) -> str:
+        """The chain ClusterIP traffic goes to (internalTrafficPolicy)."""
+        return self.local if self.sp.internal_local else self.cluster
+
+    @property
+    def external_policy(self) -> str:
+        """The chain the external chain hands traffic to (externalTrafficPolicy)."""
+        return self.local if self.sp.external_local else self.cluster
+
+    def policy_chains(self) -> list[tuple[str, list[EndpointInfo]]]:
+        """The Cluster and Local policy chains in use, in that order, each with the endpoints it spreads traffic
+        over."""
+        plan = self.plan
+        used = ((plan.uses_cluster_chain, self.cluster, plan.cluster), (plan.uses_local_chain, self.local, plan.local))
+        return [(chain, eps) for in_use, chain, eps in used if in_use]
+
+
+@dataclass
 class SyncWork:
     """What a sync writes (``iptables-restore`` lines, nftables objects, IPVS objects), split the way partial
     syncs need it: ``base`` every sync, ``per_service[key] = [every sync, only when the Service changed]``."""

@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from kbench.api.network import parse_cidr, parse_ip
-from kbench.proxy.model import ProxierConfig, ServicePortInfo, SyncWork, TrafficPlan
+from kbench.proxy.model import ProxierConfig, ServicePortChainNames, ServicePortInfo, SyncWork
 
 TABLE = "kube-proxy"
 MARK_MASQ, REJECT_CHAIN = "mark-for-masquerade", "reject-chain"
@@ -218,41 +218,22 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> NftRules
 
 
 @dataclass
-class ServicePortChains:
-    """One service port's chain names and the verdicts of its traffic without (local) endpoints."""
+class ServicePortChains(ServicePortChainNames):
+    """One service port's chain names (service-*, local-*, external-*, firewall-*) and the verdicts of its traffic
+    without (local) endpoints."""
 
-    sp: ServicePortInfo
-    plan: TrafficPlan
     ip: str
     """``ip`` or ``ip6``."""
     addr_type: str
     """``ipv4_addr`` or ``ipv6_addr``."""
-    cluster: str
-    """service-*: the Cluster traffic policy chain."""
-    local: str
-    """local-*: the Local traffic policy chain."""
-    external: str
-    """external-*: external traffic's chain."""
-    firewall: str
-    """firewall-*: loadBalancerSourceRanges' chain."""
 
     @classmethod
     def of(cls, sp: ServicePortInfo, ip: str, addr_type: str) -> ServicePortChains:
         """The chains of ``sp`` (``servicePortChainNameBase`` hashed and truncated)."""
         base = hash_and_truncate(service_base(sp))
         return cls(
-            sp, sp.plan(), ip, addr_type, f"service-{base}", f"local-{base}", f"external-{base}", f"firewall-{base}"
+            sp, sp.plan(), f"service-{base}", f"local-{base}", f"external-{base}", f"firewall-{base}", ip, addr_type
         )
-
-    @property
-    def internal_policy(self) -> str:
-        """The chain ClusterIP traffic goes to (internalTrafficPolicy)."""
-        return self.local if self.sp.internal_local else self.cluster
-
-    @property
-    def external_policy(self) -> str:
-        """The chain external traffic ends in (externalTrafficPolicy)."""
-        return self.local if self.sp.external_local else self.cluster
 
     @property
     def uses_firewall(self) -> bool:
@@ -294,12 +275,7 @@ def write_policy_chains(rs: NftRuleset, c: ServicePortChains, config: ProxierCon
     """The Cluster and Local policy chains in use: masquerade ClusterIP traffic from off the pod network (internal
     policy chain), affinity, then ``numgen`` over the endpoint chains (``writeServiceToEndpointRules``)."""
     sp, ip = c.sp, c.ip
-    for used, chain, eps in (
-        (c.plan.uses_cluster_chain, c.cluster, c.plan.cluster),
-        (c.plan.uses_local_chain, c.local, c.plan.local),
-    ):
-        if not used:
-            continue
+    for chain, eps in c.policy_chains():
         if c.plan.has_internal and chain == c.internal_policy:
             if config.masquerade_all:
                 rs.rule(chain, f"{ip} daddr {sp.cluster_ip} jump {MARK_MASQ}")
