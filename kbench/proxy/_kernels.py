@@ -79,7 +79,7 @@ EMPTY = np.uint64(0)
 
 
 class PacketArrays(NamedTuple):
-    """A batch of first packets, one entry per packet (``program.Packets.arrays()``)."""
+    """A batch of first packets, one entry per packet (``program.Packets.arrays``)."""
 
     src_hi: np.ndarray
     """uint64: source address, high word."""
@@ -391,41 +391,36 @@ def walk_chain(entry, rules, shi, slo, dhi, dlo, pr, dp, pb, t, ctstate, masq, a
     depth = 0
     count = 0
     while True:
-        if pos >= end:
-            if depth == 0:
-                return np.int64(A_NONE), np.int64(0), masq, count
-            depth -= 1
-            chain, pos = stack.chain[depth], stack.pos[depth]
-            end = CH[chain, 0] + CH[chain, 1]
-            continue
-        r = pos
-        pos += 1
-        count += 1
-        if not header_matches(R, C, H, TB, r, shi, slo, dhi, dlo, pr, dp):
-            continue
-        if not state_matches(rules, r, shi, slo, dhi, dlo, dp, pb, t, ctstate, masq, affinity, rng):
-            continue
-        if R[r, SET_MASQ] == 1:
-            masq = True
-        if R[r, AFF_UPDATE]:
-            affinity_set(affinity, rules.AFF_TIMEOUT, np.uint64(R[r, AFF_UPDATE]), shi, slo, t, 0)
-        action, arg = rule_verdict(R, H, TB, C, rules.NG, r, dhi, dlo, pb, rng)
-        if action == A_NONE:
-            continue
-        if action == A_JUMP:
-            stack.chain[depth], stack.pos[depth] = chain, pos
-            depth += 1
-        elif action == A_RETURN:
-            if depth == 0:
-                return np.int64(A_NONE), np.int64(0), masq, count
-            depth -= 1
-            chain, pos = stack.chain[depth], stack.pos[depth]
-            end = CH[chain, 0] + CH[chain, 1]
-            continue
-        elif action != A_GOTO:
-            return action, arg, masq, count
-        chain = arg  # jump or goto
-        pos = CH[chain, 0]
+        if pos < end:
+            r = pos
+            pos += 1
+            count += 1
+            if not header_matches(R, C, H, TB, r, shi, slo, dhi, dlo, pr, dp):
+                continue
+            if not state_matches(rules, r, shi, slo, dhi, dlo, dp, pb, t, ctstate, masq, affinity, rng):
+                continue
+            if R[r, SET_MASQ] == 1:
+                masq = True
+            if R[r, AFF_UPDATE]:
+                affinity_set(affinity, rules.AFF_TIMEOUT, np.uint64(R[r, AFF_UPDATE]), shi, slo, t, 0)
+            action, arg = rule_verdict(R, H, TB, C, rules.NG, r, dhi, dlo, pb, rng)
+            if action == A_NONE:
+                continue
+            if action in (A_JUMP, A_GOTO):
+                if action == A_JUMP:
+                    stack.chain[depth], stack.pos[depth] = chain, pos
+                    depth += 1
+                chain = arg
+                pos = CH[chain, 0]
+                end = CH[chain, 0] + CH[chain, 1]
+                continue
+            if action != A_RETURN:
+                return action, arg, masq, count
+        # the chain ran out, or RETURN: back to the rule after the jump, or out of the entry chain
+        if depth == 0:
+            return np.int64(A_NONE), np.int64(0), masq, count
+        depth -= 1
+        chain, pos = stack.chain[depth], stack.pos[depth]
         end = CH[chain, 0] + CH[chain, 1]
 
 

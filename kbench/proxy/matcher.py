@@ -105,9 +105,9 @@ class Matcher:
         state = self.state
         scratch = FK.Scratch(np.empty(len(packets), np.int64), np.empty(len(packets), np.int64))
         if isinstance(fast.tables, FK.NftFastTables):
-            FK.run_nft_fast(packets.arrays(), fast.tables, state.rng, scratch, out)
+            FK.run_nft_fast(packets.arrays, fast.tables, state.rng, scratch, out)
         else:
             n_aff = len(self.program.rules.AFF_TIMEOUT) - len(state.ipvs.VS)
             timeouts = self.program.rules.AFF_TIMEOUT
-            FK.run_ipvs_fast(packets.arrays(), fast.tables, n_aff, state.ipvs, state.affinity, timeouts, scratch, out)
+            FK.run_ipvs_fast(packets.arrays, fast.tables, n_aff, state.ipvs, state.affinity, timeouts, scratch, out)
         return out

@@ -9,7 +9,6 @@ rules allow one, a :class:`FastPath` (``kbench/proxy/fastpath.py``). :func:`run_
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,24 +61,15 @@ def encode_cidr(text: str) -> tuple[int, int, int, int]:
 class Packets:
     """A batch of first packets of connections: addresses as (hi, lo) words, IP protocol numbers, times (s)."""
 
-    src_hi: np.ndarray
-    src_lo: np.ndarray
-    proto: np.ndarray
-    dst_hi: np.ndarray
-    dst_lo: np.ndarray
-    dport: np.ndarray
-    time: np.ndarray
+    arrays: K.PacketArrays
+    """The batch as the kernels take it, one entry per packet."""
 
     def __len__(self) -> int:
-        return len(self.src_hi)
-
-    def arrays(self) -> K.PacketArrays:
-        """The batch as the kernels take it."""
-        return K.PacketArrays(self.src_hi, self.src_lo, self.proto, self.dst_hi, self.dst_lo, self.dport, self.time)
+        return len(self.arrays.src_hi)
 
     def take(self, index) -> Packets:
         """The packets at ``index`` (a slice or an index array)."""
-        return Packets(*(getattr(self, f.name)[index] for f in dataclasses.fields(Packets)))
+        return Packets(K.PacketArrays(*(column[index] for column in self.arrays)))
 
     @classmethod
     def of(cls, rows, time: float = 0.0) -> Packets:
@@ -88,13 +78,15 @@ class Packets:
         src = np.array([encode(r[0]) for r in rows], np.uint64).reshape(-1, 2)
         dst = np.array([encode(r[2]) for r in rows], np.uint64).reshape(-1, 2)
         return cls(
-            src[:, 0].copy(),
-            src[:, 1].copy(),
-            np.array([PROTO_NUMBERS[r[1].lower()] for r in rows], np.int64),
-            dst[:, 0].copy(),
-            dst[:, 1].copy(),
-            np.array([r[3] for r in rows], np.int64),
-            np.full(len(rows), float(time)),
+            K.PacketArrays(
+                src[:, 0].copy(),
+                src[:, 1].copy(),
+                np.array([PROTO_NUMBERS[r[1].lower()] for r in rows], np.int64),
+                dst[:, 0].copy(),
+                dst[:, 1].copy(),
+                np.array([r[3] for r in rows], np.int64),
+                np.full(len(rows), float(time)),
+            )
         )
 
     @classmethod
@@ -105,13 +97,15 @@ class Packets:
         n = len(src)
         mapped = np.uint64(V4_MAPPED)
         return cls(
-            np.zeros(n, np.uint64),
-            src.astype(np.uint64) | mapped,
-            np.asarray(proto, np.int64),
-            np.zeros(n, np.uint64),
-            dst.astype(np.uint64) | mapped,
-            np.asarray(dport, np.int64),
-            np.broadcast_to(np.asarray(time, np.float64), (n,)).copy(),
+            K.PacketArrays(
+                np.zeros(n, np.uint64),
+                src.astype(np.uint64) | mapped,
+                np.asarray(proto, np.int64),
+                np.zeros(n, np.uint64),
+                dst.astype(np.uint64) | mapped,
+                np.asarray(dport, np.int64),
+                np.broadcast_to(np.asarray(time, np.float64), (n,)).copy(),
+            )
         )
 
 
@@ -181,7 +175,7 @@ def run_rule_machine(program: Program, packets: Packets, state: MatchState) -> K
     """Every packet through the rule machine (no fast path)."""
     out = new_verdicts(len(packets))
     stack = K.Stack(np.empty(K.MAX_DEPTH, np.int64), np.empty(K.MAX_DEPTH, np.int64))
-    K.run_packets(packets.arrays(), program.rules, state.ipvs, state.affinity, state.rng, stack, out)
+    K.run_packets(packets.arrays, program.rules, state.ipvs, state.affinity, state.rng, stack, out)
     return out
 
 

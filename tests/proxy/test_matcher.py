@@ -133,8 +133,8 @@ def test_fast_path_agrees_with_the_rule_machine(mode):
     assert program.fast is not None and program.fast.records >= 200
     packets, which = workload.traffic(ports, 5000, seed=3)
     # half the packets from node addresses and loopback, so several source classes and hairpins occur
-    packets.src_lo[::3] = np.uint64((0xFFFF << 32) | (192 << 24) | (168 << 16) | 10)
-    packets.src_lo[1::7] = np.uint64((0xFFFF << 32) | (127 << 24) | 1)
+    packets.arrays.src_lo[::3] = np.uint64((0xFFFF << 32) | (192 << 24) | (168 << 16) | 10)
+    packets.arrays.src_lo[1::7] = np.uint64((0xFFFF << 32) | (127 << 24) | 1)
     fast = Matcher(program, seed=1).match(packets)
     slow_program = dataclasses.replace(program, fast=None)
     slow = Matcher(slow_program, seed=1).match(packets)
