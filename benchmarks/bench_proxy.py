@@ -74,6 +74,6 @@ def test_iptables_walk(benchmark, services):
         reference="same algorithm in CPython (every kernel as its py_func)",
         services=services,
         endpoints=ENDPOINTS,
-        ns_per_packet=benchmark.stats.stats.median / len(packets) * 1e9,
+        ns_per_packet=benchmark.stats.stats.median / len(packets) * 1e9 if benchmark.stats else float("nan"),
         rules_evaluated_mean=float(matcher.match(packets).rules.mean()),
     )
