@@ -13,7 +13,8 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,36 @@ class Interrupted(Exception):
         self.run_dir, self.stored, self.total = run_dir, stored, total
 
 
+@contextmanager
+def _ctrl_c() -> Iterator[threading.Event]:
+    """While the sweep's process waits on its workers, Ctrl-C sets an event the wait loop checks, instead of raising
+    KeyboardInterrupt wherever the main thread happens to be (where a finalizer or a library may swallow it and the
+    run would go on). Outside the main thread, or when SIGINT is ignored, nothing changes."""
+    stopped = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield stopped
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored meanwhile (in the main thread): processes started now begin with it ignored, as an ignored
+    signal survives exec, so a worker still starting up never dies of the user's Ctrl-C with a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _local(jobs: int, todo: list[tuple[dict, int, str]], sweep_name: str, board: progress.Board) -> Iterator[dict]:
     if jobs == 1 or len(todo) <= 1:
         progress.set_sink(board.update)
@@ -118,9 +149,15 @@ def _local(jobs: int, todo: list[tuple[dict, int, str]], sweep_name: str, board:
         initargs=(numba_cache_dir(), messages),
     )
     try:
-        futures = [pool.submit(run_point, sweep_name, params, seed, pid) for params, seed, pid in todo]
-        for future in as_completed(futures):
-            yield future.result()
+        with _ctrl_c() as stopped:
+            with _sigint_ignored():  # the workers start now and inherit it: a Ctrl-C is the sweep's, not theirs
+                pending = {pool.submit(run_point, sweep_name, params, seed, pid) for params, seed, pid in todo}
+            while pending:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                if stopped.is_set():
+                    raise KeyboardInterrupt
     except BaseException:  # Ctrl-C or a failed point: stop the running points now, not when they finish
         for process in list(getattr(pool, "_processes", {}).values()):  # no public API terminates a pool's workers
             process.terminate()

@@ -137,6 +137,9 @@ def test_ctrl_c_stops_without_a_traceback_and_says_how_to_resume(tmp_path, jobs)
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # Ctrl-C as a terminal gives it, even under a harness that started these tests with SIGINT ignored (which
+        # the child would inherit, and Python then installs no KeyboardInterrupt handler)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _wait_for_points(tmp_path / "etcd" / "r" / "points", 1, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to the whole foreground group on Ctrl-C
