@@ -26,6 +26,8 @@ def _sweep_help() -> str:
         sweep = get_sweep(name)
         lines.append(f"{name}: {sweep.description}")
         lines += [f"    {p.describe()}" for p in sweep.params]
+        if sweep.components:
+            lines.append("    <component>.<field>: any field of a component's configuration (see kbench config)")
         lines.append(f"    presets: {', '.join(sweep.presets)}")
     return "\n".join(lines)
 
@@ -51,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=V1[,V2...]",
-        help="replace one axis of the preset's grid (repeatable)",
+        help="replace one axis of the preset's grid (repeatable); the cluster sweep also takes any component field as "
+        "<component>.<field>, e.g. kube-controller-manager.kubeAPIQPS=20,100 (kbench config lists them)",
     )
     sweep.add_argument(
         "--config",
