@@ -3,9 +3,9 @@
 kube-apiserver has no component-config file: an operator sets it with flags, so does kbench
 (``{"max-requests-inflight": 800}``, or ``kube-apiserver.maxRequestsInflight=800`` in a sweep). Defaults and rules are
 upstream's: k8s.io/apiserver/pkg/server/options (``ServerRunOptions``: the in-flight limits and request timeout;
-``FeatureOptions``: API Priority and Fairness; ``EtcdOptions``: the compaction interval), the generic server's
-``server.NewConfig``, pkg/kubeapiserver/options (the NodePort range) and the DefaultTolerationSeconds admission
-plugin's flags.
+``FeatureOptions``: API Priority and Fairness; ``EtcdOptions``: the compaction interval, the watch cache and
+DeleteCollection's workers), the generic server's ``server.NewConfig``, pkg/kubeapiserver/options (the NodePort range)
+and the DefaultTolerationSeconds admission plugin's flags.
 
 API Priority and Fairness itself is configured by API objects upstream (PriorityLevelConfigurations and FlowSchemas),
 not by flags: kbench's flow control uses the bootstrap objects (:data:`kbench.apiserver.flowcontrol.LEVELS`,
@@ -83,6 +83,16 @@ class KubeAPIServerConfig(ComponentConfig):
         minimum=0,
     )
 
+    delete_collection_workers: int = option(
+        "deleteCollectionWorkers",
+        1,
+        int,
+        "workers a DeleteCollection request deletes its items with, each taking the next item (they speed up "
+        "namespace cleanup); below 1 is 1",
+        "k8s.io/apiserver/pkg/server/options/etcd.go NewEtcdOptions: DeleteCollectionWorkers 1 (no validation); "
+        "apiserver/pkg/registry/generic/registry/store.go DeleteCollection: workersNumber < 1 is 1",
+        flag="delete-collection-workers",
+    )
     watch_cache: bool = option(
         "watchCache",
         True,

@@ -18,7 +18,8 @@ The max-in-flight mode (``--enable-priority-and-fairness=false``) admits at most
 limit) and rejects the rest with 429 at once.
 
 Seats are tracked by their release times: the apiserver knows when a request will finish as it dispatches
-it, so admission needs no engine event unless requests wait.
+it, so admission needs no engine event unless requests wait. A DeleteCollection, whose end depends on the deletes it
+makes one after another, holds its seats (:data:`HELD`) until it says when they free up.
 """
 
 from __future__ import annotations
@@ -59,14 +60,19 @@ LEVELS = (
 """The bootstrap PriorityLevelConfigurations: nominalConcurrencyShares and queuing."""
 
 
-MUTATING = frozenset(("create", "update", "patch", "delete"))
+MUTATING = frozenset(("create", "update", "patch", "delete", "deletecollection"))
+"""Mutating verbs: all but get, list and watch (apiserver/pkg/server/filters/maxinflight.go nonMutatingRequestVerbs)."""
+HELD = math.inf
+"""What ``dispatch()`` returns for a request whose end is not known when it starts (DeleteCollection): it holds its
+seats until it calls ``req.held(at)``, which flow control set, with the time they free up."""
 
 
 def classify(req) -> tuple[str, str]:
     """(priority level, flow schema + distinguisher) by the bootstrap FlowSchemas, in precedence order.
 
-    A request has ``verb``, ``resource_name``, ``namespace``, ``user``, ``groups`` and ``seats``; flow control
-    sets its ``arrival`` and calls ``dispatch()`` (which returns when its seats free up) or ``reject()``."""
+    A request has ``verb``, ``resource_name``, ``namespace``, ``user``, ``groups``, ``seats`` and ``held``; flow
+    control sets its ``arrival`` and calls ``dispatch()`` (which returns when its seats free up, or :data:`HELD`) or
+    ``reject()``."""
     user, groups, resource = req.user, req.groups, req.resource_name
     if "system:masters" in groups:
         return "exempt", "exempt"
@@ -172,7 +178,7 @@ class PriorityAndFairness:
         self._release(level, now)
         seats = min(req.seats, level.limit)
         if not level.waiting and len(level.busy) + seats <= level.limit:
-            self._start(level, req, seats, now)
+            self._start(name, level, req, seats)
             return
         if not level.queues:
             req.reject()
@@ -194,10 +200,21 @@ class PriorityAndFairness:
         level.waiting += 1
         self._schedule(name, level)
 
-    def _start(self, level: _Level, req, seats: int, now: float) -> None:
+    def _start(self, name: str, level: _Level, req, seats: int) -> None:
         release = req.dispatch()
+        if release == HELD:
+            req.held = lambda at: self._unhold(name, level, seats, at)
         for _ in range(seats):
             heapq.heappush(level.busy, release)
+
+    def _unhold(self, name: str, level: _Level, seats: int, at: float) -> None:
+        """A held request's seats free up at ``at``; waiting requests may get them."""
+        for _ in range(seats):
+            level.busy.remove(HELD)
+        level.busy.extend([at] * seats)
+        heapq.heapify(level.busy)
+        if level.waiting:
+            self._schedule(name, level)
 
     @staticmethod
     def _release(level: _Level, now: float) -> None:
@@ -206,7 +223,7 @@ class PriorityAndFairness:
 
     def _schedule(self, name: str, level: _Level) -> None:
         at = level.busy[0] if level.busy else self._now()
-        if self._wakeup_at.get(name, math.inf) <= at:
+        if at == HELD or self._wakeup_at.get(name, math.inf) <= at:  # all held: their release schedules
             return
         self._wakeup_at[name] = at
         self._wake(max(0.0, at - self._now()), lambda _: self._serve(name))
@@ -235,7 +252,7 @@ class PriorityAndFairness:
                 break
             queue.popleft()
             level.waiting -= 1
-            self._start(level, req, seats, now)
+            self._start(name, level, req, seats)
         if level.waiting:
             self._schedule(name, level)
 
@@ -258,4 +275,14 @@ class MaxInFlight:
         if len(busy) >= self.limits[mutating]:
             req.reject()
             return
-        heapq.heappush(busy, req.dispatch())
+        release = req.dispatch()
+        if release == HELD:
+            req.held = lambda at: self._unhold(busy, at)
+        heapq.heappush(busy, release)
+
+    @staticmethod
+    def _unhold(busy: list[float], at: float) -> None:
+        """A held request's slot frees up at ``at``."""
+        busy.remove(HELD)
+        busy.append(at)
+        heapq.heapify(busy)

@@ -36,6 +36,9 @@ class Resource:
     prefix: str
     fields: tuple[str, ...] = ()
     """Field selectors beyond metadata.name / metadata.namespace."""
+    delete_collection: bool = True
+    """Serves the ``deletecollection`` verb (discovery lists it); Services and Namespaces do not (their REST storage
+    has no DeleteCollection: pkg/registry/core/service/storage, pkg/registry/core/namespace/storage)."""
 
     @property
     def api_version(self) -> str:
@@ -55,10 +58,19 @@ class Resource:
 RESOURCES = {
     r.name: r
     for r in (
-        Resource("namespaces", "Namespace", "", False, True, "namespaces", ("status.phase",)),
+        Resource("namespaces", "Namespace", "", False, True, "namespaces", ("status.phase",), delete_collection=False),
         Resource("nodes", "Node", "", False, True, "minions", ("spec.unschedulable",)),
         Resource("pods", "Pod", "", True, True, "pods", ("spec.nodeName", "status.phase", "spec.schedulerName")),
-        Resource("services", "Service", "", True, True, "services/specs", ("spec.clusterIP", "spec.type")),
+        Resource(
+            "services",
+            "Service",
+            "",
+            True,
+            True,
+            "services/specs",
+            ("spec.clusterIP", "spec.type"),
+            delete_collection=False,
+        ),
         Resource("serviceaccounts", "ServiceAccount", "", True, False, "serviceaccounts"),
         Resource("events", "Event", "", True, False, "events", ("involvedObject.name", "reason")),
         Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", True, False, "endpointslices"),

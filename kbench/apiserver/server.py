@@ -12,6 +12,8 @@ A request reaches an instance (the one its connection is pinned to), waits for f
   (``/registry/...``) checked when the write applies: a stale ``metadata.resourceVersion`` is 409 Conflict, an
   existing name 409 AlreadyExists. The revision etcd assigns is the new ``resourceVersion``; every instance's watch
   cache sees the event.
+- **deletecollection** lists the matching items as a list does, then deletes each through the write path above with
+  ``--delete-collection-workers`` workers; one request to flow control and the SLI (``DELETECOLLECTION``).
 
 Latency = flow-control wait + ``request_overhead`` + per-object and per-byte costs + the etcd round trip +
 the network, from the profile's ``apiserver`` section. Every request's latency is recorded per verb,
@@ -25,12 +27,13 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import orjson
 
 from kbench.apiserver.config import KubeAPIServerConfig
-from kbench.apiserver.flowcontrol import MaxInFlight, PriorityAndFairness
+from kbench.apiserver.flowcontrol import HELD, MaxInFlight, PriorityAndFairness
 from kbench.apiserver.objects import RESOURCES, APIError, Filter, Resource, not_found, object_key, timestamp
 from kbench.apiserver.registry import Registry, compare_and_write, own, precondition_error
 from kbench.apiserver.watchcache import WatchCache
@@ -40,6 +43,7 @@ from kbench.sim import Engine, Streams, Timer
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WRITE_VERBS = ("create", "update", "patch", "delete")
+VERBS = ("get", "list", "watch", *WRITE_VERBS, "deletecollection")
 Callback = Callable[[Mapping | None, APIError | None, float], object]
 """``callback(result, error, delay)``: runs when the apiserver has the answer; ``delay`` is how long the answer
 takes to reach the client (callers fold it into their next event, or use ``Connection.call``)."""
@@ -191,7 +195,7 @@ class APIServer:
     def _finish(self, op: _Op, result, error, server_time: float, size: int) -> None:
         """The answer is ready at the apiserver ``server_time`` from now; it reaches the client after the network."""
         c = self.costs
-        delay = server_time + size * c.encode_per_byte + c.network_rtt / 2
+        delay = server_time if op.internal else server_time + size * c.encode_per_byte + c.network_rtt / 2
         now = self.engine.now
         if op.scope:
             self.sli.record(op.verb, op.resource.name, op.scope, now + delay - op.started)
@@ -268,6 +272,13 @@ class APIServer:
         return now + server + size * c.encode_per_byte
 
     def _list(self, op: _Op, now: float) -> float:
+        result, size, server = self._listed(op)
+        self._finish(op, result, None, server, size)
+        return now + server + size * self.costs.encode_per_byte
+
+    def _listed(self, op: _Op) -> tuple[dict, int, float]:
+        """A list's result, its encoded size and its server time: from the watch cache, or a range over the prefix
+        in etcd filtered by the apiserver."""
         c = self.costs
         assert op.filter is not None  # set for every list that reaches dispatch (a bad selector is op.error)
         items, rv, size = op.cache.list(op.filter)
@@ -278,9 +289,19 @@ class APIServer:
             server += self._from_etcd(op, decoded, fetched)
             rv = self.etcd.store.revision
         server += decoded * c.list_per_object
-        result = {"kind": op.resource.kind + "List", "metadata": {"resourceVersion": str(rv)}, "items": items}
-        self._finish(op, result, None, server, size)
-        return now + server + size * c.encode_per_byte
+        return (
+            {"kind": op.resource.kind + "List", "metadata": {"resourceVersion": str(rv)}, "items": items},
+            size,
+            server,
+        )
+
+    def _delete_collection(self, op: _Op) -> float:
+        """DeleteCollection (apiserver/pkg/registry/generic/registry/store.go): list the matching items as a list
+        does, then delete each through the per-object delete path (:class:`_Collection`); the request holds its
+        seat (:data:`~kbench.apiserver.flowcontrol.HELD`) until the last delete has answered."""
+        listed, size, server = self._listed(op)
+        self.engine.schedule(server, _Collection(self, op, listed, size).start)
+        return HELD
 
     def _from_etcd(self, op: _Op, keys: int, nbytes: int) -> float:
         """Seconds a read spends in etcd: none for a resource served from the watch cache, else a linearizable
@@ -322,6 +343,8 @@ class _Op:
         "seats",
         "arrival",
         "error",
+        "held",
+        "internal",
     )
 
     def __init__(
@@ -347,6 +370,10 @@ class _Op:
         self.arrival = 0.0
         self.error: APIError | None = None
         """A request the apiserver refuses before running it (e.g. an unknown field selector)."""
+        self.held: Callable[[float], object] | None = None
+        """Set by flow control when dispatch holds the seats (a DeleteCollection): call it with their release time."""
+        self.internal = False
+        """A delete a DeleteCollection makes inside the apiserver: no network, no encoding, no SLI sample."""
 
     @property
     def resource_name(self) -> str:
@@ -371,12 +398,14 @@ class _Op:
     def prepare(self, label_selector, field_selector: str | None) -> None:
         """Parse a list's or watch's selectors (a bad one is answered as an error), set the SLI scope, and the seats
         a list takes (the work estimator: one per 100 objects, 1 to 10)."""
-        if self.verb in ("list", "watch"):
+        if self.verb in ("list", "watch", "deletecollection"):
             try:
                 self.filter = Filter.of(self.resource, self.namespace, label_selector, field_selector)
             except APIError as err:
                 self.error = err
-            if self.verb == "list":
+            if self.verb == "deletecollection" and not self.resource.delete_collection:
+                self.error = method_not_supported(self.resource, self.verb)
+            if self.verb != "watch":  # CleanScope (endpoints/metrics): no name, so the namespace's or the cluster's
                 self.scope = "namespace" if self.namespace else "cluster"
         else:
             self.scope = "resource"
@@ -391,6 +420,8 @@ class _Op:
             return now + self.server.costs.request_overhead
         if self.verb in WRITE_VERBS:
             return self.server._write(self, now)
+        if self.verb == "deletecollection":
+            return self.server._delete_collection(self)
         if self.verb == "watch":
             return self.server._watch(self, now)
         return self.server._read(self, now)
@@ -400,6 +431,82 @@ class _Op:
         self.server._finish(
             self, None, APIError(429, "TooManyRequests", "Too many requests, please try again later."), 0.0, 0
         )
+
+
+class _Collection:
+    """One DeleteCollection after its list: ``--delete-collection-workers`` workers (at most one per item) each take
+    the next item and delete it through the per-object delete path, taking another once that delete has answered
+    (store.go DeleteCollection's toProcess channel); the answer is the list of what the deletes returned. An item
+    already gone (404) is skipped, one changed meanwhile (409) is deleted again (the storage's delete retries);
+    another error stops the workers and is the answer."""
+
+    def __init__(self, server: APIServer, op: _Op, listed: dict, size: int) -> None:
+        self.server, self.op, self.listed, self.size = server, op, listed, size
+        self.names = [obj["metadata"]["name"] for obj in listed["items"]]
+        self.next = self.running = 0
+        self.deleted: list[Mapping] = []
+        self.error: APIError | None = None
+
+    def start(self, _=None) -> None:
+        """The list is done: start the workers."""
+        workers = max(1, min(self.server.config.delete_collection_workers, len(self.names)))
+        for _ in range(workers):
+            self.take()
+
+    def take(self, _=None) -> None:
+        """A worker takes the next item and deletes it; the last worker out answers the request."""
+        if self.error is not None or self.next >= len(self.names):
+            if not self.running:
+                self.finish()
+            return
+        name = self.names[self.next]
+        self.next += 1
+        self.running += 1
+        server, op = self.server, self.op
+        now = server.engine.now
+        item = _Op(
+            server,
+            op.conn,
+            "delete",
+            op.resource,
+            op.namespace,
+            name,
+            None,
+            "",
+            op.options,
+            partial(self.deleted_one, name),
+            now,
+        )
+        item.internal = True
+        server._write(item, now)
+
+    def deleted_one(self, name: str, result: Mapping | None, error: APIError | None, delay: float) -> None:
+        """An item's delete has its answer; the worker takes the next item when the answer is back (``delay``)."""
+        if error is None and result is not None:
+            self.deleted.append(result)
+        elif error is not None and error.code == 409:
+            self.names.append(name)
+        elif error is not None and error.code != 404 and self.error is None:
+            self.error = error
+        self.server.engine.schedule(delay, self.answered)
+
+    def answered(self, _=None) -> None:
+        """A worker is free again."""
+        self.running -= 1
+        self.take()
+
+    def finish(self) -> None:
+        """Answer the request and free its seat once the answer is encoded."""
+        server, op = self.server, self.op
+        now = server.engine.now
+        if self.error is not None:
+            server._finish(op, None, self.error, 0.0, 0)
+            release = now
+        else:
+            server._finish(op, {**self.listed, "items": self.deleted}, None, 0.0, self.size)
+            release = now + self.size * server.costs.encode_per_byte
+        if op.held is not None:
+            op.held(release)
 
 
 class Connection:
@@ -435,13 +542,18 @@ class Connection:
         return server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
 
 
+def method_not_supported(res: Resource, verb: str) -> APIError:
+    """405 MethodNotAllowed (errors.NewMethodNotSupported): the resource does not serve the verb."""
+    return APIError(405, "MethodNotAllowed", f'{verb} is not supported on resources of kind "{res.name}"')
+
+
 def resource_for(verb: str, resource: str) -> Resource:
     """The resource a request names; an unknown resource or verb is refused, naming what is allowed."""
     res = RESOURCES.get(resource)
     if res is None:
         raise ValueError(f"resource: unknown {resource!r}; known: {', '.join(sorted(RESOURCES))}")
-    if verb not in ("get", "list", "watch", *WRITE_VERBS):
-        raise ValueError(f"verb: must be one of get, list, watch, create, update, patch, delete; got {verb!r}")
+    if verb not in VERBS:
+        raise ValueError(f"verb: must be one of {', '.join(VERBS)}; got {verb!r}")
     return res
 
 

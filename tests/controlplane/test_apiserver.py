@@ -7,6 +7,7 @@ import pytest
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.objects import seconds
 from kbench.client import Client
+from kbench.componentconfig import ConfigError
 from tests.controlplane.helpers import Plane
 
 POD = {
@@ -294,3 +295,116 @@ def test_a_watch_without_a_watch_cache_reaches_back_to_etcds_compaction():
     cached = Plane().api.caches["pods"].delay(100)
     etcd = plane.api.etcd.costs
     assert plane.api.caches["pods"].delay(100) == pytest.approx(cached + etcd.watch_delivery + etcd.client_rtt / 2)
+
+
+def collect_deletion(workers: int, items: int = 6) -> tuple[Plane, dict, list, float]:
+    """Create ``items`` pods labelled app=a (the last one bound to a node) and one app=b, then DeleteCollection
+    app=a with ``workers`` --delete-collection-workers; returns the plane, the answer, the watch events with their
+    times, and the request's latency."""
+    plane = Plane(config=KubeAPIServerConfig.from_flags({"delete-collection-workers": workers}))
+    for i in range(items):
+        plane.ok("create", "pods", body=pod(f"a{i}", node="n1" if i == items - 1 else ""))
+    plane.ok("create", "pods", body=pod("b0", labels={"app": "b"}))
+    events: list = []
+    plane.ok(
+        "watch",
+        "pods",
+        namespace="default",
+        on_events=lambda batch: events.extend((plane.engine.now, k, o["metadata"]["name"]) for k, o, _ in batch),
+    )
+    start = plane.engine.now
+    box: dict = {}
+    plane.admin.request(
+        "deletecollection",
+        "pods",
+        lambda r, e, d: box.update(result=r, error=e, at=plane.engine.now + d),
+        namespace="default",
+        label_selector={"matchLabels": {"app": "a"}},
+    )
+    plane.run(plane.engine.now + 5)
+    assert box["error"] is None
+    return plane, box["result"], events, box["at"] - start
+
+
+def test_deletecollection_deletes_the_matching_items_through_the_delete_path_one_after_another():
+    """store.go DeleteCollection: a list, then one delete per item (a watch event each); with one worker each delete
+    starts once the previous one has answered. A bound pod is deleted gracefully, as a single delete would."""
+    plane, result, events, _ = collect_deletion(workers=1)
+    assert sorted(o["metadata"]["name"] for o in result["items"]) == [f"a{i}" for i in range(6)]
+    assert result["kind"] == "PodList"
+    assert [(k, n) for _, k, n in events] == [("DELETED", f"a{i}") for i in range(5)] + [("MODIFIED", "a5")]
+    assert [p["metadata"]["name"] for p in plane.objects("pods", "default")] == ["a5", "b0"]
+    terminating = plane.ok("get", "pods", namespace="default", name="a5")["metadata"]
+    assert terminating["deletionTimestamp"] and terminating["deletionGracePeriodSeconds"] == 30
+    assert min(gaps(events)) >= min(plane.api.etcd.write_latencies)  # strictly one after another
+
+
+def gaps(events: list) -> list[float]:
+    """Seconds between consecutive watch events."""
+    times = [t for t, _, _ in events]
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def test_delete_collection_workers_flag_deletes_in_parallel():
+    """--delete-collection-workers 4: four deletes in flight at once, so the same collection is gone sooner."""
+    plane, one_result, one_events, one = collect_deletion(workers=1, items=12)
+    _, four_result, four_events, four = collect_deletion(workers=4, items=12)
+    assert len(four_result["items"]) == len(one_result["items"]) == 12
+    assert sorted(n for _, _, n in four_events) == sorted(n for _, _, n in one_events)
+    one_write = min(plane.api.etcd.write_latencies)
+    assert min(gaps(one_events)) >= one_write and min(gaps(four_events)) < one_write
+    assert four < one / 2
+
+
+def test_deletecollection_is_one_mutating_request_in_flow_control_and_the_sli():
+    """One request (counted once, recorded as DELETECOLLECTION at namespace scope) that holds its seat until its
+    last delete has answered: with one mutating seat (max-in-flight) a create meanwhile is rejected."""
+    flags = {"enable-priority-and-fairness": False, "max-mutating-requests-inflight": 1}
+    plane = Plane(config=KubeAPIServerConfig.from_flags(flags))
+    for i in range(5):
+        plane.ok("create", "pods", body=pod(f"a{i}"))
+    before = plane.api.requests
+    answers: dict = {}
+    plane.admin.request("deletecollection", "pods", lambda r, e, d: answers.update(dc=e), namespace="default")
+    plane.admin.request("create", "pods", lambda r, e, d: answers.update(create=e), body=pod("late"), delay=0.005)
+    plane.run(plane.engine.now + 5)
+    assert answers["dc"] is None and answers["create"].code == 429
+    assert plane.api.requests == before + 2 and plane.objects("pods", "default") == []
+    table = plane.api.sli.table().set_index(["verb", "resource", "scope"])
+    assert table.loc[("deletecollection", "pods", "namespace"), "count"] == 1
+    assert ("delete", "pods", "resource") not in table.index
+    plane.ok("create", "pods", body=pod("after"))  # the seat is free again
+
+
+def test_deletecollection_holds_its_apf_seat_until_done():
+    """Under APF a request of the same level waits in its queue until the DeleteCollection frees its seat."""
+    plane = Plane(instances=1)
+    level = plane.api.instances[0].flow.levels["global-default"]
+    level.limit = 1
+    for i in range(5):
+        plane.ok("create", "pods", body=pod(f"a{i}"))
+    alice = Client(plane.api, "alice", qps=1e6, burst=10**6)
+    times: dict = {}
+    alice.request(
+        "deletecollection", "pods", lambda r, e, d: times.update(dc=plane.engine.now + d), namespace="default"
+    )
+    alice.request("get", "namespaces", lambda r, e, d: times.update(get=plane.engine.now), name="default", delay=0.004)
+    plane.run(plane.engine.now + 5)
+    assert times["get"] >= times["dc"] - plane.api.costs.network_rtt / 2
+    assert level.busy == [] or max(level.busy) <= plane.engine.now
+
+
+def test_deletecollection_is_not_served_for_services():
+    """Services have no DeleteCollection upstream: 405, as the namespace controller expects."""
+    plane = Plane()
+    _, err = plane.call("deletecollection", "services", namespace="default")
+    assert err.code == 405 and err.reason == "MethodNotAllowed" and "services" in err.message
+
+
+def test_delete_collection_workers_flag_default_and_errors():
+    """--delete-collection-workers: 1 by default (etcd.go), an integer; below 1 counts as 1 (store.go)."""
+    assert KubeAPIServerConfig().delete_collection_workers == 1
+    with pytest.raises(ConfigError, match="kube-apiserver.deleteCollectionWorkers: 'many' is not an integer"):
+        KubeAPIServerConfig.from_flags({"delete-collection-workers": "many"})
+    plane, result, events, _ = collect_deletion(workers=0, items=3)
+    assert len(result["items"]) == 3 and min(gaps(events)) >= min(plane.api.etcd.write_latencies)
