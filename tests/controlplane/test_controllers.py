@@ -261,6 +261,39 @@ def test_namespace_deletion_cascades_and_default_service_accounts_appear():
     assert err.code == 404 and plane.objects("pods", "team") == []
 
 
+def test_namespace_controller_deletes_content_with_deletecollection_pods_first_gracefully():
+    """namespaced_resources_deleter.go: a DeleteCollection per resource that serves it (propagation Background, no
+    grace period), a list and a delete of each Service (no DeleteCollection), pods first (OrderedNamespaceDeletion):
+    a bound pod terminates gracefully and nothing else is deleted until the kubelet has removed it."""
+    plane = Plane()
+    manager = kcm(plane, "namespace", "serviceaccount")
+    manager.start()
+    sent = record(manager.controller("namespace-controller").client)
+    plane.ok("create", "namespaces", body={"metadata": {"name": "team"}})
+    plane.run(plane.engine.now + 2)  # the default ServiceAccount appears
+    pods = ({"name": "free"}, {"name": "bound"})
+    for meta in pods:
+        spec = {"containers": [{"name": "c", "image": "x"}], **({"nodeName": "n1"} if meta["name"] == "bound" else {})}
+        plane.ok("create", "pods", body={"metadata": {**meta, "namespace": "team"}, "spec": spec})
+    plane.ok("create", "services", namespace="team", body={"metadata": {"name": "s"}, "spec": {}})
+    plane.ok("create", "replicasets", namespace="team", body=workload("ReplicaSet", "web", 0, namespace="team"))
+    plane.ok("delete", "namespaces", name="team")
+    plane.run(plane.engine.now + 5)
+    bound = plane.ok("get", "pods", namespace="team", name="bound")["metadata"]
+    assert bound["deletionGracePeriodSeconds"] == 30 and [p["metadata"]["name"] for p in plane.objects("pods", "team")]
+    assert {(e["verb"], e["resource"]) for e in sent} == {("deletecollection", "pods"), ("list", "pods")}
+    assert plane.objects("services", "team") and plane.objects("replicasets", "team")
+    plane.ok("delete", "pods", namespace="team", name="bound", gracePeriodSeconds=0)  # the kubelet's
+    plane.run(plane.engine.now + 5)
+    _, err = plane.call("get", "namespaces", name="team")
+    assert err.code == 404 and plane.objects("services", "team") == [] and plane.objects("replicasets", "team") == []
+    verbs = {(e["verb"], e["resource"]) for e in sent}
+    assert ("deletecollection", "replicasets") in verbs and ("delete", "services") in verbs
+    assert ("deletecollection", "services") not in verbs and all(e["code"] == 200 for e in sent)
+    table = plane.api.sli.table().set_index(["verb", "resource", "scope"])
+    assert table.loc[("deletecollection", "pods", "namespace"), "count"] >= 1
+
+
 def test_garbage_collector_deletes_what_lost_its_owner():
     plane = Plane()
     kcm(plane, "replicaset", "garbagecollector").start()
