@@ -146,6 +146,7 @@ def test_kube_apiserver_flags_default_as_upstream():
         "enable-priority-and-fairness": True,
         "request-timeout": "1m0s",
         "etcd-compaction-interval": "5m0s",
+        "delete-collection-workers": 1,
         "watch-cache": True,
         "watch-cache-sizes": [],
         "default-not-ready-toleration-seconds": 300,
