@@ -208,6 +208,9 @@ class Scenario:
     updates: str = ""
     limit: float = 60.0
 
+    def __post_init__(self) -> None:
+        assert (self.write is None) != (not self.updates), "a scenario names its write, or says why it has none"
+
 
 def _pods_of(world: World, prefix: str) -> list[dict]:
     return [p for p in world.plane.objects("pods", "default") if p["metadata"]["name"].startswith(prefix)]
@@ -260,6 +263,11 @@ def _uninitialized_node(world: World) -> None:
     world.cloud.add_instance("n1")
     taint = {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}
     world.plane.ok("create", "nodes", body=node("n1", taints=(taint,)))
+
+
+def _gone(resource: str, name: str, namespace: str = "") -> Callable[[World], bool]:
+    """A ``done`` predicate: the object is no longer stored."""
+    return lambda world: world.get(resource, name, namespace) is None
 
 
 def _has_taint(world: World, key: str) -> bool:
@@ -326,7 +334,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "ttl-after-finished-controller": Scenario(
         setup=_finished_job,
-        done=lambda w: w.get("jobs", "done", "default") is None,
+        done=_gone("jobs", "done", "default"),
         watched=("jobs",),
         updates=DELETES_ONLY,
     ),
@@ -346,13 +354,13 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "namespace-controller": Scenario(
         setup=_terminating_namespace,
-        done=lambda w: w.get("namespaces", "doomed") is None,
+        done=_gone("namespaces", "doomed"),
         watched=("namespaces",),
         write=("namespaces", "finalize"),
     ),
     "garbage-collector-controller": Scenario(
         setup=_orphan,
-        done=lambda w: w.get("pods", "orphan", "default") is None,
+        done=_gone("pods", "orphan", "default"),
         watched=("pods",),
         updates=DELETES_ONLY,
     ),
@@ -371,7 +379,7 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "cloud-node-lifecycle-controller": Scenario(
         setup=lambda w: w.plane.ok("create", "nodes", body=node("n1", ready="False")),
-        done=lambda w: w.get("nodes", "n1") is None,
+        done=_gone("nodes", "n1"),
         watched=("nodes",),
         updates=DELETES_ONLY,
     ),
@@ -412,6 +420,11 @@ def play(name: str, seed: int = 0) -> tuple[World, list[dict]]:
 
 
 NAMES = sorted(REGISTRY)
+UPDATERS = [name for name in NAMES if name not in SCENARIOS or SCENARIOS[name].write is not None]
+"""The controllers the conflict check runs over: every one except those whose scenario says why it never updates a
+copy it read (``Scenario.updates``: it only creates, deletes, or patches without a resourceVersion), so it cannot meet
+a 409 Conflict; test_no_write_from_a_stale_copy holds them to that (they send no update). A registered controller
+without a scenario stays in, to fail naming what is missing."""
 
 
 # -- the checks --------------------------------------------------------------------------------------------------
@@ -456,11 +469,9 @@ def test_runs_only_while_leading_and_a_standby_takes_over(name):
     assert not [r for r in old_informers if r["at"] >= stopped], "the old leader's informers went on listing"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", UPDATERS)
 def test_a_conflict_is_retried_from_a_fresh_read(name):
     case = scenario(name)
-    if case.write is None:
-        pytest.skip(f"{name} cannot meet a 409 Conflict: {case.updates}")
     world = World(name)
     manager = world.manager().start()
     world.plane.run(1.0)
