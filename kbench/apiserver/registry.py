@@ -72,6 +72,7 @@ class Registry:
         self.config, self.caches, self.now, self.names = config, caches, now, names
         self._uid = itertools.count(1)
         self._service_ips, self._node_ports = itertools.count(10), itertools.count()
+        self._node_port_range = config.node_port_range  # parsed once, not per allocated port
 
     def new_uid(self) -> str:
         """The next object's metadata.uid."""
@@ -187,9 +188,9 @@ class Registry:
             spec["clusterIPs"] = [spec["clusterIP"]]
         if allocates_node_ports(spec) and spec.get("ports"):
             spec["ports"] = [dict(port) for port in spec["ports"]]
+            low, high = self._node_port_range
             for port in spec["ports"]:
                 if not port.get("nodePort"):
-                    low, high = self.config.node_port_range
                     port["nodePort"] = low + next(self._node_ports) % (high - low + 1)
 
     def _plan_delete(self, op: WriteRequest, stored: Mapping, rv: int) -> Plan | None:
