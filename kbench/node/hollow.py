@@ -194,13 +194,17 @@ class HollowNode:
         elif error.code == 404:
             self._create_lease(delay, lambda made, failed, answer: self._lease_created(made, failed, answer, backoff))
         else:
-            self._read_lease(delay + backoff, min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF))
+            self._retry_lease(delay, backoff)
 
     def _lease_created(self, lease, error, delay: float, backoff: float) -> None:
         if error is None:
             self._renewed(lease, None, delay)
         else:
-            self._read_lease(delay + backoff, min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF))
+            self._retry_lease(delay, backoff)
+
+    def _retry_lease(self, delay: float, backoff: float) -> None:
+        """Read the lease again ``backoff`` later, the next wait doubled up to :data:`MAX_ENSURE_LEASE_BACKOFF`."""
+        self._read_lease(delay + backoff, min(2 * backoff, MAX_ENSURE_LEASE_BACKOFF))
 
     # -- node status ------------------------------------------------------------------------------------------
     def _post_status(self, delay: float, tries: int = NODE_STATUS_UPDATE_RETRY) -> None:
