@@ -162,9 +162,13 @@ class UnitCosts:
 
 
 def _number(profile: Profile, path: str, kind: str) -> int | float:
+    """Parameter ``path`` as an ``int`` or ``float`` (``kind``); anything else, or a fraction for an int, is an
+    error naming the parameter."""
     value = profile.value(path)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{profile.origin}: {path}: expected a number; got {value!r}")
+    if kind == "int" and value != int(value):
+        raise ValueError(f"{profile.origin}: {path}: expected a whole number; got {value!r}")
     return int(value) if kind == "int" else float(value)
 
 

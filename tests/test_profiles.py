@@ -85,6 +85,12 @@ def test_unit_costs_read_one_section_with_types():
     with pytest.raises(KeyError, match="no parameter 'etcd.no_such_cost'"):
         Missing.from_profile(load_profile("default"))
 
+    with pytest.raises(ValueError, match=r"etcd\.client_rtt: expected a number; got 'fast'"):
+        EtcdCosts.from_profile(load_profile("default").override({"etcd.client_rtt.value": "fast"}))
+    with pytest.raises(ValueError, match=r"etcd\.members: expected a whole number; got 2\.5"):
+        EtcdCosts.from_profile(load_profile("default").override({"etcd.members.value": 2.5}))
+    assert EtcdCosts.from_profile(load_profile("default").override({"etcd.members.value": 5.0})).members == 5
+
 
 @pytest.mark.parametrize("profile_name", available())
 def test_node_apiserver_and_etcd_sections_hold_exactly_their_unit_costs(profile_name):
