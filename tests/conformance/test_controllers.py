@@ -35,7 +35,7 @@ from kbench.cloud import config as ccm_options
 from kbench.controllers import CONTROLLERS, Manager
 from kbench.controllers import config as kcm_options
 from kbench.sim import Streams
-from tests.controlplane.helpers import Plane, ccm, kcm, workload
+from tests.controlplane.helpers import Plane, ccm, kcm, record, workload
 
 REGISTRY = {**CONTROLLERS, **CLOUD_CONTROLLERS}
 """Every controller kbench models, by upstream name."""
@@ -102,36 +102,6 @@ class World:
             for key, entry in sorted(self.plane.api.caches[resource].objects.items()):
                 h.update(orjson.dumps([resource, key, entry[0]], option=orjson.OPT_SORT_KEYS))
         return h.hexdigest()
-
-
-def tap(client: Client) -> list[dict]:
-    """Every request ``client`` sends from now on, with the resourceVersion its body carries and the one it got."""
-    log: list[dict] = []
-    request = client.request
-
-    def logged(verb, resource, callback, delay=0.0, **kwargs):
-        meta = (kwargs.get("body") or {}).get("metadata", {})
-        entry = {
-            "at": client.engine.now + delay,
-            "verb": verb,
-            "resource": resource,
-            "namespace": kwargs.get("namespace") or meta.get("namespace", ""),
-            "name": kwargs.get("name") or meta.get("name", ""),
-            "subresource": kwargs.get("subresource", ""),
-            "sent_rv": meta.get("resourceVersion"),
-        }
-        log.append(entry)
-
-        def answered(result, error, answer_delay):
-            entry["code"] = error.code if error else 200
-            if error is None and isinstance(result, dict):
-                entry["got_rv"] = result.get("metadata", {}).get("resourceVersion")
-            return callback(result, error, answer_delay)
-
-        return request(verb, resource, answered, delay=delay, **kwargs)
-
-    client.request = logged
-    return log
 
 
 def race_first(client: Client, world: World, resource: str, subresource: str) -> None:
@@ -412,7 +382,7 @@ def play(name: str, seed: int = 0) -> tuple[World, list[dict]]:
     manager = world.manager().start()
     world.plane.run(1.0)
     assert manager.leading
-    log = tap(manager.controller(name).client)
+    log = record(manager.controller(name).client)
     world.watch_history(scenario(name).watched)
     scenario(name).setup(world)
     world.run_until(scenario(name).done, scenario(name).limit)
@@ -457,8 +427,8 @@ def test_runs_only_while_leading_and_a_standby_takes_over(name):
     world.plane.run(8.0)
     assert first.leading and not second.leading
     old, new = first.controller(name), second.controller(name)
-    old_log, new_log = tap(old.client), tap(new.client)
-    old_informers = tap(first.informer_client)
+    old_log, new_log = record(old.client), record(new.client)
+    old_informers = record(first.informer_client)
     first.stop()
     stopped = world.now
     scenario(name).setup(world)
@@ -476,7 +446,7 @@ def test_a_conflict_is_retried_from_a_fresh_read(name):
     manager = world.manager().start()
     world.plane.run(1.0)
     client = manager.controller(name).client
-    log = tap(client)
+    log = record(client)
     if case.update is None:
         race_first(client, world, *case.write)
     case.setup(world)

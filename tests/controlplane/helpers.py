@@ -127,25 +127,31 @@ def workload(kind: str, name: str, replicas: int, namespace: str = "default", **
 
 
 def record(client: Client) -> list[dict]:
-    """Every request ``client`` sends from now on: when it leaves (``at``), what it is, when and how it is answered
-    (``answered``, ``code``; a request taken back before it left is never answered)."""
+    """Every request ``client`` sends from now on: when it leaves (``at``), what it is (with ``sent_rv``, the
+    resourceVersion its body carries), when and how it is answered (``answered``, ``code``, and ``got_rv``, the
+    resourceVersion of the object answered; a request taken back before it left is never answered)."""
     sent: list[dict] = []
     request = client.request
 
     def logged(verb, resource, callback, delay=0.0, **kwargs):
         body = kwargs.get("body") or {}
+        meta = body.get("metadata", {})
         entry = {
             "at": client.engine.now + delay,
             "verb": verb,
             "resource": resource,
             "body": body,
-            "name": kwargs.get("name") or body.get("metadata", {}).get("name", ""),
+            "namespace": kwargs.get("namespace") or meta.get("namespace", ""),
+            "name": kwargs.get("name") or meta.get("name", ""),
             "subresource": kwargs.get("subresource", ""),
+            "sent_rv": meta.get("resourceVersion"),
         }
         sent.append(entry)
 
         def answered(result, error, answer_delay):
             entry["answered"], entry["code"] = client.engine.now + answer_delay, error.code if error else 200
+            if error is None and isinstance(result, dict):
+                entry["got_rv"] = result.get("metadata", {}).get("resourceVersion")
             return callback(result, error, answer_delay)
 
         return request(verb, resource, answered, delay=delay, **kwargs)
