@@ -35,7 +35,7 @@ from kbench.cloud import config as ccm_options
 from kbench.controllers import CONTROLLERS, Manager
 from kbench.controllers import config as kcm_options
 from kbench.sim import Streams
-from tests.controlplane.helpers import Plane, ccm, kcm, record, workload
+from tests.controlplane.helpers import Plane, ccm, kcm, record, running_status, workload
 
 REGISTRY = {**CONTROLLERS, **CLOUD_CONTROLLERS}
 """Every controller kbench models, by upstream name."""
@@ -75,11 +75,6 @@ class World:
         result, error = self.plane.call("get", resource, namespace=namespace, name=name)
         return None if error is not None else result
 
-    def touch(self, resource: str, namespace: str, name: str) -> None:
-        """Another writer changes the object (label ``racing: writer``) at once, without waiting for the answer."""
-        body = {"metadata": {"labels": {"racing": "writer"}}}
-        self.plane.admin.request("patch", resource, lambda *a: None, namespace=namespace, name=name, body=body)
-
     def watch_history(self, resources: tuple[str, ...]) -> None:
         """Record every version of the objects of ``resources`` from now on (an informer of the admin's)."""
         for resource in resources:
@@ -114,7 +109,7 @@ def race_first(client: Client, world: World, resource: str, subresource: str) ->
         if armed[0] and (verb, res, kwargs.get("subresource", "")) == ("update", resource, subresource):
             armed[0] = False
             meta = kwargs["body"]["metadata"]
-            world.touch(res, kwargs.get("namespace") or meta.get("namespace", ""), meta["name"])
+            world.plane.touch(res, meta["name"], kwargs.get("namespace") or meta.get("namespace", ""))
         return request(verb, res, callback, delay=delay, **kwargs)
 
     client.request = racing
@@ -151,11 +146,7 @@ def pod(name: str, namespace: str = "default", labels: dict | None = None, node_
 def set_pod_ready(world: World, name: str, ready: bool) -> None:
     """The kubelet stand-in: the pod Running with an IP, Ready or not."""
     current = world.get("pods", name, "default")
-    status = {
-        "phase": "Running",
-        "podIP": "10.1.0.7",
-        "conditions": [{"type": "Ready", "status": str(ready), "lastTransitionTime": timestamp(world.now)}],
-    }
+    status = running_status(current, world.now, ready, ip="10.1.0.7")
     world.plane.ok("update", "pods", body={**current, "status": status}, subresource="status")
 
 

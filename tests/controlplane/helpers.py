@@ -52,11 +52,14 @@ class Plane:
         assert error is None, error
         return result
 
+    def touch(self, resource: str, name: str, namespace: str = "") -> None:
+        """Another writer changes the object (the label ``racing: writer``), without waiting for the answer."""
+        body = {"metadata": {"labels": {"racing": "writer"}}}
+        self.admin.request("patch", resource, lambda *a: None, namespace=namespace, name=name, body=body)
+
     def touch_node(self, name: str) -> None:
-        """Another writer changes the node (the label ``racing: writer``), without waiting for the answer."""
-        self.admin.request(
-            "patch", "nodes", lambda *a: None, name=name, body={"metadata": {"labels": {"racing": "writer"}}}
-        )
+        """Another writer changes the node (:meth:`touch`)."""
+        self.touch("nodes", name)
 
     def objects(self, resource: str, namespace: str = "") -> list[dict]:
         return self.ok("list", resource, namespace=namespace)["items"]
