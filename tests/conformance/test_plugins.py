@@ -32,7 +32,7 @@ from kbench.api.core import Node, Pod
 from kbench.profiles import load_profile
 from kbench.scheduler.config import DEFAULT_MULTIPOINT, INERT, PLUGINS, SchedulerConfig, parse_config
 from kbench.scheduler.framework import Framework
-from kbench.scheduler.interface import SKIP, SUCCESS, Handle, Plugin
+from kbench.scheduler.interface import SKIP, SUCCESS, Handle, Plugin, Rejection
 from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.plugins.registry import REGISTRY
 from kbench.scheduler.queue import QueuedPod, SchedulingQueue
@@ -249,9 +249,10 @@ def test_kernel_equals_the_reference(name, data):
     for p in pods:
         try:
             ctx = fw.prefilter(p)
-        except Exception as err:  # a PreFilter rejection: the kernel's plan rejects the pod too
-            with pytest.raises(type(err)):
+        except Rejection as rejection:  # the kernel's plan rejects the pod too, with the same verdict
+            with pytest.raises(Rejection) as planned:
                 kernel.plan(p)
+            assert (planned.value.code, planned.value.reasons) == (rejection.code, rejection.reasons)
             continue
         code, _, _ = fw.filter_all(p, ctx)
         subset = fw.subset(ctx)[0]
@@ -325,7 +326,7 @@ def test_reasons_are_upstreams_on_random_clusters(name, data):
         p = data.draw(pod_spec(i))
         try:
             ctx = plugin.prefilter(p)
-        except Exception:  # a PreFilter rejection carries its own (upstream) message
+        except Rejection:  # a PreFilter rejection carries its own (upstream) message
             continue
         if ctx is SKIP:
             continue
