@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from kbench.apiserver.objects import APIError, timestamp
+from kbench.apiserver.objects import APIError
 from kbench.client import Backoff, TokenBucket, update_fresh
 from kbench.controllers.base import Controller, Manager, condition
 
@@ -238,7 +238,7 @@ class NodeLifecycleController(Controller):
     def _try_update_node_health(self, name: str, node: Mapping):
         """Process body: mark a silent node Unknown, from a fresh read after a failed write; returns the node as
         it now is (None if the tries ran out) and the Ready status of the copy last judged (the observed one)."""
-        stamp = timestamp(self.engine.now)
+        stamp = self.now_stamp()
         observed = _ready(node)
 
         def change(fresh: dict) -> bool:
@@ -357,7 +357,7 @@ class NodeLifecycleController(Controller):
         """Process body: SwapNodeControllerTaint: AddOrUpdateTaintOnNode, then RemoveTaintOffNode, each a fresh
         read-modify-write retried on 409 Conflict; the last error propagates."""
         if add:
-            stamp = timestamp(self.engine.now)
+            stamp = self.now_stamp()
             yield from update_fresh(
                 self.client, "nodes", name, lambda node: add_taints(node, add, stamp), UPDATE_TAINT_BACKOFF
             )
