@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from kbench.sweep import run_sweep
 from kbench.sweep.results import claim
+from tests.sweep.helpers import etcd_sweep_cli
 
 SMALL = {"keys": [100, 1000], "members": [3], "clients": [1, 4], "duration": [0.05]}
 
@@ -49,35 +49,10 @@ def test_unreachable_dask_scheduler_is_a_clear_error_and_writes_nothing(tmp_path
         run_sweep("etcd", params=SMALL, out=tmp_path, run="y", progress=False, dask="localhost")
 
 
-def _cli(*args, out):
-    return [
-        sys.executable,
-        "-m",
-        "kbench.cli",
-        "sweep",
-        "etcd",
-        "--param",
-        "keys=100,1000,10000",
-        "--param",
-        "members=3",
-        "--param",
-        "clients=1,8",
-        "--param",
-        "duration=0.2",
-        "--jobs",
-        "1",
-        "--no-progress",
-        "--out",
-        str(out),
-        "--run",
-        "r",
-        *args,
-    ]
-
-
 def test_sigkill_then_resume_keeps_every_finished_point_once(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.Popen(_cli(out=tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli = etcd_sweep_cli(tmp_path, "--jobs", "1", "--run", "r", duration="0.2")
+    proc = subprocess.Popen(cli, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     points = tmp_path / "etcd" / "r" / "points"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(points.glob("*.parquet"))) < 2:
@@ -87,10 +62,10 @@ def test_sigkill_then_resume_keeps_every_finished_point_once(tmp_path):
     finished = {p.name: p.stat().st_mtime_ns for p in points.glob("*.parquet")}
     assert 2 <= len(finished) < 6, "the run should be killed part-way"
 
-    refused = subprocess.run(_cli(out=tmp_path), env=env, capture_output=True, text=True)
+    refused = subprocess.run(cli, env=env, capture_output=True, text=True)
     assert refused.returncode == 2 and "pass --resume" in refused.stderr
 
-    resumed = subprocess.run(_cli("--resume", out=tmp_path), env=env, capture_output=True, text=True)
+    resumed = subprocess.run([*cli, "--resume"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     after = {p.name: p.stat().st_mtime_ns for p in points.glob("*.parquet")}
     assert len(after) == 6

@@ -18,6 +18,7 @@ import pytest
 
 from kbench.cli import main
 from kbench.sweep import results, run_sweep
+from tests.sweep.helpers import etcd_sweep_cli
 
 SMALL = {"keys": [100, 1000], "members": [3], "clients": [1, 4], "duration": [0.05]}
 ENV = {**os.environ, "MPLBACKEND": "Agg"}
@@ -25,28 +26,6 @@ ENV = {**os.environ, "MPLBACKEND": "Agg"}
 
 def _snapshot(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-
-
-def _sweep_cli(out: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "kbench.cli",
-        "sweep",
-        "etcd",
-        "--param",
-        "keys=100,1000,10000",
-        "--param",
-        "members=3",
-        "--param",
-        "clients=1,8",
-        "--param",
-        "duration=0.3",
-        "--no-progress",
-        "--out",
-        str(out),
-        *args,
-    ]
 
 
 def _wait_for_points(points: Path, count: int, proc: subprocess.Popen) -> None:
@@ -60,7 +39,7 @@ def test_resume_without_run_continues_the_run_that_was_killed_not_an_older_one(t
     _, finished, _ = run_sweep("etcd", params={**SMALL, "keys": [100]}, out=tmp_path, jobs=1, progress=False)
     before = _snapshot(finished)
     proc = subprocess.Popen(
-        _sweep_cli(tmp_path, "--jobs", "1"), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        etcd_sweep_cli(tmp_path, "--jobs", "1"), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     latest = tmp_path / "etcd" / "latest"
     deadline = time.monotonic() + 60
@@ -131,7 +110,7 @@ def test_a_run_folder_is_never_reused_without_resume(tmp_path):
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_stops_without_a_traceback_and_says_how_to_resume(tmp_path, jobs):
     proc = subprocess.Popen(
-        _sweep_cli(tmp_path, "--jobs", jobs, "--run", "r"),
+        etcd_sweep_cli(tmp_path, "--jobs", jobs, "--run", "r"),
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
