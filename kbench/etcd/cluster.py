@@ -241,6 +241,13 @@ class EtcdCluster:
         )
         return done
 
+    def _read_index(self, member: int, serializable: bool) -> tuple[float, float]:
+        """(wait, cpu) a linearizable read adds on ``member`` (none for a serializable one): ReadIndex's quorum check
+        and the hop to the leader from a follower, and its CPU."""
+        if serializable:
+            return 0.0, 0.0
+        return self.costs.peer_rtt * ((self.members > 1) + (member != 0)), self.costs.linearizable_cpu
+
     def read_latency(self, member: int, keys: int, nbytes: int, serializable: bool = False) -> float:
         """Seconds until a range of ``keys`` keys (``nbytes`` of values) on ``member`` answers its client, the read's
         core taken now, for a caller that folds the delay into its own next event (kube-apiserver reading a resource
@@ -249,10 +256,9 @@ class EtcdCluster:
         member %= self.members
         p = self.costs
         hop = p.client_rtt / 2
-        wait, cpu = hop, p.read_cpu + p.read_cpu_per_key * keys + p.read_cpu_per_byte * nbytes
-        if not serializable:
-            wait += p.peer_rtt * ((self.members > 1) + (member != 0))  # ReadIndex: quorum check, leader hop
-            cpu += p.linearizable_cpu
+        read_index_wait, read_index_cpu = self._read_index(member, serializable)
+        wait = hop + read_index_wait
+        cpu = p.read_cpu + p.read_cpu_per_key * keys + p.read_cpu_per_byte * nbytes + read_index_cpu
         if self._read_cores is None:
             self._read_cores = [[0.0] * p.cores for _ in range(self.members)]
         cores = self._read_cores[member]  # a heap of the times each core is free
@@ -269,11 +275,8 @@ class EtcdCluster:
     def _read(self, done: Event, member: int, serializable: bool, call: Callable[[], Any], hop: float | None = None):
         p = self.costs
         hop = p.client_rtt / 2 if hop is None else hop
-        cpu = p.read_cpu
-        wait = hop
-        if not serializable:
-            wait += p.peer_rtt * ((self.members > 1) + (member != 0))  # ReadIndex: quorum check, leader hop
-            cpu += p.linearizable_cpu
+        read_index_wait, read_index_cpu = self._read_index(member, serializable)
+        wait, cpu = hop + read_index_wait, p.read_cpu + read_index_cpu
         yield wait
         core = self._cores[member]
         yield core.acquire()
