@@ -14,26 +14,13 @@ from kbench.cloud.nodelifecycle import CloudNodeLifecycleController
 from kbench.cloud.provider import Cloud, CloudCosts, CloudError
 from kbench.cloud.route import RouteController
 from kbench.cloud.service import ServiceController
-from kbench.controllers.base import Manager, by_name
-from kbench.controllers.clientbuilder import RestConfig
-from kbench.controllers.leaderelection import LeaderElection
+from kbench.controllers.base import Manager, build_manager, by_name
+from kbench.controllers.leaderelection import leader_election
 
 USER = "system:cloud-controller-manager"
 CLOUD_CONTROLLERS = by_name(CloudNodeController, CloudNodeLifecycleController, RouteController, ServiceController)
 """The cloud-controller-manager's controllers kbench models, by upstream name (k8s.io/cloud-provider/names), in the
 order they start."""
-
-
-def leader_election(config: CloudControllerManagerConfiguration) -> LeaderElection | None:
-    """The ``--leader-elect*`` settings as a :class:`LeaderElection` (None without ``--leader-elect``)."""
-    if not config.leader_elect:
-        return None
-    return LeaderElection(
-        config.leader_elect_resource_name,
-        lease_duration=config.leader_elect_lease_duration,
-        renew_deadline=config.leader_elect_renew_deadline,
-        retry_period=config.leader_elect_retry_period,
-    )
 
 
 def cloud_controller_manager(
@@ -44,13 +31,9 @@ def cloud_controller_manager(
 ) -> Manager:
     """A cloud-controller-manager instance with the controllers ``config`` enables (``--controllers``, and
     ``--allocate-node-cidrs`` / ``--configure-cloud-routes`` for routes), not yet started."""
-    config = config or CloudControllerManagerConfiguration()
-    rest = RestConfig(USER, config.kube_api_qps, config.kube_api_burst)
-    manager = Manager(server, identity, rest, config, leader_election(config))
-    for name, cls in CLOUD_CONTROLLERS.items():
-        if config.enabled(name) and cls.runs(config):
-            cls(manager, cloud)
-    return manager
+    return build_manager(
+        server, identity, USER, config or CloudControllerManagerConfiguration(), CLOUD_CONTROLLERS, cloud
+    )
 
 
 __all__ = [

@@ -8,14 +8,14 @@ informers and leader election have one each too.
 """
 
 from kbench.apiserver.server import APIServer
-from kbench.controllers.base import Controller, Manager, by_name
+from kbench.controllers.base import Controller, Manager, build_manager, by_name
 from kbench.controllers.clientbuilder import RestConfig, SimpleControllerClientBuilder
 from kbench.controllers.config import KubeControllerManagerConfiguration
 from kbench.controllers.deployment import DeploymentController
 from kbench.controllers.endpointslice import EndpointSliceController
 from kbench.controllers.garbagecollector import GarbageCollector
 from kbench.controllers.job import JobController
-from kbench.controllers.leaderelection import LeaderElection
+from kbench.controllers.leaderelection import LeaderElection, leader_election
 from kbench.controllers.namespace import NamespaceController
 from kbench.controllers.nodeipam import NodeIpamController
 from kbench.controllers.nodelifecycle import NodeLifecycleController
@@ -41,31 +41,12 @@ CONTROLLERS = by_name(
 """The controllers kbench models, by upstream name (cmd/kube-controller-manager/names), in the order they start."""
 
 
-def leader_election(config: KubeControllerManagerConfiguration) -> LeaderElection | None:
-    """The ``--leader-elect*`` settings as a :class:`LeaderElection` (None without ``--leader-elect``)."""
-    if not config.leader_elect:
-        return None
-    return LeaderElection(
-        config.leader_elect_resource_name,
-        config.leader_elect_resource_namespace,
-        config.leader_elect_lease_duration,
-        config.leader_elect_renew_deadline,
-        config.leader_elect_retry_period,
-    )
-
-
 def controller_manager(
     server: APIServer, identity: str = "kcm-0", config: KubeControllerManagerConfiguration | None = None
 ) -> Manager:
     """A kube-controller-manager instance with the controllers ``config`` enables (``--controllers``, and the
     flags some need, e.g. ``--allocate-node-cidrs``), not yet started."""
-    config = config or KubeControllerManagerConfiguration()
-    rest = RestConfig(USER, config.kube_api_qps, config.kube_api_burst)
-    manager = Manager(server, identity, rest, config, leader_election(config))
-    for name, cls in CONTROLLERS.items():
-        if config.enabled(name) and cls.runs(config):
-            cls(manager)
-    return manager
+    return build_manager(server, identity, USER, config or KubeControllerManagerConfiguration(), CONTROLLERS)
 
 
 __all__ = [

@@ -11,7 +11,7 @@ from kbench.apiserver.objects import APIError, copy_object, object_key, timestam
 from kbench.apiserver.server import APIServer
 from kbench.client import Client, Informer, WorkQueue
 from kbench.controllers.clientbuilder import RestConfig, SimpleControllerClientBuilder
-from kbench.controllers.leaderelection import LeaderElection, LeaderElector
+from kbench.controllers.leaderelection import LeaderElection, LeaderElector, leader_election
 
 
 class Manager:
@@ -299,6 +299,20 @@ class Expectations:
     def forget(self, key: str) -> None:
         """DeleteExpectations: the object is gone."""
         self.pending.pop(key, None)
+
+
+def build_manager(
+    server: APIServer, identity: str, user: str, config: Any, registry: Mapping[str, type[Controller]], *args: Any
+) -> Manager:
+    """A controller-manager process of ``user`` running the controllers of ``registry`` that ``config`` enables
+    (``--controllers``) and that run under it (:meth:`Controller.runs`), each built as ``cls(manager, *args)``, in
+    the registry's order; not yet started."""
+    rest = RestConfig(user, config.kube_api_qps, config.kube_api_burst)
+    manager = Manager(server, identity, rest, config, leader_election(config))
+    for name, cls in registry.items():
+        if config.enabled(name) and cls.runs(config):
+            cls(manager, *args)
+    return manager
 
 
 def by_name(*classes: T) -> dict[str, T]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kbench.apiserver.objects import APIError, copy_object, timestamp
 
@@ -29,6 +30,20 @@ class LeaderElection:
     lease_duration: float = LEASE_DURATION
     renew_deadline: float = RENEW_DEADLINE
     retry_period: float = RETRY_PERIOD
+
+
+def leader_election(config: Any) -> LeaderElection | None:
+    """A controller manager's ``--leader-elect*`` settings (GenericControllerManagerConfiguration's, shared by
+    kube- and cloud-controller-manager) as a :class:`LeaderElection`; None without ``--leader-elect``."""
+    if not config.leader_elect:
+        return None
+    return LeaderElection(
+        config.leader_elect_resource_name,
+        config.leader_elect_resource_namespace,
+        config.leader_elect_lease_duration,
+        config.leader_elect_renew_deadline,
+        config.leader_elect_retry_period,
+    )
 
 
 class LeaderElector:

@@ -180,3 +180,15 @@ def test_cloud_costs_come_from_the_profile_section():
     costs = CloudCosts.from_profile(load_profile())
     assert (costs.api_qps, costs.api_burst, costs.route_table_limit) == (10.0, 20, 50)
     assert costs.load_balancer_latency.sampler(Streams(0)("x"))() > 0
+
+
+def test_leader_election_lease_is_where_the_flags_put_it():
+    """--leader-elect-resource-namespace / -name (GenericControllerManagerConfiguration's) place the CCM's Lease."""
+    plane = Plane()
+    plane.ok("create", "namespaces", body={"metadata": {"name": "ccm-system"}})
+    flags = {"leader-elect-resource-namespace": "ccm-system", "leader-elect-resource-name": "ccm-lock"}
+    manager = ccm(plane, Cloud(plane.engine), flags=flags).start()
+    plane.run(5.0)
+    assert manager.leading
+    lease = plane.ok("get", "leases", namespace="ccm-system", name="ccm-lock")
+    assert lease["spec"]["holderIdentity"] == "ccm-0"
