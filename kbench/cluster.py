@@ -80,7 +80,9 @@ class ClusterSpec:
     cloud: bool = False
     images: Mapping = field(default_factory=dict)
     seed: int = 0
-    config: Mapping[str, Any] = field(default_factory=components.defaults)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """Component name -> configuration or ``{field: value}`` changes; held as every component's configuration
+    (the rest upstream's defaults, :func:`kbench.components.defaults`)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, Mapping):

@@ -166,11 +166,7 @@ def split_field(name: str) -> tuple[str, str]:
 def apply_fields(configs: Mapping[str, Any], values: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     """``configs`` with ``{"<component>.<field>": value}`` set (sweep parameters), each validated."""
     out = dict(configs)
-    by_component: dict[str, dict[str, Any]] = {}
-    for name, value in values.items():
-        component, field = split_field(name)
-        by_component.setdefault(component, {})[field] = value
-    for component, fields in by_component.items():
+    for component, fields in nest(values).items():
         out[component] = out[component].replace(fields, f"{where}.{component}")
     return out
 
