@@ -89,11 +89,6 @@ def bind_request(state: ClusterState, pod: Pod) -> BindRequest:
     return BindRequest(state.vector(pod.requests), np.array([nz.get("cpu", 0), nz.get("memory", 0)], np.int64))
 
 
-def workspace(state: ClusterState, plan: Plan) -> Workspace:
-    """Scratch arrays for one kernel call of ``plan``."""
-    return Workspace.new(state.num_nodes, plan.inputs.spread.counts.shape[1])
-
-
 class KernelScheduler:
     """Schedules through the fused kernel, sharing ``framework``'s state, rotating index and selectHost stream."""
 
@@ -102,6 +97,7 @@ class KernelScheduler:
         self.no_scoring = not framework.scorers
         self._plans: dict[tuple[str, str], Plan] = {}
         self._plans_version = -1
+        self._work: Workspace | None = None
 
     @staticmethod
     def plan_key(pod: Pod) -> tuple[str, str]:
@@ -122,6 +118,16 @@ class KernelScheduler:
             if not plan.dynamic:
                 self._plans[key] = plan
         return plan
+
+    def workspace(self, plan: Plan) -> Workspace:
+        """Scratch arrays for a kernel call of ``plan``: one set, reused while the node and spread domain counts
+        hold (the kernels write before they read it; ``mark`` is cleared before each use), instead of four
+        allocations per pod."""
+        n, domains = self.fw.state.num_nodes, max(plan.inputs.spread.counts.shape[1], 1)
+        work = self._work
+        if work is None or work.cand.shape[0] != n or work.mark.shape[0] != domains:
+            work = self._work = Workspace.new(n, domains)
+        return work
 
     def _num_to_find(self, plan: Plan) -> int:
         subset = plan.subset
@@ -155,7 +161,7 @@ class KernelScheduler:
         changes (no rotation, no draw that the next cycle would see)."""
         state = self.fw.state
         plan = plan or self.plan(pod)
-        work = workspace(state, plan)
+        work = self.workspace(plan)
         _, _, found = k.schedule_pod(
             node_arrays(state), plan.inputs, 0, state.num_nodes, self.fw.rng.copy(), work, True
         )
@@ -172,7 +178,7 @@ class KernelScheduler:
         except Rejection as rejection:
             return CycleResult.rejected(n, rejection)
         node, processed, found = k.schedule_pod(
-            node_arrays(state), plan.inputs, fw.next_start, self._num_to_find(plan), fw.rng, workspace(state, plan)
+            node_arrays(state), plan.inputs, fw.next_start, self._num_to_find(plan), fw.rng, self.workspace(plan)
         )
         fw.next_start = (fw.next_start + processed) % n
         result = CycleResult(
@@ -251,7 +257,7 @@ class KernelScheduler:
             )
         else:
             start, placed = k.schedule_batch(
-                nodes, plan.inputs, fw.next_start, num_to_find, fw.rng, plan.bind, workspace(state, plan), out
+                nodes, plan.inputs, fw.next_start, num_to_find, fw.rng, plan.bind, self.workspace(plan), out
             )
         fw.next_start = int(start)
         state.record_bound(pods[:placed], out.nodes[:placed])
