@@ -42,6 +42,7 @@ from kbench.cloud.config import ROUTE_FLAGS, CloudControllerManagerConfiguration
 from kbench.componentconfig import ConfigError
 from kbench.controllers.config import KUBEADM_FLAGS, KubeControllerManagerConfiguration
 from kbench.node.config import KubeletConfiguration
+from kbench.params import parse_values
 from kbench.proxy.config import KubeProxyConfiguration
 from kbench.scheduler.config import SchedulerConfig
 
@@ -257,7 +258,4 @@ class FieldParam:
 
     def parse(self, text: str) -> list:
         """The comma-separated values of ``--param``, each checked."""
-        items = [item.strip() for item in text.split(",")]
-        if not text.strip() or any(not item for item in items):
-            raise ConfigError(f"parameter {self.name!r}: empty value list; {self.describe()}")
-        return [self.check(item) for item in items]
+        return parse_values(self, text, ConfigError)

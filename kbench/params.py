@@ -82,10 +82,33 @@ class Param:
 
     def parse(self, text: str) -> list:
         """Parse a comma-separated list of values given on the command line."""
-        items = [item.strip() for item in text.split(",")]
-        if not text.strip() or any(not item for item in items):
-            raise ValueError(f"parameter {self.name!r}: empty value list; {self.describe()}")
-        return [self.check(item) for item in items]
+        return parse_values(self, text)
+
+
+class Checked(Protocol):
+    """A parameter that checks one value and describes itself (:class:`Param`, a sweep's component field)."""
+
+    @property
+    def name(self) -> str:
+        """The parameter's name."""
+        ...
+
+    def describe(self) -> str:
+        """One line for ``--help`` and error messages."""
+        ...
+
+    def check(self, value: Any) -> Any:
+        """``value`` converted and validated."""
+        ...
+
+
+def parse_values(param: Checked, text: str, error: type[ValueError] = ValueError) -> list:
+    """The comma-separated values of ``--param`` for ``param``, each checked; an empty list or item is an
+    ``error`` naming the parameter."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise error(f"parameter {param.name!r}: empty value list; {param.describe()}")
+    return [param.check(item) for item in items]
 
 
 def _number(x: float) -> str:

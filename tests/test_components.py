@@ -112,6 +112,7 @@ def test_the_cluster_sweep_takes_any_component_field_as_an_axis():
         ("kube-proxy.mode=userspace", "'userspace' is not allowed; expected one of"),
         ("kubelet.nodeStatusUpdateFrequency=10", "is not a duration"),
         ("kube-schedular.parallelism=1", "component one of kube-apiserver"),
+        ("kube-controller-manager.kubeAPIQPS=20,,100", "'kube-controller-manager.kubeAPIQPS': empty value list"),
     ]:
         with pytest.raises(ValueError, match=message):
             sweep.parse_overrides([bad])
