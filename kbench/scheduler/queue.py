@@ -109,11 +109,6 @@ class SchedulingQueue:
         """A new pending pod goes straight to activeQ."""
         self._push_active(QueuedPod(pod, self.engine.now, initial_attempt=self.engine.now))
 
-    def add_many(self, pods: Iterable[Pod]) -> None:
-        """Add pods in order."""
-        for pod in pods:
-            self.add(pod)
-
     def _push_active(self, qp: QueuedPod) -> None:
         heapq.heappush(self._active, (self.sort_key(qp), next(self._seq), qp))
         if self._waiter is not None and not self._waiter.triggered:

@@ -12,7 +12,6 @@ PodTopologySpread and InterPodAffinity never rescan all pods.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -250,11 +249,3 @@ class ClusterState:
                     counts[bound.node] += 1
             cached = self._selector_counts[key] = (predicate, counts)
         return cached[1]
-
-    def pods_by_node(self) -> dict[int, list[Pod]]:
-        """Bound pods grouped by node index."""
-        out: dict[int, list[Pod]] = defaultdict(list)
-        for i, pods in enumerate(self.pods_on):
-            if pods:
-                out[i] = pods
-        return out
