@@ -230,3 +230,23 @@ def test_each_component_of_a_cluster_built_from_a_scenario_file_runs_with_its_co
     node = cluster.api.caches["nodes"].get(cluster.kubelets[0].name)[0]
     assert node["status"]["capacity"]["pods"] == "30"  # the kubelet's maxPods
     assert {p.proxy.mode for p in cluster.proxies} == {"ipvs"}
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"),
+    [
+        (None, ["sweep", "cluster"], "missing.yaml: cannot read: No such file"),
+        ("kind: [\n", ["sweep", "cluster"], "config.yaml: not valid YAML"),
+        ("kubelet: {kube-api-qps: 1}\n", ["sweep", "cluster"], "config.yaml.kubelet: not a component configured by"),
+        ("- 1\n", ["scenario", "show", "density"], "document 0: kind 'list' is not a component configuration"),
+        ("kube-controller-manager: {kube-api-qps: 100}\n", ["sweep", "etcd"], "sweep 'etcd' does not build a cluster"),
+    ],
+)
+def test_a_bad_config_file_exits_2_naming_the_file_and_writes_nothing(tmp_path, capsys, text, args, message):
+    config = tmp_path / ("missing.yaml" if text is None else "config.yaml")
+    if text is not None:
+        config.write_text(text)
+    out = tmp_path / "out"
+    assert main([*args, "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
