@@ -273,23 +273,10 @@ def _run(args: argparse.Namespace) -> int:
         sweep.grid(args.preset)
     started = time.perf_counter()
     status = 0
+    shared = {k: getattr(args, k) for k in ("preset", "out", "seed", "jobs", "no_progress")}
+    parser = _parser()
     for name in names:
-        code = _sweep(
-            argparse.Namespace(
-                name=name,
-                param=[],
-                preset=args.preset,
-                out=args.out,
-                run=None,
-                seed=args.seed,
-                jobs=args.jobs,
-                no_progress=args.no_progress,
-                dask=None,
-                resume=False,
-                seeds=None,
-                config=None,
-            )
-        )
+        code = _sweep(argparse.Namespace(**{**vars(parser.parse_args(["sweep", name])), **shared}))
         if code == INTERRUPTED:
             return code
         status = max(status, code)

@@ -101,3 +101,15 @@ def test_sweep_execution_options_are_checked(tmp_path, capsys):
     assert main(["run", "--sweeps", "cluster,nope", "--out", str(tmp_path)]) == 2
     assert "unknown sweep 'nope'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written by refused commands
+
+
+def test_run_runs_each_sweep_as_kbench_sweep_would_with_its_shared_options(tmp_path, monkeypatch, capsys):
+    from kbench import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_sweep", lambda args: seen.append(vars(args)) or 0)
+    assert main(["run", "--sweeps", "etcd,proxy", "--out", str(tmp_path), "--jobs", "1", "--no-progress"]) == 0
+    shared = {"preset": "quick", "out": tmp_path, "seed": 0, "jobs": 1, "no_progress": True}
+    unset = {"param": [], "run": None, "dask": None, "resume": False, "seeds": None, "config": None}
+    assert seen == [{"command": "sweep", "name": name, **shared, **unset} for name in ("etcd", "proxy")]
+    assert "kbench run: 2 sweeps (etcd, proxy)" in capsys.readouterr().out
