@@ -340,11 +340,8 @@ def _config(args: argparse.Namespace) -> int:
         return 0
     import yaml
 
-    names = [args.component] if args.component else list(components.CONFIGS)
+    names = components.select(args.component)
     configs = components.defaults()
-    unknown = [n for n in names if n not in configs]
-    if unknown:
-        raise ValueError(f"unknown component {unknown[0]!r}; allowed: {', '.join(configs)}")
     flags = {n: configs[n].to_manifest() for n in names if n in components.FLAGGED}
     docs = ([flags] if flags else []) + [configs[n].to_manifest() for n in names if n not in components.FLAGGED]
     print(yaml.safe_dump_all(docs, sort_keys=False), end="")

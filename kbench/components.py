@@ -181,14 +181,18 @@ def changed_fields(configs: Mapping[str, Any]) -> dict[str, Any]:
     return changed
 
 
+def select(component: str | None) -> list[str]:
+    """``[component]``, or every component's name if none is given; an unknown one is an error listing them."""
+    if component and component not in CONFIGS:
+        raise ConfigError(f"unknown component {component!r}; allowed: {', '.join(CONFIGS)}")
+    return [component] if component else list(CONFIGS)
+
+
 def describe(component: str | None = None) -> str:
     """Every field of one component (or of all): name, flag, default (:func:`defaults`: upstream's, and the
     installer's flags), what is allowed, and the source."""
-    names = [component] if component else list(CONFIGS)
     lines, base = [], defaults()
-    for name in names:
-        if name not in CONFIGS:
-            raise ConfigError(f"unknown component {name!r}; allowed: {', '.join(CONFIGS)}")
+    for name in select(component):
         cls = CONFIGS[name]
         lines.append(f"{name} ({cls.kind or 'flags'})")
         for path, (attr, meta) in cls.options().items():

@@ -131,8 +131,9 @@ def test_config_command_lists_every_field_and_writes_a_config_file_that_loads(tm
     path = tmp_path / "defaults.yaml"
     path.write_text(capsys.readouterr().out)
     assert components.load_file(path) == components.defaults()
-    assert main(["config", "kubelett"]) == 2
-    assert "unknown component 'kubelett'; allowed: kube-apiserver" in capsys.readouterr().err
+    for args in (["config", "kubelett"], ["config", "kubelett", "--yaml"]):
+        assert main(args) == 2
+        assert "unknown component 'kubelett'; allowed: kube-apiserver" in capsys.readouterr().err
 
 
 def test_a_config_file_applies_over_a_scenario_and_bad_files_are_refused(tmp_path, capsys):
