@@ -1,0 +1,334 @@
+"""client-go's event recorder (k8s.io/client-go/tools/record, v1.35) on the engine.
+
+A component records an Event with :meth:`EventRecorder.event`: fire-and-forget, as ``recorder.Event`` puts the event on
+the broadcaster's queue (``watch.NewLongQueueBroadcaster(maxQueuedEvents=1000, DropIfChannelFull)``; a full queue
+drops it). One watcher goroutine (``StartRecordingToSink``) takes the events one at a time, in order, and for each
+(``recordToSink``, event.go):
+
+1. the :class:`EventCorrelator` (events_cache.go) aggregates it (``EventAggregator``: the 10th distinct message of
+   similar events within 600 s becomes "(combined from similar events): ..."), counts it (``eventLogger``: an event
+   seen before becomes a PATCH of ``count`` + 1 and ``lastTimestamp`` of the stored one) and filters it
+   (``EventSourceObjectSpamFilter``: a token bucket per source + object, burst 25, refilled 1 per 300 s);
+2. the sink writes it through the component's own client (so its QPS): POST, or PATCH for a repeat (a PATCH of an
+   Event gone meanwhile, 404, becomes a POST). A status error is not retried (``recordEvent``: "Server rejected
+   event (will not retry!)"); kbench's apiserver answers every failure with one, so an event is tried once.
+
+The stored object has upstream's shape (core/v1 Event): ``involvedObject``, ``reason``, ``message``,
+``source.component`` / ``source.host``, ``firstTimestamp``, ``lastTimestamp``, ``count``, ``type``,
+``reportingComponent`` / ``reportingInstance``; its name is ``<object name>.<UnixNano hex>`` (``makeEvent``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+
+from kbench.apiserver.objects import EPOCH, APIError, timestamp
+from kbench.client.client import Client, TokenBucket
+
+MAX_QUEUED_EVENTS = 1000
+"""event.go maxQueuedEvents: the broadcaster's queue; an event recorded while it is full is dropped."""
+MAX_LRU_CACHE_ENTRIES = 4096
+"""events_cache.go maxLruCacheEntries: each of the correlator's three caches (LRU)."""
+DEFAULT_AGGREGATE_MAX_EVENTS, DEFAULT_AGGREGATE_INTERVAL = 10, 600.0
+"""events_cache.go defaultAggregateMaxEvents, defaultAggregateIntervalInSeconds."""
+DEFAULT_SPAM_BURST, DEFAULT_SPAM_QPS = 25, 1.0 / 300.0
+"""events_cache.go defaultSpamBurst, defaultSpamQPS."""
+COMBINED_PREFIX = "(combined from similar events): "
+"""events_cache.go EventAggregatorByReasonMessageFunc."""
+EVENT_TYPES = ("Normal", "Warning")
+"""util.ValidateEventType: v1.EventTypeNormal, v1.EventTypeWarning."""
+_EPOCH_NANOS = int(EPOCH.timestamp()) * 10**9
+
+
+class _LRU(OrderedDict):
+    """github.com/golang/groupcache/lru: at most ``size`` entries; a get or add makes an entry the most recent."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def lookup(self, key):
+        """Get: the value (now most recent) or None."""
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def add(self, key, value) -> None:
+        """Add: store ``value`` as most recent, evicting the least recent entry beyond ``size``."""
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+def _ref_key(event: Mapping) -> tuple:
+    """Source and involved object (getSpamKey's fields)."""
+    src, ref = event["source"], event["involvedObject"]
+    return (
+        src.get("component", ""),
+        src.get("host", ""),
+        ref.get("kind", ""),
+        ref.get("namespace", ""),
+        ref.get("name", ""),
+        ref.get("uid", ""),
+        ref.get("apiVersion", ""),
+    )
+
+
+def event_key(event: Mapping) -> tuple:
+    """getEventKey: source, involved object (with fieldPath), type, reason and message."""
+    ref = event["involvedObject"]
+    return (*_ref_key(event), ref.get("fieldPath", ""), event["type"], event["reason"], event["message"])
+
+
+def spam_key(event: Mapping) -> tuple:
+    """getSpamKey: source and involved object only (so every reason about one object shares a bucket)."""
+    return _ref_key(event)
+
+
+def aggregate_key(event: Mapping) -> tuple[tuple, str]:
+    """EventAggregatorByReasonFunc: (source, object, type, reason, reporting controller and instance), message."""
+    return (
+        *_ref_key(event),
+        event["type"],
+        event["reason"],
+        event.get("reportingComponent", ""),
+        event.get("reportingInstance", ""),
+    ), event["message"]
+
+
+class EventCorrelator:
+    """record.EventCorrelator with NewEventCorrelator's defaults: aggregate, observe (count), then spam-filter.
+
+    Parameters
+    ----------
+    burst, qps
+        The spam filter's token bucket per source + object.
+    max_events, max_interval
+        Aggregate once ``max_events`` distinct messages of similar events are seen, each within ``max_interval``
+        seconds of the previous one.
+    cache_size
+        Entries of each LRU cache.
+    """
+
+    def __init__(
+        self,
+        burst: int = DEFAULT_SPAM_BURST,
+        qps: float = DEFAULT_SPAM_QPS,
+        max_events: int = DEFAULT_AGGREGATE_MAX_EVENTS,
+        max_interval: float = DEFAULT_AGGREGATE_INTERVAL,
+        cache_size: int = MAX_LRU_CACHE_ENTRIES,
+    ) -> None:
+        self.burst, self.qps = burst, qps
+        self.max_events, self.max_interval = max_events, max_interval
+        self.spam = _LRU(cache_size)
+        """spam key -> TokenBucket (EventSourceObjectSpamFilter's cache)."""
+        self.aggregates = _LRU(cache_size)
+        """aggregate key -> [distinct messages, time of the last one] (EventAggregator's cache)."""
+        self.observed = _LRU(cache_size)
+        """event key -> (count, firstTimestamp, name, resourceVersion) (eventLogger's cache)."""
+
+    def correlate(self, event: dict, now: float) -> tuple[dict, dict | None] | None:
+        """EventCorrelate: the event to write and, for a repeat, the patch; None when the spam filter drops it."""
+        event, key = self.aggregate(event, now)
+        event, patch = self.observe(event, key)
+        if self.filtered(event, now):
+            return None
+        return event, patch
+
+    def aggregate(self, event: dict, now: float) -> tuple[dict, tuple]:
+        """EventAggregate: the event (a new combined one once similar events reach ``max_events``) and its cache
+        key (the full event key, or the aggregate key for a combined event)."""
+        akey, message = aggregate_key(event)
+        record = self.aggregates.lookup(akey)
+        if record is None or now - record[1] > self.max_interval:
+            record = [set(), now]
+        record[0].add(message)
+        record[1] = now
+        self.aggregates.add(akey, record)
+        if len(record[0]) < self.max_events:
+            return event, event_key(event)
+        record[0].pop()  # do not grow the set beyond max (PopAny)
+        stamp = timestamp(now)
+        combined = {
+            **event,
+            "metadata": {"name": event_name(event["involvedObject"]["name"], now), "namespace": _ns(event)},
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "message": COMBINED_PREFIX + message,
+        }
+        for field in ("reportingComponent", "reportingInstance"):  # the combined event copies neither
+            combined.pop(field, None)
+        return combined, akey
+
+    def observe(self, event: dict, key: tuple) -> tuple[dict, dict | None]:
+        """eventObserve: a repeat of an event already written takes its name, first timestamp and count + 1, and
+        is written as a patch of ``count``, ``lastTimestamp`` and ``message``."""
+        last = self.observed.lookup(key)
+        patch = None
+        if last is not None and last[0] > 0:
+            count, first, name, rv = last
+            event = {**event, "metadata": {**event["metadata"], "name": name, "resourceVersion": rv}}
+            event["firstTimestamp"], event["count"] = first, count + 1
+            patch = {"count": count + 1, "lastTimestamp": event["lastTimestamp"], "message": event["message"]}
+        meta = event["metadata"]
+        self.observed.add(key, (event["count"], event["firstTimestamp"], meta["name"], meta.get("resourceVersion", "")))
+        return event, patch
+
+    def filtered(self, event: Mapping, now: float) -> bool:
+        """EventSourceObjectSpamFilter.Filter: True (drop) when the source + object bucket has no token."""
+        key = spam_key(event)
+        bucket = self.spam.lookup(key)
+        if bucket is None:
+            bucket = TokenBucket(self.qps, self.burst)
+            bucket.last = now  # NewTokenBucketRateLimiter starts full at its creation
+        self.spam.add(key, bucket)
+        return not bucket.try_accept(now)
+
+    def update_state(self, event: Mapping) -> None:
+        """UpdateState: remember the server's copy (name, resourceVersion, count) under its event key."""
+        meta = event["metadata"]
+        self.observed.add(
+            event_key(event), (event.get("count", 1), event["firstTimestamp"], meta["name"], meta["resourceVersion"])
+        )
+
+
+def event_name(object_name: str, now: float) -> str:
+    """makeEvent's name: ``<object name>.<UnixNano in hex>``."""
+    return f"{object_name}.{_EPOCH_NANOS + round(now * 1e9):x}"
+
+
+def _ns(event: Mapping) -> str:
+    return event["metadata"]["namespace"]
+
+
+def reference(obj: Mapping) -> dict:
+    """ref.GetReference: the object's kind, apiVersion, name, namespace, uid and resourceVersion."""
+    meta = obj.get("metadata", {})
+    ref = {
+        "kind": obj.get("kind", ""),
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "uid": meta.get("uid", ""),
+        "apiVersion": obj.get("apiVersion", ""),
+        "resourceVersion": meta.get("resourceVersion", ""),
+    }
+    return {k: v for k, v in ref.items() if v}
+
+
+class EventRecorder:
+    """A component's ``record.EventBroadcaster`` recording to the apiserver through ``client``, with one recorder
+    of source ``component`` / ``host``.
+
+    Parameters
+    ----------
+    client : Client
+        The component's own client: the writes take tokens from its bucket, as the sink is built on it.
+    component, host
+        ``v1.EventSource``: also the events' reportingComponent / reportingInstance.
+    correlator : EventCorrelator, optional
+        Defaults to upstream's (NewEventCorrelator).
+    queue_size : int
+        The broadcaster's queue (maxQueuedEvents).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        component: str,
+        host: str = "",
+        correlator: EventCorrelator | None = None,
+        queue_size: int = MAX_QUEUED_EVENTS,
+    ) -> None:
+        if not component:
+            raise ValueError("EventRecorder: component must be a non-empty string (v1.EventSource.Component)")
+        self.client, self.engine = client, client.engine
+        self.component, self.host = component, host
+        self.correlator = correlator or EventCorrelator()
+        self.queue: deque[dict] = deque()
+        self.queue_size = queue_size
+        self.busy = False
+        self._last_nanos = 0
+        self.recorded = self.dropped = self.skipped = self.written = self.failed = 0
+        """Counts: events recorded, dropped on a full queue, dropped by the spam filter, written, rejected."""
+
+    def event(self, obj: Mapping, type: str, reason: str, message: str) -> None:
+        """recorder.Event: make the Event about ``obj`` and queue it (dropped if the queue is full)."""
+        if type not in EVENT_TYPES:
+            raise ValueError(f"EventRecorder.event: type must be one of {', '.join(EVENT_TYPES)}; got {type!r}")
+        self.recorded += 1
+        if len(self.queue) >= self.queue_size:
+            self.dropped += 1
+            return
+        self.queue.append(self.make_event(reference(obj), type, reason, message))
+        if not self.busy:
+            self.busy = True
+            self.engine.schedule(0.0, self._next)
+
+    def make_event(self, ref: dict, type: str, reason: str, message: str) -> dict:
+        """makeEvent plus generateEvent's source and reporting fields."""
+        now = self.engine.now
+        stamp = timestamp(now)
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": self._name(ref.get("name", ""), now), "namespace": ref.get("namespace") or "default"},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "type": type,
+            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+            "reportingComponent": self.component,
+            "reportingInstance": self.host,
+        }
+
+    def _name(self, object_name: str, now: float) -> str:
+        """``<name>.<UnixNano hex>``; two events in one virtual nanosecond get successive nanoseconds, as two
+        calls of a real clock never read the same instant."""
+        nanos = max(_EPOCH_NANOS + round(now * 1e9), self._last_nanos + 1)
+        self._last_nanos = nanos
+        return f"{object_name}.{nanos:x}"
+
+    # -- the watcher: recordToSink, one event at a time ----------------------------------------------------
+    def _next(self, _=None) -> None:
+        while self.queue:
+            result = self.correlator.correlate(self.queue.popleft(), self.engine.now)
+            if result is None:
+                self.skipped += 1
+                continue
+            event, patch = result
+            if patch is not None:
+                self._send("patch", event, patch)
+            else:
+                self._send("create", event, None)
+            return
+        self.busy = False
+
+    def _send(self, verb: str, event: dict, patch: dict | None) -> None:
+        """The sink's Create or Patch; the next event is taken once the answer is back."""
+        meta = event["metadata"]
+
+        def answered(result, error: APIError | None, delay: float) -> None:
+            if error is not None and verb == "patch" and error.code == 404:  # the event expired: create it
+                created = {**event, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+                self.engine.schedule(delay, lambda _: self._send("create", created, None))
+                return
+            if error is None:
+                self.written += 1
+                self.correlator.update_state(result)
+            else:
+                self.failed += 1
+            self.engine.schedule(delay, self._next)
+
+        if verb == "patch":
+            self.client.request(
+                "patch", "events", answered, namespace=meta["namespace"], name=meta["name"], body=patch or {}
+            )
+        else:
+            self.client.request("create", "events", answered, namespace=meta["namespace"], body=event)
