@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,33 @@ def _sweep_help() -> str:
             lines.append("    <component>.<field>: any field of a component's configuration (see kbench config)")
         lines.append(f"    presets: {', '.join(sweep.presets)}")
     return "\n".join(lines)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """Where a sweep's run goes and how its points run (kbench sweep and kbench validate)."""
+    parser.add_argument("--out", default="results", type=Path, help="results root (default: results)")
+    parser.add_argument("--run", default=None, help="run directory name (default: a timestamp)")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
+    parser.add_argument("--seed", type=int, default=None, help="base seed (default: 0; with --resume: the run's)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run the points on a Dask cluster (scheduler address, e.g. tcp://host:8786)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run given by --run (default: the latest) with its own grid, without "
+        "recomputing finished points",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="runs per point with different seeds (default 1; with --resume: the run's)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,29 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         "or KubeSchedulerConfiguration documents and flags by component; each field it sets becomes a "
         "one-value axis (a --param of the same field wins); see kbench config",
     )
-    sweep.add_argument("--out", default="results", type=Path, help="results root (default: results)")
-    sweep.add_argument("--run", default=None, help="run directory name (default: a timestamp)")
-    sweep.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
-    sweep.add_argument("--seed", type=int, default=None, help="base seed (default: 0; with --resume: the run's)")
-    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    sweep.add_argument(
-        "--dask",
-        default=None,
-        metavar="ADDRESS",
-        help="run the points on a Dask cluster (scheduler address, e.g. tcp://host:8786)",
-    )
-    sweep.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run given by --run (default: the latest) with its own grid, without "
-        "recomputing finished points",
-    )
-    sweep.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        help="runs per point with different seeds (default 1; with --resume: the run's)",
-    )
+    _run_options(sweep)
     run = commands.add_parser(
         "run",
         help="the main job: the cluster sweep's quick preset, then the component sweeps' (a few minutes)",
@@ -100,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU count)")
     run.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    validate = commands.add_parser(
+        "validate",
+        help="run the published experiments (data/validation) and print kbench beside their figures",
+        description="Run every experiment of data/validation by its preset (the quick ones by default) as the "
+        "validation sweep; print experiment | metric | published | kbench | ratio | within tolerance and write "
+        "validation.csv, validation.md and validation.png under OUT/validation/<run>/.",
+    )
+    validate.add_argument("--full", action="store_true", help="every experiment, the 5,000-node ones included")
+    validate.add_argument(
+        "--experiment", action="append", default=[], metavar="NAME", help="only this experiment (repeatable)"
+    )
+    _run_options(validate)
     report = commands.add_parser(
         "report",
         help="write one self-contained HTML report (and a PDF) of a sweep run",
@@ -164,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
         "(slis.csv, pod_startup.parquet, ClusterLoader2 PerfData JSON) under OUT.",
     )
     scenario.add_argument("action", choices=("run", "show", "list"), help="run it, print its YAML, or list built-ins")
-    scenario.add_argument("scenario", nargs="?", help="a scenario YAML file or a built-in name")
+    scenario.add_argument("scenario", nargs="?", help="a scenario YAML file, a built-in or a preset")
     scenario.add_argument(
         "--set",
         action="append",
@@ -204,6 +222,7 @@ def _scenario(args: argparse.Namespace) -> int:
 
     from kbench.metrics.perfdata import write_perfdata
     from kbench.metrics.slis import COLUMNS
+    from kbench.scenarios import presets
     from kbench.scenarios.library import SCENARIOS
     from kbench.scenarios.spec import Scenario
     from kbench.sweep import results
@@ -211,6 +230,9 @@ def _scenario(args: argparse.Namespace) -> int:
     if args.action == "list":
         for builtin in SCENARIOS.values():
             print("\n".join(builtin.describe()))
+        print("\npresets (data/presets; the published experiments' configurations and workloads):")
+        for name in presets.preset_names():
+            print(f"  {name}")
         return 0
     if not args.scenario:
         raise ValueError("scenario: give a YAML file or one of " + ", ".join(SCENARIOS))
@@ -222,12 +244,19 @@ def _scenario(args: argparse.Namespace) -> int:
                 raise ValueError(f"--set {item!r}: expected NAME=VALUE")
             kwargs[key.strip()] = yaml.safe_load(value)
         sc = SCENARIOS[args.scenario](**kwargs)
+    elif args.scenario in presets.preset_names():
+        if args.set:
+            raise ValueError("--set applies to built-in scenarios; give a scenario file with preset: <name>")
+        sc = Scenario.from_preset(args.scenario)
     elif Path(args.scenario).exists():
         if args.set:
             raise ValueError("--set applies to built-in scenarios; edit the YAML file instead")
         sc = Scenario.from_yaml(args.scenario)
     else:
-        raise ValueError(f"scenario {args.scenario!r}: no such file or built-in; built-ins: {', '.join(SCENARIOS)}")
+        raise ValueError(
+            f"scenario {args.scenario!r}: no such file, built-in or preset; built-ins: {', '.join(SCENARIOS)}; "
+            f"presets: {', '.join(presets.preset_names())}"
+        )
     if args.config is not None:
         sc.cluster = replace(sc.cluster, config=components.load_file(args.config, sc.cluster.config))
     document = yaml.safe_dump_all(sc.documents(), sort_keys=False).encode()
@@ -334,6 +363,31 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if len(failed) else 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from kbench.validation import OUT_OF_SAMPLE, TABLE_COLUMNS
+
+    given = ["sweep", "validation"]
+    if args.full or not args.resume:  # a resumed run keeps its own preset
+        given += ["--preset", "full" if args.full else "quick"]
+    if args.experiment:
+        given += ["--param", "experiment=" + ",".join(args.experiment)]
+    shared = {k: getattr(args, k) for k in ("out", "run", "jobs", "seed", "seeds", "dask", "resume", "no_progress")}
+    code = _sweep(argparse.Namespace(**{**vars(_parser().parse_args(given)), **shared}))
+    if code == INTERRUPTED:
+        return code
+    run_dir = args.out / "validation" / os.readlink(args.out / "validation" / "latest")
+    table = pd.read_csv(run_dir / "validation.csv")
+    print()
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(table[[c for c in TABLE_COLUMNS if c != "source"]].to_string(index=False, float_format="{:,.4g}".format))
+    oos = table[table["role"] == OUT_OF_SAMPLE]
+    print(
+        f"\n{int(oos['within'].sum())} of {len(oos)} out-of-sample figures within tolerance "
+        f"({int(table['within'].sum())} of {len(table)} in all); report: {run_dir / 'validation.md'}"
+    )
+    return code
+
+
 def _config(args: argparse.Namespace) -> int:
     if not args.yaml:
         print(components.describe(args.component))
@@ -410,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scenario(args)
         if args.command == "config":
             return _config(args)
+        if args.command == "validate":
+            return _validate(args)
     except (ValueError, OSError) as err:
         print(f"kbench: error: {err}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,6 +39,7 @@ from kbench.api.core import ManifestError, load_manifests
 from kbench.apiserver.objects import KINDS, RESOURCES
 from kbench.cluster import MAX_PODS_PER_NODE, YAML_KEYS, ClusterSpec
 from kbench.node.probes import parse_behaviour
+from kbench.scenarios import presets
 
 API_VERSION = "kbench.io/v1"
 MAX_OBJECTS = 1_000_000
@@ -137,6 +139,15 @@ class Scenario:
         return cls.from_text(text, str(path))
 
     @classmethod
+    def from_preset(cls, name: str) -> Scenario:
+        """Preset ``name`` (:mod:`kbench.scenarios.presets`): its cluster, configuration and workload."""
+        try:
+            path = presets.preset_path(name)
+        except ValueError as err:
+            raise ScenarioError(str(err)) from None
+        return cls.from_yaml(path)
+
+    @classmethod
     def from_text(cls, text: str, origin: str = "<scenario>") -> Scenario:
         """Parse a scenario file's text; ``origin`` names it in errors."""
         try:
@@ -159,19 +170,20 @@ class Scenario:
                 f"{where}: apiVersion/kind: expected {API_VERSION} Scenario; "
                 f"got {doc.get('apiVersion')!r} {doc.get('kind')!r}"
             )
-        unknown = set(doc) - {"apiVersion", "kind", "metadata", "cluster", "steps", "drain"}
+        unknown = set(doc) - {"apiVersion", "kind", "metadata", "preset", "cluster", "steps", "drain"}
         if unknown:
             raise ScenarioError(
-                f"{where}: {sorted(unknown)[0]}: unknown field; allowed: metadata, cluster, steps, drain"
+                f"{where}: {sorted(unknown)[0]}: unknown field; allowed: metadata, preset, cluster, steps, drain"
             )
         numbered = list(enumerate(objects or [], start=1))
         documents = {f"{origin}: document {i}": d for i, d in numbered if components.is_config_document(d)}
+        base, raw = _preset_cluster(doc.get("preset"), doc.get("cluster"), where)
         try:
-            config = components.from_documents(documents)
+            config = components.from_documents(documents, base=base)
         except ValueError as err:
             raise ScenarioError(str(err)) from None
         try:
-            cluster = ClusterSpec.from_dict(doc.get("cluster"), "cluster", config)
+            cluster = ClusterSpec.from_dict(raw, "cluster", config)
         except (ValueError, KeyError) as err:
             raise ScenarioError(f"{where}: {str(err).strip(chr(39))}") from None
         steps = [_step(s, f"{where}: steps[{i}]") for i, s in enumerate(doc.get("steps") or [])]
@@ -227,6 +239,25 @@ class Scenario:
         from kbench.scenarios.steps import run_scenario
 
         return run_scenario(self, progress, on_advance)
+
+
+def _preset_cluster(preset, cluster, where: str) -> tuple[Mapping | None, Any]:
+    """The base configuration and the ``cluster`` section of a scenario with ``preset: <name>``: the preset's
+    cluster fields, changed by the file's (``profileOverrides`` merged), over the preset's configuration."""
+    if preset is None:
+        return None, cluster
+    if not isinstance(preset, str):
+        raise ScenarioError(f"{where}: preset: expected a preset's name; got {preset!r}")
+    if cluster is not None and not isinstance(cluster, Mapping):
+        return None, cluster  # ClusterSpec.from_dict names the error
+    try:
+        base = Scenario.from_preset(preset).cluster
+    except ScenarioError as err:
+        raise ScenarioError(f"{where}: {err}") from None
+    raw = {key: getattr(base, name) for key, name in YAML_KEYS.items()}
+    raw.update(cluster or {})
+    raw["profileOverrides"] = {**base.overrides, **((cluster or {}).get("profileOverrides") or {})}
+    return base.config, raw
 
 
 def _step(raw, where: str) -> Step:

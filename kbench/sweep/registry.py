@@ -12,6 +12,7 @@ REGISTRY = {
     "etcd": "kbench.sweep.etcd",
     "proxy": "kbench.sweep.proxy",
     "scheduler": "kbench.sweep.scheduler",
+    "validation": "kbench.sweep.validation",
 }
 
 

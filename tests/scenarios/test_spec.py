@@ -72,12 +72,12 @@ def test_shipped_examples_load(path):
         ),
         (
             HEAD + "steps: [{deleteObjects: {resource: widgets}}]\n",
-            r"steps\[0\].deleteObjects.resource: unknown 'widgets'; allowed: deployments",
+            r"steps\[0\].deleteObjects.resource: unknown 'widgets'; allowed: (\w+, )+deployments",
         ),
         (HEAD + "steps: [{stopNodes: {fraction: 2}}]\n", r"stopNodes.fraction: expected a share in \[0, 1\]"),
         (
             HEAD + "---\napiVersion: v1\nkind: Widget\nmetadata: {name: w}\n",
-            "document 1: kind: 'Widget' is not one of Deployment, EndpointSlice",
+            r"document 1: kind: 'Widget' is not one of (\w+, )*Deployment, EndpointSlice",
         ),
         (HEAD + "---\napiVersion: v1\nkind: Service\nmetadata: {}\n", "document 1: metadata.name: required"),
         (HEAD + "steps: [\n", "not valid YAML"),
@@ -111,3 +111,54 @@ def test_a_kind_list_document_stands_for_its_items():
             HEAD + "---\nkind: Namespace\nmetadata: {name: a}\n---\nkind: List\n"
             "items: [{kind: Namespace, metadata: {}}]\n"
         )
+
+
+PRESET = """
+apiVersion: kbench.io/v1
+kind: Scenario
+metadata: {name: scale}
+cluster:
+  nodes: 50
+  zones: 2
+  profileOverrides: {etcd.wal_fsync.median: 0.002}
+  kube-controller-manager: {kube-api-qps: 100, kube-api-burst: 100}
+steps:
+  - createPods: {perNode: 1, rate: 10}
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+kubeAPIQPS: 7
+"""
+
+
+def test_a_scenario_takes_a_presets_cluster_and_changes_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("KBENCH_PRESETS", str(tmp_path))
+    (tmp_path / "scale.yaml").write_text(PRESET)
+    assert Scenario.from_preset("scale").cluster.nodes == 50
+    sc = Scenario.from_text(
+        "apiVersion: kbench.io/v1\nkind: Scenario\npreset: scale\n"
+        "cluster: {nodes: 5, profileOverrides: {etcd.peer_rtt.value: 0.001}}\n"
+        "steps: [{wait: {seconds: 1}}]\n"
+    )
+    assert (sc.cluster.nodes, sc.cluster.zones) == (5, 2)  # the file's field wins; the preset's others stay
+    assert sc.cluster.overrides == {"etcd.wal_fsync.median": 0.002, "etcd.peer_rtt.value": 0.001}
+    assert sc.cluster.config["kube-controller-manager"].values()["kubeAPIQPS"] == 100
+    assert sc.cluster.config["kubelet"].values()["kubeAPIQPS"] == 7
+    assert [s.action for s in sc.steps] == ["wait"]  # the preset's workload is not taken
+    own = Scenario.from_text(
+        "apiVersion: kbench.io/v1\nkind: Scenario\npreset: scale\nsteps: []\n---\n"
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nkubeAPIBurst: 3\n"
+    )
+    kubelet = own.cluster.config["kubelet"].values()
+    assert (kubelet["kubeAPIQPS"], kubelet["kubeAPIBurst"]) == (50, 3)  # a document replaces the component's
+
+
+def test_an_unknown_preset_is_refused_with_the_known_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("KBENCH_PRESETS", str(tmp_path))
+    (tmp_path / "scale.yaml").write_text(PRESET)
+    with pytest.raises(ScenarioError, match=r"<scenario>: document 0: preset: 'big' is not a preset; presets: scale"):
+        Scenario.from_text("apiVersion: kbench.io/v1\nkind: Scenario\npreset: big\n")
+    with pytest.raises(ScenarioError, match="preset: expected a preset's name; got 3"):
+        Scenario.from_text("apiVersion: kbench.io/v1\nkind: Scenario\npreset: 3\n")
+    with pytest.raises(ScenarioError, match="preset: '../scale' is not a preset"):
+        Scenario.from_preset("../scale")

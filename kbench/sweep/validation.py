@@ -1,0 +1,49 @@
+"""The ``validation`` sweep: every published experiment of ``data/validation/`` run by its preset, one point per
+experiment (``quick``: the experiments small enough for CI; ``full``: every one, the 5,000-node runs included).
+
+Each point runs the experiment's scenario and reports its summary (every SLI, the verdict, kbench's speed) plus
+one ``sim_<row key>`` column per published figure (:mod:`kbench.validation`); the export writes the comparison
+table (``validation.csv``), the figure (kbench against published, one panel per SLI) and ``validation.md``.
+``kbench validate`` runs it and prints the table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kbench import validation
+from kbench.params import Param
+from kbench.sweep import progress
+
+KNOWN = validation.experiments()
+
+PARAMS = (Param("experiment", str, "a published experiment in data/validation", choices=tuple(KNOWN) or None),)
+
+PRESETS = {
+    "quick": {"experiment": [name for name, exp in KNOWN.items() if exp.quick]},
+    "full": {"experiment": list(KNOWN)},
+}
+
+
+def run_point(params: dict, seed: int) -> dict:
+    """Run the experiment's scenario; its summary and its figure for every published row."""
+    exp = KNOWN[params["experiment"]]
+    result = exp.scenario(seed).run(progress=False, on_advance=progress.report)
+    return {**result.summary(), **validation.measured(result.slis, exp)}
+
+
+def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """The comparison table, its report and its figure."""
+    table = validation.compare(df, KNOWN)
+    out_dir = Path(out_dir)
+    table.to_csv(out_dir / "validation.csv", index=False)
+    (out_dir / "validation.md").write_text(validation.report(table, KNOWN))
+    return [out_dir / "validation.csv", out_dir / "validation.md", validation.figure(table, out_dir / "validation.png")]
+
+
+NAME = "validation"
+DESCRIPTION = "kbench beside published measurements: every experiment of data/validation run by its preset"
+FIGURES = ()
+SUMMARY = ("experiment", "sim_pod_startup_p99_s", "sim_slo_passed", "wall_seconds")

@@ -1,0 +1,330 @@
+"""kbench beside published measurements: the experiments of ``data/validation/``, each run and compared.
+
+An experiment file names what was measured (a ClusterLoader2 run, a KEP's figures, a blog's benchmark), the
+published figures with their sources, and the preset that reproduces its configuration (a scenario in
+``data/presets/``, or a built-in scenario with arguments). Each row is one published percentile, marked
+``out-of-sample`` or ``fitted: <the unit cost fitted to it>``; ``data/validation/README.md`` is the schema.
+``kbench validate`` runs the experiments through the ``validation`` sweep (so ``--jobs``, ``--dask`` and
+``--resume`` work as for any sweep) and prints experiment | metric | published | kbench | ratio | within
+tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from kbench.metrics.slis import COLUMNS
+
+QUANTILES = ("p50", "p90", "p99", "max")
+OUT_OF_SAMPLE = "out-of-sample"
+TABLE_COLUMNS = [
+    "experiment",
+    "metric",
+    "unit",
+    "published",
+    "kbench",
+    "ratio",
+    "tolerance",
+    "within",
+    "role",
+    "source",
+]
+
+
+def validation_dir() -> Path:
+    """Where experiment files live: ``$KBENCH_VALIDATION`` or the checkout's ``data/validation``."""
+    return Path(os.environ.get("KBENCH_VALIDATION", Path(__file__).resolve().parents[1] / "data" / "validation"))
+
+
+class ValidationError(ValueError):
+    """An experiment file that does not follow the schema; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One published figure: which kbench SLI row and quantile it is compared with, and how closely."""
+
+    sli: str
+    metric: str
+    quantile: str
+    published: float
+    unit: str
+    source: str
+    role: str
+    tolerance: float
+    verb: str | None = None
+    resource: str | None = None
+    scope: str | None = None
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        """``PodStartupLatency/pod_startup/p99``, or with the request: ``APIResponsiveness/request_latency LIST
+        pods cluster/p99``; the result column is ``sim_`` + key."""
+        labels = " ".join(x for x in (self.verb, self.resource, self.scope) if x)
+        return f"{self.sli}/{self.metric}{' ' + labels if labels else ''}/{self.quantile}"
+
+    @property
+    def fitted(self) -> bool:
+        """A unit cost was fitted to this figure (so agreement is not evidence)."""
+        return self.role != OUT_OF_SAMPLE
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One published experiment: its figures and how kbench reproduces it."""
+
+    name: str
+    description: str
+    quick: bool
+    rows: tuple[Row, ...]
+    sources: Mapping[str, Mapping[str, Any]]
+    preset: str | None = None
+    builtin: Mapping[str, Any] | None = None
+    qualitative: tuple[Mapping[str, Any], ...] = field(default=())
+    origin: str = ""
+
+    def scenario(self, seed: int = 0):
+        """The scenario that reproduces the experiment, seeded."""
+        from dataclasses import replace
+
+        from kbench.scenarios.library import SCENARIOS
+        from kbench.scenarios.spec import Scenario
+
+        if self.builtin is not None:
+            sc = SCENARIOS[self.builtin["scenario"]](**dict(self.builtin.get("args") or {}))
+        else:
+            assert self.preset is not None
+            sc = Scenario.from_preset(self.preset)
+        sc.cluster = replace(sc.cluster, seed=seed)
+        return sc
+
+
+def _need(doc: Mapping, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = doc.get(key)
+    if value is None or isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ValidationError(f"{where}: {key}: required, a {names}; got {value!r}")
+    return value
+
+
+def _row(raw: Any, where: str, sources: Mapping) -> Row:
+    if not isinstance(raw, Mapping):
+        raise ValidationError(f"{where}: expected a mapping with sli, metric, quantile, published, ...")
+    allowed = {f for f in Row.__dataclass_fields__} | {"labels"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ValidationError(f"{where}: {unknown[0]}: unknown field; allowed: {', '.join(sorted(allowed))}")
+    quantile = _need(raw, "quantile", str, where)
+    if quantile not in QUANTILES:
+        raise ValidationError(f"{where}: quantile: must be one of {', '.join(QUANTILES)}; got {quantile!r}")
+    published = _need(raw, "published", (int, float), where)
+    if not math.isfinite(published) or published <= 0:
+        raise ValidationError(f"{where}: published: must be a positive number; got {published!r}")
+    source = _need(raw, "source", str, where)
+    if source not in sources:
+        raise ValidationError(f"{where}: source: {source!r} is not in the file's sources ({', '.join(sources)})")
+    role = _need(raw, "role", str, where)
+    if role != OUT_OF_SAMPLE and not role.startswith("fitted:"):
+        raise ValidationError(f"{where}: role: must be {OUT_OF_SAMPLE!r} or 'fitted: <unit cost>'; got {role!r}")
+    tolerance = raw.get("tolerance", 0.25)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < math.inf:
+        raise ValidationError(f"{where}: tolerance: must be a positive relative tolerance (0.25 = 25%)")
+    labels = {k: raw.get(k) for k in ("verb", "resource", "scope")}
+    return Row(
+        _need(raw, "sli", str, where),
+        _need(raw, "metric", str, where),
+        quantile,
+        float(published),
+        _need(raw, "unit", str, where),
+        source,
+        role,
+        float(tolerance),
+        note=str(raw.get("note") or ""),
+        **{k: None if v is None else str(v) for k, v in labels.items()},
+    )
+
+
+def from_dict(doc: Any, origin: str) -> Experiment:
+    """An experiment from its parsed file; errors name ``origin`` and the field."""
+    if not isinstance(doc, Mapping):
+        raise ValidationError(f"{origin}: expected a mapping (experiment, preset, rows, ...)")
+    allowed = ("experiment", "description", "preset", "builtin", "quick", "sources", "rows", "qualitative")
+    unknown = sorted(set(doc) - set(allowed))
+    if unknown:
+        raise ValidationError(f"{origin}: {unknown[0]}: unknown field; allowed: {', '.join(allowed)}")
+    name = _need(doc, "experiment", str, origin)
+    if ("preset" in doc) == ("builtin" in doc):
+        raise ValidationError(f"{origin}: give exactly one of preset (a data/presets name) or builtin")
+    builtin = doc.get("builtin")
+    if builtin is not None:
+        from kbench.scenarios.library import SCENARIOS
+
+        if not isinstance(builtin, Mapping) or builtin.get("scenario") not in SCENARIOS:
+            raise ValidationError(f"{origin}: builtin.scenario: must be one of {', '.join(SCENARIOS)}")
+    sources = _need(doc, "sources", Mapping, origin)
+    rows = _need(doc, "rows", list, origin)
+    if not rows:
+        raise ValidationError(f"{origin}: rows: at least one published figure")
+    return Experiment(
+        name=name,
+        description=str(doc.get("description") or ""),
+        quick=_need(doc, "quick", bool, origin),
+        rows=tuple(_row(r, f"{origin}: rows[{i}]", sources) for i, r in enumerate(rows)),
+        sources=sources,
+        preset=doc.get("preset"),
+        builtin=builtin,
+        qualitative=tuple(doc.get("qualitative") or ()),
+        origin=origin,
+    )
+
+
+def experiments(directory: str | os.PathLike | None = None) -> dict[str, Experiment]:
+    """Every experiment file in ``directory`` (default :func:`validation_dir`), by experiment name."""
+    out: dict[str, Experiment] = {}
+    for path in sorted(Path(directory or validation_dir()).glob("*.yaml")):
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ValidationError(f"{path}: not valid YAML: {err}") from None
+        exp = from_dict(doc, str(path))
+        if exp.name in out:
+            raise ValidationError(f"{path}: experiment: {exp.name!r} is also in {out[exp.name].origin}")
+        out[exp.name] = exp
+    return out
+
+
+def measure(slis: pd.DataFrame, row: Row) -> float:
+    """kbench's figure for ``row`` from a run's SLI table: the matching rows' quantile (the worst when several
+    requests match, as ClusterLoader2's APIResponsiveness reports the worst call); NaN when nothing matches."""
+    match = (slis["sli"] == row.sli) & (slis["metric"] == row.metric)
+    for label in ("verb", "resource", "scope"):
+        wanted = getattr(row, label)
+        if wanted is not None:
+            match &= slis[label] == wanted
+    values = slis.loc[match, row.quantile].astype(float)
+    return float(values.max()) if len(values) else math.nan
+
+
+def measured(slis: pd.DataFrame, experiment: Experiment) -> dict[str, float]:
+    """Every row's figure, as ``sim_<row key>`` columns."""
+    assert set(COLUMNS) <= set(slis.columns)
+    return {f"sim_{row.key}": measure(slis, row) for row in experiment.rows}
+
+
+def compare(results: pd.DataFrame, known: Mapping[str, Experiment]) -> pd.DataFrame:
+    """The validation table: one line per published figure of every experiment in ``results`` (the validation
+    sweep's rows; with several seeds, kbench's figure is the mean over them)."""
+    lines = []
+    for name, runs in results.groupby("experiment", sort=False):
+        exp = known[str(name)]
+        for row in exp.rows:
+            column = f"sim_{row.key}"
+            value = float(runs[column].mean()) if column in runs else math.nan
+            ratio = value / row.published
+            lines.append(
+                {
+                    "experiment": exp.name,
+                    "metric": row.key,
+                    "unit": row.unit,
+                    "published": row.published,
+                    "kbench": value,
+                    "ratio": ratio,
+                    "tolerance": row.tolerance,
+                    "within": bool(abs(ratio - 1) <= row.tolerance),
+                    "role": row.role,
+                    "source": _cite(exp.sources.get(row.source, {}), row.source),
+                }
+            )
+    return pd.DataFrame(lines, columns=TABLE_COLUMNS)
+
+
+def _cite(source: Mapping, key: str) -> str:
+    for field_name in ("url", "path", "repository"):
+        if source.get(field_name):
+            return str(source[field_name])
+    return key
+
+
+def figure(table: pd.DataFrame, path: Path) -> Path:
+    """kbench against published, one panel per SLI, log-log with the y = x line and its tolerance band; fitted
+    rows hollow, out-of-sample rows filled."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from kbench import plot
+
+    slis = sorted({m.split("/")[0] for m in table["metric"]})
+    fig, axes = plt.subplots(1, max(1, len(slis)), figsize=(4.2 * max(1, len(slis)), 4.2), squeeze=False)
+    for ax, sli in zip(axes[0], slis):
+        part = table[table["metric"].str.startswith(sli + "/")]
+        both = pd.concat([part["published"], part["kbench"]]).dropna()
+        low, high = (both.min() / 2, both.max() * 2) if len(both) else (0.1, 10.0)
+        tol = float(part["tolerance"].max())
+        ax.plot([low, high], [low, high], color="black", lw=1, label="kbench = published")
+        ax.fill_between(
+            [low, high],
+            [low * (1 - tol), high * (1 - tol)],
+            [low * (1 + tol), high * (1 + tol)],
+            color="grey",
+            alpha=0.2,
+            label=f"within {tol:.0%}",
+        )
+        for fitted, marker in ((False, "o"), (True, "s")):
+            sub = part[part["role"].ne(OUT_OF_SAMPLE) == fitted]
+            if len(sub):
+                ax.scatter(
+                    sub["published"],
+                    sub["kbench"],
+                    marker=marker,
+                    facecolors="none" if fitted else None,
+                    edgecolors="C1" if fitted else None,
+                    label="fitted" if fitted else "out of sample",
+                )
+        unit = ", ".join(sorted(set(part["unit"])))
+        ax.set(title=sli, xlabel=f"published ({unit})", ylabel=f"kbench ({unit})", xlim=(low, high), ylim=(low, high))
+        plot.style(ax, logx=True, logy=True)
+        ax.legend(fontsize="small")
+    fig.suptitle("kbench beside published measurements")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def report(table: pd.DataFrame, known: Mapping[str, Experiment]) -> str:
+    """The validation report (Markdown): the table, then each experiment's description, sources and
+    qualitative findings."""
+    shown = table.assign(
+        published=table["published"].map("{:.4g}".format),
+        kbench=table["kbench"].map("{:.4g}".format),
+        ratio=table["ratio"].map("{:.2f}".format),
+        tolerance=table["tolerance"].map("{:.0%}".format),
+        within=table["within"].map({True: "yes", False: "NO"}),
+    )
+    header = "| " + " | ".join(TABLE_COLUMNS) + " |\n|" + "---|" * len(TABLE_COLUMNS) + "\n"
+    lines = "".join("| " + " | ".join(str(v) for v in r) + " |\n" for r in shown[TABLE_COLUMNS].itertuples(False))
+    oos = table[table["role"] == OUT_OF_SAMPLE]
+    out = [
+        "# kbench validation\n",
+        f"{int(oos['within'].sum())} of {len(oos)} out-of-sample figures within tolerance; "
+        f"{int(table['within'].sum())} of {len(table)} in all.\n",
+        header + lines,
+    ]
+    for name in dict.fromkeys(table["experiment"]):
+        exp = known[name]
+        out.append(f"\n## {exp.name}\n\n{exp.description.strip()}\n\nSources:\n")
+        out += [f"- `{key}`: {_cite(src, key)}\n" for key, src in exp.sources.items()]
+        for claim in exp.qualitative:
+            out.append(f"- Finding to reproduce: {claim.get('claim')} ({claim.get('source')})\n")
+    return "".join(out)

@@ -1,0 +1,129 @@
+"""kbench.validation: the experiment schema (errors name the file and field), how a published row finds its kbench
+figure, the comparison table, its figure and report, and a whole experiment run from a built-in scenario."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from kbench import validation
+from kbench.metrics.slis import COLUMNS
+
+
+def experiment(**changes) -> dict:
+    doc = {
+        "experiment": "tiny-density",
+        "description": "A density run small enough for a unit test.",
+        "builtin": {"scenario": "density", "args": {"nodes": 4, "pods_per_node": 2, "rate": 10}},
+        "quick": True,
+        "sources": {"made-up": {"url": "https://example.invalid/figures", "note": "test data"}},
+        "rows": [
+            {
+                "sli": "PodStartupLatency",
+                "metric": "pod_startup",
+                "quantile": "p99",
+                "published": 2.0,
+                "unit": "s",
+                "source": "made-up",
+                "role": "out-of-sample",
+                "tolerance": 0.25,
+            }
+        ],
+    }
+    doc.update(changes)
+    return doc
+
+
+def row(**changes) -> dict:
+    return {**experiment()["rows"][0], **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"rows": [row(quantile="p95")]}, "rows[0]: quantile: must be one of p50, p90, p99, max; got 'p95'"),
+        ({"rows": [row(source="nowhere")]}, "rows[0]: source: 'nowhere' is not in the file's sources (made-up)"),
+        ({"rows": [row(role="calibrated")]}, "rows[0]: role: must be 'out-of-sample' or 'fitted: <unit cost>'"),
+        ({"rows": [row(published=-1)]}, "rows[0]: published: must be a positive number; got -1"),
+        ({"rows": [row(tolerance=0)]}, "rows[0]: tolerance: must be a positive relative tolerance"),
+        ({"rows": [row(colour="red")]}, "rows[0]: colour: unknown field"),
+        ({"rows": []}, "rows: at least one published figure"),
+        ({"preset": "cl2"}, "give exactly one of preset (a data/presets name) or builtin"),
+        ({"builtin": {"scenario": "nope"}}, "builtin.scenario: must be one of density"),
+        ({"quick": "yes"}, "quick: required, a bool; got 'yes'"),
+        ({"extra": 1}, "extra: unknown field; allowed: experiment, description"),
+    ],
+)
+def test_schema_errors_name_the_file_and_field(changes, message):
+    with pytest.raises(validation.ValidationError) as err:
+        validation.from_dict(experiment(**changes), "v.yaml")
+    assert str(err.value).startswith("v.yaml: ")
+    assert message in str(err.value)
+
+
+def test_experiments_reads_a_directory_and_refuses_a_name_twice(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(experiment()))
+    known = validation.experiments(tmp_path)
+    assert list(known) == ["tiny-density"]
+    assert known["tiny-density"].rows[0].key == "PodStartupLatency/pod_startup/p99"
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(experiment()))
+    with pytest.raises(validation.ValidationError, match="b.yaml: experiment: 'tiny-density' is also in"):
+        validation.experiments(tmp_path)
+    (tmp_path / "b.yaml").write_text("rows: [")
+    with pytest.raises(validation.ValidationError, match="b.yaml: not valid YAML"):
+        validation.experiments(tmp_path)
+
+
+def slis(*rows) -> pd.DataFrame:
+    full = [{c: None for c in COLUMNS} | r for r in rows]
+    return pd.DataFrame(full, columns=COLUMNS)
+
+
+def test_measure_matches_labels_and_takes_the_worst_request():
+    table = slis(
+        {"sli": "APIResponsiveness", "metric": "request_latency", "verb": "LIST", "resource": "pods", "p99": 0.5},
+        {"sli": "APIResponsiveness", "metric": "request_latency", "verb": "LIST", "resource": "nodes", "p99": 0.9},
+        {"sli": "APIResponsiveness", "metric": "request_latency", "verb": "GET", "resource": "pods", "p99": 0.1},
+    )
+    base = dict(row(), sli="APIResponsiveness", metric="request_latency", unit="s")
+    exp = validation.from_dict(experiment(rows=[base | {"verb": "LIST", "resource": "pods"}, base]), "v")
+    assert validation.measure(table, exp.rows[0]) == 0.5
+    assert validation.measure(table, exp.rows[1]) == 0.9  # every request: the worst
+    assert exp.rows[0].key == "APIResponsiveness/request_latency LIST pods/p99"
+    assert math.isnan(validation.measure(table, validation.from_dict(experiment(), "v").rows[0]))
+
+
+def test_compare_averages_seeds_and_judges_each_row(tmp_path):
+    exp = validation.from_dict(
+        experiment(rows=[row(), row(quantile="p50", published=1.0, role="fitted: runtime.sandbox_create")]), "v"
+    )
+    results = pd.DataFrame(
+        {
+            "experiment": ["tiny-density", "tiny-density"],
+            "sim_PodStartupLatency/pod_startup/p99": [2.2, 2.6],  # mean 2.4: ratio 1.2, within 25%
+            "sim_PodStartupLatency/pod_startup/p50": [0.5, 0.5],  # ratio 0.5: outside
+        }
+    )
+    table = validation.compare(results, {"tiny-density": exp})
+    assert table["kbench"].tolist() == pytest.approx([2.4, 0.5])
+    assert table["ratio"].tolist() == pytest.approx([1.2, 0.5])
+    assert table["within"].tolist() == [True, False]
+    assert table["source"].tolist() == ["https://example.invalid/figures"] * 2
+    text = validation.report(table, {"tiny-density": exp})
+    assert "1 of 1 out-of-sample figures within tolerance; 1 of 2 in all." in text
+    assert "| tiny-density | PodStartupLatency/pod_startup/p50 | s | 1 | 0.5 | 0.50 | 25% | NO |" in text
+    png = validation.figure(table, tmp_path / "v.png")
+    assert png.stat().st_size > 10_000
+
+
+def test_an_experiment_runs_from_its_builtin_and_is_measured():
+    exp = validation.from_dict(experiment(), "v")
+    result = exp.scenario(seed=3).run(progress=False)
+    assert result.cluster.spec.seed == 3
+    figures = validation.measured(result.slis, exp)
+    assert list(figures) == ["sim_PodStartupLatency/pod_startup/p99"]
+    startup = result.pod_startup["pod_startup"].quantile(0.99)
+    assert figures["sim_PodStartupLatency/pod_startup/p99"] == pytest.approx(startup, rel=0.05)
