@@ -1,19 +1,25 @@
 """kube-proxy on the engine: informer changes, the bounded-frequency sync runner, sync cost, and its SLIs.
 
-The runner is upstream's ``BoundedFrequencyRunner`` as kube-proxy ran it until v1.33 (pkg/util/async; NewProxier
-passes ``minSyncPeriod``, a maximum interval and :data:`BURST_SYNCS`): a change asks for a sync, which runs at once
-if the token bucket (one token per ``minSyncPeriod``, at most two saved) allows, else when it refills; with no
-changes a sync still runs every maximum interval (:data:`FULL_SYNC_PERIOD` for iptables and nftables, the mode's
-``syncPeriod`` for IPVS). A sync is full when none has run yet or the last full one is older than
-:data:`FULL_SYNC_PERIOD`, else partial (``MinimizeIPTablesRestore``, KEP-3453; nftables and IPVS write only what
-changed too). Its duration is the work it writes (``SyncWork``: iptables-restore lines, nftables or IPVS objects)
-times the profile's unit cost; changes arriving during a sync wait for the next one. The periods are the
-operator's (:class:`~kbench.proxy.config.KubeProxyConfiguration`, the running mode's section).
+The runner is upstream's ``BoundedFrequencyRunner`` as rewritten in v1.34 (pkg/proxy/runner/
+bounded_frequency_runner.go, kubernetes/kubernetes#131615, which dropped the token bucket and its bursts):
+``NewBoundedFrequencyRunner(name, fn, minInterval, retryInterval, maxInterval)``. After each sync ends, the runner
+waits ``minInterval`` (the mode's ``minSyncPeriod``) *from the end of that sync*, then runs again on the first of:
+a change (``Run()``; any number of them, during the sync or the wait, coalesce into one pending run), the
+``maxInterval`` timer (restarted at the end of every sync) or, after a failed sync, the ``retryInterval`` timer
+(cancelled by a successful sync). NewProxier passes ``minSyncPeriod, syncPeriod, proxyutil.FullSyncPeriod`` for
+iptables and nftables (pkg/proxy/{iptables,nftables}/proxier.go), so ``syncPeriod`` is only the retry interval
+there; IPVS passes ``syncPeriod`` as its maximum interval too (kubernetes/kubernetes#135631, back-ported to
+v1.35 by #136122). A sync is full when none has run yet, the last one failed (``needFullSync``: the change
+trackers were already drained) or the last full one is older than :data:`FULL_SYNC_PERIOD`, else partial
+(``MinimizeIPTablesRestore``, KEP-3453; nftables and IPVS write only what changed too). Its duration is the work
+it writes (``SyncWork``: iptables-restore lines, nftables or IPVS objects) times the profile's unit cost. The
+periods are the operator's (:class:`~kbench.proxy.config.KubeProxyConfiguration`, the running mode's section).
 
 Network programming latency (``network_programming_duration_seconds``) is observed as upstream does: when a
-sync that includes a change completes, now minus the change's trigger time (the EndpointSlice's
-``endpoints.kubernetes.io/last-change-trigger-time``). First-packet latency is the rules a new connection's
-first packet evaluates (counted by the matcher) times the per-rule cost, plus a per-packet base.
+sync that includes a change completes successfully, now minus the change's trigger time (the EndpointSlice's
+``endpoints.kubernetes.io/last-change-trigger-time``); a failed sync returns before observing them, so its
+changes' trigger times are lost. First-packet latency is the rules a new connection's first packet evaluates
+(counted by the matcher) times the per-rule cost, plus a per-packet base.
 """
 
 from __future__ import annotations
@@ -38,11 +44,8 @@ COMPILERS: dict[str, Callable[[list[ServicePortInfo], ProxierConfig], Any]] = {
 """Each mode's rule compiler (a full sync's rules for the service ports); every result has ``work``."""
 FULL_SYNC_PERIOD = 3600.0
 """pkg/proxy/util/utils.go FullSyncPeriod = 1 * time.Hour: the iptables and nftables runners' maximum interval
-and the age after which a sync is full (``doFullSync``); kubernetes/kubernetes#135631 confirms both modes used 1h
-before v1.34, and that IPVS resyncs every ``syncPeriod``."""
-BURST_SYNCS = 2
-"""pkg/proxy/{iptables,ipvs,nftables}/proxier.go NewProxier ``burstSyncs := 2`` (v1.33 and before): the runner's
-token bucket holds two syncs. v1.34 rewrote the runner without bursts (kubernetes/kubernetes#131615)."""
+and the age after which a sync is full (``doFullSync``); kubernetes/kubernetes#135631 ("It was already 1h for
+iptables and nftables") and that IPVS resyncs every ``syncPeriod``."""
 
 
 @dataclass
@@ -83,6 +86,8 @@ class SyncRecord:
     full: bool
     written: int
     changed: int
+    ok: bool = True
+    """False when the sync failed (the runner retries at ``syncPeriod``; the next sync is full)."""
 
 
 class KubeProxy:
@@ -103,6 +108,9 @@ class KubeProxy:
         False turns partial syncs off (every sync full), as before ``MinimizeIPTablesRestore`` (v1.26).
     work : SyncWork, optional
         The ports' compiled work, when the caller has already compiled them (else compiled here).
+    fails : callable, optional
+        ``fails(i)`` is True when the ``i``-th sync (0 the first) fails, as an ``iptables-restore`` or
+        ``nft`` error does upstream; by default every sync succeeds.
     """
 
     def __init__(
@@ -114,6 +122,7 @@ class KubeProxy:
         legacy: bool = False,
         partial_syncs: bool = True,
         work: SyncWork | None = None,
+        fails: Callable[[int], bool] | None = None,
     ) -> None:
         self.engine, self.config, self.mode = engine, config, config.mode
         self.costs = costs if costs is not None else ProxyCosts.from_profile()
@@ -128,11 +137,15 @@ class KubeProxy:
         self._changed: set[str] = set()
         self._triggers: list[float] = []
         self._request = engine.event()
-        self._tokens = float(BURST_SYNCS)
-        self._refilled = engine.now
         self._last_full = -math.inf
+        self._need_full = True
+        self.fails = fails
         self.min_sync_period = config.configuration.min_sync_period
+        """The runner's ``minInterval``: the mode's ``minSyncPeriod``."""
+        self.retry_interval = config.configuration.sync_period
+        """The runner's ``retryInterval``: the mode's ``syncPeriod`` (every mode's NewProxier)."""
         self.max_interval = config.configuration.sync_period if self.mode == "ipvs" else FULL_SYNC_PERIOD
+        """The runner's ``maxInterval``: ``syncPeriod`` for IPVS, ``proxyutil.FullSyncPeriod`` otherwise."""
         self.ready = engine.event()
         """Triggered when the first (full) sync has completed."""
         self.process = engine.process(self._run(), name=f"kube-proxy-{self.mode}")
@@ -159,41 +172,39 @@ class KubeProxy:
         return self.work.written(None)
 
     # -- the sync runner ---------------------------------------------------------------------------------
-    def _take_token(self) -> float:
-        """Seconds until the token bucket (rate 1 / minSyncPeriod, burst :data:`BURST_SYNCS`) has a token."""
-        now = self.engine.now
-        period = self.min_sync_period
-        if period <= 0:
-            return 0.0
-        self._tokens = min(BURST_SYNCS, self._tokens + (now - self._refilled) / period)
-        self._refilled = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return 0.0
-        wait = (1 - self._tokens) * period
-        self._tokens = 0.0
-        self._refilled = now + wait
-        return wait
-
     def _run(self) -> Generator[Any, Any, None]:
+        """BoundedFrequencyRunner.Loop (v1.34): sync, wait ``minInterval`` from the sync's end, then wait for a
+        change, the ``maxInterval`` timer or (after a failure) the ``retryInterval`` timer, both restarted at
+        the sync's end."""
         engine = self.engine
         while True:
-            wait = self._take_token()
-            if wait > 0:
-                yield engine.timeout(wait)
-            full = not self.partial_syncs or engine.now - self._last_full > FULL_SYNC_PERIOD
-            changed, triggers = self._changed, self._triggers
-            self._changed, self._triggers = set(), []
-            self._request = engine.event()
-            written = self.work.written(None if full else changed)
-            duration = self.costs.sync_duration(self.mode, written, self.total_written, self.legacy)
-            start = engine.now
-            yield engine.timeout(duration)
-            if full:
-                self._last_full = start
-            self.syncs.append(SyncRecord(start, duration, full, written, len(changed)))
-            self.latencies += [engine.now - t for t in triggers]
-            if not self.ready.triggered:
-                self.ready.succeed()
+            ok = yield from self._sync()
+            ended = engine.now
+            due = ended + (self.max_interval if ok else min(self.max_interval, self.retry_interval))
+            if self.min_sync_period > 0:
+                yield engine.timeout(self.min_sync_period)
             if not self._request.triggered:
-                yield engine.any_of([self._request, engine.timeout(self.max_interval)])
+                yield engine.any_of([self._request, engine.timeout(max(0.0, due - engine.now))])
+
+    def _sync(self) -> Generator[Any, Any, bool]:
+        """One ``syncProxyRules``: write a full or partial sync, record it; True when it succeeded."""
+        engine = self.engine
+        full = not self.partial_syncs or self._need_full or engine.now - self._last_full > FULL_SYNC_PERIOD
+        changed, triggers = self._changed, self._triggers
+        self._changed, self._triggers = set(), []
+        self._request = engine.event()
+        written = self.work.written(None if full else changed)
+        duration = self.costs.sync_duration(self.mode, written, self.total_written, self.legacy)
+        start = engine.now
+        ok = self.fails is None or not self.fails(len(self.syncs))
+        yield engine.timeout(duration)
+        self.syncs.append(SyncRecord(start, duration, full, written, len(changed), ok))
+        if not ok:
+            self._need_full = True
+            return False
+        if full:
+            self._last_full, self._need_full = start, False
+        self.latencies += [engine.now - t for t in triggers]
+        if not self.ready.triggered:
+            self.ready.succeed()
+        return True
