@@ -5,6 +5,11 @@ precondition etcd checks when the write applies (:func:`compare_and_write`).
 Deletion follows upstream: objects with finalizers get ``deletionTimestamp`` and stay until the last finalizer is
 removed; a Pod bound to a node is deleted gracefully (``deletionTimestamp`` plus its grace period) and removed by a
 second delete with grace period 0 (the kubelet's), or by a forced delete.
+
+Events are stored with a TTL (pkg/registry/core/event/storage: ``TTLFunc`` returns kube-apiserver's ``--event-ttl``,
+default 1h, on create and on update): every write of an Event attaches its key to an etcd lease from the
+:class:`LeaseManager` (k8s.io/apiserver/pkg/storage/etcd3/lease_manager.go), so etcd deletes it when the lease
+expires, and the watch cache sees the deletes.
 """
 
 from __future__ import annotations
@@ -33,7 +38,14 @@ GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 """k8s.io/apimachinery/pkg/util/rand: the alphabet of generateName suffixes (5 characters)."""
 Plan = tuple[str, dict, tuple]
 """(event kind ADDED / MODIFIED / DELETED, the object to store, the precondition: ("absent",), ("exists",) or
-("rev", resourceVersion))."""
+("rev", resourceVersion); an Event's write carries a third item, its :class:`LeaseAttach`)."""
+DEFAULT_EVENT_TTL = 3600.0
+"""kube-apiserver --event-ttl default, 1h (cmd/kube-apiserver/app/options/options.go: EventTTL 1 * time.Hour)."""
+LEASE_REUSE_DURATION_SECONDS, LEASE_REUSE_DURATION_PERCENT = 60, 0.05
+"""etcd3/lease_manager.go: a lease is reused for min(60 s, 5 % of the TTL) (defaultLeaseReuseDurationSeconds,
+newDefaultLeaseManager's 0.05) ..."""
+LEASE_MAX_OBJECT_COUNT = 1000
+"""... and for at most 1000 objects (defaultLeaseMaxObjectCount)."""
 
 
 class WriteRequest(Protocol):
@@ -73,13 +85,25 @@ class Registry:
         self._uid = itertools.count(1)
         self._service_ips, self._node_ports = itertools.count(10), itertools.count()
         self._node_port_range = config.node_port_range  # parsed once, not per allocated port
+        self.event_ttl = float(getattr(config, "event_ttl", DEFAULT_EVENT_TTL))  # --event-ttl (seconds)
+        self.leases = LeaseManager(caches["events"]) if "events" in caches else None
 
     def new_uid(self) -> str:
         """The next object's metadata.uid."""
         return f"uid-{next(self._uid)}"
 
     def plan(self, op: WriteRequest) -> Plan | None:
-        """(event kind, object to store, precondition) of a write, after admission; None if there is nothing to do."""
+        """(event kind, object to store, precondition) of a write, after admission; None if there is nothing to do.
+        An Event's create or update also asks for its lease (TTLFunc: ``--event-ttl``)."""
+        plan = self._plan(op)
+        ttl = int(self.event_ttl)  # uint64(EventTTL.Seconds()); 0 stores without a lease (etcd3 store ttlOpts)
+        if plan is None or plan[0] == "DELETED" or op.resource.name != "events" or self.leases is None or ttl <= 0:
+            return plan
+        kind, obj, expect = plan
+        rev = expect[1] if len(expect) > 1 else 0
+        return kind, obj, (expect[0], rev, LeaseAttach(self.leases, self.event_ttl, op.key))
+
+    def _plan(self, op: WriteRequest) -> Plan | None:
         current = op.cache.get(op.key) if op.name else None
         if op.subresource == "binding":
             if current is None:
@@ -226,7 +250,68 @@ def compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple)
         return "conflict", 0
     if kind == "DELETED":
         return None, store.delete_range(key).revision
-    return None, store.put(key, value).revision
+    lease = expect[2].lease(store, key) if len(expect) > 2 else 0
+    return None, store.put(key, value, lease=lease).revision
+
+
+class LeaseManager:
+    """etcd3's leaseManager for one resource: a write with a TTL reuses the last lease it granted while that lease
+    expires within ``ttl`` to ``ttl`` + the reuse duration from now and has fewer than 1000 objects, else grants a
+    new one of ``ttl`` + the reuse duration (GetLease). When a lease expires, etcd deletes its keys (the lessor
+    revokes it); the deletes reach ``cache`` (the resource's watch cache, or its view of etcd) at that moment.
+
+    The grant is applied with the write that needs it (upstream it is an etcd request of its own, once per reused
+    lease, so once a minute or per 1000 Events: not charged)."""
+
+    def __init__(self, cache: WatchCache) -> None:
+        self.cache = cache
+        self.lease_id, self.expires, self.attached = 0, float("-inf"), 0
+        self.keys: dict[int, list[tuple[str, bytes]]] = {}
+        """lease id -> (cache key, etcd key) of the writes attached to it."""
+
+    def get_lease(self, store, ttl: int) -> int:
+        """GetLease: the lease id for a write with ``ttl`` seconds to live, granted in ``store`` if needed."""
+        now = self.cache.now()
+        reuse = min(LEASE_REUSE_DURATION_SECONDS, int(LEASE_REUSE_DURATION_PERCENT * ttl))
+        valid = now + ttl < self.expires
+        sufficient = now + ttl + reuse > self.expires
+        self.attached += 1
+        if valid and sufficient and self.attached <= LEASE_MAX_OBJECT_COUNT and self.lease_id in self.keys:
+            return self.lease_id
+        granted = store.lease_grant(ttl + reuse)
+        self.lease_id, self.expires, self.attached = granted.id, now + granted.ttl, 1
+        self.keys[granted.id] = []
+        self.cache.schedule(granted.ttl, self._expired, (store, granted.id))  # after the lessor's own timer
+        return granted.id
+
+    def _expired(self, arg) -> None:
+        """The lease's TTL ran out and etcd revoked it: each of its keys that etcd no longer holds is deleted from
+        the cache (a key written again since belongs to a later lease, and is still there)."""
+        store, lease_id = arg
+        for cache_key, key in self.keys.pop(lease_id, ()):
+            current = self.cache.get(cache_key)
+            if current is None or store.range(key).kvs:
+                continue
+            gone = own(current[0])
+            rev = store.revision
+            gone["metadata"]["resourceVersion"] = str(rev)
+            self.cache.apply("DELETED", cache_key, gone, rev, 0)
+
+
+class LeaseAttach:
+    """A write's request for a lease (the registry's TTLFunc result): ``lease(store, key)`` runs when the write
+    applies in etcd and returns the lease to attach ``key`` to."""
+
+    __slots__ = ("manager", "ttl", "cache_key")
+
+    def __init__(self, manager: LeaseManager, ttl: float, cache_key: str) -> None:
+        self.manager, self.ttl, self.cache_key = manager, int(ttl), cache_key
+
+    def lease(self, store, key: bytes) -> int:
+        """The lease id (recording the key under it)."""
+        lease_id = self.manager.get_lease(store, self.ttl)
+        self.manager.keys[lease_id].append((self.cache_key, key))
+        return lease_id
 
 
 def precondition_error(error: str, res: Resource, name: str) -> APIError:
