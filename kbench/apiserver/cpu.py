@@ -1,0 +1,105 @@
+"""The CPU of one kube-apiserver instance: ``cores`` cores serving work first come, first served (an M/G/k queue).
+
+Every piece of work the instance does (a request's decoding, admission, listing and encoding; a watch event's decoding
+and fan-out) is a job of known CPU seconds. A job takes one core from its start to its end: it starts at once when a
+core is free, else when the earliest core frees up, in the order the jobs arrived, and is not preempted. So with ``k``
+cores and ``n`` jobs of ``c`` seconds arriving together, job ``i`` (from 0) ends at ``(i // k + 1) * c``; latency grows
+with load and without bound as the demand approaches ``k`` cores.
+
+Why this model: a job's end is known when it arrives (later arrivals never delay it), so the apiserver knows when a
+request will answer as it dispatches it and the model costs no engine event; and it is exact to test. Upstream the Go
+runtime runs goroutines on ``GOMAXPROCS`` (= the machine's cores) threads and preempts one that has run 10 ms
+(runtime/proc.go ``forcePreemptNS``), which is closer to processor sharing with at most one core per goroutine. The
+two saturate at the same demand; they differ in who waits: here a short request that arrives while every core runs a
+long LIST waits for one of them to finish, where Go would slice it in. Each job records its busy time
+(:class:`BusyTime`) for the resource-usage summary (:mod:`kbench.metrics.resource_usage`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+
+class BusyTime:
+    """Core-seconds of work done in each ``resolution``-second bin since time 0 (the record CPU usage is read from)."""
+
+    def __init__(self, resolution: float = 1.0) -> None:
+        if not resolution > 0:
+            raise ValueError(f"resolution: must be > 0 seconds; got {resolution!r}")
+        self.resolution = resolution
+        self.bins: list[float] = []
+
+    def add(self, start: float, end: float) -> None:
+        """One core was busy from ``start`` to ``end`` (seconds)."""
+        if end <= start:
+            return
+        res = self.resolution
+        first, last = int(start // res), int(end // res)
+        if last >= len(self.bins):
+            self.bins.extend([0.0] * (last + 1 - len(self.bins)))
+        if first == last:
+            self.bins[first] += end - start
+            return
+        self.bins[first] += (first + 1) * res - start
+        for i in range(first + 1, last):
+            self.bins[i] += res
+        self.bins[last] += end - last * res
+
+    def total(self) -> float:
+        """Core-seconds recorded."""
+        return float(sum(self.bins))
+
+    def between(self, times) -> np.ndarray:
+        """Core-seconds done before each of ``times`` (work spread evenly inside a bin)."""
+        cumulative = np.concatenate(([0.0], np.cumsum(self.bins)))
+        edges = np.arange(len(cumulative)) * self.resolution
+        return np.interp(np.asarray(times, dtype=np.float64), edges, cumulative)
+
+
+class Cores:
+    """``cores`` CPU cores serving jobs first come, first served, without preemption.
+
+    Parameters
+    ----------
+    cores : int
+        Cores of the instance (the profile's ``apiserver.cores``).
+    resolution : float
+        Bin width (seconds) of the busy-time record.
+    """
+
+    def __init__(self, cores: int, resolution: float = 1.0) -> None:
+        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+            raise ValueError(f"cores: must be a positive integer; got {cores!r}")
+        self.cores = cores
+        self.free = [0.0] * cores
+        """When each core is free next (a heap)."""
+        self.busy = BusyTime(resolution)
+        self.jobs = 0
+
+    def run(self, now: float, seconds: float) -> float:
+        """A job of ``seconds`` CPU arrives at ``now`` (never earlier than the previous job's arrival); returns when it
+        ends."""
+        if not seconds > 0:
+            if seconds == 0:
+                return now
+            raise ValueError(f"seconds: a job's CPU time must be >= 0; got {seconds!r}")
+        start = max(now, self.free[0])
+        end = start + seconds
+        heapq.heapreplace(self.free, end)
+        self.busy.add(start, end)
+        self.jobs += 1
+        return end
+
+    def backlog(self, now: float) -> float:
+        """Seconds until a core is free for a job arriving at ``now`` (0 when one is idle)."""
+        return max(0.0, self.free[0] - now)
+
+    def utilization(self, start: float, end: float) -> float:
+        """Mean busy cores / cores between ``start`` and ``end``."""
+        if not end > start:
+            return math.nan
+        done = self.busy.between([start, end])
+        return float(done[1] - done[0]) / (end - start) / self.cores
