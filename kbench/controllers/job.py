@@ -1,36 +1,122 @@
 """Job controller (pkg/controller/job, v1.35).
 
-A Job runs up to ``parallelism`` pods at once until ``completions`` succeeded (NonIndexed mode). Failed
-pods count against ``backoffLimit`` (default 6); a new pod after failures waits the pod-failure backoff,
-10 s doubling up to 6 min (``DefaultJobPodFailureBackOff``, ``MaxJobPodFailureBackOff``). The Job fails
-(condition Failed, reason BackoffLimitExceeded or DeadlineExceeded after ``activeDeadlineSeconds``,
-deleting its active pods) or completes (condition Complete). Workers: ``--concurrent-job-syncs``. Not modelled:
-Indexed completion mode, pod failure policies, the job-tracking finalizer on pods (failures are counted from the
-pods the informer sees).
+A Job runs up to ``parallelism`` pods at once until ``completions`` succeeded (NonIndexed mode; SetDefaults_Job:
+both 1 when neither is set, ``completions`` unset with ``parallelism`` set is a work queue, done when a pod
+succeeded and none is active). Failed pods count against ``backoffLimit`` (default 6).
+
+Pod-failure backoff (backoff_utils.go): a ``backoffRecord`` per Job keeps ``failuresAfterLastSuccess`` and
+``lastFailureTime``, updated from the pods that finished since the last sync (``newBackoffRecord``); the finish time
+of a pod is its containers' latest ``terminated.finishedAt``, else its Ready=False ``lastTransitionTime``, else
+``deletionTimestamp - deletionGracePeriodSeconds``, else its ``creationTimestamp`` (``getFinishedTime``). manageJob
+creates no pod while ``DefaultJobPodFailureBackOff`` (10 s) doubled per failure after the first, at most
+``MaxJobPodFailureBackOff`` (10 min), has not passed since ``lastFailureTime``; it requeues the Job for then.
+
+Finishing (syncJob, trackJobStatusAndRemoveFinalizers, enactJobFinished; ``delayTerminalCondition`` holds in v1.35,
+JobPodReplacementPolicy and JobManagedBy being on): a failure (``BackoffLimitExceeded`` after more than
+``backoffLimit`` failures, ``DeadlineExceeded`` after ``activeDeadlineSeconds``) first adds the interim
+``FailureTarget`` condition and deletes the active pods; ``Failed`` (same reason and message) is added only once
+no pod of the Job is terminating. Success adds ``SuccessCriteriaMet`` (reason ``CompletionsReached``), then
+``Complete`` with ``completionTime``. Events as upstream's recorder (component ``job-controller``):
+``SuccessfulCreate`` / ``FailedCreate`` / ``SuccessfulDelete`` / ``FailedDelete`` (controller_utils.go
+RealPodControl), ``Completed`` "Job completed" or a Warning with the failure's reason and message
+(``recordJobFinished``). Workers: ``--concurrent-job-syncs``. Not modelled: Indexed completion mode, suspend, pod
+failure and success policies, the job-tracking finalizer (failures are counted from the pods the informer sees;
+a pod is "new" for the backoff record the first sync that sees it finished).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from kbench.apiserver.objects import APIError, seconds
-from kbench.controllers.base import Expectations, Manager, PodOwner, active_pod, condition, controlled, owner_reference
+from kbench.client.record import EventRecorder
+from kbench.controllers.base import (
+    Expectations,
+    Manager,
+    PodOwner,
+    active_pod,
+    condition,
+    controlled,
+    owner_reference,
+    pod_ready,
+)
 
-BACKOFF, MAX_BACKOFF = 10.0, 360.0
-"""DefaultJobPodFailureBackOff, MaxJobPodFailureBackOff (pkg/controller/job/job_controller.go)."""
+BACKOFF = 10.0
+"""DefaultJobPodFailureBackOff = 10 * time.Second (pkg/controller/job/job_controller.go)."""
+MAX_BACKOFF = 600.0
+"""MaxJobPodFailureBackOff = 10 * time.Minute (pkg/controller/job/job_controller.go)."""
+BACKOFF_LIMIT_MESSAGE = "Job has reached the specified backoff limit"
+DEADLINE_MESSAGE = "Job was active longer than specified deadline"
+COMPLETIONS_MESSAGE = "Reached expected number of succeeded pods"
+"""newSuccessCondition's message for reason ``CompletionsReached`` (batch/v1 JobReasonCompletionsReached)."""
+TERMINAL = ("Succeeded", "Failed")
 
 
-def finish_condition(job: Mapping, succeeded: int, failed: int, started: float, now: float):
-    """The condition a Job ends with now, as (type, reason, message), or None while it runs."""
-    spec = job["spec"]
-    completions = spec.get("completions", 1)
-    if failed > spec.get("backoffLimit", 6):
-        return ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-    if spec.get("activeDeadlineSeconds") is not None and now - started >= spec["activeDeadlineSeconds"]:
-        return ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
-    if completions is not None and succeeded >= completions:
-        return ("Complete", "", "")
-    return None
+def finished_time(pod: Mapping) -> float:
+    """getFinishedTime: when a finished pod finished (seconds), by upstream's four lookups in order."""
+    status, meta = pod.get("status") or {}, pod["metadata"]
+    containers = status.get("containerStatuses") or ()
+    ends = [(c.get("state") or {}).get("terminated", {}).get("finishedAt") for c in containers]
+    if containers and all(ends):
+        return max(seconds(e) for e in ends)
+    ready = next((c for c in status.get("conditions") or () if c.get("type") == "Ready"), None)
+    if ready and ready.get("status") == "False" and ready.get("lastTransitionTime"):
+        return seconds(ready["lastTransitionTime"])
+    if meta.get("deletionTimestamp"):
+        return seconds(meta["deletionTimestamp"]) - float(meta.get("deletionGracePeriodSeconds") or 0)
+    return seconds(meta["creationTimestamp"])
+
+
+@dataclass(frozen=True)
+class BackoffRecord:
+    """backoffRecord: consecutive pod failures since the last success and when the last of them finished."""
+
+    failures_after_last_success: int = 0
+    last_failure_time: float | None = None
+
+    def updated(self, succeeded: Iterable[Mapping], failed: Iterable[Mapping]) -> BackoffRecord:
+        """newBackoffRecord: this record after the pods that newly succeeded and failed."""
+        wins = sorted(finished_time(p) for p in succeeded)
+        losses = sorted(finished_time(p) for p in failed)
+        if not wins:
+            if not losses:
+                return self
+            return BackoffRecord(self.failures_after_last_success + len(losses), losses[-1])
+        after = [t for t in losses if t > wins[-1]]
+        return BackoffRecord(len(after), after[-1] if after else None)
+
+    def remaining(self, now: float, default: float = BACKOFF, maximum: float = MAX_BACKOFF) -> float:
+        """getRemainingTimeForFailuresCount: seconds of backoff left before a replacement pod may be created."""
+        if self.failures_after_last_success == 0 or self.last_failure_time is None:
+            return 0.0
+        backoff = min(default * 2 ** (self.failures_after_last_success - 1), maximum)
+        return max(0.0, backoff - (now - self.last_failure_time))
+
+
+def job_condition(kind: str, reason: str, message: str, now: str) -> dict:
+    """newCondition: a True condition of ``kind`` probed and transitioned ``now``."""
+    return {
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastProbeTime": now,
+        "lastTransitionTime": now,
+    }
+
+
+def _true(job: Mapping, kind: str) -> Mapping | None:
+    cond = condition(job, kind)
+    return cond if cond is not None and cond.get("status") == "True" else None
+
+
+def defaulted(spec: Mapping) -> tuple[int | None, int, int]:
+    """(completions, parallelism, backoffLimit) after SetDefaults_Job (pkg/apis/batch/v1/defaults.go)."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        return 1, 1, spec.get("backoffLimit", 6)
+    parallelism = spec.get("parallelism")
+    return spec.get("completions"), 1 if parallelism is None else parallelism, spec.get("backoffLimit", 6)
 
 
 class JobController(PodOwner):
@@ -42,62 +128,110 @@ class JobController(PodOwner):
 
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
-        self.last_failure: dict[str, tuple[int, float]] = {}
-        """job -> (failed pods seen, when the last of them was first seen)."""
+        self.backoff: dict[str, BackoffRecord] = {}
+        """podBackoffStore: the backoff record of each Job key."""
+        self.counted: dict[str, set[str]] = {}
+        """Job key -> uids of its finished pods already taken into its backoff record."""
+        self.recorder = EventRecorder(self.client, component=self.name)
 
     def sync(self, key):
-        """syncJob: count the Job's pods, fail or complete it, or create the pods it is missing; then the status."""
+        """syncJob: count the Job's pods, pick its finishing condition, delete or create pods, then the status."""
         job = self.primary.cache.get(key)
-        if job is None or condition(job, "Complete") or condition(job, "Failed"):
+        if job is None or _true(job, "Complete") or _true(job, "Failed"):
+            self.backoff.pop(key, None)
+            self.counted.pop(key, None)
             return
-        ns = job["metadata"]["namespace"]
+        satisfied = self.expect.satisfied(key)
         pods = controlled(self.pods, job)
         active = [p for p in pods if active_pod(p)]
+        terminating = sum(bool(p["metadata"].get("deletionTimestamp")) and not _terminal(p) for p in pods)
+        new = [p for p in pods if _terminal(p) and p["metadata"]["uid"] not in self.counted.get(key, ())]
+        won = [p for p in new if p["status"]["phase"] == "Succeeded"]
+        record = self.backoff.get(key, BackoffRecord()).updated(won, [p for p in new if p not in won])
+        self.backoff[key] = record
+        self.counted.setdefault(key, set()).update(p["metadata"]["uid"] for p in new)
         succeeded = sum(p.get("status", {}).get("phase") == "Succeeded" for p in pods)
         failed = sum(p.get("status", {}).get("phase") == "Failed" for p in pods)
-        started = seconds(job.get("status", {}).get("startTime") or job["metadata"]["creationTimestamp"])
-        finish = finish_condition(job, succeeded, failed, started, self.engine.now)
-        if finish and finish[0] == "Failed":
-            for pod in active:
-                yield from self.delete("pods", ns, pod["metadata"]["name"])
-            active = []
-        elif not finish and self.expect.satisfied(key):
-            yield from self._manage(job, key, len(active), succeeded, failed, started)
-        yield from self._status(job, len(active), succeeded, failed, finish, started)
+        started = job.get("status", {}).get("startTime") or self.now_stamp()
+        finish = self._finishing(job, key, failed, seconds(started))
+        count, ready = len(active), sum(pod_ready(p) for p in active)
+        if finish is not None:
+            deleted, deleted_ready = yield from self._delete_active(job, active)
+            if deleted != len(active) or not satisfied:
+                finish = None
+            count, ready, terminating = count - deleted, ready - deleted_ready, terminating + deleted
+        else:
+            if satisfied:
+                count += yield from self._manage(job, key, count, succeeded, record)
+            completions = defaulted(job["spec"])[0]
+            if (succeeded > 0 if completions is None else succeeded >= completions) and count == 0:
+                finish = job_condition("SuccessCriteriaMet", "CompletionsReached", COMPLETIONS_MESSAGE, "")
+        counts = {"active": count, "succeeded": succeeded, "failed": failed, "ready": ready, "terminating": terminating}
+        yield from self._track_status(job, counts, started, finish)
 
-    def _manage(self, job: Mapping, key: str, active: int, succeeded: int, failed: int, started: float):
-        """Process body: manageJob: create the pods missing for ``parallelism`` after the pod-failure backoff."""
+    def _finishing(self, job: Mapping, key: str, failed: int, started: float) -> dict | None:
+        """The condition the Job is finishing with: one it already has (SuccessCriteriaMet, or Failed after its
+        FailureTarget), or a new FailureTarget (backoff limit, active deadline); else requeue for the deadline."""
         spec, now = job["spec"], self.engine.now
-        completions, parallelism = spec.get("completions", 1), spec.get("parallelism", 1)
-        want = min(parallelism, completions - succeeded) if completions is not None else parallelism
-        missing = want - active
-        if missing > 0 and failed and self._backing_off(key, failed, now):
-            missing = 0
-        if missing > 0:
-            self.expect.expect(key, missing, 0)
-        for _ in range(max(0, missing)):
+        met = _true(job, "SuccessCriteriaMet")
+        if met is not None:
+            return dict(met)
+        target = _true(job, "FailureTarget")
+        if target is not None:
+            return dict(target)
+        if failed > defaulted(spec)[2]:
+            return job_condition("FailureTarget", "BackoffLimitExceeded", BACKOFF_LIMIT_MESSAGE, "")
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None and now - started >= deadline:
+            return job_condition("FailureTarget", "DeadlineExceeded", DEADLINE_MESSAGE, "")
+        if deadline is not None:
+            self.queue.add_after(key, started + deadline - now)
+        return None
+
+    def _delete_active(self, job: Mapping, active: list[Mapping]):
+        """Process body: deleteActivePods; returns how many deletions succeeded (gone counts as deleted) and how
+        many of those pods were ready."""
+        deleted, deleted_ready, ns = 0, 0, job["metadata"]["namespace"]
+        for pod in active:
+            name = pod["metadata"]["name"]
             try:
-                yield self.client.call(
+                yield self.client.call("delete", "pods", namespace=ns, name=name)
+            except APIError as err:
+                if err.code != 404:
+                    self.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {err}")
+                    continue
+            else:
+                self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+            deleted += 1
+            deleted_ready += pod_ready(pod)
+        return deleted, deleted_ready
+
+    def _manage(self, job: Mapping, key: str, active: int, succeeded: int, record: BackoffRecord):
+        """Process body: manageJob: create the pods missing for ``parallelism`` once the pod-failure backoff has
+        passed (else requeue the key for when it does); returns how many pods it created."""
+        completions, parallelism, _ = defaulted(job["spec"])
+        want = min(parallelism, completions - succeeded) if completions is not None else parallelism
+        if completions is None and succeeded > 0:
+            want = 0
+        missing = want - active
+        if missing <= 0:
+            return 0
+        wait = record.remaining(self.engine.now)
+        if wait > 0:
+            self.queue.add_after(key, wait)
+            return 0
+        self.expect.expect(key, missing, 0)
+        for _ in range(missing):
+            try:
+                pod = yield self.client.call(
                     "create", "pods", namespace=job["metadata"]["namespace"], body=self._pod_for(job)
                 )
-            except APIError:
+            except APIError as err:
                 self.expect.lower(key, Expectations.ADDED)
+                self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {err}")
                 raise
-        if spec.get("activeDeadlineSeconds") is not None:
-            self.queue.add_after(key, started + spec["activeDeadlineSeconds"] - now)
-
-    def _backing_off(self, key: str, failed: int, now: float) -> bool:
-        """Whether the pod-failure backoff (10 s doubling per failure, at most 6 min, from the last failure seen)
-        still runs; if so the key comes back when it ends."""
-        seen, since = self.last_failure.get(key, (0, now))
-        if failed > seen:
-            since = now
-            self.last_failure[key] = (failed, now)
-        backoff = min(BACKOFF * 2 ** (failed - 1), MAX_BACKOFF)
-        if now < since + backoff:
-            self.queue.add_after(key, since + backoff - now)
-            return True
-        return False
+            self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        return missing
 
     @staticmethod
     def _pod_for(job: Mapping) -> dict:
@@ -121,28 +255,41 @@ class JobController(PodOwner):
             "spec": spec,
         }
 
-    def _status(self, job: Mapping, active: int, succeeded: int, failed: int, finish, started: float):
-        """Process body: the Job's status counts, start time and finishing condition (written when changed)."""
+    def _track_status(self, job: Mapping, counts: dict, started: str, finish: dict | None):
+        """Process body: trackJobStatusAndRemoveFinalizers: write the counts and any new interim condition
+        (FailureTarget, SuccessCriteriaMet); then, when no pod is terminating, the terminal condition (Failed,
+        Complete) in a second write (enactJobFinished) and its Event (recordJobFinished)."""
         status = dict(job.get("status") or {})
-        new: dict = {"active": active, "succeeded": succeeded, "failed": failed}
-        new.setdefault("startTime", status.get("startTime") or self.now_stamp())
-        if finish:
-            stamp = self.now_stamp()
-            new["conditions"] = [
-                *(status.get("conditions") or []),
-                {
-                    "type": finish[0],
-                    "status": "True",
-                    "reason": finish[1],
-                    "message": finish[2],
-                    "lastProbeTime": stamp,
-                    "lastTransitionTime": stamp,
-                },
-            ]
-            if finish[0] == "Complete":
-                new["completionTime"] = stamp
-        if all(status.get(k) == v for k, v in new.items()):
+        conditions = list(status.get("conditions") or [])
+        new = {**counts, "startTime": started}
+        stamp = self.now_stamp()
+        if finish is not None and finish["type"] in ("FailureTarget", "SuccessCriteriaMet"):
+            if _true(job, finish["type"]) is None:
+                conditions.append({**finish, "lastProbeTime": stamp, "lastTransitionTime": stamp})
+            kind = "Failed" if finish["type"] == "FailureTarget" else "Complete"
+            finish = job_condition(kind, finish["reason"], finish["message"], stamp)
+        if conditions != (status.get("conditions") or []):
+            new["conditions"] = conditions
+        if any(status.get(k) != v for k, v in new.items()):
+            status.update(new)
+            job = yield from self._write(job, status)
+        if finish is None or counts["terminating"] > 0:
             return
+        status = {**status, "conditions": [*conditions, finish]}
+        if finish["type"] == "Complete":
+            status["completionTime"] = stamp
+        yield from self._write(job, status)
+        if finish["type"] == "Complete":
+            self.recorder.event(job, "Normal", "Completed", "Job completed")
+        else:
+            self.recorder.event(job, "Warning", finish["reason"], finish["message"])
+
+    def _write(self, job: Mapping, status: dict):
+        """Process body: update the Job's status subresource; returns the Job written."""
         body = self.copy(job)
-        body["status"] = {**status, **new}
-        yield self.client.call("update", "jobs", body=body, subresource="status")
+        body["status"] = status
+        return (yield self.client.call("update", "jobs", body=body, subresource="status"))
+
+
+def _terminal(pod: Mapping) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL
