@@ -332,3 +332,141 @@ class EventRecorder:
             )
         else:
             self.client.request("create", "events", answered, namespace=meta["namespace"], body=event)
+
+
+FINISH_TIME, REFRESH_TIME = 360.0, 1800.0
+"""tools/events/event_broadcaster.go finishTime (6 min) and refreshTime (30 min)."""
+
+
+class EventsV1Recorder:
+    """The events.k8s.io/v1 recorder (k8s.io/client-go/tools/events, v1.35) that kube-scheduler uses
+    (``events.NewEventBroadcasterAdapterWithContext``, the API group being served): no spam filter and no
+    aggregation, but isomorphic events (same type, action, reason, reporting controller and instance, regarding
+    object; the note is not compared) form a series. The first is created; the second PATCHes ``series`` (count 2);
+    later ones only count in memory, written by ``refreshExistingEventSeries`` every 30 min and by ``finishSeries``
+    (every 6 min: a series not seen for 6 min is written a last time and forgotten; a singleton older than 6 min
+    is forgotten). Each event is written by a goroutine of its own (``recordToSink``), so writes do not wait for one
+    another, only for the client's token bucket.
+
+    The stored object is what the core/v1 API shows of it: ``involvedObject`` (regarding), ``message`` (note),
+    ``reason``, ``type``, ``action``, ``eventTime``, ``reportingComponent`` / ``reportingInstance``, ``series``; no
+    ``source``, ``count`` or first/last timestamps (events.k8s.io/v1 writers leave the deprecated fields empty).
+
+    Parameters
+    ----------
+    client : Client
+        The component's event client (kube-scheduler builds one of its own, ``createClients``' eventClient).
+    reporting_controller : str
+        ``NewRecorder(scheme, reportingController)``: kube-scheduler passes the profile's schedulerName.
+    host : str
+        The host name; the reporting instance is ``<reporting_controller>-<host>``.
+    """
+
+    def __init__(self, client: Client, reporting_controller: str, host: str = "") -> None:
+        if not reporting_controller:
+            raise ValueError("EventsV1Recorder: reporting_controller must be a non-empty string")
+        self.client, self.engine = client, client.engine
+        self.controller, self.instance = reporting_controller, f"{reporting_controller}-{host}"
+        self.cache: dict[tuple, dict] = {}
+        """isomorphic key -> the event as first recorded, with its ``series`` once it has one (eventCache)."""
+        self.started = self.engine.now
+        self._ticking = {"finish": False, "refresh": False}
+        self._last_nanos = 0
+        self.recorded = self.written = self.failed = 0
+
+    def event(self, obj: Mapping, type: str, reason: str, message: str, action: str = "") -> None:
+        """recorder.Eventf(regarding, nil, type, reason, action, note): record an event about ``obj``."""
+        if type not in EVENT_TYPES:
+            raise ValueError(f"EventsV1Recorder.event: type must be one of {', '.join(EVENT_TYPES)}; got {type!r}")
+        self.recorded += 1
+        ref, now = reference(obj), self.engine.now
+        key = (type, action, reason, tuple(sorted(ref.items())))
+        cached = self.cache.get(key)
+        if cached is not None:
+            first = "series" not in cached
+            cached["series"] = {
+                "count": cached["series"]["count"] + 1 if not first else 2,
+                "lastObservedTime": timestamp(now, micro=True),
+            }
+            self._tick("refresh", REFRESH_TIME)
+            if first:  # the second of a series is written at once; later ones wait for a tick
+                self._patch(cached)
+            return
+        nanos = max(_EPOCH_NANOS + round(now * 1e9), self._last_nanos + 1)
+        self._last_nanos = nanos
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{ref.get('name', '')}.{nanos:x}", "namespace": ref.get("namespace") or "default"},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "action": action,
+            "eventTime": timestamp(now, micro=True),
+            "reportingComponent": self.controller,
+            "reportingInstance": self.instance,
+        }
+        self.cache[key] = event
+        self._tick("finish", FINISH_TIME)
+        self._create(event)
+
+    def _create(self, event: dict) -> None:
+        def answered(result, error, delay) -> None:
+            if error is None:
+                self.written += 1
+            else:
+                self.failed += 1
+
+        meta = event["metadata"]
+        body = {**event, "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
+        self.client.request("create", "events", answered, namespace=meta["namespace"], body=body)
+
+    def _patch(self, event: dict) -> None:
+        """recordEvent for a series: PATCH its ``series``; an Event gone meanwhile (404) is created again."""
+        meta, series = event["metadata"], dict(event["series"])
+
+        def answered(result, error, delay) -> None:
+            if error is not None and error.code == 404:
+                self._create({**event, "series": series})
+            elif error is None:
+                self.written += 1
+            else:
+                self.failed += 1
+
+        self.client.request(
+            "patch", "events", answered, namespace=meta["namespace"], name=meta["name"], body={"series": series}
+        )
+
+    # -- the periodic loops (wait.Until from StartRecordingToSink; run here only while they have work) -----
+    def _tick(self, loop: str, period: float) -> None:
+        """Make sure ``loop`` runs at its next period boundary (counted from the broadcaster's start)."""
+        if self._ticking[loop]:
+            return
+        self._ticking[loop] = True
+        elapsed = self.engine.now - self.started
+        wait = period - elapsed % period
+        self.engine.schedule(wait, self._finish_series if loop == "finish" else self._refresh_series)
+
+    def _finish_series(self, _=None) -> None:
+        """finishSeries: a series last seen over 6 min ago is written a last time and forgotten; a singleton
+        recorded over 6 min ago is forgotten."""
+        self._ticking["finish"] = False
+        horizon = timestamp(self.engine.now - FINISH_TIME, micro=True)
+        for key, event in list(self.cache.items()):
+            seen = event["series"]["lastObservedTime"] if "series" in event else event["eventTime"]
+            if seen < horizon:  # RFC 3339 strings of one format order as the times do
+                if "series" in event:
+                    self._patch(event)
+                del self.cache[key]
+        if self.cache:
+            self._tick("finish", FINISH_TIME)
+
+    def _refresh_series(self, _=None) -> None:
+        """refreshExistingEventSeries: every series is written again (its count and the Event's TTL refreshed)."""
+        self._ticking["refresh"] = False
+        series = [event for event in self.cache.values() if "series" in event]
+        for event in series:
+            self._patch(event)
+        if series:
+            self._tick("refresh", REFRESH_TIME)

@@ -7,7 +7,14 @@ assumed already are); terminal or deleted pods free their node; node additions a
 ``unschedulable``, allocatable) are cluster events that move unschedulable pods. A failed binding forgets
 the assumed pod and queues it again (``handleBindingCycleError``). A pod no node fits gets the
 ``PodScheduled=False`` condition with reason ``Unschedulable`` and upstream's message, written when the message
-changes (``updatePod`` in handleSchedulingFailure); Events are not written.
+changes (``updatePod`` in handleSchedulingFailure).
+
+Events (pkg/scheduler/schedule_one.go) go through the events.k8s.io/v1 recorder
+(:class:`~kbench.client.record.EventsV1Recorder`, reporting controller the profile's schedulerName) on an event client
+of their own (cmd/kube-scheduler/app/options ``createClients``: ``eventClient`` is a second clientset of the same
+rest.Config, so a token bucket of its own): ``Scheduled`` "Successfully assigned <ns>/<name> to <node>" when a binding
+succeeds (bindingCycle), ``FailedScheduling`` with the failure's message (the FitError's, or the binding error's)
+when a cycle or a binding fails (handleSchedulingFailure, truncateMessage to 1024 characters).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Mapping
 from kbench.api.core import Node, Pod
 from kbench.apiserver.objects import object_key, timestamp
 from kbench.client import Client, Informer
+from kbench.client.record import EventsV1Recorder
 from kbench.profiles import Profile
 from kbench.scheduler.config import SchedulerConfig
 from kbench.scheduler.scheduler import Scheduler, SchedulerStats
@@ -24,6 +32,15 @@ from kbench.scheduler.state import ClusterState
 from kbench.sim import Streams
 
 TERMINAL = ("Succeeded", "Failed")
+MAX_EVENT_MESSAGE = 1024
+"""schedule_one.go truncateMessage: an event's message is cut to 1024 characters, ending " ..."."""
+
+
+def truncate_message(message: str) -> str:
+    """truncateMessage: ``message`` if it fits in 1024 characters, else its start and " ..."."""
+    if len(message) <= MAX_EVENT_MESSAGE:
+        return message
+    return message[: MAX_EVENT_MESSAGE - 4] + " ..."
 
 
 def _scheduling_view(node: Mapping) -> tuple:
@@ -58,6 +75,8 @@ class KubeScheduler:
         self.engine = server.engine
         qps, burst = config.client_connection_qps, config.client_connection_burst
         self.client = Client(server, "system:kube-scheduler", ("system:authenticated",), qps, burst)
+        events = Client(server, "system:kube-scheduler", qps=qps, burst=burst, connection=self.client.conn)
+        self.recorder = EventsV1Recorder(events, config.profile().scheduler_name)
         self.state = ClusterState()
         self.scheduler = Scheduler(self.engine, self.state, config, profile, streams, binder=self._bind)
         self.scheduler.on_unschedulable = self._unschedulable
@@ -106,7 +125,17 @@ class KubeScheduler:
             self.scheduler.delete_pod(key)
             self.scheduler.stats.pods.pop(key, None)
 
+    def _regarding(self, pod: Pod) -> Mapping:
+        """The pod as the informer last saw it (the event's regarding object)."""
+        current = self.pods.cache.get(pod.key)
+        if current is not None:
+            return current
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod.name, "namespace": pod.namespace}}
+
     def _unschedulable(self, pod: Pod, message: str) -> None:
+        self.recorder.event(
+            self._regarding(pod), "Warning", "FailedScheduling", truncate_message(message), action="Scheduling"
+        )
         current = self.pods.cache.get(pod.key)
         if current is None:
             return
@@ -136,6 +165,13 @@ class KubeScheduler:
         done = self.engine.event()
 
         def answer(result, error, delay):
+            if error is None:
+                message = f"Successfully assigned {pod.namespace}/{pod.name} to {node}"
+                self.recorder.event(self._regarding(pod), "Normal", "Scheduled", message, action="Binding")
+            else:
+                self.recorder.event(
+                    self._regarding(pod), "Warning", "FailedScheduling", truncate_message(error.message), "Scheduling"
+                )
             if error is not None and pod.key in self.state.pods:
                 self.state.remove(pod.key)
                 self.scheduler.stats.pods.pop(pod.key, None)
