@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from kbench.apiserver.objects import APIError, copy_object, object_key, timestamp
 from kbench.apiserver.server import APIServer
 from kbench.client import Client, Informer, WorkQueue
+from kbench.client.record import EventRecorder
 from kbench.controllers.clientbuilder import RestConfig, SimpleControllerClientBuilder
 from kbench.controllers.leaderelection import LeaderElection, LeaderElector, leader_election
 
@@ -130,12 +131,16 @@ class Controller:
     enqueue_deletes: ClassVar[bool] = False
     workers_option: ClassVar[str] = ""
     workers = 1
+    event_source: ClassVar[str] = ""
+    """``v1.EventSource.Component`` of the controller's event recorder (upstream's ``NewRecorder`` call); empty for
+    a controller that records no Events."""
 
     def __init__(self, manager: Manager, client: Client | None = None) -> None:
         self.manager, self.engine, self.config = manager, manager.engine, manager.config
         self.client = client or manager.builder.client_or_die(self.client_name or self.name)
         self.queue = WorkQueue(self.engine)
         self.stopped = False
+        self._recorder: EventRecorder | None = None
         if self.workers_option:
             self.workers = getattr(self.config, self.workers_option)
         if self.resource:
@@ -221,6 +226,22 @@ class Controller:
     def enqueue(self, obj: Mapping, new: Mapping | None = None) -> None:
         """Informer handler: queue the object's key (the new object's, for an update)."""
         self.queue.add(object_key(obj if new is None else new))
+
+    @property
+    def recorder(self) -> EventRecorder:
+        """The controller's event recorder, built on first use: its own ``record.NewBroadcaster`` recording to a
+        sink on the controller's client (``StartRecordingToSink(&v1core.EventSinkImpl{Interface:
+        kubeClient.CoreV1().Events("")})``), so its Events take tokens from the controller's bucket."""
+        if self._recorder is None:
+            if not self.event_source:
+                raise ValueError(f"{type(self).__name__}: set event_source (upstream's EventSource.Component)")
+            self._recorder = EventRecorder(self.client, self.event_source)
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, recorder: EventRecorder) -> None:
+        """A controller may build its recorder itself (e.g. with another component name)."""
+        self._recorder = recorder
 
     def now_stamp(self, micro: bool = False) -> str:
         """The current time as a Kubernetes timestamp."""

@@ -10,6 +10,9 @@ with room, then new slices are created; empty slices are deleted. Each written s
 creation or deletion, or the Service's) not yet written, which kube-proxy's network programming latency is
 measured from. A pod change syncs its Services ``--endpointslice-updates-batch-period`` later (0: at once), so
 changes within that period are written together. Workers: ``--concurrent-service-endpoint-syncs``.
+
+Events (recorder "endpoint-slice-controller"): a failed reconcile records ``FailedToUpdateEndpointSlices`` (Warning)
+"Error updating Endpoint Slices for Service <ns>/<name>: <error>" about the Service (syncService).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kbench.api.selectors import label_selector_matches
-from kbench.apiserver.objects import object_key, seconds, timestamp
+from kbench.apiserver.objects import APIError, object_key, seconds, timestamp
 from kbench.controllers.base import Controller, Manager, condition, owner_reference, pod_ready
 
 MANAGED_BY = "endpointslice-controller.k8s.io"
@@ -82,6 +85,7 @@ class EndpointSliceController(Controller):
     """The EndpointSlice controller: syncService for each Service key."""
 
     name = "endpointslice-controller"
+    event_source = "endpoint-slice-controller"
     workers_option = "concurrent_service_endpoint_syncs"
 
     def __init__(self, manager: Manager) -> None:
@@ -157,7 +161,12 @@ class EndpointSliceController(Controller):
         ports = self._ports(svc, pods)
         desired = {p["status"]["podIP"]: self._endpoint(p) for p in pods}
         trigger = self.triggers.pop(key, self.engine.now)
-        yield from self._reconcile(svc, existing, desired, ports, timestamp(trigger, micro=True))
+        try:
+            yield from self._reconcile(svc, existing, desired, ports, timestamp(trigger, micro=True))
+        except APIError as err:
+            message = f"Error updating Endpoint Slices for Service {key}: {err.message}"
+            self.recorder.event(svc, "Warning", "FailedToUpdateEndpointSlices", message)
+            raise
 
     @staticmethod
     def _endpoint(pod: Mapping) -> dict:

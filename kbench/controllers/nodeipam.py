@@ -4,7 +4,8 @@ Each Node gets a ``spec.podCIDR`` of ``--node-cidr-mask-size`` (24) out of ``--c
 patch of just the pod CIDRs (PatchNodeCIDRs: no resourceVersion, so the kubelet's status writes cannot make it
 conflict), tried ``cidrUpdateRetries`` 3 times; a CIDR that could not be written is released (unless the server
 timed out, reason ServerTimeout: the write may yet land). It runs only with ``--allocate-node-cidrs``
-(startNodeIpamController).
+(startNodeIpamController). A CIDR that could not be written records ``CIDRAssignmentFailed`` "Node <n> status is
+now: CIDRAssignmentFailed" about the Node (RecordNodeStatusChange; recorder "cidrAllocator").
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class NodeIpamController(Controller):
 
     name = "node-ipam-controller"
     client_name = "node-controller"
+    event_source = "cidrAllocator"
 
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
@@ -60,6 +62,14 @@ class NodeIpamController(Controller):
                 return
             except APIError as err:
                 if attempt + 1 == CIDR_UPDATE_RETRIES:
+                    node = self.nodes.cache.get(name) or {"metadata": {"name": name}}
+                    ref = {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "metadata": {"name": name, "uid": node["metadata"].get("uid", "")},
+                    }
+                    message = f"Node {name} status is now: CIDRAssignmentFailed"
+                    self.recorder.event(ref, "Normal", "CIDRAssignmentFailed", message)
                     if err.reason != "ServerTimeout":  # ReleaseCIDR unless IsServerTimeout (it may yet land)
                         self.used.discard(cidr)  # (upstream's cidrset hands it out again only after wrapping)
                     raise

@@ -25,6 +25,12 @@ a write that a stale read turns into 409 Conflict, retried with a fresh GET (con
   Ready again loses its NoExecute taints and leaves the queue (markNodeAsReachable).
 
 The pods on a NoExecute-tainted node are the taint eviction controller's (:mod:`kbench.controllers.tainteviction`).
+
+Events (recorder "node-controller"): ``RegisteredNode`` / ``RemovingNode`` "Node <n> event: Registered Node <n> in
+Controller" / "... Removing Node <n> from Controller" when monitorNodeHealth first sees a node or finds a known one
+gone (classifyNodes, RecordNodeEvent); ``NodeNotReady`` "Node <n> status is now: NodeNotReady" once, when its own
+write turned an observed Ready node not ready (RecordNodeStatusChange). Not modelled: MarkPodsNotReady (pods' Ready
+condition set False, with a "NodeNotReady" event on each pod).
 """
 
 from __future__ import annotations
@@ -176,6 +182,7 @@ class NodeLifecycleController(Controller):
 
     name = "node-lifecycle-controller"
     client_name = "node-controller"
+    event_source = "node-controller"
     resource = "nodes"
     workers = NODE_UPDATE_WORKERS
 
@@ -190,6 +197,8 @@ class NodeLifecycleController(Controller):
         """node -> [probe time, lease renewTime seen, Ready heartbeat seen] (nodeHealthData)."""
         self.tainters: dict[str, ZoneTainter] = defaultdict(lambda: ZoneTainter(config.node_eviction_rate))
         self.zone_states: dict[str, str] = {}
+        self.known: dict[str, str] = {}
+        """knownNodeSet: node name -> uid, of the nodes monitorNodeHealth has seen."""
 
     def start(self) -> None:
         """The workers, monitorNodeHealth every ``--node-monitor-period``, the NoExecute tainting pass every 100 ms."""
@@ -202,6 +211,7 @@ class NodeLifecycleController(Controller):
         """Process body: one pass over the nodes (tryUpdateNodeHealth, processTaintBaseEviction), then the zones'
         states and eviction rates (handleDisruption)."""
         zones: dict[str, list[str]] = defaultdict(list)
+        self._classify_nodes()
         for name, node in list(self.nodes.cache.items()):
             ready = _ready_condition(node)
             observed = current = ready.get("status", "Unknown") if ready else "Unknown"
@@ -210,6 +220,8 @@ class NodeLifecycleController(Controller):
                 if node is None:
                     continue  # the write failed NodeHealthUpdateRetry times: nothing is decided for this node
                 current = _ready(node)
+                if current != "True" and observed == "True":  # report the status change once
+                    self.record_node_status_change(node, "NodeNotReady")
             zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
             zones[zone].append(current)
             if observed == "True":
@@ -220,6 +232,29 @@ class NodeLifecycleController(Controller):
         for name in [n for n in self.health if n not in self.nodes.cache]:
             del self.health[name]
         self._handle_disruption(zones)
+
+    def _classify_nodes(self) -> None:
+        """classifyNodes' added and deleted nodes: "RegisteredNode" for each node first seen, "RemovingNode" for
+        each known node gone (RecordNodeEvent)."""
+        for name, node in self.nodes.cache.items():
+            if name not in self.known:
+                self.known[name] = node["metadata"].get("uid", "")
+                self.record_node_event(
+                    name, self.known[name], "RegisteredNode", f"Registered Node {name} in Controller"
+                )
+        for name in [n for n in self.known if n not in self.nodes.cache]:
+            self.record_node_event(name, self.known.pop(name), "RemovingNode", f"Removing Node {name} from Controller")
+
+    def record_node_event(self, name: str, uid: str, reason: str, event: str) -> None:
+        """controllerutil.RecordNodeEvent: a Normal event about the node, "Node <name> event: <event>"."""
+        ref = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": uid}}
+        self.recorder.event(ref, "Normal", reason, f"Node {name} event: {event}")
+
+    def record_node_status_change(self, node: Mapping, status: str) -> None:
+        """controllerutil.RecordNodeStatusChange: a Normal event "Node <name> status is now: <status>"."""
+        meta = node["metadata"]
+        ref = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": meta["name"], "uid": meta.get("uid", "")}}
+        self.recorder.event(ref, "Normal", status, f"Node {meta['name']} status is now: {status}")
 
     def _silent(self, name: str, ready: Mapping | None) -> bool:
         """Record the node's health signals (its Lease, its Ready heartbeat); True if it has been silent for

@@ -7,6 +7,11 @@ ready before ready, newest first), with expectations so a sync does not act agai
 its own creations and deletions (5-minute expectation timeout); it keeps ``status.replicas`` /
 ``readyReplicas`` / ``availableReplicas`` (ready for ``minReadySeconds``). Workers:
 ``--concurrent-replicaset-syncs``.
+
+Events (pkg/controller/controller_utils.go RealPodControl, recorder "replicaset-controller"): ``SuccessfulCreate``
+"Created pod: <name>", ``FailedCreate`` "Error creating: <error>" (Warning; not when the namespace is terminating),
+``SuccessfulDelete`` "Deleted pod: <name>", ``FailedDelete`` "Error deleting: <error>" (Warning; a pod already gone
+records nothing).
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from kbench.controllers.base import (
 
 BURST_REPLICAS = 500
 """replicaset.BurstReplicas: creations or deletions in one sync at most."""
+
+
+def namespace_terminating(err: APIError) -> bool:
+    """apierrors.HasStatusCause(err, v1.NamespaceTerminatingCause): the NamespaceLifecycle admission refused the
+    create because the namespace is being deleted (kbench's error carries no causes; its message says so)."""
+    return err.code == 403 and "because it is being terminated" in err.message
 
 
 def available(pod: Mapping, min_ready: int, now: float) -> bool:
@@ -71,6 +82,7 @@ class ReplicaSetController(PodOwner):
     """ReplicaSetController: syncReplicaSet for each ReplicaSet key."""
 
     name = "replicaset-controller"
+    event_source = "replicaset-controller"
     owner_kind = "ReplicaSet"
     resource, enqueue_deletes, workers_option = "replicasets", True, "concurrent_replicaset_syncs"
 
@@ -87,19 +99,25 @@ class ReplicaSetController(PodOwner):
             if diff < 0:
                 yield from self._create(rs, key, min(-diff, BURST_REPLICAS))
             elif diff > 0:
-                yield from self._delete_surplus(key, ns, sorted(active, key=deletion_rank)[: min(diff, BURST_REPLICAS)])
+                yield from self._delete_surplus(
+                    rs, key, ns, sorted(active, key=deletion_rank)[: min(diff, BURST_REPLICAS)]
+                )
         yield from self._status(rs, active)
 
-    def _delete_surplus(self, key: str, ns: str, victims: list[Mapping]):
-        """Process body: delete ``victims``, expecting to see each deletion."""
+    def _delete_surplus(self, rs: Mapping, key: str, ns: str, victims: list[Mapping]):
+        """Process body: delete ``victims``, expecting to see each deletion (RealPodControl.DeletePod's events)."""
         self.expect.expect(key, 0, len(victims))
         for pod in victims:
+            name = pod["metadata"]["name"]
             try:
-                if not (yield from self.delete("pods", ns, pod["metadata"]["name"])):
+                if not (yield from self.delete("pods", ns, name)):
                     self.expect.lower(key, Expectations.DELETED)  # already gone: its deletion will not be observed
-            except APIError:
+                    continue
+            except APIError as err:
                 self.expect.lower(key, Expectations.DELETED)
+                self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {err.message}")
                 raise
+            self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
 
     def _create(self, rs: Mapping, key: str, count: int):
         """Process body: slowStartBatch: 1, 2, 4, ... pods at once, stopping at the first failed batch."""
@@ -114,10 +132,14 @@ class ReplicaSetController(PodOwner):
             failed = None
             for ev in events:
                 try:
-                    yield ev
+                    pod = yield ev
                 except APIError as err:
                     self.expect.lower(key, Expectations.ADDED)
+                    if not namespace_terminating(err):
+                        self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {err.message}")
                     failed = err
+                    continue
+                self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
             if failed is not None:
                 self.expect.lower(key, Expectations.ADDED, count - done - size)
                 raise failed

@@ -4,6 +4,10 @@ Deletes a Pod on a NoExecute-tainted node when its tolerations run out: at once 
 the smallest ``tolerationSeconds`` of the matching tolerations after the controller first saw the pod there
 tainted (the DefaultTolerationSeconds admission plugin gives every pod 300 s for not-ready and unreachable); never
 when none of them has ``tolerationSeconds``.
+
+Events (recorder "taint-eviction-controller"), about the Pod (a reference without uid): ``TaintManagerEviction``
+"Marking for deletion Pod <ns>/<name>" when the deletion fires (deletePodHandler's emitEventFunc, before the tries),
+"Cancelling deletion of Pod <ns>/<name>" when a scheduled deletion is cancelled (cancelWorkWithEvent).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class TaintEvictionController(Controller):
 
     name = "taint-eviction-controller"
     client_name = "node-controller"
+    event_source = "taint-eviction-controller"
 
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
@@ -60,14 +65,18 @@ class TaintEvictionController(Controller):
             else []
         )
         if not taints:
-            self.evictions.pop(key, None)  # cancelWorkWithEvent
+            self._cancel(key)
             return
         now = self.engine.now
         seconds = min_toleration_seconds(taints, pod["spec"].get("tolerations") or [])
         if seconds is None:
-            self.evictions.pop(key, None)  # tolerated forever
+            self._cancel(key)  # tolerated forever
             return
-        due = self.evictions.setdefault(key, now + seconds) if seconds > 0 else now
+        if seconds == 0:
+            self._cancel(key)  # not tolerated: any scheduled deletion is replaced by one now
+            due = now
+        else:
+            due = self.evictions.setdefault(key, now + seconds)
         if due > now:
             self.queue.add_after(key, due - now)
             return
@@ -75,9 +84,21 @@ class TaintEvictionController(Controller):
         self.engine.process(self._evict(pod["metadata"]["namespace"], pod["metadata"]["name"]), name=f"evict/{key}")
         yield from ()  # (a sync is a process body; this one waits for nothing)
 
+    def _cancel(self, key: str) -> None:
+        """cancelWorkWithEvent: drop the pod's scheduled deletion, with an event if there was one."""
+        if self.evictions.pop(key, None) is not None:
+            self._event(key, "Cancelling deletion of Pod")
+
+    def _event(self, key: str, what: str) -> None:
+        """emitPodDeletionEvent / emitCancelPodDeletionEvent: TaintManagerEviction about the pod ``key``."""
+        namespace, name = key.split("/", 1)
+        ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}}
+        self.recorder.event(ref, "Normal", "TaintManagerEviction", f"{what} {key}")
+
     def _evict(self, namespace: str, name: str):
         """Process body: deletePodHandler, run by the eviction's own timed worker (evictions due together go
-        together): up to 5 tries, 10 ms apart."""
+        together): the event, then up to 5 tries, 10 ms apart."""
+        self._event(f"{namespace}/{name}", "Marking for deletion Pod")
         for attempt in range(EVICTION_RETRIES):
             try:
                 yield from self.delete("pods", namespace, name)
