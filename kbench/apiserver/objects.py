@@ -72,6 +72,8 @@ RESOURCES = {
             delete_collection=False,
         ),
         Resource("serviceaccounts", "ServiceAccount", "", True, False, "serviceaccounts"),
+        Resource("configmaps", "ConfigMap", "", True, False, "configmaps"),
+        Resource("secrets", "Secret", "", True, False, "secrets", ("type",)),  # pkg/registry/core/secret SelectableFields
         Resource("events", "Event", "", True, False, "events", ("involvedObject.name", "reason")),
         Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", True, False, "endpointslices"),
         Resource("leases", "Lease", "coordination.k8s.io", True, False, "leases"),
