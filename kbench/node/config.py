@@ -27,6 +27,8 @@ NODE_LEASE_RENEW_INTERVAL_FRACTION = 0.25
 CLIENT_GO_QPS, CLIENT_GO_BURST = 5.0, 10
 """client-go rest.Config's DefaultQPS / DefaultBurst, what a zero kubeAPIQPS / kubeAPIBurst falls back to
 (rest.RESTClientFor)."""
+UNLIMITED_QPS = 1e9
+"""A client without a rate limit (rest.Config QPS -1), as a token bucket no request waits for."""
 UNLIMITED = sys.maxsize
 """Image pulls at once when ``serializeImagePulls`` is false and ``maxParallelImagePulls`` is null (no limit)."""
 
@@ -34,7 +36,7 @@ UPSTREAM_FIELDS = """
     enableServer staticPodPath podLogsDir syncFrequency fileCheckFrequency httpCheckFrequency staticPodURL
     staticPodURLHeader address port readOnlyPort tlsCertFile tlsPrivateKeyFile tlsCipherSuites tlsCurvePreferences
     tlsMinVersion rotateCertificates serverTLSBootstrap authentication authorization registryPullQPS registryBurst
-    imagePullCredentialsVerificationPolicy preloadedImagesVerificationAllowlist eventRecordQPS eventBurst
+    imagePullCredentialsVerificationPolicy preloadedImagesVerificationAllowlist
     enableDebuggingHandlers enableContentionProfiling healthzPort healthzBindAddress oomScoreAdj clusterDomain
     clusterDNS streamingConnectionIdleTimeout imageMinimumGCAge imageMaximumGCAge imageGCHighThresholdPercent
     imageGCLowThresholdPercent volumeStatsAggPeriod kubeletCgroups systemCgroups cgroupRoot cgroupsPerQOS
@@ -57,7 +59,7 @@ UPSTREAM_FIELDS = """
 ACCEPTED = frozenset(UPSTREAM_FIELDS.split())
 """Upstream's other top-level v1beta1 fields (types.go): accepted, not modelled by kbench's kubelet."""
 
-ZERO_IS_UNSET = ("nodeStatusUpdateFrequency", "nodeLeaseDurationSeconds", "maxPods", "kubeAPIBurst")
+ZERO_IS_UNSET = ("nodeStatusUpdateFrequency", "nodeLeaseDurationSeconds", "maxPods", "kubeAPIBurst", "eventBurst")
 """Fields whose zero value upstream's defaulting replaces with the default (a non-pointer field left out is zero)."""
 
 
@@ -91,6 +93,25 @@ class KubeletConfiguration(ComponentConfig):
         "burst of the kubelet's client to the apiserver (0: client-go's default, 10)",
         f"{DEFAULTS}: KubeAPIBurst 100; {VALIDATION}: must not be negative",
         flag="kube-api-burst",
+        minimum=0,
+    )
+    event_record_qps: int = option(
+        "eventRecordQPS",
+        50,
+        int,
+        "event creations per second of the kubelet's event client (0: no limit)",
+        f"{DEFAULTS}: EventRecordQPS 50; {VALIDATION}: must not be negative; cmd/kubelet/app/server.go: 0 is QPS -1 "
+        "(no limit)",
+        flag="event-qps",
+        minimum=0,
+    )
+    event_burst: int = option(
+        "eventBurst",
+        100,
+        int,
+        "burst of event creations of the kubelet's event client",
+        f"{DEFAULTS}: EventBurst 100; {VALIDATION}: must not be negative",
+        flag="event-burst",
         minimum=0,
     )
     node_status_update_frequency: float = option(
@@ -186,6 +207,16 @@ class KubeletConfiguration(ComponentConfig):
     def client_burst(self) -> int:
         """Burst of the kubelet's API client: kubeAPIBurst, or client-go's default when it is 0."""
         return self.kube_api_burst if self.kube_api_burst > 0 else CLIENT_GO_BURST
+
+    @property
+    def event_qps(self) -> float:
+        """QPS of the kubelet's event client: eventRecordQPS, unlimited when it is 0."""
+        return float(self.event_record_qps) if self.event_record_qps > 0 else UNLIMITED_QPS
+
+    @property
+    def event_burst_size(self) -> int:
+        """Burst of the kubelet's event client: eventBurst (at least 1)."""
+        return max(1, self.event_burst)
 
     @property
     def parallel_image_pulls(self) -> int:

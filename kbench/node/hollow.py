@@ -3,7 +3,9 @@ and runs no pods. What the control plane sees of a kubelet, at a fraction of the
 
 Timings come from its :class:`~kbench.node.config.KubeletConfiguration` (v1.35 defaults): the node Lease lasts
 ``nodeLeaseDurationSeconds`` (40 s) and is renewed 0.25 of that (10 s, NodeLeaseRenewIntervalFraction) after the
-previous renewal returned (the lease controller's sliding wait.JitterUntil; its 4% jitter left out). A renewal
+previous renewal returned, lengthened by up to 4% (the lease controller's sliding ``wait.JitterUntil(sync,
+renewInterval, 0.04, true)``: ``wait.Jitter`` waits ``period + rand.Float64() x 0.04 x period``, from the node's own
+seeded stream ``kubelet/<node>``). A renewal
 that fails, and a kubelet back from a stop, read the lease and renew from it at once, or create it when there is
 none (retryUpdateLease / backoffEnsureLease, staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go);
 a kubelet back from a stop before it had registered registers then. The kubelet's client is limited to
@@ -37,6 +39,8 @@ from kbench.sim import Timer
 NODE_STATUS_UPDATE_RETRY = 5
 """pkg/kubelet/kubelet.go nodeStatusUpdateRetry: tries of one status update."""
 
+LEASE_RENEW_JITTER = 0.04
+"""k8s.io/component-helpers/apimachinery/lease/controller.go: Run's wait.JitterUntil jitter factor."""
 ENSURE_LEASE_BACKOFF, MAX_ENSURE_LEASE_BACKOFF = 0.2, 7.0
 """backoffEnsureLease's waits between reads of the lease (100 ms doubled before the first, maxBackoff 7 s)."""
 CONDITIONS = {
@@ -95,6 +99,8 @@ class HollowNode:
         self.name = name
         self.config = config = config or KubeletConfiguration()
         self.renew_interval = config.lease_renew_interval
+        self.rng = server.streams.python(f"kubelet/{name}")
+        """The node's own random stream (lease jitter; the kubelet's backoff and token jitter)."""
         self.client = Client(server, f"system:node:{name}", ("system:nodes",), config.client_qps, config.client_burst)
         self.running = True
         self.registered = False
@@ -151,7 +157,11 @@ class HollowNode:
             self._read_lease(delay)
             return
         self.renewals += 1
-        self._renew(lease, delay + self.renew_interval)
+        self._renew(lease, delay + self.renew_wait())
+
+    def renew_wait(self) -> float:
+        """Seconds from a renewal's answer to the next renewal: wait.Jitter(renewInterval, 0.04)."""
+        return self.renew_interval * (1.0 + self.rng.random() * LEASE_RENEW_JITTER)
 
     def _renew(self, lease, delay: float) -> None:
         at = self.engine.now + delay

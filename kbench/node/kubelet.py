@@ -38,12 +38,16 @@ from kbench.api.core import Pod
 from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import object_key, timestamp
 from kbench.apiserver.server import APIServer
-from kbench.client import Informer
+from kbench.client import Client, Informer
+from kbench.client.record import EventRecorder
 from kbench.node.hollow import HollowNode, NodeOptions
 from kbench.node.probes import Behaviour, Probe, behaviours
 from kbench.node.runtime import NodeRuntime, RuntimeModel
+from kbench.node.volumes import VolumeCosts, VolumeManager
 from kbench.sim import Interrupt, Process
 
+SPAM_BURST = 25
+"""client-go tools/record events_cache.go defaultSpamBurst: events per source and object before the spam filter."""
 PLEG_RELIST_PERIOD = 1.0
 STATUS_SYNC_PERIOD = 10.0
 """pkg/kubelet/status/status_manager.go syncPeriod: how often syncBatch resends what did not reach the apiserver."""
@@ -172,6 +176,23 @@ def container_timeline(c: ContainerRun, start: float) -> tuple[float, float, flo
     return ready_at, min(start + b.exit_after, killed_at), killed_at
 
 
+def go_duration(seconds: float) -> str:
+    """A duration as Go's time.Duration.String prints it, truncated to the millisecond (``512ms``, ``1.5s``,
+    ``2m3.25s``), as the kubelet's Pulled event shows it."""
+    ms = int(seconds * 1000 + 1e-6)
+    if ms < 1000:
+        return f"{ms}ms" if ms else "0s"
+    minutes, ms = divmod(ms, 60_000)
+    secs = f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def format_pod(pod: Mapping) -> str:
+    """pkg/kubelet/util/format.Pod: ``name_namespace(uid)``."""
+    meta = pod["metadata"]
+    return f"{meta['name']}_{meta.get('namespace', '')}({meta.get('uid', '')})"
+
+
 def _started(c: ContainerRun) -> float:
     """When a running container started."""
     assert c.started_at is not None, f"container {c.name} has not started"
@@ -218,6 +239,23 @@ class Kubelet(HollowNode):
         self.rejected = 0
         self._relist_phase = (index * 0.6180339887) % 1.0  # nodes relist out of step with each other
         self.ip = node_ip(index)
+        config = self.config
+        events = Client(  # kubeDeps.EventClient: the kubelet's connection, its own eventRecordQPS / eventBurst
+            server,
+            f"system:node:{name}",
+            ("system:nodes",),
+            config.event_qps,
+            config.event_burst_size,
+            self.client.conn,
+        )
+        self.recorder = EventRecorder(events, "kubelet", name)
+        self.volumes = VolumeManager(
+            self.client,
+            VolumeCosts.from_profile(runtime.profile),
+            self.rng,
+            phase=(index * 0.7548776662) % 1.0 * 0.1,  # the volume manager's 100 ms loops, out of step across nodes
+            on_event=self._pod_event,
+        )
         self.pods = self._watch_pods()
 
     def _watch_pods(self) -> Informer:
@@ -279,6 +317,7 @@ class Kubelet(HollowNode):
         if worker is not None:
             worker.deleted = True
             self._interrupt(worker)
+            self.volumes.unregister_pod(worker.pod)
 
     def _admit(self, manifest: Mapping) -> None:
         """A new pod: its worker starts, unless it does not fit the node's allocatable (lifecycle's
@@ -293,6 +332,7 @@ class Kubelet(HollowNode):
                 worker.phase, worker.reason = "Failed", f"OutOf{resource}"
                 self._status(worker)
                 return
+        self.volumes.register_pod(manifest)  # podManager.AddPod: RegisterPod, then the populator adds its volumes
         worker.process = self.engine.process(self._start_pod(worker), name=f"pod/{worker.key}")
 
     def _in_use(self) -> dict[str, int]:
@@ -306,9 +346,14 @@ class Kubelet(HollowNode):
 
     # -- the pod worker ---------------------------------------------------------------------------------------
     def _start_pod(self, w: PodWorker):
+        """SyncPod: the pending status, WaitForAttachAndMount (a sync that times out is retried after the pod
+        worker's backoff), RunPodSandbox, then the init containers and containers in order."""
         model = self.runtime.model
         try:
             w.started = self.engine.now
+            self._status(w)  # SetPodStatus at the start of SyncPod: Pending, containers ContainerCreating
+            while not (yield from self.volumes.wait_for_attach_and_mount(w.pod)):
+                yield self.volumes.sync_backoff()
             yield model.duration("sandbox_create")
             self._ips += 1
             w.ip = f"10.{128 + self.index // 256 % 128}.{self.index % 256}.{self._ips % 254 + 1}"
@@ -346,17 +391,38 @@ class Kubelet(HollowNode):
 
     def _start_container(self, w: PodWorker, c: ContainerRun):
         """PullImage (per policy), CreateContainer, StartContainer; False if the image may not be pulled."""
-        rt, model = self.runtime, self.runtime.model
-        if c.pull_policy == "Never" and not rt.present(c.image):
+        rt, model, image = self.runtime, self.runtime.model, c.image
+        if c.pull_policy == "Never" and not rt.present(image):
             c.state, c.reason = "waiting", "ErrImageNeverPull"
+            self._event(
+                w, "Warning", "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
+            )
             self._status(w)
             return False
-        if c.pull_policy == "Always" or not rt.present(c.image):
-            took = yield from rt.pull(c.image)
+        if c.pull_policy == "Always" or not rt.present(image):
+            self._event(w, "Normal", "Pulling", f'Pulling image "{image}"')
+            took = yield from rt.pull(image)
+            pulling, size = rt.last_pull
+            self._event(
+                w,
+                "Normal",
+                "Pulled",
+                f'Successfully pulled image "{image}" in {go_duration(pulling)} ({go_duration(took)} including '
+                f"waiting). Image size: {size} bytes.",
+            )
             if c.restarts == 0:
                 w.pull_seconds += took
+        else:
+            self._event(
+                w,
+                "Normal",
+                "Pulled",
+                f'Container image "{image}" already present on machine and can be accessed by the pod',
+            )
         yield model.duration("container_create")
+        self._event(w, "Normal", "Created", "Container created")
         yield model.duration("container_start")
+        self._event(w, "Normal", "Started", "Container started")
         c.state, c.reason, c.started_at, c.exit_code = "running", "", self.engine.now, None
         self._relisted(w)
         return True
@@ -382,6 +448,7 @@ class Kubelet(HollowNode):
         (SIGTERM, SIGKILL after the grace period); returns the exit code."""
         start, b = _started(c), c.behaviour
         ready_at, end, killed_at = container_timeline(c, start)
+        self._probe_events(w, c, start, ready_at, end, killed_at)
         if ready_at <= start:  # no probe to wait for: ready as it starts (reported with the PLEG relist)
             c.ready = True
         elif ready_at < end:
@@ -393,6 +460,37 @@ class Kubelet(HollowNode):
             return b.exit_code
         yield min(b.stop_after, w.grace) + self.runtime.model.costs.container_stop
         return 137 if b.stop_after > w.grace else 143
+
+    def _probe_events(self, w: PodWorker, c: ContainerRun, start: float, ready_at: float, end: float, killed: float):
+        """Unhealthy at each failed probe result (prober.go: "<Kind> probe failed: <output>"; kbench's probes have
+        no output), and Killing when a liveness or startup probe has the container restarted. A readiness probe's
+        failures are recorded up to the recorder's spam burst (25): beyond that upstream's spam filter keeps one per
+        300 s, which kbench leaves out."""
+        latency = c.behaviour.probe_latency
+        if c.readiness is not None and ready_at > start:
+            probe, until = c.readiness, min(ready_at - (c.readiness.success - 1) * c.readiness.period, end)
+            first = max(0, math.ceil(probe.initial_delay / probe.period))
+            ticks = [start + k * probe.period + min(latency, probe.timeout) for k in range(first, first + SPAM_BURST)]
+            self._at(w, c, start, [t for t in ticks if t < until], "Warning", "Unhealthy", "Readiness probe failed: ")
+        if math.isinf(killed) or killed > end:
+            return
+        by_startup = c.startup is not None and killed == c.startup.fails_at(start, start, latency)
+        kind, killer = ("Startup", c.startup) if by_startup else ("Liveness", c.liveness)
+        assert killer is not None, f"container {c.name} killed without a startup or liveness probe"
+        ticks = [killed - j * killer.period for j in range(killer.failure)]
+        self._at(w, c, start, [t for t in ticks if t >= start], "Warning", "Unhealthy", f"{kind} probe failed: ")
+        message = f"Container {c.name} failed {kind.lower()} probe, will be restarted"
+        self._at(w, c, start, [killed], "Normal", "Killing", message)
+
+    def _at(self, w: PodWorker, c: ContainerRun, run: float, times: list[float], kind: str, reason: str, message: str):
+        """Record an Event at each of ``times`` while the container's run that started at ``run`` lasts."""
+
+        def record(_) -> None:
+            if c.started_at == run and not w.deleted:
+                self._event(w, kind, reason, message)
+
+        for t in times:
+            self.engine.schedule(max(0.0, t - self.engine.now), record)
 
     def _exited(self, w: PodWorker, c: ContainerRun, code: int) -> None:
         c.state, c.reason, c.ready, c.exit_code = "terminated", "Completed" if code == 0 else "Error", False, code
@@ -408,8 +506,20 @@ class Kubelet(HollowNode):
         c.backoff = INITIAL_BACKOFF if c.backoff == 0 else min(2 * c.backoff, MAX_BACKOFF)
         if delay > 0:
             c.state, c.reason = "waiting", "CrashLoopBackOff"
+            self._event(
+                w, "Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod {format_pod(w.pod)}"
+            )
             self._status(w)
         return delay
+
+    def _event(self, w: PodWorker, kind: str, reason: str, message: str) -> None:
+        """Record an Event about the pod (pkg/kubelet/events reasons; the container's fieldPath is not carried)."""
+        self._pod_event(w.pod, kind, reason, message)
+
+    def _pod_event(self, pod: Mapping, kind: str, reason: str, message: str) -> None:
+        """Record an Event about ``pod`` through the kubelet's recorder, unless the node is stopped."""
+        if self.running:
+            self.recorder.event(pod, kind, reason, message)
 
     def _finish(self, w: PodWorker) -> None:
         """No container will run again (restartPolicy): the pod Succeeded or Failed."""
@@ -429,6 +539,8 @@ class Kubelet(HollowNode):
         self._interrupt(w)
         model = self.runtime.model
         running = [c for c in w.containers if c.state == "running"]
+        for c in running:
+            self._event(w, "Normal", "Killing", f"Stopping container {c.name}")
         yield max((min(c.behaviour.stop_after, w.grace) for c in running), default=0.0) + model.costs.container_stop
         for c in running:
             self._exited(w, c, 0 if c.behaviour.stop_after <= w.grace else 137)

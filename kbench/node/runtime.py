@@ -91,7 +91,7 @@ class RuntimeModel:
     def __init__(self, engine: Engine, name: str, profile: Profile, rng, images: Mapping | None = None) -> None:
         if name not in RUNTIMES:
             raise ValueError(f"runtime: must be one of {', '.join(RUNTIMES)}; got {name!r}")
-        self.engine, self.name = engine, name
+        self.engine, self.name, self.profile = engine, name, profile
         self.costs = costs = RuntimeCosts.from_profile(profile, f"runtime.{name}")
         self._draw = {op: getattr(costs, op).sampler(rng) for op in OPERATIONS}
         self.images = image_catalog(images, costs.default_image_size)
@@ -118,13 +118,16 @@ class NodeRuntime:
         self.layers: set[str] = {layer for layer, _ in model.image(PAUSE_IMAGE).layers}
         self.puller = Resource(model.engine, parallel_pulls)
         self.pulled_bytes = 0
+        self.last_pull: tuple[float, int] = (0.0, 0)
+        """The seconds the last pull took (its wait for the puller left out) and its image's size in bytes."""
 
     def present(self, image: str) -> bool:
         """Whether every layer of ``image`` is on the node."""
         return all(layer in self.layers for layer, _ in self.model.image(image).layers)
 
     def pull(self, image: str):
-        """Process body: wait for the puller, fetch the missing layers; returns the seconds it took."""
+        """Process body: wait for the puller, fetch the missing layers; returns the seconds it took including the
+        wait for the puller (:attr:`last_pull` holds the pull itself: its seconds and the image's bytes)."""
         engine, model = self.model.engine, self.model
         costs = model.costs
         asked = engine.now
@@ -137,7 +140,9 @@ class NodeRuntime:
         try:
             missing = [(d, s) for d, s in model.image(image).layers if d not in self.layers]
             nbytes = sum(s for _, s in missing)
-            yield costs.pull_overhead + nbytes / costs.pull_bandwidth + nbytes * costs.unpack_per_byte
+            pulling = costs.pull_overhead + nbytes / costs.pull_bandwidth + nbytes * costs.unpack_per_byte
+            yield pulling
+            self.last_pull = (pulling, sum(s for _, s in model.image(image).layers))
             self.layers.update(d for d, _ in missing)
             self.pulled_bytes += nbytes
         finally:

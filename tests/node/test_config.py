@@ -20,6 +20,8 @@ def test_defaults_are_upstreams():
         **API,
         "kubeAPIQPS": 50,
         "kubeAPIBurst": 100,
+        "eventRecordQPS": 50,
+        "eventBurst": 100,
         "nodeStatusUpdateFrequency": "10s",
         "nodeStatusReportFrequency": "5m0s",
         "nodeLeaseDurationSeconds": 40,
@@ -32,6 +34,15 @@ def test_defaults_are_upstreams():
     assert defaults.lease_renew_interval == 10.0  # 40 s x nodeLeaseRenewIntervalFraction 0.25
     assert (defaults.client_qps, defaults.client_burst, defaults.parallel_image_pulls) == (50.0, 100, 1)
     assert manifest() == defaults  # an empty document is all defaults
+
+
+def test_event_client_limits():
+    """eventRecordQPS 0 is no limit (cmd/kubelet/app/server.go: QPS -1); eventBurst 0 is defaulted to 100."""
+    assert (KubeletConfiguration().event_qps, KubeletConfiguration().event_burst_size) == (50.0, 100)
+    unlimited = manifest(eventRecordQPS=0, eventBurst=0)
+    assert unlimited.event_qps >= 1e9 and unlimited.event_burst == 100
+    with pytest.raises(ConfigError, match="eventRecordQPS"):
+        manifest(eventRecordQPS=-1)
 
 
 @pytest.mark.parametrize(

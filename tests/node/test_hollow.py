@@ -7,7 +7,7 @@ import pytest
 from kbench.apiserver.objects import timestamp
 from kbench.node import HollowNode
 from kbench.node.config import KubeletConfiguration
-from kbench.node.hollow import ENSURE_LEASE_BACKOFF
+from kbench.node.hollow import ENSURE_LEASE_BACKOFF, LEASE_RENEW_JITTER
 from tests.controlplane.helpers import Plane, fail_next, race, reached, record
 
 DEFAULTS = KubeletConfiguration()
@@ -76,7 +76,7 @@ def test_lease_whose_create_failed_is_created_when_found_missing():
     ]
     assert leases[1]["at"] == leases[0]["answered"]  # read at once
     assert leases[3]["at"] == pytest.approx(leases[2]["answered"] + ENSURE_LEASE_BACKOFF)
-    assert leases[5]["at"] == pytest.approx(leases[4]["answered"] + RENEW_INTERVAL)
+    assert RENEW_INTERVAL <= leases[5]["at"] - leases[4]["answered"] < RENEW_INTERVAL * (1 + LEASE_RENEW_JITTER)
     assert node.renewals == 3
 
 
@@ -107,7 +107,7 @@ def test_node_lease_duration_sets_the_lease_and_its_renew_interval():
     assert node.renew_interval == 5.0  # 20 s x 0.25
     assert len(renewals) == 6  # every 5 s (plus the answer's latency) instead of every 10 s
     for before, after in zip(renewals, renewals[1:]):
-        assert after["at"] == pytest.approx(before["answered"] + 5.0)
+        assert 5.0 <= after["at"] - before["answered"] < 5.0 * (1 + LEASE_RENEW_JITTER)
     lease = plane.ok("get", "leases", namespace="kube-node-lease", name="node-0")
     assert lease["spec"]["leaseDurationSeconds"] == 20
 
@@ -150,7 +150,8 @@ def test_node_status_frequencies_set_how_often_the_status_is_posted(fields, post
     times = _status_posts(sent)
     assert len(times) == posts
     period = config.node_status_update_frequency
-    assert all(b - a == pytest.approx(period, abs=0.1) for a, b in zip(times, times[1:]))
+    # with the renewals they ride on: each renewal interval lengthened by up to 4% (the lease's jitter)
+    assert all(period - 0.1 < b - a < period * (1 + LEASE_RENEW_JITTER) + 0.1 for a, b in zip(times, times[1:]))
 
 
 def test_max_pods_and_pods_per_core_set_the_nodes_pods_capacity():
@@ -160,3 +161,25 @@ def test_max_pods_and_pods_per_core_set_the_nodes_pods_capacity():
     plane.run(1.0)
     capacity = {n["metadata"]["name"]: n["status"]["capacity"]["pods"] for n in plane.objects("nodes")}
     assert capacity == {"a": "250", "b": "40"}
+
+
+def test_lease_renewals_are_jittered_up_to_four_percent():
+    """wait.JitterUntil(sync, 10 s, 0.04, sliding): each wait after a renewal's answer is 10 s + U[0, 0.4) s, drawn
+    from the node's own seeded stream (same seed, same intervals; nodes differ)."""
+    plane = Plane()
+    nodes = [HollowNode(plane.api, f"node-{i}") for i in range(2)]
+    sent = record(nodes[0].client)
+    plane.run(2000.0)
+    renewals = [r for r in reached(sent) if r["resource"] == "leases" and r["verb"] == "update"]
+    waits = [b["at"] - a["answered"] for a, b in zip(renewals, renewals[1:])]
+    assert len(waits) > 150
+    assert all(RENEW_INTERVAL <= w < RENEW_INTERVAL * (1 + LEASE_RENEW_JITTER) for w in waits)
+    extra = sorted((w - RENEW_INTERVAL) / (RENEW_INTERVAL * LEASE_RENEW_JITTER) for w in waits)  # U[0, 1)
+    assert abs(sum(extra) / len(extra) - 0.5) < 0.06
+    assert max(abs(x - (i + 0.5) / len(extra)) for i, x in enumerate(extra)) < 0.12  # Kolmogorov-Smirnov, 1%
+
+    def draws(name: str) -> list[float]:
+        node = HollowNode(Plane().api, name)
+        return [node.renew_wait() for _ in range(3)]
+
+    assert draws("node-0") == draws("node-0") != draws("node-1")

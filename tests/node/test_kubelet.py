@@ -302,10 +302,10 @@ def test_kubelet_stopped_as_a_final_status_leaves_deletes_the_pod_only_after_res
 
 def test_failed_status_patch_is_sent_again_at_the_next_sync():
     node = Node()
-    fail_next(node.kubelet.client, "patch", "pods", "status")
+    fail_next(node.kubelet.client, "patch", "pods", "status", times=2)  # SyncPod's Pending status, then Running
     t0 = node.pod("a", [app()])
     node.until(t0 + STATUS_SYNC_PERIOD - 1)
-    assert node.status("a").get("phase") is None  # the first report was refused and nothing has changed since
+    assert node.status("a").get("phase") is None  # both reports were refused and nothing has changed since
     node.until(t0 + STATUS_SYNC_PERIOD + 2)
     assert node.status("a")["phase"] == "Running"
 
