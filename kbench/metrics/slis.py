@@ -1,7 +1,9 @@
 """A run's SLIs, with ClusterLoader2's measurement names and Kubernetes' SLO thresholds.
 
 - **PodStartupLatency**: create_to_schedule, schedule_to_run, run_to_watch, pod_startup (p50/p90/p99);
-  SLO: pod_startup p99 <= 5 s (sig-scalability slos/pod_startup_latency.md).
+  SLO: pod_startup p99 <= 5 s (sig-scalability slos/pod_startup_latency.md). Beside them (no SLO), the phases as
+  ClusterLoader2 computes them, metric ``<method>_<transition>`` (``cl2_pod_startup``, ``cl2_legacy_pod_startup``
+  ...; :data:`~kbench.metrics.pod_startup.CL2_METHODS`) with CL2's nearest-rank percentiles.
 - **APIResponsiveness**: p50/p90/p99 per verb, resource and scope; SLO p99 <= 1 s for resource scope
   (single objects, every mutating call), 5 s namespace, 30 s cluster (slos/api_call_latency.md).
 - **SchedulingThroughput**: pods bound per second over 5 s windows (CL2's scheduling_throughput.go samples
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from kbench.controllers.endpointslice import TRIGGER
-from kbench.metrics.pod_startup import PHASES
+from kbench.metrics.pod_startup import CL2_METHODS, PHASES, cl2_percentiles
 
 POD_STARTUP_SLO = 5.0
 API_SLO = {"resource": 1.0, "namespace": 5.0, "cluster": 30.0}
@@ -51,15 +53,23 @@ COLUMNS = [
 
 
 def _row(
-    sli: str, metric: str, values, threshold: float | None = None, unit: str = "s", expected: bool = True, **labels
+    sli: str,
+    metric: str,
+    values,
+    threshold: float | None = None,
+    unit: str = "s",
+    expected: bool = True,
+    percentiles=None,
+    **labels,
 ) -> dict:
-    """One SLI row; ``expected``: the run exercised what this SLI measures, so having no sample is a failure.
+    """One SLI row; ``expected``: the run exercised what this SLI measures, so having no sample is a failure;
+    ``percentiles``: values -> (p50, p90, p99) when not NumPy's interpolated ones (e.g. CL2's nearest rank).
 
     Its ``verdict``: "met" or "broken" (its SLO); "no data" (expected and no sample: a failure); "not measured"
     (nothing in the run exercises it, e.g. no Service for network programming); "no SLO" (reported only)."""
     values = np.asarray(list(values), dtype=np.float64)
     if values.size:
-        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        p50, p90, p99 = (percentiles or (lambda v: np.percentile(v, [50, 90, 99])))(values)
         top = float(values.max())
     else:
         p50 = p90 = p99 = top = float("nan")
@@ -210,6 +220,11 @@ def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterab
         )
         for phase in PHASES
     ]
+    for method, transitions in CL2_METHODS.items():
+        table = cluster.watcher.cl2_table(method)
+        for name in transitions:
+            values = table[name].dropna()
+            rows.append(_row("PodStartupLatency", f"{method}_{name}", values, percentiles=cl2_percentiles))
     for (verb, resource, scope), values in sorted(cluster.api.sli.samples.items()):
         rows.append(
             _row(
