@@ -232,7 +232,9 @@ class EventRecorder:
     correlator : EventCorrelator, optional
         Defaults to upstream's (NewEventCorrelator).
     queue_size : int
-        The broadcaster's queue (maxQueuedEvents).
+        The broadcaster's queue (maxQueuedEvents): events waiting while the watcher writes one (the watcher's
+        channel of ``NewLongQueueBroadcaster(1000, DropIfChannelFull)``; the broadcaster's loop drops what does not
+        fit, so its incoming channel never fills).
     """
 
     def __init__(
@@ -264,9 +266,9 @@ class EventRecorder:
             self.dropped += 1
             return
         self.queue.append(self.make_event(reference(obj), type, reason, message))
-        if not self.busy:
+        if not self.busy:  # the watcher goroutine is waiting on its channel: it takes the event at once
             self.busy = True
-            self.engine.schedule(0.0, self._next)
+            self._next()
 
     def make_event(self, ref: dict, type: str, reason: str, message: str) -> dict:
         """makeEvent plus generateEvent's source and reporting fields."""
