@@ -271,6 +271,7 @@ class Kubelet(HollowNode):
         leaves its containers running; a ``shutdown`` kills them (and their sandboxes) with the machine."""
         super().stop()
         self.pods.stop()
+        self.volumes.stop()
         if shutdown:
             for w in self.workers.values():
                 self._interrupt(w)
@@ -286,6 +287,7 @@ class Kubelet(HollowNode):
             return
         super().restart()
         self.pods = self._watch_pods()
+        self.volumes.restart()
         for w in self.workers.values():
             if w.down and not w.terminating and w.phase not in ("Succeeded", "Failed"):
                 w.down, w.initialized = False, False

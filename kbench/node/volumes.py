@@ -202,6 +202,24 @@ class ObjectCache:
             self.reflectors += 1
         item.refs += 1
 
+    def stop(self) -> None:
+        """The kubelet is cut off: every reflector stops (its cache stays as it was)."""
+        for item in self.items.values():
+            item.informer.stop()
+
+    def restart(self) -> None:
+        """The kubelet is back: each object's reflector lists and watches again (an immutable one stays stopped)."""
+        for key, item in self.items.items():
+            if not item.immutable:
+                namespace, name = key.split("/", 1)
+                old = item.informer
+                item.informer = Informer(
+                    self.client, self.resource, namespace=namespace, field_selector=f"metadata.name={name}"
+                )
+                item.informer.cache = dict(old.cache)
+                item.informer.start()
+                self.reflectors += 1
+
     def delete_reference(self, namespace: str, name: str) -> None:
         """DeleteReference: the last reference gone stops the reflector and forgets the object."""
         key = f"{namespace}/{name}"
@@ -259,6 +277,8 @@ class TokenManager:
 
     def __init__(self, client: Client, rng: random.Random) -> None:
         self.client, self.engine, self.rng = client, client.engine, rng
+        self.reachable = True
+        """False while the kubelet is cut off: a TokenRequest fails without reaching the apiserver."""
         self.cache: dict[tuple, Token] = {}
         self.requests = 0
         """TokenRequests sent."""
@@ -278,8 +298,10 @@ class TokenManager:
         if cached is not None and self.engine.now < cached.refresh:
             return cached
         verb, subresource = TOKEN_REQUEST
-        self.requests += 1
         try:
+            if not self.reachable:
+                raise APIError(503, "ServiceUnavailable", "the apiserver cannot be reached")
+            self.requests += 1
             yield self.client.call(verb, "serviceaccounts", namespace=namespace, name=account, subresource=subresource)
         except APIError as err:
             if cached is None or self.engine.now >= cached.expires:
@@ -350,6 +372,18 @@ class VolumeManager:
     def for_profile(cls, client: Client, profile: Profile | None, rng: random.Random, **kwargs) -> VolumeManager:
         """A volume manager with the ``kubelet`` section of ``profile`` (default: the default profile)."""
         return cls(client, VolumeCosts.from_profile(profile), rng, **kwargs)
+
+    def stop(self) -> None:
+        """The kubelet is cut off (or dead): the reflectors stop and no TokenRequest gets through."""
+        self.configmaps.stop()
+        self.secrets.stop()
+        self.tokens.reachable = False
+
+    def restart(self) -> None:
+        """The kubelet is back: the reflectors list and watch again and TokenRequests get through."""
+        self.configmaps.restart()
+        self.secrets.restart()
+        self.tokens.reachable = True
 
     # -- pods -------------------------------------------------------------------------------------------------
     def register_pod(self, pod: Mapping) -> None:

@@ -244,3 +244,22 @@ def test_tick_is_the_first_loop_tick_at_or_after():
     assert tick(1.03, 0.1, 0.03) == pytest.approx(1.03)
     assert tick(0.0, 0.3, 0.0) == 0.0
     assert RETRY_INITIAL == 0.5
+
+
+def test_a_stopped_kubelet_stops_its_reflectors_and_lists_again_when_back():
+    node = Node()
+    configmap(node, "kube-root-ca.crt")
+    pod(node, "a", mounting("kube-api-access-x", api_access(expiration=600)))
+    node.until(node.plane.engine.now + 3)
+    cache = node.kubelet.volumes.configmaps
+    before = cache.items[f"{NS}/kube-root-ca.crt"].informer
+    sent = record(node.kubelet.client)
+    node.kubelet.stop()
+    node.until(node.plane.engine.now + 500)  # past the token's refresh point: the refresh cannot get through
+    assert before._stopped and not reached(sent)
+    assert node.kubelet.volumes.tokens.requests == 1
+    node.kubelet.restart()
+    node.until(node.plane.engine.now + 70)  # the failed refresh is tried again at the next resync
+    calls = [(r["verb"], r["resource"]) for r in reached(sent)]
+    assert calls.count(("list", "configmaps")) == 1 and cache.items[f"{NS}/kube-root-ca.crt"].informer is not before
+    assert node.kubelet.volumes.tokens.requests == 2
