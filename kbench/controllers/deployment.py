@@ -32,7 +32,6 @@ from collections.abc import Mapping
 import orjson
 
 from kbench.apiserver.objects import APIError, seconds
-from kbench.client.record import EventRecorder
 from kbench.controllers.base import Controller, Manager, controlled, controller_key, owner_reference
 
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -185,12 +184,12 @@ class DeploymentController(Controller):
     """DeploymentController: syncDeployment for each Deployment key."""
 
     name = "deployment-controller"
+    event_source = "deployment-controller"
     resource, workers_option = "deployments", "concurrent_deployment_syncs"
 
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
         self.sets = self.watch("replicasets", self._owner, lambda old, new: self._owner(new), self._owner)
-        self.recorder = EventRecorder(self.client, component=self.name)
 
     def _owner(self, rs: Mapping) -> None:
         key = controller_key(rs, "Deployment")

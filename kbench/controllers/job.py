@@ -30,7 +30,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kbench.apiserver.objects import APIError, seconds
-from kbench.client.record import EventRecorder
 from kbench.controllers.base import (
     Expectations,
     Manager,
@@ -123,6 +122,7 @@ class JobController(PodOwner):
     """Job controller: syncJob for each Job key."""
 
     name = "job-controller"
+    event_source = "job-controller"
     owner_kind = "Job"
     resource, workers_option = "jobs", "concurrent_job_syncs"
 
@@ -132,7 +132,6 @@ class JobController(PodOwner):
         """podBackoffStore: the backoff record of each Job key."""
         self.counted: dict[str, set[str]] = {}
         """Job key -> uids of its finished pods already taken into its backoff record."""
-        self.recorder = EventRecorder(self.client, component=self.name)
 
     def sync(self, key):
         """syncJob: count the Job's pods, pick its finishing condition, delete or create pods, then the status."""
