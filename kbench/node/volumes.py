@@ -254,6 +254,19 @@ class ObjectCache:
         return obj
 
 
+def token_request(pod: Mapping, source: Source) -> dict:
+    """The TokenRequest the projected volume plugin sends for a pod (pkg/volume/projected: audiences, expiration,
+    bound to the pod)."""
+    meta = pod["metadata"]
+    spec: dict = {
+        "expirationSeconds": source.expiration,
+        "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta["uid"]},
+    }
+    if source.audience:
+        spec["audiences"] = [source.audience]
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+
+
 # -- the token manager ---------------------------------------------------------------------------------------------
 @dataclass
 class Token:
@@ -290,19 +303,23 @@ class TokenManager:
         refresh = token.expires - token.expiration * TOKEN_REFRESH_PERCENT // 100 - jitter
         return min(refresh, token.issued + TOKEN_MAX_TTL - jitter)
 
-    def get(self, namespace: str, account: str, source: Source, pod_uid: str):
+    def get(self, namespace: str, account: str, source: Source, pod: Mapping):
         """Process body, GetServiceAccountToken: the cached token, or a new one from the apiserver (a failure with no
         valid cached token raises :class:`MountError`)."""
+        pod_uid = pod["metadata"]["uid"]
         key = (namespace, account, source.audience, source.expiration, pod_uid)
         cached = self.cache.get(key)
         if cached is not None and self.engine.now < cached.refresh:
             return cached
         verb, subresource = TOKEN_REQUEST
+        body = token_request(pod, source) if verb == "create" else None
         try:
             if not self.reachable:
                 raise APIError(503, "ServiceUnavailable", "the apiserver cannot be reached")
             self.requests += 1
-            yield self.client.call(verb, "serviceaccounts", namespace=namespace, name=account, subresource=subresource)
+            yield self.client.call(
+                verb, "serviceaccounts", namespace=namespace, name=account, subresource=subresource, body=body
+            )
         except APIError as err:
             if cached is None or self.engine.now >= cached.expires:
                 raise MountError(f"failed to fetch token: {err.message}") from None
@@ -473,7 +490,7 @@ class VolumeManager:
             try:
                 if source.kind == "serviceAccountToken":
                     account = spec.get("serviceAccountName") or "default"
-                    yield from self.tokens.get(ns, account, source, meta["uid"])
+                    yield from self.tokens.get(ns, account, source, pv.pod)
                 elif source.kind in ("configMap", "secret"):
                     cache = self.configmaps if source.kind == "configMap" else self.secrets
                     try:

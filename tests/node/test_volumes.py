@@ -15,6 +15,8 @@ from kbench.node.volumes import (
     mounted_volumes,
     referenced,
     tick,
+    token_request,
+    volume_of,
 )
 from tests.controlplane.helpers import reached, record
 from tests.node.test_kubelet import CREATE, SANDBOX, START, Node, app
@@ -263,3 +265,17 @@ def test_a_stopped_kubelet_stops_its_reflectors_and_lists_again_when_back():
     calls = [(r["verb"], r["resource"]) for r in reached(sent)]
     assert calls.count(("list", "configmaps")) == 1 and cache.items[f"{NS}/kube-root-ca.crt"].informer is not before
     assert node.kubelet.volumes.tokens.requests == 2
+
+
+def test_token_request_is_bound_to_the_pod():
+    pod = {"metadata": {"name": "p", "namespace": NS, "uid": "uid-7"}}
+    source = volume_of({"name": "v", **api_access(expiration=900)}).sources[0]
+    assert source.kind == "serviceAccountToken" and source.expiration == 900
+    assert token_request(pod, source) == {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {
+            "expirationSeconds": 900,
+            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p", "uid": "uid-7"},
+        },
+    }
