@@ -165,13 +165,18 @@ class KubeScheduler:
         done = self.engine.event()
 
         def answer(result, error, delay):
-            if error is None:
+            if error is None:  # recorded when the answer is back (bindingCycle, after bind returns)
                 message = f"Successfully assigned {pod.namespace}/{pod.name} to {node}"
-                self.recorder.event(self._regarding(pod), "Normal", "Scheduled", message, action="Binding")
+                event = (self._regarding(pod), "Normal", "Scheduled", message, "Binding")
             else:
-                self.recorder.event(
-                    self._regarding(pod), "Warning", "FailedScheduling", truncate_message(error.message), "Scheduling"
+                event = (
+                    self._regarding(pod),
+                    "Warning",
+                    "FailedScheduling",
+                    truncate_message(error.message),
+                    "Scheduling",
                 )
+            self.engine.schedule(delay, lambda _: self.recorder.event(*event))
             if error is not None and pod.key in self.state.pods:
                 self.state.remove(pod.key)
                 self.scheduler.stats.pods.pop(pod.key, None)
