@@ -1,8 +1,13 @@
 """The watch cache of one resource at one apiserver instance (k8s.io/apiserver/pkg/storage/cacher).
 
 It holds the current objects and a window of recent events, serves lists and watches without reading
-etcd, and answers 410 Gone to a watch that starts before its window. The window keeps at least the last
-``eventFreshDuration`` (75 s) of events, at most 102,400 (``defaultUpperBoundCapacity``). Like the cacher's
+etcd, and answers 410 Gone to a watch that starts before its window. The window is watch_cache.go's ring buffer of
+``capacity`` events (v1.35): it starts at ``defaultLowerBoundCapacity`` (100); when an event finds it full it doubles
+(up to ``defaultUpperBoundCapacity``, 102,400, for the default ``eventFreshDuration`` of 75 s) if its oldest event is
+younger than eventFreshDuration, halves (down to 100) if the event a quarter of the capacity back is older than it,
+and otherwise drops its oldest event (resizeCacheLocked). So a quiet resource keeps events for longer than 75 s, and a
+busy one keeps at least 75 s of them up to the upper bound. A watch from ``rv`` gets 410 Gone when ``rv`` is older
+than the first event held less one, once an event has left the buffer (getAllEventsSinceLocked). Like the cacher's
 ``triggerFunc`` for pods, watchers that select on an indexed field (Pods' ``spec.nodeName``) only see events
 of their value, so a kubelet's watch costs nothing for other nodes' pods.
 
@@ -18,14 +23,30 @@ and watch delivery times.
 from __future__ import annotations
 
 import builtins
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 
 from kbench.apiserver.objects import Filter, field_value, gone
 
 EVENT_FRESH_DURATION = 75.0
+"""cacher.go DefaultEventFreshDuration: defaultBookmarkFrequency (1m) + 15s (storagebackend
+DefaultEventsHistoryWindow)."""
+LOWER_BOUND_CAPACITY = 100
+"""watch_cache.go defaultLowerBoundCapacity."""
 UPPER_BOUND_CAPACITY = 100 * 1024
+"""watch_cache.go defaultUpperBoundCapacity."""
 INDEXED = {"pods": "spec.nodeName"}
+
+
+def capacity_upper_bound(event_fresh_duration: float) -> int:
+    """watch_cache.go capacityUpperBound: defaultUpperBoundCapacity for the default eventFreshDuration, doubled for
+    each doubling of a longer one (capped below MaxInt32)."""
+    if event_fresh_duration <= EVENT_FRESH_DURATION:
+        return UPPER_BOUND_CAPACITY
+    exponent = math.ceil(math.log2(event_fresh_duration / EVENT_FRESH_DURATION))
+    exponent = min(exponent, math.floor(math.log2((2**31 - 1) / UPPER_BOUND_CAPACITY)))
+    return UPPER_BOUND_CAPACITY << exponent
 
 
 class Watch:
@@ -36,6 +57,12 @@ class Watch:
         self.pending: deque = deque()
         self.scheduled = False
         self.stopped = False
+        self.initial_events = 0
+        """Events the watch starts with (replayed from the window): the cacher sends them before it signals the
+        watch initialized (cache_watcher.go processInterval, then WatchInitialized)."""
+        self.initial_bytes = 0
+        self.on_stop: list[Callable[[], object]] = []
+        """Called when the watch stops (e.g. flow control forgetting it in its watch count)."""
 
     def push(self, arrival: float, event: tuple) -> None:
         """Queue ``event`` to reach the watcher at ``arrival``."""
@@ -60,8 +87,12 @@ class Watch:
 
     def stop(self) -> None:
         """The watcher closes the stream: nothing more is delivered."""
+        if self.stopped:
+            return
         self.stopped = True
         self.cache.remove(self)
+        for forget in self.on_stop:
+            forget()
 
 
 class WatchCache:
@@ -79,14 +110,26 @@ class WatchCache:
         now: Callable[[], float],
         delay: Callable[[int], float],
         compacted: Callable[[], int] | None = None,
+        event_fresh_duration: float = EVENT_FRESH_DURATION,
     ):
         self.schedule, self.now, self.delay, self.compacted = schedule, now, delay, compacted
         self.objects: dict[str, tuple[Mapping, int, int]] = {}
         """key -> (object, resourceVersion, serialized size)."""
-        self.history: deque[tuple[int, float, str, Mapping, Mapping | None]] = deque()
+        self.bytes = 0
+        """The serialized bytes of the objects (for the storage stats the work estimator reads)."""
+        self.history: deque[tuple[int, float, str, Mapping, Mapping | None, int]] = deque()
+        """The ring buffer's events, oldest first: (resourceVersion, record time, type, object, previous object,
+        serialized size)."""
         self.rv = 0
-        self.oldest = 0
-        """Watches may start at any resourceVersion >= this."""
+        self.list_rv = 0
+        """The resourceVersion of the cacher's initial list (its start)."""
+        self.removed = False
+        """Whether an event has left the buffer since that list (removedEventSinceRelist)."""
+        self.event_fresh_duration = event_fresh_duration
+        self.capacity = LOWER_BOUND_CAPACITY
+        self.lower_bound, self.upper_bound = LOWER_BOUND_CAPACITY, capacity_upper_bound(event_fresh_duration)
+        self.start_index = 0
+        """watch_cache.go startIndex: events ever dropped from the buffer's front (endIndex is this + len(history))."""
         self.index_field = INDEXED.get(resource)
         self.indexed: dict[str, list[Watch]] = {}
         self.others: list[Watch] = []
@@ -96,38 +139,65 @@ class WatchCache:
         now = self.now()
         prev = self.objects.get(key)
         prev_obj = prev[0] if prev else None
+        if prev is not None:
+            self.bytes -= prev[2]
         if kind == "DELETED":
             self.objects.pop(key, None)
         else:
             self.objects[key] = (obj, rv, size)
+            self.bytes += size
         self.rv = rv
-        self.history.append((rv, now, kind, obj, prev_obj))
-        self._trim(now)
+        self.update_cache((rv, now, kind, obj, prev_obj, size))
         arrival = now + self.delay(size)
         for watch in self._watchers(obj, prev_obj):
             event = _event_for(watch.filter, kind, obj, prev_obj, rv)
             if event is not None:
                 watch.push(arrival, event)
 
-    def _trim(self, now: float) -> None:
-        """Drop the events that left the window: the cacher keeps at least eventFreshDuration of them, at most
-        defaultUpperBoundCapacity; etcd keeps them back to its compaction revision."""
+    def update_cache(self, event: tuple) -> None:
+        """watch_cache.go updateCache: resize, drop the oldest event if the buffer is full, append. A resource read
+        from etcd keeps its events back to etcd's compaction revision instead."""
         if self.compacted is not None:
             floor = self.compacted()
             while self.history and self.history[0][0] < floor:
                 self.history.popleft()
+            self.history.append(event)
             return
-        while self.history and (
-            len(self.history) > UPPER_BOUND_CAPACITY or self.history[0][1] < now - EVENT_FRESH_DURATION
-        ):
-            self.oldest = self.history.popleft()[0]
+        self.resize_cache(event[1])
+        if len(self.history) >= self.capacity:
+            self.history.popleft()
+            self.start_index += 1
+            self.removed = True
+        self.history.append(event)
+
+    def resize_cache(self, event_time: float) -> None:
+        """watch_cache.go resizeCacheLocked: a full buffer doubles (to at most the upper bound) when its oldest event
+        is younger than eventFreshDuration, and halves (to at least the lower bound, keeping the newest events) when
+        the event a quarter of the capacity back from the newest is older than it."""
+        history, capacity = self.history, self.capacity
+        if len(history) < capacity:
+            return
+        if event_time - history[0][1] < self.event_fresh_duration:
+            self.capacity = min(capacity * 2, self.upper_bound)
+            return
+        if event_time - history[len(history) - capacity // 4][1] > self.event_fresh_duration:
+            shrunk = max(capacity // 2, self.lower_bound)
+            while len(history) > shrunk:
+                history.popleft()
+                self.start_index += 1
+                self.removed = True
+            self.capacity = min(shrunk, capacity)
 
     def window_start(self) -> int:
-        """The oldest resourceVersion a watch may start from: the cacher's window, or for etcd its compaction
-        revision less one (a watch from ``rv`` starts at ``rv + 1``, which etcd must still hold)."""
-        if self.compacted is None:
-            return self.oldest
-        return max(0, self.compacted() - 1)
+        """The oldest resourceVersion a watch may start from (getAllEventsSinceLocked: ``oldest - 1``, where oldest
+        is the first event held once one has left the buffer, else the initial list's resourceVersion + 1); for
+        etcd its compaction revision less one (a watch from ``rv`` starts at ``rv + 1``, which etcd must still
+        hold)."""
+        if self.compacted is not None:
+            return max(0, self.compacted() - 1)
+        if self.removed and self.history:
+            return self.history[0][0] - 1
+        return self.list_rv
 
     def scope(self, namespace: str) -> tuple[int, int]:
         """(objects, their serialized bytes) in ``namespace`` (every namespace when empty): what a range over the
@@ -178,11 +248,13 @@ class WatchCache:
         else:
             self.indexed.setdefault(index, []).append(watch)
         arrival = self.now() + self.delay(0)
-        for hrv, _, kind, obj, prev in self.history:
+        for hrv, _, kind, obj, prev, size in self.history:
             if hrv > rv:
                 event = _event_for(flt, kind, obj, prev, hrv)
                 if event is not None:
                     watch.push(arrival, event)
+                    watch.initial_events += 1
+                    watch.initial_bytes += size
         return watch
 
     def remove(self, watch: Watch) -> None:

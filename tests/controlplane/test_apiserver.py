@@ -98,8 +98,11 @@ def test_watch_from_a_resource_version_and_410_when_it_left_the_window():
     )
     plane.run(plane.engine.now + 1)
     assert [(k, o["metadata"]["name"]) for k, o, _ in events] == [("ADDED", "p2")]
-    plane.run(plane.engine.now + 100)  # the 75 s window moves past rv
-    plane.ok("create", "pods", body=pod("p9"))
+    plane.run(plane.engine.now + 100)  # events older than eventFreshDuration (75 s) stay while the buffer has room
+    _, err = plane.call("watch", "pods", resourceVersion=str(rv), on_events=events.extend)
+    assert err is None
+    for i in range(100):  # a full buffer of 100 (defaultLowerBoundCapacity) whose oldest event is stale drops it
+        plane.ok("create", "pods", body=pod(f"q{i}"))
     _, err = plane.call("watch", "pods", resourceVersion=str(rv), on_events=events.extend)
     assert err.code == 410 and err.reason == "Expired" and "too old resource version" in err.message
 

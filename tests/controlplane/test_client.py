@@ -136,10 +136,12 @@ def test_informer_relists_after_410_and_replays_the_differences():
     )
     inf.start()
     plane.run(1.0)
-    inf.disconnect(200.0)  # a long outage: its resourceVersion leaves the watch cache's 75 s window
+    inf.disconnect(200.0)  # a long outage: its resourceVersion leaves the watch cache's buffer
     plane.ok("delete", "pods", namespace="default", name="a")
     plane.ok("create", "pods", body=pod("c"))
     plane.run(100.0)
+    for i in range(100):  # the full buffer (100 events), its oldest older than 75 s, drops the informer's rv
+        plane.ok("patch", "pods", namespace="default", name="b", body={"metadata": {"labels": {"n": str(i)}}})
     plane.ok("create", "pods", body=pod("d"))  # an event after the window moved on
     plane.run(250.0)
     assert inf.lists == 2

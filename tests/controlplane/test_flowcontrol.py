@@ -38,6 +38,16 @@ class Req:
         self.log.append(("429", self.user, self._now()))
 
 
+def nominal(apf: PriorityAndFairness, timers: list | None = None) -> PriorityAndFairness:
+    """Hold every level at its nominal concurrency limit: drop the periodic re-allocation (borrowing) the constructor
+    scheduled, so these tests see the queuing alone (borrowing has its own tests, tests/apiserver)."""
+    if timers is not None:
+        timers.clear()
+    for level in apf.levels.values():
+        level.limit = level.nominal
+    return apf
+
+
 def test_bootstrap_flow_schemas_classify_as_upstream():
     assert classify(Req("system:node:n1", ["system:nodes"], "leases", "kube-node-lease"))[0] == "node-high"
     assert classify(Req("system:node:n1", ["system:nodes"], "pods"))[0] == "system"
@@ -56,7 +66,7 @@ def test_nominal_concurrency_limits_follow_the_shares():
     apf = PriorityAndFairness(lambda d, cb: None, lambda: 0.0, SERVER_LIMIT, WAIT_LIMIT)
     total = sum(level.shares for level in LEVELS)
     assert total == 245 and SERVER_LIMIT == 600 and WAIT_LIMIT == 15.0
-    limits = {name: level.limit for name, level in apf.levels.items()}
+    limits = {name: level.nominal for name, level in apf.levels.items()}
     assert limits == {
         "exempt": 0,
         "system": 74,
@@ -83,6 +93,7 @@ def test_requests_queue_when_seats_are_busy_and_get_429_when_their_queue_is_full
     apf = PriorityAndFairness(
         lambda d, cb: timers.append((now[0] + d, cb)), lambda: now[0], server_limit=6, wait_limit=WAIT_LIMIT
     )
+    nominal(apf, timers)
     level = apf.levels["global-default"]
     assert level.limit == 1  # ceil(6 * 20 / 245)
     for _ in range(302):  # one flow spreads over its hand of 6 queues, 50 each
@@ -101,7 +112,7 @@ def test_requests_queue_when_seats_are_busy_and_get_429_when_their_queue_is_full
 
 def test_catch_all_rejects_instead_of_queueing_and_max_in_flight_rejects_at_once():
     now, log = [0.0], []
-    apf = PriorityAndFairness(lambda d, cb: None, lambda: now[0], server_limit=6, wait_limit=WAIT_LIMIT)
+    apf = nominal(PriorityAndFairness(lambda d, cb: None, lambda: now[0], server_limit=6, wait_limit=WAIT_LIMIT))
     for _ in range(3):
         apf.arrive(Req("", log=log, now=lambda: now[0]))
     assert [e[0] for e in log] == ["run", "429", "429"]  # catch-all has ceil(6*5/245) = 1 seat, no queues
@@ -231,8 +242,8 @@ def test_in_flight_flags_are_the_apf_server_concurrency_limit():
 
     doubled = KubeAPIServerConfig.from_flags({"max-requests-inflight": 800, "max-mutating-requests-inflight": 400})
     levels = Plane(instances=1, config=doubled).api.instances[0].flow.levels
-    assert levels["workload-low"].limit == math.ceil(1200 * 100 / 245) == 490
-    assert levels["global-default"].limit == math.ceil(1200 * 20 / 245) == 98
+    assert levels["workload-low"].nominal == math.ceil(1200 * 100 / 245) == 490
+    assert levels["global-default"].nominal == math.ceil(1200 * 20 / 245) == 98
 
 
 def test_request_timeout_bounds_the_wait_in_an_apf_queue():
@@ -244,6 +255,7 @@ def test_request_timeout_bounds_the_wait_in_an_apf_queue():
     apf = PriorityAndFairness(
         lambda d, cb: timers.append((now[0] + d, cb)), lambda: now[0], 6, config.request_wait_limit
     )
+    nominal(apf, timers)
     for _ in range(10):
         apf.arrive(Req("alice", log=log, now=lambda: now[0], hold=1.0))
     while timers:
