@@ -37,6 +37,7 @@ from kbench.apiserver.flowcontrol import HELD, MaxInFlight, PriorityAndFairness
 from kbench.apiserver.objects import RESOURCES, APIError, Filter, Resource, not_found, object_key, timestamp
 from kbench.apiserver.registry import Registry, compare_and_write, own, precondition_error
 from kbench.apiserver.watchcache import WatchCache
+from kbench.apiserver.workestimator import cache_stats
 from kbench.etcd.cluster import EtcdCluster
 from kbench.profiles import Profile, UnitCosts, load_profile
 from kbench.sim import Engine, Streams, Timer
@@ -178,7 +179,11 @@ class APIServer:
         config, engine = self.config, self.engine
         if config.enable_priority_and_fairness:
             return PriorityAndFairness(
-                engine.schedule, lambda: engine.now, config.server_concurrency_limit, config.request_wait_limit
+                engine.schedule,
+                lambda: engine.now,
+                config.server_concurrency_limit,
+                config.request_wait_limit,
+                stats=cache_stats(self.caches),
             )
         return MaxInFlight(lambda: engine.now, config.max_requests_inflight, config.max_mutating_requests_inflight)
 
@@ -320,7 +325,14 @@ class APIServer:
             self._finish(op, None, err, c.request_overhead, 0)
             return now + c.request_overhead
         self._finish(op, {"watch": watch}, None, c.request_overhead, 0)
-        return now + c.request_overhead
+        op.conn.instance.flow.watching(op, watch)  # counted for the mutating work estimate until it stops
+        # APF holds the watch's seat until its initial events are sent (WatchInitialized, cache_watcher.go)
+        return (
+            now
+            + c.request_overhead
+            + watch.initial_events * c.list_per_object
+            + watch.initial_bytes * c.encode_per_byte
+        )
 
 
 class _Op:
@@ -396,8 +408,8 @@ class _Op:
         return f"{self.namespace}/{self.name}" if self.resource.namespaced else self.name
 
     def prepare(self, label_selector, field_selector: str | None) -> None:
-        """Parse a list's or watch's selectors (a bad one is answered as an error), set the SLI scope, and the seats
-        a list takes (the work estimator: one per 100 objects, 1 to 10)."""
+        """Parse a list's or watch's selectors (a bad one is answered as an error) and set the SLI scope; flow
+        control's work estimator sets the seats."""
         if self.verb in ("list", "watch", "deletecollection"):
             try:
                 self.filter = Filter.of(self.resource, self.namespace, label_selector, field_selector)
@@ -409,8 +421,6 @@ class _Op:
                 self.scope = "namespace" if self.namespace else "cluster"
         else:
             self.scope = "resource"
-        if self.verb == "list":
-            self.seats = max(1, min(10, -(-len(self.cache.objects) // 100)))
 
     def dispatch(self) -> float:
         """Run the request (it has its seats); returns when it will release them."""
