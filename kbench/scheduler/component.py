@@ -75,7 +75,7 @@ class KubeScheduler:
         self.engine = server.engine
         qps, burst = config.client_connection_qps, config.client_connection_burst
         self.client = Client(server, "system:kube-scheduler", ("system:authenticated",), qps, burst)
-        events = Client(server, "system:kube-scheduler", qps=qps, burst=burst, connection=self.client.conn)
+        events = Client(server, "system:kube-scheduler", ("system:authenticated",), qps, burst, self.client.conn)
         self.recorder = EventsV1Recorder(events, config.profile().scheduler_name)
         self.state = ClusterState()
         self.scheduler = Scheduler(self.engine, self.state, config, profile, streams, binder=self._bind)
