@@ -180,7 +180,8 @@ class WatchCache:
         if event_time - history[0][1] < self.event_fresh_duration:
             self.capacity = min(capacity * 2, self.upper_bound)
             return
-        if event_time - history[len(history) - capacity // 4][1] > self.event_fresh_duration:
+        quarter_back = history[(len(history) - capacity // 4) % len(history)]  # the ring's (endIndex - capacity/4)
+        if event_time - quarter_back[1] > self.event_fresh_duration:
             shrunk = max(capacity // 2, self.lower_bound)
             while len(history) > shrunk:
                 history.popleft()
