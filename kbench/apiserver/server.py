@@ -15,8 +15,16 @@ A request reaches an instance (the one its connection is pinned to), waits for f
 - **deletecollection** lists the matching items as a list does, then deletes each through the write path above with
   ``--delete-collection-workers`` workers; one request to flow control and the SLI (``DELETECOLLECTION``).
 
-Latency = flow-control wait + ``request_overhead`` + per-object and per-byte costs + the etcd round trip +
-the network, from the profile's ``apiserver`` section. Every request's latency is recorded per verb,
+Every request runs on its instance's CPU (``cpu.py``: ``cores`` cores, first come first served), so its latency =
+flow-control wait + the wait for a core + its CPU + the etcd round trip + the network. Its CPU, from the profile's
+``apiserver`` section: ``request_overhead`` (authn, authz, admission, conversion); reads from the watch cache
+``list_per_object`` per object scanned, reads from etcd ``decode_per_object`` and ``decode_per_byte`` per object and
+byte fetched; writes decode the object and encode it for storage before going to etcd (``_write``); every answer is
+encoded at ``encode_per_byte``. Each watch event costs every instance's cacher its decoding from etcd, then once per
+instance with watchers its encoding (the cacher's CachingObject serializes an event once) and ``watch_per_watcher``
+per watcher it is sent to (``_dispatch_event``); events leave once the busiest of those instances has done that.
+Simplifications: a request's CPU runs as one job when it is dispatched (a read from etcd waits for the core before its
+etcd range; a write's answer is encoded when etcd applies it). Every request's latency is recorded per verb,
 resource and scope for the APIResponsiveness SLI (``sli()``). The instances' flags are a
 :class:`~kbench.apiserver.config.KubeAPIServerConfig`.
 """
@@ -33,6 +41,7 @@ import numpy as np
 import orjson
 
 from kbench.apiserver.config import KubeAPIServerConfig
+from kbench.apiserver.cpu import Cores
 from kbench.apiserver.flowcontrol import HELD, MaxInFlight, PriorityAndFairness
 from kbench.apiserver.objects import RESOURCES, APIError, Filter, Resource, not_found, object_key, timestamp
 from kbench.apiserver.registry import Registry, compare_and_write, own, precondition_error
@@ -52,24 +61,31 @@ takes to reach the client (callers fold it into their next event, or use ``Conne
 
 @dataclass(frozen=True)
 class APIServerCosts(UnitCosts):
-    """kube-apiserver's unit costs: the profile's ``apiserver`` section (seconds, per request, object or byte)."""
+    """kube-apiserver's unit costs: the profile's ``apiserver`` section (CPU seconds per request, object, byte or
+    watcher; ``watch_dispatch`` and ``network_rtt`` are delays)."""
 
     section = "apiserver"
+    cores: int
+    """CPU cores of each instance."""
     request_overhead: float
+    decode_per_byte: float
+    decode_per_object: float
     list_per_object: float
     encode_per_byte: float
+    watch_per_watcher: float
     watch_dispatch: float
     network_rtt: float
 
 
 @dataclass
 class Instance:
-    """One kube-apiserver instance: its index (the etcd member its client talks to), watch caches and flow
-    control."""
+    """One kube-apiserver instance: its index (the etcd member its client talks to), watch caches, flow control and
+    CPU."""
 
     index: int
     caches: dict[str, WatchCache]
     flow: PriorityAndFairness | MaxInFlight
+    cpu: Cores
 
 
 @dataclass
@@ -141,10 +157,13 @@ class APIServer:
         if config.etcd_compaction_interval > 0:  # --etcd-compaction-interval: the apiserver compacts etcd's history
             self.etcd.start_compactor(config.etcd_compaction_interval)
         self.costs = APIServerCosts.from_profile(profile)
+        self._event_cpu = 0.0  # how long the event being applied waits for and takes the instances' CPU
         # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
         # contents once; each watch still belongs to the instance its client is connected to.
         self.caches = {name: self._cache(res) for name, res in RESOURCES.items()}
-        self.instances = [Instance(i, self.caches, self._flow_control()) for i in range(instances)]
+        self.instances = [
+            Instance(i, self.caches, self._flow_control(), Cores(self.costs.cores)) for i in range(instances)
+        ]
         self._next = itertools.cycle(range(instances))
         self.registry = Registry(config, self.caches, lambda: engine.now, self.streams.python("apiserver/generateName"))
         self.sli = SLI()
@@ -160,8 +179,8 @@ class APIServer:
         its events reaching the apiserver through etcd's watch."""
         engine, costs = self.engine, self.costs
 
-        def delay(size: int) -> float:
-            return costs.watch_dispatch + size * costs.encode_per_byte + costs.network_rtt / 2
+        def delay(size: int) -> float:  # the event's encoding is in its CPU (_dispatch_event)
+            return costs.watch_dispatch + self._event_cpu + costs.network_rtt / 2
 
         if self.config.cached(res.group_resource):
             return WatchCache(res.name, engine.schedule, lambda: engine.now, delay)
@@ -197,14 +216,20 @@ class APIServer:
         self.requests += 1
         op.conn.instance.flow.arrive(op)
 
-    def _finish(self, op: _Op, result, error, server_time: float, size: int) -> None:
-        """The answer is ready at the apiserver ``server_time`` from now; it reaches the client after the network."""
-        c = self.costs
-        delay = server_time if op.internal else server_time + size * c.encode_per_byte + c.network_rtt / 2
+    def _finish(self, op: _Op, result, error, server_time: float) -> None:
+        """The answer is ready (encoded) at the apiserver ``server_time`` from now; it reaches the client after the
+        network."""
+        delay = server_time if op.internal else server_time + self.costs.network_rtt / 2
         now = self.engine.now
         if op.scope:
             self.sli.record(op.verb, op.resource.name, op.scope, now + delay - op.started)
         op.callback(result, error, delay)
+
+    def _cpu(self, op: _Op, seconds: float) -> float:
+        """Run ``seconds`` of CPU for ``op`` on its instance's cores now; returns how long until done (the wait for a
+        core included)."""
+        now = self.engine.now
+        return op.conn.instance.cpu.run(now, seconds) - now
 
     # -- bootstrap (no latency, before any client) ----------------------------------------------------------
     def _bootstrap(self, resource: str, obj: dict) -> None:
@@ -219,19 +244,33 @@ class APIServer:
 
     # -- writes -------------------------------------------------------------------------------------------
     def _write(self, op: _Op, now: float) -> float:
-        """Run admission and send the write to etcd; returns when the request will release its seats."""
+        """Run admission; on the instance's CPU decode the object and encode it for storage, then send the write to
+        etcd (:meth:`_propose`). Returns when the request will release its seats: :data:`HELD` for a write sent to
+        etcd (``_propose`` says when, once it knows)."""
         c = self.costs
         try:
             plan = self.registry.plan(op)
         except APIError as err:
-            self._finish(op, None, err, c.request_overhead, 0)
-            return now + c.request_overhead
+            server = self._cpu(op, c.request_overhead)
+            self._finish(op, None, err, server)
+            return now + server
         if plan is None:  # nothing to write (e.g. delete of an object already terminating)
             current = op.cache.get(op.key)
-            self._finish(op, current[0] if current else None, None, c.request_overhead, 0)
-            return now + c.request_overhead
+            server = self._cpu(op, c.request_overhead + (current[2] if current else 0) * c.encode_per_byte)
+            self._finish(op, current[0] if current else None, None, server)
+            return now + server
         kind, obj, expect = plan
         value = b"" if kind == "DELETED" else orjson.dumps(obj)
+        current = op.cache.get(op.key)
+        decoded = len(value) or (current[2] if current else 0)  # the body; a delete decodes the stored object
+        cpu = c.request_overhead + c.decode_per_object + decoded * c.decode_per_byte + len(value) * c.encode_per_byte
+        self.engine.schedule(self._cpu(op, cpu), self._propose, (op, kind, obj, value, expect))
+        return HELD
+
+    def _propose(self, args: tuple) -> None:
+        """The write's CPU is done: send it to etcd as a compare-and-put; the request holds its seats until it has
+        answered (the answer's encoding priced uncontended here; :meth:`_written` queues it for a core)."""
+        op, kind, obj, value, expect = args
         key = op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
         store = self.etcd.store
         answered = self.etcd.submit(
@@ -240,22 +279,48 @@ class APIServer:
             op.conn.instance.index,
             lambda ok, result, delay: self._written(op, kind, obj, value, ok, result, delay),
         )
-        return answered + len(value) * c.encode_per_byte  # the request holds its seat until it has answered
+        if op.held is not None:
+            op.held(answered + len(value) * self.costs.encode_per_byte)
 
     def _written(self, op: _Op, kind: str, obj: dict, value: bytes, ok: bool, result, delay: float) -> None:
         """etcd applied the write's txn: answer the error, or record the event in the watch caches and answer the
         stored object (its new resourceVersion the revision etcd assigned)."""
         if not ok:  # an etcd error (e.g. request too large)
-            self._finish(op, None, APIError(500, "InternalError", str(result)), delay, 0)
+            self._finish(op, None, APIError(500, "InternalError", str(result)), delay)
             return
         error, rev = result
         if error is not None:
-            self._finish(op, None, precondition_error(error, op.resource, obj["metadata"]["name"]), delay, 0)
+            self._finish(op, None, precondition_error(error, op.resource, obj["metadata"]["name"]), delay)
             return
         out = obj if kind != "DELETED" else own(obj)  # the stored object stays as it was; only metadata changes
         out["metadata"]["resourceVersion"] = str(rev)
-        self.caches[op.resource.name].apply(kind, object_key(out), out, rev, len(value))
-        self._finish(op, out, None, delay, len(value))
+        cache, key = self.caches[op.resource.name], object_key(out)
+        previous = cache.get(key)
+        self._event_cpu = self._dispatch_event(cache, out, previous[0] if previous else None, len(value))
+        cache.apply(kind, key, out, rev, len(value))
+        self._event_cpu = 0.0
+        self._finish(op, out, None, delay + self._cpu(op, len(value) * self.costs.encode_per_byte))
+
+    def _dispatch_event(self, cache: WatchCache, obj: Mapping, prev: Mapping | None, size: int) -> float:
+        """Put a watch event's CPU on the instances; returns how long until the busiest instance with watchers of it
+        has sent it. Every instance's cacher decodes the event from etcd (cacher.go's reflector); one with watchers
+        encodes it once (CachingObject) and pays ``watch_per_watcher`` per watcher. Without a watch cache each watcher
+        has its own etcd watch: the event is decoded and encoded for each."""
+        c, now = self.costs, self.engine.now
+        watchers = [0] * len(self.instances)
+        for watch in cache._watchers(obj, prev):
+            watchers[getattr(watch, "instance", 0)] += 1
+        decode = c.decode_per_object + size * c.decode_per_byte
+        ready = 0.0
+        for instance, n in zip(self.instances, watchers):
+            if cache.compacted is None:
+                cpu = decode + (size * c.encode_per_byte if n else 0.0) + n * c.watch_per_watcher
+            else:
+                cpu = n * (decode + size * c.encode_per_byte + c.watch_per_watcher)
+            end = instance.cpu.run(now, cpu)
+            if n:
+                ready = max(ready, end - now)
+        return ready
 
     # -- reads and watches --------------------------------------------------------------------------------
     def _read(self, op: _Op, now: float) -> float:
@@ -265,46 +330,62 @@ class APIServer:
         return self._list(op, now)
 
     def _get(self, op: _Op, now: float) -> float:
+        """A get: its CPU (and the object's decoding when read from etcd), then etcd's range if not cached."""
         c = self.costs
         current = op.cache.get(op.key)
+        size = current[2] if current else 0
+        cpu = c.request_overhead + size * c.encode_per_byte
+        if op.cache.compacted is not None and current:
+            cpu += c.decode_per_object + size * c.decode_per_byte
+        server = self._cpu(op, cpu) + self._from_etcd(op, 1 if current else 0, size)
         if current is None:
-            server = c.request_overhead + self._from_etcd(op, 0, 0)
-            self._finish(op, None, not_found(op.resource, op.name), server, 0)
-            return now + server
-        size = current[2]
-        server = c.request_overhead + self._from_etcd(op, 1, size)
-        self._finish(op, current[0], None, server, size)
-        return now + server + size * c.encode_per_byte
+            self._finish(op, None, not_found(op.resource, op.name), server)
+        else:
+            self._finish(op, current[0], None, server)
+        return now + server
 
     def _list(self, op: _Op, now: float) -> float:
-        result, size, server = self._listed(op)
-        self._finish(op, result, None, server, size)
-        return now + server + size * self.costs.encode_per_byte
+        result, _, server = self._listed(op)
+        self._finish(op, result, None, server)
+        return now + server
 
-    def _listed(self, op: _Op) -> tuple[dict, int, float]:
-        """A list's result, its encoded size and its server time: from the watch cache, or a range over the prefix
-        in etcd filtered by the apiserver."""
+    def _listed(self, op: _Op, encode: bool = True) -> tuple[dict, int, float]:
+        """A list's result, its encoded size and its server time: from the watch cache (``list_per_object`` per object
+        scanned), or a range over the prefix in etcd, every fetched object decoded and filtered by the apiserver; the
+        result encoded unless ``encode`` is false (a DeleteCollection answers what it deleted)."""
         c = self.costs
         assert op.filter is not None  # set for every list that reaches dispatch (a bad selector is op.error)
         items, rv, size = op.cache.list(op.filter)
-        decoded = len(items)
-        server = c.request_overhead
+        cpu = c.request_overhead + (size * c.encode_per_byte if encode else 0.0)
+        etcd = 0.0
         if op.cache.compacted is not None:  # no watch cache: a range over the prefix, filtered by the apiserver
-            decoded, fetched = op.cache.scope(op.namespace)
-            server += self._from_etcd(op, decoded, fetched)
+            fetched, nbytes = op.cache.scope(op.namespace)
+            etcd = self._from_etcd(op, fetched, nbytes)
+            cpu += fetched * c.decode_per_object + nbytes * c.decode_per_byte
             rv = self.etcd.store.revision
-        server += decoded * c.list_per_object
+        else:
+            cpu += self._scanned(op, len(items)) * c.list_per_object
         return (
             {"kind": op.resource.kind + "List", "metadata": {"resourceVersion": str(rv)}, "items": items},
             size,
-            server,
+            self._cpu(op, cpu) + etcd,
         )
+
+    @staticmethod
+    def _scanned(op: _Op, matched: int) -> int:
+        """Objects a list from the watch cache walks: the matches of an indexed field (pods by ``spec.nodeName``,
+        the cacher's index), else every object in its namespace (the cache's ordered keys) or resource."""
+        cache, flt = op.cache, op.filter
+        assert flt is not None
+        if cache.index_field and any(f == cache.index_field and eq for f, eq, _ in flt.fields):
+            return matched
+        return cache.scope(op.namespace)[0] if op.namespace else len(cache.objects)
 
     def _delete_collection(self, op: _Op) -> float:
         """DeleteCollection (apiserver/pkg/registry/generic/registry/store.go): list the matching items as a list
         does, then delete each through the per-object delete path (:class:`_Collection`); the request holds its
         seat (:data:`~kbench.apiserver.flowcontrol.HELD`) until the last delete has answered."""
-        listed, size, server = self._listed(op)
+        listed, size, server = self._listed(op, encode=False)
         self.engine.schedule(server, _Collection(self, op, listed, size).start)
         return HELD
 
@@ -316,23 +397,20 @@ class APIServer:
         return self.etcd.read_latency(op.conn.instance.index, keys, nbytes)
 
     def _watch(self, op: _Op, now: float) -> float:
-        c = self.costs
+        server = self._cpu(op, self.costs.request_overhead)
         try:
             rv = int(op.options.get("resourceVersion") or op.cache.rv)
             assert op.filter is not None
             watch = op.cache.watch(op.filter, rv, op.options["on_events"])
         except APIError as err:
-            self._finish(op, None, err, c.request_overhead, 0)
-            return now + c.request_overhead
-        self._finish(op, {"watch": watch}, None, c.request_overhead, 0)
+            self._finish(op, None, err, server)
+            return now + server
+        watch.instance = op.conn.instance.index  # type: ignore[attr-defined]  # whose CPU sends its events
+        self._finish(op, {"watch": watch}, None, server)
         op.conn.instance.flow.watching(op, watch)  # counted for the mutating work estimate until it stops
         # APF holds the watch's seat until its initial events are sent (WatchInitialized, cache_watcher.go)
-        return (
-            now
-            + c.request_overhead
-            + watch.initial_events * c.list_per_object
-            + watch.initial_bytes * c.encode_per_byte
-        )
+        c = self.costs
+        return now + server + watch.initial_events * c.list_per_object + watch.initial_bytes * c.encode_per_byte
 
 
 class _Op:
@@ -426,8 +504,9 @@ class _Op:
         """Run the request (it has its seats); returns when it will release them."""
         now = self.server.engine.now
         if self.error is not None:
-            self.server._finish(self, None, self.error, self.server.costs.request_overhead, 0)
-            return now + self.server.costs.request_overhead
+            server = self.server._cpu(self, self.server.costs.request_overhead)
+            self.server._finish(self, None, self.error, server)
+            return now + server
         if self.verb in WRITE_VERBS:
             return self.server._write(self, now)
         if self.verb == "deletecollection":
@@ -439,7 +518,7 @@ class _Op:
     def reject(self) -> None:
         self.server.sli.rejected += 1
         self.server._finish(
-            self, None, APIError(429, "TooManyRequests", "Too many requests, please try again later."), 0.0, 0
+            self, None, APIError(429, "TooManyRequests", "Too many requests, please try again later."), 0.0
         )
 
 
@@ -510,11 +589,12 @@ class _Collection:
         server, op = self.server, self.op
         now = server.engine.now
         if self.error is not None:
-            server._finish(op, None, self.error, 0.0, 0)
+            server._finish(op, None, self.error, 0.0)
             release = now
         else:
-            server._finish(op, {**self.listed, "items": self.deleted}, None, 0.0, self.size)
-            release = now + self.size * server.costs.encode_per_byte
+            encoded = server._cpu(op, self.size * server.costs.encode_per_byte)
+            server._finish(op, {**self.listed, "items": self.deleted}, None, encoded)
+            release = now + encoded
         if op.held is not None:
             op.held(release)
 
