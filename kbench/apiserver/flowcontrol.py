@@ -275,6 +275,8 @@ class _Level:
     busy: list[float] = field(default_factory=list)
     """Release times of the seats in use (a heap, one entry per seat)."""
     queues: list[deque] = field(default_factory=list)
+    queue_seats: list[int] = field(default_factory=list)
+    """Seats waiting in each queue."""
     waiting: int = 0
     seats_waiting: int = 0
     next_queue: int = 0
@@ -302,7 +304,8 @@ class PriorityAndFairness:
     ``server_limit`` is the server concurrency limit (``--max-requests-inflight`` + ``--max-mutating-requests-
     inflight``), ``wait_limit`` the longest a request waits in a queue (``--request-timeout`` / 4). ``stats``
     (``resource -> Stats``) enables the work estimator (:mod:`kbench.apiserver.workestimator`); without it a
-    request occupies its own ``seats``.
+    request occupies its own ``seats``. ``levels`` and ``classifier`` (``req -> (level name, flow)``) default to the
+    bootstrap PriorityLevelConfigurations and FlowSchemas.
     """
 
     def __init__(
@@ -313,12 +316,16 @@ class PriorityAndFairness:
         wait_limit: float,
         stats: Callable[[str], Stats | None] | None = None,
         estimator_config: WorkEstimatorConfig = DEFAULT_CONFIG,
+        levels: tuple[Level, ...] = LEVELS,
+        classifier: Callable[[object], tuple[str, str]] = classify,
     ) -> None:
         if server_limit < 1:
             raise ValueError(f"server_limit: must be a positive number of seats; got {server_limit!r}")
         self.wait_limit, self.server_limit = wait_limit, server_limit
         self._wake, self._now = wake, now
-        self.levels = {level.name: self._new_level(level, server_limit) for level in LEVELS}
+        self.classifier = classifier
+        share_sum = sum(level.shares for level in levels)
+        self.levels = {level.name: self._new_level(level, server_limit, share_sum) for level in levels}
         self.nominal_sum = sum(level.nominal for level in self.levels.values())
         self.watches = WatchTracker()
         self.estimator = None
@@ -336,10 +343,9 @@ class PriorityAndFairness:
         self.update_borrowing()  # wait.Until runs it at once, then every borrowingAdjustmentPeriod
 
     @staticmethod
-    def _new_level(level: Level, server_limit: int) -> _Level:
+    def _new_level(level: Level, server_limit: int, share_sum: int) -> _Level:
         """finishQueueSetReconfigsLocked: nominal, min and max concurrency limits, max seats, initial current CL."""
-        total = sum(lv.shares for lv in LEVELS)
-        nominal = math.ceil(server_limit * level.shares / total)
+        nominal = math.ceil(server_limit * level.shares / share_sum)
         lendable = go_round(nominal * level.lendable_percent / 100)
         borrowing = server_limit
         if level.borrowing_limit_percent is not None:
@@ -347,6 +353,7 @@ class PriorityAndFairness:
         max_seats = level_max_seats(nominal, level.hand) if level.queues else 0
         state = _Level(level, nominal - lendable // 2, nominal, nominal - lendable, nominal + borrowing, max_seats)
         state.queues = [deque() for _ in range(level.queues)]
+        state.queue_seats = [0] * level.queues
         return state
 
     # -- borrowing ----------------------------------------------------------------------------------------
@@ -402,7 +409,7 @@ class PriorityAndFairness:
         key = (req.user, req.groups, req.resource_name, req.namespace)
         cls = self._classes.get(key)
         if cls is None:
-            cls = self._classes[key] = classify(req)
+            cls = self._classes[key] = self.classifier(req)
         name, flow = cls
         level = self.levels[name]
         now = self._now()
@@ -436,12 +443,14 @@ class PriorityAndFairness:
         hand = self._hands.get((name, flow))
         if hand is None:
             hand = self._hands[name, flow] = deal(flow_hash(flow), level.config.queues, level.config.hand)
-        queue = min((level.queues[i] for i in hand), key=lambda q: sum(w.max_seats for _, w in q))
+        index = min(hand, key=level.queue_seats.__getitem__)
+        queue = level.queues[index]
         if len(level.busy) >= level.limit and len(queue) >= level.config.queue_length:
             req.reject()
             return
         req.arrival = now
         queue.append((req, work))
+        level.queue_seats[index] += work.max_seats
         level.waiting += 1
         level.seats_waiting += work.max_seats
         level.note_demand(now)
@@ -491,26 +500,28 @@ class PriorityAndFairness:
         n = len(level.queues)
         while level.waiting:
             for step in range(n):
-                queue = level.queues[(level.next_queue + step) % n]
-                if queue:
+                index = (level.next_queue + step) % n
+                if level.queues[index]:
                     break
-            req, work = queue[0]
+            req, work = level.queues[index][0]
             if now - req.arrival > self.wait_limit:
-                self._dequeue(level, queue, work, now)
+                self._dequeue(level, index, work, now)
                 level.next_queue = (level.next_queue + step + 1) % n
                 req.reject()
                 continue
             if not level.fits(work.max_seats):
                 break
             level.next_queue = (level.next_queue + step + 1) % n
-            self._dequeue(level, queue, work, now)
+            self._dequeue(level, index, work, now)
             self._start(name, level, req, work)
         if level.waiting:
             self._schedule(name, level)
 
     @staticmethod
-    def _dequeue(level: _Level, queue: deque, work: WorkEstimate, now: float) -> None:
-        queue.popleft()
+    def _dequeue(level: _Level, index: int, work: WorkEstimate, now: float) -> None:
+        """Take the head of queue ``index`` out of the level's waiting requests."""
+        level.queues[index].popleft()
+        level.queue_seats[index] -= work.max_seats
         level.waiting -= 1
         level.seats_waiting -= work.max_seats
         level.note_demand(now)
