@@ -7,11 +7,22 @@ to a priority level and a flow (schema name + user or namespace); a level's nomi
 ``--max-requests-inflight`` (400) and ``--max-mutating-requests-inflight`` (200); a request that finds no
 free seat waits in one of the level's queues, chosen by shuffle sharding (the flow's hash deals a hand of
 ``handSize`` queues; the one with the least waiting work wins), and is rejected with 429 when that queue
-holds ``queueLengthLimit`` requests or after waiting ``--request-timeout / 4`` (15 s; at most 1 min).
-The flags come from :class:`kbench.apiserver.config.KubeAPIServerConfig`; the priority levels are upstream's
-bootstrap objects (:data:`LEVELS`), API objects rather than flags upstream. Queues are served round robin
-(equal-cost fair queuing). LIST requests take ``ceil(objects / 100)`` seats, at most 10 (the work
-estimator). Not modelled: borrowing between levels (``lendablePercent``), watch initialization seats.
+holds ``queueLengthLimit`` requests while the level has no free seat, or after waiting ``--request-timeout / 4``
+(15 s; at most 1 min). The flags come from :class:`kbench.apiserver.config.KubeAPIServerConfig`; the priority levels
+are upstream's bootstrap objects (:data:`LEVELS`), API objects rather than flags upstream. Queues are served round
+robin (equal-cost fair queuing; upstream's virtual finish times are not modelled).
+
+A request's width in seats and how long it holds them after it ends come from the work estimator
+(:mod:`kbench.apiserver.workestimator`: LIST by the bytes it loads, mutating requests by the watches they wake); a
+request wider than its level's current limit runs alone (queueset.go canAccommodateSeatsLocked). A watch holds its
+seat until its initial events are sent (the apiserver calls :meth:`PriorityAndFairness.watching` and releases at
+WatchInitialized). Seats are borrowed and lent between levels (apf_controller.go updateBorrowingLocked): every
+``borrowingAdjustmentPeriod`` (10 s) each level's seat demand (seats in use + waiting) over the period gives a
+high watermark and a smoothed ``avg + stdDev`` envelope, and the current concurrency limits are re-allocated: the
+limited levels share the nominal limits' sum, each at least ``nominal - lendable`` (``lendablePercent``) and its
+demand's high watermark up to its nominal limit, at most ``nominal + borrowing`` (``borrowingLimitPercent``, none in
+the bootstrap objects: the server limit), fairly in proportion to the smoothed demand
+(conc_alloc.go computeConcurrencyAllocation). The exempt level's demand comes off the sum first.
 
 The max-in-flight mode (``--enable-priority-and-fairness=false``) admits at most ``--max-requests-inflight``
 (400) read-only and ``--max-mutating-requests-inflight`` (200) mutating requests at once per instance (0: no
@@ -31,6 +42,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kbench.apiserver.workestimator import (
     DEFAULT_CONFIG,
@@ -317,7 +329,7 @@ class PriorityAndFairness:
         stats: Callable[[str], Stats | None] | None = None,
         estimator_config: WorkEstimatorConfig = DEFAULT_CONFIG,
         levels: tuple[Level, ...] = LEVELS,
-        classifier: Callable[[object], tuple[str, str]] = classify,
+        classifier: Callable[[Any], tuple[str, str]] = classify,
     ) -> None:
         if server_limit < 1:
             raise ValueError(f"server_limit: must be a positive number of seats; got {server_limit!r}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 BYTES_PER_SEAT = 100_000
 """list_work_estimator.go bytesPerSeat."""
@@ -254,7 +255,7 @@ class WorkEstimator:
     def __init__(
         self,
         stats: Callable[[str], Stats | None],
-        watch_count: Callable[[object], int],
+        watch_count: Callable[[Any], int],
         max_seats: Callable[[str], int],
         config: WorkEstimatorConfig = DEFAULT_CONFIG,
     ) -> None:
