@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kbench.metrics.pod_startup import PHASES
+from kbench.metrics.pod_startup import CL2_METHODS, PHASES
 from kbench.metrics.slis import API_SLO
 from kbench.scenarios.library import SCENARIOS
 from kbench.scenarios.spec import Scenario
@@ -18,7 +18,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 PRESETS = sorted((DATA / "presets").glob("*.yaml"))
 EXPERIMENTS = sorted((DATA / "validation").glob("*.yaml"))
 METRICS = {  # kbench/metrics/slis.py collect(): SLI -> its metrics
-    "PodStartupLatency": set(PHASES),
+    "PodStartupLatency": {*PHASES, *(f"{method}_{t}" for method, ts in CL2_METHODS.items() for t in ts)},
     "APIResponsiveness": {"request_latency"},
     "SchedulingThroughput": {"pods_per_second"},
     "NetworkProgrammingLatency": {"network_programming_latency"},
