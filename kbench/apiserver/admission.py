@@ -1,28 +1,59 @@
 """Admission on create: the plugins kbench's requests meet, in upstream's order (v1.35's default plugins that act on
 them): NamespaceLifecycle, ServiceAccount, DefaultTolerationSeconds. LimitRanger and ResourceQuota are not modelled
-(kbench's namespaces hold no LimitRanges or quotas)."""
+(kbench's namespaces hold no LimitRanges or quotas).
+
+ServiceAccount (plugin/pkg/admission/serviceaccount/admission.go, v1.35) also mounts the account's API credentials:
+unless ``automountServiceAccountToken`` is false (the pod's setting wins, then the account's), every container and
+init container without a mount at :data:`DEFAULT_API_TOKEN_MOUNT_PATH` gets a read-only one of the projected volume
+``kube-api-access-<5 random characters>`` (:func:`token_volume_source`): a bound token, the ``kube-root-ca.crt``
+ConfigMap's ``ca.crt`` and the namespace. Not modelled: the account's imagePullSecrets, mirror pods, and the up to 10
+live GETs (100-200 ms apart) upstream makes for a ``default`` account its informer has not seen yet.
+"""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.objects import APIError, Resource
 from kbench.apiserver.watchcache import WatchCache
 
+SERVICE_ACCOUNT_VOLUME_NAME = "kube-api-access"
+"""admission.go ServiceAccountVolumeName: the prefix of the projected volume's name."""
+DEFAULT_API_TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""admission.go DefaultAPITokenMountPath."""
+WARN_ONLY_BOUND_TOKEN_EXPIRATION_SECONDS = 3607
+"""pkg/serviceaccount/claims.go WarnOnlyBoundTokenExpirationSeconds (1 h + 7 s): the admission volume's token TTL."""
+PROJECTED_VOLUME_SOURCE_DEFAULT_MODE = 0o644
+"""core/v1 ProjectedVolumeSourceDefaultMode, set explicitly by TokenVolumeSource (kubernetes#104464)."""
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+"""pkg/controller/certificates/rootcacertpublisher RootCACertConfigMapName."""
+NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+"""k8s.io/apimachinery/pkg/util/rand: the alphabet of names.SimpleNameGenerator's 5-character suffixes."""
 NOT_READY, UNREACHABLE = "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"
 """The taints the DefaultTolerationSeconds plugin gives every pod a toleration of."""
 
 
-def admit(resource: Resource, obj: dict, namespace: str, caches: Mapping[str, WatchCache], config: KubeAPIServerConfig):
-    """Run the admission plugins on an object being created in ``namespace``; a refusal raises :class:`APIError`."""
+def admit(
+    resource: Resource,
+    obj: dict,
+    namespace: str,
+    caches: Mapping[str, WatchCache],
+    config: KubeAPIServerConfig,
+    names: random.Random | None = None,
+):
+    """Run the admission plugins on an object being created in ``namespace``; a refusal raises :class:`APIError`.
+    ``names`` draws generated names (the apiserver's seeded stream; default: a fixed seed)."""
     if not resource.namespaced:
         return
     namespace_lifecycle(caches["namespaces"], namespace)
     if resource.name != "pods":
         return
     spec = obj.setdefault("spec", {})
-    service_account(caches["serviceaccounts"], namespace, spec)
+    account = service_account(caches["serviceaccounts"], namespace, spec)
+    if should_automount(account, spec):
+        mount_service_account_token(spec, names or random.Random(0))
     default_toleration_seconds(spec, config)
 
 
@@ -39,16 +70,70 @@ def namespace_lifecycle(namespaces: WatchCache, namespace: str) -> None:
         )
 
 
-def service_account(accounts: WatchCache, namespace: str, spec: dict) -> None:
-    """plugin/pkg/admission/serviceaccount: a pod runs as ``default`` unless it names an account, which must
-    exist."""
-    account = spec.setdefault("serviceAccountName", "default")
-    if accounts.get(f"{namespace}/{account}") is None:
+def service_account(accounts: WatchCache, namespace: str, spec: dict) -> Mapping:
+    """plugin/pkg/admission/serviceaccount: a pod runs as ``default`` unless it names an account, which must exist
+    (v1.35 still refuses a pod whose account is missing: getServiceAccount's NotFound is Forbidden); returns it."""
+    account = spec.get("serviceAccountName") or "default"
+    spec["serviceAccountName"] = account
+    found = accounts.get(f"{namespace}/{account}")
+    if found is None:
         raise APIError(
             403,
             "Forbidden",
             f'error looking up service account {namespace}/{account}: serviceaccount "{account}" not found',
         )
+    return found[0]
+
+
+def should_automount(account: Mapping, spec: Mapping) -> bool:
+    """shouldAutomount: the pod's ``automountServiceAccountToken`` wins, then the account's; default true."""
+    if spec.get("automountServiceAccountToken") is not None:
+        return bool(spec["automountServiceAccountToken"])
+    if account.get("automountServiceAccountToken") is not None:
+        return bool(account["automountServiceAccountToken"])
+    return True
+
+
+def mount_service_account_token(spec: dict, names: random.Random) -> None:
+    """mountServiceAccountToken: a read-only mount of the ``kube-api-access-*`` volume (an existing one, or a new
+    name) at :data:`DEFAULT_API_TOKEN_MOUNT_PATH` in every init container and container without a mount there; the
+    volume is added if one of them needs it. Containers and lists are copied: the request's body stays as sent."""
+    volumes = list(spec.get("volumes") or [])
+    prefix = SERVICE_ACCOUNT_VOLUME_NAME + "-"
+    existing = next((v["name"] for v in volumes if v.get("name", "").startswith(prefix)), None)
+    name = existing or prefix + "".join(names.choice(NAME_CHARS) for _ in range(5))
+    mount = {"name": name, "readOnly": True, "mountPath": DEFAULT_API_TOKEN_MOUNT_PATH}
+    needs = False
+    for field in ("initContainers", "containers"):
+        if not spec.get(field):
+            continue
+        containers = spec[field] = [dict(c) for c in spec[field]]
+        for container in containers:
+            mounts = container.get("volumeMounts") or []
+            if not any(m.get("mountPath") == DEFAULT_API_TOKEN_MOUNT_PATH for m in mounts):
+                container["volumeMounts"] = [*mounts, dict(mount)]
+                needs = True
+    if existing is None and needs:
+        spec["volumes"] = [*volumes, {"name": name, "projected": token_volume_source()}]
+
+
+def token_volume_source() -> dict:
+    """TokenVolumeSource: the projected volume of a pod's API credentials (a token bound to the pod, expiring in
+    3607 s; the cluster's CA from ``kube-root-ca.crt``; the pod's namespace), mode 0644."""
+    return {
+        "defaultMode": PROJECTED_VOLUME_SOURCE_DEFAULT_MODE,
+        "sources": [
+            {"serviceAccountToken": {"expirationSeconds": WARN_ONLY_BOUND_TOKEN_EXPIRATION_SECONDS, "path": "token"}},
+            {"configMap": {"name": ROOT_CA_CONFIGMAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {
+                "downwardAPI": {
+                    "items": [
+                        {"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
+                    ]
+                }
+            },
+        ],
+    }
 
 
 def default_toleration_seconds(spec: dict, config: KubeAPIServerConfig) -> None:

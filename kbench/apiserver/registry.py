@@ -14,10 +14,13 @@ expires, and the watch cache sees the deletes.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import random
 from collections.abc import Callable, Mapping
 from typing import Protocol
+
+import orjson
 
 from kbench.api.network import allocates_node_ports
 from kbench.apiserver.admission import admit
@@ -34,6 +37,11 @@ from kbench.apiserver.objects import (
 )
 from kbench.apiserver.watchcache import WatchCache
 
+TOKEN_DEFAULT_EXPIRATION, TOKEN_MIN_EXPIRATION = 3600, 600
+"""authentication/v1 SetDefaults_TokenRequestSpec: expirationSeconds 1 h; ValidateTokenRequest: at least 10 min."""
+TOKEN_ISSUER = "https://kubernetes.default.svc.cluster.local"
+"""The --service-account-issuer kubeadm sets (cmd/kubeadm/app/phases/controlplane/manifests.go), also the default
+--api-audiences."""
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 """k8s.io/apimachinery/pkg/util/rand: the alphabet of generateName suffixes (5 characters)."""
 Plan = tuple[str, dict, tuple]
@@ -87,6 +95,8 @@ class Registry:
         self._node_port_range = config.node_port_range  # parsed once, not per allocated port
         self.event_ttl = float(getattr(config, "event_ttl", DEFAULT_EVENT_TTL))  # --event-ttl (seconds)
         self.leases = LeaseManager(caches["events"]) if "events" in caches else None
+        self._token: tuple = (None, {})
+        """The TokenRequest a token create's plan issued, for its answer (:meth:`unwritten`)."""
 
     def new_uid(self) -> str:
         """The next object's metadata.uid."""
@@ -109,6 +119,9 @@ class Registry:
             if current is None:
                 raise not_found(op.resource, op.name)
             return self._plan_binding(op, current[0], current[1])
+        if op.subresource == "token":  # TokenREST.Create: answered, never stored (:meth:`unwritten`)
+            self._token = (op, token_request(op, current, self.caches["pods"], self.now()))
+            return None
         if op.verb == "create":
             return self._plan_create(op)
         if current is None:
@@ -117,6 +130,15 @@ class Registry:
         if op.verb == "delete":
             return self._plan_delete(op, stored, rv)
         return self._plan_update(op, stored, rv)
+
+    def unwritten(self, op: WriteRequest) -> tuple | None:
+        """What a write with nothing to store answers, as the watch cache holds an object (object, resourceVersion,
+        encoded size): the object as it is, or the TokenRequest its plan issued."""
+        if op.subresource == "token" and self._token[0] is op:
+            answer = self._token[1]
+            self._token = (None, {})
+            return answer, 0, len(orjson.dumps(answer))
+        return op.cache.get(op.key)
 
     def _plan_create(self, op: WriteRequest) -> Plan:
         """A create (BeforeCreate): the name generated if asked, admission, allocations, uid and timestamp."""
@@ -131,7 +153,7 @@ class Registry:
             if not meta.get("generateName"):
                 raise invalid(res, "", "metadata.name", "Required value: name or generateName is required")
             meta["name"] = meta["generateName"] + "".join(self.names.choice(GENERATE_CHARS) for _ in range(5))
-        admit(res, obj, op.namespace, self.caches, self.config)
+        admit(res, obj, op.namespace, self.caches, self.config, self.names)
         if res.name == "services":
             self._allocate_service(obj)
         meta["uid"] = self.new_uid()
@@ -236,6 +258,81 @@ class Registry:
         if res.name == "namespaces":
             obj["status"]["phase"] = "Terminating"
         return "MODIFIED", obj, ("rev", rv)
+
+
+def token_request(op: WriteRequest, account: tuple | None, pods: WatchCache, now: float) -> dict:
+    """POST serviceaccounts/<name>/token (pkg/registry/core/serviceaccount/storage/token.go TokenREST.Create): the
+    account must exist (404), as must a bound Pod (404) running as it (400) with the reference's uid (409);
+    ``expirationSeconds`` defaults to 1 h and is at least 10 min (422). Nothing is written to etcd. The answer's
+    ``status.expirationTimestamp`` is now + expirationSeconds; its token has the claims of pkg/serviceaccount/claims.go
+    and the length of an RS256 JWT (the signature is not computed)."""
+    if op.resource.name != "serviceaccounts" or op.verb != "create":
+        raise invalid(op.resource, op.name, "subresource", "token is served for POST serviceaccounts/<name>/token")
+    if account is None:
+        raise not_found(op.resource, op.name)
+    body = copy_object(op.body or {})
+    spec = body.setdefault("spec", {})
+    seconds = spec.setdefault("expirationSeconds", TOKEN_DEFAULT_EXPIRATION)
+    if seconds < TOKEN_MIN_EXPIRATION:
+        raise APIError(
+            422,
+            "Invalid",
+            f'TokenRequest.authentication.k8s.io "{op.name}" is invalid: spec.expirationSeconds: '
+            "Invalid value: may not specify a duration less than 10 minutes",
+        )
+    spec.setdefault("audiences", [TOKEN_ISSUER])  # the apiserver's --api-audiences, by default its issuer
+    pod = None
+    ref = spec.get("boundObjectRef")
+    if ref and ref.get("kind") == "Pod":
+        found = pods.get(f"{op.namespace}/{ref['name']}")
+        if found is None:
+            raise APIError(404, "NotFound", f'pods "{ref["name"]}" not found')
+        pod = found[0]
+        if pod["spec"].get("serviceAccountName") != op.name:
+            raise APIError(
+                400,
+                "BadRequest",
+                f'cannot bind token for serviceaccount "{op.name}" to pod running with '
+                f'serviceaccount "{pod["spec"].get("serviceAccountName")}"',
+            )
+        if ref.get("uid") and ref["uid"] != pod["metadata"]["uid"]:
+            raise APIError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on Pod "{ref["name"]}": the UID in the bound object '
+                f"reference ({ref['uid']}) does not match the UID in record ({pod['metadata']['uid']})",
+            )
+    body.update(apiVersion="authentication.k8s.io/v1", kind="TokenRequest")
+    body["metadata"] = {"name": op.name, "namespace": op.namespace, "creationTimestamp": None}
+    body["status"] = {
+        "token": _token(op, account[0], pod, spec["audiences"], int(now), seconds),
+        "expirationTimestamp": timestamp(now + seconds),
+    }
+    return body
+
+
+def _token(op: WriteRequest, account: Mapping, pod: Mapping | None, audiences: list, now: int, seconds: int) -> str:
+    """A bound service account token as claims.go fills it, in JWT form: header and claims base64url-encoded, and a
+    signature of an RS256 signature's length (256 bytes)."""
+    claims: dict = {
+        "aud": audiences,
+        "exp": now + seconds,
+        "iat": now,
+        "iss": TOKEN_ISSUER,
+        "kubernetes.io": {
+            "namespace": op.namespace,
+            "serviceaccount": {"name": op.name, "uid": account["metadata"].get("uid", "")},
+        },
+        "nbf": now,
+        "sub": f"system:serviceaccount:{op.namespace}:{op.name}",
+    }
+    if pod is not None:
+        claims["kubernetes.io"]["pod"] = {"name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+        node = pod["spec"].get("nodeName")
+        if node:
+            claims["kubernetes.io"]["node"] = {"name": node}
+    parts = [orjson.dumps({"alg": "RS256", "kid": "kbench"}), orjson.dumps(claims), bytes(256)]
+    return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
 
 
 def compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):

@@ -255,7 +255,7 @@ class APIServer:
             self._finish(op, None, err, server)
             return now + server
         if plan is None:  # nothing to write (e.g. delete of an object already terminating)
-            current = op.cache.get(op.key)
+            current = self.registry.unwritten(op)  # the object as it is, or an answer never stored
             server = self._cpu(op, c.request_overhead + (current[2] if current else 0) * c.encode_per_byte)
             self._finish(op, current[0] if current else None, None, server)
             return now + server
