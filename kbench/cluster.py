@@ -230,10 +230,15 @@ class Cluster:
         self.engine.run(until=until)
 
     def settle(self, limit: float = 120.0) -> float:
-        """Run until every node is registered with the scheduler and the default ServiceAccount exists."""
-        cache = self.api.caches["serviceaccounts"]
+        """Run until every node is registered with the scheduler and the default namespace has its ServiceAccount
+        and its ``kube-root-ca.crt`` ConfigMap (which every pod's projected API-access volume mounts)."""
+        accounts, configmaps = self.api.caches["serviceaccounts"], self.api.caches["configmaps"]
         while self.engine.now < limit:
-            if self.scheduler.state.num_nodes >= self.spec.nodes and cache.get("default/default") is not None:
+            if (
+                self.scheduler.state.num_nodes >= self.spec.nodes
+                and accounts.get("default/default") is not None
+                and configmaps.get("default/kube-root-ca.crt") is not None
+            ):
                 break
             self.engine.run(until=self.engine.now + 0.5)
         return self.engine.now

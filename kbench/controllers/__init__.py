@@ -20,6 +20,7 @@ from kbench.controllers.namespace import NamespaceController
 from kbench.controllers.nodeipam import NodeIpamController
 from kbench.controllers.nodelifecycle import NodeLifecycleController
 from kbench.controllers.replicaset import ReplicaSetController
+from kbench.controllers.rootcacertpublisher import RootCACertPublisher
 from kbench.controllers.serviceaccount import ServiceAccountController
 from kbench.controllers.tainteviction import TaintEvictionController
 from kbench.controllers.ttlafterfinished import TTLAfterFinishedController
@@ -34,6 +35,7 @@ CONTROLLERS = by_name(
     TTLAfterFinishedController,
     EndpointSliceController,
     ServiceAccountController,
+    RootCACertPublisher,
     NamespaceController,
     GarbageCollector,
     NodeIpamController,
@@ -64,6 +66,7 @@ __all__ = [
     "NodeLifecycleController",
     "ReplicaSetController",
     "RestConfig",
+    "RootCACertPublisher",
     "ServiceAccountController",
     "SimpleControllerClientBuilder",
     "TTLAfterFinishedController",

@@ -24,6 +24,8 @@ CONTENT = (
     "endpointslices",
     "leases",
     "serviceaccounts",
+    "configmaps",
+    "secrets",
     "events",
 )
 """What the namespace controller deletes (the namespaced resources kbench serves), pods first."""

@@ -52,11 +52,9 @@ TOKEN_MAX_TTL, TOKEN_MAX_JITTER, TOKEN_REFRESH_PERCENT = 86400.0, 10, 20
 """token_manager.go maxTTL 24 h, maxJitter 10 s; a token is refreshed within 20% of its TTL of expiry."""
 DEFAULT_TOKEN_EXPIRATION = 3600
 """core/v1 SetDefaults_ServiceAccountTokenProjection: expirationSeconds 1 h."""
-TOKEN_REQUEST = ("get", "")
-"""The request a TokenRequest is sent as. Upstream POSTs serviceaccounts/<name>/token (CreateToken); kbench's
-apiserver does not serve that subresource yet, so the kubelet sends a GET of the ServiceAccount in its place (what
-TokenREST.Create reads first): one rate-limited request per token, as upstream. Becomes ("create", "token") once the
-subresource is served."""
+TOKEN_REQUEST = ("create", "token")
+"""The request a TokenRequest is sent as: POST serviceaccounts/<name>/token (CreateToken; kube-apiserver's TokenREST,
+pkg/registry/core/serviceaccount/storage/token.go), one rate-limited request per token, as upstream."""
 SYNC_FREQUENCY = 60.0
 """KubeletConfiguration syncFrequency default 1m: a refresh that failed is tried again at the pod's next resync."""
 

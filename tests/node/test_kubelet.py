@@ -37,6 +37,7 @@ class Node:
         meta = {"name": name, "namespace": "default"}
         if behavior is not None:
             meta["annotations"] = {"kbench.io/behavior": json.dumps(behavior)}
+        spec.setdefault("automountServiceAccountToken", False)  # no API-access volume unless a test mounts one
         self.plane.ok("create", "pods", body={"metadata": meta, "spec": {"containers": containers, **spec}})
         self.plane.ok(
             "create", "pods", name=name, namespace="default", subresource="binding", body={"target": {"name": "node-0"}}
