@@ -185,6 +185,12 @@ def _finished_job(world: World) -> None:
     world.plane.ok("update", "jobs", subresource="status", body={**job, "status": {"conditions": [cond]}})
 
 
+def _tampered_root_ca(world: World) -> None:
+    """Another writer changes the published CA bundle; the publisher puts it back (an update from its copy)."""
+    cm = world.get("configmaps", "kube-root-ca.crt", "team")
+    world.plane.ok("update", "configmaps", body={**cm, "data": {"ca.crt": "tampered"}})
+
+
 def _services_with_a_ready_pod(world: World) -> None:
     for name in ("web", "web-alias"):  # two Services select the pod
         svc = {"metadata": {"name": name}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
@@ -312,6 +318,16 @@ SCENARIOS: dict[str, Scenario] = {
         done=lambda w: w.get("serviceaccounts", "default", "team") is not None,
         watched=("serviceaccounts",),
         updates="it only creates ServiceAccounts",
+    ),
+    "root-ca-certificate-publisher-controller": Scenario(
+        setup=lambda w: w.plane.ok("create", "namespaces", body={"metadata": {"name": "team"}}),
+        done=lambda w: w.get("configmaps", "kube-root-ca.crt", "team") is not None,
+        watched=("configmaps",),
+        write=("configmaps", ""),
+        update=_tampered_root_ca,
+        updated=lambda w: (
+            (w.get("configmaps", "kube-root-ca.crt", "team") or {}).get("data", {}).get("ca.crt") != "tampered"
+        ),
     ),
     "namespace-controller": Scenario(
         setup=_terminating_namespace,
