@@ -255,8 +255,8 @@ def _cite(source: Mapping, key: str) -> str:
 
 
 def figure(table: pd.DataFrame, path: Path) -> Path:
-    """kbench against published, one panel per SLI, log-log with the y = x line and its tolerance band; fitted
-    rows hollow, out-of-sample rows filled."""
+    """kbench against published, one panel per SLI, log-log with the y = x line and its tolerance band; a colour
+    per experiment, fitted rows hollow squares, out-of-sample rows filled circles."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -280,17 +280,19 @@ def figure(table: pd.DataFrame, path: Path) -> Path:
             alpha=0.2,
             label=f"within {tol:.0%}",
         )
-        for fitted, marker in ((False, "o"), (True, "s")):
-            sub = part[part["role"].ne(OUT_OF_SAMPLE) == fitted]
-            if len(sub):
-                ax.scatter(
-                    sub["published"],
-                    sub["kbench"],
-                    marker=marker,
-                    facecolors="none" if fitted else None,
-                    edgecolors="C1" if fitted else None,
-                    label="fitted" if fitted else "out of sample",
-                )
+        for i, (name, runs) in enumerate(part.groupby("experiment", sort=False)):
+            colour = f"C{i % 10}"
+            for fitted in (False, True):
+                sub = runs[runs["role"].ne(OUT_OF_SAMPLE) == fitted]
+                if len(sub):
+                    ax.scatter(
+                        sub["published"],
+                        sub["kbench"],
+                        marker="s" if fitted else "o",
+                        facecolors="none" if fitted else colour,
+                        edgecolors=colour,
+                        label=f"{name}{' (fitted)' if fitted else ''}",
+                    )
         unit = ", ".join(sorted(set(part["unit"])))
         ax.set(title=sli, xlabel=f"published ({unit})", ylabel=f"kbench ({unit})", xlim=(low, high), ylim=(low, high))
         plot.style(ax, logx=True, logy=True)

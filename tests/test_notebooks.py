@@ -31,6 +31,13 @@ SMALL = {
         "qps_services": 20,
         "jobs": 1,
     },
+    "05_validation.ipynb": {
+        "experiments": ["density-100-v1.0-10pct"],
+        "cores": [1, 8],
+        "cores_nodes": 10,
+        "cores_pods_per_node": 5,
+        "jobs": 1,
+    },
 }
 EXPORTS = {
     "00_quickstart.ipynb": [
@@ -44,6 +51,11 @@ EXPORTS = {
         "cluster/kcm-qps/results.parquet",
         "scenario/density/*.json",
         "scenario/density/density_pod_startup_hist.pdf",
+    ],
+    "05_validation.ipynb": [
+        "validation/latest/validation.csv",
+        "validation/latest/validation.md",
+        "validation/latest/validation_cores.pdf",
     ],
 }
 """What a notebook says it exports, beyond its figures."""
