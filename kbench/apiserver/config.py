@@ -23,6 +23,9 @@ from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, optio
 SERVER_OPTIONS = "k8s.io/apiserver/pkg/server/options/server_run_options.go (v1.35)"
 SERVER_CONFIG = "k8s.io/apiserver/pkg/server/config.go NewConfig (v1.35)"
 MAX_REQUEST_WAIT_LIMIT = 60.0
+DEFAULT_WATCH_CACHE_SIZES = {"events": 0, "events.events.k8s.io": 0}
+"""pkg/kubeapiserver/default_storage_factory_builder.go DefaultWatchCacheSizes: no watch cache for Events (v1.35),
+applied under --watch-cache-sizes (pkg/kubeapiserver/options: the user's entries override these)."""
 """The hard limit on a request's wait in an APF queue (getRequestWaitContext, apiserver/pkg/server/filters/
 priority-and-fairness.go: one minute)."""
 
@@ -110,6 +113,16 @@ class KubeAPIServerConfig(ComponentConfig):
         "k8s.io/apiserver/pkg/server/options/etcd.go --watch-cache-sizes (v1.35 help text) and ParseWatchCacheSizes",
         flag="watch-cache-sizes",
     )
+    event_ttl: float = option(
+        "eventTTL",
+        3600.0,
+        DURATION,
+        "how long Events are kept: each Event is stored on an etcd lease of this TTL (0: no lease, kept forever)",
+        "cmd/kube-apiserver/app/options/options.go NewServerRunOptions: EventTTL 1 * time.Hour; "
+        "pkg/registry/core/event/storage/storage.go TTLFunc",
+        flag="event-ttl",
+        minimum=0,
+    )
     default_not_ready_toleration_seconds: int = option(
         "defaultNotReadyTolerationSeconds",
         300,
@@ -158,8 +171,9 @@ class KubeAPIServerConfig(ComponentConfig):
         return min(self.request_timeout / 4, MAX_REQUEST_WAIT_LIMIT)
 
     def cached(self, resource: str) -> bool:
-        """Whether ``resource`` (``pods``, ``deployments.apps``: resource[.group]) is served from a watch cache."""
-        sizes = parse_watch_cache_sizes(self.watch_cache_sizes, "watchCacheSizes")
+        """Whether ``resource`` (``pods``, ``deployments.apps``: resource[.group]) is served from a watch cache:
+        --watch-cache-sizes over kube-apiserver's defaults, which turn the cache off for Events."""
+        sizes = {**DEFAULT_WATCH_CACHE_SIZES, **parse_watch_cache_sizes(self.watch_cache_sizes, "watchCacheSizes")}
         return self.watch_cache and sizes.get(resource, 1) != 0
 
     @property

@@ -250,6 +250,18 @@ def test_watch_cache_sizes_zero_and_watch_cache_off_disable_caching():
     assert api.caches["deployments"].compacted is None and api.caches["nodes"].compacted is None
 
 
+def test_events_have_no_watch_cache_unless_given_a_size_and_live_for_event_ttl():
+    """kube-apiserver's DefaultWatchCacheSizes turns the Events cache off; --watch-cache-sizes=events#N turns it back
+    on. --event-ttl (1h) is the Events' lease TTL."""
+    default = KubeAPIServerConfig()
+    assert not default.cached("events") and default.cached("pods") and default.event_ttl == 3600.0
+    assert KubeAPIServerConfig.from_flags({"watch-cache-sizes": "events#100"}).cached("events")
+    assert KubeAPIServerConfig.from_flags({"event-ttl": "10m"}).event_ttl == 600.0
+    with pytest.raises(ValueError, match="eventTTL"):
+        KubeAPIServerConfig.from_flags({"event-ttl": "-1s"})
+    assert Plane().api.caches["events"].compacted is not None  # read from etcd
+
+
 def _answer_time(plane: Plane, verb: str, resource: str, **kwargs) -> float:
     """Seconds from sending a request to its answer reaching the client."""
     sent, box = plane.engine.now, []
