@@ -24,15 +24,15 @@ encoded at ``encode_per_byte``. Each watch event costs every instance's cacher i
 instance with watchers its encoding (the cacher's CachingObject serializes an event once) and ``watch_per_watcher``
 per watcher it is sent to (``_dispatch_event``); events leave once the busiest of those instances has done that.
 Simplifications: a request's CPU runs as one job when it is dispatched (a read from etcd waits for the core before its
-etcd range; a write's answer is encoded when etcd applies it). Every request's latency is recorded per verb,
-resource and scope for the APIResponsiveness SLI (``sli()``). The instances' flags are a
+etcd range; a write encodes its answer before etcd, with its storage encoding). Every request's latency is
+recorded per verb, resource and scope for the APIResponsiveness SLI (``sli()``). The instances' flags are a
 :class:`~kbench.apiserver.config.KubeAPIServerConfig`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -244,9 +244,9 @@ class APIServer:
 
     # -- writes -------------------------------------------------------------------------------------------
     def _write(self, op: _Op, now: float) -> float:
-        """Run admission; on the instance's CPU decode the object and encode it for storage, then send the write to
-        etcd (:meth:`_propose`). Returns when the request will release its seats: :data:`HELD` for a write sent to
-        etcd (``_propose`` says when, once it knows)."""
+        """Run admission; on the instance's CPU decode the object, encode it for storage and for the answer (one job,
+        before etcd), then send the write to etcd (:meth:`_propose`). Returns when the request will release its seats:
+        :data:`HELD` for a write sent to etcd (``_propose`` says when, once it knows)."""
         c = self.costs
         try:
             plan = self.registry.plan(op)
@@ -263,13 +263,15 @@ class APIServer:
         value = b"" if kind == "DELETED" else orjson.dumps(obj)
         current = op.cache.get(op.key)
         decoded = len(value) or (current[2] if current else 0)  # the body; a delete decodes the stored object
-        cpu = c.request_overhead + c.decode_per_object + decoded * c.decode_per_byte + len(value) * c.encode_per_byte
+        cpu = (
+            c.request_overhead + c.decode_per_object + decoded * c.decode_per_byte + 2 * len(value) * c.encode_per_byte
+        )
         self.engine.schedule(self._cpu(op, cpu), self._propose, (op, kind, obj, value, expect))
         return HELD
 
     def _propose(self, args: tuple) -> None:
         """The write's CPU is done: send it to etcd as a compare-and-put; the request holds its seats until it has
-        answered (the answer's encoding priced uncontended here; :meth:`_written` queues it for a core)."""
+        answered."""
         op, kind, obj, value, expect = args
         key = op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
         store = self.etcd.store
@@ -280,7 +282,7 @@ class APIServer:
             lambda ok, result, delay: self._written(op, kind, obj, value, ok, result, delay),
         )
         if op.held is not None:
-            op.held(answered + len(value) * self.costs.encode_per_byte)
+            op.held(answered)
 
     def _written(self, op: _Op, kind: str, obj: dict, value: bytes, ok: bool, result, delay: float) -> None:
         """etcd applied the write's txn: answer the error, or record the event in the watch caches and answer the
@@ -299,7 +301,7 @@ class APIServer:
         self._event_cpu = self._dispatch_event(cache, out, previous[0] if previous else None, len(value))
         cache.apply(kind, key, out, rev, len(value))
         self._event_cpu = 0.0
-        self._finish(op, out, None, delay + self._cpu(op, len(value) * self.costs.encode_per_byte))
+        self._finish(op, out, None, delay)
 
     def _dispatch_event(self, cache: WatchCache, obj: Mapping, prev: Mapping | None, size: int) -> float:
         """Put a watch event's CPU on the instances; returns how long until the busiest instance with watchers of it
@@ -307,12 +309,15 @@ class APIServer:
         encodes it once (CachingObject) and pays ``watch_per_watcher`` per watcher. Without a watch cache each watcher
         has its own etcd watch: the event is decoded and encoded for each."""
         c, now = self.costs, self.engine.now
-        watchers = [0] * len(self.instances)
-        for watch in cache._watchers(obj, prev):
-            watchers[getattr(watch, "instance", 0)] += 1
+        watchers = cache._watchers(obj, prev)
+        if len(self.instances) == 1:
+            counts = [len(watchers)]
+        else:
+            per = Counter(map(_instance_of, watchers))
+            counts = [per[i] for i in range(len(self.instances))]
         decode = c.decode_per_object + size * c.decode_per_byte
         ready = 0.0
-        for instance, n in zip(self.instances, watchers):
+        for instance, n in zip(self.instances, counts):
             if cache.compacted is None:
                 cpu = decode + (size * c.encode_per_byte if n else 0.0) + n * c.watch_per_watcher
             else:
@@ -630,6 +635,11 @@ class Connection:
         )
         op.prepare(label_selector, field_selector)
         return server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
+
+
+def _instance_of(watch) -> int:
+    """The instance a watch's client is connected to (set by ``APIServer._watch``; 0 for one made elsewhere)."""
+    return getattr(watch, "instance", 0)
 
 
 def method_not_supported(res: Resource, verb: str) -> APIError:

@@ -64,8 +64,9 @@ def test_a_get_costs_its_overhead_and_encoding_on_the_cpu():
     assert box == [pytest.approx(c.network_rtt + c.request_overhead + size * c.encode_per_byte)]
 
 
-def test_a_write_pays_its_cpu_before_and_after_etcd():
-    """A create: decode the body, admission, encode for storage (before etcd), etcd's write, then encode the answer."""
+def test_a_write_pays_its_cpu_then_etcd():
+    """A create: decode the body, admission, encode for storage and for the answer (one job before etcd), then etcd's
+    write."""
     plane = Plane(instances=1)
     c = plane.api.costs
     sent, box = plane.engine.now, []
