@@ -73,7 +73,8 @@ RESOURCES = {
         ),
         Resource("serviceaccounts", "ServiceAccount", "", True, False, "serviceaccounts"),
         Resource("configmaps", "ConfigMap", "", True, False, "configmaps"),
-        Resource("secrets", "Secret", "", True, False, "secrets", ("type",)),  # pkg/registry/core/secret SelectableFields
+        # Secrets' field selector: pkg/registry/core/secret SelectableFields
+        Resource("secrets", "Secret", "", True, False, "secrets", ("type",)),
         Resource("events", "Event", "", True, False, "events", ("involvedObject.name", "reason")),
         Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", True, False, "endpointslices"),
         Resource("leases", "Lease", "coordination.k8s.io", True, False, "leases"),

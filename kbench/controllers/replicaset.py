@@ -31,6 +31,9 @@ from kbench.controllers.base import (
 )
 
 BURST_REPLICAS = 500
+STATUS_UPDATE_RETRIES = 1
+"""pkg/controller/replicaset/replica_set_utils.go updateReplicaSetStatus: a failed status update is retried once on a
+fresh GET of the ReplicaSet before the sync fails (statusUpdateRetries)."""
 """replicaset.BurstReplicas: creations or deletions in one sync at most."""
 
 
@@ -160,8 +163,18 @@ class ReplicaSetController(PodOwner):
             "observedGeneration": rs["metadata"].get("generation", 1),
         }
         if any(rs.get("status", {}).get(k) != v for k, v in status.items()):
-            body = self.copy(rs)
-            body["status"] = {**body.get("status", {}), **status}
-            yield self.client.call("update", "replicasets", body=body, subresource="status")
+            for attempt in range(STATUS_UPDATE_RETRIES + 1):
+                body = self.copy(rs)
+                body["status"] = {**body.get("status", {}), **status}
+                try:
+                    yield self.client.call("update", "replicasets", body=body, subresource="status")
+                    break
+                except APIError:
+                    if attempt == STATUS_UPDATE_RETRIES:
+                        raise  # the ReplicaSet is requeued with the rate limit
+                # the ReplicaSet with the latest resourceVersion for the next try (any error here propagates)
+                rs = yield self.client.call(
+                    "get", "replicasets", namespace=rs["metadata"]["namespace"], name=rs["metadata"]["name"]
+                )
         if min_ready and status["readyReplicas"] > status["availableReplicas"]:
             self.queue.add_after(object_key(rs), min_ready)

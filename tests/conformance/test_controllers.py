@@ -35,7 +35,7 @@ from kbench.cloud import config as ccm_options
 from kbench.controllers import CONTROLLERS, Manager
 from kbench.controllers import config as kcm_options
 from kbench.sim import Streams
-from tests.controlplane.helpers import Plane, ccm, kcm, record, running_status, workload
+from tests.controlplane.helpers import Plane, ccm, kcm, race, record, running_status, workload
 
 REGISTRY = {**CONTROLLERS, **CLOUD_CONTROLLERS}
 """Every controller kbench models, by upstream name."""
@@ -101,18 +101,13 @@ class World:
 
 def race_first(client: Client, world: World, resource: str, subresource: str) -> None:
     """Just before ``client`` sends its next update of ``resource`` (``subresource``), another writer changes that
-    object; the other write reaches the apiserver first, so the controller's copy is stale."""
-    request = client.request
-    armed = [True]
+    object; the other write reaches etcd first, so the controller's copy is stale."""
 
-    def racing(verb, res, callback, delay=0.0, **kwargs):
-        if armed[0] and (verb, res, kwargs.get("subresource", "")) == ("update", resource, subresource):
-            armed[0] = False
-            meta = kwargs["body"]["metadata"]
-            world.plane.touch(res, meta["name"], kwargs.get("namespace") or meta.get("namespace", ""))
-        return request(verb, res, callback, delay=delay, **kwargs)
+    def touch(kwargs: dict) -> None:
+        meta = kwargs["body"]["metadata"]
+        world.plane.touch(resource, meta["name"], kwargs.get("namespace") or meta.get("namespace", ""))
 
-    client.request = racing
+    race(client, "update", resource, subresource, touch)
 
 
 # -- objects the scenarios create --------------------------------------------------------------------------------

@@ -207,16 +207,30 @@ def fail_next(
     client.request = maybe
 
 
-def race(client: Client, verb: str, resource: str, subresource: str, other: Callable[[], object]) -> None:
-    """Just before ``client`` sends its next ``verb`` of ``resource`` (``subresource``), ``other()`` sends another
-    writer's request, which reaches the apiserver first: the component's write then works from a stale copy."""
+RACE_HEAD_START = 0.005
+"""Seconds the other writer's request leads the component's in :func:`race`: through its apiserver instance's CPU
+and into etcd first, whichever instance each connection is pinned to."""
+
+
+def race(
+    client: Client,
+    verb: str,
+    resource: str,
+    subresource: str,
+    other: Callable[[dict], object],
+    lead: float = RACE_HEAD_START,
+) -> None:
+    """Just before ``client`` sends its next ``verb`` of ``resource`` (``subresource``), ``other(request's keyword
+    arguments)`` runs, e.g. sends another writer's request, which reaches etcd first (the component's request leaves
+    ``lead`` seconds later): the component's write then works from a stale copy."""
     request = client.request
     armed = [True]
 
     def racing(v, res, callback, delay=0.0, **kwargs):
         if armed[0] and (v, res, kwargs.get("subresource", "")) == (verb, resource, subresource):
             armed[0] = False
-            other()
+            other(kwargs)
+            delay += lead
         return request(v, res, callback, delay=delay, **kwargs)
 
     client.request = racing

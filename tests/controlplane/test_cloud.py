@@ -86,7 +86,7 @@ def test_network_condition_write_that_conflicts_is_retried_on_a_fresh_read():
     plane, cloud, manager = _plane(nodes=1)
     routes = manager.controller("node-route-controller").client
     sent = record(routes)
-    race(routes, "update", "nodes", "status", lambda: plane.touch_node("node-0"))
+    race(routes, "update", "nodes", "status", lambda _: plane.touch_node("node-0"))
     plane.run(15.0)
     writes = [r for r in sent if r["resource"] == "nodes" and (r["subresource"] == "status" or r["verb"] == "get")]
     assert [(r["verb"], r["code"]) for r in writes] == [("update", 409), ("get", 200), ("update", 200)]

@@ -40,7 +40,7 @@ def _stop_node_with_a_racing_writer(subresource: str) -> tuple[Plane, list[dict]
     nlc = kcm(plane, "nodelifecycle").start().controller("node-lifecycle-controller")
     plane.run(20.0)
     sent = record(nlc.client)
-    race(nlc.client, "update", "nodes", subresource, lambda: plane.touch_node("node-0"))
+    race(nlc.client, "update", "nodes", subresource, lambda _: plane.touch_node("node-0"))
     plane.nodes[0].stop()
     plane.run(plane.engine.now + 80)
     return plane, sent
@@ -143,6 +143,7 @@ def test_no_schedule_taints_follow_conditions_and_unschedulable():
         ("node.kubernetes.io/network-unavailable", "NoSchedule"),
     }
     plane.ok("patch", "nodes", name="node-1", body={"spec": {"unschedulable": True}})
+    plane.run(plane.engine.now + 1)  # node lifecycle taints the node before the next read-modify-write
     set_condition("MemoryPressure", "False")
     assert taints() == {
         ("node.kubernetes.io/unschedulable", "NoSchedule"),

@@ -45,7 +45,7 @@ def test_status_post_keeps_conditions_it_does_not_own_and_retries_a_conflict():
     plane.ok("update", "nodes", body=node, subresource="status")  # the route controller's condition
     hollow = plane.nodes[0]
     sent = record(hollow.client)
-    race(hollow.client, "update", "nodes", "status", lambda: plane.touch_node("node-0"))
+    race(hollow.client, "update", "nodes", "status", lambda _: plane.touch_node("node-0"))
     plane.run(STATUS_REPORT_FREQUENCY + RENEW_INTERVAL + 1)
     posts = [r for r in sent if (r["verb"], r["resource"]) == ("update", "nodes")]
     assert [r["code"] for r in posts] == [409, 200]  # the stale write is refused; a fresh read and write follow

@@ -290,7 +290,8 @@ def test_kubelet_stopped_as_a_final_status_leaves_deletes_the_pod_only_after_res
         "patch",
         "pods",
         "status",
-        lambda: (stops.append(node.plane.engine.now), node.kubelet.stop()),
+        lambda _: (stops.append(node.plane.engine.now), node.kubelet.stop()),
+        lead=0.0,
     )  # its answer lands after the stop
     node.plane.ok("delete", "pods", namespace="default", name="a")
     node.until(10)
