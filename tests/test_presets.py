@@ -43,11 +43,13 @@ def test_there_are_presets_and_experiments():
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
-def test_preset_loads_and_is_named_after_its_file(path):
+def test_preset_loads_is_named_after_its_file_and_cites_its_sources(path):
     scenario = Scenario.from_yaml(path)
     assert scenario.name == path.stem
     assert scenario.steps, f"{path.name}: no steps"
-    assert scenario.cluster.nodes in (100, 5000)
+    header = path.read_text().split("apiVersion:", 1)[0]
+    cited = "commit" in header or "https://" in header
+    assert "Sources" in header and cited, f"{path.name}: the header cites no sources (commits or URLs)"
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
