@@ -47,8 +47,6 @@ GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 Plan = tuple[str, dict, tuple]
 """(event kind ADDED / MODIFIED / DELETED, the object to store, the precondition: ("absent",), ("exists",) or
 ("rev", resourceVersion); an Event's write carries a third item, its :class:`LeaseAttach`)."""
-DEFAULT_EVENT_TTL = 3600.0
-"""kube-apiserver --event-ttl default, 1h (cmd/kube-apiserver/app/options/options.go: EventTTL 1 * time.Hour)."""
 LEASE_REUSE_DURATION_SECONDS, LEASE_REUSE_DURATION_PERCENT = 60, 0.05
 """etcd3/lease_manager.go: a lease is reused for min(60 s, 5 % of the TTL) (defaultLeaseReuseDurationSeconds,
 newDefaultLeaseManager's 0.05) ..."""
@@ -93,7 +91,7 @@ class Registry:
         self._uid = itertools.count(1)
         self._service_ips, self._node_ports = itertools.count(10), itertools.count()
         self._node_port_range = config.node_port_range  # parsed once, not per allocated port
-        self.event_ttl = float(getattr(config, "event_ttl", DEFAULT_EVENT_TTL))  # --event-ttl (seconds)
+        self.event_ttl = config.event_ttl  # --event-ttl (seconds)
         self.leases = LeaseManager(caches["events"]) if "events" in caches else None
         self._token: tuple = (None, {})
         """The TokenRequest a token create's plan issued, for its answer (:meth:`unwritten`)."""

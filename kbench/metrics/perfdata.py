@@ -17,6 +17,7 @@ _FILES = {
     "SchedulingThroughput": "SchedulingThroughput",
     "NetworkProgrammingLatency": "NetworkProgrammingLatency",
     "EtcdRequestLatency": "EtcdRequestLatency",
+    "ResourceUsageSummary": "ResourceUsageSummary",
 }
 
 
@@ -44,6 +45,8 @@ def _item(row) -> dict:
         data = {"Perc50": row.p50, "Perc90": row.p90, "Perc99": row.p99, "Max": row.max}
         unit = row.unit
     labels = {"Metric": row.metric}
+    if row.sli == "ResourceUsageSummary":  # one item per component, named as CL2 names the container
+        labels["Name"] = row.resource
     if row.verb:
         labels.update(Verb=row.verb, Resource=row.resource, Scope=row.scope, Count=str(row.count))
     return data_item(data, unit, labels)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from kbench.controllers.endpointslice import TRIGGER
+from kbench.metrics import resource_usage
 from kbench.metrics.pod_startup import CL2_METHODS, PHASES, cl2_percentiles
 
 POD_STARTUP_SLO = 5.0
@@ -250,6 +251,7 @@ def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterab
         )
     )
     rows.append(_row("EtcdRequestLatency", "write", cluster.api.etcd.write_latencies))
+    rows += resource_usage.sli_rows(cluster, started)
     slis = pd.DataFrame(rows, columns=COLUMNS)
     counts = {
         "pods_created": len(cluster.watcher.pods),

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from kbench.apiserver import APIServer
-from kbench.apiserver.registry import DEFAULT_EVENT_TTL, LEASE_REUSE_DURATION_SECONDS
+from kbench.apiserver.config import KubeAPIServerConfig
+from kbench.apiserver.registry import LEASE_REUSE_DURATION_SECONDS
 from kbench.client import Client, Informer
 from kbench.client.record import (
     COMBINED_PREFIX,
@@ -173,7 +174,7 @@ def test_events_vanish_after_the_event_ttl_and_watchers_see_the_deletes():
         engine.schedule(1.0 + i, lambda _, i=i: recorder.event(_pod(f"p{i}", f"u-{i}"), "Normal", "Pulled", "ok"))
     engine.run(until=10.0)
     assert len(_events(api)) == 3 and len(api.etcd.store.leases()) == 1  # one lease reused by all three
-    lifetime = DEFAULT_EVENT_TTL + LEASE_REUSE_DURATION_SECONDS
+    lifetime = KubeAPIServerConfig().event_ttl + LEASE_REUSE_DURATION_SECONDS
     engine.run(until=lifetime)
     assert len(_events(api)) == 3
     engine.run(until=lifetime + 2.0)

@@ -83,3 +83,19 @@ def test_sli_rows_fit_the_run_sli_table():
     )
     assert (first["count"], first["max"], first["verdict"], first["passed"]) == (4, pytest.approx(1.0), "no SLO", None)
     assert rows[2]["verdict"] == "not measured"
+
+
+def test_a_run_reports_resource_usage_in_its_slis_and_perfdata(tmp_path):
+    import json
+
+    import kbench
+    from kbench.metrics.perfdata import write_perfdata
+
+    result = kbench.SCENARIOS["density"](nodes=4, pods_per_node=3, rate=10).run(progress=False)
+    usage = result.slis[result.slis["sli"] == "ResourceUsageSummary"].set_index("resource")
+    assert {f"kube-apiserver/{i}" for i in range(3)} <= set(usage.index)
+    assert (usage.loc[[f"kube-apiserver/{i}" for i in range(3)], "max"] > 0).all()  # every instance did work
+    assert (usage["verdict"] != "broken").all()
+    path = next(p for p in write_perfdata(result.slis, tmp_path) if p.name == "ResourceUsageSummary.json")
+    names = {item["labels"]["Name"] for item in json.loads(path.read_text())["dataItems"]}
+    assert "kube-apiserver/0" in names
