@@ -379,7 +379,11 @@ def _validate(args: argparse.Namespace) -> int:
     table = pd.read_csv(run_dir / "validation.csv")
     print()
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
-        print(table[[c for c in TABLE_COLUMNS if c != "source"]].to_string(index=False, float_format="{:,.4g}".format))
+        shown = [c for c in TABLE_COLUMNS if c not in ("source", "known_gap")]
+        print(table[shown].to_string(index=False, float_format="{:,.4g}".format))
+    for line in table[~table["within"]].itertuples():
+        gap = line.known_gap if isinstance(line.known_gap, str) and line.known_gap else "no known_gap recorded"
+        print(f"outside tolerance: {line.experiment} {line.metric}: {gap}")
     oos = table[table["role"] == OUT_OF_SAMPLE]
     print(
         f"\n{int(oos['within'].sum())} of {len(oos)} out-of-sample figures within tolerance "

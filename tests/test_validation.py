@@ -4,6 +4,7 @@ figure, the comparison table, its figure and report, and a whole experiment run 
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -49,9 +50,17 @@ def row(**changes) -> dict:
         ({"rows": [row(role="calibrated")]}, "rows[0]: role: must be 'out-of-sample' or 'fitted: <unit cost>'"),
         ({"rows": [row(published=-1)]}, "rows[0]: published: must be a positive number; got -1"),
         ({"rows": [row(tolerance=0)]}, "rows[0]: tolerance: must be a positive relative tolerance"),
-        ({"rows": [row(colour="red")]}, "rows[0]: colour: unknown field"),
+        ({"rows": [row(colour="red")]}, "rows[0]: colour: unknown field; allowed: known_gap, metric, note"),
         ({"rows": []}, "rows: at least one published figure"),
-        ({"preset": "cl2"}, "give exactly one of preset (a data/presets name) or builtin"),
+        ({"preset": "cl2"}, "give exactly one of preset (a data/presets name), builtin (a built-in scenario) or sweep"),
+        (
+            {"builtin": None, "sweep": {"name": "validation"}},
+            "sweep.name: must be one of cluster, etcd, proxy, scheduler",
+        ),
+        (
+            {"rows": [row(column="sim_x")]},
+            "rows[0]: column: unknown field (a scenario's rows take sli, metric, quantile",
+        ),
         ({"builtin": {"scenario": "nope"}}, "builtin.scenario: must be one of density"),
         ({"quick": "yes"}, "quick: required, a bool; got 'yes'"),
         ({"extra": 1}, "extra: unknown field; allowed: experiment, description"),
@@ -127,3 +136,59 @@ def test_an_experiment_runs_from_its_builtin_and_is_measured():
     assert list(figures) == ["sim_PodStartupLatency/pod_startup/p99"]
     startup = result.pod_startup["pod_startup"].quantile(0.99)
     assert figures["sim_PodStartupLatency/pod_startup/p99"] == pytest.approx(startup, rel=0.05)
+
+
+SWEEP_ROW = {"published": 1.6, "unit": "ms", "source": "made-up", "role": "fitted: etcd.wal_fsync", "tolerance": 0.25}
+
+
+def sweep_experiment(**row_changes) -> dict:
+    doc = experiment(rows=[{**SWEEP_ROW, "column": "sim_write_latency_p50_ms", "where": {"clients": 1}, **row_changes}])
+    del doc["builtin"]
+    doc["sweep"] = {"name": "etcd", "params": {"keys": 100, "members": 3, "clients": [1, 4], "duration": 0.05}}
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"column": "wall_put_ops_per_s"}, "rows[0]: column: a simulated result column (sim_...)"),
+        ({"sli": "PodStartupLatency"}, "rows[0]: sli: unknown field (a sweep's rows take column, where, not sli"),
+        ({"where": None}, "rows[0]: where: required, a Mapping"),
+    ],
+)
+def test_sweep_rows_take_a_result_column_and_the_point(changes, message):
+    with pytest.raises(validation.ValidationError, match=re.escape(message)):
+        validation.from_dict(sweep_experiment(**changes), "v.yaml")
+
+
+def test_a_sweep_experiment_runs_its_points_and_picks_each_rows_point():
+    exp = validation.from_dict(sweep_experiment(), "v.yaml")
+    assert [p["clients"] for p in exp.points()] == [1, 4]
+    assert exp.rows[0].key == "sim_write_latency_p50_ms[clients=1]" and exp.rows[0].fitted
+    figures = exp.run(seed=0)
+    from kbench.sweep.registry import get_sweep
+
+    alone = get_sweep("etcd").run_point(exp.points()[0], 0)["sim_write_latency_p50_ms"]
+    assert figures == {"sim_sim_write_latency_p50_ms[clients=1]": alone}
+    table = validation.compare(pd.DataFrame([{"experiment": exp.name, **figures}]), {exp.name: exp})
+    assert table["panel"].tolist() == ["etcd sweep"] and table["kbench"].tolist() == [alone]
+    both = validation.from_dict(sweep_experiment(where={"keys": 100}), "v.yaml")
+    with pytest.raises(validation.ValidationError, match=r"where selects 2 of the sweep's points, not 1"):
+        both.run(seed=0)
+
+
+QUICK = [name for name, exp in validation.experiments().items() if exp.quick]
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_quick_experiment_within_its_tolerances(name):
+    """Every quick published figure of data/validation, run as `kbench validate` runs it: within its tolerance, or
+    outside it exactly where the file records a known gap (so a mended gap, or a new one, fails here)."""
+    exp = validation.experiments()[name]
+    figures = exp.run(seed=0)
+    for row in exp.rows:
+        ratio = figures[f"sim_{row.key}"] / row.published
+        within = abs(ratio - 1) <= row.tolerance
+        assert within != bool(row.known_gap), (
+            f"{row.key}: kbench/published = {ratio:.2f}, tolerance {row.tolerance:.0%}, known gap: {row.known_gap!r}"
+        )
