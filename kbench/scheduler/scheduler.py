@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from kbench.api.core import Node, Pod
+from kbench.apiserver.cpu import BusyTime
 from kbench.profiles import Profile, UnitCosts
 from kbench.scheduler.config import SchedulerConfig
 from kbench.scheduler.framework import CycleResult, Framework
@@ -136,6 +137,8 @@ class Scheduler:
         self.kernel = KernelScheduler(self.framework)
         self.queue = self._queue(config)
         self.stats = SchedulerStats()
+        self.busy = BusyTime()
+        """When the scheduling loop was busy with a cycle (the ResourceUsageSummary's kube-scheduler CPU)."""
         self.on_bound: Callable[[Pod, str], None] | None = None
         self.on_unschedulable: Callable[[Pod, str], None] | None = None
         """Called with the pod and upstream's message when a cycle finds no node (handleSchedulingFailure)."""
@@ -181,7 +184,9 @@ class Scheduler:
             parts = self.costs.parts(result, self.state.num_nodes)
             for name, seconds in parts.items():
                 self.stats.cost_parts[name] = self.stats.cost_parts.get(name, 0.0) + seconds
-            yield sum(parts.values())
+            cycle = sum(parts.values())
+            self.busy.add(self.engine.now, self.engine.now + cycle)
+            yield cycle
             if result.node is None:
                 self.stats.failed_cycles += 1
                 record.message = result.message

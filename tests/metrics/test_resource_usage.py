@@ -52,21 +52,23 @@ def test_summary_of_an_instance_kept_busy():
 def fake_cluster(now: float):
     instances = [SimpleNamespace(index=i, cpu=Cores(2)) for i in range(2)]
     instances[0].cpu.run(0.0, 20.0)
-    scheduler = SimpleNamespace(stats=SimpleNamespace(cost_parts={"filter": 3.0, "score": 1.0}))
+    scheduler = SimpleNamespace(scheduler=SimpleNamespace(busy=BusyTime()))  # kube-scheduler and its loop
+    for start in (0.0, 10.0, 20.0, 30.0):
+        scheduler.scheduler.busy.add(start, start + 1.0)  # 4 cycles of 1 s: 0.1 core in every window
     return SimpleNamespace(
         engine=SimpleNamespace(now=now), api=SimpleNamespace(instances=instances), scheduler=scheduler
     )
 
 
-def test_collect_reports_every_apiserver_instance_the_schedulers_mean_and_etcd_as_not_measured():
+def test_collect_reports_every_apiserver_instance_the_scheduler_and_etcd_as_not_measured():
     table = resource_usage.collect(fake_cluster(40.0)).set_index("component")
-    assert list(table.index) == ["kube-apiserver/0", "kube-apiserver/1", "etcd", "kube-scheduler"]
+    assert list(table.index) == ["kube-apiserver/0", "kube-apiserver/1", "kube-scheduler", "etcd"]
     assert table.loc["kube-apiserver/0", "Perc100"] == pytest.approx(1.0)
     # samples 1, 1, 0, 0 cores: nearest rank p50 is the 2nd of 0, 0, 1, 1, p90 the 4th
     assert (table.loc["kube-apiserver/0", "Perc50"], table.loc["kube-apiserver/0", "Perc90"]) == (0.0, 1.0)
     assert table.loc["kube-apiserver/1", "Perc99"] == 0.0
     assert np.isnan(table.loc["etcd", "Perc50"]) and "not measured" in table.loc["etcd", "source"]
-    assert table.loc["kube-scheduler", "mean"] == pytest.approx(0.1) and np.isnan(table.loc["kube-scheduler", "Perc50"])
+    assert table.loc["kube-scheduler", ["mean", "Perc50", "Perc100"]].tolist() == pytest.approx([0.1] * 3)
 
 
 def test_sli_rows_fit_the_run_sli_table():
@@ -82,7 +84,7 @@ def test_sli_rows_fit_the_run_sli_table():
         "cores",
     )
     assert (first["count"], first["max"], first["verdict"], first["passed"]) == (4, pytest.approx(1.0), "no SLO", None)
-    assert rows[2]["verdict"] == "not measured"
+    assert rows[3]["verdict"] == "not measured" and rows[3]["resource"] == "etcd"
 
 
 def test_a_run_reports_resource_usage_in_its_slis_and_perfdata(tmp_path):
