@@ -35,8 +35,8 @@ CL2's percentiles are nearest-rank (measurementutil.NewLatencyMetric: the ``ceil
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -78,6 +78,13 @@ class PodTimes:
     """``metadata.creationTimestamp`` (whole seconds), read at the first Running event (legacy CL2)."""
     started_stamp: float | None = None
     """The latest running container's ``startedAt`` (whole seconds) at the first Running event (legacy CL2)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The pod's labels as last seen (what a measurement's label selector matches)."""
+
+
+Keep = Callable[[Mapping[str, str]], bool] | None
+"""Which pods a table counts, by their labels (None: every pod), e.g. a ClusterLoader2 measurement's
+``labelSelector`` (its informer lists and watches only the matching pods)."""
 
 
 class PodStartupWatcher:
@@ -99,6 +106,7 @@ class PodStartupWatcher:
         times = self.pods.get(key)
         if times is None:
             times = self.pods[key] = PodTimes(self.engine.now)
+        times.labels = meta.get("labels") or {}
         status = pod.get("status") or {}
         if meta.get("deletionTimestamp") or status.get("phase") in ("Running", "Succeeded", "Failed"):
             self.pending.discard(key)
@@ -137,10 +145,16 @@ class PodStartupWatcher:
         if times is not None and times.run is None:
             times.run, times.pulls = at, pulls
 
-    def table(self) -> pd.DataFrame:
-        """One row per pod that reached ``watch``: the four phases in seconds."""
+    def selected(self, keep: Keep = None) -> dict[str, PodTimes]:
+        """The pods whose labels ``keep`` accepts (every pod when ``keep`` is None)."""
+        if keep is None:
+            return self.pods
+        return {key: t for key, t in self.pods.items() if keep(t.labels)}
+
+    def table(self, keep: Keep = None) -> pd.DataFrame:
+        """One row per pod that reached ``watch`` (of those ``keep`` accepts): the four phases in seconds."""
         rows = []
-        for key, t in self.pods.items():
+        for key, t in self.selected(keep).items():
             if t.schedule is None or t.run is None or t.watch is None:
                 continue
             rows.append(
@@ -155,17 +169,18 @@ class PodStartupWatcher:
             )
         return pd.DataFrame(rows, columns=["pod", *PHASES, "image_pull"])
 
-    def cl2_phases(self, method: str) -> dict[str, dict[str, float]]:
-        """Pod key -> phase -> time, the phases ClusterLoader2 records by ``method`` (:data:`CL2_METHODS`)."""
+    def cl2_phases(self, method: str, keep: Keep = None) -> dict[str, dict[str, float]]:
+        """Pod key -> phase -> time, the phases ClusterLoader2 records by ``method`` (:data:`CL2_METHODS`) for the
+        pods ``keep`` accepts."""
         if method not in CL2_METHODS:
             raise ValueError(f"method: unknown {method!r}; allowed: {', '.join(CL2_METHODS)}")
         phases = _cl2_watch if method == "cl2" else _cl2_legacy
-        return {key: p for key, t in self.pods.items() if (p := phases(t))}
+        return {key: p for key, t in self.selected(keep).items() if (p := phases(t))}
 
-    def cl2_table(self, method: str) -> pd.DataFrame:
-        """One row per pod CL2 recorded by ``method``: each of its transitions in seconds (NaN where a phase is
-        missing, as CL2 then leaves the pod out of that transition)."""
-        phases = self.cl2_phases(method)
+    def cl2_table(self, method: str, keep: Keep = None) -> pd.DataFrame:
+        """One row per pod CL2 recorded by ``method`` (of those ``keep`` accepts): each of its transitions in
+        seconds (NaN where a phase is missing, as CL2 then leaves the pod out of that transition)."""
+        phases = self.cl2_phases(method, keep)
         transitions = CL2_METHODS[method]
         rows = []
         for key, p in phases.items():

@@ -8,6 +8,12 @@
   (single objects, every mutating call), 5 s namespace, 30 s cluster (slos/api_call_latency.md).
 - **SchedulingThroughput**: pods bound per second over 5 s windows (CL2's scheduling_throughput.go samples
   every 5 s): Perc50, Perc90, Perc99, Max.
+
+Which pods PodStartupLatency (every row: exact, ``cl2_`` and ``cl2_legacy_``) and SchedulingThroughput count:
+every pod, unless the scenario's ``measure:`` section gives the measurement a ``labelSelector``
+(:class:`Measure`), as ClusterLoader2's configs do (testing/density/config.yaml: PodStartupLatency on
+``group = latency``, SchedulingThroughput on ``group = saturation``; both measurements list and watch only the
+pods their ObjectSelector matches). The "pods never started" problem always considers every pod.
 - **NetworkProgrammingLatency**: every kube-proxy's samples together; SLO p99 <= 30 s
   (slos/network_programming_latency.md).
 - **EtcdRequestLatency**: etcd write latency as the apiserver sees it (no SLO).
@@ -20,13 +26,14 @@ still not started when the run ends (:attr:`RunResult.problems`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kbench.api.selectors import label_selector_matches
 from kbench.controllers.endpointslice import TRIGGER
 from kbench.metrics import resource_usage
 from kbench.metrics.pod_startup import CL2_METHODS, PHASES, cl2_percentiles
@@ -97,6 +104,31 @@ def _row(
         "verdict": verdict,
         "passed": passed,
     }
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Which pods one measurement counts: ClusterLoader2's ``labelSelector`` param (ObjectSelector), parsed.
+
+    ``written`` is the selector as the scenario wrote it (a string like ``group = latency``, or a
+    metav1.LabelSelector mapping), kept for ``kbench scenario show``; ``selector`` the LabelSelector it parses
+    to (None: every pod)."""
+
+    written: str | Mapping | None = None
+    selector: Mapping | None = None
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether a pod with ``labels`` counts (labels.Selector.Matches; no selector: every pod)."""
+        return self.selector is None or label_selector_matches(self.selector, labels)
+
+    def keep(self):
+        """A predicate on a pod's labels for :meth:`PodStartupWatcher.table`, or None for every pod."""
+        return None if self.selector is None else self.matches
+
+
+EVERY_POD = Measure()
+MEASUREMENTS = {"podStartupLatency": "PodStartupLatency", "schedulingThroughput": "SchedulingThroughput"}
+"""The scenario's ``measure:`` keys -> the ClusterLoader2 measurement (Method) each selects pods for."""
 
 
 def throughput_samples(bound_times: Iterable[float], window: float = THROUGHPUT_WINDOW) -> np.ndarray:
@@ -206,11 +238,37 @@ def listing(keys: Iterable[str], noun: str, what: str) -> str | None:
     return f"{len(keys)} {noun}{'s' if len(keys) != 1 else ''} {what}: {shown}"
 
 
-def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterable[str] = ()) -> RunResult:
+def _bound(cluster, started: float, which: Measure) -> list[float]:
+    """Binding times (from ``started`` on) of the pods ``which`` counts; a pod's labels are those the startup
+    watcher last saw (the scheduler's records carry none)."""
+    records = cluster.scheduler.stats.pods.items()
+    pods = cluster.watcher.pods
+    return [
+        r.bound
+        for key, r in records
+        if r.bound is not None
+        and r.bound >= started
+        and (which.selector is None or (key in pods and which.matches(pods[key].labels)))
+    ]
+
+
+def collect(
+    cluster,
+    wall_seconds: float,
+    started: float = 0.0,
+    problems: Iterable[str] = (),
+    measure: Mapping[str, Measure] | None = None,
+) -> RunResult:
     """The SLIs of ``cluster`` after a run (``started``: simulated time the measured part began; ``problems``:
-    what the run's steps reported, e.g. a wait that timed out). Pods still not started are a problem too."""
-    pods = cluster.watcher.table()
-    created = bool(cluster.watcher.pods)
+    what the run's steps reported, e.g. a wait that timed out; ``measure``: the pods each of
+    :data:`MEASUREMENTS` counts, every pod when absent). Pods still not started (any pod) are a problem too."""
+    measure = measure or {}
+    unknown = set(measure) - set(MEASUREMENTS)
+    if unknown:
+        raise ValueError(f"measure: unknown {sorted(unknown)[0]!r}; allowed: {', '.join(MEASUREMENTS)}")
+    startup = measure.get("podStartupLatency", EVERY_POD).keep()
+    pods = cluster.watcher.table(startup)
+    created = bool(cluster.watcher.selected(startup))
     rows = [
         _row(
             "PodStartupLatency",
@@ -222,7 +280,7 @@ def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterab
         for phase in PHASES
     ]
     for method, transitions in CL2_METHODS.items():
-        table = cluster.watcher.cl2_table(method)
+        table = cluster.watcher.cl2_table(method, startup)
         for name in transitions:
             values = table[name].dropna()
             rows.append(_row("PodStartupLatency", f"{method}_{name}", values, percentiles=cl2_percentiles))
@@ -238,7 +296,7 @@ def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterab
                 scope=scope,
             )
         )
-    bound = [r.bound for r in cluster.scheduler.stats.pods.values() if r.bound is not None and r.bound >= started]
+    bound = _bound(cluster, started, measure.get("schedulingThroughput", EVERY_POD))
     rows.append(_row("SchedulingThroughput", "pods_per_second", throughput_samples(bound), unit="pods/s"))
     npl = [x for proxy in cluster.proxies for x in proxy.latencies]
     rows.append(
@@ -255,8 +313,10 @@ def collect(cluster, wall_seconds: float, started: float = 0.0, problems: Iterab
     slis = pd.DataFrame(rows, columns=COLUMNS)
     counts = {
         "pods_created": len(cluster.watcher.pods),
-        "pods_started": len(pods),
-        "pods_bound": len(bound),
+        "pods_started": len(pods) if startup is None else len(cluster.watcher.table()),
+        "pods_bound": len(bound) if "schedulingThroughput" not in measure else len(_bound(cluster, started, EVERY_POD)),
+        "pods_measured_startup": len(pods),
+        "pods_measured_throughput": len(bound),
         "api_requests": int(sum(len(v) for v in cluster.api.sli.samples.values())),
         "api_rejected": cluster.api.sli.rejected,
         "container_restarts": sum(

@@ -345,7 +345,7 @@ def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
     finally:
         bar.close()
         gc.unfreeze()
-    result = collect(cluster, time.perf_counter() - started, begin, driver.problems)
+    result = collect(cluster, time.perf_counter() - started, begin, driver.problems, scenario.measure)
     result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
     result.cluster = cluster
     return result
