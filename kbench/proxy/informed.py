@@ -1,9 +1,14 @@
 """kube-proxy on a cluster node: Service and EndpointSlice informers feed the node's :class:`KubeProxy`.
 
-As upstream's ServiceChangeTracker / EndpointSliceCache (pkg/proxy/servicechangetracker.go,
-endpointslicecache.go): a change to a Service or to one of its slices recomputes that Service's ports and
-endpoints for this node and asks the sync runner for a sync; an EndpointSlice change carries its
-``endpoints.kubernetes.io/last-change-trigger-time``, the start of the network programming latency.
+As upstream's ServiceChangeTracker / EndpointsChangeTracker (pkg/proxy/servicechangetracker.go,
+endpointschangetracker.go, endpointslicecache.go): a change to a Service or to one of its slices recomputes that
+Service's ports and endpoints for this node and asks the sync runner for a sync. An EndpointSlice event is a change
+only when the slice differs from the one the cache holds (esDataChanged: a removal of a slice it holds, an add or
+update of a different object; an IPv4/IPv6 slice only, ``supportedEndpointSliceAddressTypes``); a change that adds or
+updates a slice carries its ``endpoints.kubernetes.io/last-change-trigger-time``, the start of the network
+programming latency, when it is later than the tracker's start (``trackerStartTime``); a removal carries none and
+drops the Service's pending trigger times (the deleted slice's annotation dates from its last update). Service
+changes carry no trigger time.
 kube-proxy's client runs at its configuration's ``clientConnection`` QPS and burst (5 / 10 by default). Parsed
 manifests are shared between the nodes of one cluster (``parsed``): every node
 sees the same objects, so each is read once.
@@ -20,6 +25,9 @@ from kbench.controllers.endpointslice import TRIGGER
 from kbench.proxy.config import KubeProxyConfiguration
 from kbench.proxy.kube_proxy import KubeProxy, ProxyCosts
 from kbench.proxy.model import ProxierConfig, service_ports
+
+SUPPORTED_ADDRESS_TYPES = ("IPv4", "IPv6")
+"""pkg/proxy/endpointschangetracker.go supportedEndpointSliceAddressTypes: kube-proxy ignores FQDN slices."""
 
 
 def _parse(parsed: dict, cls, obj: Mapping):
@@ -70,6 +78,8 @@ class NodeProxy:
         self.config = ProxierConfig(node_name=node_name, node_ips=(node_ip,), configuration=configuration)
         self.proxy = KubeProxy(self.engine, [], self.config, costs)
         self.parsed = {} if parsed is None else parsed
+        self.started = self.engine.now
+        """Upstream's ``trackerStartTime``: trigger times up to it are not observed."""
         self.slices_of: dict[str, dict[str, Mapping]] = {}
         self.services = Informer(self.client, "services")
         self.services.add_handler(
@@ -93,23 +103,32 @@ class NodeProxy:
         self._recompute(object_key(svc), None)
 
     def _slice(self, es: Mapping, deleted: bool = False) -> None:
+        """EndpointSliceUpdate(es, removeSlice=deleted) (pkg/proxy/endpointschangetracker.go)."""
         meta = es["metadata"]
         service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        if not service:
+        if not service or es.get("addressType") not in SUPPORTED_ADDRESS_TYPES:
             return
         key = f"{meta['namespace']}/{service}"
         slices = self.slices_of.setdefault(key, {})
+        held = slices.get(meta["name"])
         if deleted:
-            slices.pop(meta["name"], None)
-        else:
-            slices[meta["name"]] = es
+            if held is None:  # esDataChanged: removing a slice the cache does not hold changes nothing
+                return
+            del slices[meta["name"]]
+            self._recompute(key, None, removed_slice=True)
+            return
+        if held is not None and (held is es or held == es):  # reflect.DeepEqual: no change, no sync
+            return
+        slices[meta["name"]] = es
         stamp = (meta.get("annotations") or {}).get(TRIGGER)
-        self._recompute(key, seconds(stamp) if stamp else None)
+        trigger = seconds(stamp) if stamp else None
+        self._recompute(key, trigger if trigger is not None and trigger > self.started else None)
 
-    def _recompute(self, key: str, trigger: float | None) -> None:
+    def _recompute(self, key: str, trigger: float | None, removed_slice: bool = False) -> None:
         svc = self.services.cache.get(key)
         if svc is None:
-            self.proxy.apply(key, None, trigger)
+            self.proxy.apply(key, None, trigger, removed_slice)
             return
         slices = [_parse(self.parsed, EndpointSlice, es) for es in self.slices_of.get(key, {}).values()]
-        self.proxy.apply(key, service_ports([_parse(self.parsed, Service, svc)], slices, self.config), trigger)
+        ports = service_ports([_parse(self.parsed, Service, svc)], slices, self.config)
+        self.proxy.apply(key, ports, trigger, removed_slice)

@@ -15,10 +15,16 @@ trackers were already drained) or the last full one is older than :data:`FULL_SY
 it writes (``SyncWork``: iptables-restore lines, nftables or IPVS objects) times the profile's unit cost. The
 periods are the operator's (:class:`~kbench.proxy.config.KubeProxyConfiguration`, the running mode's section).
 
-Network programming latency (``network_programming_duration_seconds``) is observed as upstream does: when a
-sync that includes a change completes successfully, now minus the change's trigger time (the EndpointSlice's
-``endpoints.kubernetes.io/last-change-trigger-time``); a failed sync returns before observing them, so its
-changes' trigger times are lost. First-packet latency is the rules a new connection's first packet evaluates
+Network programming latency (``network_programming_duration_seconds``) is observed as upstream does: the
+trigger times (the EndpointSlices' ``endpoints.kubernetes.io/last-change-trigger-time``) are kept per Service
+(EndpointsChangeTracker.lastChangeTriggerTimes, pkg/proxy/endpointschangetracker.go), every one of them, not the
+earliest; a sync checks them all out when it starts (EndpointsMap.Update -> checkoutTriggerTimes) and, when it
+completes successfully, observes now minus each (pkg/proxy/{iptables,nftables,ipvs}/proxier.go, after the restore),
+one observation per trigger time per kube-proxy. A failed sync returns before observing them, so its changes' trigger
+times are lost. Removing a slice drops its Service's pending trigger times (EndpointSliceUpdate: ``if removeSlice
+{ delete(ect.lastChangeTriggerTimes, namespacedName) }``: a deleted slice's annotation dates from its last update).
+
+First-packet latency is the rules a new connection's first packet evaluates
 (counted by the matcher) times the per-rule cost, plus a per-packet base.
 """
 
@@ -135,7 +141,8 @@ class KubeProxy:
         self.latencies: list[float] = []
         """Network programming latency samples (s)."""
         self._changed: set[str] = set()
-        self._triggers: list[float] = []
+        self._triggers: dict[str, list[float]] = {}
+        """Pending trigger times per Service (upstream's ``lastChangeTriggerTimes``)."""
         self._request = engine.event()
         self._last_full = -math.inf
         self._need_full = True
@@ -151,8 +158,18 @@ class KubeProxy:
         self.process = engine.process(self._run(), name=f"kube-proxy-{self.mode}")
 
     # -- informer side ------------------------------------------------------------------------------------
-    def apply(self, service_key: str, ports: list[ServicePortInfo] | None, trigger: float | None = None) -> None:
-        """A Service's ports changed (``None``: deleted); ``trigger`` is when the change happened."""
+    def apply(
+        self,
+        service_key: str,
+        ports: list[ServicePortInfo] | None,
+        trigger: float | None = None,
+        removed_slice: bool = False,
+    ) -> None:
+        """A Service's ports changed (``None``: deleted); ``trigger`` is when the change happened.
+
+        ``removed_slice``: the change is one of the Service's EndpointSlices being removed, which drops the
+        Service's pending trigger times (EndpointSliceUpdate with ``removeSlice``, pkg/proxy/endpointschangetracker.go).
+        """
         if ports:
             self.services[service_key] = ports
             counts = COMPILERS[self.mode](ports, self.config).work.per_service.get(service_key, [0, 0])
@@ -161,8 +178,10 @@ class KubeProxy:
             self.services.pop(service_key, None)
             self.work.per_service.pop(service_key, None)
         self._changed.add(service_key)
-        if trigger is not None:
-            self._triggers.append(trigger)
+        if removed_slice:
+            self._triggers.pop(service_key, None)
+        elif trigger is not None:
+            self._triggers.setdefault(service_key, []).append(trigger)
         if not self._request.triggered:
             self._request.succeed()
 
@@ -190,8 +209,8 @@ class KubeProxy:
         """One ``syncProxyRules``: write a full or partial sync, record it; True when it succeeded."""
         engine = self.engine
         full = not self.partial_syncs or self._need_full or engine.now - self._last_full > FULL_SYNC_PERIOD
-        changed, triggers = self._changed, self._triggers
-        self._changed, self._triggers = set(), []
+        changed, triggers = self._changed, [t for times in self._triggers.values() for t in times]
+        self._changed, self._triggers = set(), {}
         self._request = engine.event()
         written = self.work.written(None if full else changed)
         duration = self.costs.sync_duration(self.mode, written, self.total_written, self.legacy)
