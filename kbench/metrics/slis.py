@@ -112,10 +112,21 @@ class Measure:
 
     ``written`` is the selector as the scenario wrote it (a string like ``group = latency``, or a
     metav1.LabelSelector mapping), kept for ``kbench scenario show``; ``selector`` the LabelSelector it parses
-    to (None: every pod)."""
+    to (None: every pod); ``threshold`` (PodStartupLatency only) pod_startup's SLO in seconds (None: the SLO's
+    5 s, CL2's defaultPodStartupLatencyThreshold)."""
 
     written: str | Mapping | None = None
     selector: Mapping | None = None
+    threshold: float | None = None
+
+    def to_dict(self) -> dict:
+        """The ``measure:`` entry as a scenario file writes it."""
+        out: dict[str, Any] = {}
+        if self.written is not None:
+            out["labelSelector"] = self.written
+        if self.threshold is not None:
+            out["threshold"] = f"{self.threshold:.9f}".rstrip("0").rstrip(".") + "s"  # a Go duration
+        return out
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a pod with ``labels`` counts (labels.Selector.Matches; no selector: every pod)."""
@@ -267,6 +278,7 @@ def collect(
     if unknown:
         raise ValueError(f"measure: unknown {sorted(unknown)[0]!r}; allowed: {', '.join(MEASUREMENTS)}")
     startup = measure.get("podStartupLatency", EVERY_POD).keep()
+    threshold = measure.get("podStartupLatency", EVERY_POD).threshold or POD_STARTUP_SLO
     pods = cluster.watcher.table(startup)
     created = bool(cluster.watcher.selected(startup))
     rows = [
@@ -274,7 +286,7 @@ def collect(
             "PodStartupLatency",
             phase,
             pods[phase],
-            POD_STARTUP_SLO if phase == "pod_startup" else None,
+            threshold if phase == "pod_startup" else None,
             expected=created,
         )
         for phase in PHASES

@@ -40,6 +40,7 @@ from kbench.api.core import ManifestError, load_manifests
 from kbench.api.selectors import LABEL_OPERATORS, check_label_selector, selector_value_error
 from kbench.apiserver.objects import KINDS, RESOURCES, parse_label_selector
 from kbench.cluster import MAX_PODS_PER_NODE, YAML_KEYS, ClusterSpec
+from kbench.componentconfig import parse_duration
 from kbench.metrics.slis import MEASUREMENTS, Measure
 from kbench.node.probes import parse_behaviour
 from kbench.scenarios import presets
@@ -52,8 +53,15 @@ MAX_RATE = 100_000.0
 MAXIMUM = {"count": MAX_OBJECTS, "perNode": MAX_PODS_PER_NODE, "replicas": MAX_OBJECTS, "rate": MAX_RATE}
 TOP_LEVEL = ("preset", "cluster", "steps", "drain", "measure")
 """The scenario document's fields beside apiVersion, kind and metadata."""
-MEASURE_FIELDS = {"labelSelector": "the pods the measurement counts (ClusterLoader2's labelSelector param)"}
-"""Fields of one ``measure:`` entry (ClusterLoader2's ObjectSelector param names)."""
+_SELECTOR_HELP = "the pods the measurement counts (ClusterLoader2's labelSelector param; default: every pod)"
+MEASURE_FIELDS = {
+    "podStartupLatency": {
+        "labelSelector": _SELECTOR_HELP,
+        "threshold": "pod_startup's SLO, a Go duration (CL2's defaultPodStartupLatencyThreshold: 5s)",
+    },
+    "schedulingThroughput": {"labelSelector": _SELECTOR_HELP},
+}
+"""Fields of each ``measure:`` entry, named as ClusterLoader2's measurement params."""
 STEPS: dict[str, dict[str, tuple]] = {
     # step -> field -> (types, required, help)
     "createPods": {
@@ -237,7 +245,7 @@ class Scenario:
             "drain": self.drain,
         }
         if self.measure:
-            doc["measure"] = {key: {"labelSelector": m.written} for key, m in self.measure.items()}
+            doc["measure"] = {key: m.to_dict() for key, m in self.measure.items()}
         return doc
 
     def documents(self) -> list[dict]:
@@ -344,15 +352,23 @@ def _measure(raw, where: str) -> dict[str, Measure]:
     for key, entry in raw.items():
         if key not in MEASUREMENTS:
             raise ScenarioError(f"{where}.{key}: unknown measurement; allowed: {', '.join(MEASUREMENTS)}")
+        allowed = MEASURE_FIELDS[key]
         if not isinstance(entry, Mapping):
-            raise ScenarioError(f"{where}.{key}: expected a mapping of fields ({', '.join(MEASURE_FIELDS)})")
+            raise ScenarioError(f"{where}.{key}: expected a mapping of fields ({', '.join(allowed)})")
         for name in entry:
-            if name not in MEASURE_FIELDS:
-                raise ScenarioError(f"{where}.{key}.{name}: unknown field; allowed: {', '.join(MEASURE_FIELDS)}")
-        if "labelSelector" not in entry:
-            raise ScenarioError(f"{where}.{key}.labelSelector: required ({MEASURE_FIELDS['labelSelector']})")
-        written = entry["labelSelector"]
-        out[key] = Measure(written, _label_selector(written, f"{where}.{key}.labelSelector"))
+            if name not in allowed:
+                raise ScenarioError(f"{where}.{key}.{name}: unknown field; allowed: {', '.join(allowed)}")
+        written = entry.get("labelSelector")
+        selector = None if written is None else _label_selector(written, f"{where}.{key}.labelSelector")
+        threshold = None
+        if "threshold" in entry:
+            try:
+                threshold = parse_duration(entry["threshold"], f"{where}.{key}.threshold")
+            except ValueError as err:
+                raise ScenarioError(str(err)) from None
+            if threshold <= 0:
+                raise ScenarioError(f"{where}.{key}.threshold: expected a duration > 0; got {entry['threshold']!r}")
+        out[key] = Measure(written, selector, threshold)
     return out
 
 

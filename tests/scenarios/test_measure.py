@@ -102,9 +102,17 @@ def test_without_measure_every_pod_counts_and_never_started_still_considers_ever
         ),
         (
             "measure: {podStartupLatency: {selector: a}}",
-            "measure.podStartupLatency.selector: unknown field; allowed: labelSelector",
+            "measure.podStartupLatency.selector: unknown field; allowed: labelSelector, threshold",
         ),
-        ("measure: {podStartupLatency: {}}", "measure.podStartupLatency.labelSelector: required"),
+        (
+            "measure: {schedulingThroughput: {threshold: 5s}}",
+            "measure.schedulingThroughput.threshold: unknown field; allowed: labelSelector",
+        ),
+        ("measure: {podStartupLatency: {threshold: 5}}", "measure.podStartupLatency.threshold: 5 is not a duration"),
+        (
+            "measure: {podStartupLatency: {threshold: 0s}}",
+            "measure.podStartupLatency.threshold: expected a duration > 0",
+        ),
         ("measure: {podStartupLatency: {labelSelector: 3}}", "measure.podStartupLatency.labelSelector: expected a"),
         (
             "measure: {schedulingThroughput: {labelSelector: 'group in latency'}}",
@@ -140,7 +148,7 @@ def test_bad_measure_sections_are_refused_naming_the_field(measure, message):
 
 def test_measure_round_trips_through_show():
     text = TWO_GROUPS + (
-        "measure:\n  podStartupLatency: {labelSelector: 'group = latency'}\n"
+        "measure:\n  podStartupLatency: {labelSelector: 'group = latency', threshold: 1m30s}\n"
         "  schedulingThroughput:\n"
         "    labelSelector: {matchExpressions: [{key: group, operator: In, values: [saturation]}]}\n"
     )
@@ -149,7 +157,7 @@ def test_measure_round_trips_through_show():
     again = Scenario.from_text(shown)
     assert again.measure == sc.measure
     assert again.to_dict()["measure"] == {
-        "podStartupLatency": {"labelSelector": "group = latency"},
+        "podStartupLatency": {"labelSelector": "group = latency", "threshold": "90s"},
         "schedulingThroughput": {
             "labelSelector": {"matchExpressions": [{"key": "group", "operator": "In", "values": ["saturation"]}]}
         },
@@ -157,3 +165,19 @@ def test_measure_round_trips_through_show():
     assert again.measure["podStartupLatency"].matches({"group": "latency"})
     assert not again.measure["podStartupLatency"].matches({"group": "saturation"})
     assert "measure" not in Scenario.from_text(TWO_GROUPS).to_dict()  # absent: every pod, as before
+    everyone = Scenario.from_text(TWO_GROUPS + "measure: {podStartupLatency: {}}")  # CL2's defaults: every pod
+    assert everyone.measure["podStartupLatency"].matches({}) and everyone.to_dict()["measure"] == {
+        "podStartupLatency": {}
+    }
+
+
+def test_threshold_is_the_pod_startup_slo(measured):
+    def row(result):
+        s = result.slis
+        return s[(s.sli == "PodStartupLatency") & (s.metric == "pod_startup")].iloc[0]
+
+    assert row(measured)["threshold"] == 5.0  # CL2's default
+    tiny = Scenario.from_text(TWO_GROUPS + "measure: {podStartupLatency: {threshold: 1ms}}").measure
+    strict = collect(measured.cluster, 0.0, measure=tiny)
+    assert row(strict)["threshold"] == 0.001 and row(strict)["verdict"] == "broken" and not strict.passed
+    assert row(strict)["count"] == 17  # no labelSelector: every pod
