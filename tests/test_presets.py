@@ -1,5 +1,6 @@
 """data/presets and data/validation: every preset loads as a scenario, every experiment file follows the schema of
-data/validation/README.md (required keys, kbench's SLI and metric names, sources that exist, presets that exist)."""
+data/validation/README.md (required keys, kbench's SLI and metric names or a sweep's result columns, sources that
+exist, presets and sweep points that exist)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ METRICS = {  # kbench/metrics/slis.py collect(): SLI -> its metrics
     "EtcdRequestLatency": {"write"},
 }
 QUANTILES = {"p50", "p90", "p99", "max"}
-TOP = {"experiment", "description", "preset", "builtin", "quick", "sources", "rows", "qualitative"}
+TOP = {"experiment", "description", "preset", "builtin", "sweep", "quick", "sources", "rows", "qualitative"}
 ROW = {"sli", "metric", "quantile", "published", "unit", "source", "role", "tolerance", "note", "verb", "resource"}
-ROW |= {"scope"}
+ROW |= {"scope", "known_gap"}
+SWEEP_ROW = {"column", "where", "published", "unit", "source", "role", "tolerance", "note", "known_gap"}
+FORMS = ("preset", "builtin", "sweep")
 QUICK_NODES = 100
 """A quick experiment's cluster is at most this big (the CI budget of ~60 s wall)."""
 
@@ -59,7 +62,7 @@ def test_experiment_follows_the_schema(path):
     assert doc["experiment"] == path.stem
     assert isinstance(doc["description"], str) and len(doc["description"]) > 80
     assert isinstance(doc["quick"], bool)
-    assert ("preset" in doc) != ("builtin" in doc), f"{path.name}: give exactly one of preset and builtin"
+    assert sum(form in doc for form in FORMS) == 1, f"{path.name}: give exactly one of {', '.join(FORMS)}"
     sources = doc["sources"]
     assert isinstance(sources, dict) and sources
     for key, source in sources.items():
@@ -68,16 +71,24 @@ def test_experiment_follows_the_schema(path):
     assert doc["rows"], f"{path.name}: no published figure"
     for i, row in enumerate(doc["rows"]):
         where = f"{path.name}: rows[{i}]"
-        assert set(row) <= ROW, f"{where}: unknown keys {sorted(set(row) - ROW)}"
-        assert row["metric"] in METRICS[row["sli"]], f"{where}: {row['sli']} has no metric {row['metric']!r}"
-        assert row["quantile"] in QUANTILES
+        if "sweep" in doc:
+            assert set(row) <= SWEEP_ROW, f"{where}: unknown keys {sorted(set(row) - SWEEP_ROW)}"
+            assert row["column"].startswith("sim_") and isinstance(row["where"], dict) and row["where"], where
+        else:
+            assert set(row) <= ROW, f"{where}: unknown keys {sorted(set(row) - ROW)}"
+            assert row["metric"] in METRICS[row["sli"]], f"{where}: {row['sli']} has no metric {row['metric']!r}"
+            assert row["quantile"] in QUANTILES
         assert isinstance(row["published"], (int, float)) and math.isfinite(row["published"]) and row["published"] > 0
         assert row["source"] in sources, f"{where}: source {row['source']!r} is not in sources"
         assert row["role"] == "out-of-sample" or row["role"].startswith("fitted: "), where
         tolerance = row.get("tolerance", 0.25)
         assert 0 < tolerance <= 1, where
         assert tolerance == 0.25 or row.get("note"), f"{where}: a tolerance other than 0.25 is explained in note"
-        if row["sli"] == "APIResponsiveness":
+        gap = row.get("known_gap")
+        assert gap is None or (isinstance(gap, str) and len(gap) > 40), (
+            f"{where}: a known_gap gives its concrete reason"
+        )
+        if row.get("sli") == "APIResponsiveness":
             assert row.get("verb") and row.get("resource") and row.get("scope") in API_SLO, where
     for claim in doc.get("qualitative") or []:
         assert claim["claim"] and claim["source"] in sources, f"{path.name}: qualitative {claim}"
@@ -86,6 +97,14 @@ def test_experiment_follows_the_schema(path):
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_runs_a_preset_that_exists(path):
     doc = load(path)
+    if "sweep" in doc:
+        from kbench.validation import from_dict
+
+        points = from_dict(doc, path.name).points()  # the sweep exists and takes these params
+        for i, row in enumerate(doc["rows"]):
+            hits = [p for p in points if all(p.get(k) == v for k, v in row["where"].items())]
+            assert len(hits) == 1, f"{path.name}: rows[{i}]: where selects {len(hits)} of {len(points)} points"
+        return
     if "builtin" in doc:
         builtin = doc["builtin"]
         assert builtin["scenario"] in SCENARIOS
