@@ -142,7 +142,7 @@ BAD = [
     # a misspelled kind is not silently dropped
     (
         [{**SERVICE, "kind": "Servce"}, SLICE],
-        "manifests: document 0: kind: 'Servce' is not one of Deployment, EndpointSlice",
+        "manifests: document 0: kind: 'Servce' is not one of ConfigMap, Deployment, EndpointSlice",
     ),
 ]
 
