@@ -402,20 +402,23 @@ class APIServer:
         return self.etcd.read_latency(op.conn.instance.index, keys, nbytes)
 
     def _watch(self, op: _Op, now: float) -> float:
-        server = self._cpu(op, self.costs.request_overhead)
+        c = self.costs
         try:
             rv = int(op.options.get("resourceVersion") or op.cache.rv)
             assert op.filter is not None
             watch = op.cache.watch(op.filter, rv, op.options["on_events"])
         except APIError as err:
+            server = self._cpu(op, c.request_overhead)
             self._finish(op, None, err, server)
             return now + server
         watch.instance = op.conn.instance.index  # type: ignore[attr-defined]  # whose CPU sends its events
-        self._finish(op, {"watch": watch}, None, server)
+        # the handler's work, then the cacheWatcher's walk and encoding of the initial events; APF holds the watch's
+        # seat until they are sent (WatchInitialized, cache_watcher.go), the client has its answer before that
+        initial = watch.initial_events * c.list_per_object + watch.initial_bytes * c.encode_per_byte
+        done = self._cpu(op, c.request_overhead + initial)
+        self._finish(op, {"watch": watch}, None, done - initial)
         op.conn.instance.flow.watching(op, watch)  # counted for the mutating work estimate until it stops
-        # APF holds the watch's seat until its initial events are sent (WatchInitialized, cache_watcher.go)
-        c = self.costs
-        return now + server + watch.initial_events * c.list_per_object + watch.initial_bytes * c.encode_per_byte
+        return now + done
 
 
 class _Op:
