@@ -333,7 +333,9 @@ class EndpointSliceController(Controller):
         deleted), the updates and the deletes, recording each answer in the tracker."""
         stale_owner = [es for es in existing if not owned_by(es, svc)]
         plans = plan_slices([es for es in existing if owned_by(es, svc)], desired, self.max_endpoints)
-        creates, updates, deletes = [], [], list(stale_owner)
+        creates: list[dict] = []
+        updates: list[dict] = []
+        deletes: list[Mapping] = list(stale_owner)
         for es, endpoints in plans:
             if es is not None and not endpoints and (len(plans) > 1 or desired):
                 deletes.append(es)
