@@ -34,7 +34,6 @@ from collections.abc import Mapping
 from kbench.api.selectors import label_selector_matches
 from kbench.apiserver.objects import APIError, object_key, seconds, timestamp
 from kbench.client import WorkQueue
-from kbench.client.workqueue import BASE_DELAY
 from kbench.controllers.base import Controller, Manager, condition, owner_reference, pod_ready
 from kbench.controllers.endpointslicetracker import SERVICE_NAME, EndpointSliceTracker, service_key
 
@@ -153,10 +152,8 @@ class EndpointSliceController(Controller):
 
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
-        # Upstream's service queue backs off from DEFAULT_SYNC_BACKOFF (1 s); kbench keeps client-go's default 5 ms
-        # until tests/conformance/test_controllers.py's endpointslice scenario waits for the conflicted slice's retry
-        # (its `updated` check is met by the other Service's slice within 0.5 s, before a 1 s retry lands).
-        self.queue = WorkQueue(self.engine, BASE_DELAY, MAX_SYNC_BACKOFF)
+        # the service queue backs off from DEFAULT_SYNC_BACKOFF (1 s) to MAX_SYNC_BACKOFF (endpointslice_controller.go)
+        self.queue = WorkQueue(self.engine, DEFAULT_SYNC_BACKOFF, MAX_SYNC_BACKOFF)
         self.tracker = EndpointSliceTracker()
         self.stale_syncs = 0
         """Syncs that found the slice cache stale (requeued, nothing written)."""

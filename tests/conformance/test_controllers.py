@@ -249,8 +249,10 @@ def _load_balancer_service(world: World) -> None:
 
 
 def _slice_not_ready(world: World) -> bool:
+    """Every slice's endpoint of web-0 (each Service selecting it has one) shows it not ready."""
     slices = world.plane.objects("endpointslices", "default")
-    return any(ep["conditions"]["ready"] is False for es in slices for ep in es.get("endpoints") or ())
+    web0 = [ep for es in slices for ep in es.get("endpoints") or () if ep["targetRef"]["name"] == "web-0"]
+    return bool(web0) and all(ep["conditions"]["ready"] is False for ep in web0)
 
 
 DELETES_ONLY = "it only deletes (no read-modify-write to conflict)"
