@@ -32,7 +32,13 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     (rf"sim_scheduling_throughput_{_Q}", "throughput", "pods/s", "scheduling throughput {q}"),
     (rf"sim_npl_{_Q}_s", "latency", "s", "network programming {q}"),
     (rf"sim_etcd_write_{_Q}_s", "latency", "s", "etcd write {q}"),
-    (r"sim_(?P<what>pods_created|pods_started|pods_bound|pods_never_started)", "count", "pods", "{what}"),
+    (
+        r"sim_(?P<what>pods_created|pods_started|pods_bound|pods_never_started|pods_measured_startup|"
+        r"pods_measured_throughput)",
+        "count",
+        "pods",
+        "{what}",
+    ),
     (r"sim_container_restarts", "count", "restarts", "container restarts"),
     (r"sim_api_(?P<what>requests|rejected)", "count", "requests", "API {what}"),
     (r"sim_slo_passed", "verdict", "", "every SLO met"),
@@ -57,6 +63,8 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     (r"sim_syncs", "count", "syncs", "partial syncs"),
     (r"wall_pkts_per_s", "throughput", "packets/s", "matcher"),
     (r"wall_ns_per_pkt", "time per packet", "ns", "matcher"),
+    # validation sweep: kbench's figure beside each published one (in the unit its data/validation file gives)
+    (r"sim_\[(?P<key>.+)\]", "validation figure", "unit of the published figure", "{key}"),
     # every sweep: the run's length and kbench's own speed
     (r"sim_seconds", "duration", "s", "simulated time"),
     (r"wall_sim_seconds_per_(s|wall_second)", "speed", "simulated s per wall s", "simulated s per wall s"),

@@ -74,11 +74,16 @@ class Row:
     @property
     def key(self) -> str:
         """``PodStartupLatency/pod_startup/p99``, with the request ``APIResponsiveness/request_latency LIST pods
-        cluster/p99``, or for a sweep ``sim_write_latency_p50_ms[clients=1]``; the result column is ``sim_`` + key."""
+        cluster/p99``, or for a sweep ``sim_write_latency_p50_ms[clients=1]`` (its column: :attr:`column_name`)."""
         if self.column is not None:
             return f"{self.column}[{','.join(f'{k}={v}' for k, v in self.where.items())}]"
         labels = " ".join(x for x in (self.verb, self.resource, self.scope) if x)
         return f"{self.sli}/{self.metric}{' ' + labels if labels else ''}/{self.quantile}"
+
+    @property
+    def column_name(self) -> str:
+        """The validation sweep's result column of this row: ``sim_[<key>]``."""
+        return f"sim_[{self.key}]"
 
     @property
     def fitted(self) -> bool:
@@ -135,7 +140,7 @@ class Experiment:
 
         sweep = get_sweep(self.sweep["name"])
         results = [(point, sweep.run_point(point, seed)) for point in self.points()]
-        return {f"sim_{row.key}": _pick(results, row, self.origin) for row in self.rows}
+        return {row.column_name: _pick(results, row, self.origin) for row in self.rows}
 
 
 def _pick(results: list[tuple[dict, dict]], row: Row, origin: str) -> float:
@@ -291,9 +296,9 @@ def measure(slis: pd.DataFrame, row: Row) -> float:
 
 
 def measured(slis: pd.DataFrame, experiment: Experiment) -> dict[str, float]:
-    """Every row's figure, as ``sim_<row key>`` columns."""
+    """Every row's figure, as ``sim_[<row key>]`` columns."""
     assert set(COLUMNS) <= set(slis.columns)
-    return {f"sim_{row.key}": measure(slis, row) for row in experiment.rows}
+    return {row.column_name: measure(slis, row) for row in experiment.rows}
 
 
 def compare(results: pd.DataFrame, known: Mapping[str, Experiment]) -> pd.DataFrame:
@@ -303,7 +308,7 @@ def compare(results: pd.DataFrame, known: Mapping[str, Experiment]) -> pd.DataFr
     for name, runs in results.groupby("experiment", sort=False):
         exp = known[str(name)]
         for row in exp.rows:
-            column = f"sim_{row.key}"
+            column = row.column_name
             value = float(runs[column].mean()) if column in runs else math.nan
             ratio = value / row.published
             lines.append(

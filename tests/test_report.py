@@ -87,18 +87,18 @@ def test_report_marks_failed_slos_and_writes_numbers_one_way(cluster_run, tmp_pa
     _, _, table, _ = load_run(run_dir)
     table.loc[0, "sim_pod_startup_p99_s"] = 7.5
     table.loc[0, "sim_scheduling_throughput_max"] = 123456.7
-    table.loc[1, "sim_npl_p99_s"] = float("nan")  # no data (as the small runs' cluster-scope API SLIs): never met
+    table.loc[1, "sim_npl_p99_s"] = float("nan")  # no data: never met
     table.loc[1, "problems"] = "3 pods never started (still Pending when the run ended): density/pod-0-1, ..."
     table.to_parquet(run_dir / "results.parquet")
     html_path, pdf_path = write_report(run_dir)
     text = html_path.read_text()
-    assert "class='FAIL'" in text and "11 SLO checks: 6 met, <b>2 failed</b>, 3 without data" in text
+    assert "class='FAIL'" in text and "11 SLO checks: 8 met, <b>2 failed</b>, 1 without data" in text
     assert "<td>nodes=16</td><td>run: 3 pods never started" in text
     assert "<td>7.5</td><td>5</td><td>s</td><td>FAIL</td>" in text
     tables = text[text.index("<h2>Summary</h2>") : text.index("<h2>Figures</h2>")]
     assert "123,457" in tables and not re.search(r"\de[+-]\d", tables)  # not 1.235e+05
     pdf = pdf_text(pdf_path.read_bytes())
-    assert "FAIL" in pdf and "123,457" in pdf and "11 SLO checks: 6 met, 2 failed, 3 without data" in pdf
+    assert "FAIL" in pdf and "123,457" in pdf and "11 SLO checks: 8 met, 2 failed, 1 without data" in pdf
 
 
 def test_plot_redraws_chosen_metrics_with_seed_bands(etcd_run, monkeypatch):
