@@ -21,6 +21,23 @@ LABEL_VALUE_RULE = (
 )
 
 
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def label_key_error(key: str) -> str | None:
+    """apimachinery validation.IsQualifiedName: None if ``key`` is a valid label key, else why not."""
+    prefix, _, name = key.rpartition("/")
+    if "/" in key and (not prefix or len(prefix) > 253 or not _SUBDOMAIN.match(prefix)):
+        return "prefix part must be a lowercase DNS subdomain (RFC 1123)"
+    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+        return (
+            "name part must be 1-63 characters, alphanumeric, '-', '_' or '.', starting and ending with an "
+            "alphanumeric character"
+        )
+    return None
+
+
 def label_value_error(value: str) -> str | None:
     """apimachinery validation.IsValidLabelValue: None if valid, else upstream's message."""
     if len(value) > 63:

@@ -27,7 +27,6 @@ expected a number >= 0; got -1``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -37,13 +36,11 @@ import yaml
 
 from kbench import components
 from kbench.api.core import ManifestError, load_manifests
-from kbench.api.selectors import LABEL_OPERATORS, check_label_selector, selector_value_error
-from kbench.apiserver.objects import KINDS, RESOURCES, parse_label_selector
+from kbench.apiserver.objects import KINDS, RESOURCES
 from kbench.cluster import MAX_PODS_PER_NODE, YAML_KEYS, ClusterSpec
-from kbench.componentconfig import parse_duration
-from kbench.metrics.slis import MEASUREMENTS, Measure
+from kbench.metrics.slis import Measure
 from kbench.node.probes import parse_behaviour
-from kbench.scenarios import presets
+from kbench.scenarios import measures, presets
 
 API_VERSION = "kbench.io/v1"
 MAX_OBJECTS = 1_000_000
@@ -53,15 +50,6 @@ MAX_RATE = 100_000.0
 MAXIMUM = {"count": MAX_OBJECTS, "perNode": MAX_PODS_PER_NODE, "replicas": MAX_OBJECTS, "rate": MAX_RATE}
 TOP_LEVEL = ("preset", "cluster", "steps", "drain", "measure")
 """The scenario document's fields beside apiVersion, kind and metadata."""
-_SELECTOR_HELP = "the pods the measurement counts (ClusterLoader2's labelSelector param; default: every pod)"
-MEASURE_FIELDS = {
-    "podStartupLatency": {
-        "labelSelector": _SELECTOR_HELP,
-        "threshold": "pod_startup's SLO, a Go duration (CL2's defaultPodStartupLatencyThreshold: 5s)",
-    },
-    "schedulingThroughput": {"labelSelector": _SELECTOR_HELP},
-}
-"""Fields of each ``measure:`` entry, named as ClusterLoader2's measurement params."""
 STEPS: dict[str, dict[str, tuple]] = {
     # step -> field -> (types, required, help)
     "createPods": {
@@ -208,7 +196,10 @@ class Scenario:
         drain = doc.get("drain", 30.0)
         if isinstance(drain, bool) or not isinstance(drain, (int, float)) or not 0 <= drain < math.inf:
             raise ScenarioError(f"{where}: drain: expected seconds >= 0; got {drain!r}")
-        measure = _measure(doc.get("measure"), f"{where}: measure")
+        try:
+            measure = measures.parse(doc.get("measure"), f"{where}: measure")
+        except ValueError as err:
+            raise ScenarioError(str(err)) from None
         name = (doc.get("metadata") or {}).get("name", "scenario")
         manifests = []
         for i, raw in numbered:
@@ -340,97 +331,3 @@ def _kind_name(kinds) -> str:
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
     names = {int: "an integer", float: "a number", str: "a string", dict: "a mapping"}
     return " or ".join(names[k] for k in kinds)
-
-
-def _measure(raw, where: str) -> dict[str, Measure]:
-    """The ``measure:`` section: ``{podStartupLatency: {labelSelector: "group = latency"}, ...}``."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ScenarioError(f"{where}: expected a mapping of measurements ({', '.join(MEASUREMENTS)})")
-    out = {}
-    for key, entry in raw.items():
-        if key not in MEASUREMENTS:
-            raise ScenarioError(f"{where}.{key}: unknown measurement; allowed: {', '.join(MEASUREMENTS)}")
-        allowed = MEASURE_FIELDS[key]
-        if not isinstance(entry, Mapping):
-            raise ScenarioError(f"{where}.{key}: expected a mapping of fields ({', '.join(allowed)})")
-        for name in entry:
-            if name not in allowed:
-                raise ScenarioError(f"{where}.{key}.{name}: unknown field; allowed: {', '.join(allowed)}")
-        written = entry.get("labelSelector")
-        selector = None if written is None else _label_selector(written, f"{where}.{key}.labelSelector")
-        threshold = None
-        if "threshold" in entry:
-            try:
-                threshold = parse_duration(entry["threshold"], f"{where}.{key}.threshold")
-            except ValueError as err:
-                raise ScenarioError(str(err)) from None
-            if threshold <= 0:
-                raise ScenarioError(f"{where}.{key}.threshold: expected a duration > 0; got {entry['threshold']!r}")
-        out[key] = Measure(written, selector, threshold)
-    return out
-
-
-_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-SELECTOR_SYNTAX = (
-    "a label selector string (k8s.io/apimachinery labels.Parse: comma-separated 'key=value', 'key==value', "
-    "'key!=value', 'key in (a,b)', 'key notin (a,b)', 'key', '!key'; e.g. 'group = latency') or a "
-    "metav1.LabelSelector mapping {matchLabels: {...}, matchExpressions: [{key, operator, values}]}"
-)
-
-
-def _label_key_error(key: str) -> str | None:
-    """apimachinery validation.IsQualifiedName: None if ``key`` is a valid label key, else why not."""
-    prefix, _, name = key.rpartition("/")
-    if "/" in key and (not prefix or len(prefix) > 253 or not _SUBDOMAIN.match(prefix)):
-        return "prefix part must be a lowercase DNS subdomain (RFC 1123)"
-    if not name or len(name) > 63 or not _NAME.match(name):
-        return (
-            "name part must be 1-63 characters, alphanumeric, '-', '_' or '.', starting and ending with an "
-            "alphanumeric character"
-        )
-    return None
-
-
-def _label_selector(written, where: str) -> Mapping:
-    """Parse and validate a measurement's label selector (string or LabelSelector mapping), as
-    ``labels.Parse`` / ``metav1.LabelSelectorAsSelector`` would refuse it."""
-    if isinstance(written, str):
-        text = written.strip()
-        if text.count("(") != text.count(")") or any(
-            (" in " in t or " notin " in t) and not t.rstrip().endswith(")") for t in text.split(",")
-        ):
-            raise ScenarioError(f"{where}: {written!r} is not a valid selector; expected {SELECTOR_SYNTAX}")
-        selector: Mapping = parse_label_selector(text) or {}
-    elif isinstance(written, Mapping):
-        unknown = set(written) - {"matchLabels", "matchExpressions"}
-        if unknown:
-            raise ScenarioError(f"{where}.{sorted(unknown)[0]}: unknown field; allowed: matchLabels, matchExpressions")
-        if not isinstance(written.get("matchLabels") or {}, Mapping) or not isinstance(
-            written.get("matchExpressions") or [], list
-        ):
-            raise ScenarioError(f"{where}: expected {SELECTOR_SYNTAX}")
-        for i, expr in enumerate(written.get("matchExpressions") or []):
-            if not isinstance(expr, Mapping) or not isinstance(expr.get("values") or [], list):
-                raise ScenarioError(
-                    f"{where}.matchExpressions[{i}]: expected a mapping {{key, operator, values: [...]}} "
-                    f"(operators: {', '.join(LABEL_OPERATORS)}); got {expr!r}"
-                )
-        try:
-            check_label_selector(written, where)
-        except ValueError as err:
-            raise ScenarioError(str(err)) from None
-        selector = written
-    else:
-        raise ScenarioError(f"{where}: expected {SELECTOR_SYNTAX}; got {written!r}")
-    keys = [*(selector.get("matchLabels") or {}), *(e.get("key", "") for e in selector.get("matchExpressions") or [])]
-    for key in keys:
-        if (why := _label_key_error(str(key))) is not None:
-            raise ScenarioError(f"{where}: key {key!r}: {why}; expected {SELECTOR_SYNTAX}")
-    bad = selector_value_error(selector)
-    if bad is not None:
-        _, key, value, why = bad
-        raise ScenarioError(f"{where}: value {value!r} of {key!r}: {why}")
-    return selector
