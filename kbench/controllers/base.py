@@ -195,6 +195,9 @@ class Controller:
 
         self.engine.process(loop(), name=name)
 
+    sync_errors: tuple[type[Exception], ...] = (APIError,)
+    """What a failed sync raises that requeues its key (:meth:`handle_err`)."""
+
     def _worker(self):
         while not self.stopped:
             key = yield self.queue.get()
@@ -203,10 +206,14 @@ class Controller:
             try:
                 yield from self.sync(key)
                 self.queue.forget(key)
-            except APIError:
-                self.queue.add_rate_limited(key)
+            except self.sync_errors:
+                self.handle_err(key)
             finally:
                 self.queue.done(key)
+
+    def handle_err(self, key) -> None:
+        """A sync of ``key`` failed: requeue it through the rate limiter."""
+        self.queue.add_rate_limited(key)
 
     def sync(self, key) -> Generator:
         """Process body: bring the object of ``key`` to its desired state (subclasses)."""

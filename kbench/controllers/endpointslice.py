@@ -222,21 +222,10 @@ class EndpointSliceController(Controller):
         if (es["metadata"].get("labels") or {}).get(SERVICE_NAME):
             self.queue.add_after(service_key(es), max(ENDPOINT_SLICE_CHANGE_MIN_SYNC_DELAY, self.batch_period))
 
-    def _worker(self):
-        """processNextServiceWorkItem: a sync that fails (an APIError, or a stale cache) goes to handleErr."""
-        while not self.stopped:
-            key = yield self.queue.get()
-            if self.stopped:
-                break
-            try:
-                yield from self.sync(key)
-                self.queue.forget(key)
-            except (APIError, StaleInformerCache):
-                self._handle_err(key)
-            finally:
-                self.queue.done(key)
+    sync_errors = (APIError, StaleInformerCache)
+    """processNextServiceWorkItem: a sync that fails (an APIError, or a stale cache) goes to handleErr."""
 
-    def _handle_err(self, key: str) -> None:
+    def handle_err(self, key) -> None:
         """handleErr: requeue through the rate limiter, or drop the key after ``maxRetries`` requeues."""
         if self.queue.failures.get(key, 0) < MAX_RETRIES:
             self.queue.add_rate_limited(key)
