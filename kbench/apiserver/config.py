@@ -113,6 +113,17 @@ class KubeAPIServerConfig(ComponentConfig):
         "k8s.io/apiserver/pkg/server/options/etcd.go --watch-cache-sizes (v1.35 help text) and ParseWatchCacheSizes",
         flag="watch-cache-sizes",
     )
+    etcd_servers_overrides: tuple = option(
+        "etcdServersOverrides",
+        [],
+        list,
+        "per-resource etcd servers, group/resource#servers (servers semicolon separated), e.g. /events#https://"
+        "etcd-events:4002: each distinct server list is an etcd cluster of its own (the profile's etcd), as the "
+        "scale tests' separate etcd for Events",
+        "k8s.io/apiserver/pkg/server/options/etcd.go --etcd-servers-overrides and its Validate; "
+        "pkg/kubeapiserver/default_storage_factory_builder.go New: SetEtcdLocation per group/resource",
+        flag="etcd-servers-overrides",
+    )
     event_ttl: float = option(
         "eventTTL",
         3600.0,
@@ -153,6 +164,7 @@ class KubeAPIServerConfig(ComponentConfig):
         positive (BuildPriorityAndFairness / FeatureOptions.ApplyTo: they are its server concurrency limit)."""
         parse_port_range(self.service_node_port_range, f"{where}.serviceNodePortRange")
         parse_watch_cache_sizes(self.watch_cache_sizes, f"{where}.watchCacheSizes")
+        parse_etcd_servers_overrides(self.etcd_servers_overrides, f"{where}.etcdServersOverrides")
         if self.enable_priority_and_fairness and self.server_concurrency_limit <= 0:
             raise ConfigError(
                 f"{where}.maxRequestsInflight: {self.max_requests_inflight} and maxMutatingRequestsInflight "
@@ -175,6 +187,11 @@ class KubeAPIServerConfig(ComponentConfig):
         --watch-cache-sizes over kube-apiserver's defaults, which turn the cache off for Events."""
         sizes = {**DEFAULT_WATCH_CACHE_SIZES, **parse_watch_cache_sizes(self.watch_cache_sizes, "watchCacheSizes")}
         return self.watch_cache and sizes.get(resource, 1) != 0
+
+    def etcd_servers(self, resource: str) -> str | None:
+        """The etcd servers --etcd-servers-overrides gives ``resource`` (``events``, ``deployments.apps``), or None
+        for the main etcd."""
+        return parse_etcd_servers_overrides(self.etcd_servers_overrides, "etcdServersOverrides").get(resource)
 
     @property
     def node_port_range(self) -> tuple[int, int]:
@@ -216,3 +233,20 @@ def parse_watch_cache_sizes(entries: tuple, where: str) -> dict[str, int]:
             raise ConfigError(f"{where}: watch cache size cannot be negative: {entry!r}")
         sizes[resource.strip()] = int(size)
     return sizes
+
+
+def parse_etcd_servers_overrides(entries: tuple, where: str) -> dict[str, str]:
+    """--etcd-servers-overrides (k8s.io/apiserver/pkg/server/options/etcd.go Validate): ``group/resource#servers``
+    entries (core resources have an empty group: ``/events#...``) -> ``{resource[.group]: servers}``."""
+    out = {}
+    for entry in entries:
+        tokens = str(entry).split("#")
+        parts = tokens[0].split("/")
+        if len(tokens) != 2 or len(parts) != 2 or not parts[1] or not tokens[1]:
+            raise ConfigError(
+                f"{where}: {entry!r} is invalid; must be of format group/resource#servers, where servers are URLs, "
+                "semicolon separated (e.g. /events#https://etcd-events:4002)"
+            )
+        group, resource = parts
+        out[f"{resource}.{group}" if group else resource] = tokens[1]
+    return out

@@ -154,8 +154,11 @@ class APIServer:
         self.config = config = config or KubeAPIServerConfig()
         self.streams = streams or Streams(0)
         self.etcd = etcd or EtcdCluster(engine, profile, self.streams)
+        self.etcds = self._etcds(profile)
+        """The etcd cluster of each resource: the main one, or its own under --etcd-servers-overrides."""
         if config.etcd_compaction_interval > 0:  # --etcd-compaction-interval: the apiserver compacts etcd's history
-            self.etcd.start_compactor(config.etcd_compaction_interval)
+            for cluster in {id(e): e for e in self.etcds.values()}.values():
+                cluster.start_compactor(config.etcd_compaction_interval)
         self.costs = APIServerCosts.from_profile(profile)
         self._event_cpu = 0.0  # how long the event being applied waits for and takes the instances' CPU
         # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
@@ -174,6 +177,18 @@ class APIServer:
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}},
             )
 
+    def _etcds(self, profile: Profile) -> dict[str, EtcdCluster]:
+        """Each resource's etcd: one more cluster per distinct server list of --etcd-servers-overrides."""
+        clusters: dict[str, EtcdCluster] = {}
+        out = {}
+        for name, res in RESOURCES.items():
+            servers = self.config.etcd_servers(res.group_resource)
+            if servers is not None and servers not in clusters:
+                label = f"etcd-{len(clusters) + 1}"
+                clusters[servers] = EtcdCluster(self.engine, profile, self.streams, name=label)
+            out[name] = self.etcd if servers is None else clusters[servers]
+        return out
+
     def _cache(self, res: Resource) -> WatchCache:
         """The watch cache of ``res``; a resource without one (--watch-cache, --watch-cache-sizes) is read from etcd,
         its events reaching the apiserver through etcd's watch."""
@@ -184,7 +199,7 @@ class APIServer:
 
         if self.config.cached(res.group_resource):
             return WatchCache(res.name, engine.schedule, lambda: engine.now, delay)
-        etcd, store = self.etcd.costs, self.etcd.store
+        etcd, store = self.etcds[res.name].costs, self.etcds[res.name].store
         return WatchCache(
             res.name,
             engine.schedule,
@@ -274,8 +289,9 @@ class APIServer:
         answered."""
         op, kind, obj, value, expect = args
         key = op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
-        store = self.etcd.store
-        answered = self.etcd.submit(
+        etcd = self.etcds[op.resource.name]
+        store = etcd.store
+        answered = etcd.submit(
             lambda: compare_and_write(store, key, kind, value, expect),
             len(key) + len(value),
             op.conn.instance.index,
@@ -367,7 +383,7 @@ class APIServer:
             fetched, nbytes = op.cache.scope(op.namespace)
             etcd = self._from_etcd(op, fetched, nbytes)
             cpu += fetched * c.decode_per_object + nbytes * c.decode_per_byte
-            rv = self.etcd.store.revision
+            rv = self.etcds[op.resource.name].store.revision
         else:
             cpu += self._scanned(op, len(items)) * c.list_per_object
         return (
@@ -399,7 +415,7 @@ class APIServer:
         range on the instance's member."""
         if op.cache.compacted is None:
             return 0.0
-        return self.etcd.read_latency(op.conn.instance.index, keys, nbytes)
+        return self.etcds[op.resource.name].read_latency(op.conn.instance.index, keys, nbytes)
 
     def _watch(self, op: _Op, now: float) -> float:
         c = self.costs

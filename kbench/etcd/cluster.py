@@ -88,11 +88,13 @@ class EtcdCluster:
     profile : Profile, optional
         Calibration profile (default: ``data/profiles/default.yaml``).
     streams : Streams, optional
-        Random streams (default: seed 0); fsync draws use ``etcd/member/<i>/fsync``.
+        Random streams (default: seed 0); fsync draws use ``<name>/member/<i>/fsync``.
     members : int, optional
         Member count (default: the profile's ``etcd.members``).
     store : Store, optional
         The state machine (default: a new compiled Store on ``engine``).
+    name : str, optional
+        Its name, the root of its random streams (a kube-apiserver's second etcd, for Events, has its own).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class EtcdCluster:
         streams: Streams | None = None,
         members: int | None = None,
         store: Store | None = None,
+        name: str = "etcd",
     ) -> None:
         self.costs = costs = EtcdCosts.from_profile(profile or load_profile())
         streams = streams or Streams(0)
@@ -114,7 +117,8 @@ class EtcdCluster:
         self.store = store if store is not None else Store(engine=engine)
         self.members = members
         self.quorum = members // 2 + 1
-        self._fsync = [costs.wal_fsync.sampler(streams(f"etcd/member/{i}/fsync")) for i in range(members)]
+        self.name = name
+        self._fsync = [costs.wal_fsync.sampler(streams(f"{name}/member/{i}/fsync")) for i in range(members)]
         self._cores = [Resource(engine, costs.cores) for _ in range(members)]
         self._read_cores: list[list[float]] | None = None  # read_latency's cores, made at its first read
         self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)

@@ -262,6 +262,31 @@ def test_events_have_no_watch_cache_unless_given_a_size_and_live_for_event_ttl()
     assert Plane().api.caches["events"].compacted is not None  # read from etcd
 
 
+def test_etcd_servers_overrides_give_events_an_etcd_of_their_own():
+    """--etcd-servers-overrides=/events#...: Events are written to (and their resourceVersions come from) a second
+    etcd cluster, as the scale tests run it; every other resource stays in the main one."""
+    flags = {"etcd-servers-overrides": "/events#https://etcd-events:4002"}
+    plane = Plane(config=KubeAPIServerConfig.from_flags(flags))
+    api = plane.api
+    assert api.etcds["events"] is not api.etcd and api.etcds["pods"] is api.etcd
+    before = api.etcd.store.revision
+    event = {"metadata": {"name": "e1", "namespace": "default"}, "involvedObject": {"kind": "Pod", "name": "p"}}
+    made = plane.ok("create", "events", namespace="default", body=event)
+    assert api.etcd.store.revision == before  # nothing written to the main etcd
+    assert int(made["metadata"]["resourceVersion"]) == api.etcds["events"].store.revision
+    assert plane.ok("get", "events", namespace="default", name="e1")["metadata"]["name"] == "e1"
+    assert KubeAPIServerConfig().etcd_servers("events") is None
+    assert (
+        KubeAPIServerConfig.from_flags({"etcd-servers-overrides": "apps/deployments#a;b"}).etcd_servers(
+            "deployments.apps"
+        )
+        == "a;b"
+    )
+    for bad in ("events#https://x", "/events", "a/b/c#x"):
+        with pytest.raises(ValueError, match="etcdServersOverrides: .* must be of format group/resource#servers"):
+            KubeAPIServerConfig.from_flags({"etcd-servers-overrides": bad})
+
+
 def _answer_time(plane: Plane, verb: str, resource: str, **kwargs) -> float:
     """Seconds from sending a request to its answer reaching the client."""
     sent, box = plane.engine.now, []

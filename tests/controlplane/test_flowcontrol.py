@@ -160,6 +160,7 @@ def test_kube_apiserver_flags_default_as_upstream():
         "delete-collection-workers": 1,
         "watch-cache": True,
         "watch-cache-sizes": [],
+        "etcd-servers-overrides": [],
         "event-ttl": "1h0m0s",
         "default-not-ready-toleration-seconds": 300,
         "default-unreachable-toleration-seconds": 300,
