@@ -15,7 +15,8 @@ every pod, unless the scenario's ``measure:`` section gives the measurement a ``
 ``group = latency``, SchedulingThroughput on ``group = saturation``; both measurements list and watch only the
 pods their ObjectSelector matches). The "pods never started" problem always considers every pod.
 - **NetworkProgrammingLatency**: every kube-proxy's samples together; SLO p99 <= 30 s
-  (slos/network_programming_latency.md).
+  (slos/network_programming_latency.md). Beside it (no SLO), ``cl2_network_programming_latency``: the percentiles
+  as CL2 reads them from kube-proxy's histogram buckets (:mod:`kbench.metrics.histogram`).
 - **EtcdRequestLatency**: etcd write latency as the apiserver sees it (no SLO).
 
 A run passes only when every SLO it measures is met *and* nothing it waited for failed to happen: an SLI the
@@ -36,6 +37,7 @@ import pandas as pd
 from kbench.api.selectors import label_selector_matches
 from kbench.controllers.endpointslice import TRIGGER
 from kbench.metrics import resource_usage
+from kbench.metrics.histogram import NETWORK_PROGRAMMING_BUCKETS, cl2_histogram_percentiles
 from kbench.metrics.pod_startup import CL2_METHODS, PHASES, cl2_percentiles
 
 POD_STARTUP_SLO = 5.0
@@ -318,6 +320,14 @@ def collect(
             npl,
             NETWORK_PROGRAMMING_SLO,
             expected=_programs_endpoints(cluster),
+        )
+    )
+    rows.append(  # as CL2 reads it: histogram_quantile over kube-proxy's buckets
+        _row(
+            "NetworkProgrammingLatency",
+            "cl2_network_programming_latency",
+            npl,
+            percentiles=cl2_histogram_percentiles(NETWORK_PROGRAMMING_BUCKETS),
         )
     )
     rows.append(_row("EtcdRequestLatency", "write", cluster.api.etcd.write_latencies))
