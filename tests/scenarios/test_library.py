@@ -61,7 +61,7 @@ def test_rolling_update_moves_every_pod_to_the_new_image():
     assert len(pods) == 12 and all(pod_ready(p) for p in pods)
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.28"}
     assert result.counts["pods_created"] == 24
-    npl = result.slis.set_index("sli").loc["NetworkProgrammingLatency"]
+    npl = result.slis.set_index(["sli", "metric"]).loc["NetworkProgrammingLatency", "network_programming_latency"]
     assert npl["count"] > 0 and npl["p99"] < 30
 
 
@@ -86,7 +86,7 @@ def test_probe_storm_restarts_containers_and_flaps_endpoints():
     assert result.counts["container_restarts"] >= 6 * 3
     statuses = [p["status"]["containerStatuses"][0] for p in _pods(result, "storm")]
     assert any("CrashLoopBackOff" in str(s["state"]) or s["restartCount"] >= 3 for s in statuses)
-    npl = result.slis.set_index("sli").loc["NetworkProgrammingLatency"]
+    npl = result.slis.set_index(["sli", "metric"]).loc["NetworkProgrammingLatency", "network_programming_latency"]
     assert npl["count"] > 6  # readiness changes reached the proxies
 
 

@@ -81,9 +81,9 @@ def test_a_deployment_that_never_gets_ready_fails_the_wait_naming_it():
 def test_a_run_that_meets_its_slos_passes_and_says_so(capsys, tmp_path):
     result = library.density(nodes=3, pods_per_node=2).run(progress=False)
     assert result.passed and not result.problems and result.counts["pods_never_started"] == 0
-    verdicts = result.slis.set_index("sli")["verdict"]
-    assert verdicts["NetworkProgrammingLatency"] == "not measured"  # no Service: nothing to program
-    assert verdicts["SchedulingThroughput"] == "no SLO"
+    verdicts = result.slis.set_index(["sli", "metric"])["verdict"]
+    assert verdicts["NetworkProgrammingLatency", "network_programming_latency"] == "not measured"  # no Service
+    assert verdicts["SchedulingThroughput", "pods_per_second"] == "no SLO"
     assert (
         main(
             [
@@ -122,7 +122,8 @@ def test_an_expected_sli_without_data_is_a_failure_not_a_pass():
 
 def test_network_programming_is_expected_once_services_have_endpoints():
     result = library.load(nodes=4, deployments=2, replicas=2, churn=0, proxy_nodes=2).run(progress=False)
-    row = result.slis.set_index("sli").loc["NetworkProgrammingLatency"]
+    npl = ("NetworkProgrammingLatency", "network_programming_latency")
+    row = result.slis.set_index(["sli", "metric"]).loc[npl]
     assert row["verdict"] == "met" and row["count"] > 0
     # the same run with kube-proxy's samples lost is a failure, not a pass
     for proxy in result.cluster.proxies:
@@ -130,7 +131,7 @@ def test_network_programming_is_expected_once_services_have_endpoints():
     from kbench.metrics.slis import collect
 
     again = collect(result.cluster, 1.0)
-    assert again.slis.set_index("sli").loc["NetworkProgrammingLatency", "verdict"] == "no data"
+    assert again.slis.set_index(["sli", "metric"]).loc[npl, "verdict"] == "no data"
     assert not again.passed
 
 
