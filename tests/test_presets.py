@@ -22,8 +22,9 @@ METRICS = {  # kbench/metrics/slis.py collect(): SLI -> its metrics
     "PodStartupLatency": {*PHASES, *(f"{method}_{t}" for method, ts in CL2_METHODS.items() for t in ts)},
     "APIResponsiveness": {"request_latency"},
     "SchedulingThroughput": {"pods_per_second"},
-    "NetworkProgrammingLatency": {"network_programming_latency"},
+    "NetworkProgrammingLatency": {"network_programming_latency", "cl2_network_programming_latency"},
     "EtcdRequestLatency": {"write"},
+    "ResourceUsageSummary": {"cpu"},
 }
 QUANTILES = {"p50", "p90", "p99", "max"}
 TOP = {"experiment", "description", "preset", "builtin", "sweep", "quick", "sources", "rows", "qualitative"}
