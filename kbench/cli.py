@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -318,6 +317,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    return _run_sweep(args)[0]
+
+
+def _run_sweep(args: argparse.Namespace) -> tuple[int, Path | None]:
+    """``kbench sweep``: run it and print its summary; the exit code and the run's folder (None if interrupted)."""
     sweep = get_sweep(args.name)
     overrides = sweep.parse_overrides(args.param) if args.param else None
     if args.config is not None:
@@ -351,7 +355,7 @@ def _sweep(args: argparse.Namespace) -> int:
             "--resume",
             file=sys.stderr,
         )
-        return INTERRUPTED
+        return INTERRUPTED, None
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.3g}".format):
         print(table[list(sweep.summary)].to_string(index=False))
     print(f"\n{len(table)} points in {time.perf_counter() - started:.1f} s wall")
@@ -360,7 +364,7 @@ def _sweep(args: argparse.Namespace) -> int:
     failed = table[table["problems"].fillna("") != ""] if "problems" in table else table.iloc[:0]
     for row in failed.itertuples():
         print(f"FAILED point {row.point_id}: {row.problems}", file=sys.stderr)
-    return 1 if len(failed) else 0
+    return (1 if len(failed) else 0), run_dir
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -372,10 +376,9 @@ def _validate(args: argparse.Namespace) -> int:
     if args.experiment:
         given += ["--param", "experiment=" + ",".join(args.experiment)]
     shared = {k: getattr(args, k) for k in ("out", "run", "jobs", "seed", "seeds", "dask", "resume", "no_progress")}
-    code = _sweep(argparse.Namespace(**{**vars(_parser().parse_args(given)), **shared}))
-    if code == INTERRUPTED:
+    code, run_dir = _run_sweep(argparse.Namespace(**{**vars(_parser().parse_args(given)), **shared}))
+    if run_dir is None:  # interrupted
         return code
-    run_dir = args.out / "validation" / os.readlink(args.out / "validation" / "latest")
     table = pd.read_csv(run_dir / "validation.csv")
     print()
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
+
 from kbench.cli import main
 
 
@@ -113,3 +115,48 @@ def test_run_runs_each_sweep_as_kbench_sweep_would_with_its_shared_options(tmp_p
     unset = {"param": [], "run": None, "dask": None, "resume": False, "seeds": None, "config": None}
     assert seen == [{"command": "sweep", "name": name, **shared, **unset} for name in ("etcd", "proxy")]
     assert "kbench run: 2 sweeps (etcd, proxy)" in capsys.readouterr().out
+
+
+def test_validate_refuses_an_unknown_experiment_and_a_resume_without_a_run(tmp_path, capsys):
+    assert main(["validate", "--experiment", "nosuch", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "parameter 'experiment': 'nosuch' is not allowed" in err and "cl2-density-100" in err
+    assert main(["validate", "--resume", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "--resume: no previous run of sweep 'validation'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written by refused commands
+
+
+def test_validate_prints_the_table_of_the_run_it_made(tmp_path, monkeypatch, capsys):
+    """The table comes from the run the sweep wrote (--run), not from whatever ``latest`` points at."""
+    from kbench import cli
+
+    parent = tmp_path / "validation"
+    (parent / "old").mkdir(parents=True)
+    (parent / "latest").symlink_to("old")
+    row = {
+        "experiment": "e",
+        "metric": "PodStartupLatency/pod_startup/p99",
+        "unit": "s",
+        "published": 2.0,
+        "kbench": 3.0,
+        "ratio": 1.5,
+        "tolerance": 0.25,
+        "within": False,
+        "role": "out-of-sample",
+        "source": "s",
+        "known_gap": "the node side is too slow",
+    }
+    seen = []
+
+    def fake(args):
+        seen.append(vars(args))
+        (parent / args.run).mkdir()
+        pd.DataFrame([row]).to_csv(parent / args.run / "validation.csv", index=False)
+        return 0, parent / args.run
+
+    monkeypatch.setattr(cli, "_run_sweep", fake)
+    assert main(["validate", "--experiment", "e", "--run", "mine", "--out", str(tmp_path), "--jobs", "1"]) == 0
+    assert seen[0]["name"] == "validation" and seen[0]["preset"] == "quick" and seen[0]["param"] == ["experiment=e"]
+    out = capsys.readouterr().out
+    assert "outside tolerance: e PodStartupLatency/pod_startup/p99: the node side is too slow" in out
+    assert f"0 of 1 out-of-sample figures within tolerance (0 of 1 in all); report: {parent / 'mine'}" in out
