@@ -23,11 +23,11 @@ from kbench.componentconfig import DURATION, ComponentConfig, ConfigError, optio
 SERVER_OPTIONS = "k8s.io/apiserver/pkg/server/options/server_run_options.go (v1.35)"
 SERVER_CONFIG = "k8s.io/apiserver/pkg/server/config.go NewConfig (v1.35)"
 MAX_REQUEST_WAIT_LIMIT = 60.0
+"""The hard limit on a request's wait in an APF queue (getRequestWaitContext, apiserver/pkg/server/filters/
+priority-and-fairness.go: one minute)."""
 DEFAULT_WATCH_CACHE_SIZES = {"events": 0, "events.events.k8s.io": 0}
 """pkg/kubeapiserver/default_storage_factory_builder.go DefaultWatchCacheSizes: no watch cache for Events (v1.35),
 applied under --watch-cache-sizes (pkg/kubeapiserver/options: the user's entries override these)."""
-"""The hard limit on a request's wait in an APF queue (getRequestWaitContext, apiserver/pkg/server/filters/
-priority-and-fairness.go: one minute)."""
 
 
 @dataclass(frozen=True)
