@@ -36,79 +36,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Unpack
 
-from kbench.api.core import Pod
 from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import object_key, timestamp
 from kbench.apiserver.server import APIServer
 from kbench.client import Client, Informer
-from kbench.client.record import EventRecorder
+from kbench.client.record import DEFAULT_SPAM_BURST, EventRecorder
 from kbench.node.hollow import HollowNode, NodeOptions
-from kbench.node.probes import Behaviour, Probe, behaviours
 from kbench.node.runtime import NodeRuntime, RuntimeModel
 from kbench.node.volumes import VolumeCosts, VolumeManager
-from kbench.sim import Interrupt, Process
+from kbench.node.worker import ContainerRun, PodWorker, container_timeline, pod_worker, run_start
+from kbench.sim import Interrupt
 
-SPAM_BURST = 25
-"""client-go tools/record events_cache.go defaultSpamBurst: events per source and object before the spam filter."""
 PLEG_RELIST_PERIOD = 1.0
+"""pkg/kubelet/kubelet.go genericPlegRelistPeriod: how often the generic PLEG relists the runtime."""
 STATUS_SYNC_PERIOD = 10.0
 """pkg/kubelet/status/status_manager.go syncPeriod: how often syncBatch resends what did not reach the apiserver."""
 INITIAL_BACKOFF, MAX_BACKOFF = 10.0, 300.0
 """pkg/kubelet/kubelet.go: backOffPeriod 10 s, MaxContainerBackOff 300 s (flowcontrol.Backoff resets an entry
 unused for 2 x max)."""
-
-
-@dataclass
-class ContainerRun:
-    """One container of a pod worker and its current state."""
-
-    name: str
-    image: str
-    pull_policy: str
-    behaviour: Behaviour
-    startup: Probe | None = None
-    liveness: Probe | None = None
-    readiness: Probe | None = None
-    init: bool = False
-    state: str = "waiting"
-    reason: str = "ContainerCreating"
-    ready: bool = False
-    restarts: int = 0
-    started_at: float | None = None
-    exit_code: int | None = None
-    backoff: float = 0.0
-    last_crash: float = -math.inf
-    process: Process | None = None
-
-
-@dataclass
-class PodWorker:
-    """One pod on the kubelet: its spec's parts the kubelet uses, its containers and its state."""
-
-    key: str
-    uid: str
-    pod: Mapping
-    requests: dict[str, int]
-    restart_policy: str
-    grace: float
-    init: list[ContainerRun]
-    containers: list[ContainerRun]
-    phase: str = "Pending"
-    reason: str = ""
-    ip: str = ""
-    initialized: bool = False
-    terminating: bool = False
-    started: float | None = None
-    pull_seconds: float = 0.0
-    process: Process | None = None
-    patching: bool = False
-    dirty: bool = False
-    deleted: bool = False
-    down: bool = False
-    """Its node shut down: every container died with it."""
 
 
 def _failed(error) -> bool:
@@ -119,66 +66,6 @@ def _failed(error) -> bool:
 def node_ip(index: int) -> str:
     """The address of node ``index`` (its InternalIP, the pods' hostIP, kube-proxy's node IP)."""
     return f"192.168.{index // 256 % 256}.{index % 256}"
-
-
-def _policy(container: Mapping) -> str:
-    """imagePullPolicy, defaulted as core/v1 SetDefaults_Container: Always for ``:latest`` or untagged."""
-    if container.get("imagePullPolicy"):
-        return container["imagePullPolicy"]
-    image = container.get("image", "")
-    tag = image.rsplit("/", 1)[-1]
-    return "Always" if "@" not in tag and (":" not in tag or tag.endswith(":latest")) else "IfNotPresent"
-
-
-def pod_worker(manifest: Mapping) -> PodWorker:
-    """A pod's worker as the kubelet builds it from the pod: its requests, restart policy, grace period and
-    containers (probes and behaviour parsed; errors name the pod and container)."""
-    meta, spec = manifest["metadata"], manifest["spec"]
-    key = object_key(manifest)
-    requests = Pod.from_manifest(manifest).requests
-    kinds = behaviours(manifest)
-
-    def run(c: Mapping, init: bool) -> ContainerRun:
-        def probe(kind: str) -> Probe | None:  # init containers have no probes
-            return None if init else Probe.of(c.get(f"{kind}Probe"), f"pod {key}: container {c['name']}.{kind}Probe")
-
-        image, behaviour = c.get("image", ""), kinds[c["name"]]
-        return ContainerRun(
-            c["name"], image, _policy(c), behaviour, probe("startup"), probe("liveness"), probe("readiness"), init
-        )
-
-    return PodWorker(
-        key,
-        meta["uid"],
-        manifest,
-        requests,
-        spec.get("restartPolicy", "Always"),
-        float(spec.get("terminationGracePeriodSeconds", 30)),
-        [run(c, True) for c in spec.get("initContainers") or []],
-        [run(c, False) for c in spec.get("containers") or []],
-    )
-
-
-def container_timeline(c: ContainerRun, start: float) -> tuple[float, float, float]:
-    """(ready, end, killed) times of a container started at ``start``: when its readiness probe first passes, when
-    it stops (its exit or a kill), and when its startup or liveness probe has the kubelet kill it (inf: never)."""
-    b = c.behaviour
-    started, killed_at = start, math.inf
-    if c.startup is not None:
-        started = c.startup.passes_at(start, start + b.started_after, b.probe_latency)
-        killed_at = c.startup.fails_at(start, start, b.probe_latency)
-        if started <= killed_at:
-            killed_at = math.inf
-        else:
-            started = math.inf
-    if c.liveness is not None and not math.isinf(started):
-        failing = max(started, start + b.liveness_fails_after)
-        killed_at = min(killed_at, c.liveness.fails_at(start, failing, b.probe_latency))
-    if c.readiness is None:
-        ready_at = started
-    else:
-        ready_at = c.readiness.passes_at(start, max(started, start + b.ready_after), b.probe_latency)
-    return ready_at, min(start + b.exit_after, killed_at), killed_at
 
 
 def go_duration(seconds: float) -> str:
@@ -196,12 +83,6 @@ def format_pod(pod: Mapping) -> str:
     """pkg/kubelet/util/format.Pod: ``name_namespace(uid)``."""
     meta = pod["metadata"]
     return f"{meta['name']}_{meta.get('namespace', '')}({meta.get('uid', '')})"
-
-
-def _started(c: ContainerRun) -> float:
-    """When a running container started."""
-    assert c.started_at is not None, f"container {c.name} has not started"
-    return c.started_at
 
 
 class Kubelet(HollowNode):
@@ -453,7 +334,7 @@ class Kubelet(HollowNode):
     def _run_once(self, w: PodWorker, c: ContainerRun):
         """One run of a started container: ready at its readiness probe's tick, then its exit or the kubelet's kill
         (SIGTERM, SIGKILL after the grace period); returns the exit code."""
-        start, b = _started(c), c.behaviour
+        start, b = run_start(c), c.behaviour
         ready_at, end, killed_at = container_timeline(c, start)
         self._probe_events(w, c, start, ready_at, end, killed_at)
         if ready_at <= start:  # no probe to wait for: ready as it starts (reported with the PLEG relist)
@@ -470,14 +351,17 @@ class Kubelet(HollowNode):
 
     def _probe_events(self, w: PodWorker, c: ContainerRun, start: float, ready_at: float, end: float, killed: float):
         """Unhealthy at each failed probe result (prober.go: "<Kind> probe failed: <output>"; kbench's probes have
-        no output), and Killing when a liveness or startup probe has the container restarted. A readiness probe's
-        failures are recorded up to the recorder's spam burst (25): beyond that upstream's spam filter keeps one per
-        300 s, which kbench leaves out."""
+        no output), and Killing when a liveness or startup probe has the container restarted. Only a readiness
+        probe's first 25 failures (the spam filter's burst) are recorded: the recorder's spam filter would let
+        through one more per 300 s, which kbench leaves out rather than record every failure of a never-ready
+        container."""
         latency = c.behaviour.probe_latency
         if c.readiness is not None and ready_at > start:
             probe, until = c.readiness, min(ready_at - (c.readiness.success - 1) * c.readiness.period, end)
             first = max(0, math.ceil(probe.initial_delay / probe.period))
-            ticks = [start + k * probe.period + min(latency, probe.timeout) for k in range(first, first + SPAM_BURST)]
+            ticks = [
+                start + k * probe.period + min(latency, probe.timeout) for k in range(first, first + DEFAULT_SPAM_BURST)
+            ]
             self._at(w, c, start, [t for t in ticks if t < until], "Warning", "Unhealthy", "Readiness probe failed: ")
         if math.isinf(killed) or killed > end:
             return
@@ -654,7 +538,7 @@ class Kubelet(HollowNode):
     def _container_status(c: ContainerRun) -> dict:
         state: dict[str, dict[str, object]]
         if c.state == "running":
-            state = {"running": {"startedAt": timestamp(_started(c))}}
+            state = {"running": {"startedAt": timestamp(run_start(c))}}
         elif c.state == "terminated":
             state = {"terminated": {"exitCode": c.exit_code, "reason": c.reason}}
         else:
