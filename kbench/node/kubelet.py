@@ -70,12 +70,15 @@ def node_ip(index: int) -> str:
 
 def go_duration(seconds: float) -> str:
     """A duration as Go's time.Duration.String prints it, truncated to the millisecond (``512ms``, ``1.5s``,
-    ``2m3.25s``), as the kubelet's Pulled event shows it."""
+    ``2m3.25s``, ``1h0m5s``), as the kubelet's Pulled event shows it."""
     ms = int(seconds * 1000 + 1e-6)
     if ms < 1000:
         return f"{ms}ms" if ms else "0s"
+    hours, ms = divmod(ms, 3_600_000)
     minutes, ms = divmod(ms, 60_000)
     secs = f"{ms / 1000:.3f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 

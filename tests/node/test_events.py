@@ -85,6 +85,17 @@ def test_readiness_failures_before_ready_record_unhealthy():
     assert unhealthy == [("Warning", "Unhealthy", "Readiness probe failed: ", 4)]  # ticks 0, 1, 2, 3 fail; 4 passes
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0.5123, "512ms"), (1.5, "1.5s"), (123.25, "2m3.25s"), (2.0, "2s")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.5123, "512ms"),
+        (1.5, "1.5s"),
+        (123.25, "2m3.25s"),
+        (2.0, "2s"),
+        (120.0, "2m0s"),
+        (3605.0, "1h0m5s"),  # Go prints hours, not 60m5s
+        (7384.5, "2h3m4.5s"),
+    ],
+)
 def test_go_duration(seconds, text):
     assert go_duration(seconds) == text
