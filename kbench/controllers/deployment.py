@@ -3,8 +3,9 @@
 One ReplicaSet per pod template (``pod-template-hash``), the RollingUpdate strategy with ``maxSurge`` and
 ``maxUnavailable`` (25% each by default: surge rounded up, unavailable down, both 0 means 1 unavailable): the new
 ReplicaSet grows while total replicas stay within replicas + maxSurge, old ones shrink while available pods stay
-at least replicas - maxUnavailable (unhealthy old pods first); as rolloutRolling, a sync that scaled the new
-ReplicaSet up (or old ones down) writes the status and ends there. Recreate scales old ReplicaSets to zero first.
+at least replicas - maxUnavailable (unhealthy old pods first); as rolloutRolling, a sync that scaled the
+new ReplicaSet (up or down) or old ones down writes the status and ends there. Recreate scales old ReplicaSets to
+zero first.
 
 Status (progress.go syncRolloutStatus, deployment_util.go): replica counts; ``Available`` (True
 ``MinimumReplicasAvailable`` when available >= replicas - MaxUnavailable, else False
@@ -241,21 +242,21 @@ class DeploymentController(Controller):
             yield from self._scale(d, new, d["spec"].get("replicas", 1))
 
     def _rolling(self, d: Mapping, sets: list[Mapping], old: list[Mapping], new: Mapping):
-        """Process body: rolloutRolling: reconcileNewReplicaSet, and only if it did not scale up,
+        """Process body: rolloutRolling: reconcileNewReplicaSet, and only if it did not scale the new ReplicaSet,
         reconcileOldReplicaSets; returns the old ReplicaSets oldest first."""
         replicas = d["spec"].get("replicas", 1)
         surge, unavailable = fenceposts(d)
         rs_replicas = names(sets + [new], lambda rs: rs["spec"].get("replicas", 0))
         available = names(sets + [new], lambda rs: rs.get("status", {}).get("availableReplicas", 0))
         old = sorted(old, key=lambda r: r["metadata"].get("creationTimestamp", ""))
-        scaled_up = yield from self._reconcile_new(d, new, replicas, surge, rs_replicas)
-        if not scaled_up:
+        scaled = yield from self._reconcile_new(d, new, replicas, surge, rs_replicas)
+        if not scaled:
             yield from self._reconcile_old(d, old, new, replicas - unavailable, rs_replicas, available)
         return old
 
     def _reconcile_new(self, d: Mapping, new: Mapping, replicas: int, surge: int, rs_replicas: dict[str, int]):
         """Process body: reconcileNewReplicaSet: grow within replicas + maxSurge (or shrink to replicas); returns
-        whether it scaled up."""
+        whether it scaled the new ReplicaSet (up or down: upstream returns ``scaled`` from both branches)."""
         name = new["metadata"]["name"]
         target = rs_replicas[name]
         if target < replicas:
@@ -265,9 +266,8 @@ class DeploymentController(Controller):
         if target == rs_replicas[name]:
             return False
         yield from self._scale(d, new, target)
-        up = target > rs_replicas[name]
         rs_replicas[name] = target
-        return up
+        return True
 
     def _reconcile_old(
         self,

@@ -146,3 +146,33 @@ def test_set_condition_keeps_transition_time_while_status_holds_and_moves_change
     same = [dict(c) for c in status["conditions"]]
     set_condition(status, {"type": "Available", "status": "False", "reason": "B", "lastTransitionTime": "t3"})
     assert status["conditions"] == same
+
+
+def _rs(name: str, replicas: int, available: int, created: str) -> dict:
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "spec": {"replicas": replicas},
+        "status": {"availableReplicas": available},
+    }
+
+
+def test_scaling_the_new_replica_set_down_ends_the_rollout_step_as_upstream():
+    """rolling.go reconcileNewReplicaSet returns ``scaled`` from its scale-down branch too, so rolloutRolling
+    syncs the status without reconciling the old ReplicaSets in that sync."""
+    plane = Plane(nodes=1)
+    controller = kcm(plane, "deployment").controller("deployment-controller")
+    calls: list[tuple[str, int]] = []
+
+    def scale(d, rs, replicas):
+        calls.append((rs["metadata"]["name"], replicas))
+        yield from ()
+
+    controller._scale = scale
+    d = workload("Deployment", "web", 2)  # scaled from 6 to 2 mid-rollout: the new ReplicaSet holds 4
+    new, old = _rs("web-new", 4, 4, "1970-01-01T00:00:02Z"), _rs("web-old", 2, 2, "1970-01-01T00:00:01Z")
+    list(controller._rolling(d, [new, old], [old], new))
+    assert calls == [("web-new", 2)]
+    calls.clear()
+    new["spec"]["replicas"] = 2  # the next sync: nothing to do for the new one, the old one goes
+    list(controller._rolling(d, [new, old], [old], new))
+    assert calls == [("web-old", 0)]
