@@ -226,6 +226,13 @@ def _form(doc: Mapping, origin: str) -> None:
         raise ValidationError(
             f"{origin}: give exactly one of preset (a data/presets name), builtin (a built-in scenario) or sweep"
         )
+    if given == ["preset"]:
+        from kbench.scenarios.presets import preset_names
+
+        if doc["preset"] not in preset_names():
+            raise ValidationError(
+                f"{origin}: preset: must be one of {', '.join(preset_names())}; got {doc['preset']!r}"
+            )
     if given == ["builtin"]:
         from kbench.scenarios.library import SCENARIOS
 
@@ -239,6 +246,38 @@ def _form(doc: Mapping, origin: str) -> None:
             raise ValidationError(f"{origin}: sweep.name: must be one of {', '.join(names)}")
 
 
+CITE_FIELDS = ("url", "path", "repository")
+
+
+def _sources(sources: Mapping, origin: str) -> Mapping:
+    """Every source a mapping that says where it is (a url, or a repository's path)."""
+    for key, source in sources.items():
+        if not isinstance(source, Mapping) or not any(source.get(f) for f in CITE_FIELDS):
+            raise ValidationError(
+                f"{origin}: sources.{key}: expected a mapping with one of {', '.join(CITE_FIELDS)} (and a note quoting "
+                f"the figure); got {source!r}"
+            )
+    return sources
+
+
+def _qualitative(raw: Any, sources: Mapping, origin: str) -> tuple[Mapping[str, Any], ...]:
+    """The findings to reproduce: each a ``claim`` and the ``source`` (a key of ``sources``) that reports it."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValidationError(f"{origin}: qualitative: expected a list of {{claim, source}}; got {raw!r}")
+    for i, claim in enumerate(raw):
+        where = f"{origin}: qualitative[{i}]"
+        if not isinstance(claim, Mapping) or set(claim) != {"claim", "source"}:
+            raise ValidationError(f"{where}: expected a mapping with exactly claim and source; got {claim!r}")
+        _need(claim, "claim", str, where)
+        if claim["source"] not in sources:
+            raise ValidationError(
+                f"{where}: source: {claim['source']!r} is not in the file's sources ({', '.join(sources)})"
+            )
+    return tuple(raw)
+
+
 def from_dict(doc: Any, origin: str) -> Experiment:
     """An experiment from its parsed file; errors name ``origin`` and the field."""
     if not isinstance(doc, Mapping):
@@ -249,7 +288,7 @@ def from_dict(doc: Any, origin: str) -> Experiment:
         raise ValidationError(f"{origin}: {unknown[0]}: unknown field; allowed: {', '.join(allowed)}")
     name = _need(doc, "experiment", str, origin)
     _form(doc, origin)
-    sources = _need(doc, "sources", Mapping, origin)
+    sources = _sources(_need(doc, "sources", Mapping, origin), origin)
     rows = _need(doc, "rows", list, origin)
     if not rows:
         raise ValidationError(f"{origin}: rows: at least one published figure")
@@ -262,7 +301,7 @@ def from_dict(doc: Any, origin: str) -> Experiment:
         preset=doc.get("preset"),
         builtin=doc.get("builtin"),
         sweep=doc.get("sweep"),
-        qualitative=tuple(doc.get("qualitative") or ()),
+        qualitative=_qualitative(doc.get("qualitative"), sources, origin),
         origin=origin,
     )
 
@@ -331,7 +370,8 @@ def compare(results: pd.DataFrame, known: Mapping[str, Experiment]) -> pd.DataFr
 
 
 def _cite(source: Mapping, key: str) -> str:
-    for field_name in ("url", "path", "repository"):
+    """Where the source is: its url, else its path, else its repository; the key when it gives none."""
+    for field_name in CITE_FIELDS:
         if source.get(field_name):
             return str(source[field_name])
     return key

@@ -64,6 +64,12 @@ def row(**changes) -> dict:
         ({"builtin": {"scenario": "nope"}}, "builtin.scenario: must be one of density"),
         ({"quick": "yes"}, "quick: required, a bool; got 'yes'"),
         ({"extra": 1}, "extra: unknown field; allowed: experiment, description"),
+        ({"builtin": None, "preset": "nope"}, "preset: must be one of cl2-density-100"),
+        ({"sources": {"made-up": "a blog"}}, "sources.made-up: expected a mapping with one of url, path, repository"),
+        ({"sources": {"made-up": {"note": "no where"}}}, "sources.made-up: expected a mapping with one of url"),
+        ({"qualitative": [{"claim": "faster", "source": "nowhere"}]}, "qualitative[0]: source: 'nowhere' is not in"),
+        ({"qualitative": ["faster"]}, "qualitative[0]: expected a mapping with exactly claim and source"),
+        ({"qualitative": {"claim": "x"}}, "qualitative: expected a list of {claim, source}"),
     ],
 )
 def test_schema_errors_name_the_file_and_field(changes, message):
