@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from kbench.apiserver.objects import APIError
 from kbench.client import Client, Informer
-from kbench.profiles import Profile, UnitCosts
+from kbench.profiles import UnitCosts
 from kbench.sim import Engine, Event, Interrupt
 
 POPULATOR_PERIOD = 0.1
@@ -310,7 +310,7 @@ class TokenManager:
         if cached is not None and self.engine.now < cached.refresh:
             return cached
         verb, subresource = TOKEN_REQUEST
-        body = token_request(pod, source) if verb == "create" else None
+        body = token_request(pod, source)
         try:
             if not self.reachable:
                 raise APIError(503, "ServiceUnavailable", "the apiserver cannot be reached")
@@ -382,11 +382,6 @@ class VolumeManager:
         self.tokens = TokenManager(client, rng)
         self.on_event = on_event
         self.pods: dict[str, PodVolumes] = {}
-
-    @classmethod
-    def for_profile(cls, client: Client, profile: Profile | None, rng: random.Random, **kwargs) -> VolumeManager:
-        """A volume manager with the ``kubelet`` section of ``profile`` (default: the default profile)."""
-        return cls(client, VolumeCosts.from_profile(profile), rng, **kwargs)
 
     def stop(self) -> None:
         """The kubelet is cut off (or dead): the reflectors stop and no TokenRequest gets through."""
@@ -524,8 +519,3 @@ class VolumeManager:
     def sync_backoff(self) -> float:
         """Seconds until the pod worker retries a failed sync: wait.Jitter(backOffPeriod, 0.5)."""
         return SYNC_BACKOFF * (1 + self.rng.random() * SYNC_BACKOFF_JITTER)
-
-    def unmounted(self, pod: Mapping) -> list[str]:
-        """Names of the pod's mounted volumes not yet set up (sorted, as getUnmountedVolumes)."""
-        pv = self.pods.get(pod["metadata"]["uid"])
-        return [] if pv is None else sorted(v.name for v in pv.volumes if v.name not in pv.mounted)
