@@ -5,6 +5,7 @@ exist, presets and sweep points that exist)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,21 @@ def test_experiment_follows_the_schema(path):
             assert row.get("verb") and row.get("resource") and row.get("scope") in API_SLO, where
     for claim in doc.get("qualitative") or []:
         assert claim["claim"] and claim["source"] in sources, f"{path.name}: qualitative {claim}"
+
+
+def quoted(note: str) -> set[float]:
+    """The numbers a note quotes ('1,353', '.90s', '1519.802112'), also read as milliseconds in seconds."""
+    numbers = {float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*\.?\d*|\.\d+", note)}
+    return numbers | {round(n / 1000, 3) for n in numbers}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_published_figure_is_quoted_in_its_sources_note(path):
+    """The note quotes the sentence or table each figure comes from, so a reader can check the figure against it."""
+    doc = load(path)
+    for i, row in enumerate(doc["rows"]):
+        note = str(doc["sources"][row["source"]]["note"])
+        assert row["published"] in quoted(note), f"{path.name}: rows[{i}]: {row['published']} is not in {note!r}"
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
