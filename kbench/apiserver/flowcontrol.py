@@ -540,8 +540,10 @@ class PriorityAndFairness:
 
 
 class MaxInFlight:
-    """The max-in-flight filter (WithMaxInFlightLimit): at most ``readonly`` read-only and ``mutating`` mutating
-    requests at once (0: no limit for that kind); the rest get 429 at once."""
+    """The max-in-flight filter (apiserver/pkg/server/filters/maxinflight.go WithMaxInFlightLimit): at most
+    ``readonly`` read-only and ``mutating`` mutating requests at once (0: no limit for that kind); the rest get 429 at
+    once, except a ``system:masters`` request, served untracked. Watches are long-running requests
+    (BasicLongRunningRequestCheck): served untracked, they take no slot."""
 
     def __init__(self, now: Callable[[], float], readonly: int, mutating: int) -> None:
         self.limits = {False: readonly or math.inf, True: mutating or math.inf}
@@ -550,12 +552,18 @@ class MaxInFlight:
 
     def arrive(self, req) -> None:
         """Dispatch the request if its kind has a free slot, else reject it (``req.reject``)."""
+        if req.verb == "watch":  # "Skip tracking long running events."
+            req.dispatch()
+            return
         mutating = req.verb in MUTATING
         busy, now = self.busy[mutating], self._now()
         while busy and busy[0] <= now:
             heapq.heappop(busy)
         if len(busy) >= self.limits[mutating]:
-            req.reject()
+            if "system:masters" in req.groups:  # user.SystemPrivilegedGroup "should always get an answer"
+                req.dispatch()
+            else:
+                req.reject()
             return
         release = req.dispatch()
         if release == HELD:

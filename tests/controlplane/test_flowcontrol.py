@@ -126,6 +126,23 @@ def test_catch_all_rejects_instead_of_queueing_and_max_in_flight_rejects_at_once
     assert log[-1][0] == "run"
 
 
+def test_max_in_flight_tracks_no_watch_and_always_answers_system_masters():
+    """maxinflight.go: long-running requests (watch) skip the limit and take no slot; a system:masters request that
+    finds its kind full is served (untracked) instead of 429."""
+    log: list = []
+    mif = MaxInFlight(now=lambda: 0.0, readonly=1, mutating=1)
+    for verb in ("watch", "watch", "get", "watch", "get"):
+        mif.arrive(Req("u", verb=verb, log=log))
+    assert [e[0] for e in log] == ["run", "run", "run", "run", "429"]
+    assert len(mif.busy[False]) == 1  # the get alone holds the read-only slot
+    log.clear()
+    mif.arrive(Req("admin", groups=("system:masters",), verb="list", log=log))
+    mif.arrive(Req("admin", groups=("system:masters",), verb="create", log=log))
+    mif.arrive(Req("u", verb="create", log=log))
+    assert [e[0] for e in log] == ["run", "run", "429"]  # the master's create took the free mutating slot
+    assert len(mif.busy[False]) == 1 and len(mif.busy[True]) == 1
+
+
 @pytest.mark.parametrize("mode", ["apf", "max-inflight"])
 def test_overloaded_single_instance_answers_429(mode):
     from tests.controlplane.helpers import Plane
