@@ -385,6 +385,12 @@ def condition(obj: Mapping, kind: str) -> Mapping | None:
     return next((c for c in obj.get("status", {}).get("conditions") or () if c.get("type") == kind), None)
 
 
+def namespace_terminating(err: APIError) -> bool:
+    """apierrors.HasStatusCause(err, v1.NamespaceTerminatingCause): the NamespaceLifecycle admission refused the
+    create because the namespace is being deleted (kbench's error carries no causes; its message says so)."""
+    return err.code == 403 and "because it is being terminated" in err.message
+
+
 def pod_ready(pod: Mapping) -> bool:
     """podutil.IsPodReady: the Ready condition is True."""
     cond = condition(pod, "Ready")

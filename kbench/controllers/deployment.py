@@ -330,7 +330,7 @@ class DeploymentController(Controller):
         except APIError as err:
             if err.code == 409:
                 return None
-            message = f'Failed to create new replica set "{name}": {err}'
+            message = f'Failed to create new replica set "{name}": {err.message}'
             if progress_deadline(d) is not None:
                 cond = new_condition("Progressing", "False", "ReplicaSetCreateError", message, self.now_stamp())
                 set_condition(d["status"], cond)

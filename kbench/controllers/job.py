@@ -37,6 +37,7 @@ from kbench.controllers.base import (
     active_pod,
     condition,
     controlled,
+    namespace_terminating,
     owner_reference,
     pod_ready,
 )
@@ -197,7 +198,7 @@ class JobController(PodOwner):
                 yield self.client.call("delete", "pods", namespace=ns, name=name)
             except APIError as err:
                 if err.code != 404:
-                    self.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {err}")
+                    self.recorder.event(job, "Warning", "FailedDelete", f"Error deleting: {err.message}")
                     continue
             else:
                 self.recorder.event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
@@ -227,7 +228,8 @@ class JobController(PodOwner):
                 )
             except APIError as err:
                 self.expect.lower(key, Expectations.ADDED)
-                self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {err}")
+                if not namespace_terminating(err):  # RealPodControl.createPods records no event then
+                    self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {err.message}")
                 raise
             self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
         return missing

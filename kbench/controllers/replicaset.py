@@ -26,21 +26,16 @@ from kbench.controllers.base import (
     active_pod,
     condition,
     controlled,
+    namespace_terminating,
     owner_reference,
     pod_ready,
 )
 
 BURST_REPLICAS = 500
+"""replicaset.BurstReplicas: creations or deletions in one sync at most."""
 STATUS_UPDATE_RETRIES = 1
 """pkg/controller/replicaset/replica_set_utils.go updateReplicaSetStatus: a failed status update is retried once on a
 fresh GET of the ReplicaSet before the sync fails (statusUpdateRetries)."""
-"""replicaset.BurstReplicas: creations or deletions in one sync at most."""
-
-
-def namespace_terminating(err: APIError) -> bool:
-    """apierrors.HasStatusCause(err, v1.NamespaceTerminatingCause): the NamespaceLifecycle admission refused the
-    create because the namespace is being deleted (kbench's error carries no causes; its message says so)."""
-    return err.code == 403 and "because it is being terminated" in err.message
 
 
 def available(pod: Mapping, min_ready: int, now: float) -> bool:

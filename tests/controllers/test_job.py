@@ -153,3 +153,41 @@ def test_work_queue_job_completes_when_one_pod_succeeded_and_none_is_active():
     _finish(plane, second, "Succeeded", plane.engine.now)
     plane.run(plane.engine.now + 3)
     assert [c["type"] for c in _job(plane)["status"]["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+
+
+def _job_events(plane: Plane, reason: str) -> list[dict]:
+    return [obj for obj, _, _ in plane.api.caches["events"].objects.values() if obj["reason"] == reason]
+
+
+def test_failed_create_records_the_status_message_unless_the_namespace_is_terminating():
+    """RealPodControl.createPods: a Warning ``FailedCreate`` "Error creating: <err>" (``%v`` of a StatusError is its
+    message), none when the namespace is terminating (HasStatusCause NamespaceTerminatingCause)."""
+    from kbench.apiserver.objects import APIError
+
+    plane = Plane(nodes=1)
+    plane.ok("create", "namespaces", body={"metadata": {"name": "gone"}})
+    plane.ok("create", "jobs", namespace="gone", body=workload("Job", "j", 1, namespace="gone"))
+    plane.ok("delete", "namespaces", name="gone")  # pods in it are refused from now on
+    manager = kcm(plane, "job")
+    controller = manager.controller("job-controller")
+    call = controller.client.call
+
+    def refused(verb, resource, **kwargs):  # a default-namespace pod create is refused by quota
+        if verb == "create" and resource == "pods" and kwargs.get("namespace") == "default":
+            return plane.engine.event().fail(APIError(403, "Forbidden", "exceeded quota: q"))
+        return call(verb, resource, **kwargs)
+
+    controller.client.call = refused
+    recorded: list[tuple[str, str]] = []  # (Job, reason) of every event, written or not (one in "gone" is refused)
+    event = controller.recorder.event
+    controller.recorder.event = lambda obj, *args: (
+        recorded.append((obj["metadata"]["name"], args[1])) or event(obj, *args)
+    )
+    manager.start()
+    plane.ok("create", "jobs", namespace="default", body=workload("Job", "k", 1))
+    plane.run(5.0)
+    assert {name for name, reason in recorded if reason == "FailedCreate"} == {"k"}
+    assert not plane.objects("pods")
+    (event,) = _job_events(plane, "FailedCreate")
+    assert event["message"] == "Error creating: exceeded quota: q" and event["type"] == "Warning"
+    assert event["involvedObject"]["name"] == "k"
