@@ -181,3 +181,12 @@ def test_threshold_is_the_pod_startup_slo(measured):
     strict = collect(measured.cluster, 0.0, measure=tiny)
     assert row(strict)["threshold"] == 0.001 and row(strict)["verdict"] == "broken" and not strict.passed
     assert row(strict)["count"] == 17  # no labelSelector: every pod
+
+
+def test_a_set_selector_of_several_values_is_accepted():
+    """labels.Parse's 'key in (a,b)' (the commas inside the parentheses are not term separators)."""
+    sc = Scenario.from_text(TWO_GROUPS + "measure: {podStartupLatency: {labelSelector: 'group notin (a, b),x=y'}}")
+    m = sc.measure["podStartupLatency"]
+    assert m.matches({"group": "latency", "x": "y"}) and not m.matches({"group": "b", "x": "y"})
+    both = Scenario.from_text(TWO_GROUPS + "measure: {podStartupLatency: {labelSelector: 'group in (a,b)'}}")
+    assert both.measure["podStartupLatency"].matches({"group": "b"})
