@@ -16,7 +16,7 @@ import random
 from collections.abc import Mapping
 
 from kbench.apiserver.config import KubeAPIServerConfig
-from kbench.apiserver.objects import APIError, Resource
+from kbench.apiserver.objects import APIError, Resource, generate_name
 from kbench.apiserver.watchcache import WatchCache
 
 SERVICE_ACCOUNT_VOLUME_NAME = "kube-api-access"
@@ -29,8 +29,6 @@ PROJECTED_VOLUME_SOURCE_DEFAULT_MODE = 0o644
 """core/v1 ProjectedVolumeSourceDefaultMode, set explicitly by TokenVolumeSource (kubernetes#104464)."""
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 """pkg/controller/certificates/rootcacertpublisher RootCACertConfigMapName."""
-NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-"""k8s.io/apimachinery/pkg/util/rand: the alphabet of names.SimpleNameGenerator's 5-character suffixes."""
 NOT_READY, UNREACHABLE = "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"
 """The taints the DefaultTolerationSeconds plugin gives every pod a toleration of."""
 
@@ -101,7 +99,7 @@ def mount_service_account_token(spec: dict, names: random.Random) -> None:
     volumes = list(spec.get("volumes") or [])
     prefix = SERVICE_ACCOUNT_VOLUME_NAME + "-"
     existing = next((v["name"] for v in volumes if v.get("name", "").startswith(prefix)), None)
-    name = existing or prefix + "".join(names.choice(NAME_CHARS) for _ in range(5))
+    name = existing or generate_name(prefix, names)
     mount = {"name": name, "readOnly": True, "mountPath": DEFAULT_API_TOKEN_MOUNT_PATH}
     needs = False
     for field in ("initContainers", "containers"):

@@ -129,6 +129,16 @@ def _day(index: int) -> str:
     return (EPOCH + dt.timedelta(days=index)).strftime("%Y-%m-%d")
 
 
+GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+"""k8s.io/apimachinery/pkg/util/rand: the alphabet of names.SimpleNameGenerator's 5-character suffixes."""
+
+
+def generate_name(prefix: str, rng) -> str:
+    """names.SimpleNameGenerator.GenerateName: ``prefix`` + 5 random characters of :data:`GENERATE_CHARS`, drawn from
+    ``rng`` (a ``random.Random``)."""
+    return prefix + "".join(rng.choice(GENERATE_CHARS) for _ in range(5))
+
+
 def object_key(obj: Mapping) -> str:
     """cache.MetaNamespaceKeyFunc: ``namespace/name``, or ``name`` for cluster-scoped objects."""
     meta = obj["metadata"]

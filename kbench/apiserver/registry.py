@@ -31,6 +31,7 @@ from kbench.apiserver.objects import (
     already_exists,
     conflict,
     copy_object,
+    generate_name,
     invalid,
     not_found,
     timestamp,
@@ -42,8 +43,6 @@ TOKEN_DEFAULT_EXPIRATION, TOKEN_MIN_EXPIRATION = 3600, 600
 TOKEN_ISSUER = "https://kubernetes.default.svc.cluster.local"
 """The --service-account-issuer kubeadm sets (cmd/kubeadm/app/phases/controlplane/manifests.go), also the default
 --api-audiences."""
-GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-"""k8s.io/apimachinery/pkg/util/rand: the alphabet of generateName suffixes (5 characters)."""
 Plan = tuple[str, dict, tuple]
 """(event kind ADDED / MODIFIED / DELETED, the object to store, the precondition: ("absent",), ("exists",) or
 ("rev", resourceVersion); an Event's write carries a third item, its :class:`LeaseAttach`)."""
@@ -150,7 +149,7 @@ class Registry:
         if not meta.get("name"):
             if not meta.get("generateName"):
                 raise invalid(res, "", "metadata.name", "Required value: name or generateName is required")
-            meta["name"] = meta["generateName"] + "".join(self.names.choice(GENERATE_CHARS) for _ in range(5))
+            meta["name"] = generate_name(meta["generateName"], self.names)
         admit(res, obj, op.namespace, self.caches, self.config, self.names)
         if res.name == "services":
             self._allocate_service(obj)
