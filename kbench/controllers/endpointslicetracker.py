@@ -50,8 +50,10 @@ class EndpointSliceTracker:
 
     def stale_slices(self, svc: Mapping, slices: Iterable[Mapping]) -> bool:
         """StaleSlices: the cache lags the controller's writes for this Service: a given slice is older than the
-        tracked generation or expected to be deleted, or a tracked (not deleted) slice is missing. A new uid of the
-        Service (deleted and recreated) clears what was tracked for the old one."""
+        tracked generation or expected to be deleted, or a tracked (not deleted) slice is missing.
+        Not upstream (which keys by name only and forgets a Service only when a sync finds it gone, DeleteService):
+        kbench also clears what was tracked when the Service's uid changed (deleted and recreated between two
+        syncs), so the old Service's slice writes do not hold the new one back."""
         key, uid = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}", svc["metadata"].get("uid", "")
         tracked_uid = self.services_by_uid.get(key, "")
         if tracked_uid and uid and tracked_uid != uid:
