@@ -90,7 +90,12 @@ class BackoffRecord:
         """getRemainingTimeForFailuresCount: seconds of backoff left before a replacement pod may be created."""
         if self.failures_after_last_success == 0 or self.last_failure_time is None:
             return 0.0
-        backoff = min(default * 2 ** (self.failures_after_last_success - 1), maximum)
+        backoff = default
+        for _ in range(1, self.failures_after_last_success):  # doubled per failure, stopping at the maximum
+            backoff *= 2
+            if backoff >= maximum:
+                break
+        backoff = min(backoff, maximum)
         return max(0.0, backoff - (now - self.last_failure_time))
 
 

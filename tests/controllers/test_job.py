@@ -43,7 +43,17 @@ def test_backoff_record_counts_failures_after_the_last_success():
 
 @pytest.mark.parametrize(
     ("failures", "elapsed", "remaining"),
-    [(0, 0, 0), (1, 0, 10), (1, 4, 6), (2, 0, 20), (3, 50, 0), (6, 0, 320), (7, 0, 600), (30, 100, 500)],
+    [
+        (0, 0, 0),
+        (1, 0, 10),
+        (1, 4, 6),
+        (2, 0, 20),
+        (3, 50, 0),
+        (6, 0, 320),
+        (7, 0, 600),
+        (30, 100, 500),
+        (5000, 0, 600),
+    ],
 )
 def test_backoff_is_10s_doubling_up_to_10_minutes_from_the_last_failure(failures, elapsed, remaining):
     """getRemainingTimeForFailuresCount with DefaultJobPodFailureBackOff 10 s, MaxJobPodFailureBackOff 10 min."""
