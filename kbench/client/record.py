@@ -205,6 +205,19 @@ def _ns(event: Mapping) -> str:
     return event["metadata"]["namespace"]
 
 
+class _UniqueNames:
+    """A recorder's event names, ``<object name>.<UnixNano hex>`` (makeEvent); two events in one virtual nanosecond
+    get successive nanoseconds, as two calls of a real clock never read the same instant."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def __call__(self, object_name: str, now: float) -> str:
+        nanos = max(_EPOCH_NANOS + round(now * 1e9), self.last + 1)
+        self.last = nanos
+        return f"{object_name}.{nanos:x}"
+
+
 def reference(obj: Mapping) -> dict:
     """ref.GetReference: the object's kind, apiVersion, name, namespace, uid and resourceVersion."""
     meta = obj.get("metadata", {})
@@ -253,7 +266,7 @@ class EventRecorder:
         self.queue: deque[dict] = deque()
         self.queue_size = queue_size
         self.busy = False
-        self._last_nanos = 0
+        self._names = _UniqueNames()
         self.recorded = self.dropped = self.skipped = self.written = self.failed = 0
         """Counts: events recorded, dropped on a full queue, dropped by the spam filter, written, rejected."""
 
@@ -277,7 +290,7 @@ class EventRecorder:
         return {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": self._name(ref.get("name", ""), now), "namespace": ref.get("namespace") or "default"},
+            "metadata": {"name": self._names(ref.get("name", ""), now), "namespace": ref.get("namespace") or "default"},
             "involvedObject": ref,
             "reason": reason,
             "message": message,
@@ -289,13 +302,6 @@ class EventRecorder:
             "reportingComponent": self.component,
             "reportingInstance": self.host,
         }
-
-    def _name(self, object_name: str, now: float) -> str:
-        """``<name>.<UnixNano hex>``; two events in one virtual nanosecond get successive nanoseconds, as two
-        calls of a real clock never read the same instant."""
-        nanos = max(_EPOCH_NANOS + round(now * 1e9), self._last_nanos + 1)
-        self._last_nanos = nanos
-        return f"{object_name}.{nanos:x}"
 
     # -- the watcher: recordToSink, one event at a time ----------------------------------------------------
     def _next(self, _=None) -> None:
@@ -373,7 +379,7 @@ class EventsV1Recorder:
         """isomorphic key -> the event as first recorded, with its ``series`` once it has one (eventCache)."""
         self.started = self.engine.now
         self._ticking = {"finish": False, "refresh": False}
-        self._last_nanos = 0
+        self._names = _UniqueNames()
         self.recorded = self.written = self.failed = 0
 
     def event(self, obj: Mapping, type: str, reason: str, message: str, action: str = "") -> None:
@@ -394,12 +400,10 @@ class EventsV1Recorder:
             if first:  # the second of a series is written at once; later ones wait for a tick
                 self._patch(cached)
             return
-        nanos = max(_EPOCH_NANOS + round(now * 1e9), self._last_nanos + 1)
-        self._last_nanos = nanos
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{ref.get('name', '')}.{nanos:x}", "namespace": ref.get("namespace") or "default"},
+            "metadata": {"name": self._names(ref.get("name", ""), now), "namespace": ref.get("namespace") or "default"},
             "involvedObject": ref,
             "reason": reason,
             "message": message,

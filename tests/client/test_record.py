@@ -218,3 +218,16 @@ def test_events_v1_series_create_then_patch_then_count_in_memory_until_finish():
     engine.run(until=3.0 + 2 * FINISH_TIME + 1)  # the series ends 6 min after its last event: written once more
     assert [r["verb"] for r in sent] == ["create", "patch", "patch"]
     assert _events(api)[0]["series"]["count"] == 4 and recorder.cache == {}
+
+
+@pytest.mark.parametrize("v1", [False, True])
+def test_two_events_about_one_object_in_one_instant_get_distinct_names(v1):
+    """makeEvent names an Event ``<object>.<UnixNano hex>``: events recorded at one virtual instant take successive
+    nanoseconds, so both are created (a shared name would make the second a 409 AlreadyExists, dropped)."""
+    engine, api, client = _setup()
+    recorder = EventsV1Recorder(client, "default-scheduler") if v1 else EventRecorder(client, "kubelet", "node-1")
+    engine.schedule(1.0, lambda _: [recorder.event(_pod(), "Normal", reason, "m") for reason in ("Pulled", "Created")])
+    engine.run(until=5.0)
+    names = sorted(e["metadata"]["name"] for e in _events(api))
+    assert len(names) == 2 and names[0] != names[1]
+    assert int(names[1].split(".")[1], 16) - int(names[0].split(".")[1], 16) == 1
