@@ -183,8 +183,11 @@ class ObjectCache:
     """
 
     def __init__(self, client: Client, resource: str) -> None:
+        kinds = {"configmaps": "configmap", "secrets": "secret"}
+        if resource not in kinds:
+            raise ValueError(f"ObjectCache: resource must be one of {', '.join(kinds)}; got {resource!r}")
         self.client, self.engine, self.resource = client, client.engine, resource
-        self.kind = {"configmaps": "configmap", "secrets": "secret"}[resource]
+        self.kind = kinds[resource]
         """The group resource upstream's errors name (corev1.Resource("configmap"))."""
         self.items: dict[str, _Item] = {}
         self.reflectors = 0

@@ -12,6 +12,7 @@ from kbench.node.volumes import (
     MOUNT_TIMEOUT,
     RETRY_INITIAL,
     TOKEN_REQUEST,
+    ObjectCache,
     mounted_volumes,
     referenced,
     tick,
@@ -279,3 +280,9 @@ def test_token_request_is_bound_to_the_pod():
             "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p", "uid": "uid-7"},
         },
     }
+
+
+def test_object_cache_refuses_a_resource_it_has_no_manager_for():
+    node = Node()
+    with pytest.raises(ValueError, match="resource must be one of configmaps, secrets; got 'pods'"):
+        ObjectCache(node.kubelet.client, "pods")
