@@ -215,8 +215,10 @@ class KubeletConfiguration(ComponentConfig):
 
     @property
     def event_burst_size(self) -> int:
-        """Burst of the kubelet's event client: eventBurst (at least 1)."""
-        return max(1, self.event_burst)
+        """Burst of the kubelet's event client: eventBurst, or client-go's default when it is 0 (a ``--event-burst=0``
+        flag is not defaulted; server.go copies it into the event client's rest.Config, whose RESTClientFor reads a
+        zero Burst as DefaultBurst)."""
+        return self.event_burst if self.event_burst > 0 else CLIENT_GO_BURST
 
     @property
     def parallel_image_pulls(self) -> int:

@@ -43,6 +43,8 @@ def test_event_client_limits():
     assert unlimited.event_qps >= 1e9 and unlimited.event_burst == 100
     with pytest.raises(ConfigError, match="eventRecordQPS"):
         manifest(eventRecordQPS=-1)
+    flagged = KubeletConfiguration.from_flags({"event-burst": "0"})  # a flag is not defaulted: client-go's 10
+    assert flagged.event_burst == 0 and flagged.event_burst_size == 10
 
 
 @pytest.mark.parametrize(
