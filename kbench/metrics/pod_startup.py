@@ -38,11 +38,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from kbench.apiserver.objects import object_key, seconds
 from kbench.client import Client, Informer
+from kbench.metrics.resource_usage import nearest_rank
 
 PHASES = ("create_to_schedule", "schedule_to_run", "run_to_watch", "pod_startup")
 TRANSITIONS = {
@@ -217,9 +217,7 @@ def _cl2_legacy(t: PodTimes) -> dict[str, float]:
 def cl2_percentiles(values: Sequence[float]) -> tuple[float, float, float]:
     """measurementutil.NewLatencyMetric: (Perc50, Perc90, Perc99), each the ``ceil(n * q / 100)``-th smallest value
     (0 for no values, as CL2's zero LatencyMetric)."""
-    ordered = np.sort(np.asarray(values, dtype=np.float64))
-    n = ordered.size
-    if n == 0:
+    if len(values) == 0:
         return 0.0, 0.0, 0.0
-    p50, p90, p99 = (float(ordered[math.ceil(n * q / 100) - 1]) for q in (50, 90, 99))
+    p50, p90, p99 = (nearest_rank(values, q) for q in (50, 90, 99))
     return p50, p90, p99

@@ -12,8 +12,8 @@ What each component exposes:
 - **kube-apiserver**, per instance: its CPU model (:mod:`kbench.apiserver.cpu`), every request and watch event.
 - **etcd**: not measured. The etcd model (:mod:`kbench.etcd.cluster`) times reads on each member's ``cores`` but keeps
   no record of busy time, nor of its apply loop's.
-- **kube-scheduler**: only the total simulated seconds of its scheduling cycles (``SchedulerStats.cost_parts``), so its
-  mean over the run (one core while cycling) and no percentiles.
+- **kube-scheduler**: its scheduling loop's busy time (``Scheduler.busy``: one core while a cycle runs), so the
+  filter's parallel workers' extra cores and the informers' and binding goroutines' CPU are not counted.
 """
 
 from __future__ import annotations
