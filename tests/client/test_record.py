@@ -16,6 +16,7 @@ from kbench.client.record import (
     DEFAULT_SPAM_BURST,
     DEFAULT_SPAM_QPS,
     FINISH_TIME,
+    REFRESH_TIME,
     EventCorrelator,
     EventRecorder,
     EventsV1Recorder,
@@ -231,3 +232,20 @@ def test_two_events_about_one_object_in_one_instant_get_distinct_names(v1):
     names = sorted(e["metadata"]["name"] for e in _events(api))
     assert len(names) == 2 and names[0] != names[1]
     assert int(names[1].split(".")[1], 16) - int(names[0].split(".")[1], 16) == 1
+
+
+def test_events_v1_a_live_series_is_written_again_every_30_minutes():
+    """refreshExistingEventSeries (every refreshTime, 30 min): a series still seen within finishTime (6 min) is
+    PATCHed with its current count, so the Event outlives its TTL while it recurs."""
+    engine, api, client = _setup()
+    sent = record(client)
+    recorder = EventsV1Recorder(client, "default-scheduler")
+    for k in range(31):  # every minute from 30 s to 1830 s
+        engine.schedule(
+            30.0 + 60 * k, lambda _: recorder.event(_pod(), "Warning", "FailedScheduling", "m", "Scheduling")
+        )
+    engine.run(until=REFRESH_TIME - 1)
+    assert [r["verb"] for r in sent] == ["create", "patch"]
+    engine.run(until=REFRESH_TIME + 1)
+    assert [r["verb"] for r in sent] == ["create", "patch", "patch"]
+    assert _events(api)[0]["series"]["count"] == 30  # the events of 30 s .. 1770 s
