@@ -20,8 +20,8 @@ endpoints its first, not yet seen, slice holds. Slice events requeue the Service
 own latest write (``ShouldSync``) or was deleted by someone else (``HandleDeletion``). The reconciler's ``finalize``
 (staging/src/k8s.io/endpointslice/reconciler.go) turns a slice to create plus one to delete into an update of the
 latest; creates, then updates, then deletes are sent. The service queue's rate limiter: per-key exponential backoff
-up to 1000 s (``maxSyncBackOff``) or the 10 qps / 100 bucket, whichever waits longer, from client-go's default 5 ms
-(upstream: ``defaultSyncBackOff``, 1 s; see ``__init__``); a key is dropped after ``maxRetries`` (15) requeues.
+from ``defaultSyncBackOff`` (1 s) up to ``maxSyncBackOff`` (1000 s) or the 10 qps / 100 bucket, whichever waits
+longer; a key is dropped after ``maxRetries`` (15) requeues.
 
 Events (recorder "endpoint-slice-controller"): a failed reconcile records ``FailedToUpdateEndpointSlices`` (Warning)
 "Error updating Endpoint Slices for Service <ns>/<name>: <error>" about the Service (syncService).
