@@ -268,6 +268,15 @@ def token_request(pod: Mapping, source: Source) -> dict:
     return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
 
 
+def token_key(namespace: str, account: str, source: Source, pod: Mapping) -> str:
+    """token_manager.go keyFunc as its errors print it: ``%q/%q/%#v/%#v/%#v`` of the account, namespace, audiences,
+    expirationSeconds and boundObjectRef."""
+    meta = pod["metadata"]
+    audiences = f'[]string{{"{source.audience}"}}' if source.audience else "[]string(nil)"
+    ref = f'v1.BoundObjectReference{{Kind:"Pod", APIVersion:"v1", Name:"{meta["name"]}", UID:"{meta["uid"]}"}}'
+    return f'"{account}"/"{namespace}"/{audiences}/{source.expiration}/{ref}'
+
+
 # -- the token manager ---------------------------------------------------------------------------------------------
 @dataclass
 class Token:
@@ -322,9 +331,13 @@ class TokenManager:
                 verb, "serviceaccounts", namespace=namespace, name=account, subresource=subresource, body=body
             )
         except APIError as err:
-            if cached is None or self.engine.now >= cached.expires:
+            if cached is None:
                 raise MountError(f"failed to fetch token: {err.message}") from None
-            return cached
+            if self.engine.now > cached.expires:
+                raise MountError(
+                    f"token {token_key(namespace, account, source, pod)} expired and refresh failed: {err.message}"
+                ) from None
+            return cached  # a failed refresh keeps the old token while it is valid ("Couldn't update token")
         token = self.cache[key] = Token(self.engine.now, source.expiration, pod_uid)
         token.refresh = self.refresh_at(token)
         return token

@@ -12,6 +12,7 @@ from kbench.node.volumes import (
     MOUNT_TIMEOUT,
     RETRY_INITIAL,
     TOKEN_REQUEST,
+    MountError,
     ObjectCache,
     mounted_volumes,
     referenced,
@@ -286,3 +287,36 @@ def test_object_cache_refuses_a_resource_it_has_no_manager_for():
     node = Node()
     with pytest.raises(ValueError, match="resource must be one of configmaps, secrets; got 'pods'"):
         ObjectCache(node.kubelet.client, "pods")
+
+
+def test_a_token_that_expired_while_its_refresh_failed_is_an_error_naming_its_key():
+    """GetServiceAccountToken: a failed refresh keeps a still-valid token; once it has expired the error is
+    ``token <keyFunc> expired and refresh failed: <err>`` (pkg/kubelet/token/token_manager.go)."""
+    node = Node()
+    configmap(node, "kube-root-ca.crt")
+    pod(node, "a", mounting("kube-api-access-x", api_access(expiration=600)))
+    node.until(node.plane.engine.now + 3)
+    manager, issued = node.kubelet.volumes.tokens, node.plane.engine.now
+    manifest = node.worker("a").pod
+    source = volume_of({"name": "v", **api_access(expiration=600)}).sources[0]
+    outcomes = []
+
+    def read():
+        try:
+            token = yield from manager.get(NS, "default", source, manifest)
+            outcomes.append(token.issued)
+        except MountError as err:
+            outcomes.append(str(err))
+
+    manager.reachable = False
+    node.until(issued + 590)
+    node.plane.engine.process(read())
+    node.until(issued + 601)
+    node.plane.engine.process(read())
+    node.until(issued + 602)
+    uid = manifest["metadata"]["uid"]
+    assert outcomes[0] < issued  # the old token, past its refresh point but valid
+    assert outcomes[1] == (
+        f'token "default"/"{NS}"/[]string(nil)/600/v1.BoundObjectReference{{Kind:"Pod", APIVersion:"v1", Name:"a", '
+        f'UID:"{uid}"}} expired and refresh failed: the apiserver cannot be reached'
+    )
