@@ -39,10 +39,10 @@ def admit(
     namespace: str,
     caches: Mapping[str, WatchCache],
     config: KubeAPIServerConfig,
-    names: random.Random | None = None,
+    names: random.Random,
 ):
     """Run the admission plugins on an object being created in ``namespace``; a refusal raises :class:`APIError`.
-    ``names`` draws generated names (the apiserver's seeded stream; default: a fixed seed)."""
+    ``names`` draws generated names (the apiserver's seeded stream)."""
     if not resource.namespaced:
         return
     namespace_lifecycle(caches["namespaces"], namespace)
@@ -51,7 +51,7 @@ def admit(
     spec = obj.setdefault("spec", {})
     account = service_account(caches["serviceaccounts"], namespace, spec)
     if should_automount(account, spec):
-        mount_service_account_token(spec, names or random.Random(0))
+        mount_service_account_token(spec, names)
     default_toleration_seconds(spec, config)
 
 
