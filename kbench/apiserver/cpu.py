@@ -93,10 +93,6 @@ class Cores:
         self.jobs += 1
         return end
 
-    def backlog(self, now: float) -> float:
-        """Seconds until a core is free for a job arriving at ``now`` (0 when one is idle)."""
-        return max(0.0, self.free[0] - now)
-
     def utilization(self, start: float, end: float) -> float:
         """Mean busy cores / cores between ``start`` and ``end``."""
         if not end > start:
