@@ -7,11 +7,12 @@ restarts with CrashLoopBackOff, graceful termination, status updates, and the no
   ``kubeAPIBurst`` its client's limits; the heartbeats' settings as :class:`HollowNode`).
 - **Pods**: an informer on ``pods`` with ``fieldSelector=spec.nodeName=<node>``. A new pod is admitted
   against the node's allocatable (requests of the pods already admitted; a pod that does not fit fails with
-  ``OutOf<resource>``, as lifecycle.PredicateAdmitHandler), then its worker runs SyncPod's order: the Pending
-  status (SetPodStatus), WaitForAttachAndMount (:mod:`kbench.node.volumes`: ConfigMaps, Secrets and tokens read
-  through the kubelet's client; a sync that times out is retried 10-15 s later), RunPodSandbox, init containers one
-  at a time to completion, then each container: PullImage (per ``imagePullPolicy``; one pull at a time per node
-  unless ``serializeImagePulls`` is false), CreateContainer, StartContainer.
+  ``OutOf<resource>``, as lifecycle.PredicateAdmitHandler), then its worker (:mod:`kbench.node.worker`) runs
+  SyncPod's order: the Pending status (SetPodStatus), WaitForAttachAndMount (:mod:`kbench.node.volumes`:
+  ConfigMaps, Secrets and tokens read through the kubelet's client; a sync that times out is retried 10-15 s later),
+  RunPodSandbox, init containers one at a time to completion, then each container: PullImage (per
+  ``imagePullPolicy``; one pull at a time per node unless ``serializeImagePulls`` is false), CreateContainer,
+  StartContainer.
 - **Events** (pkg/kubelet/events): Pulling, Pulled, Created, Started, Killing, BackOff, FailedMount, Unhealthy with
   upstream's messages, through the kubelet's event recorder (client-go tools/record) on its own event client
   (``eventRecordQPS`` / ``eventBurst``, sharing the kubelet's connection).
