@@ -160,6 +160,25 @@ def test_exempt_demand_squeezes_the_others_to_their_floor():
     assert sum(limit for name, limit in limits.items() if name != "exempt") == pytest.approx(602, abs=len(limits))
 
 
+def test_exempt_demand_between_the_floors_shares_what_is_left_in_proportion():
+    """updateBorrowingLocked: when what the exempt level leaves lies between the limited levels' minimum limits and
+    their floors (here every level's demand reached its nominal limit), each gets its minimum plus the same fraction
+    of (floor - minimum); levels that lend nothing (leader-election, catch-all) keep their nominal limit."""
+    apf = PriorityAndFairness(lambda d, cb: None, lambda: 0.0, 600, 15.0)
+    for level in apf.levels.values():
+        level.stats.high_watermark = level.nominal
+    apf.levels["exempt"].stats.high_watermark = 100  # 602 - 100 = 502: between 258 (minimums) and 602 (floors)
+    limits = apf.allocate()
+    limited = {name: level for name, level in apf.levels.items() if name != "exempt"}
+    assert limits["exempt"] == 100
+    assert sum(limits[name] for name in limited) == pytest.approx(502, abs=len(limited))
+    assert all(
+        level.min_cl < limits[name] < level.nominal for name, level in limited.items() if level.min_cl < level.nominal
+    )
+    assert limits["leader-election"] == limited["leader-election"].nominal
+    assert limits["catch-all"] == limited["catch-all"].nominal
+
+
 def test_concurrency_allocation_properties_as_upstream():
     """TestConcAlloc: random problems (bound from below, from above, or not set by bounds, plus zero-target classes);
     the allocation sums to the required total, and each class is at its lower bound, its upper bound, or fairProp x
