@@ -68,14 +68,15 @@ class TaintEvictionController(Controller):
             self._cancel(key)
             return
         now = self.engine.now
-        seconds = min_toleration_seconds(taints, pod["spec"].get("tolerations") or [])
+        tolerations = pod["spec"].get("tolerations") or []
+        seconds = min_toleration_seconds(taints, tolerations)
         if seconds is None:
             self._cancel(key)  # tolerated forever
             return
-        if seconds == 0:
+        if not all_tolerated(taints, tolerations):
             self._cancel(key)  # not tolerated: any scheduled deletion is replaced by one now
             due = now
-        else:
+        else:  # a deletion already scheduled is kept, even for a 0 s toleration (processPodOnNode: keepExisting)
             due = self.evictions.setdefault(key, now + seconds)
         if due > now:
             self.queue.add_after(key, due - now)
@@ -120,6 +121,11 @@ def min_toleration_seconds(taints: list[Mapping], tolerations: list[Mapping]) ->
         used.append(tol)
     limits = [t["tolerationSeconds"] for t in used if t.get("tolerationSeconds") is not None]
     return float(max(0, min(limits))) if limits else None
+
+
+def all_tolerated(taints: list[Mapping], tolerations: list[Mapping]) -> bool:
+    """GetMatchingTolerations' first result: every taint is tolerated by one of ``tolerations``."""
+    return all(any(tolerates(t, taint) for t in tolerations) for taint in taints)
 
 
 def tolerates(toleration: Mapping, taint: Mapping) -> bool:
