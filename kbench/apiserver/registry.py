@@ -38,8 +38,9 @@ from kbench.apiserver.objects import (
 )
 from kbench.apiserver.watchcache import WatchCache
 
-TOKEN_DEFAULT_EXPIRATION, TOKEN_MIN_EXPIRATION = 3600, 600
-"""authentication/v1 SetDefaults_TokenRequestSpec: expirationSeconds 1 h; ValidateTokenRequest: at least 10 min."""
+TOKEN_DEFAULT_EXPIRATION, TOKEN_MIN_EXPIRATION, TOKEN_MAX_EXPIRATION = 3600, 600, 1 << 32
+"""authentication/v1 SetDefaults_TokenRequestSpec: expirationSeconds 1 h; pkg/apis/authentication/validation
+ValidateTokenRequest: at least 10 min, at most 2^32 s."""
 TOKEN_ISSUER = "https://kubernetes.default.svc.cluster.local"
 """The --service-account-issuer kubeadm sets (cmd/kubeadm/app/phases/controlplane/manifests.go), also the default
 --api-audiences."""
@@ -260,9 +261,9 @@ class Registry:
 def token_request(op: WriteRequest, account: tuple | None, pods: WatchCache, now: float) -> dict:
     """POST serviceaccounts/<name>/token (pkg/registry/core/serviceaccount/storage/token.go TokenREST.Create): the
     account must exist (404), as must a bound Pod (404) running as it (400) with the reference's uid (409);
-    ``expirationSeconds`` defaults to 1 h and is at least 10 min (422). Nothing is written to etcd. The answer's
-    ``status.expirationTimestamp`` is now + expirationSeconds; its token has the claims of pkg/serviceaccount/claims.go
-    and the length of an RS256 JWT (the signature is not computed)."""
+    ``expirationSeconds`` is an integer (400), defaults to 1 h and lies between 10 min and 2^32 s (422). Nothing is
+    written to etcd. The answer's ``status.expirationTimestamp`` is now + expirationSeconds; its token has the claims
+    of pkg/serviceaccount/claims.go and the length of an RS256 JWT (the signature is not computed)."""
     if op.resource.name != "serviceaccounts" or op.verb != "create":
         raise invalid(op.resource, op.name, "subresource", "token is served for POST serviceaccounts/<name>/token")
     if account is None:
@@ -270,12 +271,15 @@ def token_request(op: WriteRequest, account: tuple | None, pods: WatchCache, now
     body = copy_object(op.body or {})
     spec = body.setdefault("spec", {})
     seconds = spec.setdefault("expirationSeconds", TOKEN_DEFAULT_EXPIRATION)
-    if seconds < TOKEN_MIN_EXPIRATION:
+    if isinstance(seconds, bool) or not isinstance(seconds, int):  # the body does not decode into an int64
+        raise APIError(400, "BadRequest", f"spec.expirationSeconds: must be an integer; got {seconds!r}")
+    if not TOKEN_MIN_EXPIRATION <= seconds <= TOKEN_MAX_EXPIRATION:
+        bound = "less than 10 minutes" if seconds < TOKEN_MIN_EXPIRATION else "larger than 2^32 seconds"
         raise APIError(
             422,
             "Invalid",
             f'TokenRequest.authentication.k8s.io "{op.name}" is invalid: spec.expirationSeconds: '
-            "Invalid value: may not specify a duration less than 10 minutes",
+            f"Invalid value: {seconds}: may not specify a duration {bound}",
         )
     spec.setdefault("audiences", [TOKEN_ISSUER])  # the apiserver's --api-audiences, by default its issuer
     pod = None

@@ -154,6 +154,10 @@ def test_token_request_checks_the_bound_pod_and_the_expiration():
     _, err = token_request(plane, "other", boundObjectRef={"kind": "Pod", "name": "p"})
     assert err.code == 400 and 'running with serviceaccount "default"' in err.message
     _, err = token_request(plane, "default", expirationSeconds=599)
-    assert err.code == 422 and "spec.expirationSeconds" in err.message
+    assert err.code == 422 and "spec.expirationSeconds" in err.message and "less than 10 minutes" in err.message
+    _, err = token_request(plane, "default", expirationSeconds=(1 << 32) + 1)
+    assert err.code == 422 and "larger than 2^32 seconds" in err.message
+    _, err = token_request(plane, "default", expirationSeconds="1h")
+    assert err.code == 400 and "spec.expirationSeconds: must be an integer" in err.message
     result, err = token_request(plane, "default")
     assert err is None and result["spec"]["expirationSeconds"] == 3600  # SetDefaults_TokenRequestSpec
