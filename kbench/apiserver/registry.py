@@ -34,6 +34,7 @@ from kbench.apiserver.objects import (
     generate_name,
     invalid,
     not_found,
+    object_key,
     timestamp,
 )
 from kbench.apiserver.watchcache import WatchCache
@@ -109,7 +110,8 @@ class Registry:
             return plan
         kind, obj, expect = plan
         rev = expect[1] if len(expect) > 1 else 0
-        return kind, obj, (expect[0], rev, LeaseAttach(self.leases, self.event_ttl, op.key))
+        # the stored object's key: a create by generateName has its name only now
+        return kind, obj, (expect[0], rev, LeaseAttach(self.leases, self.event_ttl, object_key(obj)))
 
     def _plan(self, op: WriteRequest) -> Plan | None:
         current = op.cache.get(op.key) if op.name else None

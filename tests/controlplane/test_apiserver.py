@@ -462,3 +462,20 @@ def test_delete_collection_workers_flag_default_and_errors():
         KubeAPIServerConfig.from_flags({"delete-collection-workers": "many"})
     plane, result, events, _ = collect_deletion(workers=0, items=3)
     assert len(result["items"]) == 3 and min(gaps(events)) >= min(plane.api.etcd.write_latencies)
+
+
+def test_an_event_created_by_generate_name_vanishes_with_its_lease():
+    """The lease manager records the stored Event's key (its generated name), so etcd's delete at the lease's expiry
+    also leaves the apiserver's view of Events: --event-ttl 20 s, lease 21 s (5 % reuse)."""
+    plane = Plane(instances=1)
+    plane.api.registry.event_ttl = 20.0
+    event = {
+        "metadata": {"generateName": "p.", "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Pulled",
+    }
+    created = plane.ok("create", "events", namespace="default", body=event)
+    assert created["metadata"]["name"].startswith("p.") and len(plane.objects("events", "default")) == 1
+    plane.run(plane.engine.now + 25.0)
+    assert plane.objects("events", "default") == []
+    assert plane.api.etcd.store.range(b"/registry/events/", b"/registry/events0").kvs == []
