@@ -290,6 +290,34 @@ class PodOwner(Controller):
                 self.expect.observed(key, observed)
             self.queue.add(key)
 
+    def create_pods(self, owner: Mapping, key: str, count: int, body: Callable[[], dict]):
+        """Process body: slowStartBatch (pkg/controller/controller_utils.go, SlowStartInitialBatchSize 1) as
+        manageReplicas and manageJob run it: ``count`` pods of ``body()`` created 1, 2, 4, ... at a time, each
+        batch's creates in flight together, with RealPodControl's ``SuccessfulCreate`` / ``FailedCreate`` events
+        (none for a terminating namespace). A batch with a failure ends it: each failed creation and every one never
+        tried are lowered from the expectations, then the error is raised."""
+        self.expect.expect(key, count, 0)
+        batch, done, ns = 1, 0, owner["metadata"]["namespace"]
+        while done < count:
+            size = min(batch, count - done)
+            events = [self.client.call("create", "pods", namespace=ns, body=body()) for _ in range(size)]
+            failed = None
+            for ev in events:
+                try:
+                    pod = yield ev
+                except APIError as err:
+                    self.expect.lower(key, Expectations.ADDED)
+                    if not namespace_terminating(err):
+                        self.recorder.event(owner, "Warning", "FailedCreate", f"Error creating: {err.message}")
+                    failed = err
+                    continue
+                self.recorder.event(owner, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+            if failed is not None:
+                self.expect.lower(key, Expectations.ADDED, count - done - size)
+                raise failed
+            done += size
+            batch *= 2
+
 
 class Expectations:
     """ControllerExpectations: creations and deletions a controller made and has not yet seen through its

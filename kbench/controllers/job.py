@@ -31,13 +31,11 @@ from dataclasses import dataclass
 
 from kbench.apiserver.objects import APIError, seconds
 from kbench.controllers.base import (
-    Expectations,
     Manager,
     PodOwner,
     active_pod,
     condition,
     controlled,
-    namespace_terminating,
     owner_reference,
     pod_ready,
 )
@@ -46,6 +44,8 @@ BACKOFF = 10.0
 """DefaultJobPodFailureBackOff = 10 * time.Second (pkg/controller/job/job_controller.go)."""
 MAX_BACKOFF = 600.0
 """MaxJobPodFailureBackOff = 10 * time.Minute (pkg/controller/job/job_controller.go)."""
+MAX_POD_CREATE_DELETE_PER_SYNC = 500
+"""MaxPodCreateDeletePerSync (pkg/controller/job/job_controller.go): pod creations in one sync at most."""
 BACKOFF_LIMIT_MESSAGE = "Job has reached the specified backoff limit"
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"
 COMPLETIONS_MESSAGE = "Reached expected number of succeeded pods"
@@ -212,8 +212,9 @@ class JobController(PodOwner):
         return deleted, deleted_ready
 
     def _manage(self, job: Mapping, key: str, active: int, succeeded: int, record: BackoffRecord):
-        """Process body: manageJob: create the pods missing for ``parallelism`` once the pod-failure backoff has
-        passed (else requeue the key for when it does); returns how many pods it created."""
+        """Process body: manageJob: create the pods missing for ``parallelism`` (at most 500, in slow-start batches)
+        once the pod-failure backoff has passed (else requeue the key for when it does); returns how many pods it
+        created."""
         completions, parallelism, _ = defaulted(job["spec"])
         want = min(parallelism, completions - succeeded) if completions is not None else parallelism
         if completions is None and succeeded > 0:
@@ -225,18 +226,8 @@ class JobController(PodOwner):
         if wait > 0:
             self.queue.add_after(key, wait)
             return 0
-        self.expect.expect(key, missing, 0)
-        for _ in range(missing):
-            try:
-                pod = yield self.client.call(
-                    "create", "pods", namespace=job["metadata"]["namespace"], body=self._pod_for(job)
-                )
-            except APIError as err:
-                self.expect.lower(key, Expectations.ADDED)
-                if not namespace_terminating(err):  # RealPodControl.createPods records no event then
-                    self.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {err.message}")
-                raise
-            self.recorder.event(job, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
+        missing = min(missing, MAX_POD_CREATE_DELETE_PER_SYNC)
+        yield from self.create_pods(job, key, missing, lambda: self._pod_for(job))
         return missing
 
     @staticmethod

@@ -26,7 +26,6 @@ from kbench.controllers.base import (
     active_pod,
     condition,
     controlled,
-    namespace_terminating,
     owner_reference,
     pod_ready,
 )
@@ -95,7 +94,7 @@ class ReplicaSetController(PodOwner):
         if self.expect.satisfied(key) and not rs["metadata"].get("deletionTimestamp"):
             diff = len(active) - rs["spec"].get("replicas", 1)
             if diff < 0:
-                yield from self._create(rs, key, min(-diff, BURST_REPLICAS))
+                yield from self.create_pods(rs, key, min(-diff, BURST_REPLICAS), lambda: new_pod(rs))
             elif diff > 0:
                 yield from self._delete_surplus(
                     rs, key, ns, sorted(active, key=deletion_rank)[: min(diff, BURST_REPLICAS)]
@@ -116,33 +115,6 @@ class ReplicaSetController(PodOwner):
                 self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {err.message}")
                 raise
             self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
-
-    def _create(self, rs: Mapping, key: str, count: int):
-        """Process body: slowStartBatch: 1, 2, 4, ... pods at once, stopping at the first failed batch."""
-        self.expect.expect(key, count, 0)
-        batch, done = 1, 0
-        while done < count:
-            size = min(batch, count - done)
-            events = [
-                self.client.call("create", "pods", namespace=rs["metadata"]["namespace"], body=new_pod(rs))
-                for _ in range(size)
-            ]
-            failed = None
-            for ev in events:
-                try:
-                    pod = yield ev
-                except APIError as err:
-                    self.expect.lower(key, Expectations.ADDED)
-                    if not namespace_terminating(err):
-                        self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {err.message}")
-                    failed = err
-                    continue
-                self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
-            if failed is not None:
-                self.expect.lower(key, Expectations.ADDED, count - done - size)
-                raise failed
-            done += size
-            batch *= 2
 
     def _status(self, rs: Mapping, active: list[Mapping]):
         """Process body: calculateStatus and updateReplicaSetStatus (written only when it changed)."""

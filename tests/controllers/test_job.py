@@ -6,7 +6,7 @@ import pytest
 
 from kbench.apiserver.objects import seconds, timestamp
 from kbench.controllers.job import BACKOFF, MAX_BACKOFF, BackoffRecord, finished_time
-from tests.controlplane.helpers import Plane, kcm, workload
+from tests.controlplane.helpers import Plane, fail_next, kcm, record, workload
 
 
 def _pod(created: float = 0.0, **status) -> dict:
@@ -201,3 +201,28 @@ def test_failed_create_records_the_status_message_unless_the_namespace_is_termin
     (event,) = _job_events(plane, "FailedCreate")
     assert event["message"] == "Error creating: exceeded quota: q" and event["type"] == "Warning"
     assert event["involvedObject"]["name"] == "k"
+
+
+def test_pods_are_created_in_slow_start_batches():
+    """manageJob's slowStartBatch: 7 pods are created 1, then 2, then 4 at a time (each batch sent together)."""
+    plane = Plane(nodes=1)
+    manager = kcm(plane, "job").start()
+    sent = record(manager.controller("job-controller").client)
+    plane.ok("create", "jobs", namespace="default", body=workload("Job", "wide", 0, parallelism=7, completions=7))
+    plane.run(5.0)
+    creates = [r for r in sent if (r["verb"], r["resource"]) == ("create", "pods")]
+    batches: dict[float, int] = {}
+    for r in creates:
+        batches[r["at"]] = batches.get(r["at"], 0) + 1
+    assert list(batches.values()) == [1, 2, 4]
+
+
+def test_a_failed_create_lowers_the_expectations_of_the_pods_never_tried():
+    """slowStartBatch: the creations skipped after a failed batch are not expected, so the Job's next sync (the
+    rate-limited requeue) creates them, long before the 5-minute expectations timeout."""
+    plane = Plane(nodes=1)
+    manager = kcm(plane, "job").start()
+    fail_next(manager.controller("job-controller").client, "create", "pods")
+    plane.ok("create", "jobs", namespace="default", body=workload("Job", "wide", 0, parallelism=4, completions=4))
+    plane.run(10.0)
+    assert len(plane.objects("pods")) == 4
