@@ -21,7 +21,8 @@ no pod of the Job is terminating. Success adds ``SuccessCriteriaMet`` (reason ``
 RealPodControl), ``Completed`` "Job completed" or a Warning with the failure's reason and message
 (``recordJobFinished``). Workers: ``--concurrent-job-syncs``. Not modelled: Indexed completion mode, suspend, pod
 failure and success policies, the job-tracking finalizer (failures are counted from the pods the informer sees;
-a pod is "new" for the backoff record the first sync that sees it finished).
+a pod is "new" for the backoff record the first sync that sees it finished), manageJob's deletion of active pods
+beyond ``parallelism`` (when it is lowered).
 """
 
 from __future__ import annotations
