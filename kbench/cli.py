@@ -234,7 +234,10 @@ def _scenario(args: argparse.Namespace) -> int:
             print(f"  {name}")
         return 0
     if not args.scenario:
-        raise ValueError("scenario: give a YAML file or one of " + ", ".join(SCENARIOS))
+        raise ValueError(
+            f"scenario: give a YAML file, a built-in ({', '.join(SCENARIOS)}) or a preset "
+            f"({', '.join(presets.preset_names())})"
+        )
     if args.scenario in SCENARIOS:
         kwargs = {}
         for item in args.set:

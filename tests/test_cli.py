@@ -80,9 +80,21 @@ def test_scenario_show_and_list(capsys):
     assert "kind: Job" in capsys.readouterr().out
 
 
+def test_scenario_takes_a_preset_by_name(capsys):
+    assert main(["scenario", "list"]) == 0
+    assert "presets (data/presets" in capsys.readouterr().out.split("node-failure:")[1]
+    assert main(["scenario", "show", "density-100-v1.0"]) == 0
+    assert "name: density-100-v1.0" in capsys.readouterr().out
+    assert main(["scenario", "show", "density-100-v1.0", "--set", "nodes=3"]) == 2
+    assert "--set applies to built-in scenarios; give a scenario file with preset: <name>" in capsys.readouterr().err
+    assert main(["scenario", "show"]) == 2
+    assert "or a preset (cl2-density-100" in capsys.readouterr().err
+
+
 def test_scenario_bad_input_exits_2(tmp_path, capsys):
     assert main(["scenario", "run", "no-such-thing"]) == 2
-    assert "built-ins: density, load" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no such file, built-in or preset; built-ins: density, load" in err and "presets: cl2-density-100" in err
     assert main(["scenario", "run", "density", "--set", "nodez=3"]) == 2
     assert "scenario 'density': no parameter 'nodez'; valid: nodes, pods_per_node, rate" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
