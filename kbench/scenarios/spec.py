@@ -151,7 +151,14 @@ class Scenario:
             path = presets.preset_path(name)
         except ValueError as err:
             raise ScenarioError(str(err)) from None
-        return cls.from_yaml(path)
+        if name in _LOADING:
+            chain = " -> ".join([*_LOADING, name])
+            raise ScenarioError(f"preset: {name!r} takes itself as its base ({chain})")
+        _LOADING.append(name)
+        try:
+            return cls.from_yaml(path)
+        finally:
+            _LOADING.pop()
 
     @classmethod
     def from_text(cls, text: str, origin: str = "<scenario>") -> Scenario:
@@ -252,6 +259,10 @@ class Scenario:
         from kbench.scenarios.steps import run_scenario
 
         return run_scenario(self, progress, on_advance)
+
+
+_LOADING: list[str] = []
+"""The presets being read, outermost first (a preset whose ``preset:`` chain comes back to itself is refused)."""
 
 
 def _preset_cluster(preset, cluster, where: str) -> tuple[Mapping | None, Any]:

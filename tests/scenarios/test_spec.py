@@ -162,3 +162,8 @@ def test_an_unknown_preset_is_refused_with_the_known_ones(tmp_path, monkeypatch)
         Scenario.from_text("apiVersion: kbench.io/v1\nkind: Scenario\npreset: 3\n")
     with pytest.raises(ScenarioError, match="preset: '../scale' is not a preset"):
         Scenario.from_preset("../scale")
+    (tmp_path / "a.yaml").write_text("apiVersion: kbench.io/v1\nkind: Scenario\npreset: b\n")
+    (tmp_path / "b.yaml").write_text("apiVersion: kbench.io/v1\nkind: Scenario\npreset: a\n")
+    with pytest.raises(ScenarioError, match=r"preset: 'a' takes itself as its base \(a -> b -> a\)"):
+        Scenario.from_preset("a")
+    assert Scenario.from_preset("scale").cluster.nodes == 50  # the refused chain left nothing behind
