@@ -13,8 +13,7 @@ A request reaches an instance (the one its connection is pinned to), waits for f
   existing name 409 AlreadyExists. The revision etcd assigns is the new ``resourceVersion``; every instance's watch
   cache sees the event.
 - **deletecollection** lists the matching items as a list does, then deletes each through the write path above with
-  ``--delete-collection-workers`` workers (``collection.py``); one request to flow control and the SLI
-  (``DELETECOLLECTION``).
+  ``--delete-collection-workers`` workers; one request to flow control and the SLI (``DELETECOLLECTION``).
 
 Every request runs on its instance's CPU (``cpu.py``: ``cores`` cores, first come first served), so its latency =
 flow-control wait + the wait for a core + its CPU + the etcd round trip + the network. Its CPU, from the profile's
