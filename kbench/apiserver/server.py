@@ -35,11 +35,11 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import orjson
 
-from kbench.apiserver.collection import DeleteCollection
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.cpu import Cores
 from kbench.apiserver.flowcontrol import HELD, MaxInFlight, PriorityAndFairness
@@ -404,11 +404,10 @@ class APIServer:
 
     def _delete_collection(self, op: _Op) -> float:
         """DeleteCollection (apiserver/pkg/registry/generic/registry/store.go): list the matching items as a list
-        does, then delete each through the per-object delete path
-        (:class:`~kbench.apiserver.collection.DeleteCollection`); the request holds its seat
-        (:data:`~kbench.apiserver.flowcontrol.HELD`) until the last delete has answered."""
+        does, then delete each through the per-object delete path (:class:`_Collection`); the request holds its
+        seat (:data:`~kbench.apiserver.flowcontrol.HELD`) until the last delete has answered."""
         listed, size, server = self._listed(op, encode=False)
-        self.engine.schedule(server, DeleteCollection(self, op, listed, size).start)
+        self.engine.schedule(server, _Collection(self, op, listed, size).start)
         return HELD
 
     def _from_etcd(self, op: _Op, keys: int, nbytes: int) -> float:
@@ -540,30 +539,88 @@ class _Op:
             return self.server._watch(self, now)
         return self.server._read(self, now)
 
-    def internal_delete(self, name: str, callback: Callback) -> _Op:
-        """A delete of ``name`` in this request's resource and namespace made inside the apiserver (a
-        DeleteCollection's item): no network, no encoding, no SLI sample."""
-        item = _Op(
-            self.server,
-            self.conn,
-            "delete",
-            self.resource,
-            self.namespace,
-            name,
-            None,
-            "",
-            self.options,
-            callback,
-            self.server.engine.now,
-        )
-        item.internal = True
-        return item
-
     def reject(self) -> None:
         self.server.sli.rejected += 1
         self.server._finish(
             self, None, APIError(429, "TooManyRequests", "Too many requests, please try again later."), 0.0
         )
+
+
+class _Collection:
+    """One DeleteCollection after its list: ``--delete-collection-workers`` workers (at most one per item) each take
+    the next item and delete it through the per-object delete path, taking another once that delete has answered
+    (store.go DeleteCollection's toProcess channel); the answer is the list of what the deletes returned. An item
+    already gone (404) is skipped, one changed meanwhile (409) is deleted again (the storage's delete retries);
+    another error stops the workers and is the answer."""
+
+    def __init__(self, server: APIServer, op: _Op, listed: dict, size: int) -> None:
+        self.server, self.op, self.listed, self.size = server, op, listed, size
+        self.names = [obj["metadata"]["name"] for obj in listed["items"]]
+        self.next = self.running = 0
+        self.deleted: list[Mapping] = []
+        self.error: APIError | None = None
+
+    def start(self, _=None) -> None:
+        """The list is done: start the workers."""
+        workers = max(1, min(self.server.config.delete_collection_workers, len(self.names)))
+        for _ in range(workers):
+            self.take()
+
+    def take(self, _=None) -> None:
+        """A worker takes the next item and deletes it; the last worker out answers the request."""
+        if self.error is not None or self.next >= len(self.names):
+            if not self.running:
+                self.finish()
+            return
+        name = self.names[self.next]
+        self.next += 1
+        self.running += 1
+        server, op = self.server, self.op
+        now = server.engine.now
+        item = _Op(
+            server,
+            op.conn,
+            "delete",
+            op.resource,
+            op.namespace,
+            name,
+            None,
+            "",
+            op.options,
+            partial(self.deleted_one, name),
+            now,
+        )
+        item.internal = True
+        server._write(item, now)
+
+    def deleted_one(self, name: str, result: Mapping | None, error: APIError | None, delay: float) -> None:
+        """An item's delete has its answer; the worker takes the next item when the answer is back (``delay``)."""
+        if error is None and result is not None:
+            self.deleted.append(result)
+        elif error is not None and error.code == 409:
+            self.names.append(name)
+        elif error is not None and error.code != 404 and self.error is None:
+            self.error = error
+        self.server.engine.schedule(delay, self.answered)
+
+    def answered(self, _=None) -> None:
+        """A worker is free again."""
+        self.running -= 1
+        self.take()
+
+    def finish(self) -> None:
+        """Answer the request and free its seat once the answer is encoded."""
+        server, op = self.server, self.op
+        now = server.engine.now
+        if self.error is not None:
+            server._finish(op, None, self.error, 0.0)
+            release = now
+        else:
+            encoded = server._cpu(op, self.size * server.costs.encode_per_byte)
+            server._finish(op, {**self.listed, "items": self.deleted}, None, encoded)
+            release = now + encoded
+        if op.held is not None:
+            op.held(release)
 
 
 class Connection:
