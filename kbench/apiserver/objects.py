@@ -205,7 +205,7 @@ def parse_label_selector(selector) -> Mapping | None:
     if selector is None or isinstance(selector, Mapping):
         return selector
     labels, exprs = {}, []
-    for term in _split_terms(selector):
+    for term in split_terms(selector):
         if " in " in term or " notin " in term:
             key, op, values = term.partition(" notin " if " notin " in term else " in ")
             exprs.append(
@@ -228,7 +228,8 @@ def parse_label_selector(selector) -> Mapping | None:
     return {"matchLabels": labels, "matchExpressions": exprs}
 
 
-def _split_terms(text: str) -> list[str]:
+def split_terms(text: str) -> list[str]:
+    """A label selector's comma-separated terms, commas inside ``in (a,b)`` parentheses kept within their term."""
     terms, depth, current = [], 0, ""
     for ch in text:
         depth += ch == "("

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kbench.api.selectors import LABEL_OPERATORS, check_label_selector, label_key_error, selector_value_error
-from kbench.apiserver.objects import _split_terms, parse_label_selector
+from kbench.apiserver.objects import parse_label_selector, split_terms
 from kbench.componentconfig import parse_duration
 from kbench.metrics.slis import MEASUREMENTS, Measure
 
@@ -61,7 +61,7 @@ def label_selector(written, where: str) -> Mapping:
     if isinstance(written, str):
         text = written.strip()
         if text.count("(") != text.count(")") or any(
-            (" in " in t or " notin " in t) and not ("(" in t and t.endswith(")")) for t in _split_terms(text)
+            (" in " in t or " notin " in t) and not ("(" in t and t.endswith(")")) for t in split_terms(text)
         ):  # labels.Parse: a set's values are in parentheses ("key in (a,b)"; "key in a" is refused)
             raise ValueError(f"{where}: {written!r} is not a valid selector; expected {SELECTOR_SYNTAX}")
         selector: Mapping = parse_label_selector(text) or {}
