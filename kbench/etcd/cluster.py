@@ -46,6 +46,7 @@ from kbench.etcd.types import RangeResponse
 from kbench.etcd.watch import Watcher
 from kbench.profiles import Profile, UnitCosts, load_profile
 from kbench.sim import Engine, Event, Resource, Streams
+from kbench.sim.busy import BusyTime
 from kbench.sim.dist import Distribution
 
 
@@ -120,6 +121,9 @@ class EtcdCluster:
         self.name = name
         self._fsync = [costs.wal_fsync.sampler(streams(f"{name}/member/{i}/fsync")) for i in range(members)]
         self._cores = [Resource(engine, costs.cores) for _ in range(members)]
+        self.busy = [BusyTime() for _ in range(members)]
+        """Each member's CPU busy time (the ResourceUsageSummary's etcd): a write's proposal_overhead on the member
+        that takes it and apply_per_write on every member (each applies the entry), a read's CPU on its member."""
         self._read_cores: list[list[float]] | None = None  # read_latency's cores, made at its first read
         self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)
         self._waiting: _Round | None = None  # the round the proposals waiting for the leader will form
@@ -151,9 +155,12 @@ class EtcdCluster:
         the client. The cheap path for callers that fold that delay into their own next event. Returns when
         the answer reaches the client."""
         arrival = self.engine.now + self._hop(member) + self.costs.proposal_overhead
+        self.busy[member % self.members].add(arrival - self.costs.proposal_overhead, arrival)
         commit = self._round_for(arrival, nbytes).commit
         start = max(commit, self._apply_free)
         self._apply_free = start + self.costs.apply_per_write
+        for busy in self.busy:
+            busy.add(start, self._apply_free)
         delay = self.costs.apply_per_write + self._hop(member)
         self.engine.schedule(start - self.engine.now, self._apply, (apply, delay, respond))
         self.write_latencies.append(start + delay - self.engine.now)
@@ -268,6 +275,7 @@ class EtcdCluster:
         cores = self._read_cores[member]  # a heap of the times each core is free
         start = max(self.engine.now + wait, heapq.heappop(cores))
         heapq.heappush(cores, start + cpu)
+        self.busy[member].add(start, start + cpu)
         return start + cpu + hop - self.engine.now
 
     def lease_keepalive(self, id: int, member: int = 0) -> Event:
@@ -291,6 +299,7 @@ class EtcdCluster:
         if result[0] and isinstance(result[1], RangeResponse):
             kvs = result[1].kvs
             cpu += p.read_cpu_per_key * len(kvs) + p.read_cpu_per_byte * sum(len(kv.value) for kv in kvs)
+        self.busy[member].add(self.engine.now, self.engine.now + cpu)
         yield cpu
         core.release()
         yield hop

@@ -5,13 +5,14 @@ container's CPU usage every 10 s (``MasterResourceDataGatheringPeriod``; 60 s on
 container the percentiles 50, 90, 99 and 100 of its samples (``StopAndSummarize([]int{50, 90, 99, 100})``), each the
 nearest-rank sample: the sorted samples' element ``ceil(n * p / 100) - 1`` (measurement/util ``ComputePercentiles``).
 A sample is the container's CPU usage in cores; here, the mean busy cores over the 10 s window before it, read from the
-component's busy-time record (:class:`kbench.apiserver.cpu.BusyTime`).
+component's busy-time record (:class:`kbench.sim.busy.BusyTime`).
 
 What each component exposes:
 
 - **kube-apiserver**, per instance: its CPU model (:mod:`kbench.apiserver.cpu`), every request and watch event.
-- **etcd**: not measured. The etcd model (:mod:`kbench.etcd.cluster`) times reads on each member's ``cores`` but keeps
-  no record of busy time, nor of its apply loop's.
+- **etcd**, per member (``etcd/<i>``; a second cluster from --etcd-servers-overrides under its own name): a write's
+  ``proposal_overhead`` on the member that takes it and ``apply_per_write`` on every member, a read's CPU on its
+  member (:mod:`kbench.etcd.cluster`); the WAL's fsync waits on the disk, not a core, and is not counted.
 - **kube-scheduler**: its scheduling loop's busy time (``Scheduler.busy``: one core while a cycle runs), so the
   filter's parallel workers' extra cores and the informers' and binding goroutines' CPU are not counted.
 """
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from kbench.apiserver.cpu import BusyTime
+from kbench.sim.busy import BusyTime
 
 PERIOD = 10.0
 """Seconds between samples: CL2's MasterResourceDataGatheringPeriod."""
@@ -74,7 +75,7 @@ def summarize(busy: Mapping[str, BusyTime], start: float, end: float, period: fl
 def collect(cluster, started: float = 0.0, period: float = PERIOD) -> pd.DataFrame:
     """The ResourceUsageSummary of a cluster after a run, from ``started`` (simulated seconds) to now: each
     kube-apiserver instance (``kube-apiserver/<i>``) from its CPU model, kube-scheduler from its scheduling cycles,
-    and etcd as not measured (its model keeps no CPU record)."""
+    and each etcd member (``etcd/<i>``) from its requests' CPU."""
     end = cluster.engine.now
     busy = {f"kube-apiserver/{inst.index}": inst.cpu.busy for inst in cluster.api.instances}
     table = summarize(busy, started, end, period)
@@ -82,8 +83,10 @@ def collect(cluster, started: float = 0.0, period: float = PERIOD) -> pd.DataFra
     if scheduler is not None:  # its cycles' time: the filter's 16 parallel workers' extra cores are not counted
         cycles = summarize({"kube-scheduler": scheduler.scheduler.busy}, started, end, period)
         table = pd.concat([table, cycles.assign(source="scheduling cycles (one core)")], ignore_index=True)
-    extra = [_row("etcd", np.zeros(0), math.nan, "not measured: the etcd model records no CPU busy time")]
-    return pd.concat([table, pd.DataFrame(extra, columns=COLUMNS)], ignore_index=True)
+    etcds = {id(e): e for e in cluster.api.etcds.values()}.values()  # one per distinct cluster
+    members = {f"{e.name}/{i}": busy for e in etcds for i, busy in enumerate(e.busy)}
+    table = pd.concat([table, summarize(members, started, end, period).assign(source="requests' CPU")])
+    return table.reset_index(drop=True)
 
 
 def sli_rows(cluster, started: float = 0.0, period: float = PERIOD) -> list[dict]:

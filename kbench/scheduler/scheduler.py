@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from kbench.api.core import Node, Pod
-from kbench.apiserver.cpu import BusyTime
 from kbench.profiles import Profile, UnitCosts
 from kbench.scheduler.config import SchedulerConfig
 from kbench.scheduler.framework import CycleResult, Framework
@@ -31,6 +30,7 @@ from kbench.scheduler.plugins.registry import REGISTRY
 from kbench.scheduler.queue import SchedulingQueue
 from kbench.scheduler.state import ClusterState
 from kbench.sim import Engine, Event, Streams
+from kbench.sim.busy import BusyTime
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 import pytest
 
-from kbench.apiserver.cpu import BusyTime, Cores
+from kbench.apiserver.cpu import Cores
+from kbench.sim.busy import BusyTime
 
 
 @pytest.mark.parametrize("cores", [1, 2, 3, 8])

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
-from kbench.apiserver.cpu import BusyTime, Cores
+from kbench.apiserver.cpu import Cores
 from kbench.metrics import resource_usage
 from kbench.metrics.resource_usage import cpu_samples, nearest_rank, summarize
+from kbench.sim.busy import BusyTime
 
 
 def test_nearest_rank_is_cl2s_percentile():
@@ -55,19 +55,21 @@ def fake_cluster(now: float):
     scheduler = SimpleNamespace(scheduler=SimpleNamespace(busy=BusyTime()))  # kube-scheduler and its loop
     for start in (0.0, 10.0, 20.0, 30.0):
         scheduler.scheduler.busy.add(start, start + 1.0)  # 4 cycles of 1 s: 0.1 core in every window
-    return SimpleNamespace(
-        engine=SimpleNamespace(now=now), api=SimpleNamespace(instances=instances), scheduler=scheduler
-    )
+    etcd = SimpleNamespace(name="etcd", busy=[BusyTime(), BusyTime()])
+    etcd.busy[1].add(0.0, 40.0)  # member 1 busy on one core throughout
+    api = SimpleNamespace(instances=instances, etcds={"pods": etcd, "events": etcd})  # one cluster for both
+    return SimpleNamespace(engine=SimpleNamespace(now=now), api=api, scheduler=scheduler)
 
 
-def test_collect_reports_every_apiserver_instance_the_scheduler_and_etcd_as_not_measured():
+def test_collect_reports_every_apiserver_instance_the_scheduler_and_every_etcd_member():
     table = resource_usage.collect(fake_cluster(40.0)).set_index("component")
-    assert list(table.index) == ["kube-apiserver/0", "kube-apiserver/1", "kube-scheduler", "etcd"]
+    assert list(table.index) == ["kube-apiserver/0", "kube-apiserver/1", "kube-scheduler", "etcd/0", "etcd/1"]
+    assert table.loc["etcd/1", ["mean", "Perc50", "Perc100"]].tolist() == pytest.approx([1.0] * 3)
+    assert table.loc["etcd/0", "Perc100"] == 0.0
     assert table.loc["kube-apiserver/0", "Perc100"] == pytest.approx(1.0)
     # samples 1, 1, 0, 0 cores: nearest rank p50 is the 2nd of 0, 0, 1, 1, p90 the 4th
     assert (table.loc["kube-apiserver/0", "Perc50"], table.loc["kube-apiserver/0", "Perc90"]) == (0.0, 1.0)
     assert table.loc["kube-apiserver/1", "Perc99"] == 0.0
-    assert np.isnan(table.loc["etcd", "Perc50"]) and "not measured" in table.loc["etcd", "source"]
     assert table.loc["kube-scheduler", ["mean", "Perc50", "Perc100"]].tolist() == pytest.approx([0.1] * 3)
 
 
@@ -84,7 +86,7 @@ def test_sli_rows_fit_the_run_sli_table():
         "cores",
     )
     assert (first["count"], first["max"], first["verdict"], first["passed"]) == (4, pytest.approx(1.0), "no SLO", None)
-    assert rows[3]["verdict"] == "not measured" and rows[3]["resource"] == "etcd"
+    assert rows[3]["resource"] == "etcd/0" and rows[3]["verdict"] == "no SLO"
 
 
 def test_a_run_reports_resource_usage_in_its_slis_and_perfdata(tmp_path):
@@ -95,7 +97,8 @@ def test_a_run_reports_resource_usage_in_its_slis_and_perfdata(tmp_path):
 
     result = kbench.SCENARIOS["density"](nodes=4, pods_per_node=3, rate=10).run(progress=False)
     usage = result.slis[result.slis["sli"] == "ResourceUsageSummary"].set_index("resource")
-    assert {f"kube-apiserver/{i}" for i in range(3)} <= set(usage.index)
+    assert {f"kube-apiserver/{i}" for i in range(3)} | {f"etcd/{i}" for i in range(3)} <= set(usage.index)
+    assert (usage.loc[[f"etcd/{i}" for i in range(3)], "max"] > 0).all()  # every member applies every write
     assert (usage.loc[[f"kube-apiserver/{i}" for i in range(3)], "max"] > 0).all()  # every instance did work
     assert (usage["verdict"] != "broken").all()
     path = next(p for p in write_perfdata(result.slis, tmp_path) if p.name == "ResourceUsageSummary.json")
