@@ -2,7 +2,8 @@
 
 Each check names every file, name or import that fails it, so a failure says what to fix.
 
-- ruff: ``ruff check`` and ``ruff format --check`` over kbench, tests, benchmarks and dev.py.
+- ruff: ``ruff check`` over kbench, tests, benchmarks, dev.py and the notebooks, ``ruff format --check`` over all
+  but the notebooks.
 - mypy: over the files pyproject's ``[tool.mypy]`` lists (the whole of kbench), with its settings.
 - docstrings: every module, and every public function, class and method in kbench/ (see :func:`missing_docstrings`).
 - private names: no kbench module imports ``_name`` from another, or reads ``module._name``; the compiled-kernels
@@ -48,7 +49,7 @@ def _run_tool(module: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_check_is_clean():
-    result = _run_tool("ruff", "check", "--no-cache", "--output-format=concise", *RUFF_PATHS)
+    result = _run_tool("ruff", "check", "--no-cache", "--output-format=concise", *RUFF_PATHS, "notebooks")
     assert result.returncode == 0, f"ruff check failed:\n{result.stdout}{result.stderr}"
 
 
