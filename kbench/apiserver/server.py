@@ -160,7 +160,6 @@ class APIServer:
             for cluster in {id(e): e for e in self.etcds.values()}.values():
                 cluster.start_compactor(config.etcd_compaction_interval)
         self.costs = APIServerCosts.from_profile(profile)
-        self._event_cpu = 0.0  # how long the event being applied waits for and takes the instances' CPU
         # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
         # contents once; each watch still belongs to the instance its client is connected to.
         self.caches = {name: self._cache(res) for name, res in RESOURCES.items()}
@@ -195,7 +194,7 @@ class APIServer:
         engine, costs = self.engine, self.costs
 
         def delay(size: int) -> float:  # the event's encoding is in its CPU (_dispatch_event)
-            return costs.watch_dispatch + self._event_cpu + costs.network_rtt / 2
+            return costs.watch_dispatch + costs.network_rtt / 2
 
         if self.config.cached(res.group_resource):
             return WatchCache(res.name, engine.schedule, lambda: engine.now, delay)
@@ -312,20 +311,17 @@ class APIServer:
             return
         out = obj if kind != "DELETED" else own(obj)  # the stored object stays as it was; only metadata changes
         out["metadata"]["resourceVersion"] = str(rev)
-        cache, key = self.caches[op.resource.name], object_key(out)
-        previous = cache.get(key)
-        self._event_cpu = self._dispatch_event(cache, out, previous[0] if previous else None, len(value))
-        cache.apply(kind, key, out, rev, len(value))
-        self._event_cpu = 0.0
+        cache = self.caches[op.resource.name]
+        cache.apply(kind, object_key(out), out, rev, len(value), partial(self._dispatch_event, cache))
         self._finish(op, out, None, delay)
 
-    def _dispatch_event(self, cache: WatchCache, obj: Mapping, prev: Mapping | None, size: int) -> float:
-        """Put a watch event's CPU on the instances; returns how long until the busiest instance with watchers of it
-        has sent it. Every instance's cacher decodes the event from etcd (cacher.go's reflector); one with watchers
-        encodes it once (CachingObject) and pays ``watch_per_watcher`` per watcher. Without a watch cache each watcher
-        has its own etcd watch: the event is decoded and encoded for each."""
+    def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
+        """Put a watch event's CPU on the instances (``watchers``: the cache's watches that may want it); returns how
+        long until the busiest instance with watchers of it has sent it. Every instance's cacher decodes the event
+        from etcd (cacher.go's reflector); one with watchers encodes it once (CachingObject) and pays
+        ``watch_per_watcher`` per watcher. Without a watch cache each watcher has its own etcd watch: the event is
+        decoded and encoded for each."""
         c, now = self.costs, self.engine.now
-        watchers = cache._watchers(obj, prev)
         if len(self.instances) == 1:
             counts = [len(watchers)]
         else:

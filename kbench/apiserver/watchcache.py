@@ -134,8 +134,11 @@ class WatchCache:
         self.indexed: dict[str, list[Watch]] = {}
         self.others: list[Watch] = []
 
-    def apply(self, kind: str, key: str, obj: Mapping, rv: int, size: int) -> None:
-        """Record an event (``ADDED`` / ``MODIFIED`` / ``DELETED``) the apiserver's etcd write produced."""
+    def apply(
+        self, kind: str, key: str, obj: Mapping, rv: int, size: int, cpu: Callable[[list, int], float] | None = None
+    ) -> None:
+        """Record an event (``ADDED`` / ``MODIFIED`` / ``DELETED``) the apiserver's etcd write produced; ``cpu(watches
+        interested in it, size)``, if given, puts its CPU on the instances and returns how much later it leaves."""
         now = self.now()
         prev = self.objects.get(key)
         prev_obj = prev[0] if prev else None
@@ -148,8 +151,9 @@ class WatchCache:
             self.bytes += size
         self.rv = rv
         self.update_cache((rv, now, kind, obj, prev_obj, size))
-        arrival = now + self.delay(size)
-        for watch in self._watchers(obj, prev_obj):
+        watchers = self.watchers(obj, prev_obj)
+        arrival = now + self.delay(size) + (cpu(watchers, size) if cpu is not None else 0.0)
+        for watch in watchers:
             event = _event_for(watch.filter, kind, obj, prev_obj, rv)
             if event is not None:
                 watch.push(arrival, event)
@@ -211,7 +215,9 @@ class WatchCache:
                 nbytes += size
         return count, nbytes
 
-    def _watchers(self, obj: Mapping, prev: Mapping | None):
+    def watchers(self, obj: Mapping, prev: Mapping | None) -> list[Watch]:
+        """The watches that may want an event of ``obj`` (was ``prev``): those of its indexed field's values (pods by
+        ``spec.nodeName``, the cacher's index) and every unindexed one."""
         if self.index_field is None:
             return self.others
         values = {field_value(obj, self.index_field)}
