@@ -218,6 +218,20 @@ class _UniqueNames:
         return f"{object_name}.{nanos:x}"
 
 
+def event_object(name: str, ref: dict, type: str, reason: str, message: str) -> dict:
+    """The fields every recorded Event has: its name, the involved object's namespace, the object, reason, message
+    and type (both recorders add their own timestamps and reporting fields)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ref.get("namespace") or "default"},
+        "involvedObject": ref,
+        "reason": reason,
+        "message": message,
+        "type": type,
+    }
+
+
 def reference(obj: Mapping) -> dict:
     """ref.GetReference: the object's kind, apiVersion, name, namespace, uid and resourceVersion."""
     meta = obj.get("metadata", {})
@@ -288,16 +302,10 @@ class EventRecorder:
         now = self.engine.now
         stamp = timestamp(now)
         return {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": self._names(ref.get("name", ""), now), "namespace": ref.get("namespace") or "default"},
-            "involvedObject": ref,
-            "reason": reason,
-            "message": message,
+            **event_object(self._names(ref.get("name", ""), now), ref, type, reason, message),
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
-            "type": type,
             "source": {"component": self.component, **({"host": self.host} if self.host else {})},
             "reportingComponent": self.component,
             "reportingInstance": self.host,
@@ -401,13 +409,7 @@ class EventsV1Recorder:
                 self._patch(cached)
             return
         event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": self._names(ref.get("name", ""), now), "namespace": ref.get("namespace") or "default"},
-            "involvedObject": ref,
-            "reason": reason,
-            "message": message,
-            "type": type,
+            **event_object(self._names(ref.get("name", ""), now), ref, type, reason, message),
             "action": action,
             "eventTime": timestamp(now, micro=True),
             "reportingComponent": self.controller,
