@@ -6,7 +6,7 @@ from __future__ import annotations
 from kbench.apiserver.objects import copy_object
 from kbench.client.record import COMBINED_PREFIX, DEFAULT_AGGREGATE_MAX_EVENTS, DEFAULT_SPAM_BURST
 from kbench.controllers.nodelifecycle import NOT_READY
-from tests.controlplane.helpers import Plane, kcm, record, workload
+from tests.controlplane.helpers import Plane, kcm, record, running_pod, taint_no_execute, workload
 
 
 def _events(plane: Plane, reason: str | None = None) -> list[dict]:
@@ -89,27 +89,15 @@ def test_node_controller_records_registered_node_and_node_not_ready():
     ]
 
 
-def _taint(plane: Plane, name: str, key: str | None) -> None:
-    node = copy_object(plane.ok("get", "nodes", name=name))
-    node["spec"]["taints"] = [{"key": key, "effect": "NoExecute"}] if key else []
-    plane.ok("update", "nodes", body=node)
-
-
 def test_taint_eviction_records_marking_for_deletion_and_cancelling():
     plane = Plane(nodes=2)
     kcm(plane, "taint-eviction-controller").start()
     for name, node in (("a", "node-0"), ("b", "node-1")):
-        plane.ok(
-            "create",
-            "pods",
-            namespace="default",
-            body={"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}},
-        )
-        plane.run_pods(nodes=[node])
-    _taint(plane, "node-0", "example.com/drain")  # not tolerated: evicted at once
-    _taint(plane, "node-1", NOT_READY)  # tolerated 300 s, then the taint goes
+        running_pod(plane, name, node)
+    taint_no_execute(plane, "node-0", "example.com/drain")  # not tolerated: evicted at once
+    taint_no_execute(plane, "node-1", NOT_READY)  # tolerated 300 s, then the taint goes
     plane.run(plane.engine.now + 10)
-    _taint(plane, "node-1", None)
+    taint_no_execute(plane, "node-1", None)
     plane.run(plane.engine.now + 10)
     messages = sorted(e["message"] for e in _events(plane, "TaintManagerEviction"))
     assert messages == ["Cancelling deletion of Pod default/b", "Marking for deletion Pod default/a"]

@@ -234,3 +234,21 @@ def race(
         return request(v, res, callback, delay=delay, **kwargs)
 
     client.request = racing
+
+
+def taint_no_execute(plane: Plane, name: str, key: str | None) -> None:
+    """Replace node ``name``'s taints with ``key``:NoExecute (none when ``key`` is None)."""
+    body = copy_object(plane.ok("get", "nodes", name=name))
+    body["spec"]["taints"] = [{"key": key, "effect": "NoExecute"}] if key else []
+    plane.ok("update", "nodes", body=body)
+
+
+def running_pod(plane: Plane, name: str, node: str) -> None:
+    """Create pod ``name`` in default and run it on ``node`` (:meth:`Plane.run_pods`)."""
+    plane.ok(
+        "create",
+        "pods",
+        namespace="default",
+        body={"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}},
+    )
+    plane.run_pods(nodes=[node])

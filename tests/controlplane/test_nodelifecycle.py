@@ -16,7 +16,7 @@ from kbench.controllers.nodelifecycle import (
     ZoneTainter,
 )
 from kbench.controllers.tainteviction import EVICTION_RETRIES, EVICTION_RETRY_SLEEP, min_toleration_seconds
-from tests.controlplane.helpers import Plane, fail_next, kcm, race, read_before, record
+from tests.controlplane.helpers import Plane, fail_next, kcm, race, read_before, record, running_pod, taint_no_execute
 
 DEFAULTS = KubeControllerManagerConfiguration()
 EVICTION_RATE, SECONDARY_EVICTION_RATE = DEFAULTS.node_eviction_rate, DEFAULTS.secondary_node_eviction_rate
@@ -192,34 +192,17 @@ def test_min_toleration_seconds_is_upstreams(taints, tolerations, expected):
     assert min_toleration_seconds([{"key": k, "effect": "NoExecute"} for k in taints], tolerations) == expected
 
 
-def _taint(plane: Plane, name: str, key: str | None) -> None:
-    node = plane.ok("get", "nodes", name=name)
-    body = copy_object(node)
-    body["spec"]["taints"] = [{"key": key, "effect": "NoExecute"}] if key else []
-    plane.ok("update", "nodes", body=body)
-
-
-def _pod(plane: Plane, name: str, node: str) -> None:
-    plane.ok(
-        "create",
-        "pods",
-        namespace="default",
-        body={"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}},
-    )
-    plane.run_pods(nodes=[node])
-
-
 def test_eviction_runs_from_when_the_taint_was_first_seen_and_is_cancelled_when_it_goes():
     plane = Plane(nodes=2)
     manager = kcm(plane, "taint-eviction-controller").start()
     seen = []
     manager.informer("nodes").add_handler(on_update=lambda old, new: seen.append((plane.engine.now, new)))
     for name in ("a", "b"):
-        _pod(plane, name, "node-0")
+        running_pod(plane, name, "node-0")
     sent = record(manager.controller("taint-eviction-controller").client)
-    _taint(plane, "node-0", NOT_READY)  # both pods tolerate it 300 s (DefaultTolerationSeconds)
+    taint_no_execute(plane, "node-0", NOT_READY)  # both pods tolerate it 300 s (DefaultTolerationSeconds)
     plane.run(plane.engine.now + 100)
-    _taint(plane, "node-0", UNREACHABLE)  # swapped: the evictions already scheduled stand
+    taint_no_execute(plane, "node-0", UNREACHABLE)  # swapped: the evictions already scheduled stand
     tainted = next(t for t, node in seen if node["metadata"]["name"] == "node-0" and node["spec"]["taints"])
     plane.run(tainted + 299)
     assert not [r for r in sent if r["verb"] == "delete"]
@@ -228,10 +211,10 @@ def test_eviction_runs_from_when_the_taint_was_first_seen_and_is_cancelled_when_
     assert {r["name"] for r in deletes} == {"a", "b"}
     assert all(r["at"] == pytest.approx(tainted + 300, abs=1e-6) for r in deletes)  # together, each on its own
     # a taint that goes before its time cancels the eviction
-    _pod(plane, "late", "node-1")
-    _taint(plane, "node-1", UNREACHABLE)
+    running_pod(plane, "late", "node-1")
+    taint_no_execute(plane, "node-1", UNREACHABLE)
     plane.run(plane.engine.now + 200)
-    _taint(plane, "node-1", None)
+    taint_no_execute(plane, "node-1", None)
     plane.run(plane.engine.now + 200)
     assert not [r for r in sent if r["verb"] == "delete" and r["name"] == "late"]
 
@@ -240,10 +223,10 @@ def test_eviction_that_fails_is_tried_again_by_its_worker():
     """deletePodHandler: up to 5 tries, 10 ms apart."""
     plane = Plane(nodes=1)
     evictor = kcm(plane, "taint-eviction-controller").start().controller("taint-eviction-controller")
-    _pod(plane, "a", "node-0")
+    running_pod(plane, "a", "node-0")
     fail_next(evictor.client, "delete", "pods", times=EVICTION_RETRIES - 1)
     sent = record(evictor.client)
-    _taint(plane, "node-0", "example.com/drain")  # not tolerated: evicted at once
+    taint_no_execute(plane, "node-0", "example.com/drain")  # not tolerated: evicted at once
     plane.run(plane.engine.now + 1)
     deletes = [r for r in sent if r["verb"] == "delete"]
     assert [r["code"] for r in deletes] == [429] * (EVICTION_RETRIES - 1) + [200]
