@@ -134,6 +134,38 @@ def test_compare_averages_seeds_and_judges_each_row(tmp_path):
     assert png.stat().st_size > 10_000
 
 
+NEVER_STARTS = """
+apiVersion: kbench.io/v1
+kind: Scenario
+metadata: {name: stuck}
+cluster: {nodes: 2}
+steps:
+  - createObjects:
+      count: 2
+      template:
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: "big-{i}"}
+        spec: {containers: [{name: c, image: app:1, resources: {requests: {cpu: "64"}}}]}
+  - waitForPods: {timeout: 20}
+drain: 1
+"""
+
+
+def test_an_experiment_whose_pods_never_start_has_no_figure_and_is_not_within(tmp_path, monkeypatch):
+    monkeypatch.setenv("KBENCH_PRESETS", str(tmp_path))
+    (tmp_path / "stuck.yaml").write_text(NEVER_STARTS)
+    doc = experiment(preset="stuck")
+    del doc["builtin"]
+    exp = validation.from_dict(doc, "v.yaml")
+    figures = exp.run(seed=0)
+    assert "2 pods never started" in figures["problems"] and figures["sim_slo_passed"] is False  # it says why
+    assert math.isnan(figures["sim_[PodStartupLatency/pod_startup/p99]"])
+    table = validation.compare(pd.DataFrame([{"experiment": exp.name, **figures}]), {exp.name: exp})
+    assert table["within"].tolist() == [False] and math.isnan(table["ratio"].iloc[0])
+    assert "| nan | nan |" in validation.report(table, {exp.name: exp})
+
+
 def test_an_experiment_runs_from_its_builtin_and_is_measured():
     exp = validation.from_dict(experiment(), "v")
     result = exp.scenario(seed=3).run(progress=False)
