@@ -1,0 +1,108 @@
+"""Speed-ups are exact: the same seed gives the simulated results the code gave before them.
+
+``data/golden/exact_speedups.json`` holds the results of two runs, produced by this module's ``__main__`` at
+commit 7567148 (before issue 14's speed work):
+- the cluster sweep's point at 500 nodes (density, Deployments behind Services, kube-proxy on 20 nodes): every
+  SLI row, every ``sim_`` column, and every request latency and pod startup timestamp, hashed;
+- 500 hollow nodes under kube-controller-manager's node lifecycle controller for ten simulated minutes: every
+  request latency per verb/resource/scope, hashed; request and renewal counts; etcd's revision.
+A fast path that changes any simulated number fails here. A deliberate change of behaviour regenerates the
+file (``python -m tests.test_exact_speedups``) in the commit that explains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from kbench.apiserver import APIServer
+from kbench.controllers import KubeControllerManagerConfiguration, controller_manager
+from kbench.node import HollowNode
+from kbench.sim import Engine
+from kbench.sweep.cluster import scenario
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "exact_speedups.json"
+POINT = {
+    "nodes": 500,
+    "pods_per_node": 3,
+    "churn": 20.0,
+    "services": 5,
+    "proxy_nodes": 20,
+    "degrade": "none",
+    "profile": "default",
+}
+
+
+def _plain(value):
+    """JSON-comparable: NaN as None, NumPy scalars as Python numbers."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        value = float(value) if isinstance(value, float) else int(value)
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return value if isinstance(value, str | bool | type(None)) else str(value)
+
+
+def cluster_point() -> dict:
+    """Every SLI row and every ``sim_`` column of the cluster sweep's point at 500 nodes, seed 0."""
+    result = scenario(POINT, 0).run(progress=False)
+    rows = [{k: _plain(v) for k, v in row.items()} for row in result.slis.to_dict("records")]
+    summary = {k: _plain(v) for k, v in result.summary().items() if k.startswith("sim_")}
+    pods = result.pod_startup.to_dict("list")
+    return {
+        "slis": rows,
+        "summary": summary,
+        "latencies": _latencies(result.cluster.api),
+        "pod_startup": hashlib.sha256(repr(pods).encode()).hexdigest(),
+    }
+
+
+def hollow_nodes(nodes: int = 500, seconds: float = 600.0) -> dict:
+    """APIResponsiveness and counts of ``nodes`` hollow nodes under the node lifecycle controller."""
+    engine = Engine()
+    api = APIServer(engine)
+    config = KubeControllerManagerConfiguration.from_flags({"controllers": "nodelifecycle"})
+    controller_manager(api, config=config).start()
+    fleet = [HollowNode(api, f"node-{i}", zone=f"zone-{i % 3}", start=i * 10.0 / nodes) for i in range(nodes)]
+    engine.run(until=seconds)
+    return {
+        "requests": api.requests,
+        "renewals": sum(node.renewals for node in fleet),
+        "etcd_revision": api.etcd.store.revision,
+        "latencies": _latencies(api),
+    }
+
+
+def _latencies(api: APIServer) -> dict[str, list]:
+    """Per (verb, resource, scope): the count, and the SHA-256 of every latency's exact repr, in order."""
+    return {
+        " ".join(key): [len(values), hashlib.sha256(repr(values).encode()).hexdigest()]
+        for key, values in sorted(api.sli.samples.items())
+    }
+
+
+def produce() -> dict:
+    return {"cluster_point": cluster_point(), "hollow_nodes": hollow_nodes()}
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    return json.loads(GOLDEN.read_text())
+
+
+def test_cluster_point_matches_the_results_before_the_speed_work(golden):
+    now = cluster_point()
+    assert now["summary"] == golden["cluster_point"]["summary"]
+    assert now["slis"] == golden["cluster_point"]["slis"]
+    assert now["latencies"] == golden["cluster_point"]["latencies"]
+    assert now["pod_startup"] == golden["cluster_point"]["pod_startup"]
+
+
+def test_hollow_nodes_match_the_results_before_the_speed_work(golden):
+    assert hollow_nodes() == golden["hollow_nodes"]
+
+
+if __name__ == "__main__":
+    GOLDEN.write_text(json.dumps(produce(), indent=1, sort_keys=True) + "\n")
