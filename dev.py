@@ -5,6 +5,7 @@
     python3 dev.py test    # install the test tools (and etcd where possible), run every test
     python3 dev.py bench   # the benchmark regression gate (pytest-benchmark; see README)
     python3 dev.py bench --refresh-baseline   # store this machine's run as data/baselines/baseline.json
+    python3 dev.py bench --measure-floors 3   # write data/baselines/floors.yaml from 3 runs' ratios
     python3 dev.py lab     # open the notebooks in JupyterLab
 
 The virtual environment lives in .venv; an install is redone only when
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -88,42 +88,41 @@ def ensure_etcd() -> None:
 
 
 def bench(rest: list[str], env: dict) -> None:
-    """pytest-benchmark over benchmarks/ with autosave (.benchmarks/), compared against data/baselines/
-    baseline.json: a mean more than 10% slower fails. Each benchmark's ratio to its plain reference, measured in
-    the same run, must stay above its floor in data/baselines/floors.yaml (benchmarks/conftest.py checks it)."""
+    """pytest-benchmark over benchmarks/ (history autosaved in .benchmarks/), then the gate (benchmarks/gate.py):
+    every ratio to the plain reference at or above its floor (data/baselines/floors.yaml), and, when
+    data/baselines/baseline.json was recorded on this machine, every median within 20% of it. The gate prints
+    the benchmarks that regressed and exits 1.
+
+    --refresh-baseline: store this run as this machine's baseline (floors still checked).
+    --measure-floors N: run the benchmarks N times and write floors.yaml from the lowest ratios."""
     baseline = ROOT / "data" / "baselines" / "baseline.json"
-    if "--refresh-baseline" in rest:
-        rest = [a for a in rest if a != "--refresh-baseline"]
-        sh(PY, "-m", "pytest", "benchmarks", f"--benchmark-json={baseline}", *rest, cwd=ROOT, env=env)
-        return
     storage = ROOT / ".benchmarks"
-    compare = []
-    if baseline.exists():
-        # pytest-benchmark's storage folder for this machine (pytest_benchmark.utils.get_machine_id); the venv
-        # runs this same interpreter version
-        folder = storage / "-".join(
-            [
-                platform.system(),
-                platform.python_implementation(),
-                ".".join(platform.python_version_tuple()[:2]),
-                platform.architecture()[0],
-            ]
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(baseline, folder / "0000_baseline.json")
-        compare = ["--benchmark-compare=0000_baseline", "--benchmark-compare-fail=mean:10%"]
-    sh(
-        PY,
-        "-m",
-        "pytest",
-        "benchmarks",
-        "--benchmark-autosave",
-        f"--benchmark-storage=file://{storage}",
-        *compare,
-        *rest,
-        cwd=ROOT,
-        env=env,
-    )
+    storage.mkdir(exist_ok=True)
+    pytest = [PY, "-m", "pytest", "benchmarks", f"--benchmark-storage=file://{storage}"]
+    gate = [PY, "-m", "benchmarks.gate"]
+    if "--measure-floors" in rest:
+        at = rest.index("--measure-floors")
+        try:
+            count = int(rest[at + 1])
+        except (IndexError, ValueError):
+            sys.exit("--measure-floors needs a number of runs, e.g. --measure-floors 3")
+        rest = rest[:at] + rest[at + 2 :]
+        runs = [storage / f"floors-{i}.json" for i in range(count)]
+        for path in runs:
+            sh(*pytest, "--benchmark-autosave", f"--benchmark-json={path}", *rest, cwd=ROOT, env=env)
+        sh(*gate, "floors", *runs, cwd=ROOT, env=env)
+        return
+    refresh = "--refresh-baseline" in rest
+    rest = [a for a in rest if a != "--refresh-baseline"]
+    out = baseline if refresh else storage / "last.json"
+    code = subprocess.run(
+        [str(c) for c in [*pytest, "--benchmark-autosave", f"--benchmark-json={out}", *rest]], cwd=ROOT, env=env
+    ).returncode
+    gated = subprocess.run(
+        [str(c) for c in [*gate, "check", out, *(["--no-baseline"] if refresh else [])]], cwd=ROOT, env=env
+    ).returncode
+    if code or gated:
+        sys.exit(code or gated)
 
 
 def main(argv: list[str]) -> None:

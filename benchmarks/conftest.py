@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-import pytest
-import yaml
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -42,25 +38,3 @@ def record(benchmark, ops: int, reference_seconds: float, target: float | None =
     )
     if target is not None:
         benchmark.extra_info.update(target_ops_per_s=target, meets_target=rate >= target)
-
-
-FLOORS_FILE = Path(__file__).resolve().parents[1] / "data" / "baselines" / "floors.yaml"
-
-
-@pytest.fixture(autouse=True)
-def ratio_floor(request):
-    """After a benchmark: its ratio to the plain reference must be at least its floor (floors.yaml)."""
-    yield
-    bench = request.node.funcargs.get("benchmark")
-    ratio = None if bench is None or getattr(bench, "disabled", False) else bench.extra_info.get("ratio")
-    if ratio is None:
-        return
-    floors = yaml.safe_load(FLOORS_FILE.read_text()) or {}
-    floor = floors.get(request.node.name)
-    if floor is None:
-        pytest.fail(f"{request.node.name}: no ratio floor in {FLOORS_FILE}; measured ratio {ratio:.3g}")
-    if ratio < floor:
-        pytest.fail(
-            f"{request.node.name}: ratio to the plain reference {ratio:.3g} is below its floor {floor} "
-            f"({FLOORS_FILE.name}): the kernel lost its advantage"
-        )
