@@ -36,6 +36,7 @@ sees the leader's state); errors take the full write path.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,12 +72,6 @@ class EtcdCosts(UnitCosts):
     read_cpu_per_byte: float
     linearizable_cpu: float
     watch_delivery: float
-
-
-@dataclass(slots=True)
-class _Round:
-    start: float
-    commit: float
 
 
 class EtcdCluster:
@@ -125,8 +120,11 @@ class EtcdCluster:
         """Each member's CPU busy time (the ResourceUsageSummary's etcd): a write's proposal_overhead on the member
         that takes it and apply_per_write on every member (each applies the entry), a read's CPU on its member."""
         self._read_cores: list[list[float]] | None = None  # read_latency's cores, made at its first read
+        self._hops = [costs.client_rtt / 2 + (costs.peer_rtt / 2 if m else 0.0) for m in range(members)]
+        """One-way time from a client of each member to the leader (member 0)."""
         self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)
-        self._waiting: _Round | None = None  # the round the proposals waiting for the leader will form
+        self._waiting_start = -math.inf  # when the round the proposals waiting for the leader will form starts
+        self._waiting_commit = 0.0  # and when it commits
         self._disk: list[tuple[float, float | None]] = [(0.0, None)] * members  # fsync in progress, queued
         self._last_commit = 0.0
         self._apply_free = 0.0
@@ -138,7 +136,7 @@ class EtcdCluster:
     # -- writes -------------------------------------------------------------------
     def _hop(self, member: int) -> float:
         """One-way time from a client of ``member`` to the leader."""
-        return self.costs.client_rtt / 2 + (self.costs.peer_rtt / 2 if member % self.members else 0.0)
+        return self._hops[member % self.members]
 
     def _write(self, apply: Callable[[], Any], nbytes: int, member: int) -> Event:
         done = Event(self.engine)
@@ -154,35 +152,43 @@ class EtcdCluster:
         ``respond(ok, result or EtcdError, delay)`` runs, ``delay`` being how long the answer takes to reach
         the client. The cheap path for callers that fold that delay into their own next event. Returns when
         the answer reaches the client."""
-        arrival = self.engine.now + self._hop(member) + self.costs.proposal_overhead
-        self.busy[member % self.members].add(arrival - self.costs.proposal_overhead, arrival)
-        commit = self._round_for(arrival, nbytes).commit
-        start = max(commit, self._apply_free)
-        self._apply_free = start + self.costs.apply_per_write
-        for busy in self.busy:
-            busy.add(start, self._apply_free)
-        delay = self.costs.apply_per_write + self._hop(member)
-        self.engine.schedule(start - self.engine.now, self._apply, (apply, delay, respond))
-        self.write_latencies.append(start + delay - self.engine.now)
+        engine, p = self.engine, self.costs
+        now = engine.now
+        member %= self.members
+        hop = self._hops[member]
+        arrival = now + hop + p.proposal_overhead
+        busy = self.busy
+        busy[member].add(arrival - p.proposal_overhead, arrival)
+        if arrival < self._waiting_start:  # the leader is busy: it joins the proposals waiting for the next round
+            commit = self._waiting_commit
+        else:
+            commit = self._open_round(arrival, nbytes)
+        start = commit if commit > self._apply_free else self._apply_free
+        self._apply_free = end = start + p.apply_per_write
+        for member_busy in busy:
+            member_busy.add(start, end)
+        delay = p.apply_per_write + hop
+        engine.schedule(start - now, self._apply, (apply, delay, respond))
+        self.write_latencies.append(start + delay - now)
         return start + delay
 
-    def _round_for(self, arrival: float, nbytes: int) -> _Round:
-        """The raft round a proposal arriving at ``arrival`` goes out in (opening a new one if needed)."""
-        waiting = self._waiting
-        if waiting is not None and arrival < waiting.start:
-            return waiting  # the leader is busy: it joins the proposals waiting for the next round
+    def _open_round(self, arrival: float, nbytes: int) -> float:
+        """Open the raft round a proposal arriving at ``arrival`` goes out in, the leader being free for it by then
+        or next; returns when it commits."""
         start = max(arrival, self._leader_free)
         p = self.costs
         disk = nbytes * p.disk_seconds_per_byte
         self._leader_free = start + self._fsync[0]() + disk
-        acks = sorted(
-            self._follower_fsync(i, start + p.peer_rtt / 2, disk) + p.peer_rtt / 2 for i in range(1, self.members)
-        )
-        commit = max(self._leader_free, acks[self.quorum - 2]) if self.quorum > 1 else self._leader_free
+        commit = self._leader_free
+        if self.quorum > 1:
+            half = p.peer_rtt / 2
+            sent = start + half
+            acks = sorted([self._follower_fsync(i, sent, disk) + half for i in range(1, self.members)])
+            commit = max(commit, acks[self.quorum - 2])
         self._last_commit = commit = max(commit, self._last_commit)  # raft commits in log order
-        self._waiting = waiting = _Round(start, commit)
+        self._waiting_start, self._waiting_commit = start, commit
         self.rounds += 1
-        return waiting
+        return commit
 
     def _apply(self, args) -> None:
         apply, delay, respond = args
