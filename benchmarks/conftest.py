@@ -1,9 +1,13 @@
-"""Shared helpers for the benchmarks: timing the plain reference in the same process."""
+"""Shared helpers for the benchmarks: timing the plain reference in the same process, peak memory of a run."""
 
 from __future__ import annotations
 
+import multiprocessing
+import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -38,3 +42,35 @@ def record(benchmark, ops: int, reference_seconds: float, target: float | None =
     )
     if target is not None:
         benchmark.extra_info.update(target_ops_per_s=target, meets_target=rate >= target)
+
+
+@contextmanager
+def fresh_process() -> Iterator[ProcessPoolExecutor]:
+    """One spawned worker with kbench imported, for a run whose peak memory is recorded as asv's ``peakmem``
+    records it (the resident set's high-water mark of a process that ran only that benchmark)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_import_kbench).result()
+        yield pool
+
+
+def in_fresh_process(fn: Callable[..., dict], *args) -> dict:
+    """``fn(*args)`` run in a fresh process (its peak memory is that run's)."""
+    with fresh_process() as pool:
+        return pool.submit(fn, *args).result()
+
+
+def timed_in_fresh_process(benchmark, fn: Callable[..., dict], *args) -> dict:
+    """One benchmark round of ``fn(*args)`` in a fresh process; its start and imports stay out of the timing."""
+    result: dict = {}
+    with fresh_process() as pool:
+        benchmark.pedantic(lambda: result.update(pool.submit(fn, *args).result()), rounds=1, iterations=1)
+    return result
+
+
+def _import_kbench() -> None:
+    import kbench.cluster  # noqa: F401  (the import and kernel loading stay out of the timed call)
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set so far, MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -86,7 +86,7 @@ def check(run: dict, baseline: dict | None, floors: dict) -> tuple[list[tuple[st
     """Every failure of ``run``, and a line saying which checks ran."""
     failures = ratio_failures(run, floors)
     if baseline is None:
-        return failures, "absolute medians: no baseline (python3 dev.py bench --refresh-baseline stores one)"
+        return failures, "absolute medians: not checked (no baseline; python3 dev.py bench --refresh-baseline)"
     here, there = fingerprint(run), fingerprint(baseline)
     if here != there:
         return failures, (

@@ -19,10 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.bench_controlplane import build_hollow
 from kbench.apiserver import APIServer
-from kbench.controllers import KubeControllerManagerConfiguration, controller_manager
-from kbench.node import HollowNode
-from kbench.sim import Engine
 from kbench.sweep.cluster import scenario
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "exact_speedups.json"
@@ -61,11 +59,7 @@ def cluster_point() -> dict:
 
 def hollow_nodes(nodes: int = 500, seconds: float = 600.0) -> dict:
     """APIResponsiveness and counts of ``nodes`` hollow nodes under the node lifecycle controller."""
-    engine = Engine()
-    api = APIServer(engine)
-    config = KubeControllerManagerConfiguration.from_flags({"controllers": "nodelifecycle"})
-    controller_manager(api, config=config).start()
-    fleet = [HollowNode(api, f"node-{i}", zone=f"zone-{i % 3}", start=i * 10.0 / nodes) for i in range(nodes)]
+    engine, api, fleet = build_hollow(nodes)
     engine.run(until=seconds)
     return {
         "requests": api.requests,
