@@ -85,7 +85,9 @@ class Client:
         if not delay >= 0:  # also rejects NaN
             raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
         if delay > 0:
-            return _Scheduled(self, verb, resource, callback, kwargs).at(delay)
+            scheduled = _Scheduled(self, verb, resource, callback, kwargs)
+            scheduled.handle = self.engine.schedule(delay, scheduled.due)
+            return scheduled.handle
         wait = self.limiter.reserve(self.engine.now)
         return self.conn.request(verb, resource, callback, delay=wait, **kwargs)
 
@@ -111,19 +113,16 @@ class _Scheduled:
     def __init__(self, client: Client, verb: str, resource: str, callback: Callback, kwargs: dict) -> None:
         self.client, self.verb, self.resource, self.callback, self.kwargs = client, verb, resource, callback, kwargs
         self.handle: Timer = []
-
-    def at(self, delay: float) -> Timer:
-        """Schedule the send time ``delay`` seconds from now; returns the request's handle."""
-        self.handle = self.client.engine.schedule(delay, self.due)
-        return self.handle
+        """The entry of its send time (:meth:`Client.request` schedules :meth:`due` and sets it)."""
 
     def due(self, _) -> None:
-        """The send time: take a token (waiting for it if there is none), then leave."""
-        wait = self.client.limiter.reserve(self.client.engine.now)
+        """The send time: take a token, then leave at once, or wait for the token if there is none."""
+        client = self.client
+        wait = client.limiter.reserve(client.engine.now)
         if wait > 0:
-            self.client.engine.schedule(wait, self.leave)
-        else:
-            self.leave(None)
+            client.engine.schedule(wait, self.leave)
+        else:  # the handle is live: due runs only when it was not cancelled
+            client.conn.request(self.verb, self.resource, self.callback, **self.kwargs)
 
     def leave(self, _) -> None:
         """The token is there: the request goes out, unless it was taken back while it waited."""

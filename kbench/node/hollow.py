@@ -39,6 +39,8 @@ from kbench.sim import Timer
 NODE_STATUS_UPDATE_RETRY = 5
 """pkg/kubelet/kubelet.go nodeStatusUpdateRetry: tries of one status update."""
 
+PENDING_PRUNE = 8
+"""A node forgets the requests it has sent (keeping those not yet due) when it has noted this many."""
 LEASE_RENEW_JITTER = 0.04
 """k8s.io/component-helpers/apimachinery/lease/controller.go: Run's wait.JitterUntil jitter factor."""
 ENSURE_LEASE_BACKOFF, MAX_ENSURE_LEASE_BACKOFF = 0.2, 7.0
@@ -119,8 +121,10 @@ class HollowNode:
         if not self.running:
             return
         now = self.engine.now
-        self._pending = [p for p in self._pending if p[0] > now]
-        self._pending.append((now + delay, self.client.request(verb, resource, callback, delay=delay, **kwargs)))
+        pending = self._pending
+        if len(pending) >= PENDING_PRUNE:  # forget those sent already (stop() would skip them anyway)
+            pending[:] = [p for p in pending if p[0] > now]
+        pending.append((now + delay, self.client.request(verb, resource, callback, delay=delay, **kwargs)))
 
     # -- registration and the Lease ---------------------------------------------------------------------------
     def _register(self, delay: float) -> None:
