@@ -218,9 +218,12 @@ class InterPodAffinity(Plugin):
         has_constraints = bool(terms(pod, "podAffinity", False) or terms(pod, "podAntiAffinity", False))
         if self.args["ignorePreferredTermsOfExistingPods"] and not has_constraints:
             return SKIP
+        contributions = self.contributions(pod)
+        if not contributions:
+            return SKIP
         labelled = np.array([bool(node.labels) for node in self.state.nodes], bool)
         by_key: dict[str, np.ndarray] = {}
-        for key, per_node in self.contributions(pod):
+        for key, per_node in contributions:
             ids, values = self.state.domains(key)
             has = (ids >= 0) & labelled
             totals = np.bincount(ids[has], weights=per_node[has], minlength=len(values)).astype(np.int64)
