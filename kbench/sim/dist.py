@@ -14,8 +14,9 @@ Extra keys ``source`` and ``assumed`` (the citation) are allowed and ignored her
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from statistics import NormalDist
 from typing import Any, overload
 
@@ -47,16 +48,15 @@ class Distribution:
     def sampler(self, rng: np.random.Generator, block: int = 1024) -> Callable[[], float]:
         """A zero-argument callable drawing one value at a time from blocks of ``block`` draws.
 
-        Draw order is fixed by ``rng`` and ``block``, so runs stay deterministic.
+        Draw order is fixed by ``rng`` and ``block``, so runs stay deterministic: a block is drawn when the one
+        before it is used up. The callable is a C iterator's ``__next__`` (no Python frame per draw).
         """
-        buf: list[float] = []
 
-        def draw() -> float:
-            if not buf:
-                buf.extend(self.sample(rng, block)[::-1].tolist())
-            return buf.pop()
+        def blocks() -> Iterator[list[float]]:
+            while True:
+                yield self.sample(rng, block).tolist()
 
-        return draw
+        return chain.from_iterable(blocks()).__next__
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,7 @@ class Constant(Distribution):
         return self.value
 
     def sampler(self, rng: np.random.Generator, block: int = 1024) -> Callable[[], float]:
-        value = self.value
-        return lambda: value
+        return repeat(self.value).__next__
 
 
 @dataclass(frozen=True)
