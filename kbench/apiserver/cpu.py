@@ -17,8 +17,8 @@ long LIST waits for one of them to finish, where Go would slice it in. Each job 
 
 from __future__ import annotations
 
-import heapq
 import math
+from heapq import heapreplace
 
 from kbench.sim.busy import BusyTime
 
@@ -50,9 +50,10 @@ class Cores:
             if seconds == 0:
                 return now
             raise ValueError(f"seconds: a job's CPU time must be >= 0; got {seconds!r}")
-        start = max(now, self.free[0])
+        free = self.free
+        start = free[0] if free[0] > now else now
         end = start + seconds
-        heapq.heapreplace(self.free, end)
+        heapreplace(free, end)
         self.busy.add(start, end)
         self.jobs += 1
         return end

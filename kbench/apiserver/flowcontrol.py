@@ -178,9 +178,13 @@ class Integrator:
 
     def set(self, x: float, at: float) -> None:
         """The value is ``x`` from ``at`` on."""
-        self._update(at)
+        if at > self.last:
+            self._update(at)
         self.x = x
-        self.low, self.high = min(self.low, x), max(self.high, x)
+        if x < self.low:
+            self.low = x
+        elif x > self.high:
+            self.high = x
 
     def reset(self, at: float) -> tuple[float, float, float, float]:
         """(duration, average, deviation, max) up to ``at``; the integration starts again at ``at``."""
@@ -351,7 +355,8 @@ class PriorityAndFairness:
             )
         self._wakeup_at: dict[str, float] = {}
         self._hands: dict[tuple[str, str], list[int]] = {}
-        self._classes: dict[tuple, tuple[str, str]] = {}
+        self._classes: dict[tuple, tuple[str, str, _Level]] = {}
+        """(level, flow, level state) by (user, groups, resource, namespace): what :func:`classify` depends on."""
         self.update_borrowing()  # wait.Until runs it at once, then every borrowingAdjustmentPeriod
 
     @staticmethod
@@ -421,14 +426,15 @@ class PriorityAndFairness:
         key = (req.user, req.groups, req.resource_name, req.namespace)
         cls = self._classes.get(key)
         if cls is None:
-            cls = self._classes[key] = self.classifier(req)
-        name, flow = cls
-        level = self.levels[name]
+            name, flow = self.classifier(req)
+            cls = self._classes[key] = (name, flow, self.levels[name])
+        name, flow, level = cls
         now = self._now()
         work = self._estimate(req, name)
-        self._release(level, now)
+        if level.busy and level.busy[0] <= now:
+            self._release(level, now)
         if not level.waiting and level.fits(work.max_seats):
-            self._start(name, level, req, work)
+            self._start(name, level, req, work, now)
             return
         if not level.queues:
             req.reject()
@@ -468,8 +474,8 @@ class PriorityAndFairness:
         level.note_demand(now)
         self._schedule(name, level)
 
-    def _start(self, name: str, level: _Level, req, work: WorkEstimate) -> None:
-        """Dispatch: the request occupies its seats until it ends and ``additional_latency`` after."""
+    def _start(self, name: str, level: _Level, req, work: WorkEstimate, now: float) -> None:
+        """Dispatch (at ``now``): the request occupies its seats until it ends and ``additional_latency`` after."""
         release = req.dispatch()
         seats = work.max_seats
         if release == HELD:
@@ -478,7 +484,7 @@ class PriorityAndFairness:
             release += work.additional_latency
         for _ in range(seats):
             heapq.heappush(level.busy, release)
-        level.note_demand(self._now())
+        level.note_demand(now)
 
     def _unhold(self, name: str, level: _Level, seats: int, at: float) -> None:
         """A held request's seats free up at ``at``; waiting requests may get them."""
@@ -525,7 +531,7 @@ class PriorityAndFairness:
                 break
             level.next_queue = (level.next_queue + step + 1) % n
             self._dequeue(level, index, work, now)
-            self._start(name, level, req, work)
+            self._start(name, level, req, work, now)
         if level.waiting:
             self._schedule(name, level)
 

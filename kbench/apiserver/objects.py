@@ -145,15 +145,21 @@ def object_key(obj: Mapping) -> str:
     return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
 
 
-def timestamp(seconds: float, micro: bool = False) -> str:
-    """RFC 3339 for simulated ``seconds`` (metav1.Time; ``micro`` for metav1.MicroTime, as Lease renewTime)."""
-    whole = math.floor(seconds)
+@lru_cache(maxsize=4096)
+def _clock(whole: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of simulated second ``whole`` (formatted once: a run stamps each second many times)."""
     day, rest = divmod(whole, 86400)
     h, rest = divmod(rest, 3600)
     m, s = divmod(rest, 60)
+    return f"{_day(day)}T{h:02d}:{m:02d}:{s:02d}"
+
+
+def timestamp(seconds: float, micro: bool = False) -> str:
+    """RFC 3339 for simulated ``seconds`` (metav1.Time; ``micro`` for metav1.MicroTime, as Lease renewTime)."""
+    whole = math.floor(seconds)
     if micro:
-        return f"{_day(day)}T{h:02d}:{m:02d}:{s:02d}.{int((seconds - whole) * 1e6):06d}Z"
-    return f"{_day(day)}T{h:02d}:{m:02d}:{s:02d}Z"
+        return f"{_clock(whole)}.{int((seconds - whole) * 1e6):06d}Z"
+    return _clock(whole) + "Z"
 
 
 @lru_cache(maxsize=4096)

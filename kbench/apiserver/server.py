@@ -32,7 +32,7 @@ recorded per verb, resource and scope for the APIResponsiveness SLI (``sli()``).
 from __future__ import annotations
 
 import itertools
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -95,10 +95,6 @@ class SLI:
     samples: dict[tuple[str, str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
     rejected: int = 0
 
-    def record(self, verb: str, resource: str, scope: str, latency: float) -> None:
-        """One request's latency (seconds)."""
-        self.samples[verb, resource, scope].append(latency)
-
     def table(self):
         """One row per (verb, resource, scope): count and p50 / p90 / p99 latency (s)."""
         import pandas as pd
@@ -160,9 +156,13 @@ class APIServer:
             for cluster in {id(e): e for e in self.etcds.values()}.values():
                 cluster.start_compactor(config.etcd_compaction_interval)
         self.costs = APIServerCosts.from_profile(profile)
+        self._half_rtt = self.costs.network_rtt / 2
+        """The network's one-way delay between a client and an instance."""
         # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
         # contents once; each watch still belongs to the instance its client is connected to.
         self.caches = {name: self._cache(res) for name, res in RESOURCES.items()}
+        self._dispatchers = {name: partial(self._dispatch_event, cache) for name, cache in self.caches.items()}
+        """Each cache's ``cpu`` callback for :meth:`WatchCache.apply` (:meth:`_dispatch_event` on that cache)."""
         self.instances = [
             Instance(i, self.caches, self._flow_control(), Cores(self.costs.cores)) for i in range(instances)
         ]
@@ -233,10 +233,9 @@ class APIServer:
     def _finish(self, op: _Op, result, error, server_time: float) -> None:
         """The answer is ready (encoded) at the apiserver ``server_time`` from now; it reaches the client after the
         network."""
-        delay = server_time if op.internal else server_time + self.costs.network_rtt / 2
-        now = self.engine.now
+        delay = server_time if op.internal else server_time + self._half_rtt
         if op.scope:
-            self.sli.record(op.verb, op.resource.name, op.scope, now + delay - op.started)
+            self.sli.samples[op.verb, op.resource_name, op.scope].append(self.engine.now + delay - op.started)
         op.callback(result, error, delay)
 
     def _cpu(self, op: _Op, seconds: float) -> float:
@@ -311,8 +310,8 @@ class APIServer:
             return
         out = obj if kind != "DELETED" else own(obj)  # the stored object stays as it was; only metadata changes
         out["metadata"]["resourceVersion"] = str(rev)
-        cache = self.caches[op.resource.name]
-        cache.apply(kind, object_key(out), out, rev, len(value), partial(self._dispatch_event, cache))
+        name = op.resource_name
+        self.caches[name].apply(kind, object_key(out), out, rev, len(value), self._dispatchers[name])
         self._finish(op, out, None, delay)
 
     def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
@@ -322,11 +321,9 @@ class APIServer:
         ``watch_per_watcher`` per watcher. Without a watch cache each watcher has its own etcd watch: the event is
         decoded and encoded for each."""
         c, now = self.costs, self.engine.now
-        if len(self.instances) == 1:
-            counts = [len(watchers)]
-        else:
-            per = Counter(map(_instance_of, watchers))
-            counts = [per[i] for i in range(len(self.instances))]
+        counts = [0] * len(self.instances)
+        for watch in watchers:
+            counts[watch.instance] += 1
         decode = c.decode_per_object + size * c.decode_per_byte
         ready = 0.0
         for instance, n in zip(self.instances, counts):
@@ -423,7 +420,7 @@ class APIServer:
             server = self._cpu(op, c.request_overhead)
             self._finish(op, None, err, server)
             return now + server
-        watch.instance = op.conn.instance.index  # type: ignore[attr-defined]  # whose CPU sends its events
+        watch.instance = op.conn.instance.index  # whose CPU sends its events
         # the handler's work, then the cacheWatcher's walk and encoding of the initial events; APF holds the watch's
         # seat until they are sent (WatchInitialized, cache_watcher.go), the client has its answer before that
         initial = watch.initial_events * c.list_per_object + watch.initial_bytes * c.encode_per_byte
@@ -455,6 +452,11 @@ class _Op:
         "error",
         "held",
         "internal",
+        "resource_name",
+        "user",
+        "groups",
+        "cache",
+        "key",
     )
 
     def __init__(
@@ -484,26 +486,11 @@ class _Op:
         """Set by flow control when dispatch holds the seats (a DeleteCollection): call it with their release time."""
         self.internal = False
         """A delete a DeleteCollection makes inside the apiserver: no network, no encoding, no SLI sample."""
-
-    @property
-    def resource_name(self) -> str:
-        return self.resource.name
-
-    @property
-    def user(self) -> str:
-        return self.conn.user
-
-    @property
-    def groups(self) -> tuple[str, ...]:
-        return self.conn.groups
-
-    @property
-    def cache(self) -> WatchCache:
-        return self.conn.instance.caches[self.resource.name]
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.resource.namespaced else self.name
+        # what flow control and the registry read of the request, looked up once
+        self.resource_name, self.user, self.groups = resource.name, conn.user, conn.groups
+        self.cache: WatchCache = conn.instance.caches[resource.name]
+        self.key = f"{namespace}/{name}" if resource.namespaced else name
+        """``namespace/name`` (``name`` for a cluster-scoped resource): the watch cache's key of the object."""
 
     def prepare(self, label_selector, field_selector: str | None) -> None:
         """Parse a list's or watch's selectors (a bad one is answered as an error) and set the SLI scope; flow
@@ -649,12 +636,7 @@ class Connection:
             server, self, verb, res, namespace, name, body, subresource, options, callback, server.engine.now + delay
         )
         op.prepare(label_selector, field_selector)
-        return server.engine.schedule(delay + server.costs.network_rtt / 2, server._arrive, op)
-
-
-def _instance_of(watch) -> int:
-    """The instance a watch's client is connected to (set by ``APIServer._watch``; 0 for one made elsewhere)."""
-    return getattr(watch, "instance", 0)
+        return server.engine.schedule(delay + server._half_rtt, server._arrive, op)
 
 
 def method_not_supported(res: Resource, verb: str) -> APIError:

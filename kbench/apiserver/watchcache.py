@@ -61,6 +61,8 @@ class Watch:
         """Events the watch starts with (replayed from the window): the cacher sends them before it signals the
         watch initialized (cache_watcher.go processInterval, then WatchInitialized)."""
         self.initial_bytes = 0
+        self.instance = 0
+        """The apiserver instance whose CPU sends the watch's events (its client's; set by the apiserver)."""
         self.on_stop: list[Callable[[], object]] = []
         """Called when the watch stops (e.g. flow control forgetting it in its watch count)."""
 

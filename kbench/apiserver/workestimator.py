@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 BYTES_PER_SEAT = 100_000
@@ -78,11 +78,15 @@ class WorkEstimate:
     initial_seats: int
     final_seats: int = 0
     additional_latency: float = 0.0
+    max_seats: int = field(init=False, repr=False, compare=False)
+    """The seats the request occupies from dispatch until its last seat frees (WorkEstimate.MaxSeats)."""
 
-    @property
-    def max_seats(self) -> int:
-        """The seats the request occupies from dispatch until its last seat frees (WorkEstimate.MaxSeats)."""
-        return max(self.initial_seats, self.final_seats)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_seats", max(self.initial_seats, self.final_seats))
+
+
+ONE_SEAT = WorkEstimate(1)
+"""The estimate of most requests (estimates are immutable, so one object serves them all)."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,7 @@ class WorkEstimator:
         config: WorkEstimatorConfig = DEFAULT_CONFIG,
     ) -> None:
         self.stats, self.watch_count, self.max_seats, self.config = stats, watch_count, max_seats, config
+        self._minimum = WorkEstimate(config.minimum_seats)
 
     def estimate(self, req, level: str) -> WorkEstimate:
         """workEstimator.estimate: by verb."""
@@ -268,7 +273,7 @@ class WorkEstimator:
             return self.estimate_list(req, level)
         if verb in ("create", "update", "patch", "delete"):
             return self.estimate_mutating(req, level)
-        return WorkEstimate(self.config.minimum_seats)
+        return self._minimum
 
     def _cap(self, level: str, limit: int) -> int:
         seats = self.max_seats(level)
@@ -281,11 +286,11 @@ class WorkEstimator:
         if req.verb == "watch":
             rv = str(options.get("resourceVersion") or "")
             if not options.get("sendInitialEvents") and rv not in ("", "0"):
-                return WorkEstimate(config.minimum_seats)
+                return self._minimum
         from_cache = req.verb == "watch" or not list_from_storage(options, config.consistent_list_from_cache)
         stats = self.stats(req.resource_name)
         if stats is None:  # ObjectCountNotFoundErr: the minimum
-            return WorkEstimate(config.minimum_seats)
+            return self._minimum
         seats_of = seats_by_object_size if config.size_based_list_cost_estimate else seats_by_object_count
         flt = req.filter
         single = bool(request_name(req))
@@ -296,15 +301,14 @@ class WorkEstimator:
     def estimate_mutating(self, req, level: str) -> WorkEstimate:
         """mutatingWorkEstimator.estimate."""
         config = self.config
-        max_seats = self._cap(level, config.maximum_mutating_seats_limit)
         if not config.mutating_enabled:
-            return WorkEstimate(config.minimum_seats)
+            return self._minimum
         if req.resource_name == "serviceaccounts" and req.subresource == "token":
-            return WorkEstimate(config.minimum_seats)
+            return self._minimum
         watches = self.watch_count(req)
         if watches < int(config.watches_per_seat):
-            return WorkEstimate(1)
+            return ONE_SEAT
         final = math.ceil(watches / config.watches_per_seat)
         work = final * config.event_additional_duration  # SeatsTimesDuration, reshaped to the capped width
-        final = min(final, max_seats)
+        final = min(final, self._cap(level, config.maximum_mutating_seats_limit))
         return WorkEstimate(1, final, work / final)

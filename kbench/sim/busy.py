@@ -18,17 +18,17 @@ class BusyTime:
         """One core was busy from ``start`` to ``end`` (seconds)."""
         if end <= start:
             return
-        res = self.resolution
+        res, bins = self.resolution, self.bins
         first, last = int(start // res), int(end // res)
-        if last >= len(self.bins):
-            self.bins.extend([0.0] * (last + 1 - len(self.bins)))
+        if last >= len(bins):
+            bins.extend([0.0] * (last + 1 - len(bins)))
         if first == last:
-            self.bins[first] += end - start
+            bins[first] += end - start
             return
-        self.bins[first] += (first + 1) * res - start
+        bins[first] += (first + 1) * res - start
         for i in range(first + 1, last):
-            self.bins[i] += res
-        self.bins[last] += end - last * res
+            bins[i] += res
+        bins[last] += end - last * res
 
     def total(self) -> float:
         """Core-seconds recorded."""
