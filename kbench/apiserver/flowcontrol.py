@@ -168,18 +168,15 @@ class Integrator:
         self.last, self.x, self.low, self.high = at, 0.0, 0.0, 0.0
         self.elapsed = self.integral = self.integral_sq = 0.0
 
-    def _update(self, at: float) -> None:
+    def set(self, x: float, at: float) -> None:
+        """The value is ``x`` from ``at`` on (the time before ``at`` integrated at the old value)."""
         dt = at - self.last
         if dt > 0:
+            old = self.x
             self.elapsed += dt
-            self.integral += self.x * dt
-            self.integral_sq += self.x * self.x * dt
+            self.integral += old * dt
+            self.integral_sq += old * old * dt
             self.last = at
-
-    def set(self, x: float, at: float) -> None:
-        """The value is ``x`` from ``at`` on."""
-        if at > self.last:
-            self._update(at)
         self.x = x
         if x < self.low:
             self.low = x
@@ -188,7 +185,7 @@ class Integrator:
 
     def reset(self, at: float) -> tuple[float, float, float, float]:
         """(duration, average, deviation, max) up to ``at``; the integration starts again at ``at``."""
-        self._update(at)
+        self.set(self.x, at)  # integrate up to ``at``
         duration, high = self.elapsed, self.high
         avg = dev = math.nan
         if duration > 0:

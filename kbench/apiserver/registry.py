@@ -105,8 +105,10 @@ class Registry:
         """(event kind, object to store, precondition) of a write, after admission; None if there is nothing to do.
         An Event's create or update also asks for its lease (TTLFunc: ``--event-ttl``)."""
         plan = self._plan(op)
+        if plan is None or plan[0] == "DELETED" or op.resource.name != "events" or self.leases is None:
+            return plan
         ttl = int(self.event_ttl)  # uint64(EventTTL.Seconds()); 0 stores without a lease (etcd3 store ttlOpts)
-        if plan is None or plan[0] == "DELETED" or op.resource.name != "events" or self.leases is None or ttl <= 0:
+        if ttl <= 0:
             return plan
         kind, obj, expect = plan
         rev = expect[1] if len(expect) > 1 else 0

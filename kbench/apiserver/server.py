@@ -166,6 +166,7 @@ class APIServer:
         self.instances = [
             Instance(i, self.caches, self._flow_control(), Cores(self.costs.cores)) for i in range(instances)
         ]
+        self._cores = [instance.cpu for instance in self.instances]
         self._next = itertools.cycle(range(instances))
         self.registry = Registry(config, self.caches, lambda: engine.now, self.streams.python("apiserver/generateName"))
         self.sli = SLI()
@@ -274,7 +275,7 @@ class APIServer:
             return now + server
         kind, obj, expect = plan
         value = b"" if kind == "DELETED" else orjson.dumps(obj)
-        current = op.cache.get(op.key)
+        current = op.cache.objects.get(op.key)
         decoded = len(value) or (current[2] if current else 0)  # the body; a delete decodes the stored object
         cpu = (
             c.request_overhead + c.decode_per_object + decoded * c.decode_per_byte + 2 * len(value) * c.encode_per_byte
@@ -320,20 +321,21 @@ class APIServer:
         from etcd (cacher.go's reflector); one with watchers encodes it once (CachingObject) and pays
         ``watch_per_watcher`` per watcher. Without a watch cache each watcher has its own etcd watch: the event is
         decoded and encoded for each."""
-        c, now = self.costs, self.engine.now
-        counts = [0] * len(self.instances)
+        c, now, cores = self.costs, self.engine.now, self._cores
+        counts = [0] * len(cores)
         for watch in watchers:
             counts[watch.instance] += 1
         decode = c.decode_per_object + size * c.decode_per_byte
+        encode, per_watcher = size * c.encode_per_byte, c.watch_per_watcher
+        cached = cache.compacted is None
         ready = 0.0
-        for instance, n in zip(self.instances, counts):
-            if cache.compacted is None:
-                cpu = decode + (size * c.encode_per_byte if n else 0.0) + n * c.watch_per_watcher
+        for cpu, n in zip(cores, counts):
+            if cached:
+                end = cpu.run(now, decode + (encode if n else 0.0) + n * per_watcher)
             else:
-                cpu = n * (decode + size * c.encode_per_byte + c.watch_per_watcher)
-            end = instance.cpu.run(now, cpu)
-            if n:
-                ready = max(ready, end - now)
+                end = cpu.run(now, n * (decode + encode + per_watcher))
+            if n and end - now > ready:
+                ready = end - now
         return ready
 
     # -- reads and watches --------------------------------------------------------------------------------

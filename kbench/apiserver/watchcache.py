@@ -169,12 +169,14 @@ class WatchCache:
                 self.history.popleft()
             self.history.append(event)
             return
-        self.resize_cache(event[1])
-        if len(self.history) >= self.capacity:
-            self.history.popleft()
-            self.start_index += 1
-            self.removed = True
-        self.history.append(event)
+        history = self.history
+        if len(history) >= self.capacity:  # full: resize first (resize_cache does nothing to a buffer with room)
+            self.resize_cache(event[1])
+            if len(history) >= self.capacity:
+                history.popleft()
+                self.start_index += 1
+                self.removed = True
+        history.append(event)
 
     def resize_cache(self, event_time: float) -> None:
         """watch_cache.go resizeCacheLocked: a full buffer doubles (to at most the upper bound) when its oldest event
