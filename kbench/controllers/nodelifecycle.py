@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from kbench.apiserver.objects import APIError
 from kbench.client import Backoff, TokenBucket, update_fresh
 from kbench.controllers.base import Controller, Manager, condition
+from kbench.controllers.nodehealth import FleetIndex
 
 NODE_EVICTION_PERIOD = 0.1
 """How often the tainting pass takes nodes from the per-zone rate-limited queues (100 ms)."""
@@ -143,6 +144,13 @@ def mark_unknown(node: dict, stamp: str) -> bool:
     return condition(node, "Ready") != before
 
 
+def _count(zones: dict[str, list[int]], zone: str, nodes: int, not_ready: int) -> None:
+    """Count nodes in their zone: [nodes, of which not ready], zones in the order first seen."""
+    counts = zones.setdefault(zone, [0, 0])
+    counts[0] += nodes
+    counts[1] += not_ready
+
+
 class ZoneTainter:
     """scheduler.RateLimitedTimedQueue of one zone: nodes waiting for their NoExecute taint (``[process at, name]``
     in order) and the zone's rate limiter (None: rate 0), at ``--node-eviction-rate`` when the zone is first seen
@@ -193,8 +201,16 @@ class NodeLifecycleController(Controller):
         config = self.config
         self.monitor_period, self.grace_period = config.node_monitor_period, config.node_monitor_grace_period
         self.startup_grace_period = config.node_startup_grace_period
-        self.health: dict[str, list] = {}
-        """node -> [probe time, lease renewTime seen, Ready heartbeat seen] (nodeHealthData)."""
+        self.health: dict[str, tuple] = {}
+        """node -> (probe time, lease renewTime seen, Ready heartbeat seen) (nodeHealthData)."""
+        self.fleet = FleetIndex()
+        """The nodes in the informer's order, for passes that settle the quiet ones in bulk."""
+        self.nodes.add_handler(
+            self.fleet.node_added_or_deleted, self.fleet.node_updated, self.fleet.node_added_or_deleted
+        )
+        self.leases.add_handler(self.fleet.lease_changed, self.fleet.lease_changed, self.fleet.lease_changed)
+        self.walk_every_node = False
+        """True: each pass walks every node one by one (the plain reference the indexed pass is held to)."""
         self.tainters: dict[str, ZoneTainter] = defaultdict(lambda: ZoneTainter(config.node_eviction_rate))
         self.zone_states: dict[str, str] = {}
         self.known: dict[str, str] = {}
@@ -209,29 +225,114 @@ class NodeLifecycleController(Controller):
     # -- monitorNodeHealth --------------------------------------------------------------------------------------
     def monitor_node_health(self):
         """Process body: one pass over the nodes (tryUpdateNodeHealth, processTaintBaseEviction), then the zones'
-        states and eviction rates (handleDisruption)."""
-        zones: dict[str, list[str]] = defaultdict(list)
-        self._classify_nodes()
-        for name, node in list(self.nodes.cache.items()):
-            ready = _ready_condition(node)
-            observed = current = ready.get("status", "Unknown") if ready else "Unknown"
-            if self._silent(name, ready) and (ready is None or current != "Unknown"):
-                node, observed = yield from self._try_update_node_health(name, node)
-                if node is None:
-                    continue  # the write failed NodeHealthUpdateRetry times: nothing is decided for this node
-                current = _ready(node)
-                if current != "True" and observed == "True":  # report the status change once
-                    self.record_node_status_change(node, "NodeNotReady")
-            zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
-            zones[zone].append(current)
-            if observed == "True":
-                if node["spec"].get("taints") or name in self.tainters[zone].known:  # (the common case: neither)
-                    yield from self._mark_reachable(node, zone)
-            else:
-                yield from self._mark_for_tainting(node, zone, observed)
-        for name in [n for n in self.health if n not in self.nodes.cache]:
-            del self.health[name]
+        states and eviction rates (handleDisruption).
+
+        The nodes are taken in the informer's order as upstream walks them; those the pass would leave alone (Ready,
+        untainted, not queued, heard from in time) are settled in bulk from :attr:`fleet`, the others walked one by
+        one (:meth:`_check_node`), with the same decisions as a walk over every node."""
+        fleet = self.fleet
+        restructured = fleet.stale or fleet.cache is not self.nodes.cache or self.walk_every_node
+        if restructured:  # nodes came or went since the last pass: classifyNodes has work, the order changed
+            self._classify_nodes()
+            fleet.rebuild(self.nodes.cache)
+        zones: dict[str, list[int]] = {}
+        snapshot = list(self.nodes.cache.items())
+        if self.walk_every_node:
+            for name, node in snapshot:
+                yield from self._check_node(name, node, zones)
+        else:
+            yield from self._walk(snapshot, zones)
+        if restructured or fleet.stale:  # (no node gone since the last clean-up: nothing to forget)
+            for name in [n for n in self.health if n not in self.nodes.cache]:
+                del self.health[name]
         self._handle_disruption(zones)
+
+    def _walk(self, snapshot: list, zones: dict[str, list[int]]):
+        """Process body: the pass over ``snapshot`` (the node cache's items, in the fleet's order): each run of settled
+        nodes in bulk (:meth:`_settle`), each unsettled node by :meth:`_check_node`. When the clock moved or an
+        informer changed while a node was walked, the nodes ahead are judged again as of then."""
+        fleet = self.fleet
+        taken, fleet.dirty = fleet.dirty, set()
+        now, changes = self.engine.now, fleet.changes
+        pending = self._refresh(taken, snapshot, now, 0)
+        stops, start, end = iter(self._unsettled(0, now)), 0, len(snapshot)
+        while True:
+            stop = next(stops, end)
+            self._settle(pending, start, stop, zones)
+            if stop == end:
+                return
+            name, node = snapshot[stop]
+            yield from self._check_node(name, node, zones)
+            fleet.dirty.add(name)  # its entries are set again at the next pass
+            start = stop + 1
+            if self.engine.now != now or fleet.changes != changes:
+                now, changes = self.engine.now, fleet.changes
+                ahead = {name for _, name, _ in pending} | fleet.dirty
+                pending = self._refresh(ahead, snapshot, now, start)
+                stops = iter(self._unsettled(start, now))
+
+    def _refresh(self, names: set[str], snapshot: list, now: float, start: int) -> list[tuple[int, str, tuple]]:
+        """Set the fleet's entries of the nodes ``names`` at positions from ``start`` on, as a walk reaching them at
+        ``now`` would see them; returns their health records as of then, (position, name, record) last first."""
+        pos, rows, pending = self.fleet.pos, [], []
+        for name in names:
+            i = pos.get(name)
+            if i is None or i < start:
+                continue
+            node = snapshot[i][1]
+            ready = _ready_condition(node)
+            ok = (ready.get("status", "Unknown") if ready else "Unknown") == "True" and not node["spec"].get("taints")
+            zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
+            record = self._probe(name, ready, now)
+            rows.append((i, ok, zone, record[0], self.grace_period if ready else self.startup_grace_period))
+            pending.append((i, name, record))
+        self.fleet.set(rows)
+        pending.sort(reverse=True)
+        return pending
+
+    def _unsettled(self, start: int, now: float) -> list[int]:
+        """Positions from ``start`` on of the nodes a pass at ``now`` walks: not Ready and untainted, silent, or
+        queued in their zone's tainter."""
+        fleet = self.fleet
+        queued = [
+            i
+            for zone, tainter in self.tainters.items()
+            for name in tainter.known
+            if (i := fleet.pos.get(name, -1)) >= start and fleet.zone_names[fleet.zone[i]] == zone
+        ]
+        found = fleet.unsettled(start, now).tolist()
+        return sorted({*found, *queued}) if queued else found
+
+    def _settle(self, pending: list[tuple[int, str, tuple]], start: int, stop: int, zones: dict[str, list[int]]):
+        """The settled nodes at positions ``start`` to ``stop``: their health records as :meth:`_refresh` found
+        them, each counted Ready in its zone (whose tainter a walk would have looked in)."""
+        while pending and pending[-1][0] < stop:
+            i, name, record = pending.pop()
+            if i >= start:  # (those before were walked)
+                self.health[name] = record
+        if stop > start:
+            for zone, count in self.fleet.zone_counts(start, stop):
+                _count(zones, zone, count, 0)
+                self.tainters[zone]  # created on first sight, as a walk creates it
+
+    def _check_node(self, name: str, node: Mapping, zones: dict[str, list[int]]):
+        """Process body: tryUpdateNodeHealth and processTaintBaseEviction for one node, counted in its zone."""
+        ready = _ready_condition(node)
+        observed = current = ready.get("status", "Unknown") if ready else "Unknown"
+        if self._silent(name, ready) and (ready is None or current != "Unknown"):
+            node, observed = yield from self._try_update_node_health(name, node)
+            if node is None:
+                return  # the write failed NodeHealthUpdateRetry times: nothing is decided for this node
+            current = _ready(node)
+            if current != "True" and observed == "True":  # report the status change once
+                self.record_node_status_change(node, "NodeNotReady")
+        zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
+        _count(zones, zone, 1, current != "True")
+        if observed == "True":
+            if node["spec"].get("taints") or name in self.tainters[zone].known:  # (the common case: neither)
+                yield from self._mark_reachable(node, zone)
+        else:
+            yield from self._mark_for_tainting(node, zone, observed)
 
     def _classify_nodes(self) -> None:
         """classifyNodes' added and deleted nodes: "RegisteredNode" for each node first seen, "RemovingNode" for
@@ -260,15 +361,19 @@ class NodeLifecycleController(Controller):
         """Record the node's health signals (its Lease, its Ready heartbeat); True if it has been silent for
         longer than its grace period."""
         now = self.engine.now
+        self.health[name] = record = self._probe(name, ready, now)
+        return now > record[0] + (self.grace_period if ready else self.startup_grace_period)
+
+    def _probe(self, name: str, ready: Mapping | None, now: float) -> tuple:
+        """The node's health record as of ``now``: the probe time moves to ``now`` when its Lease renewTime or its
+        Ready heartbeat is not the one last recorded."""
         lease = self.leases.cache.get("kube-node-lease/" + name)
         renew = lease["spec"].get("renewTime") if lease else None
         beat = ready.get("lastHeartbeatTime") if ready else None
-        state = self.health.get(name)
-        if state is None:
-            state = self.health[name] = [now, renew, beat]
-        elif renew != state[1] or beat != state[2]:
-            state[0], state[1], state[2] = now, renew, beat
-        return now > state[0] + (self.grace_period if ready else self.startup_grace_period)
+        record = self.health.get(name)
+        if record is None or renew != record[1] or beat != record[2]:
+            return (now, renew, beat)
+        return record
 
     def _try_update_node_health(self, name: str, node: Mapping):
         """Process body: mark a silent node Unknown, from a fresh read after a failed write; returns the node as
@@ -314,24 +419,24 @@ class NodeLifecycleController(Controller):
         else:
             self.tainters[zone].add(name, self.engine.now)
 
-    def _handle_disruption(self, zones: dict[str, list[str]]) -> None:
-        """ComputeZoneState for each zone, and the eviction rate its queue gets (setLimiterInZone)."""
+    def _handle_disruption(self, zones: dict[str, list[int]]) -> None:
+        """ComputeZoneState for each zone ([nodes, not ready] of each), and the eviction rate its queue gets
+        (setLimiterInZone)."""
         config = self.config
-        for zone, statuses in zones.items():
-            not_ready = sum(s != "True" for s in statuses)
-            if not_ready == len(statuses):
+        for zone, (nodes, not_ready) in zones.items():
+            if not_ready == nodes:
                 self.zone_states[zone] = FULL_DISRUPTION
-            elif not_ready > 2 and not_ready / len(statuses) >= config.unhealthy_zone_threshold:
+            elif not_ready > 2 and not_ready / nodes >= config.unhealthy_zone_threshold:
                 self.zone_states[zone] = PARTIAL_DISRUPTION
             else:
                 self.zone_states[zone] = NORMAL
         all_down = all(state == FULL_DISRUPTION for state in self.zone_states.values())
-        for zone, statuses in zones.items():
+        for zone, (nodes, _) in zones.items():
             rate = config.node_eviction_rate
             if all_down:
                 rate = 0.0  # every zone is down: more likely the control plane's network; evict nothing
             elif self.zone_states[zone] == PARTIAL_DISRUPTION:
-                large = len(statuses) > config.large_cluster_size_threshold
+                large = nodes > config.large_cluster_size_threshold
                 rate = config.secondary_node_eviction_rate if large else 0.0
             self.tainters[zone].swap_limiter(rate, self.engine.now)
 

@@ -16,6 +16,7 @@ from kbench.controllers.nodelifecycle import (
     ZoneTainter,
 )
 from kbench.controllers.tainteviction import EVICTION_RETRIES, EVICTION_RETRY_SLEEP, min_toleration_seconds
+from kbench.node import HollowNode
 from tests.controlplane.helpers import Plane, fail_next, kcm, race, read_before, record, running_pod, taint_no_execute
 
 DEFAULTS = KubeControllerManagerConfiguration()
@@ -232,3 +233,55 @@ def test_eviction_that_fails_is_tried_again_by_its_worker():
     assert [r["code"] for r in deletes] == [429] * (EVICTION_RETRIES - 1) + [200]
     assert all(b["at"] == pytest.approx(a["answered"] + EVICTION_RETRY_SLEEP) for a, b in zip(deletes, deletes[1:]))
     assert plane.ok("get", "pods", namespace="default", name="a")["metadata"]["deletionTimestamp"]
+
+
+def _renew_leases(plane: Plane, nodes: range) -> None:
+    """Another writer renews these nodes' Leases (node-lifecycle sees them change while its pass waits on a write)."""
+    body = {"spec": {"renewTime": "2000-01-01T00:00:00.000000Z"}}
+    for i in nodes:
+        plane.admin.request(
+            "patch", "leases", lambda *a: None, namespace="kube-node-lease", name=f"node-{i}", body=body
+        )
+
+
+def _failure_history(walk_every_node: bool) -> dict:
+    """A fleet in three zones through failures, returns, a removal, a late registration, a zone change and a taint:
+    every request node-lifecycle sent, and its state at the end."""
+    plane = Plane(nodes=30, zones=3)
+    nlc = kcm(plane, "nodelifecycle").start().controller("node-lifecycle-controller")
+    nlc.walk_every_node = walk_every_node
+    sent = record(nlc.client)
+    passes = []  # the health records after each pass
+    disruption = nlc._handle_disruption
+    nlc._handle_disruption = lambda zones: (passes.append(dict(nlc.health)), disruption(zones))
+    race(nlc.client, "update", "nodes", "status", lambda _: _renew_leases(plane, range(20, 30)))
+    plane.run(20.0)
+    for node in plane.nodes[0:21:3] + plane.nodes[4:6]:  # 7 of zone-0 10 go down (partially), two elsewhere
+        node.stop()
+    plane.run(90.0)
+    plane.nodes[4].restart()
+    plane.ok("delete", "nodes", name="node-7")
+    plane.ok("patch", "nodes", name="node-8", body={"metadata": {"labels": {"topology.kubernetes.io/zone": "zone-9"}}})
+    plane.ok("patch", "nodes", name="node-10", body={"spec": {"taints": [{"key": "example", "effect": "NoSchedule"}]}})
+    plane.run(160.0)
+    plane.nodes.append(HollowNode(plane.api, "node-late", zone="zone-1"))
+    plane.nodes[5].restart()
+    plane.nodes[6].restart()  # queued in its zone, never tainted (the zone is partially disrupted)
+    plane.nodes[2].stop()
+    plane.run(500.0)
+    tainters = {zone: (sorted(t.known), [list(e) for e in t.queue]) for zone, t in nlc.tainters.items()}
+    requests = [{k: v for k, v in r.items() if k != "body"} | {"body": repr(r["body"])} for r in sent]
+    return {
+        "requests": requests,
+        "passes": passes,
+        "zones": nlc.zone_states,
+        "tainters": tainters,
+        "order": (list(nlc.zone_states), list(nlc.tainters)),
+    }
+
+
+def test_indexed_passes_decide_as_a_walk_over_every_node():
+    indexed, walked = _failure_history(False), _failure_history(True)
+    assert len(walked["requests"]) > 50 and walked["zones"]["zone-0"] == "PartialDisruption"
+    assert {"node-late", "node-8"} <= set(walked["passes"][-1]) and "node-7" not in walked["passes"][-1]
+    assert indexed == walked
