@@ -427,7 +427,11 @@ class PriorityAndFairness:
             cls = self._classes[key] = (name, flow, self.levels[name])
         name, flow, level = cls
         now = self._now()
-        work = self._estimate(req, name)
+        if self.estimator is None:  # the request occupies its own seats
+            work = WorkEstimate(req.seats)
+        else:
+            work = self.estimator.estimate(req, name)
+            req.seats = work.max_seats
         if level.busy and level.busy[0] <= now:
             self._release(level, now)
         if not level.waiting and level.fits(work.max_seats):
@@ -437,13 +441,6 @@ class PriorityAndFairness:
             req.reject()
             return
         self._enqueue(name, flow, level, req, work, now)
-
-    def _estimate(self, req, name: str) -> WorkEstimate:
-        if self.estimator is None:
-            return WorkEstimate(req.seats)
-        work = self.estimator.estimate(req, name)
-        req.seats = work.max_seats
-        return work
 
     def watching(self, req, watch) -> None:
         """A watch request started its watch: count it for the mutating work estimate (RegisterWatch) until it

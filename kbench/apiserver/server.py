@@ -658,10 +658,11 @@ def resource_for(verb: str, resource: str) -> Resource:
 
 def request_target(res: Resource, verb: str, namespace: str, name: str, body: Mapping | None) -> tuple[str, str]:
     """The namespace and name a request acts on: a write's body names them when the request does not."""
+    if verb not in ("create", "update", "patch") or body is None:
+        return (namespace if res.namespaced else ""), name
+    meta = body.get("metadata", {})
     if not res.namespaced:
         namespace = ""
-    elif verb in ("create", "update", "patch") and body and not namespace:
-        namespace = body.get("metadata", {}).get("namespace", "default")
-    if verb in ("update", "patch", "create") and body is not None and not name:
-        name = body.get("metadata", {}).get("name", "")
-    return namespace, name
+    elif body and not namespace:
+        namespace = meta.get("namespace", "default")
+    return namespace, name or meta.get("name", "")

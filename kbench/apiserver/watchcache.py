@@ -277,6 +277,10 @@ class WatchCache:
 
 def _event_for(flt: Filter, kind: str, obj: Mapping, prev: Mapping | None, rv: int) -> tuple | None:
     """cacheWatcher.convertToWatchEvent: filter transitions become ADDED / DELETED."""
+    if flt.everything:  # every object matches (an informer of the whole resource)
+        if kind == "DELETED":
+            return ("DELETED", obj, rv)
+        return ("ADDED" if prev is None else "MODIFIED", obj, rv)
     if kind == "DELETED":
         return ("DELETED", obj, rv) if flt.matches(obj) else None
     now_matches = flt.matches(obj)
