@@ -172,7 +172,12 @@ class Registry:
         """An update or patch (of the main resource, or its status or finalize subresource): a stale
         resourceVersion is 409 Conflict; removing the last finalizer of an object being deleted deletes it."""
         res, verb, body = op.resource, op.verb, op.body or {}
-        obj = _merge_patch(copy_object(stored), body) if verb == "patch" else own(body)
+        if verb == "patch":
+            obj = merge_patch(stored, body)
+            if obj["metadata"] is stored["metadata"]:  # its fields are set below
+                obj["metadata"] = dict(stored["metadata"])
+        else:
+            obj = own(body)
         meta = obj["metadata"]
         want = meta.get("resourceVersion") if verb == "update" else None
         if want and int(want) != rv:
@@ -215,10 +220,11 @@ class Registry:
                 f'Operation cannot be fulfilled on pods/binding "{op.name}": pod '
                 f'{op.name} is already assigned to node "{stored["spec"].get("nodeName")}"',
             )
-        obj = copy_object(stored)
-        obj["spec"]["nodeName"] = target
-        conditions = [c for c in obj.setdefault("status", {}).get("conditions", []) if c["type"] != "PodScheduled"]
-        obj["status"]["conditions"] = [
+        # a new object sharing what it does not change with the stored one (stored objects are never changed)
+        obj = {**stored, "metadata": dict(stored["metadata"]), "spec": {**stored["spec"], "nodeName": target}}
+        obj["status"] = status = dict(obj.get("status", {}))
+        conditions = [c for c in status.get("conditions", []) if c["type"] != "PodScheduled"]
+        status["conditions"] = [
             *conditions,
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": timestamp(self.now())},
         ]
@@ -441,13 +447,15 @@ def own(body: Mapping) -> dict:
     return obj
 
 
-def _merge_patch(target: dict, patch: Mapping) -> dict:
-    """JSON merge patch (RFC 7386): mappings merge, null removes, anything else replaces."""
+def merge_patch(stored: Mapping, patch: Mapping) -> dict:
+    """JSON merge patch (RFC 7386) of ``stored`` into a new object: mappings merge, null removes, anything else
+    replaces. Only the mappings the patch changes are copied; the rest is shared with ``stored`` (never changed)."""
+    target = dict(stored)
     for key, value in patch.items():
         if value is None:
             target.pop(key, None)
         elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            _merge_patch(target[key], value)
+            target[key] = merge_patch(target[key], value)
         else:
             target[key] = copy_object(value) if isinstance(value, (dict, list)) else value
     return target

@@ -1,17 +1,22 @@
 """The request path's shortcuts give what the general code gives: timestamps formatted once per second, the watch
-event of an unfiltered watcher, the demand integrator's inline update, the request's target."""
+event of an unfiltered watcher, the demand integrator's inline update, the request's target, patches and bindings
+that copy only what they change."""
 
 import datetime as dt
 import math
 
+import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kbench.apiserver import APIServer
 from kbench.apiserver.flowcontrol import Integrator
-from kbench.apiserver.objects import EPOCH, RESOURCES, Filter, timestamp
+from kbench.apiserver.objects import EPOCH, RESOURCES, Filter, copy_object, timestamp
+from kbench.apiserver.registry import merge_patch
 from kbench.apiserver.server import request_target
 from kbench.apiserver.watchcache import _event_for
+from kbench.sim import Engine
 
 
 @given(st.floats(min_value=0.0, max_value=1e8), st.booleans())
@@ -74,3 +79,55 @@ def test_integrator_integrates_the_old_value_up_to_each_change_and_resets():
 )
 def test_request_target_from_the_request_or_the_body(resource, verb, namespace, name, body, expected):
     assert request_target(RESOURCES[resource], verb, namespace, name, body) == expected
+
+
+def _deep_merge_patch(target: dict, patch: dict) -> dict:
+    """RFC 7386 on a private deep copy (the reference :func:`merge_patch` must agree with)."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_merge_patch(target[key], value)
+        else:
+            target[key] = copy_object(value) if isinstance(value, (dict, list)) else value
+    return target
+
+
+KEYS = st.sampled_from(["a", "b", "c", "d"])
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(deadline=None)
+@given(st.dictionaries(KEYS, JSON, max_size=4), st.dictionaries(KEYS, JSON, max_size=4))
+def test_merge_patch_copies_only_what_it_changes_and_gives_the_deep_copys_result(stored, patch):
+    before = orjson.dumps(stored)
+    merged = merge_patch(stored, patch)
+    assert orjson.dumps(merged) == orjson.dumps(_deep_merge_patch(copy_object(stored), patch))  # key order too
+    assert orjson.dumps(stored) == before  # the stored object is unchanged
+
+
+def test_binding_shares_the_unchanged_parts_and_leaves_the_stored_pod_alone():
+    engine = Engine()
+    api = APIServer(engine, instances=1)
+    conn = api.connect("system:kube-scheduler")
+    answers = []
+    account = {"metadata": {"name": "default", "namespace": "default"}}
+    conn.request("create", "serviceaccounts", lambda r, e, d: answers.append((r, e)), body=account)
+    pod = {"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}}
+    conn.request("create", "pods", lambda r, e, d: answers.append((r, e)), body=pod, delay=0.5)
+    engine.run(until=1.0)
+    stored, error = answers[-1]
+    assert error is None
+    snapshot = orjson.dumps(stored)
+    target = {"target": {"name": "node-1"}}
+    conn.request("create", "pods", lambda r, e, d: answers.append((r, e)), name="p", subresource="binding", body=target)
+    engine.run(until=2.0)
+    bound, error = answers[-1]
+    assert error is None and bound["spec"]["nodeName"] == "node-1"
+    assert [c["type"] for c in bound["status"]["conditions"]] == ["PodScheduled"]
+    assert bound["spec"]["containers"] is stored["spec"]["containers"]  # shared, not copied
+    assert orjson.dumps(stored) == snapshot and "nodeName" not in stored["spec"]
