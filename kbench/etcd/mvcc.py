@@ -26,6 +26,16 @@ from kbench.etcd import _kernels as k
 from kbench.etcd.types import KeyValue
 
 _LOG_BYTES_PER_REVISION = k.NCOLS * 8 + 8
+_LINE = 64
+
+
+def _log_rows(capacity: int) -> np.ndarray:
+    """A zeroed log of ``capacity`` entries, each one 64-byte cache line (the array starts on a line boundary).
+
+    Written now, so appends meet no page faults later."""
+    raw = np.full(capacity * k.NCOLS + _LINE // 8, 0, np.int64)
+    start = -raw.ctypes.data % _LINE // 8
+    return raw[start : start + capacity * k.NCOLS].reshape(capacity, k.NCOLS)
 
 
 class KeySet:
@@ -75,7 +85,7 @@ class MVCC:
         self.rev = 1
         self.compact_rev = -1
         self._cap = max(capacity, 16)
-        self._log = np.full((k.NCOLS, self._cap), 0, np.int64)  # written now: no page faults later
+        self._log = _log_rows(self._cap)
         self._n = 0
         self._values: list[bytes] = []  # by log row; a tombstone's is b""
         self._keystate = self._new_keystate(max(key_capacity, 16))
@@ -94,16 +104,16 @@ class MVCC:
             self._keys.append(key)
             self._ids[key] = kid
             self._pending.append(kid)
-            if kid >= self._keystate.shape[1]:
+            if kid >= self._keystate.shape[0]:
                 grown = self._new_keystate(2 * kid)
-                grown[:, :kid] = self._keystate[:, :kid]
+                grown[:kid] = self._keystate[:kid]
                 self._keystate = grown
         return kid
 
     @staticmethod
     def _new_keystate(capacity: int) -> np.ndarray:
-        state = np.zeros((3, capacity), np.int64)
-        state[k.LAST] = -1
+        state = np.zeros((capacity, 3), np.int64)
+        state[:, k.LAST] = -1
         return state
 
     def keyset(self, keys: Sequence[bytes]) -> KeySet:
@@ -132,11 +142,11 @@ class MVCC:
 
     # -- reads ----------------------------------------------------------------
     def _kv(self, i: int) -> KeyValue:
-        _, _, key, create, version, lease, _, _ = self._log[:, i].tolist()
-        return KeyValue(self._keys[key], create, self._log[k.MAIN, i].item(), version, self._values[i], lease)
+        main, _, key, create, version, lease, _, _ = self._log[i].tolist()
+        return KeyValue(self._keys[key], create, main, version, self._values[i], lease)
 
     def _kvs(self, index: np.ndarray) -> list[KeyValue]:
-        rows = self._log[:, index].T.tolist()
+        rows = self._log[index].tolist()
         keys, values = self._keys, self._values
         return [
             KeyValue(keys[r[k.KEY]], r[k.CREATE], r[k.MAIN], r[k.VERSION], values[i], r[k.LEASE])
@@ -173,8 +183,8 @@ class MVCC:
         need = self._n + extra
         if need > self._cap:
             self._cap = max(need, 2 * self._cap)
-            grown = np.empty((k.NCOLS, self._cap), np.int64)
-            grown[:, : self._n] = self._log[:, : self._n]
+            grown = _log_rows(self._cap)
+            grown[: self._n] = self._log[: self._n]
             self._log = grown
 
     def put(self, key: bytes, value: bytes, lease: int, main: int, sub: int) -> None:
@@ -223,32 +233,31 @@ class MVCC:
         Each item is ``(kv, deleted, prev_kv)``; ``prev_kv`` (when ``prev``) is the
         key's live state at ``main - 1`` if it is still stored.
         """
-        mains = self._log[k.MAIN, : self._n]
-        i0, i1 = int(np.searchsorted(mains, start, "left")), int(np.searchsorted(mains, stop, "right"))
+        i0, i1 = k.revision_span(self._log, self._n, start, stop)
         if i1 - i0 <= 64:
             keys = self._keys
             index = [
                 i
                 for i in range(i0, i1)
-                if key <= keys[self._log[k.KEY, i]] and (end is None or keys[self._log[k.KEY, i]] < end)
+                if key <= keys[self._log[i, k.KEY]] and (end is None or keys[self._log[i, k.KEY]] < end)
             ]
         else:
             lo, hi = self._bounds(key, end)
-            rank = np.full(self._keystate.shape[1], -1, np.int64)
+            rank = np.full(self._keystate.shape[0], -1, np.int64)
             rank[self._order] = np.arange(self._order.shape[0])
             out = np.empty(i1 - i0, np.int64)
             index = out[: k.events(self._log, rank, i0, i1, lo, hi, out)].tolist()
         items = []
         log = self._log
         for i in index:
-            deleted = log[k.VSIZE, i] == k.TOMBSTONE
-            kv = KeyValue(self._keys[log[k.KEY, i]], mod_revision=int(log[k.MAIN, i])) if deleted else self._kv(i)
+            deleted = log[i, k.VSIZE] == k.TOMBSTONE
+            kv = KeyValue(self._keys[log[i, k.KEY]], mod_revision=int(log[i, k.MAIN])) if deleted else self._kv(i)
             before = None
             if prev:  # the key's state at main - 1, as etcd reads it for a watcher
-                p = int(log[k.PREV, i])
-                while p >= 0 and log[k.MAIN, p] == log[k.MAIN, i]:
-                    p = int(log[k.PREV, p])
-                if p >= 0 and log[k.VSIZE, p] != k.TOMBSTONE:
+                p = int(log[i, k.PREV])
+                while p >= 0 and log[p, k.MAIN] == log[i, k.MAIN]:
+                    p = int(log[p, k.PREV])
+                if p >= 0 and log[p, k.VSIZE] != k.TOMBSTONE:
                     before = self._kv(p)
             items.append((kv, deleted, before))
         return items

@@ -258,6 +258,28 @@ class Store:
         if key.__class__ is not bytes or value.__class__ is not bytes or lease.__class__ is not int:
             rq.check_put_args(key, value, lease)
         payload = len(key) + len(value)
+        bound = payload + rq.MAX_FRAMING
+        if (
+            lease
+            or ignore_value
+            or ignore_lease
+            or not key
+            or bound > self.max_request_bytes  # a size limit to look at
+            or bound > self._grpc_limit
+            or self.db_size + rq.KV_OVERHEAD + payload >= self.quota_bytes
+            or self.alarm is not None
+        ):  # otherwise every check below passes
+            self._check_put(key, value, lease, prev_kv, ignore_value, ignore_lease, payload)
+        rev = self._mvcc.rev
+        prev = self._write_put(key, value, lease, prev_kv, ignore_value, ignore_lease, rev, rev + 1, 0)
+        self._commit(rev + 1, rev + 1)
+        return PutResponse(rev + 1, prev)
+
+    def _check_put(
+        self, key: bytes, value: bytes, lease: int, prev_kv: bool, ignore_value: bool, ignore_lease: bool, payload: int
+    ) -> None:
+        """A lone put's checks in etcd's order: gRPC limit, quota, checkPutRequest, raft limit, alarm, lease and
+        key (``payload``: the key's and value's bytes)."""
         bound, cost = payload + rq.MAX_FRAMING, rq.KV_OVERHEAD + payload
         size = (
             partial(rq.put_size, key, value, lease, prev_kv, ignore_value, ignore_lease)
@@ -270,10 +292,6 @@ class Store:
         self._propose(bound, cost, size)
         if lease or ignore_value or ignore_lease:
             self._check_put_state(key, lease, ignore_value, ignore_lease, lease_first=True)
-        rev = self._mvcc.rev
-        prev = self._write_put(key, value, lease, prev_kv, ignore_value, ignore_lease, rev, rev + 1, 0)
-        self._commit(rev + 1, rev + 1)
-        return PutResponse(rev + 1, prev)
 
     def range(
         self,

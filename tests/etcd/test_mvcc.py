@@ -14,7 +14,7 @@ def test_memory_per_revision_is_documented_size():
     keyset = store.keyset([b"/registry/leases/kube-node-lease/node-%05d" % i for i in range(5_000)])
     store.put_many(keyset[np.arange(1_000_000) % 5_000], b"lease")
     mvcc = store._mvcc
-    per_revision = (mvcc._log[:, : len(mvcc)].nbytes + 8 * len(mvcc)) / len(mvcc)
+    per_revision = (mvcc._log[: len(mvcc)].nbytes + 8 * len(mvcc)) / len(mvcc)
     assert per_revision == 72
     assert mvcc.nbytes < 2.5 * 72 * 1_000_000  # doubling growth leaves at most 2x room
 
