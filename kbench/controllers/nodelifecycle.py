@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from kbench.apiserver.objects import APIError
 from kbench.client import Backoff, TokenBucket, update_fresh
 from kbench.controllers.base import Controller, Manager, condition
-from kbench.controllers.nodehealth import FleetIndex
+from kbench.controllers.nodehealth import FleetIndex, Record, Tentative
 
 NODE_EVICTION_PERIOD = 0.1
 """How often the tainting pass takes nodes from the per-zone rate-limited queues (100 ms)."""
@@ -201,10 +201,9 @@ class NodeLifecycleController(Controller):
         config = self.config
         self.monitor_period, self.grace_period = config.node_monitor_period, config.node_monitor_grace_period
         self.startup_grace_period = config.node_startup_grace_period
-        self.health: dict[str, tuple] = {}
-        """node -> (probe time, lease renewTime seen, Ready heartbeat seen) (nodeHealthData)."""
-        self.fleet = FleetIndex()
-        """The nodes in the informer's order, for passes that settle the quiet ones in bulk."""
+        self.fleet = FleetIndex(self._renew_time)
+        """The nodes in the informer's order with their health records (nodeHealthData), for passes that settle the
+        quiet ones in bulk."""
         self.nodes.add_handler(
             self.fleet.node_added_or_deleted, self.fleet.node_updated, self.fleet.node_added_or_deleted
         )
@@ -243,8 +242,7 @@ class NodeLifecycleController(Controller):
         else:
             yield from self._walk(snapshot, zones)
         if restructured or fleet.stale:  # (no node gone since the last clean-up: nothing to forget)
-            for name in [n for n in self.health if n not in self.nodes.cache]:
-                del self.health[name]
+            fleet.forget(self.nodes.cache)
         self._handle_disruption(zones)
 
     def _walk(self, snapshot: list, zones: dict[str, list[int]]):
@@ -252,13 +250,15 @@ class NodeLifecycleController(Controller):
         nodes in bulk (:meth:`_settle`), each unsettled node by :meth:`_check_node`. When the clock moved or an
         informer changed while a node was walked, the nodes ahead are judged again as of then."""
         fleet = self.fleet
-        taken, fleet.dirty = fleet.dirty, set()
+        changed, renewed = fleet.dirty, fleet.renewed
+        fleet.dirty, fleet.renewed = set(), set()
         now, changes = self.engine.now, fleet.changes
-        pending = self._refresh(taken, snapshot, now, 0)
-        stops, start, end = iter(self._unsettled(0, now)), 0, len(snapshot)
+        tentative = Tentative(fleet)
+        self._judge(tentative, changed, renewed, snapshot, now, 0)
+        stops, start, end = iter(self._unsettled(tentative, 0, now)), 0, len(snapshot)
         while True:
             stop = next(stops, end)
-            self._settle(pending, start, stop, zones)
+            self._settle(tentative, start, stop, zones)
             if stop == end:
                 return
             name, node = snapshot[stop]
@@ -267,30 +267,29 @@ class NodeLifecycleController(Controller):
             start = stop + 1
             if self.engine.now != now or fleet.changes != changes:
                 now, changes = self.engine.now, fleet.changes
-                ahead = {name for _, name, _ in pending} | fleet.dirty
-                pending = self._refresh(ahead, snapshot, now, start)
-                stops = iter(self._unsettled(start, now))
+                tentative.reset(start)
+                self._judge(tentative, changed | fleet.dirty, renewed | fleet.renewed, snapshot, now, start)
+                stops = iter(self._unsettled(tentative, start, now))
 
-    def _refresh(self, names: set[str], snapshot: list, now: float, start: int) -> list[tuple[int, str, tuple]]:
-        """Set the fleet's entries of the nodes ``names`` at positions from ``start`` on, as a walk reaching them at
-        ``now`` would see them; returns their health records as of then, (position, name, record) last first."""
-        pos, rows, pending = self.fleet.pos, [], []
-        for name in names:
-            i = pos.get(name)
-            if i is None or i < start:
-                continue
+    def _judge(
+        self, tentative: Tentative, changed: set[str], renewed: set[int], snapshot: list, now: float, start: int
+    ) -> None:
+        """Judge, as a walk reaching them at ``now`` would, the nodes from position ``start`` on whose Node changed
+        (``changed``, by name: everything is looked at again) or whose Lease alone did (``renewed``, positions)."""
+        pos, names = self.fleet.pos, self.fleet.names
+        full = {i for name in changed if (i := pos.get(name, -1)) >= start}
+        full.update(tentative.renewals(renewed - full, start, now))
+        rows = []
+        for i in full:
             node = snapshot[i][1]
             ready = _ready_condition(node)
             ok = (ready.get("status", "Unknown") if ready else "Unknown") == "True" and not node["spec"].get("taints")
             zone = node["metadata"].get("labels", {}).get(ZONE_LABEL, "")
-            record = self._probe(name, ready, now)
-            rows.append((i, ok, zone, record[0], self.grace_period if ready else self.startup_grace_period))
-            pending.append((i, name, record))
-        self.fleet.set(rows)
-        pending.sort(reverse=True)
-        return pending
+            rows.append((i, ok, zone, self.grace_period if ready else self.startup_grace_period))
+            tentative.set(i, self._probe(i, names[i], ready, now))
+        self.fleet.set_nodes(rows)
 
-    def _unsettled(self, start: int, now: float) -> list[int]:
+    def _unsettled(self, tentative: Tentative, start: int, now: float) -> list[int]:
         """Positions from ``start`` on of the nodes a pass at ``now`` walks: not Ready and untainted, silent, or
         queued in their zone's tainter."""
         fleet = self.fleet
@@ -300,17 +299,14 @@ class NodeLifecycleController(Controller):
             for name in tainter.known
             if (i := fleet.pos.get(name, -1)) >= start and fleet.zone_names[fleet.zone[i]] == zone
         ]
-        found = fleet.unsettled(start, now).tolist()
+        found = tentative.unsettled(start, now).tolist()
         return sorted({*found, *queued}) if queued else found
 
-    def _settle(self, pending: list[tuple[int, str, tuple]], start: int, stop: int, zones: dict[str, list[int]]):
-        """The settled nodes at positions ``start`` to ``stop``: their health records as :meth:`_refresh` found
-        them, each counted Ready in its zone (whose tainter a walk would have looked in)."""
-        while pending and pending[-1][0] < stop:
-            i, name, record = pending.pop()
-            if i >= start:  # (those before were walked)
-                self.health[name] = record
+    def _settle(self, tentative: Tentative, start: int, stop: int, zones: dict[str, list[int]]) -> None:
+        """The settled nodes at positions ``start`` to ``stop``: their health records as judged, each counted Ready
+        in its zone (whose tainter a walk would have looked in)."""
         if stop > start:
+            tentative.commit(start, stop)
             for zone, count in self.fleet.zone_counts(start, stop):
                 _count(zones, zone, count, 0)
                 self.tainters[zone]  # created on first sight, as a walk creates it
@@ -360,20 +356,25 @@ class NodeLifecycleController(Controller):
     def _silent(self, name: str, ready: Mapping | None) -> bool:
         """Record the node's health signals (its Lease, its Ready heartbeat); True if it has been silent for
         longer than its grace period."""
-        now = self.engine.now
-        self.health[name] = record = self._probe(name, ready, now)
+        now, i = self.engine.now, self.fleet.pos[name]
+        record = self._probe(i, name, ready, now)
+        self.fleet.keep(i, record)
         return now > record[0] + (self.grace_period if ready else self.startup_grace_period)
 
-    def _probe(self, name: str, ready: Mapping | None, now: float) -> tuple:
-        """The node's health record as of ``now``: the probe time moves to ``now`` when its Lease renewTime or its
-        Ready heartbeat is not the one last recorded."""
-        lease = self.leases.cache.get("kube-node-lease/" + name)
-        renew = lease["spec"].get("renewTime") if lease else None
+    def _probe(self, i: int, name: str, ready: Mapping | None, now: float) -> Record:
+        """The health record of node ``name`` (at position ``i``) as of ``now``: the probe time moves to ``now`` when
+        its Lease renewTime or its Ready heartbeat is not the one last recorded."""
+        renew = self._renew_time(name)
         beat = ready.get("lastHeartbeatTime") if ready else None
-        record = self.health.get(name)
+        record = self.fleet.record(i)
         if record is None or renew != record[1] or beat != record[2]:
             return (now, renew, beat)
         return record
+
+    def _renew_time(self, name: str):
+        """The renewTime of node ``name``'s Lease as the informer has it (None without one)."""
+        lease = self.leases.cache.get("kube-node-lease/" + name)
+        return lease["spec"].get("renewTime") if lease else None
 
     def _try_update_node_health(self, name: str, node: Mapping):
         """Process body: mark a silent node Unknown, from a fresh read after a failed write; returns the node as

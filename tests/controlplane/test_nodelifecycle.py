@@ -253,7 +253,7 @@ def _failure_history(walk_every_node: bool) -> dict:
     sent = record(nlc.client)
     passes = []  # the health records after each pass
     disruption = nlc._handle_disruption
-    nlc._handle_disruption = lambda zones: (passes.append(dict(nlc.health)), disruption(zones))
+    nlc._handle_disruption = lambda zones: (passes.append(nlc.fleet.records()), disruption(zones))
     race(nlc.client, "update", "nodes", "status", lambda _: _renew_leases(plane, range(20, 30)))
     plane.run(20.0)
     for node in plane.nodes[0:21:3] + plane.nodes[4:6]:  # 7 of zone-0 10 go down (partially), two elsewhere
