@@ -3,9 +3,17 @@
 Work due at the same time runs in a fixed order: *urgent* entries (event
 triggers, process starts) before *normal* ones (timers, process wake-ups), and
 within each kind in the order it was scheduled, i.e. the queue is ordered by
-(time, priority, sequence). The queue is a heap of distinct float times (fast C
-comparisons) plus a dict from time to the FIFO list of entries due then.
-An entry is the list ``[callback, arg]``; it doubles as the handle that
+(time, priority, sequence). Urgent entries wait in a FIFO deque. Normal entries
+wait in a calendar queue: a bucket holds the entries whose time falls in one
+slice ``[k, k + 1) / scale`` of the clock, appended unsorted; a heap of the
+bucket numbers ``k`` finds the next bucket, which is sorted by time when it
+opens (a stable sort, so entries due at the same time keep their FIFO order)
+and then run in that order; entries scheduled into the open bucket are inserted
+in place. The width ``1 / scale`` follows the event density (about
+:data:`_TARGET` entries a bucket), so distinct times cost a list append instead
+of a heap operation each, and exact ties cost no more.
+
+An entry is the list ``[callback, arg, time]``; it doubles as the handle that
 :meth:`Engine.cancel` takes (cancelling blanks the callback, and the run loop
 skips it).
 
@@ -19,15 +27,35 @@ other.
 from __future__ import annotations
 
 import contextlib
+from bisect import insort
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from heapq import heappop, heappush
+from itertools import groupby
+from math import floor
+from operator import itemgetter, length_hint
 from typing import Any
 
 Timer = list
-"""Handle of a scheduled callback: the entry ``[callback, arg]``; pass it to :meth:`Engine.cancel`."""
+"""Handle of a scheduled callback: the entry ``[callback, arg, time]``; pass it to :meth:`Engine.cancel`."""
 
 _PENDING = object()
+_INF = float("inf")
+_TIME = itemgetter(2)
+_TARGET = 16
+"""Entries a bucket the width is tuned for: enough to spread the heap and dict work, few enough to sort fast."""
+_MIN_WINDOW = 4096
+"""Entries opened between two looks at the density; a rescale re-files every pending entry, so the next look
+waits at least that many entries."""
+_MIN_SCALE, _MAX_SCALE = 2.0**-30, 2.0**30
+
+
+def _bucket(time: float, scale: float) -> float:
+    """Bucket number of ``time``: monotone in ``time``, so buckets open in time order; +-inf past every float."""
+    try:
+        return floor(time * scale)
+    except OverflowError:
+        return time * scale
 
 
 class Interrupt(Exception):
@@ -54,16 +82,35 @@ class Engine:
         check that two runs are identical.
     """
 
-    __slots__ = ("now", "_times", "_slots", "_urgent", "trace", "steps")
+    __slots__ = (
+        "now",
+        "trace",
+        "steps",
+        "_urgent",
+        "_buckets",
+        "_keys",
+        "_scale",
+        "_open_key",
+        "_open",
+        "_iter",
+        "_seen",
+        "_window",
+        "_window_key",
+    )
 
     def __init__(self, start: float = 0.0, trace: bool = False) -> None:
         self.now = float(start)
-        self._times: list[float] = []
-        self._slots: dict[float, list[Timer]] = {}
-        self._urgent: deque[Timer] = deque()
         self.trace: list[tuple[float, str]] | None = [] if trace else None
         self.steps = 0
         """Callbacks run so far (the engine's event count)."""
+        self._urgent: deque[Timer] = deque()
+        self._buckets: dict[float, list[Timer]] = {}  # bucket number -> its entries, unsorted
+        self._keys: list[float] = []  # heap of the bucket numbers in _buckets
+        self._scale = 1.0  # buckets per second
+        self._open_key: float | None = None  # number of the bucket being run (no longer in _buckets), if any
+        self._open: list[Timer] = []  # that bucket, sorted
+        self._iter: Iterator[Timer] = iter(self._open)  # its entries not run yet
+        self._seen, self._window, self._window_key = 0, _MIN_WINDOW, _bucket(self.now, 1.0)  # for _adapt
 
     # -- scheduling ---------------------------------------------------------
     def schedule(self, delay: float, callback: Callable[[Any], Any], arg: Any = None) -> Timer:
@@ -71,18 +118,25 @@ class Engine:
         if not delay >= 0:  # also rejects NaN
             raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
         time = self.now + delay
-        entry = [callback, arg]
-        slot = self._slots.get(time)
-        if slot is None:
-            self._slots[time] = [entry]
-            heappush(self._times, time)
+        entry = [callback, arg, time]
+        try:  # _bucket(time, self._scale), inline on this hot path
+            key = floor(time * self._scale)
+        except OverflowError:
+            key = time * self._scale
+        if key == self._open_key:
+            insort(self._open, entry, key=_TIME)
         else:
-            slot.append(entry)
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                self._buckets[key] = [entry]
+                heappush(self._keys, key)
+            else:
+                bucket.append(entry)
         return entry
 
     def schedule_urgent(self, callback: Callable[[Any], Any], arg: Any = None) -> Timer:
         """Call ``callback(arg)`` now, before any normal entry still due now."""
-        entry = [callback, arg]
+        entry = [callback, arg, self.now]
         self._urgent.append(entry)
         return entry
 
@@ -95,7 +149,12 @@ class Engine:
         """Time of the next pending entry (``inf`` when nothing is scheduled)."""
         if self._urgent:
             return self.now
-        return self._times[0] if self._times else float("inf")
+        left = length_hint(self._iter) if self._open_key is not None else 0
+        if left:
+            return self._open[-left][2]
+        if self._keys:
+            return min(self._buckets[self._keys[0]], key=_TIME)[2]
+        return _INF
 
     # -- running ------------------------------------------------------------
     def run(self, until: float | Event | None = None) -> None:
@@ -105,9 +164,9 @@ class Engine:
                 return
             until.add_callback(self._request_stop)
             with contextlib.suppress(_StopRun):
-                self._run(float("inf"))
+                self._run(_INF)
             return
-        horizon = float("inf") if until is None else float(until)
+        horizon = _INF if until is None else float(until)
         if horizon < self.now:
             raise ValueError(f"until={until!r} is before now={self.now!r}")
         self._run(horizon)
@@ -118,52 +177,88 @@ class Engine:
         self.schedule_urgent(_raise_stop)
 
     def _run(self, horizon: float) -> None:
-        times, slots, urgent, trace = self._times, self._slots, self._urgent, self.trace
-        steps, bucket, pos = 0, None, 0
+        urgent, trace, steps = self._urgent, self.trace, 0
         try:
-            while True:
-                while urgent:
-                    callback, arg = urgent.popleft()
-                    if callback is not None:
-                        steps += 1
-                        if trace is not None:
-                            trace.append((self.now, _label(callback)))
-                        callback(arg)
-                if not times or times[0] > horizon:
-                    break
-                self.now = time = heappop(times)
-                bucket, pos = slots.pop(time), 0
-                for callback, arg in bucket:
-                    pos += 1
+            if urgent:
+                steps += self._run_urgent()
+            it = self._iter if self._open_key is not None else self._open_next()
+            while it is not None:
+                for entry in it:
+                    callback, arg, time = entry
+                    if time > horizon:
+                        self._close(entry)
+                        return
+                    self.now = time
                     if callback is not None:
                         steps += 1
                         if trace is not None:
                             trace.append((time, _label(callback)))
                         callback(arg)
                         if urgent:
-                            while urgent:
-                                ucallback, uarg = urgent.popleft()
-                                if ucallback is not None:
-                                    steps += 1
-                                    if trace is not None:
-                                        trace.append((time, _label(ucallback)))
-                                    ucallback(uarg)
-                bucket = None
-        except BaseException:
-            if bucket is not None and pos < len(bucket):
-                self._requeue_front(bucket[pos:])
-            raise
+                            steps += self._run_urgent()
+                it = self._open_next()
         finally:
             self.steps += steps
 
-    def _requeue_front(self, entries: list[Timer]) -> None:
-        """Put entries of an interrupted bucket back ahead of anything scheduled since."""
-        later = self._slots.get(self.now)
-        if later is None:
-            heappush(self._times, self.now)
-            self._slots[self.now] = entries
-        else:
-            self._slots[self.now] = entries + later
+    def _run_urgent(self) -> int:
+        """Run the urgent entries (including those they schedule); returns how many callbacks ran."""
+        urgent, trace, ran = self._urgent, self.trace, 0
+        while urgent:
+            callback, arg, _ = urgent.popleft()
+            if callback is not None:
+                ran += 1
+                if trace is not None:
+                    trace.append((self.now, _label(callback)))
+                try:
+                    callback(arg)
+                except BaseException:
+                    self.steps += ran
+                    raise
+        return ran
+
+    def _open_next(self) -> Iterator[Timer] | None:
+        """Open the earliest bucket, sorted by time (stably: FIFO among ties); None when nothing is left."""
+        if not self._keys:
+            self._open_key = None
+            return None
+        key = heappop(self._keys)
+        bucket = self._buckets.pop(key)
+        self._seen += len(bucket)
+        if self._seen >= self._window and self._adapt(key, bucket):
+            return self._open_next()
+        if len(bucket) > 1:
+            bucket.sort(key=_TIME)
+        self._open_key, self._open = key, bucket
+        self._iter = it = iter(bucket)
+        return it
+
+    def _close(self, entry: Timer) -> None:
+        """Put the open bucket back from ``entry`` on (the run stopped at its horizon before ``entry``)."""
+        rest = [entry]
+        rest.extend(self._iter)
+        self._buckets[self._open_key] = rest
+        heappush(self._keys, self._open_key)
+        self._open_key = None
+
+    def _adapt(self, key: float, bucket: list[Timer]) -> bool:
+        """Retune the bucket width to the event density seen lately; True if ``bucket`` went back to the queue."""
+        per_bucket = self._seen / (key - self._window_key + 1)
+        self._seen, self._window_key = 0, key
+        if _TARGET / 4 <= per_bucket <= _TARGET * 4 or per_bucket == 0:
+            return False
+        scale = min(max(self._scale * per_bucket / _TARGET, _MIN_SCALE), _MAX_SCALE)
+        if scale == self._scale:
+            return False
+        entries = bucket
+        for old in self._buckets.values():
+            entries += old
+        entries.sort(key=_TIME)  # stable: ties were in one bucket, in FIFO order, and stay so
+        self._scale = scale
+        self._buckets = {k: list(group) for k, group in groupby(entries, key=lambda e: _bucket(e[2], scale))}
+        self._keys = list(self._buckets)  # increasing, so already a heap
+        self._window = max(_MIN_WINDOW, len(entries))
+        self._window_key = self._keys[0]
+        return True
 
     # -- factories ----------------------------------------------------------
     def event(self) -> Event:
@@ -306,7 +401,24 @@ class Process(Event):
         except BaseException as exc:
             self._end(exc)
             return
-        if target.__class__ is float:  # the hot path: sleep
+        if target.__class__ is float and target >= 0:  # the hot path: sleep, Engine.schedule inline
+            engine = self.engine
+            time = engine.now + target
+            self._target = entry = [self._wake, None, time]
+            try:
+                key = floor(time * engine._scale)
+            except OverflowError:
+                key = time * engine._scale
+            if key == engine._open_key:
+                insort(engine._open, entry, key=_TIME)
+            else:
+                bucket = engine._buckets.get(key)
+                if bucket is None:
+                    engine._buckets[key] = [entry]
+                    heappush(engine._keys, key)
+                else:
+                    bucket.append(entry)
+        elif target.__class__ is float:  # negative or NaN: schedule() raises its ValueError out of run()
             self._target = self.engine.schedule(target, self._wake)
         else:
             self._wait(target)
