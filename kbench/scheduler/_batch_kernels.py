@@ -23,7 +23,8 @@ NONE = -1
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _pull(cnt, best, ties, node):
+def pull(cnt, best, ties, node):
+    """Tree node ``node`` from its two children."""
     left, right = 2 * node, 2 * node + 1
     cnt[node] = cnt[left] + cnt[right]
     if best[left] > best[right]:
@@ -32,18 +33,6 @@ def _pull(cnt, best, ties, node):
         best[node], ties[node] = best[right], ties[right]
     else:
         best[node], ties[node] = best[left], ties[left] + ties[right]
-
-
-@njit(cache=True, error_model="numpy")
-def _set_leaf(cnt, best, ties, size, i, feasible, total):
-    leaf = size + i
-    cnt[leaf] = 1 if feasible else 0
-    best[leaf] = total if feasible else NONE
-    ties[leaf] = 1 if feasible else 0
-    node = leaf // 2
-    while node >= 1:
-        _pull(cnt, best, ties, node)
-        node //= 2
 
 
 @njit(cache=True, error_model="numpy")
@@ -133,32 +122,52 @@ def _nth_tie(best, ties, size, a, b, top, t, stack):
 
 
 @njit(cache=True, error_model="numpy")
-def node_state(nodes, plan, static_add, i, frac):
-    """(feasible, total score) of node ``i``: it depends on that node alone for a signature plan."""
-    feasible = plan.static_ok[i] and (not plan.fit_filter.on or fits(nodes, plan.fit_filter, i))
-    total = static_add[i]
-    if plan.fit_score.weight > 0:
-        total += plan.fit_score.weight * strategy_score(nodes, plan.fit_score, i)
-    if plan.balanced.weight > 0:
-        total += plan.balanced.weight * balanced_score(nodes, plan.balanced, i, frac)
-    return feasible, total
+def update_leaves(nodes, plan, static_add, which, frac, tree, size, to_root):
+    """Recompute the leaves of nodes ``which``: (feasible, total score), which depend on that node alone for a
+    signature plan; with ``to_root``, carry each change up to the root. ``tree`` is (cnt, best, ties)."""
+    cnt, best, ties = tree
+    alloc, requested, nonzero, pod_count = nodes.allocatable, nodes.requested, nodes.nonzero, nodes.pod_count
+    static_ok, fit_on, request = plan.static_ok, plan.fit_filter.on, plan.fit_filter.request
+    fs, bal = plan.fit_score, plan.balanced
+    kind, rows, sources, requests, weights, shape = fs.kind, fs.rows, fs.sources, fs.requests, fs.weights, fs.shape
+    bal_rows, bal_requests = bal.rows, bal.requests
+    for i in which:
+        feasible = static_ok[i] and (not fit_on or fits(alloc, requested, pod_count, request, i))
+        total = static_add[i]
+        if fs.weight > 0:
+            total += fs.weight * strategy_score(
+                alloc, requested, nonzero, kind, rows, sources, requests, weights, shape, i
+            )
+        if bal.weight > 0:
+            total += bal.weight * balanced_score(alloc, requested, bal_rows, bal_requests, i, frac)
+        leaf = size + i
+        cnt[leaf] = 1 if feasible else 0
+        best[leaf] = total if feasible else NONE
+        ties[leaf] = 1 if feasible else 0
+        node = leaf // 2
+        while to_root and node >= 1:
+            pull(cnt, best, ties, node)
+            node //= 2
 
 
 @njit(cache=True, error_model="numpy")
-def build_tree(nodes, plan, static_add, size, frac):
-    """The segment tree over node positions: (feasible count, best total, nodes with it) per tree node."""
-    n = nodes.allocatable.shape[1]
-    cnt = np.zeros(2 * size, np.int64)
-    best = np.full(2 * size, NONE, np.int64)
-    ties = np.zeros(2 * size, np.int64)
-    for i in range(n):
-        feasible, total = node_state(nodes, plan, static_add, i, frac)
-        cnt[size + i] = 1 if feasible else 0
-        best[size + i] = total if feasible else NONE
-        ties[size + i] = 1 if feasible else 0
+def fill_tree(nodes, plan, static_add, size, frac, cnt, best, ties):
+    """Fill the segment tree over node positions: (feasible count, best total, nodes with it) per tree node."""
+    cnt[:] = 0
+    best[:] = NONE
+    ties[:] = 0
+    update_leaves(nodes, plan, static_add, np.arange(nodes.allocatable.shape[1]), frac, (cnt, best, ties), size, False)
     for node in range(size - 1, 0, -1):
-        _pull(cnt, best, ties, node)
-    return cnt, best, ties
+        pull(cnt, best, ties, node)
+
+
+@njit(cache=True, error_model="numpy")
+def tree_size(n):
+    """The tree's leaf count: the smallest power of two >= ``n`` (at least 1)."""
+    size = 1
+    while size < n:
+        size *= 2
+    return size
 
 
 @njit(cache=True, error_model="numpy")
@@ -199,27 +208,32 @@ def pick_in_window(cnt, best, ties, size, found, a1, b1, a2, b2, before, rng, st
 
 
 @njit(cache=True, error_model="numpy")
+def tree_cycle(cnt, best, ties, size, n, start, num_to_find, rng, stack):
+    """One scheduling cycle over an up-to-date tree: (node or -1, nodes processed, feasible nodes found)."""
+    if cnt[1] == 0:
+        return -1, n, 0
+    found, processed, a1, b1, a2, b2, before = window(cnt, size, n, start, num_to_find)
+    return pick_in_window(cnt, best, ties, size, found, a1, b1, a2, b2, before, rng, stack), processed, found
+
+
+@njit(cache=True, error_model="numpy")
 def schedule_signature(nodes, plan, static_add, start, num_to_find, rng, request, out):
     """Schedule ``len(out.nodes)`` pods of one signature, binding each; returns (next start, pods placed).
 
     ``plan`` supplies the static mask and the resource terms (its other slots are unused: their scores are
     ``static_add`` per node)."""
     n = nodes.allocatable.shape[1]
-    size = 1
-    while size < n:
-        size *= 2
+    size = tree_size(n)
     frac = np.empty(plan.balanced.rows.shape[0] + 1)
     stack = np.empty((64, 3), np.int64)
-    cnt, best, ties = build_tree(nodes, plan, static_add, size, frac)
+    cnt, best, ties = np.empty(2 * size, np.int64), np.empty(2 * size, np.int64), np.empty(2 * size, np.int64)
+    fill_tree(nodes, plan, static_add, size, frac, cnt, best, ties)
     for p in range(out.nodes.shape[0]):
-        if cnt[1] == 0:
-            out.nodes[p], out.processed[p], out.found[p] = -1, n, 0
-            return start, p
-        found, processed, a1, b1, a2, b2, before = window(cnt, size, n, start, num_to_find)
-        node = pick_in_window(cnt, best, ties, size, found, a1, b1, a2, b2, before, rng, stack)
+        node, processed, found = tree_cycle(cnt, best, ties, size, n, start, num_to_find, rng, stack)
         out.nodes[p], out.processed[p], out.found[p] = node, processed, found
+        if node < 0:
+            return start, p
         bind(nodes, node, request)
-        feasible, total = node_state(nodes, plan, static_add, node, frac)
-        _set_leaf(cnt, best, ties, size, node, feasible, total)
+        update_leaves(nodes, plan, static_add, out.nodes[p : p + 1], frac, (cnt, best, ties), size, True)
         start = (start + processed) % n
     return start, out.nodes.shape[0]

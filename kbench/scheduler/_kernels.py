@@ -50,55 +50,59 @@ def broken_linear(shape, p):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def fits(nodes, fit, i):
-    """NodeResourcesFit's Filter on node ``i``: a pod slot and every checked request free."""
-    if nodes.pod_count[i] + 1 > nodes.allocatable[PODS, i]:
+def fits(allocatable, requested, pod_count, request, i):
+    """NodeResourcesFit's Filter on node ``i``: a pod slot and every checked request free.
+
+    Node-level helpers take arrays, not the named tuples: binding a tuple of arrays to a parameter costs a
+    reference count update per array, per node."""
+    if pod_count[i] + 1 > allocatable[PODS, i]:
         return False
-    req = fit.request
-    for r in range(req.shape[0]):
-        if r != PODS and req[r] > 0 and req[r] > nodes.allocatable[r, i] - nodes.requested[r, i]:
+    for r in range(request.shape[0]):
+        if r != PODS and request[r] > 0 and request[r] > allocatable[r, i] - requested[r, i]:
             return False
     return True
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def strategy_score(nodes, fit, i):
-    """NodeResourcesFit's Score of node ``i`` (its strategy over the weighted resource terms)."""
+def strategy_score(allocatable, requested, nonzero, kind, rows, sources, requests, weights, shape, i):
+    """NodeResourcesFit's Score of node ``i``: its strategy ``kind`` over the weighted resource terms (a
+    :class:`FitScore`'s arrays)."""
     total = 0
     wsum = 0
-    for t in range(fit.rows.shape[0]):
-        r = fit.rows[t]
-        a = nodes.allocatable[r, i]
+    for t in range(rows.shape[0]):
+        r = rows[t]
+        a = allocatable[r, i]
         if a == 0:
             continue
-        used = (nodes.nonzero[r, i] if fit.sources[t] == NONZERO_ROW else nodes.requested[r, i]) + fit.requests[t]
-        if fit.kind == LEAST_ALLOCATED:
+        used = (nonzero[r, i] if sources[t] == NONZERO_ROW else requested[r, i]) + requests[t]
+        if kind == LEAST_ALLOCATED:
             s = 0 if used > a else (a - used) * 100 // a
-        elif fit.kind == MOST_ALLOCATED:
+        elif kind == MOST_ALLOCATED:
             s = (used if used < a else a) * 100 // a
         else:
-            s = broken_linear(fit.shape, 100 if used > a else used * 100 // a)
+            s = broken_linear(shape, 100 if used > a else used * 100 // a)
             if s <= 0:
                 continue
-        total += s * fit.weights[t]
-        wsum += fit.weights[t]
+        total += s * weights[t]
+        wsum += weights[t]
     if wsum == 0:
         return 0
-    if fit.kind == REQUESTED_TO_CAPACITY_RATIO:
+    if kind == REQUESTED_TO_CAPACITY_RATIO:
         return np.int64(math.floor(total / wsum + 0.5))
     return total // wsum
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def balanced_score(nodes, bal, i, frac):
-    """NodeResourcesBalancedAllocation's Score of node ``i`` (``frac``: scratch of one float per resource)."""
+def balanced_score(allocatable, requested, rows, requests, i, frac):
+    """NodeResourcesBalancedAllocation's Score of node ``i`` over a :class:`BalancedScore`'s rows and requests
+    (``frac``: scratch of one float per resource)."""
     count = 0
     total = 0.0
-    for t in range(bal.rows.shape[0]):
-        a = nodes.allocatable[bal.rows[t], i]
+    for t in range(rows.shape[0]):
+        a = allocatable[rows[t], i]
         if a == 0:
             continue
-        f = (nodes.requested[bal.rows[t], i] + bal.requests[t]) / a
+        f = (requested[rows[t], i] + requests[t]) / a
         frac[count] = 1.0 if f > 1.0 else f
         total += frac[count]
         count += 1
@@ -208,12 +212,14 @@ def reservoir_pick(ties, rng):
 def find_feasible(nodes, plan, start, num_to_find, cand):
     """Visit nodes from ``start`` (the subset when restricted) until ``num_to_find`` feasible ones are in
     ``cand``; returns (found, nodes processed)."""
-    search = plan.search
-    n = search.subset.shape[0] if search.restricted else nodes.allocatable.shape[1]
+    restricted, subset, static_ok = plan.search.restricted, plan.search.subset, plan.static_ok
+    alloc, requested, pod_count = nodes.allocatable, nodes.requested, nodes.pod_count
+    fit_on, request = plan.fit_filter.on, plan.fit_filter.request
+    n = subset.shape[0] if restricted else alloc.shape[1]
     found = 0
     for k in range(n):
-        i = search.subset[(start + k) % n] if search.restricted else (start + k) % n
-        if not plan.static_ok[i] or (plan.fit_filter.on and not fits(nodes, plan.fit_filter, i)):
+        i = subset[(start + k) % n] if restricted else (start + k) % n
+        if not static_ok[i] or (fit_on and not fits(alloc, requested, pod_count, request, i)):
             continue
         if found == num_to_find:
             return found, k
@@ -230,12 +236,17 @@ def score_feasible(nodes, plan, found, work):
     frac = np.empty(plan.balanced.rows.shape[0] + 1)
     for j in range(found):
         totals[j] = 0
-    if plan.fit_score.weight > 0:
+    alloc, requested, nonzero = nodes.allocatable, nodes.requested, nodes.nonzero
+    fs, bal = plan.fit_score, plan.balanced
+    if fs.weight > 0:
+        kind, rows, sources, requests, weights, shape = fs.kind, fs.rows, fs.sources, fs.requests, fs.weights, fs.shape
         for j in range(found):
-            totals[j] += plan.fit_score.weight * strategy_score(nodes, plan.fit_score, cand[j])
-    if plan.balanced.weight > 0:
+            score = strategy_score(alloc, requested, nonzero, kind, rows, sources, requests, weights, shape, cand[j])
+            totals[j] += fs.weight * score
+    if bal.weight > 0:
+        bal_rows, bal_requests = bal.rows, bal.requests
         for j in range(found):
-            totals[j] += plan.balanced.weight * balanced_score(nodes, plan.balanced, cand[j], frac)
+            totals[j] += bal.weight * balanced_score(alloc, requested, bal_rows, bal_requests, cand[j], frac)
     scores = plan.scores
     for p in range(scores.raw.shape[0]):
         for j in range(found):
