@@ -21,6 +21,7 @@ import numpy as np
 from kbench.api.core import Pod
 from kbench.api.selectors import label_selector_matches, selector_value_error
 from kbench.scheduler.interface import NORMALIZE_MINMAX, SKIP, SUCCESS, UNRESOLVABLE, UNSCHEDULABLE, Plugin, Rejection
+from kbench.scheduler.plan import PlanBuilder
 
 REASON_AFFINITY = "node(s) didn't match pod affinity rules"
 REASON_ANTI = "node(s) didn't match pod anti-affinity rules"
@@ -243,6 +244,13 @@ class InterPodAffinity(Plugin):
     def score(self, raw: np.ndarray, pod: Pod, nodes: np.ndarray) -> np.ndarray:
         """The raw scores of ``nodes``."""
         return raw[nodes]
+
+    def plan_score(self, pod: Pod, weight: int, plan: PlanBuilder) -> bool:
+        """As the default, but a pod with preferred terms of its own has a plan that changes with every bind even
+        while PreScore skips (no pod matches its terms yet: the next bind may match)."""
+        if terms(pod, "podAffinity", False) or terms(pod, "podAntiAffinity", False):
+            plan.dynamic = True
+        return super().plan_score(pod, weight, plan)
 
     def normalize_score(self, raw: np.ndarray, ctx, nodes: np.ndarray) -> np.ndarray:
         """:func:`minmax_normalize`."""
