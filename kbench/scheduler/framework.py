@@ -40,6 +40,13 @@ def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
     return max(num_all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
 
 
+def fit_error_message(num_nodes: int, counts: Counter[str]) -> str:
+    """FitError.Error(): '0/N nodes are available: <count> <reason>, ...' with the parts sorted as strings
+    (``counts``: nodes per reason string, upstream's Diagnosis.NodeToStatus folded by reason)."""
+    parts = sorted(f"{count} {reason}" for reason, count in counts.items())
+    return f"0/{num_nodes} nodes are available: {', '.join(parts)}."
+
+
 @dataclass
 class CycleResult:
     """The outcome of one scheduling cycle."""
@@ -183,8 +190,7 @@ class Framework:
         for node in np.flatnonzero(first >= 0).tolist():
             plugin = self.filters[first[node]]
             counts.update(plugin.reasons(ctx.get(plugin.name), pod, node))
-        parts = sorted(f"{count} {reason}" for reason, count in counts.items())
-        return f"0/{self.state.num_nodes} nodes are available: {', '.join(parts)}."
+        return fit_error_message(self.state.num_nodes, counts)
 
     # -- one cycle ------------------------------------------------------------------
     def take_feasible(self, feasible: np.ndarray, subset: np.ndarray | None = None) -> tuple[np.ndarray, int]:

@@ -129,10 +129,13 @@ class KernelScheduler:
             work = self._work = Workspace.new(n, domains)
         return work
 
+    def num_to_find(self, searched: int) -> int:
+        """numFeasibleNodesToFind over ``searched`` nodes (1 when nothing is scored: the first feasible wins)."""
+        return 1 if self.no_scoring else num_feasible_nodes_to_find(self.fw.percentage, searched)
+
     def _num_to_find(self, plan: Plan) -> int:
         subset = plan.subset
-        n = self.fw.state.num_nodes if subset is None else len(subset)
-        return 1 if self.no_scoring else num_feasible_nodes_to_find(self.fw.percentage, n)
+        return self.num_to_find(self.fw.state.num_nodes if subset is None else len(subset))
 
     def plan(self, pod: Pod) -> Plan:
         """Each enabled plugin's part of the pod's plan; raises :class:`Rejection` if PreFilter rejects it."""
@@ -244,6 +247,14 @@ class KernelScheduler:
             if self._place(pods[start:end], plan, window) < end - start:
                 break
         return out.nodes, out.processed, out.found
+
+    def schedule_sequence(self, pods: list[Pod]):
+        """Schedule heterogeneous pods in queue order through the compiled kernels, binding each placed one, with
+        upstream's FitError message for each pod that fits nowhere; see :func:`kbench.scheduler.sequence.
+        schedule_sequence` (returns its :class:`~kbench.scheduler.sequence.SequenceResult`)."""
+        from kbench.scheduler.sequence import schedule_sequence  # sequence.py builds on this module
+
+        return schedule_sequence(self, pods)
 
     def _place(self, pods: list[Pod], plan: Plan, out: Placements) -> int:
         """Place pods of one plan (writing into ``out``, views of the batch's arrays) and bind them; returns how

@@ -218,3 +218,63 @@ class PlanBuilder:
         )
         search = Search(False, EMPTY) if subset is None else Search(True, subset)
         return KernelPlan(self.static_ok, self.fit_filter, self.fit_score, self.balanced, scores, self.spread, search)
+
+
+class PlanTable(NamedTuple):
+    """The plans of a sequence of heterogeneous pods, stacked (one row per plan) for ``_sequence_kernels``.
+
+    Ragged parts (a plan's resource terms) are padded; ``fit_terms`` / ``bal_terms`` say how many are used.
+    Padding score rows have weight 0. Each row rebuilds into a :class:`KernelPlan` inside the kernel.
+    """
+
+    static_ok: np.ndarray
+    """``[plan, node]`` mask of the filters evaluated once for the pod."""
+    tree: np.ndarray
+    """Per plan, its slot in the signature trees (its totals do not depend on the scored nodes), or -1:
+    filtered and scored node by node."""
+    static_add: np.ndarray
+    """``[plan, node]`` the non-resource plugins' weighted scores (tree plans)."""
+    fit_on: np.ndarray
+    fit_request: np.ndarray
+    """``[plan, resource]``."""
+    fit_kind: np.int64
+    fit_shape: np.ndarray
+    fit_weight: np.ndarray
+    fit_terms: np.ndarray
+    fit_rows: np.ndarray
+    fit_sources: np.ndarray
+    fit_requests: np.ndarray
+    fit_weights: np.ndarray
+    bal_terms: np.ndarray
+    bal_rows: np.ndarray
+    bal_requests: np.ndarray
+    bal_weight: np.ndarray
+    raw: np.ndarray
+    """``[plan, plugin, node]`` static raw scores."""
+    normalize: np.ndarray
+    weight: np.ndarray
+    bind_requests: np.ndarray
+    """``[plan, resource]`` what binding adds (:class:`BindRequest` per row)."""
+    bind_nonzero: np.ndarray
+    reason: np.ndarray
+    """``[plan, node]`` id of the reasons of the node's first failing filter evaluated once for the pod (-1:
+    none fails), for the diagnosis of a pod that fits nowhere."""
+    before_fit: np.ndarray
+    """``[plan, node]`` that filter comes before NodeResourcesFit in the profile (its reasons win)."""
+
+
+class Trees(NamedTuple):
+    """One signature segment tree per tree plan (``_batch_kernels``), synced lazily from the bind log."""
+
+    cnt: np.ndarray
+    best: np.ndarray
+    ties: np.ndarray
+    synced: np.ndarray
+    """Per tree, how many entries of the bind log it reflects (-1: never built)."""
+
+
+class BindLog(NamedTuple):
+    """The nodes bound so far in a sequence, in order (``length[0]`` used)."""
+
+    nodes: np.ndarray
+    length: np.ndarray

@@ -205,16 +205,29 @@ class ClusterState:
                     self.node_version += 1
                 self._account(pod, i, +1, arrays=False)
             return
-        table, pods_on = self.pods, self.pods_on
-        for pod, i in zip(pods, nodes.tolist()):
-            if pod.key in table:
-                raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[table[pod.key].node].name}")
-            table[pod.key] = BoundPod(pod, i)
-            pods_on[i].append(pod)
+        self._register(pods, nodes.tolist())
         for pred, counts in self._selector_counts.values():
             if pred(first):
                 np.add.at(counts, nodes, 1)
         self.version += 1
+
+    def record_placed(self, pods: list[Pod], nodes: list[int]) -> None:
+        """Register pods of any signatures, none with host ports or inter-pod affinity terms, whose resources a
+        kernel already added to the arrays, in order (the selector counts are updated pod by pod)."""
+        self._register(pods, nodes)
+        for pred, counts in self._selector_counts.values():
+            for pod, i in zip(pods, nodes):
+                if pred(pod):
+                    counts[i] += 1
+        self.version += 1
+
+    def _register(self, pods: list[Pod], nodes: list[int]) -> None:
+        table, pods_on = self.pods, self.pods_on
+        for pod, i in zip(pods, nodes):
+            if pod.key in table:
+                raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[table[pod.key].node].name}")
+            table[pod.key] = BoundPod(pod, i)
+            pods_on[i].append(pod)
 
     def _account(self, pod: Pod, i: int, sign: int, arrays: bool = True) -> None:
         if arrays:

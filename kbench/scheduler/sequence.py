@@ -1,0 +1,330 @@
+"""Heterogeneous pods scheduled one by one through compiled kernels, binding each, with upstream's FitError.
+
+:func:`schedule_sequence` places pods in queue order exactly as ``Framework.schedule`` + bind would one at a time,
+including the pods that fit nowhere (each gets upstream's message, ``0/N nodes are available: ...``). Pods of
+one plan key share one plan, stacked with the others into a :class:`~kbench.scheduler.plan.PlanTable` that one
+kernel call walks (``_sequence_kernels``): signature trees for plans whose totals depend on each node alone,
+the fused per-pod kernel for the rest, and the diagnosis of a pod that fits nowhere counted in the kernel.
+
+Pods whose plan changes with every bind (host ports, topology spread, inter-pod affinity), that a
+PreFilterResult restricts to some nodes, or that PreFilter rejects go through the per-pod path
+(:meth:`KernelScheduler.schedule`); :attr:`SequenceResult.fallbacks` counts them per reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kbench.api.core import Pod
+from kbench.scheduler import _sequence_kernels as ks
+from kbench.scheduler.framework import fit_error_message
+from kbench.scheduler.interface import SKIP, SUCCESS, Rejection
+from kbench.scheduler.kernel import KernelScheduler, Plan, node_arrays, static_totals
+from kbench.scheduler.plan import BindLog, Placements, PlanTable, Search, Trees, Workspace, no_spread
+
+FIT = "NodeResourcesFit"
+DYNAMIC = "plan changes with every bind (host ports, topology spread or inter-pod affinity)"
+SUBSET = "a PreFilterResult restricts the nodes searched"
+REJECTED = "PreFilter rejects the pod"
+NO_NODES = "no nodes"
+
+
+@dataclass
+class SequenceResult:
+    """Per pod of a sequence: where it went, and upstream's FitError message for those that fit nowhere."""
+
+    nodes: np.ndarray
+    """Node index per pod (-1: fits nowhere or rejected)."""
+    messages: dict[int, str] = field(default_factory=dict)
+    """Position in the sequence -> FitError message, for every pod not placed."""
+    fallbacks: Counter[str] = field(default_factory=Counter)
+    """Pods scheduled through the per-pod path, per reason."""
+
+
+@dataclass
+class Compiled:
+    """The plans of the pods ``begin:end`` (up to the next pod for the per-pod path), stacked."""
+
+    begin: int
+    end: int
+    fallback: str
+    """Why pod ``end`` (if any) goes through the per-pod path."""
+    plan_of: np.ndarray
+    """Per pod of the segment, its plan (row of the table)."""
+    table: PlanTable
+    reasons: list[tuple[str, ...]]
+    """Static failure id -> its reason strings."""
+    special: np.ndarray
+    """Per plan, its pods have host ports or inter-pod affinity terms (registered as ``record_bound`` does; only
+    with a profile that leaves NodePorts or InterPodAffinity out)."""
+
+
+def schedule_sequence(scheduler: KernelScheduler, pods: list[Pod]) -> SequenceResult:
+    """Schedule ``pods`` in order, binding each placed one in the state (as ``Framework.schedule`` + bind would).
+
+    Each run of pods up to the next one for the per-pod path is compiled and scheduled in one kernel call (the
+    per-pod pod may change what later plans hold: a pod with inter-pod affinity, a new resource).
+
+    Returns
+    -------
+    SequenceResult
+        Placements, FitError messages, and the pods that went through the per-pod path.
+    """
+    m = len(pods)
+    result = SequenceResult(np.full(m, -1, np.int64))
+    i = 0
+    while i < m:
+        compiled = compile_sequence(scheduler, pods, i)
+        if compiled.end > i:
+            _record(scheduler, pods, compiled, result, _run(scheduler, compiled))
+        if compiled.end < m:
+            result.fallbacks[compiled.fallback] += 1
+            _one_by_one(scheduler, pods[compiled.end], compiled.end, result)
+        i = compiled.end + 1
+    return result
+
+
+def _run(scheduler: KernelScheduler, compiled: Compiled) -> tuple[Placements, np.ndarray]:
+    """One kernel call over the segment: its placements and diagnosis counts."""
+    fw, n, m = scheduler.fw, scheduler.fw.state.num_nodes, len(compiled.plan_of)
+    table = compiled.table
+    out = Placements(np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64))
+    diag = np.zeros((m, len(fw.state.resources) + len(compiled.reasons)), np.int64)
+    trees, log = new_trees(table, n), BindLog(np.zeros(m, np.int64), np.zeros(1, np.int64))
+    fw.next_start = int(
+        ks.schedule_sequence(
+            node_arrays(fw.state),
+            table,
+            compiled.plan_of,
+            fw.next_start,
+            scheduler.num_to_find(n),
+            fw.rng,
+            trees,
+            log,
+            Workspace.new(n, 1),
+            no_spread(n),
+            Search(False, np.zeros(0, np.int64)),
+            out,
+            diag,
+        )  # fmt: skip
+    )
+    return out, diag
+
+
+def _record(scheduler, pods, compiled: Compiled, result: SequenceResult, run: tuple[Placements, np.ndarray]) -> None:
+    """Register the pods the kernel bound in the state, in order, and build the FitError message of each pod
+    that fits nowhere from its diagnosis counts."""
+    state, begin = scheduler.fw.state, compiled.begin
+    out, diag = run
+    result.nodes[begin : compiled.end] = out.nodes
+    placed = np.flatnonzero(out.nodes >= 0)
+    special = compiled.special[compiled.plan_of[placed]]
+    plain: list[int] = []
+    for j, one_by_one in zip((begin + placed).tolist(), special.tolist()):
+        if one_by_one:
+            _record_plain(state, pods, result.nodes, plain)
+            state.record_bound([pods[j]], result.nodes[j : j + 1])
+        else:
+            plain.append(j)
+    _record_plain(state, pods, result.nodes, plain)
+    messages: dict[bytes, str] = {}
+    for j in np.flatnonzero(out.nodes < 0).tolist():
+        key = diag[j].tobytes()
+        if key not in messages:
+            messages[key] = _message(state, compiled.reasons, diag[j])
+        result.messages[begin + j] = messages[key]
+
+
+def _record_plain(state, pods: list[Pod], nodes: np.ndarray, positions: list[int]) -> None:
+    """Register the pods at ``positions`` (then forget them)."""
+    if positions:
+        state.record_placed([pods[j] for j in positions], nodes[positions].tolist())
+        positions.clear()
+
+
+def _message(state, reasons: list[tuple[str, ...]], row: np.ndarray) -> str:
+    """Upstream's FitError message from the kernel's diagnosis counts."""
+    counts: Counter[str] = Counter()
+    resources = len(state.resources)
+    for r in np.flatnonzero(row).tolist():
+        if r >= resources:
+            for reason in reasons[r - resources]:
+                counts[reason] += int(row[r])
+        else:
+            name = state.resources[r]
+            counts["Too many pods" if name == "pods" else f"Insufficient {name}"] += int(row[r])
+    return fit_error_message(state.num_nodes, counts)
+
+
+def _one_by_one(scheduler: KernelScheduler, pod: Pod, i: int, result: SequenceResult) -> None:
+    """The per-pod path for pod ``i``: schedule, and bind."""
+    cycle = scheduler.schedule(pod)
+    if cycle.node is None:
+        result.messages[i] = cycle.message
+        return
+    scheduler.fw.state.bind(pod, cycle.node)
+    result.nodes[i] = cycle.node
+
+
+def compile_sequence(scheduler: KernelScheduler, pods: list[Pod], begin: int) -> Compiled:
+    """Plans for ``pods[begin:]`` up to the first pod for the per-pod path (one plan per plan key), stacked;
+    rebuilt until no plan adds a resource row."""
+    state = scheduler.fw.state
+    while True:
+        version = state.node_version
+        plan_of: list[int] = []
+        ids: dict[tuple[str, str], int | str] = {}
+        by_spec: dict[tuple, int | str] = {}
+        plans: list[tuple[Plan, Pod]] = []
+        fallback = ""
+        for pod in pods[begin:]:
+            cheap = spec_key(pod)
+            p = by_spec.get(cheap)
+            if p is None:
+                key = scheduler.plan_key(pod)
+                p = ids.get(key)
+                if p is None:
+                    p = ids[key] = _admit(scheduler, pod, plans)
+                by_spec[cheap] = p
+            if isinstance(p, str):
+                fallback = p
+                break
+            plan_of.append(p)
+        if state.node_version == version:
+            break
+    table, reasons = plan_table(scheduler, plans)
+    special = np.array([bool(p.host_ports or _has_affinity(p)) for _, p in plans], bool)
+    end = begin + len(plan_of)
+    return Compiled(begin, end, fallback, np.array(plan_of, np.int64), table, reasons, special)
+
+
+def _has_affinity(pod: Pod) -> bool:
+    return bool(pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"))
+
+
+def spec_key(pod: Pod) -> tuple:
+    """A key that is equal only for pods of one :meth:`KernelScheduler.plan_key`, found without serializing the
+    spec: the same spec mapping (pods made from one template share it; it is never modified), namespace, labels
+    and ``nodeName``. Pods with equal plan keys may still differ here; they then share a plan through it."""
+    return id(pod.manifest.get("spec")), pod.namespace, pod.node_name, tuple(pod.labels.items())
+
+
+def _admit(scheduler: KernelScheduler, pod: Pod, plans: list[tuple[Plan, Pod]]) -> int | str:
+    """The pod's plan id in ``plans`` (appended), or why it goes through the per-pod path."""
+    if scheduler.fw.state.num_nodes == 0:
+        return NO_NODES
+    try:
+        plan = scheduler.cached_plan(pod)
+    except Rejection:
+        return REJECTED
+    if plan.dynamic:
+        return DYNAMIC
+    if plan.subset is not None:
+        return SUBSET
+    plans.append((plan, pod))
+    return len(plans) - 1
+
+
+def new_trees(table: PlanTable, num_nodes: int) -> Trees:
+    """Empty signature trees for the table's tree plans."""
+    size, count = int(ks.kb.tree_size(num_nodes)), int(table.tree.max(initial=-1)) + 1
+    empty = np.zeros((count, 2 * size), np.int64)
+    return Trees(empty, empty.copy(), empty.copy(), np.full(count, -1, np.int64))
+
+
+def static_failures(scheduler: KernelScheduler, pod: Pod, plan: Plan) -> tuple[np.ndarray, list]:
+    """The nodes that fail a filter evaluated once for the pod (upstream's per-node status of the first failing
+    filter): per node, whether that filter comes before NodeResourcesFit in the profile (its reasons win over
+    Fit's), and ``[(node, reasons), ...]``."""
+    fw = scheduler.fw
+    n = fw.state.num_nodes
+    if plan.inputs.static_ok.all():
+        return np.zeros(n, bool), []
+    first = np.full(n, -1, np.int64)
+    names = [plugin.name for plugin in fw.filters]
+    fit_at = names.index(FIT) if FIT in names else len(names)
+    ctx = fw.prefilter(pod)
+    for j, plugin in enumerate(fw.filters):
+        c = ctx.get(plugin.name)
+        if plugin.name == FIT or c is SKIP:
+            continue
+        fresh = (first < 0) & (plugin.filter(c, pod) != SUCCESS)
+        first[fresh] = j
+    failing = np.flatnonzero(first >= 0).tolist()
+    found = [(i, fw.filters[first[i]].reasons(ctx.get(names[first[i]]), pod, i)) for i in failing]
+    return (first >= 0) & (first < fit_at), found
+
+
+def plan_table(scheduler: KernelScheduler, plans: list[tuple[Plan, Pod]]) -> tuple[PlanTable, list]:
+    """The plans stacked into one :class:`PlanTable`, and the reason strings of each static failure id."""
+    state, count = scheduler.fw.state, len(plans)
+    n, resources = state.num_nodes, len(state.resources)
+    inputs = [plan.inputs for plan, _ in plans]
+    terms = max([len(x.fit_score.rows) for x in inputs] + [len(x.balanced.rows) for x in inputs] + [0])
+    scores = max([len(x.scores.weight) for x in inputs] + [0])
+    t = _Stacker(count, n, resources, terms, scores)
+    reason_ids: dict[tuple[str, ...], int] = {}
+    trees = 0
+    for p, (plan, pod) in enumerate(plans):
+        x = inputs[p]
+        static = static_totals(x)
+        if static is not None:
+            t.tree[p], t.static_add[p] = trees, static
+            trees += 1
+        t.fill(p, plan)
+        before, found = static_failures(scheduler, pod, plan)
+        t.before_fit[p] = before
+        for i, reasons in found:
+            t.reason[p, i] = reason_ids.setdefault(reasons, len(reason_ids))
+    fit = inputs[0].fit_score if inputs else None
+    kind = np.int64(fit.kind if fit else 0)
+    shape = fit.shape if fit else np.zeros((1, 2), np.int64)
+    return t.table(kind, shape), list(reason_ids)
+
+
+class _Stacker:
+    """The arrays of a :class:`PlanTable` while plans are written into their rows."""
+
+    def __init__(self, count: int, n: int, resources: int, terms: int, scores: int) -> None:
+        def ints(*shape):
+            return np.zeros(shape, np.int64)
+
+        self.static_ok, self.tree, self.static_add = np.zeros((count, n), bool), np.full(count, -1), ints(count, n)
+        self.fit_on, self.fit_request, self.fit_weight = np.zeros(count, bool), ints(count, resources), ints(count)
+        self.fit_terms, self.fit = ints(count), [ints(count, terms) for _ in range(4)]
+        self.bal_terms, self.bal_rows, self.bal_requests, self.bal_weight = (
+            ints(count), ints(count, terms), ints(count, terms), ints(count)
+        )  # fmt: skip
+        self.raw, self.normalize, self.weight = ints(count, scores, n), ints(count, scores), ints(count, scores)
+        self.bind_requests, self.bind_nonzero = ints(count, resources), ints(count, 2)
+        self.reason, self.before_fit = np.full((count, n), -1, np.int64), np.zeros((count, n), bool)
+
+    def fill(self, p: int, plan: Plan) -> None:
+        """Row ``p`` from ``plan``."""
+        x = plan.inputs
+        self.static_ok[p] = x.static_ok
+        self.fit_on[p], self.fit_request[p] = x.fit_filter.on, x.fit_filter.request
+        f = x.fit_score
+        self.fit_terms[p], self.fit_weight[p] = len(f.rows), f.weight
+        for column, values in zip(self.fit, (f.rows, f.sources, f.requests, f.weights)):
+            column[p, : len(values)] = values
+        b = x.balanced
+        self.bal_terms[p], self.bal_weight[p] = len(b.rows), b.weight
+        self.bal_rows[p, : len(b.rows)], self.bal_requests[p, : len(b.rows)] = b.rows, b.requests
+        s = x.scores
+        k = len(s.weight)
+        self.raw[p, :k], self.normalize[p, :k], self.weight[p, :k] = s.raw, s.normalize, s.weight
+        self.bind_requests[p], self.bind_nonzero[p] = plan.bind.requests, plan.bind.nonzero
+
+    def table(self, kind: np.int64, shape: np.ndarray) -> PlanTable:
+        """The finished table (the profile's Fit strategy ``kind`` and ``shape``)."""
+        rows, sources, requests, weights = self.fit
+        return PlanTable(
+            self.static_ok, self.tree, self.static_add, self.fit_on, self.fit_request, kind, shape, self.fit_weight,
+            self.fit_terms, rows, sources, requests, weights, self.bal_terms, self.bal_rows, self.bal_requests,
+            self.bal_weight, self.raw, self.normalize, self.weight, self.bind_requests, self.bind_nonzero,
+            self.reason, self.before_fit,
+        )  # fmt: skip
