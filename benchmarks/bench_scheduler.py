@@ -9,6 +9,12 @@ For scale, upstream's scheduler_perf CI threshold for SchedulingBasic
 v1.35 era; 270 pods/s in older configs). The reference is
 ``Framework.schedule`` (vectorized NumPy plugins, same placements), timed on
 fewer pods. Kernel compilation happens in the fixtures.
+
+``test_openb_trace`` replays the openb production GPU trace (``../shared/data/openb``, read in place: 1,523
+nodes, 8,152 pods of many shapes) through the default profile, pod by pod with binding, including the pods
+that fit nowhere, with ``KernelScheduler.schedule_sequence``. Target: >= 50,000 pods/s end to end (from the
+Pod objects to every pod bound or given its FitError). The reference is ``Framework.schedule`` + bind per
+pod over the whole trace; placements and FitError messages must be identical.
 """
 
 from __future__ import annotations
@@ -17,7 +23,13 @@ import time
 
 import pytest
 
+from benchmarks.conftest import record
 from kbench.scenarios.scheduler_perf import basic_cluster, basic_pods
+from kbench.scheduler.config import parse_config
+from kbench.scheduler.framework import Framework
+from kbench.scheduler.kernel import KernelScheduler
+from kbench.scheduler.state import ClusterState
+from kbench.traces import openb
 
 NODES, INITIAL, PODS, REFERENCE_PODS = 5_000, 1_000, 10_000, 200
 
@@ -62,3 +74,59 @@ def test_scheduling_basic(benchmark, percentage):
         meets_target=rate >= (100_000 if percentage == 100 else 300_000),
         upstream_ci_threshold_pods_per_s=680,
     )
+
+
+OPENB_SEED = 1
+
+
+def _openb_scheduler(nodes) -> KernelScheduler:
+    return KernelScheduler(Framework(parse_config().profile(), ClusterState(nodes), 0, OPENB_SEED))
+
+
+def _openb_reference(nodes, pods) -> tuple[list[int], dict[int, str], float]:
+    """Node per pod (-1: none), FitError messages, and seconds: Framework.schedule + bind, one pod at a time."""
+    fw = _openb_scheduler(nodes).fw
+    placed, messages = [], {}
+    started = time.perf_counter()
+    for i, pod in enumerate(pods):
+        result = fw.schedule(pod)
+        if result.node is None:
+            placed.append(-1)
+            messages[i] = result.message
+        else:
+            placed.append(result.node)
+            fw.state.bind(pod, result.node)
+    return placed, messages, time.perf_counter() - started
+
+
+def test_openb_trace(benchmark):
+    directory = openb.data_dir()
+    if not (directory / openb.NODES_FILE).is_file():
+        pytest.skip(f"openb trace not found at {directory} (set ${openb.ENV}; source: {openb.SOURCE})")
+    nodes = openb.read_nodes(directory)
+    _openb_scheduler(nodes).schedule_sequence(openb.read_pods(directory)[:300])  # kernel compilation
+    results = []
+
+    def setup():
+        return (_openb_scheduler(nodes), openb.read_pods(directory)), {}
+
+    def replay(kernel, pods):
+        results.append(kernel.schedule_sequence(pods))
+
+    benchmark.pedantic(replay, setup=setup, rounds=5, warmup_rounds=1)
+    pods = openb.read_pods(directory)
+    placed, messages, reference_seconds = _openb_reference(nodes, pods)
+    for result in results:
+        assert result.nodes.tolist() == placed
+        assert result.messages == messages
+    record(
+        benchmark,
+        len(pods),
+        reference_seconds,
+        target=50_000,
+        pods_unschedulable=len(messages),
+        fallback_pods=sum(results[-1].fallbacks.values()),
+        reference="Framework.schedule + bind per pod (NumPy)",
+    )
+    info = benchmark.extra_info
+    info.update(pods_per_s=info["ops_per_s"], reference_pods_per_s=info["reference_ops_per_s"])
