@@ -35,7 +35,8 @@ class Informer:
         self.resync = resync
         self.cache: dict[str, Mapping] = {}
         self.rv = 0
-        self.handlers: list[tuple[Callable | None, Callable | None, Callable | None]] = []
+        self.handlers: tuple[list[Callable], list[Callable], list[Callable]] = ([], [], [])
+        """The ``on_add``, ``on_update`` and ``on_delete`` handlers, each in the order added."""
         self.synced = self.engine.event()
         """Triggered once the first list has filled the cache (cache.WaitForCacheSync)."""
         self.lists = 0
@@ -46,7 +47,9 @@ class Informer:
         self, on_add: Callable | None = None, on_update: Callable | None = None, on_delete: Callable | None = None
     ) -> None:
         """``on_add(obj)``, ``on_update(old, new)``, ``on_delete(obj)``."""
-        self.handlers.append((on_add, on_update, on_delete))
+        for handlers, fn in zip(self.handlers, (on_add, on_update, on_delete)):
+            if fn is not None:
+                handlers.append(fn)
 
     def start(self, delay: float = 0.0) -> Informer:
         """Run: list (``delay`` seconds from now), then watch; resync every ``resync`` seconds if set."""
@@ -131,22 +134,25 @@ class Informer:
         self._watch = result["watch"]
 
     def _events(self, events: list) -> None:
+        cache, notify = self.cache, self._notify  # (handlers run synchronously; a relist replaces the cache later)
         for kind, obj, rv in events:
             key = object_key(obj)
-            prev = self.cache.get(key)
             if kind == "DELETED":
-                self.cache.pop(key, None)
-                self._notify(2, obj, None)
+                cache.pop(key, None)
+                notify(2, obj, None)
             else:
-                self.cache[key] = obj
-                self._notify(0, obj, None) if prev is None else self._notify(1, prev, obj)
+                prev = cache.get(key)
+                cache[key] = obj
+                notify(0, obj, None) if prev is None else notify(1, prev, obj)
             self.rv = rv
 
     def _notify(self, which: int, obj, new) -> None:
-        for handler in self.handlers:
-            fn = handler[which]
-            if fn is not None:
-                fn(obj, new) if which == 1 else fn(obj)
+        if which == 1:
+            for fn in self.handlers[1]:
+                fn(obj, new)
+        else:
+            for fn in self.handlers[which]:
+                fn(obj)
 
     def _resync(self, _=None) -> None:
         if self._stopped:

@@ -23,6 +23,11 @@ Record = tuple[float, Any, Any]
 """A node's health record: (probe time, Lease renewTime seen, Ready heartbeat seen)."""
 
 
+def renew_time(lease: Mapping | None):
+    """A node Lease's renewTime (None without a Lease)."""
+    return lease["spec"].get("renewTime") if lease else None
+
+
 class FleetIndex:
     """The nodes of an informer cache in its order, with per-node arrays, and what changed since they were set.
 
@@ -34,12 +39,12 @@ class FleetIndex:
 
     Parameters
     ----------
-    renew_time : callable
-        ``renew_time(node name)``: its Lease's renewTime now (None without a Lease).
+    lease_of : callable
+        ``lease_of(node name)``: its Lease as the informer has it now (None without one).
     """
 
-    def __init__(self, renew_time: Callable[[str], Any]) -> None:
-        self.renew_time = renew_time
+    def __init__(self, lease_of: Callable[[str], Mapping | None]) -> None:
+        self.lease_of = lease_of
         self.cache: Mapping | None = None
         """The informer cache the order was taken from (a relist makes a new one)."""
         self.names: list[str] = []
@@ -67,14 +72,21 @@ class FleetIndex:
         self.dirty.add(new["metadata"]["name"])
         self.changes += 1
 
-    def lease_changed(self, lease: Mapping, new: Mapping | None = None) -> None:
-        """A Lease was added, renewed or deleted: a node Lease's renewTime is taken."""
-        meta = (new or lease)["metadata"]
+    def lease_set(self, lease: Mapping, new: Mapping | None = None) -> None:
+        """A Lease was added or renewed: a node Lease's renewTime is taken."""
+        self._renewed(new or lease, True)
+
+    def lease_deleted(self, lease: Mapping) -> None:
+        """A Lease was deleted: a node Lease's node has none."""
+        self._renewed(lease, False)
+
+    def _renewed(self, lease: Mapping, present: bool) -> None:
         self.changes += 1
+        meta = lease["metadata"]
         if meta.get("namespace") == NODE_LEASE_NAMESPACE:
             i = self.pos.get(meta["name"])
             if i is not None:
-                self.renew[i] = self.renew_time(meta["name"])
+                self.renew[i] = renew_time(lease if present else None)
                 self.renewed.add(i)
 
     # -- health records -----------------------------------------------------------------------------------------
@@ -112,7 +124,7 @@ class FleetIndex:
         self.recorded, self.probe = np.zeros(n, dtype=bool), np.zeros(n)
         self.renew_seen, self.beat_seen = np.empty(n, dtype=object), np.empty(n, dtype=object)
         self.renew = np.empty(n, dtype=object)
-        self.renew[:] = [self.renew_time(name) for name in self.names]
+        self.renew[:] = [renew_time(self.lease_of(name)) for name in self.names]
         for i, name in enumerate(self.names):
             record = old.pop(name, None)
             if record is not None:

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from kbench.apiserver.objects import APIError
 from kbench.client import Backoff, TokenBucket, update_fresh
 from kbench.controllers.base import Controller, Manager, condition
-from kbench.controllers.nodehealth import FleetIndex, Record, Tentative
+from kbench.controllers.nodehealth import FleetIndex, Record, Tentative, renew_time
 
 NODE_EVICTION_PERIOD = 0.1
 """How often the tainting pass takes nodes from the per-zone rate-limited queues (100 ms)."""
@@ -201,13 +201,13 @@ class NodeLifecycleController(Controller):
         config = self.config
         self.monitor_period, self.grace_period = config.node_monitor_period, config.node_monitor_grace_period
         self.startup_grace_period = config.node_startup_grace_period
-        self.fleet = FleetIndex(self._renew_time)
+        self.fleet = FleetIndex(self._lease)
         """The nodes in the informer's order with their health records (nodeHealthData), for passes that settle the
         quiet ones in bulk."""
         self.nodes.add_handler(
             self.fleet.node_added_or_deleted, self.fleet.node_updated, self.fleet.node_added_or_deleted
         )
-        self.leases.add_handler(self.fleet.lease_changed, self.fleet.lease_changed, self.fleet.lease_changed)
+        self.leases.add_handler(self.fleet.lease_set, self.fleet.lease_set, self.fleet.lease_deleted)
         self.walk_every_node = False
         """True: each pass walks every node one by one (the plain reference the indexed pass is held to)."""
         self.tainters: dict[str, ZoneTainter] = defaultdict(lambda: ZoneTainter(config.node_eviction_rate))
@@ -364,17 +364,16 @@ class NodeLifecycleController(Controller):
     def _probe(self, i: int, name: str, ready: Mapping | None, now: float) -> Record:
         """The health record of node ``name`` (at position ``i``) as of ``now``: the probe time moves to ``now`` when
         its Lease renewTime or its Ready heartbeat is not the one last recorded."""
-        renew = self._renew_time(name)
+        renew = renew_time(self._lease(name))
         beat = ready.get("lastHeartbeatTime") if ready else None
         record = self.fleet.record(i)
         if record is None or renew != record[1] or beat != record[2]:
             return (now, renew, beat)
         return record
 
-    def _renew_time(self, name: str):
-        """The renewTime of node ``name``'s Lease as the informer has it (None without one)."""
-        lease = self.leases.cache.get("kube-node-lease/" + name)
-        return lease["spec"].get("renewTime") if lease else None
+    def _lease(self, name: str) -> Mapping | None:
+        """Node ``name``'s Lease as the informer has it (None without one)."""
+        return self.leases.cache.get("kube-node-lease/" + name)
 
     def _try_update_node_health(self, name: str, node: Mapping):
         """Process body: mark a silent node Unknown, from a fresh read after a failed write; returns the node as
