@@ -42,6 +42,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from kbench.apiserver.workestimator import (
@@ -473,15 +474,17 @@ class PriorityAndFairness:
         release = req.dispatch()
         seats = work.max_seats
         if release == HELD:
-            req.held = lambda at: self._unhold(name, level, seats, at + work.additional_latency)
+            req.held = partial(self._unhold, name, level, seats, work.additional_latency)
         else:
             release += work.additional_latency
         for _ in range(seats):
             heapq.heappush(level.busy, release)
         level.note_demand(now)
 
-    def _unhold(self, name: str, level: _Level, seats: int, at: float) -> None:
-        """A held request's seats free up at ``at``; waiting requests may get them."""
+    def _unhold(self, name: str, level: _Level, seats: int, additional_latency: float, at: float) -> None:
+        """A held request ends at ``at``: its seats free up ``additional_latency`` later; waiting requests may get
+        them."""
+        at += additional_latency
         for _ in range(seats):
             level.busy.remove(HELD)
         level.busy.extend([at] * seats)

@@ -289,12 +289,11 @@ class APIServer:
         op, kind, obj, value, expect = args
         key = op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
         etcd = self.etcds[op.resource.name]
-        store = etcd.store
-        answered = etcd.submit(
-            lambda: compare_and_write(store, key, kind, value, expect),
+        answered = etcd.submit(  # partials, not closures: no Python frame of their own when etcd calls them
+            partial(compare_and_write, etcd.store, key, kind, value, expect),
             len(key) + len(value),
             op.conn.instance.index,
-            lambda ok, result, delay: self._written(op, kind, obj, value, ok, result, delay),
+            partial(self._written, op, kind, obj, value),
         )
         if op.held is not None:
             op.held(answered)
