@@ -122,6 +122,7 @@ class EtcdCluster:
         self._read_cores: list[list[float]] | None = None  # read_latency's cores, made at its first read
         self._hops = [costs.client_rtt / 2 + (costs.peer_rtt / 2 if m else 0.0) for m in range(members)]
         """One-way time from a client of each member to the leader (member 0)."""
+        self._half_peer_rtt = costs.peer_rtt / 2
         self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)
         self._waiting_start = -math.inf  # when the round the proposals waiting for the leader will form starts
         self._waiting_commit = 0.0  # and when it commits
@@ -175,18 +176,21 @@ class EtcdCluster:
     def _open_round(self, arrival: float, nbytes: int) -> float:
         """Open the raft round a proposal arriving at ``arrival`` goes out in, the leader being free for it by then
         or next; returns when it commits."""
-        start = max(arrival, self._leader_free)
-        p = self.costs
-        disk = nbytes * p.disk_seconds_per_byte
-        self._leader_free = start + self._fsync[0]() + disk
-        commit = self._leader_free
+        start = self._leader_free if self._leader_free > arrival else arrival
+        disk = nbytes * self.costs.disk_seconds_per_byte
+        self._leader_free = commit = start + self._fsync[0]() + disk
         if self.quorum > 1:
-            half = p.peer_rtt / 2
-            sent = start + half
-            acks = sorted([self._follower_fsync(i, sent, disk) + half for i in range(1, self.members)])
-            commit = max(commit, acks[self.quorum - 2])
-        self._last_commit = commit = max(commit, self._last_commit)  # raft commits in log order
-        self._waiting_start, self._waiting_commit = start, commit
+            half = self._half_peer_rtt
+            sent, acks = start + half, []
+            for i in range(1, self.members):
+                acks.append(self._follower_fsync(i, sent, disk) + half)
+            acks.sort()
+            ack = acks[self.quorum - 2]
+            commit = ack if ack > commit else commit
+        if self._last_commit > commit:  # raft commits in log order
+            commit = self._last_commit
+        self._last_commit = self._waiting_commit = commit
+        self._waiting_start = start
         self.rounds += 1
         return commit
 
