@@ -182,9 +182,10 @@ class Registry:
         want = meta.get("resourceVersion") if verb == "update" else None
         if want and int(want) != rv:
             raise conflict(res, op.name)
+        kept = stored["metadata"]
         for k in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"):
-            if k in stored["metadata"]:
-                meta[k] = stored["metadata"][k]
+            if k in kept:
+                meta[k] = kept[k]
         if res.status:
             if op.subresource == "status":
                 obj = {**stored, "metadata": meta, "status": obj.get("status", {})}
