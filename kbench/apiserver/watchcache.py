@@ -132,6 +132,8 @@ class WatchCache:
         self.lower_bound, self.upper_bound = LOWER_BOUND_CAPACITY, capacity_upper_bound(event_fresh_duration)
         self.start_index = 0
         """watch_cache.go startIndex: events ever dropped from the buffer's front (endIndex is this + len(history))."""
+        self._quarter_back: tuple[float, float] = (math.inf, 0.0)
+        """(index since the first event, record time) of the last quarter-back event :meth:`resize_cache` read."""
         self.index_field = INDEXED.get(resource)
         self.indexed: dict[str, list[Watch]] = {}
         self.others: list[Watch] = []
@@ -188,8 +190,16 @@ class WatchCache:
         if event_time - history[0][1] < self.event_fresh_duration:
             self.capacity = min(capacity * 2, self.upper_bound)
             return
-        quarter_back = history[(len(history) - capacity // 4) % len(history)]  # the ring's (endIndex - capacity/4)
-        if event_time - quarter_back[1] > self.event_fresh_duration:
+        # the ring's (endIndex - capacity/4), as an index since the first event ever recorded
+        quarter_back = self.start_index + (len(history) - capacity // 4) % len(history)
+        seen, seen_time = self._quarter_back
+        if seen > quarter_back or event_time - seen_time > self.event_fresh_duration:
+            # indexing a deque walks it (a block per 64 events), so the time is read again only when the one read
+            # before can no longer settle it: record times never decrease, so an event at or before the quarter
+            # point that is still fresh proves the quarter point fresh too
+            seen_time = history[quarter_back - self.start_index][1]
+            self._quarter_back = (quarter_back, seen_time)
+        if event_time - seen_time > self.event_fresh_duration:
             shrunk = max(capacity // 2, self.lower_bound)
             while len(history) > shrunk:
                 history.popleft()

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kbench.apiserver.objects import APIError, Filter
 from kbench.apiserver.watchcache import EVENT_FRESH_DURATION, WatchCache, capacity_upper_bound
@@ -99,3 +101,41 @@ def test_burst_grows_the_buffer_and_quiet_then_new_events_shrink_it():
     assert wc.window_start() == wc.history[0][0] - 1
     with pytest.raises(APIError, match="too old resource version"):
         wc.watch(Filter(), 5, lambda events: None)
+
+
+def _reference_sizes(times: list[float], lower: int, upper: int) -> list[tuple[int, int]]:
+    """(capacity, startIndex) after each event, by resizeCacheLocked read literally (the quarter-back event looked
+    up in the buffer at every event)."""
+    history: list[float] = []
+    capacity, start, out = lower, 0, []
+    for t in times:
+        if len(history) >= capacity:
+            if t - history[0] < F:
+                capacity = min(capacity * 2, upper)
+            elif t - history[(len(history) - capacity // 4) % len(history)] > F:
+                shrunk = max(capacity // 2, lower)
+                start += max(0, len(history) - shrunk)
+                history = history[max(0, len(history) - shrunk) :]
+                capacity = min(shrunk, capacity)
+        if len(history) >= capacity:
+            history, start = history[1:], start + 1
+        history.append(t)
+        out.append((capacity, start))
+    return out
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.sampled_from([0.0, 0.5, 3.0, F / 4, F / 2, F + 1, 3 * F]), min_size=1, max_size=300))
+def test_resize_reads_the_quarter_back_event_only_when_needed_and_sizes_as_upstream(gaps):
+    """The buffer's sizes under any arrival pattern (bursts, lulls) are those of the literal algorithm, though the
+    quarter-back event's time is read from the deque only when the last one read cannot decide."""
+    now = [0.0]
+    wc = cache(now)
+    wc.lower_bound, wc.capacity, wc.upper_bound = 4, 4, 64
+    times, sizes = [], []
+    for i, gap in enumerate(gaps):
+        now[0] += gap
+        times.append(now[0])
+        wc.apply("ADDED", f"ns/k{i}", obj(f"k{i}"), i + 1, 1)
+        sizes.append((wc.capacity, wc.start_index))
+    assert sizes == _reference_sizes(times, 4, 64)
