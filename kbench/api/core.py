@@ -36,7 +36,7 @@ def as_map(value: Any, where: str) -> Mapping:
     """``value`` as a manifest field that holds an object: ``{}`` when unset; else an error naming ``where``."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # (a dict, the common case, skips the ABC check)
         raise ManifestError(f"{where}: expected a mapping, got {type(value).__name__}")
     return value
 
