@@ -12,7 +12,7 @@ fewer pods. Kernel compilation happens in the fixtures.
 
 ``test_openb_trace`` replays the openb production GPU trace (``../shared/data/openb``, read in place: 1,523
 nodes, 8,152 pods of many shapes) through the default profile, pod by pod with binding, including the pods
-that fit nowhere, with ``KernelScheduler.schedule_sequence``. Target: >= 50,000 pods/s end to end (from the
+that fit nowhere, with ``kbench.scheduler.sequence.schedule_sequence``. Target: >= 50,000 pods/s end to end (from the
 Pod objects to every pod bound or given its FitError). The reference is ``Framework.schedule`` + bind per
 pod over the whole trace; placements and FitError messages must be identical.
 """
@@ -28,6 +28,7 @@ from kbench.scenarios.scheduler_perf import basic_cluster, basic_pods
 from kbench.scheduler.config import parse_config
 from kbench.scheduler.framework import Framework
 from kbench.scheduler.kernel import KernelScheduler
+from kbench.scheduler.sequence import schedule_sequence
 from kbench.scheduler.state import ClusterState
 from kbench.traces import openb
 
@@ -104,14 +105,14 @@ def test_openb_trace(benchmark):
     if not (directory / openb.NODES_FILE).is_file():
         pytest.skip(f"openb trace not found at {directory} (set ${openb.ENV}; source: {openb.SOURCE})")
     nodes = openb.read_nodes(directory)
-    _openb_scheduler(nodes).schedule_sequence(openb.read_pods(directory)[:300])  # kernel compilation
+    schedule_sequence(_openb_scheduler(nodes), openb.read_pods(directory)[:300])  # kernel compilation
     results = []
 
     def setup():
         return (_openb_scheduler(nodes), openb.read_pods(directory)), {}
 
     def replay(kernel, pods):
-        results.append(kernel.schedule_sequence(pods))
+        results.append(schedule_sequence(kernel, pods))
 
     benchmark.pedantic(replay, setup=setup, rounds=5, warmup_rounds=1)
     pods = openb.read_pods(directory)

@@ -12,7 +12,6 @@ of pods of one spec in one kernel call that binds as it goes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import groupby
 
 import numpy as np
@@ -22,65 +21,9 @@ from kbench.scheduler import _batch_kernels as kb
 from kbench.scheduler import _kernels as k
 from kbench.scheduler.framework import NO_NODES_AVAILABLE, CycleResult, Framework, num_feasible_nodes_to_find
 from kbench.scheduler.interface import SKIP, Rejection
-from kbench.scheduler.plan import (
-    NORMALIZE_DEFAULT,
-    NORMALIZE_NONE,
-    NORMALIZE_REVERSE,
-    BindRequest,
-    KernelPlan,
-    NodeArrays,
-    Placements,
-    PlanBuilder,
-    Workspace,
-)
+from kbench.scheduler.plan import BindRequest, Placements, Plan, PlanBuilder, Workspace, node_arrays, static_totals
+from kbench.scheduler.plantable import diagnosis
 from kbench.scheduler.state import ClusterState
-
-
-@dataclass
-class Plan:
-    """Everything the scheduler needs to know about one pod on the compiled path."""
-
-    inputs: KernelPlan
-    """What the kernel reads."""
-    bind: BindRequest
-    """What binding the pod adds to its node."""
-    dynamic: bool
-    """The plan changes when other pods bind (used for one cycle only)."""
-    score_plugins: int = 0
-    """Score plugins that did not Skip."""
-    scans: tuple[str, ...] = ()
-    """``"<plugin>/filter"`` / ``"<plugin>/score"`` for each PreFilter / PreScore that walked every node."""
-
-    @property
-    def subset(self) -> np.ndarray | None:
-        """PreFilterResult nodes (None: all nodes)."""
-        return self.inputs.search.subset if self.inputs.search.restricted else None
-
-
-def static_totals(plan: KernelPlan) -> np.ndarray | None:
-    """Per node, the weighted scores of the non-resource plugins, if they do not depend on which nodes are
-    scored (each normalized plugin's raw score is the same on every statically feasible node); None otherwise.
-    This is what makes a pod batchable by signature."""
-    scores = plan.scores
-    total = np.zeros(len(plan.static_ok), np.int64)
-    for p in range(len(scores.normalize)):
-        if scores.normalize[p] == NORMALIZE_NONE:
-            total += scores.weight[p] * scores.raw[p]
-            continue
-        values = scores.raw[p][plan.static_ok]
-        if len(values) and (values != values[0]).any():
-            return None
-        c = int(values[0]) if len(values) else 0
-        if scores.normalize[p] == NORMALIZE_DEFAULT:
-            total += scores.weight[p] * (100 if c else 0)
-        elif scores.normalize[p] == NORMALIZE_REVERSE:
-            total += scores.weight[p] * (0 if c else 100)
-    return total
-
-
-def node_arrays(state: ClusterState) -> NodeArrays:
-    """The state's arrays as the kernels take them."""
-    return NodeArrays(state.allocatable, state.requested, state.nonzero, state.pod_count)
 
 
 def bind_request(state: ClusterState, pod: Pod) -> BindRequest:
@@ -192,11 +135,19 @@ class KernelScheduler:
             score_plugins=plan.score_plugins,
             scans=plan.scans,
         )
-        if node < 0:  # diagnose with the reference filters: upstream's message and the rejecting plugins
-            ctx = fw.prefilter(pod)
-            _, first, _ = fw.filter_all(pod, ctx)
-            result.message, result.rejectors = fw.fit_error(pod, ctx, first), fw.rejectors(first, ctx)
+        if node < 0:
+            result.message, result.rejectors = self._diagnose(pod, plan)
         return result
+
+    def _diagnose(self, pod: Pod, plan: Plan) -> tuple[str, set[str]]:
+        """Upstream's FitError message and the rejecting plugins: counted in the kernel when every node is
+        searched, else with the reference filters (a PreFilterResult's message names the narrowing plugins)."""
+        if plan.subset is None:
+            return diagnosis(self.fw, pod, plan)
+        fw = self.fw
+        ctx = fw.prefilter(pod)
+        _, first, _ = fw.filter_all(pod, ctx)
+        return fw.fit_error(pod, ctx, first), fw.rejectors(first, ctx)
 
     def _runs(self, pods: list[Pod]) -> list[tuple[int, int, Plan | None]]:
         """(start, end, plan) of each run of consecutive pods of one :meth:`plan_key` (plan None: rejected by
@@ -247,14 +198,6 @@ class KernelScheduler:
             if self._place(pods[start:end], plan, window) < end - start:
                 break
         return out.nodes, out.processed, out.found
-
-    def schedule_sequence(self, pods: list[Pod]):
-        """Schedule heterogeneous pods in queue order through the compiled kernels, binding each placed one, with
-        upstream's FitError message for each pod that fits nowhere; see :func:`kbench.scheduler.sequence.
-        schedule_sequence` (returns its :class:`~kbench.scheduler.sequence.SequenceResult`)."""
-        from kbench.scheduler.sequence import schedule_sequence  # sequence.py builds on this module
-
-        return schedule_sequence(self, pods)
 
     def _place(self, pods: list[Pod], plan: Plan, out: Placements) -> int:
         """Place pods of one plan (writing into ``out``, views of the batch's arrays) and bind them; returns how

@@ -10,9 +10,12 @@ every bind or depends on which nodes are scored, fills its own slot (:class:`Fit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+from kbench.scheduler.state import ClusterState
 
 NORMALIZE_NONE, NORMALIZE_DEFAULT, NORMALIZE_REVERSE, NORMALIZE_SPREAD, NORMALIZE_MINMAX = range(5)
 """NormalizeScore kinds: none, DefaultNormalizeScore, its reverse, PodTopologySpread's, InterPodAffinity's."""
@@ -221,7 +224,8 @@ class PlanBuilder:
 
 
 class PlanTable(NamedTuple):
-    """The plans of a sequence of heterogeneous pods, stacked (one row per plan) for ``_sequence_kernels``.
+    """The plans of a sequence of heterogeneous pods, stacked (one row per plan) for the sequence kernel
+    (``_batch_kernels.schedule_sequence``).
 
     Ragged parts (a plan's resource terms) are padded; ``fit_terms`` / ``bal_terms`` say how many are used.
     Padding score rows have weight 0. Each row rebuilds into a :class:`KernelPlan` inside the kernel.
@@ -278,3 +282,50 @@ class BindLog(NamedTuple):
 
     nodes: np.ndarray
     length: np.ndarray
+
+
+@dataclass
+class Plan:
+    """Everything the scheduler needs to know about one pod on the compiled path."""
+
+    inputs: KernelPlan
+    """What the kernel reads."""
+    bind: BindRequest
+    """What binding the pod adds to its node."""
+    dynamic: bool
+    """The plan changes when other pods bind (used for one cycle only)."""
+    score_plugins: int = 0
+    """Score plugins that did not Skip."""
+    scans: tuple[str, ...] = ()
+    """``"<plugin>/filter"`` / ``"<plugin>/score"`` for each PreFilter / PreScore that walked every node."""
+
+    @property
+    def subset(self) -> np.ndarray | None:
+        """PreFilterResult nodes (None: all nodes)."""
+        return self.inputs.search.subset if self.inputs.search.restricted else None
+
+
+def static_totals(plan: KernelPlan) -> np.ndarray | None:
+    """Per node, the weighted scores of the non-resource plugins, if they do not depend on which nodes are
+    scored (each normalized plugin's raw score is the same on every statically feasible node); None otherwise.
+    This is what makes a pod batchable by signature."""
+    scores = plan.scores
+    total = np.zeros(len(plan.static_ok), np.int64)
+    for p in range(len(scores.normalize)):
+        if scores.normalize[p] == NORMALIZE_NONE:
+            total += scores.weight[p] * scores.raw[p]
+            continue
+        values = scores.raw[p][plan.static_ok]
+        if len(values) and (values != values[0]).any():
+            return None
+        c = int(values[0]) if len(values) else 0
+        if scores.normalize[p] == NORMALIZE_DEFAULT:
+            total += scores.weight[p] * (100 if c else 0)
+        elif scores.normalize[p] == NORMALIZE_REVERSE:
+            total += scores.weight[p] * (0 if c else 100)
+    return total
+
+
+def node_arrays(state: ClusterState) -> NodeArrays:
+    """The state's arrays as the kernels take them."""
+    return NodeArrays(state.allocatable, state.requested, state.nonzero, state.pod_count)

@@ -3,8 +3,9 @@
 :func:`schedule_sequence` places pods in queue order exactly as ``Framework.schedule`` + bind would one at a time,
 including the pods that fit nowhere (each gets upstream's message, ``0/N nodes are available: ...``). Pods of
 one plan key share one plan, stacked with the others into a :class:`~kbench.scheduler.plan.PlanTable` that one
-kernel call walks (``_sequence_kernels``): signature trees for plans whose totals depend on each node alone,
-the fused per-pod kernel for the rest, and the diagnosis of a pod that fits nowhere counted in the kernel.
+kernel call walks (``_batch_kernels.schedule_sequence``): signature trees for plans whose totals depend on each
+node alone, the fused per-pod kernel for the rest, and the diagnosis of a pod that fits nowhere counted in the
+kernel (:mod:`~kbench.scheduler.plantable`).
 
 Pods whose plan changes with every bind (host ports, topology spread, inter-pod affinity), that a
 PreFilterResult restricts to some nodes, or that PreFilter rejects go through the per-pod path
@@ -19,13 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kbench.api.core import Pod
-from kbench.scheduler import _sequence_kernels as ks
-from kbench.scheduler.framework import fit_error_message
-from kbench.scheduler.interface import SKIP, SUCCESS, Rejection
-from kbench.scheduler.kernel import KernelScheduler, Plan, node_arrays, static_totals
-from kbench.scheduler.plan import BindLog, Placements, PlanTable, Search, Trees, Workspace, no_spread
+from kbench.scheduler import _batch_kernels as kb
+from kbench.scheduler.interface import Rejection
+from kbench.scheduler.kernel import KernelScheduler
+from kbench.scheduler.plan import BindLog, Placements, Plan, PlanTable, Search, Trees, Workspace, no_spread, node_arrays
+from kbench.scheduler.plantable import message, plan_table
 
-FIT = "NodeResourcesFit"
 DYNAMIC = "plan changes with every bind (host ports, topology spread or inter-pod affinity)"
 SUBSET = "a PreFilterResult restricts the nodes searched"
 REJECTED = "PreFilter rejects the pod"
@@ -55,8 +55,8 @@ class Compiled:
     plan_of: np.ndarray
     """Per pod of the segment, its plan (row of the table)."""
     table: PlanTable
-    reasons: list[tuple[str, ...]]
-    """Static failure id -> its reason strings."""
+    reasons: list[tuple[str, tuple[str, ...]]]
+    """Static failure id -> (its filter plugin, its reason strings)."""
     special: np.ndarray
     """Per plan, its pods have host ports or inter-pod affinity terms (registered as ``record_bound`` does; only
     with a profile that leaves NodePorts or InterPodAffinity out)."""
@@ -95,7 +95,7 @@ def _run(scheduler: KernelScheduler, compiled: Compiled) -> tuple[Placements, np
     diag = np.zeros((m, len(fw.state.resources) + len(compiled.reasons)), np.int64)
     trees, log = new_trees(table, n), BindLog(np.zeros(m, np.int64), np.zeros(1, np.int64))
     fw.next_start = int(
-        ks.schedule_sequence(
+        kb.schedule_sequence(
             node_arrays(fw.state),
             table,
             compiled.plan_of,
@@ -109,7 +109,7 @@ def _run(scheduler: KernelScheduler, compiled: Compiled) -> tuple[Placements, np
             Search(False, np.zeros(0, np.int64)),
             out,
             diag,
-        )  # fmt: skip
+        )
     )
     return out, diag
 
@@ -134,7 +134,7 @@ def _record(scheduler, pods, compiled: Compiled, result: SequenceResult, run: tu
     for j in np.flatnonzero(out.nodes < 0).tolist():
         key = diag[j].tobytes()
         if key not in messages:
-            messages[key] = _message(state, compiled.reasons, diag[j])
+            messages[key] = message(state, compiled.reasons, diag[j])
         result.messages[begin + j] = messages[key]
 
 
@@ -143,20 +143,6 @@ def _record_plain(state, pods: list[Pod], nodes: np.ndarray, positions: list[int
     if positions:
         state.record_placed([pods[j] for j in positions], nodes[positions].tolist())
         positions.clear()
-
-
-def _message(state, reasons: list[tuple[str, ...]], row: np.ndarray) -> str:
-    """Upstream's FitError message from the kernel's diagnosis counts."""
-    counts: Counter[str] = Counter()
-    resources = len(state.resources)
-    for r in np.flatnonzero(row).tolist():
-        if r >= resources:
-            for reason in reasons[r - resources]:
-                counts[reason] += int(row[r])
-        else:
-            name = state.resources[r]
-            counts["Too many pods" if name == "pods" else f"Insufficient {name}"] += int(row[r])
-    return fit_error_message(state.num_nodes, counts)
 
 
 def _one_by_one(scheduler: KernelScheduler, pod: Pod, i: int, result: SequenceResult) -> None:
@@ -195,7 +181,7 @@ def compile_sequence(scheduler: KernelScheduler, pods: list[Pod], begin: int) ->
             plan_of.append(p)
         if state.node_version == version:
             break
-    table, reasons = plan_table(scheduler, plans)
+    table, reasons = plan_table(scheduler.fw, plans)
     special = np.array([bool(p.host_ports or _has_affinity(p)) for _, p in plans], bool)
     end = begin + len(plan_of)
     return Compiled(begin, end, fallback, np.array(plan_of, np.int64), table, reasons, special)
@@ -230,101 +216,6 @@ def _admit(scheduler: KernelScheduler, pod: Pod, plans: list[tuple[Plan, Pod]]) 
 
 def new_trees(table: PlanTable, num_nodes: int) -> Trees:
     """Empty signature trees for the table's tree plans."""
-    size, count = int(ks.kb.tree_size(num_nodes)), int(table.tree.max(initial=-1)) + 1
+    size, count = int(kb.tree_size(num_nodes)), int(table.tree.max(initial=-1)) + 1
     empty = np.zeros((count, 2 * size), np.int64)
     return Trees(empty, empty.copy(), empty.copy(), np.full(count, -1, np.int64))
-
-
-def static_failures(scheduler: KernelScheduler, pod: Pod, plan: Plan) -> tuple[np.ndarray, list]:
-    """The nodes that fail a filter evaluated once for the pod (upstream's per-node status of the first failing
-    filter): per node, whether that filter comes before NodeResourcesFit in the profile (its reasons win over
-    Fit's), and ``[(node, reasons), ...]``."""
-    fw = scheduler.fw
-    n = fw.state.num_nodes
-    if plan.inputs.static_ok.all():
-        return np.zeros(n, bool), []
-    first = np.full(n, -1, np.int64)
-    names = [plugin.name for plugin in fw.filters]
-    fit_at = names.index(FIT) if FIT in names else len(names)
-    ctx = fw.prefilter(pod)
-    for j, plugin in enumerate(fw.filters):
-        c = ctx.get(plugin.name)
-        if plugin.name == FIT or c is SKIP:
-            continue
-        fresh = (first < 0) & (plugin.filter(c, pod) != SUCCESS)
-        first[fresh] = j
-    failing = np.flatnonzero(first >= 0).tolist()
-    found = [(i, fw.filters[first[i]].reasons(ctx.get(names[first[i]]), pod, i)) for i in failing]
-    return (first >= 0) & (first < fit_at), found
-
-
-def plan_table(scheduler: KernelScheduler, plans: list[tuple[Plan, Pod]]) -> tuple[PlanTable, list]:
-    """The plans stacked into one :class:`PlanTable`, and the reason strings of each static failure id."""
-    state, count = scheduler.fw.state, len(plans)
-    n, resources = state.num_nodes, len(state.resources)
-    inputs = [plan.inputs for plan, _ in plans]
-    terms = max([len(x.fit_score.rows) for x in inputs] + [len(x.balanced.rows) for x in inputs] + [0])
-    scores = max([len(x.scores.weight) for x in inputs] + [0])
-    t = _Stacker(count, n, resources, terms, scores)
-    reason_ids: dict[tuple[str, ...], int] = {}
-    trees = 0
-    for p, (plan, pod) in enumerate(plans):
-        x = inputs[p]
-        static = static_totals(x)
-        if static is not None:
-            t.tree[p], t.static_add[p] = trees, static
-            trees += 1
-        t.fill(p, plan)
-        before, found = static_failures(scheduler, pod, plan)
-        t.before_fit[p] = before
-        for i, reasons in found:
-            t.reason[p, i] = reason_ids.setdefault(reasons, len(reason_ids))
-    fit = inputs[0].fit_score if inputs else None
-    kind = np.int64(fit.kind if fit else 0)
-    shape = fit.shape if fit else np.zeros((1, 2), np.int64)
-    return t.table(kind, shape), list(reason_ids)
-
-
-class _Stacker:
-    """The arrays of a :class:`PlanTable` while plans are written into their rows."""
-
-    def __init__(self, count: int, n: int, resources: int, terms: int, scores: int) -> None:
-        def ints(*shape):
-            return np.zeros(shape, np.int64)
-
-        self.static_ok, self.tree, self.static_add = np.zeros((count, n), bool), np.full(count, -1), ints(count, n)
-        self.fit_on, self.fit_request, self.fit_weight = np.zeros(count, bool), ints(count, resources), ints(count)
-        self.fit_terms, self.fit = ints(count), [ints(count, terms) for _ in range(4)]
-        self.bal_terms, self.bal_rows, self.bal_requests, self.bal_weight = (
-            ints(count), ints(count, terms), ints(count, terms), ints(count)
-        )  # fmt: skip
-        self.raw, self.normalize, self.weight = ints(count, scores, n), ints(count, scores), ints(count, scores)
-        self.bind_requests, self.bind_nonzero = ints(count, resources), ints(count, 2)
-        self.reason, self.before_fit = np.full((count, n), -1, np.int64), np.zeros((count, n), bool)
-
-    def fill(self, p: int, plan: Plan) -> None:
-        """Row ``p`` from ``plan``."""
-        x = plan.inputs
-        self.static_ok[p] = x.static_ok
-        self.fit_on[p], self.fit_request[p] = x.fit_filter.on, x.fit_filter.request
-        f = x.fit_score
-        self.fit_terms[p], self.fit_weight[p] = len(f.rows), f.weight
-        for column, values in zip(self.fit, (f.rows, f.sources, f.requests, f.weights)):
-            column[p, : len(values)] = values
-        b = x.balanced
-        self.bal_terms[p], self.bal_weight[p] = len(b.rows), b.weight
-        self.bal_rows[p, : len(b.rows)], self.bal_requests[p, : len(b.rows)] = b.rows, b.requests
-        s = x.scores
-        k = len(s.weight)
-        self.raw[p, :k], self.normalize[p, :k], self.weight[p, :k] = s.raw, s.normalize, s.weight
-        self.bind_requests[p], self.bind_nonzero[p] = plan.bind.requests, plan.bind.nonzero
-
-    def table(self, kind: np.int64, shape: np.ndarray) -> PlanTable:
-        """The finished table (the profile's Fit strategy ``kind`` and ``shape``)."""
-        rows, sources, requests, weights = self.fit
-        return PlanTable(
-            self.static_ok, self.tree, self.static_add, self.fit_on, self.fit_request, kind, shape, self.fit_weight,
-            self.fit_terms, rows, sources, requests, weights, self.bal_terms, self.bal_rows, self.bal_requests,
-            self.bal_weight, self.raw, self.normalize, self.weight, self.bind_requests, self.bind_nonzero,
-            self.reason, self.before_fit,
-        )  # fmt: skip

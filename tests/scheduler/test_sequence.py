@@ -10,7 +10,7 @@ from kbench.api.core import Node, Pod
 from kbench.scheduler.config import parse_config
 from kbench.scheduler.framework import Framework
 from kbench.scheduler.kernel import KernelScheduler
-from kbench.scheduler.sequence import DYNAMIC
+from kbench.scheduler.sequence import DYNAMIC, schedule_sequence
 from kbench.scheduler.state import ClusterState
 from kbench.traces import openb
 from tests.scheduler.clusters import seeded_workload
@@ -38,7 +38,7 @@ def sequence(node_list: list[Node], pods: list[Pod], percentage: int, seed: int)
         parse_config({"percentageOfNodesToScore": percentage}).profile(), ClusterState(node_list), percentage, seed
     )
     kernel = KernelScheduler(fw)
-    return kernel.schedule_sequence(pods), kernel
+    return schedule_sequence(kernel, pods), kernel
 
 
 def compact(node_list: list[Node], pods: list[Pod]) -> list[Pod]:
