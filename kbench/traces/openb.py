@@ -65,11 +65,9 @@ def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, st
         return [(line, row) for line, row in enumerate(reader, start=2)]
 
 
-def _count(path: Path, line: int, row: dict[str, str], field: str, optional: bool = False) -> int | None:
-    """A non-negative integer field (None when ``optional`` and empty)."""
+def _count(path: Path, line: int, row: dict[str, str], field: str) -> int:
+    """A non-negative integer field."""
     text = (row.get(field) or "").strip()
-    if optional and not text:
-        return None
     try:
         value = float(text)
     except ValueError:
@@ -91,7 +89,7 @@ def _name(path: Path, line: int, row: dict[str, str], field: str, seen: set[str]
 
 def read_nodes(directory: str | Path | None = None, file: str = NODES_FILE) -> list[Node]:
     """The trace's nodes (``openb_node_list_all_node.csv``, or ``openb_node_list_gpu_node.csv`` as ``file``)."""
-    path, seen, nodes = data_dir(directory) / file, set(), []
+    path, seen, nodes = data_dir(directory) / file, set[str](), []
     for line, row in _rows(path, NODE_COLUMNS):
         name = _name(path, line, row, "sn", seen)
         cpu, memory, gpus = (_count(path, line, row, f) for f in ("cpu_milli", "memory_mib", "gpu"))
@@ -109,7 +107,7 @@ def read_nodes(directory: str | Path | None = None, file: str = NODES_FILE) -> l
 
 def read_pods(directory: str | Path | None = None, variant: str = "default", namespace: str = "default") -> list[Pod]:
     """The pods of ``openb_pod_list_<variant>.csv`` in file order (the trace's creation order)."""
-    path, seen, pods = data_dir(directory) / f"openb_pod_list_{variant}.csv", set(), []
+    path, seen, pods = data_dir(directory) / f"openb_pod_list_{variant}.csv", set[str](), []
     specs: dict[tuple, dict] = {}
     for line, row in _rows(path, POD_COLUMNS):
         name = _name(path, line, row, "name", seen)
@@ -117,9 +115,12 @@ def read_pods(directory: str | Path | None = None, variant: str = "default", nam
         if gpu_milli > 1000:
             raise TraceError(f"{path}:{line}: gpu_milli: at most 1000 (a whole GPU), got {gpu_milli}")
         for field in ("creation_time", "deletion_time", "scheduled_time"):
-            _count(path, line, row, field, optional=True)
+            if (row.get(field) or "").strip():  # optional (empty: not yet scheduled, or not in the variant)
+                _count(path, line, row, field)
         shape = (cpu, memory, num_gpu, (row.get("gpu_spec") or "").strip())
-        spec = specs.get(shape) or specs.setdefault(shape, _spec(*shape))
+        if shape not in specs:
+            specs[shape] = _spec(*shape)
+        spec = specs[shape]
         pods.append(_pod(name, namespace, row, spec))
     return pods
 
