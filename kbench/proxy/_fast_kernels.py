@@ -1,8 +1,10 @@
 """Numba kernels of the fast paths (``kbench/proxy/fastpath.py``): nftables' verdict map and IPVS' table.
 
-Each works in two passes over a batch, each pass of independent iterations, so the processor overlaps the
-packets' memory accesses: first the map lookup of every packet, then the rest. Packets without a fast
-record get outcome -1 and are matched by ``_kernels.run_packets``.
+Each works in passes over a batch, each pass of independent iterations: first the map lookup of every packet,
+then the rest. A pass over random rows (the map, the endpoints, the virtual servers) asks for the row of the
+packet ``AHEAD`` places on (:func:`prefetch`), so about that many cache misses are under way at once instead of
+the few the processor finds by itself; the tables' rows are aligned to cache lines, one line a row. Packets
+without a fast record get outcome -1 and are matched by ``_kernels.run_packets``.
 """
 
 from __future__ import annotations
@@ -10,10 +12,25 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
-from kbench.proxy._kernels import EMPTY, OUT_DNAT, OUT_REJECT, RS_ENDPOINT, RS_HI, RS_LO, ipvs_schedule, mix
+from kbench.proxy._kernels import (
+    EMPTY,
+    OUT_DNAT,
+    OUT_REJECT,
+    RS_ENDPOINT,
+    RS_HI,
+    RS_LO,
+    ipvs_schedule,
+    mix,
+)
 from kbench.sim._kernels import splitmix_step
+
+AHEAD = 12
+"""Packets between a row's prefetch and its use."""
 
 
 class NftFastTables(NamedTuple):
@@ -26,8 +43,10 @@ class NftFastTables(NamedTuple):
     FC: np.ndarray
     """uint64 (cidrs, 4): the masquerade rules' pod CIDRs (network hi, lo, mask hi, lo)."""
     FE: np.ndarray
-    """int64 (endpoint slots, 5): endpoint id, rules evaluated when nothing masquerades, address hi and lo (as
-    int64), rules of one jump to mark-for-masquerade."""
+    """int64 (endpoint slots, 4), rows aligned to cache lines: endpoint id, rules evaluated when nothing
+    masquerades, address hi and lo (as int64)."""
+    mark_rules: int
+    """Rules of one jump to mark-for-masquerade."""
 
 
 class IpvsFastTables(NamedTuple):
@@ -49,41 +68,90 @@ class Scratch(NamedTuple):
     """Per-packet results of the first pass."""
 
     rec: np.ndarray
-    """int64: the record's value 0, or -1 without a record."""
+    """int64: the packet's hash slot, then the record's value 0, or -1 without a record."""
     span: np.ndarray
-    """int64: the record's value 1."""
+    """int64: the record's value 1; nftables: then the endpoint row drawn."""
 
 
-@njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
-def lookup(H, mask, k0, k1, k2):
-    """(value 0, value 1) of a fast record, or (-1, 0): hash_find written out for the fast loops."""
-    slot = mix(k0, k1, k2, EMPTY, EMPTY) & mask
-    while H[slot, 7] != EMPTY:
-        if H[slot, 0] == k0 and H[slot, 1] == k1 and H[slot, 2] == k2:
-            return np.int64(H[slot, 5]), np.int64(H[slot, 6])
-        slot = (slot + np.uint64(1)) & mask
-    return np.int64(-1), np.int64(0)
+def prefetch(table: np.ndarray, row: int) -> None:
+    """Start loading the cache line of ``table[row, 0]`` (a hint: nothing changes; in plain Python it does nothing)."""
+
+
+@intrinsic
+def _prefetch_line(typingctx, table, row):
+    """LLVM's prefetch of ``&table[row, 0]``: for reading, kept in every cache level."""
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        pointer = cgutils.get_item_pointer2(
+            context,
+            builder,
+            array.data,
+            cgutils.unpack_tuple(builder, array.shape),
+            cgutils.unpack_tuple(builder, array.strides),
+            signature.args[0].layout,
+            [args[1], context.get_constant(types.intp, 0)],
+            wraparound=False,
+        )
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8"
+        )
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.none(table, types.intp), codegen
+
+
+@overload(prefetch, inline="always")
+def _prefetch_overload(table, row):
+    def impl(table, row):
+        _prefetch_line(table, np.intp(row))
+
+    return impl
 
 
 @njit(cache=True, _nrt=False)  # type: ignore[call-overload]
 def first_pass(packets, H, scratch):
-    """Look every packet's (destination, protocol, port) up in the records."""
+    """Look every packet's (destination, protocol, port) up in the records: hash every key, then probe each slot
+    with the slot of the packet ``AHEAD`` on in flight."""
     proto, dst_hi, dst_lo, dport = packets.proto, packets.dst_hi, packets.dst_lo, packets.dport
     rec, span = scratch.rec, scratch.span
     mask = np.uint64(H.shape[0] - 1)
-    for i in range(proto.shape[0]):
-        rec[i], span[i] = lookup(H, mask, dst_hi[i], dst_lo[i], np.uint64((proto[i] << 16) | dport[i]))
+    n = proto.shape[0]
+    for i in range(n):
+        rec[i] = np.int64(mix(dst_hi[i], dst_lo[i], np.uint64((proto[i] << 16) | dport[i]), EMPTY, EMPTY) & mask)
+    for i in range(n):
+        if i + AHEAD < n:
+            prefetch(H, rec[i + AHEAD])
+        k0, k1, k2 = dst_hi[i], dst_lo[i], np.uint64((proto[i] << 16) | dport[i])
+        slot = np.uint64(rec[i])
+        rec[i], span[i] = -1, 0
+        while H[slot, 7] != EMPTY:  # hash_find written out for the fast loops
+            if H[slot, 0] == k0 and H[slot, 1] == k1 and H[slot, 2] == k2:
+                rec[i], span[i] = np.int64(H[slot, 5]), np.int64(H[slot, 6])
+                break
+            slot = (slot + np.uint64(1)) & mask
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)  # type: ignore[call-overload]
 def run_nft_fast(packets, fast, rng, scratch, out):
     """nftables: resolve the packets with a record (:class:`NftFastTables`) into ``out``; the others get -1."""
     first_pass(packets, fast.H, scratch)
-    src_hi, src_lo, FC, FE = packets.src_hi, packets.src_lo, fast.FC, fast.FE
+    src_hi, src_lo, FC, FE, mark_rules = packets.src_hi, packets.src_lo, fast.FC, fast.FE, fast.mark_rules
     rec, span = scratch.rec, scratch.span
     out_kind, out_ep, out_masq, out_rules = out.kind, out.endpoint, out.masq, out.rules
+    n = src_hi.shape[0]
     state = rng[0]
-    for i in range(src_hi.shape[0]):
+    for j in range(min(AHEAD, n)):  # numgen draws in packet order, AHEAD packets before their use
+        if rec[j] >= 0:
+            state, span[j] = draw_endpoint(rec[j], span[j], state)
+    for i in range(n):
+        j = i + AHEAD
+        if j < n and rec[j] >= 0:
+            state, span[j] = draw_endpoint(rec[j], span[j], state)
+            prefetch(FE, span[j])
         r = rec[i]
         if r < 0:
             out_kind[i] = -1
@@ -93,10 +161,7 @@ def run_nft_fast(packets, fast, rng, scratch, out):
         if kind == 2:
             c = (r >> 2) & 255
             masq = not ((src_hi[i] & FC[c, 2]) == FC[c, 0] and (src_lo[i] & FC[c, 3]) == FC[c, 1])
-        count = span[i]
-        state, u = splitmix_step(np.uint64(state))  # (np.uint64: keeps the type when run as plain Python)
-        e = (r >> 10) + min(np.int64(u * count), count - 1)
-        mark_rules = FE[e, 4]
+        e = span[i]
         rules = FE[e, 1] + (mark_rules if masq else 0)
         if FE[e, 2] == np.int64(src_hi[i]) and FE[e, 3] == np.int64(src_lo[i]):
             masq = True  # hairpin: the endpoint chain's first rule jumps to mark-for-masquerade
@@ -106,6 +171,14 @@ def run_nft_fast(packets, fast, rng, scratch, out):
         out_masq[i] = masq
         out_rules[i] = rules
     rng[0] = state
+
+
+@njit(cache=True, inline="always", error_model="numpy", _nrt=False)  # type: ignore[call-overload]
+def draw_endpoint(r, count, state):
+    """numgen: the endpoint row of a packet whose record's value 0 is ``r``, among its ``count``; and the random
+    stream's next state."""
+    state, u = splitmix_step(np.uint64(state))  # (np.uint64: keeps the type when run as plain Python)
+    return state, (r >> 10) + min(np.int64(u * count), count - 1)
 
 
 @njit(cache=True, inline="always", _nrt=False)  # type: ignore[call-overload]
@@ -130,10 +203,11 @@ def run_ipvs_fast(packets, fast, n_aff, ipvs, affinity, AFF_TIMEOUT, scratch, ou
     source's class picks the precomputed outcome of the iptables rules; traffic on to IPVS is scheduled as the
     rule machine does (``ipvs_schedule``), with the comparisons of the bucket walk added."""
     first_pass(packets, fast.H, scratch)
-    src_hi, src_lo, CT, RS = packets.src_hi, packets.src_lo, fast.CT, ipvs.RS
+    src_hi, src_lo, CT, VS, RS = packets.src_hi, packets.src_lo, fast.CT, ipvs.VS, ipvs.RS
     rec, span = scratch.rec, scratch.span
     out_kind, out_ep, out_masq, out_rules = out.kind, out.endpoint, out.masq, out.rules
-    for i in range(src_hi.shape[0]):  # the iptables rules' outcome for the source's class
+    n = src_hi.shape[0]
+    for i in range(n):  # the iptables rules' outcome for the source's class
         r = rec[i]
         if r < 0:
             out_kind[i] = -1
@@ -143,7 +217,9 @@ def run_ipvs_fast(packets, fast, n_aff, ipvs, affinity, AFF_TIMEOUT, scratch, ou
         out_masq[i] = CT[row, 1] != 0
         out_rules[i] = CT[row, 2] + span[i]
         out_ep[i] = -1
-    for i in range(src_hi.shape[0]):  # on to IPVS: schedule as the kernel does
+    for i in range(n):  # on to IPVS: schedule as the kernel does
+        if i + AHEAD < n and out_kind[i + AHEAD] == 0:
+            prefetch(VS, rec[i + AHEAD] & 0xFFFFF)
         if out_kind[i] != 0:
             if out_kind[i] > 0:
                 out_rules[i] -= span[i]

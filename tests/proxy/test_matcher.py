@@ -147,3 +147,25 @@ def test_fast_path_agrees_with_the_rule_machine(mode):
     service_of = {f"{ep.ip}:{ep.port}": i for i, sp in enumerate(ports) for ep in sp.endpoints}
     dnat = fast.outcome == 1
     assert all(service_of[fast.endpoints[e]] == w for e, w in zip(fast.endpoint[dnat], which[dnat]))
+
+
+@pytest.mark.parametrize("mode", ["nftables", "ipvs"])
+def test_fast_path_same_in_pieces_and_as_plain_python(mode):
+    """A batch matched in pieces of other sizes (the matcher keeps its scratch between batches) and by the
+    kernels run as plain Python (prefetching, a hint to the processor, does nothing there) gives exactly the
+    results of the batch matched whole: the same random draws and scheduler positions, in packet order."""
+    from kbench.proxy import workload
+
+    ports = workload.service_ports(300, 4, seed=2)
+    program = program_for(mode, COMPILERS[mode](ports, workload.CONFIG), workload.CONFIG)
+    packets, _ = workload.traffic(ports, 3000, seed=3)
+    packets.arrays.src_lo[1::7] = np.uint64((0xFFFF << 32) | (127 << 24) | 1)  # some hairpins
+    whole = Matcher(program, seed=1).match(packets)
+    pieces = Matcher(program, seed=1)
+    parts = [pieces.match(packets.take(slice(a, b))) for a, b in ((0, 1000), (1000, 1013), (1013, 3000))]
+    python = Matcher(program, seed=1).match_python(packets)
+    assert (whole.outcome == 1).mean() > 0.9
+    for field in ("outcome", "endpoint", "masq", "rules"):
+        expected = getattr(whole, field)
+        assert np.array_equal(np.concatenate([getattr(p, field) for p in parts]), expected), field
+        assert np.array_equal(getattr(python, field), expected), field
