@@ -142,16 +142,18 @@ def update_leaves(nodes, plan, static_add, which, frac, tree, size, to_root):
     bal_rows, bal_requests = bal.rows, bal.requests
     for i in which:
         feasible = static_ok[i] and (not fit_on or fits(alloc, requested, pod_count, request, i))
-        total = static_add[i]
-        if fs.weight > 0:
-            total += fs.weight * strategy_score(
-                alloc, requested, nonzero, kind, rows, sources, requests, weights, shape, i
-            )
-        if bal.weight > 0:
-            total += bal.weight * balanced_score(alloc, requested, bal_rows, bal_requests, i, frac)
+        total = NONE  # an infeasible node is never scored
+        if feasible:
+            total = static_add[i]
+            if fs.weight > 0:
+                total += fs.weight * strategy_score(
+                    alloc, requested, nonzero, kind, rows, sources, requests, weights, shape, i
+                )
+            if bal.weight > 0:
+                total += bal.weight * balanced_score(alloc, requested, bal_rows, bal_requests, i, frac)
         leaf = size + i
         cnt[leaf] = 1 if feasible else 0
-        best[leaf] = total if feasible else NONE
+        best[leaf] = total
         ties[leaf] = 1 if feasible else 0
         node = leaf // 2
         while to_root and node >= 1:
