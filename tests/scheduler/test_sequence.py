@@ -94,3 +94,21 @@ def test_openb_trace_slice_as_the_reference():
     assert len(expected_messages) > 50  # many pods fit nowhere
     assert result.nodes.tolist() == expected_nodes
     assert result.messages == expected_messages
+
+
+def test_sequence_in_two_calls_continues_as_one():
+    node_list, pods = seeded_workload(11, num_nodes=30, num_pods=200)
+    pods = compact(node_list, pods)
+    whole, _ = sequence(node_list, pods, 0, 11)
+    fw = Framework(parse_config().profile(), ClusterState(node_list), 0, 11)
+    kernel = KernelScheduler(fw)
+    first, second = schedule_sequence(kernel, pods[:90]), schedule_sequence(kernel, pods[90:])
+    assert first.nodes.tolist() + second.nodes.tolist() == whole.nodes.tolist()
+    assert {**first.messages, **{i + 90: m for i, m in second.messages.items()}} == whole.messages
+
+
+def test_sequence_without_nodes_says_so_for_every_pod():
+    _, pods = seeded_workload(12, num_nodes=1, num_pods=5)
+    result, _ = sequence([], pods, 0, 12)
+    assert result.nodes.tolist() == [-1] * 5
+    assert set(result.messages.values()) == {"no nodes available to schedule pods"}
