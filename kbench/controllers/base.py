@@ -410,7 +410,10 @@ def owner_reference(owner: Mapping) -> dict:
 
 def condition(obj: Mapping, kind: str) -> Mapping | None:
     """The status condition of type ``kind``, if the object has one."""
-    return next((c for c in obj.get("status", {}).get("conditions") or () if c.get("type") == kind), None)
+    for c in obj.get("status", {}).get("conditions") or ():
+        if c.get("type") == kind:
+            return c
+    return None
 
 
 def namespace_terminating(err: APIError) -> bool:
