@@ -20,6 +20,9 @@ from kbench.scheduler.interface import SKIP, SUCCESS
 from kbench.scheduler.plan import Plan, PlanTable, node_arrays, static_totals
 
 FIT = "NodeResourcesFit"
+TREE_CELLS = 2**23
+"""At most this many cells per signature-tree array (3 arrays of int64: 192 MiB); plans beyond are scored node by
+node (the same placements)."""
 
 
 def diagnosis(fw: Framework, pod: Pod, plan: Plan) -> tuple[str, set[str]]:
@@ -81,11 +84,11 @@ def plan_table(fw: Framework, plans: list[tuple[Plan, Pod]]) -> tuple[PlanTable,
     scores = max([len(x.scores.weight) for x in inputs] + [0])
     t = _Stacker(count, n, resources, terms, scores)
     reason_ids: dict[tuple[str, tuple[str, ...]], int] = {}
-    trees = 0
+    trees, max_trees = 0, max(1, TREE_CELLS // (2 * int(kb.tree_size(n))))
     for p, (plan, pod) in enumerate(plans):
         x = inputs[p]
         static = static_totals(x)
-        if static is not None:
+        if static is not None and trees < max_trees:
             t.tree[p], t.static_add[p] = trees, static
             trees += 1
         t.fill(p, plan)

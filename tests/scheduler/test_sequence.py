@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kbench.api.core import Node, Pod
+from kbench.scheduler import plantable
 from kbench.scheduler.config import parse_config
 from kbench.scheduler.framework import Framework
 from kbench.scheduler.kernel import KernelScheduler
@@ -112,3 +113,13 @@ def test_sequence_without_nodes_says_so_for_every_pod():
     result, _ = sequence([], pods, 0, 12)
     assert result.nodes.tolist() == [-1] * 5
     assert set(result.messages.values()) == {"no nodes available to schedule pods"}
+
+
+def test_plans_beyond_the_tree_budget_are_scored_node_by_node(monkeypatch):
+    monkeypatch.setattr(plantable, "TREE_CELLS", 1)  # one signature tree; every other plan scans
+    node_list, pods = seeded_workload(13, num_nodes=40, num_pods=250)
+    pods = compact(node_list, pods)
+    expected_nodes, expected_messages = reference(node_list, pods, 30, 13)
+    result, _ = sequence(node_list, pods, 30, 13)
+    assert result.nodes.tolist() == expected_nodes
+    assert result.messages == expected_messages
