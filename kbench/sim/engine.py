@@ -42,7 +42,7 @@ Timer = list
 _PENDING = object()
 _INF = float("inf")
 _TIME = itemgetter(2)
-_TARGET = 16
+_TARGET = 32
 """Entries a bucket the width is tuned for: enough to spread the heap and dict work, few enough to sort fast."""
 _MIN_WINDOW = 4096
 """Entries opened between two looks at the density; a rescale re-files every pending entry, so the next look
@@ -124,7 +124,7 @@ class Engine:
         except OverflowError:
             key = time * self._scale
         if key == self._open_key:
-            insort(self._open, entry, key=_TIME)
+            self._insert_open(entry)
         else:
             bucket = self._buckets.get(key)
             if bucket is None:
@@ -183,10 +183,9 @@ class Engine:
                 steps += self._run_urgent()
             it = self._iter if self._open_key is not None else self._open_next()
             while it is not None:
-                for entry in it:
-                    callback, arg, time = entry
+                for callback, arg, time in it:
                     if time > horizon:
-                        self._close(entry)
+                        self._close()
                         return
                     self.now = time
                     if callback is not None:
@@ -232,10 +231,14 @@ class Engine:
         self._iter = it = iter(bucket)
         return it
 
-    def _close(self, entry: Timer) -> None:
-        """Put the open bucket back from ``entry`` on (the run stopped at its horizon before ``entry``)."""
-        rest = [entry]
-        rest.extend(self._iter)
+    def _insert_open(self, entry: Timer) -> None:
+        """File ``entry`` in the open bucket, after the entries due at its time, among those not run yet (an entry
+        already run may have been filed again, with a later time)."""
+        insort(self._open, entry, len(self._open) - length_hint(self._iter), key=_TIME)
+
+    def _close(self) -> None:
+        """Put the open bucket back from the entry just taken on (the run stopped at its horizon before that entry)."""
+        rest = self._open[len(self._open) - length_hint(self._iter) - 1 :]
         self._buckets[self._open_key] = rest
         heappush(self._keys, self._open_key)
         self._open_key = None
@@ -401,24 +404,27 @@ class Process(Event):
         except BaseException as exc:
             self._end(exc)
             return
-        if target.__class__ is float and target >= 0:  # the hot path: sleep, Engine.schedule inline
+        if type(target) is float and target >= 0.0:  # the hot path: sleep, Engine.schedule inline
             engine = self.engine
             time = engine.now + target
-            self._target = entry = [self._wake, None, time]
+            entry = self._target
+            if type(entry) is list and entry[1] is None:  # the wake-up entry that has just run (not an Interrupt's)
+                entry[2] = time
+            else:
+                self._target = entry = [self._wake, None, time]
             try:
                 key = floor(time * engine._scale)
             except OverflowError:
                 key = time * engine._scale
             if key == engine._open_key:
-                insort(engine._open, entry, key=_TIME)
+                engine._insert_open(entry)
             else:
-                bucket = engine._buckets.get(key)
-                if bucket is None:
+                try:
+                    engine._buckets[key].append(entry)
+                except KeyError:
                     engine._buckets[key] = [entry]
                     heappush(engine._keys, key)
-                else:
-                    bucket.append(entry)
-        elif target.__class__ is float:  # negative or NaN: schedule() raises its ValueError out of run()
+        elif type(target) is float:  # negative or NaN: schedule() raises its ValueError out of run()
             self._target = self.engine.schedule(target, self._wake)
         else:
             self._wait(target)
