@@ -37,7 +37,9 @@ def direct(signature: str):
     """
 
     def compile_one(py_func):
-        kernel = njit(signature, cache=True)(py_func)
+        # _nrt=False: no reference-counting runtime (these kernels allocate nothing), so the entry point wraps
+        # the arrays without allocating a record for each (a private njit option numba's type stubs lack)
+        kernel = njit(signature, cache=True, _nrt=False)(py_func)  # type: ignore[call-overload]
         return kernel.get_overload(kernel.signatures[0])
 
     return compile_one
