@@ -287,7 +287,9 @@ class _Level:
     max_seats: int = 0
     """The widest work estimate at this level (0: the estimator's own limits)."""
     busy: list[float] = field(default_factory=list)
-    """Release times of the seats in use (a heap, one entry per seat)."""
+    """Release times of the seats in use (a heap, one entry per seat), but for the held ones."""
+    held: int = 0
+    """Seats in use by requests whose end is not known yet (:data:`HELD`)."""
     queues: list[deque] = field(default_factory=list)
     queue_seats: list[int] = field(default_factory=list)
     """Seats waiting in each queue."""
@@ -300,15 +302,15 @@ class _Level:
 
     def note_demand(self, at: float) -> None:
         """The seat demand changed at ``at``."""
-        self.demand.set(len(self.busy) + self.seats_waiting, at)
+        self.demand.set(len(self.busy) + self.held + self.seats_waiting, at)
 
     def fits(self, seats: int) -> bool:
         """queueSet.canAccommodateSeatsLocked: a request wider than the limit runs alone."""
         if self.config.exempt:
             return True
         if seats > self.limit:
-            return not self.busy
-        return len(self.busy) + seats <= self.limit
+            return not self.busy and not self.held
+        return len(self.busy) + self.held + seats <= self.limit
 
 
 class PriorityAndFairness:
@@ -458,7 +460,7 @@ class PriorityAndFairness:
             hand = self._hands[name, flow] = deal(flow_hash(flow), level.config.queues, level.config.hand)
         index = min(hand, key=level.queue_seats.__getitem__)
         queue = level.queues[index]
-        if len(level.busy) >= level.limit and len(queue) >= level.config.queue_length:
+        if len(level.busy) + level.held >= level.limit and len(queue) >= level.config.queue_length:
             req.reject()
             return
         req.arrival = now
@@ -475,20 +477,20 @@ class PriorityAndFairness:
         seats = work.max_seats
         if release == HELD:
             req.held = partial(self._unhold, name, level, seats, work.additional_latency)
+            level.held += seats
         else:
             release += work.additional_latency
-        for _ in range(seats):
-            heapq.heappush(level.busy, release)
+            for _ in range(seats):
+                heapq.heappush(level.busy, release)
         level.note_demand(now)
 
     def _unhold(self, name: str, level: _Level, seats: int, additional_latency: float, at: float) -> None:
         """A held request ends at ``at``: its seats free up ``additional_latency`` later; waiting requests may get
         them."""
         at += additional_latency
+        level.held -= seats
         for _ in range(seats):
-            level.busy.remove(HELD)
-        level.busy.extend([at] * seats)
-        heapq.heapify(level.busy)
+            heapq.heappush(level.busy, at)
         if level.waiting:
             self._schedule(name, level)
 
@@ -500,8 +502,13 @@ class PriorityAndFairness:
             level.note_demand(at)
 
     def _schedule(self, name: str, level: _Level) -> None:
-        at = level.busy[0] if level.busy else self._now()
-        if at == HELD or self._wakeup_at.get(name, math.inf) <= at:  # all held: their release schedules
+        if level.busy:
+            at = level.busy[0]
+        elif level.held:  # all held: their release schedules
+            return
+        else:
+            at = self._now()
+        if self._wakeup_at.get(name, math.inf) <= at:
             return
         self._wakeup_at[name] = at
         self._wake(max(0.0, at - self._now()), lambda _: self._serve(name))

@@ -142,7 +142,8 @@ def generate_name(prefix: str, rng) -> str:
 def object_key(obj: Mapping) -> str:
     """cache.MetaNamespaceKeyFunc: ``namespace/name``, or ``name`` for cluster-scoped objects."""
     meta = obj["metadata"]
-    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta['name']}" if namespace else meta["name"]
 
 
 @lru_cache(maxsize=4096)

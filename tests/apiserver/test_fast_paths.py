@@ -1,6 +1,6 @@
 """The request path's shortcuts give what the general code gives: timestamps formatted once per second, the watch
-event of an unfiltered watcher, the demand integrator's inline update, the request's target, patches and bindings
-that copy only what they change."""
+event of an unfiltered watcher, the demand integrator's inline update, held seats counted apart from the heap of
+release times, the request's target, patches and bindings that copy only what they change."""
 
 import datetime as dt
 import math
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbench.apiserver import APIServer
-from kbench.apiserver.flowcontrol import Integrator
+from kbench.apiserver.flowcontrol import BORROWING_ADJUSTMENT_PERIOD, HELD, Integrator, Level, PriorityAndFairness
 from kbench.apiserver.objects import EPOCH, RESOURCES, Filter, copy_object, timestamp
 from kbench.apiserver.registry import merge_patch
 from kbench.apiserver.server import request_target
@@ -131,3 +131,45 @@ def test_binding_shares_the_unchanged_parts_and_leaves_the_stored_pod_alone():
     assert [c["type"] for c in bound["status"]["conditions"]] == ["PodScheduled"]
     assert bound["spec"]["containers"] is stored["spec"]["containers"]  # shared, not copied
     assert orjson.dumps(stored) == snapshot and "nodeName" not in stored["spec"]
+
+
+class _HeldRequest:
+    """A request flow control dispatches; the first holds its seat (its end unknown at dispatch, as a write's until
+    etcd answers)."""
+
+    def __init__(self, now: list[float], log: list, held: bool) -> None:
+        self.now, self.log, self.holds = now, log, held
+        self.user, self.groups, self.resource_name, self.namespace, self.verb = "u", (), "pods", "", "get"
+        self.seats, self.arrival, self.held = 1, 0.0, None
+
+    def dispatch(self) -> float:
+        self.log.append(self.now[0])
+        return HELD if self.holds else self.now[0] + 1.0
+
+    def reject(self) -> None:
+        self.log.append("rejected")
+
+
+def test_held_seats_count_as_busy_until_released_then_the_waiting_request_runs():
+    now, timers, log = [0.0], [], []
+    apf = PriorityAndFairness(
+        lambda delay, callback: timers.append((now[0] + delay, callback)),
+        lambda: now[0],
+        server_limit=1,
+        wait_limit=60.0,
+        levels=(Level("only", 1, 1, 1, 50),),
+        classifier=lambda req: ("only", "only/u"),
+    )
+    level = apf.levels["only"]
+    first, second = _HeldRequest(now, log, True), _HeldRequest(now, log, False)
+    apf.arrive(first)
+    apf.arrive(second)  # the held seat is the level's only one: it waits, and no wake-up is set for it
+    assert (log, level.held, level.busy, level.waiting) == ([0.0], 1, [], 1)
+    assert all(at == BORROWING_ADJUSTMENT_PERIOD for at, _ in timers)
+    now[0] = 2.0
+    first.held(3.0)  # it ends at 3 s: the seat frees then and the waiting request runs
+    assert (level.held, level.busy) == (0, [3.0])
+    at, serve = next((at, cb) for at, cb in timers if at == 3.0)
+    now[0] = at
+    serve(None)
+    assert log == [0.0, 3.0] and level.waiting == 0 and level.demand.high == 2  # one held + one waiting at most
