@@ -15,7 +15,9 @@ of a heap operation each, and exact ties cost no more.
 
 An entry is the list ``[callback, arg, time]``; it doubles as the handle that
 :meth:`Engine.cancel` takes (cancelling blanks the callback, and the run loop
-skips it).
+skips it). A process that sleeps files its wake-up entry again once it has run,
+rather than allocating a new one (:meth:`Process._resume`, which also inlines
+:meth:`Engine.schedule` on that hot path).
 
 A process is a generator. It yields a number to sleep that many seconds, or an
 :class:`Event` to wait for it; the event's value is sent back in, and a failed
@@ -119,6 +121,7 @@ class Engine:
             raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
         time = self.now + delay
         entry = [callback, arg, time]
+        key: float
         try:  # _bucket(time, self._scale), inline on this hot path
             key = floor(time * self._scale)
         except OverflowError:
@@ -238,10 +241,10 @@ class Engine:
 
     def _close(self) -> None:
         """Put the open bucket back from the entry just taken on (the run stopped at its horizon before that entry)."""
-        rest = self._open[len(self._open) - length_hint(self._iter) - 1 :]
-        self._buckets[self._open_key] = rest
-        heappush(self._keys, self._open_key)
-        self._open_key = None
+        key, self._open_key = self._open_key, None
+        assert key is not None  # called from _run, on the open bucket
+        self._buckets[key] = self._open[len(self._open) - length_hint(self._iter) - 1 :]
+        heappush(self._keys, key)
 
     def _adapt(self, key: float, bucket: list[Timer]) -> bool:
         """Retune the bucket width to the event density seen lately; True if ``bucket`` went back to the queue."""
@@ -412,6 +415,7 @@ class Process(Event):
                 entry[2] = time
             else:
                 self._target = entry = [self._wake, None, time]
+            key: float
             try:
                 key = floor(time * engine._scale)
             except OverflowError:
