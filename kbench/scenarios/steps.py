@@ -5,7 +5,6 @@ answers, as ClusterLoader2's creators do; the driver's own client is not rate li
 from __future__ import annotations
 
 import copy
-import gc
 import json
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -18,6 +17,7 @@ from kbench.apiserver.objects import KINDS, object_key
 from kbench.cluster import Cluster
 from kbench.metrics.slis import RunResult, collect, listing
 from kbench.node.probes import ANNOTATION
+from kbench.sim import collector
 from kbench.sim.engine import Event
 
 PAUSE_POD = {
@@ -325,26 +325,23 @@ def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
     started = time.perf_counter()
     cluster = Cluster(scenario.cluster)
     begin = cluster.settle()
-    gc.collect()
-    gc.freeze()  # the cluster's long-lived objects leave the collector's generations: no full scans of them
     driver = Driver(cluster, scenario)
     process = cluster.engine.process(driver.run(), name=f"scenario/{scenario.name}")
     bar = tqdm(total=len(scenario.steps), desc=f"scenario {scenario.name}", unit="step", disable=not progress)
-    try:
-        while not process.processed:
-            cluster.engine.run(until=cluster.engine.now + 10.0)
-            gc.collect(1)
-            gc.freeze()  # what survived is the cluster's state: keep the collector from rescanning it
-            bar.update(driver.step - bar.n)
-            bar.set_postfix(sim_s=f"{cluster.engine.now:.0f}")
-            if on_advance is not None:
-                on_advance(cluster.engine.now)
-        if not process.ok:
-            raise process.value
-        cluster.engine.run(until=cluster.engine.now + scenario.drain)
-    finally:
-        bar.close()
-        gc.unfreeze()
+    with collector.long_run():
+        try:
+            while not process.processed:
+                cluster.engine.run(until=cluster.engine.now + 10.0)
+                collector.settle()
+                bar.update(driver.step - bar.n)
+                bar.set_postfix(sim_s=f"{cluster.engine.now:.0f}")
+                if on_advance is not None:
+                    on_advance(cluster.engine.now)
+            if not process.ok:
+                raise process.value
+            cluster.engine.run(until=cluster.engine.now + scenario.drain)
+        finally:
+            bar.close()
     result = collect(cluster, time.perf_counter() - started, begin, driver.problems, scenario.measure)
     result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
     result.cluster = cluster
