@@ -234,12 +234,12 @@ class WatchCache:
         ``spec.nodeName``, the cacher's index) and every unindexed one."""
         if self.index_field is None:
             return self.others
-        values = {field_value(obj, self.index_field)}
-        if prev is not None:
-            values.add(field_value(prev, self.index_field))
-        out = list(self.others)
-        for value in values:
-            out += self.indexed.get(value, ())
+        value = field_value(obj, self.index_field)
+        out = self.others + self.indexed.get(value, [])
+        if prev is not None:  # the object's value, then its previous one (in that order, whatever their hashes)
+            was = field_value(prev, self.index_field)
+            if was != value:
+                out += self.indexed.get(was, ())
         return out
 
     def list(self, flt: Filter) -> tuple[list[Mapping], int, int]:

@@ -1,6 +1,7 @@
 """The request path's shortcuts give what the general code gives: timestamps formatted once per second, the watch
 event of an unfiltered watcher, the demand integrator's inline update, held seats counted apart from the heap of
-release times, the request's target, patches and bindings that copy only what they change."""
+release times, the request's target, patches and bindings that copy only what they change, an indexed event's
+watchers in a fixed order."""
 
 import datetime as dt
 import math
@@ -15,7 +16,7 @@ from kbench.apiserver.flowcontrol import BORROWING_ADJUSTMENT_PERIOD, HELD, Inte
 from kbench.apiserver.objects import EPOCH, RESOURCES, Filter, copy_object, timestamp
 from kbench.apiserver.registry import merge_patch
 from kbench.apiserver.server import request_target
-from kbench.apiserver.watchcache import _event_for
+from kbench.apiserver.watchcache import WatchCache, _event_for
 from kbench.sim import Engine
 
 
@@ -173,3 +174,19 @@ def test_held_seats_count_as_busy_until_released_then_the_waiting_request_runs()
     now[0] = at
     serve(None)
     assert log == [0.0, 3.0] and level.waiting == 0 and level.demand.high == 2  # one held + one waiting at most
+
+
+def test_an_indexed_event_reaches_the_new_values_watchers_then_the_old_ones_whatever_the_hashes():
+    """A binding moves a pod from ``spec.nodeName=""`` to a node: the watchers of both values get it, in a fixed
+    order (the new value's, then the old one's), not in a set's hash order (PYTHONHASHSEED)."""
+    cache = WatchCache("pods", lambda delay, callback, *args: None, lambda: 0.0, lambda size: 0.0)
+    watches = {}
+    for node in ("", "node-1", "node-2"):
+        flt = Filter.of(RESOURCES["pods"], field_selector=f"spec.nodeName={node}")
+        watches[node] = cache.watch(flt, 0, lambda events: None)
+    everyone = cache.watch(Filter(everything=True), 0, lambda events: None)
+    pending = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": ""}}
+    bound = {"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "node-1"}}
+    assert cache.watchers(bound, pending) == [everyone, watches["node-1"], watches[""]]
+    assert cache.watchers(bound, bound) == [everyone, watches["node-1"]]
+    assert cache.watchers(pending, None) == [everyone, watches[""]]
