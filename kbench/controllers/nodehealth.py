@@ -11,7 +11,7 @@ NumPy and walks only the others, with the decisions of a walk over every node.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -92,7 +92,10 @@ class FleetIndex:
     # -- health records -----------------------------------------------------------------------------------------
     def record(self, i: int) -> Record | None:
         """The health record of the node at position ``i``, if it has one."""
-        return (self.probe[i], self.renew_seen[i], self.beat_seen[i]) if self.recorded[i] else None
+        return self._stored(i) if self.recorded[i] else None
+
+    def _stored(self, i: int) -> Record:
+        return (self.probe[i], self.renew_seen[i], self.beat_seen[i])
 
     def keep(self, i: int, record: Record) -> None:
         """Store the node at position ``i``'s health record."""
@@ -108,14 +111,16 @@ class FleetIndex:
 
     def records(self) -> dict[str, Record]:
         """Every health record by node name (nodeHealthData)."""
-        kept = {name: self.record(i) for i, name in enumerate(self.names) if self.recorded[i]}
+        kept = {name: self._stored(i) for i, name in enumerate(self.names) if self.recorded[i]}
         return {**self.orphans, **{name: (float(r[0]), r[1], r[2]) for name, r in kept.items()}}
 
     # -- the order ----------------------------------------------------------------------------------------------
     def rebuild(self, cache: Mapping) -> None:
         """Take the order of ``cache``, each node's health record carried over; every node is dirty until set."""
-        old = {name: self.record(i) for i, name in enumerate(self.names) if self.recorded[i]}
-        old = {**self.orphans, **old}
+        old: dict[str, Record] = {
+            **self.orphans,
+            **{name: self._stored(i) for i, name in enumerate(self.names) if self.recorded[i]},
+        }
         self.cache = cache
         self.names = list(cache)
         self.pos = {name: i for i, name in enumerate(self.names)}
@@ -136,8 +141,8 @@ class FleetIndex:
     def set_nodes(self, rows: list[tuple[int, bool, str, float]]) -> None:
         """Set what the Nodes say: (position, ok, zone, grace) each."""
         if rows:
-            index, ok, zone, grace = zip(*rows)
-            index = np.array(index, dtype=np.int64)
+            positions, ok, zone, grace = zip(*rows)
+            index = np.array(positions, dtype=np.int64)
             self.ok[index], self.grace[index] = ok, grace
             self.zone[index] = [self._zone_id(z) for z in zone]
 
@@ -179,7 +184,7 @@ class Tentative:
         """The record of the node at position ``i``."""
         self.probe[i], self.renew_seen[i], self.beat_seen[i] = record
 
-    def renewals(self, positions: set[int], start: int, now: float) -> list[int]:
+    def renewals(self, positions: Collection[int], start: int, now: float) -> list[int]:
         """The nodes at ``positions`` (from ``start`` on) whose Lease alone changed: the probe time moves to ``now``
         where the renewTime is not the one recorded. Returns those with no record yet, to be judged in full."""
         f = self.fleet
