@@ -43,7 +43,16 @@ import orjson
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.cpu import Cores
 from kbench.apiserver.flowcontrol import HELD, MaxInFlight, PriorityAndFairness
-from kbench.apiserver.objects import RESOURCES, APIError, Filter, Resource, not_found, object_key, timestamp
+from kbench.apiserver.objects import (
+    RESOURCES,
+    APIError,
+    Filter,
+    Resource,
+    encode,
+    not_found,
+    object_key,
+    timestamp,
+)
 from kbench.apiserver.registry import Registry, compare_and_write, own, precondition_error
 from kbench.apiserver.watchcache import WatchCache
 from kbench.apiserver.workestimator import cache_stats
@@ -252,7 +261,7 @@ class APIServer:
         meta.setdefault("uid", self.registry.new_uid())
         meta.setdefault("creationTimestamp", timestamp(self.engine.now))
         key = res.key(meta.get("namespace", ""), meta["name"])
-        rev = self.etcd.store.put(key.encode(), orjson.dumps(obj)).revision
+        rev = self.etcd.store.put(key.encode(), encode(obj)).revision
         meta["resourceVersion"] = str(rev)
         self.caches[resource].apply("ADDED", object_key(obj), obj, rev, len(orjson.dumps(obj)))
 
@@ -274,7 +283,7 @@ class APIServer:
             self._finish(op, current[0] if current else None, None, server)
             return now + server
         kind, obj, expect = plan
-        value = b"" if kind == "DELETED" else orjson.dumps(obj)
+        value = b"" if kind == "DELETED" else encode(obj)
         current = op.cache.objects.get(op.key)
         decoded = len(value) or (current[2] if current else 0)  # the body; a delete decodes the stored object
         cpu = (
