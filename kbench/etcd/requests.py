@@ -72,10 +72,16 @@ def check_bytes(value: Any, name: str, where: str) -> None:
         raise TypeError(f"{where}: field {name!r} must be bytes, got {type(value).__name__}")
 
 
+INT64 = (-(2**63), 2**63 - 1)
+"""The range of etcd's integer request fields (protobuf int64: revisions, limits, lease IDs)."""
+
+
 def check_int(value: Any, name: str, where: str) -> None:
-    """``value`` must be an int (not a bool)."""
+    """``value`` must be an int (not a bool) that protobuf's int64 can carry."""
     if value.__class__ is not int and (isinstance(value, bool) or not hasattr(value, "__index__")):
         raise TypeError(f"{where}: field {name!r} must be an integer, got {value!r}")
+    if not INT64[0] <= value <= INT64[1]:
+        raise ValueError(f"{where}: field {name!r} must be a 64-bit signed integer (-2**63 to 2**63-1), got {value}")
 
 
 def check_enum(value: Any, name: str, where: str, allowed: tuple[str, ...]) -> None:

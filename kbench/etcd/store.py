@@ -255,7 +255,7 @@ class Store:
         ignore_lease: bool = False,
     ) -> PutResponse:
         """Put ``key`` = ``value`` (etcd Put)."""
-        if key.__class__ is not bytes or value.__class__ is not bytes or lease.__class__ is not int:
+        if key.__class__ is not bytes or value.__class__ is not bytes or lease.__class__ is not int or lease:
             rq.check_put_args(key, value, lease)
         payload = len(key) + len(value)
         bound = payload + rq.MAX_FRAMING

@@ -330,3 +330,20 @@ def test_put_many_holds_each_put_to_the_size_limits(store):
 def test_constructor_checks_the_member_id():
     with pytest.raises(ValueError, match="member_id must be an integer from 1 to 2\\*\\*64 - 1"):
         Store(member_id=0)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.put(b"k", b"v", lease=2**63), "lease"),
+        (lambda s: s.lease_grant(10, id=2**63), "id"),
+        (lambda s: s.range(b"k", revision=-(2**63) - 1), "revision"),
+        (lambda s: s.compact(2**64), "revision"),
+    ],
+)
+def test_integer_fields_beyond_int64_are_refused_by_name_and_nothing_changes(call, field):
+    store = Store()
+    store.put(b"k", b"v")
+    with pytest.raises(ValueError, match=f"field '{field}' must be a 64-bit signed integer"):
+        call(store)
+    assert store.revision == 2 and store.range(b"k").kvs[0].value == b"v"
