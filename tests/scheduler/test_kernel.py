@@ -8,11 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kbench.api.core import Node, Pod
+from kbench.scheduler import kernel as kernel_module
 from kbench.scheduler.config import parse_config
 from kbench.scheduler.framework import Framework
 from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.state import ClusterState
-from tests.scheduler.clusters import nodes, place, pod_spec
+from tests.scheduler.clusters import nodes, place, pod_spec, seeded_workload
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -169,3 +170,21 @@ def test_a_batch_with_no_nodes_places_nothing():
     nodes_, processed, found = KernelScheduler(fw).schedule_batch(pods)
     assert nodes_.tolist() == [-1, -2, -2] and processed.tolist() == found.tolist() == [0, 0, 0]
     assert not fw.state.pods
+
+
+def test_the_plan_cache_is_bounded_and_a_dropped_plan_places_as_a_kept_one(monkeypatch):
+    node_list, pods = seeded_workload(7, num_nodes=30, num_pods=120)
+    expected = place(node_list, pods, 30, 7, kernel=True)
+    monkeypatch.setattr(kernel_module, "PLAN_CACHE_SIZE", 3)
+    state = ClusterState(node_list)
+    scheduler = KernelScheduler(Framework(parse_config().profile(), state, 30, seed=7))
+    placed, largest = [], 0
+    for pod in pods:
+        result = scheduler.schedule(pod)
+        largest = max(largest, len(scheduler._plans))
+        placed.append((result.node, result.evaluated, result.message))
+        if result.node is not None:
+            state.bind(pod, result.node)
+    assert placed == expected
+    assert largest == 3  # filled, never beyond
+    assert len({scheduler.plan_key(pod) for pod in pods}) > 3  # so plans were dropped and rebuilt
