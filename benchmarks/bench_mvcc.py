@@ -101,3 +101,6 @@ def test_compile_time(benchmark):
         iterations=1,
     )
     benchmark.extra_info["cold_compile_seconds"] = seconds
+    # LLVM's cold compile varied 0.5-2.0 s between runs of one machine the same hour: the gate flags only a
+    # doubling (a kernel that got much harder to compile), not that noise
+    benchmark.extra_info["regression_tolerance"] = 1.0
