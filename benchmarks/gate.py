@@ -133,9 +133,12 @@ def floors_yaml(floors: dict[str, tuple[float, list[float]]], runs: int, kept: s
 
 def _load(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        run = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         sys.exit(f"benchmark gate: cannot read {path}: {err}")
+    if not isinstance(run, dict) or not isinstance(run.get("benchmarks"), list):
+        sys.exit(f"benchmark gate: {path} is not a pytest-benchmark run (--benchmark-json): no 'benchmarks' list")
+    return run
 
 
 def main(argv: list[str]) -> int:

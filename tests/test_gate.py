@@ -71,7 +71,7 @@ def test_the_command_prints_the_regressions_without_a_traceback(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("content", ["", "{not json"])
+@pytest.mark.parametrize("content", ["", "{not json", "[]", '{"machine_info": {}}'])
 def test_an_unreadable_run_names_the_file(tmp_path, content):
     path = tmp_path / "run.json"
     path.write_text(content)
