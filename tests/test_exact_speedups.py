@@ -36,7 +36,8 @@ POINT = {
 
 
 def _plain(value):
-    """JSON-comparable: NaN as None, NumPy scalars as Python numbers."""
+    """JSON-comparable: floats (NumPy's included) and ints as Python numbers, NaN as None, anything else (NumPy
+    integers included) as its str."""
     if isinstance(value, float | int) and not isinstance(value, bool):
         value = float(value) if isinstance(value, float) else int(value)
         return None if isinstance(value, float) and math.isnan(value) else value
