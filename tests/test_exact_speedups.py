@@ -73,7 +73,7 @@ def hollow_nodes(nodes: int = 500, seconds: float = 600.0) -> dict:
 def _latencies(api: APIServer) -> dict[str, list]:
     """Per (verb, resource, scope): the count, and the SHA-256 of every latency's exact repr, in order."""
     return {
-        " ".join(key): [len(values), hashlib.sha256(repr(values).encode()).hexdigest()]
+        " ".join(key): [len(values), hashlib.sha256(repr(list(values)).encode()).hexdigest()]
         for key, values in sorted(api.sli.samples.items())
     }
 

@@ -32,6 +32,7 @@ recorded per verb, resource and scope for the APIResponsiveness SLI (``sli()``).
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -99,9 +100,10 @@ class Instance:
 
 @dataclass
 class SLI:
-    """Request latencies by (verb, resource, scope), as apiserver_request_duration_seconds."""
+    """Request latencies by (verb, resource, scope), as apiserver_request_duration_seconds: C doubles (8 bytes a
+    request instead of a Python float's 32 and a list slot), as millions of requests are kept."""
 
-    samples: dict[tuple[str, str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    samples: dict[tuple[str, str, str], array] = field(default_factory=lambda: defaultdict(partial(array, "d")))
     rejected: int = 0
 
     def table(self):
