@@ -15,9 +15,12 @@ of a heap operation each, and exact ties cost no more.
 
 An entry is the list ``[callback, arg, time]``; it doubles as the handle that
 :meth:`Engine.cancel` takes (cancelling blanks the callback, and the run loop
-skips it). A process that sleeps files its wake-up entry again once it has run,
-rather than allocating a new one (:meth:`Process._resume`, which also inlines
-:meth:`Engine.schedule` on that hot path).
+skips it). A sleeping process's wake-up entry is ``[process, _WAKE, time]``: the
+run loop resumes the generator itself and, if it sleeps again, files the same
+entry again at its new time (the hot path of a simulation, so it skips a call
+and an allocation per wake-up). A run with a horizon leaves the entries past it
+in their bucket (:meth:`Engine._open_next`), so the loop needs no check per
+entry; between runs no bucket is open.
 
 A process is a generator. It yields a number to sleep that many seconds, or an
 :class:`Event` to wait for it; the event's value is sent back in, and a failed
@@ -29,7 +32,7 @@ other.
 from __future__ import annotations
 
 import contextlib
-from bisect import insort
+from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from heapq import heappop, heappush
@@ -44,6 +47,8 @@ Timer = list
 _PENDING = object()
 _INF = float("inf")
 _TIME = itemgetter(2)
+_WAKE = object()
+"""The ``arg`` of a sleeping process's wake-up entry ``[process, _WAKE, time]``, which the run loop resumes inline."""
 _TARGET = 32
 """Entries a bucket the width is tuned for: enough to spread the heap and dict work, few enough to sort fast."""
 _MIN_WINDOW = 4096
@@ -98,6 +103,7 @@ class Engine:
         "_seen",
         "_window",
         "_window_key",
+        "_horizon",
     )
 
     def __init__(self, start: float = 0.0, trace: bool = False) -> None:
@@ -112,6 +118,7 @@ class Engine:
         self._open_key: float | None = None  # number of the bucket being run (no longer in _buckets), if any
         self._open: list[Timer] = []  # that bucket, sorted
         self._iter: Iterator[Timer] = iter(self._open)  # its entries not run yet
+        self._horizon = _INF  # of the run under way: _open_next leaves later entries in their bucket
         self._seen, self._window, self._window_key = 0, _MIN_WINDOW, _bucket(self.now, 1.0)  # for _adapt
 
     # -- scheduling ---------------------------------------------------------
@@ -180,25 +187,56 @@ class Engine:
         self.schedule_urgent(_raise_stop)
 
     def _run(self, horizon: float) -> None:
-        urgent, trace, steps = self._urgent, self.trace, 0
+        urgent, trace, floor_, float_, type_, wake = self._urgent, self.trace, floor, float, type, _WAKE
+        steps = 0  # urgent callbacks run, plus the entries taken from buckets (counted a bucket at a time)
+        self._horizon = horizon
         try:
             if urgent:
                 steps += self._run_urgent()
-            it = self._iter if self._open_key is not None else self._open_next()
-            while it is not None:
-                for callback, arg, time in it:
-                    if time > horizon:
-                        self._close()
-                        return
+            while (it := self._open_next()) is not None:
+                buckets, scale, open_key = self._buckets, self._scale, self._open_key  # fixed while a bucket is open
+                for entry in it:
+                    callback, arg, time = entry
                     self.now = time
-                    if callback is not None:
-                        steps += 1
-                        if trace is not None:
-                            trace.append((time, _label(callback)))
+                    if callback is None:  # cancelled
+                        steps -= 1
+                        continue
+                    if trace is not None:
+                        trace.append((time, _label(callback)))
+                    if arg is not wake:
                         callback(arg)
-                        if urgent:
-                            steps += self._run_urgent()
-                it = self._open_next()
+                    else:  # a sleeping process wakes: Process._resume inline, refiling its entry if it sleeps again
+                        try:
+                            delay = callback._gen.send(None)
+                        except BaseException as exc:
+                            callback._end(exc)
+                        else:
+                            if type_(delay) is float_ and delay >= 0.0:
+                                time += delay
+                                entry[2] = time
+                                key: float
+                                try:  # _bucket(time, scale) and Engine.schedule, inline
+                                    key = floor_(time * scale)
+                                except OverflowError:
+                                    key = time * scale
+                                if key == open_key:
+                                    self._insert_open(entry)
+                                else:
+                                    try:
+                                        buckets[key].append(entry)
+                                    except KeyError:
+                                        buckets[key] = [entry]
+                                        heappush(self._keys, key)
+                            else:
+                                callback._follow(delay)
+                    if urgent:
+                        steps += self._run_urgent()
+                steps += len(self._open)
+        except BaseException:
+            if self._open_key is not None:  # a callback raised: its entry counts, the rest goes back
+                steps += len(self._open) - length_hint(self._iter)
+                self._close()
+            raise
         finally:
             self.steps += steps
 
@@ -219,7 +257,8 @@ class Engine:
         return ran
 
     def _open_next(self) -> Iterator[Timer] | None:
-        """Open the earliest bucket, sorted by time (stably: FIFO among ties); None when nothing is left."""
+        """Open the earliest bucket, sorted by time (stably: FIFO among ties), less its entries due after the run's
+        horizon, which go back; None when nothing is left to run before the horizon."""
         if not self._keys:
             self._open_key = None
             return None
@@ -230,21 +269,42 @@ class Engine:
             return self._open_next()
         if len(bucket) > 1:
             bucket.sort(key=_TIME)
+        if bucket[-1][2] > self._horizon:
+            cut = bisect_right(bucket, self._horizon, key=_TIME)
+            self._buckets[key] = bucket[cut:]
+            heappush(self._keys, key)
+            del bucket[cut:]
+            if not bucket:
+                self._open_key = None
+                return None
         self._open_key, self._open = key, bucket
         self._iter = it = iter(bucket)
         return it
 
     def _insert_open(self, entry: Timer) -> None:
         """File ``entry`` in the open bucket, after the entries due at its time, among those not run yet (an entry
-        already run may have been filed again, with a later time)."""
-        insort(self._open, entry, len(self._open) - length_hint(self._iter), key=_TIME)
+        already run may have been filed again, with a later time); past the run's horizon, in the bucket instead."""
+        if entry[2] > self._horizon:
+            self._file(self._open_key, [entry])
+        else:
+            insort(self._open, entry, len(self._open) - length_hint(self._iter), key=_TIME)
 
     def _close(self) -> None:
-        """Put the open bucket back from the entry just taken on (the run stopped at its horizon before that entry)."""
+        """Put the open bucket's entries not run yet back in the queue, before its entries past the horizon."""
         key, self._open_key = self._open_key, None
-        assert key is not None  # called from _run, on the open bucket
-        self._buckets[key] = self._open[len(self._open) - length_hint(self._iter) - 1 :]
-        heappush(self._keys, key)
+        self._file(key, self._open[len(self._open) - length_hint(self._iter) :], first=True)
+
+    def _file(self, key: float, entries: list[Timer], first: bool = False) -> None:
+        """Add ``entries`` to bucket ``key`` (after its entries, or before them if ``first``)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if entries:
+                self._buckets[key] = entries
+                heappush(self._keys, key)
+        elif first:
+            self._buckets[key] = entries + bucket
+        else:
+            bucket += entries
 
     def _adapt(self, key: float, bucket: list[Timer]) -> bool:
         """Retune the bucket width to the event density seen lately; True if ``bucket`` went back to the queue."""
@@ -373,7 +433,7 @@ class Event:
 class Process(Event):
     """A generator driven by the engine; as an event it succeeds with the return value."""
 
-    __slots__ = ("_gen", "_target", "_wake", "name")
+    __slots__ = ("_gen", "_target", "name")
 
     def __init__(self, engine: Engine, generator: Generator, name: str | None = None) -> None:
         if not hasattr(generator, "send"):
@@ -381,8 +441,7 @@ class Process(Event):
         super().__init__(engine)
         self._gen = generator
         self.name: str = name if name else getattr(generator, "__qualname__", "process")
-        self._wake = self._resume  # one bound method, reused for every wake-up
-        self._target: Timer | Event | None = engine.schedule_urgent(self._wake)
+        self._target: Timer | Event | None = engine.schedule_urgent(self._resume)
 
     @property
     def is_alive(self) -> bool:
@@ -407,29 +466,12 @@ class Process(Event):
         except BaseException as exc:
             self._end(exc)
             return
-        if type(target) is float and target >= 0.0:  # the hot path: sleep, Engine.schedule inline
-            engine = self.engine
-            time = engine.now + target
-            entry = self._target
-            if type(entry) is list and entry[1] is None:  # the wake-up entry that has just run (not an Interrupt's)
-                entry[2] = time
-            else:
-                self._target = entry = [self._wake, None, time]
-            key: float
-            try:
-                key = floor(time * engine._scale)
-            except OverflowError:
-                key = time * engine._scale
-            if key == engine._open_key:
-                engine._insert_open(entry)
-            else:
-                try:
-                    engine._buckets[key].append(entry)
-                except KeyError:
-                    engine._buckets[key] = [entry]
-                    heappush(engine._keys, key)
-        elif type(target) is float:  # negative or NaN: schedule() raises its ValueError out of run()
-            self._target = self.engine.schedule(target, self._wake)
+        self._follow(target)
+
+    def _follow(self, target: Any) -> None:
+        """Sleep or wait on what the generator yielded."""
+        if type(target) is float:  # negative or NaN: schedule() raises its ValueError out of run()
+            self._target = self.engine.schedule(target, self, _WAKE)
         else:
             self._wait(target)
 
@@ -452,7 +494,7 @@ class Process(Event):
             self._target = target
             target.add_callback(self._on_event)
         elif isinstance(target, (int, float)) and not isinstance(target, bool) and target >= 0:
-            self._target = self.engine.schedule(float(target), self._wake)
+            self._target = self.engine.schedule(float(target), self, _WAKE)
         else:
             self._target = None
             self._throw(TypeError(f"{self.name} yielded {target!r}; yield a delay >= 0 in seconds or an Event"))
@@ -468,7 +510,7 @@ class Process(Event):
 
 
 def _label(callback: Callable) -> str:
-    owner = getattr(callback, "__self__", None)
+    owner = callback if isinstance(callback, Process) else getattr(callback, "__self__", None)
     if isinstance(owner, Process):
         return owner.name
     return getattr(callback, "__qualname__", type(callback).__name__)
