@@ -122,9 +122,13 @@ class _Scheduled:
         if wait > 0:
             client.engine.schedule(wait, self.leave)
         else:  # the handle is live: due runs only when it was not cancelled
+            self.handle = []  # drops the cycle (see leave)
             client.conn.request(self.verb, self.resource, self.callback, **self.kwargs)
 
     def leave(self, _) -> None:
         """The token is there: the request goes out, unless it was taken back while it waited."""
-        if self.handle[0] is not None:
+        # The handle holds ``due``, which holds self: a reference cycle, which the collector, frozen during long runs
+        # (kbench.sim.collector.settle), would keep with its request until the run ends; dropping it frees both.
+        handle, self.handle = self.handle, []
+        if handle[0] is not None:
             self.client.conn.request(self.verb, self.resource, self.callback, **self.kwargs)
