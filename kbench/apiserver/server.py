@@ -321,8 +321,10 @@ class APIServer:
             return
         out = obj if kind != "DELETED" else own(obj)  # the stored object stays as it was; only metadata changes
         out["metadata"]["resourceVersion"] = str(rev)
+        # an update or delete wrote the object the request found under op.key; a create's name may be generated
+        key = op.key if kind != "ADDED" else object_key(out)
         name = op.resource_name
-        self.caches[name].apply(kind, object_key(out), out, rev, len(value), self._dispatchers[name])
+        self.caches[name].apply(kind, key, out, rev, len(value), self._dispatchers[name])
         self._finish(op, out, None, delay)
 
     def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
@@ -642,7 +644,9 @@ class Connection:
         """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer. Returns
         the handle of its arrival: cancelling it (``Engine.cancel``) before the send time takes the request back."""
         server = self.server
-        res = resource_for(verb, resource)
+        res = RESOURCES.get(resource)
+        if res is None or verb not in VERBS:
+            res = resource_for(verb, resource)  # says what is wrong
         namespace, name = request_target(res, verb, namespace, name, body)
         op = _Op(
             server, self, verb, res, namespace, name, body, subresource, options, callback, server.engine.now + delay
