@@ -43,6 +43,33 @@ def test_negative_or_nan_delay_is_rejected():
         eng.schedule(float("nan"), print)
 
 
+def test_process_sleeping_a_negative_or_nan_delay_raises_out_of_run():
+    for bad in (-1.0, float("nan")):
+        eng = Engine()
+
+        def proc(bad=bad):
+            yield 1.0
+            yield bad
+
+        eng.process(proc())
+        with pytest.raises(ValueError, match="delay must be >= 0"):
+            eng.run()
+        assert eng.now == 1.0
+
+
+def test_trace_names_the_process_at_each_wake_up():
+    eng = Engine(trace=True)
+
+    def proc():
+        yield 1.0
+        yield 1
+
+    eng.process(proc(), name="p")
+    eng.run()
+    assert eng.trace == [(0.0, "p"), (1.0, "p"), (2.0, "p"), (2.0, "p")]
+    assert eng.steps == 4
+
+
 def test_run_until_time_stops_before_later_entries_and_sets_clock():
     eng, seen = Engine(), []
     for t in (1.0, 2.0, 3.0):
