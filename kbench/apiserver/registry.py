@@ -349,8 +349,7 @@ def _token(op: WriteRequest, account: Mapping, pod: Mapping | None, audiences: l
 
 def compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):
     """The etcd txn of a write, evaluated when it applies: (error or None, new revision)."""
-    kvs = store.range(key).kvs
-    mod = kvs[0].mod_revision if kvs else 0
+    mod = store.mod_revision(key)
     if expect[0] == "absent" and mod:
         return "exists", 0
     if expect[0] != "absent" and not mod:

@@ -167,6 +167,12 @@ class Store:
         """Revision of the last compaction (-1 if none)."""
         return self._mvcc.compact_rev
 
+    def mod_revision(self, key: bytes) -> int:
+        """The key's mod_revision now, 0 when it does not exist: what a txn's ``Compare(key, "MOD", ...)`` reads
+        (the apiserver's compare-and-write), without building a RangeResponse."""
+        kv = self._mvcc.get(key, self._mvcc.rev)
+        return kv.mod_revision if kv is not None else 0
+
     def __len__(self) -> int:
         """Revisions held in the MVCC history."""
         return len(self._mvcc)

@@ -347,3 +347,14 @@ def test_integer_fields_beyond_int64_are_refused_by_name_and_nothing_changes(cal
     with pytest.raises(ValueError, match=f"field '{field}' must be a 64-bit signed integer"):
         call(store)
     assert store.revision == 2 and store.range(b"k").kvs[0].value == b"v"
+
+
+def test_mod_revision_is_what_a_range_reads(store):
+    assert store.mod_revision(b"a") == 0
+    store.put(b"a", b"1")
+    store.put(b"b", b"2")
+    store.put(b"a", b"3")
+    assert store.mod_revision(b"a") == store.range(b"a").kvs[0].mod_revision == 4
+    assert store.mod_revision(b"b") == 3
+    store.delete_range(b"a")
+    assert store.mod_revision(b"a") == 0
