@@ -3,7 +3,9 @@ wall; the cost linear in nodes, recorded at 15,000 nodes).
 
 Each hollow node renews its Lease every 10 s and posts its status every 5 minutes; the apiserver (3
 instances, APF, CPU, watch caches) writes them to the etcd model; kube-controller-manager's node lifecycle
-controller watches the Leases and Nodes and checks every node every 5 s. Each run happens in a fresh spawned
+controller watches the Leases and Nodes and checks every node every 5 s. The garbage collector runs as in
+scenarios (``kbench.sim.collector``: young collections every 50,000 allocations, survivors frozen every 10
+simulated seconds). Each run happens in a fresh spawned
 process, so its peak resident memory is recorded as asv's ``peakmem`` records it. Recorded: wall seconds,
 simulated seconds per wall second, engine events and API requests per second, peak memory. The reference of
 the 5,000-node hour is the same hour with 500 nodes, scaled x10 (the work is linear in nodes), so the ratio
@@ -13,14 +15,13 @@ shows how far the full run is from linear cost; the 15,000-node run is ten simul
 
 from __future__ import annotations
 
-import gc
 import time
 
 from benchmarks.conftest import in_fresh_process, peak_rss_mib, timed_in_fresh_process
 from kbench.apiserver import APIServer
 from kbench.controllers import KubeControllerManagerConfiguration, controller_manager
 from kbench.node import HollowNode
-from kbench.sim import Engine
+from kbench.sim import Engine, collector
 
 HOUR = 3600.0
 TARGET_WALL = 20.0
@@ -39,13 +40,9 @@ def build_hollow(nodes: int) -> tuple[Engine, APIServer, list[HollowNode]]:
 def hollow_cluster(nodes: int, duration: float) -> dict:
     """Run ``nodes`` hollow nodes for ``duration`` simulated seconds; wall time, rates and peak memory."""
     engine, api, fleet = build_hollow(nodes)
-    gc.collect()
-    gc.freeze()
     started = time.perf_counter()
-    try:
-        engine.run(until=duration)
-    finally:
-        gc.unfreeze()  # the rest of the session may collect this cluster
+    with collector.long_run():  # the collector as scenarios run it (kbench.scenarios.steps.run_scenario)
+        collector.run_settled(engine, duration)
     wall = time.perf_counter() - started
     return {
         "wall_s": wall,

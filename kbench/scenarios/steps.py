@@ -331,7 +331,7 @@ def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
     with collector.long_run():
         try:
             while not process.processed:
-                cluster.engine.run(until=cluster.engine.now + 10.0)
+                cluster.engine.run(until=cluster.engine.now + collector.SETTLE_EVERY)
                 collector.settle()
                 bar.update(driver.step - bar.n)
                 bar.set_postfix(sim_s=f"{cluster.engine.now:.0f}")

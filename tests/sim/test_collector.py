@@ -6,7 +6,7 @@ from collections import Counter
 from kbench.cluster import Cluster
 from kbench.scenarios import library
 from kbench.scenarios.steps import Driver
-from kbench.sim import collector
+from kbench.sim import Engine, collector
 
 
 def test_long_run_restores_thresholds_and_unfreezes():
@@ -16,6 +16,18 @@ def test_long_run_restores_thresholds_and_unfreezes():
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_run_settled_reaches_the_horizon_and_freezes_what_survives_each_step():
+    engine, fired = Engine(), []
+    engine.schedule(25.0, fired.append, "a")
+    engine.schedule(31.0, fired.append, "b")
+    with collector.long_run():
+        frozen = gc.get_freeze_count()
+        kept = [[i] for i in range(1000)]  # alive across the steps, so frozen by the first settle
+        collector.run_settled(engine, 27.5)
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    assert engine.now == 27.5 and fired == ["a"]
 
 
 def test_a_settled_run_leaves_no_reference_cycle_behind():
