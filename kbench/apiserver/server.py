@@ -286,8 +286,10 @@ class APIServer:
             return now + server
         kind, obj, expect = plan
         value = b"" if kind == "DELETED" else encode(obj)
-        current = op.cache.objects.get(op.key)
-        decoded = len(value) or (current[2] if current else 0)  # the body; a delete decodes the stored object
+        decoded = len(value)  # the body; a delete decodes the stored object
+        if not decoded:
+            current = op.cache.objects.get(op.key)
+            decoded = current[2] if current else 0
         cpu = (
             c.request_overhead + c.decode_per_object + decoded * c.decode_per_byte + 2 * len(value) * c.encode_per_byte
         )
