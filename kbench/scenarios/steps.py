@@ -130,13 +130,16 @@ class Driver:
         self.step = len(self.scenario.steps)
 
     def _pod(self, template: Mapping | None, behavior: Mapping | None, ns: str, name: str) -> dict:
-        pod = orjson.loads(orjson.dumps(template or PAUSE_POD))
+        """A pod of ``template``: its own top level and metadata, the rest shared with the template and so with every
+        pod made from it (a body is never changed once sent, nor a stored object: ``registry.own``)."""
+        template = template or PAUSE_POD
+        meta = {**template.get("metadata", {}), "name": name, "namespace": ns}
+        if behavior:
+            meta["annotations"] = {**meta.get("annotations", {}), ANNOTATION: json.dumps(dict(behavior))}
+        pod = dict(template)
         pod.setdefault("apiVersion", "v1")
         pod["kind"] = "Pod"
-        meta = pod.setdefault("metadata", {})
-        meta.update(name=name, namespace=ns)
-        if behavior:
-            meta.setdefault("annotations", {})[ANNOTATION] = json.dumps(dict(behavior))
+        pod["metadata"] = meta
         return pod
 
     def _createPods(
