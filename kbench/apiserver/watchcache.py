@@ -66,12 +66,12 @@ class Watch:
         self.on_stop: list[Callable[[], object]] = []
         """Called when the watch stops (e.g. flow control forgetting it in its watch count)."""
 
-    def push(self, arrival: float, event: tuple) -> None:
-        """Queue ``event`` to reach the watcher at ``arrival``."""
+    def push(self, arrival: float, event: tuple, now: float) -> None:
+        """Queue ``event`` to reach the watcher at ``arrival`` (``now`` being the engine's time)."""
         self.pending.append((arrival, event))
         if not self.scheduled:
             self.scheduled = True
-            self.cache.schedule(arrival - self.cache.now(), self._deliver)
+            self.cache.schedule(arrival - now, self._deliver)
 
     def _deliver(self, _=None) -> None:
         self.scheduled = False
@@ -160,7 +160,7 @@ class WatchCache:
         for watch in watchers:
             event = _event_for(watch.filter, kind, obj, prev_obj, rv)
             if event is not None:
-                watch.push(arrival, event)
+                watch.push(arrival, event, now)
 
     def update_cache(self, event: tuple) -> None:
         """watch_cache.go updateCache: resize, drop the oldest event if the buffer is full, append. A resource read
@@ -268,12 +268,13 @@ class WatchCache:
             self.others.append(watch)
         else:
             self.indexed.setdefault(index, []).append(watch)
-        arrival = self.now() + self.delay(0)
+        now = self.now()
+        arrival = now + self.delay(0)
         for hrv, _, kind, obj, prev, size in self.history:
             if hrv > rv:
                 event = _event_for(flt, kind, obj, prev, hrv)
                 if event is not None:
-                    watch.push(arrival, event)
+                    watch.push(arrival, event, now)
                     watch.initial_events += 1
                     watch.initial_bytes += size
         return watch
