@@ -116,7 +116,7 @@ class Registry:
         return kind, obj, (expect[0], rev, LeaseAttach(self.leases, self.event_ttl, object_key(obj)))
 
     def _plan(self, op: WriteRequest) -> Plan | None:
-        current = op.cache.get(op.key) if op.name else None
+        current = op.cache.objects.get(op.key) if op.name else None
         if op.subresource == "binding":
             if current is None:
                 raise not_found(op.resource, op.name)
