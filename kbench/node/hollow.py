@@ -30,7 +30,7 @@ import math
 from typing import TypedDict
 
 from kbench.api.quantity import resource_amount
-from kbench.apiserver.objects import copy_object, timestamp
+from kbench.apiserver.objects import timestamp
 from kbench.apiserver.server import APIServer, Callback
 from kbench.client import Client
 from kbench.node.config import KubeletConfiguration
@@ -235,8 +235,12 @@ class HollowNode:
     def _read_node(self, node, error, delay: float, tries: int) -> None:
         if error is not None:  # a failed read waits for the next report
             return
-        body = copy_object(node)
-        _set_conditions(body["status"].setdefault("conditions", []), timestamp(self.engine.now + delay))
+        # a copy of what the setters change (the status, its conditions); the rest is shared with the Node read,
+        # which nothing changes (stored objects never are; neither is a body once sent)
+        status = dict(node["status"])
+        status["conditions"] = conditions = [dict(c) for c in status.get("conditions", ())]
+        _set_conditions(conditions, timestamp(self.engine.now + delay))
+        body = {**node, "status": status}
         self._send(
             delay,
             "update",
