@@ -195,17 +195,10 @@ class Engine:
                 steps += self._run_urgent()
             while (it := self._open_next()) is not None:
                 buckets, scale, open_key = self._buckets, self._scale, self._open_key  # fixed while a bucket is open
-                for entry in it:
+                for entry in it if trace is None else _traced(it, trace):
                     callback, arg, time = entry
                     self.now = time
-                    if callback is None:  # cancelled
-                        steps -= 1
-                        continue
-                    if trace is not None:
-                        trace.append((time, _label(callback)))
-                    if arg is not wake:
-                        callback(arg)
-                    else:  # a sleeping process wakes: Process._resume inline, refiling its entry if it sleeps again
+                    if arg is wake:  # a sleeping process wakes: Process._resume inline, refiling its entry
                         try:
                             delay = callback._gen.send(None)
                         except BaseException as exc:
@@ -229,6 +222,11 @@ class Engine:
                                         heappush(self._keys, key)
                             else:
                                 callback._follow(delay)
+                    elif callback is not None:
+                        callback(arg)
+                    else:  # cancelled
+                        steps -= 1
+                        continue
                     if urgent:
                         steps += self._run_urgent()
                 steps += len(self._open)
@@ -456,8 +454,8 @@ class Process(Event):
         if isinstance(target, Event):
             if target.callbacks is not None and self._on_event in target.callbacks:
                 target.callbacks.remove(self._on_event)
-        elif target is not None:
-            target[0] = None
+        elif target is not None:  # a wake-up entry: blank its arg too, so the run loop does not wake the process
+            target[0] = target[1] = None
         self._target = self.engine.schedule_urgent(self._throw, Interrupt(cause))
 
     def _resume(self, value: Any) -> None:
@@ -507,6 +505,14 @@ class Process(Event):
             self.fail(exc)
         else:  # nobody waits on this process: crash loudly
             raise exc
+
+
+def _traced(entries: Iterator[Timer], trace: list[tuple[float, str]]) -> Iterator[Timer]:
+    """``entries``, recording each one not cancelled in ``trace`` as it is taken."""
+    for entry in entries:
+        if entry[0] is not None:
+            trace.append((entry[2], _label(entry[0])))
+        yield entry
 
 
 def _label(callback: Callable) -> str:
