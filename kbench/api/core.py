@@ -71,7 +71,7 @@ def _resources(value: Any, where: str) -> dict[str, int]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Taint:
     """A node taint (core/v1 Taint): ``key=value:effect``."""
 
@@ -80,7 +80,7 @@ class Taint:
     effect: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Toleration:
     """A pod toleration (core/v1 Toleration); ``toleration_seconds`` bounds how long a NoExecute taint is tolerated."""
 
@@ -101,7 +101,7 @@ class Toleration:
         return self.value == taint.value  # Equal (and empty operator)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContainerPort:
     """A container port (core/v1 ContainerPort); a ``host_port`` above 0 claims that port on the node."""
 
@@ -111,7 +111,7 @@ class ContainerPort:
     host_ip: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Container:
     """A container (or init container) with its resource requests (milli-CPU for cpu, base units otherwise)."""
 
