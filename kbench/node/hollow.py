@@ -169,10 +169,10 @@ class HollowNode:
 
     def _renew(self, lease, delay: float) -> None:
         at = self.engine.now + delay
-        body = {
+        body = {  # the metadata as read (its resourceVersion the update's precondition), shared: nothing changes it
             "apiVersion": lease["apiVersion"],
             "kind": "Lease",
-            "metadata": dict(lease["metadata"]),
+            "metadata": lease["metadata"],
             "spec": {**lease["spec"], "renewTime": timestamp(at, micro=True)},
         }
         self._send(delay, "update", "leases", self._renewed, body=body)
