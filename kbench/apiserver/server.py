@@ -101,7 +101,8 @@ class Instance:
 @dataclass
 class SLI:
     """Request latencies by (verb, resource, scope), as apiserver_request_duration_seconds: C doubles (8 bytes a
-    request instead of a Python float's 32 and a list slot), as millions of requests are kept."""
+    request instead of a Python float's 32 and a list slot), as millions of requests are kept. Read them as a copy
+    (``np.array(values)``) if the run goes on: a NumPy view kept alive stops further appends (BufferError)."""
 
     samples: dict[tuple[str, str, str], array] = field(default_factory=lambda: defaultdict(partial(array, "d")))
     rejected: int = 0
