@@ -20,7 +20,7 @@ from kbench.node.probes import ANNOTATION
 from kbench.sim import collector
 from kbench.sim.engine import Event
 
-PAUSE_POD = {
+PAUSE_POD: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {"labels": {"group": "density"}},

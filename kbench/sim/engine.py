@@ -122,8 +122,9 @@ class Engine:
         self._seen, self._window, self._window_key = 0, _MIN_WINDOW, _bucket(self.now, 1.0)  # for _adapt
 
     # -- scheduling ---------------------------------------------------------
-    def schedule(self, delay: float, callback: Callable[[Any], Any], arg: Any = None) -> Timer:
-        """Call ``callback(arg)`` after ``delay`` seconds; returns a cancellable handle."""
+    def schedule(self, delay: float, callback: Callable[[Any], Any] | Process, arg: Any = None) -> Timer:
+        """Call ``callback(arg)`` after ``delay`` seconds; returns a cancellable handle. (A process with the arg
+        ``_WAKE`` is the engine's own wake-up entry of a sleeping process, which the run loop resumes.)"""
         if not delay >= 0:  # also rejects NaN
             raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
         time = self.now + delay
@@ -283,6 +284,7 @@ class Engine:
         """File ``entry`` in the open bucket, after the entries due at its time, among those not run yet (an entry
         already run may have been filed again, with a later time); past the run's horizon, in the bucket instead."""
         if entry[2] > self._horizon:
+            assert self._open_key is not None  # called on the open bucket only
             self._file(self._open_key, [entry])
         else:
             insort(self._open, entry, len(self._open) - length_hint(self._iter), key=_TIME)
@@ -290,6 +292,7 @@ class Engine:
     def _close(self) -> None:
         """Put the open bucket's entries not run yet back in the queue, before its entries past the horizon."""
         key, self._open_key = self._open_key, None
+        assert key is not None  # called from _run, on the open bucket
         self._file(key, self._open[len(self._open) - length_hint(self._iter) :], first=True)
 
     def _file(self, key: float, entries: list[Timer], first: bool = False) -> None:
