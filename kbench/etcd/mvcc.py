@@ -220,12 +220,17 @@ class MVCC:
         self._n = k.append_puts(self._log, self._keystate, self._n, keys.ids, main0, lease, sizes)
 
     # -- compaction and history -----------------------------------------------
-    def compact(self, rev: int) -> None:
-        """Drop the revisions that no read at ``rev`` or later can see."""
+    def compact(self, rev: int) -> int:
+        """Drop the revisions that no read at ``rev`` or later can see; returns the bytes of key and value they held."""
         keep = k.compaction_keep(self._log, self._keystate, self._n, rev)
+        dropped = self._log[: self._n][~keep]
+        freed = int(np.maximum(dropped[:, k.VSIZE], 0).sum())  # a tombstone's VSIZE is TOMBSTONE (-1): no value
+        keys = self._keys
+        freed += sum(len(keys[kid]) for kid in dropped[:, k.KEY].tolist())
         self._n = k.compaction_apply(self._log, self._keystate, keep)
         self._values = list(compress(self._values, keep.tolist()))
         self.compact_rev = rev
+        return freed
 
     def history(self, start: int, stop: int, key: bytes, end: bytes | None, prev: bool) -> list[tuple]:
         """Entries with ``start <= main <= stop`` of keys in ``[key, end)``, in revision order.

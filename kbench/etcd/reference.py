@@ -100,20 +100,24 @@ class ReferenceMVCC:
         for i, (key, value) in enumerate(zip(keys.keys, values)):
             self.put(key, value, lease, main0 + i, 0)
 
-    def compact(self, rev: int) -> None:
-        """Keep each key's newest entry at or below ``rev`` unless it is a tombstone, and all above."""
+    def compact(self, rev: int) -> int:
+        """Keep each key's newest entry at or below ``rev`` unless it is a tombstone, and all above; returns the bytes
+        of key and value the dropped entries held."""
+        freed = 0
         for key in list(self._history):
             entries = self._history[key]
             older = [i for i, (main, _, _) in enumerate(entries) if main <= rev]
             if older:
                 last = older[-1]
                 start = last if entries[last][2] is not None else last + 1
+                freed += sum(len(key) + (len(kv.value) if kv is not None else 0) for _, _, kv in entries[:start])
                 entries = entries[start:]
             if entries:
                 self._history[key] = entries
             else:
                 del self._history[key]
         self.compact_rev = rev
+        return freed
 
     def history(self, start: int, stop: int, key: bytes, end: bytes | None, prev: bool) -> list[tuple]:
         """``(kv, deleted, prev_kv)`` for entries with ``start <= main <= stop`` of keys in ``[key, end)``.

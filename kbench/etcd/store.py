@@ -530,9 +530,9 @@ class Store:
         if revision > self._mvcc.rev:
             raise FutureRevisionError()
         before = len(self._mvcc)
-        self._mvcc.compact(revision)
+        freed_bytes = self._mvcc.compact(revision)  # the pages of the dropped revisions are free for reuse
         freed = before - len(self._mvcc)
-        self.db_size_in_use = max(0, self.db_size_in_use - freed * STORED_BYTES_PER_REVISION)
+        self.db_size_in_use = max(0, self.db_size_in_use - freed_bytes - freed * STORED_BYTES_PER_REVISION)
         return CompactionResponse(self._mvcc.rev)
 
     def defragment(self) -> None:
