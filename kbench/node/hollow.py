@@ -6,9 +6,12 @@ Timings come from its :class:`~kbench.node.config.KubeletConfiguration` (v1.35 d
 previous renewal returned, lengthened by up to 4% (the lease controller's sliding ``wait.JitterUntil(sync,
 renewInterval, 0.04, true)``: ``wait.Jitter`` waits ``period + rand.Float64() x 0.04 x period``, from the node's own
 seeded stream ``kubelet/<node>``). A renewal
-that fails, and a kubelet back from a stop, read the lease and renew from it at once, or create it when there is
-none (retryUpdateLease / backoffEnsureLease, staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go);
-a kubelet back from a stop before it had registered registers then. The kubelet's client is limited to
+that fails is retried as the lease controller's ``sync`` does (staging/src/k8s.io/component-helpers/apimachinery/
+lease/controller.go): ``retryUpdateLease`` makes at most ``maxUpdateRetries`` (5) updates, reading the lease again
+after a 409 Conflict (``backoffEnsureLease``: GET, or create when there is none, a failed one tried again 0.2 s
+doubling to 7 s later) and trying again at once after any other error; when all five fail, the sync ensures the
+lease and makes five more, and after those the next sync comes a renew interval later. A kubelet back from a stop
+reads the lease and renews from it; one back before it had registered registers then. The kubelet's client is limited to
 ``kubeAPIQPS`` / ``kubeAPIBurst``; the Node's pods capacity is ``maxPods`` (capped by ``podsPerCore``).
 
 Status is posted at registration, then once ``nodeStatusReportFrequency`` (5 min) has passed, as
@@ -43,6 +46,8 @@ PENDING_PRUNE = 8
 """A node forgets the requests it has sent (keeping those not yet due) when it has noted this many."""
 LEASE_RENEW_JITTER = 0.04
 """k8s.io/component-helpers/apimachinery/lease/controller.go: Run's wait.JitterUntil jitter factor."""
+MAX_UPDATE_RETRIES = 5
+"""lease/controller.go maxUpdateRetries: the updates one retryUpdateLease makes before it gives up."""
 ENSURE_LEASE_BACKOFF, MAX_ENSURE_LEASE_BACKOFF = 0.2, 7.0
 """backoffEnsureLease's waits between reads of the lease (100 ms doubled before the first, maxBackoff 7 s)."""
 CONDITIONS = {
@@ -109,6 +114,10 @@ class HollowNode:
         self.renewals = 0
         self._status_posted = -math.inf
         self._status_checked = -math.inf
+        self._lease_base: dict | None = None
+        """The lease the last update was made from (the controller's latestLease, or the one just read)."""
+        self._update_tries, self._ensured = 0, False
+        """Updates failed in the current retryUpdateLease; whether this sync has ensured the lease already."""
         self._pending: list[tuple[float, Timer]] = []
         """(send time, handle) of the requests sent lately: those not yet due when the node stops are taken back."""
         self.manifest = node_manifest(name, zone, cpu, memory, config.pods_capacity(_cores(cpu)), uninitialized)
@@ -157,17 +166,33 @@ class HollowNode:
     def _renewed(self, lease, error, delay) -> None:
         if not self.running:  # the answer to a request sent before the node stopped
             return
-        if error is not None:  # conflict (or other): read the lease and renew from it
+        if error is None:
+            self._update_tries, self._ensured = 0, False
+            self.renewals += 1
+            self._renew(lease, delay + self.renew_wait())
+            return
+        if self._lease_base is None:  # the first create failed: ensure the lease (read it, or create it)
             self._read_lease(delay)
             return
-        self.renewals += 1
-        self._renew(lease, delay + self.renew_wait())
+        self._update_tries += 1
+        if self._update_tries < MAX_UPDATE_RETRIES:  # retryUpdateLease: a conflict reads the lease again first
+            if error.code == 409:
+                self._read_lease(delay)
+            else:
+                self._renew(self._lease_base, delay)
+        elif not self._ensured:  # sync: the latest lease failed; ensure the lease and retry from it
+            self._update_tries, self._ensured = 0, True
+            self._read_lease(delay)
+        else:  # both retryUpdateLease calls failed: the next sync, a renew interval later, starts from the latest
+            self._update_tries, self._ensured = 0, False
+            self._renew(self._lease_base, delay + self.renew_wait())
 
     def renew_wait(self) -> float:
         """Seconds from a renewal's answer to the next renewal: wait.Jitter(renewInterval, 0.04)."""
         return self.renew_interval * (1.0 + self.rng.random() * LEASE_RENEW_JITTER)
 
     def _renew(self, lease, delay: float) -> None:
+        self._lease_base = lease
         at = self.engine.now + delay
         body = {  # the metadata as read (its resourceVersion the update's precondition), shared: nothing changes it
             "apiVersion": lease["apiVersion"],
@@ -274,6 +299,7 @@ class HollowNode:
         if not self.registered:
             self._register(0.0)
             return
+        self._update_tries, self._ensured = 0, False
         self._read_lease(0.0)
         self._status_checked = self.engine.now  # syncNodeStatus runs as the kubelet starts
         self._post_status(0.0)

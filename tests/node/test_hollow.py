@@ -183,3 +183,24 @@ def test_lease_renewals_are_jittered_up_to_four_percent():
         return [node.renew_wait() for _ in range(3)]
 
     assert draws("node-0") == draws("node-0") != draws("node-1")
+
+
+def test_failing_lease_updates_are_retried_as_the_lease_controller_retries_them():
+    """sync: retryUpdateLease makes five updates (at once after a 500), the sync then ensures the lease (GET) and
+    makes five more, and the next sync comes a renew interval later: never a loop without end (etcd's NOSPACE
+    answers every update with a 500 until an operator acts)."""
+    plane = Plane(nodes=1)
+    node = plane.nodes[0]
+    plane.run(RENEW_INTERVAL / 2)  # registered, the lease created, the next renewal queued already (it succeeds)
+    fail_next(node.client, "update", "leases", times=20, code=500, reason="InternalError")
+    sent = record(node.client)
+    plane.run(plane.engine.now + 4 * RENEW_INTERVAL)
+    leases = [r for r in reached(sent) if r["resource"] == "leases"]
+    one_sync = [("update", 500)] * 5 + [("get", 200)] + [("update", 500)] * 5
+    assert [(r["verb"], r["code"]) for r in leases] == [*one_sync, *one_sync, ("update", 200)]
+    starts = [leases[i] for i in (0, 11, 22)]  # each sync's first request
+    for before, after in zip((leases[10], leases[21]), starts[1:]):  # a sync's last answer, the next sync
+        assert RENEW_INTERVAL <= after["at"] - before["answered"] < RENEW_INTERVAL * (1 + LEASE_RENEW_JITTER)
+    for sync in (leases[:11], leases[11:22]):  # within a sync each request leaves as the one before is answered
+        assert all(later["at"] == earlier["answered"] for earlier, later in zip(sync, sync[1:]))
+    assert node.renewals == 3  # the create, the update queued before the failures, the third sync's
