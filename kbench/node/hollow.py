@@ -11,8 +11,8 @@ lease/controller.go): ``retryUpdateLease`` makes at most ``maxUpdateRetries`` (5
 after a 409 Conflict (``backoffEnsureLease``: GET, or create when there is none, a failed one tried again 0.2 s
 doubling to 7 s later) and trying again at once after any other error; when all five fail, the sync ensures the
 lease and makes five more, and after those the next sync comes a renew interval later. A kubelet back from a stop
-reads the lease and renews from it; one back before it had registered registers then. The kubelet's client is limited to
-``kubeAPIQPS`` / ``kubeAPIBurst``; the Node's pods capacity is ``maxPods`` (capped by ``podsPerCore``).
+reads the lease and renews from it; one back before it had registered registers then. The kubelet's client is
+limited to ``kubeAPIQPS`` / ``kubeAPIBurst``; the Node's pods capacity is ``maxPods`` (capped by ``podsPerCore``).
 
 Status is posted at registration, then once ``nodeStatusReportFrequency`` (5 min) has passed, as
 tryUpdateNodeStatus (pkg/kubelet/kubelet_node_status.go) does: GET the Node, set the kubelet's own conditions on
