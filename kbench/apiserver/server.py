@@ -647,9 +647,7 @@ class Connection:
         """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer. Returns
         the handle of its arrival: cancelling it (``Engine.cancel``) before the send time takes the request back."""
         server = self.server
-        res = RESOURCES.get(resource)
-        if res is None or verb not in VERBS:
-            res = resource_for(verb, resource)  # says what is wrong
+        res = resource_for(verb, resource)
         namespace, name = request_target(res, verb, namespace, name, body)
         op = _Op(
             server, self, verb, res, namespace, name, body, subresource, options, callback, server.engine.now + delay

@@ -155,7 +155,7 @@ class WatchCache:
             self.bytes += size
         self.rv = rv
         self.update_cache((rv, now, kind, obj, prev_obj, size))
-        watchers = self.others if self.index_field is None else self.watchers(obj, prev_obj)
+        watchers = self.watchers(obj, prev_obj)
         arrival = now + self.delay(size) + (cpu(watchers, size) if cpu is not None else 0.0)
         for watch in watchers:
             event = _event_for(watch.filter, kind, obj, prev_obj, rv)

@@ -134,23 +134,16 @@ class Informer:
         self._watch = result["watch"]
 
     def _events(self, events: list) -> None:
-        cache = self.cache  # (handlers run synchronously; a relist replaces the cache later)
-        on_add, on_update, on_delete = self.handlers
+        cache, notify = self.cache, self._notify  # (handlers run synchronously; a relist replaces the cache later)
         for kind, obj, rv in events:
             key = object_key(obj)
             if kind == "DELETED":
                 cache.pop(key, None)
-                for fn in on_delete:
-                    fn(obj)
+                notify(2, obj, None)
             else:
                 prev = cache.get(key)
                 cache[key] = obj
-                if prev is None:
-                    for fn in on_add:
-                        fn(obj)
-                else:
-                    for fn in on_update:
-                        fn(prev, obj)
+                notify(0, obj, None) if prev is None else notify(1, prev, obj)
             self.rv = rv
 
     def _notify(self, which: int, obj, new) -> None:
