@@ -129,7 +129,8 @@ class Driver:
             yield from getattr(self, f"_{step.action}")(**step.args)
         self.step = len(self.scenario.steps)
 
-    def _pod(self, template: Mapping | None, behavior: Mapping | None, ns: str, name: str) -> dict:
+    @staticmethod
+    def _pod(template: Mapping | None, behavior: Mapping | None, ns: str, name: str) -> dict:
         """A pod of ``template``: its own top level and metadata, the rest shared with the template and so with every
         pod made from it (a body is never changed once sent, nor a stored object: ``registry.own``)."""
         template = template or PAUSE_POD
