@@ -471,7 +471,7 @@ class Process(Event):
 
     def _follow(self, target: Any) -> None:
         """Sleep or wait on what the generator yielded."""
-        if type(target) is float:  # negative or NaN: schedule() raises its ValueError out of run()
+        if type(target) is float:  # a delay (a negative or NaN one: schedule() raises its ValueError out of run())
             self._target = self.engine.schedule(target, self, _WAKE)
         else:
             self._wait(target)
