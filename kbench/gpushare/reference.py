@@ -67,7 +67,7 @@ class NodeResource:
     affinity: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> NodeResource:
-        """``NodeResource.Copy``: a new GPU list (the affinity map is shared, as in Go)."""
+        """``NodeResource.Copy`` (whose affinity map is shared; here it is copied too, which no caller can tell)."""
         return NodeResource(
             self.cpu_left,
             self.cpu_capacity,
@@ -75,7 +75,7 @@ class NodeResource:
             self.pods_left,
             list(self.gpu_left),
             self.model,
-            self.affinity,
+            dict(self.affinity),
         )
 
     @property
@@ -98,10 +98,9 @@ class NodeResource:
                 free += 1
         return free
 
-    def sorted_gpu_index(self, ascending: bool) -> list[int]:
-        """``SortedMilliGpuLeftIndexList``: GPU indices by milli left, stable."""
-        sign = 1 if ascending else -1
-        return sorted(range(len(self.gpu_left)), key=lambda i: sign * self.gpu_left[i])
+    def tightest_gpus_first(self) -> list[int]:
+        """``SortedMilliGpuLeftIndexList(true)``: GPU indices by increasing milli left, stable."""
+        return sorted(range(len(self.gpu_left)), key=lambda i: self.gpu_left[i])
 
 
 def new_nodes(nodes: model.Nodes) -> list[NodeResource]:
@@ -177,6 +176,8 @@ def typical_pods(
     keys = [key for key, _ in ordered]
     shares = [count for _, count in ordered]
     expected = float(threshold if threshold > 0 else DEFAULT_POPULARITY_THRESHOLD) * total / 100.0
+    if expected > total:
+        raise ValueError(f"typical pods: threshold {threshold} is over 100 (Go loops forever)")
     i = size = 0
     cum = 0.0
     while cum < expected:
@@ -326,7 +327,7 @@ def node_sub(node: NodeResource, res: PodResourceKey) -> NodeResource:
     request = gpus
     if request == 0:
         return out
-    for i in out.sorted_gpu_index(ascending=True):
+    for i in out.tightest_gpus_first():
         if milli <= out.gpu_left[i]:
             request -= 1
             out.gpu_left[i] -= milli
@@ -378,12 +379,18 @@ def virtual_nodes(node: NodeResource, res: PodResourceKey, dim_ext: str) -> list
         for i, left in enumerate(node.gpu_left):
             if left >= MILLI or left < request:
                 continue
-            node_cpu = float(node.cpu_left) if dim_ext == "share" else go_fdiv(node.cpu_left * left, total_left)
+            node_cpu = (
+                float(node.cpu_left) if dim_ext == "share" else go_fdiv(float(node.cpu_left * left), float(total_left))
+            )
             out.append(([node_cpu, float(left)], (i,)))
     idle = node.fully_free_gpus()
     if request <= idle * MILLI:
         ids = allocate_exclusive_gpu_id(node, res)
-        node_cpu = float(node.cpu_left) if dim_ext == "share" else go_fdiv(node.cpu_left * idle * MILLI, total_left)
+        node_cpu = (
+            float(node.cpu_left)
+            if dim_ext == "share"
+            else go_fdiv(float(node.cpu_left * idle * MILLI), float(total_left))
+        )
         out.append(([node_cpu, float(idle * MILLI)], ids))
     return out
 
@@ -456,7 +463,7 @@ def packing_score(node: NodeResource, res: PodResourceKey) -> int:
         return max(MAX_NODE_SCORE // 3 - free, free)
     request, free_to_use = gpus, 0
     to_use: list[int] = []
-    for i in node.sorted_gpu_index(ascending=True):
+    for i in node.tightest_gpus_first():
         if request == 0:
             break
         left = node.gpu_left[i]

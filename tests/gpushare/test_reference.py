@@ -166,6 +166,8 @@ def test_typical_pods_without_cpu_pods_and_ties_by_gpu_type():
     assert [s for _, s in typical_pods(WORKLOAD, cpu_pods=False)] == [3 / 6, 2 / 6, 1 / 6]
     # Equal counts and resources: the larger GpuType string first.
     assert [r[3] for r, _ in typical_pods([share(500, models="A"), share(500, models="B")])] == ["B", "A"]
+    with pytest.raises(ValueError, match="over 100"):
+        typical_pods(WORKLOAD, threshold=101)
 
 
 # --- fragmentation by category ------------------------------------------------------------------------------------
@@ -444,7 +446,6 @@ def test_bind_and_release_keep_gpus_in_range_and_restore_nodes(gpus, ops, releas
         if not fits(target, pod):
             continue
         before = target.copy()
-        before.affinity = dict(target.affinity)
         chosen = select_gpus(target, pod, config.Policy(PACKING.scores, gpu_sel=gpu_sel), [], u)
         assert len(chosen) == pod.gpus
         bind(target, pod, chosen)
@@ -458,3 +459,22 @@ def test_bind_and_release_keep_gpus_in_range_and_restore_nodes(gpus, ops, releas
         release(target, pod, chosen)
         assert all(0 <= left <= 1000 for left in target.gpu_left)
     assert nodes == initial
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    name=st.sampled_from(sorted(config.POLICIES)),
+    pods=st.lists(PODS, max_size=25),
+    draws=st.lists(st.tuples(*[st.floats(0, 0.999)] * 3), min_size=25, max_size=25),
+)
+def test_schedule_under_every_policy_binds_fitting_pods_or_changes_nothing(name, pods, draws):
+    sched = ReferenceScheduler(cluster((8000, 2, "V100"), (4000, 1, "T4"), (16000, 4, "V100")), config.POLICIES[name],
+                               typical_pods(pods) if pods else [])  # fmt: skip
+    for pod, u in zip(pods, draws, strict=False):
+        before = [n.copy() for n in sched.nodes]
+        host, gpus = sched.schedule(pod, u)
+        if host == -1:
+            assert sched.nodes == before
+            continue
+        assert fits(before[host], pod) and len(gpus) == pod.gpus
+        assert all(0 <= left <= 1000 for n in sched.nodes for left in n.gpu_left)
