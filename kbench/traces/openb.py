@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from kbench.api.core import Node, Pod
 
@@ -87,13 +88,57 @@ def _name(path: Path, line: int, row: dict[str, str], field: str, seen: set[str]
     return name
 
 
-def read_nodes(directory: str | Path | None = None, file: str = NODES_FILE) -> list[Node]:
-    """The trace's nodes (``openb_node_list_all_node.csv``, or ``openb_node_list_gpu_node.csv`` as ``file``)."""
-    path, seen, nodes = data_dir(directory) / file, set[str](), []
+class NodeRow(NamedTuple):
+    """One validated line of a node list."""
+
+    name: str
+    cpu_milli: int
+    memory_mib: int
+    gpu: int
+    model: str
+
+
+class PodRow(NamedTuple):
+    """One validated line of a pod list (``gpu_spec`` is ``""`` when the variant has none)."""
+
+    name: str
+    cpu_milli: int
+    memory_mib: int
+    num_gpu: int
+    gpu_milli: int
+    gpu_spec: str
+    row: dict[str, str]
+
+
+def node_rows(directory: str | Path | None = None, file: str = NODES_FILE) -> list[NodeRow]:
+    """The validated lines of a node list (``openb_node_list_all_node.csv`` or ``openb_node_list_gpu_node.csv``)."""
+    path, seen, rows = data_dir(directory) / file, set[str](), []
     for line, row in _rows(path, NODE_COLUMNS):
         name = _name(path, line, row, "sn", seen)
         cpu, memory, gpus = (_count(path, line, row, f) for f in ("cpu_milli", "memory_mib", "gpu"))
-        model = (row.get("model") or "").strip()
+        rows.append(NodeRow(name, cpu, memory, gpus, (row.get("model") or "").strip()))
+    return rows
+
+
+def pod_rows(directory: str | Path | None = None, variant: str = "default") -> list[PodRow]:
+    """The validated lines of ``openb_pod_list_<variant>.csv`` in file order (the trace's creation order)."""
+    path, seen, rows = data_dir(directory) / f"openb_pod_list_{variant}.csv", set[str](), []
+    for line, row in _rows(path, POD_COLUMNS):
+        name = _name(path, line, row, "name", seen)
+        cpu, memory, num_gpu, gpu_milli = (_count(path, line, row, f) for f in POD_COLUMNS[1:])
+        if gpu_milli > 1000:
+            raise TraceError(f"{path}:{line}: gpu_milli: at most 1000 (a whole GPU), got {gpu_milli}")
+        for field in ("creation_time", "deletion_time", "scheduled_time"):
+            if (row.get(field) or "").strip():  # optional (empty: not yet scheduled, or not in the variant)
+                _count(path, line, row, field)
+        rows.append(PodRow(name, cpu, memory, num_gpu, gpu_milli, (row.get("gpu_spec") or "").strip(), row))
+    return rows
+
+
+def read_nodes(directory: str | Path | None = None, file: str = NODES_FILE) -> list[Node]:
+    """The trace's nodes (``openb_node_list_all_node.csv``, or ``openb_node_list_gpu_node.csv`` as ``file``)."""
+    nodes = []
+    for name, cpu, memory, gpus, model in node_rows(directory, file):
         allocatable = {"cpu": f"{cpu}m", "memory": f"{memory}Mi", "pods": str(MAX_PODS)}
         labels = {"kubernetes.io/hostname": name}
         if gpus:
@@ -107,21 +152,13 @@ def read_nodes(directory: str | Path | None = None, file: str = NODES_FILE) -> l
 
 def read_pods(directory: str | Path | None = None, variant: str = "default", namespace: str = "default") -> list[Pod]:
     """The pods of ``openb_pod_list_<variant>.csv`` in file order (the trace's creation order)."""
-    path, seen, pods = data_dir(directory) / f"openb_pod_list_{variant}.csv", set[str](), []
     specs: dict[tuple, dict] = {}
-    for line, row in _rows(path, POD_COLUMNS):
-        name = _name(path, line, row, "name", seen)
-        cpu, memory, num_gpu, gpu_milli = (_count(path, line, row, f) for f in POD_COLUMNS[1:])
-        if gpu_milli > 1000:
-            raise TraceError(f"{path}:{line}: gpu_milli: at most 1000 (a whole GPU), got {gpu_milli}")
-        for field in ("creation_time", "deletion_time", "scheduled_time"):
-            if (row.get(field) or "").strip():  # optional (empty: not yet scheduled, or not in the variant)
-                _count(path, line, row, field)
-        shape = (cpu, memory, num_gpu, (row.get("gpu_spec") or "").strip())
+    pods = []
+    for name, cpu, memory, num_gpu, _, gpu_spec, row in pod_rows(directory, variant):
+        shape = (cpu, memory, num_gpu, gpu_spec)
         if shape not in specs:
             specs[shape] = _spec(*shape)
-        spec = specs[shape]
-        pods.append(_pod(name, namespace, row, spec))
+        pods.append(_pod(name, namespace, row, specs[shape]))
     return pods
 
 
