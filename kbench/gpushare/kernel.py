@@ -7,8 +7,9 @@ kube-scheduler picks it (``vendor/k8s.io/kubernetes/pkg/scheduler/core/generic_s
 "for reproducibility", the smallest node name among the best, where upstream draws at random; the names carry a
 random prefix drawn once per run, so ``rank`` is that order). RandomScore's
 PreScore and random GPU selection draw ``u[j, 0]`` and ``u[j, 1]`` from a seeded NumPy stream (the repository
-uses Go's math/rand). Reserve gives the GPUs, bind takes the resources; a
-pod no node fits is dropped, as the paper's simulator drops it.
+uses Go's math/rand). Reserve gives the GPUs, bind takes the resources. A
+pod is dropped, as the paper's simulator drops it, when no node fits, when a score plugin fails the cycle (with one
+feasible node Go skips scoring, so it cannot), or when the selecting plugin finds no GPU.
 
 F(n) of every node is kept as nodes change, so the cluster's fragmentation is reported after every pod as the
 repository's ``ClusterGpuFragReport`` does, and FGD's score of a node for a pod shape is cached until that node
@@ -57,7 +58,8 @@ def _plugin(code, s, n, pod, dim, norm, t, before):
 
 @njit(cache=True)
 def _score_all(code, s, pod, shape, feasible, m, u, dim, norm, t, frags, cache, version, raw, gpus):
-    """Plugin ``code``'s scores (``raw``) and GPU choices (``gpus``) of the ``m`` feasible nodes."""
+    """Plugin ``code``'s scores (``raw``) and GPU choices (``gpus``) of the ``m`` feasible nodes; False when a
+    score is outside 0..100 (Go's framework fails the cycle on it, or on the error status BestFit returns as -1)."""
     pick = int(u * m)
     for k in range(m):
         n = feasible[k]
@@ -69,8 +71,11 @@ def _score_all(code, s, pod, shape, feasible, m, u, dim, norm, t, frags, cache, 
             raw[k], gpus[k] = _plugin(code, s, n, pod, dim, norm, t, frags[n])
             if code == FGD:
                 cache[n, shape, 0], cache[n, shape, 1], cache[n, shape, 2] = raw[k], gpus[k], version[n]
+        if raw[k] < 0 or raw[k] > 100:
+            return False
     if code == BESTFIT:
         bestfit.normalize(raw, m)
+    return True
 
 
 @njit(cache=True)
@@ -125,16 +130,17 @@ def replay(s, rank, pods, order, u, codes, weights, sel, sel_code, dim, norm, t,
         if m > 0:
             total[:m] = 0
             picks[:m] = -1
+            scored = True
             for c in range(codes.shape[0]):
-                _score_all(codes[c], s, pod, pods.shape[i], feasible, m, u[j, 0], dim, norm, t, frags, cache, version,
-                           raw, gpus)  # fmt: skip
+                scored &= _score_all(codes[c], s, pod, pods.shape[i], feasible, m, u[j, 0], dim, norm, t, frags,
+                                     cache, version, raw, gpus)  # fmt: skip
                 for k in range(m):
                     total[k] += weights[c] * raw[k]
                     if codes[c] == sel_code:
                         picks[k] = gpus[k]
             k = _select(total, m, feasible, rank)
             n = feasible[k]
-            taken = _reserve(s, n, pod, sel, picks[k], u[j, 1], chosen_gpus)
+            taken = _reserve(s, n, pod, sel, picks[k], u[j, 1], chosen_gpus) if scored or m == 1 else -1
             if taken >= 0:
                 opengpushare.bind(s, n, pod, chosen_gpus, taken, 1)
                 version[n] += 1

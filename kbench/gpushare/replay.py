@@ -161,27 +161,43 @@ def typical_arrays(typical: list[reference.TypicalPod], ids: dict[str, int]) -> 
     )
 
 
+@dataclass
+class Placement:
+    """What :func:`place` returns: per arrival the node (-1: dropped), its GPUs (-1 padded) and the report row,
+    and the cluster's state after the last."""
+
+    node: np.ndarray
+    gpus: np.ndarray
+    report: np.ndarray
+    state: arrays.State
+
+
+def place(workload: Workload, policy: Policy, order: np.ndarray, rank: np.ndarray, u: np.ndarray) -> Placement:
+    """Schedule ``workload.specs[order[j]]`` in turn through ``policy`` on an empty cluster; ``rank`` is the tie
+    order of the nodes, ``u[j]`` the draws of arrival j (RandomScore's node, a random GPU)."""
+    ids = arrays.model_ids(workload.nodes)
+    state = arrays.state(workload.nodes)
+    codes, weights, sel, sel_code = _codes(policy)
+    out = Placement(np.empty(len(order), np.int64), np.empty((len(order), MAX_GPUS), np.int64),
+                    np.zeros((len(order), 4)), state)  # fmt: skip
+    kernel.replay(
+        state, rank, arrays.pods(workload.specs, ids), order, u, codes, weights, sel, sel_code,
+        DIMENSIONS[policy.dim_ext], NORMS[policy.norm], typical_arrays(workload.typical, ids), out.node, out.gpus,
+        out.report,
+    )  # fmt: skip
+    return out
+
+
 def run(workload: Workload, policy: Policy, seed: int = 0, ratio: float = PAPER_RATIO) -> Replay:
-    """Replay ``workload`` through ``policy`` with arrivals and draws from ``seed``."""
+    """Replay ``workload`` through ``policy`` with arrivals, node order and draws from ``seed``."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     order = workload.arrivals(ratio, rng)
     rank = workload.node_order(rng)
-    u = rng.random((len(order), 2))
-    ids = arrays.model_ids(workload.nodes)
-    state = arrays.state(workload.nodes)
-    columns = arrays.pods(workload.specs, ids)
-    codes, weights, sel, sel_code = _codes(policy)
-    node = np.empty(len(order), np.int64)
-    gpus = np.empty((len(order), MAX_GPUS), np.int64)
-    report = np.zeros((len(order), 4))
-    kernel.replay(
-        state, rank, columns, order, u, codes, weights, sel, sel_code, DIMENSIONS[policy.dim_ext], NORMS[policy.norm],
-        typical_arrays(workload.typical, ids), node, gpus, report,
-    )  # fmt: skip
+    placed = place(workload, policy, order, rank, rng.random((len(order), 2)))
     kinds = np.array([p.kind for p in workload.specs])[order]
-    free = int((state.gpu_left == MILLI).sum())
+    free = int((placed.state.gpu_left == MILLI).sum())
     cpu = int(workload.nodes.cpu.sum())
     wall = time.perf_counter() - started
-    return Replay(workload.trace, policy.name, seed, ratio, kinds, node, gpus, report, workload.nodes.total_milli, cpu,
-                  free, wall)  # fmt: skip
+    return Replay(workload.trace, policy.name, seed, ratio, kinds, placed.node, placed.gpus, placed.report,
+                  workload.nodes.total_milli, cpu, free, wall)  # fmt: skip

@@ -16,10 +16,12 @@ WEIGHT = 0.5
 
 @njit(cache=True)
 def score(s, n, pod):
-    """(score, -1)."""
+    """(score, -1); score -1 when the node has less free than asked (Go's error status, which fails the cycle)."""
     left = 0
     for g in range(s.gpu_count[n]):
         left += s.gpu_left[n, g]
+    if s.cpu_left[n] < pod.ncpu or left < pod.milli * pod.gpus:
+        return -1, -1
     fit = 0.0
     fit += (float(s.cpu_left[n]) - float(pod.ncpu)) / MAX_SPEC_CPU * WEIGHT
     fit += (float(left) - float(pod.milli * pod.gpus)) / MAX_SPEC_GPU * WEIGHT
