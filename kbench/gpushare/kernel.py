@@ -90,13 +90,15 @@ def _select(total, m, feasible, rank):
 
 @njit(cache=True)
 def _reserve(s, n, pod, sel, plugin_gpu, u, out):
-    """The pod's GPUs on node ``n`` into ``out``; how many (-1: the selecting plugin found none)."""
+    """The pod's GPUs on node ``n`` into ``out``; how many (-1: the selecting plugin found none, so Reserve fails)."""
     if pod.milli <= 0:
         return 0
+    if sel == opengpushare.SEL_PLUGIN and plugin_gpu < 0:
+        return -1
     if pod.milli >= MILLI:
         return opengpushare.exclusive(s, n, pod, out)
     out[0] = plugin_gpu if sel == opengpushare.SEL_PLUGIN else opengpushare.shared(s, n, pod, sel, u)
-    return 1 if out[0] >= 0 else -1
+    return 1
 
 
 @njit(cache=True)

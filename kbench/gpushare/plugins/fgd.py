@@ -68,7 +68,8 @@ def _sigmoid_score(before, after):
 
 @njit(cache=True)
 def score(s, n, pod, t, before):
-    """(score, GPU for a sharing pod, else -1); ``before`` is F(n)."""
+    """(score, GPU): for a sharing pod the GPU it would take, else the first free GPU (the first of
+    ``AllocateExclusiveGpuId``'s, -1 for none); ``before`` is F(n)."""
     count, model = s.gpu_count[n], s.model[n]
     left = s.gpu_left[n, :count].copy()
     if pod.gpus == 1 and pod.milli < MILLI:
@@ -82,8 +83,13 @@ def score(s, n, pod, t, before):
             if gpu < 0 or sc > best:
                 best, gpu = sc, g
         return best, gpu
+    first_free = -1
+    for g in range(count):
+        if left[g] == MILLI and pod.gpus > 0:
+            first_free = g
+            break
     if s.cpu_left[n] < pod.ncpu or count < pod.gpus:
-        return _sigmoid_score(before, before), -1  # Sub fails and returns the node unchanged
+        return _sigmoid_score(before, before), first_free  # Sub fails and returns the node unchanged
     need = pod.gpus
     for g in np.argsort(left, kind="mergesort"):  # SortedMilliGpuLeftIndexList(true)
         if need <= 0:
@@ -91,7 +97,7 @@ def score(s, n, pod, t, before):
         if pod.milli <= left[g]:
             left[g] -= pod.milli
             need -= 1
-    return _sigmoid_score(before, frag(s.cpu_left[n] - pod.ncpu, left, model, t)), -1
+    return _sigmoid_score(before, frag(s.cpu_left[n] - pod.ncpu, left, model, t)), first_free
 
 
 @njit(cache=True)

@@ -36,7 +36,7 @@ def fits(s, n, pod):
         return False
     if pod.milli <= 0:
         return True
-    if s.gpu_count[n] == 0 or not accessible(pod.mask, s.model[n]):
+    if pod.gpus <= 0 or s.gpu_count[n] == 0 or not accessible(pod.mask, s.model[n]):
         return False
     room = 0
     for g in range(s.gpu_count[n]):
