@@ -63,6 +63,17 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     (r"sim_syncs", "count", "syncs", "partial syncs"),
     (r"wall_pkts_per_s", "throughput", "packets/s", "matcher"),
     (r"wall_ns_per_pkt", "time per packet", "ns", "matcher"),
+    # trace sweep (GPU sharing): the replay's end state, and its curves by arrived GPU demand
+    (
+        r"sim_(?P<what>gpu_alloc|frag_ratio)_pct_at_(?P<x>\d+)",
+        "share",
+        "%",
+        "{what} at {x}% arrived",
+    ),
+    (r"sim_(?P<what>gpu_alloc|frag_ratio|cpu_alloc|arrived)_pct", "share", "%", "{what}"),
+    (r"sim_(?P<what>pods|failed_pods|failed_(cpu|share|one|multi)_pods)", "count", "pods", "{what}"),
+    (r"sim_unallocated_gpus", "count", "GPUs", "unallocated GPUs"),
+    (r"wall_replay_s", "duration", "s", "replay"),
     # validation sweep: kbench's figure beside each published one (in the unit its data/validation file gives)
     (r"sim_\[(?P<key>.+)\]", "validation figure", "unit of the published figure", "{key}"),
     # every sweep: the run's length and kbench's own speed

@@ -12,6 +12,7 @@ REGISTRY = {
     "etcd": "kbench.sweep.etcd",
     "proxy": "kbench.sweep.proxy",
     "scheduler": "kbench.sweep.scheduler",
+    "trace": "kbench.sweep.trace",
     "validation": "kbench.sweep.validation",
 }
 
