@@ -205,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
         "KubeProxyConfiguration, KubeSchedulerConfiguration) and flags by component; see kbench config",
     )
     scenario.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _trace_parser(commands)
     config = commands.add_parser(
         "config",
         help="list every component's configuration: fields, flags, upstream defaults, allowed values, sources",
@@ -214,6 +215,70 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("component", nargs="?", help="one component (default: all)")
     config.add_argument("--yaml", action="store_true", help="print the defaults as a --config file instead")
     return parser
+
+
+def _trace_parser(commands) -> None:
+    """``kbench trace run``: one replay of the GPU-sharing lab."""
+    from kbench.gpushare.config import POLICIES
+
+    trace = commands.add_parser(
+        "trace",
+        help="GPU-sharing lab: replay an openb trace through a policy of the FGD paper",
+        description="Replay one openb pod list on the FGD paper's 1,213-GPU-node cluster through one scheduling "
+        "policy until the arrived GPU demand reaches --ratio of the cluster's GPUs; print the end state and, with "
+        "--out, write summary.json, summary.csv, curves.parquet and curves.png. Sweeps: kbench sweep trace.",
+    )
+    trace.add_argument("action", choices=("run",), help="run one replay")
+    trace.add_argument("--trace", default="default", help="pod list openb_pod_list_<TRACE>.csv (default: default)")
+    which = trace.add_mutually_exclusive_group()
+    which.add_argument("--policy", choices=tuple(POLICIES), default=None, help="one of the paper's six (default: FGD)")
+    which.add_argument(
+        "--scheduler-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a KubeSchedulerConfiguration as the paper's simulator writes it (score plugins, Open-Gpu-Share args)",
+    )
+    trace.add_argument("--seed", type=int, default=0, help="the replay's seed (default 0; the paper's runs: 42-51)")
+    trace.add_argument("--ratio", type=float, default=1.3, help="GPU demand as a share of capacity (default 1.3)")
+    trace.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="openb directory (default: $KBENCH_OPENB_DIR, else ../shared/data/openb)",
+    )
+    trace.add_argument("--out", type=Path, default=None, metavar="DIR", help="write the results into DIR (created)")
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import yaml
+
+    from kbench.gpushare import config
+    from kbench.gpushare.replay import run
+    from kbench.sweep import trace
+
+    try:
+        ratio = trace.RATIO.check(args.ratio)
+    except ValueError as err:
+        raise ValueError(f"--ratio: {err}") from None
+    if args.seed < 0:
+        raise ValueError(f"--seed: a non-negative integer, got {args.seed}")
+    present = trace.available(args.data_dir)
+    if args.trace not in present:
+        shown = ", ".join(present) or "none"
+        raise ValueError(f"--trace {args.trace!r}: no openb_pod_list_{args.trace}.csv; pod lists present: {shown}")
+    if args.scheduler_config is not None:
+        try:
+            policy = config.parse(args.scheduler_config.read_text())
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            raise ValueError(f"--scheduler-config {args.scheduler_config}: {err}") from None
+    else:
+        policy = config.policy(args.policy or "FGD")
+    replay = run(trace.workload(args.trace, args.data_dir), policy, args.seed, ratio)
+    print(trace.describe(replay))
+    if args.out is not None:
+        print("results: " + ", ".join(str(f) for f in trace.write_replay(replay, args.out)))
+    return 0
 
 
 def _scenario(args: argparse.Namespace) -> int:
@@ -474,6 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scenario(args)
         if args.command == "config":
             return _config(args)
+        if args.command == "trace":
+            return _trace(args)
         if args.command == "validate":
             return _validate(args)
     except (ValueError, OSError) as err:

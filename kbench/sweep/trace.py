@@ -26,6 +26,7 @@ table into one row per run and arrived percent; the export writes that as ``curv
 from __future__ import annotations
 
 import functools
+import json
 import re
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import pandas as pd
 from kbench import plot
 from kbench.gpushare import paper
 from kbench.gpushare.config import POLICIES, policy
-from kbench.gpushare.model import Nodes
+from kbench.gpushare.model import KINDS, Nodes
 from kbench.gpushare.replay import PAPER_RATIO, Replay, Workload, run
 from kbench.params import Param
 from kbench.traces import openb
@@ -122,6 +123,49 @@ def run_point(params: dict, seed: int) -> dict:
     return row(replay)
 
 
+def describe(replay: Replay) -> str:
+    """A few lines on one replay's end state, and the paper's allocation at 130% beside it when it ran the same."""
+    s = replay.summary()
+    failed = ", ".join(f"{kind} {s['failed_' + kind]:,}" for kind in KINDS)
+    lines = [
+        f"trace {s['trace']}, policy {s['policy']}, seed {s['seed']}, ratio {s['ratio']:g}: "
+        f"{s['pods']:,} pods arrived ({s['arrived_pct']:.1f}% of the cluster's GPUs), {s['failed']:,} failed "
+        f"({failed})",
+        f"  GPU allocation {s['gpu_alloc_pct']:.2f}%, fragmentation ratio {s['frag_ratio_pct']:.2f}%, "
+        f"CPU allocation {s['cpu_alloc_pct']:.2f}%, {s['unallocated_gpus']:,} GPUs unallocated; "
+        f"{s['wall_s']:.2f} s wall",
+    ]
+    reference = paper.at(130)
+    if (s["trace"], s["policy"]) in reference.index and replay.ratio == PAPER_RATIO:
+        ref = reference.loc[(s["trace"], s["policy"])]
+        ours = replay.curves()["gpu_alloc_pct"].get(130, np.nan)
+        lines.append(
+            f"  at 130% arrived: GPU allocation {ours:.2f}%; the paper ({int(ref.seeds)} seeds): mean "
+            f"{ref.gpu_alloc_mean:.2f}%, {ref.gpu_alloc_min:.2f}-{ref.gpu_alloc_max:.2f}%"
+        )
+    return "\n".join(lines)
+
+
+def write_replay(replay: Replay, out: str | Path) -> list[Path]:
+    """One replay's files in ``out`` (created): ``summary.json`` and ``summary.csv``, ``curves.parquet`` (one row
+    per arrived percent) and ``curves.png`` (beside the paper's mean curve when it ran the same)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {key: value.item() if isinstance(value, np.generic) else value for key, value in replay.summary().items()}
+    files = [out / "summary.json", out / "summary.csv", out / "curves.parquet"]
+    files[0].write_text(json.dumps(summary, indent=2) + "\n")
+    pd.DataFrame([summary]).to_csv(files[1], index=False)
+    runs = replay.curves().reset_index()
+    runs.to_parquet(files[2], index=False)
+    expected = paper.expected()
+    same = (expected.trace == replay.trace) & (expected.policy == replay.policy)
+    reference = expected[same] if replay.ratio == PAPER_RATIO else None
+    title = f"openb trace {replay.trace}, {replay.policy}, seed {replay.seed}: kbench and the FGD paper's mean (dashed)"
+    return files + plot.save(
+        curves_figure(runs.assign(policy=replay.policy), title, reference), out, "curves", ("png",)
+    )
+
+
 def curves(table: pd.DataFrame) -> pd.DataFrame:
     """One row per run and arrived percent (``arrived_pct``, ``gpu_alloc_pct``, ``frag_ratio_pct``) from a result
     table's curve columns."""
@@ -136,8 +180,8 @@ def curves(table: pd.DataFrame) -> pd.DataFrame:
 def compare_at(table: pd.DataFrame, arrived_pct: int = 130) -> pd.DataFrame:
     """Per trace and policy at ``arrived_pct``: kbench's GPU allocation (mean, min, max over runs) and mean
     fragmentation ratio beside the paper's (:data:`kbench.gpushare.paper.SOURCE`), and kbench minus paper."""
-    at = curves(table)
-    at = at[at.arrived_pct == arrived_pct].groupby(["trace", "policy"])
+    runs = curves(table)
+    at = runs[runs.arrived_pct == arrived_pct].groupby(["trace", "policy"])
     ours = at["gpu_alloc_pct"].agg(kbench_mean="mean", kbench_min="min", kbench_max="max", runs="count")
     ours["kbench_frag_mean"] = at["frag_ratio_pct"].mean()
     theirs = paper.at(arrived_pct).rename(
