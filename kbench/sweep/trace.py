@@ -83,10 +83,13 @@ def _nodes(directory: Path) -> Nodes:
 
 
 @functools.lru_cache(maxsize=32)
+def _workload(trace: str, directory: Path) -> Workload:
+    return Workload.read(trace, directory, _nodes(directory))
+
+
 def workload(trace: str, directory: str | Path | None = None) -> Workload:
-    """The trace's pods on the paper's cluster, read once per process (a CSV read costs ~0.1 s a trace)."""
-    where = openb.data_dir(directory)
-    return Workload.read(trace, where, _nodes(where))
+    """The trace's pods on the paper's cluster, read once per process and directory (a CSV read costs ~0.1 s)."""
+    return _workload(trace, openb.data_dir(directory))
 
 
 def available(directory: str | Path | None = None) -> list[str]:
