@@ -12,8 +12,8 @@ pod is dropped, as the paper's simulator drops it, when no node fits, when a sco
 feasible node Go skips scoring, so it cannot), or when the selecting plugin finds no GPU.
 
 F(n) of every node is kept as nodes change, so the cluster's fragmentation is reported after every pod as the
-repository's ``ClusterGpuFragReport`` does, and FGD's score of a node for a pod shape is cached until that node
-changes (pods of one shape score alike on an unchanged node).
+repository's ``ClusterGpuFragReport`` does, and every plugin's score of a node for a pod shape (RandomScore's
+aside) is cached until that node changes: pods of one shape score alike on an unchanged node.
 """
 
 from __future__ import annotations
@@ -59,18 +59,18 @@ def _plugin(code, s, n, pod, dim, norm, t, before):
 @njit(cache=True)
 def _score_all(code, s, pod, shape, feasible, m, u, dim, norm, t, frags, cache, version, raw, gpus):
     """Plugin ``code``'s scores (``raw``) and GPU choices (``gpus``) of the ``m`` feasible nodes; False when a
-    score is outside 0..100 (Go's framework fails the cycle on it, or on the error status BestFit returns as -1)."""
+    score is outside 0..100 (Go's framework fails the cycle on it, or on the error status BestFit returns as -1).
+    ``cache[n, shape]`` holds a node's (score, GPU, version) for a pod shape: valid while the node is unchanged."""
     pick = int(u * m)
     for k in range(m):
         n = feasible[k]
         if code == RANDOM:
             raw[k], gpus[k] = (100 if k == pick else 0), -1
-        elif code == FGD and cache[n, shape, 2] == version[n]:
+        elif cache[n, shape, 2] == version[n]:
             raw[k], gpus[k] = cache[n, shape, 0], cache[n, shape, 1]
         else:
             raw[k], gpus[k] = _plugin(code, s, n, pod, dim, norm, t, frags[n])
-            if code == FGD:
-                cache[n, shape, 0], cache[n, shape, 1], cache[n, shape, 2] = raw[k], gpus[k], version[n]
+            cache[n, shape, 0], cache[n, shape, 1], cache[n, shape, 2] = raw[k], gpus[k], version[n]
         if raw[k] < 0 or raw[k] > 100:
             return False
     if code == BESTFIT:
@@ -113,7 +113,7 @@ def replay(s, rank, pods, order, u, codes, weights, sel, sel_code, dim, norm, t,
     for n in range(nodes):
         frags[n] = node_frag(s, n, t)
     shapes = pods.shape.max() + 1 if pods.shape.shape[0] else 1
-    cache = np.full((nodes, shapes, 3), -1, np.int64)  # FGD's (score, GPU, node version) per node and pod shape
+    cache = np.full((codes.shape[0], nodes, shapes, 3), -1, np.int64)
     version = np.zeros(nodes, np.int64)
     feasible, raw, gpus = np.empty(nodes, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64)
     total, picks, chosen_gpus = np.empty(nodes, np.int64), np.empty(nodes, np.int64), np.empty(MAX_GPUS, np.int64)
@@ -135,7 +135,7 @@ def replay(s, rank, pods, order, u, codes, weights, sel, sel_code, dim, norm, t,
             scored = True
             for c in range(codes.shape[0]):
                 scored &= _score_all(codes[c], s, pod, pods.shape[i], feasible, m, u[j, 0], dim, norm, t, frags,
-                                     cache, version, raw, gpus)  # fmt: skip
+                                     cache[c], version, raw, gpus)  # fmt: skip
                 for k in range(m):
                     total[k] += weights[c] * raw[k]
                     if codes[c] == sel_code:
