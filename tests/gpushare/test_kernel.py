@@ -1,6 +1,7 @@
 """The Numba kernels against the plain reference (:mod:`kbench.gpushare.reference`), pod by pod: every policy and
 option on random clusters and pods, and the six policies on the real openb trace. Placements and GPUs must be
-identical, the report's integer columns equal and its fragmentation equal to rounding."""
+identical, the report's integer columns equal and its fragmentation equal to rounding. And the kernels' per-GPU
+accounting: never outside 0..1000 milli, and a release gives back exactly what the bind took."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbench.gpushare import kernel, reference, replay
+from kbench.gpushare import arrays, kernel, reference, replay
 from kbench.gpushare.config import NORM_METHODS, POLICIES, Policy
 from kbench.gpushare.model import MILLI, Nodes, PodSpec
+from kbench.gpushare.plugins import opengpushare
 from kbench.traces import openb
 
 MODELS = ("A", "B", "C")
@@ -101,3 +103,36 @@ def test_kernel_matches_the_reference_on_the_openb_trace(trace_slice, name):
     rng = np.random.default_rng(7)
     order = trace_slice.arrivals(1.3, rng)[:700]
     compare(trace_slice, POLICIES[name], order, trace_slice.node_order(rng), rng.random((len(order), 2)), every=50)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=nodes_strategy, specs=st.lists(pod_strategy, min_size=1, max_size=25), seed=st.integers(0, 2**16))
+def test_per_gpu_accounting_never_leaves_0_to_1000_milli_and_release_restores_the_node(rows, specs, seed):
+    """Pods placed by the kernel's Reserve (random GPU choice) and bound, then released in a random order."""
+    rng = np.random.default_rng(seed)
+    workload = workload_of(rows, specs)
+    ids = arrays.model_ids(workload.nodes)
+    state, pods = arrays.state(workload.nodes), arrays.pods(specs, ids)
+    empty = tuple(a.copy() for a in state)
+    bound = []
+    for i in range(len(specs)):
+        pod = kernel.pod_at(pods, i)
+        for n in rng.permutation(len(rows)):
+            if opengpushare.fits(state, n, pod):
+                gpus = np.full(8, -1, np.int64)
+                if pod.milli >= MILLI:
+                    taken = opengpushare.exclusive(state, n, pod, gpus)
+                else:
+                    gpus[0] = opengpushare.shared(state, n, pod, opengpushare.SEL_RANDOM, rng.random())
+                    taken = int(pod.milli > 0)
+                opengpushare.bind(state, n, pod, gpus, taken, 1)
+                bound.append((n, pod, gpus, taken))
+                assert (state.gpu_left >= 0).all() and (state.gpu_left <= MILLI).all()
+                assert (state.cpu_left >= 0).all() and (state.memory_left >= 0).all()
+                break
+    for k in rng.permutation(len(bound)):
+        n, pod, gpus, taken = bound[k]
+        opengpushare.bind(state, n, pod, gpus, taken, -1)
+        assert (state.gpu_left >= 0).all() and (state.gpu_left <= MILLI).all()
+    for before, after in zip(empty, state, strict=True):
+        assert np.array_equal(before, after)
