@@ -31,6 +31,7 @@ SMALL = {
         "qps_services": 20,
         "jobs": 1,
     },
+    "05_gpu_fragmentation.ipynb": {"policies": ["BestFit", "FGD"], "tune_seeds": [42, 43], "jobs": 1},
     "05_validation.ipynb": {
         "experiments": ["density-100-v1.0-10pct"],
         "cores": [1, 8],

@@ -199,7 +199,8 @@ def compare_at(table: pd.DataFrame, arrived_pct: int = 130) -> pd.DataFrame:
     out = ours.join(theirs, how="left")
     out["diff"] = out["kbench_mean"] - out["paper_mean"]
     out["frag_diff"] = out["kbench_frag_mean"] - out["paper_frag_mean"]
-    return out.reset_index()
+    rank = {"trace": {name: i for i, name in enumerate(TRACES)}, "policy": {name: i for i, name in enumerate(POLICIES)}}
+    return out.reset_index().sort_values(["trace", "policy"], key=lambda s: s.map(rank[s.name])).reset_index(drop=True)
 
 
 def _ordered(policies) -> list[str]:
