@@ -20,7 +20,9 @@ table into one row per run and arrived percent; the export writes that as ``curv
 (``trace_curves_<trace>``) and the bar chart at 130% (``trace_alloc_at_130``).
 
 ``trace`` may be any pod list of the published openb dataset (:data:`TRACES`); the files are read from
-``$KBENCH_OPENB_DIR``, else ``../shared/data/openb`` (:func:`kbench.traces.openb.data_dir`), once per worker process.
+``$KBENCH_OPENB_DIR``, else ``../shared/data/openb`` (:func:`kbench.traces.openb.data_dir`), once per worker process
+(on a Dask cluster every worker needs them at that path). A worker's first replay also loads (or, the first time on a
+machine, compiles: ~15 s) the Numba kernels, which its ``wall_replay_s`` includes.
 """
 
 from __future__ import annotations
