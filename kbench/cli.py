@@ -277,7 +277,11 @@ def _trace(args: argparse.Namespace) -> int:
     replay = run(trace.workload(args.trace, args.data_dir), policy, args.seed, ratio)
     print(trace.describe(replay))
     if args.out is not None:
-        print("results: " + ", ".join(str(f) for f in trace.write_replay(replay, args.out)))
+        try:
+            files = trace.write_replay(replay, args.out)
+        except OSError as err:
+            raise ValueError(f"--out {args.out}: {err}") from None
+        print("results: " + ", ".join(str(f) for f in files))
     return 0
 
 
