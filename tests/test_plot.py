@@ -29,6 +29,7 @@ TINY = {
     "etcd": {"keys": 100, "duration": 0.02, "clients": 2},
     "proxy": {"services": 20, "endpoints": 2},
     "scheduler": {"nodes": 20, "pods": 20},
+    "trace": {},
     "validation": {"experiment": "density-100-v1.0-10pct"},
 }
 

@@ -67,6 +67,8 @@ def run_sweep(
     seed = grid["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if seed and not sweep.seeded:
+        raise ValueError(f"seed: the {sweep.name} sweep takes its randomness from a parameter, not --seed; got {seed}")
     client = runner.connect(dask) if dask is not None else None
     try:
         if run_dir is None:

@@ -43,6 +43,9 @@ class Sweep:
     export: Callable[[pd.DataFrame, Path], list[Path]] | None = None
     slos: tuple[tuple[str, float, str], ...] = field(default=())
     """``(column, threshold, label)``: an SLO met when the column is at most the threshold (reports)."""
+    seeded: bool = True
+    """Points draw from the runner's seed; a sweep whose randomness is a parameter (``SEEDED = False``) refuses
+    ``--seed`` and ``--seeds``, which would change nothing."""
     components: bool = False
     """Points build a whole cluster, so any component field (``kube-controller-manager.kubeAPIQPS``, see
     :mod:`kbench.components`) can be an axis besides ``params``; ``run_point`` gets it under that name."""
@@ -50,7 +53,8 @@ class Sweep:
     @classmethod
     def from_module(cls, module: ModuleType) -> Sweep:
         """The sweep a module defines: ``NAME``, ``DESCRIPTION``, ``PARAMS``, ``PRESETS``, ``run_point``,
-        ``FIGURES``, ``SUMMARY``, and optionally ``export``, ``SLOS`` and ``COMPONENTS`` (points build clusters)."""
+        ``FIGURES``, ``SUMMARY``, and optionally ``export``, ``SLOS``, ``SEEDED`` and ``COMPONENTS`` (points build
+        clusters)."""
         return cls(
             name=module.NAME,
             description=module.DESCRIPTION,
@@ -61,6 +65,7 @@ class Sweep:
             summary=module.SUMMARY,
             export=getattr(module, "export", None),
             slos=getattr(module, "SLOS", ()),
+            seeded=getattr(module, "SEEDED", True),
             components=getattr(module, "COMPONENTS", False),
         )
 

@@ -78,6 +78,10 @@ def expand(sweep: Sweep, points: Sequence[dict], seeds: int = 1) -> list[dict]:
     """Each grid point ``seeds`` times, numbered by ``replicate`` (replicate 0 keeps the point's plain id)."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds: must be an integer >= 1; got {seeds!r}")
+    if seeds > 1 and not sweep.seeded:
+        raise ValueError(
+            f"seeds: the {sweep.name} sweep takes its randomness from a parameter, not --seeds; got {seeds}"
+        )
     return [{**p, "replicate": r} for p in points for r in range(seeds)]
 
 

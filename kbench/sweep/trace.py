@@ -4,10 +4,10 @@ Each point replays one openb pod list (``trace``) on the paper's 1,213-GPU-node 
 (:mod:`kbench.gpushare.replay`) until the arrived GPU demand reaches ``ratio`` of the cluster's GPUs. The replay's
 seed is the point's ``tune_seed``, as the repository's run scripts pass ``-tuneseed 42..51`` to every policy: the six
 policies of one trace and tune_seed see the same arrivals and the same node tie order, so they differ only by
-policy. The runner's per-point ``seed`` column does not enter the replay (so ``--seed`` and ``--seeds`` change
-nothing; give other ``tune_seed`` values for other draws). Presets: ``quick`` is the default trace x 6 policies x
-3 tune seeds (18 replays), ``full`` the paper's grid, its 17 traces x 6 policies x 10 tune seeds (1,020 replays)
-at ratio 1.3.
+policy. The runner's seed does not enter the replay, so the sweep refuses ``--seed`` and ``--seeds``
+(``SEEDED = False``): give other ``tune_seed`` values for other draws. Presets: ``quick`` is the default trace x 6
+policies x 3 tune seeds (18 replays), ``full`` the paper's grid, its 17 traces x 6 policies x 10 tune seeds
+(1,020 replays) at ratio 1.3.
 
 A point's row holds the replay's :meth:`~kbench.gpushare.replay.Replay.summary` as ``sim_*`` columns
 (``sim_gpu_alloc_pct``, ``sim_frag_ratio_pct``, ``sim_cpu_alloc_pct``, ``sim_arrived_pct``: % at the end;
@@ -288,6 +288,7 @@ def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 NAME = "trace"
 DESCRIPTION = "GPU-sharing lab: openb traces replayed through the FGD paper's six policies (allocation, fragmentation)"
 FIGURES = ()
+SEEDED = False
 SUMMARY = (
     "trace",
     "policy",

@@ -169,3 +169,12 @@ def test_a_worker_reads_each_trace_once(openb_dir):
     first = sweep_trace.workload("tiny", openb_dir)
     assert sweep_trace.workload("tiny", openb_dir) is first
     assert sweep_trace.available(openb_dir) == ["default", "gpushare100", "tiny"]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"), [({"seeds": 2}, "seeds: the trace sweep takes"), ({"seed": 3}, "seed: the")]
+)
+def test_the_sweep_refuses_runner_seeds_that_would_change_nothing(given, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        kbench.run_sweep("trace", out=tmp_path, jobs=1, progress=False, **given)
+    assert not (tmp_path / "trace").exists() or not any((tmp_path / "trace").iterdir())

@@ -34,7 +34,7 @@ def test_grid_is_the_product_of_the_preset_with_overrides():
 
 
 def test_bad_sweep_inputs_list_what_is_valid():
-    assert sweep_names() == ["cluster", "etcd", "proxy", "scheduler", "validation"]
+    assert sweep_names() == ["cluster", "etcd", "proxy", "scheduler", "trace", "validation"]
     with pytest.raises(ValueError, match="unknown sweep .x.; valid: cluster, etcd, proxy, scheduler"):
         get_sweep("x")
     sweep = get_sweep("etcd")
