@@ -38,7 +38,7 @@ def _reference(workload: replay.Workload, policy: config.Policy) -> tuple[list[i
     u = rng.random((len(order), 2))
     scheduler = reference.ReferenceScheduler(workload.nodes, policy, workload.typical, tie_rank=list(rank))
     started = time.perf_counter()
-    nodes = [scheduler.schedule(workload.specs[i], (u[j, 0], 0.0, u[j, 1]))[0] for j, i in enumerate(order)]
+    nodes = [scheduler.schedule(workload.specs[i], (u[j, 0], u[j, 1]))[0] for j, i in enumerate(order)]
     return nodes, time.perf_counter() - started
 
 

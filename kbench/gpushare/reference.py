@@ -5,12 +5,12 @@ Every function names the Go file and function it follows (``hkust-adsl/kubernete
 division and ``int64(float)`` both truncate toward zero). It is the ground truth of the compiled kernel and the
 benchmark's plain reference, so it favours clarity over speed.
 
-Randomness is kbench's, not Go's ``math/rand``: each pod brings three uniforms ``u = (u_random, u_tie, u_gpu)`` in
-[0, 1). RandomScore's PreScore gives MaxNodeScore to ``feasible[int(u_random * len(feasible))]``; ``selectHost``
-takes ``ties[int(u_tie * len(ties))]`` among the best-scored feasible nodes in index order (or, when a
-``tie_rank`` is given, the tied node of the smallest rank, which is what the repository's forked ``selectHost``
-does: the smallest node name, whose prefix ``simulator.go`` ``syncClusterResourceList`` draws from ``rand.Perm``);
-the ``random`` GPU selection takes ``fitting[int(u_gpu * len(fitting))]`` among the GPUs that fit, in index order.
+Randomness is kbench's, not Go's ``math/rand``: each pod brings two uniforms ``u = (u_random, u_gpu)`` in [0, 1).
+RandomScore's PreScore gives MaxNodeScore to ``feasible[int(u_random * len(feasible))]``; the ``random`` GPU
+selection takes ``fitting[int(u_gpu * len(fitting))]`` among the GPUs that fit, in index order. ``selectHost`` is the
+repository's fork's: among the best-scored feasible nodes, the one of the smallest name, which ``simulator.go``
+``syncClusterResourceList`` prefixes with a ``rand.Perm`` index, so a run's ``tie_rank`` is a node order drawn
+once (index order when none is given).
 
 A Go Score plugin that returns an error status (BestFit's "free resource not enough", GpuPacking's failed
 allocation, a node the pod may not use) fails the pod's whole scheduling cycle (``RunScorePlugins``); here it
@@ -609,8 +609,7 @@ def release(node: NodeResource, pod: model.PodSpec, gpus: tuple[int, ...]) -> No
 class ReferenceScheduler:
     """One profile scheduling pods one at a time: filter, score (percentageOfNodesToScore 100), select, reserve.
 
-    ``tie_rank`` (optional, one integer per node) replaces the ``u_tie`` draw with the fork's ``selectHost``: the
-    tied node of the smallest rank wins.
+    ``tie_rank`` (one integer per node, default the node index): the tied node of the smallest rank wins.
     """
 
     def __init__(
@@ -623,7 +622,7 @@ class ReferenceScheduler:
         self.nodes: list[NodeResource] = new_nodes(nodes)
         self.policy = policy
         self.typical = typical
-        self.tie_rank = tie_rank
+        self.tie_rank = list(range(len(self.nodes))) if tie_rank is None else tie_rank
 
     def feasible(self, pod: model.PodSpec) -> list[int]:
         """Indices of the nodes that pass the filters, in index order."""
@@ -650,19 +649,16 @@ class ReferenceScheduler:
                 totals[i] += score * weight
         return totals
 
-    def select_host(self, totals: dict[int, int], u_tie: float) -> int:
-        """``selectHost`` among the best-scored nodes (see the class docstring for the tie rule)."""
+    def select_host(self, totals: dict[int, int]) -> int:
+        """``selectHost`` of the repository's fork: the best-scored node, the smallest ``tie_rank`` among equals."""
         best = max(totals.values())
-        ties = [i for i, score in totals.items() if score == best]
-        if self.tie_rank is not None:
-            rank = self.tie_rank
-            return min(ties, key=lambda i: rank[i])
-        return ties[int(u_tie * len(ties))]
+        rank = self.tie_rank
+        return min((i for i, score in totals.items() if score == best), key=lambda i: rank[i])
 
-    def schedule(self, pod: model.PodSpec, u: tuple[float, float, float]) -> tuple[int, tuple[int, ...]]:
+    def schedule(self, pod: model.PodSpec, u: tuple[float, float]) -> tuple[int, tuple[int, ...]]:
         """Schedule and bind ``pod``: (node index, GPU ids), or ``(-1, ())`` with nothing changed when no node
         fits, a Score plugin fails, or Reserve finds no GPU. With one feasible node Go skips scoring."""
-        u_random, u_tie, u_gpu = u
+        u_random, u_gpu = u
         feasible = self.feasible(pod)
         if not feasible:
             return -1, ()
@@ -670,7 +666,7 @@ class ReferenceScheduler:
             host = feasible[0]
         else:
             try:
-                host = self.select_host(self.scores(pod, u_random), u_tie)
+                host = self.select_host(self.scores(pod, u_random))
             except ScoreError:
                 return -1, ()
         gpus = select_gpus(self.nodes[host], pod, self.policy, self.typical, u_gpu)

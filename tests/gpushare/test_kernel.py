@@ -58,7 +58,7 @@ def compare(
     placed = replay.place(workload, policy, order, rank, u)
     ref = reference.ReferenceScheduler(workload.nodes, policy, workload.typical, tie_rank=list(rank))
     for j, i in enumerate(order):
-        node, gpus = ref.schedule(workload.specs[i], (u[j, 0], 0.0, u[j, 1]))
+        node, gpus = ref.schedule(workload.specs[i], (u[j, 0], u[j, 1]))
         where = f"arrival {j} ({workload.specs[i]})"
         assert placed.node[j] == node, where
         assert tuple(int(g) for g in placed.gpus[j] if g >= 0) == gpus, where

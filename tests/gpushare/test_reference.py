@@ -348,7 +348,7 @@ def test_best_fit_schedules_the_tightest_node():
     sched = ReferenceScheduler(THREE, config.POLICIES["BestFit"], [])
     pod = share(500, cpu=2000)
     assert sched.scores(pod, 0.0) == {0: 61000, 1: 0, 2: 100000}  # see test_best_fit_raw_scores_and_normalisation
-    assert sched.schedule(pod, (0.0, 0.0, 0.0)) == (2, (0,))
+    assert sched.schedule(pod, (0.0, 0.0)) == (2, (0,))
     assert (sched.nodes[2].cpu_left, sched.nodes[2].gpu_left, sched.nodes[2].affinity) == (
         2000,
         [500],
@@ -359,25 +359,24 @@ def test_best_fit_schedules_the_tightest_node():
 def test_random_policy_uses_u_random_and_u_gpu():
     sched = ReferenceScheduler(THREE, config.POLICIES["Random"], [])
     assert sched.scores(CPU_POD, 0.5) == {0: 0, 1: 100000, 2: 0}  # feasible[int(0.5 x 3)]
-    assert sched.schedule(share(300), (0.5, 0.0, 0.8)) == (1, (3,))  # GPUs 0..3 fit: int(0.8 x 4) = 3
+    assert sched.schedule(share(300), (0.5, 0.8)) == (1, (3,))  # GPUs 0..3 fit: int(0.8 x 4) = 3
 
 
-def test_ties_go_by_u_tie_or_by_rank():
+def test_ties_go_to_the_smallest_rank():
     same = cluster((8000, 2, "V100"), (8000, 2, "V100"), (8000, 2, "V100"))
-    sched = ReferenceScheduler(same, PACKING, [])
-    assert sched.schedule(share(500), (0.0, 0.7, 0.0)) == (2, (0,))  # three ties: int(0.7 x 3) = 2
+    assert ReferenceScheduler(same, PACKING, []).schedule(share(500), (0.0, 0.0)) == (0, (0,))  # index order
     ranked = ReferenceScheduler(same, PACKING, [], tie_rank=[2, 0, 1])
-    assert ranked.schedule(share(500), (0.0, 0.7, 0.0)) == (1, (0,))  # the smallest rank
+    assert ranked.schedule(share(500), (0.0, 0.0)) == (1, (0,))  # the smallest rank
 
 
 def test_gpu_packing_then_clustering_follow_used_nodes():
     sched = ReferenceScheduler(THREE, PACKING, [])
-    sched.schedule(share(500), (0.0, 0.0, 0.0))  # all nodes free: n2 (33 - 1) beats n0 (31), n1 (29)
-    assert sched.schedule(share(300), (0.0, 0.0, 0.0)) == (2, (0,))  # n2's shared GPU: 100 - 50/10 = 95
+    sched.schedule(share(500), (0.0, 0.0))  # all nodes free: n2 (33 - 1) beats n0 (31), n1 (29)
+    assert sched.schedule(share(300), (0.0, 0.0)) == (2, (0,))  # n2's shared GPU: 100 - 50/10 = 95
     clustering = ReferenceScheduler(THREE, config.POLICIES["GpuClustering"], [])
     # free nodes: 25 x (8000 - left) / 8000 + 25: n0 18 + 25 = 43, n1 12 + 25 = 37, n2 21 + 25 = 46
-    assert clustering.schedule(whole(1), (0.0, 0.0, 0.0)) == (2, (0,))
-    assert clustering.schedule(whole(1), (0.0, 0.0, 0.0)) == (0, (0,))  # n2 is full; n0 43 beats n1 37
+    assert clustering.schedule(whole(1), (0.0, 0.0)) == (2, (0,))
+    assert clustering.schedule(whole(1), (0.0, 0.0)) == (0, (0,))  # n2 is full; n0 43 beats n1 37
 
 
 def test_fgd_and_dot_product_policies():
@@ -386,33 +385,33 @@ def test_fgd_and_dot_product_policies():
     sched.nodes[0].gpu_left[1] = 400
     # n0 [1000, 400]: 59 on GPU 1 (see test_fgd_scores_and_gpus); n1 [1000, 1000]: frag 0 before and after -> 50
     assert sched.scores(share(400), 0.0) == {0: 59000, 1: 50000}
-    assert sched.schedule(share(400), (0.0, 0.0, 0.0)) == (0, (1,))
+    assert sched.schedule(share(400), (0.0, 0.0)) == (0, (1,))
     dot = ReferenceScheduler(cluster((64000, 2, "V100"), (64000, 2, "V100")), config.POLICIES["DotProd"], [])
     dot.nodes[1].gpu_left[1] = 500
-    # merge / max: n0 (0.5, 0.25).(0.0625, 0.0625) -> 1 - 0.0234 -> 97; n1 97 as well (0.0215) -> tie to u_tie 0
+    # merge / max: n0 (0.5, 0.25).(0.0625, 0.0625) -> 1 - 0.0234 -> 97; n1 97 as well (0.0215) -> tie: index 0
     assert dot.scores(share(500, cpu=8000), 0.0) == {0: 97000, 1: 97000}
-    assert dot.schedule(share(500, cpu=8000), (0.0, 0.0, 0.0)) == (0, (0,))  # gpu_sel best: GPU 0 (a tie)
+    assert dot.schedule(share(500, cpu=8000), (0.0, 0.0)) == (0, (0,))  # gpu_sel best: GPU 0 (a tie)
 
 
 def test_unschedulable_pods_change_nothing():
     sched = ReferenceScheduler(THREE, PACKING, [])
     before = [n.copy() for n in sched.nodes]
-    assert sched.schedule(whole(8), (0.0, 0.0, 0.0)) == (-1, ())
+    assert sched.schedule(whole(8), (0.0, 0.0)) == (-1, ())
     best_fit = ReferenceScheduler(cluster((8000, 1, "V100"), (8000, 1, "V100")), config.POLICIES["BestFit"], [])
     best_fit.nodes[0].cpu_left = 50
-    assert best_fit.schedule(PodSpec(0, 100), (0.0, 0.0, 0.0)) == (-1, ())  # BestFit's Score error fails the pod
+    assert best_fit.schedule(PodSpec(0, 100), (0.0, 0.0)) == (-1, ())  # BestFit's Score error fails the pod
     assert sched.nodes == before and best_fit.nodes[1].pods_left == 1001
 
 
 def test_one_feasible_node_skips_scoring():
     best_fit = ReferenceScheduler(cluster((8000, 1, "V100")), config.POLICIES["BestFit"], [])
     best_fit.nodes[0].cpu_left = 50
-    assert best_fit.schedule(PodSpec(0, 100), (0.0, 0.0, 0.0)) == (0, ())
+    assert best_fit.schedule(PodSpec(0, 100), (0.0, 0.0)) == (0, ())
 
 
 def test_cluster_metrics():
     sched = ReferenceScheduler(THREE, PACKING, [])
-    sched.schedule(share(500, cpu=2000), (0.0, 0.0, 0.0))  # onto n2
+    sched.schedule(share(500, cpu=2000), (0.0, 0.0))  # onto n2
     typical = [((1000, 0, 0, ""), 1.0)]  # XL everywhere: every idle milli is fragment
     assert cluster_metrics(sched.nodes, typical) == {
         "used_gpu_milli": 500,
@@ -465,7 +464,7 @@ def test_bind_and_release_keep_gpus_in_range_and_restore_nodes(gpus, ops, releas
 @given(
     name=st.sampled_from(sorted(config.POLICIES)),
     pods=st.lists(PODS, max_size=25),
-    draws=st.lists(st.tuples(*[st.floats(0, 0.999)] * 3), min_size=25, max_size=25),
+    draws=st.lists(st.tuples(*[st.floats(0, 0.999)] * 2), min_size=25, max_size=25),
 )
 def test_schedule_under_every_policy_binds_fitting_pods_or_changes_nothing(name, pods, draws):
     sched = ReferenceScheduler(cluster((8000, 2, "V100"), (4000, 1, "T4"), (16000, 4, "V100")), config.POLICIES[name],
