@@ -14,6 +14,9 @@ feasible node Go skips scoring, so it cannot), or when the selecting plugin find
 F(n) of every node is kept as nodes change, so the cluster's fragmentation is reported after every pod as the
 repository's ``ClusterGpuFragReport`` does, and every plugin's score of a node for a pod shape (RandomScore's
 aside) is cached until that node changes: pods of one shape score alike on an unchanged node.
+
+Numba's on-disk cache of :func:`replay` is keyed by this file alone, not by the plugin files it calls: after
+editing a plugin, touch this file (or clear the cache), or the cached replay keeps the old plugin.
 """
 
 from __future__ import annotations
