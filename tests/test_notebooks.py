@@ -10,6 +10,8 @@ import nbformat
 import papermill
 import pytest
 
+from tests.gpushare.helpers import write_openb
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = {
     "00_quickstart.ipynb": {"nodes": 8, "pods_per_node": 2, "sweep_nodes": [8, 16], "seeds": 2, "jobs": 1},
@@ -31,7 +33,12 @@ SMALL = {
         "qps_services": 20,
         "jobs": 1,
     },
-    "05_gpu_fragmentation.ipynb": {"policies": ["BestFit", "FGD"], "tune_seeds": [42, 43], "jobs": 1},
+    "05_gpu_fragmentation.ipynb": {
+        "traces": ["gpushare100"],  # tests.gpushare.helpers' tiny trace that reaches 130%
+        "policies": ["BestFit", "FGD"],
+        "tune_seeds": [42, 43],
+        "jobs": 1,
+    },
     "05_validation.ipynb": {
         "experiments": ["density-100-v1.0-10pct"],
         "cores": [1, 8],
@@ -93,6 +100,7 @@ def test_notebook_prose_states_no_finding_of_its_own(name):
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline, as in JupyterLab (dev.py sets Agg)
+    monkeypatch.setenv("KBENCH_OPENB_DIR", str(write_openb(tmp_path)))  # 05_gpu_fragmentation's traces, tiny
     out = tmp_path / "results"
     papermill.execute_notebook(  # raises PapermillExecutionError on any failing cell
         str(NOTEBOOKS / name),

@@ -16,6 +16,7 @@ from kbench.columns import column, number, plottable, tick
 from kbench.sweep import get_sweep, sweep_names
 from kbench.sweep.etcd import FIGURES as ETCD_FIGURES
 from kbench.sweep.grid import Param
+from tests.gpushare.helpers import write_openb
 
 matplotlib.use("Agg")
 
@@ -29,7 +30,7 @@ TINY = {
     "etcd": {"keys": 100, "duration": 0.02, "clients": 2},
     "proxy": {"services": 20, "endpoints": 2},
     "scheduler": {"nodes": 20, "pods": 20},
-    "trace": {},
+    "trace": {"ratio": 0.5},
     "validation": {"experiment": "density-100-v1.0-10pct"},
 }
 
@@ -61,7 +62,8 @@ def data_lines(ax) -> list:
 
 
 @pytest.mark.parametrize("name", sweep_names())
-def test_every_result_column_of_every_sweep_has_metadata_and_its_figures_draw(name, tmp_path):
+def test_every_result_column_of_every_sweep_has_metadata_and_its_figures_draw(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("KBENCH_OPENB_DIR", str(write_openb(tmp_path)))  # the trace sweep's files, tiny
     sweep = get_sweep(name)
     params = {**sweep.grid("quick")[0], **TINY[name]}
     row = {**sweep.run_point(params, 0), "wall_point_seconds": 1.0}
