@@ -60,6 +60,11 @@ class Workload:
         total_milli = np.array([p.total_milli for p in self.specs], np.int64)
         target = ratio * self.nodes.total_milli
         demand = int(total_milli.sum())
+        if not ratio > 0 or demand == 0:  # Go panics on a trace without GPU demand ("podTotalMilliGpuReq <= 0")
+            raise ValueError(
+                f"ratio: cannot tune trace {self.trace!r} to {ratio!r} of the cluster's GPUs (it asks for {demand} "
+                "milli-GPU): the ratio must be > 0 and the trace must ask for GPUs"
+            )
         while demand > target and order:  # tuneDownPods
             demand -= int(total_milli[order.pop(int(rng.integers(len(order))))])
         if demand < target:  # tuneUpPods

@@ -49,6 +49,12 @@ def test_tune_up_tests_per_gpu_milli_so_a_multi_gpu_clone_may_overshoot():
     assert len(order) == 2 and sum(specs[i].total_milli for i in order) == 4000
 
 
+@pytest.mark.parametrize(("specs", "ratio"), [([PodSpec(1000, 1024)], 1.3), ([PodSpec(1000, 1024, 1, 500)], 0.0)])
+def test_arrivals_refuse_a_trace_without_gpu_demand_or_a_ratio_that_is_not_positive(specs, ratio):
+    with pytest.raises(ValueError, match="ratio: cannot tune trace 'test'"):
+        workload(specs).arrivals(ratio, np.random.default_rng(0))
+
+
 def test_arrivals_and_node_order_follow_the_seed():
     w = workload([PodSpec(1000, 1024, 1, 100 * k) for k in range(1, 8)])
     first, again = np.random.default_rng(5), np.random.default_rng(5)
