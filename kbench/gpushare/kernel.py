@@ -13,7 +13,9 @@ feasible node Go skips scoring, so it cannot), or when the selecting plugin find
 
 F(n) of every node is kept as nodes change, so the cluster's fragmentation is reported after every pod as the
 repository's ``ClusterGpuFragReport`` does, and every plugin's score of a node for a pod shape (RandomScore's
-aside) is cached until that node changes: pods of one shape score alike on an unchanged node.
+aside) is cached until that node changes: pods of one shape score alike on an unchanged node. The cache holds 24
+bytes per plugin, node and pod shape (9 MB for the openb list with the most shapes, gpuspec33's 320, on 1,213
+nodes).
 
 Numba's on-disk cache of :func:`replay` is keyed by this file alone, not by the plugin files it calls: after
 editing a plugin, touch this file (or clear the cache), or the cached replay keeps the old plugin.
