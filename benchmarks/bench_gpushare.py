@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from benchmarks.conftest import record
@@ -32,13 +31,10 @@ def workload() -> replay.Workload:
 
 def _reference(workload: replay.Workload, policy: config.Policy) -> tuple[list[int], float]:
     """Nodes of the first ``REFERENCE_PODS`` arrivals of the seeded replay, and the reference's seconds."""
-    rng = np.random.default_rng(SEED)
-    order = workload.arrivals(replay.PAPER_RATIO, rng)[:REFERENCE_PODS]
-    rank = workload.node_order(rng)
-    u = rng.random((len(order), 2))
+    order, rank, u = replay.draws(workload, SEED)
     scheduler = reference.ReferenceScheduler(workload.nodes, policy, workload.typical, tie_rank=list(rank))
     started = time.perf_counter()
-    nodes = [scheduler.schedule(workload.specs[i], (u[j, 0], u[j, 1]))[0] for j, i in enumerate(order)]
+    nodes = [scheduler.schedule(workload.specs[i], (u[j, 0], u[j, 1]))[0] for j, i in enumerate(order[:REFERENCE_PODS])]
     return nodes, time.perf_counter() - started
 
 

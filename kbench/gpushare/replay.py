@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -53,11 +55,35 @@ class Workload:
         nodes = Nodes.read(directory) if nodes is None else nodes
         return cls(trace, names, specs, nodes, reference.typical_pods(specs))
 
+    @cached_property
+    def ids(self) -> dict[str, int]:
+        """The cluster's GPU models as bits (:func:`~kbench.gpushare.arrays.model_ids`)."""
+        return arrays.model_ids(self.nodes)
+
+    @cached_property
+    def columns(self) -> arrays.Pods:
+        """The pods' requests as kernel columns (computed once for all the replays of the workload)."""
+        return arrays.pods(self.specs, self.ids)
+
+    @cached_property
+    def typical_columns(self) -> arrays.Typical:
+        """FGD's typical pods as kernel columns."""
+        return typical_arrays(self.typical, self.ids)
+
+    @cached_property
+    def kinds(self) -> np.ndarray:
+        """Each pod's kind (:data:`~kbench.gpushare.model.KINDS`)."""
+        return np.array([p.kind for p in self.specs])
+
+    @cached_property
+    def by_name(self) -> np.ndarray:
+        """Indices of :attr:`specs` in name order (the repository sorts pods by name before it shuffles or clones)."""
+        return np.array(sorted(range(len(self.names)), key=self.names.__getitem__), np.int64)
+
     def arrivals(self, ratio: float, rng: np.random.Generator) -> np.ndarray:
         """Indices into :attr:`specs` in arrival order (clones repeat an index)."""
-        by_name = np.array(sorted(range(len(self.names)), key=self.names.__getitem__), np.int64)
+        by_name, total_milli = self.by_name, self.columns.milli * self.columns.gpus
         order = list(by_name[rng.permutation(len(by_name))])
-        total_milli = np.array([p.total_milli for p in self.specs], np.int64)
         target = ratio * self.nodes.total_milli
         demand = int(total_milli.sum())
         if not ratio > 0 or demand == 0:  # Go panics on a trace without GPU demand ("podTotalMilliGpuReq <= 0")
@@ -83,6 +109,22 @@ class Workload:
         rank = np.empty(len(self.nodes), np.int64)
         rank[np.argsort(np.array(self.nodes.names), kind="stable")] = rng.permutation(len(self.nodes))
         return rank
+
+
+class Draws(NamedTuple):
+    """A replay's randomness from one seed, drawn in this order: the arrivals, the nodes' tie order, and two
+    uniforms per arrival (RandomScore's node, a random GPU)."""
+
+    order: np.ndarray
+    rank: np.ndarray
+    u: np.ndarray
+
+
+def draws(workload: Workload, seed: int, ratio: float = PAPER_RATIO) -> Draws:
+    """What a replay of ``workload`` with ``seed`` draws."""
+    rng = np.random.default_rng(seed)
+    order = workload.arrivals(ratio, rng)
+    return Draws(order, workload.node_order(rng), rng.random((len(order), 2)))
 
 
 @dataclass
@@ -112,17 +154,18 @@ class Replay:
         alloc = np.round(report[:, kernel.USED] / per_gpu / 10, 2)
         idle = self.gpu_milli - report[:, kernel.USED]
         frag = np.round(100 * report[:, kernel.FRAG] / np.where(idle > 0, idle, np.nan), 2)
-        frame = pd.DataFrame({"arrive": arrive, "alloc": alloc, "frag": frag})
+        known = ~np.isnan(frag)
+        # arrived demand only grows, so each percent's reports are one slice; numpy's mean over it is pandas'
+        starts = np.searchsorted(arrive, np.arange(arrive.max() + 4) - 1)  # starts[k]: first report at k - 1 or more
         rows = {}
         for x in range(int(arrive.max()) + 1):
-            at = frame[frame.arrive == x]
-            if at.empty:
-                at = frame[(frame.arrive >= x - 1) & (frame.arrive <= x + 1)]
-            if not at.empty:
-                rows[x] = (round(at.alloc.mean(), 2), at.frag.mean())
-        return pd.DataFrame.from_dict(rows, orient="index", columns=["gpu_alloc_pct", "frag_ratio_pct"]).rename_axis(
-            "arrived_pct"
-        )
+            at = slice(starts[x + 1], starts[x + 2])
+            if at.start == at.stop:  # none: the percents either side
+                at = slice(starts[x], starts[x + 3])
+            if at.start < at.stop:
+                rows[x] = (np.round(alloc[at].mean(), 2), np.nanmean(frag[at]) if known[at].any() else np.nan)
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=["gpu_alloc_pct", "frag_ratio_pct"])
+        return frame.rename_axis("arrived_pct")
 
     def summary(self) -> dict:
         """The replay's end state: allocation, fragmentation, CPU, failures by kind, unallocated GPUs, speed."""
@@ -180,15 +223,13 @@ class Placement:
 def place(workload: Workload, policy: Policy, order: np.ndarray, rank: np.ndarray, u: np.ndarray) -> Placement:
     """Schedule ``workload.specs[order[j]]`` in turn through ``policy`` on an empty cluster; ``rank`` is the tie
     order of the nodes, ``u[j]`` the draws of arrival j (RandomScore's node, a random GPU)."""
-    ids = arrays.model_ids(workload.nodes)
     state = arrays.state(workload.nodes)
     codes, weights, sel, sel_code = _codes(policy)
     out = Placement(np.empty(len(order), np.int64), np.empty((len(order), MAX_GPUS), np.int64),
                     np.zeros((len(order), 4)), state)  # fmt: skip
     kernel.replay(
-        state, rank, arrays.pods(workload.specs, ids), order, u, codes, weights, sel, sel_code,
-        DIMENSIONS[policy.dim_ext], NORMS[policy.norm], typical_arrays(workload.typical, ids), out.node, out.gpus,
-        out.report,
+        state, rank, workload.columns, order, u, codes, weights, sel, sel_code, DIMENSIONS[policy.dim_ext],
+        NORMS[policy.norm], workload.typical_columns, out.node, out.gpus, out.report,
     )  # fmt: skip
     return out
 
@@ -196,11 +237,9 @@ def place(workload: Workload, policy: Policy, order: np.ndarray, rank: np.ndarra
 def run(workload: Workload, policy: Policy, seed: int = 0, ratio: float = PAPER_RATIO) -> Replay:
     """Replay ``workload`` through ``policy`` with arrivals, node order and draws from ``seed``."""
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    order = workload.arrivals(ratio, rng)
-    rank = workload.node_order(rng)
-    placed = place(workload, policy, order, rank, rng.random((len(order), 2)))
-    kinds = np.array([p.kind for p in workload.specs])[order]
+    order, rank, u = draws(workload, seed, ratio)
+    placed = place(workload, policy, order, rank, u)
+    kinds = workload.kinds[order]
     free = int((placed.state.gpu_left == MILLI).sum())
     cpu = int(workload.nodes.cpu.sum())
     wall = time.perf_counter() - started

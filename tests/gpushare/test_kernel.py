@@ -100,9 +100,8 @@ def trace_slice() -> replay.Workload:
 
 @pytest.mark.parametrize("name", POLICIES)
 def test_kernel_matches_the_reference_on_the_openb_trace(trace_slice, name):
-    rng = np.random.default_rng(7)
-    order = trace_slice.arrivals(1.3, rng)[:700]
-    compare(trace_slice, POLICIES[name], order, trace_slice.node_order(rng), rng.random((len(order), 2)), every=50)
+    order, rank, u = replay.draws(trace_slice, seed=7)
+    compare(trace_slice, POLICIES[name], order[:700], rank, u[:700], every=50)
 
 
 @settings(max_examples=60, deadline=None)
