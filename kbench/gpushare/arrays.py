@@ -69,9 +69,16 @@ class Typical(NamedTuple):
     p: np.ndarray
 
 
+MAX_MODELS = 62
+"""GPU models a cluster may have: a mask is an int64 and -1 (:data:`ANY`) stays apart."""
+
+
 def model_ids(nodes: Nodes) -> dict[str, int]:
     """GPU model -> bit, in order of first appearance."""
-    return {m: i for i, m in enumerate(dict.fromkeys(m for m in nodes.models if m))}
+    ids = {m: i for i, m in enumerate(dict.fromkeys(m for m in nodes.models if m))}
+    if len(ids) > MAX_MODELS:
+        raise ValueError(f"model: at most {MAX_MODELS} GPU models in a cluster, got {len(ids)}")
+    return ids
 
 
 def mask(models: str, ids: dict[str, int]) -> int:
@@ -97,7 +104,11 @@ def state(nodes: Nodes) -> State:
 
 
 def pods(specs: list[PodSpec], ids: dict[str, int]) -> Pods:
-    """Columns of ``specs``."""
+    """Columns of ``specs``; a pod on several GPUs must ask for whole ones (the kernels' filter counts each GPU
+    once, where Go's ``AllocateGpuId`` would stack shares of one pod on one GPU)."""
+    for i, p in enumerate(specs):
+        if p.gpus > 1 and p.milli != MILLI:
+            raise ValueError(f"pod {i}: gpu_milli: a pod on {p.gpus} GPUs asks for whole GPUs (1000), got {p.milli}")
     masks = [mask(p.models, ids) for p in specs]
     keys = [(p.nonzero_cpu, p.gpus, p.milli, m) for p, m in zip(specs, masks)]
     index = {k: i for i, k in enumerate(dict.fromkeys(keys))}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from kbench.componentconfig import ConfigError
-from kbench.gpushare import config, kernel, paper, reference, replay
+from kbench.gpushare import arrays, config, kernel, paper, reference, replay
 from kbench.gpushare.model import Nodes, PodSpec, pod_spec
 from kbench.traces import openb
 
@@ -86,6 +86,14 @@ def test_a_replay_reports_failures_by_kind_and_what_is_left():
     assert summary["gpu_alloc_pct"] == pytest.approx(100 * used / 3000)
     taken = {(n, g) for n, gpus in zip(result.node, result.gpus, strict=True) for g in gpus if n >= 0 and g >= 0}
     assert summary["unallocated_gpus"] == 3 - len(taken)
+
+
+def test_kernel_inputs_refuse_shares_of_several_gpus_and_too_many_models():
+    with pytest.raises(ValueError, match="pod 1: gpu_milli: a pod on 2 GPUs asks for whole GPUs .1000., got 500"):
+        arrays.pods([PodSpec(1000, 1024), PodSpec(1000, 1024, 2, 500)], {})
+    many = Nodes.from_rows([(f"n{i}", 1000, 1024, 1, f"M{i}") for i in range(arrays.MAX_MODELS + 1)])
+    with pytest.raises(ValueError, match="model: at most 62 GPU models in a cluster, got 63"):
+        arrays.model_ids(many)
 
 
 def test_pod_spec_follows_the_repositorys_csv_to_yaml():
