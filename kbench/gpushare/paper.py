@@ -3,6 +3,7 @@ where they come from and how the file was derived from the repository's expected
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,12 @@ SEEDS = 10
 
 def expected() -> pd.DataFrame:
     """Per trace, policy and arrived percent (0-130): GPU allocation mean, min and max over the paper's seeds, and
-    the mean fragmentation ratio."""
+    the mean fragmentation ratio (a copy: the file is read once per process)."""
+    return _read().copy()
+
+
+@functools.cache
+def _read() -> pd.DataFrame:
     return pd.read_csv(DATA)
 
 
