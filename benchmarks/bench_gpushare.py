@@ -1,6 +1,6 @@
 """The GPU-sharing lab (issue 15): one replay of the openb default trace at 130% of the paper's cluster's GPUs.
 
-``test_trace_replay[FGD]`` is the target: one FGD replay (about 10,700 arrivals on 1,213 GPU nodes: the shuffled
+``test_trace_replay[FGD]`` is the target: one FGD replay (about 10,800 arrivals on 1,213 GPU nodes: the shuffled
 trace, its clones up to 130%, filter, score, select, GPU choice and bind per pod, the cluster's fragmentation after
 every pod) in at most 3 s wall (the paper's simulator: about 10 minutes on 2 vCPUs). The other five policies are
 measured beside it. A round replays three seeds (42-44), so ``wall_s_per_replay`` is a third of its median. The
