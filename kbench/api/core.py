@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from kbench.api.quantity import resource_amount
+from kbench.api.times import seconds
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TOLERATION_OPERATORS = ("Exists", "Equal")
@@ -164,6 +165,20 @@ def _toleration(t: Any, where: str) -> Toleration:
     )
 
 
+PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
+"""core/v1 PreemptionPolicy values (PreemptLowerPriority is the default)."""
+
+
+def _time(value: Any, where: str) -> float | None:
+    """A metav1.Time (RFC 3339) as simulated seconds, or None when unset."""
+    if value in (None, ""):
+        return None
+    try:
+        return seconds(str(value))
+    except (ValueError, IndexError):
+        raise ManifestError(f"{where}: must be an RFC 3339 time like 2026-01-01T00:00:05Z; got {value!r}") from None
+
+
 @dataclass(eq=False)
 class Pod:
     """A Pod as kbench's components see it."""
@@ -184,6 +199,12 @@ class Pod:
     uid: str = ""
     terminating: bool = False
     """metadata.deletionTimestamp is set."""
+    preemption_policy: str = "PreemptLowerPriority"
+    """spec.preemptionPolicy (PreemptLowerPriority or Never; the Priority admission plugin copies the class's)."""
+    start_time: float | None = None
+    """status.startTime in simulated seconds (set by the kubelet when it accepts the pod), None before."""
+    nominated_node_name: str = ""
+    """status.nominatedNodeName: where a preemption made room for this pod."""
     manifest: Mapping = field(default_factory=dict, repr=False)
 
     @property
@@ -212,6 +233,11 @@ class Pod:
         priority = spec.get("priority", 0) or 0
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise ManifestError(f"{where}: spec.priority: must be an integer, got {priority!r}")
+        policy = spec.get("preemptionPolicy") or "PreemptLowerPriority"
+        if policy not in PREEMPTION_POLICIES:
+            allowed = ", ".join(PREEMPTION_POLICIES)
+            raise ManifestError(f"{where}: spec.preemptionPolicy: must be one of {allowed}; got {policy!r}")
+        status = as_map(m.get("status"), f"{where}: status")
         return cls(
             name=name,
             namespace=namespace,
@@ -236,6 +262,9 @@ class Pod:
             scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
             uid=str(meta.get("uid") or f"{namespace}/{name}"),
             terminating=bool(meta.get("deletionTimestamp")),
+            preemption_policy=policy,
+            start_time=_time(status.get("startTime"), f"{where}: status.startTime"),
+            nominated_node_name=str(status.get("nominatedNodeName") or ""),
             manifest=m,
         )
 

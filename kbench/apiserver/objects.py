@@ -8,19 +8,16 @@ Keys follow upstream's storage layout (``/registry/<resource>/<namespace>/<name>
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from kbench.api.selectors import label_selector_matches
-
-EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-"""Wall-clock time of simulated second 0 (timestamps in objects are RFC 3339 strings, as the API writes)."""
+from kbench.api.times import EPOCH as EPOCH  # re-exported: the API's timestamps live in kbench.api.times
+from kbench.api.times import seconds as seconds
+from kbench.api.times import timestamp as timestamp
 
 
 @dataclass(frozen=True)
@@ -124,11 +121,6 @@ def invalid(resource: Resource, name: str, field: str, detail: str) -> APIError:
     return APIError(422, "Invalid", f'{resource.kind} "{name}" is invalid: {field}: {detail}')
 
 
-@lru_cache(maxsize=4096)
-def _day(index: int) -> str:
-    return (EPOCH + dt.timedelta(days=index)).strftime("%Y-%m-%d")
-
-
 GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 """k8s.io/apimachinery/pkg/util/rand: the alphabet of names.SimpleNameGenerator's 5-character suffixes."""
 
@@ -144,35 +136,6 @@ def object_key(obj: Mapping) -> str:
     meta = obj["metadata"]
     namespace = meta.get("namespace")
     return f"{namespace}/{meta['name']}" if namespace else meta["name"]
-
-
-@lru_cache(maxsize=4096)
-def _clock(whole: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` of simulated second ``whole`` (formatted once: a run stamps each second many times)."""
-    day, rest = divmod(whole, 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    return f"{_day(day)}T{h:02d}:{m:02d}:{s:02d}"
-
-
-def timestamp(seconds: float, micro: bool = False) -> str:
-    """RFC 3339 for simulated ``seconds`` (metav1.Time; ``micro`` for metav1.MicroTime, as Lease renewTime)."""
-    whole = math.floor(seconds)
-    if micro:
-        return f"{_clock(whole)}.{int((seconds - whole) * 1e6):06d}Z"
-    return _clock(whole) + "Z"
-
-
-@lru_cache(maxsize=4096)
-def _day_seconds(date: str) -> float:
-    return (dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC) - EPOCH).total_seconds()
-
-
-def seconds(stamp: str) -> float:
-    """Simulated seconds of an RFC 3339 timestamp written by :func:`timestamp`."""
-    clock = stamp[11:].rstrip("Z")
-    h, m, s = clock.split(":")
-    return _day_seconds(stamp[:10]) + int(h) * 3600 + int(m) * 60 + float(s)
 
 
 def encode(obj: Mapping) -> bytes:
