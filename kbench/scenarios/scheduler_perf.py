@@ -2,10 +2,14 @@
 
 ``data/scenarios/scheduler_perf/performance-config.yaml`` holds the tests
 (SchedulingBasic, TopologySpreading, PreferredTopologySpreading,
-SchedulingWithMixedChurn, SchedulingDaemonset) with upstream's
-``workloadTemplate`` ops: ``createNodes`` (with ``labelNodePrepareStrategy``),
-``createPods`` (waiting for them to be scheduled; ``collectMetrics`` marks the
-measured pods) and ``churn`` (mode recreate). Pods are created at once, as
+SchedulingWithMixedChurn, SchedulingDaemonset, PreemptionBasic, PreemptionAsync)
+with upstream's ``workloadTemplate`` ops: ``createNodes`` (with
+``labelNodePrepareStrategy``), ``createPods`` (waiting for them to be scheduled;
+``collectMetrics`` marks the measured pods) and ``churn`` (modes recreate and
+create); an op's field upstream has and kbench does not model is refused by
+name. Preemption victims leave after the API delete (the victims' template,
+pod-low-priority.yaml, has terminationGracePeriodSeconds 0, which the apiserver
+deletes at once; scheduler_perf runs no kubelet). Pods are created at once, as
 scheduler_perf's parallel creators outpace the scheduler. SchedulingThroughput is
 sampled every simulated second as ``test/integration/scheduler_perf/util.go``
 does (the first sample with new pods is dropped; quiet seconds repeat the next
@@ -34,7 +38,19 @@ from kbench.scheduler.scheduler import Scheduler
 from kbench.scheduler.state import ClusterState
 from kbench.sim import Engine, Streams
 
-OPCODES = ("createNodes", "createPods", "churn")
+OPS = {
+    "createNodes": ("count", "countParam", "nodeTemplatePath", "labelNodePrepareStrategy"),
+    "createPods": ("count", "countParam", "podTemplatePath", "collectMetrics"),
+    "churn": ("mode", "number", "templatePaths", "intervalMilliseconds"),
+}
+"""scheduler_perf.go's operations kbench runs -> the fields it reads of each (beside ``opcode``)."""
+OPCODES = tuple(OPS)
+CHURN_MODES = ("recreate", "create")
+"""churnOp.Mode: recreate (create then delete, cycling) or create (create until ``number``; 0: no limit)."""
+TEST_FIELDS = ("name", "workloadTemplate", "workloads")
+WORKLOAD_FIELDS = ("name", "labels", "threshold", "params")
+LABELS = ("integration-test", "performance", "short")
+"""The labels upstream's v1.35-era configs use (the CIs select workloads by them)."""
 SAMPLE_INTERVAL = 1.0
 
 
@@ -52,16 +68,49 @@ def load_tests(path: str | Path | None = None) -> dict[str, dict]:
     out = {}
     for i, test in enumerate(tests):
         where = f"{path}: test [{i}]"
-        if not isinstance(test, Mapping) or "name" not in test or "workloadTemplate" not in test:
+        if not isinstance(test, Mapping) or not all(k in test for k in TEST_FIELDS):
             raise ValueError(f"{where}: needs name, workloadTemplate and workloads")
+        where = f"{where} ({test['name']})"
+        _check_fields(test, TEST_FIELDS, where)
         for j, op in enumerate(test["workloadTemplate"]):
-            if op.get("opcode") not in OPCODES:
-                raise ValueError(
-                    f"{where} ({test['name']}).workloadTemplate[{j}].opcode: must be one of "
-                    f"{', '.join(OPCODES)}; got {op.get('opcode')!r}"
-                )
+            _check_op(op, f"{where}.workloadTemplate[{j}]")
+        for j, workload in enumerate(test["workloads"]):
+            _check_workload(workload, f"{where}.workloads[{j}]")
         out[test["name"]] = {**test, "_dir": path.parent}
     return out
+
+
+def _check_fields(obj: Mapping, allowed: tuple[str, ...], where: str) -> None:
+    unknown = [k for k in obj if k not in allowed]
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: unknown field (not modelled); allowed: {', '.join(allowed)}")
+
+
+def _check_op(op, where: str) -> None:
+    """An op's opcode, fields and (churn) values, as scheduler_perf.go's op types take them."""
+    if not isinstance(op, Mapping) or op.get("opcode") not in OPS:
+        got = op.get("opcode") if isinstance(op, Mapping) else op
+        raise ValueError(f"{where}.opcode: must be one of {', '.join(OPCODES)}; got {got!r}")
+    _check_fields(op, ("opcode", *OPS[op["opcode"]]), where)
+    if op["opcode"] != "churn":
+        return
+    if op.get("mode") not in CHURN_MODES:
+        raise ValueError(f"{where}.mode: must be one of {', '.join(CHURN_MODES)}; got {op.get('mode')!r}")
+    for name in ("number", "intervalMilliseconds"):
+        value = op.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where}.{name}: expected an integer >= 0; got {value!r}")
+    if op["mode"] == "recreate" and op.get("number", 0) < 1:
+        raise ValueError(f"{where}.number: mode recreate cycles through number >= 1 objects; got {op.get('number')!r}")
+
+
+def _check_workload(workload, where: str) -> None:
+    if not isinstance(workload, Mapping) or "name" not in workload or "params" not in workload:
+        raise ValueError(f"{where}: needs name and params")
+    _check_fields(workload, WORKLOAD_FIELDS, where)
+    bad = [label for label in workload.get("labels", []) if label not in LABELS]
+    if bad:
+        raise ValueError(f"{where}.labels: unknown label {bad[0]!r}; allowed: {', '.join(LABELS)}")
 
 
 def workload_names() -> list[str]:
@@ -185,23 +234,32 @@ class _Run:
             if self.engine.now - (self.measure_start or 0) > 3600:
                 return
 
+    def _create(self, template: dict) -> tuple[str, str]:
+        """Create one object of a churn template: ``("Node", name)`` or ``("Pod", key)``."""
+        if template.get("kind") == "Node":
+            node = Node.from_manifest(self._named(template, "Node"))
+            self.scheduler.add_nodes([node])
+            return "Node", node.name
+        pod = Pod.from_manifest(self._named(template, "Pod"))
+        self.scheduler.add_pod(pod)
+        return "Pod", pod.key
+
     def churn(self, op: dict, where: str):
-        if op.get("mode", "recreate") != "recreate":
-            raise ValueError(f"{where}.mode: only 'recreate' is modelled; got {op.get('mode')!r}")
+        """scheduler_perf's churnOp (``mode`` checked when the tests were read; intervalMilliseconds default
+        500). create: every interval (a ticker: the first after one interval) one object of each template, until
+        ``number`` rounds (0: no limit). recreate: create ``number`` of each, then delete them an interval later."""
         templates = [self._template(p) for p in op["templatePaths"]]
         interval = float(op.get("intervalMilliseconds", 500)) / 1000
+        if op["mode"] == "create":
+            rounds = 0
+            while not op.get("number") or rounds < op["number"]:
+                yield interval
+                for template in templates:
+                    self._create(template)
+                rounds += 1
+            return
         while True:
-            created = []
-            for template in templates:
-                for _ in range(int(op.get("number", 1))):
-                    if template.get("kind") == "Node":
-                        node = Node.from_manifest(self._named(template, "Node"))
-                        self.scheduler.add_nodes([node])
-                        created.append(("Node", node.name))
-                    else:
-                        pod = Pod.from_manifest(self._named(template, "Pod"))
-                        self.scheduler.add_pod(pod)
-                        created.append(("Pod", pod.key))
+            created = [self._create(t) for t in templates for _ in range(op["number"])]
             yield interval
             for kind, name in created:
                 if kind == "Pod":
