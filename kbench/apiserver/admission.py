@@ -1,5 +1,7 @@
 """Admission on create: the plugins kbench's requests meet, in upstream's order (v1.35's default plugins that act on
-them): NamespaceLifecycle, ServiceAccount, DefaultTolerationSeconds. LimitRanger and ResourceQuota are not modelled
+them, pkg/kubeapiserver/options/plugins.go AllOrderedPlugins): NamespaceLifecycle, ServiceAccount, Priority,
+DefaultTolerationSeconds (the mutating phase); then the object's validation and the validating phase (Priority's
+check of PriorityClasses: :mod:`kbench.apiserver.priority`). LimitRanger and ResourceQuota are not modelled
 (kbench's namespaces hold no LimitRanges or quotas).
 
 ServiceAccount (plugin/pkg/admission/serviceaccount/admission.go, v1.35) also mounts the account's API credentials:
@@ -18,6 +20,7 @@ from functools import cache, lru_cache
 
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.objects import APIError, Resource, generate_name
+from kbench.apiserver.priority import admit_pod_priority, validate
 from kbench.apiserver.watchcache import WatchCache
 
 SERVICE_ACCOUNT_VOLUME_NAME = "kube-api-access"
@@ -44,16 +47,17 @@ def admit(
 ):
     """Run the admission plugins on an object being created in ``namespace``; a refusal raises :class:`APIError`.
     ``names`` draws generated names (the apiserver's seeded stream)."""
-    if not resource.namespaced:
-        return
-    namespace_lifecycle(caches["namespaces"], namespace)
-    if resource.name != "pods":
-        return
-    spec = obj.setdefault("spec", {})
-    account = service_account(caches["serviceaccounts"], namespace, spec)
-    if should_automount(account, spec):
-        mount_service_account_token(spec, names)
-    default_toleration_seconds(spec, config)
+    if resource.namespaced:
+        namespace_lifecycle(caches["namespaces"], namespace)
+    if resource.name == "pods":
+        spec = obj.setdefault("spec", {})
+        account = service_account(caches["serviceaccounts"], namespace, spec)
+        if should_automount(account, spec):
+            mount_service_account_token(spec, names)
+        admit_pod_priority(obj, caches["priorityclasses"], resource)
+        default_toleration_seconds(spec, config)
+    else:
+        validate(resource, obj, caches)
 
 
 def namespace_lifecycle(namespaces: WatchCache, namespace: str) -> None:

@@ -78,6 +78,9 @@ RESOURCES = {
         Resource("replicasets", "ReplicaSet", "apps", True, True, "replicasets"),
         Resource("deployments", "Deployment", "apps", True, True, "deployments"),
         Resource("jobs", "Job", "batch", True, True, "jobs"),
+        # pkg/registry/scheduling/priorityclass/storage and pkg/registry/policy/poddisruptionbudget/storage
+        Resource("priorityclasses", "PriorityClass", "scheduling.k8s.io", False, False, "priorityclasses"),
+        Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy", True, True, "poddisruptionbudgets"),
     )
 }
 KINDS = {r.kind: r for r in RESOURCES.values()}

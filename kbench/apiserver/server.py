@@ -41,6 +41,7 @@ from functools import partial
 import numpy as np
 import orjson
 
+from kbench.api.policy import system_priority_class_manifests
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.cpu import Cores
 from kbench.apiserver.flowcontrol import HELD, MaxInFlight, PriorityAndFairness
@@ -188,6 +189,8 @@ class APIServer:
                 "namespaces",
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}},
             )
+        for pc in system_priority_class_manifests():  # storage_scheduling.go's PostStartHook AddSystemPriorityClasses
+            self._bootstrap("priorityclasses", pc)
 
     def _etcds(self, profile: Profile) -> dict[str, EtcdCluster]:
         """Each resource's etcd: one more cluster per distinct server list of --etcd-servers-overrides."""
@@ -264,7 +267,7 @@ class APIServer:
         meta.setdefault("uid", self.registry.new_uid())
         meta.setdefault("creationTimestamp", timestamp(self.engine.now))
         key = res.key(meta.get("namespace", ""), meta["name"])
-        rev = self.etcd.store.put(key.encode(), encode(obj)).revision
+        rev = self.etcds[resource].store.put(key.encode(), encode(obj)).revision
         meta["resourceVersion"] = str(rev)
         self.caches[resource].apply("ADDED", object_key(obj), obj, rev, len(orjson.dumps(obj)))
 
