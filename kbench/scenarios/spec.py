@@ -105,6 +105,10 @@ STEPS: dict[str, dict[str, tuple]] = {
         "timeout": ((int, float), False, "give up after (default 600 s)"),
         "namespace": (str, False, "only this namespace"),
     },
+    "watchDisruptionBudgets": {
+        "namespace": (str, False, "only this namespace's PodDisruptionBudgets"),
+        "timeout": ((int, float), False, "seconds for every budget to be met first (default 120 s)"),
+    },
 }
 
 

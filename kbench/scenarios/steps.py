@@ -61,6 +61,8 @@ class Driver:
         self.errors: dict[str, int] = {}
         self.problems: list[str] = []
         """What a step waited for and did not get (a timed-out wait): the run fails with these."""
+        self.shortfalls: dict[str, int] | None = None
+        """Each watched PodDisruptionBudget's worst shortfall (``watchDisruptionBudgets``; None: not watched)."""
         self._outstanding = 0
         self._answered: Event | None = None
 
@@ -310,6 +312,48 @@ class Driver:
             lambda: listing(waiting(), "LoadBalancer Service", "without an ingress address"),
         )
 
+    def _watchDisruptionBudgets(self, namespace: str | None = None, timeout: float = 120.0) -> Body:
+        """Once every PodDisruptionBudget (of ``namespace``) is met, sample each one's status every simulated
+        second to the end of the run: its shortfall is how far ``currentHealthy`` is below ``desiredHealthy``, as
+        the disruption controller counts them (pkg/controller/disruption: DisruptionAllowed False, InsufficientPods);
+        the run reports the worst of each (:meth:`budget_counts`)."""
+        budgets = self.cluster.api.caches["poddisruptionbudgets"].objects
+        prefix = "" if namespace is None else f"{namespace}/"
+
+        def shortfalls() -> dict[str, int]:
+            """Each budget's shortfall, once the disruption controller has given it a status."""
+            return {
+                key: max(0, status.get("desiredHealthy", 0) - status.get("currentHealthy", 0))
+                for key, (obj, _, _) in budgets.items()
+                if key.startswith(prefix) and "desiredHealthy" in (status := obj.get("status") or {})
+            }
+
+        def unmet() -> list[str]:
+            seen = shortfalls()
+            return [key for key in budgets if key.startswith(prefix) and seen.get(key, 1)]
+
+        yield from self._until("watchDisruptionBudgets", timeout, unmet, lambda: listing(unmet(), "budget", "not met"))
+        worst: dict[str, int] = {}
+        self.shortfalls = worst
+
+        def sample() -> Body:
+            while True:
+                for key, short in shortfalls().items():
+                    worst[key] = max(worst.get(key, 0), short)
+                yield 1.0
+
+        self.engine.process(sample(), name="scenario/disruption-budgets")
+
+    def budget_counts(self) -> dict[str, int]:
+        """``pdb_violations`` (the watched budgets' worst shortfalls, summed) and ``pdbs_violated`` (how many fell
+        short), when a step watched them."""
+        if self.shortfalls is None:
+            return {}
+        return {
+            "pdb_violations": sum(self.shortfalls.values()),
+            "pdbs_violated": sum(1 for short in self.shortfalls.values() if short),
+        }
+
     def _until(
         self, action: str, timeout: float, unmet: Callable[[], object], describe: Callable[[], str | None]
     ) -> Body:
@@ -348,5 +392,6 @@ def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
             bar.close()
     result = collect(cluster, time.perf_counter() - started, begin, driver.problems, scenario.measure)
     result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
+    result.counts.update(driver.budget_counts())
     result.cluster = cluster
     return result
