@@ -12,6 +12,7 @@ from kbench.controllers.base import Controller, Manager, build_manager, by_name
 from kbench.controllers.clientbuilder import RestConfig, SimpleControllerClientBuilder
 from kbench.controllers.config import KubeControllerManagerConfiguration
 from kbench.controllers.deployment import DeploymentController
+from kbench.controllers.disruption import DisruptionController
 from kbench.controllers.endpointslice import EndpointSliceController
 from kbench.controllers.garbagecollector import GarbageCollector
 from kbench.controllers.job import JobController
@@ -33,6 +34,7 @@ CONTROLLERS = by_name(
     DeploymentController,
     JobController,
     TTLAfterFinishedController,
+    DisruptionController,
     EndpointSliceController,
     ServiceAccountController,
     RootCACertPublisher,
@@ -55,6 +57,7 @@ __all__ = [
     "CONTROLLERS",
     "Controller",
     "DeploymentController",
+    "DisruptionController",
     "EndpointSliceController",
     "GarbageCollector",
     "JobController",

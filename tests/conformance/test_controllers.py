@@ -255,6 +255,21 @@ def _slice_not_ready(world: World) -> bool:
     return bool(web0) and all(ep["conditions"]["ready"] is False for ep in web0)
 
 
+def _budget_over_ready_pods(world: World) -> None:
+    for i in range(2):
+        name = f"guarded-{i}"
+        world.plane.ok("create", "pods", namespace="default", body=pod(name, labels={"app": "guarded"}, node_name="n1"))
+        set_pod_ready(world, name, True)
+    spec = {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}
+    world.plane.ok(
+        "create", "poddisruptionbudgets", namespace="default", body={"metadata": {"name": "guard"}, "spec": spec}
+    )
+
+
+def _budget_status(world: World) -> dict:
+    return (world.get("poddisruptionbudgets", "guard", "default") or {}).get("status") or {}
+
+
 DELETES_ONLY = "it only deletes (no read-modify-write to conflict)"
 SCENARIOS: dict[str, Scenario] = {
     "node-lifecycle-controller": Scenario(
@@ -301,6 +316,14 @@ SCENARIOS: dict[str, Scenario] = {
         done=_gone("jobs", "done", "default"),
         watched=("jobs",),
         updates=DELETES_ONLY,
+    ),
+    "disruption-controller": Scenario(
+        setup=_budget_over_ready_pods,
+        done=lambda w: (
+            _budget_status(w).get("currentHealthy") == 2 and _budget_status(w).get("disruptionsAllowed") == 1
+        ),
+        watched=("poddisruptionbudgets",),
+        write=("poddisruptionbudgets", "status"),
     ),
     "endpointslice-controller": Scenario(
         setup=_services_with_a_ready_pod,
