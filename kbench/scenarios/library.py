@@ -455,26 +455,21 @@ def preemption_objects(nodes: int, protected: float, grace_period: int) -> list[
     ]
 
 
-HIGH_POD = {
-    "metadata": {"labels": {"tier": "high"}},
-    "spec": {
-        "priorityClassName": "high",
-        "containers": [
-            {
-                "name": "app",
-                "image": "registry.k8s.io/pause:3.10",
-                "resources": {"requests": {"cpu": "3", "memory": "500Mi"}},
-            }
-        ],
-    },
-}
-"""scheduler_perf's pod-high-priority.yaml pod (3 CPU, 500Mi), priority from the ``high`` PriorityClass."""
+def _high(replicas: int) -> dict:
+    """The high-priority Deployment: scheduler_perf's pod-high-priority.yaml pod (3 CPU, 500Mi), ``tier: high``,
+    priority from the ``high`` PriorityClass."""
+    manifest = deployment("high", replicas, probe=False)
+    template = manifest["spec"]["template"]
+    template["metadata"]["labels"]["tier"] = "high"
+    template["spec"]["priorityClassName"] = "high"
+    template["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "3", "memory": "500Mi"}}
+    return manifest
 
 
 @builtin(
     "preemption",
     NODES,
-    Param("high_pods", int, "high-priority pods created at once (one fits a node)", minimum=1, maximum=MAX_NODES),
+    Param("high_pods", int, "replicas of the high-priority Deployment (one fits a node)", minimum=1, maximum=MAX_NODES),
     Param("protected", float, "share of the low-priority pods under a PodDisruptionBudget", minimum=0, maximum=1),
     Param("grace_period", int, "the low-priority pods' terminationGracePeriodSeconds", minimum=0, maximum=3600),
     Param("timeout", float, "seconds the high-priority pods have to start", minimum=1, maximum=86_400),
@@ -490,12 +485,13 @@ def preemption(
     """DefaultPreemption: a burst of high-priority pods that fit only by preempting low-priority ones.
 
     Four 900m low-priority pods (two Deployments, ``protected`` of them under a maxUnavailable 0
-    PodDisruptionBudget) fill each 4-CPU node; each 3-CPU high-priority pod then preempts three of them on one
-    node, as scheduler_perf's PreemptionBasic. Measured: the high pods' create_to_schedule and startup (whose SLO
-    is 5 s plus the victims' grace period, which preemption waits out), SchedulingThroughput of the high pods,
-    preemptions and victims, and each PDB's worst shortfall (``pdb_violations``: preemption violates a PDB only
-    when no node offers fewer violations). The victims' replacements find no room; once the high pods run (or the
-    wait times out: the run fails naming them), the PDB and the low-priority Deployments are deleted."""
+    PodDisruptionBudget) fill each 4-CPU node; then a Deployment of ``high_pods`` 3-CPU high-priority pods, each
+    preempting three low-priority pods on one node, as scheduler_perf's PreemptionBasic. The wait counts its ready
+    replicas (a pod bound but refused by its kubelet does not pass); after ``timeout`` s the run fails naming them.
+    Measured: the high pods' create_to_schedule and startup (SLO: 5 s plus the victims' grace period, which
+    preemption waits out), their SchedulingThroughput, preemptions and victims, and each PDB's worst shortfall
+    (``pdb_violations``: preemption violates a PDB only when no node offers fewer violations). The victims'
+    replacements find no room: once the high pods run, the PDB and the low-priority Deployments are deleted."""
     cluster.setdefault("node_capacity", dict(NODE_4CPU))
     spec = ClusterSpec(nodes=nodes, **cluster)
     spec.check()
@@ -507,7 +503,7 @@ def preemption(
     steps = [
         {"waitForPods": {"namespace": "low", "timeout": 600}},
         {"watchDisruptionBudgets": {"namespace": "low"}},
-        {"createPods": {"count": high_pods, "namespace": "high", "template": HIGH_POD}},
+        {"createObjects": {"template": _high(high_pods), "namespace": "high"}},
         {"waitForPods": {"namespace": "high", "timeout": timeout}},
         {"deleteObjects": {"resource": "poddisruptionbudgets", "namespace": "low"}},
         {"deleteObjects": {"resource": "deployments", "namespace": "low"}},

@@ -1,0 +1,49 @@
+"""The preemption scenario: its file is the built-in at its defaults, its shape, and that it fails naming the
+high-priority pods that never start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kbench.scenarios import library
+from kbench.scenarios.spec import Scenario, ScenarioError
+
+FILE = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "cluster" / "preemption.yaml"
+
+
+def test_the_file_is_the_builtin_at_its_defaults():
+    assert Scenario.from_yaml(FILE).documents() == library.preemption().documents()
+
+
+def test_low_priority_pods_fill_every_node_and_a_share_is_under_the_budget():
+    scenario = library.preemption(nodes=10, high_pods=4, protected=0.3, grace_period=2)
+    kinds = {(o["kind"], o["metadata"]["name"]): o for o in scenario.objects}
+    assert kinds[("PriorityClass", "high")]["value"] > kinds[("PriorityClass", "low")]["value"]
+    protected, free = kinds[("Deployment", "low-protected")], kinds[("Deployment", "low-free")]
+    assert (protected["spec"]["replicas"], free["spec"]["replicas"]) == (12, 28)  # four per node
+    assert protected["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 2
+    budget = kinds[("PodDisruptionBudget", "low-protected")]["spec"]
+    assert budget == {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "low-protected"}}}
+    high = next(s.args["template"] for s in scenario.steps if s.action == "createObjects")
+    assert high["spec"]["replicas"] == 4 and high["spec"]["template"]["spec"]["priorityClassName"] == "high"
+    assert scenario.measure["podStartupLatency"].threshold == 5 + 2  # the SLO plus the victims' grace period
+    assert scenario.cluster.node_capacity == {"cpu": "4", "memory": "32Gi"}
+
+
+def test_bad_values_are_refused_by_name():
+    with pytest.raises(ValueError, match="protected"):
+        library.preemption(protected=1.5)
+    with pytest.raises(ScenarioError, match=r"steps\[2\]\.watchDisruptionBudgets\.timeout: expected a number >= 0"):
+        library.density(nodes=1).add_steps([{"watchDisruptionBudgets": {"timeout": -1}}])
+    with pytest.raises(ScenarioError, match=r"watchDisruptionBudgets\.selector: unknown field; allowed: namespace"):
+        library.density(nodes=1).add_steps([{"watchDisruptionBudgets": {"selector": {}}}])
+
+
+def test_high_priority_pods_that_never_start_fail_the_run_by_name():
+    """Five 3-CPU pods on four 4-CPU nodes: one never fits, even by preemption."""
+    result = library.preemption(nodes=4, high_pods=5, timeout=20).run(progress=False)
+    assert not result.passed
+    assert any(p.startswith("steps[3] waitForPods: timed out after 20 s;") and "high/" in p for p in result.problems)
+    assert {"pdb_violations", "pdbs_violated"} <= set(result.counts)

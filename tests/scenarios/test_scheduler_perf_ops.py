@@ -1,0 +1,101 @@
+"""scheduler_perf's ops as the preemption workloads use them: the configs' fields checked by name, churn mode
+create, and the preemption workloads at upstream's smallest size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kbench.scenarios.scheduler_perf import load_tests, run_workload, workload_names
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "scheduler_perf" / "templates"
+
+
+def _config(tmp_path: Path, op: dict | None = None, workload: dict | None = None) -> Path:
+    """A one-test config: a node, then ``op`` (default: a createPods), then one workload."""
+    ops = [
+        {"opcode": "createNodes", "count": 1, "nodeTemplatePath": str(TEMPLATES / "node-default.yaml")},
+        op or {"opcode": "createPods", "count": 1, "podTemplatePath": str(TEMPLATES / "pod-default.yaml")},
+    ]
+    test = {"name": "T", "workloadTemplate": ops, "workloads": [workload or {"name": "w", "params": {}}]}
+    path = tmp_path / "scheduler_perf" / "performance-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump([test]))
+    return path
+
+
+def test_preemption_workloads_are_upstreams():
+    names = workload_names()
+    for name in ("PreemptionBasic/5Nodes", "PreemptionBasic/500Nodes", "PreemptionBasic/1000Nodes"):
+        assert name in names
+    assert "PreemptionAsync/5000Nodes" in names
+    basic = {w["name"]: w for w in load_tests()["PreemptionBasic"]["workloads"]}
+    assert basic["500Nodes"]["threshold"] == 18 and basic["500Nodes"]["labels"] == ["performance", "short"]
+    assert basic["1000Nodes"]["params"] == {"initNodes": 1000, "initPods": 4000, "measurePods": 1000}
+    churn = load_tests()["PreemptionAsync"]["workloadTemplate"][2]
+    assert churn["mode"] == "create" and churn["intervalMilliseconds"] == 200
+    low = yaml.safe_load((TEMPLATES / "pod-low-priority.yaml").read_text())
+    assert low["spec"]["terminationGracePeriodSeconds"] == 0  # victims leave at the API delete
+
+
+@pytest.mark.parametrize(
+    "op, workload, message",
+    [
+        (
+            {"opcode": "deletePods", "namespace": "x"},
+            None,
+            r"T\)\.workloadTemplate\[1\]\.opcode: must be one of createNodes, createPods, churn; got 'deletePods'",
+        ),
+        (
+            {"opcode": "createPods", "count": 1, "skipWaitToCompletion": True},
+            None,
+            r"workloadTemplate\[1\]\.skipWaitToCompletion: unknown field \(not modelled\); allowed: opcode, count",
+        ),
+        (
+            {"opcode": "churn", "mode": "delete", "templatePaths": []},
+            None,
+            r"workloadTemplate\[1\]\.mode: must be one of recreate, create; got 'delete'",
+        ),
+        (
+            {"opcode": "churn", "mode": "create", "templatePaths": [], "intervalMilliseconds": -5},
+            None,
+            r"workloadTemplate\[1\]\.intervalMilliseconds: expected an integer >= 0; got -5",
+        ),
+        (
+            {"opcode": "churn", "mode": "recreate", "templatePaths": []},
+            None,
+            r"workloadTemplate\[1\]\.number: mode recreate cycles through number >= 1 objects; got None",
+        ),
+        (None, {"name": "w", "params": {}, "labels": ["fast"]}, r"workloads\[0\]\.labels: unknown label 'fast'"),
+        (
+            None,
+            {"name": "w", "params": {}, "featureGates": {"SchedulerAsyncPreemption": True}},
+            r"workloads\[0\]\.featureGates: unknown field \(not modelled\); allowed: name, labels, threshold, params",
+        ),
+    ],
+)
+def test_bad_config_values_name_the_field(tmp_path, op, workload, message):
+    with pytest.raises(ValueError, match=message):
+        load_tests(_config(tmp_path, op, workload))
+
+
+def test_churn_create_stops_after_number_rounds(tmp_path, monkeypatch):
+    """Three rounds of a pod that never fits, then no more (upstream's create mode with Number 3)."""
+    churn = {
+        "opcode": "churn",
+        "mode": "create",
+        "number": 3,
+        "intervalMilliseconds": 100,
+        "templatePaths": [str(TEMPLATES / "pod-high-priority-large-cpu.yaml")],
+    }
+    path = _config(tmp_path, churn)
+    test = yaml.safe_load(path.read_text())
+    big = {"opcode": "createPods", "count": 1, "collectMetrics": True}
+    big["podTemplatePath"] = str(TEMPLATES / "pod-high-priority-large-cpu.yaml")  # waits the full hour
+    test[0]["workloadTemplate"].append(big)
+    path.write_text(yaml.safe_dump(test))
+    monkeypatch.setenv("KBENCH_SCENARIOS", str(tmp_path))
+    result = run_workload("T/w")
+    assert result.scheduled == 0 and len(result.unschedulable) == 3 + 1
