@@ -171,6 +171,10 @@ class WorkloadResult:
     cost_parts: dict[str, float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     """Creation to binding, per measured pod (simulated seconds)."""
+    preemptions: int = 0
+    """Scheduling cycles whose PostFilter (DefaultPreemption) nominated a node."""
+    victims: int = 0
+    """Pods those preemptions evicted."""
 
 
 class _Run:
@@ -328,6 +332,8 @@ def run_workload(
         unschedulable={k: r.message for k, r in records.items() if r.bound is None and r.message},
         cost_parts=dict(stats.cost_parts),
         latencies=[t - created for t, created in placed],
+        preemptions=stats.preemptions,
+        victims=stats.victims,
     )
 
 

@@ -393,5 +393,7 @@ def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
     result = collect(cluster, time.perf_counter() - started, begin, driver.problems, scenario.measure)
     result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
     result.counts.update(driver.budget_counts())
+    stats = cluster.scheduler.stats
+    result.counts.update(preemptions=stats.preemptions, victims=stats.victims)
     result.cluster = cluster
     return result

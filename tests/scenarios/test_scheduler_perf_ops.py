@@ -99,3 +99,10 @@ def test_churn_create_stops_after_number_rounds(tmp_path, monkeypatch):
     monkeypatch.setenv("KBENCH_SCENARIOS", str(tmp_path))
     result = run_workload("T/w")
     assert result.scheduled == 0 and len(result.unschedulable) == 3 + 1
+
+
+def test_preemption_basic_places_every_high_priority_pod_by_evicting_three_low_ones():
+    """5 nodes with 4 low-priority pods each (3.6 of 4 CPU); each 3-CPU pod preempts three of one node's."""
+    result = run_workload("PreemptionBasic/5Nodes")
+    assert result.scheduled == result.measured == 5
+    assert (result.preemptions, result.victims) == (5, 15)
