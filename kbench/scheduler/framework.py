@@ -19,7 +19,8 @@ import pandas as pd
 
 from kbench.api.core import Pod
 from kbench.componentconfig import ConfigError
-from kbench.scheduler.interface import CODE_NAMES, SKIP, SUCCESS, Handle, Plugin, Rejection
+from kbench.scheduler.interface import CODE_NAMES, SKIP, SUCCESS, UNRESOLVABLE, Handle, Plugin, Rejection
+from kbench.scheduler.nominator import Nominator
 from kbench.scheduler.plugins.registry import new_plugin
 from kbench.scheduler.profile import Profile
 from kbench.scheduler.select import new_rng, select_host
@@ -92,6 +93,8 @@ class Framework:
         ``pod -> labelSelector`` from its Services and controllers, for PodTopologySpread's defaults.
     binder : callable, optional
         ``binder(pod, node_name) -> Event``: the binding request the bind plugins make (see :meth:`bind`).
+    pdbs : callable, optional
+        ``() -> list of PodDisruptionBudget``, the PDB lister DefaultPreemption reads.
 
     Raises
     ------
@@ -107,11 +110,13 @@ class Framework:
         seed: int = 0,
         default_selector: Callable[[Pod], dict | None] | None = None,
         binder: Callable[[Pod, str], Any] | None = None,
+        pdbs: Callable[[], list] | None = None,
     ) -> None:
-        self.profile, self.state = profile, state
+        self.profile, self.state, self.seed = profile, state, seed
         pct = profile.percentage_of_nodes_to_score
         self.percentage = percentage_of_nodes_to_score if pct is None else pct
-        handle = Handle(state, default_selector, binder)
+        handle = self.handle = Handle(state, default_selector, binder, self, pdbs)
+        self.nominator = Nominator()
         self.plugins: dict[str, Plugin] = {
             name: new_plugin(name, profile.args.get(name, {}), handle)
             for name in dict.fromkeys(
@@ -119,6 +124,7 @@ class Framework:
                 + profile.enabled("preFilter")
                 + profile.enabled("filter")
                 + profile.enabled("score")
+                + profile.enabled("postFilter")
                 + profile.enabled("bind")
             )
         }
@@ -126,6 +132,7 @@ class Framework:
         self.prefilters = [self.plugins[n] for n in profile.enabled("preFilter")]
         self.scorers = [(self.plugins[n], profile.weights[n]) for n in profile.enabled("score")]
         self.binders = [self.plugins[n] for n in profile.enabled("bind")]
+        self.post_filters = [self.plugins[n] for n in profile.enabled("postFilter")]
         if not self.binders:  # runtime/framework.go NewFramework
             name = profile.scheduler_name
             raise ConfigError(f"at least one bind plugin is needed for profile with scheduler name {name!r}")
@@ -160,6 +167,43 @@ class Framework:
             code[fresh] = codes[fresh]
         return code, first, per_plugin
 
+    def filter_nominated(self, pod: Pod, ctx: dict[str, object]) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+        """:meth:`filter_all` as RunFilterPluginsWithNominatedPods runs it: on a node where nominated pods of at
+        least the pod's priority wait, the filters run with them added, then (if they passed) without them.
+        Returns (code, first, per-plugin codes, {node: reasons} of the nodes the nominated pods made fail)."""
+        nominated = self.nominator.for_pod(pod)
+        code, first, per_plugin = self.filter_all(pod, ctx)
+        if not nominated:
+            return code, first, per_plugin, {}
+        nodes = np.array(sorted({i for _, i in nominated}), np.int64)
+        with self.state.added(nominated):
+            with_ctx = self.prefilter(pod)
+            with_code, with_first, _ = self.filter_all(pod, with_ctx)
+            worse = nodes[with_code[nodes] != SUCCESS]
+            reasons = {}
+            for i in worse.tolist():
+                plugin = self.filters[with_first[i]]
+                reasons[i] = plugin.reasons(with_ctx.get(plugin.name), pod, i)
+        code[worse], first[worse] = with_code[worse], with_first[worse]
+        return code, first, per_plugin, reasons
+
+    def node_statuses(self, pod: Pod) -> tuple[np.ndarray, dict[int, tuple[str, ...]]]:
+        """Every node's status code after a failed cycle (Diagnosis.NodeToStatus, with nominated pods), and the
+        reasons of the nodes nominated pods made fail; a PreFilter rejection gives every node its code, and nodes
+        outside a PreFilterResult are UnschedulableAndUnresolvable."""
+        n = self.state.num_nodes
+        try:
+            ctx = self.prefilter(pod)
+        except Rejection as rejection:
+            return np.full(n, rejection.code, np.int8), {}
+        code, _, _, reasons = self.filter_nominated(pod, ctx)
+        subset = self.subset(ctx)[0]
+        if subset is not None:
+            outside = np.ones(n, bool)
+            outside[subset] = False
+            code[outside] = UNRESOLVABLE
+        return code, reasons
+
     def subset(self, ctx: dict[str, object]) -> tuple[np.ndarray | None, list[str]]:
         """Nodes allowed by the PreFilterResults (sorted indices; None = all) and the plugins that narrowed."""
         names, plugins = None, []
@@ -178,8 +222,9 @@ class Framework:
         names = {self.filters[j].name for j in np.unique(first[first >= 0]).tolist()}
         return names | set(self.subset(ctx)[1])
 
-    def fit_error(self, pod: Pod, ctx: dict, first: np.ndarray) -> str:
-        """FitError.Error(): '0/N nodes are available: <count> <reason>, ...' sorted as strings."""
+    def fit_error(self, pod: Pod, ctx: dict, first: np.ndarray, overrides: dict | None = None) -> str:
+        """FitError.Error(): '0/N nodes are available: <count> <reason>, ...' sorted as strings (``overrides``:
+        reasons of nodes that failed with nominated pods added)."""
         counts: Counter[str] = Counter()
         subset, narrowing = self.subset(ctx)
         if subset is not None:  # nodes outside the PreFilterResult were never filtered
@@ -187,9 +232,10 @@ class Framework:
             if outside:
                 counts[f"node(s) didn't satisfy plugin(s) [{', '.join(sorted(narrowing))}]"] += outside
             first = np.where(np.isin(np.arange(len(first)), subset), first, -1)
+        overrides = overrides or {}
         for node in np.flatnonzero(first >= 0).tolist():
             plugin = self.filters[first[node]]
-            counts.update(plugin.reasons(ctx.get(plugin.name), pod, node))
+            counts.update(overrides.get(node) or plugin.reasons(ctx.get(plugin.name), pod, node))
         return fit_error_message(self.state.num_nodes, counts)
 
     # -- one cycle ------------------------------------------------------------------
@@ -220,12 +266,16 @@ class Framework:
             ctx = self.prefilter(pod)
         except Rejection as rejection:
             return CycleResult.rejected(n, rejection)
-        code, first, per_plugin = self.filter_all(pod, ctx)
+        code, first, per_plugin, overrides = self.filter_nominated(pod, ctx)
+        nominated = self.nominator.node_of(pod.key)
+        if nominated is not None and code[nominated] == SUCCESS and not detail:  # evaluateNominatedNode
+            self.next_start = (self.next_start + 1) % n
+            return CycleResult(nominated, evaluated=1, feasible=1)
         nodes, processed = self.take_feasible(code == SUCCESS, self.subset(ctx)[0])
         self.next_start = (self.next_start + processed) % n
         result = CycleResult(None, evaluated=processed, feasible=len(nodes), statuses=per_plugin if detail else {})
         if len(nodes) == 0:
-            result.message = self.fit_error(pod, ctx, first)
+            result.message = self.fit_error(pod, ctx, first, overrides)
             result.rejectors = self.rejectors(first, ctx)
             return result
         if len(nodes) == 1 and not detail:

@@ -74,11 +74,17 @@ class Handle:
         ``pod -> labelSelector`` of its Services and controllers (PodTopologySpread's system defaults).
     binder : callable, optional
         ``binder(pod, node_name) -> Event``: the binding request (DefaultBinder's clientset).
+    framework : Framework, optional
+        The framework running the plugin (RunFilterPluginsWithNominatedPods, the nominator), for PostFilter.
+    pdbs : callable, optional
+        ``() -> list of PodDisruptionBudget``: the PDB lister (DefaultPreemption).
     """
 
     state: ClusterState
     default_selector: Callable[[Pod], dict | None] | None = None
     binder: Callable[[Pod, str], Any] | None = None
+    framework: Any = None
+    pdbs: Callable[[], list] | None = None
 
 
 def default_normalize(raw: np.ndarray, reverse: bool) -> np.ndarray:
@@ -110,7 +116,8 @@ class Plugin:
         Cluster events that may make a pod it rejected schedulable (EventsToRegister, coarsened).
 
     Reference extension points: :meth:`sort_key` (QueueSort), :meth:`prefilter`, :meth:`prefilter_nodes`,
-    :meth:`filter`, :meth:`reasons`, :meth:`prescore`, :meth:`score`, :meth:`normalize_score`, :meth:`bind`.
+    :meth:`filter`, :meth:`reasons`, :meth:`prescore`, :meth:`score`, :meth:`normalize_score`, :meth:`post_filter`,
+    :meth:`bind`.
     Compiled path: :meth:`plan_filter` and :meth:`plan_score` put the plugin's part of a pod's plan into a
     :class:`~kbench.scheduler.plan.PlanBuilder`.
     The defaults evaluate the reference once per pod (a node mask, or raw scores the kernel normalizes); a plugin
@@ -156,6 +163,10 @@ class Plugin:
     def score(self, ctx: Any, pod: Pod, nodes: np.ndarray) -> np.ndarray:
         """Raw scores (int64) for ``nodes``."""
         raise NotImplementedError(f"{self.name} has no Score extension point")
+
+    def post_filter(self, pod: Pod, now: float = 0.0) -> Any:
+        """PostFilter after a failed cycle: a preemption :class:`~kbench.scheduler.preemption.Outcome`."""
+        raise NotImplementedError(f"{self.name} has no PostFilter extension point")
 
     def bind(self, pod: Pod, node: str) -> Any:
         """Bind: start binding ``pod`` to ``node``; the returned event fires when it is answered (or SKIP)."""

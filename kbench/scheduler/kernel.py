@@ -132,6 +132,8 @@ class KernelScheduler:
             plan = self.cached_plan(pod)
         except Rejection as rejection:
             return CycleResult.rejected(n, rejection)
+        if fw.nominator.for_pod(pod) or fw.nominator.node_of(pod.key) is not None:
+            return self._with_nominated(pod, plan)
         node, processed, found = k.schedule_pod(
             node_arrays(state), plan.inputs, fw.next_start, self._num_to_find(plan), fw.rng, self.workspace(plan)
         )
@@ -146,6 +148,13 @@ class KernelScheduler:
         )
         if node < 0:
             result.message, result.rejectors = self._diagnose(pod, plan)
+        return result
+
+    def _with_nominated(self, pod: Pod, plan: Plan) -> CycleResult:
+        """A cycle that nominated pods take part in (RunFilterPluginsWithNominatedPods, evaluateNominatedNode):
+        through the reference, which shares the rotating start and selectHost's stream; the plan's counts price it."""
+        result = self.fw.schedule(pod)
+        result.score_plugins, result.scans = plan.score_plugins, plan.scans
         return result
 
     def _diagnose(self, pod: Pod, plan: Plan) -> tuple[str, set[str]]:

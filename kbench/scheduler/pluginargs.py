@@ -26,6 +26,7 @@ DEFAULT_ARGS: dict[str, dict[str, Any]] = {
     "PodTopologySpread": {"defaultConstraints": [], "defaultingType": "System"},
     "InterPodAffinity": {"hardPodAffinityWeight": 1, "ignorePreferredTermsOfExistingPods": False},
     "NodeAffinity": {"addedAffinity": None},
+    "DefaultPreemption": {"minCandidateNodesPercentage": 10, "minCandidateNodesAbsolute": 100},
 }
 """Each plugin's args with upstream's defaults (plugins not listed take none)."""
 
@@ -142,12 +143,29 @@ def check_node_affinity(args: dict[str, Any], path: str) -> None:
         raise ConfigError(f"{path}.addedAffinity: must be a NodeAffinity mapping")
 
 
+def check_preemption(args: dict[str, Any], path: str) -> None:
+    """ValidateDefaultPreemptionArgs: percentage in [0, 100], absolute >= 0, not both zero."""
+    pct, absolute = args["minCandidateNodesPercentage"], args["minCandidateNodesAbsolute"]
+    for name, value in (("minCandidateNodesPercentage", pct), ("minCandidateNodesAbsolute", absolute)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid(f"{path}.{name}", value, "must be an integer")
+    if not 0 <= pct <= 100:
+        raise invalid(f"{path}.minCandidateNodesPercentage", pct, "not in valid range [0, 100]")
+    if absolute < 0:
+        raise invalid(f"{path}.minCandidateNodesAbsolute", absolute, "not in valid range [0, inf)")
+    if pct == 0 and absolute == 0:
+        raise invalid(
+            f"{path}.minCandidateNodesPercentage", pct, "cannot be zero at the same time as minCandidateNodesAbsolute"
+        )
+
+
 VALIDATORS: dict[str, Callable[[dict[str, Any], str], None]] = {
     "NodeResourcesFit": check_fit,
     "NodeResourcesBalancedAllocation": check_balanced,
     "PodTopologySpread": check_spread,
     "InterPodAffinity": check_interpod,
     "NodeAffinity": check_node_affinity,
+    "DefaultPreemption": check_preemption,
 }
 """validation_pluginargs.go: each plugin's args check (it may also complete nested defaults)."""
 

@@ -61,9 +61,8 @@ INERT = {
     "VolumeZone",
     "SchedulingGates",
     "DynamicResources",
-    "DefaultPreemption",
 }
-"""Accepted, but nothing to do for kbench's pods (no volumes, claims or gates); preemption may follow later."""
+"""Accepted, but nothing to do for kbench's pods (no volumes, claims or gates)."""
 
 # Default profile: multiPoint plugins in order, with score weights (default_plugins.go; DynamicResources
 # is inserted before DefaultPreemption as the DynamicResourceAllocation gate is on by default since v1.34).

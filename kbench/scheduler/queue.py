@@ -79,6 +79,8 @@ class SchedulingQueue:
         self._seq = count()
         self._waiter: Event | None = None
         self._ticking = False
+        self.gate: Callable[[Pod], bool] | None = None
+        """PreEnqueue: a pod it holds back waits in the unschedulable pool instead of entering activeQ."""
 
     def __len__(self) -> int:
         return len(self._active) + len(self._backoff) + len(self.unschedulable)
@@ -110,6 +112,11 @@ class SchedulingQueue:
         self._push_active(QueuedPod(pod, self.engine.now, initial_attempt=self.engine.now))
 
     def _push_active(self, qp: QueuedPod) -> None:
+        if self.gate is not None and self.gate(qp.pod):
+            qp.unschedulable_since = self.engine.now
+            self.unschedulable[qp.pod.key] = qp
+            self._start_ticking()
+            return
         heapq.heappush(self._active, (self.sort_key(qp), next(self._seq), qp))
         if self._waiter is not None and not self._waiter.triggered:
             waiter, self._waiter = self._waiter, None
@@ -182,6 +189,18 @@ class SchedulingQueue:
             del self.unschedulable[qp.pod.key]
             self._push_backoff(qp)
         return len(moved)
+
+    def activate(self, pod_key: str) -> None:
+        """Activate: an unschedulable or backing-off pod goes to activeQ now."""
+        qp = self.unschedulable.pop(pod_key, None)
+        if qp is None:
+            entry = next((e for e in self._backoff if e[2].pod.key == pod_key), None)
+            if entry is None:
+                return
+            self._backoff.remove(entry)
+            heapq.heapify(self._backoff)
+            qp = entry[2]
+        self._push_active(qp)
 
     def delete(self, pod_key: str) -> None:
         """Forget a pending pod (deleted before it was scheduled)."""

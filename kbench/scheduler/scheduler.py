@@ -24,7 +24,7 @@ from typing import ClassVar
 from kbench.api.core import Node, Pod
 from kbench.profiles import Profile, UnitCosts
 from kbench.scheduler.config import SchedulerConfig
-from kbench.scheduler.framework import CycleResult, Framework
+from kbench.scheduler.framework import NO_NODES_AVAILABLE, CycleResult, Framework
 from kbench.scheduler.kernel import KernelScheduler
 from kbench.scheduler.plugins.registry import REGISTRY
 from kbench.scheduler.queue import SchedulingQueue
@@ -78,6 +78,10 @@ class PodRecord:
     bound: float | None = None
     node: str | None = None
     message: str = ""
+    nominated: str | None = None
+    """The node a preemption nominated it to (status.nominatedNodeName)."""
+    preempted: bool = False
+    """It was a preemption's victim."""
 
 
 @dataclass
@@ -88,6 +92,12 @@ class SchedulerStats:
     cycles: int = 0
     failed_cycles: int = 0
     decision_wall_seconds: float = 0.0
+    preemption_attempts: int = 0
+    """PostFilter runs (a cycle found no node)."""
+    preemptions: int = 0
+    """PostFilter successes: a node nominated and its victims evicted."""
+    victims: int = 0
+    """Pods evicted by preemption."""
     cost_parts: dict[str, float] = field(default_factory=dict)
     """Simulated seconds of all cycles, by what they were spent on (see :meth:`Costs.parts`)."""
 
@@ -114,6 +124,11 @@ class Scheduler:
         ``binder(pod, node_name) -> Event``, what DefaultBinder requests; default: a fixed ``bind_latency``.
     default_selector : callable, optional
         ``pod -> labelSelector`` of its Services and controllers (PodTopologySpread's system defaults).
+    preempter : callable, optional
+        ``preempter(victim, preemptor, node_name) -> Event``, the API calls that evict a victim (PreemptPod); default:
+        the victim leaves the state after ``bind_latency`` (a Pod Delete event), as with no kubelet to wait for.
+    pdbs : callable, optional
+        ``() -> list of PodDisruptionBudget``, the budgets preemption respects (default: none).
     """
 
     def __init__(
@@ -125,6 +140,8 @@ class Scheduler:
         streams: Streams | None = None,
         binder: Callable[[Pod, str], Event] | None = None,
         default_selector: Callable[[Pod], dict | None] | None = None,
+        preempter: Callable[[Pod, Pod, str], Event] | None = None,
+        pdbs: Callable[[], list] | None = None,
     ) -> None:
         config = config or SchedulerConfig()
         streams = streams or Streams(0)
@@ -133,7 +150,10 @@ class Scheduler:
         self.binder = binder or self._direct_bind
         seed = int(streams("scheduler/select").integers(2**63))
         pct = config.percentage_of_nodes_to_score
-        self.framework = Framework(config.profile(), state, pct, seed, default_selector, self.binder)
+        self.framework = Framework(config.profile(), state, pct, seed, default_selector, self.binder, pdbs)
+        self.preempter = preempter or self._direct_preempt
+        self.preempting: dict[str, str | None] = {}
+        """Pods whose victims are being evicted (asynchronous preemption) -> the last victim once it is asked."""
         self.kernel = KernelScheduler(self.framework)
         self.queue = self._queue(config)
         self.stats = SchedulerStats()
@@ -142,12 +162,16 @@ class Scheduler:
         self.on_bound: Callable[[Pod, str], None] | None = None
         self.on_unschedulable: Callable[[Pod, str], None] | None = None
         """Called with the pod and upstream's message when a cycle finds no node (handleSchedulingFailure)."""
+        self.on_nominated: Callable[[Pod, str], None] | None = None
+        """Called with the pod and the node when a preemption nominates it (status.nominatedNodeName)."""
         engine.process(self._loop(), name="kube-scheduler")
 
     def _queue(self, config: SchedulerConfig) -> SchedulingQueue:
         """The scheduling queue, ordered by the profile's QueueSort plugin, with the configured backoffs."""
         initial, maximum = float(config.pod_initial_backoff_seconds), float(config.pod_max_backoff_seconds)
-        return SchedulingQueue(self.engine, initial, maximum, self.framework.queue_sort.sort_key)
+        queue = SchedulingQueue(self.engine, initial, maximum, self.framework.queue_sort.sort_key)
+        queue.gate = self.running_preemption
+        return queue
 
     # -- cluster events -------------------------------------------------------------
     def add_pod(self, pod: Pod) -> None:
@@ -162,6 +186,7 @@ class Scheduler:
 
     def delete_pod(self, key: str) -> None:
         """A pod goes away: bound ones free their node (PodDelete), pending ones leave the queue."""
+        self.framework.nominator.delete(key)
         if key in self.state.pods:
             self.state.remove(key)
             self.queue.on_event("Pod", "Delete")
@@ -179,9 +204,15 @@ class Scheduler:
             result = self.kernel.schedule(pod)
             if result.node is not None:
                 self.state.bind(pod, result.node)  # assume: the next cycle sees it
+                self.framework.nominator.delete(pod.key)
+                preempted = None
+            else:
+                preempted = self._post_filter(pod, result)
             self.stats.decision_wall_seconds += time.perf_counter() - started
             self.stats.cycles += 1
             parts = self.costs.parts(result, self.state.num_nodes)
+            if preempted is not None:
+                parts["preemption"] = self.costs.filter_per_node * preempted.evaluations
             for name, seconds in parts.items():
                 self.stats.cost_parts[name] = self.stats.cost_parts.get(name, 0.0) + seconds
             cycle = sum(parts.values())
@@ -193,10 +224,77 @@ class Scheduler:
                 if self.on_unschedulable is not None:
                     self.on_unschedulable(pod, result.message)
                 self.queue.add_unschedulable(queued, result.rejectors)
+                if preempted is not None and preempted.node:
+                    self._nominate(pod, preempted, record)
                 continue
             record.assumed = self.engine.now
             name = self.state.nodes[result.node].name
             self.engine.process(self._bind(pod, name, record), name=f"bind/{pod.key}")
+
+    # -- preemption ---------------------------------------------------------------------------------------------
+    def _post_filter(self, pod: Pod, result: CycleResult):
+        """RunPostFilterPlugins after a FitError: the preemption outcome; its message joins the cycle's
+        (FitError.Error appends the PostFilter message as " <message>.")."""
+        if not self.framework.post_filters or result.message == NO_NODES_AVAILABLE:
+            return None
+        self.stats.preemption_attempts += 1
+        outcome = self.framework.post_filters[0].post_filter(pod, self.engine.now)
+        if outcome.message:
+            result.message += f" {outcome.message}."
+        if outcome.node == "":
+            self.framework.nominator.delete(pod.key)
+        return outcome
+
+    def _nominate(self, pod: Pod, outcome, record: PodRecord) -> None:
+        """prepareCandidateAsync: nominate the pod, clear the nominations of lower-priority pods on the node, and
+        evict the victims in the background."""
+        nominator, node = self.framework.nominator, self.state.index[outcome.node]
+        for other in nominator.on_node(node):
+            if other.priority < pod.priority:
+                nominator.delete(other.key)
+                self.queue.activate(other.key)
+        nominator.add(pod, node)
+        record.nominated = outcome.node
+        self.stats.preemptions += 1
+        self.stats.victims += len(outcome.victims)
+        victims = [v for v in outcome.victims if not v.terminating]
+        if victims:
+            self.preempting[pod.key] = None
+            self.engine.process(self._evict(pod, victims, outcome.node), name=f"preempt/{pod.key}")
+        if self.on_nominated is not None:
+            self.on_nominated(pod, outcome.node)
+
+    def _evict(self, pod: Pod, victims: list[Pod], node: str):
+        """The preemption goroutine: every victim but the last in parallel, then the last."""
+        yield from [self.preempter(v, pod, node) for v in victims[:-1]]  # all asked at once, then awaited
+        self.preempting[pod.key] = victims[-1].key
+        yield self.preempter(victims[-1], pod, node)
+        del self.preempting[pod.key]
+
+    def running_preemption(self, pod: Pod) -> bool:
+        """IsPodRunningPreemption (DefaultPreemption's PreEnqueue gate): its victims are still being evicted."""
+        if pod.key not in self.preempting:
+            return False
+        last = self.preempting[pod.key]
+        if last is None:
+            return True
+        bound = self.state.pods.get(last)
+        return bound is not None and not bound.pod.terminating
+
+    def _direct_preempt(self, victim: Pod, preemptor: Pod, node: str) -> Event:
+        """The victim is gone after one API round trip (no kubelet to wait for)."""
+        done = self.engine.event()
+
+        def gone(_):
+            record = self.stats.pods.get(victim.key)
+            if record is not None:
+                record.preempted = True
+            if victim.key in self.state.pods:
+                self.delete_pod(victim.key)
+            done.succeed()
+
+        self.engine.schedule(self.costs.bind_latency, gone)
+        return done
 
     def _bind(self, pod: Pod, node: str, record: PodRecord):
         yield self.framework.bind(pod, node)

@@ -12,12 +12,14 @@ PodTopologySpread and InterPodAffinity never rescan all pods.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from kbench.api.core import Node, Pod
+from kbench.scheduler.podslots import PodSlots
 
 CORE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
 CPU, MEMORY, EPHEMERAL, PODS = range(4)
@@ -34,6 +36,8 @@ class BoundPod:
 
     pod: Pod
     node: int
+    slot: int = -1
+    """Its slot in :attr:`ClusterState.slots`."""
 
 
 class ClusterState:
@@ -49,6 +53,8 @@ class ClusterState:
         self.pod_count = np.zeros(0, np.int64)
         self.unschedulable = np.zeros(0, np.bool_)
         self.pods: dict[str, BoundPod] = {}
+        self.slots = PodSlots(len(self.resources))
+        """The bound pods as arrays (the preemption dry run's input)."""
         self.affinity_pods: dict[str, BoundPod] = {}
         """Bound pods with inter-pod (anti-)affinity terms (their terms act on every later pod)."""
         self.namespaces: dict[str, dict[str, str]] = {}
@@ -79,6 +85,7 @@ class ClusterState:
             pad = np.zeros((1, self.allocatable.shape[1]), np.int64)
             self.allocatable = np.vstack([self.allocatable, pad])
             self.requested = np.vstack([self.requested, pad])
+            self.slots.add_resource()
             return len(self.resources) - 1
 
     def vector(self, amounts: Mapping[str, int]) -> np.ndarray:
@@ -174,15 +181,38 @@ class ClusterState:
         i = self.index[node] if isinstance(node, str) else node
         if pod.key in self.pods:
             raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[self.pods[pod.key].node].name}")
-        self.pods[pod.key] = BoundPod(pod, i)
+        self.pods[pod.key] = BoundPod(pod, i, self.slots.take([pod], [i], self.vector(pod.requests))[0])
         if pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"):
             self.affinity_pods[pod.key] = self.pods[pod.key]
             self.node_version += 1
         self._account(pod, i, +1)
 
+    @contextmanager
+    def added(self, placed: list[tuple[Pod, int]]) -> Iterator[None]:
+        """Pods (nominated ones) accounted on their nodes while the block runs, then removed."""
+        for pod, i in placed:
+            self.bind(pod, i)
+        try:
+            yield
+        finally:
+            for pod, _ in placed:
+                self.remove(pod.key)
+
+    def refresh(self, pod: Pod) -> None:
+        """The informer's newer object of a bound pod (deletionTimestamp, conditions, startTime); its requests and
+        node are unchanged."""
+        bound = self.pods[pod.key]
+        old, bound.pod = bound.pod, pod
+        on = self.pods_on[bound.node]
+        on[next(k for k, p in enumerate(on) if p is old)] = pod
+        self.slots.pods[bound.slot] = pod
+        self.slots.set_start(bound.slot, pod.start_time)
+        self.version += 1
+
     def remove(self, pod_key: str) -> Pod:
         """Forget a bound pod; returns it."""
         bound = self.pods.pop(pod_key)
+        self.slots.free(bound.slot)
         if self.affinity_pods.pop(pod_key, None) is not None:
             self.node_version += 1
         self._account(bound.pod, bound.node, -1)
@@ -198,14 +228,15 @@ class ClusterState:
             return
         first = pods[0]
         if first.host_ports or first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
-            for pod, i in zip(pods, nodes.tolist()):
-                self.pods[pod.key] = BoundPod(pod, i)
+            slots = self.slots.take(pods, nodes, self.vector(first.requests))
+            for pod, i, slot in zip(pods, nodes.tolist(), slots):
+                self.pods[pod.key] = BoundPod(pod, i, slot)
                 if first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
                     self.affinity_pods[pod.key] = self.pods[pod.key]
                     self.node_version += 1
                 self._account(pod, i, +1, arrays=False)
             return
-        self._register(pods, nodes.tolist())
+        self._register(pods, nodes.tolist(), self.slots.take(pods, nodes, self.vector(first.requests)))
         for pred, counts in self._selector_counts.values():
             if pred(first):
                 np.add.at(counts, nodes, 1)
@@ -214,19 +245,20 @@ class ClusterState:
     def record_placed(self, pods: list[Pod], nodes: list[int]) -> None:
         """Register pods of any signatures, none with host ports or inter-pod affinity terms, whose resources a
         kernel already added to the arrays, in order (the selector counts are updated pod by pod)."""
-        self._register(pods, nodes)
+        slots = [self.slots.take([pod], [i], self.vector(pod.requests))[0] for pod, i in zip(pods, nodes)]
+        self._register(pods, nodes, slots)
         for pred, counts in self._selector_counts.values():
             for pod, i in zip(pods, nodes):
                 if pred(pod):
                     counts[i] += 1
         self.version += 1
 
-    def _register(self, pods: list[Pod], nodes: list[int]) -> None:
+    def _register(self, pods: list[Pod], nodes: list[int], slots: list[int]) -> None:
         table, pods_on = self.pods, self.pods_on
-        for pod, i in zip(pods, nodes):
+        for pod, i, slot in zip(pods, nodes, slots):
             if pod.key in table:
                 raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[table[pod.key].node].name}")
-            table[pod.key] = BoundPod(pod, i)
+            table[pod.key] = BoundPod(pod, i, slot)
             pods_on[i].append(pod)
 
     def _account(self, pod: Pod, i: int, sign: int, arrays: bool = True) -> None:

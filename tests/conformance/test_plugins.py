@@ -58,6 +58,7 @@ METHODS = {
     "filter": "filter",
     "preScore": "prescore",
     "score": "score",
+    "postFilter": "post_filter",
     "bind": "bind",
 }
 """The method of :class:`Plugin` each extension point is."""

@@ -148,5 +148,8 @@ def test_pods_that_fit_nowhere_get_upstreams_unschedulable_condition():
     )
     condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
     assert condition["status"] == "False" and condition["reason"] == "Unschedulable"
-    assert condition["message"] == "0/3 nodes are available: 3 Insufficient cpu."
+    assert condition["message"] == (  # a real cluster's message: DefaultPreemption's appended, double period included
+        "0/3 nodes are available: 3 Insufficient cpu. "
+        "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
+    )
     assert result.counts["pods_started"] == 0

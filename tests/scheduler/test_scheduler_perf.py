@@ -61,7 +61,10 @@ def test_an_unschedulable_pod_waits_for_a_node_then_binds():
     scheduler.add_pod(big)
     engine.run(until=5)
     record = scheduler.stats.pods["default/big"]
-    assert record.bound is None and record.message == "0/1 nodes are available: 1 Insufficient cpu."
+    assert record.bound is None and record.message == (  # FitError.Error appends DefaultPreemption's " <msg>."
+        "0/1 nodes are available: 1 Insufficient cpu. "
+        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
+    )
     engine.schedule(
         0,
         lambda _: scheduler.add_nodes(

@@ -11,6 +11,7 @@ from typing import Any
 
 from kbench.scheduler.interface import Handle, Plugin
 from kbench.scheduler.plugins.defaultbinder import DefaultBinder
+from kbench.scheduler.plugins.defaultpreemption import DefaultPreemption
 from kbench.scheduler.plugins.imagelocality import ImageLocality
 from kbench.scheduler.plugins.interpodaffinity import InterPodAffinity
 from kbench.scheduler.plugins.nodeaffinity import NodeAffinity
@@ -37,6 +38,7 @@ REGISTRY: dict[str, type[Plugin]] = {
         NodeResourcesBalancedAllocation,
         ImageLocality,
         DefaultBinder,
+        DefaultPreemption,
     )
 }
 """Upstream plugin name -> the class modelling it."""

@@ -1,0 +1,90 @@
+"""The bound pods as struct-of-arrays, one slot per pod, for the compiled preemption dry run.
+
+Each bound (or assumed) pod holds a slot: its node, priority, start time, bind sequence, requests and label
+group (namespace and labels: what a PodDisruptionBudget selects on). Slots of removed pods are reused. The
+dry run groups the slots by node itself (:func:`kbench.scheduler._preemption_kernels.group_by_node`), so
+binding a pod is a few array writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from kbench.api.core import Pod
+
+NOT_STARTED = np.inf
+"""Start time of a pod without ``status.startTime`` (GetPodStartTime: it counts as starting now, after any
+started pod)."""
+
+
+def label_group(pod: Pod) -> tuple:
+    """What a PodDisruptionBudget's match depends on: the pod's namespace and labels."""
+    return pod.namespace, tuple(sorted(pod.labels.items()))
+
+
+class PodSlots:
+    """Per slot: ``node`` (-1: free), ``priority``, ``start`` (simulated seconds, inf: not started), ``seq`` (bind
+    order), ``requests`` (``[resource, slot]``) and ``group`` (an id of :func:`label_group`)."""
+
+    def __init__(self, resources: int) -> None:
+        self.node = np.zeros(0, np.int64)
+        self.priority = np.zeros(0, np.int64)
+        self.start = np.zeros(0, np.float64)
+        self.seq = np.zeros(0, np.int64)
+        self.requests = np.zeros((resources, 0), np.int64)
+        self.group = np.zeros(0, np.int64)
+        self.groups: dict[tuple, int] = {}
+        """Label group -> id (ids are never reused)."""
+        self.pods: list[Pod | None] = []
+        self._free: list[int] = []
+        self._seq = 0
+
+    def add_resource(self) -> None:
+        """A new resource row (zeros)."""
+        self.requests = np.vstack([self.requests, np.zeros((1, self.requests.shape[1]), np.int64)])
+
+    def _grow(self, need: int) -> None:
+        size = len(self.node)
+        new = max(need, 2 * size, 64)
+        self.node = np.concatenate([self.node, np.full(new - size, -1, np.int64)])
+        self.priority = np.concatenate([self.priority, np.zeros(new - size, np.int64)])
+        self.start = np.concatenate([self.start, np.full(new - size, NOT_STARTED)])
+        self.seq = np.concatenate([self.seq, np.zeros(new - size, np.int64)])
+        self.group = np.concatenate([self.group, np.zeros(new - size, np.int64)])
+        self.requests = np.hstack([self.requests, np.zeros((self.requests.shape[0], new - size), np.int64)])
+        self.pods.extend([None] * (new - size))
+        self._free.extend(range(new - 1, size - 1, -1))
+
+    def take(self, pods: Sequence[Pod], nodes: Sequence[int] | np.ndarray, requests: np.ndarray) -> list[int]:
+        """Slots for ``pods`` bound on ``nodes``, all with the request vector ``requests`` (pods of one spec)."""
+        m = len(pods)
+        if len(self._free) < m:
+            self._grow(len(self.node) + m - len(self._free))
+        slots = [self._free.pop() for _ in range(m)]
+        first = pods[0]
+        self.node[slots] = nodes
+        self.priority[slots] = first.priority
+        self.requests[: len(requests), slots] = requests[:, None]
+        self.seq[slots] = np.arange(self._seq, self._seq + m)
+        self._seq += m
+        self.group[slots] = self.groups.setdefault(label_group(first), len(self.groups))
+        for slot, pod in zip(slots, pods):
+            self.pods[slot] = pod
+            self.start[slot] = NOT_STARTED if pod.start_time is None else pod.start_time
+        return slots
+
+    def restore(self, slot: int, seq: int) -> None:
+        """Give a re-added pod (a dry run's reprieve) back its original bind order."""
+        self.seq[slot] = seq
+
+    def free(self, slot: int) -> None:
+        """The pod in ``slot`` is gone."""
+        self.node[slot] = -1
+        self.pods[slot] = None
+        self._free.append(slot)
+
+    def set_start(self, slot: int, start: float | None) -> None:
+        """The pod started (status.startTime)."""
+        self.start[slot] = NOT_STARTED if start is None else start
