@@ -37,6 +37,7 @@ from kbench.apiserver.objects import (
     object_key,
     timestamp,
 )
+from kbench.apiserver.priority import admit_update
 from kbench.apiserver.watchcache import WatchCache
 
 TOKEN_DEFAULT_EXPIRATION, TOKEN_MIN_EXPIRATION, TOKEN_MAX_EXPIRATION = 3600, 600, 1 << 32
@@ -186,6 +187,8 @@ class Registry:
         for k in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"):
             if k in kept:
                 meta[k] = kept[k]
+        if not op.subresource and res.name in ("pods", "priorityclasses", "poddisruptionbudgets"):
+            admit_update(res, obj, stored, self.caches)
         if res.status:
             if op.subresource == "status":
                 obj = {**stored, "metadata": meta, "status": obj.get("status", {})}

@@ -27,6 +27,7 @@ CONTENT = (
     "configmaps",
     "secrets",
     "events",
+    "poddisruptionbudgets",
 )
 """What the namespace controller deletes (the namespaced resources kbench serves), pods first."""
 CLIENT_QPS_FACTOR, CLIENT_BURST_FACTOR = 20, 100
