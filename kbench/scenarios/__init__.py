@@ -1,7 +1,8 @@
 """Scenarios: whole-cluster workloads (YAML files or the Python API) and scheduler_perf workloads.
 
-``density(...)``, ``load(...)``, ``node_failure(...)`` ... return a :class:`Scenario`; ``Scenario.from_yaml(path)``
-reads a file; ``scenario.run()`` returns the run's SLIs (:class:`kbench.metrics.slis.RunResult`).
+``density(...)``, ``load(...)``, ``node_failure(...)``, ``preemption(...)`` ... return a :class:`Scenario`;
+``Scenario.from_yaml(path)`` reads a file; ``scenario.run()`` returns the run's SLIs
+(:class:`kbench.metrics.slis.RunResult`).
 """
 
 from kbench.scenarios.library import (
@@ -15,6 +16,7 @@ from kbench.scenarios.library import (
     rolling_update,
     scheduler_perf,
 )
+from kbench.scenarios.preemption import preemption
 from kbench.scenarios.spec import Scenario, ScenarioError
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "load",
     "load_balancers",
     "node_failure",
+    "preemption",
     "probe_storm",
     "rolling_update",
     "scheduler_perf",

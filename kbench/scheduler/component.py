@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kbench.api.core import Node, Pod
+from kbench.api.policy import PodDisruptionBudget
 from kbench.apiserver.objects import object_key, timestamp
 from kbench.client import Client, Informer
 from kbench.client.record import EventsV1Recorder
@@ -41,6 +42,13 @@ def truncate_message(message: str) -> str:
     if len(message) <= MAX_EVENT_MESSAGE:
         return message
     return message[: MAX_EVENT_MESSAGE - 4] + " ..."
+
+
+def _preemption_view(pod: Mapping) -> tuple:
+    """What preemption reads of a bound pod besides its spec: deletion, start time, a DisruptionTarget condition."""
+    status = pod.get("status") or {}
+    target = next((c for c in status.get("conditions") or () if c.get("type") == "DisruptionTarget"), None)
+    return pod["metadata"].get("deletionTimestamp"), status.get("startTime"), target
 
 
 def _scheduling_view(node: Mapping) -> tuple:
@@ -78,14 +86,20 @@ class KubeScheduler:
         events = Client(server, "system:kube-scheduler", ("system:authenticated",), qps, burst, self.client.conn)
         self.recorder = EventsV1Recorder(events, config.profile().scheduler_name)
         self.state = ClusterState()
-        self.scheduler = Scheduler(self.engine, self.state, config, profile, streams, binder=self._bind)
+        self.scheduler = Scheduler(
+            self.engine, self.state, config, profile, streams, binder=self._bind, preempter=self._preempt,
+            pdbs=self._budgets,
+        )  # fmt: skip
         self.scheduler.on_unschedulable = self._unschedulable
         self.nodes = Informer(self.client, "nodes")
         self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated)
         self.pods = Informer(self.client, "pods")
-        self.pods.add_handler(on_add=self._pod, on_update=lambda old, new: self._pod(new), on_delete=self._gone)
+        self.pods.add_handler(on_add=self._pod, on_update=self._pod_updated, on_delete=self._gone)
+        self.pdbs = Informer(self.client, "poddisruptionbudgets")
+        self._parsed_pdbs: dict[str, tuple[str, PodDisruptionBudget]] = {}
         self.nodes.start()
         self.pods.start()
+        self.pdbs.start()
 
     @property
     def stats(self) -> SchedulerStats:
@@ -117,6 +131,65 @@ class KubeScheduler:
         ):
             self.scheduler.add_pod(Pod.from_manifest(pod))
 
+    def _pod_updated(self, old: Mapping, new: Mapping) -> None:
+        """An update: a bound pod's deletion, DisruptionTarget condition or start time reach the scheduler's cache
+        (what preemption reads), then as :meth:`_pod`."""
+        key = object_key(new)
+        bound = self.state.pods.get(key)
+        if bound is not None and new["spec"].get("nodeName") and _preemption_view(old) != _preemption_view(new):
+            self.state.refresh(Pod.from_manifest(new))
+        self._pod(new)
+
+    def _budgets(self) -> list[PodDisruptionBudget]:
+        """The PDB lister: the informer's budgets, each parsed once per resourceVersion."""
+        out = []
+        for key, obj in self.pdbs.cache.items():
+            rv = obj["metadata"].get("resourceVersion", "")
+            cached = self._parsed_pdbs.get(key)
+            if cached is None or cached[0] != rv:
+                cached = self._parsed_pdbs[key] = (rv, PodDisruptionBudget.from_manifest(obj))
+            out.append(cached[1])
+        return out
+
+    def _preempt(self, victim: Pod, preemptor: Pod, node: str):
+        """PreemptPod: the victim's DisruptionTarget condition (PreemptionByScheduler), then its deletion with its
+        grace period, then the ``Preempted`` event; the returned event fires when the deletion is answered."""
+        done = self.engine.event()
+        self.scheduler.mark_preempted(victim)
+        condition = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "PreemptionByScheduler",
+            "message": f"{preemptor.scheduler_name}: preempting to accommodate a higher priority pod",
+            "lastTransitionTime": timestamp(self.engine.now),
+        }
+        current = self.pods.cache.get(victim.key) or victim.manifest
+        conditions = [
+            c for c in (current.get("status") or {}).get("conditions") or [] if c.get("type") != "DisruptionTarget"
+        ]
+
+        def deleted(result, error, delay):
+            if error is None or error.code == 404:
+                message = f"Preempted by pod {preemptor.uid} on node {node}"
+                event = (self._regarding(victim), "Normal", "Preempted", message, "Preempting")
+                self.engine.schedule(delay, lambda _: self.recorder.event(*event))
+            self.engine.schedule(delay, done.succeed)
+
+        def patched(result, error, delay):
+            if error is not None and error.code != 404:
+                self.engine.schedule(delay, done.succeed)
+                return
+            self.engine.schedule(
+                delay,
+                lambda _: self.client.request("delete", "pods", deleted, namespace=victim.namespace, name=victim.name),
+            )
+
+        self.client.request(
+            "patch", "pods", patched, namespace=victim.namespace, name=victim.name, subresource="status",
+            body={"status": {"conditions": [*conditions, condition]}},
+        )  # fmt: skip
+        return done
+
     def _gone(self, pod: Mapping) -> None:
         key = object_key(pod)
         if key in self.state.pods:  # frees its node
@@ -132,7 +205,7 @@ class KubeScheduler:
             return current
         return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod.name, "namespace": pod.namespace}}
 
-    def _unschedulable(self, pod: Pod, message: str) -> None:
+    def _unschedulable(self, pod: Pod, message: str, nominating: str | None) -> None:
         self.recorder.event(
             self._regarding(pod), "Warning", "FailedScheduling", truncate_message(message), action="Scheduling"
         )
@@ -141,7 +214,9 @@ class KubeScheduler:
             return
         conditions = (current.get("status") or {}).get("conditions") or []
         old = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-        if old is not None and old.get("status") == "False" and old.get("message") == message:
+        same = old is not None and old.get("status") == "False" and old.get("message") == message
+        nominated = (current.get("status") or {}).get("nominatedNodeName") or ""
+        if same and (nominating is None or nominating == nominated):  # updatePod: nothing to write
             return
         condition = {
             "type": "PodScheduled",
@@ -150,7 +225,9 @@ class KubeScheduler:
             "message": message,
             "lastTransitionTime": timestamp(self.engine.now),
         }
-        status = {"conditions": [*(c for c in conditions if c.get("type") != "PodScheduled"), condition]}
+        status: dict = {"conditions": [*(c for c in conditions if c.get("type") != "PodScheduled"), condition]}
+        if nominating is not None and nominating != nominated:
+            status["nominatedNodeName"] = nominating or None
         self.client.request(
             "patch",
             "pods",

@@ -160,10 +160,9 @@ class Scheduler:
         self.busy = BusyTime()
         """When the scheduling loop was busy with a cycle (the ResourceUsageSummary's kube-scheduler CPU)."""
         self.on_bound: Callable[[Pod, str], None] | None = None
-        self.on_unschedulable: Callable[[Pod, str], None] | None = None
-        """Called with the pod and upstream's message when a cycle finds no node (handleSchedulingFailure)."""
-        self.on_nominated: Callable[[Pod, str], None] | None = None
-        """Called with the pod and the node when a preemption nominates it (status.nominatedNodeName)."""
+        self.on_unschedulable: Callable[[Pod, str, str | None], None] | None = None
+        """Called when a cycle finds no node (handleSchedulingFailure) with the pod, upstream's message and the
+        nominatedNodeName to write (None: leave it; "": clear it)."""
         engine.process(self._loop(), name="kube-scheduler")
 
     def _queue(self, config: SchedulerConfig) -> SchedulingQueue:
@@ -221,11 +220,12 @@ class Scheduler:
             if result.node is None:
                 self.stats.failed_cycles += 1
                 record.message = result.message
-                if self.on_unschedulable is not None:
-                    self.on_unschedulable(pod, result.message)
                 self.queue.add_unschedulable(queued, result.rejectors)
-                if preempted is not None and preempted.node:
+                nominating = None if preempted is None else preempted.node
+                if nominating:
                     self._nominate(pod, preempted, record)
+                if self.on_unschedulable is not None:
+                    self.on_unschedulable(pod, result.message, nominating)
                 continue
             record.assumed = self.engine.now
             name = self.state.nodes[result.node].name
@@ -261,8 +261,6 @@ class Scheduler:
         if victims:
             self.preempting[pod.key] = None
             self.engine.process(self._evict(pod, victims, outcome.node), name=f"preempt/{pod.key}")
-        if self.on_nominated is not None:
-            self.on_nominated(pod, outcome.node)
 
     def _evict(self, pod: Pod, victims: list[Pod], node: str):
         """The preemption goroutine: every victim but the last in parallel, then the last."""
@@ -281,14 +279,18 @@ class Scheduler:
         bound = self.state.pods.get(last)
         return bound is not None and not bound.pod.terminating
 
+    def mark_preempted(self, victim: Pod) -> None:
+        """Record that ``victim`` was evicted by a preemption."""
+        record = self.stats.pods.get(victim.key)
+        if record is not None:
+            record.preempted = True
+
     def _direct_preempt(self, victim: Pod, preemptor: Pod, node: str) -> Event:
         """The victim is gone after one API round trip (no kubelet to wait for)."""
         done = self.engine.event()
 
         def gone(_):
-            record = self.stats.pods.get(victim.key)
-            if record is not None:
-                record.preempted = True
+            self.mark_preempted(victim)
             if victim.key in self.state.pods:
                 self.delete_pod(victim.key)
             done.succeed()

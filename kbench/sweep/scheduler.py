@@ -30,6 +30,8 @@ WORKLOADS = (
     "PreferredTopologySpreading",
     "SchedulingWithMixedChurn",
     "SchedulingDaemonset",
+    "PreemptionBasic",
+    "PreemptionAsync",
 )
 _WORKLOAD_OF = {
     "SchedulingBasic": "5000Nodes_10000Pods",
@@ -37,7 +39,11 @@ _WORKLOAD_OF = {
     "PreferredTopologySpreading": "5000Nodes_5000Pods",
     "SchedulingWithMixedChurn": "5000Nodes_10000Pods",
     "SchedulingDaemonset": "15000Nodes",
+    "PreemptionBasic": "500Nodes",
+    "PreemptionAsync": "5000Nodes",
 }
+LOW_PRIORITY_PODS_PER_NODE = 4
+"""The preemption workloads' initPods per node: four low-priority 900m pods fill a 4-CPU node."""
 
 PARAMS = (
     Param("workload", str, "scheduler_perf test", choices=WORKLOADS),
@@ -88,6 +94,8 @@ def run_point(params: dict, seed: int) -> dict:
     overrides = {"initNodes": nodes, "measurePods": pods}
     if workload in ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading"):
         overrides["initPods"] = min(nodes, 1000) if workload == "SchedulingBasic" else nodes
+    elif workload.startswith("Preemption"):
+        overrides["initPods"] = LOW_PRIORITY_PODS_PER_NODE * nodes
     config = parse_config({"percentageOfNodesToScore": params["percentage"]})
     result = run_workload(
         f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config, load_profile(params["profile"]), seed
@@ -105,6 +113,8 @@ def run_point(params: dict, seed: int) -> dict:
             "sim_seconds": result.sim_seconds,
             "sim_cycles": result.cycles,
             "sim_failed_cycles": result.failed_cycles,
+            "sim_preemptions": result.preemptions,
+            "sim_victims": result.victims,
             "sim_threshold_pods_per_s": (result.threshold or np.nan) if upstream_scale else np.nan,
             "wall_seconds_run": result.wall_seconds,
             "wall_pods_per_s": result.cycles / max(result.decision_wall_seconds, 1e-9),

@@ -20,6 +20,7 @@ TINY = {
     "job-waves": {"nodes": 5, "waves": 2, "completions": 6, "parallelism": 3, "gap": 40},
     "load-balancers": {"nodes": 5, "services": 2, "replicas": 2},
     "probe-storm": {"nodes": 4, "pods_per_node": 2},
+    "preemption": {"nodes": 4, "high_pods": 2},
     "scheduler-perf": {"nodes": 20, "pods": 40, "init_pods": 10},
 }
 NEVER_STARTS = {"runtime.containerd.sandbox_create.median": 1e6, "runtime.containerd.sandbox_create.p99": 2e6}

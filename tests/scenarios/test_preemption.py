@@ -1,5 +1,6 @@
-"""The preemption scenario: its file is the built-in at its defaults, its shape, and that it fails naming the
-high-priority pods that never start."""
+"""The preemption scenario: its file is the built-in at its defaults, its shape, that every high-priority pod runs
+by preemption (the budget respected unless nothing else is possible), and that it fails naming the high-priority pods
+that never start."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from kbench.scenarios import library
+from kbench.scenarios import library, preemption
 from kbench.scenarios.spec import Scenario, ScenarioError
 
 FILE = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "cluster" / "preemption.yaml"
 
 
 def test_the_file_is_the_builtin_at_its_defaults():
-    assert Scenario.from_yaml(FILE).documents() == library.preemption().documents()
+    assert Scenario.from_yaml(FILE).documents() == preemption().documents()
 
 
 def test_low_priority_pods_fill_every_node_and_a_share_is_under_the_budget():
-    scenario = library.preemption(nodes=10, high_pods=4, protected=0.3, grace_period=2)
+    scenario = preemption(nodes=10, high_pods=4, protected=0.3, grace_period=2)
     kinds = {(o["kind"], o["metadata"]["name"]): o for o in scenario.objects}
     assert kinds[("PriorityClass", "high")]["value"] > kinds[("PriorityClass", "low")]["value"]
     protected, free = kinds[("Deployment", "low-protected")], kinds[("Deployment", "low-free")]
@@ -34,7 +35,7 @@ def test_low_priority_pods_fill_every_node_and_a_share_is_under_the_budget():
 
 def test_bad_values_are_refused_by_name():
     with pytest.raises(ValueError, match="protected"):
-        library.preemption(protected=1.5)
+        preemption(protected=1.5)
     with pytest.raises(ScenarioError, match=r"steps\[2\]\.watchDisruptionBudgets\.timeout: expected a number >= 0"):
         library.density(nodes=1).add_steps([{"watchDisruptionBudgets": {"timeout": -1}}])
     with pytest.raises(ScenarioError, match=r"watchDisruptionBudgets\.selector: unknown field; allowed: namespace"):
@@ -43,7 +44,19 @@ def test_bad_values_are_refused_by_name():
 
 def test_high_priority_pods_that_never_start_fail_the_run_by_name():
     """Five 3-CPU pods on four 4-CPU nodes: one never fits, even by preemption."""
-    result = library.preemption(nodes=4, high_pods=5, timeout=20).run(progress=False)
+    result = preemption(nodes=4, high_pods=5, timeout=20).run(progress=False)
     assert not result.passed
     assert any(p.startswith("steps[3] waitForPods: timed out after 20 s;") and "high/" in p for p in result.problems)
     assert {"pdb_violations", "pdbs_violated"} <= set(result.counts)
+
+
+@pytest.mark.parametrize("protected, violated", [(0.0, False), (1.0, True)])
+def test_every_high_priority_pod_runs_by_preemption(protected, violated):
+    """Three high-priority pods on four full nodes: three preemptions of three victims each; with every low pod
+    under the budget, preemption has no choice but to violate it (and the run reports it, not fails)."""
+    result = preemption(nodes=4, high_pods=3, protected=protected, timeout=120).run(progress=False)
+    assert result.passed, result.failing()
+    assert (result.counts["preemptions"], result.counts["victims"]) == (3, 9)
+    assert (result.counts["pdb_violations"] > 0) == violated
+    scheduled = result.slis.set_index(["sli", "metric"]).loc[("PodStartupLatency", "create_to_schedule")]
+    assert scheduled["count"] == 3 and scheduled["p99"] > 1.0  # the victims' 1 s grace period, waited out
