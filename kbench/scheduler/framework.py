@@ -167,25 +167,67 @@ class Framework:
             code[fresh] = codes[fresh]
         return code, first, per_plugin
 
-    def filter_nominated(self, pod: Pod, ctx: dict[str, object]) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    def filter_nominated(
+        self, pod: Pod, ctx: dict[str, object], reasons: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, dict, dict]:
         """:meth:`filter_all` as RunFilterPluginsWithNominatedPods runs it: on a node where nominated pods of at
         least the pod's priority wait, the filters run with them added, then (if they passed) without them.
-        Returns (code, first, per-plugin codes, {node: reasons} of the nodes the nominated pods made fail)."""
-        nominated = self.nominator.for_pod(pod)
+        Returns (code, first, per-plugin codes, {node: reasons} of the nodes the nominated pods made fail, when
+        ``reasons`` is asked for)."""
         code, first, per_plugin = self.filter_all(pod, ctx)
-        if not nominated:
+        if not len(self.nominator):
             return code, first, per_plugin, {}
-        nodes = np.array(sorted({i for _, i in nominated}), np.int64)
-        with self.state.added(nominated):
-            with_ctx = self.prefilter(pod)
-            with_code, with_first, _ = self.filter_all(pod, with_ctx)
-            worse = nodes[with_code[nodes] != SUCCESS]
-            reasons = {}
-            for i in worse.tolist():
-                plugin = self.filters[with_first[i]]
-                reasons[i] = plugin.reasons(with_ctx.get(plugin.name), pod, i)
-        code[worse], first[worse] = with_code[worse], with_first[worse]
+        if any(p.dynamic and ctx.get(p.name) is not SKIP for p in self.filters):
+            by_node: dict[int, list[Pod]] = {}
+            for other, i in self.nominator.for_pod(pod):
+                by_node.setdefault(i, []).append(other)
+            return self._nominated_per_node(pod, by_node, code, first, per_plugin)
+        held = self.nominator.held(pod, len(self.state.resources))
+        if not len(held[0]):
+            return code, first, per_plugin, {}
+        return self._nominated_fit(pod, ctx, held, code, first, per_plugin, reasons)
+
+    def _nominated_per_node(self, pod: Pod, by_node: dict, code, first, per_plugin):
+        """Every filter again on each node with its nominated pods added (filters that read other pods)."""
+        reasons = {}
+        for i, pods in by_node.items():
+            with self.state.added([(p, i) for p in pods]):
+                ctx = self.prefilter(pod)
+                with_code, with_first, _ = self.filter_all(pod, ctx)
+                if with_code[i] != SUCCESS:
+                    plugin = self.filters[with_first[i]]
+                    code[i], first[i] = with_code[i], with_first[i]
+                    reasons[i] = plugin.reasons(ctx.get(plugin.name), pod, i)
         return code, first, per_plugin, reasons
+
+    def _nominated_fit(self, pod: Pod, ctx: dict, held: tuple, code, first, per_plugin, reasons: bool):
+        """Only NodeResourcesFit reads other pods: its Filter with the nominated pods' requests added on their
+        nodes; each such node's status is then its first failing filter."""
+        fit = next((p for p in self.filters if p.name == "NodeResourcesFit" and ctx.get(p.name) is not SKIP), None)
+        if fit is None:
+            return code, first, per_plugin, {}
+        state = self.state
+        nodes, added, counts = held
+        state.requested[:, nodes] += added
+        state.pod_count[nodes] += counts
+        try:
+            fit_codes = fit.filter(ctx[fit.name], pod)
+            failing = [i for i in nodes.tolist() if fit_codes[i] != SUCCESS] if reasons else []
+            found = {i: fit.reasons(ctx[fit.name], pod, i) for i in failing}
+        finally:
+            state.requested[:, nodes] -= added
+            state.pod_count[nodes] -= counts
+        codes = np.stack([(fit_codes if p is fit else per_plugin[p.name])[nodes] for p in self.filters])
+        failed = codes != SUCCESS
+        at = np.argmax(failed, axis=0)
+        any_failed = failed.any(axis=0)
+        code[nodes] = np.where(any_failed, codes[at, np.arange(len(nodes))], SUCCESS)
+        first[nodes] = np.where(any_failed, at, -1)
+        return code, first, per_plugin, {i: r for i, r in found.items() if first[i] == self.filters.index(fit)}
+
+    def nominate(self, pod: Pod, node: int) -> None:
+        """AddNominatedPod: ``pod`` counts on ``node`` for pods of no higher priority until bound or cleared."""
+        self.nominator.add(pod, node, self.state.vector(pod.requests))
 
     def node_statuses(self, pod: Pod) -> tuple[np.ndarray, dict[int, tuple[str, ...]]]:
         """Every node's status code after a failed cycle (Diagnosis.NodeToStatus, with nominated pods), and the
@@ -275,6 +317,8 @@ class Framework:
         self.next_start = (self.next_start + processed) % n
         result = CycleResult(None, evaluated=processed, feasible=len(nodes), statuses=per_plugin if detail else {})
         if len(nodes) == 0:
+            if len(self.nominator):
+                overrides = self.filter_nominated(pod, ctx, reasons=True)[3]
             result.message = self.fit_error(pod, ctx, first, overrides)
             result.rejectors = self.rejectors(first, ctx)
             return result

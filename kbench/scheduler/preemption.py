@@ -198,7 +198,7 @@ class Evaluator:
             ctx = self.fw.prefilter(pod)
         except Rejection as rejection:
             return rejection.code, rejection.reasons
-        code, first, _, overrides = self.fw.filter_nominated(pod, ctx)
+        code, first, _, overrides = self.fw.filter_nominated(pod, ctx, reasons=True)
         if code[i] == SUCCESS:
             return SUCCESS, ()
         plugin = self.fw.filters[first[i]]
@@ -307,9 +307,8 @@ class Evaluator:
         state = self.state
         req = np.zeros_like(state.requested)
         count = np.zeros(state.num_nodes, np.int64)
-        for other, i in self.fw.nominator.for_pod(pod):
-            req[:, i] += state.vector(other.requests)[: req.shape[0]]
-            count[i] += 1
+        nodes, added, counts = self.fw.nominator.held(pod, len(state.resources))
+        req[:, nodes], count[nodes] = added, counts
         return req, count
 
     def _dry_run_compiled(self, pod: Pod, plan, order: np.ndarray, cap: int, pdbs, now: float) -> Outcome:
@@ -412,9 +411,9 @@ def preemption(nodes, pod, pods=(), pdbs=(), config=None, *, offset=0, compiled=
             if other.node_name:
                 state.bind(other, other.node_name)
             else:
-                fw.nominator.add(other, state.index[name])
+                fw.nominate(other, state.index[name])
     if preemptor.nominated_node_name in state.index:
-        fw.nominator.add(preemptor, state.index[preemptor.nominated_node_name])
+        fw.nominate(preemptor, state.index[preemptor.nominated_node_name])
     (plugin,) = fw.post_filters or [None]
     if plugin is None:
         raise ValueError("the profile does not enable DefaultPreemption (postFilter)")

@@ -253,7 +253,7 @@ class Scheduler:
             if other.priority < pod.priority:
                 nominator.delete(other.key)
                 self.queue.activate(other.key)
-        nominator.add(pod, node)
+        self.framework.nominate(pod, node)
         record.nominated = outcome.node
         self.stats.preemptions += 1
         self.stats.victims += len(outcome.victims)
