@@ -185,13 +185,15 @@ def dry_run(order, cap, nodes, pods, preemptor, pdb, out):
 
 
 @njit(cache=True, error_model="numpy")
-def pick_one(cand_viol, vstart, vflat, priority, start, now):
-    """pickOneNodeForPreemption's criteria in upstream's order over the candidates (index of the chosen one):
-    fewest PDB violations, lowest highest victim priority, lowest sum of (priority + MaxInt32 + 1), fewest victims,
-    latest earliest start among the highest-priority victims; then the first."""
-    n = cand_viol.shape[0]
+def pick_one(ranked, cand_viol, vstart, vflat, priority, start, now):
+    """pickOneNodeForPreemption's criteria in upstream's order over the candidates taken in ``ranked`` order
+    (position in ``ranked`` of the chosen one): fewest PDB violations, lowest highest victim priority, lowest sum of
+    (priority + MaxInt32 + 1), fewest victims, latest earliest start among the highest-priority victims; then the
+    first."""
+    n = ranked.shape[0]
     keys = np.empty((n, 5), np.float64)
-    for c in range(n):
+    for j in range(n):
+        c = ranked[j]
         a, b = vstart[c], vstart[c + 1]
         top = priority[vflat[a]]
         total = 0
@@ -202,22 +204,22 @@ def pick_one(cand_viol, vstart, vflat, priority, start, now):
             t = start[s] if start[s] != np.inf else now
             if priority[s] == top and t < earliest:
                 earliest = t
-        keys[c, 0], keys[c, 1], keys[c, 2] = -cand_viol[c], -top, -total
-        keys[c, 3], keys[c, 4] = -(b - a), earliest
+        keys[j, 0], keys[j, 1], keys[j, 2] = -cand_viol[c], -top, -total
+        keys[j, 3], keys[j, 4] = -(b - a), earliest
     alive = np.ones(n, np.bool_)
     for f in range(5):
         best = -np.inf
-        for c in range(n):
-            if alive[c] and keys[c, f] > best:
-                best = keys[c, f]
+        for j in range(n):
+            if alive[j] and keys[j, f] > best:
+                best = keys[j, f]
         left = 0
-        for c in range(n):
-            if alive[c] and keys[c, f] != best:
-                alive[c] = False
-            left += alive[c]
+        for j in range(n):
+            if alive[j] and keys[j, f] != best:
+                alive[j] = False
+            left += alive[j]
         if left == 1:
             break
-    for c in range(n):
-        if alive[c]:
-            return c
+    for j in range(n):
+        if alive[j]:
+            return j
     return -1

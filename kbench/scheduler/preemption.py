@@ -17,7 +17,7 @@ and start time are ordered by when they were bound, pods without ``status.startT
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,10 +54,25 @@ class Outcome:
     node: str | None
     victims: list[Pod] = field(default_factory=list)
     message: str = ""
-    candidates: list[Candidate] = field(default_factory=list)
-    statuses: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
     evaluations: int = 0
     """Nodes the filters ran on in the dry run (the cycle's cost)."""
+    found: list[Candidate] | Callable[[], list[Candidate]] = field(default_factory=list, repr=False)
+    rejected: dict | Callable[[], dict] = field(default_factory=dict, repr=False)
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The dry run's candidates: the non-violating ones, then the others, each in dry-run order (built on
+        first use: the scheduler needs only the chosen one)."""
+        if callable(self.found):
+            self.found = self.found()
+        return self.found
+
+    @property
+    def statuses(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """Node name -> (code, reasons) of the potential nodes the dry run rejected (built on first use)."""
+        if callable(self.rejected):
+            self.rejected = self.rejected()
+        return self.rejected
 
 
 def start_of(pod: Pod, now: float) -> float:
@@ -165,7 +180,7 @@ class Evaluator:
             outcome = self._dry_run_reference(pod, order, cap, pdbs, now)
         else:
             outcome = self._dry_run_compiled(pod, plan, order, cap, pdbs, now)
-        if not outcome.candidates:
+        if outcome.node is None:
             outcome.node, outcome.message = "", self._fit_error(outcome.statuses, n)
         return outcome
 
@@ -241,7 +256,8 @@ class Evaluator:
 
     def _dry_run_reference(self, pod: Pod, order: np.ndarray, cap: int, pdbs: Sequence[Any], now: float) -> Outcome:
         """DryRunPreemption through :meth:`select_victims_on_node`, node by node from the offset."""
-        outcome = Outcome(None)
+        rejected: dict[str, tuple[int, tuple[str, ...]]] = {}
+        outcome = Outcome(None, rejected=rejected)
         good: list[Candidate] = []
         bad: list[Candidate] = []
         for i in order.tolist():
@@ -249,14 +265,14 @@ class Evaluator:
             outcome.evaluations += runs
             name = self.state.nodes[i].name
             if status[0] != SUCCESS:
-                outcome.statuses[name] = status
+                rejected[name] = status
                 continue
             group = bad if violations else good
             if len(group) < cap:
                 group.append(Candidate(name, victims, violations))
             if good and len(good) + len(bad) >= cap:
                 break
-        outcome.candidates = good + bad
+        outcome.found = good + bad
         return self._select(outcome, now)
 
     def _select(self, outcome: Outcome, now: float) -> Outcome:
@@ -332,30 +348,36 @@ class Evaluator:
         )
         outcome_, short, evals, cand_pos, cand_viol, vstart, vflat = out
         processed, cands, _ = kp.dry_run(order, cap, nodes, pods, preemptor, self._pdb_inputs(pdbs), out)
-        outcome = Outcome(None, evaluations=int(evals[:processed].sum()))
-        for p in range(processed):
-            kind, i = outcome_[p], int(order[p])
-            if kind == kp.NO_VICTIMS:
-                outcome.statuses[state.nodes[i].name] = (UNRESOLVABLE, (NO_VICTIMS,))
-            elif kind == kp.FIT_FAILED:
-                outcome.statuses[state.nodes[i].name] = (UNSCHEDULABLE, fit_reasons(state, int(short[p])))
-            elif kind == kp.STATIC_FAILED:
-                outcome.statuses[state.nodes[i].name] = self.select_victims_on_node(pod, i, pdbs)[2]
-        ranked = sorted(range(cands), key=lambda c: cand_viol[c] > 0)  # the non-violating list, then the other
-        outcome.candidates = [
-            Candidate(
-                state.nodes[int(order[cand_pos[c]])].name,
-                [slots.pods[s] for s in vflat[vstart[c] : vstart[c + 1]].tolist()],
-                int(cand_viol[c]),
-            )
-            for c in ranked
-        ]
-        if cands:
-            sizes = np.array([vstart[c + 1] - vstart[c] for c in ranked], np.int64)
-            flat = np.concatenate([vflat[vstart[c] : vstart[c + 1]] for c in ranked])
-            starts = np.concatenate([[0], np.cumsum(sizes)])
-            chosen = kp.pick_one(cand_viol[ranked], starts, flat, slots.priority, slots.start, now)
-            outcome.node, outcome.victims = outcome.candidates[chosen].node, outcome.candidates[chosen].victims
+        names = [node.name for node in state.nodes]
+        static = {p: self.select_victims_on_node(pod, int(order[p]), pdbs)[2] for p in
+                  np.flatnonzero(outcome_[:processed] == kp.STATIC_FAILED).tolist()}  # fmt: skip
+
+        def rejected() -> dict:
+            out = {}
+            for p in np.flatnonzero(outcome_[:processed] != kp.CANDIDATE).tolist():
+                kind, name = outcome_[p], names[order[p]]
+                if kind == kp.NO_VICTIMS:
+                    out[name] = (UNRESOLVABLE, (NO_VICTIMS,))
+                elif kind == kp.FIT_FAILED:
+                    out[name] = (UNSCHEDULABLE, fit_reasons(state, int(short[p])))
+                else:
+                    out[name] = static[p]
+            return out
+
+        outcome = Outcome(None, evaluations=int(evals[:processed].sum()), rejected=rejected)
+        if not cands:
+            return outcome
+        viol = cand_viol[:cands]
+        ranked = np.concatenate([np.flatnonzero(viol == 0), np.flatnonzero(viol > 0)])  # upstream's two lists
+        chosen = int(ranked[kp.pick_one(ranked, viol, vstart, vflat, slots.priority, slots.start, now)])
+        victims = [slots.pods[s] for s in vflat[: vstart[cands]].tolist()]
+
+        def found() -> list[Candidate]:
+            return [Candidate(names[order[cand_pos[c]]], victims[vstart[c] : vstart[c + 1]], int(viol[c]))
+                    for c in ranked.tolist()]  # fmt: skip
+
+        outcome.node, outcome.victims = names[order[cand_pos[chosen]]], victims[vstart[chosen] : vstart[chosen + 1]]
+        outcome.found = found
         return outcome
 
 
