@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kbench"
 RUFF_PATHS = ["kbench", "tests", "benchmarks", "dev.py"]
-KERNEL_MODULES = frozenset({"_kernels", "_batch_kernels", "_fast_kernels"})
+KERNEL_MODULES = frozenset({"_kernels", "_batch_kernels", "_fast_kernels", "_preemption_kernels"})
 
 
 def _is_private(name: str) -> bool:

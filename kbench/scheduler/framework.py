@@ -117,6 +117,9 @@ class Framework:
         self.percentage = percentage_of_nodes_to_score if pct is None else pct
         handle = self.handle = Handle(state, default_selector, binder, self, pdbs)
         self.nominator = Nominator()
+        self.planner: Callable[[Pod], Any] | None = None
+        """The compiled path's plan of a pod (set by :class:`~kbench.scheduler.kernel.KernelScheduler`), which
+        DefaultPreemption's compiled dry run reads."""
         self.plugins: dict[str, Plugin] = {
             name: new_plugin(name, profile.args.get(name, {}), handle)
             for name in dict.fromkeys(

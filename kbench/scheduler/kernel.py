@@ -43,6 +43,7 @@ class KernelScheduler:
 
     def __init__(self, framework: Framework) -> None:
         self.fw = framework
+        framework.planner = self.plan
         self.no_scoring = not framework.scorers
         self._plans: dict[tuple[str, str], Plan] = {}
         self._plans_version = -1

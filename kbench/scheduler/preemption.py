@@ -29,6 +29,7 @@ from kbench.scheduler.interface import SUCCESS, UNRESOLVABLE, UNSCHEDULABLE, Rej
 from kbench.scheduler.state import CORE_RESOURCES, CPU, EPHEMERAL, MEMORY, PODS, ClusterState
 
 NO_VICTIMS = "No preemption victims found for incoming pod"
+NO_VICTIMS_REASONS: tuple[str, ...] = (NO_VICTIMS,)
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 """The status of nodes absent from the dry run's statuses when no candidate is found (findCandidates/Preempt)."""
 NEVER = "not eligible due to preemptionPolicy=Never."
@@ -91,7 +92,8 @@ def filter_pods_with_pdb_violation(pods: Sequence[Pod], pdbs: Sequence[Any]) -> 
     """filterPodsWithPDBViolation: (violating, non-violating), each in the given order; a pod violates when a budget
     selecting it has no disruption left once the pods before it are counted (pods in its disruptedPods are not)."""
     allowed = [pdb.disruptions_allowed for pdb in pdbs]
-    violating, fine = [], []
+    violating: list[Pod] = []
+    fine: list[Pod] = []
     for pod in pods:
         violated = False
         for b, pdb in enumerate(pdbs):
@@ -225,7 +227,7 @@ class Evaluator:
         state = self.state
         lower = [state.pods[p.key] for p in state.pods_on[i] if p.priority < pod.priority]
         if not lower:
-            return [], 0, (UNRESOLVABLE, (NO_VICTIMS,)), 0
+            return [], 0, (UNRESOLVABLE, NO_VICTIMS_REASONS), 0
         seqs = {b.pod.key: int(state.slots.seq[b.slot]) for b in lower}
         lower.sort(key=lambda b: (-b.pod.priority, state.slots.start[b.slot], seqs[b.pod.key]))
         pods = [b.pod for b in lower]
@@ -286,12 +288,10 @@ class Evaluator:
     # -- the compiled dry run --------------------------------------------------------------------------------------
     def _compiled_plan(self, pod: Pod, pdbs: Sequence[Any]):
         """The pod's kernel plan when the compiled dry run applies to it, else None."""
-        if not self.compiled or len(pdbs) > MAX_PDBS:
+        if not self.compiled or len(pdbs) > MAX_PDBS or self.fw.planner is None:
             return None
-        from kbench.scheduler.kernel import KernelScheduler
-
         try:
-            plan = KernelScheduler(self.fw).plan(pod)
+            plan = self.fw.planner(pod)
         except Rejection:
             return None
         return None if plan.dynamic else plan
@@ -357,7 +357,7 @@ class Evaluator:
             for p in np.flatnonzero(outcome_[:processed] != kp.CANDIDATE).tolist():
                 kind, name = outcome_[p], names[order[p]]
                 if kind == kp.NO_VICTIMS:
-                    out[name] = (UNRESOLVABLE, (NO_VICTIMS,))
+                    out[name] = (UNRESOLVABLE, NO_VICTIMS_REASONS)
                 elif kind == kp.FIT_FAILED:
                     out[name] = (UNSCHEDULABLE, fit_reasons(state, int(short[p])))
                 else:
@@ -389,55 +389,3 @@ def terminating_by_preemption(pod: Pod) -> bool:
         if condition.get("type") == "DisruptionTarget":
             return condition.get("status") == "True" and condition.get("reason") == "PreemptionByScheduler"
     return False
-
-
-def preemption(nodes, pod, pods=(), pdbs=(), config=None, *, offset=0, compiled=True, now=0.0) -> Outcome:
-    """DefaultPreemption's PostFilter for ``pod`` on a cluster given as Kubernetes manifests (nothing is evicted).
-
-    Parameters
-    ----------
-    nodes : str or list of mappings
-        Node manifests (a multi-document YAML string, or dicts).
-    pod : mapping or str
-        The preemptor.
-    pods : str or list of mappings
-        Other pods: bound ones carry ``spec.nodeName``; nominated ones ``status.nominatedNodeName``.
-    pdbs : str or list of mappings
-        PodDisruptionBudget manifests (policy/v1, with their status).
-    config : str, mapping or SchedulerConfig, optional
-        A KubeSchedulerConfiguration (its profile's filters and DefaultPreemptionArgs).
-    offset : int or None
-        The dry run's start among the potential nodes (None: drawn, as getOffsetRand).
-    compiled : bool
-        The compiled dry run where it applies (else the reference).
-    now : float
-        Simulated now: pods without ``status.startTime`` start now.
-    """
-    from kbench.api.core import Node, load_manifests
-    from kbench.api.policy import PodDisruptionBudget
-    from kbench.scheduler.config import SchedulerConfig, parse_config
-    from kbench.scheduler.framework import Framework
-
-    budgets = [PodDisruptionBudget.from_manifest(m) for m in load_manifests(pdbs)]
-    state = ClusterState(Node.from_manifest(m) for m in load_manifests(nodes))
-    (preemptor,) = [Pod.from_manifest(m) for m in load_manifests([pod] if isinstance(pod, dict) else pod)]
-    config = config if isinstance(config, SchedulerConfig) else parse_config(config)
-    fw = Framework(config.profile(preemptor.scheduler_name), state, config.percentage_of_nodes_to_score, 0,
-                   pdbs=lambda: budgets)  # fmt: skip
-    for m in load_manifests(pods):
-        other = Pod.from_manifest(m)
-        if other.node_name or other.nominated_node_name:
-            name = other.node_name or other.nominated_node_name
-            if name not in state.index:
-                raise ValueError(f"Pod {other.key}: node {name!r} is not one of the nodes")
-            if other.node_name:
-                state.bind(other, other.node_name)
-            else:
-                fw.nominate(other, state.index[name])
-    if preemptor.nominated_node_name in state.index:
-        fw.nominate(preemptor, state.index[preemptor.nominated_node_name])
-    (plugin,) = fw.post_filters or [None]
-    if plugin is None:
-        raise ValueError("the profile does not enable DefaultPreemption (postFilter)")
-    plugin.evaluator.offset, plugin.evaluator.compiled = offset, compiled
-    return plugin.post_filter(preemptor, now)

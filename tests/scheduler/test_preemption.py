@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from kbench.api.core import Node, Pod
 from kbench.scheduler.config import parse_config
-from kbench.scheduler.preemption import NEVER, preemption
+from kbench.scheduler.preemption import NEVER
 from kbench.scheduler.scheduler import Scheduler
 from kbench.scheduler.state import ClusterState
+from kbench.scheduler.whatif import preemption
 from kbench.sim import Engine
 
 

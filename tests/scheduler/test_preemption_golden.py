@@ -1,14 +1,13 @@
 """Golden tables ported from upstream's preemption tests (tests/scheduler/golden/preemption, see its README section),
-run through kbench.scheduler.preemption's plain reference (compiled=False) and its compiled dry run (compiled=True).
+run through kbench.scheduler.whatif.preemption with the evaluator's plain reference (compiled=False) and its
+compiled dry run (compiled=True).
 
 Every case of a PostFilter-level table runs both ways and must give upstream's expected outcome both ways.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -16,8 +15,10 @@ import yaml
 from kbench.api.core import Node, Pod
 from kbench.api.policy import PodDisruptionBudget
 from kbench.api.times import seconds
+from kbench.scheduler import preemption as api
 from kbench.scheduler.config import parse_config
 from kbench.scheduler.profile import PLUGINS
+from kbench.scheduler.whatif import preemption as what_if
 
 GOLDEN = Path(__file__).parent / "golden" / "preemption"
 NOW = 3600.0
@@ -44,11 +45,6 @@ def params(*stems: str) -> list:
     ]
 
 
-def api() -> ModuleType:
-    """The module under test, imported when a test needs it (the loader test runs without it)."""
-    return importlib.import_module("kbench.scheduler.preemption")
-
-
 def config(plugins: list[str], args: dict | None) -> dict:
     """A KubeSchedulerConfiguration with upstream's test framework: PrioritySort, ``plugins`` at PreFilter and
     Filter (where they implement them), DefaultPreemption at PostFilter with ``args``, DefaultBinder."""
@@ -71,7 +67,7 @@ def case_config(doc: dict, case: dict) -> dict:
 
 def run(doc: dict, case: dict, compiled: bool):
     """preemption() on the case."""
-    return api().preemption(
+    return what_if(
         case["nodes"],
         case["pod"],
         pods=case.get("pods") or (),
@@ -112,7 +108,7 @@ def check_outcome(case: dict, outcome) -> None:
         assert outcome.node == want["node"]
     if "nodeIn" in want:
         assert outcome.node in want["nodeIn"]
-        assert api().pick_one_node_for_preemption(outcome.candidates, now=NOW) in want["nodeIn"]
+        assert api.pick_one_node_for_preemption(outcome.candidates, now=NOW) in want["nodeIn"]
     if "victims" in want:
         assert sorted(key(v) for v in outcome.victims) == want["victims"]
     if "message" in want:
@@ -133,7 +129,7 @@ def test_preemption_matches_upstream(doc: dict, case: dict, compiled: bool):
 def test_num_candidates_matches_upstream(doc: dict, case: dict):
     """calculateNumCandidates for the cases whose names state the limit ("DefaultPreemptionArgs limits to 2")."""
     args = {**DEFAULT_ARGS, **(case.get("args") or {})}
-    got = api().calculate_num_candidates(
+    got = api.calculate_num_candidates(
         len(case["nodes"]), args["minCandidateNodesPercentage"], args["minCandidateNodesAbsolute"]
     )
     assert got == case["want"]["numCandidates"]
@@ -141,7 +137,7 @@ def test_num_candidates_matches_upstream(doc: dict, case: dict):
 
 @pytest.mark.parametrize(("doc", "case"), params("more_important_pod"))
 def test_more_important_pod_matches_upstream(doc: dict, case: dict):
-    got = api().more_important_pod(Pod.from_manifest(case["p1"]), Pod.from_manifest(case["p2"]))
+    got = api.more_important_pod(Pod.from_manifest(case["p1"]), Pod.from_manifest(case["p2"]))
     assert got is case["want"]
 
 
@@ -149,7 +145,7 @@ def test_more_important_pod_matches_upstream(doc: dict, case: dict):
 def test_filter_pods_with_pdb_violation_matches_upstream(doc: dict, case: dict):
     pods = [Pod.from_manifest(p) for p in case["pods"]]
     pdbs = [PodDisruptionBudget.from_manifest(p) for p in case["pdbs"]]
-    violating, non_violating = api().filter_pods_with_pdb_violation(pods, pdbs)
+    violating, non_violating = api.filter_pods_with_pdb_violation(pods, pdbs)
     assert [p.name for p in violating] == case["want"]["violating"]
     assert [p.name for p in non_violating] == case["want"]["nonViolating"]
 
