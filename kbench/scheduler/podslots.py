@@ -58,21 +58,27 @@ class PodSlots:
         self._free.extend(range(new - 1, size - 1, -1))
 
     def take(self, pods: Sequence[Pod], nodes: Sequence[int] | np.ndarray, requests: np.ndarray) -> list[int]:
-        """Slots for ``pods`` bound on ``nodes``, all with the request vector ``requests`` (pods of one spec)."""
+        """Slots for ``pods`` bound on ``nodes``; ``requests`` is one request vector (pods of one spec: one
+        priority and label group) or one column per pod."""
         m = len(pods)
         if len(self._free) < m:
             self._grow(len(self.node) + m - len(self._free))
-        slots = [self._free.pop() for _ in range(m)]
-        first = pods[0]
+        slots = self._free[len(self._free) - m :][::-1]
+        del self._free[len(self._free) - m :]
         self.node[slots] = nodes
-        self.priority[slots] = first.priority
-        self.requests[: len(requests), slots] = requests[:, None]
         self.seq[slots] = np.arange(self._seq, self._seq + m)
         self._seq += m
-        self.group[slots] = self.groups.setdefault(label_group(first), len(self.groups))
+        if requests.ndim == 1:
+            self.requests[: len(requests), slots] = requests[:, None]
+            self.priority[slots] = pods[0].priority
+            self.group[slots] = self.groups.setdefault(label_group(pods[0]), len(self.groups))
+        else:
+            self.requests[: requests.shape[0], slots] = requests
+            self.priority[slots] = [p.priority for p in pods]
+            self.group[slots] = [self.groups.setdefault(label_group(p), len(self.groups)) for p in pods]
+        self.start[slots] = [NOT_STARTED if p.start_time is None else p.start_time for p in pods]
         for slot, pod in zip(slots, pods):
             self.pods[slot] = pod
-            self.start[slot] = NOT_STARTED if pod.start_time is None else pod.start_time
         return slots
 
     def restore(self, slot: int, seq: int) -> None:

@@ -245,8 +245,15 @@ class ClusterState:
     def record_placed(self, pods: list[Pod], nodes: list[int]) -> None:
         """Register pods of any signatures, none with host ports or inter-pod affinity terms, whose resources a
         kernel already added to the arrays, in order (the selector counts are updated pod by pod)."""
-        slots = [self.slots.take([pod], [i], self.vector(pod.requests))[0] for pod, i in zip(pods, nodes)]
-        self._register(pods, nodes, slots)
+        vectors: dict[str, np.ndarray] = {}
+        for pod in pods:  # pods of one spec share a vector
+            if pod.signature not in vectors:
+                vectors[pod.signature] = self.vector(pod.requests)
+        requests = np.zeros((len(self.resources), len(pods)), np.int64)
+        for k, pod in enumerate(pods):
+            vector = vectors[pod.signature]
+            requests[: len(vector), k] = vector
+        self._register(pods, nodes, self.slots.take(pods, nodes, requests) if pods else [])
         for pred, counts in self._selector_counts.values():
             for pod, i in zip(pods, nodes):
                 if pred(pod):
