@@ -40,6 +40,8 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
         "{what}",
     ),
     (r"sim_container_restarts", "count", "restarts", "container restarts"),
+    (r"sim_(?P<what>preemptions|victims)", "count", "pods", "{what} (DefaultPreemption)"),
+    (r"sim_(?P<what>pdb_violations|pdbs_violated)", "count", "", "{what}"),
     (r"sim_api_(?P<what>requests|rejected)", "count", "requests", "API {what}"),
     (r"sim_slo_passed", "verdict", "", "every SLO met"),
     # etcd sweep
