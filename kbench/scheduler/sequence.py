@@ -125,11 +125,11 @@ def _record(scheduler, pods, compiled: Compiled, result: SequenceResult, run: tu
     plain: list[int] = []
     for j, one_by_one in zip((begin + placed).tolist(), special.tolist()):
         if one_by_one:
-            _record_plain(state, pods, result.nodes, plain)
+            _record_plain(state, pods, result.nodes, plain, compiled)
             state.record_bound([pods[j]], result.nodes[j : j + 1])
         else:
             plain.append(j)
-    _record_plain(state, pods, result.nodes, plain)
+    _record_plain(state, pods, result.nodes, plain, compiled)
     messages: dict[bytes, str] = {}
     for j in np.flatnonzero(out.nodes < 0).tolist():
         key = diag[j].tobytes()
@@ -138,10 +138,12 @@ def _record(scheduler, pods, compiled: Compiled, result: SequenceResult, run: tu
         result.messages[begin + j] = messages[key]
 
 
-def _record_plain(state, pods: list[Pod], nodes: np.ndarray, positions: list[int]) -> None:
-    """Register the pods at ``positions`` (then forget them)."""
+def _record_plain(state, pods: list[Pod], nodes: np.ndarray, positions: list[int], compiled: Compiled) -> None:
+    """Register the pods at ``positions`` (then forget them), with their plans' request vectors."""
     if positions:
-        state.record_placed([pods[j] for j in positions], nodes[positions].tolist())
+        plans = compiled.plan_of[np.array(positions) - compiled.begin]
+        requests = compiled.table.bind_requests[plans].T
+        state.record_placed([pods[j] for j in positions], nodes[positions].tolist(), requests)
         positions.clear()
 
 

@@ -242,17 +242,10 @@ class ClusterState:
                 np.add.at(counts, nodes, 1)
         self.version += 1
 
-    def record_placed(self, pods: list[Pod], nodes: list[int]) -> None:
+    def record_placed(self, pods: list[Pod], nodes: list[int], requests: np.ndarray) -> None:
         """Register pods of any signatures, none with host ports or inter-pod affinity terms, whose resources a
-        kernel already added to the arrays, in order (the selector counts are updated pod by pod)."""
-        vectors: dict[str, np.ndarray] = {}
-        for pod in pods:  # pods of one spec share a vector
-            if pod.signature not in vectors:
-                vectors[pod.signature] = self.vector(pod.requests)
-        requests = np.zeros((len(self.resources), len(pods)), np.int64)
-        for k, pod in enumerate(pods):
-            vector = vectors[pod.signature]
-            requests[: len(vector), k] = vector
+        kernel already added to the arrays, in order (the selector counts are updated pod by pod); ``requests``
+        holds each pod's request vector as a column (the kernel's bind vectors)."""
         self._register(pods, nodes, self.slots.take(pods, nodes, requests) if pods else [])
         for pred, counts in self._selector_counts.values():
             for pod, i in zip(pods, nodes):

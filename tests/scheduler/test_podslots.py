@@ -67,7 +67,9 @@ def test_slots_follow_the_state(sequence):
         elif op == "batch":  # a kernel already added their resources; only the registration is checked here
             state.record_bound(pods, np.array([node, (node + 1) % NODES, node]))
         elif op == "placed":
-            state.record_placed([pods[0], _pod(10 * k + 5, 50, 3, "b", None)], [node, (node + 2) % NODES])
+            placed = [pods[0], _pod(10 * k + 5, 50, 3, "b", None)]
+            requests = np.stack([state.vector(p.requests) for p in placed], axis=1)
+            state.record_placed(placed, [node, (node + 2) % NODES], requests)
         elif op == "added":
             with state.added([(pods[0], node)]):
                 check(state)
