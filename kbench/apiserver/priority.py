@@ -58,20 +58,15 @@ def admit_pod_priority(pod: dict, classes: WatchCache, pods: Resource) -> None:
         if found is None:
             raise forbidden(pods, name, f"no PriorityClass with name {class_name} was found")
         priority, policy = found[0]["value"], found[0].get("preemptionPolicy") or "PreemptLowerPriority"
-    if spec.get("priority") is not None and spec["priority"] != priority:
-        raise forbidden(
-            pods,
-            name,
-            f"the integer value of priority ({spec['priority']}) must not be provided in pod spec; priority admission "
-            f"controller computed {priority} from the given PriorityClass name",
-        )
-    if spec.get("preemptionPolicy") is not None and spec["preemptionPolicy"] != policy:
-        raise forbidden(
-            pods,
-            name,
-            f"the string value of PreemptionPolicy ({spec['preemptionPolicy']}) must not be provided in pod spec; "
-            f"priority admission controller computed {policy} from the given PriorityClass name",
-        )
+    for key, computed, what in (("priority", priority, "integer value of priority"),
+                                ("preemptionPolicy", policy, "string value of PreemptionPolicy")):  # fmt: skip
+        if spec.get(key) is not None and spec[key] != computed:
+            raise forbidden(
+                pods,
+                name,
+                f"the {what} ({spec[key]}) must not be provided in pod spec; priority admission controller computed "
+                f"{computed} from the given PriorityClass name",
+            )
     spec["priority"], spec["preemptionPolicy"] = priority, policy
 
 
