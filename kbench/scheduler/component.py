@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from kbench.api.core import Node, Pod
 from kbench.api.policy import PodDisruptionBudget
-from kbench.apiserver.objects import object_key, timestamp
+from kbench.apiserver.objects import object_key, seconds, timestamp
 from kbench.client import Client, Informer
 from kbench.client.record import EventsV1Recorder
 from kbench.profiles import Profile
@@ -136,8 +136,12 @@ class KubeScheduler:
         (what preemption reads), then as :meth:`_pod`."""
         key = object_key(new)
         bound = self.state.pods.get(key)
-        if bound is not None and new["spec"].get("nodeName") and _preemption_view(old) != _preemption_view(new):
-            self.state.refresh(Pod.from_manifest(new))
+        if bound is not None and new["spec"].get("nodeName"):
+            before, after = _preemption_view(old), _preemption_view(new)
+            if before[0::2] != after[0::2]:  # deletion or DisruptionTarget: the pod object itself
+                self.state.refresh(Pod.from_manifest(new))
+            elif before[1] != after[1]:  # the kubelet's start time, once per pod: no new object needed
+                self.state.set_start(key, None if after[1] is None else seconds(after[1]))
         self._pod(new)
 
     def _budgets(self) -> list[PodDisruptionBudget]:

@@ -209,6 +209,12 @@ class ClusterState:
         self.slots.set_start(bound.slot, pod.start_time)
         self.version += 1
 
+    def set_start(self, pod_key: str, start: float | None) -> None:
+        """A bound pod's status.startTime (simulated seconds) became known."""
+        bound = self.pods[pod_key]
+        bound.pod.start_time = start
+        self.slots.set_start(bound.slot, start)
+
     def remove(self, pod_key: str) -> Pod:
         """Forget a bound pod; returns it."""
         bound = self.pods.pop(pod_key)

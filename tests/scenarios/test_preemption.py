@@ -60,3 +60,10 @@ def test_every_high_priority_pod_runs_by_preemption(protected, violated):
     assert (result.counts["pdb_violations"] > 0) == violated
     scheduled = result.slis.set_index(["sli", "metric"]).loc[("PodStartupLatency", "create_to_schedule")]
     assert scheduled["count"] == 3 and scheduled["p99"] > 1.0  # the victims' 1 s grace period, waited out
+    scheduler = result.cluster.scheduler
+    events = [o for o, _, _ in result.cluster.api.caches["events"].objects.values() if o.get("reason") == "Preempted"]
+    assert len(events) == 9 and all(e["message"].startswith("Preempted by pod ") for e in events)
+    high = [o for o, _, _ in result.cluster.api.caches["pods"].objects.values() if o["metadata"]["namespace"] == "high"]
+    assert all(p["status"].get("nominatedNodeName") == p["spec"]["nodeName"] for p in high)
+    started = [b.pod.start_time for b in scheduler.state.pods.values()]  # the kubelets' startTime reached the cache
+    assert started and all(t is not None for t in started)
