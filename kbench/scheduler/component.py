@@ -91,6 +91,7 @@ class KubeScheduler:
             pdbs=self._budgets,
         )  # fmt: skip
         self.scheduler.on_unschedulable = self._unschedulable
+        self.scheduler.on_nomination_cleared = self._clear_nomination
         self.nodes = Informer(self.client, "nodes")
         self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated)
         self.pods = Informer(self.client, "pods")
@@ -154,6 +155,13 @@ class KubeScheduler:
                 cached = self._parsed_pdbs[key] = (rv, PodDisruptionBudget.from_manifest(obj))
             out.append(cached[1])
         return out
+
+    def _clear_nomination(self, pod: Pod) -> None:
+        """clearNominatedNodeName: a status patch that removes the pod's nominatedNodeName."""
+        self.client.request(
+            "patch", "pods", lambda *a: None, namespace=pod.namespace, name=pod.name, subresource="status",
+            body={"status": {"nominatedNodeName": None}},
+        )  # fmt: skip
 
     def _preempt(self, victim: Pod, preemptor: Pod, node: str):
         """PreemptPod: the victim's DisruptionTarget condition (PreemptionByScheduler), then its deletion with its

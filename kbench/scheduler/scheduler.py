@@ -163,6 +163,9 @@ class Scheduler:
         self.on_unschedulable: Callable[[Pod, str, str | None], None] | None = None
         """Called when a cycle finds no node (handleSchedulingFailure) with the pod, upstream's message and the
         nominatedNodeName to write (None: leave it; "": clear it)."""
+        self.on_nomination_cleared: Callable[[Pod], None] | None = None
+        """Called with a lower-priority pod whose nomination a preemption on its node cleared
+        (clearNominatedNodeName)."""
         engine.process(self._loop(), name="kube-scheduler")
 
     def _queue(self, config: SchedulerConfig) -> SchedulingQueue:
@@ -253,6 +256,8 @@ class Scheduler:
             if other.priority < pod.priority:
                 nominator.delete(other.key)
                 self.queue.activate(other.key)
+                if self.on_nomination_cleared is not None:
+                    self.on_nomination_cleared(other)
         self.framework.nominate(pod, node)
         record.nominated = outcome.node
         self.stats.preemptions += 1

@@ -196,3 +196,29 @@ def test_the_same_seed_preempts_the_same_pods():
 
     first = run()
     assert first == run() and sum(p for _, _, p, _ in first) >= 4
+
+
+def test_a_higher_preemptor_on_the_same_node_clears_the_lower_nomination():
+    engine = Engine()
+
+    def slow(victim, preemptor, node_name):
+        done = engine.event()
+
+        def gone(_):
+            scheduler.delete_pod(victim.key)
+            done.succeed()
+
+        engine.schedule(20.0, gone)
+        return done
+
+    engine, scheduler = _scheduler([node("n1", "2")], preempter=slow)
+    cleared: list[str] = []
+    scheduler.on_nomination_cleared = lambda p: cleared.append(p.key)
+    _fill(engine, scheduler, [pod("low0", "1", 0), pod("low1", "1", 0)])
+    scheduler.add_pod(Pod.from_manifest(pod("mid", "2", 5)))
+    engine.run(until=engine.now + 2)
+    assert scheduler.stats.pods["default/mid"].nominated == "n1"
+    scheduler.add_pod(Pod.from_manifest(pod("hi", "2", 10)))
+    engine.run(until=engine.now + 60)
+    records = scheduler.stats.pods
+    assert cleared == ["default/mid"] and records["default/hi"].node == "n1" and records["default/mid"].bound is None
