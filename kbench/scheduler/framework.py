@@ -232,22 +232,21 @@ class Framework:
         """AddNominatedPod: ``pod`` counts on ``node`` for pods of no higher priority until bound or cleared."""
         self.nominator.add(pod, node, self.state.vector(pod.requests))
 
-    def node_statuses(self, pod: Pod) -> tuple[np.ndarray, dict[int, tuple[str, ...]]]:
-        """Every node's status code after a failed cycle (Diagnosis.NodeToStatus, with nominated pods), and the
-        reasons of the nodes nominated pods made fail; a PreFilter rejection gives every node its code, and nodes
-        outside a PreFilterResult are UnschedulableAndUnresolvable."""
+    def node_statuses(self, pod: Pod) -> np.ndarray:
+        """Every node's status code after a failed cycle (Diagnosis.NodeToStatus, with nominated pods); a PreFilter
+        rejection gives every node its code, and nodes outside a PreFilterResult are UnschedulableAndUnresolvable."""
         n = self.state.num_nodes
         try:
             ctx = self.prefilter(pod)
         except Rejection as rejection:
-            return np.full(n, rejection.code, np.int8), {}
-        code, _, _, reasons = self.filter_nominated(pod, ctx)
+            return np.full(n, rejection.code, np.int8)
+        code = self.filter_nominated(pod, ctx)[0]
         subset = self.subset(ctx)[0]
         if subset is not None:
             outside = np.ones(n, bool)
             outside[subset] = False
             code[outside] = UNRESOLVABLE
-        return code, reasons
+        return code
 
     def subset(self, ctx: dict[str, object]) -> tuple[np.ndarray | None, list[str]]:
         """Nodes allowed by the PreFilterResults (sorted indices; None = all) and the plugins that narrowed."""

@@ -165,7 +165,7 @@ class Evaluator:
     # -- Preempt --------------------------------------------------------------------------------------------------
     def preempt(self, pod: Pod, now: float = 0.0) -> Outcome:
         """Evaluator.Preempt after a failed cycle of ``pod``."""
-        codes, reasons = self.fw.node_statuses(pod)
+        codes = self.fw.node_statuses(pod)
         eligible, message = self.eligible(pod, codes)
         if not eligible:
             return Outcome(None, message=message)
