@@ -109,10 +109,25 @@ def test_a_budget_is_broken_only_when_no_node_spares_it():
     assert [c.num_pdb_violations for c in broken.candidates] == [1, 1] and broken.node == "n1"
 
 
-def _scheduler(nodes: list[dict], preempter=None) -> tuple[Engine, Scheduler]:
+def _scheduler(nodes: list[dict], evict_after: float | None = None) -> tuple[Engine, Scheduler]:
+    """A scheduler on ``nodes``; with ``evict_after``, each victim goes that many seconds after it is asked to."""
     engine = Engine()
     state = ClusterState(Node.from_manifest(m) for m in nodes)
-    return engine, Scheduler(engine, state, parse_config(), preempter=preempter)
+    scheduler = Scheduler(engine, state, parse_config())
+    if evict_after is not None:
+
+        def slow(victim, preemptor, node_name):
+            done = engine.event()
+
+            def gone(_):
+                scheduler.delete_pod(victim.key)
+                done.succeed()
+
+            engine.schedule(evict_after, gone)
+            return done
+
+        scheduler.preempter = slow
+    return engine, scheduler
 
 
 def _fill(engine: Engine, scheduler: Scheduler, pods: list[dict]) -> None:
@@ -136,19 +151,7 @@ def test_a_high_priority_pod_evicts_lower_ones_and_binds_on_its_nominated_node()
 def test_the_preemptor_waits_for_its_victims_and_nobody_takes_its_room():
     """Victims take 20 s to go (the PreEnqueue gate holds the preemptor); a pod of lower priority arriving meanwhile
     does not get the room the nomination holds."""
-    engine = Engine()
-
-    def slow(victim, preemptor, node_name):
-        done = engine.event()
-
-        def gone(_):
-            scheduler.delete_pod(victim.key)
-            done.succeed()
-
-        engine.schedule(20.0, gone)
-        return done
-
-    engine, scheduler = _scheduler([node("n1", "2")], preempter=slow)
+    engine, scheduler = _scheduler([node("n1", "2")], evict_after=20.0)
     _fill(engine, scheduler, [pod("low0", "1", 0), pod("low1", "1", 0)])
     scheduler.add_pod(Pod.from_manifest(pod("hi", "2", 10)))
     engine.run(until=engine.now + 10)
@@ -199,19 +202,7 @@ def test_the_same_seed_preempts_the_same_pods():
 
 
 def test_a_higher_preemptor_on_the_same_node_clears_the_lower_nomination():
-    engine = Engine()
-
-    def slow(victim, preemptor, node_name):
-        done = engine.event()
-
-        def gone(_):
-            scheduler.delete_pod(victim.key)
-            done.succeed()
-
-        engine.schedule(20.0, gone)
-        return done
-
-    engine, scheduler = _scheduler([node("n1", "2")], preempter=slow)
+    engine, scheduler = _scheduler([node("n1", "2")], evict_after=20.0)
     cleared: list[str] = []
     scheduler.on_nomination_cleared = lambda p: cleared.append(p.key)
     _fill(engine, scheduler, [pod("low0", "1", 0), pod("low1", "1", 0)])
