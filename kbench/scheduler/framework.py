@@ -380,33 +380,3 @@ class Framework:
         total[nodes] = totals
         table["score/total"] = total
         return table
-
-
-def breakdown(nodes, pod, pods=(), config=None) -> pd.DataFrame:
-    """Per-node filter and score breakdown for ``pod`` on a cluster given as Kubernetes manifests.
-
-    Parameters
-    ----------
-    nodes : str or list of mappings
-        Node manifests (a multi-document YAML string, or dicts).
-    pod : str or mapping
-        The pod to place.
-    pods : str or list of mappings
-        Pods already bound (each with ``spec.nodeName``).
-    config : str, mapping or SchedulerConfig, optional
-        A KubeSchedulerConfiguration (default: all defaults).
-    """
-    from kbench.api.core import Node, load_manifests
-    from kbench.scheduler.config import SchedulerConfig, parse_config
-
-    state = ClusterState(Node.from_manifest(m) for m in load_manifests(nodes))
-    for m in load_manifests(pods):
-        bound = Pod.from_manifest(m)
-        if bound.node_name not in state.index:
-            raise ValueError(f"Pod {bound.key}: spec.nodeName {bound.node_name!r} is not one of the nodes")
-        state.bind(bound, bound.node_name)
-    (incoming,) = [Pod.from_manifest(m) for m in load_manifests([pod] if isinstance(pod, dict) else pod)]
-    config = config if isinstance(config, SchedulerConfig) else parse_config(config)
-    return Framework(config.profile(incoming.scheduler_name), state, config.percentage_of_nodes_to_score).breakdown(
-        incoming
-    )

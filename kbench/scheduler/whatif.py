@@ -1,7 +1,10 @@
-"""What DefaultPreemption would do for a pod on a cluster given as Kubernetes manifests (nothing is evicted), as
-:func:`kbench.scheduler.framework.breakdown` shows what the filters and scores would."""
+"""What kube-scheduler would do for a pod on a cluster given as Kubernetes manifests, nothing changed: every filter's
+status and every score per node (:func:`breakdown`, as kube-scheduler-simulator shows them), and DefaultPreemption's
+PostFilter (:func:`preemption`)."""
 
 from __future__ import annotations
+
+import pandas as pd
 
 from kbench.api.core import Node, Pod, load_manifests
 from kbench.api.policy import PodDisruptionBudget
@@ -59,3 +62,30 @@ def preemption(nodes, pod, pods=(), pdbs=(), config=None, *, offset=0, compiled=
         raise ValueError("the profile does not enable DefaultPreemption (postFilter)")
     plugin.evaluator.offset, plugin.evaluator.compiled = offset, compiled
     return plugin.post_filter(preemptor, now)
+
+
+def breakdown(nodes, pod, pods=(), config=None) -> pd.DataFrame:
+    """Per-node filter and score breakdown for ``pod`` on a cluster given as Kubernetes manifests.
+
+    Parameters
+    ----------
+    nodes : str or list of mappings
+        Node manifests (a multi-document YAML string, or dicts).
+    pod : str or mapping
+        The pod to place.
+    pods : str or list of mappings
+        Pods already bound (each with ``spec.nodeName``).
+    config : str, mapping or SchedulerConfig, optional
+        A KubeSchedulerConfiguration (default: all defaults).
+    """
+    state = ClusterState(Node.from_manifest(m) for m in load_manifests(nodes))
+    for m in load_manifests(pods):
+        bound = Pod.from_manifest(m)
+        if bound.node_name not in state.index:
+            raise ValueError(f"Pod {bound.key}: spec.nodeName {bound.node_name!r} is not one of the nodes")
+        state.bind(bound, bound.node_name)
+    (incoming,) = [Pod.from_manifest(m) for m in load_manifests([pod] if isinstance(pod, dict) else pod)]
+    config = config if isinstance(config, SchedulerConfig) else parse_config(config)
+    return Framework(config.profile(incoming.scheduler_name), state, config.percentage_of_nodes_to_score).breakdown(
+        incoming
+    )
