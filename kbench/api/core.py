@@ -169,7 +169,7 @@ PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
 """core/v1 PreemptionPolicy values (PreemptLowerPriority is the default)."""
 
 
-def _time(value: Any, where: str) -> float | None:
+def metav1_time(value: Any, where: str) -> float | None:
     """A metav1.Time (RFC 3339) as simulated seconds, or None when unset."""
     if value in (None, ""):
         return None
@@ -263,7 +263,7 @@ class Pod:
             uid=str(meta.get("uid") or f"{namespace}/{name}"),
             terminating=bool(meta.get("deletionTimestamp")),
             preemption_policy=policy,
-            start_time=_time(status.get("startTime"), f"{where}: status.startTime"),
+            start_time=metav1_time(status.get("startTime"), f"{where}: status.startTime"),
             nominated_node_name=str(status.get("nominatedNodeName") or ""),
             manifest=m,
         )

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbench.api.core import PREEMPTION_POLICIES, ManifestError, as_map
+from kbench.api.core import PREEMPTION_POLICIES, ManifestError, as_map, metav1_time
 from kbench.api.selectors import check_label_selector, label_selector_matches, selector_value_error
-from kbench.api.times import seconds
 
 HIGHEST_USER_DEFINABLE_PRIORITY = 1_000_000_000
 """pkg/apis/scheduling/types.go HighestUserDefinablePriority: the largest value of a user's PriorityClass."""
@@ -144,11 +143,11 @@ def _system_class_error(name: str, value: int, global_default: bool) -> str | No
 
 
 def _time(value: Any, where: str) -> float:
-    """A metav1.Time (RFC 3339) as simulated seconds."""
-    try:
-        return seconds(str(value))
-    except (ValueError, IndexError):
-        raise ManifestError(f"{where}: must be an RFC 3339 time like 2026-01-01T00:00:05Z; got {value!r}") from None
+    """A required metav1.Time as simulated seconds."""
+    at = metav1_time(value, where)
+    if at is None:
+        raise ManifestError(f"{where}: required (an RFC 3339 time like 2026-01-01T00:00:05Z)")
+    return at
 
 
 def _int_or_percent(value: Any, where: str) -> int | str:

@@ -78,9 +78,10 @@ def validate(resource: Resource, obj: Mapping, caches: Mapping[str, WatchCache])
 
 
 def admit_update(resource: Resource, obj: dict, old: Mapping, caches: Mapping[str, WatchCache]) -> None:
-    """An update of the main resource: a pod keeps the priority and policy admission gave it (admitPod on update);
-    a PriorityClass or PodDisruptionBudget is validated (ValidatePriorityClassUpdate's immutable fields) and a
-    PriorityClass meets the validating phase."""
+    """An update: a pod's main resource keeps the priority and policy admission gave it (admitPod on update); a
+    PriorityClass or PodDisruptionBudget, main resource or status, is validated as it would be stored
+    (ValidatePriorityClassUpdate's immutable fields, ValidatePodDisruptionBudgetStatusUpdate's counts and
+    disruptedPods) and a PriorityClass meets the validating phase."""
     if resource.name == "pods":
         spec, before = obj.get("spec") or {}, old.get("spec") or {}
         missing = {k: before[k] for k in ("priority", "preemptionPolicy") if spec.get(k) is None and k in before}

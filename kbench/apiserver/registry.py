@@ -37,7 +37,7 @@ from kbench.apiserver.objects import (
     object_key,
     timestamp,
 )
-from kbench.apiserver.priority import admit_update
+from kbench.apiserver.priority import PARSERS, admit_update
 from kbench.apiserver.watchcache import WatchCache
 
 TOKEN_DEFAULT_EXPIRATION, TOKEN_MIN_EXPIRATION, TOKEN_MAX_EXPIRATION = 3600, 600, 1 << 32
@@ -187,13 +187,14 @@ class Registry:
         for k in ("uid", "creationTimestamp", "name", "namespace", "deletionTimestamp"):
             if k in kept:
                 meta[k] = kept[k]
-        if not op.subresource and res.name in ("pods", "priorityclasses", "poddisruptionbudgets"):
-            admit_update(res, obj, stored, self.caches)
         if res.status:
             if op.subresource == "status":
                 obj = {**stored, "metadata": meta, "status": obj.get("status", {})}
             else:
                 obj["status"] = stored.get("status", {})
+        checked = res.name in PARSERS and op.subresource in (None, "", "status")
+        if checked or (res.name == "pods" and not op.subresource):
+            admit_update(res, obj, stored, self.caches)  # the object as it would be stored: spec and status checked
         if op.subresource == "finalize" and res.name == "namespaces":
             obj = {
                 **stored,

@@ -388,12 +388,15 @@ def owned_by(obj: Mapping, owner: Mapping) -> bool:
     return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or ())
 
 
+def controller_of(obj: Mapping) -> Mapping | None:
+    """metav1.GetControllerOf: the ownerReference with ``controller: true``, if any."""
+    return next((r for r in obj["metadata"].get("ownerReferences") or () if r.get("controller")), None)
+
+
 def controller_key(obj: Mapping, kind: str) -> str | None:
     """``ns/name`` of ``obj``'s controller of ``kind`` (metav1.GetControllerOf), if it has one."""
-    for ref in obj["metadata"].get("ownerReferences") or ():
-        if ref.get("kind") == kind and ref.get("controller"):
-            return f"{obj['metadata']['namespace']}/{ref['name']}"
-    return None
+    ref = controller_of(obj)
+    return f"{obj['metadata']['namespace']}/{ref['name']}" if ref is not None and ref.get("kind") == kind else None
 
 
 def owner_reference(owner: Mapping) -> dict:

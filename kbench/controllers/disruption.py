@@ -33,7 +33,7 @@ from collections.abc import Mapping
 
 from kbench.api.policy import PodDisruptionBudget
 from kbench.apiserver.objects import KINDS, APIError, object_key, seconds, timestamp
-from kbench.controllers.base import Controller, Manager, pod_ready
+from kbench.controllers.base import Controller, Manager, controller_of, pod_ready
 from kbench.controllers.deployment import scaled
 
 DELETION_TIMEOUT = 120.0
@@ -150,7 +150,7 @@ class DisruptionController(Controller):
         scales: dict[str, int] = {}
         unmanaged = []
         for pod in pods:
-            ref = controller_ref(pod)
+            ref = controller_of(pod)
             if ref is None:
                 unmanaged.append(pod["metadata"]["name"])
             elif ref["uid"] not in scales:
@@ -165,7 +165,7 @@ class DisruptionController(Controller):
             found = self._owner(SCALED_KINDS[kind], namespace, ref)
             if found is None:
                 raise SyncError(f'found no controllers for pod "{pod}"')
-            parent = controller_ref(found) if kind == "ReplicaSet" else None
+            parent = controller_of(found) if kind == "ReplicaSet" else None
             if parent is not None and parent.get("kind") == "Deployment":
                 found = self._owner("deployments", namespace, parent) or found  # the RS's own scale if it is gone
             return found["metadata"]["uid"], found["spec"].get("replicas", 1)
@@ -238,11 +238,6 @@ class DisruptionController(Controller):
         """writePdbStatus: UpdateStatus, not retried here (a failure requeues the key)."""
         body = {**obj, "status": status}
         yield self.client.call("update", "poddisruptionbudgets", body=body, subresource="status")
-
-
-def controller_ref(obj: Mapping) -> Mapping | None:
-    """metav1.GetControllerOf: the ownerReference with ``controller: true``."""
-    return next((r for r in obj["metadata"].get("ownerReferences") or () if r.get("controller")), None)
 
 
 def count_healthy_pods(pods: list[Mapping], disrupted: Mapping[str, str], now: float) -> int:

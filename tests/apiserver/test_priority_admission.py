@@ -167,3 +167,26 @@ def test_an_update_keeps_value_policy_and_the_single_default():
     admit_update(RESOURCES["pods"], body, stored, caches)
     assert (body["spec"]["priority"], body["spec"]["preemptionPolicy"]) == (5, "PreemptLowerPriority")
     assert "priority" not in sent  # a new spec: the request's stays as sent
+
+
+def test_updates_through_the_apiserver_are_validated_status_included():
+    """The registry runs the update checks on the object as it would be stored: a PriorityClass's value stays, and
+    a PodDisruptionBudget's status (written by the disruption controller) is validated too, so a bad one is a 422,
+    not an object that readers fail to parse later."""
+    plane = Plane()
+    create_class(plane, "low", 10)
+    pc = plane.ok("get", "priorityclasses", name="low")
+    _, error = plane.call("update", "priorityclasses", name="low", body={**pc, "value": 11})
+    assert error is not None and error.code == 422 and "value" in error.message
+    body = {"metadata": {"name": "g"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "a"}}}}
+    pdb = plane.ok("create", "poddisruptionbudgets", namespace="default", body=body)
+    bad = {**pdb, "status": {"disruptedPods": {"p": "yesterday"}, "disruptionsAllowed": 0}}
+    _, error = plane.call(
+        "update", "poddisruptionbudgets", namespace="default", name="g", subresource="status", body=bad
+    )
+    assert error is not None and error.code == 422 and "status.disruptedPods.p" in error.message
+    good = {**pdb, "status": {"disruptedPods": {"p": "2026-01-01T00:00:05Z"}, "disruptionsAllowed": 0}}
+    plane.ok("update", "poddisruptionbudgets", namespace="default", name="g", subresource="status", body=good)
+    assert plane.ok("get", "poddisruptionbudgets", namespace="default", name="g")["status"]["disruptedPods"] == {
+        "p": "2026-01-01T00:00:05Z"
+    }
