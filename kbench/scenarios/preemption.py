@@ -32,10 +32,15 @@ def _tiered(name: str, replicas: int, grace: int) -> dict:
     return manifest
 
 
+LOW_PODS_PER_NODE = 4
+"""Low-priority pods (900m) a node-default.yaml node (4 CPU) holds: the preemption scenario's fill, and
+scheduler_perf's PreemptionBasic / PreemptionAsync initPods per node."""
+
+
 def preemption_objects(nodes: int, protected: float, grace_period: int) -> list[dict]:
     """The preemption scenario's objects: its PriorityClasses, four low-priority pods per node from two
     Deployments, and a PodDisruptionBudget (maxUnavailable 0) on ``low-protected``, ``protected`` of them."""
-    kept = round(4 * nodes * protected)
+    kept = round(LOW_PODS_PER_NODE * nodes * protected)
     budget = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -45,7 +50,7 @@ def preemption_objects(nodes: int, protected: float, grace_period: int) -> list[
     return [
         *(priority_class(name, value) for name, value in PRIORITY_CLASSES.items()),
         _tiered("low-protected", kept, grace_period),
-        _tiered("low-free", 4 * nodes - kept, grace_period),
+        _tiered("low-free", LOW_PODS_PER_NODE * nodes - kept, grace_period),
         budget,
     ]
 

@@ -20,6 +20,7 @@ import pandas as pd
 from kbench import plot
 from kbench.metrics import perfdata
 from kbench.profiles import load_profile
+from kbench.scenarios.preemption import LOW_PODS_PER_NODE
 from kbench.scenarios.scheduler_perf import basic_cluster, basic_pods, load_tests, run_workload
 from kbench.scheduler.config import parse_config
 from kbench.sweep.grid import PROFILE, Param
@@ -42,8 +43,6 @@ _WORKLOAD_OF = {
     "PreemptionBasic": "500Nodes",
     "PreemptionAsync": "5000Nodes",
 }
-LOW_PRIORITY_PODS_PER_NODE = 4
-"""The preemption workloads' initPods per node: four low-priority 900m pods fill a 4-CPU node."""
 
 PARAMS = (
     Param("workload", str, "scheduler_perf test", choices=WORKLOADS),
@@ -95,7 +94,7 @@ def run_point(params: dict, seed: int) -> dict:
     if workload in ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading"):
         overrides["initPods"] = min(nodes, 1000) if workload == "SchedulingBasic" else nodes
     elif workload.startswith("Preemption"):
-        overrides["initPods"] = LOW_PRIORITY_PODS_PER_NODE * nodes
+        overrides["initPods"] = LOW_PODS_PER_NODE * nodes
     config = parse_config({"percentageOfNodesToScore": params["percentage"]})
     result = run_workload(
         f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config, load_profile(params["profile"]), seed
