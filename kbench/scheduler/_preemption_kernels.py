@@ -13,10 +13,11 @@ from numba import njit
 
 from kbench.scheduler.state import PODS
 
-CANDIDATE, NO_VICTIMS, STATIC_FAILED, FIT_FAILED = range(4)
+CANDIDATE, NO_VICTIMS, STATIC_FAILED, FIT_FAILED, NONE_NEEDED = range(5)
 """Per potential node, the dry run's outcome: a candidate, no pod of lower priority (UnschedulableAndUnresolvable
 "No preemption victims found for incoming pod"), a filter other than NodeResourcesFit fails even with every
-lower-priority pod gone, or NodeResourcesFit still fails (its reasons in ``fit_failed``)."""
+lower-priority pod gone, NodeResourcesFit still fails (its reasons in ``fit_failed``), or every pod was reprieved
+(upstream's error "expected at least one victim pod on node")."""
 MAX_INT32 = 2**31 - 1
 
 
@@ -143,6 +144,8 @@ def select_victims(i, nodes, pods, preemptor, pdb, work):
             victims[k] = s
             k += 1
             violations += phase
+    if k == 0:
+        return NONE_NEEDED, 0, 0, 0, 1 + m
     _sort_by_importance(victims, k, priority, start, seq)
     return CANDIDATE, k, violations, 0, 1 + m
 

@@ -19,7 +19,16 @@ import pandas as pd
 
 from kbench.api.core import Pod
 from kbench.componentconfig import ConfigError
-from kbench.scheduler.interface import CODE_NAMES, SKIP, SUCCESS, UNRESOLVABLE, Handle, Plugin, Rejection
+from kbench.scheduler.interface import (
+    CODE_NAMES,
+    SKIP,
+    SUCCESS,
+    UNRESOLVABLE,
+    Handle,
+    Plugin,
+    Rejection,
+    fit_error_message,
+)
 from kbench.scheduler.nominator import Nominator
 from kbench.scheduler.plugins.registry import new_plugin
 from kbench.scheduler.profile import Profile
@@ -39,13 +48,6 @@ def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
     if percentage == 0:
         percentage = max(50 - num_all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
     return max(num_all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
-
-
-def fit_error_message(num_nodes: int, counts: Counter[str]) -> str:
-    """FitError.Error(): '0/N nodes are available: <count> <reason>, ...' with the parts sorted as strings
-    (``counts``: nodes per reason string, upstream's Diagnosis.NodeToStatus folded by reason)."""
-    parts = sorted(f"{count} {reason}" for reason, count in counts.items())
-    return f"0/{num_nodes} nodes are available: {', '.join(parts)}."
 
 
 @dataclass
@@ -195,7 +197,11 @@ class Framework:
         reasons = {}
         for i, pods in by_node.items():
             with self.state.added([(p, i) for p in pods]):
-                ctx = self.prefilter(pod)
+                try:
+                    ctx = self.prefilter(pod)
+                except Rejection as rejection:  # the nominated pods' AddPod made PreFilter reject the pod here
+                    code[i], first[i], reasons[i] = rejection.code, 0, rejection.reasons
+                    continue
                 with_code, with_first, _ = self.filter_all(pod, ctx)
                 if with_code[i] != SUCCESS:
                     plugin = self.filters[with_first[i]]

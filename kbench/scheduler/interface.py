@@ -9,6 +9,7 @@ suite (``tests/conformance/test_plugins.py``) checks every registered plugin.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -42,6 +43,7 @@ __all__ = [
     "Plugin",
     "Rejection",
     "default_normalize",
+    "fit_error_message",
 ]
 
 SUCCESS, UNSCHEDULABLE, UNRESOLVABLE = 0, 1, 2
@@ -51,6 +53,13 @@ SKIP = object()
 """Returned by prefilter/prescore when the plugin has nothing to do for this pod (upstream's Skip)."""
 
 MAX_NODE_SCORE = 100
+
+
+def fit_error_message(num_nodes: int, counts: Counter[str]) -> str:
+    """FitError.Error(): '0/N nodes are available: <count> <reason>, ...' with the parts sorted as strings
+    (``counts``: nodes per reason string, upstream's Diagnosis.NodeToStatus folded by reason)."""
+    parts = sorted(f"{count} {reason}" for reason, count in counts.items())
+    return f"0/{num_nodes} nodes are available: {', '.join(parts)}."
 
 
 class Rejection(Exception):

@@ -133,7 +133,7 @@ class KernelScheduler:
             plan = self.cached_plan(pod)
         except Rejection as rejection:
             return CycleResult.rejected(n, rejection)
-        if fw.nominator.for_pod(pod) or fw.nominator.node_of(pod.key) is not None:
+        if fw.nominator.any_for(pod) or fw.nominator.node_of(pod.key) is not None:
             return self._with_nominated(pod, plan)
         node, processed, found = k.schedule_pod(
             node_arrays(state), plan.inputs, fw.next_start, self._num_to_find(plan), fw.rng, self.workspace(plan)

@@ -64,6 +64,14 @@ class Nominator:
             return []
         return [(p, i) for key, (p, i, _) in self.pods.items() if key != pod.key and p.priority >= pod.priority]
 
+    def any_for(self, pod: Pod) -> bool:
+        """Whether :meth:`for_pod` is not empty (without building it)."""
+        if not self.pods:
+            return False
+        counted = self.alive & (self.priority >= pod.priority)
+        own = self.pods.get(pod.key)
+        return int(counted.sum()) > (1 if own is not None and counted[own[2]] else 0)
+
     def held(self, pod: Pod, resources: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What :meth:`for_pod`'s pods hold: (their nodes, sorted; requests ``[resource, node]``; pods per node)."""
         counted = self.alive & (self.priority >= pod.priority)

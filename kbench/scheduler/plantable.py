@@ -15,8 +15,8 @@ import numpy as np
 
 from kbench.api.core import Pod
 from kbench.scheduler import _batch_kernels as kb
-from kbench.scheduler.framework import Framework, fit_error_message
-from kbench.scheduler.interface import SKIP, SUCCESS
+from kbench.scheduler.framework import Framework
+from kbench.scheduler.interface import SKIP, SUCCESS, fit_error_message
 from kbench.scheduler.plan import Plan, PlanTable, node_arrays, static_totals
 
 FIT = "NodeResourcesFit"

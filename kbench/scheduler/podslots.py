@@ -68,6 +68,7 @@ class PodSlots:
         self.node[slots] = nodes
         self.seq[slots] = np.arange(self._seq, self._seq + m)
         self._seq += m
+        self.requests[:, slots] = 0  # a request vector may predate a resource row
         if requests.ndim == 1:
             self.requests[: len(requests), slots] = requests[:, None]
             self.priority[slots] = pods[0].priority

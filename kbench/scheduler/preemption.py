@@ -25,7 +25,7 @@ import numpy as np
 
 from kbench.api.core import Pod
 from kbench.scheduler import _preemption_kernels as kp
-from kbench.scheduler.interface import SUCCESS, UNRESOLVABLE, UNSCHEDULABLE, Rejection
+from kbench.scheduler.interface import SUCCESS, UNRESOLVABLE, UNSCHEDULABLE, Rejection, fit_error_message
 from kbench.scheduler.state import CORE_RESOURCES, CPU, EPHEMERAL, MEMORY, PODS, ClusterState
 
 NO_VICTIMS = "No preemption victims found for incoming pod"
@@ -165,6 +165,8 @@ class Evaluator:
     # -- Preempt --------------------------------------------------------------------------------------------------
     def preempt(self, pod: Pod, now: float = 0.0) -> Outcome:
         """Evaluator.Preempt after a failed cycle of ``pod``."""
+        if pod.preemption_policy == "Never":  # before any filter runs
+            return Outcome(None, message=f"preemption: {NEVER}")
         codes = self.fw.node_statuses(pod)
         eligible, message = self.eligible(pod, codes)
         if not eligible:
@@ -205,8 +207,7 @@ class Evaluator:
             counts.update(reasons)
         if n > len(statuses):
             counts[NOT_HELPFUL] += n - len(statuses)
-        parts = sorted(f"{count} {reason}" for reason, count in counts.items())
-        return f"preemption: 0/{n} nodes are available: {', '.join(parts)}."
+        return f"preemption: {fit_error_message(n, counts)}"
 
     # -- the reference ---------------------------------------------------------------------------------------------
     def _status_on(self, pod: Pod, i: int) -> tuple[int, tuple[str, ...]]:
@@ -246,7 +247,10 @@ class Evaluator:
                     victims.append(p)
             order = {p.key: k for k, p in enumerate(pods)}
             victims.sort(key=lambda p: order[p.key])
-            return victims, sum(p in violating for p in victims), (SUCCESS, ()), 1 + len(pods)
+            if not victims:
+                return [], 0, none_needed(self.state.nodes[i].name), 1 + len(pods)
+            breaking = {p.key for p in violating}
+            return victims, sum(p.key in breaking for p in victims), (SUCCESS, ()), 1 + len(pods)
         finally:
             for p in pods:
                 if p.key not in state.pods:
@@ -349,24 +353,26 @@ class Evaluator:
         outcome_, short, evals, cand_pos, cand_viol, vstart, vflat = out
         processed, cands, _ = kp.dry_run(order, cap, nodes, pods, preemptor, self._pdb_inputs(pdbs), out)
         names = [node.name for node in state.nodes]
-        static = {p: self.select_victims_on_node(pod, int(order[p]), pdbs)[2] for p in
-                  np.flatnonzero(outcome_[:processed] == kp.STATIC_FAILED).tolist()}  # fmt: skip
 
         def rejected() -> dict:
+            """The rejected nodes' statuses; a node a filter other than NodeResourcesFit rejected takes the
+            reference's (state-dependent, so built now when there is no candidate, else on first use)."""
             out = {}
             for p in np.flatnonzero(outcome_[:processed] != kp.CANDIDATE).tolist():
-                kind, name = outcome_[p], names[order[p]]
+                kind, i = outcome_[p], int(order[p])
                 if kind == kp.NO_VICTIMS:
-                    out[name] = (UNRESOLVABLE, NO_VICTIMS_REASONS)
+                    out[names[i]] = (UNRESOLVABLE, NO_VICTIMS_REASONS)
                 elif kind == kp.FIT_FAILED:
-                    out[name] = (UNSCHEDULABLE, fit_reasons(state, int(short[p])))
+                    out[names[i]] = (UNSCHEDULABLE, fit_reasons(state, int(short[p])))
+                elif kind == kp.NONE_NEEDED:
+                    out[names[i]] = none_needed(names[i])
                 else:
-                    out[name] = static[p]
+                    out[names[i]] = self.select_victims_on_node(pod, i, pdbs)[2]
             return out
 
-        outcome = Outcome(None, evaluations=int(evals[:processed].sum()), rejected=rejected)
         if not cands:
-            return outcome
+            return Outcome(None, evaluations=int(evals[:processed].sum()), rejected=rejected())
+        outcome = Outcome(None, evaluations=int(evals[:processed].sum()), rejected=rejected)
         viol = cand_viol[:cands]
         ranked = np.concatenate([np.flatnonzero(viol == 0), np.flatnonzero(viol > 0)])  # upstream's two lists
         chosen = int(ranked[kp.pick_one(ranked, viol, vstart, vflat, slots.priority, slots.start, now)])
@@ -379,6 +385,11 @@ class Evaluator:
         outcome.node, outcome.victims = names[order[cand_pos[chosen]]], victims[vstart[chosen] : vstart[chosen + 1]]
         outcome.found = found
         return outcome
+
+
+def none_needed(node: str) -> tuple[int, tuple[str, ...]]:
+    """DryRunPreemption's error for a node SelectVictimsOnNode succeeds on without a victim."""
+    return UNSCHEDULABLE, (f'expected at least one victim pod on node "{node}"',)
 
 
 def terminating_by_preemption(pod: Pod) -> bool:

@@ -272,7 +272,7 @@ class Scheduler:
         yield from [self.preempter(v, pod, node) for v in victims[:-1]]  # all asked at once, then awaited
         self.preempting[pod.key] = victims[-1].key
         yield self.preempter(victims[-1], pod, node)
-        del self.preempting[pod.key]
+        self.preempting.pop(pod.key, None)  # as upstream's set: a later preemption's goroutine may have ended it
 
     def running_preemption(self, pod: Pod) -> bool:
         """IsPodRunningPreemption (DefaultPreemption's PreEnqueue gate): its victims are still being evicted."""

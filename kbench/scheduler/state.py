@@ -181,11 +181,12 @@ class ClusterState:
         i = self.index[node] if isinstance(node, str) else node
         if pod.key in self.pods:
             raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[self.pods[pod.key].node].name}")
-        self.pods[pod.key] = BoundPod(pod, i, self.slots.take([pod], [i], self.vector(pod.requests))[0])
+        vector = self.vector(pod.requests)
+        self.pods[pod.key] = BoundPod(pod, i, self.slots.take([pod], [i], vector)[0])
         if pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"):
             self.affinity_pods[pod.key] = self.pods[pod.key]
             self.node_version += 1
-        self._account(pod, i, +1)
+        self._account(pod, i, +1, vector=vector)
 
     @contextmanager
     def added(self, placed: list[tuple[Pod, int]]) -> Iterator[None]:
@@ -267,9 +268,9 @@ class ClusterState:
             table[pod.key] = BoundPod(pod, i, slot)
             pods_on[i].append(pod)
 
-    def _account(self, pod: Pod, i: int, sign: int, arrays: bool = True) -> None:
+    def _account(self, pod: Pod, i: int, sign: int, arrays: bool = True, vector: np.ndarray | None = None) -> None:
         if arrays:
-            self.requested[:, i] += sign * self.vector(pod.requests)
+            self.requested[:, i] += sign * (self.vector(pod.requests) if vector is None else vector)
             nz = pod.nonzero_requests
             self.nonzero[0, i] += sign * nz.get("cpu", 0)
             self.nonzero[1, i] += sign * nz.get("memory", 0)

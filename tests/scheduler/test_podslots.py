@@ -78,3 +78,16 @@ def test_slots_follow_the_state(sequence):
             manifest = {**old.manifest, "status": {"startTime": "2026-01-01T00:01:00Z"}}
             state.refresh(Pod.from_manifest(manifest))
         check(state)
+
+
+def test_a_reused_slot_forgets_a_resource_its_new_pod_does_not_request():
+    """A kernel's bind vectors may predate a resource row: the slot a GPU pod left must not keep its GPUs."""
+    allocatable = {"cpu": "8", "pods": "10", "x/gpu": "4"}
+    state = ClusterState([Node.from_manifest({"metadata": {"name": "n0"}, "status": {"allocatable": allocatable}})])
+    gpu = Pod.from_manifest({"metadata": {"name": "g"}, "spec": {"containers": [
+        {"name": "c", "resources": {"requests": {"cpu": "1", "x/gpu": "2"}}}]}})  # fmt: skip
+    state.bind(gpu, 0)
+    state.remove(gpu.key)
+    plain = _pod(1, 100, 0, "a", None)
+    state.record_placed([plain], [0], np.array([[100], [0], [0], [0]], np.int64))  # the four core rows only
+    check(state)
