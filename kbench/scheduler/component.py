@@ -148,12 +148,15 @@ class KubeScheduler:
     def _budgets(self) -> list[PodDisruptionBudget]:
         """The PDB lister: the informer's budgets, each parsed once per resourceVersion."""
         out = []
+        parsed = {}
         for key, obj in self.pdbs.cache.items():
             rv = obj["metadata"].get("resourceVersion", "")
             cached = self._parsed_pdbs.get(key)
             if cached is None or cached[0] != rv:
-                cached = self._parsed_pdbs[key] = (rv, PodDisruptionBudget.from_manifest(obj))
+                cached = (rv, PodDisruptionBudget.from_manifest(obj))
+            parsed[key] = cached
             out.append(cached[1])
+        self._parsed_pdbs = parsed  # deleted budgets go
         return out
 
     def _clear_nomination(self, pod: Pod) -> None:

@@ -39,21 +39,12 @@ def preemption(nodes, pod, pods=(), pdbs=(), config=None, *, offset=0, compiled=
         Simulated now: pods without ``status.startTime`` start now.
     """
     budgets = [PodDisruptionBudget.from_manifest(m) for m in load_manifests(pdbs)]
-    state = ClusterState(Node.from_manifest(m) for m in load_manifests(nodes))
-    (preemptor,) = [Pod.from_manifest(m) for m in load_manifests([pod] if isinstance(pod, dict) else pod)]
-    config = config if isinstance(config, SchedulerConfig) else parse_config(config)
+    state, others, preemptor, config = _cluster(nodes, pods, pod, config)
     fw = Framework(config.profile(preemptor.scheduler_name), state, config.percentage_of_nodes_to_score, 0,
                    pdbs=lambda: budgets)  # fmt: skip
-    for m in load_manifests(pods):
-        other = Pod.from_manifest(m)
-        if other.node_name or other.nominated_node_name:
-            name = other.node_name or other.nominated_node_name
-            if name not in state.index:
-                raise ValueError(f"Pod {other.key}: node {name!r} is not one of the nodes")
-            if other.node_name:
-                state.bind(other, other.node_name)
-            else:
-                fw.nominate(other, state.index[name])
+    for other in others:
+        if other.nominated_node_name:
+            fw.nominate(other, state.index[other.nominated_node_name])
     if preemptor.nominated_node_name in state.index:
         fw.nominate(preemptor, state.index[preemptor.nominated_node_name])
     KernelScheduler(fw)  # the compiled dry run plans through it
@@ -78,14 +69,28 @@ def breakdown(nodes, pod, pods=(), config=None) -> pd.DataFrame:
     config : str, mapping or SchedulerConfig, optional
         A KubeSchedulerConfiguration (default: all defaults).
     """
-    state = ClusterState(Node.from_manifest(m) for m in load_manifests(nodes))
-    for m in load_manifests(pods):
-        bound = Pod.from_manifest(m)
-        if bound.node_name not in state.index:
-            raise ValueError(f"Pod {bound.key}: spec.nodeName {bound.node_name!r} is not one of the nodes")
-        state.bind(bound, bound.node_name)
-    (incoming,) = [Pod.from_manifest(m) for m in load_manifests([pod] if isinstance(pod, dict) else pod)]
-    config = config if isinstance(config, SchedulerConfig) else parse_config(config)
+    state, others, incoming, config = _cluster(nodes, pods, pod, config)
+    if others:
+        raise ValueError(f"Pod {others[0].key}: spec.nodeName: required (the pods given are bound ones)")
     return Framework(config.profile(incoming.scheduler_name), state, config.percentage_of_nodes_to_score).breakdown(
         incoming
     )
+
+
+def _cluster(nodes, pods, pod, config) -> tuple[ClusterState, list[Pod], Pod, SchedulerConfig]:
+    """The state with the bound pods (``spec.nodeName``) on their nodes, the other pods (pending or nominated, whose
+    ``status.nominatedNodeName`` must name a node), the pod, and the configuration."""
+    state = ClusterState(Node.from_manifest(m) for m in load_manifests(nodes))
+    others = []
+    for m in load_manifests(pods):
+        other = Pod.from_manifest(m)
+        name = other.node_name or other.nominated_node_name
+        if name and name not in state.index:
+            field = "spec.nodeName" if other.node_name else "status.nominatedNodeName"
+            raise ValueError(f"Pod {other.key}: {field} {name!r} is not one of the nodes")
+        if other.node_name:
+            state.bind(other, other.node_name)
+        else:
+            others.append(other)
+    (incoming,) = [Pod.from_manifest(m) for m in load_manifests([pod] if isinstance(pod, dict) else pod)]
+    return state, others, incoming, config if isinstance(config, SchedulerConfig) else parse_config(config)

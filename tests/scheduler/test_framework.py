@@ -88,6 +88,8 @@ def test_breakdown_reports_every_filter_with_reasons():
     assert np.isnan(table.loc[1, "score/total"]) and table.loc[0, "score/total"] > 0
     with pytest.raises(ValueError, match="spec.nodeName 'zz' is not one of the nodes"):
         breakdown([node("a", "1", "1Gi")], pod("p"), pods=[{**pod("q"), "spec": {"nodeName": "zz"}}])
+    with pytest.raises(ValueError, match="Pod default/q: spec.nodeName: required"):
+        breakdown([node("a", "1", "1Gi")], pod("p"), pods=[pod("q")])
 
 
 def test_bad_manifests_name_the_object_and_field():

@@ -213,3 +213,11 @@ def test_a_higher_preemptor_on_the_same_node_clears_the_lower_nomination():
     engine.run(until=engine.now + 60)
     records = scheduler.stats.pods
     assert cleared == ["default/mid"] and records["default/hi"].node == "n1" and records["default/mid"].bound is None
+
+
+def test_manifests_naming_a_node_that_is_not_there_are_refused_by_field():
+    nodes = [node("n1")]
+    with pytest.raises(ValueError, match="Pod default/lost: status.nominatedNodeName 'n9' is not one of the nodes"):
+        preemption(nodes, pod("hi", "1", 5), [pod("lost", "1", 5, nominated="n9")])
+    with pytest.raises(ValueError, match="Pod default/b: spec.nodeName 'n9' is not one of the nodes"):
+        preemption(nodes, pod("hi", "1", 5), [pod("b", "1", 0, "n9")])
