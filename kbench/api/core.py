@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import orjson
 import yaml
 
 from kbench.api.quantity import resource_amount
@@ -166,6 +167,7 @@ def _toleration(t: Any, where: str) -> Toleration:
 
 
 PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
+_SIGNATURE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 """core/v1 PreemptionPolicy values (PreemptLowerPriority is the default)."""
 
 
@@ -305,7 +307,10 @@ class Pod:
         """What scheduling depends on: namespace, labels and spec without the node name (pods of one
         template share it)."""
         spec = {k: v for k, v in (self.manifest.get("spec") or {}).items() if k != "nodeName"}
-        return json.dumps([self.namespace, self.labels, spec], sort_keys=True, default=str)
+        try:
+            return orjson.dumps([self.namespace, self.labels, spec], default=str, option=_SIGNATURE_OPTIONS).decode()
+        except orjson.JSONEncodeError:  # what orjson cannot encode (an integer beyond 64 bits)
+            return json.dumps([self.namespace, self.labels, spec], sort_keys=True, default=str)
 
     @cached_property
     def requests(self) -> dict[str, int]:

@@ -12,8 +12,6 @@ of pods of one spec in one kernel call that binds as it goes.
 
 from __future__ import annotations
 
-from itertools import groupby
-
 import numpy as np
 
 from kbench.api.core import Pod
@@ -54,6 +52,13 @@ class KernelScheduler:
         """Pods with one key have one plan: the same spec and labels, and the same ``nodeName`` (which the
         signature leaves out and the NodeName filter reads)."""
         return pod.signature, pod.node_name
+
+    @staticmethod
+    def spec_key(pod: Pod) -> tuple:
+        """A key that is equal only for pods of one :meth:`plan_key`, found without serializing the spec: the same
+        spec mapping (pods made from one template share it; it is never modified), namespace, labels and
+        ``nodeName``. Pods with equal plan keys may still differ here."""
+        return id(pod.manifest.get("spec")), pod.namespace, pod.node_name, tuple(pod.labels.items())
 
     def cached_plan(self, pod: Pod) -> Plan:
         """The pod's plan, reused for pods of one :meth:`plan_key` while nodes do not change; plans
@@ -172,9 +177,8 @@ class KernelScheduler:
         """(start, end, plan) of each run of consecutive pods of one :meth:`plan_key` (plan None: rejected by
         PreFilter, or no nodes); raises ValueError at the first dynamic plan."""
         runs: list[tuple[int, int, Plan | None]] = []
-        start, any_nodes = 0, self.fw.state.num_nodes > 0
-        for _, run in groupby(pods, key=self.plan_key):
-            end = start + sum(1 for _ in run)
+        any_nodes = self.fw.state.num_nodes > 0
+        for start, end in self._groups(pods):
             try:
                 plan = self.cached_plan(pods[start]) if any_nodes else None
             except Rejection:
@@ -185,8 +189,24 @@ class KernelScheduler:
                     "inter-pod affinity; schedule it one by one"
                 )
             runs.append((start, end, plan))
-            start = end
         return runs
+
+    def _groups(self, pods: list[Pod]) -> list[tuple[int, int]]:
+        """(start, end) of each run of consecutive pods of one :meth:`plan_key`; the plan key is computed only where
+        the :meth:`spec_key` changes."""
+        bounds: list[int] = []
+        last_spec: tuple | None = None
+        last_plan: tuple[str, str] | None = None
+        for i, pod in enumerate(pods):
+            spec = self.spec_key(pod)
+            if spec == last_spec:
+                continue
+            last_spec, plan = spec, self.plan_key(pod)
+            if plan != last_plan:
+                bounds.append(i)
+                last_plan = plan
+        bounds.append(len(pods))
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def schedule_batch(self, pods: list[Pod]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Schedule pods in queue order exactly as scheduling them one at a time would, binding each in the

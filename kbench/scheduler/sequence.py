@@ -169,7 +169,7 @@ def compile_sequence(scheduler: KernelScheduler, pods: list[Pod], begin: int) ->
         plans: list[tuple[Plan, Pod]] = []
         fallback = ""
         for pod in pods[begin:]:
-            cheap = spec_key(pod)
+            cheap = scheduler.spec_key(pod)
             p = by_spec.get(cheap)
             if p is None:
                 key = scheduler.plan_key(pod)
@@ -191,13 +191,6 @@ def compile_sequence(scheduler: KernelScheduler, pods: list[Pod], begin: int) ->
 
 def _has_affinity(pod: Pod) -> bool:
     return bool(pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"))
-
-
-def spec_key(pod: Pod) -> tuple:
-    """A key that is equal only for pods of one :meth:`KernelScheduler.plan_key`, found without serializing the
-    spec: the same spec mapping (pods made from one template share it; it is never modified), namespace, labels
-    and ``nodeName``. Pods with equal plan keys may still differ here; they then share a plan through it."""
-    return id(pod.manifest.get("spec")), pod.namespace, pod.node_name, tuple(pod.labels.items())
 
 
 def _admit(scheduler: KernelScheduler, pod: Pod, plans: list[tuple[Plan, Pod]]) -> int | str:

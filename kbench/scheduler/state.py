@@ -262,10 +262,16 @@ class ClusterState:
 
     def _register(self, pods: list[Pod], nodes: list[int], slots: list[int]) -> None:
         table, pods_on = self.pods, self.pods_on
-        for pod, i, slot in zip(pods, nodes, slots):
-            if pod.key in table:
-                raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[table[pod.key].node].name}")
-            table[pod.key] = BoundPod(pod, i, slot)
+        keys = [pod.key for pod in pods]
+        if not table.keys().isdisjoint(keys) or len(set(keys)) < len(keys):
+            seen: dict[str, int] = {}  # the first (raising before any is registered)
+            for key, i in zip(keys, nodes):
+                node = table[key].node if key in table else seen.get(key)
+                if node is not None:
+                    raise ValueError(f"Pod {key}: already bound to {self.nodes[node].name}")
+                seen[key] = i
+        table.update(zip(keys, map(BoundPod, pods, nodes, slots)))
+        for pod, i in zip(pods, nodes):
             pods_on[i].append(pod)
 
     def _account(self, pod: Pod, i: int, sign: int, arrays: bool = True, vector: np.ndarray | None = None) -> None:

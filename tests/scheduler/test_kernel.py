@@ -188,3 +188,48 @@ def test_the_plan_cache_is_bounded_and_a_dropped_plan_places_as_a_kept_one(monke
     assert placed == expected
     assert largest == 3  # filled, never beyond
     assert len({scheduler.plan_key(pod) for pod in pods}) > 3  # so plans were dropped and rebuilt
+
+
+def test_equal_specs_from_distinct_templates_place_as_one_by_one():
+    """Pods of one plan key made from two template objects (their spec keys differ) form one run per plan key and
+    place as one by one, whichever template each came from."""
+    node_list = [
+        Node.from_manifest(
+            {"metadata": {"name": f"n{i}"}, "status": {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "10"}}}
+        )
+        for i in range(4)
+    ]
+    spec = {"containers": [{"name": "c", "resources": {"requests": {"cpu": "300m"}}}]}
+    twins = [{"metadata": {"labels": {"app": "x"}}, "spec": dict(spec)} for _ in range(2)]
+    other = {"metadata": {"labels": {"app": "y"}}, "spec": {"containers": [{"name": "c"}]}}
+    order = [0, 1, 0, 0, 1, 2, 1, 0, 1, 1, 2, 2, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+    templates = [*twins, other]
+    pods = [
+        Pod.from_manifest({**templates[t], "metadata": {**templates[t]["metadata"], "name": f"p{i}"}})
+        for i, t in enumerate(order)
+    ]
+    fw = Framework(parse_config({}).profile(), ClusterState(node_list), 100, seed=3)
+    scheduler = KernelScheduler(fw)
+    assert scheduler.spec_key(pods[0]) != scheduler.spec_key(pods[1])
+    assert scheduler.plan_key(pods[0]) == scheduler.plan_key(pods[1])
+    assert scheduler._groups(pods)[:3] == [(0, 5), (5, 6), (6, 10)]
+    reference = place(node_list, pods, 100, 3, kernel=False)
+    _assert_batch_as_one_by_one(node_list, pods, 100, 3, reference)
+
+
+def test_a_pod_bound_twice_is_refused_by_name_before_any_of_its_batch_is_registered():
+    node_list = [
+        Node.from_manifest(
+            {"metadata": {"name": "n0"}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"}}}
+        )
+    ]
+    state = ClusterState(node_list)
+    a, b = (Pod.from_manifest({"metadata": {"name": n}, "spec": {"containers": [{"name": "c"}]}}) for n in "ab")
+    requests = np.zeros((state.requested.shape[0], 3), np.int64)
+    with pytest.raises(ValueError, match="Pod default/a: already bound to n0"):
+        state.record_placed([a, b, a], [0, 0, 0], requests)
+    assert not state.pods and not state.pods_on[0]
+    state.record_placed([a], [0], requests[:, :1])
+    with pytest.raises(ValueError, match="Pod default/a: already bound to n0"):
+        state.record_placed([b, a], [0, 0], requests[:, :2])
+    assert list(state.pods) == ["default/a"] and state.pods_on[0] == [a]
