@@ -52,6 +52,9 @@ WORKLOAD_FIELDS = ("name", "labels", "threshold", "params")
 LABELS = ("integration-test", "performance", "short")
 """The labels upstream's v1.35-era configs use (the CIs select workloads by them)."""
 SAMPLE_INTERVAL = 1.0
+WAIT_FOR_PODS_TIMEOUT = 600.0
+"""scheduler_perf.go waitUntilPodsScheduledInNamespace: createPods fails when its pods are not all scheduled within
+10 minutes ("even at the lowest observed QPS of ~10 pods/sec, a 5000-node test should complete")."""
 
 
 def scenario_dir() -> Path:
@@ -177,6 +180,18 @@ class WorkloadResult:
     """Pods those preemptions evicted."""
 
 
+class WorkloadIncomplete(RuntimeError):
+    """A workload whose createPods op did not see all its pods scheduled in time (upstream's test fails); ``result``
+    is what it measured until then."""
+
+    def __init__(self, message: str, result: WorkloadResult) -> None:
+        super().__init__(message, result)  # both in args: it pickles (a sweep's worker process raises it)
+        self.result = result
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class _Run:
     def __init__(self, test: dict, params: dict, config: SchedulerConfig, profile: Profile, seed: int) -> None:
         self.test, self.params, self.dir = test, params, test["_dir"]
@@ -186,6 +201,8 @@ class _Run:
         self.names: dict[str, int] = {}
         self.measured: list[str] = []
         self.measure_start: float | None = None
+        self.failure = ""
+        """Why the workload failed (a createPods op whose pods were not all scheduled in time), or empty."""
 
     def _count(self, op: dict, where: str) -> int:
         if "count" in op:
@@ -232,11 +249,24 @@ class _Run:
             self.measure_start = self.engine.now
         for pod in pods:
             self.scheduler.add_pod(pod)
-        records = self.scheduler.stats.pods
-        while any(records[p.key].bound is None for p in pods):  # wait for them to be scheduled
-            yield SAMPLE_INTERVAL / 10
-            if self.engine.now - (self.measure_start or 0) > 3600:
+        # waitUntilPodsScheduledInNamespace: every pod scheduled, else the workload fails after the timeout naming
+        # the first pod still pending (polled every tenth of the throughput sample; upstream polls every second)
+        records, keys, first = self.scheduler.stats.pods, [p.key for p in pods], 0
+        deadline = self.engine.now + WAIT_FOR_PODS_TIMEOUT
+        while True:
+            while first < len(keys) and records[keys[first]].bound is not None:
+                first += 1  # the first pod not yet bound (pods bound out of order are passed over once)
+            if first == len(keys):
                 return
+            if self.engine.now >= deadline:
+                pending = sum(records[k].bound is None for k in keys[first:])
+                why = records[keys[first]].message or "never attempted"
+                self.failure = (
+                    f"{where}: at least pod {keys[first]} is not scheduled after {WAIT_FOR_PODS_TIMEOUT:g} simulated "
+                    f"seconds ({pending} of {len(keys)} pending): {why}"
+                )
+                return
+            yield SAMPLE_INTERVAL / 10
 
     def _create(self, template: dict) -> tuple[str, str]:
         """Create one object of a churn template: ``("Node", name)`` or ``("Pod", key)``."""
@@ -277,6 +307,8 @@ class _Run:
                 self.create_nodes(op, where)
             elif op["opcode"] == "createPods":
                 yield from self.create_pods(op, where)
+                if self.failure:  # the workload stops at its failed op, as upstream's Fatalf does
+                    return
             else:
                 self.engine.process(self.churn(op, where), name="churn")
 
@@ -292,6 +324,13 @@ def run_workload(
     """Run ``Test/Workload`` (e.g. ``SchedulingBasic/5000Nodes_10000Pods``) and measure its throughput.
 
     ``params`` overrides the workload's parameters; ``scale`` multiplies every count (for quick runs).
+
+    Raises
+    ------
+    WorkloadIncomplete
+        When a createPods op's pods are not all scheduled within :data:`WAIT_FOR_PODS_TIMEOUT` simulated seconds
+        (the message names the op, the first pod still pending and its FitError; ``.result`` holds what was
+        measured).
     """
     tests = load_tests()
     test_name, _, workload_name = name.partition("/")
@@ -317,7 +356,7 @@ def run_workload(
     start = run.measure_start or 0.0
     samples = throughput_samples(bound, start, max(bound, default=start))
     stats = run.scheduler.stats
-    return WorkloadResult(
+    result = WorkloadResult(
         name=name,
         threshold=workload.get("threshold"),
         throughput=summarize(samples),
@@ -335,6 +374,9 @@ def run_workload(
         preemptions=stats.preemptions,
         victims=stats.victims,
     )
+    if run.failure:
+        raise WorkloadIncomplete(f"{name}: {run.failure}", result)
+    return result
 
 
 def basic_cluster(nodes: int, percentage: int, seed: int) -> tuple[KernelScheduler, dict]:

@@ -21,7 +21,7 @@ from kbench import plot
 from kbench.metrics import perfdata
 from kbench.profiles import load_profile
 from kbench.scenarios.preemption import LOW_PODS_PER_NODE
-from kbench.scenarios.scheduler_perf import basic_cluster, basic_pods, load_tests, run_workload
+from kbench.scenarios.scheduler_perf import WorkloadIncomplete, basic_cluster, basic_pods, load_tests, run_workload
 from kbench.scheduler.config import parse_config
 from kbench.sweep.grid import PROFILE, Param
 
@@ -52,18 +52,25 @@ PARAMS = (
     PROFILE,
 )
 
-PRESETS = {
-    "quick": {
+PRESETS = {  # every point schedulable: a workload whose pods do not all fit fails (WorkloadIncomplete)
+    "quick": {  # 100 nodes hold 4,000 pod-default.yaml pods (4 CPU / 100m), the 100 initial ones included
         "workload": ["SchedulingBasic"],
         "nodes": [100, 500, 1000, 2000, 5000],
-        "pods": [5000],
+        "pods": [3000],
         "percentage": [0, 100],
         "profile": ["default"],
     },
     "full": {
-        "workload": list(WORKLOADS),
-        "nodes": [100, 500, 1000, 2000, 5000, 15000],
+        "workload": [w for w in WORKLOADS if not w.startswith("Preemption")],
+        "nodes": [500, 1000, 2000, 5000, 15000],
         "pods": [10000],
+        "percentage": [0, 100],
+        "profile": ["default"],
+    },
+    "preemption": {  # each 3-CPU preemptor takes a node of four low-priority pods: at most one per node
+        "workload": ["PreemptionBasic", "PreemptionAsync"],
+        "nodes": [500, 1000, 5000],
+        "pods": [500],
         "percentage": [0, 100],
         "profile": ["default"],
     },
@@ -96,9 +103,13 @@ def run_point(params: dict, seed: int) -> dict:
     elif workload.startswith("Preemption"):
         overrides["initPods"] = LOW_PODS_PER_NODE * nodes
     config = parse_config({"percentageOfNodesToScore": params["percentage"]})
-    result = run_workload(
-        f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config, load_profile(params["profile"]), seed
-    )
+    try:
+        result = run_workload(
+            f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config, load_profile(params["profile"]), seed
+        )
+    except WorkloadIncomplete as err:  # the point's nodes cannot hold its pods: the grid's values, named
+        point = " ".join(f"{k}={v}" for k, v in params.items())
+        raise ValueError(f"scheduler sweep point {point}: {err}; choose more nodes or fewer pods") from None
     out = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
     latencies = np.asarray(result.latencies or [np.nan])
     upstream = _upstream(workload)["params"]

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kbench.scenarios.scheduler_perf import load_tests, run_workload, workload_names
+from kbench.scenarios.scheduler_perf import (
+    WAIT_FOR_PODS_TIMEOUT,
+    WorkloadIncomplete,
+    load_tests,
+    run_workload,
+    workload_names,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "scheduler_perf" / "templates"
 
@@ -93,12 +99,15 @@ def test_churn_create_stops_after_number_rounds(tmp_path, monkeypatch):
     path = _config(tmp_path, churn)
     test = yaml.safe_load(path.read_text())
     big = {"opcode": "createPods", "count": 1, "collectMetrics": True}
-    big["podTemplatePath"] = str(TEMPLATES / "pod-high-priority-large-cpu.yaml")  # waits the full hour
+    big["podTemplatePath"] = str(TEMPLATES / "pod-high-priority-large-cpu.yaml")  # waits until the timeout
     test[0]["workloadTemplate"].append(big)
     path.write_text(yaml.safe_dump(test))
     monkeypatch.setenv("KBENCH_SCENARIOS", str(tmp_path))
-    result = run_workload("T/w")
+    with pytest.raises(WorkloadIncomplete, match=r"T/w: T\.workloadTemplate\[2\]: at least pod default/") as failed:
+        run_workload("T/w")
+    result = failed.value.result
     assert result.scheduled == 0 and len(result.unschedulable) == 3 + 1
+    assert result.sim_seconds == pytest.approx(WAIT_FOR_PODS_TIMEOUT, abs=0.2)
 
 
 def test_preemption_basic_places_every_high_priority_pod_by_evicting_three_low_ones():

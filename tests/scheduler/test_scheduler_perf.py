@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
 from kbench.api.core import Node, Pod
-from kbench.scenarios.scheduler_perf import run_workload, summarize, throughput_samples, workload_names
+from kbench.scenarios.scheduler_perf import (
+    WorkloadIncomplete,
+    run_workload,
+    summarize,
+    throughput_samples,
+    workload_names,
+)
 from kbench.scheduler import ClusterState, Scheduler
 from kbench.sim import Engine
 from kbench.sweep import run_sweep
+from kbench.sweep import scheduler as scheduler_sweep
 
 UPSTREAM = [
     "SchedulingBasic/5000Nodes_10000Pods",
@@ -86,3 +94,44 @@ def test_scheduler_sweep_writes_scheduler_perf_json(tmp_path):
     assert item["labels"]["Metric"] == "SchedulingThroughput" and item["unit"] == "pods/s"
     assert set(item["data"]) == {"Average", "Perc50", "Perc90", "Perc95", "Perc99"}
     assert any(f.name == "scheduler_throughput.png" for f in files)
+
+
+def test_a_workload_whose_pods_do_not_fit_fails_naming_the_first_pending_pod():
+    """waitUntilPodsScheduledInNamespace: 100 nodes hold 4,000 pod-default.yaml pods; of 5,000 measured, 1,100
+    never fit, and after the 10-minute timeout the workload fails naming the first of them and its FitError, its
+    measurements until then attached (a pickled copy too: a sweep's worker raises it)."""
+    with pytest.raises(WorkloadIncomplete) as failed:
+        run_workload("SchedulingBasic/500Nodes", {"initNodes": 100, "initPods": 100, "measurePods": 5000})
+    assert str(failed.value) == (
+        "SchedulingBasic/500Nodes: SchedulingBasic.workloadTemplate[2]: at least pod default/pod-4001 is not "
+        "scheduled after 600 simulated seconds (1100 of 5000 pending): 0/100 nodes are available: 100 Insufficient "
+        "cpu. preemption: 0/100 nodes are available: 100 No preemption victims found for incoming pod.."
+    )
+    result = failed.value.result
+    assert (result.scheduled, result.measured) == (3900, 5000)
+    copy = pickle.loads(pickle.dumps(failed.value))
+    assert str(copy) == str(failed.value) and copy.result.scheduled == 3900
+
+
+def test_a_sweep_point_whose_pods_do_not_fit_is_refused_naming_the_point(tmp_path):
+    with pytest.raises(
+        ValueError,
+        match="scheduler sweep point workload=SchedulingBasic nodes=20 pods=900 "
+        "percentage=0 profile=default: .* at least pod default/pod-",
+    ):
+        run_sweep(
+            "scheduler",
+            params={"nodes": [20], "pods": [900], "percentage": [0]},
+            out=tmp_path,
+            jobs=1,
+            progress=False,
+        )
+
+
+def test_the_quick_preset_fits_every_pod():
+    """SchedulingBasic's nodes (4 CPU) hold 40 pod-default.yaml pods (100m) each; every quick point fits its initial
+    and measured pods."""
+    preset = scheduler_sweep.PRESETS["quick"]
+    assert preset["workload"] == ["SchedulingBasic"]
+    for nodes in preset["nodes"]:
+        assert min(nodes, 1000) + max(preset["pods"]) <= 40 * nodes
