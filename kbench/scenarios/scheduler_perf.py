@@ -184,12 +184,12 @@ class WorkloadIncomplete(RuntimeError):
     """A workload whose createPods op did not see all its pods scheduled in time (upstream's test fails); ``result``
     is what it measured until then."""
 
-    def __init__(self, message: str, result: WorkloadResult) -> None:
-        super().__init__(message, result)  # both in args: it pickles (a sweep's worker process raises it)
-        self.result = result
+    def __init__(self, workload: str, reason: str, result: WorkloadResult) -> None:
+        super().__init__(workload, reason, result)  # all in args: it pickles (a sweep's worker process raises it)
+        self.workload, self.reason, self.result = workload, reason, result
 
     def __str__(self) -> str:
-        return str(self.args[0])
+        return f"{self.workload}: {self.reason}"
 
 
 class _Run:
@@ -375,7 +375,7 @@ def run_workload(
         victims=stats.victims,
     )
     if run.failure:
-        raise WorkloadIncomplete(f"{name}: {run.failure}", result)
+        raise WorkloadIncomplete(name, run.failure, result)
     return result
 
 

@@ -103,13 +103,13 @@ def run_point(params: dict, seed: int) -> dict:
     elif workload.startswith("Preemption"):
         overrides["initPods"] = LOW_PODS_PER_NODE * nodes
     config = parse_config({"percentageOfNodesToScore": params["percentage"]})
+    problems = ""
     try:
         result = run_workload(
             f"{workload}/{_WORKLOAD_OF[workload]}", overrides, config, load_profile(params["profile"]), seed
         )
-    except WorkloadIncomplete as err:  # the point's nodes cannot hold its pods: the grid's values, named
-        point = " ".join(f"{k}={v}" for k, v in params.items())
-        raise ValueError(f"scheduler sweep point {point}: {err}; choose more nodes or fewer pods") from None
+    except WorkloadIncomplete as err:  # pods left unscheduled: what it measured, and the point reported as FAILED
+        result, problems = err.result, f"{err.reason}; choose more nodes or fewer pods"
     out = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
     latencies = np.asarray(result.latencies or [np.nan])
     upstream = _upstream(workload)["params"]
@@ -130,9 +130,10 @@ def run_point(params: dict, seed: int) -> dict:
             "wall_pods_per_s": result.cycles / max(result.decision_wall_seconds, 1e-9),
             "wall_batch_pods_per_s": (
                 batch_pods_per_second(nodes, pods, params["percentage"], seed)
-                if workload == "SchedulingBasic"
+                if workload == "SchedulingBasic" and not problems
                 else np.nan
             ),
+            "problems": problems,
         }
     )
     return out

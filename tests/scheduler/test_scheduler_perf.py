@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from kbench.api.core import Node, Pod
+from kbench.cli import main
 from kbench.scenarios.scheduler_perf import (
     WorkloadIncomplete,
     run_workload,
@@ -113,19 +116,21 @@ def test_a_workload_whose_pods_do_not_fit_fails_naming_the_first_pending_pod():
     assert str(copy) == str(failed.value) and copy.result.scheduled == 3900
 
 
-def test_a_sweep_point_whose_pods_do_not_fit_is_refused_naming_the_point(tmp_path):
-    with pytest.raises(
-        ValueError,
-        match="scheduler sweep point workload=SchedulingBasic nodes=20 pods=900 "
-        "percentage=0 profile=default: .* at least pod default/pod-",
-    ):
-        run_sweep(
-            "scheduler",
-            params={"nodes": [20], "pods": [900], "percentage": [0]},
-            out=tmp_path,
-            jobs=1,
-            progress=False,
-        )
+def test_a_sweep_point_whose_pods_do_not_fit_is_reported_failed_with_what_it_measured(tmp_path, capsys):
+    """As a cluster sweep's point with pods never started: the point is kept (its scheduled pods counted) and the
+    command names it as FAILED and exits 1."""
+    code = main(
+        ["sweep", "scheduler", "--param", "nodes=20", "--param", "pods=900", "--param", "percentage=0"]
+        + ["--out", str(tmp_path), "--jobs", "1", "--no-progress"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "FAILED point" in err and (
+        ": SchedulingBasic.workloadTemplate[2]: at least pod default/pod-801 is not scheduled after 600 simulated "
+        "seconds (120 of 900 pending): 0/20 nodes are available: 20 Insufficient cpu." in err
+    )
+    table = pd.read_parquet(next((tmp_path / "scheduler").glob("2*/results.parquet")))
+    assert table.loc[0, "sim_scheduled_pods"] == 900 - 120 and np.isnan(table.loc[0, "wall_batch_pods_per_s"])
 
 
 def test_the_quick_preset_fits_every_pod():
