@@ -110,7 +110,7 @@ def run_point(params: dict, seed: int) -> dict:
         )
     except WorkloadIncomplete as err:  # pods left unscheduled: what it measured, and the point reported as FAILED
         result, problems = err.result, f"{err.reason}; choose more nodes or fewer pods"
-    out = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
+    out: dict[str, float | str] = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
     latencies = np.asarray(result.latencies or [np.nan])
     upstream = _upstream(workload)["params"]
     upstream_scale = nodes == upstream["initNodes"] and pods == upstream["measurePods"]
