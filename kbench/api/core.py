@@ -167,8 +167,9 @@ def _toleration(t: Any, where: str) -> Toleration:
 
 
 PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
-_SIGNATURE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 """core/v1 PreemptionPolicy values (PreemptLowerPriority is the default)."""
+_SIGNATURE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+"""Pod.signature's encoding: keys sorted at every level, as json.dumps(sort_keys=True) sorts them."""
 
 
 def metav1_time(value: Any, where: str) -> float | None:

@@ -195,20 +195,13 @@ class KernelScheduler:
         """(start, end) of each run of consecutive pods of one :meth:`plan_key`; the plan key is computed only where
         the :meth:`spec_key` changes."""
         bounds: list[int] = []
-        last: Pod | None = None  # the last pod whose plan key was computed
-        last_spec: object = None
+        last_spec: tuple | None = None
         last_plan: tuple[str, str] | None = None
         for i, pod in enumerate(pods):
-            spec = pod.manifest.get("spec")
-            if (  # an equal spec key, compared without building it
-                last is not None
-                and spec is last_spec
-                and pod.labels == last.labels
-                and pod.namespace == last.namespace
-                and pod.node_name == last.node_name
-            ):
+            spec = self.spec_key(pod)
+            if spec == last_spec:
                 continue
-            last, last_spec, plan = pod, spec, self.plan_key(pod)
+            last_spec, plan = spec, self.plan_key(pod)
             if plan != last_plan:
                 bounds.append(i)
                 last_plan = plan
