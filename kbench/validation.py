@@ -140,7 +140,9 @@ class Experiment:
 
         sweep = get_sweep(self.sweep["name"])
         results = [(point, sweep.run_point(point, seed)) for point in self.points()]
-        return {row.column_name: _pick(results, row, self.origin) for row in self.rows}
+        figures = {row.column_name: _pick(results, row, self.origin) for row in self.rows}
+        problems = "; ".join(dict.fromkeys(m["problems"] for _, m in results if m.get("problems")))
+        return {**figures, "problems": problems} if problems else figures
 
 
 def _pick(results: list[tuple[dict, dict]], row: Row, origin: str) -> float:
@@ -150,6 +152,8 @@ def _pick(results: list[tuple[dict, dict]], row: Row, origin: str) -> float:
         raise ValidationError(f"{origin}: rows: {row.key}: where selects {len(hits)} of the sweep's points, not 1")
     if row.column not in hits[0]:
         raise ValidationError(f"{origin}: rows: {row.key}: column: the sweep has no {row.column!r}")
+    if hits[0].get("problems"):  # a point that did not do what it waited for (pods left unscheduled) has no figure
+        return math.nan
     return float(hits[0][row.column])
 
 

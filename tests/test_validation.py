@@ -215,6 +215,15 @@ def test_a_sweep_experiment_runs_its_points_and_picks_each_rows_point():
         both.run(seed=0)
 
 
+def test_a_sweep_experiment_whose_point_leaves_pods_unscheduled_has_no_figure_and_says_why():
+    doc = experiment(rows=[{**SWEEP_ROW, "unit": "pods/s", "column": "sim_throughput_average", "where": {"nodes": 20}}])
+    del doc["builtin"]
+    doc["sweep"] = {"name": "scheduler", "params": {"nodes": 20, "pods": 900, "percentage": 0}}
+    figures = validation.from_dict(doc, "v.yaml").run(seed=0)
+    assert math.isnan(figures["sim_[sim_throughput_average[nodes=20]]"])
+    assert "at least pod default/pod-801 is not scheduled after 600 simulated seconds" in figures["problems"]
+
+
 QUICK = [name for name, exp in validation.experiments().items() if exp.quick]
 
 
