@@ -131,8 +131,9 @@ class Experiment:
         params = {k: v if isinstance(v, list) else [v] for k, v in (spec.get("params") or {}).items()}
         return get_sweep(spec["name"]).grid(spec.get("preset", "quick"), params)
 
-    def run(self, seed: int = 0, on_advance=None) -> dict[str, float]:
-        """Run the experiment; its summary columns (a scenario's) and one ``sim_<row key>`` per published row."""
+    def run(self, seed: int = 0, on_advance=None) -> dict[str, float | str]:
+        """Run the experiment; its summary columns (a scenario's) and one ``sim_<row key>`` per published row, and
+        ``problems`` when a run (or a sweep's point) did not do what it waited for (its rows then have no figure)."""
         if self.sweep is None:
             result = self.scenario(seed).run(progress=False, on_advance=on_advance)
             return {**result.summary(), **measured(result.slis, self)}
@@ -352,7 +353,7 @@ def compare(results: pd.DataFrame, known: Mapping[str, Experiment]) -> pd.DataFr
         exp = known[str(name)]
         for row in exp.rows:
             column = row.column_name
-            value = float(runs[column].mean()) if column in runs else math.nan
+            value = float(runs[column].mean(skipna=False)) if column in runs else math.nan  # a failed seed: none
             ratio = value / row.published
             lines.append(
                 {

@@ -169,7 +169,7 @@ def _toleration(t: Any, where: str) -> Toleration:
 PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
 """core/v1 PreemptionPolicy values (PreemptLowerPriority is the default)."""
 _SIGNATURE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-"""Pod.signature's encoding: keys sorted at every level, as json.dumps(sort_keys=True) sorts them."""
+"""Pod.signature's encoding: keys sorted at every level (by their encoded text), so equal specs give one string."""
 
 
 def metav1_time(value: Any, where: str) -> float | None:
@@ -309,9 +309,12 @@ class Pod:
         template share it)."""
         spec = {k: v for k, v in (self.manifest.get("spec") or {}).items() if k != "nodeName"}
         try:
-            return orjson.dumps([self.namespace, self.labels, spec], default=str, option=_SIGNATURE_OPTIONS).decode()
-        except orjson.JSONEncodeError:  # what orjson cannot encode (an integer beyond 64 bits)
+            out = orjson.dumps([self.namespace, self.labels, spec], default=str, option=_SIGNATURE_OPTIONS)
+        except orjson.JSONEncodeError:  # what orjson cannot encode: an integer beyond 64 bits, very deep nesting
+            out = b"null"
+        if b"null" in out:  # orjson writes NaN and infinities as null, as it writes None: json.dumps tells them apart
             return json.dumps([self.namespace, self.labels, spec], sort_keys=True, default=str)
+        return out.decode()
 
     @cached_property
     def requests(self) -> dict[str, int]:

@@ -185,11 +185,11 @@ class WorkloadIncomplete(RuntimeError):
     is what it measured until then."""
 
     def __init__(self, workload: str, reason: str, result: WorkloadResult) -> None:
-        super().__init__(workload, reason, result)  # all in args: it pickles (a sweep's worker process raises it)
+        super().__init__(f"{workload}: {reason}")
         self.workload, self.reason, self.result = workload, reason, result
 
-    def __str__(self) -> str:
-        return f"{self.workload}: {self.reason}"
+    def __reduce__(self):  # pickled whole (a process pool or Dask worker may raise it)
+        return type(self), (self.workload, self.reason, self.result)
 
 
 class _Run:
@@ -250,7 +250,7 @@ class _Run:
         for pod in pods:
             self.scheduler.add_pod(pod)
         # waitUntilPodsScheduledInNamespace: every pod scheduled, else the workload fails after the timeout naming
-        # the first pod still pending (polled every tenth of the throughput sample; upstream polls every second)
+        # a pod still pending (polled every tenth of the throughput sample; upstream polls every second)
         records, keys, first = self.scheduler.stats.pods, [p.key for p in pods], 0
         deadline = self.engine.now + WAIT_FOR_PODS_TIMEOUT
         while True:
@@ -258,12 +258,12 @@ class _Run:
                 first += 1  # the first pod not yet bound (pods bound out of order are passed over once)
             if first == len(keys):
                 return
-            if self.engine.now >= deadline:
-                pending = sum(records[k].bound is None for k in keys[first:])
-                why = records[keys[first]].message or "never attempted"
+            if self.engine.now >= deadline:  # upstream names an attempted pod first, else an unattempted one
+                pending = [k for k in keys[first:] if records[k].bound is None]
+                named = next((k for k in pending if records[k].message), pending[0])
                 self.failure = (
-                    f"{where}: at least pod {keys[first]} is not scheduled after {WAIT_FOR_PODS_TIMEOUT:g} simulated "
-                    f"seconds ({pending} of {len(keys)} pending): {why}"
+                    f"{where}: at least pod {named} is not scheduled after {WAIT_FOR_PODS_TIMEOUT:g} simulated "
+                    f"seconds ({len(pending)} of {len(keys)} pending): {records[named].message or 'never attempted'}"
                 )
                 return
             yield SAMPLE_INTERVAL / 10

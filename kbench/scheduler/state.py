@@ -233,17 +233,19 @@ class ClusterState:
         """
         if not pods:
             return
+        keys, at = [pod.key for pod in pods], nodes.tolist()
+        self._refuse_bound(keys, at)
         first = pods[0]
+        slots = self.slots.take(pods, nodes, self.vector(first.requests))
         if first.host_ports or first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
-            slots = self.slots.take(pods, nodes, self.vector(first.requests))
-            for pod, i, slot in zip(pods, nodes.tolist(), slots):
-                self.pods[pod.key] = BoundPod(pod, i, slot)
+            for key, pod, i, slot in zip(keys, pods, at, slots):
+                self.pods[key] = BoundPod(pod, i, slot)
                 if first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
-                    self.affinity_pods[pod.key] = self.pods[pod.key]
+                    self.affinity_pods[key] = self.pods[key]
                     self.node_version += 1
                 self._account(pod, i, +1, arrays=False)
             return
-        self._register(pods, nodes.tolist(), self.slots.take(pods, nodes, self.vector(first.requests)))
+        self._register(keys, pods, at, slots)
         for pred, counts in self._selector_counts.values():
             if pred(first):
                 np.add.at(counts, nodes, 1)
@@ -253,24 +255,30 @@ class ClusterState:
         """Register pods of any signatures, none with host ports or inter-pod affinity terms, whose resources a
         kernel already added to the arrays, in order (the selector counts are updated pod by pod); ``requests``
         holds each pod's request vector as a column (the kernel's bind vectors)."""
-        self._register(pods, nodes, self.slots.take(pods, nodes, requests) if pods else [])
+        keys = [pod.key for pod in pods]
+        self._refuse_bound(keys, nodes)
+        self._register(keys, pods, nodes, self.slots.take(pods, nodes, requests) if pods else [])
         for pred, counts in self._selector_counts.values():
             for pod, i in zip(pods, nodes):
                 if pred(pod):
                     counts[i] += 1
         self.version += 1
 
-    def _register(self, pods: list[Pod], nodes: list[int], slots: list[int]) -> None:
-        table, pods_on = self.pods, self.pods_on
-        keys = [pod.key for pod in pods]
-        if not table.keys().isdisjoint(keys) or len(set(keys)) < len(keys):
-            seen: dict[str, int] = {}  # the first (raising before any is registered)
-            for key, i in zip(keys, nodes):
-                node = table[key].node if key in table else seen.get(key)
-                if node is not None:
-                    raise ValueError(f"Pod {key}: already bound to {self.nodes[node].name}")
-                seen[key] = i
-        table.update(zip(keys, map(BoundPod, pods, nodes, slots)))
+    def _refuse_bound(self, keys: list[str], nodes: list[int]) -> None:
+        """Refuse, by name, a pod already bound or twice in a batch, before anything of the batch is recorded."""
+        table = self.pods
+        if table.keys().isdisjoint(keys) and len(set(keys)) == len(keys):
+            return
+        seen: dict[str, int] = {}
+        for key, i in zip(keys, nodes):
+            node = table[key].node if key in table else seen.get(key)
+            if node is not None:
+                raise ValueError(f"Pod {key}: already bound to {self.nodes[node].name}")
+            seen[key] = i
+
+    def _register(self, keys: list[str], pods: list[Pod], nodes: list[int], slots: list[int]) -> None:
+        self.pods.update(zip(keys, map(BoundPod, pods, nodes, slots)))
+        pods_on = self.pods_on
         for pod, i in zip(pods, nodes):
             pods_on[i].append(pod)
 

@@ -67,7 +67,8 @@ PRESETS = {  # every point schedulable: a workload whose pods do not all fit fai
         "percentage": [0, 100],
         "profile": ["default"],
     },
-    "preemption": {  # each 3-CPU preemptor takes a node of four low-priority pods: at most one per node
+    "preemption": {  # PreemptionBasic: each 3-CPU preemptor takes a node of four low-priority pods, so pods <= nodes;
+        # PreemptionAsync: its measured 100m pods fit beside them (its preemptors come from a churn)
         "workload": ["PreemptionBasic", "PreemptionAsync"],
         "nodes": [500, 1000, 5000],
         "pods": [500],
@@ -157,9 +158,12 @@ FIGURES = (
 
 
 def export(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """scheduler_perf data items: one SchedulingThroughput item per point."""
+    """scheduler_perf data items: one SchedulingThroughput item per point that scheduled all its pods (a failed
+    point's partial throughput is no measurement of the workload)."""
     items = []
     for row in df.to_dict("records"):
+        if isinstance(row.get("problems"), str) and row["problems"]:
+            continue
         data = {
             "Average": row["sim_throughput_average"],
             **{f"Perc{q}": row[f"sim_throughput_perc{q}"] for q in (50, 90, 95, 99)},

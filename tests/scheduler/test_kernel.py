@@ -228,8 +228,23 @@ def test_a_pod_bound_twice_is_refused_by_name_before_any_of_its_batch_is_registe
     requests = np.zeros((state.requested.shape[0], 3), np.int64)
     with pytest.raises(ValueError, match="Pod default/a: already bound to n0"):
         state.record_placed([a, b, a], [0, 0, 0], requests)
-    assert not state.pods and not state.pods_on[0]
+    assert not state.pods and not state.pods_on[0] and not any(state.slots.pods)  # no slot taken either
     state.record_placed([a], [0], requests[:, :1])
     with pytest.raises(ValueError, match="Pod default/a: already bound to n0"):
         state.record_placed([b, a], [0, 0], requests[:, :2])
+    with pytest.raises(ValueError, match="Pod default/a: already bound to n0"):  # a batch of one signature too
+        state.record_bound([a], np.array([0]))
     assert list(state.pods) == ["default/a"] and state.pods_on[0] == [a]
+
+
+def test_signatures_tell_apart_what_json_tells_apart():
+    """orjson writes NaN, infinities and None alike (null): such specs take json.dumps, which tells them apart;
+    key order never matters."""
+
+    def signature(spec):
+        return Pod.from_manifest({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}], **spec}}).signature
+
+    odd = [signature({"x": value}) for value in (float("nan"), float("inf"), float("-inf"), None, 0)]
+    assert len(set(odd)) == len(odd)
+    assert signature({"a": 1, "b": {"d": 2, "c": 3}}) == signature({"b": {"c": 3, "d": 2}, "a": 1})
+    assert signature({"x": 2**70}) != signature({"x": 2**70 + 1})  # beyond orjson's integers
