@@ -141,7 +141,7 @@ class Experiment:
 
         sweep = get_sweep(self.sweep["name"])
         results = [(point, sweep.run_point(point, seed)) for point in self.points()]
-        figures = {row.column_name: _pick(results, row, self.origin) for row in self.rows}
+        figures: dict[str, float | str] = {row.column_name: _pick(results, row, self.origin) for row in self.rows}
         problems = "; ".join(dict.fromkeys(m["problems"] for _, m in results if m.get("problems")))
         return {**figures, "problems": problems} if problems else figures
 
