@@ -172,13 +172,10 @@ class Framework:
             code[fresh] = codes[fresh]
         return code, first, per_plugin
 
-    def filter_nominated(
-        self, pod: Pod, ctx: dict[str, object], reasons: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    def filter_nominated(self, pod: Pod, ctx: dict[str, object]) -> tuple[np.ndarray, np.ndarray, dict, dict]:
         """:meth:`filter_all` as RunFilterPluginsWithNominatedPods runs it: on a node where nominated pods of at
         least the pod's priority wait, the filters run with them added, then (if they passed) without them.
-        Returns (code, first, per-plugin codes, {node: reasons} of the nodes the nominated pods made fail, when
-        ``reasons`` is asked for)."""
+        Returns (code, first, per-plugin codes, {node: reasons} of the nodes the nominated pods made fail)."""
         code, first, per_plugin = self.filter_all(pod, ctx)
         if not len(self.nominator):
             return code, first, per_plugin, {}
@@ -190,7 +187,7 @@ class Framework:
         held = self.nominator.held(pod, len(self.state.resources))
         if not len(held[0]):
             return code, first, per_plugin, {}
-        return self._nominated_fit(pod, ctx, held, code, first, per_plugin, reasons)
+        return self._nominated_fit(pod, ctx, held, code, first, per_plugin)
 
     def _nominated_per_node(self, pod: Pod, by_node: dict, code, first, per_plugin):
         """Every filter again on each node with its nominated pods added (filters that read other pods)."""
@@ -209,7 +206,7 @@ class Framework:
                     reasons[i] = plugin.reasons(ctx.get(plugin.name), pod, i)
         return code, first, per_plugin, reasons
 
-    def _nominated_fit(self, pod: Pod, ctx: dict, held: tuple, code, first, per_plugin, reasons: bool):
+    def _nominated_fit(self, pod: Pod, ctx: dict, held: tuple, code, first, per_plugin):
         """Only NodeResourcesFit reads other pods: its Filter with the nominated pods' requests added on their
         nodes; each such node's status is then its first failing filter."""
         fit = next((p for p in self.filters if p.name == "NodeResourcesFit" and ctx.get(p.name) is not SKIP), None)
@@ -221,8 +218,7 @@ class Framework:
         state.pod_count[nodes] += counts
         try:
             fit_codes = fit.filter(ctx[fit.name], pod)
-            failing = [i for i in nodes.tolist() if fit_codes[i] != SUCCESS] if reasons else []
-            found = {i: fit.reasons(ctx[fit.name], pod, i) for i in failing}
+            found = {i: fit.reasons(ctx[fit.name], pod, i) for i in nodes.tolist() if fit_codes[i] != SUCCESS}
         finally:
             state.requested[:, nodes] -= added
             state.pod_count[nodes] -= counts
@@ -325,8 +321,6 @@ class Framework:
         self.next_start = (self.next_start + processed) % n
         result = CycleResult(None, evaluated=processed, feasible=len(nodes), statuses=per_plugin if detail else {})
         if len(nodes) == 0:
-            if len(self.nominator):
-                overrides = self.filter_nominated(pod, ctx, reasons=True)[3]
             result.message = self.fit_error(pod, ctx, first, overrides)
             result.rejectors = self.rejectors(first, ctx)
             return result

@@ -216,7 +216,7 @@ class Evaluator:
             ctx = self.fw.prefilter(pod)
         except Rejection as rejection:
             return rejection.code, rejection.reasons
-        code, first, _, overrides = self.fw.filter_nominated(pod, ctx, reasons=True)
+        code, first, _, overrides = self.fw.filter_nominated(pod, ctx)
         if code[i] == SUCCESS:
             return SUCCESS, ()
         plugin = self.fw.filters[first[i]]
