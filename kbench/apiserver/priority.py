@@ -17,7 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from kbench.api.core import ManifestError
-from kbench.api.policy import DEFAULT_PRIORITY_WHEN_NO_DEFAULT_CLASS_EXISTS, PodDisruptionBudget, PriorityClass
+from kbench.api.policy import (
+    DEFAULT_PRIORITY_WHEN_NO_DEFAULT_CLASS_EXISTS,
+    SYSTEM_PRIORITY_CLASSES,
+    PodDisruptionBudget,
+    PriorityClass,
+)
 from kbench.apiserver.objects import APIError, Resource
 from kbench.apiserver.watchcache import WatchCache
 
@@ -31,6 +36,13 @@ PARSERS: dict[str, Callable[[Mapping], PriorityClass | PodDisruptionBudget]] = {
 def forbidden(resource: Resource, name: str, detail: str) -> APIError:
     """403 Forbidden, as admission.NewForbidden (apierrors.NewForbidden on the request's group resource)."""
     return APIError(403, "Forbidden", f'{resource.group_resource} "{name}" is forbidden: {detail}')
+
+
+def refuse_system_class_delete(resource: Resource, name: str) -> None:
+    """The priorityclasses storage's Delete (pkg/registry/scheduling/priorityclass/storage): a system class is
+    never deleted."""
+    if resource.name == "priorityclasses" and name in SYSTEM_PRIORITY_CLASSES:
+        raise forbidden(resource, name, "this is a system priority class and cannot be deleted")
 
 
 def default_priority_class(classes: WatchCache) -> Mapping | None:

@@ -37,7 +37,7 @@ from kbench.apiserver.objects import (
     object_key,
     timestamp,
 )
-from kbench.apiserver.priority import PARSERS, admit_update
+from kbench.apiserver.priority import PARSERS, admit_update, refuse_system_class_delete
 from kbench.apiserver.watchcache import WatchCache
 
 TOKEN_DEFAULT_EXPIRATION, TOKEN_MIN_EXPIRATION, TOKEN_MAX_EXPIRATION = 3600, 600, 1 << 32
@@ -255,6 +255,7 @@ class Registry:
     def _plan_delete(self, op: WriteRequest, stored: Mapping, rv: int) -> Plan | None:
         """Graceful deletion (bound Pods), finalizers (deletionTimestamp first), else removal."""
         meta, res = stored["metadata"], op.resource
+        refuse_system_class_delete(res, op.name)
         grace = op.options.get("gracePeriodSeconds")
         if res.name == "pods" and stored.get("spec", {}).get("nodeName"):
             if grace is None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kbench.api.policy import PodDisruptionBudget
-from kbench.apiserver.objects import KINDS, APIError, object_key, seconds, timestamp
+from kbench.apiserver.objects import KINDS, APIError, object_key, timestamp
 from kbench.controllers.base import Controller, Manager, controller_of, pod_ready
 from kbench.controllers.deployment import scaled
 
@@ -127,7 +127,7 @@ class DisruptionController(Controller):
         if unmanaged:
             self.recorder.event(obj, "Warning", "UnmanagedPods", unmanaged_message(obj))
         disrupted, recheck = self.disrupted_pod_map(obj, pdb, pods)
-        healthy = count_healthy_pods(pods, disrupted, self.engine.now)
+        healthy = count_healthy_pods(pods, {name: pdb.disrupted_pods[name] for name in disrupted}, self.engine.now)
         yield from self.update_status(obj, pdb, healthy, desired, expected, disrupted)
         if recheck is not None:
             self.queue.add_after(pdb.key, recheck - self.engine.now)
@@ -189,7 +189,10 @@ class DisruptionController(Controller):
             if pod["metadata"].get("deletionTimestamp") or name not in pdb.disrupted_pods:
                 continue
             expected = pdb.disrupted_pods[name] + DELETION_TIMEOUT
-            if expected < now:
+            # upstream keeps a pod whose time is up at this very instant and rechecks then, real time having moved
+            # on; here the recheck would come at the same instant again, forever. countHealthyPods counts it healthy
+            # at that instant already, so it goes now.
+            if expected <= now:
                 ns = pdb.namespace  # upstream's message names the namespace twice
                 self.recorder.event(
                     pod, "Warning", "NotDeleted", f"Pod was expected by PDB {ns}/{ns} to be deleted but it wasn't"
@@ -235,20 +238,25 @@ class DisruptionController(Controller):
         yield from self.write_status(obj, status)
 
     def write_status(self, obj: Mapping, status: dict):
-        """writePdbStatus: UpdateStatus, not retried here (a failure requeues the key)."""
+        """writePdbStatus: UpdateStatus, not retried here (a failure requeues the key). A status equal to the stored
+        one is not written: the apiserver's GuaranteedUpdate (storage/etcd3/store.go) stores nothing and sends no
+        event for an update that changes nothing, so failSafe's repeated write of one status ends there."""
+        if status == (obj.get("status") or {}):
+            return
         body = {**obj, "status": status}
         yield self.client.call("update", "poddisruptionbudgets", body=body, subresource="status")
 
 
-def count_healthy_pods(pods: list[Mapping], disrupted: Mapping[str, str], now: float) -> int:
-    """countHealthyPods: Ready pods not being deleted and not disrupted within the last :data:`DELETION_TIMEOUT`."""
+def count_healthy_pods(pods: list[Mapping], disrupted: Mapping[str, float], now: float) -> int:
+    """countHealthyPods: Ready pods not being deleted and not disrupted within the last :data:`DELETION_TIMEOUT`
+    (``disrupted``: each disrupted pod's disruption time, in simulated seconds)."""
     healthy = 0
     for pod in pods:
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
             continue
         at = disrupted.get(meta["name"])
-        if at is not None and seconds(at) + DELETION_TIMEOUT > now:
+        if at is not None and at + DELETION_TIMEOUT > now:
             continue
         healthy += pod_ready(pod)
     return healthy

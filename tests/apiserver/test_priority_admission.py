@@ -46,6 +46,19 @@ def test_the_system_classes_exist_when_the_apiserver_starts():
     assert all(pc["metadata"]["resourceVersion"] and pc["metadata"]["uid"] for pc in classes.values())
 
 
+def test_a_system_class_cannot_be_deleted_and_a_user_class_can():
+    """pkg/registry/scheduling/priorityclass/storage Delete: 403 for a system class, which stays."""
+    plane = Plane()
+    _, error = plane.call("delete", "priorityclasses", name="system-node-critical")
+    assert error.code == 403 and error.message == (
+        'priorityclasses.scheduling.k8s.io "system-node-critical" is forbidden: '
+        "this is a system priority class and cannot be deleted"
+    )
+    assert plane.ok("get", "priorityclasses", name="system-node-critical")["value"] == 2_000_001_000
+    plane.ok("create", "priorityclasses", body={"metadata": {"name": "low"}, "value": 10})
+    plane.ok("delete", "priorityclasses", name="low")
+
+
 def test_a_pod_without_a_class_gets_priority_0_and_preempt_lower_priority():
     spec = admitted(Plane())
     assert (spec["priority"], spec["preemptionPolicy"]) == (0, "PreemptLowerPriority")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from kbench.apiserver.objects import copy_object, timestamp
 from kbench.cluster import Cluster, ClusterSpec
+from kbench.controllers.base import owner_reference
 from kbench.controllers.disruption import DELETION_TIMEOUT
-from tests.controlplane.helpers import Plane, kcm, record, running_status
+from tests.controlplane.helpers import Plane, cluster_call, kcm, record, running_status
 
 LABELS = {"app": "web"}
 
@@ -17,19 +18,8 @@ def start(plane: Plane):
     return manager
 
 
-def owner(obj: dict) -> dict:
-    meta = obj["metadata"]
-    return {
-        "apiVersion": obj["apiVersion"],
-        "kind": obj["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-    }
-
-
 def make_pod(plane: Plane, name: str, ready: bool = True, labels=LABELS, owned: dict | None = None) -> None:
-    meta = {"name": name, "labels": dict(labels), **({"ownerReferences": [owner(owned)]} if owned else {})}
+    meta = {"name": name, "labels": dict(labels), **({"ownerReferences": [owner_reference(owned)]} if owned else {})}
     spec = {"nodeName": "node-0", "containers": [{"name": "c", "image": "app:1"}]}
     pod = plane.ok("create", "pods", namespace="default", body={"metadata": meta, "spec": spec})
     set_ready(plane, name, ready, pod)
@@ -62,7 +52,7 @@ def allowed_condition(st: dict) -> tuple:
 
 
 def replicaset(plane: Plane, name: str, replicas: int, parent: dict | None = None) -> dict:
-    meta = {"name": name, **({"ownerReferences": [owner(parent)]} if parent else {})}
+    meta = {"name": name, **({"ownerReferences": [owner_reference(parent)]} if parent else {})}
     spec = {"replicas": replicas, "selector": {"matchLabels": LABELS}, "template": {"metadata": {"labels": LABELS}}}
     body = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta, "spec": spec}
     return plane.ok("create", "replicasets", namespace="default", body=body)
@@ -193,6 +183,39 @@ def test_a_job_pod_under_a_percentage_fails_safe():
     )
 
 
+def test_a_failing_budget_writes_its_fail_safe_status_once():
+    """failSafe writes the same status again at every sync; an update that changes nothing is not stored (etcd3
+    GuaranteedUpdate), so no event requeues the budget and the writes stop."""
+    plane = Plane(nodes=1)
+    manager = start(plane)
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "batch"}, "spec": {"template": {}}}
+    make_pod(plane, "batch-0", owned=plane.ok("create", "jobs", namespace="default", body=job))
+    sent = record(manager.controller("disruption-controller").client)
+    make_pdb(plane, maxUnavailable="10%")
+    assert status(plane, 30.0)["disruptionsAllowed"] == 0
+    assert len([r for r in sent if r["verb"] == "update"]) == 1
+
+
+def test_a_disrupted_pod_not_ready_at_its_deadline_is_dropped_and_time_goes_on():
+    """A disrupted pod that is not Ready when its DELETION_TIMEOUT runs out: dropped at that instant (a recheck at the
+    same instant would come back forever) and the run goes on."""
+    plane = Plane(nodes=1)
+    start(plane)
+    for i in range(3):
+        make_pod(plane, f"web-{i}")
+    make_pdb(plane, minAvailable=1)
+    status(plane)
+    set_ready(plane, "web-0", False)
+    pdb = plane.ok("get", "poddisruptionbudgets", namespace="default", name="guard")
+    evicted_at = timestamp(plane.engine.now)
+    body = {**pdb, "status": {**pdb["status"], "disruptedPods": {"web-0": evicted_at}}}
+    plane.ok("update", "poddisruptionbudgets", body=body, subresource="status")
+    steps = plane.engine.steps
+    st = status(plane, DELETION_TIMEOUT + 5)
+    assert counts(st) == (2, 1, 3, 1) and "disruptedPods" not in st
+    assert plane.engine.steps - steps < 10_000  # no sync loop at the deadline
+
+
 def test_disrupted_pods_are_not_healthy_until_their_deletion_timeout_then_dropped():
     plane = Plane(nodes=1)
     start(plane)
@@ -225,16 +248,6 @@ def test_a_pod_under_two_budgets_queues_the_first_with_a_warning():
     assert (
         warning["message"] == 'Pod "default"/"web-0" matches multiple PodDisruptionBudgets.  Chose "guard" arbitrarily.'
     )
-
-
-def cluster_call(cluster: Cluster, verb: str, resource: str, **kwargs):
-    """One admin request run to completion on the whole cluster; returns the result."""
-    box: dict = {}
-    cluster.admin.request(verb, resource, lambda result, error, delay: box.setdefault("r", (result, error)), **kwargs)
-    while "r" not in box:
-        cluster.run(cluster.engine.now + 0.01)
-    assert box["r"][1] is None, box["r"][1]
-    return box["r"][0]
 
 
 def test_a_whole_cluster_keeps_a_deployments_budget():

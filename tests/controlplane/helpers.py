@@ -13,6 +13,7 @@ from kbench.apiserver.objects import APIError, copy_object, timestamp
 from kbench.client import Client
 from kbench.cloud import Cloud, CloudControllerManagerConfiguration, cloud_controller_manager
 from kbench.cloud.config import ROUTE_FLAGS
+from kbench.cluster import Cluster
 from kbench.controllers import KubeControllerManagerConfiguration, Manager, controller_manager
 from kbench.controllers.config import KUBEADM_FLAGS
 from kbench.node import HollowNode
@@ -252,3 +253,13 @@ def running_pod(plane: Plane, name: str, node: str) -> None:
         body={"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}},
     )
     plane.run_pods(nodes=[node])
+
+
+def cluster_call(cluster: Cluster, verb: str, resource: str, **kwargs):
+    """One admin request run to completion on the whole cluster; returns the result."""
+    box: dict = {}
+    cluster.admin.request(verb, resource, lambda result, error, delay: box.setdefault("r", (result, error)), **kwargs)
+    while "r" not in box:
+        cluster.run(cluster.engine.now + 0.01)
+    assert box["r"][1] is None, box["r"][1]
+    return box["r"][0]

@@ -27,21 +27,12 @@ from kbench.controllers import KubeControllerManagerConfiguration
 from kbench.controllers.nodelifecycle import NODE_EVICTION_PERIOD, UNREACHABLE
 from kbench.node.config import KubeletConfiguration
 from kbench.scenarios.library import deployment
-from tests.controlplane.helpers import reached, read_before, record
+from tests.controlplane.helpers import cluster_call, reached, read_before, record
 
 REPLICAS = 10
 TOLERATION_SECONDS = 300  # plugin/pkg/admission/defaulttolerationseconds
 DEFAULTS = KubeControllerManagerConfiguration()
 NODE_MONITOR_GRACE_PERIOD, NODE_MONITOR_PERIOD = DEFAULTS.node_monitor_grace_period, DEFAULTS.node_monitor_period
-
-
-def _call(cluster: Cluster, verb: str, resource: str, **kwargs):
-    box: dict = {}
-    cluster.admin.request(verb, resource, lambda r, e, d: box.setdefault("r", (r, e)), **kwargs)
-    while "r" not in box:
-        cluster.run(cluster.engine.now + 0.01)
-    assert box["r"][1] is None, box["r"][1]
-    return box["r"][0]
 
 
 def _ready(node) -> str:
@@ -78,10 +69,11 @@ def test_node_failure_timeline_matches_upstream(mode):
     cluster.kcm.informer("nodes").add_handler(on_update=lambda old, new: seen.append((cluster.engine.now, "node", new)))
 
     cluster.settle()
-    _call(cluster, "create", "namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}
+    cluster_call(cluster, "create", "namespaces", body=namespace)
     while cluster.api.caches["serviceaccounts"].get("apps/default") is None:
         cluster.run(cluster.engine.now + 0.1)
-    _call(cluster, "create", "deployments", namespace="apps", body=deployment("web", REPLICAS, probe=False))
+    cluster_call(cluster, "create", "deployments", namespace="apps", body=deployment("web", REPLICAS, probe=False))
     cluster.run(cluster.engine.now + 30)
     pods = _pods(cluster)
     assert len(pods) == REPLICAS and all(p["status"]["phase"] == "Running" for p in pods)
