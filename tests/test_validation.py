@@ -152,6 +152,14 @@ drain: 1
 """
 
 
+def test_a_row_has_no_figure_when_any_seed_failed():
+    exp = validation.from_dict(sweep_experiment(), "v.yaml")
+    column = exp.rows[0].column_name
+    runs = pd.DataFrame([{"experiment": exp.name, column: 1.6}, {"experiment": exp.name, column: math.nan}])
+    table = validation.compare(runs, {exp.name: exp})
+    assert math.isnan(table["kbench"].iloc[0]) and table["within"].tolist() == [False]
+
+
 def test_an_experiment_whose_pods_never_start_has_no_figure_and_is_not_within(tmp_path, monkeypatch):
     monkeypatch.setenv("KBENCH_PRESETS", str(tmp_path))
     (tmp_path / "stuck.yaml").write_text(NEVER_STARTS)

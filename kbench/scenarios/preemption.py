@@ -66,6 +66,13 @@ def _high(replicas: int) -> dict:
     return manifest
 
 
+def fill_timeout(spec: ClusterSpec, nodes: int) -> float:
+    """Seconds the low-priority pods have to run: twice what the ReplicaSet controller takes to create them at
+    kube-controller-manager's ``kubeAPIQPS`` (each pod one create), and at least 600."""
+    qps = spec.config["kube-controller-manager"].kube_api_qps
+    return max(600.0, 2 * LOW_PODS_PER_NODE * nodes / qps)
+
+
 @builtin(
     "preemption",
     NODES,
@@ -101,7 +108,7 @@ def preemption(
         "schedulingThroughput": Measure(selector, parse_label_selector(selector)),
     }
     steps = [
-        {"waitForPods": {"namespace": "low", "timeout": 600}},
+        {"waitForPods": {"namespace": "low", "timeout": fill_timeout(spec, nodes)}},
         {"watchDisruptionBudgets": {"namespace": "low"}},
         {"createObjects": {"template": _high(high_pods), "namespace": "high"}},
         {"waitForPods": {"namespace": "high", "timeout": timeout}},

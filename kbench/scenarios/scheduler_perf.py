@@ -105,6 +105,9 @@ def _check_op(op, where: str) -> None:
             raise ValueError(f"{where}.{name}: expected an integer >= 0; got {value!r}")
     if op["mode"] == "recreate" and op.get("number", 0) < 1:
         raise ValueError(f"{where}.number: mode recreate cycles through number >= 1 objects; got {op.get('number')!r}")
+    paths = op.get("templatePaths")
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+        raise ValueError(f"{where}.templatePaths: a non-empty list of template files; got {paths!r}")
 
 
 def _check_workload(workload, where: str) -> None:
@@ -283,7 +286,7 @@ class _Run:
         500). create: every interval (a ticker: the first after one interval) one object of each template, until
         ``number`` rounds (0: no limit). recreate: create ``number`` of each, then delete them an interval later."""
         templates = [self._template(p) for p in op["templatePaths"]]
-        interval = float(op.get("intervalMilliseconds", 500)) / 1000
+        interval = float(op.get("intervalMilliseconds") or 500) / 1000  # 0 or unset: churnOp's 500 ms default
         if op["mode"] == "create":
             rounds = 0
             while not op.get("number") or rounds < op["number"]:

@@ -20,7 +20,6 @@ import pandas as pd
 from kbench import plot
 from kbench.metrics import perfdata
 from kbench.profiles import load_profile
-from kbench.scenarios.preemption import LOW_PODS_PER_NODE
 from kbench.scenarios.scheduler_perf import WorkloadIncomplete, basic_cluster, basic_pods, load_tests, run_workload
 from kbench.scheduler.config import parse_config
 from kbench.sweep.grid import PROFILE, Param
@@ -98,11 +97,12 @@ def run_point(params: dict, seed: int) -> dict:
     """Run the point's scheduler_perf workload: simulated throughput and costs, kbench's own pods/s."""
     workload = params["workload"]
     nodes, pods = params["nodes"], params["pods"]
+    upstream = _upstream(workload)["params"]
     overrides = {"initNodes": nodes, "measurePods": pods}
     if workload in ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading"):
         overrides["initPods"] = min(nodes, 1000) if workload == "SchedulingBasic" else nodes
-    elif workload.startswith("Preemption"):
-        overrides["initPods"] = LOW_PODS_PER_NODE * nodes
+    elif workload.startswith("Preemption"):  # low-priority pods per node as upstream's workload has them (4)
+        overrides["initPods"] = nodes * upstream["initPods"] // upstream["initNodes"]
     config = parse_config({"percentageOfNodesToScore": params["percentage"]})
     problems = ""
     try:
@@ -113,7 +113,6 @@ def run_point(params: dict, seed: int) -> dict:
         result, problems = err.result, f"{err.reason}; choose more nodes or fewer pods"
     out: dict[str, float | str] = {f"sim_throughput_{k.lower()}": v for k, v in result.throughput.items()}
     latencies = np.asarray(result.latencies or [np.nan])
-    upstream = _upstream(workload)["params"]
     upstream_scale = nodes == upstream["initNodes"] and pods == upstream["measurePods"]
     out.update(
         {

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kbench.cluster import ClusterSpec
 from kbench.scenarios import library, preemption
+from kbench.scenarios.preemption import fill_timeout
 from kbench.scenarios.spec import Scenario, ScenarioError
 
 FILE = Path(__file__).resolve().parents[2] / "data" / "scenarios" / "cluster" / "preemption.yaml"
@@ -31,6 +33,17 @@ def test_low_priority_pods_fill_every_node_and_a_share_is_under_the_budget():
     assert high["spec"]["replicas"] == 4 and high["spec"]["template"]["spec"]["priorityClassName"] == "high"
     assert scenario.measure["podStartupLatency"].threshold == 5 + 2  # the SLO plus the victims' grace period
     assert scenario.cluster.node_capacity == {"cpu": "4", "memory": "32Gi"}
+
+
+def test_the_fill_waits_as_long_as_the_controller_needs_to_create_the_low_pods():
+    """4 low-priority pods a node, created at kubeAPIQPS (20/s by default): a big cluster is given twice that time,
+    at least 600 s; a faster controller less."""
+    assert fill_timeout(ClusterSpec(nodes=50), 50) == 600.0
+    assert fill_timeout(ClusterSpec(nodes=5000), 5000) == 2 * 4 * 5000 / 20
+    fast = ClusterSpec(nodes=5000, config={"kube-controller-manager": {"kubeAPIQPS": 100}})
+    assert fill_timeout(fast, 5000) == 600.0
+    wait = preemption(nodes=5000).steps[0]
+    assert (wait.action, wait.args) == ("waitForPods", {"namespace": "low", "timeout": 2000.0})
 
 
 def test_bad_values_are_refused_by_name():

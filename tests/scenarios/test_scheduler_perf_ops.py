@@ -74,6 +74,16 @@ def test_preemption_workloads_are_upstreams():
             None,
             r"workloadTemplate\[1\]\.number: mode recreate cycles through number >= 1 objects; got None",
         ),
+        (
+            {"opcode": "churn", "mode": "create", "intervalMilliseconds": 100},
+            None,
+            r"workloadTemplate\[1\]\.templatePaths: a non-empty list of template files; got None",
+        ),
+        (
+            {"opcode": "churn", "mode": "create", "templatePaths": []},
+            None,
+            r"workloadTemplate\[1\]\.templatePaths: a non-empty list of template files; got \[\]",
+        ),
         (None, {"name": "w", "params": {}, "labels": ["fast"]}, r"workloads\[0\]\.labels: unknown label 'fast'"),
         (
             None,
@@ -108,6 +118,28 @@ def test_churn_create_stops_after_number_rounds(tmp_path, monkeypatch):
     result = failed.value.result
     assert result.scheduled == 0 and len(result.unschedulable) == 3 + 1
     assert result.sim_seconds == pytest.approx(WAIT_FOR_PODS_TIMEOUT, abs=0.2)
+
+
+def test_a_churn_interval_of_0_is_the_500_ms_default(tmp_path, monkeypatch):
+    """churnOp: IntervalMilliseconds 0 means the default 500 ms; a zero wait would stop simulated time, and this run
+    would never reach the createPods timeout."""
+    churn = {
+        "opcode": "churn",
+        "mode": "create",
+        "number": 4,
+        "intervalMilliseconds": 0,
+        "templatePaths": [str(TEMPLATES / "pod-high-priority-large-cpu.yaml")],
+    }
+    path = _config(tmp_path, churn)
+    test = yaml.safe_load(path.read_text())
+    big = {"opcode": "createPods", "count": 1, "collectMetrics": True}
+    big["podTemplatePath"] = str(TEMPLATES / "pod-high-priority-large-cpu.yaml")
+    test[0]["workloadTemplate"].append(big)
+    path.write_text(yaml.safe_dump(test))
+    monkeypatch.setenv("KBENCH_SCENARIOS", str(tmp_path))
+    with pytest.raises(WorkloadIncomplete) as failed:
+        run_workload("T/w")
+    assert len(failed.value.result.unschedulable) == 4 + 1
 
 
 def test_preemption_basic_places_every_high_priority_pod_by_evicting_three_low_ones():

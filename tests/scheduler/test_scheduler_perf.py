@@ -130,14 +130,18 @@ def test_a_sweep_point_whose_pods_do_not_fit_is_reported_failed_with_what_it_mea
         ": SchedulingBasic.workloadTemplate[2]: at least pod default/pod-801 is not scheduled after 600 simulated "
         "seconds (120 of 900 pending): 0/20 nodes are available: 20 Insufficient cpu." in err
     )
-    table = pd.read_parquet(next((tmp_path / "scheduler").glob("2*/results.parquet")))
+    run_dir = next((tmp_path / "scheduler").glob("2*/"))
+    table = pd.read_parquet(run_dir / "results.parquet")
+    assert json.loads((run_dir / "scheduler_perf.json").read_text())["dataItems"] == []  # no partial throughput
     assert table.loc[0, "sim_scheduled_pods"] == 900 - 120 and np.isnan(table.loc[0, "wall_batch_pods_per_s"])
 
 
-def test_the_quick_preset_fits_every_pod():
-    """SchedulingBasic's nodes (4 CPU) hold 40 pod-default.yaml pods (100m) each; every quick point fits its initial
-    and measured pods."""
-    preset = scheduler_sweep.PRESETS["quick"]
-    assert preset["workload"] == ["SchedulingBasic"]
-    for nodes in preset["nodes"]:
-        assert min(nodes, 1000) + max(preset["pods"]) <= 40 * nodes
+def test_every_preset_fits_every_pod():
+    """SchedulingBasic's nodes (4 CPU) hold 40 pod-default.yaml pods (100m) each, its initial pods included; each of
+    PreemptionBasic's 3-CPU preemptors takes a node of its own."""
+    for name, preset in scheduler_sweep.PRESETS.items():
+        for nodes in preset["nodes"]:
+            if "SchedulingBasic" in preset["workload"]:
+                assert min(nodes, 1000) + max(preset["pods"]) <= 40 * nodes, (name, nodes)
+            if "PreemptionBasic" in preset["workload"]:
+                assert max(preset["pods"]) <= nodes, (name, nodes)
