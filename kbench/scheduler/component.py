@@ -183,15 +183,15 @@ class KubeScheduler:
             c for c in (current.get("status") or {}).get("conditions") or [] if c.get("type") != "DisruptionTarget"
         ]
 
-        def deleted(result, error, delay):
-            if error is None or error.code == 404:
+        def deleted(result, error, delay):  # PreemptPod: a victim already gone (404) is not an eviction, no event
+            if error is None:
                 message = f"Preempted by pod {preemptor.uid} on node {node}"
                 event = (self._regarding(victim), "Normal", "Preempted", message, "Preempting")
                 self.engine.schedule(delay, lambda _: self.recorder.event(*event))
             self.engine.schedule(delay, done.succeed)
 
-        def patched(result, error, delay):
-            if error is not None and error.code != 404:
+        def patched(result, error, delay):  # a victim already gone (404) is not deleted again, as PreemptPod returns
+            if error is not None:
                 self.engine.schedule(delay, done.succeed)
                 return
             self.engine.schedule(

@@ -41,7 +41,7 @@ class KernelScheduler:
 
     def __init__(self, framework: Framework) -> None:
         self.fw = framework
-        framework.planner = self.plan
+        framework.planner = self.cached_plan  # the failed cycle's plan, reused by DefaultPreemption
         self.no_scoring = not framework.scorers
         self._plans: dict[tuple[str, str], Plan] = {}
         self._plans_version = -1

@@ -104,6 +104,20 @@ def filter_pods_with_pdb_violation(pods: Sequence[Pod], pdbs: Sequence[Any]) -> 
     return violating, fine
 
 
+def get_earliest_pod_start_time(pods: Sequence[Pod], now: float) -> float | None:
+    """util.GetEarliestPodStartTime: the earliest start among the pods of the highest priority (None: no pods)."""
+    if not pods:
+        return None
+    top = max(p.priority for p in pods)
+    return min(start_of(p, now) for p in pods if p.priority == top)
+
+
+def nodes_where_preemption_might_help(codes: np.ndarray) -> np.ndarray:
+    """nodesWherePreemptionMightHelp (v1.35): the nodes whose status is Unschedulable; UnschedulableAndUnresolvable
+    ones are not tried."""
+    return np.flatnonzero(codes == UNSCHEDULABLE)
+
+
 def calculate_num_candidates(num_nodes: int, percentage: int, absolute: int) -> int:
     """calculateNumCandidates: ``percentage`` of the nodes, at least ``absolute``, at most all."""
     return min(max(num_nodes * percentage // 100, absolute), num_nodes)
@@ -114,16 +128,12 @@ def pick_one_node_for_preemption(candidates: Sequence[Candidate], now: float = 0
     if not candidates:
         return ""
 
-    def earliest_top(c: Candidate) -> float:  # util.GetEarliestPodStartTime
-        top = c.victims[0].priority
-        return min(start_of(p, now) for p in c.victims if p.priority == top)
-
     criteria = (
         lambda c: -c.num_pdb_violations,
         lambda c: -c.victims[0].priority,
         lambda c: -sum(p.priority + kp.MAX_INT32 + 1 for p in c.victims),
         lambda c: -len(c.victims),
-        earliest_top,
+        lambda c: get_earliest_pod_start_time(c.victims, now),
     )
     alive = list(candidates)
     for score in criteria:
@@ -171,7 +181,7 @@ class Evaluator:
         eligible, message = self.eligible(pod, codes)
         if not eligible:
             return Outcome(None, message=message)
-        potential = np.flatnonzero(codes == UNSCHEDULABLE)
+        potential = nodes_where_preemption_might_help(codes)
         n = self.state.num_nodes
         if len(potential) == 0:
             return Outcome("", message=self._fit_error({}, n))
@@ -189,10 +199,9 @@ class Evaluator:
         return outcome
 
     def eligible(self, pod: Pod, codes: np.ndarray) -> tuple[bool, str]:
-        """PodEligibleToPreemptOthers: not for preemptionPolicy Never, nor while a lower-priority pod evicted by
-        preemption terminates on the pod's nominated node (unless that node is now UnschedulableAndUnresolvable)."""
-        if pod.preemption_policy == "Never":
-            return False, f"preemption: {NEVER}"
+        """PodEligibleToPreemptOthers, for a pod whose preemptionPolicy is not Never (:meth:`preempt` answers that
+        before any filter runs): not while a lower-priority pod evicted by preemption terminates on the pod's
+        nominated node (unless that node is now UnschedulableAndUnresolvable)."""
         node = self.fw.nominator.node_of(pod.key)
         if node is not None and codes[node] != UNRESOLVABLE:
             for other in self.state.pods_on[node]:

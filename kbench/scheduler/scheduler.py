@@ -261,8 +261,8 @@ class Scheduler:
         self.framework.nominate(pod, node)
         record.nominated = outcome.node
         self.stats.preemptions += 1
-        self.stats.victims += len(outcome.victims)
-        victims = [v for v in outcome.victims if not v.terminating]
+        victims = [v for v in outcome.victims if not v.terminating]  # those terminating already are not evicted again
+        self.stats.victims += len(victims)
         if victims:
             self.preempting[pod.key] = None
             self.engine.process(self._evict(pod, victims, outcome.node), name=f"preempt/{pod.key}")

@@ -3,6 +3,7 @@ through DefaultBinder to the apiserver."""
 
 from __future__ import annotations
 
+from kbench.api.core import Pod
 from kbench.apiserver import APIServer
 from kbench.client import Client
 from kbench.profiles import load_profile
@@ -66,3 +67,25 @@ def test_cycle_costs_are_the_profiles_scheduler_section():
     }
     faster = Costs.from_profile(profile.override({"scheduler.cycle_overhead.value": 0.0001}))
     assert faster.cycle_overhead == 0.0001
+
+
+def test_preempting_a_victim_already_gone_neither_deletes_nor_records_an_event():
+    """PreemptPod: a 404 on the DisruptionTarget patch returns (no delete, no Preempted event)."""
+    engine, _, scheduler = _cluster()
+    sent = []
+    request = scheduler.client.request
+
+    def logged(verb, resource, callback, delay=0.0, **kwargs):
+        sent.append((verb, resource, kwargs.get("subresource", "")))
+        return request(verb, resource, callback, delay=delay, **kwargs)
+
+    scheduler.client.request = logged
+    manifest = {"metadata": {"name": "gone", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}}
+    victim, preemptor = Pod.from_manifest(manifest), Pod.from_manifest({**manifest, "metadata": {"name": "high"}})
+    done = scheduler._preempt(victim, preemptor, "n0")
+    engine.run(until=5.0)
+    writes = [s for s in sent if s[0] in ("patch", "delete", "update")]
+    assert done.processed and writes == [("patch", "pods", "status")]
+    assert not [
+        e for e, _, _ in scheduler.client.server.caches["events"].objects.values() if e.get("reason") == "Preempted"
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -17,6 +18,7 @@ from kbench.api.policy import PodDisruptionBudget
 from kbench.api.times import seconds
 from kbench.scheduler import preemption as api
 from kbench.scheduler.config import parse_config
+from kbench.scheduler.interface import CODE_NAMES
 from kbench.scheduler.profile import PLUGINS
 from kbench.scheduler.whatif import preemption as what_if
 
@@ -152,8 +154,7 @@ def test_filter_pods_with_pdb_violation_matches_upstream(doc: dict, case: dict):
 
 def test_golden_tables_load():
     """Every table loads; its manifests are valid kbench objects and its configurations valid; the helper tables
-    without an entry point in kbench.scheduler.preemption (nodesWherePreemptionMightHelp, GetEarliestPodStartTime)
-    are well formed."""
+    nodesWherePreemptionMightHelp and GetEarliestPodStartTime hold for kbench's functions."""
     stems = sorted(path.stem for path in GOLDEN.glob("*.yaml"))
     assert len(stems) == 9
     for stem in stems:
@@ -167,13 +168,13 @@ def test_golden_tables_load():
                 check_case_objects(doc, case)
     for case in load("nodes_where_preemption_might_help")["cases"]:
         # the older table holds for v1.35's rule: every node not UnschedulableAndUnresolvable is tried
-        codes = {s["code"] for s in case["statuses"].values()}
-        assert codes <= {"Unschedulable", "UnschedulableAndUnresolvable"}
-        assert set(case["want"]) == {n for n, s in case["statuses"].items() if s["code"] == "Unschedulable"}
+        names = list(case["statuses"])
+        codes = np.array([CODE_NAMES.index(case["statuses"][n]["code"]) for n in names], np.int8)
+        assert {names[i] for i in api.nodes_where_preemption_might_help(codes).tolist()} == set(case["want"])
+    now = seconds("2026-01-01T00:00:10Z")  # the table's currentTime
     for case in load("get_earliest_pod_start_time")["cases"]:
-        pods = [Pod.from_manifest(p) for p in case["pods"]]
-        assert (case["want"] is None) == (not pods)
-        assert case["want"] is None or seconds(case["want"]) in {p.start_time for p in pods}
+        earliest = api.get_earliest_pod_start_time([Pod.from_manifest(p) for p in case["pods"]], now)
+        assert earliest == (None if case["want"] is None else seconds(case["want"])), case["name"]
 
 
 def check_case_objects(doc: dict, case: dict) -> None:
