@@ -5,7 +5,8 @@ Cluster: 5,000 nodes of two machine sizes (4 and 8 CPU), full of low-priority po
 priorities (0-3) and start times, a fifth of them under PodDisruptionBudgets with little left to disrupt. Each
 round brings 20 high-priority 3-CPU pods that fit nowhere: every one is a scheduling cycle that fails (its FitError
 diagnosed in the kernel) and a PostFilter that finds potential nodes, dry-runs preemption from a random offset
-until ``minCandidateNodesAbsolute`` (100) candidates (10% of 5,000 = 500 under the defaults), and picks one; nothing is
+until it has calculateNumCandidates' max(10% of the nodes, ``minCandidateNodesAbsolute`` 100) = 500 candidates,
+and picks one; nothing is
 evicted, so rounds see the same cluster. The reference is ``Framework.schedule`` and the evaluator's reference dry
 run (the filters over the state with the victims removed and re-added), timed on one pod. Both must choose the same
 node and victims. Compilation happens before the timed rounds.

@@ -88,10 +88,21 @@ def builtin(name: str, *params: Param):
     return register
 
 
-def _scenario(name: str, steps: list[dict], drain: float = 30.0, **cluster) -> Scenario:
-    spec = ClusterSpec(**cluster)
-    spec.check()
-    return Scenario(name, spec, [], drain=drain).add_steps(steps)
+def built_in_scenario(
+    name: str,
+    steps: list[dict],
+    drain: float = 30.0,
+    objects: list[dict] | None = None,
+    measure: dict | None = None,
+    spec: ClusterSpec | None = None,
+    **cluster,
+) -> Scenario:
+    """A built-in's Scenario: its cluster (``spec``, or one made from ``cluster`` and checked), objects created
+    before the steps, measurements and steps."""
+    if spec is None:
+        spec = ClusterSpec(**cluster)
+        spec.check()
+    return Scenario(name, spec, [], objects or [], drain=drain, measure=measure or {}).add_steps(steps)
 
 
 def deployment(name: str, replicas: int, image: str = "registry.k8s.io/pause:3.10", probe: bool = True) -> dict:
@@ -132,7 +143,7 @@ def service(name: str, app: str, kind: str = "ClusterIP") -> dict:
 )
 def density(nodes: int = 100, pods_per_node: int = 30, rate: float = 20.0, **cluster) -> Scenario:
     """CL2 density: pause pods created at ``rate`` per second up to ``pods_per_node`` per node."""
-    return _scenario(
+    return built_in_scenario(
         "density",
         [
             {"createPods": {"perNode": pods_per_node, "rate": rate, "namespace": "density"}},
@@ -176,7 +187,7 @@ def load(
     ]
     if churn > 0:
         steps.append({"churn": {"rate": churn, "duration": duration, "namespace": "load-churn"}})
-    return _scenario("load", steps, nodes=nodes, **cluster)
+    return built_in_scenario("load", steps, nodes=nodes, **cluster)
 
 
 @builtin(
@@ -206,7 +217,7 @@ def node_failure(
 
     ``mode``: ``partition`` (cut off; containers keep running) or ``shutdown`` (containers die too)."""
     stop = {"fraction": fraction, "mode": mode, **({"restartAfter": downtime} if downtime is not None else {})}
-    return _scenario(
+    return built_in_scenario(
         "node-failure",
         [
             {"createObjects": {"template": deployment("web", replicas, probe=False), "namespace": "apps"}},
@@ -223,7 +234,7 @@ def node_failure(
 @builtin("rolling-update", NODES, Param("replicas", int, "replicas of the Deployment", minimum=1, maximum=100_000))
 def rolling_update(nodes: int = 20, replicas: int = 50, **cluster) -> Scenario:
     """A Deployment behind a Service rolls to a new image (maxSurge / maxUnavailable 25%)."""
-    return _scenario(
+    return built_in_scenario(
         "rolling-update",
         [
             {"createObjects": {"template": deployment("web", replicas, "nginx:1.27"), "namespace": "apps"}},
@@ -284,7 +295,7 @@ def job_waves(
         wave = yaml.safe_load(yaml.safe_dump(job))
         wave["metadata"]["name"] = f"wave-{w}"
         steps += [{"createObjects": {"template": wave, "namespace": "batch"}}, {"wait": {"seconds": gap}}]
-    return _scenario("job-waves", steps, nodes=nodes, **cluster)
+    return built_in_scenario("job-waves", steps, nodes=nodes, **cluster)
 
 
 @builtin(
@@ -296,7 +307,7 @@ def job_waves(
 def load_balancers(nodes: int = 20, services: int = 10, replicas: int = 5, **cluster) -> Scenario:
     """LoadBalancer Services over the modelled cloud (the cloud-controller-manager's service controller)."""
     cluster.setdefault("cloud", True)
-    return _scenario(
+    return built_in_scenario(
         "load-balancers",
         [
             {"createObjects": {"template": deployment("lb-app", replicas, probe=False), "namespace": "lb"}},
@@ -346,7 +357,7 @@ def probe_storm(nodes: int = 20, pods_per_node: int = 10, fails_after: float = 3
             ],
         },
     }
-    return _scenario(
+    return built_in_scenario(
         "probe-storm",
         [
             {"createObjects": {"template": service("storm", "storm"), "namespace": "storm"}},
@@ -374,7 +385,7 @@ CLUSTER_SCHEDULER_PERF = ("SchedulingBasic", "TopologySpreading", "PreferredTopo
     Param(
         "test",
         str,
-        "scheduler_perf test (the churn and DaemonSet tests run in the scheduler sweep)",
+        "scheduler_perf test (the churn, DaemonSet and preemption tests run in the scheduler sweep)",
         choices=CLUSTER_SCHEDULER_PERF,
     ),
     NODES,
@@ -410,4 +421,4 @@ def scheduler_perf(
                 }
             )
     steps.append({"waitForPods": {}})
-    return _scenario("scheduler-perf", steps, nodes=nodes, **cluster)
+    return built_in_scenario("scheduler-perf", steps, nodes=nodes, **cluster)

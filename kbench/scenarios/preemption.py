@@ -7,7 +7,7 @@ from kbench.apiserver.objects import parse_label_selector
 from kbench.cluster import MAX_NODES, ClusterSpec
 from kbench.metrics.slis import POD_STARTUP_SLO, Measure
 from kbench.params import Param
-from kbench.scenarios.library import NODES, builtin, deployment
+from kbench.scenarios.library import NODES, built_in_scenario, builtin, deployment
 from kbench.scenarios.spec import Scenario
 
 PRIORITY_CLASSES = {"low": 1000, "high": 1_000_000}
@@ -21,14 +21,19 @@ def priority_class(name: str, value: int) -> dict:
     return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}, "value": value}
 
 
-def _tiered(name: str, replicas: int, grace: int) -> dict:
-    """A low-priority Deployment of scheduler_perf's pod-low-priority.yaml pod (900m, 500Mi), ``tier: low``."""
+def _tiered(name: str, replicas: int, tier: str, cpu: str, grace: int | None = None) -> dict:
+    """A Deployment of ``tier`` priority (its PriorityClass and ``tier`` label; namespace ``low`` for the low tier)
+    whose pods request ``cpu`` and 500Mi, as scheduler_perf's pod-low-priority.yaml (900m) and
+    pod-high-priority.yaml (3 CPU) pods do."""
     manifest = deployment(name, replicas, probe=False)
-    manifest["metadata"]["namespace"] = "low"
+    if tier == "low":
+        manifest["metadata"]["namespace"] = "low"
     template = manifest["spec"]["template"]
-    template["metadata"]["labels"]["tier"] = "low"
-    template["spec"].update(priorityClassName="low", terminationGracePeriodSeconds=grace)
-    template["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "900m", "memory": "500Mi"}}
+    template["metadata"]["labels"]["tier"] = tier
+    template["spec"]["priorityClassName"] = tier
+    if grace is not None:
+        template["spec"]["terminationGracePeriodSeconds"] = grace
+    template["spec"]["containers"][0]["resources"] = {"requests": {"cpu": cpu, "memory": "500Mi"}}
     return manifest
 
 
@@ -49,21 +54,10 @@ def preemption_objects(nodes: int, protected: float, grace_period: int) -> list[
     }
     return [
         *(priority_class(name, value) for name, value in PRIORITY_CLASSES.items()),
-        _tiered("low-protected", kept, grace_period),
-        _tiered("low-free", LOW_PODS_PER_NODE * nodes - kept, grace_period),
+        _tiered("low-protected", kept, "low", "900m", grace_period),
+        _tiered("low-free", LOW_PODS_PER_NODE * nodes - kept, "low", "900m", grace_period),
         budget,
     ]
-
-
-def _high(replicas: int) -> dict:
-    """The high-priority Deployment: scheduler_perf's pod-high-priority.yaml pod (3 CPU, 500Mi), ``tier: high``,
-    priority from the ``high`` PriorityClass."""
-    manifest = deployment("high", replicas, probe=False)
-    template = manifest["spec"]["template"]
-    template["metadata"]["labels"]["tier"] = "high"
-    template["spec"]["priorityClassName"] = "high"
-    template["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "3", "memory": "500Mi"}}
-    return manifest
 
 
 def fill_timeout(spec: ClusterSpec, nodes: int) -> float:
@@ -107,13 +101,13 @@ def preemption(
         "podStartupLatency": Measure(selector, parse_label_selector(selector), POD_STARTUP_SLO + grace_period),
         "schedulingThroughput": Measure(selector, parse_label_selector(selector)),
     }
-    steps = [
+    steps: list[dict] = [
         {"waitForPods": {"namespace": "low", "timeout": fill_timeout(spec, nodes)}},
         {"watchDisruptionBudgets": {"namespace": "low"}},
-        {"createObjects": {"template": _high(high_pods), "namespace": "high"}},
+        {"createObjects": {"template": _tiered("high", high_pods, "high", "3"), "namespace": "high"}},
         {"waitForPods": {"namespace": "high", "timeout": timeout}},
         {"deleteObjects": {"resource": "poddisruptionbudgets", "namespace": "low"}},
         {"deleteObjects": {"resource": "deployments", "namespace": "low"}},
     ]
     objects = preemption_objects(nodes, protected, grace_period)
-    return Scenario("preemption", spec, [], objects, measure=measure).add_steps(steps)
+    return built_in_scenario("preemption", steps, objects=objects, measure=measure, spec=spec)

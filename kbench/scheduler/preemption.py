@@ -128,12 +128,17 @@ def pick_one_node_for_preemption(candidates: Sequence[Candidate], now: float = 0
     if not candidates:
         return ""
 
+    def earliest_top(c: Candidate) -> float:  # criterion 5: the latest start of the highest-priority victims
+        start = get_earliest_pod_start_time(c.victims, now)
+        assert start is not None  # a candidate has victims
+        return start
+
     criteria = (
         lambda c: -c.num_pdb_violations,
         lambda c: -c.victims[0].priority,
         lambda c: -sum(p.priority + kp.MAX_INT32 + 1 for p in c.victims),
         lambda c: -len(c.victims),
-        lambda c: get_earliest_pod_start_time(c.victims, now),
+        earliest_top,
     )
     alive = list(candidates)
     for score in criteria:

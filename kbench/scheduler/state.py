@@ -36,7 +36,7 @@ class BoundPod:
 
     pod: Pod
     node: int
-    slot: int = -1
+    slot: int
     """Its slot in :attr:`ClusterState.slots`."""
 
 

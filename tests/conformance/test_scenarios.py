@@ -61,7 +61,7 @@ def test_the_same_seed_gives_the_same_results(tiny):
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_what_show_prints_is_what_runs(name):
     sc = library.SCENARIOS[name](**TINY[name])
-    assert sc.name == name  # @builtin's name and the one its builder gives _scenario are the same
+    assert sc.name == name  # @builtin's name and the one its builder gives built_in_scenario are the same
     text = yaml.safe_dump_all(sc.documents(), sort_keys=False)
     again = Scenario.from_text(text, f"{name}.yaml")
     assert again.documents() == sc.documents()
