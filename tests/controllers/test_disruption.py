@@ -36,6 +36,16 @@ def make_pdb(plane: Plane, selector=None, **bounds) -> None:
     plane.ok("create", "poddisruptionbudgets", namespace="default", body={"metadata": {"name": "guard"}, "spec": spec})
 
 
+def guarded(min_available: int) -> Plane:
+    """A plane running the disruption controller, three Ready pods and a budget of ``min_available``."""
+    plane = Plane(nodes=1)
+    start(plane)
+    for i in range(3):
+        make_pod(plane, f"web-{i}")
+    make_pdb(plane, minAvailable=min_available)
+    return plane
+
+
 def status(plane: Plane, settle: float = 2.0) -> dict:
     plane.run(plane.engine.now + settle)
     return plane.ok("get", "poddisruptionbudgets", namespace="default", name="guard").get("status") or {}
@@ -71,11 +81,7 @@ def test_min_available_int_counts_ready_pods_and_sets_the_condition():
 
 
 def test_unready_and_deleted_pods_are_not_healthy_and_ready_again_counts():
-    plane = Plane(nodes=1)
-    start(plane)
-    for i in range(3):
-        make_pod(plane, f"web-{i}")
-    make_pdb(plane, minAvailable=2)
+    plane = guarded(2)
     assert counts(status(plane)) == (3, 2, 3, 1)
     set_ready(plane, "web-0", False)
     st = status(plane)
@@ -199,11 +205,7 @@ def test_a_failing_budget_writes_its_fail_safe_status_once():
 def test_a_disrupted_pod_not_ready_at_its_deadline_is_dropped_and_time_goes_on():
     """A disrupted pod that is not Ready when its DELETION_TIMEOUT runs out: dropped at that instant (a recheck at the
     same instant would come back forever) and the run goes on."""
-    plane = Plane(nodes=1)
-    start(plane)
-    for i in range(3):
-        make_pod(plane, f"web-{i}")
-    make_pdb(plane, minAvailable=1)
+    plane = guarded(1)
     status(plane)
     set_ready(plane, "web-0", False)
     pdb = plane.ok("get", "poddisruptionbudgets", namespace="default", name="guard")
@@ -217,11 +219,7 @@ def test_a_disrupted_pod_not_ready_at_its_deadline_is_dropped_and_time_goes_on()
 
 
 def test_disrupted_pods_are_not_healthy_until_their_deletion_timeout_then_dropped():
-    plane = Plane(nodes=1)
-    start(plane)
-    for i in range(3):
-        make_pod(plane, f"web-{i}")
-    make_pdb(plane, minAvailable=1)
+    plane = guarded(1)
     status(plane)
     pdb = plane.ok("get", "poddisruptionbudgets", namespace="default", name="guard")
     evicted_at = timestamp(plane.engine.now)

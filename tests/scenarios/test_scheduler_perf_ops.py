@@ -97,25 +97,32 @@ def test_bad_config_values_name_the_field(tmp_path, op, workload, message):
         load_tests(_config(tmp_path, op, workload))
 
 
-def test_churn_create_stops_after_number_rounds(tmp_path, monkeypatch):
-    """Three rounds of a pod that never fits, then no more (upstream's create mode with Number 3)."""
+def _churn_then_a_pod_that_never_fits(tmp_path, monkeypatch, number: int, interval: int) -> WorkloadIncomplete:
+    """Run a churn (create mode) of pods that never fit, then one measured pod that never fits either: the workload
+    fails at the createPods timeout; its failure."""
+    large = str(TEMPLATES / "pod-high-priority-large-cpu.yaml")
     churn = {
         "opcode": "churn",
         "mode": "create",
-        "number": 3,
-        "intervalMilliseconds": 100,
-        "templatePaths": [str(TEMPLATES / "pod-high-priority-large-cpu.yaml")],
+        "number": number,
+        "intervalMilliseconds": interval,
+        "templatePaths": [large],
     }
     path = _config(tmp_path, churn)
     test = yaml.safe_load(path.read_text())
-    big = {"opcode": "createPods", "count": 1, "collectMetrics": True}
-    big["podTemplatePath"] = str(TEMPLATES / "pod-high-priority-large-cpu.yaml")  # waits until the timeout
-    test[0]["workloadTemplate"].append(big)
+    test[0]["workloadTemplate"].append(
+        {"opcode": "createPods", "count": 1, "collectMetrics": True, "podTemplatePath": large}
+    )
     path.write_text(yaml.safe_dump(test))
     monkeypatch.setenv("KBENCH_SCENARIOS", str(tmp_path))
     with pytest.raises(WorkloadIncomplete, match=r"T/w: T\.workloadTemplate\[2\]: at least pod default/") as failed:
         run_workload("T/w")
-    result = failed.value.result
+    return failed.value
+
+
+def test_churn_create_stops_after_number_rounds(tmp_path, monkeypatch):
+    """Three rounds of a pod that never fits, then no more (upstream's create mode with Number 3)."""
+    result = _churn_then_a_pod_that_never_fits(tmp_path, monkeypatch, 3, 100).result
     assert result.scheduled == 0 and len(result.unschedulable) == 3 + 1
     assert result.sim_seconds == pytest.approx(WAIT_FOR_PODS_TIMEOUT, abs=0.2)
 
@@ -123,23 +130,8 @@ def test_churn_create_stops_after_number_rounds(tmp_path, monkeypatch):
 def test_a_churn_interval_of_0_is_the_500_ms_default(tmp_path, monkeypatch):
     """churnOp: IntervalMilliseconds 0 means the default 500 ms; a zero wait would stop simulated time, and this run
     would never reach the createPods timeout."""
-    churn = {
-        "opcode": "churn",
-        "mode": "create",
-        "number": 4,
-        "intervalMilliseconds": 0,
-        "templatePaths": [str(TEMPLATES / "pod-high-priority-large-cpu.yaml")],
-    }
-    path = _config(tmp_path, churn)
-    test = yaml.safe_load(path.read_text())
-    big = {"opcode": "createPods", "count": 1, "collectMetrics": True}
-    big["podTemplatePath"] = str(TEMPLATES / "pod-high-priority-large-cpu.yaml")
-    test[0]["workloadTemplate"].append(big)
-    path.write_text(yaml.safe_dump(test))
-    monkeypatch.setenv("KBENCH_SCENARIOS", str(tmp_path))
-    with pytest.raises(WorkloadIncomplete) as failed:
-        run_workload("T/w")
-    assert len(failed.value.result.unschedulable) == 4 + 1
+    result = _churn_then_a_pod_that_never_fits(tmp_path, monkeypatch, 4, 0).result
+    assert len(result.unschedulable) == 4 + 1
 
 
 def test_preemption_basic_places_every_high_priority_pod_by_evicting_three_low_ones():
