@@ -197,7 +197,8 @@ class Framework:
                 try:
                     ctx = self.prefilter(pod)
                 except Rejection as rejection:  # the nominated pods' AddPod made PreFilter reject the pod here
-                    code[i], first[i], reasons[i] = rejection.code, 0, rejection.reasons
+                    rejecting = next((j for j, f in enumerate(self.filters) if f.name == rejection.plugin), 0)
+                    code[i], first[i], reasons[i] = rejection.code, rejecting, rejection.reasons  # its filter rejects
                     continue
                 with_code, with_first, _ = self.filter_all(pod, ctx)
                 if with_code[i] != SUCCESS:
