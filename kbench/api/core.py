@@ -170,6 +170,25 @@ PREEMPTION_POLICIES = ("PreemptLowerPriority", "Never")
 """core/v1 PreemptionPolicy values (PreemptLowerPriority is the default)."""
 _SIGNATURE_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 """Pod.signature's encoding: keys sorted at every level (by their encoded text), so equal specs give one string."""
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def _signed_spec(spec: Mapping) -> dict:
+    """The spec as Pod.signature encodes it: without nodeName, the volumes' names and the containers' volumeMounts."""
+    out = {k: v for k, v in spec.items() if k != "nodeName"}
+    volumes = out.get("volumes")
+    if isinstance(volumes, list):
+        out["volumes"] = [_without(v, "name") for v in volumes]
+    for key in _CONTAINER_LISTS:
+        containers = out.get(key)
+        if isinstance(containers, list):
+            out[key] = [_without(c, "volumeMounts") for c in containers]
+    return out
+
+
+def _without(item: Any, key: str) -> Any:
+    """A mapping without ``key`` (anything else as it is)."""
+    return {k: v for k, v in item.items() if k != key} if isinstance(item, Mapping) and key in item else item
 
 
 def metav1_time(value: Any, where: str) -> float | None:
@@ -305,9 +324,13 @@ class Pod:
 
     @cached_property
     def signature(self) -> str:
-        """What scheduling depends on: namespace, labels and spec without the node name (pods of one
-        template share it)."""
-        spec = {k: v for k, v in (self.manifest.get("spec") or {}).items() if k != "nodeName"}
+        """What scheduling depends on: namespace, labels and spec without the node name, the volumes' names and
+        the containers' volume mounts (pods of one template share it).
+
+        ServiceAccount admission gives every pod its own token volume, ``kube-api-access-<random>``, mounted in each
+        container by that name; no scheduling plugin reads a volume's name or a mount (upstream's volume plugins
+        read the volumes' sources, which stay), so pods of one template still share a signature and a plan."""
+        spec = _signed_spec(self.manifest.get("spec") or {})
         try:
             out = orjson.dumps([self.namespace, self.labels, spec], default=str, option=_SIGNATURE_OPTIONS)
         except orjson.JSONEncodeError:  # what orjson cannot encode: an integer beyond 64 bits, very deep nesting

@@ -24,10 +24,9 @@ from kbench.scheduler.plantable import diagnosis
 from kbench.scheduler.state import ClusterState
 
 PLAN_CACHE_SIZE = 256
-"""Plans kept per scheduler. Each holds a few arrays of one value per node, and in a real cluster most pods'
-signatures are distinct (ServiceAccount admission names each pod's token volume ``kube-api-access-<random>``):
-unbounded, the cache held every pod's plan: 18 GB, still growing, when the 150,000-pod density run at 5,000 nodes
-was stopped."""
+"""Plans kept per scheduler. Each holds a few arrays of one value per node, and a cluster may run many distinct pod
+specs: unbounded, the cache held every pod's plan (18 GB, still growing, when the 150,000-pod density run at 5,000
+nodes was stopped, every pod's signature then being its own because of its token volume's name)."""
 
 
 def bind_request(state: ClusterState, pod: Pod) -> BindRequest:

@@ -248,3 +248,30 @@ def test_signatures_tell_apart_what_json_tells_apart():
     assert len(set(odd)) == len(odd)
     assert signature({"a": 1, "b": {"d": 2, "c": 3}}) == signature({"b": {"c": 3, "d": 2}, "a": 1})
     assert signature({"x": 2**70}) != signature({"x": 2**70 + 1})  # beyond orjson's integers
+
+
+def _admitted(name: str, volume: str, source: dict, container: str = "c") -> Pod:
+    """A pod as ServiceAccount admission leaves it: a token volume ``volume`` of ``source``, mounted in its
+    container."""
+    mount = {"name": volume, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}
+    spec = {
+        "containers": [{"name": container, "image": "pause", "volumeMounts": [mount]}],
+        "volumes": [{"name": volume, **source}],
+    }
+    return Pod.from_manifest({"metadata": {"name": name}, "spec": spec})
+
+
+def test_pods_of_one_template_share_a_plan_whatever_their_token_volumes_are_called():
+    """Every admitted pod has its own ``kube-api-access-<random>`` volume; no plugin reads a volume's name or a
+    mount, so pods of one template share a signature and the scheduler builds their plan once; a volume's source
+    and a container's name still tell pods apart."""
+    token = {"projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}}
+    a, b = _admitted("a", "kube-api-access-w5rtj", token), _admitted("b", "kube-api-access-5km4m", token)
+    assert a.signature == b.signature
+    assert _admitted("c", "kube-api-access-w5rtj", {"emptyDir": {}}).signature != a.signature
+    assert _admitted("d", "kube-api-access-w5rtj", token, container="other").signature != a.signature
+    assert a.manifest["spec"]["volumes"][0]["name"] == "kube-api-access-w5rtj"  # the pod itself keeps its names
+    assert a.manifest["spec"]["containers"][0]["volumeMounts"][0]["name"] == "kube-api-access-w5rtj"
+    node = {"metadata": {"name": "n0"}, "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "10"}}}
+    kernel = KernelScheduler(Framework(parse_config({}).profile(), ClusterState([Node.from_manifest(node)]), 100))
+    assert kernel.cached_plan(a) is kernel.cached_plan(b)
