@@ -77,3 +77,14 @@ def test_an_unreadable_run_names_the_file(tmp_path, content):
     path.write_text(content)
     done = subprocess.run([sys.executable, "-m", "benchmarks.gate", "check", str(path)], capture_output=True, text=True)
     assert done.returncode != 0 and str(path) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_median_slower_with_its_reference_is_the_machine_and_does_not_fail():
+    """openb's replay and its NumPy reference both ran 30% slower on this shared host one day: its ratio held, so
+    the gate names the drift and passes; a slowdown the reference did not share still fails."""
+    baseline = run({"drift": 0.090, "slower": 0.090, "plain": 1.0}, {"drift": 88.1, "slower": 88.1})
+    current = run({"drift": 0.120, "slower": 0.120, "plain": 1.3}, {"drift": 85.9, "slower": 66.0})
+    failures, note = gate.check(current, baseline, {"drift": 60.0, "slower": 60.0})
+    assert [name for name, _ in failures] == ["slower", "plain"]
+    assert "(not failed): drift median 0.12 s vs baseline 0.09 s (+33% > 20%)" in note and "ratio 85.9 vs 88.1" in note
+    assert "slower" not in note.split("(not failed): ")[1]
