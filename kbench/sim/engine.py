@@ -134,8 +134,11 @@ class Engine:
             key = floor(time * self._scale)
         except OverflowError:
             key = time * self._scale
-        if key == self._open_key:
-            self._insert_open(entry)
+        if key == self._open_key:  # _insert_open, inline on this hot path
+            if time > self._horizon:
+                self._file(key, [entry])
+            else:
+                insort(self._open, entry, len(self._open) - length_hint(self._iter), key=_TIME)
         else:
             bucket = self._buckets.get(key)
             if bucket is None:
