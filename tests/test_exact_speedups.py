@@ -1,7 +1,8 @@
 """Speed-ups are exact: the same seed gives the simulated results the code gave before them.
 
 ``data/golden/exact_speedups.json`` holds the results of two runs, produced by this module's ``__main__`` at
-commit 7567148 (before issue 14's speed work):
+commit 7567148 (before issue 14's speed work), and again, after speed-ups checked against it, where a change of
+behaviour came: the kubelet's status manager ignoring a status it holds (issue 14's fourth round):
 - the cluster sweep's point at 500 nodes (density, Deployments behind Services, kube-proxy on 20 nodes): every
   SLI row, every ``sim_`` column, and every request latency and pod startup timestamp, hashed;
 - 500 hollow nodes under kube-controller-manager's node lifecycle controller for ten simulated minutes: every

@@ -25,7 +25,10 @@ restarts with CrashLoopBackOff, graceful termination, status updates, and the no
   capped by the grace period), its sandbox stopped, its final status written, and is then deleted with
   grace period 0 (the status manager's last step).
 - **Status**: the status manager PATCHes ``pods/status`` after every change (changes made while a patch is in
-  flight are folded into the next one), through the kubelet's client (``kubeAPIQPS`` / ``kubeAPIBurst``); a
+  flight are folded into the next one); a status equal to the one it holds is ignored, and a condition whose
+  status holds keeps its lastTransitionTime (pkg/kubelet/status/status_manager.go updateStatusInternal: "Ignoring
+  same status for pod", updateLastTransitionTime). Patches go through the kubelet's client (``kubeAPIQPS`` /
+  ``kubeAPIBurst``); a
   patch or final delete that fails is sent again at the next sync (the status manager's ``syncPeriod``, a 10 s
   constant in pkg/kubelet/status/status_manager.go). Container state changes reach it
   through the generic PLEG, which relists the runtime every second (genericPlegRelistPeriod 1 s,
@@ -184,6 +187,7 @@ class Kubelet(HollowNode):
                 for c in w.containers:
                     c.restarts += 1
                 w.process = self.engine.process(self._start_pod(w), name=f"pod/{w.key}")
+            w.dirty = True  # the apiserver's copy may have changed meanwhile (pods marked NotReady): reconcile it
             self._status(w)
 
     # -- pods from the informer -------------------------------------------------------------------------------
@@ -450,8 +454,16 @@ class Kubelet(HollowNode):
         self.engine.schedule(wait, lambda _: self._status(w))
 
     def _status(self, w: PodWorker) -> None:
+        """SetPodStatus: the status manager takes the pod's status now (updateStatusInternal) and sends it, or folds
+        it into the next patch while one is in flight."""
         if w.deleted:
             return
+        status = self._pod_status(w)
+        if w.status is not None:
+            keep_transition_times(status, w.status)
+            if status == w.status and not w.dirty:  # "Ignoring same status for pod" (a dirty one is resent)
+                return
+        w.status = status
         if w.patching or not self.running:
             w.dirty = True
             return
@@ -464,7 +476,7 @@ class Kubelet(HollowNode):
             namespace=ns,
             name=name,
             subresource="status",
-            body={"status": self._pod_status(w)},
+            body={"status": status},
         )
 
     def _patched(self, w: PodWorker, result, error, delay: float) -> None:
@@ -504,8 +516,8 @@ class Kubelet(HollowNode):
         )
 
     def _deleted(self, w: PodWorker, error, delay: float) -> None:
-        if _failed(error):  # still there: the status manager's next sync deletes it again
-            w.deleted = False
+        if _failed(error):  # still there: the status manager's next sync (syncPod, then the delete) deletes it again
+            w.deleted, w.dirty = False, True
             self.engine.schedule(delay + STATUS_SYNC_PERIOD, lambda _: self._status(w))
 
     def _resync(self, w: PodWorker) -> None:
@@ -555,3 +567,13 @@ class Kubelet(HollowNode):
             "state": state,
             "started": c.state == "running",
         }
+
+
+def keep_transition_times(status: dict, old: Mapping) -> None:
+    """status_manager.go updateLastTransitionTime: a condition whose status is the one ``old`` had keeps old's
+    lastTransitionTime."""
+    before = {c["type"]: c for c in old.get("conditions", ())}
+    for cond in status.get("conditions", ()):
+        prev = before.get(cond["type"])
+        if "lastTransitionTime" in cond and prev is not None and prev["status"] == cond["status"]:
+            cond["lastTransitionTime"] = prev.get("lastTransitionTime", cond["lastTransitionTime"])

@@ -60,6 +60,8 @@ class PodWorker:
     process: Process | None = None
     patching: bool = False
     dirty: bool = False
+    status: dict | None = None
+    """The status manager's status of the pod: the last one it took, sent or to be sent."""
     deleted: bool = False
     down: bool = False
     """Its node shut down: every container died with it."""

@@ -155,6 +155,24 @@ def test_readiness_probe_sets_ready_at_its_tick():
     assert c.ready and ready(node.status("a"))
 
 
+def test_status_manager_ignores_a_status_it_holds_and_keeps_a_held_conditions_transition_time():
+    """updateStatusInternal: a status equal to the one the status manager holds is not sent again ("Ignoring same
+    status for pod"), and a condition whose status holds keeps its lastTransitionTime (updateLastTransitionTime)."""
+    node = Node()
+    sent = record(node.kubelet.client)
+    probe = {"periodSeconds": 4, "initialDelaySeconds": 2, "successThreshold": 2}
+    node.pod("a", [app(readinessProbe=probe)], behavior={"readyAfter": 5})
+    node.until(30)
+    statuses = [r["body"]["status"] for r in sent if r["verb"] == "patch"]
+    assert [s["phase"] for s in statuses] == ["Pending", "Running", "Running"]  # pending, started, ready
+    assert all(a != b for a, b in zip(statuses, statuses[1:]))
+    transitions = [next(c for c in s["conditions"] if c["type"] == "Ready") for s in statuses]
+    assert [c["status"] for c in transitions] == ["False", "False", "True"]
+    assert transitions[1]["lastTransitionTime"] == transitions[0]["lastTransitionTime"] != "2026-01-01T00:00:00Z"
+    assert transitions[2]["lastTransitionTime"] > transitions[1]["lastTransitionTime"]
+    assert node.status("a")["conditions"] == statuses[-1]["conditions"]
+
+
 def test_liveness_failure_restarts_with_crashloop_backoff():
     node = Node()
     probe = {"periodSeconds": 1, "failureThreshold": 1}
