@@ -42,8 +42,10 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Unpack
 
+import orjson
+
 from kbench.api.quantity import resource_amount
-from kbench.apiserver.objects import object_key, timestamp
+from kbench.apiserver.objects import encode, object_key, timestamp
 from kbench.apiserver.server import APIServer
 from kbench.client import Client, Informer
 from kbench.client.record import DEFAULT_SPAM_BURST, EventRecorder
@@ -187,7 +189,7 @@ class Kubelet(HollowNode):
                 for c in w.containers:
                     c.restarts += 1
                 w.process = self.engine.process(self._start_pod(w), name=f"pod/{w.key}")
-            w.dirty = True  # the apiserver's copy may have changed meanwhile (pods marked NotReady): reconcile it
+            w.dirty = True  # resent as before the status manager ignored same statuses (needsReconcile not modelled)
             self._status(w)
 
     # -- pods from the informer -------------------------------------------------------------------------------
@@ -460,10 +462,13 @@ class Kubelet(HollowNode):
             return
         status = self._pod_status(w)
         if w.status is not None:
-            keep_transition_times(status, w.status)
-            if status == w.status and not w.dirty:  # "Ignoring same status for pod" (a dirty one is resent)
-                return
-        w.status = status
+            keep_transition_times(status, orjson.loads(w.status))
+        held = encode(status)  # exact-size bytes (equal statuses, built in one order, encode alike)
+        # "Ignoring same status for pod"; one not yet sent (dirty) is resent, and a pod being deleted always gets its
+        # update (SetPodStatus forces it once the deletionTimestamp is set: the final status and delete follow it)
+        if held == w.status and not w.dirty and not w.terminating:
+            return
+        w.status = held
         if w.patching or not self.running:
             w.dirty = True
             return

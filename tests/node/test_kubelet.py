@@ -219,6 +219,23 @@ def test_restart_policy(policy, code, phase, restarts):
     assert status["containerStatuses"][0]["restartCount"] == restarts
 
 
+@pytest.mark.parametrize(
+    "behavior, policy",
+    [({"exitAfter": 2, "exitCode": 0}, "Never"), ({"exitAfter": 1, "exitCode": 1}, "Always")],
+    ids=["succeeded", "crash-loop-backoff"],
+)
+def test_a_pod_deleted_with_no_container_running_is_removed(behavior, policy):
+    """Its final status equals the one the status manager holds, but a pod being deleted always gets its update
+    (SetPodStatus forces it once the deletionTimestamp is set), and the final delete follows it."""
+    node = Node()
+    node.pod("a", [app()], behavior=behavior, restartPolicy=policy)
+    node.until(12)
+    assert not any(c.state == "running" for c in node.worker("a").containers)
+    node.plane.ok("delete", "pods", namespace="default", name="a")
+    node.until(20)
+    assert node.plane.objects("pods") == []
+
+
 def test_init_containers_run_in_order_before_the_containers():
     node = Node()
     node.pod(
