@@ -349,6 +349,11 @@ class Pod:
         """Requests with the non-zero defaults for containers missing cpu or memory (for scoring)."""
         return self._requests(nonzero=True)
 
+    @property
+    def inter_pod_affinity(self) -> bool:
+        """It has podAffinity or podAntiAffinity terms (what other pods' placement reads)."""
+        return bool(self.affinity.get("podAffinity") or self.affinity.get("podAntiAffinity"))
+
     @cached_property
     def host_ports(self) -> tuple[ContainerPort, ...]:
         """Ports that claim a host port: regular containers' and sidecars' (plain init containers end first)."""

@@ -184,13 +184,9 @@ def compile_sequence(scheduler: KernelScheduler, pods: list[Pod], begin: int) ->
         if state.node_version == version:
             break
     table, reasons = plan_table(scheduler.fw, plans)
-    special = np.array([bool(p.host_ports or _has_affinity(p)) for _, p in plans], bool)
+    special = np.array([bool(p.host_ports or p.inter_pod_affinity) for _, p in plans], bool)
     end = begin + len(plan_of)
     return Compiled(begin, end, fallback, np.array(plan_of, np.int64), table, reasons, special)
-
-
-def _has_affinity(pod: Pod) -> bool:
-    return bool(pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"))
 
 
 def _admit(scheduler: KernelScheduler, pod: Pod, plans: list[tuple[Plan, Pod]]) -> int | str:

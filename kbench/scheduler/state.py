@@ -183,7 +183,7 @@ class ClusterState:
             raise ValueError(f"Pod {pod.key}: already bound to {self.nodes[self.pods[pod.key].node].name}")
         vector = self.vector(pod.requests)
         self.pods[pod.key] = BoundPod(pod, i, self.slots.take([pod], [i], vector)[0])
-        if pod.affinity.get("podAffinity") or pod.affinity.get("podAntiAffinity"):
+        if pod.inter_pod_affinity:
             self.affinity_pods[pod.key] = self.pods[pod.key]
             self.node_version += 1
         self._account(pod, i, +1, vector=vector)
@@ -237,10 +237,11 @@ class ClusterState:
         self._refuse_bound(keys, at)
         first = pods[0]
         slots = self.slots.take(pods, nodes, self.vector(first.requests))
-        if first.host_ports or first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
+        affinity = first.inter_pod_affinity
+        if first.host_ports or affinity:
             for key, pod, i, slot in zip(keys, pods, at, slots):
                 self.pods[key] = BoundPod(pod, i, slot)
-                if first.affinity.get("podAffinity") or first.affinity.get("podAntiAffinity"):
+                if affinity:
                     self.affinity_pods[key] = self.pods[key]
                     self.node_version += 1
                 self._account(pod, i, +1, arrays=False)
