@@ -116,8 +116,9 @@ def check(run: dict, baseline: dict | None, floors: dict) -> tuple[list[tuple[st
     slower, drifts = median_failures(run, baseline)
     note = "absolute medians: against the baseline of this machine"
     if drifts:
-        note += "; slower with their in-run reference, so the machine is (not failed): " + "; ".join(
-            f"{name} {why}" for name, why in drifts
+        width = max(len(name) for name, _ in drifts)
+        note += f"; {len(drifts)} slower with their in-run reference, so the machine is (not failed):" + "".join(
+            f"\n  {name:<{width}}  {why}" for name, why in drifts
         )
     return failures + slower, note
 

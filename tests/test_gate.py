@@ -94,5 +94,6 @@ def test_a_median_slower_with_its_reference_is_the_machine_and_does_not_fail():
     current["benchmarks"][4]["extra_info"]["regression_tolerance"] = 1.0  # wide: +70% is within its own tolerance
     failures, note = gate.check(current, baseline, {"drift": 60.0, "slower": 60.0, "noisy": 5.0, "wide": 5.0})
     assert [name for name, _ in failures] == ["slower", "noisy", "plain"]  # noisy: +35%, its reference only +15%
-    assert "(not failed): drift median 0.12 s vs baseline 0.09 s (+33% > 20%), its reference +30%" in note
+    assert "1 slower with their in-run reference, so the machine is (not failed):" in note
+    assert "\n  drift  median 0.12 s vs baseline 0.09 s (+33% > 20%), its reference +30%" in note  # a row each
     assert "ratio 85.9 vs 88.1" in note and "wide" not in note
