@@ -289,6 +289,9 @@ def test_admission_rejects_a_pod_that_does_not_fit_allocatable():
     assert node.status("big")["phase"] == "Running"
     assert node.status("bigger")["phase"] == "Failed" and node.status("bigger")["reason"] == "OutOfcpu"
     assert node.kubelet.rejected == 1
+    node.plane.ok("delete", "pods", namespace="default", name="bigger")  # a pod that never started goes on delete
+    node.until(8)
+    assert [p["metadata"]["name"] for p in node.plane.objects("pods")] == ["big"]
 
 
 @pytest.mark.parametrize("shutdown", [False, True])
