@@ -17,6 +17,7 @@ from typing import Any
 from kbench import components
 from kbench.api.quantity import resource_amount
 from kbench.apiserver import APIServer
+from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals
 from kbench.client import Client
 from kbench.cloud import Cloud, cloud_controller_manager
 from kbench.controllers import controller_manager
@@ -54,6 +55,7 @@ YAML_KEYS = {  # YAML key -> ClusterSpec field
     "cloud": "cloud",
     "images": "images",
     "seed": "seed",
+    "coalesceLeases": "coalesce_leases",
 }
 
 
@@ -80,6 +82,9 @@ class ClusterSpec:
     cloud: bool = False
     images: Mapping = field(default_factory=dict)
     seed: int = 0
+    coalesce_leases: float = 0.0
+    """A window (seconds, at most 1) in which the nodes' Lease renewals are coalesced to keep big runs fast
+    (:mod:`kbench.apiserver.renewals`: an approximation bounded by the window); 0, the default: none."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """Component name -> configuration or ``{field: value}`` changes; held as every component's configuration
     (the rest upstream's defaults, :func:`kbench.components.defaults`)."""
@@ -139,6 +144,9 @@ class ClusterSpec:
             isinstance(self.proxy_nodes, bool) or not isinstance(self.proxy_nodes, int) or self.proxy_nodes < 0
         ):
             raise bad("proxy_nodes", "an integer >= 0 (nodes running kube-proxy; default: every node)")
+        window = self.coalesce_leases
+        if isinstance(window, bool) or not isinstance(window, int | float) or not 0 <= window <= MAX_WINDOW:
+            raise bad("coalesce_leases", f"a window in seconds, >= 0 and <= {MAX_WINDOW} (0: renewals not coalesced)")
         if self.runtime not in RUNTIMES:
             raise bad("runtime", "one of " + ", ".join(RUNTIMES))
         if self.profile not in available():
@@ -171,8 +179,14 @@ class Cluster:
         self.streams = Streams(spec.seed)
         self.profile = profile = spec.load_profile()
         self.api = APIServer(
-            engine, profile=profile, config=config["kube-apiserver"], instances=spec.apiservers, streams=self.streams
+            engine,
+            profile=profile,
+            config=config["kube-apiserver"],
+            instances=spec.apiservers,
+            streams=self.streams,
         )
+        if spec.coalesce_leases:
+            CoalescedRenewals(self.api, spec.coalesce_leases)
         self.admin = Client(self.api, "clusterloader", ("system:masters",), qps=1e9, burst=10**9)
         self.watcher = PodStartupWatcher(self.api)
         self.kcm = controller_manager(self.api, config=config["kube-controller-manager"]).start()

@@ -37,6 +37,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -68,6 +69,15 @@ VERBS = ("get", "list", "watch", *WRITE_VERBS, "deletecollection")
 Callback = Callable[[Mapping | None, APIError | None, float], object]
 """``callback(result, error, delay)``: runs when the apiserver has the answer; ``delay`` is how long the answer
 takes to reach the client (callers fold it into their next event, or use ``Connection.call``)."""
+
+
+class LeaseRenewals(Protocol):
+    """Lease renewals sent another way than as requests (:mod:`kbench.apiserver.renewals`)."""
+
+    def send(self, client: Any, body: dict, callback: Callback, delay: float) -> Timer:
+        """Renew with ``body`` ``delay`` seconds from now, as ``client``; cancelling the handle before then takes it
+        back."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,7 @@ class APIServer:
             for cluster in {id(e): e for e in self.etcds.values()}.values():
                 cluster.start_compactor(config.etcd_compaction_interval)
         self.costs = APIServerCosts.from_profile(profile)
-        self._half_rtt = self.costs.network_rtt / 2
+        self.half_rtt = self.costs.network_rtt / 2
         """The network's one-way delay between a client and an instance."""
         # Every instance's watch cache is fed the same etcd events at the same moment, so kbench keeps their
         # contents once; each watch still belongs to the instance its client is connected to.
@@ -184,6 +194,9 @@ class APIServer:
         self.registry = Registry(config, self.caches, lambda: engine.now, self.streams.python("apiserver/generateName"))
         self.sli = SLI()
         self.requests = 0
+        self.renewals: LeaseRenewals | None = None
+        """Where nodes send their Lease renewals instead of their clients' requests, when set
+        (:class:`kbench.apiserver.renewals.CoalescedRenewals`)."""
         for ns in SYSTEM_NAMESPACES:  # bootstrapped before the first request, as the apiserver's own controllers do
             self._bootstrap(
                 "namespaces",
@@ -242,23 +255,24 @@ class APIServer:
         return Connection(self, instance, user, tuple(groups))
 
     # -- the request path ---------------------------------------------------------------------------------
-    def _arrive(self, op: _Op) -> None:
+    def arrive(self, op: Request) -> None:
+        """A request reaches its instance: counted, then to flow control."""
         self.requests += 1
         op.conn.instance.flow.arrive(op)
 
-    def _finish(self, op: _Op, result, error, server_time: float) -> None:
+    def _finish(self, op: Request, result, error, server_time: float) -> None:
         """The answer is ready (encoded) at the apiserver ``server_time`` from now; it reaches the client after the
         network."""
-        delay = server_time if op.internal else server_time + self._half_rtt
+        delay = server_time if op.internal else server_time + self.half_rtt
         if op.scope:
             self.sli.samples[op.verb, op.resource_name, op.scope].append(self.engine.now + delay - op.started)
         op.callback(result, error, delay)
 
-    def _cpu(self, op: _Op, seconds: float) -> float:
-        """Run ``seconds`` of CPU for ``op`` on its instance's cores now; returns how long until done (the wait for a
-        core included)."""
+    def _cpu(self, op: Request, seconds: float, at: float | None = None) -> float:
+        """Run ``seconds`` of CPU for ``op`` on its instance's cores, arriving now (or at ``at``, not before now);
+        returns how long from now until done (the wait for a core included)."""
         now = self.engine.now
-        return op.conn.instance.cpu.run(now, seconds) - now
+        return op.conn.instance.cpu.run(now if at is None else at, seconds) - now
 
     # -- bootstrap (no latency, before any client) ----------------------------------------------------------
     def _bootstrap(self, resource: str, obj: dict) -> None:
@@ -272,20 +286,32 @@ class APIServer:
         self.caches[resource].apply("ADDED", object_key(obj), obj, rev, len(orjson.dumps(obj)))
 
     # -- writes -------------------------------------------------------------------------------------------
-    def _write(self, op: _Op, now: float) -> float:
+    def _write(self, op: Request, now: float) -> float:
         """Run admission; on the instance's CPU decode the object, encode it for storage and for the answer (one job,
         before etcd), then send the write to etcd (:meth:`_propose`). Returns when the request will release its seats:
         :data:`HELD` for a write sent to etcd (``_propose`` says when, once it knows)."""
+        planned = self.plan_write(op, now, now)
+        if isinstance(planned, float):
+            return planned
+        kind, obj, value, expect, done = planned
+        self.engine.schedule(done - now, self._propose, (op, kind, obj, value, expect))
+        return HELD
+
+    def plan_write(self, op: Request, now: float, at: float) -> float | tuple[str, dict, bytes, tuple, float]:
+        """A write's admission and plan, and its CPU on the instance from ``at`` (``now``, or a coalesced renewal's
+        arrival up to a window later): (kind, object, value to store, etcd precondition, when its CPU is done). A
+        write answered without etcd (refused, or nothing to store) is answered here; then the seats' release time is
+        returned instead."""
         c = self.costs
         try:
             plan = self.registry.plan(op)
         except APIError as err:
-            server = self._cpu(op, c.request_overhead)
+            server = self._cpu(op, c.request_overhead, at)
             self._finish(op, None, err, server)
             return now + server
         if plan is None:  # nothing to write (e.g. delete of an object already terminating)
             current = self.registry.unwritten(op)  # the object as it is, or an answer never stored
-            server = self._cpu(op, c.request_overhead + (current[2] if current else 0) * c.encode_per_byte)
+            server = self._cpu(op, c.request_overhead + (current[2] if current else 0) * c.encode_per_byte, at)
             self._finish(op, current[0] if current else None, None, server)
             return now + server
         kind, obj, expect = plan
@@ -297,25 +323,24 @@ class APIServer:
         cpu = (
             c.request_overhead + c.decode_per_object + decoded * c.decode_per_byte + 2 * len(value) * c.encode_per_byte
         )
-        self.engine.schedule(self._cpu(op, cpu), self._propose, (op, kind, obj, value, expect))
-        return HELD
+        return kind, obj, value, expect, now + self._cpu(op, cpu, at)
 
     def _propose(self, args: tuple) -> None:
         """The write's CPU is done: send it to etcd as a compare-and-put; the request holds its seats until it has
         answered."""
         op, kind, obj, value, expect = args
-        key = op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
+        key = storage_key(op, obj)
         etcd = self.etcds[op.resource.name]
         answered = etcd.submit(  # partials, not closures: no Python frame of their own when etcd calls them
             partial(compare_and_write, etcd.store, key, kind, value, expect),
             len(key) + len(value),
             op.conn.instance.index,
-            partial(self._written, op, kind, obj, value),
+            partial(self.written, op, kind, obj, value),
         )
         if op.held is not None:
             op.held(answered)
 
-    def _written(self, op: _Op, kind: str, obj: dict, value: bytes, ok: bool, result, delay: float) -> None:
+    def written(self, op: Request, kind: str, obj: dict, value: bytes, ok: bool, result, delay: float) -> None:
         """etcd applied the write's txn: answer the error, or record the event in the watch caches and answer the
         stored object (its new resourceVersion the revision etcd assigned)."""
         if not ok:  # an etcd error (e.g. request too large)
@@ -357,13 +382,13 @@ class APIServer:
         return ready
 
     # -- reads and watches --------------------------------------------------------------------------------
-    def _read(self, op: _Op, now: float) -> float:
+    def _read(self, op: Request, now: float) -> float:
         """A get or list, from the watch cache (or etcd); returns when the request will release its seats."""
         if op.verb == "get":
             return self._get(op, now)
         return self._list(op, now)
 
-    def _get(self, op: _Op, now: float) -> float:
+    def _get(self, op: Request, now: float) -> float:
         """A get: its CPU (and the object's decoding when read from etcd), then etcd's range if not cached."""
         c = self.costs
         current = op.cache.get(op.key)
@@ -378,12 +403,12 @@ class APIServer:
             self._finish(op, current[0], None, server)
         return now + server
 
-    def _list(self, op: _Op, now: float) -> float:
+    def _list(self, op: Request, now: float) -> float:
         result, _, server = self._listed(op)
         self._finish(op, result, None, server)
         return now + server
 
-    def _listed(self, op: _Op, encode: bool = True) -> tuple[dict, int, float]:
+    def _listed(self, op: Request, encode: bool = True) -> tuple[dict, int, float]:
         """A list's result, its encoded size and its server time: from the watch cache (``list_per_object`` per object
         scanned), or a range over the prefix in etcd, every fetched object decoded and filtered by the apiserver; the
         result encoded unless ``encode`` is false (a DeleteCollection answers what it deleted)."""
@@ -406,7 +431,7 @@ class APIServer:
         )
 
     @staticmethod
-    def _scanned(op: _Op, matched: int) -> int:
+    def _scanned(op: Request, matched: int) -> int:
         """Objects a list from the watch cache walks: the matches of an indexed field (pods by ``spec.nodeName``,
         the cacher's index), else every object in its namespace (the cache's ordered keys) or resource."""
         cache, flt = op.cache, op.filter
@@ -415,7 +440,7 @@ class APIServer:
             return matched
         return cache.scope(op.namespace)[0] if op.namespace else len(cache.objects)
 
-    def _delete_collection(self, op: _Op) -> float:
+    def _delete_collection(self, op: Request) -> float:
         """DeleteCollection (apiserver/pkg/registry/generic/registry/store.go): list the matching items as a list
         does, then delete each through the per-object delete path (:class:`_Collection`); the request holds its
         seat (:data:`~kbench.apiserver.flowcontrol.HELD`) until the last delete has answered."""
@@ -423,14 +448,14 @@ class APIServer:
         self.engine.schedule(server, _Collection(self, op, listed, size).start)
         return HELD
 
-    def _from_etcd(self, op: _Op, keys: int, nbytes: int) -> float:
+    def _from_etcd(self, op: Request, keys: int, nbytes: int) -> float:
         """Seconds a read spends in etcd: none for a resource served from the watch cache, else a linearizable
         range on the instance's member."""
         if op.cache.compacted is None:
             return 0.0
         return self.etcds[op.resource.name].read_latency(op.conn.instance.index, keys, nbytes)
 
-    def _watch(self, op: _Op, now: float) -> float:
+    def _watch(self, op: Request, now: float) -> float:
         c = self.costs
         try:
             rv = int(op.options.get("resourceVersion") or op.cache.rv)
@@ -450,7 +475,7 @@ class APIServer:
         return now + done
 
 
-class _Op:
+class Request:
     """One request: its parameters, where its answer goes, and the interface flow control uses."""
 
     __slots__ = (
@@ -543,6 +568,7 @@ class _Op:
         return self.server._read(self, now)
 
     def reject(self) -> None:
+        """Flow control turns it away: 429 TooManyRequests at once."""
         self.server.sli.rejected += 1
         self.server._finish(
             self, None, APIError(429, "TooManyRequests", "Too many requests, please try again later."), 0.0
@@ -556,7 +582,7 @@ class _Collection:
     already gone (404) is skipped, one changed meanwhile (409) is deleted again (the storage's delete retries);
     another error stops the workers and is the answer."""
 
-    def __init__(self, server: APIServer, op: _Op, listed: dict, size: int) -> None:
+    def __init__(self, server: APIServer, op: Request, listed: dict, size: int) -> None:
         self.server, self.op, self.listed, self.size = server, op, listed, size
         self.names = [obj["metadata"]["name"] for obj in listed["items"]]
         self.next = self.running = 0
@@ -580,7 +606,7 @@ class _Collection:
         self.running += 1
         server, op = self.server, self.op
         now = server.engine.now
-        item = _Op(
+        item = Request(
             server,
             op.conn,
             "delete",
@@ -652,11 +678,16 @@ class Connection:
         server = self.server
         res = resource_for(verb, resource)
         namespace, name = request_target(res, verb, namespace, name, body)
-        op = _Op(
+        op = Request(
             server, self, verb, res, namespace, name, body, subresource, options, callback, server.engine.now + delay
         )
         op.prepare(label_selector, field_selector)
-        return server.engine.schedule(delay + server._half_rtt, server._arrive, op)
+        return server.engine.schedule(delay + server.half_rtt, server.arrive, op)
+
+
+def storage_key(op: Request, obj: Mapping) -> bytes:
+    """The etcd key a write of ``obj`` goes to (``/registry/...``; a create's generated name is in ``obj``)."""
+    return op.resource.key(op.namespace, obj["metadata"]["name"]).encode()
 
 
 def method_not_supported(res: Resource, verb: str) -> APIError:

@@ -155,8 +155,17 @@ class EtcdCluster:
         ``respond(ok, result or EtcdError, delay)`` runs, ``delay`` being how long the answer takes to reach
         the client. The cheap path for callers that fold that delay into their own next event. Returns when
         the answer reaches the client."""
-        engine, p = self.engine, self.costs
-        now = engine.now
+        now = self.engine.now
+        start, delay = self.book(now, nbytes, member)
+        self.engine.schedule(start - now, self._apply, (apply, delay, respond))
+        return start + delay
+
+    def book(self, now: float, nbytes: int, member: int) -> tuple[float, float]:
+        """The timing of a write proposed at ``now`` by a client of ``member``: its raft round, its place in the
+        apply loop and the members' busy time, recorded; returns (when it is applied, how long its answer then takes
+        to reach the client). :meth:`submit` schedules the apply; a caller that applies writes itself (the
+        apiserver's coalesced Lease renewals) calls this alone, ``now`` at most a batch window ahead."""
+        p = self.costs
         member %= self.members
         hop = self._hops[member]
         arrival = now + hop + p.proposal_overhead
@@ -171,9 +180,8 @@ class EtcdCluster:
         for member_busy in busy:
             member_busy.add(start, end)
         delay = p.apply_per_write + hop
-        engine.schedule(start - now, self._apply, (apply, delay, respond))
         self.write_latencies.append(start + delay - now)
-        return start + delay
+        return start, delay
 
     def _open_round(self, arrival: float, nbytes: int) -> float:
         """Open the raft round a proposal arriving at ``arrival`` goes out in, the leader being free for it by then

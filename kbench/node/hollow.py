@@ -133,7 +133,12 @@ class HollowNode:
         pending = self._pending
         if len(pending) >= PENDING_PRUNE:  # forget those sent already (stop() would skip them anyway)
             pending[:] = [p for p in pending if p[0] > now]
-        pending.append((now + delay, self.client.request(verb, resource, callback, delay=delay, **kwargs)))
+        renewals = self.client.server.renewals
+        if renewals is not None and verb == "update" and resource == "leases":  # coalesced (renewals.py)
+            timer = renewals.send(self.client, kwargs["body"], callback, delay)
+        else:
+            timer = self.client.request(verb, resource, callback, delay=delay, **kwargs)
+        pending.append((now + delay, timer))
 
     # -- registration and the Lease ---------------------------------------------------------------------------
     def _register(self, delay: float) -> None:
@@ -171,6 +176,7 @@ class HollowNode:
             self.renewals += 1
             self._renew(lease, delay + self.renew_wait())
             return
+        delay = max(delay, 0.0)  # a coalesced renewal's answer may reach it after its due time (renewals.py)
         if self._lease_base is None:  # the first create failed: ensure the lease (read it, or create it)
             self._read_lease(delay)
             return
