@@ -17,6 +17,7 @@ from kbench.node import HollowNode
 from kbench.sim import Engine
 from kbench.sweep.cluster import scenario
 from tests.controlplane.helpers import record
+from tests.test_exact_speedups import POINT as EXACT_POINT
 
 WINDOW = 0.05
 
@@ -115,15 +116,7 @@ def test_a_bad_window_is_refused_naming_the_field(window):
         CoalescedRenewals(APIServer(Engine()), window)
 
 
-POINT = {
-    "nodes": 200,
-    "pods_per_node": 3,
-    "churn": 20.0,
-    "services": 5,
-    "proxy_nodes": 20,
-    "degrade": "none",
-    "profile": "default",
-}
+POINT = {**EXACT_POINT, "nodes": 200}
 TOLERANCE = 0.05
 """The bound on every SLI (relative, of its p50, p90, p99 and max; plus the window for latencies): what the
 coalesced path may move a whole cluster's results by."""
