@@ -112,6 +112,8 @@ def test_a_write_between_a_renewals_dispatch_and_its_commit_makes_it_conflict_an
 def test_a_bad_window_is_refused_naming_the_field(window):
     with pytest.raises(ValueError, match=r"coalesce_leases.*window in seconds"):
         ClusterSpec(nodes=10, coalesce_leases=window).check()
+    with pytest.raises(ValueError, match=r"cluster\.coalesceLeases: .* >= 0 and <= 1\.0"):
+        ClusterSpec.from_dict({"nodes": 10, "coalesceLeases": window})
     with pytest.raises(ValueError, match="coalesce_leases"):
         CoalescedRenewals(APIServer(Engine()), window)
 
