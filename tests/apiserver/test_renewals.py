@@ -27,7 +27,9 @@ def _hollow(window: float, nodes: int = 1) -> tuple[Engine, APIServer, list[Holl
     api = APIServer(engine)
     if window:
         CoalescedRenewals(api, window)
-    controller_manager(api, config=KubeControllerManagerConfiguration.from_flags({"controllers": "nodelifecycle"}))
+    controller_manager(
+        api, config=KubeControllerManagerConfiguration.from_flags({"controllers": "nodelifecycle"})
+    ).start()
     fleet = [HollowNode(api, f"node-{i}", start=i * 10.0 / nodes) for i in range(nodes)]
     return engine, api, fleet
 
@@ -144,3 +146,26 @@ def test_every_sli_of_a_cluster_run_is_within_the_bound_of_the_exact_path():
             assert abs(other[q] - row[q]) <= TOLERANCE * abs(row[q]) + slack, (key, q, row[q], other[q])
     renewals = results[WINDOW].cluster.api.renewals
     assert isinstance(renewals, CoalescedRenewals) and renewals.coalesced > 1000
+
+
+def _unknown_at(window: float) -> float:
+    """When the node lifecycle controller marks a node stopped at 100 s Unknown (its Ready condition), one node
+    among three."""
+    engine, api, fleet = _hollow(window, nodes=3)
+    engine.run(until=100.0)
+    fleet[0].stop()
+    while engine.now < 200.0:
+        engine.run(until=engine.now + 0.5)
+        node = api.caches["nodes"].objects["node-0"][0]
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        if ready["status"] == "Unknown":
+            return engine.now
+    raise AssertionError("the stopped node was never marked Unknown")
+
+
+def test_a_stopped_node_is_marked_unknown_when_it_is_on_the_request_path():
+    """The node lifecycle controller sees the last renewal up to a window late; its verdict on a stopped node comes
+    in the same monitor pass (checked every 0.5 s) as on the exact path."""
+    exact = _unknown_at(0.0)
+    assert 140.0 < exact < 160.0  # the grace period after the last renewal
+    assert _unknown_at(MAX_WINDOW) == exact
