@@ -298,10 +298,10 @@ class APIServer:
         return HELD
 
     def plan_write(self, op: Request, now: float, at: float) -> float | tuple[str, dict, bytes, tuple, float]:
-        """A write's admission and plan, and its CPU on the instance from ``at`` (``now``, or a coalesced renewal's
-        arrival up to a window later): (kind, object, value to store, etcd precondition, when its CPU is done). A
-        write answered without etcd (refused, or nothing to store) is answered here; then the seats' release time is
-        returned instead."""
+        """A write's admission and plan, and its CPU on the instance from ``at`` (``now``, or the later arrival of a
+        coalesced renewal that waited for its client's token): (kind, object, value to store, etcd precondition, when
+        its CPU is done). A write answered without etcd (refused, or nothing to store) is answered here; then the
+        seats' release time is returned instead."""
         c = self.costs
         try:
             plan = self.registry.plan(op)
