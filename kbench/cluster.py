@@ -17,7 +17,7 @@ from typing import Any
 from kbench import components
 from kbench.api.quantity import resource_amount
 from kbench.apiserver import APIServer
-from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals
+from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals, valid_window
 from kbench.client import Client
 from kbench.cloud import Cloud, cloud_controller_manager
 from kbench.controllers import controller_manager
@@ -83,7 +83,7 @@ class ClusterSpec:
     images: Mapping = field(default_factory=dict)
     seed: int = 0
     coalesce_leases: float = 0.0
-    """A window (seconds, at most 1) in which the nodes' Lease renewals are coalesced to keep big runs fast
+    """A window (seconds, at most 0.1) in which the nodes' Lease renewals are coalesced to keep big runs fast
     (:mod:`kbench.apiserver.renewals`: an approximation bounded by the window); 0, the default: none."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """Component name -> configuration or ``{field: value}`` changes; held as every component's configuration
@@ -145,7 +145,7 @@ class ClusterSpec:
         ):
             raise bad("proxy_nodes", "an integer >= 0 (nodes running kube-proxy; default: every node)")
         window = self.coalesce_leases
-        if isinstance(window, bool) or not isinstance(window, int | float) or not 0 <= window <= MAX_WINDOW:
+        if window != 0 and not valid_window(window):
             raise bad("coalesce_leases", f"a window in seconds, >= 0 and <= {MAX_WINDOW} (0: renewals not coalesced)")
         if self.runtime not in RUNTIMES:
             raise bad("runtime", "one of " + ", ".join(RUNTIMES))

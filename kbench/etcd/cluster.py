@@ -164,7 +164,8 @@ class EtcdCluster:
         """The timing of a write proposed at ``now`` by a client of ``member``: its raft round, its place in the
         apply loop and the members' busy time, recorded; returns (when it is applied, how long its answer then takes
         to reach the client). :meth:`submit` schedules the apply; a caller that applies writes itself (the
-        apiserver's coalesced Lease renewals) calls this alone, ``now`` at most a batch window ahead."""
+        apiserver's coalesced Lease renewals) calls this alone, ``now`` ahead of the engine's clock by the write's
+        CPU time (with any wait for a core)."""
         p = self.costs
         member %= self.members
         hop = self._hops[member]

@@ -24,12 +24,13 @@ engine event per node per tick: with the defaults every renewal checks, with a f
 k-th does, and a frequency below the renew interval is checked at each renewal.
 
 A stopped node (dead, or cut off by a partition) sends nothing from the moment it stops: every request it had
-queued for later is taken back, and answers to requests sent before the stop start nothing new.
+queued for later is taken back, and answers to requests sent before the stop start nothing, even after a restart.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import TypedDict
 
 from kbench.api.quantity import resource_amount
@@ -110,6 +111,8 @@ class HollowNode:
         """The node's own random stream (lease jitter; the kubelet's backoff and token jitter)."""
         self.client = Client(server, f"system:node:{name}", ("system:nodes",), config.client_qps, config.client_burst)
         self.running = True
+        self._stops = 0
+        """Times the kubelet has stopped: an answer to a request sent before the last stop is dropped."""
         self.registered = False
         self.renewals = 0
         self._status_posted = -math.inf
@@ -133,12 +136,19 @@ class HollowNode:
         pending = self._pending
         if len(pending) >= PENDING_PRUNE:  # forget those sent already (stop() would skip them anyway)
             pending[:] = [p for p in pending if p[0] > now]
+        callback = partial(self._answer, self._stops, callback)
         renewals = self.client.server.renewals
         if renewals is not None and verb == "update" and resource == "leases":  # coalesced (renewals.py)
             timer = renewals.send(self.client, kwargs["body"], callback, delay)
         else:
             timer = self.client.request(verb, resource, callback, delay=delay, **kwargs)
         pending.append((now + delay, timer))
+
+    def _answer(self, stops: int, callback: Callback, result, error, delay: float) -> None:
+        """An answer reaches the kubelet: dropped when the kubelet has stopped since it sent the request (a restarted
+        kubelet is a new process; a partition outlasts the request), else ``callback``'s."""
+        if stops == self._stops:
+            callback(result, error, delay)
 
     # -- registration and the Lease ---------------------------------------------------------------------------
     def _register(self, delay: float) -> None:
@@ -169,14 +179,12 @@ class HollowNode:
         self._send(delay, "create", "leases", callback, body=lease)
 
     def _renewed(self, lease, error, delay) -> None:
-        if not self.running:  # the answer to a request sent before the node stopped
-            return
         if error is None:
             self._update_tries, self._ensured = 0, False
             self.renewals += 1
             self._renew(lease, delay + self.renew_wait())
             return
-        delay = max(delay, 0.0)  # a coalesced renewal's answer may reach it after its due time (renewals.py)
+        delay = max(delay, 0.0)  # a coalesced renewal's failure may come after its due time: acted on now
         if self._lease_base is None:  # the first create failed: ensure the lease (read it, or create it)
             self._read_lease(delay)
             return
@@ -232,8 +240,6 @@ class HollowNode:
     def _lease_read(self, lease, error, delay: float, backoff: float) -> None:
         """backoffEnsureLease: renew at once from the lease read, or create it if there is none (ensureLease); a
         failed read or create is tried again, 0.2 s doubling to 7 s later."""
-        if not self.running:
-            return
         if error is None:
             self._renew(lease, delay)
         elif error.code == 404:
@@ -290,6 +296,7 @@ class HollowNode:
         """The kubelet dies (or is partitioned): from now on it sends nothing (requests not yet due are taken
         back; answers to those already sent start nothing)."""
         self.running = False
+        self._stops += 1
         now = self.engine.now
         for at, timer in self._pending:
             if at > now:
