@@ -120,7 +120,7 @@ class CoalescedRenewals:
         from etcd), as a write's ``_propose`` tells flow control."""
         server = self.server
         now = server.engine.now
-        planned = server.plan_write(renewal, now, now)
+        planned = server.plan_write(renewal, now)
         if isinstance(planned, float):
             return planned
         kind, obj, value, expect, done = planned

@@ -268,11 +268,11 @@ class APIServer:
             self.sli.samples[op.verb, op.resource_name, op.scope].append(self.engine.now + delay - op.started)
         op.callback(result, error, delay)
 
-    def _cpu(self, op: Request, seconds: float, at: float | None = None) -> float:
-        """Run ``seconds`` of CPU for ``op`` on its instance's cores, arriving now (or at ``at``, not before now);
-        returns how long from now until done (the wait for a core included)."""
+    def _cpu(self, op: Request, seconds: float) -> float:
+        """Run ``seconds`` of CPU for ``op`` on its instance's cores now; returns how long until done (the wait for a
+        core included)."""
         now = self.engine.now
-        return op.conn.instance.cpu.run(now if at is None else at, seconds) - now
+        return op.conn.instance.cpu.run(now, seconds) - now
 
     # -- bootstrap (no latency, before any client) ----------------------------------------------------------
     def _bootstrap(self, resource: str, obj: dict) -> None:
@@ -290,28 +290,27 @@ class APIServer:
         """Run admission; on the instance's CPU decode the object, encode it for storage and for the answer (one job,
         before etcd), then send the write to etcd (:meth:`_propose`). Returns when the request will release its seats:
         :data:`HELD` for a write sent to etcd (``_propose`` says when, once it knows)."""
-        planned = self.plan_write(op, now, now)
+        planned = self.plan_write(op, now)
         if isinstance(planned, float):
             return planned
         kind, obj, value, expect, done = planned
         self.engine.schedule(done - now, self._propose, (op, kind, obj, value, expect))
         return HELD
 
-    def plan_write(self, op: Request, now: float, at: float) -> float | tuple[str, dict, bytes, tuple, float]:
-        """A write's admission and plan, and its CPU on the instance from ``at`` (``now``, or the later arrival of a
-        coalesced renewal that waited for its client's token): (kind, object, value to store, etcd precondition, when
-        its CPU is done). A write answered without etcd (refused, or nothing to store) is answered here; then the
-        seats' release time is returned instead."""
+    def plan_write(self, op: Request, now: float) -> float | tuple[str, dict, bytes, tuple, float]:
+        """A write's admission and plan, and its CPU on the instance: (kind, object, value to store, etcd
+        precondition, when its CPU is done). A write answered without etcd (refused, or nothing to store) is answered
+        here; then the seats' release time is returned instead."""
         c = self.costs
         try:
             plan = self.registry.plan(op)
         except APIError as err:
-            server = self._cpu(op, c.request_overhead, at)
+            server = self._cpu(op, c.request_overhead)
             self._finish(op, None, err, server)
             return now + server
         if plan is None:  # nothing to write (e.g. delete of an object already terminating)
             current = self.registry.unwritten(op)  # the object as it is, or an answer never stored
-            server = self._cpu(op, c.request_overhead + (current[2] if current else 0) * c.encode_per_byte, at)
+            server = self._cpu(op, c.request_overhead + (current[2] if current else 0) * c.encode_per_byte)
             self._finish(op, current[0] if current else None, None, server)
             return now + server
         kind, obj, expect = plan
@@ -323,7 +322,7 @@ class APIServer:
         cpu = (
             c.request_overhead + c.decode_per_object + decoded * c.decode_per_byte + 2 * len(value) * c.encode_per_byte
         )
-        return kind, obj, value, expect, now + self._cpu(op, cpu, at)
+        return kind, obj, value, expect, now + self._cpu(op, cpu)
 
     def _propose(self, args: tuple) -> None:
         """The write's CPU is done: send it to etcd as a compare-and-put; the request holds its seats until it has
