@@ -16,6 +16,7 @@ shows how far the full run is from linear cost; the 15,000-node run is ten simul
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from benchmarks.conftest import in_fresh_process, peak_rss_mib, timed_in_fresh_process
 from kbench.apiserver import APIServer
@@ -30,11 +31,14 @@ COALESCE_WINDOW = 0.05
 """The coalesced benchmark's window (seconds): the one tests/apiserver/test_renewals.py bounds."""
 
 
-def build_hollow(nodes: int, coalesce_leases: float = 0.0) -> tuple[Engine, APIServer, list[HollowNode]]:
+def build_hollow(
+    nodes: int, coalesce_leases: float = 0.0, **apiserver: Any
+) -> tuple[Engine, APIServer, list[HollowNode]]:
     """``nodes`` hollow nodes (three zones, starts spread over 10 s) under the node lifecycle controller; their Lease
-    renewals coalesced in windows of ``coalesce_leases`` seconds if given (:mod:`kbench.apiserver.renewals`)."""
+    renewals coalesced in windows of ``coalesce_leases`` seconds if given (:mod:`kbench.apiserver.renewals`);
+    ``apiserver``: the :class:`APIServer`'s keyword arguments (profile, config, instances)."""
     engine = Engine()
-    api = APIServer(engine)
+    api = APIServer(engine, **apiserver)
     if coalesce_leases:
         CoalescedRenewals(api, coalesce_leases)
     config = KubeControllerManagerConfiguration.from_flags({"controllers": "nodelifecycle"})

@@ -79,6 +79,8 @@ class CoalescedRenewals:
         if not valid_window(window):
             raise ValueError(f"coalesce_leases: a window in seconds, > 0 and <= {MAX_WINDOW}; got {window!r}")
         self.server, self.window = server, float(window)
+        self.etcd = server.etcds["leases"]
+        """The etcd cluster that stores Leases (the main one, or its own under --etcd-servers-overrides)."""
         self._commits: dict[int, list[tuple]] = {}
         """Booked writes by the tick that commits them, in apply order (etcd's apply loop books them in increasing
         apply times): (apply time, renewal, key, kind, object, value, precondition, answer delay after the apply)."""
@@ -103,16 +105,18 @@ class CoalescedRenewals:
         if wait > 0:
             renewal.started += wait
             self.server.engine.schedule(wait, self._arrive_with_token, renewal)
-            return
-        renewal.handle = []  # drops the cycle (the entry holds the renewal), as Client's _Scheduled does
-        self.coalesced += 1
-        self.server.arrive(renewal)
+        else:
+            self._arrived(renewal)
 
     def _arrive_with_token(self, renewal: Renewal) -> None:
-        handle, renewal.handle = renewal.handle, []
+        handle, renewal.handle = renewal.handle, []  # drops the cycle (the entry holds the renewal), taken back or not
         if handle[0] is not None:  # not cancelled while it waited
-            self.coalesced += 1
-            self.server.arrive(renewal)
+            self._arrived(renewal)
+
+    def _arrived(self, renewal: Renewal) -> None:
+        renewal.handle = []  # drops the cycle, as Client's _Scheduled does
+        self.coalesced += 1
+        self.server.arrive(renewal)
 
     def dispatch(self, renewal: Renewal) -> float:
         """Flow control dispatched ``renewal``: plan it, run its CPU and book its etcd round for when that CPU ends;
@@ -125,8 +129,7 @@ class CoalescedRenewals:
             return planned
         kind, obj, value, expect, done = planned
         key = storage_key(renewal, obj)
-        etcd = server.etcds[renewal.resource_name]
-        applied, delay = etcd.book(done, len(key) + len(value), renewal.conn.instance.index)
+        applied, delay = self.etcd.book(done, len(key) + len(value), renewal.conn.instance.index)
         tick = max(math.ceil(applied / self.window), self._ticked + 1)
         commits = self._commits.get(tick)
         if commits is None:
@@ -158,7 +161,7 @@ class CoalescedRenewals:
         then (it may be negative: the answer was due before this tick)."""
         server = self.server
         try:
-            result, ok = compare_and_write(server.etcds[renewal.resource_name].store, key, kind, value, expect), True
+            result, ok = compare_and_write(self.etcd.store, key, kind, value, expect), True
         except EtcdError as err:
             result, ok = err, False
         server.written(renewal, kind, obj, value, ok, result, applied + delay - now)

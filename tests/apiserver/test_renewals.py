@@ -10,32 +10,17 @@ import numpy as np
 import pytest
 
 from benchmarks.bench_controlplane import COALESCE_WINDOW as WINDOW
+from benchmarks.bench_controlplane import build_hollow
 from kbench.apiserver import APIServer
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals
 from kbench.cluster import ClusterSpec
-from kbench.controllers import KubeControllerManagerConfiguration, controller_manager
 from kbench.etcd.cluster import EtcdCosts
-from kbench.node import HollowNode
 from kbench.profiles import load_profile
 from kbench.sim import Engine
 from kbench.sweep.cluster import scenario
 from tests.controlplane.helpers import record
 from tests.test_exact_speedups import POINT as EXACT_POINT
-
-
-def _hollow(
-    window: float, nodes: int = 1, config: KubeAPIServerConfig | None = None
-) -> tuple[Engine, APIServer, list[HollowNode]]:
-    engine = Engine()
-    api = APIServer(engine, config=config)
-    if window:
-        CoalescedRenewals(api, window)
-    controller_manager(
-        api, config=KubeControllerManagerConfiguration.from_flags({"controllers": "nodelifecycle"})
-    ).start()
-    fleet = [HollowNode(api, f"node-{i}", start=i * 10.0 / nodes) for i in range(nodes)]
-    return engine, api, fleet
 
 
 def _lease(api: APIServer, name: str) -> dict:
@@ -52,7 +37,7 @@ def test_one_node_renews_at_the_times_and_latencies_of_the_request_path():
     the request path's (only the write waits for its tick)."""
     runs = {}
     for window in (0.0, WINDOW):
-        engine, api, (node,) = _hollow(window)
+        engine, api, (node,) = build_hollow(1, window)
         engine.run(until=300.0)
         runs[window] = (api, node)
     (exact, slow), (coalesced, fast) = runs[0.0], runs[WINDOW]
@@ -68,7 +53,7 @@ def test_a_renewal_planned_from_a_stale_lease_is_refused_and_the_node_renews_fro
     """Another writer's update of the lease, already in the watch cache when the renewal arrives: the registry's plan
     refuses it (409 Conflict, as on the request path), and the node reads the lease and renews from it
     (retryUpdateLease)."""
-    engine, api, (node,) = _hollow(WINDOW)
+    engine, api, (node,) = build_hollow(1, WINDOW)
     engine.run(until=15.0)  # registered, created its lease, renewed once
     sent = record(node.client)
     lease = _lease(api, "node-0")
@@ -93,7 +78,7 @@ def test_a_write_between_a_renewals_dispatch_and_its_commit_makes_it_conflict_an
     """The coalesced path's own race: another writer's update applied after the renewal was planned but before its
     commit tick wins; the renewal's compare-and-put answers 409 Conflict after its due time, and the node reads the
     lease at once and renews from it."""
-    engine, api, (node,) = _hollow(MAX_WINDOW)
+    engine, api, (node,) = build_hollow(1, MAX_WINDOW)
     engine.run(until=15.0)
     _step_to_a_booked_renewal(engine, _renewals(api), 0.02)  # the other write applies in about 5 ms
     sent = record(node.client)
@@ -112,7 +97,7 @@ def test_a_write_between_a_renewals_dispatch_and_its_commit_makes_it_conflict_an
 
 
 def test_a_stopped_node_takes_back_the_renewal_it_had_not_sent():
-    engine, api, (node,) = _hollow(WINDOW)
+    engine, api, (node,) = build_hollow(1, WINDOW)
     engine.run(until=25.0)
     rv = int(_lease(api, "node-0")["metadata"]["resourceVersion"])
     node.stop()
@@ -127,7 +112,7 @@ def test_a_stopped_node_takes_back_the_renewal_it_had_not_sent():
 def test_a_node_stopped_and_restarted_before_its_renewal_commits_renews_once_every_interval(window):
     """The answer to a renewal sent before a stop is dropped even when it comes after the restart (the kubelet
     restarted is a new process): one chain of renewals goes on, from the restart's read of the lease."""
-    engine, api, (node,) = _hollow(window)
+    engine, api, (node,) = build_hollow(1, window)
     sent = record(node.client)
     engine.run(until=15.0)
     if window:
@@ -143,7 +128,7 @@ def test_a_node_stopped_and_restarted_before_its_renewal_commits_renews_once_eve
 
 
 def test_a_renewal_that_waits_for_its_token_arrives_with_it_and_can_be_taken_back_meanwhile():
-    engine, api, (node,) = _hollow(WINDOW)
+    engine, api, (node,) = build_hollow(1, WINDOW)
     engine.run(until=15.0)
     renewals = _renewals(api)
     limiter = node.client.limiter
@@ -171,11 +156,7 @@ def test_renewals_queued_and_rejected_by_flow_control_are_answered_as_requests()
     config = KubeAPIServerConfig(max_requests_inflight=1, max_mutating_requests_inflight=1, request_timeout=1.0)
     stats = {}
     for window in (0.0, WINDOW):
-        engine = Engine()
-        api = APIServer(engine, profile=profile, config=config, instances=1)
-        if window:
-            CoalescedRenewals(api, window)
-        fleet = [HollowNode(api, f"node-{i}", start=i * 10.0 / 300) for i in range(300)]
+        engine, api, fleet = build_hollow(300, window, profile=profile, config=config, instances=1)
         engine.run(until=60.0)
         updates = np.array(api.sli.samples["update", "leases", "resource"])
         stats[window] = (
@@ -236,7 +217,7 @@ def test_every_sli_of_a_cluster_run_is_within_the_bound_of_the_exact_path():
 def _unknown_at(window: float) -> float:
     """When the node lifecycle controller marks a node stopped at 100 s Unknown (its Ready condition), one node
     among three."""
-    engine, api, fleet = _hollow(window, nodes=3)
+    engine, api, fleet = build_hollow(3, window)
     engine.run(until=100.0)
     fleet[0].stop()
     while engine.now < 200.0:
