@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from benchmarks.bench_controlplane import COALESCE_WINDOW as WINDOW
 from benchmarks.bench_controlplane import build_hollow
@@ -17,6 +18,7 @@ from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals
 from kbench.cluster import ClusterSpec
 from kbench.etcd.cluster import EtcdCosts
 from kbench.profiles import load_profile
+from kbench.scenarios import Scenario, library
 from kbench.sim import Engine
 from kbench.sweep.cluster import scenario
 from tests.controlplane.helpers import record
@@ -235,3 +237,21 @@ def test_a_stopped_node_is_marked_unknown_when_it_is_on_the_request_path():
     exact = _unknown_at(0.0)
     assert 140.0 < exact < 160.0  # the grace period after the last renewal
     assert _unknown_at(MAX_WINDOW) == exact
+
+
+def test_a_scenario_file_asks_for_it_and_a_node_failure_runs_as_on_the_exact_path():
+    """``coalesceLeases`` in a scenario file reaches the cluster (and is written back by ``to_dict``); the node-failure
+    scenario (two nodes cut off, marked Unknown, their pods evicted and replaced) creates, starts and binds the same pods
+    and meets its SLOs as on the exact path."""
+    text = yaml.safe_dump({**library.node_failure(20, 0.1, 60).to_dict(), "metadata": {"name": "nf"}})
+    results = {}
+    for window in (0.0, WINDOW):
+        sc = Scenario.from_text(text.replace("coalesceLeases: 0.0", f"coalesceLeases: {window}"))
+        assert sc.cluster.coalesce_leases == window and sc.to_dict()["cluster"]["coalesceLeases"] == window
+        results[window] = sc.run(progress=False)
+    exact, coalesced = (results[w].summary() for w in (0.0, WINDOW))
+    assert _renewals(results[WINDOW].cluster.api).coalesced > 100
+    assert coalesced["sim_slo_passed"] and exact["sim_slo_passed"]
+    for key in ("sim_pods_created", "sim_pods_started", "sim_pods_bound", "sim_container_restarts"):
+        assert coalesced[key] == exact[key], key
+    assert exact["sim_pods_created"] > 60  # the cut-off nodes' pods were replaced
