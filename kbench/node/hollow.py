@@ -184,7 +184,6 @@ class HollowNode:
             self.renewals += 1
             self._renew(lease, delay + self.renew_wait())
             return
-        delay = max(delay, 0.0)  # a coalesced renewal's failure may come after its due time: acted on now
         if self._lease_base is None:  # the first create failed: ensure the lease (read it, or create it)
             self._read_lease(delay)
             return

@@ -241,8 +241,8 @@ def test_a_stopped_node_is_marked_unknown_when_it_is_on_the_request_path():
 
 def test_a_scenario_file_asks_for_it_and_a_node_failure_runs_as_on_the_exact_path():
     """``coalesceLeases`` in a scenario file reaches the cluster (and is written back by ``to_dict``); the node-failure
-    scenario (two nodes cut off, marked Unknown, their pods evicted and replaced) creates, starts and binds the same pods
-    and meets its SLOs as on the exact path."""
+    scenario (two nodes cut off, marked Unknown, their pods evicted and replaced) creates, starts and binds the same
+    pods and meets its SLOs as on the exact path."""
     text = yaml.safe_dump({**library.node_failure(20, 0.1, 60).to_dict(), "metadata": {"name": "nf"}})
     results = {}
     for window in (0.0, WINDOW):
