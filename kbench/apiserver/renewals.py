@@ -31,9 +31,8 @@ import math
 from functools import partial
 from typing import TYPE_CHECKING
 
-from kbench.apiserver.objects import RESOURCES
 from kbench.apiserver.registry import compare_and_write
-from kbench.apiserver.server import APIServer, Callback, Request, request_target, storage_key
+from kbench.apiserver.server import APIServer, Callback, Request, storage_key
 from kbench.etcd.errors import EtcdError
 from kbench.sim import Timer
 
@@ -60,18 +59,11 @@ class Renewal(Request):
     """A coalesced Lease update: a request whose etcd round is booked at dispatch and whose write waits for a tick."""
 
     __slots__ = ("limiter", "renewals", "handle")
-
-    def __init__(
-        self, renewals: CoalescedRenewals, client: Client, body: dict, callback: Callback, send: float
-    ) -> None:
-        res = RESOURCES["leases"]
-        namespace, name = request_target(res, "update", "", "", body)
-        super().__init__(renewals.server, client.conn, "update", res, namespace, name, body, "", {}, callback, send)
-        self.prepare(None, None)
-        self.limiter: TokenBucket = client.limiter
-        self.renewals = renewals
-        self.handle: Timer = []
-        """The entry of its arrival (cancelled: taken back), kept while it waits for a token."""
+    limiter: TokenBucket
+    """Its client's rate limiter."""
+    renewals: CoalescedRenewals
+    handle: Timer
+    """The entry of its arrival (cancelled: taken back), kept while it waits for a token."""
 
     def dispatch(self) -> float:
         """Run it (it has its seats): :meth:`CoalescedRenewals.dispatch`."""
@@ -101,7 +93,11 @@ class CoalescedRenewals:
         its handle: cancelling it (``Engine.cancel``) before the renewal leaves (its send time, then any wait for a
         token) takes it back, as ``Client.request``'s."""
         server = self.server
-        renewal = Renewal(self, client, body, partial(_answer, callback), server.engine.now + delay)
+        renewal = client.conn.build(
+            "update", "leases", partial(_answer, callback), server.engine.now + delay, request_class=Renewal, body=body
+        )
+        assert isinstance(renewal, Renewal)
+        renewal.limiter, renewal.renewals = client.limiter, self
         renewal.handle = server.engine.schedule(delay + server.half_rtt, self.arrive, renewal)
         return renewal.handle
 

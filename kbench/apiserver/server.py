@@ -675,13 +675,44 @@ class Connection:
         """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer. Returns
         the handle of its arrival: cancelling it (``Engine.cancel``) before the send time takes the request back."""
         server = self.server
+        op = self.build(
+            verb,
+            resource,
+            callback,
+            server.engine.now + delay,
+            namespace=namespace,
+            name=name,
+            body=body,
+            subresource=subresource,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            **options,
+        )
+        return server.engine.schedule(delay + server.half_rtt, server.arrive, op)
+
+    def build(
+        self,
+        verb: str,
+        resource: str,
+        callback: Callback,
+        sent: float,
+        *,
+        request_class: type[Request] = Request,
+        namespace: str = "",
+        name: str = "",
+        body: Mapping | None = None,
+        subresource: str = "",
+        label_selector=None,
+        field_selector: str | None = None,
+        **options,
+    ) -> Request:
+        """The request (a ``request_class``) sent at ``sent``, its target and selectors read, as :meth:`request`
+        sends it; an unknown resource or verb is refused."""
         res = resource_for(verb, resource)
         namespace, name = request_target(res, verb, namespace, name, body)
-        op = Request(
-            server, self, verb, res, namespace, name, body, subresource, options, callback, server.engine.now + delay
-        )
+        op = request_class(self.server, self, verb, res, namespace, name, body, subresource, options, callback, sent)
         op.prepare(label_selector, field_selector)
-        return server.engine.schedule(delay + server.half_rtt, server.arrive, op)
+        return op
 
 
 def storage_key(op: Request, obj: Mapping) -> bytes:
