@@ -657,37 +657,12 @@ class Connection:
     def __init__(self, server: APIServer, instance: Instance, user: str, groups: tuple[str, ...]) -> None:
         self.server, self.instance, self.user, self.groups = server, instance, user, groups
 
-    def request(
-        self,
-        verb: str,
-        resource: str,
-        callback: Callback,
-        *,
-        namespace: str = "",
-        name: str = "",
-        body: Mapping | None = None,
-        subresource: str = "",
-        label_selector=None,
-        field_selector: str | None = None,
-        delay: float = 0.0,
-        **options,
-    ) -> Timer:
-        """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer. Returns
-        the handle of its arrival: cancelling it (``Engine.cancel``) before the send time takes the request back."""
+    def request(self, verb: str, resource: str, callback: Callback, *, delay: float = 0.0, **fields) -> Timer:
+        """Send a request ``delay`` seconds from now; ``callback(result, error, delay)`` gets the answer; ``fields``
+        are :meth:`build`'s (target, body, selectors, options). Returns the handle of its arrival: cancelling it
+        (``Engine.cancel``) before the send time takes the request back."""
         server = self.server
-        op = self.build(
-            verb,
-            resource,
-            callback,
-            server.engine.now + delay,
-            namespace=namespace,
-            name=name,
-            body=body,
-            subresource=subresource,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            **options,
-        )
+        op = self.build(verb, resource, callback, server.engine.now + delay, **fields)
         return server.engine.schedule(delay + server.half_rtt, server.arrive, op)
 
     def build(
