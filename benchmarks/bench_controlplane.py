@@ -4,7 +4,7 @@ wall; the cost linear in nodes, recorded at 15,000 nodes).
 Each hollow node renews its Lease every 10 s and posts its status every 5 minutes; the apiserver (3
 instances, APF, CPU, watch caches) writes them to the etcd model; kube-controller-manager's node lifecycle
 controller watches the Leases and Nodes and checks every node every 5 s. The garbage collector runs as in
-scenarios (``kbench.sim.collector``: young collections every 50,000 allocations, survivors frozen every 10
+scenarios (``kbench.sim.collector``: no automatic collections; what survived is collected and frozen every 300
 simulated seconds). Each run happens in a fresh spawned
 process, so its peak resident memory is recorded as asv's ``peakmem`` records it. Recorded: wall seconds,
 simulated seconds per wall second, engine events and API requests per second, peak memory. The reference of

@@ -20,6 +20,9 @@ from kbench.node.probes import ANNOTATION
 from kbench.sim import collector
 from kbench.sim.engine import Event
 
+ADVANCE_EVERY = 10.0
+"""Simulated seconds between two progress reports (the bar, ``on_advance``) of :func:`run_scenario`."""
+
 PAUSE_POD: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
@@ -369,18 +372,20 @@ class Driver:
 
 def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
     """Build the scenario's cluster, run it, and collect its SLIs (``result.cluster`` keeps the cluster);
-    ``on_advance(simulated_seconds)`` is called every 10 simulated seconds."""
+    ``on_advance(simulated_seconds)`` is called every :data:`ADVANCE_EVERY` simulated seconds. The whole run, the
+    cluster's build included, runs as :func:`kbench.sim.collector.long_run` says."""
     started = time.perf_counter()
-    cluster = Cluster(scenario.cluster)
-    begin = cluster.settle()
-    driver = Driver(cluster, scenario)
-    process = cluster.engine.process(driver.run(), name=f"scenario/{scenario.name}")
-    bar = tqdm(total=len(scenario.steps), desc=f"scenario {scenario.name}", unit="step", disable=not progress)
     with collector.long_run():
+        cluster = Cluster(scenario.cluster)
+        begin = cluster.settle()
+        driver = Driver(cluster, scenario)
+        process = cluster.engine.process(driver.run(), name=f"scenario/{scenario.name}")
+        bar = tqdm(total=len(scenario.steps), desc=f"scenario {scenario.name}", unit="step", disable=not progress)
+        settle = collector.Settler(cluster.engine)
         try:
             while not process.processed:
-                cluster.engine.run(until=cluster.engine.now + collector.SETTLE_EVERY)
-                collector.settle()
+                cluster.engine.run(until=cluster.engine.now + ADVANCE_EVERY)
+                settle()
                 bar.update(driver.step - bar.n)
                 bar.set_postfix(sim_s=f"{cluster.engine.now:.0f}")
                 if on_advance is not None:

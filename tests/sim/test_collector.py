@@ -3,19 +3,37 @@
 import gc
 from collections import Counter
 
-from kbench.cluster import Cluster
 from kbench.scenarios import library
-from kbench.scenarios.steps import Driver
 from kbench.sim import Engine, collector
 
 
-def test_long_run_restores_thresholds_and_unfreezes():
-    before = gc.get_threshold()
+def test_long_run_turns_automatic_collection_off_and_restores_it_and_unfreezes():
+    assert gc.isenabled()
     with collector.long_run():
-        assert gc.get_threshold() == collector.THRESHOLDS
+        assert not gc.isenabled()
         assert gc.get_freeze_count() > 0
-    assert gc.get_threshold() == before
+    assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with collector.long_run():
+            pass
+        assert not gc.isenabled()  # restored as it was, not turned on
+    finally:
+        gc.enable()
+
+
+def test_settler_settles_once_every_settle_every_seconds():
+    engine, step = Engine(), collector.SETTLE_EVERY / 4
+    with collector.long_run():
+        settle, frozen = collector.Settler(engine), []
+        for _ in range(9):
+            kept = [[i] for i in range(100)]  # noqa: F841 (alive at the next settle, so frozen by it)
+            engine.run(until=engine.now + step)
+            before = gc.get_freeze_count()
+            settle()
+            frozen.append(gc.get_freeze_count() > before)
+    assert frozen == [False, False, False, True] * 2 + [False]
 
 
 def test_run_settled_reaches_the_horizon_and_freezes_what_survives_each_step():
@@ -30,29 +48,24 @@ def test_run_settled_reaches_the_horizon_and_freezes_what_survives_each_step():
     assert engine.now == 27.5 and fired == ["a"]
 
 
-def test_a_settled_run_leaves_no_reference_cycle_behind():
-    """Objects frozen by ``settle`` are never collected during the run, so a reference cycle frozen while alive
-    (e.g. a Lease renewal scheduled ahead, whose handle holds its own callback) would stay in memory until the run
-    ends: millions of them in a 5,000-node run. Run as scenarios do (settle every 10 s) and collect with the
-    collector saving what it finds instead of freeing it: nothing."""
+def test_a_scenario_run_makes_no_reference_cycle():
+    """A run collects only when it settles, every ``SETTLE_EVERY`` simulated seconds, and what a settle finds alive is
+    frozen: a reference cycle would wait minutes to be freed, and one frozen while alive (e.g. a Lease renewal
+    scheduled ahead, whose handle holds its own callback) would stay in memory until the run ends, millions of them
+    in a 5,000-node run. So kbench makes none: run a scenario as ``Scenario.run`` does (after a first run, which
+    loads what loads once: the compiled kernels), with the collector saving what it finds instead of freeing it,
+    then collect everything the run left: nothing, during the run or after it."""
     scenario = library.density(20, 5, 20.0)
-    cluster = Cluster(scenario.cluster)
-    cluster.settle()
-    done = cluster.engine.process(Driver(cluster, scenario).run())
+    scenario.run(progress=False)
     saved = gc.get_debug()
-    with collector.long_run():
-        while not done.processed:
-            cluster.engine.run(until=cluster.engine.now + 10.0)
-            collector.settle()
-        cluster.engine.run(until=cluster.engine.now + 60.0)  # Lease renewals sent and answered after the freezes
-        assert done.ok
-        gc.unfreeze()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
-            gc.collect()
-            kinds = Counter(type(o).__qualname__ for o in gc.garbage)
-        finally:
-            gc.set_debug(saved)
-            gc.garbage.clear()
-    assert cluster.watcher.pending == set() and len(cluster.watcher.pods) == 100
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        result = scenario.run(progress=False)
+        gc.collect()
+        kinds = Counter(type(o).__qualname__ for o in gc.garbage)
+    finally:
+        gc.set_debug(saved)
+        gc.garbage.clear()
+    assert result.passed and result.counts["pods_started"] == 100
     assert not kinds, f"reference cycles left for the collector: {kinds.most_common(5)}"
