@@ -43,8 +43,10 @@ from kbench.sim import Timer
 NODE_STATUS_UPDATE_RETRY = 5
 """pkg/kubelet/kubelet.go nodeStatusUpdateRetry: tries of one status update."""
 
-PENDING_PRUNE = 8
-"""A node forgets the requests it has sent (keeping those not yet due) when it has noted this many."""
+PENDING_PRUNE = 2
+"""A node forgets the requests it has sent (keeping those not yet due) when it has noted this many. Each one noted
+holds its request (body, callback) alive until then: with 8, a 5,000-node run kept about 20,000 requests answered
+long ago, which every collector settle scanned (kbench.sim.collector)."""
 LEASE_RENEW_JITTER = 0.04
 """k8s.io/component-helpers/apimachinery/lease/controller.go: Run's wait.JitterUntil jitter factor."""
 MAX_UPDATE_RETRIES = 5
