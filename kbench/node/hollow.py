@@ -30,6 +30,7 @@ queued for later is taken back, and answers to requests sent before the stop sta
 from __future__ import annotations
 
 import math
+from collections import deque
 from functools import partial
 from typing import TypedDict
 
@@ -43,10 +44,6 @@ from kbench.sim import Timer
 NODE_STATUS_UPDATE_RETRY = 5
 """pkg/kubelet/kubelet.go nodeStatusUpdateRetry: tries of one status update."""
 
-PENDING_PRUNE = 2
-"""A node forgets the requests it has sent (keeping those not yet due) when it has noted this many. Each one noted
-holds its request (body, callback) alive until then: with 8, a 5,000-node run kept about 20,000 requests answered
-long ago, which every collector settle scanned (kbench.sim.collector)."""
 LEASE_RENEW_JITTER = 0.04
 """k8s.io/component-helpers/apimachinery/lease/controller.go: Run's wait.JitterUntil jitter factor."""
 MAX_UPDATE_RETRIES = 5
@@ -123,8 +120,10 @@ class HollowNode:
         """The lease the last update was made from (the controller's latestLease, or the one just read)."""
         self._update_tries, self._ensured = 0, False
         """Updates failed in the current retryUpdateLease; whether this sync has ensured the lease already."""
-        self._pending: list[tuple[float, Timer]] = []
-        """(send time, handle) of the requests sent lately: those not yet due when the node stops are taken back."""
+        self._pending: deque[tuple[float, Timer]] = deque()
+        """(send time, handle) of the requests sent lately, in the order sent: those not yet due when the node stops
+        are taken back. Each send forgets those at the front that are due (a handle holds its request, body and
+        callback, alive: kept, they were most of what a collector settle scans, kbench.sim.collector)."""
         self.manifest = node_manifest(name, zone, cpu, memory, config.pods_capacity(_cores(cpu)), uninitialized)
         """The Node as registered (its conditions are stamped at each registration)."""
         self._register(start)
@@ -136,8 +135,8 @@ class HollowNode:
             return
         now = self.engine.now
         pending = self._pending
-        if len(pending) >= PENDING_PRUNE:  # forget those sent already (stop() would skip them anyway)
-            pending[:] = [p for p in pending if p[0] > now]
+        while pending and pending[0][0] <= now:  # sent already (stop() would skip them anyway)
+            pending.popleft()
         callback = partial(self._answer, self._stops, callback)
         renewals = self.client.server.renewals
         if renewals is not None and verb == "update" and resource == "leases":  # coalesced (renewals.py)
@@ -302,7 +301,7 @@ class HollowNode:
         for at, timer in self._pending:
             if at > now:
                 self.engine.cancel(timer)
-        self._pending = []
+        self._pending.clear()
 
     def restart(self) -> None:
         """The kubelet is back: it renews its lease and posts its status at once (or registers, if it never
