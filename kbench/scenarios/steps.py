@@ -372,8 +372,8 @@ class Driver:
 
 def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
     """Build the scenario's cluster, run it, and collect its SLIs (``result.cluster`` keeps the cluster);
-    ``on_advance(simulated_seconds)`` is called every :data:`ADVANCE_EVERY` simulated seconds. The whole run, the
-    cluster's build included, runs as :func:`kbench.sim.collector.long_run` says."""
+    ``on_advance(simulated_seconds)`` is called every :data:`ADVANCE_EVERY` simulated seconds. The whole run, from the
+    cluster's build to the SLIs read, runs as :func:`kbench.sim.collector.long_run` says."""
     started = time.perf_counter()
     with collector.long_run():
         cluster = Cluster(scenario.cluster)
@@ -395,7 +395,10 @@ def run_scenario(scenario, progress: bool = True, on_advance=None) -> RunResult:
             cluster.engine.run(until=cluster.engine.now + scenario.drain)
         finally:
             bar.close()
-    result = collect(cluster, time.perf_counter() - started, begin, driver.problems, scenario.measure)
+        # the SLIs are read under the run's collector settings too: once they end, the first full collection scans
+        # every object the run left (4.4 s at 5,000 nodes x 6 pods), which a caller that drops the cluster first
+        # never pays (reference counting frees it)
+        result = collect(cluster, time.perf_counter() - started, begin, driver.problems, scenario.measure)
     result.counts.update({f"api_errors_{k}": v for k, v in sorted(driver.errors.items())})
     result.counts.update(driver.budget_counts())
     stats = cluster.scheduler.stats
