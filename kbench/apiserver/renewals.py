@@ -165,6 +165,6 @@ class CoalescedRenewals:
         server = self.server
         try:
             result, ok = compare_and_write(self.etcd.store, key, kind, value, expect), True
-        except EtcdError as err:
-            result, ok = err, False
+        except EtcdError as err:  # kept without its traceback, whose frame (this one) would hold it: a cycle
+            result, ok = err.with_traceback(None), False
         server.written(renewal, kind, obj, value, ok, result, applied + delay - now)

@@ -262,8 +262,11 @@ class APIServer:
 
     def _finish(self, op: Request, result, error, server_time: float) -> None:
         """The answer is ready (encoded) at the apiserver ``server_time`` from now; it reaches the client after the
-        network."""
+        network. An error answered drops the traceback it was raised with: its frames hold the request, which holds the
+        answer's callback, a reference cycle that only the collector would free."""
         delay = server_time if op.internal else server_time + self.half_rtt
+        if error is not None:
+            error.__traceback__ = None
         if op.scope:
             self.sli.samples[op.verb, op.resource_name, op.scope].append(self.engine.now + delay - op.started)
         op.callback(result, error, delay)

@@ -63,6 +63,7 @@ class Informer:
         self._stopped = True
         if self._watch is not None:
             self._watch.stop()
+            self._watch = None  # the watch's callback holds this informer: a cycle otherwise
 
     def disconnect(self, seconds: float) -> None:
         """Drop the watch (a broken connection); the reflector re-watches from its resourceVersion later."""
@@ -105,7 +106,7 @@ class Informer:
             elif prev["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
                 self._notify(1, prev, obj)
         if not self.synced.triggered:
-            self.synced.succeed(self)
+            self.synced.succeed()  # no value: the informer as its value would be a reference cycle
         self._start_watch()
 
     def _start_watch(self) -> None:

@@ -1,16 +1,15 @@
 """Python's garbage collector during a long simulation run.
 
 A cluster is millions of long-lived objects (stored objects, informer caches, Leases) and a stream of short-lived
-ones (requests, events). Reference counting frees nearly all that a run drops: the density scenario makes no
-reference cycle at all (``tests/sim/test_collector.py``); the scenarios with Services or failures make some (cycles
-holding kube-proxy's endpoint records, exceptions kept with their tracebacks: 30,000-100,000 objects in a whole run
-of the library's ``load``, ``rolling_update`` or ``job_waves``). Yet with the default thresholds (700, 10, 10) the
-collector rescans the long-lived objects again and again, and a collection costs about 0.8 us an object it scans
-(57 ms for the 69,000 young objects of 5,000 hollow nodes). :func:`long_run` moves what exists now out of the
-collector's generations (``gc.freeze``) and turns automatic collection off; :func:`settle` then collects what was
-made since the last settle and freezes what survived (:func:`run_settled`, :class:`Settler`: every
-:data:`SETTLE_EVERY` simulated seconds). None of them changes any simulated result (no kbench logic depends on when
-objects are collected).
+ones (requests, events). Reference counting frees all that a run drops: the library's scenarios make no reference
+cycle (``tests/sim/test_collector.py``; an API error answered with its traceback, whose frames held the request,
+made 30,000-100,000 cyclic objects in a run of ``load``, ``rolling_update`` or ``job_waves`` until it was mended).
+Yet with the default thresholds (700, 10, 10) the collector rescans the long-lived objects again and again, and a
+collection costs about 0.8 us an object it scans (57 ms for the 69,000 young objects of 5,000 hollow nodes).
+:func:`long_run` moves what exists now out of the collector's generations (``gc.freeze``) and turns automatic
+collection off; :func:`settle` then collects what was made since the last settle and freezes what survived
+(:func:`run_settled`, :class:`Settler`: every :data:`SETTLE_EVERY` simulated seconds). None of them changes any
+simulated result (no kbench logic depends on when objects are collected).
 
 A settle scans the objects made since the last one that are still alive: the state they became (each object is
 scanned once, at the first settle it lives through) and what is in flight at that moment (requests and their

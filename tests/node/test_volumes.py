@@ -152,11 +152,12 @@ def test_two_pods_referencing_one_configmap_share_one_reflector_stopped_with_the
     assert cache.reflectors == 1 and cache.items[f"{NS}/shared"].refs == 2
     informer = cache.items[f"{NS}/shared"].informer
     assert informer.selectors["field_selector"] == "metadata.name=shared"
+    watch = informer._watch
     for name, left in (("a", 1), ("b", 0)):
         node.plane.ok("delete", "pods", namespace=NS, name=name, gracePeriodSeconds=0)
         node.until(node.plane.engine.now + 3)
         assert len(cache.items) == left
-    assert informer._stopped and informer._watch is not None and informer._watch.stopped
+    assert informer._stopped and watch is not None and watch.stopped and informer._watch is None
 
 
 def test_missing_configmap_keeps_the_pod_creating_until_it_is_created():

@@ -3,6 +3,8 @@
 import gc
 from collections import Counter
 
+import pytest
+
 from kbench.scenarios import library
 from kbench.sim import Engine, collector
 
@@ -48,14 +50,28 @@ def test_run_settled_reaches_the_horizon_and_freezes_what_survives_each_step():
     assert engine.now == 27.5 and fired == ["a"]
 
 
-def test_a_scenario_run_makes_no_reference_cycle():
+SCENARIOS = {
+    "density": lambda: library.density(20, 5, 20.0),
+    "load": library.load,  # Services, kube-proxy, API errors answered
+    "node_failure": library.node_failure,
+    "rolling_update": library.rolling_update,
+    "job_waves": library.job_waves,  # informers started and stopped
+    "load_balancers": library.load_balancers,
+}
+"""The library's scenarios, small (probe_storm, 25 s a run, is left out)."""
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_scenario_run_makes_no_reference_cycle(name):
     """A run collects only when it settles, every ``SETTLE_EVERY`` simulated seconds, and what a settle finds alive is
     frozen: a reference cycle would wait minutes to be freed, and one frozen while alive (e.g. a Lease renewal
     scheduled ahead, whose handle holds its own callback) would stay in memory until the run ends, millions of them
     in a 5,000-node run. So kbench makes none: run a scenario as ``Scenario.run`` does (after a first run, which
     loads what loads once: the compiled kernels), with the collector saving what it finds instead of freeing it,
-    then collect everything the run left: nothing, during the run or after it."""
-    scenario = library.density(20, 5, 20.0)
+    then collect everything the run left: nothing, during the run or after it. (Found this way and mended: an API
+    error answered with its traceback, whose frames held the request; a stopped informer and its watch; an
+    informer as the value of its own ``synced`` event.)"""
+    scenario = SCENARIOS[name]()
     scenario.run(progress=False)
     saved = gc.get_debug()
     gc.collect()
@@ -67,5 +83,5 @@ def test_a_scenario_run_makes_no_reference_cycle():
     finally:
         gc.set_debug(saved)
         gc.garbage.clear()
-    assert result.passed and result.counts["pods_started"] == 100
+    assert result.passed, result.problems
     assert not kinds, f"reference cycles left for the collector: {kinds.most_common(5)}"
