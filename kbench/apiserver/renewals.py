@@ -112,8 +112,9 @@ class CoalescedRenewals:
             self._arrived(renewal)
 
     def _arrive_with_token(self, renewal: Renewal) -> None:
-        handle, renewal.handle = renewal.handle, []  # drops the cycle (the entry holds the renewal), taken back or not
-        if handle[0] is not None:  # not cancelled while it waited
+        if renewal.handle[0] is None:  # taken back while it waited
+            renewal.handle = []  # drops the cycle (the entry holds the renewal)
+        else:
             self._arrived(renewal)
 
     def _arrived(self, renewal: Renewal) -> None:
