@@ -25,6 +25,15 @@ def test_long_run_turns_automatic_collection_off_and_restores_it_and_unfreezes()
         gc.enable()
 
 
+def test_long_run_restores_the_collector_when_the_run_raises():
+    try:
+        with collector.long_run():
+            raise KeyboardInterrupt  # a run stopped by hand, or a scenario that fails
+    except KeyboardInterrupt:
+        pass
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
 def test_settler_settles_once_every_settle_every_seconds():
     engine, step = Engine(), collector.SETTLE_EVERY / 4
     with collector.long_run():
