@@ -545,8 +545,8 @@ class Request:
         if self.verb in ("list", "watch", "deletecollection"):
             try:
                 self.filter = Filter.of(self.resource, self.namespace, label_selector, field_selector)
-            except APIError as err:
-                self.error = err
+            except APIError as err:  # kept without its traceback, whose frame holds this request: a cycle
+                self.error = err.with_traceback(None)
             if self.verb == "deletecollection" and not self.resource.delete_collection:
                 self.error = method_not_supported(self.resource, self.verb)
             if self.verb != "watch":  # CleanScope (endpoints/metrics): no name, so the namespace's or the cluster's
