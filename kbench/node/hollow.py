@@ -122,8 +122,8 @@ class HollowNode:
         """Updates failed in the current retryUpdateLease; whether this sync has ensured the lease already."""
         self._pending: deque[tuple[float, Timer]] = deque()
         """(send time, handle) of the requests sent lately, in the order sent: those not yet due when the node stops
-        are taken back. Each send forgets those at the front that are due (a handle holds its request, body and
-        callback, alive: kept, they were most of what a collector settle scans, kbench.sim.collector)."""
+        are taken back. Each send forgets those at the front that are due: a handle keeps its request (body,
+        callback) alive, and kept, they were most of what a collector settle scans (kbench.sim.collector)."""
         self.manifest = node_manifest(name, zone, cpu, memory, config.pods_capacity(_cores(cpu)), uninitialized)
         """The Node as registered (its conditions are stamped at each registration)."""
         self._register(start)
