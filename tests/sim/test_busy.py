@@ -1,0 +1,74 @@
+"""The busy-time record: its buffered, compiled spreading gives the bins bit for bit as adding each span at once."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kbench.sim import busy as busy_module
+from kbench.sim.busy import BusyTime
+
+
+def spread_one_by_one(spans: list[tuple[float, float]], res: float) -> list[float]:
+    """The record as it was kept before the buffer: each span added to a list of bins as it came."""
+    bins: list[float] = []
+    for start, end in spans:
+        if end <= start:
+            continue
+        first, last = int(start // res), int(end // res)
+        if last >= len(bins):
+            bins.extend([0.0] * (last + 1 - len(bins)))
+        if first == last:
+            bins[first] += end - start
+            continue
+        bins[first] += (first + 1) * res - start
+        for i in range(first + 1, last):
+            bins[i] += res
+        bins[last] += end - last * res
+    return bins
+
+
+span = st.tuples(
+    st.floats(0.0, 500.0, allow_nan=False), st.floats(0.0, 3.0, allow_nan=False, allow_subnormal=False)
+).map(lambda s: (s[0], s[0] + s[1]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    spans=st.lists(span, max_size=300),
+    res=st.sampled_from([1.0, 0.1, 0.25, 10.0, 1]),
+    reads=st.lists(st.integers(0, 300), max_size=4),
+)
+def test_bins_are_bit_for_bit_those_of_adding_each_span_at_once(spans, res, reads):
+    busy = BusyTime(res)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(busy_module, "PENDING", 16)  # spread often, between the reads too
+        for i, (start, end) in enumerate(spans):
+            busy.add(start, end)
+            if i in reads:  # a read spreads what is buffered; later spans go on from there
+                assert busy.bins.tolist() == spread_one_by_one(spans[: i + 1], res)
+    expected = spread_one_by_one(spans, res)
+    assert busy.bins.tolist() == expected
+    assert busy.total() == sum(expected)
+
+
+def test_many_spans_spread_as_they_fill_the_buffer():
+    rng = np.random.default_rng(7)
+    starts = np.sort(rng.uniform(0, 3600, 50_000))
+    spans = list(zip(starts.tolist(), (starts + rng.exponential(0.002, starts.size)).tolist(), strict=True))
+    busy = BusyTime()
+    for start, end in spans:
+        busy.add(start, end)
+    assert len(busy._pending) < busy_module.PENDING  # spread as it filled, not all kept
+    assert busy.bins.tolist() == spread_one_by_one(spans, 1.0)
+    assert busy.between([0.0, 3601.0]).tolist() == [0.0, pytest.approx(sum(e - s for s, e in spans))]
+
+
+def test_an_empty_record():
+    busy = BusyTime()
+    busy.add(2.0, 2.0)
+    busy.add(3.0, 1.0)
+    assert busy.bins.size == 0 and busy.total() == 0.0
+    assert busy.between([0.0, 5.0]).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="resolution"):
+        BusyTime(0.0)
