@@ -47,6 +47,20 @@ def test_settler_settles_once_every_settle_every_seconds():
     assert frozen == [False, False, False, True] * 2 + [False]
 
 
+def test_one_settle_in_check_every_collects_and_every_one_after_a_collection_that_found_garbage():
+    every = collector.CHECK_EVERY
+    with collector.long_run():
+        collected = [collector.settle() for _ in range(2 * every + 1)]
+        assert collected == ([True] + [False] * (every - 1)) * 2 + [True]  # the run's first settle collects
+        collected = [collector.settle() for _ in range(every - 1)]
+        cycle: list = []
+        cycle.append(cycle)  # garbage the next collection finds
+        del cycle
+        collected += [collector.settle() for _ in range(3)]
+        # the one due collects and finds it; the next collects too, finds nothing, and the one after does not
+        assert collected == [False] * (every - 1) + [True, True, False]
+
+
 def test_run_settled_reaches_the_horizon_and_freezes_what_survives_each_step():
     engine, fired = Engine(), []
     engine.schedule(25.0, fired.append, "a")
