@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 import yaml
@@ -379,6 +379,11 @@ def probe_storm(nodes: int = 20, pods_per_node: int = 10, fails_after: float = 3
 
 CLUSTER_SCHEDULER_PERF = ("SchedulingBasic", "TopologySpreading", "PreferredTopologySpreading")
 
+SCHEDULER_PERF_CLIENT = {"clientConnection.qps": 5000.0, "clientConnection.burst": 5000}
+"""kube-scheduler's client in scheduler_perf: QPS and burst 5000 (test/integration/scheduler_perf/util.go,
+mustSetupCluster: ``cfg.QPS = 5000.0; cfg.Burst = 5000``), not the component's defaults (50 and 100), which would
+cap the binds at 50 a second."""
+
 
 @builtin(
     "scheduler-perf",
@@ -397,7 +402,8 @@ def scheduler_perf(
 ) -> Scenario:
     """A scheduler_perf test's pods (its templates) on the whole cluster: init pods, then the measured ones.
 
-    The nodes are the cluster's (zones as ``topology.kubernetes.io/zone``, as the tests' label strategy)."""
+    The nodes are the cluster's (zones as ``topology.kubernetes.io/zone``, as the tests' label strategy); the
+    scheduler's client runs at scheduler_perf's rate (:data:`SCHEDULER_PERF_CLIENT`) unless ``config`` sets it."""
     from kbench.scenarios.scheduler_perf import load_tests
 
     spec = load_tests()[test]
@@ -421,4 +427,8 @@ def scheduler_perf(
                 }
             )
     steps.append({"waitForPods": {}})
-    return built_in_scenario("scheduler-perf", steps, nodes=nodes, **cluster)
+    config = dict(cluster.pop("config", None) or {})
+    scheduler = config.get("kube-scheduler")
+    if scheduler is None or isinstance(scheduler, Mapping):  # (a configuration object is taken as it is)
+        config["kube-scheduler"] = {**SCHEDULER_PERF_CLIENT, **(scheduler or {})}
+    return built_in_scenario("scheduler-perf", steps, nodes=nodes, config=config, **cluster)
