@@ -235,12 +235,14 @@ class Kubelet(HollowNode):
 
     def _in_use(self) -> dict[str, int]:
         """Requests (and the count) of the pods admitted that have not finished."""
-        used = {"cpu": 0, "memory": 0, "pods": 0}
+        cpu = memory = pods = 0
         for w in self.workers.values():
-            if w.phase not in ("Succeeded", "Failed"):
-                for r in used:
-                    used[r] += w.requests.get(r, 0) if r != "pods" else 1
-        return used
+            if w.phase != "Succeeded" and w.phase != "Failed":
+                requests = w.requests
+                cpu += requests.get("cpu", 0)
+                memory += requests.get("memory", 0)
+                pods += 1
+        return {"cpu": cpu, "memory": memory, "pods": pods}
 
     # -- the pod worker ---------------------------------------------------------------------------------------
     def _start_pod(self, w: PodWorker):
