@@ -7,7 +7,7 @@ whose frames held the request, ``load``, ``rolling_update`` and ``job_waves`` ma
 Yet with the default thresholds (700, 10, 10) the collector rescans the long-lived objects again and again, and a
 collection costs about 0.8 us an object it scans (57 ms for the 69,000 young objects of 5,000 hollow nodes).
 :func:`long_run` moves what exists now out of the collector's generations (``gc.freeze``) and turns automatic
-collection off; :func:`settle` then collects what was made since the last settle and freezes what survived
+collection off; :func:`settle` then freezes what was made since the last settle, at times collecting it first
 (:func:`run_settled`, :class:`Settler`: every :data:`SETTLE_EVERY` simulated seconds). None of them changes any
 simulated result (no kbench logic depends on when objects are collected).
 
@@ -20,9 +20,9 @@ with a settle every 300 s and no other collection.
 Since the library makes no cycles, most settles only freeze: one in :data:`CHECK_EVERY` collects first (the first
 settle of a run among them), and so does every settle after one whose collection found garbage, until one finds
 none. (In a density run of 1,000 nodes x 30 pods the settles took about 6% of the run when each collected.) The
-price: a reference cycle waits up to :data:`CHECK_EVERY` x :data:`SETTLE_EVERY` simulated seconds to be freed, or,
-when frozen by a settle that did not collect, stays in memory until the run ends; a run that keeps making cycles
-is caught at its next check and collected at every settle from then on.
+price: a reference cycle is freed at the next settle if that one collects, and otherwise frozen with the rest and kept
+until the run ends; a run that keeps making cycles is caught at its next check and collected at every settle from then
+on.
 """
 
 from __future__ import annotations

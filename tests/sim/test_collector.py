@@ -83,14 +83,14 @@ SMALL = {
 
 @pytest.mark.parametrize("name", sorted(library.SCENARIOS))
 def test_a_scenario_run_makes_no_reference_cycle(name):
-    """A run collects only when it settles, every ``SETTLE_EVERY`` simulated seconds, and what a settle finds alive is
-    frozen: a reference cycle would wait minutes to be freed, and one frozen while alive (e.g. a Lease renewal
-    scheduled ahead, whose handle holds its own callback) would stay in memory until the run ends, millions of them
-    in a 5,000-node run. So kbench makes none: run a scenario as ``Scenario.run`` does (after a first run, which
-    loads what loads once: the compiled kernels), with the collector saving what it finds instead of freeing it,
-    then collect everything the run left: nothing, during the run or after it. (Found this way and mended: an API
-    error answered with its traceback, whose frames held the request; a stopped informer and its watch; an
-    informer as the value of its own ``synced`` event.)"""
+    """A run collects only when it settles (one settle in ``CHECK_EVERY``, every ``SETTLE_EVERY`` simulated seconds),
+    and every settle freezes what is alive: a reference cycle would wait minutes to be freed, and one frozen (e.g. a
+    Lease renewal scheduled ahead, whose handle holds its own callback) would stay in memory until the run ends,
+    millions of them in a 5,000-node run. So kbench makes none: run a scenario as ``Scenario.run`` does (after a
+    first run, which loads what loads once: the compiled kernels), with the collector saving what it finds instead of
+    freeing it, then collect everything the run left: nothing, during the run or after it. (Found this way and
+    mended: an API error answered with its traceback, whose frames held the request; a stopped informer and its
+    watch; an informer as the value of its own ``synced`` event.)"""
     scenario = library.SCENARIOS[name](**SMALL.get(name, {}))
     scenario.run(progress=False)
     saved = gc.get_debug()
