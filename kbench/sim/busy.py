@@ -13,6 +13,8 @@ from array import array
 import numpy as np
 from numba import njit
 
+_INF = float("inf")
+
 PENDING = 8192
 """Buffered span ends (two a span) that make :meth:`BusyTime.add` spread them over the bins."""
 
@@ -51,14 +53,17 @@ class BusyTime:
 
     def add(self, start: float, end: float) -> None:
         """One core was busy from ``start`` to ``end`` (seconds)."""
-        if end > start:
+        if -_INF < start < end < _INF:
             pending = self._pending
             pending.append(start)
             pending.append(end)
             if len(pending) >= PENDING:
-                self._spread()
+                self._flush()
+        elif not end <= start:  # a NaN or an infinite time (a span of no time is nothing)
+            raise ValueError(f"busy time: a span from {start!r} to {end!r}; both must be finite numbers")
 
-    def _spread(self) -> None:
+    def _flush(self) -> None:
+        """Spread the buffered spans over the bins (grown to the latest end) and empty the buffer."""
         pending = self._pending
         if not pending:
             return
@@ -76,7 +81,7 @@ class BusyTime:
     @property
     def bins(self) -> np.ndarray:
         """Core-seconds in each bin, from time 0 to the latest end recorded (a view: read, do not change)."""
-        self._spread()
+        self._flush()
         return self._bins[: self._size]
 
     def total(self) -> float:

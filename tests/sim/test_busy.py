@@ -1,5 +1,7 @@
 """The busy-time record: its buffered, compiled spreading gives the bins bit for bit as adding each span at once."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -72,3 +74,12 @@ def test_an_empty_record():
     assert busy.between([0.0, 5.0]).tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="resolution"):
         BusyTime(0.0)
+
+
+@pytest.mark.parametrize("start, end", [(1.0, math.nan), (math.nan, 1.0), (1.0, math.inf), (-math.inf, 1.0)])
+def test_a_span_that_is_not_finite_is_refused_and_what_was_recorded_stays(start, end):
+    busy = BusyTime()
+    busy.add(0.5, 1.25)
+    with pytest.raises(ValueError, match="finite numbers"):
+        busy.add(start, end)
+    assert busy.bins.tolist() == [0.5, 0.25]
