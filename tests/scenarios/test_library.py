@@ -8,6 +8,7 @@ import pytest
 from kbench.apiserver.objects import seconds
 from kbench.controllers.base import pod_ready
 from kbench.scenarios import library
+from kbench.scheduler.config import SchedulerConfig
 
 
 def _pods(result, namespace):
@@ -109,6 +110,9 @@ def test_scheduler_perf_runs_the_scheduler_client_at_scheduler_perfs_rate_and_me
     given = library.scheduler_perf(nodes=5, pods=5, config={"kube-scheduler": {"clientConnection.qps": 20}})
     config = given.cluster.config["kube-scheduler"]  # a field the caller sets is kept; the others still at 5000
     assert (config.client_connection_qps, config.client_connection_burst) == (20.0, 5000)
+    whole = SchedulerConfig(client_connection_qps=40.0)  # a configuration given whole is taken as it is
+    given = library.scheduler_perf(nodes=5, pods=5, config={"kube-scheduler": whole})
+    assert given.cluster.config["kube-scheduler"] is whole
 
 
 def test_load_churn_keeps_pods_coming_and_going():
