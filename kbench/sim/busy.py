@@ -1,6 +1,6 @@
 """A busy-time record: how much of a resource (cores) was in use over time, in fixed bins, for usage summaries.
 
-A record takes a span for every job a component runs (eight or nine for each Lease renewal at the apiserver and
+A record takes a span for every job a component runs (about eight for each Lease renewal at the apiserver and
 etcd), so :meth:`BusyTime.add` only appends the span to a buffer; the spans are spread over the bins by a compiled
 loop when the buffer is full or the bins are read. The loop adds them in the order they came, with the same
 arithmetic as adding each at once, so the bins are bit for bit the same (``tests/sim/test_busy.py``).
