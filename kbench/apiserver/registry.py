@@ -352,19 +352,46 @@ def _token(op: WriteRequest, account: Mapping, pod: Mapping | None, audiences: l
     return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
 
 
+def failed_precondition(expect: tuple, mod: int) -> str | None:
+    """The precondition ``expect`` fails ("exists", "missing" or "conflict") on a key at mod revision ``mod`` (0:
+    absent), or holds (None)."""
+    if expect[0] == "absent":
+        return "exists" if mod else None
+    if not mod:
+        return "missing"
+    return "conflict" if expect[0] == "rev" and mod != expect[1] else None
+
+
 def compare_and_write(store, key: bytes, kind: str, value: bytes, expect: tuple):
     """The etcd txn of a write, evaluated when it applies: (error or None, new revision)."""
-    mod = store.mod_revision(key)
-    if expect[0] == "absent" and mod:
-        return "exists", 0
-    if expect[0] != "absent" and not mod:
-        return "missing", 0
-    if expect[0] == "rev" and mod != expect[1]:
-        return "conflict", 0
+    failed = failed_precondition(expect, store.mod_revision(key))
+    if failed is not None:
+        return failed, 0
     if kind == "DELETED":
         return None, store.delete_range(key).revision
     lease = expect[2].lease(store, key) if len(expect) > 2 else 0
     return None, store.put(key, value, lease=lease).revision
+
+
+def compare_and_write_many(store, writes: list[tuple[bytes, str, bytes, tuple]]) -> list[tuple] | None:
+    """:func:`compare_and_write` of each write (key, kind, value, precondition), in order, in one call of the store
+    (:meth:`~kbench.etcd.store.Store.compare_and_put_many`): the same answers. None, with nothing written, when a
+    write is a delete or carries a lease, or the store would meet more than the compares: the caller then writes
+    them one at a time."""
+    keys, values, wants = [], [], []
+    for key, kind, value, expect in writes:
+        if kind == "DELETED" or len(expect) > 2 or (expect[0] == "rev" and not expect[1] > 0):
+            return None  # (a revision wanted is > 0: the store reads 0 and -1 as absent and present)
+        keys.append(key)
+        values.append(value)
+        wants.append(0 if expect[0] == "absent" else -1 if expect[0] == "exists" else expect[1])
+    done = store.compare_and_put_many(keys, values, wants)
+    if done is None:
+        return None
+    return [
+        (None, rev) if rev else (failed_precondition(write[3], mod), 0)
+        for write, rev, mod in zip(writes, *done, strict=True)
+    ]
 
 
 class LeaseManager:

@@ -31,7 +31,7 @@ import math
 from functools import partial
 from typing import TYPE_CHECKING
 
-from kbench.apiserver.registry import compare_and_write
+from kbench.apiserver.registry import compare_and_write, compare_and_write_many
 from kbench.apiserver.server import APIServer, Callback, Request, storage_key
 from kbench.etcd.errors import EtcdError
 from kbench.sim import Timer
@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 MAX_WINDOW = 0.1
 """The widest window allowed (seconds): the one the SLI bound is tested at, a hundredth of the default renew
 interval (10 s)."""
+
+BATCH_MIN = 4
+"""The fewest writes a tick commits in one call of the store: the call costs about 5 us more than its writes (about
+0.7 us each, against about 2.3 us one at a time), so it pays from three or four writes (measured on a 2-core AMD
+EPYC; at 0.05 s windows, 2,000 nodes make about 10 renewals a tick, 500 nodes 2.5)."""
 
 
 def valid_window(window: object) -> bool:
@@ -143,11 +148,23 @@ class CoalescedRenewals:
         return applied + delay
 
     def _tick(self, tick: int) -> None:
-        """Commit, in apply order, the writes applied by now."""
+        """Commit, in apply order, the writes applied by now: a tick of :data:`BATCH_MIN` writes or more makes their
+        compare-and-puts in one call of the store when it takes them so (:func:`compare_and_write_many`), then
+        answers them; else each write, then its answer. The two are the same: an answer writes nothing to the store
+        at once (the node's next renewal is a request)."""
         self._ticked = tick
         now = self.server.engine.now
-        for entry in self._commits.pop(tick):
-            self._commit(now, *entry)
+        entries = self._commits.pop(tick)
+        results = None
+        if len(entries) >= BATCH_MIN:
+            results = compare_and_write_many(self.etcd.store, [(e[2], e[3], e[5], e[6]) for e in entries])
+        if results is None:
+            for entry in entries:
+                self._commit(now, *entry)
+            return
+        written = self.server.written
+        for (applied, renewal, _, kind, obj, value, _, delay), result in zip(entries, results, strict=True):
+            written(renewal, kind, obj, value, True, result, applied + delay - now)
 
     def _commit(
         self,

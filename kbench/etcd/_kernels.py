@@ -26,6 +26,7 @@ NCOLS = 8
 TOMBSTONE = -1
 LAST, GEN_CREATE, GEN_VERSION = range(3)  # columns of the per-key state array ``keys``
 _STATE = "int64[:, ::1]"  # the log's and the key state's type: C-contiguous int64 rows
+_ROW = "int64[::1]"  # a batch's column: C-contiguous int64
 
 
 def direct(signature: str):
@@ -89,6 +90,27 @@ def _find(log, keys, key, rev):
     if i >= 0 and log[i, VSIZE] == TOMBSTONE:
         return -1
     return i
+
+
+@direct(f"UniTuple(int64, 2)({_STATE}, {_STATE}, int64, int64, {_ROW}, {_ROW}, {_ROW}, {_ROW}, {_ROW})")
+def compare_append_puts(log, keys, n, rev, ids, wants, vsizes, revs, mods):
+    """Puts each behind a compare of its key's mod revision, each its own request, in order from revision ``rev``:
+    key ``ids[i]``'s mod revision now (0: absent) goes to ``mods[i]``; the put is appended at the next revision when
+    it equals ``wants[i] > 0``, or when the key is absent for ``wants[i] == 0`` and present for ``wants[i] == -1``.
+    ``revs[i]`` gets its revision, or 0 when the compare failed. Returns the entries and the revision after."""
+    for i in range(ids.shape[0]):
+        last = _find(log, keys, ids[i], rev)
+        mod = log[last, MAIN] if last >= 0 else 0
+        mods[i] = mod
+        want = wants[i]
+        if (mod == want) if want > 0 else ((mod == 0) == (want == 0)):
+            rev += 1
+            _append(log, keys, n, ids[i], rev, 0, 0, vsizes[i])
+            n += 1
+            revs[i] = rev
+        else:
+            revs[i] = 0
+    return n, rev
 
 
 @direct(f"UniTuple(int64, 5)({_STATE}, {_STATE}, int64, int64)")

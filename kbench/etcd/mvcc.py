@@ -219,6 +219,24 @@ class MVCC:
         self._reserve(m)
         self._n = k.append_puts(self._log, self._keystate, self._n, keys.ids, main0, lease, sizes)
 
+    def compare_put_many(
+        self, keys: Sequence[bytes], values: Sequence[bytes], wants: Sequence[int], rev: int
+    ) -> tuple[list[int], list[int], int]:
+        """Puts each behind a compare of its key's mod revision, in order from revision ``rev``
+        (:func:`~kbench.etcd._kernels.compare_append_puts`): each put's revision (0: its compare failed), each key's
+        mod revision compared (0: absent), and the revision after."""
+        m = len(keys)
+        ids = np.fromiter(map(self._intern, keys), np.int64, m)
+        sizes = np.fromiter(map(len, values), np.int64, m)
+        revs, mods = np.empty(m, np.int64), np.empty(m, np.int64)
+        self._reserve(m)
+        self._n, after = k.compare_append_puts(
+            self._log, self._keystate, self._n, rev, ids, np.asarray(wants, np.int64), sizes, revs, mods
+        )
+        put = revs.tolist()
+        self._values.extend(compress(values, put))
+        return put, mods.tolist(), after
+
     # -- compaction and history -----------------------------------------------
     def compact(self, rev: int) -> int:
         """Drop the revisions that no read at ``rev`` or later can see; returns the bytes of key and value they held."""

@@ -100,6 +100,25 @@ class ReferenceMVCC:
         for i, (key, value) in enumerate(zip(keys.keys, values)):
             self.put(key, value, lease, main0 + i, 0)
 
+    def compare_put_many(
+        self, keys: Sequence[bytes], values: Sequence[bytes], wants: Sequence[int], rev: int
+    ) -> tuple[list[int], list[int], int]:
+        """Puts each behind a compare of its key's mod revision (``wants``: the revision, 0 absent, -1 present), in
+        order from revision ``rev``: each put's revision (0: its compare failed), each mod revision compared, the
+        revision after."""
+        put, mods = [], []
+        for key, value, want in zip(keys, values, wants, strict=True):
+            kv = self.get(key, rev)
+            mod = 0 if kv is None else kv.mod_revision
+            mods.append(mod)
+            if mod == want if want > 0 else (mod == 0) == (want == 0):
+                rev += 1
+                self.put(key, value, 0, rev, 0)
+                put.append(rev)
+            else:
+                put.append(0)
+        return put, mods, rev
+
     def compact(self, rev: int) -> int:
         """Keep each key's newest entry at or below ``rev`` unless it is a tombstone, and all above; returns the bytes
         of key and value the dropped entries held."""

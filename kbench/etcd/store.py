@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import repeat
+from itertools import compress, repeat
 
 import numpy as np
 
@@ -280,6 +280,40 @@ class Store:
         prev = self._write_put(key, value, lease, prev_kv, ignore_value, ignore_lease, rev, rev + 1, 0)
         self._commit(rev + 1, rev + 1)
         return PutResponse(rev + 1, prev)
+
+    def compare_and_put_many(
+        self, keys: Sequence[bytes], values: Sequence[bytes], wants: Sequence[int]
+    ) -> tuple[list[int], list[int]] | None:
+        """Puts of ``values[i]`` at ``keys[i]`` without a lease, each its own request behind a compare of the key's
+        mod revision (``wants[i]``: the revision wanted, 0 for an absent key, -1 for any present one), applied in
+        order as one at a time would be: (each put's revision, 0 where its compare failed; each key's mod revision
+        compared, 0 where absent). None, with nothing done, when a put could meet more than its compare (a key or
+        value not bytes, an empty key, a size limit, the quota, an alarm, a watcher of the store): the caller then
+        writes them one at a time."""
+        if not keys or self._watchers or self.alarm is not None:
+            return None
+        payloads = [len(key) + len(value) for key, value in zip(keys, values, strict=True)]
+        largest = max(payloads)
+        growth = sum(payloads) + len(payloads) * STORED_BYTES_PER_REVISION  # db_size grows by at most this
+        if (
+            largest + rq.MAX_FRAMING > min(self.max_request_bytes, self._grpc_limit)
+            or self.db_size + growth + rq.KV_OVERHEAD + largest >= self.quota_bytes
+            or {*map(type, keys), *map(type, values)} != {bytes}
+            or not all(keys)
+        ):
+            return None
+        rev = self._mvcc.rev
+        put, mods, last = self._mvcc.compare_put_many(keys, values, wants, rev)
+        if last == rev:
+            return put, mods
+        if self._lessor.attached:  # as a lone put's _write_put: a put without a lease detaches its key
+            for key in compress(keys, put):
+                self._lessor.attach(key, 0)
+        # each put's _grow: the size in use only grows here, so the largest size is the last
+        self.db_size_in_use += sum(compress(payloads, put)) + (last - rev) * STORED_BYTES_PER_REVISION
+        self.db_size = max(self.db_size, self.db_size_in_use)
+        self._commit(rev + 1, last)
+        return put, mods
 
     def _check_put(
         self, key: bytes, value: bytes, lease: int, prev_kv: bool, ignore_value: bool, ignore_lease: bool, payload: int

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kbench.apiserver.registry import compare_and_write, compare_and_write_many
 from kbench.etcd import EmptyKeyError, PutRequest, RequestTooLargeError, Store, TxnRequest
-from tests.etcd.ops import Context, HypothesisChooser, apply, random_op, track, watch_state
+from tests.etcd.ops import LETTERS, Context, HypothesisChooser, apply, random_op, track, watch_state
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -68,6 +70,78 @@ def test_batches_match_single_calls(data):
                     else (kvs[0].create_revision, kvs[0].mod_revision, kvs[0].version, kvs[0].lease, len(kvs[0].value))
                 )
                 assert tuple(reads[:, j].tolist()) == expected
+
+
+def _with_sizes(store: Store) -> list:
+    """:func:`dump`, and the store's sizes and each lease's keys."""
+    leases = [store.lease_time_to_live(id, keys=True).keys for id in store.leases()]
+    return [*dump(store), store.db_size, store.db_size_in_use, leases]
+
+
+@SETTINGS
+@given(st.data())
+def test_compare_and_write_many_matches_one_compare_and_write_each(data):
+    """The apiserver's compare-and-writes of a coalesced tick in one call of the store (kbench.apiserver.renewals):
+    the same answers, and the same store, as one compare_and_write each, on both backends, after any history
+    (deletes, keys attached to leases, compactions), with every precondition met or failed."""
+    ctx, chooser = Context(prefix=b"p/"), HypothesisChooser(data)
+    stores = {(backend, batched): Store(backend=backend) for backend in ("numba", "python") for batched in (0, 1)}
+    probe = stores["numba", 0]
+    for _ in range(data.draw(st.integers(0, 40))):
+        op = random_op(chooser, ctx)
+        if op[0] == "watch":  # a watcher of the store sends a batch back to one write at a time (tested below)
+            continue
+        results = [apply(store, op) for store in stores.values()]
+        track(ctx, op, results[0], probe)
+    writes = []
+    for _ in range(data.draw(st.integers(1, 12))):
+        key = b"p/" + bytes([data.draw(st.sampled_from([*LETTERS, ord("z")]))])
+        kvs = probe.range(key).kvs
+        mod = kvs[0].mod_revision if kvs else 0
+        want = data.draw(st.sampled_from(["current", "absent", "exists", "other"]))
+        if want == "current":
+            expect = ("rev", mod) if mod else ("absent",)
+        elif want == "other":
+            expect = ("rev", data.draw(st.integers(1, probe.revision + 2)))
+        else:
+            expect = (want,)
+        value = data.draw(st.binary(max_size=8))
+        writes.append((key, "ADDED" if expect[0] == "absent" else "MODIFIED", value, expect))
+    for backend in ("numba", "python"):
+        single, batched = stores[backend, 0], stores[backend, 1]
+        answers = [compare_and_write(single, *write) for write in writes]
+        assert compare_and_write_many(batched, writes) == answers, backend
+        assert _with_sizes(batched) == _with_sizes(single), backend
+
+
+@pytest.mark.parametrize(
+    ("case", "store", "writes"),
+    [
+        ("a delete", {}, [(b"k", "DELETED", b"", ("rev", 2))]),
+        ("a write with a lease", {}, [(b"k", "MODIFIED", b"v", ("exists", 0, None))]),
+        ("a resourceVersion of 0", {}, [(b"k", "MODIFIED", b"v", ("rev", 0))]),
+        ("a watcher of the store", {"watch": True}, [(b"k", "MODIFIED", b"v", ("exists",))]),
+        ("an alarm", {"alarm": "NOSPACE"}, [(b"k", "MODIFIED", b"v", ("exists",))]),
+        ("a value past raft's limit", {}, [(b"k", "MODIFIED", b"v" * 1_600_000, ("exists",))]),
+        ("the quota", {"quota_bytes": 2_000}, [(b"k", "MODIFIED", b"v" * 1_000, ("exists",))]),
+        ("a key not bytes", {}, [("k", "MODIFIED", b"v", ("exists",))]),
+        ("a value not bytes", {}, [(b"k", "MODIFIED", "v", ("exists",))]),
+        ("an empty key", {}, [(b"k", "MODIFIED", b"v", ("exists",)), (b"", "ADDED", b"v", ("absent",))]),
+        ("no write", {}, []),
+    ],
+)
+def test_compare_and_write_many_leaves_to_single_writes_what_may_meet_more_than_its_compare(case, store, writes):
+    """Whatever could meet more than a compare (an error, a lease, a watcher's delivery) is left, with nothing
+    written, to one compare_and_write each."""
+    etcd = Store(quota_bytes=store.get("quota_bytes", 8 * 2**30))
+    etcd.put(b"k", b"v")
+    if store.get("watch"):
+        etcd.watch(b"k")
+    etcd.alarm = store.get("alarm")
+    before = _with_sizes(etcd)
+    assert compare_and_write_many(etcd, writes) is None, case
+    etcd.alarm = None
+    assert _with_sizes(etcd) == before, case
 
 
 BAD_OPS = [
