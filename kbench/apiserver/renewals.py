@@ -46,7 +46,8 @@ interval (10 s)."""
 BATCH_MIN = 4
 """The fewest writes a tick commits in one call of the store: the call costs about 5 us more than its writes (about
 0.7 us each, against about 2.3 us one at a time), so it pays from three or four writes (measured on a 2-core AMD
-EPYC; at 0.05 s windows, 2,000 nodes make about 10 renewals a tick, 500 nodes 2.5)."""
+EPYC). At 0.05 s windows, 5,000 hollow nodes make 24.5 renewals a tick (all of them batched), 500 make 2.7 (43% of
+them batched)."""
 
 
 def valid_window(window: object) -> bool:
