@@ -289,16 +289,19 @@ class Store:
         order as one at a time would be: (each put's revision, 0 where its compare failed; each key's mod revision
         compared, 0 where absent). None, with nothing done, when a put could meet more than its compare (a key or
         value not bytes, an empty key, a size limit, the quota, an alarm, a watcher of the store): the caller then
-        writes them one at a time."""
-        if not keys or self._watchers or self.alarm is not None:
+        writes them one at a time. Lists of different lengths are refused (ValueError)."""
+        if not len(keys) == len(values) == len(wants):
+            raise ValueError(
+                f"compare_and_put_many: {len(keys)} keys, {len(values)} values and {len(wants)} wants; one each"
+            )
+        if not keys or self._watchers or self.alarm is not None or {*map(type, keys), *map(type, values)} != {bytes}:
             return None
-        payloads = [len(key) + len(value) for key, value in zip(keys, values, strict=True)]
+        payloads = [len(key) + len(value) for key, value in zip(keys, values)]
         largest = max(payloads)
         growth = sum(payloads) + len(payloads) * STORED_BYTES_PER_REVISION  # db_size grows by at most this
         if (
             largest + rq.MAX_FRAMING > min(self.max_request_bytes, self._grpc_limit)
             or self.db_size + growth + rq.KV_OVERHEAD + largest >= self.quota_bytes
-            or {*map(type, keys), *map(type, values)} != {bytes}
             or not all(keys)
         ):
             return None

@@ -126,6 +126,7 @@ def test_compare_and_write_many_matches_one_compare_and_write_each(data):
         ("the quota", {"quota_bytes": 2_000}, [(b"k", "MODIFIED", b"v" * 1_000, ("exists",))]),
         ("a key not bytes", {}, [("k", "MODIFIED", b"v", ("exists",))]),
         ("a value not bytes", {}, [(b"k", "MODIFIED", "v", ("exists",))]),
+        ("a value without a length", {}, [(b"k", "MODIFIED", 7, ("exists",))]),
         ("an empty key", {}, [(b"k", "MODIFIED", b"v", ("exists",)), (b"", "ADDED", b"v", ("absent",))]),
         ("no write", {}, []),
     ],
@@ -142,6 +143,19 @@ def test_compare_and_write_many_leaves_to_single_writes_what_may_meet_more_than_
     assert compare_and_write_many(etcd, writes) is None, case
     etcd.alarm = None
     assert _with_sizes(etcd) == before, case
+
+
+def test_compare_and_put_many_refuses_lists_of_different_lengths_and_writes_nothing():
+    store = Store()
+    store.put(b"k", b"v")
+    before = _with_sizes(store)
+    for keys, values, wants, counts in [
+        ([b"k"], [b"v", b"w"], [-1], "1 keys, 2 values and 1 wants"),
+        ([b"k", b"j"], [b"v", b"w"], [-1], "2 keys, 2 values and 1 wants"),
+    ]:
+        with pytest.raises(ValueError, match=f"^compare_and_put_many: {counts}; one each$"):
+            store.compare_and_put_many(keys, values, wants)
+    assert _with_sizes(store) == before
 
 
 BAD_OPS = [
