@@ -238,8 +238,10 @@ class Store:
             self._grow(len(kv.key))
         return kvs
 
-    def _grow(self, nbytes: int) -> None:
-        self.db_size_in_use += nbytes + STORED_BYTES_PER_REVISION
+    def _grow(self, nbytes: int, revisions: int = 1) -> None:
+        """``revisions`` written, holding ``nbytes`` of keys and values: the size in use grows, and the file with it
+        (it only grows between compactions, so the file's size after several is its size after the last)."""
+        self.db_size_in_use += nbytes + revisions * STORED_BYTES_PER_REVISION
         if self.db_size_in_use > self.db_size:
             self.db_size = self.db_size_in_use
 
@@ -312,9 +314,7 @@ class Store:
         if self._lessor.attached:  # as a lone put's _write_put: a put without a lease detaches its key
             for key in compress(keys, put):
                 self._lessor.attach(key, 0)
-        # each put's _grow: the size in use only grows here, so the largest size is the last
-        self.db_size_in_use += sum(compress(payloads, put)) + (last - rev) * STORED_BYTES_PER_REVISION
-        self.db_size = max(self.db_size, self.db_size_in_use)
+        self._grow(sum(compress(payloads, put)), last - rev)
         self._commit(rev + 1, last)
         return put, mods
 
@@ -704,8 +704,7 @@ class Store:
         if lease or self._lessor.attached:
             for key in keys.keys:
                 self._lessor.attach(key, lease)
-        self.db_size_in_use += stored + STORED_BYTES_PER_REVISION * m
-        self.db_size = max(self.db_size, self.db_size_in_use)
+        self._grow(stored, m)
         self._commit(rev + 1, rev + m)
         return np.arange(rev + 1, rev + m + 1, dtype=np.int64)
 
