@@ -7,9 +7,9 @@ behaviour came: the kubelet's status manager ignoring a status it holds (issue 1
   SLI row, every ``sim_`` column, and every request latency and pod startup timestamp, hashed;
 - 500 hollow nodes under kube-controller-manager's node lifecycle controller for ten simulated minutes: every
   request latency per verb/resource/scope, hashed; request and renewal counts; etcd's revision.
-Both again with Lease renewals coalesced (:mod:`kbench.apiserver.renewals`, a window of
-:data:`COALESCE_WINDOW`), added at commit 6b48f38 (issue 14's eighth round) before that path's speed-ups: the
-coalesced path is an approximation of the request path, and its own speed-ups must be exact against it.
+Both again with Lease renewals coalesced (:mod:`kbench.apiserver.renewals`, the benchmarks' window), recorded on the
+code of 6b48f38 (in commit 074e207, issue 14's eighth round) before that path's speed-ups: the coalesced path is an
+approximation of the request path, and its own speed-ups must be exact against it.
 A fast path that changes any simulated number fails here. A deliberate change of behaviour regenerates the
 file (``python -m tests.test_exact_speedups``) in the commit that explains it.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_controlplane import build_hollow
+from benchmarks.bench_controlplane import COALESCE_WINDOW, build_hollow
 from kbench.apiserver import APIServer
 from kbench.sweep.cluster import scenario
 
@@ -38,8 +38,6 @@ POINT = {
     "degrade": "none",
     "profile": "default",
 }
-COALESCE_WINDOW = 0.05
-"""The coalescing window of the coalesced runs (seconds): the benchmarks'."""
 
 
 def _plain(value):
