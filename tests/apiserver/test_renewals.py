@@ -13,7 +13,9 @@ import yaml
 from benchmarks.bench_controlplane import COALESCE_WINDOW as WINDOW
 from benchmarks.bench_controlplane import build_hollow
 from kbench.apiserver import APIServer
+from kbench.apiserver import renewals as renewals_module
 from kbench.apiserver.config import KubeAPIServerConfig
+from kbench.apiserver.registry import compare_and_write_many
 from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals
 from kbench.cluster import ClusterSpec
 from kbench.etcd.cluster import EtcdCosts
@@ -96,6 +98,39 @@ def test_a_write_between_a_renewals_dispatch_and_its_commit_makes_it_conflict_an
     final = _lease(api, "node-0")
     assert final["spec"]["holderIdentity"] == "someone-else"  # renewed from what it read
     assert final["spec"]["renewTime"] > lease["spec"]["renewTime"]
+
+
+def _hollow_run(monkeypatch, batch_min: int, watched: bool = False) -> tuple[dict, int]:
+    """100 hollow nodes for two simulated minutes, renewals coalesced, a tick of ``batch_min`` writes or more
+    offered to the store in one call (``watched``: with a watcher of the store, which refuses such a call); the
+    run's every latency, requests and etcd's revision, and how many calls the store took."""
+    taken = []
+
+    def counted(store, writes):
+        results = compare_and_write_many(store, writes)
+        taken.extend([] if results is None else [len(writes)])
+        return results
+
+    monkeypatch.setattr(renewals_module, "BATCH_MIN", batch_min)
+    monkeypatch.setattr(renewals_module, "compare_and_write_many", counted)
+    engine, api, _ = build_hollow(100, WINDOW)
+    watcher = api.etcd.store.watch(b"/registry/leases/", b"/registry/leases0") if watched else None
+    engine.run(until=120.0)
+    if watcher is not None:
+        assert watcher.take(), "the store's watcher saw the renewals"
+    samples = {key: list(values) for key, values in api.sli.samples.items()}
+    return {"samples": samples, "requests": api.requests, "revision": api.etcd.store.revision}, len(taken)
+
+
+def test_a_tick_committed_in_one_call_of_the_store_or_one_write_at_a_time_gives_the_same_run(monkeypatch):
+    """The two ways a tick commits (kbench.apiserver.renewals BATCH_MIN): every tick in one call of the store, every
+    write alone, and every call refused by the store (it has a watcher) give the same latencies and revisions."""
+    batched, calls = _hollow_run(monkeypatch, 1)
+    assert calls > 100  # the store took the ticks' calls
+    single, calls = _hollow_run(monkeypatch, 10**9)
+    assert calls == 0 and single == batched
+    refused, calls = _hollow_run(monkeypatch, 1, watched=True)
+    assert calls == 0 and refused == batched
 
 
 def test_a_stopped_node_takes_back_the_renewal_it_had_not_sent():

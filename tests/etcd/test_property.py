@@ -74,7 +74,7 @@ def test_batches_match_single_calls(data):
 
 def _with_sizes(store: Store) -> list:
     """:func:`dump`, and the store's sizes and each lease's keys."""
-    leases = [store.lease_time_to_live(id, keys=True).keys for id in store.leases()]
+    leases = [store.lease_time_to_live(lease, keys=True).keys for lease in store.leases()]
     return [*dump(store), store.db_size, store.db_size_in_use, leases]
 
 
