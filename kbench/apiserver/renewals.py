@@ -163,9 +163,9 @@ class CoalescedRenewals:
             for entry in entries:
                 self._commit(now, *entry)
             return
-        written = self.server.written
-        for (applied, renewal, _, kind, obj, value, _, delay), result in zip(entries, results, strict=True):
-            written(renewal, kind, obj, value, True, result, applied + delay - now)
+        self.server.updated(
+            [(e[1], e[4], e[5], result, e[0] + e[7] - now) for e, result in zip(entries, results, strict=True)]
+        )
 
     def _commit(
         self,

@@ -360,16 +360,49 @@ class APIServer:
         self.caches[name].apply(kind, key, out, rev, len(value), self._dispatchers[name])
         self._finish(op, out, None, delay)
 
+    def updated(self, writes: list[tuple[Request, dict, bytes, tuple, float]]) -> None:
+        """:meth:`written` for updates of one resource that etcd applied just now, one after another, each (request,
+        object, value, (failed precondition or None, revision), answer delay): the same events, CPU and answers in
+        the same order, what they share looked up once (the watch cache, its watchers and each instance's count of
+        them). The answers' callbacks must not start or stop a watch of the resource at once (coalesced Lease
+        renewals: a node's next renewal is a request)."""
+        cache = self.caches[writes[0][0].resource_name]
+        if cache.index_field is not None:  # each event has watchers of its own
+            for op, obj, value, result, delay in writes:
+                self.written(op, "MODIFIED", obj, value, True, result, delay)
+            return
+        now, watchers, finish = self.engine.now, cache.others, self._finish
+        counts = self._watch_counts(watchers)
+        for op, obj, value, result, delay in writes:
+            error, rev = result
+            if error is not None:
+                self.written(op, "MODIFIED", obj, value, True, result, delay)
+                continue
+            obj["metadata"]["resourceVersion"] = str(rev)
+            size = len(value)
+            prev = cache.record("MODIFIED", op.key, obj, rev, size, now)
+            arrival = now + cache.delay(size) + self._event_cpu(cache, counts, size)
+            cache.send(watchers, "MODIFIED", obj, prev, rev, arrival, now)
+            finish(op, obj, None, delay)
+
     def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
         """Put a watch event's CPU on the instances (``watchers``: the cache's watches that may want it); returns how
         long until the busiest instance with watchers of it has sent it. Every instance's cacher decodes the event
         from etcd (cacher.go's reflector); one with watchers encodes it once (CachingObject) and pays
         ``watch_per_watcher`` per watcher. Without a watch cache each watcher has its own etcd watch: the event is
         decoded and encoded for each."""
-        c, now, cores = self.costs, self.engine.now, self._cores
-        counts = [0] * len(cores)
+        return self._event_cpu(cache, self._watch_counts(watchers), size)
+
+    def _watch_counts(self, watchers: list) -> list[int]:
+        """How many of ``watchers`` each instance sends events to."""
+        counts = [0] * len(self._cores)
         for watch in watchers:
             counts[watch.instance] += 1
+        return counts
+
+    def _event_cpu(self, cache: WatchCache, counts: list[int], size: int) -> float:
+        """:meth:`_dispatch_event` for an event of ``size`` bytes to ``counts`` watchers on each instance."""
+        c, now, cores = self.costs, self.engine.now, self._cores
         decode = c.decode_per_object + size * c.decode_per_byte
         encode, per_watcher = size * c.encode_per_byte, c.watch_per_watcher
         cached = cache.compacted is None

@@ -144,6 +144,14 @@ class WatchCache:
         """Record an event (``ADDED`` / ``MODIFIED`` / ``DELETED``) the apiserver's etcd write produced; ``cpu(watches
         interested in it, size)``, if given, puts its CPU on the instances and returns how much later it leaves."""
         now = self.now()
+        prev = self.record(kind, key, obj, rv, size, now)
+        watchers = self.watchers(obj, prev)
+        arrival = now + self.delay(size) + (cpu(watchers, size) if cpu is not None else 0.0)
+        self.send(watchers, kind, obj, prev, rv, arrival, now)
+
+    def record(self, kind: str, key: str, obj: Mapping, rv: int, size: int, now: float) -> Mapping | None:
+        """The event's change to the objects and the event window (:meth:`apply`'s first half); returns the object
+        it replaced (None for a new one)."""
         prev = self.objects.get(key)
         prev_obj = prev[0] if prev else None
         if prev is not None:
@@ -155,10 +163,16 @@ class WatchCache:
             self.bytes += size
         self.rv = rv
         self.update_cache((rv, now, kind, obj, prev_obj, size))
-        watchers = self.watchers(obj, prev_obj)
-        arrival = now + self.delay(size) + (cpu(watchers, size) if cpu is not None else 0.0)
+        return prev_obj
+
+    @staticmethod
+    def send(
+        watchers: list[Watch], kind: str, obj: Mapping, prev: Mapping | None, rv: int, arrival: float, now: float
+    ) -> None:
+        """Queue the event (``obj``, was ``prev``) for each of ``watchers`` that wants it, to reach it at
+        ``arrival`` (:meth:`apply`'s second half)."""
         for watch in watchers:
-            event = _event_for(watch.filter, kind, obj, prev_obj, rv)
+            event = _event_for(watch.filter, kind, obj, prev, rv)
             if event is not None:
                 watch.push(arrival, event, now)
 
