@@ -31,13 +31,16 @@ import math
 from functools import partial
 from typing import TYPE_CHECKING
 
+from kbench.apiserver.objects import RESOURCES
 from kbench.apiserver.registry import compare_and_write, compare_and_write_many
-from kbench.apiserver.server import APIServer, Callback, Request, storage_key
+from kbench.apiserver.server import APIServer, Callback, Request, request_target, storage_key
 from kbench.etcd.errors import EtcdError
 from kbench.sim import Timer
 
 if TYPE_CHECKING:
     from kbench.client.client import Client, TokenBucket
+
+LEASES = RESOURCES["leases"]
 
 MAX_WINDOW = 0.1
 """The widest window allowed (seconds): the one the SLI bound is tested at, a hundredth of the default renew
@@ -99,10 +102,23 @@ class CoalescedRenewals:
         its handle: cancelling it (``Engine.cancel``) before the renewal leaves (its send time, then any wait for a
         token) takes it back, as ``Client.request``'s."""
         server = self.server
-        renewal = client.conn.build(
-            "update", "leases", partial(_answer, callback), server.engine.now + delay, request_class=Renewal, body=body
+        # Connection.build's request for an update of a Lease, without its parsing of keyword arguments (build was
+        # 40% of a node's next renewal under cProfile, its own frame 18%)
+        namespace, name = request_target(LEASES, "update", "", "", body)
+        renewal = Renewal(
+            server,
+            client.conn,
+            "update",
+            LEASES,
+            namespace,
+            name,
+            body,
+            "",
+            {},
+            partial(_answer, callback),
+            server.engine.now + delay,
         )
-        assert isinstance(renewal, Renewal)
+        renewal.prepare(None, None)
         renewal.limiter, renewal.renewals = client.limiter, self
         renewal.handle = server.engine.schedule(delay + server.half_rtt, self.arrive, renewal)
         return renewal.handle
