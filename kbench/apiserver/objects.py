@@ -145,8 +145,8 @@ def encode(obj: Mapping) -> bytes:
     """The object's JSON as exact-size bytes, for storing. orjson (3.x) returns its output in the buffer it wrote
     into, about 8 KiB however short the JSON; etcd's history holds every revision's value until compaction, so
     the values would hold several times their size (measured: 8,154 bytes allocated per 908-byte value). A
-    ``%b`` format copies it into bytes of its size, in a third of the time a ``bytes(memoryview(...))`` takes (0.25
-    against 0.69 us for a node Lease, timeit)."""
+    ``%b`` format copies it into bytes of its size, faster than ``bytes(memoryview(...))`` (timeit, best of five:
+    0.44 against 0.70 us for a 309-byte node Lease, 0.50 against 0.84 us for 3 KB, 0.90 against 1.25 us for 8 KB)."""
     return b"%b" % orjson.dumps(obj)
 
 
