@@ -100,36 +100,58 @@ def test_a_write_between_a_renewals_dispatch_and_its_commit_makes_it_conflict_an
     assert final["spec"]["renewTime"] > lease["spec"]["renewTime"]
 
 
-def _hollow_run(monkeypatch, batch_min: int, watched: bool = False) -> tuple[dict, int]:
+def _hollow_run(monkeypatch, batch_min: int, watched: bool = False) -> tuple[dict, int, int]:
     """100 hollow nodes for two simulated minutes, renewals coalesced, a tick of ``batch_min`` writes or more
-    offered to the store in one call (``watched``: with a watcher of the store, which refuses such a call); the
-    run's every latency, requests and etcd's revision, and how many calls the store took."""
-    taken = []
+    offered to the store in one call (``watched``: with a watcher of the store, which refuses such a call), and
+    another writer updating one of five nodes' Leases every 10 ms, so some renewals fail their precondition at their
+    tick; the run's every latency, requests, etcd's revision and what a watch of the Leases got when, how many calls
+    the store took and how many of their writes failed."""
+    taken, failed = [], []
 
     def counted(store, writes):
         results = compare_and_write_many(store, writes)
-        taken.extend([] if results is None else [len(writes)])
+        if results is not None:
+            taken.append(len(writes))
+            failed.extend(error for error, _ in results if error is not None)
         return results
 
     monkeypatch.setattr(renewals_module, "BATCH_MIN", batch_min)
     monkeypatch.setattr(renewals_module, "compare_and_write_many", counted)
     engine, api, _ = build_hollow(100, WINDOW)
+    seen: list = []
+
+    def delivered(events: list) -> None:
+        seen.extend((engine.now, kind, obj["metadata"]["name"], rv) for kind, obj, rv in events)
+
+    api.connect("watcher", ("system:masters",)).request("watch", "leases", lambda *_: None, on_events=delivered)
+    writer = api.connect("admin", ("system:masters",))
+
+    def overwrite(i: int) -> None:  # an update without a resourceVersion (no precondition) of one of five Leases
+        lease = _lease(api, f"node-{i % 5}")
+        meta = {k: v for k, v in lease["metadata"].items() if k != "resourceVersion"}
+        body = {**lease, "metadata": meta, "spec": {**lease["spec"], "holderIdentity": "x"}}
+        writer.request("update", "leases", lambda *_: None, body=body)
+        engine.schedule(0.01, overwrite, i + 1)
+
+    engine.schedule(15.0, overwrite, 0)
     watcher = api.etcd.store.watch(b"/registry/leases/", b"/registry/leases0") if watched else None
     engine.run(until=120.0)
     if watcher is not None:
         assert watcher.take(), "the store's watcher saw the renewals"
     samples = {key: list(values) for key, values in api.sli.samples.items()}
-    return {"samples": samples, "requests": api.requests, "revision": api.etcd.store.revision}, len(taken)
+    run = {"samples": samples, "requests": api.requests, "revision": api.etcd.store.revision, "watched": seen}
+    return run, len(taken), len(failed)
 
 
 def test_a_tick_committed_in_one_call_of_the_store_or_one_write_at_a_time_gives_the_same_run(monkeypatch):
     """The two ways a tick commits (kbench.apiserver.renewals BATCH_MIN): every tick in one call of the store, every
-    write alone, and every call refused by the store (it has a watcher) give the same latencies and revisions."""
-    batched, calls = _hollow_run(monkeypatch, 1)
-    assert calls > 100  # the store took the ticks' calls
-    single, calls = _hollow_run(monkeypatch, 10**9)
+    write alone, and every call refused by the store (it has a watcher) give the same latencies, revisions and watch
+    events, renewals that fail their precondition at the tick among them."""
+    batched, calls, failed = _hollow_run(monkeypatch, 1)
+    assert calls > 100 and failed > 0  # the store took the ticks' calls, and some of their writes failed
+    single, calls, _ = _hollow_run(monkeypatch, 10**9)
     assert calls == 0 and single == batched
-    refused, calls = _hollow_run(monkeypatch, 1, watched=True)
+    refused, calls, _ = _hollow_run(monkeypatch, 1, watched=True)
     assert calls == 0 and refused == batched
 
 
