@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from kbench.apiserver.objects import RESOURCES
 from kbench.apiserver.registry import compare_and_write, compare_and_write_many
-from kbench.apiserver.server import APIServer, Callback, Request, request_target, storage_key
+from kbench.apiserver.server import APIServer, Callback, Request, storage_key
 from kbench.etcd.errors import EtcdError
 from kbench.sim import Timer
 
@@ -102,23 +102,10 @@ class CoalescedRenewals:
         its handle: cancelling it (``Engine.cancel``) before the renewal leaves (its send time, then any wait for a
         token) takes it back, as ``Client.request``'s."""
         server = self.server
-        # Connection.build's request for an update of a Lease, without its parsing of keyword arguments (build was
-        # 40% of a node's next renewal under cProfile, its own frame 18%)
-        namespace, name = request_target(LEASES, "update", "", "", body)
-        renewal = Renewal(
-            server,
-            client.conn,
-            "update",
-            LEASES,
-            namespace,
-            name,
-            body,
-            "",
-            {},
-            partial(_answer, callback),
-            server.engine.now + delay,
+        renewal = client.conn.make(
+            Renewal, "update", LEASES, "", "", body, "", {}, partial(_answer, callback), server.engine.now + delay
         )
-        renewal.prepare(None, None)
+        assert isinstance(renewal, Renewal)
         renewal.limiter, renewal.renewals = client.limiter, self
         renewal.handle = server.engine.schedule(delay + server.half_rtt, self.arrive, renewal)
         return renewal.handle
