@@ -361,16 +361,13 @@ class APIServer:
         self._finish(op, out, None, delay)
 
     def updated(self, writes: list[tuple[Request, dict, bytes, tuple, float]]) -> None:
-        """:meth:`written` for updates of one resource that etcd applied just now, one after another, each (request,
-        object, value, (failed precondition or None, revision), answer delay): the same events, CPU and answers in
-        the same order, what they share looked up once (the watch cache, its watchers and each instance's count of
-        them). The answers' callbacks must not start or stop a watch of the resource at once (coalesced Lease
-        renewals: a node's next renewal is a request)."""
+        """:meth:`written` for updates of one unindexed resource (every event has the same watchers: not pods) that
+        etcd applied just now, one after another, each (request, object, value, (failed precondition or None,
+        revision), answer delay): the same events, CPU and answers in the same order, what they share looked up once
+        (the watch cache, its watchers and each instance's count of them). The answers' callbacks must not start or
+        stop a watch of the resource at once (coalesced Lease renewals: a node's next renewal is a request)."""
         cache = self.caches[writes[0][0].resource_name]
-        if cache.index_field is not None:  # each event has watchers of its own
-            for op, obj, value, result, delay in writes:
-                self.written(op, "MODIFIED", obj, value, True, result, delay)
-            return
+        assert cache.index_field is None  # an indexed cache's events each have watchers of their own
         now, watchers, finish = self.engine.now, cache.others, self._finish
         counts = self._watch_counts(watchers)
         for op, obj, value, result, delay in writes:
