@@ -100,9 +100,10 @@ def test_a_write_between_a_renewals_dispatch_and_its_commit_makes_it_conflict_an
     assert final["spec"]["renewTime"] > lease["spec"]["renewTime"]
 
 
-def _hollow_run(monkeypatch, batch_min: int, watched: bool = False) -> tuple[dict, int, int]:
+def _hollow_run(monkeypatch, batch_min: int, watched: bool, config: KubeAPIServerConfig) -> tuple[dict, int, int]:
     """100 hollow nodes for two simulated minutes, renewals coalesced, a tick of ``batch_min`` writes or more
-    offered to the store in one call (``watched``: with a watcher of the store, which refuses such a call), and
+    offered to the store in one call (``watched``: with a watcher of the store, which refuses such a call), the
+    apiserver's ``config``, and
     another writer updating one of five nodes' Leases every 10 ms, so some renewals fail their precondition at their
     tick; the run's every latency, requests, etcd's revision and what a watch of the Leases got when, how many calls
     the store took and how many of their writes failed."""
@@ -117,7 +118,7 @@ def _hollow_run(monkeypatch, batch_min: int, watched: bool = False) -> tuple[dic
 
     monkeypatch.setattr(renewals_module, "BATCH_MIN", batch_min)
     monkeypatch.setattr(renewals_module, "compare_and_write_many", counted)
-    engine, api, _ = build_hollow(100, WINDOW)
+    engine, api, _ = build_hollow(100, WINDOW, config=config)
     seen: list = []
 
     def delivered(events: list) -> None:
@@ -143,15 +144,21 @@ def _hollow_run(monkeypatch, batch_min: int, watched: bool = False) -> tuple[dic
     return run, len(taken), len(failed)
 
 
-def test_a_tick_committed_in_one_call_of_the_store_or_one_write_at_a_time_gives_the_same_run(monkeypatch):
+@pytest.mark.parametrize("cached", [True, False], ids=["leases cached", "leases read from etcd"])
+def test_a_tick_committed_in_one_call_of_the_store_or_one_write_at_a_time_gives_the_same_run(monkeypatch, cached):
     """The two ways a tick commits (kbench.apiserver.renewals BATCH_MIN): every tick in one call of the store, every
     write alone, and every call refused by the store (it has a watcher) give the same latencies, revisions and watch
-    events, renewals that fail their precondition at the tick among them."""
-    batched, calls, failed = _hollow_run(monkeypatch, 1)
+    events, renewals that fail their precondition at the tick among them; with the Leases' watch cache, and without
+    it (--watch-cache-sizes leases.coordination.k8s.io#0: the events' CPU and delay are etcd's watch's)."""
+    config = (
+        KubeAPIServerConfig() if cached else KubeAPIServerConfig(watch_cache_sizes=("leases.coordination.k8s.io#0",))
+    )
+    assert config.cached("leases.coordination.k8s.io") == cached
+    batched, calls, failed = _hollow_run(monkeypatch, 1, False, config)
     assert calls > 100 and failed > 0  # the store took the ticks' calls, and some of their writes failed
-    single, calls, _ = _hollow_run(monkeypatch, 10**9)
+    single, calls, _ = _hollow_run(monkeypatch, 10**9, False, config)
     assert calls == 0 and single == batched
-    refused, calls, _ = _hollow_run(monkeypatch, 1, watched=True)
+    refused, calls, _ = _hollow_run(monkeypatch, 1, True, config)
     assert calls == 0 and refused == batched
 
 
