@@ -58,6 +58,25 @@ class Cores:
         self.jobs += 1
         return end
 
+    def run_all(self, now: float, jobs: list[float]) -> list[float]:
+        """:meth:`run` for each of ``jobs`` (CPU seconds) in order, all arriving at ``now``; returns their ends. One
+        call for a batch: a coalesced Lease tick's watch events (kbench.apiserver.server ``APIServer.updated``)."""
+        free, ends, spans = self.free, [], []
+        for seconds in jobs:
+            if not 0 < seconds < math.inf:
+                if seconds == 0:
+                    ends.append(now)
+                    continue
+                raise ValueError(f"seconds: a job's CPU time must be >= 0 and finite; got {seconds!r}")
+            start = free[0] if free[0] > now else now
+            end = start + seconds
+            heapreplace(free, end)
+            spans += (start, end)
+            ends.append(end)
+        self.busy.extend(spans)
+        self.jobs += len(spans) // 2
+        return ends
+
     def utilization(self, start: float, end: float) -> float:
         """Mean busy cores / cores between ``start`` and ``end``."""
         if not end > start:

@@ -364,12 +364,15 @@ class APIServer:
         """:meth:`written` for updates of one unindexed resource (every event has the same watchers: not pods) that
         etcd applied just now, one after another, each (request, object, value, (failed precondition or None,
         revision), answer delay): the same events, CPU and answers in the same order, what they share looked up once
-        (the watch cache, its watchers and each instance's count of them). The answers' callbacks must not start or
-        stop a watch of the resource at once (coalesced Lease renewals: a node's next renewal is a request)."""
+        (the watch cache, its watchers and each instance's count of them) and each instance's CPU for the events run
+        in one call (:meth:`_events_cpu`). The answers' callbacks must not use an instance's CPU, nor start or stop a
+        watch of the resource, at once (coalesced Lease renewals: a node's next renewal is a request)."""
         cache = self.caches[writes[0][0].resource_name]
         assert cache.index_field is None  # an indexed cache's events each have watchers of their own
         now, watchers, finish = self.engine.now, cache.others, self._finish
-        counts = self._watch_counts(watchers)
+        ready = iter(
+            self._events_cpu(cache, self._watch_counts(watchers), [len(w[2]) for w in writes if w[3][0] is None])
+        )
         for op, obj, value, result, delay in writes:
             error, rev = result
             if error is not None:
@@ -378,8 +381,7 @@ class APIServer:
             obj["metadata"]["resourceVersion"] = str(rev)
             size = len(value)
             prev = cache.record("MODIFIED", op.key, obj, rev, size, now)
-            arrival = now + cache.delay(size) + self._event_cpu(cache, counts, size)
-            cache.send(watchers, "MODIFIED", obj, prev, rev, arrival, now)
+            cache.send(watchers, "MODIFIED", obj, prev, rev, now + cache.delay(size) + next(ready), now)
             finish(op, obj, None, delay)
 
     def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
@@ -399,18 +401,33 @@ class APIServer:
 
     def _event_cpu(self, cache: WatchCache, counts: list[int], size: int) -> float:
         """:meth:`_dispatch_event` for an event of ``size`` bytes to ``counts`` watchers on each instance."""
-        c, now, cores = self.costs, self.engine.now, self._cores
-        decode = c.decode_per_object + size * c.decode_per_byte
-        encode, per_watcher = size * c.encode_per_byte, c.watch_per_watcher
+        return self._events_cpu(cache, counts, [size])[0]
+
+    def _events_cpu(self, cache: WatchCache, counts: list[int], sizes: list[int]) -> list[float]:
+        """:meth:`_event_cpu` for events of ``sizes`` bytes, one after another, all now: each instance's jobs for them
+        in one call of its cores (:meth:`~kbench.apiserver.cpu.Cores.run_all`)."""
+        c, now = self.costs, self.engine.now
+        decode_per_object, decode_per_byte = c.decode_per_object, c.decode_per_byte
+        encode_per_byte, per_watcher = c.encode_per_byte, c.watch_per_watcher
         cached = cache.compacted is None
-        ready = 0.0
-        for cpu, n in zip(cores, counts):
+        ready = [0.0] * len(sizes)
+        for cpu, n in zip(self._cores, counts, strict=True):
             if cached:
-                end = cpu.run(now, decode + (encode if n else 0.0) + n * per_watcher)
+                jobs = [
+                    decode_per_object
+                    + size * decode_per_byte
+                    + (size * encode_per_byte if n else 0.0)
+                    + n * per_watcher
+                    for size in sizes
+                ]
             else:
-                end = cpu.run(now, n * (decode + encode + per_watcher))
-            if n and end - now > ready:
-                ready = end - now
+                jobs = [
+                    n * (decode_per_object + size * decode_per_byte + size * encode_per_byte + per_watcher)
+                    for size in sizes
+                ]
+            ends = cpu.run_all(now, jobs)
+            if n:
+                ready = [end - now if end - now > r else r for end, r in zip(ends, ready, strict=True)]
         return ready
 
     # -- reads and watches --------------------------------------------------------------------------------

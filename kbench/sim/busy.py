@@ -63,6 +63,14 @@ class BusyTime:
         elif not end <= start:  # a NaN or an infinite time (a span of no time is nothing)
             raise ValueError(f"busy time: a span from {start!r} to {end!r}; both must be finite numbers")
 
+    def extend(self, spans: list[float]) -> None:
+        """:meth:`add` for each span of ``spans`` (start, end, start, end, ...), each finite with end > start, as the
+        caller has checked (:meth:`kbench.apiserver.cpu.Cores.run_all`): one call for a batch."""
+        pending = self._pending
+        pending += spans
+        if len(pending) >= PENDING:
+            self._flush()
+
     def _flush(self) -> None:
         """Spread the buffered spans over the bins (grown to the latest end) and empty the buffer."""
         pending = self._pending

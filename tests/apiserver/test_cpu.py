@@ -1,6 +1,10 @@
 """The apiserver CPU model: k cores serving jobs first come, first served, and its busy-time record."""
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kbench.apiserver.cpu import Cores
 from kbench.sim.busy import BusyTime
@@ -65,3 +69,27 @@ def test_utilization_is_busy_cores_over_cores():
         cpu.run(0.0, 1.0)  # 4 cores busy for 2 s
     assert cpu.utilization(0.0, 2.0) == pytest.approx(1.0)
     assert cpu.utilization(0.0, 4.0) == pytest.approx(0.5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cores=st.integers(1, 4),
+    history=st.lists(st.tuples(st.floats(0.0, 5.0), st.floats(0.0, 2.0)), max_size=12),
+    jobs=st.lists(st.sampled_from([0.0, 0.001, 0.25, 1.0, 3.5]), max_size=12),
+)
+def test_a_batch_of_jobs_runs_as_each_one_would(cores, history, jobs):
+    """run_all(now, jobs) gives the ends, the core heap, the job count and the busy bins of run(now, job) for each."""
+    one, batch = Cores(cores), Cores(cores)
+    for at, seconds in sorted(history):
+        one.run(at, seconds)
+        batch.run(at, seconds)
+    now = max((at for at, _ in history), default=0.0)
+    assert batch.run_all(now, jobs) == [one.run(now, seconds) for seconds in jobs]
+    assert (batch.free, batch.jobs) == (one.free, one.jobs)
+    assert batch.busy.bins.tolist() == one.busy.bins.tolist()
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf])
+def test_a_batch_with_a_bad_job_is_refused(bad):
+    with pytest.raises(ValueError, match="seconds: a job's CPU time must be >= 0 and finite"):
+        Cores(2).run_all(1.0, [0.5, bad])
