@@ -9,7 +9,7 @@ its keys). Without an engine the clock stands still and leases never expire.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kbench.etcd.errors import (
@@ -132,6 +132,13 @@ class Lessor:
         if lease_id:
             self._leases[lease_id].keys.add(key)
             self._key_lease[key] = lease_id
+
+    def detach_all(self, keys: Iterable[bytes]) -> None:
+        """:meth:`detach` each of ``keys``: nothing to do, and no Python call a key, when none has a lease."""
+        keys = list(keys)
+        if not self._key_lease.keys().isdisjoint(keys):
+            for key in keys:
+                self.attach(key, 0)
 
     def detach(self, key: bytes) -> None:
         """Detach ``key`` from its lease, if any."""

@@ -226,7 +226,8 @@ class MVCC:
         (:func:`~kbench.etcd._kernels.compare_append_puts`): each put's revision (0: its compare failed), each key's
         mod revision compared (0: absent), and the revision after."""
         m = len(keys)
-        ids = np.fromiter(map(self._intern, keys), np.int64, m)
+        known = list(map(self._ids.get, keys))  # no Python call a key when all are interned (Lease renewals)
+        ids = np.array(known if None not in known else list(map(self._intern, keys)), np.int64)
         sizes = np.fromiter(map(len, values), np.int64, m)
         revs, mods = np.empty(m, np.int64), np.empty(m, np.int64)
         self._reserve(m)

@@ -311,9 +311,8 @@ class Store:
         put, mods, last = self._mvcc.compare_put_many(keys, values, wants, rev)
         if last == rev:
             return put, mods
-        if self._lessor.attached:  # as a lone put's _write_put: a put without a lease detaches its key
-            for key in compress(keys, put):
-                self._lessor.attach(key, 0)
+        # as a lone put's _write_put: a put without a lease detaches its key
+        self._lessor.detach_all(compress(keys, put))
         self._grow(sum(compress(payloads, put)), last - rev)
         self._commit(rev + 1, last)
         return put, mods
