@@ -89,9 +89,10 @@ class CoalescedRenewals:
         self.server, self.window = server, float(window)
         self.etcd = server.etcds["leases"]
         """The etcd cluster that stores Leases (the main one, or its own under --etcd-servers-overrides)."""
-        self._commits: dict[int, list[tuple]] = {}
+        self._commits: dict[int, tuple[list[tuple], list[tuple]]] = {}
         """Booked writes by the tick that commits them, in apply order (etcd's apply loop books them in increasing
-        apply times): (apply time, renewal, key, kind, object, value, precondition, answer delay after the apply)."""
+        apply times): their compare-and-puts (key, kind, value, precondition) and their answers (renewal, object,
+        value, when the answer is due: the apply time and the answer's delay after it)."""
         self._ticked = -1
         self.coalesced = 0
         """Renewals that took this path."""
@@ -146,10 +147,12 @@ class CoalescedRenewals:
         tick = max(math.ceil(applied / self.window), self._ticked + 1)
         commits = self._commits.get(tick)
         if commits is None:
-            commits = self._commits[tick] = []
+            commits = self._commits[tick] = ([], [])
             server.engine.schedule(max(0.0, tick * self.window - now), self._tick, tick)
-        commits.append((applied, renewal, key, kind, obj, value, expect, delay))
-        return applied + delay
+        answered = applied + delay
+        commits[0].append((key, kind, value, expect))
+        commits[1].append((renewal, obj, value, answered))
+        return answered
 
     def _tick(self, tick: int) -> None:
         """Commit, in apply order, the writes applied by now: a tick of :data:`BATCH_MIN` writes or more makes their
@@ -158,35 +161,22 @@ class CoalescedRenewals:
         at once (the node's next renewal is a request)."""
         self._ticked = tick
         now = self.server.engine.now
-        entries = self._commits.pop(tick)
-        results = None
-        if len(entries) >= BATCH_MIN:
-            results = compare_and_write_many(self.etcd.store, [(e[2], e[3], e[5], e[6]) for e in entries])
+        puts, answers = self._commits.pop(tick)
+        results = compare_and_write_many(self.etcd.store, puts) if len(puts) >= BATCH_MIN else None
         if results is None:
-            for entry in entries:
-                self._commit(now, *entry)
+            for put, answer in zip(puts, answers, strict=True):
+                self._commit(now, put, answer)
             return
-        self.server.updated(
-            [(e[1], e[4], e[5], result, e[0] + e[7] - now) for e, result in zip(entries, results, strict=True)]
-        )
+        self.server.updated(answers, results)
 
-    def _commit(
-        self,
-        now: float,
-        applied: float,
-        renewal: Renewal,
-        key: bytes,
-        kind: str,
-        obj: dict,
-        value: bytes,
-        expect: tuple,
-        delay: float,
-    ) -> None:
-        """Apply one booked write as etcd's apply loop would have at ``applied``; its answer's delay is counted from
-        then (it may be negative: the answer was due before this tick)."""
-        server = self.server
+    def _commit(self, now: float, put: tuple[bytes, str, bytes, tuple], answer: tuple) -> None:
+        """Apply one booked write (``put``: key, kind, value, precondition) as etcd's apply loop would have at its
+        apply time; its answer's delay is counted from when it was due (it may be negative: the answer was due before
+        this tick)."""
+        key, kind, value, expect = put
+        renewal, obj, _, answered = answer
         try:
             result, ok = compare_and_write(self.etcd.store, key, kind, value, expect), True
         except EtcdError as err:  # kept without its traceback, whose frame (this one) would hold it: a cycle
             result, ok = err.with_traceback(None), False
-        server.written(renewal, kind, obj, value, ok, result, applied + delay - now)
+        self.server.written(renewal, kind, obj, value, ok, result, answered - now)

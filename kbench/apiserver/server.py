@@ -360,29 +360,29 @@ class APIServer:
         self.caches[name].apply(kind, key, out, rev, len(value), self._dispatchers[name])
         self._finish(op, out, None, delay)
 
-    def updated(self, writes: list[tuple[Request, dict, bytes, tuple, float]]) -> None:
+    def updated(self, writes: list[tuple[Request, dict, bytes, float]], results: list[tuple]) -> None:
         """:meth:`written` for updates of one unindexed resource (every event has the same watchers: not pods) that
-        etcd applied just now, one after another, each (request, object, value, (failed precondition or None,
-        revision), answer delay): the same events, CPU and answers in the same order, what they share looked up once
-        (the watch cache, its watchers and each instance's count of them) and each instance's CPU for the events run
-        in one call (:meth:`_events_cpu`). The answers' callbacks must not use an instance's CPU, nor start or stop a
-        watch of the resource, at once (coalesced Lease renewals: a node's next renewal is a request)."""
+        etcd applied just now, one after another, each (request, object, value, when its answer is due) with its
+        result ((failed precondition or None, revision)): the same events, CPU and answers in the same order, what they
+        share looked up once (the watch cache, its watchers and each instance's count of them) and each instance's CPU
+        for the events run in one call (:meth:`_events_cpu`). The answers' callbacks must not use an instance's CPU,
+        nor start or stop a watch of the resource, at once (coalesced Lease renewals: a node's next renewal is a
+        request)."""
         cache = self.caches[writes[0][0].resource_name]
         assert cache.index_field is None  # an indexed cache's events each have watchers of their own
         now, watchers, finish = self.engine.now, cache.others, self._finish
-        ready = iter(
-            self._events_cpu(cache, self._watch_counts(watchers), [len(w[2]) for w in writes if w[3][0] is None])
-        )
-        for op, obj, value, result, delay in writes:
+        sizes = [len(write[2]) for write, result in zip(writes, results, strict=True) if result[0] is None]
+        ready = iter(self._events_cpu(cache, self._watch_counts(watchers), sizes))
+        for (op, obj, value, answered), result in zip(writes, results, strict=True):
             error, rev = result
             if error is not None:
-                self.written(op, "MODIFIED", obj, value, True, result, delay)
+                self.written(op, "MODIFIED", obj, value, True, result, answered - now)
                 continue
             obj["metadata"]["resourceVersion"] = str(rev)
             size = len(value)
             prev = cache.record("MODIFIED", op.key, obj, rev, size, now)
             cache.send(watchers, "MODIFIED", obj, prev, rev, now + cache.delay(size) + next(ready), now)
-            finish(op, obj, None, delay)
+            finish(op, obj, None, answered - now)
 
     def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
         """Put a watch event's CPU on the instances (``watchers``: the cache's watches that may want it); returns how
