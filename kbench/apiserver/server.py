@@ -401,34 +401,38 @@ class APIServer:
 
     def _event_cpu(self, cache: WatchCache, counts: list[int], size: int) -> float:
         """:meth:`_dispatch_event` for an event of ``size`` bytes to ``counts`` watchers on each instance."""
-        return self._events_cpu(cache, counts, [size])[0]
+        now, ready = self.engine.now, 0.0
+        for cpu, n, seconds in zip(self._cores, counts, self._event_jobs(cache, counts, size)):
+            end = cpu.run(now, seconds)
+            if n and end - now > ready:
+                ready = end - now
+        return ready
 
     def _events_cpu(self, cache: WatchCache, counts: list[int], sizes: list[int]) -> list[float]:
         """:meth:`_event_cpu` for events of ``sizes`` bytes, one after another, all now: each instance's jobs for them
         in one call of its cores (:meth:`~kbench.apiserver.cpu.Cores.run_all`)."""
-        c, now = self.costs, self.engine.now
-        decode_per_object, decode_per_byte = c.decode_per_object, c.decode_per_byte
-        encode_per_byte, per_watcher = c.encode_per_byte, c.watch_per_watcher
-        cached = cache.compacted is None
+        now = self.engine.now
+        jobs = {size: self._event_jobs(cache, counts, size) for size in set(sizes)}
         ready = [0.0] * len(sizes)
-        for cpu, n in zip(self._cores, counts, strict=True):
-            if cached:
-                jobs = [
-                    decode_per_object
-                    + size * decode_per_byte
-                    + (size * encode_per_byte if n else 0.0)
-                    + n * per_watcher
-                    for size in sizes
-                ]
-            else:
-                jobs = [
-                    n * (decode_per_object + size * decode_per_byte + size * encode_per_byte + per_watcher)
-                    for size in sizes
-                ]
-            ends = cpu.run_all(now, jobs)
+        for i, (cpu, n) in enumerate(zip(self._cores, counts, strict=True)):
+            ends = cpu.run_all(now, [jobs[size][i] for size in sizes])
             if n:
                 ready = [end - now if end - now > r else r for end, r in zip(ends, ready, strict=True)]
         return ready
+
+    def _event_jobs(self, cache: WatchCache, counts: list[int], size: int) -> list[float]:
+        """The CPU seconds of an event of ``size`` bytes on each instance, which sends it to ``counts`` watchers."""
+        c = self.costs
+        decode = c.decode_per_object + size * c.decode_per_byte
+        encode, per_watcher = size * c.encode_per_byte, c.watch_per_watcher
+        jobs = []
+        if cache.compacted is None:
+            for n in counts:
+                jobs.append(decode + (encode if n else 0.0) + n * per_watcher)
+        else:
+            for n in counts:
+                jobs.append(n * (decode + encode + per_watcher))
+        return jobs
 
     # -- reads and watches --------------------------------------------------------------------------------
     def _read(self, op: Request, now: float) -> float:

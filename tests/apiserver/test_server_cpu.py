@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.profiles import load_profile
 from tests.controlplane.helpers import Plane
 
@@ -145,3 +146,24 @@ def test_a_list_from_etcd_decodes_every_fetched_object():
     assert objects == 51  # the default account too
     scan, decode = objects * c.list_per_object, objects * c.decode_per_object + nbytes * c.decode_per_byte
     assert spent[True] - spent[False] == pytest.approx(decode - scan)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_batch_of_watch_events_takes_the_cpu_of_each_event_dispatched_in_turn(cached):
+    """APIServer._events_cpu (a coalesced Lease tick's events) against _event_cpu for each: the same delays, and the
+    same cores and busy time on every instance, for events of several sizes to watchers on some instances."""
+    config = (
+        KubeAPIServerConfig() if cached else KubeAPIServerConfig(watch_cache_sizes=("leases.coordination.k8s.io#0",))
+    )
+    batched, single = (Plane(instances=3, config=config) for _ in range(2))
+    rng = np.random.default_rng(5)
+    for counts in ([0, 0, 0], [2, 0, 1], [0, 5, 0], [1, 1, 1]):
+        sizes = rng.choice([309, 310, 312, 4_000], size=int(rng.integers(1, 30))).tolist()
+        cache = batched.api.caches["leases"]
+        assert (cache.compacted is None) == cached
+        delays = batched.api._events_cpu(cache, counts, sizes)
+        assert delays == [single.api._event_cpu(single.api.caches["leases"], counts, size) for size in sizes]
+        assert any(delays) == any(counts)
+        for one, other in zip(batched.api.instances, single.api.instances, strict=True):
+            assert (one.cpu.free, one.cpu.jobs) == (other.cpu.free, other.cpu.jobs)
+            assert one.cpu.busy.bins.tolist() == other.cpu.busy.bins.tolist()
