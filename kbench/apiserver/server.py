@@ -363,16 +363,17 @@ class APIServer:
     def updated(self, writes: list[tuple[Request, dict, bytes, float]], results: list[tuple]) -> None:
         """:meth:`written` for updates of one unindexed resource (every event has the same watchers: not pods) that
         etcd applied just now, one after another, each (request, object, value, when its answer is due) with its
-        result ((failed precondition or None, revision)): the same events, CPU and answers in the same order, what they
-        share looked up once (the watch cache, its watchers and each instance's count of them) and each instance's CPU
-        for the events run in one call (:meth:`_events_cpu`). The answers' callbacks must not use an instance's CPU,
-        nor start or stop a watch of the resource, at once (coalesced Lease renewals: a node's next renewal is a
-        request)."""
+        result ((failed precondition or None, revision)): the same events, CPU and answers in the same order. What the
+        events share is looked up once: the watch cache, its watchers and each instance's count of them, and an
+        event's delay and CPU for each size; each instance's CPU for the events runs in one call
+        (:meth:`_events_cpu`). The answers' callbacks must not use an instance's CPU, nor start or stop a watch of the
+        resource, at once (coalesced Lease renewals: a node's next renewal is a request)."""
         cache = self.caches[writes[0][0].resource_name]
         assert cache.index_field is None  # an indexed cache's events each have watchers of their own
         now, watchers, finish = self.engine.now, cache.others, self._finish
         sizes = [len(write[2]) for write, result in zip(writes, results, strict=True) if result[0] is None]
         ready = iter(self._events_cpu(cache, self._watch_counts(watchers), sizes))
+        delays = {size: cache.delay(size) for size in set(sizes)}
         for (op, obj, value, answered), result in zip(writes, results, strict=True):
             error, rev = result
             if error is not None:
@@ -381,7 +382,7 @@ class APIServer:
             obj["metadata"]["resourceVersion"] = str(rev)
             size = len(value)
             prev = cache.record("MODIFIED", op.key, obj, rev, size, now)
-            cache.send(watchers, "MODIFIED", obj, prev, rev, now + cache.delay(size) + next(ready), now)
+            cache.send(watchers, "MODIFIED", obj, prev, rev, now + delays[size] + next(ready), now)
             finish(op, obj, None, answered - now)
 
     def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
