@@ -28,7 +28,6 @@ approximated:
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import TYPE_CHECKING
 
 from kbench.apiserver.objects import RESOURCES
@@ -56,12 +55,6 @@ them batched)."""
 def valid_window(window: object) -> bool:
     """Whether ``window`` is a window in seconds, > 0 and <= :data:`MAX_WINDOW`."""
     return not isinstance(window, bool) and isinstance(window, int | float) and 0 < window <= MAX_WINDOW
-
-
-def _answer(callback: Callback, result, error, delay: float) -> None:
-    """A renewal's answer, at its commit tick: a success with its own delay, which is negative when the answer was
-    due before the tick (the client's next renewal is then as due); a failure acted on now."""
-    callback(result, error, delay if error is None else max(delay, 0.0))
 
 
 class Renewal(Request):
@@ -103,9 +96,7 @@ class CoalescedRenewals:
         its handle: cancelling it (``Engine.cancel``) before the renewal leaves (its send time, then any wait for a
         token) takes it back, as ``Client.request``'s."""
         server = self.server
-        renewal = client.conn.make(
-            Renewal, "update", LEASES, "", "", body, "", {}, partial(_answer, callback), server.engine.now + delay
-        )
+        renewal = client.conn.make(Renewal, "update", LEASES, "", "", body, "", {}, callback, server.engine.now + delay)
         assert isinstance(renewal, Renewal)
         renewal.limiter, renewal.renewals = client.limiter, self
         renewal.handle = server.engine.schedule(delay + server.half_rtt, self.arrive, renewal)

@@ -263,13 +263,17 @@ class APIServer:
     def _finish(self, op: Request, result, error, server_time: float) -> None:
         """The answer is ready (encoded) at the apiserver ``server_time`` from now; it reaches the client after the
         network. An error answered drops the traceback it was raised with: its frames hold the request, which holds the
-        answer's callback, a reference cycle that only the collector would free."""
+        answer's callback, a reference cycle that only the collector would free.
+
+        A coalesced Lease renewal is answered at its commit tick, its ``server_time`` counted from its apply time
+        (:mod:`kbench.apiserver.renewals`), so it may be negative: its SLI sample is its own latency, and a success
+        reaches the client as of when it was due (its next renewal is as due), an error now (it is acted on now)."""
         delay = server_time if op.internal else server_time + self.half_rtt
         if error is not None:
             error.__traceback__ = None
         if op.scope:
             self.sli.samples[op.verb, op.resource_name, op.scope].append(self.engine.now + delay - op.started)
-        op.callback(result, error, delay)
+        op.callback(result, error, delay if error is None else max(delay, 0.0))
 
     def _cpu(self, op: Request, seconds: float) -> float:
         """Run ``seconds`` of CPU for ``op`` on its instance's cores now; returns how long until done (the wait for a
