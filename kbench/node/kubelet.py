@@ -55,6 +55,8 @@ from kbench.node.volumes import VolumeCosts, VolumeManager
 from kbench.node.worker import ContainerRun, PodWorker, container_timeline, pod_worker, run_start
 from kbench.sim import Interrupt
 
+FINISHED = ("Succeeded", "Failed")
+"""The phases a pod does not leave (its containers will not run again)."""
 PLEG_RELIST_PERIOD = 1.0
 """pkg/kubelet/kubelet.go genericPlegRelistPeriod: how often the generic PLEG relists the runtime."""
 STATUS_SYNC_PERIOD = 10.0
@@ -130,6 +132,9 @@ class Kubelet(HollowNode):
         self.observer = observer
         self.allocatable = {r: resource_amount(r, q) for r, q in self.manifest["status"]["allocatable"].items()}
         self.workers: dict[str, PodWorker] = {}
+        self._used = {"cpu": 0, "memory": 0, "pods": 0}
+        """The requests (and the count) of the workers not finished, kept as they change (:meth:`_set_phase`): a sum
+        over the workers at each admission read every worker, most of them out of the CPU's caches in a large run."""
         self._ips = 0
         self.rejected = 0
         self._relist_phase = (index * 0.6180339887) % 1.0  # nodes relist out of step with each other
@@ -184,7 +189,7 @@ class Kubelet(HollowNode):
         self.pods = self._watch_pods()
         self.volumes.restart()
         for w in self.workers.values():
-            if w.down and not w.terminating and w.phase not in ("Succeeded", "Failed"):
+            if w.down and not w.terminating and w.phase not in FINISHED:
                 w.down, w.initialized = False, False
                 for c in w.containers:
                     c.restarts += 1
@@ -201,7 +206,7 @@ class Kubelet(HollowNode):
             self._pod_gone(worker.pod)
             worker = None
         if worker is None:
-            if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            if pod.get("status", {}).get("phase") in FINISHED:
                 return
             self._admit(pod)
         elif meta.get("deletionTimestamp") and not worker.terminating:
@@ -211,8 +216,9 @@ class Kubelet(HollowNode):
             self.engine.process(self._terminate(worker), name=f"kill/{key}")
 
     def _pod_gone(self, pod: Mapping) -> None:
-        worker = self.workers.pop(object_key(pod), None)
+        worker = self.workers.get(object_key(pod))
         if worker is not None:
+            self._set_phase(worker, worker.phase, removed=True)
             worker.deleted = True
             self._interrupt(worker)
             self.volumes.unregister_pod(worker.pod)
@@ -222,12 +228,15 @@ class Kubelet(HollowNode):
         PredicateAdmitHandler: it fails with ``OutOf<resource>``)."""
         used = self._in_use()
         worker = pod_worker(manifest)
+        assert worker.key not in self.workers  # _pod_seen let a worker of the same key go first
         self.workers[worker.key] = worker
+        self._count(worker, 1)
         for resource, have in self.allocatable.items():
             want = 1 if resource == "pods" else worker.requests.get(resource, 0)
             if used[resource] + want > have:
                 self.rejected += 1
-                worker.phase, worker.reason = "Failed", f"OutOf{resource}"
+                self._set_phase(worker, "Failed")
+                worker.reason = f"OutOf{resource}"
                 self._status(worker)
                 return
         self.volumes.register_pod(manifest)  # podManager.AddPod: RegisterPod, then the populator adds its volumes
@@ -235,14 +244,25 @@ class Kubelet(HollowNode):
 
     def _in_use(self) -> dict[str, int]:
         """Requests (and the count) of the pods admitted that have not finished."""
-        cpu = memory = pods = 0
-        for w in self.workers.values():
-            if w.phase != "Succeeded" and w.phase != "Failed":
-                requests = w.requests
-                cpu += requests.get("cpu", 0)
-                memory += requests.get("memory", 0)
-                pods += 1
-        return {"cpu": cpu, "memory": memory, "pods": pods}
+        return dict(self._used)
+
+    def _set_phase(self, w: PodWorker, phase: str, removed: bool = False) -> None:
+        """Set ``w``'s phase (``removed``: and take it out of the workers), keeping :meth:`_in_use`: a worker counts
+        while it is one of the workers and not Succeeded or Failed."""
+        inside = self.workers.get(w.key) is w
+        counted = inside and w.phase not in FINISHED
+        w.phase = phase
+        if removed and inside:
+            del self.workers[w.key]
+        counts = inside and not removed and phase not in FINISHED
+        if counts != counted:
+            self._count(w, 1 if counts else -1)
+
+    def _count(self, w: PodWorker, sign: int) -> None:
+        used = self._used
+        used["cpu"] += sign * w.requests.get("cpu", 0)
+        used["memory"] += sign * w.requests.get("memory", 0)
+        used["pods"] += sign
 
     # -- the pod worker ---------------------------------------------------------------------------------------
     def _start_pod(self, w: PodWorker):
@@ -266,7 +286,7 @@ class Kubelet(HollowNode):
                 if not (yield from self._start_container(w, c)):
                     return
                 c.process = self.engine.process(self._live(w, c), name=f"container/{w.key}/{c.name}")
-            w.phase = "Running"
+            self._set_phase(w, "Running")
             self._relisted(w)
             if self.observer is not None:
                 self.observer(w)
@@ -429,7 +449,7 @@ class Kubelet(HollowNode):
         if w.initialized and any(c.state != "terminated" for c in w.containers):
             return
         codes = [c.exit_code for c in (w.containers if w.initialized else w.init) if c.exit_code is not None]
-        w.phase = "Succeeded" if w.initialized and all(code == 0 for code in codes) else "Failed"
+        self._set_phase(w, "Succeeded" if w.initialized and all(code == 0 for code in codes) else "Failed")
         self._status(w)
 
     def _interrupt(self, w: PodWorker) -> None:
@@ -448,7 +468,7 @@ class Kubelet(HollowNode):
         for c in running:
             self._exited(w, c, 0 if c.behaviour.stop_after <= w.grace else 137)
         yield model.costs.sandbox_stop
-        w.phase = "Failed" if w.phase == "Pending" else w.phase
+        self._set_phase(w, "Failed" if w.phase == "Pending" else w.phase)
         self._status(w)
 
     # -- the status manager -----------------------------------------------------------------------------------

@@ -8,12 +8,39 @@ import numpy as np
 import pytest
 
 from kbench.node.config import KubeletConfiguration
-from kbench.node.kubelet import PLEG_RELIST_PERIOD, STATUS_SYNC_PERIOD, Kubelet
+from kbench.node.kubelet import FINISHED, PLEG_RELIST_PERIOD, STATUS_SYNC_PERIOD, Kubelet
 from kbench.node.runtime import RuntimeModel
 from kbench.profiles import load_profile
 from tests.controlplane.helpers import Plane, fail_next, race, reached, record
 
 SANDBOX, CREATE, START = 0.2, 0.03, 0.05
+
+
+def summed(kubelet: Kubelet) -> dict[str, int]:
+    """The requests in use as admission once summed them: over the workers not Succeeded or Failed."""
+    used = {"cpu": 0, "memory": 0, "pods": 0}
+    for w in kubelet.workers.values():
+        if w.phase not in FINISHED:
+            used["cpu"] += w.requests.get("cpu", 0)
+            used["memory"] += w.requests.get("memory", 0)
+            used["pods"] += 1
+    return used
+
+
+@pytest.fixture(autouse=True)
+def phases(monkeypatch) -> list[tuple[str, bool]]:
+    """Every test here also checks, at each phase change and removal of a worker, that the requests in use the
+    kubelet keeps (Kubelet._set_phase) are the sum over its workers; the changes seen are returned."""
+    seen: list[tuple[str, bool]] = []
+    set_phase = Kubelet._set_phase
+
+    def checked(self, w, phase, removed=False):
+        set_phase(self, w, phase, removed)
+        assert self._in_use() == summed(self)
+        seen.append((phase, removed))
+
+    monkeypatch.setattr(Kubelet, "_set_phase", checked)
+    return seen
 
 
 class Node:
@@ -292,6 +319,31 @@ def test_admission_rejects_a_pod_that_does_not_fit_allocatable():
     node.plane.ok("delete", "pods", namespace="default", name="bigger")  # a pod that never started goes on delete
     node.until(8)
     assert [p["metadata"]["name"] for p in node.plane.objects("pods")] == ["big"]
+
+
+def test_the_requests_in_use_follow_admission_completion_rejection_and_deletion(phases):
+    """What admission compares with allocatable: the requests of the pods admitted and not finished."""
+    node = Node(cpu="2")
+    node.pod(
+        "job",
+        [app(resources={"requests": {"cpu": "500m", "memory": "64Mi"}})],
+        restartPolicy="Never",
+        behavior={"exitAfter": 2, "exitCode": 0},
+    )
+    node.pod("web", [app(resources={"requests": {"cpu": "1"}})])
+    node.until(1.5)
+    assert node.kubelet._in_use() == {"cpu": 1500, "memory": 64 * 2**20, "pods": 2}
+    node.until(6)  # the job succeeded: its requests are free
+    assert node.status("job")["phase"] == "Succeeded"
+    assert node.kubelet._in_use() == {"cpu": 1000, "memory": 0, "pods": 1}
+    node.pod("big", [app(resources={"requests": {"cpu": "1500m"}})])
+    node.until(8)
+    assert node.status("big")["reason"] == "OutOfcpu"
+    assert node.kubelet._in_use() == {"cpu": 1000, "memory": 0, "pods": 1}
+    node.plane.ok("delete", "pods", namespace="default", name="web")
+    node.until(15)
+    assert node.kubelet._in_use() == {"cpu": 0, "memory": 0, "pods": 0}
+    assert {"Running", "Succeeded", "Failed"} <= {phase for phase, _ in phases} and any(r for _, r in phases)
 
 
 @pytest.mark.parametrize("shutdown", [False, True])
