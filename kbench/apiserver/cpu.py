@@ -61,7 +61,9 @@ class Cores:
     def run_all(self, now: float, jobs: list[float]) -> list[float]:
         """:meth:`run` for each of ``jobs`` (CPU seconds) in order, all arriving at ``now``; returns their ends. One
         call for a batch: a coalesced Lease tick's watch events (kbench.apiserver.server ``APIServer.updated``)."""
-        free, ends, spans = self.free, [], []
+        free = self.free
+        ends: list[float] = []
+        spans: list[float] = []
         for seconds in jobs:
             if not 0 < seconds < math.inf:
                 if seconds == 0:
