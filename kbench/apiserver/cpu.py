@@ -60,23 +60,28 @@ class Cores:
 
     def run_all(self, now: float, jobs: list[float]) -> list[float]:
         """:meth:`run` for each of ``jobs`` (CPU seconds) in order, all arriving at ``now``; returns their ends. One
-        call for a batch: a coalesced Lease tick's watch events (kbench.apiserver.server ``APIServer.updated``)."""
-        free = self.free
+        call for a batch: a coalesced Lease tick's watch events (kbench.apiserver.server ``APIServer._events_cpu``).
+        A bad job is refused (ValueError), the jobs before it run as one :meth:`run` each."""
+        free, ran = self.free, 0
         ends: list[float] = []
         spans: list[float] = []
-        for seconds in jobs:
-            if not 0 < seconds < math.inf:
-                if seconds == 0:
-                    ends.append(now)
-                    continue
-                raise ValueError(f"seconds: a job's CPU time must be >= 0 and finite; got {seconds!r}")
-            start = free[0] if free[0] > now else now
-            end = start + seconds
-            heapreplace(free, end)
-            spans += (start, end)
-            ends.append(end)
-        self.busy.extend(spans)
-        self.jobs += len(spans) // 2
+        try:
+            for seconds in jobs:
+                if not 0 < seconds < math.inf:
+                    if seconds == 0:
+                        ends.append(now)
+                        continue
+                    raise ValueError(f"seconds: a job's CPU time must be >= 0 and finite; got {seconds!r}")
+                start = free[0] if free[0] > now else now
+                end = start + seconds
+                heapreplace(free, end)
+                ran += 1
+                if end > start:  # a job too short to move the clock records no span, as BusyTime.add drops it
+                    spans += (start, end)
+                ends.append(end)
+        finally:
+            self.busy.extend(spans)
+            self.jobs += ran
         return ends
 
     def utilization(self, start: float, end: float) -> float:

@@ -90,6 +90,16 @@ def test_a_batch_of_jobs_runs_as_each_one_would(cores, history, jobs):
 
 
 @pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf])
-def test_a_batch_with_a_bad_job_is_refused(bad):
+def test_a_batch_with_a_bad_job_is_refused_after_the_jobs_before_it(bad):
+    batch, one = Cores(2), Cores(2)
     with pytest.raises(ValueError, match="seconds: a job's CPU time must be >= 0 and finite"):
-        Cores(2).run_all(1.0, [0.5, bad])
+        batch.run_all(1.0, [0.5, 0.0, 0.25, bad, 2.0])
+    for seconds in (0.5, 0.0, 0.25):
+        one.run(1.0, seconds)
+    assert (batch.free, batch.jobs, batch.busy.bins.tolist()) == (one.free, one.jobs, one.busy.bins.tolist())
+
+
+def test_a_job_too_short_to_move_the_clock_records_no_busy_time_in_a_batch_either():
+    batch, one = Cores(1), Cores(1)
+    assert batch.run_all(1e4, [1e-13]) == [one.run(1e4, 1e-13)] == [1e4]
+    assert (batch.jobs, batch.busy.bins.size) == (one.jobs, one.busy.bins.size) == (1, 0)
