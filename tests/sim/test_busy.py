@@ -83,3 +83,18 @@ def test_a_span_that_is_not_finite_is_refused_and_what_was_recorded_stays(start,
     with pytest.raises(ValueError, match="finite numbers"):
         busy.add(start, end)
     assert busy.bins.tolist() == [0.5, 0.25]
+
+
+@settings(max_examples=100, deadline=None)
+@given(spans=st.lists(span.filter(lambda s: s[1] > s[0]), max_size=120), cut=st.integers(1, 9))
+def test_spans_extended_in_batches_are_those_added_one_at_a_time(spans, cut):
+    """BusyTime.extend (a batch of checked spans, Cores.run_all's) spreads as add does, its flushes included."""
+    one, batched = BusyTime(0.25), BusyTime(0.25)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(busy_module, "PENDING", 16)
+        for start, end in spans:
+            one.add(start, end)
+        for i in range(0, len(spans), cut):
+            batched.extend([t for s in spans[i : i + cut] for t in s])
+            assert len(batched._pending) < 16  # flushed as it filled
+    assert batched.bins.tolist() == one.bins.tolist()
