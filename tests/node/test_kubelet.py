@@ -29,17 +29,24 @@ def summed(kubelet: Kubelet) -> dict[str, int]:
 
 @pytest.fixture(autouse=True)
 def phases(monkeypatch) -> list[tuple[str, bool]]:
-    """Every test here also checks, at each phase change and removal of a worker, that the requests in use the
-    kubelet keeps (Kubelet._set_phase) are the sum over its workers; the changes seen are returned."""
+    """Every test here also checks, at each phase change and removal of a worker and at each admission's read, that
+    the requests in use the kubelet keeps (Kubelet._set_phase) are the sum over its workers; the changes seen are
+    returned."""
     seen: list[tuple[str, bool]] = []
-    set_phase = Kubelet._set_phase
+    set_phase, in_use = Kubelet._set_phase, Kubelet._in_use
 
     def checked(self, w, phase, removed=False):
         set_phase(self, w, phase, removed)
-        assert self._in_use() == summed(self)
+        assert in_use(self) == summed(self)
         seen.append((phase, removed))
 
+    def read(self):
+        used = in_use(self)
+        assert used == summed(self)
+        return used
+
     monkeypatch.setattr(Kubelet, "_set_phase", checked)
+    monkeypatch.setattr(Kubelet, "_in_use", read)
     return seen
 
 
@@ -344,6 +351,24 @@ def test_the_requests_in_use_follow_admission_completion_rejection_and_deletion(
     node.until(15)
     assert node.kubelet._in_use() == {"cpu": 0, "memory": 0, "pods": 0}
     assert {"Running", "Succeeded", "Failed"} <= {phase for phase, _ in phases} and any(r for _, r in phases)
+
+
+def test_a_worker_replaced_under_its_name_no_longer_counts_when_its_phase_changes(phases):
+    """The informer sees the pod's name with a new uid: the old worker goes and the new one is admitted; the old
+    worker's termination, ending later, changes nothing the new one counts."""
+    node = Node(cpu="2")
+    node.pod("a", [app(resources={"requests": {"cpu": "1"}})])
+    node.until(3)
+    kubelet, old = node.kubelet, node.worker("a")
+    pod = node.plane.ok("get", "pods", namespace="default", name="a")
+    containers = [app(resources={"requests": {"cpu": "500m"}})]
+    kubelet._pod_seen(
+        {**pod, "metadata": {**pod["metadata"], "uid": "new"}, "spec": {**pod["spec"], "containers": containers}}
+    )
+    assert node.worker("a") is not old and kubelet._in_use() == {"cpu": 500, "memory": 0, "pods": 1}
+    kubelet._set_phase(old, "Failed")
+    assert kubelet._in_use() == {"cpu": 500, "memory": 0, "pods": 1}
+    assert phases[-1] == ("Failed", False) and ("Running", True) in phases
 
 
 @pytest.mark.parametrize("shutdown", [False, True])
