@@ -149,7 +149,7 @@ class CoalescedRenewals:
         """Commit, in apply order, the writes applied by now: a tick of :data:`BATCH_MIN` writes or more makes their
         compare-and-puts in one call of the store when it takes them so (:func:`compare_and_write_many`), then
         answers them; else each write, then its answer. The two are the same: an answer writes nothing to the store
-        at once (the node's next renewal is a request)."""
+        and takes no CPU at once (the node's next renewal is a request; ``APIServer.updated`` asserts the CPU)."""
         self._ticked = tick
         now = self.server.engine.now
         puts, answers = self._commits.pop(tick)
@@ -162,8 +162,8 @@ class CoalescedRenewals:
 
     def _commit(self, now: float, put: tuple[bytes, str, bytes, tuple], answer: tuple) -> None:
         """Apply one booked write (``put``: key, kind, value, precondition) as etcd's apply loop would have at its
-        apply time; its answer's delay is counted from when it was due (it may be negative: the answer was due before
-        this tick)."""
+        apply time; its answer (``answer``: renewal, object, value, when etcd's answer was due) is given the time from
+        now to that due time, negative when it was due before this tick."""
         key, kind, value, expect = put
         renewal, obj, _, answered = answer
         try:

@@ -265,9 +265,10 @@ class APIServer:
         network. An error answered drops the traceback it was raised with: its frames hold the request, which holds the
         answer's callback, a reference cycle that only the collector would free.
 
-        A coalesced Lease renewal is answered at its commit tick, its ``server_time`` counted from its apply time
-        (:mod:`kbench.apiserver.renewals`), so it may be negative: its SLI sample is its own latency, and a success
-        reaches the client as of when it was due (its next renewal is as due), an error now (it is acted on now)."""
+        A coalesced Lease renewal is answered at its commit tick (:mod:`kbench.apiserver.renewals`), its
+        ``server_time`` the time from now to when etcd's answer was due, so it may be negative: its SLI sample is its
+        own latency, and a success reaches the client as of when it was due (its next renewal is as due), an error now
+        (it is acted on now)."""
         delay = server_time if op.internal else server_time + self.half_rtt
         if error is not None:
             error.__traceback__ = None
@@ -378,6 +379,7 @@ class APIServer:
         sizes = [len(write[2]) for write, result in zip(writes, results, strict=True) if result[0] is None]
         ready = iter(self._events_cpu(cache, self._watch_counts(watchers), sizes))
         delays = {size: cache.delay(size) for size in set(sizes)}
+        jobs = [cpu.jobs for cpu in self._cores]  # the events' CPU ran first: the answers must take none
         for (op, obj, value, answered), result in zip(writes, results, strict=True):
             error, rev = result
             if error is not None:
@@ -388,6 +390,7 @@ class APIServer:
             prev = cache.record("MODIFIED", op.key, obj, rev, size, now)
             cache.send(watchers, "MODIFIED", obj, prev, rev, now + delays[size] + next(ready), now)
             finish(op, obj, None, answered - now)
+        assert [cpu.jobs for cpu in self._cores] == jobs, "an answer's callback took an instance's CPU at once"
 
     def _dispatch_event(self, cache: WatchCache, watchers: list, size: int) -> float:
         """Put a watch event's CPU on the instances (``watchers``: the cache's watches that may want it); returns how
