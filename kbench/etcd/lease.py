@@ -135,6 +135,8 @@ class Lessor:
 
     def detach_all(self, keys: Iterable[bytes]) -> None:
         """:meth:`detach` each of ``keys``: nothing to do, and no Python call a key, when none has a lease."""
+        if not self._key_lease:
+            return
         keys = list(keys)
         if not self._key_lease.keys().isdisjoint(keys):
             for key in keys:
