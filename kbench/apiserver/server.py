@@ -398,7 +398,12 @@ class APIServer:
         from etcd (cacher.go's reflector); one with watchers encodes it once (CachingObject) and pays
         ``watch_per_watcher`` per watcher. Without a watch cache each watcher has its own etcd watch: the event is
         decoded and encoded for each."""
-        return self._event_cpu(cache, self._watch_counts(watchers), size)
+        counts, now, ready = self._watch_counts(watchers), self.engine.now, 0.0
+        for cpu, n, seconds in zip(self._cores, counts, self._event_jobs(cache, counts, size)):
+            end = cpu.run(now, seconds)
+            if n and end - now > ready:
+                ready = end - now
+        return ready
 
     def _watch_counts(self, watchers: list) -> list[int]:
         """How many of ``watchers`` each instance sends events to."""
@@ -407,18 +412,10 @@ class APIServer:
             counts[watch.instance] += 1
         return counts
 
-    def _event_cpu(self, cache: WatchCache, counts: list[int], size: int) -> float:
-        """:meth:`_dispatch_event` for an event of ``size`` bytes to ``counts`` watchers on each instance."""
-        now, ready = self.engine.now, 0.0
-        for cpu, n, seconds in zip(self._cores, counts, self._event_jobs(cache, counts, size)):
-            end = cpu.run(now, seconds)
-            if n and end - now > ready:
-                ready = end - now
-        return ready
-
     def _events_cpu(self, cache: WatchCache, counts: list[int], sizes: list[int]) -> list[float]:
-        """:meth:`_event_cpu` for events of ``sizes`` bytes, one after another, all now: each instance's jobs for them
-        in one call of its cores (:meth:`~kbench.apiserver.cpu.Cores.run_all`)."""
+        """:meth:`_dispatch_event` for events of ``sizes`` bytes to ``counts`` watchers on each instance, one after
+        another, all now: each instance's jobs for them in one call of its cores
+        (:meth:`~kbench.apiserver.cpu.Cores.run_all`)."""
         now = self.engine.now
         jobs = {size: self._event_jobs(cache, counts, size) for size in set(sizes)}
         ready = [0.0] * len(sizes)

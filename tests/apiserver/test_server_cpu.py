@@ -3,6 +3,8 @@ request, write and watch event pays its unit costs on the instance it runs on.""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -150,8 +152,8 @@ def test_a_list_from_etcd_decodes_every_fetched_object():
 
 @pytest.mark.parametrize("cached", [True, False])
 def test_a_batch_of_watch_events_takes_the_cpu_of_each_event_dispatched_in_turn(cached):
-    """APIServer._events_cpu (a coalesced Lease tick's events) against _event_cpu for each: the same delays, and the
-    same cores and busy time on every instance, for events of several sizes to watchers on some instances."""
+    """APIServer._events_cpu (a coalesced Lease tick's events) against _dispatch_event for each: the same delays, and
+    the same cores and busy time on every instance, for events of several sizes to watchers on some instances."""
     config = (
         KubeAPIServerConfig() if cached else KubeAPIServerConfig(watch_cache_sizes=("leases.coordination.k8s.io#0",))
     )
@@ -162,7 +164,8 @@ def test_a_batch_of_watch_events_takes_the_cpu_of_each_event_dispatched_in_turn(
         cache = batched.api.caches["leases"]
         assert (cache.compacted is None) == cached
         delays = batched.api._events_cpu(cache, counts, sizes)
-        assert delays == [single.api._event_cpu(single.api.caches["leases"], counts, size) for size in sizes]
+        watchers = [SimpleNamespace(instance=i) for i, n in enumerate(counts) for _ in range(n)]
+        assert delays == [single.api._dispatch_event(single.api.caches["leases"], watchers, size) for size in sizes]
         assert any(delays) == any(counts)
         for one, other in zip(batched.api.instances, single.api.instances, strict=True):
             assert (one.cpu.free, one.cpu.jobs) == (other.cpu.free, other.cpu.jobs)
