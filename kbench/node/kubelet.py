@@ -133,7 +133,8 @@ class Kubelet(HollowNode):
         self.allocatable = {r: resource_amount(r, q) for r, q in self.manifest["status"]["allocatable"].items()}
         self.workers: dict[str, PodWorker] = {}
         self._used = {"cpu": 0, "memory": 0, "pods": 0}
-        """The requests (and the count) of the workers not finished, kept as they change (:meth:`_set_phase`): a sum
+        """The requests (and the count) of the workers not finished, kept as they change (:meth:`_set_phase`,
+        :meth:`_pod_gone`): a sum
         over the workers at each admission read every worker, most of them out of the CPU's caches in a large run."""
         self._ips = 0
         self.rejected = 0
@@ -216,9 +217,10 @@ class Kubelet(HollowNode):
             self.engine.process(self._terminate(worker), name=f"kill/{key}")
 
     def _pod_gone(self, pod: Mapping) -> None:
-        worker = self.workers.get(object_key(pod))
+        worker = self.workers.pop(object_key(pod), None)
         if worker is not None:
-            self._set_phase(worker, worker.phase, removed=True)
+            if worker.phase not in FINISHED:
+                self._count(worker, -1)
             worker.deleted = True
             self._interrupt(worker)
             self.volumes.unregister_pod(worker.pod)
@@ -246,17 +248,12 @@ class Kubelet(HollowNode):
         """Requests (and the count) of the pods admitted that have not finished."""
         return dict(self._used)
 
-    def _set_phase(self, w: PodWorker, phase: str, removed: bool = False) -> None:
-        """Set ``w``'s phase (``removed``: and take it out of the workers), keeping :meth:`_in_use`: a worker counts
-        while it is one of the workers and not Succeeded or Failed."""
-        inside = self.workers.get(w.key) is w
-        counted = inside and w.phase not in FINISHED
+    def _set_phase(self, w: PodWorker, phase: str) -> None:
+        """Set ``w``'s phase, keeping :meth:`_in_use`: a worker counts while it is one of the workers (not one removed
+        or replaced under its name) and not Succeeded or Failed."""
+        if self.workers.get(w.key) is w and (w.phase in FINISHED) != (phase in FINISHED):
+            self._count(w, -1 if phase in FINISHED else 1)
         w.phase = phase
-        if removed and inside:
-            del self.workers[w.key]
-        counts = inside and not removed and phase not in FINISHED
-        if counts != counted:
-            self._count(w, 1 if counts else -1)
 
     def _count(self, w: PodWorker, sign: int) -> None:
         used = self._used

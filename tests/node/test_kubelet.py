@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from kbench.apiserver.objects import object_key
 from kbench.node.config import KubeletConfiguration
 from kbench.node.kubelet import FINISHED, PLEG_RELIST_PERIOD, STATUS_SYNC_PERIOD, Kubelet
 from kbench.node.runtime import RuntimeModel
@@ -30,15 +31,22 @@ def summed(kubelet: Kubelet) -> dict[str, int]:
 @pytest.fixture(autouse=True)
 def phases(monkeypatch) -> list[tuple[str, bool]]:
     """Every test here also checks, at each phase change and removal of a worker and at each admission's read, that
-    the requests in use the kubelet keeps (Kubelet._set_phase) are the sum over its workers; the changes seen are
-    returned."""
+    the requests in use the kubelet keeps (Kubelet._set_phase, Kubelet._pod_gone) are the sum over its workers; the
+    changes seen are returned: (phase, whether the worker was removed)."""
     seen: list[tuple[str, bool]] = []
-    set_phase, in_use = Kubelet._set_phase, Kubelet._in_use
+    set_phase, pod_gone, in_use = Kubelet._set_phase, Kubelet._pod_gone, Kubelet._in_use
 
-    def checked(self, w, phase, removed=False):
-        set_phase(self, w, phase, removed)
+    def checked(self, w, phase):
+        set_phase(self, w, phase)
         assert in_use(self) == summed(self)
-        seen.append((phase, removed))
+        seen.append((phase, False))
+
+    def gone(self, pod):
+        worker = self.workers.get(object_key(pod))
+        pod_gone(self, pod)
+        assert in_use(self) == summed(self)
+        if worker is not None:
+            seen.append((worker.phase, True))
 
     def read(self):
         used = in_use(self)
@@ -46,6 +54,7 @@ def phases(monkeypatch) -> list[tuple[str, bool]]:
         return used
 
     monkeypatch.setattr(Kubelet, "_set_phase", checked)
+    monkeypatch.setattr(Kubelet, "_pod_gone", gone)
     monkeypatch.setattr(Kubelet, "_in_use", read)
     return seen
 
