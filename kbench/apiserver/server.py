@@ -742,41 +742,8 @@ class Connection:
         """The request sent at ``sent``, its target and selectors read, as :meth:`request` sends it; an unknown
         resource or verb is refused."""
         res = resource_for(verb, resource)
-        return self.make(
-            Request,
-            verb,
-            res,
-            namespace,
-            name,
-            body,
-            subresource,
-            options,
-            callback,
-            sent,
-            label_selector,
-            field_selector,
-        )
-
-    def make(
-        self,
-        request_class: type[Request],
-        verb: str,
-        res: Resource,
-        namespace: str,
-        name: str,
-        body: Mapping | None,
-        subresource: str,
-        options: dict,
-        callback: Callback,
-        sent: float,
-        label_selector=None,
-        field_selector: str | None = None,
-    ) -> Request:
-        """:meth:`build`'s request (a ``request_class``) of a known resource, its fields given in order: no keyword
-        parsing, which was 18% of a coalesced Lease renewal's next send under cProfile (kbench.apiserver.renewals
-        builds one per renewal)."""
         namespace, name = request_target(res, verb, namespace, name, body)
-        op = request_class(self.server, self, verb, res, namespace, name, body, subresource, options, callback, sent)
+        op = Request(self.server, self, verb, res, namespace, name, body, subresource, options, callback, sent)
         op.prepare(label_selector, field_selector)
         return op
 
