@@ -377,3 +377,23 @@ def test_mod_revision_is_what_a_range_reads(store):
     assert store.mod_revision(b"b") == 3
     store.delete_range(b"a")
     assert store.mod_revision(b"a") == 0
+
+
+def test_a_one_key_delete_finds_its_key_without_merging_the_ordered_view():
+    """A delete of one key (an expiring Event lease deletes its keys one at a time) looks the key up instead of
+    scanning its range, whose first step merges every key made since the last scan into the ordered view: the
+    answer is the range's, and the new keys wait for the next scan."""
+    store = Store(backend="numba")
+    store.put(b"a", b"1")
+    store.range(b"a", b"\x00")  # merges a
+    store.put(b"b", b"2")
+    store.put(b"b\x00", b"3")  # in no one-key range of b
+    lease = store.lease_grant(60).id
+    store.put(b"c", b"4", lease=lease)
+    gone = store.delete_range(b"b", prev_kv=True)
+    assert (gone.revision, gone.deleted, [(kv.key, kv.value) for kv in gone.prev_kvs]) == (6, 1, [(b"b", b"2")])
+    assert store.delete_range(b"missing").deleted == 0
+    store.lease_revoke(lease)
+    assert store._mvcc._pending  # b, b\0 and c: merged by no scan yet
+    assert [kv.key for kv in store.range(b"a", b"\x00").kvs] == [b"a", b"b\x00"]
+    assert not store._mvcc._pending
