@@ -219,7 +219,12 @@ def test_every_pod_gets_its_own_token_and_shares_the_root_ca_configmap():
     node.until(issued + 600 * 0.8 - 12)
     assert node.kubelet.volumes.tokens.requests == 3
     node.until(issued + 600 * 0.8 + 1)  # requested again within 20% of the TTL (less 0-9 s of jitter)
-    assert node.kubelet.volumes.tokens.requests == 6
+    manager = node.kubelet.volumes.tokens
+    assert manager.requests == 6
+    held = {uid: manager.of_pod(uid) for uid in manager.cache}  # each pod's token, the refreshed one in its place
+    assert len(held) == 3 and all(
+        [t.pod_uid for t in ts] == [uid] and ts[0].issued > issued for uid, ts in held.items()
+    )
 
 
 def test_projected_volume_waits_for_the_root_ca_configmap():
