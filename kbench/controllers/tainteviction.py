@@ -31,8 +31,8 @@ class TaintEvictionController(Controller):
 
     def __init__(self, manager: Manager) -> None:
         super().__init__(manager)
-        self.nodes = self.watch("nodes", self._node, lambda old, new: self._node(new))
-        self.pods = self.watch("pods", self._pod, lambda old, new: self._pod(new), self._pod_gone)
+        self.nodes = self.watch("nodes", self._node, self._node_updated)
+        self.pods = self.watch("pods", self._pod, self._pod_updated, self._pod_gone)
         self.by_node: dict[str, dict[str, None]] = defaultdict(dict)
         """node -> keys of the pods on it, in the order they were seen (an ordered set: runs repeat exactly)."""
         self.evictions: dict[str, float] = {}
@@ -41,6 +41,20 @@ class TaintEvictionController(Controller):
     def _node(self, node: Mapping) -> None:
         for key in self.by_node.get(node["metadata"]["name"], {}):
             self.queue.add(key)
+
+    def _node_updated(self, old: Mapping, new: Mapping) -> None:
+        """NodeUpdated: an update that leaves the node's NoExecute taints as they were is ignored (every status
+        update of a node queued each pod on it again)."""
+        if no_execute_taints(old) != no_execute_taints(new):
+            self._node(new)
+
+    def _pod_updated(self, old: Mapping, new: Mapping) -> None:
+        """PodUpdated: an update that changes neither the pod's tolerations nor its node is ignored (nil and empty
+        tolerations alike, as Semantic.DeepEqual takes them)."""
+        before, after = old.get("spec", {}), new.get("spec", {})
+        tolerations = (before.get("tolerations") or []) != (after.get("tolerations") or [])
+        if tolerations or before.get("nodeName") != after.get("nodeName"):
+            self._pod(new)
 
     def _pod(self, pod: Mapping) -> None:
         node = pod.get("spec", {}).get("nodeName")
@@ -59,11 +73,7 @@ class TaintEvictionController(Controller):
         """processPodOnNode: schedule (or cancel) the pod's eviction; delete it when due."""
         pod = self.pods.cache.get(key)
         node = self.nodes.cache.get(pod["spec"].get("nodeName", "")) if pod is not None else None
-        taints = (
-            [t for t in node.get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"]
-            if node is not None and not pod["metadata"].get("deletionTimestamp")
-            else []
-        )
+        taints = no_execute_taints(node) if pod is not None and not pod["metadata"].get("deletionTimestamp") else []
         if not taints:
             self._cancel(key)
             return
@@ -135,3 +145,10 @@ def tolerates(toleration: Mapping, taint: Mapping) -> bool:
     if toleration.get("operator") == "Exists":
         return not toleration.get("key") or toleration["key"] == taint["key"]
     return toleration.get("key") == taint["key"] and toleration.get("value", "") == taint.get("value", "")
+
+
+def no_execute_taints(node: Mapping | None) -> list:
+    """getNoExecuteTaints: the node's taints of effect NoExecute (none without a node)."""
+    if node is None:
+        return []
+    return [t for t in node.get("spec", {}).get("taints") or [] if t.get("effect") == "NoExecute"]

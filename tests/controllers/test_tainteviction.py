@@ -53,3 +53,29 @@ def test_a_taint_not_tolerated_replaces_the_scheduled_deletion_with_one_now():
     _taints(plane, NOT_READY, "example.com/drain")
     plane.run(start + 15)
     assert not _live(plane)
+
+
+def test_updates_leaving_taints_tolerations_and_node_alone_queue_no_pod():
+    """NodeUpdated and PodUpdated: a node update with the same NoExecute taints, or a pod update with the same
+    tolerations and node, queues no pod (a resync neither); a change of the node's NoExecute taints queues its pods."""
+    plane = Plane(nodes=1)
+    controller = kcm(plane, "taint-eviction-controller").start().controller("taint-eviction-controller")
+    spec = {"containers": [{"name": "c", "image": "app:1"}]}
+    plane.ok("create", "pods", namespace="default", body={"metadata": {"name": "a"}, "spec": spec})
+    plane.run_pods(nodes=["node-0"])
+    plane.run(plane.engine.now + 1)
+    queued: list[str] = []
+    add = controller.queue.add
+    controller.queue.add = lambda key: (queued.append(key), add(key))[-1]
+    node = copy_object(plane.ok("get", "nodes", name="node-0"))
+    node["metadata"].setdefault("labels", {})["example.com/seen"] = "yes"
+    node["spec"]["taints"] = [{"key": "example.com/soft", "effect": "NoSchedule"}]  # not NoExecute
+    plane.ok("update", "nodes", body=node)
+    pod = copy_object(plane.ok("get", "pods", namespace="default", name="a"))
+    pod["metadata"].setdefault("labels", {})["example.com/seen"] = "yes"
+    plane.ok("update", "pods", namespace="default", body=pod)
+    plane.run(plane.engine.now + 1)
+    assert queued == []
+    _taints(plane, "example.com/drain")
+    plane.run(plane.engine.now + 1)
+    assert queued == ["default/a"] and not _live(plane)
