@@ -65,19 +65,22 @@ class PodSlots:
             self._grow(len(self.node) + m - len(self._free))
         slots = self._free[len(self._free) - m :][::-1]
         del self._free[len(self._free) - m :]
-        self.node[slots] = nodes
-        self.seq[slots] = np.arange(self._seq, self._seq + m)
+        # one pod (most binds) is written through a slice, where a list index is made into an array at each write:
+        # 4.5 against 9.3 us a bind and free (timeit), and the binds were 1.25% of the 150,000-pod density run
+        at = slice(slots[0], slots[0] + 1) if m == 1 else slots
+        self.node[at] = nodes
+        self.seq[at] = np.arange(self._seq, self._seq + m)
         self._seq += m
-        self.requests[:, slots] = 0  # a request vector may predate a resource row
+        self.requests[:, at] = 0  # a request vector may predate a resource row
         if requests.ndim == 1:
-            self.requests[: len(requests), slots] = requests[:, None]
-            self.priority[slots] = pods[0].priority
-            self.group[slots] = self.groups.setdefault(label_group(pods[0]), len(self.groups))
+            self.requests[: len(requests), at] = requests[:, None]
+            self.priority[at] = pods[0].priority
+            self.group[at] = self.groups.setdefault(label_group(pods[0]), len(self.groups))
         else:
-            self.requests[: requests.shape[0], slots] = requests
-            self.priority[slots] = [p.priority for p in pods]
-            self.group[slots] = [self.groups.setdefault(label_group(p), len(self.groups)) for p in pods]
-        self.start[slots] = [NOT_STARTED if p.start_time is None else p.start_time for p in pods]
+            self.requests[: requests.shape[0], at] = requests
+            self.priority[at] = [p.priority for p in pods]
+            self.group[at] = [self.groups.setdefault(label_group(p), len(self.groups)) for p in pods]
+        self.start[at] = [NOT_STARTED if p.start_time is None else p.start_time for p in pods]
         for slot, pod in zip(slots, pods):
             self.pods[slot] = pod
         return slots
