@@ -97,8 +97,8 @@ class CoalescedRenewals:
         token) takes it back, as ``Client.request``'s."""
         server = self.server
         namespace, name = request_target(LEASES, "update", "", "", body)
-        # built as Connection.build builds a request, without its keyword parsing and resource lookup (build and
-        # its keywords were 0.8 of the 1.2 us this took; timeit, best of seven)
+        # built as Connection.build builds a request, less its keyword parsing and resource lookup: 1.3 k of the
+        # 176.7 k instructions a coalesced renewal took (callgrind, 5,000 hollow nodes)
         renewal = Renewal(
             server, client.conn, "update", LEASES, namespace, name, body, "", {}, callback, server.engine.now + delay
         )
