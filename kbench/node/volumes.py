@@ -349,7 +349,7 @@ class TokenManager:
 
     def of_pod(self, pod_uid: str) -> list[Token]:
         """The tokens cached for a pod, in the order first cached (kept per pod: a node's whole cache was scanned
-        for them, with a dataclass comparison a token, 2% of the 150,000-pod density run)."""
+        for them, with a dataclass comparison a token: 1.3% of the 150,000-pod density run)."""
         return list(self.cache.get(pod_uid, {}).values())
 
 
