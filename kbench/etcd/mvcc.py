@@ -165,8 +165,14 @@ class MVCC:
         """Live keys in ``[key, end)`` at ``rev`` in key order (``end=None``: no upper bound).
 
         Returns at most ``limit`` key-values (all when 0, none when negative) and
-        the count of all live keys.
+        the count of all live keys. One key (``end`` is ``key + b"\\0"``, etcd's empty range_end) is looked up by its
+        id, without the ordered view, whose first step after new keys is a copy of every key (an expiring Event
+        lease deletes its keys one at a time: 4.7% of the 150,000-pod density run, py-spy).
         """
+        if end == key + b"\x00":
+            kv = self.get(key, rev)
+            live = [] if kv is None else [kv]
+            return (live if limit == 0 else live[: max(limit, 0)]), len(live)
         lo, hi = self._bounds(key, end)
         out = np.empty(hi - lo if limit == 0 else max(0, min(limit, hi - lo)), np.int64)
         written, count = k.scan(self._log, self._keystate, self._order, lo, hi, rev, out)

@@ -231,14 +231,7 @@ class Store:
         return prev if prev_kv else None
 
     def _write_delete(self, key: bytes, end: bytes | None, cur: int, main: int, sub: int) -> list[KeyValue]:
-        # One key (etcd's empty range_end) is looked up by its id: a scan would first merge every key made since the
-        # last scan into the ordered view, a copy of all keys (an expiring Event lease deletes its keys one by one:
-        # 4.7% of the 150,000-pod density run, py-spy).
-        if end == key + b"\x00":
-            kv = self._mvcc.get(key, cur)
-            kvs = [] if kv is None else [kv]
-        else:
-            kvs, _ = self._mvcc.scan(key, end, cur)
+        kvs, _ = self._mvcc.scan(key, end, cur)
         for i, kv in enumerate(kvs):
             self._mvcc.delete(kv.key, main, sub + i)
             self._lessor.detach(kv.key)

@@ -379,10 +379,10 @@ def test_mod_revision_is_what_a_range_reads(store):
     assert store.mod_revision(b"a") == 0
 
 
-def test_a_one_key_delete_finds_its_key_without_merging_the_ordered_view():
-    """A delete of one key (an expiring Event lease deletes its keys one at a time) looks the key up instead of
-    scanning its range, whose first step merges every key made since the last scan into the ordered view: the
-    answer is the range's, and the new keys wait for the next scan."""
+def test_one_key_ranges_find_their_key_without_merging_the_ordered_view():
+    """A one-key range (a delete: an expiring Event lease deletes its keys one at a time; a read; a txn's compare) looks
+    its key up instead of walking the ordered view, whose first step merges every key made since the last walk: the
+    answers are the walk's, limits and counts included, and the new keys wait for the next walk."""
     store = Store(backend="numba")
     store.put(b"a", b"1")
     store.range(b"a", b"\x00")  # merges a
@@ -390,10 +390,14 @@ def test_a_one_key_delete_finds_its_key_without_merging_the_ordered_view():
     store.put(b"b\x00", b"3")  # in no one-key range of b
     lease = store.lease_grant(60).id
     store.put(b"c", b"4", lease=lease)
+    read = store.range(b"b\x00")
+    assert ([(kv.key, kv.value) for kv in read.kvs], read.count) == ([(b"b\x00", b"3")], 1)
+    assert (store.range(b"b\x00", limit=1).count, store.range(b"b\x00", count_only=True).kvs) == (1, [])
+    assert store.txn([Compare(b"c", "VALUE", "EQUAL", value=b"4")], [], []).succeeded
     gone = store.delete_range(b"b", prev_kv=True)
     assert (gone.revision, gone.deleted, [(kv.key, kv.value) for kv in gone.prev_kvs]) == (6, 1, [(b"b", b"2")])
     assert store.delete_range(b"missing").deleted == 0
     store.lease_revoke(lease)
-    assert store._mvcc._pending  # b, b\0 and c: merged by no scan yet
+    assert store._mvcc._pending  # b, b\0 and c: merged by no walk yet
     assert [kv.key for kv in store.range(b"a", b"\x00").kvs] == [b"a", b"b\x00"]
     assert not store._mvcc._pending
