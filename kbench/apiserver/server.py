@@ -37,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 import orjson
@@ -595,6 +595,30 @@ class Request:
         self.key = f"{namespace}/{name}" if resource.namespaced else name
         """``namespace/name`` (``name`` for a cluster-scoped resource): the watch cache's key of the object."""
 
+    @classmethod
+    def of(
+        cls,
+        conn: Connection,
+        verb: str,
+        res: Resource,
+        namespace: str,
+        name: str,
+        body: Mapping | None,
+        subresource: str,
+        options: dict,
+        callback: Callback,
+        sent: float,
+        label_selector=None,
+        field_selector: str | None = None,
+    ) -> Self:
+        """The request a client sends at ``sent`` on ``conn`` (:meth:`Connection.build`; coalesced Lease renewals
+        build theirs, a subclass, without its keyword parsing): its target, read from the body when not given, and
+        its selectors parsed."""
+        namespace, name = request_target(res, verb, namespace, name, body)
+        op = cls(conn.server, conn, verb, res, namespace, name, body, subresource, options, callback, sent)
+        op.prepare(label_selector, field_selector)
+        return op
+
     def prepare(self, label_selector, field_selector: str | None) -> None:
         """Parse a list's or watch's selectors (a bad one is answered as an error) and set the SLI scope; flow
         control's work estimator sets the seats."""
@@ -741,11 +765,20 @@ class Connection:
     ) -> Request:
         """The request sent at ``sent``, its target and selectors read, as :meth:`request` sends it; an unknown
         resource or verb is refused."""
-        res = resource_for(verb, resource)
-        namespace, name = request_target(res, verb, namespace, name, body)
-        op = Request(self.server, self, verb, res, namespace, name, body, subresource, options, callback, sent)
-        op.prepare(label_selector, field_selector)
-        return op
+        return Request.of(
+            self,
+            verb,
+            resource_for(verb, resource),
+            namespace,
+            name,
+            body,
+            subresource,
+            options,
+            callback,
+            sent,
+            label_selector,
+            field_selector,
+        )
 
 
 def storage_key(op: Request, obj: Mapping) -> bytes:
