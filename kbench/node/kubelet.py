@@ -134,8 +134,8 @@ class Kubelet(HollowNode):
         self.workers: dict[str, PodWorker] = {}
         self._used = {"cpu": 0, "memory": 0, "pods": 0}
         """The requests (and the count) of the workers not finished, kept as they change (:meth:`_set_phase`,
-        :meth:`_pod_gone`): a sum
-        over the workers at each admission read every worker, most of them out of the CPU's caches in a large run."""
+        :meth:`_pod_gone`): a sum over the workers at each admission read every worker, most of them out of the CPU's
+        caches in a large run."""
         self._ips = 0
         self.rejected = 0
         self._relist_phase = (index * 0.6180339887) % 1.0  # nodes relist out of step with each other
