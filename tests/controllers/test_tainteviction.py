@@ -57,7 +57,8 @@ def test_a_taint_not_tolerated_replaces_the_scheduled_deletion_with_one_now():
 
 def test_updates_leaving_taints_tolerations_and_node_alone_queue_no_pod():
     """NodeUpdated and PodUpdated: a node update with the same NoExecute taints, or a pod update with the same
-    tolerations and node, queues no pod (a resync neither); a change of the node's NoExecute taints queues its pods."""
+    tolerations and node, queues no pod; a toleration added queues the pod, and a change of the node's NoExecute taints
+    queues its pods."""
     plane = Plane(nodes=1)
     controller = kcm(plane, "taint-eviction-controller").start().controller("taint-eviction-controller")
     spec = {"containers": [{"name": "c", "image": "app:1"}]}
@@ -76,6 +77,11 @@ def test_updates_leaving_taints_tolerations_and_node_alone_queue_no_pod():
     plane.ok("update", "pods", namespace="default", body=pod)
     plane.run(plane.engine.now + 1)
     assert queued == []
+    pod = copy_object(plane.ok("get", "pods", namespace="default", name="a"))
+    pod["spec"]["tolerations"] += [{"key": "example.com/other", "operator": "Exists", "effect": "NoExecute"}]
+    plane.ok("update", "pods", namespace="default", body=pod)  # a toleration added: the pod is processed again
+    plane.run(plane.engine.now + 1)
+    assert queued == ["default/a"]
     _taints(plane, "example.com/drain")
     plane.run(plane.engine.now + 1)
-    assert queued == ["default/a"] and not _live(plane)
+    assert queued == ["default/a", "default/a"] and not _live(plane)
