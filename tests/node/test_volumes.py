@@ -225,6 +225,10 @@ def test_every_pod_gets_its_own_token_and_shares_the_root_ca_configmap():
     assert len(held) == 3 and all(
         [t.pod_uid for t in ts] == [uid] and ts[0].issued > issued for uid, ts in held.items()
     )
+    gone = node.plane.ok("get", "pods", namespace=NS, name="p0")["metadata"]["uid"]
+    node.plane.ok("delete", "pods", namespace=NS, name="p0", gracePeriodSeconds=0)
+    node.until(node.plane.engine.now + 3)  # DeleteServiceAccountToken: the deleted pod's token goes, the others stay
+    assert manager.of_pod(gone) == [] and sorted(manager.cache) == sorted(set(held) - {gone})
 
 
 def test_projected_volume_waits_for_the_root_ca_configmap():
