@@ -138,7 +138,7 @@ class IpvsTables(NamedTuple):
     VS: np.ndarray
     """int64 (servers, 8): columns ``VS_START`` .. ``VS_PERSIST``: real servers, scheduler and its state."""
     RS: np.ndarray
-    """int64 (real servers, 5): columns ``RS_ENDPOINT`` .. ``RS_LO``."""
+    """int64 (real servers, 5): columns ``RS_ENDPOINT`` .. ``RS_LO`` (a match state's copy has 8, the rest zeros)."""
     SH_TAB: np.ndarray
     """int64 (servers, 256): the source-hash scheduler's bucket -> real server table."""
 

@@ -34,6 +34,7 @@ from kbench.proxy.program import (
     MatchState,
     Packets,
     Program,
+    cache_lines,
     encode,
     encode_cidr,
     no_ipvs,
@@ -47,20 +48,12 @@ BASE = {  # the base-chain skeleton the fast path assumes (nftables.py _base)
 }
 
 
-def _lines(rows: int, columns: int, dtype) -> np.ndarray:
-    """A zeroed (rows, columns) array of 8-byte words whose rows start on 64-byte cache lines (a row of 8 or 4
-    words is one line or half of one, never two)."""
-    raw = np.zeros(rows * columns + 8, dtype)
-    start = -raw.ctypes.data % 64 // 8
-    return raw[start : start + rows * columns].reshape(rows, columns)
-
-
 def _table(rows: list[tuple[int, int, int, int, int]]) -> np.ndarray:
     """The records as an open-addressing table at load <= 1/4."""
     cap = 1
     while cap < 4 * len(rows):
         cap *= 2
-    H = _lines(cap, K.HROW, np.uint64)
+    H = cache_lines(cap, K.HROW, np.uint64)
     for hi, lo, pb, v0, v1 in rows:
         K.hash_insert(
             H, 0, cap - 1, np.uint64(hi), np.uint64(lo), np.uint64(pb), K.EMPTY, K.EMPTY, np.uint64(v0), np.uint64(v1)
@@ -210,7 +203,7 @@ def build_nftables(prog: NftProgram, program: Program) -> FastPath | None:
     if not rows:
         return None
     FC = np.array([encode_cidr(c) for c in sorted(cidrs, key=cidrs.__getitem__)] or [(0, 0, 0, 0)], np.uint64)
-    endpoints = _lines(len(FE), 4, np.int64)
+    endpoints = cache_lines(len(FE), 4, np.int64)
     endpoints[:] = np.array(FE, np.int64).reshape(-1, 4)
     tables = FK.NftFastTables(_table(rows), FC.reshape(-1, 4), endpoints, len(mark))
     return FastPath("nftables", tables, records=len(rows))

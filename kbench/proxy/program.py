@@ -162,8 +162,22 @@ class MatchState:
         """A new state for ``program``: the stream at ``seed``, no affinity entries, the schedulers as built."""
         cap = 1 << max(4, (affinity_capacity - 1).bit_length())
         affinity = K.Affinity(np.zeros((cap, 3), np.uint64), np.zeros(cap, np.float64), np.zeros(cap, np.int64))
-        ipvs = K.IpvsTables(*(a.copy() for a in program.ipvs))
+        tables = program.ipvs
+        # the virtual and real servers' rows, each on one cache line: the fast path prefetches them (a real server's
+        # five words padded to eight; nothing reads the padding)
+        vs, rs = cache_lines(len(tables.VS), 8, np.int64), cache_lines(len(tables.RS), 8, np.int64)
+        vs[:] = tables.VS
+        rs[:, : tables.RS.shape[1]] = tables.RS
+        ipvs = K.IpvsTables(**{**{name: a.copy() for name, a in tables._asdict().items()}, "VS": vs, "RS": rs})
         return cls(np.array([seed], np.uint64), affinity, ipvs)
+
+
+def cache_lines(rows: int, columns: int, dtype) -> np.ndarray:
+    """A zeroed (rows, columns) array of 8-byte words whose rows start on 64-byte cache lines (a row of 8 or 4
+    words is one line or half of one, never two)."""
+    raw = np.zeros(rows * columns + 8, dtype)
+    start = -raw.ctypes.data % 64 // 8
+    return raw[start : start + rows * columns].reshape(rows, columns)
 
 
 def new_verdicts(n: int) -> K.Verdicts:
