@@ -23,7 +23,8 @@ class TokenBucket:
     def try_accept(self, t: float) -> bool:
         """TryAccept: take a token if one is there at ``t`` (nothing is borrowed when none is)."""
         if t > self.last:
-            self.tokens = min(self.burst, self.tokens + (t - self.last) * self.qps)
+            tokens = self.tokens + (t - self.last) * self.qps
+            self.tokens = tokens if tokens < self.burst else self.burst  # min(burst, tokens), without its call
             self.last = t
         if self.tokens >= 1.0:
             self.tokens -= 1.0
@@ -33,10 +34,11 @@ class TokenBucket:
     def reserve(self, t: float) -> float:
         """Reserve: take a token at ``t`` (borrowing one if none is there); how long the request waits for it."""
         if t > self.last:
-            self.tokens = min(self.burst, self.tokens + (t - self.last) * self.qps)
+            tokens = self.tokens + (t - self.last) * self.qps
+            self.tokens = tokens if tokens < self.burst else self.burst  # min(burst, tokens), without its call
             self.last = t
         self.tokens -= 1.0
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.qps + max(0.0, self.last - t)
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.qps + (self.last - t)  # self.last >= t by now
 
 
 class Client:
