@@ -24,6 +24,14 @@ TARGET = 20_000_000
 _cache: dict = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release():
+    """After the module: its cluster builds go, and the collector sees what it froze again."""
+    yield
+    _cache.clear()
+    gc.unfreeze()
+
+
 def _setup(mode: str, services: int):
     key = (mode, services)
     if key not in _cache:
