@@ -234,7 +234,9 @@ def run_ipvs_fast(packets, fast, n_aff, ipvs, affinity, AFF_TIMEOUT, scratch, ou
             prefetch(VS, rec[i + VS_AHEAD] & 0xFFFFF)
         if i + RS_AHEAD < n and out_kind[i + RS_AHEAD] == 0:  # round robin's next pick (a hint for the others)
             v = rec[i + RS_AHEAD] & 0xFFFFF
-            prefetch(RS, VS[v, VS_START] + VS[v, VS_POS] + 1)
+            pick = VS[v, VS_START] + VS[v, VS_POS] + 1
+            if pick < RS.shape[0]:  # past the last row (a server without endpoints, or another scheduler's state)
+                prefetch(RS, pick)
         if out_kind[i] != 0:
             if out_kind[i] > 0:
                 out_rules[i] -= span[i]
