@@ -169,3 +169,23 @@ def test_fast_path_same_in_pieces_and_as_plain_python(mode):
         expected = getattr(whole, field)
         assert np.array_equal(np.concatenate([getattr(p, field) for p in parts]), expected), field
         assert np.array_equal(getattr(python, field), expected), field
+
+
+def test_match_state_puts_each_server_row_on_a_cache_line():
+    """The IPVS fast path prefetches a virtual server's and a real server's row as one cache line each: a match
+    state's copies of the two tables start on 64-byte lines with a row a line (a real server's five words padded
+    with zeros), hold the program's values, and are copies (the schedulers update them, not the program)."""
+    from kbench.proxy import workload
+    from kbench.proxy.program import MatchState
+
+    ports = workload.service_ports(50, 3, seed=2)
+    program = program_for("ipvs", COMPILERS["ipvs"](ports, workload.CONFIG), workload.CONFIG)
+    state = MatchState.fresh(program)
+    built = program.ipvs
+    for name, columns in (("VS", 8), ("RS", 5)):
+        table = getattr(state.ipvs, name)
+        assert table.ctypes.data % 64 == 0 and table.shape == (len(getattr(built, name)), 8), name
+        assert np.array_equal(table[:, :columns], getattr(built, name)) and not table[:, columns:].any(), name
+        assert not np.shares_memory(table, getattr(built, name)), name
+    Matcher(program, seed=1).match(workload.traffic(ports, 500, seed=3)[0])
+    assert np.array_equal(MatchState.fresh(program).ipvs.RS[:, :5], built.RS)  # matching changed the state only
