@@ -168,7 +168,8 @@ class MatchState:
         vs, rs = cache_lines(len(tables.VS), 8, np.int64), cache_lines(len(tables.RS), 8, np.int64)
         vs[:] = tables.VS
         rs[:, : tables.RS.shape[1]] = tables.RS
-        ipvs = K.IpvsTables(**{**{name: a.copy() for name, a in tables._asdict().items()}, "VS": vs, "RS": rs})
+        others = {name: a.copy() for name, a in tables._asdict().items() if name not in ("VS", "RS")}
+        ipvs = K.IpvsTables(VS=vs, RS=rs, **others)
         return cls(np.array([seed], np.uint64), affinity, ipvs)
 
 
