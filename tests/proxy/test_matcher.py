@@ -189,3 +189,27 @@ def test_match_state_puts_each_server_row_on_a_cache_line():
         assert not np.shares_memory(table, getattr(built, name)), name
     Matcher(program, seed=1).match(workload.traffic(ports, 500, seed=3)[0])
     assert np.array_equal(MatchState.fresh(program).ipvs.RS[:, :5], built.RS)  # matching changed the state only
+
+
+@pytest.mark.parametrize("scheduler", ["wrr", "lc", "sh"])
+def test_ipvs_fast_path_agrees_with_the_rule_machine_under_every_scheduler(scheduler):
+    """The IPVS fast path under the other schedulers (whose state the round robin's prefetch also reads, a row that
+    may lie past the table's end): the rule machine's outcomes, rule counts and masquerade flags, and the same
+    endpoints in pieces as whole (the schedulers' state carried between batches)."""
+    from kbench.proxy import workload
+
+    config = dataclasses.replace(
+        workload.CONFIG, configuration=workload.CONFIGURATION.replace({"ipvs.scheduler": scheduler})
+    )
+    ports = workload.service_ports(200, 3, seed=4)
+    program = program_for("ipvs", COMPILERS["ipvs"](ports, config), config)
+    assert program.fast is not None and program.fast.records >= 150
+    packets, _ = workload.traffic(ports, 3000, seed=5)
+    fast = Matcher(program, seed=1).match(packets)
+    slow = Matcher(dataclasses.replace(program, fast=None), seed=1).match(packets)
+    assert (fast.outcome == 1).mean() > 0.9
+    for field in ("outcome", "rules", "masq", "endpoint"):
+        assert np.array_equal(getattr(fast, field), getattr(slow, field)), field
+    pieces = Matcher(program, seed=1)
+    parts = [pieces.match(packets.take(slice(a, b))) for a, b in ((0, 7), (7, 3000))]
+    assert np.array_equal(np.concatenate([p.endpoint for p in parts]), fast.endpoint)
