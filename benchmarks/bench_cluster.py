@@ -4,7 +4,7 @@
 Every node runs a kubelet (pods informer, pod workers, volumes, CRI runtime, Lease every 10 s, status every
 5 min); kube-proxy runs on 100 nodes; kube-scheduler, kube-controller-manager and three kube-apiserver
 instances (APF, CPU, watch caches, Events) over the etcd model. Pods are created at 20/s, so the full 30 pods
-per node is 7,500 simulated seconds, about 10 minutes of wall time here (README), so the default
+per node is 7,500 simulated seconds, about 8 to 9 minutes of wall time here (README), so the default
 is 2 pods per node (10,000 pods, 500 simulated s) and ``KBENCH_BENCH_PODS_PER_NODE=30`` runs the target; the
 benchmark's name carries the pods per node, so the gate never compares the two (``KBENCH_BENCH_NODES``, default 5000,
 shrinks the cluster). The run happens in a fresh spawned process, so its peak resident
