@@ -15,7 +15,7 @@ import gc
 import pytest
 
 from benchmarks.conftest import best_of, record
-from kbench.proxy import workload
+from kbench.proxy import clear_caches, workload
 from kbench.proxy.kube_proxy import COMPILERS
 from kbench.proxy.matcher import Matcher, program_for
 
@@ -26,9 +26,12 @@ _cache: dict = {}
 
 @pytest.fixture(scope="module", autouse=True)
 def _release():
-    """After the module: its cluster builds go, and the collector sees what it froze again."""
+    """After the module: its cluster builds go with the compilers' caches (else the memory they leave fragmented
+    slows the benchmarks after them by up to a third: ``kbench.proxy.clear_caches``), and the collector sees what it
+    froze again."""
     yield
     _cache.clear()
+    clear_caches()
     gc.unfreeze()
 
 

@@ -34,7 +34,7 @@ KUBE_PROXY_FIREWALL, KUBE_FIREWALL = "KUBE-PROXY-FIREWALL", "KUBE-FIREWALL"
 
 
 @functools.lru_cache(maxsize=1 << 18)
-def _hash16(text: str) -> str:
+def hash16(text: str) -> str:
     """The first 16 base32 characters of sha256 (they encode only the digest's first 10 bytes). Cached: every
     compile names each endpoint's chain two or three times, and a sync recompiles what changed."""
     return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
@@ -42,7 +42,7 @@ def _hash16(text: str) -> str:
 
 def chain_names(sp: ServicePortInfo) -> dict[str, str]:
     """The SVC / SVL / EXT / FW chains of a service port (``portProtoHash``)."""
-    h = _hash16(sp.name_string + sp.proto)
+    h = hash16(sp.name_string + sp.proto)
     return {
         "cluster": f"KUBE-SVC-{h}",
         "local": f"KUBE-SVL-{h}",
@@ -53,7 +53,7 @@ def chain_names(sp: ServicePortInfo) -> dict[str, str]:
 
 def endpoint_chain(sp: ServicePortInfo, address: str) -> str:
     """``servicePortEndpointChainName``: the KUBE-SEP-* chain of one endpoint of a service port."""
-    return "KUBE-SEP-" + _hash16(sp.name_string + sp.proto + address)
+    return "KUBE-SEP-" + hash16(sp.name_string + sp.proto + address)
 
 
 def probability(n: int) -> str:

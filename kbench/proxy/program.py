@@ -28,7 +28,7 @@ V4_MAPPED = 0xFFFF << 32
 
 
 @lru_cache(maxsize=1 << 20)
-def _encode_text(text: str) -> tuple[int, int]:
+def encode_text(text: str) -> tuple[int, int]:
     """``encode`` of an address written as text (dotted IPv4 parsed without ipaddress)."""
     parts = text.split(".")
     if len(parts) == 4 and all(p.isdigit() for p in parts):
@@ -41,7 +41,7 @@ def _encode_text(text: str) -> tuple[int, int]:
 def encode(ip) -> tuple[int, int]:
     """An address as (hi, lo) 64-bit words; IPv4 mapped into ::ffff:0:0/96."""
     if isinstance(ip, str):
-        return _encode_text(ip)
+        return encode_text(ip)
     value = int(ip) | (V4_MAPPED if ip.version == 4 else 0)
     return value >> 64, value & MASK64
 

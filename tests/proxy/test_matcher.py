@@ -213,3 +213,26 @@ def test_ipvs_fast_path_agrees_with_the_rule_machine_under_every_scheduler(sched
     pieces = Matcher(program, seed=1)
     parts = [pieces.match(packets.take(slice(a, b))) for a, b in ((0, 7), (7, 3000))]
     assert np.array_equal(np.concatenate([p.endpoint for p in parts]), fast.endpoint)
+
+
+def test_clear_caches_empties_every_compile_memo():
+    """``kbench.proxy.clear_caches`` empties every module-level memo of the proxy package (a new one must join
+    ``COMPILE_CACHES``), each of which a compile in some mode filled."""
+    import functools
+    import importlib
+    import pkgutil
+
+    import kbench.proxy as proxy
+    from kbench.proxy import workload
+
+    memos = set()
+    for info in pkgutil.iter_modules(proxy.__path__):
+        module = importlib.import_module(f"kbench.proxy.{info.name}")
+        memos |= {id(v) for v in vars(module).values() if isinstance(v, functools._lru_cache_wrapper)}
+    assert memos == {id(c) for c in proxy.COMPILE_CACHES}
+    ports = workload.service_ports(50, 3)
+    for mode in ("iptables", "ipvs", "nftables"):
+        program_for(mode, COMPILERS[mode](ports, workload.CONFIG), workload.CONFIG)
+    assert all(c.cache_info().currsize > 0 for c in proxy.COMPILE_CACHES)
+    proxy.clear_caches()
+    assert [c.cache_info().currsize for c in proxy.COMPILE_CACHES] == [0] * len(proxy.COMPILE_CACHES)
