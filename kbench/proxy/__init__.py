@@ -21,8 +21,8 @@ __all__ = [
     "ProxierConfig",
     "ProxyCosts",
     "ServicePortInfo",
-    "program_for",
     "clear_caches",
+    "program_for",
     "service_ports",
 ]
 
