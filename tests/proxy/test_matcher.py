@@ -217,7 +217,8 @@ def test_ipvs_fast_path_agrees_with_the_rule_machine_under_every_scheduler(sched
 
 def test_clear_caches_empties_every_compile_memo():
     """``kbench.proxy.clear_caches`` empties every module-level memo of the proxy package (a new one must join
-    ``COMPILE_CACHES``), each of which a compile in some mode filled."""
+    ``COMPILE_CACHES``), each of which a compile in some mode fills from empty; a compile after it matches as one
+    before it did."""
     import functools
     import importlib
     import pkgutil
@@ -231,8 +232,20 @@ def test_clear_caches_empties_every_compile_memo():
         memos |= {id(v) for v in vars(module).values() if isinstance(v, functools._lru_cache_wrapper)}
     assert memos == {id(c) for c in proxy.COMPILE_CACHES}
     ports = workload.service_ports(50, 3)
-    for mode in ("iptables", "ipvs", "nftables"):
-        program_for(mode, COMPILERS[mode](ports, workload.CONFIG), workload.CONFIG)
+    packets, _ = workload.traffic(ports, 500, seed=3)
+    empty = [0] * len(proxy.COMPILE_CACHES)
+
+    def matched() -> list:  # each mode compiled, then its matcher's endpoints for the packets
+        out = []
+        for mode in ("iptables", "ipvs", "nftables"):
+            program = program_for(mode, COMPILERS[mode](ports, workload.CONFIG), workload.CONFIG)
+            out.append(Matcher(program, seed=1).match(packets).endpoint)
+        return out
+
+    proxy.clear_caches()  # earlier tests of this process filled them
+    assert [c.cache_info().currsize for c in proxy.COMPILE_CACHES] == empty
+    before = matched()
     assert all(c.cache_info().currsize > 0 for c in proxy.COMPILE_CACHES)
     proxy.clear_caches()
-    assert [c.cache_info().currsize for c in proxy.COMPILE_CACHES] == [0] * len(proxy.COMPILE_CACHES)
+    assert [c.cache_info().currsize for c in proxy.COMPILE_CACHES] == empty
+    assert all(np.array_equal(a, b) for a, b in zip(before, matched(), strict=True))
