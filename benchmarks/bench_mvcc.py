@@ -69,7 +69,7 @@ def test_range_many(benchmark, loaded):
 def _single(store: Store, keys: list[bytes], method: str):
     """One round: a call for each key, each response dropped as the apiserver drops it. (Kept in a list, the 20,000
     responses of a ``range`` round drew the garbage collector's scans over them: 13-33% of a round, more or
-    less by where the collector's counters stood when it began, so that the same code measured 0.27-0.46 M ops/s by
+    less by where the collector's counters stood when it began, so that the same code measured 0.25-0.46 M ops/s by
     which benchmarks ran before it.)"""
     call = getattr(store, method)
     if method == "put":
