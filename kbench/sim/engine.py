@@ -13,12 +13,15 @@ in place. The width ``1 / scale`` follows the event density (about
 :data:`_TARGET` entries a bucket), so distinct times cost a list append instead
 of a heap operation each, and exact ties cost no more.
 
-An entry is the list ``[callback, arg, time]``; it doubles as the handle that
-:meth:`Engine.cancel` takes (cancelling blanks the callback, and the run loop
-skips it). A sleeping process's wake-up entry is ``[process, _WAKE, time]``: the
-run loop resumes the generator itself and, if it sleeps again, files the same
-entry again at its new time (the hot path of a simulation, so it skips a call
-and an allocation per wake-up). A run with a horizon leaves the entries past it
+An entry is the list ``[callback, arg, time, owner]``; it doubles as the handle
+that :meth:`Engine.cancel` takes (cancelling blanks the callback, and the run
+loop skips it). A sleeping process's wake-up entry is ``[_WAKE, generator, time,
+process]`` (``owner`` is None in every other entry): the run loop resumes the
+generator itself and, if it sleeps again, files the same entry again at its new
+time (the hot path of a simulation, so it skips a call and an allocation per
+wake-up, and reads the process object only when the generator ends or waits on
+something else: with thousands of processes waking in random order, that object
+is one more cache miss a wake-up). A run with a horizon leaves the entries past it
 in their bucket (:meth:`Engine._open_next`), so the loop needs no check per
 entry; between runs no bucket is open.
 
@@ -42,13 +45,14 @@ from operator import itemgetter, length_hint
 from typing import Any
 
 Timer = list
-"""Handle of a scheduled callback: the entry ``[callback, arg, time]``; pass it to :meth:`Engine.cancel`."""
+"""Handle of a scheduled callback: the entry ``[callback, arg, time, owner]``; pass it to :meth:`Engine.cancel`."""
 
 _PENDING = object()
 _INF = float("inf")
 _TIME = itemgetter(2)
-_WAKE = object()
-"""The ``arg`` of a sleeping process's wake-up entry ``[process, _WAKE, time]``, which the run loop resumes inline."""
+_WAKE: Any = object()
+"""The ``callback`` of a sleeping process's wake-up entry ``[_WAKE, generator, time, process]``, which the run loop
+resumes inline."""
 _TARGET = 32
 """Entries a bucket the width is tuned for: enough to spread the heap and dict work, few enough to sort fast."""
 _MIN_WINDOW = 4096
@@ -122,13 +126,13 @@ class Engine:
         self._seen, self._window, self._window_key = 0, _MIN_WINDOW, _bucket(self.now, 1.0)  # for _adapt
 
     # -- scheduling ---------------------------------------------------------
-    def schedule(self, delay: float, callback: Callable[[Any], Any] | Process, arg: Any = None) -> Timer:
-        """Call ``callback(arg)`` after ``delay`` seconds; returns a cancellable handle. (A process with the arg
-        ``_WAKE`` is the engine's own wake-up entry of a sleeping process, which the run loop resumes.)"""
+    def schedule(self, delay: float, callback: Callable[[Any], Any], arg: Any = None) -> Timer:
+        """Call ``callback(arg)`` after ``delay`` seconds; returns a cancellable handle. (``_WAKE`` with a generator
+        is the engine's own wake-up entry of a sleeping process, which the run loop resumes: Process._sleep.)"""
         if not delay >= 0:  # also rejects NaN
             raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
         time = self.now + delay
-        entry = [callback, arg, time]
+        entry = [callback, arg, time, None]
         key: float
         try:  # _bucket(time, self._scale), inline on this hot path
             key = floor(time * self._scale)
@@ -150,7 +154,7 @@ class Engine:
 
     def schedule_urgent(self, callback: Callable[[Any], Any], arg: Any = None) -> Timer:
         """Call ``callback(arg)`` now, before any normal entry still due now."""
-        entry = [callback, arg, self.now]
+        entry = [callback, arg, self.now, None]
         self._urgent.append(entry)
         return entry
 
@@ -200,13 +204,13 @@ class Engine:
             while (it := self._open_next()) is not None:
                 buckets, scale, open_key = self._buckets, self._scale, self._open_key  # fixed while a bucket is open
                 for entry in it if trace is None else _traced(it, trace):
-                    callback, arg, time = entry
+                    callback, arg, time, owner = entry
                     self.now = time
-                    if arg is wake:  # a sleeping process wakes: Process._resume inline, refiling its entry
+                    if callback is wake:  # a sleeping process wakes: Process._resume inline, refiling its entry
                         try:
-                            delay = callback._gen.send(None)
+                            delay = arg.send(None)
                         except BaseException as exc:
-                            callback._end(exc)
+                            owner._end(exc)
                         else:
                             if type_(delay) is float_ and delay >= 0.0:
                                 time += delay
@@ -225,7 +229,7 @@ class Engine:
                                         buckets[key] = [entry]
                                         heappush(self._keys, key)
                             else:
-                                callback._follow(delay)
+                                owner._follow(delay)
                     elif callback is not None:
                         callback(arg)
                     else:  # cancelled
@@ -246,7 +250,7 @@ class Engine:
         """Run the urgent entries (including those they schedule); returns how many callbacks ran."""
         urgent, trace, ran = self._urgent, self.trace, 0
         while urgent:
-            callback, arg, _ = urgent.popleft()
+            callback, arg, _, _ = urgent.popleft()
             if callback is not None:
                 ran += 1
                 if trace is not None:
@@ -460,8 +464,8 @@ class Process(Event):
         if isinstance(target, Event):
             if target.callbacks is not None and self._on_event in target.callbacks:
                 target.callbacks.remove(self._on_event)
-        elif target is not None:  # a wake-up entry: blank its arg too, so the run loop does not wake the process
-            target[0] = target[1] = None
+        elif target is not None:  # a wake-up entry: cancelled, its generator and process dropped
+            target[0] = target[1] = target[3] = None
         self._target = self.engine.schedule_urgent(self._throw, Interrupt(cause))
 
     def _resume(self, value: Any) -> None:
@@ -475,9 +479,15 @@ class Process(Event):
     def _follow(self, target: Any) -> None:
         """Sleep or wait on what the generator yielded."""
         if type(target) is float:  # a delay (a negative or NaN one: schedule() raises its ValueError out of run())
-            self._target = self.engine.schedule(target, self, _WAKE)
+            self._target = self._sleep(target)
         else:
             self._wait(target)
+
+    def _sleep(self, delay: float) -> Timer:
+        """File the process's wake-up entry ``delay`` seconds from now (the run loop files it again while it sleeps)."""
+        entry = self.engine.schedule(delay, _WAKE, self._gen)
+        entry[3] = self
+        return entry
 
     def _throw(self, exception: BaseException) -> None:
         try:
@@ -498,7 +508,7 @@ class Process(Event):
             self._target = target
             target.add_callback(self._on_event)
         elif isinstance(target, (int, float)) and not isinstance(target, bool) and target >= 0:
-            self._target = self.engine.schedule(float(target), self, _WAKE)
+            self._target = self._sleep(float(target))
         else:
             self._target = None
             self._throw(TypeError(f"{self.name} yielded {target!r}; yield a delay >= 0 in seconds or an Event"))
@@ -517,7 +527,7 @@ def _traced(entries: Iterator[Timer], trace: list[tuple[float, str]]) -> Iterato
     """``entries``, recording each one not cancelled in ``trace`` as it is taken."""
     for entry in entries:
         if entry[0] is not None:
-            trace.append((entry[2], _label(entry[0])))
+            trace.append((entry[2], _label(entry[0] if entry[3] is None else entry[3])))
         yield entry
 
 
