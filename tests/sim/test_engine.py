@@ -190,6 +190,29 @@ def test_interrupt_abandons_the_sleep():
         proc.interrupt()
 
 
+def test_a_process_interrupting_itself_on_waking_gets_the_interrupt_not_its_next_sleep():
+    """The wake-up that runs the generator is the entry the interrupt cancels: the run loop files it again for the
+    sleep the generator yields next, and must skip it there (the interrupt is thrown at once instead)."""
+    eng = Engine(trace=True)
+    log = []
+
+    def proc():
+        yield 1.0
+        me.interrupt("self")
+        try:
+            yield 5.0
+        except Interrupt as intr:
+            log.append((eng.now, intr.cause))
+        yield 1.0
+        log.append((eng.now, "after"))
+
+    me = eng.process(proc(), name="p")
+    eng.run()
+    assert log == [(1.0, "self"), (2.0, "after")]
+    # start, wake-up, the interrupt thrown, wake-up, the process event fired: nothing at 6.0
+    assert [t for t, label in eng.trace if label == "p"] == [0.0, 1.0, 1.0, 2.0, 2.0]
+
+
 def test_interrupt_while_waiting_on_an_event_detaches_from_it():
     eng = Engine()
     ev, log = eng.event(), []
