@@ -1,0 +1,33 @@
+"""The benchmarks' shared helpers (benchmarks/conftest.py): where a run's time goes."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.conftest import where_time_goes
+from kbench.sim import Engine
+from kbench.sim.busy import BusyTime
+
+
+def test_where_time_goes_charges_a_builtin_to_the_kbench_module_that_called_it():
+    """BusyTime's flush of a batch of spans is nearly all built-ins (struct.pack, numpy, its compiled loop): their time
+    goes to sim.busy, not python/other; the shares are of the profiled run only and each level sums to one."""
+    engine, busy = Engine(), BusyTime()
+    batch = [x for i in range(20_000) for x in (float(i), i + 0.5)]
+
+    def spans(_=None):  # this test module's own code: python/other
+        busy.extend(batch)
+        engine.schedule(1.0, spans)
+
+    engine.schedule(0.0, spans)
+    engine.run(until=5.0)
+    shares = where_time_goes(engine, 10.0)
+    assert engine.now == pytest.approx(15.0)
+    by_module, by_package = shares["by_module"], shares["by_package"]
+    assert set(by_module) <= {"sim.busy", "sim.engine", "sim.collector", "python/other"}
+    assert by_module["sim.busy"] > 0.85
+    assert by_module.get("python/other", 0.0) < 0.1  # 0.26 when built-ins are not charged to their callers
+    assert by_package["sim"] == pytest.approx(sum(v for k, v in by_module.items() if k.startswith("sim.")), abs=0.003)
+    for level in (by_module, by_package):
+        assert sum(level.values()) == pytest.approx(1.0, abs=0.01)
+        assert list(level.values()) == sorted(level.values(), reverse=True)
