@@ -66,13 +66,13 @@ def hollow_cluster(nodes: int, duration: float, coalesce_leases: float = 0.0) ->
     }
 
 
-def hollow_time_shares(nodes: int, coalesce_leases: float = 0.0, seconds: float = 30.0) -> dict:
+def hollow_time_shares(nodes: int, coalesce_leases: float = 0.0, seconds: float = 30.0) -> dict[str, dict[str, float]]:
     """Where ``nodes`` hollow nodes' time goes (:func:`where_time_goes`) over ``seconds`` simulated seconds after
     the starts have settled (60 s)."""
     engine, _, _ = build_hollow(nodes, coalesce_leases)
     with collector.long_run():
         collector.run_settled(engine, 60.0)
-    return {f"time_share_{by}": shares for by, shares in where_time_goes(engine, seconds).items()}
+    return where_time_goes(engine, seconds)
 
 
 def test_hollow_5000_nodes_one_hour(benchmark):

@@ -4,6 +4,7 @@ a whole-cluster run's time goes."""
 from __future__ import annotations
 
 import cProfile
+import math
 import multiprocessing
 import pstats
 import resource
@@ -84,12 +85,15 @@ def peak_rss_mib() -> float:
 
 def where_time_goes(engine: Engine, seconds: float) -> dict[str, dict[str, float]]:
     """Share of wall time per kbench package and per module over the next ``seconds`` simulated seconds of
-    ``engine``'s run: ``{"by_package": {...}, "by_module": {...}}``, largest first. Each function's own time
-    (cProfile's tottime) goes to its module; a built-in's (``dict.get``, ``orjson.dumps``, ``heapq`` ...) to the
-    modules that called it, in proportion to the time each call site spent in it, so ``python/other`` is only the
-    Python code outside kbench. The collector runs as scenarios run it: with the default thresholds a young
-    collection every 700 allocations was charged to whichever function allocated, which moved the shares by several
-    points from run to run."""
+    ``engine``'s run, as a benchmark's ``extra_info`` keeps them: ``{"time_share_by_package": {...},
+    "time_share_by_module": {...}}``, largest first. Each function's own time (cProfile's tottime) goes to its module;
+    a built-in's (``dict.get``, ``orjson.dumps``, ``heapq`` ...) to the modules that called it, in proportion to the
+    time each call site spent in it (to its calls when none took a measurable time), so ``python/other`` is the Python
+    code outside kbench and the built-ins it called. The collector runs as scenarios run it: with the default
+    thresholds a young collection every 700 allocations was charged to whichever function allocated, which moved the
+    shares by several points from run to run."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
+        raise ValueError(f"seconds: simulated seconds to profile, a number > 0; got {seconds!r}")
     profile = cProfile.Profile()
     with collector.long_run():
         profile.enable()
@@ -105,9 +109,10 @@ def where_time_goes(engine: Engine, seconds: float) -> dict[str, dict[str, float
         if path != "~" or not callers:
             by_module[module(path)] += tottime
             continue
-        spent = sum(edge[2] for edge in callers.values()) or 1.0
+        weight = 2 if any(edge[2] for edge in callers.values()) else 1  # each call site's time, else its calls
+        spent = sum(edge[weight] for edge in callers.values())
         for (caller, _, _), edge in callers.items():
-            by_module[module(caller)] += tottime * edge[2] / spent
+            by_module[module(caller)] += tottime * edge[weight] / spent
     by_package: dict[str, float] = defaultdict(float)
     for name, t in by_module.items():
         by_package[name.split(".")[0]] += t
@@ -116,4 +121,4 @@ def where_time_goes(engine: Engine, seconds: float) -> dict[str, dict[str, float
     def shares(times: dict[str, float]) -> dict[str, float]:
         return {name: round(t / total, 3) for name, t in sorted(times.items(), key=lambda kv: -kv[1])}
 
-    return {"by_package": shares(by_package), "by_module": shares(by_module)}
+    return {"time_share_by_package": shares(by_package), "time_share_by_module": shares(by_module)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from benchmarks.conftest import where_time_goes
@@ -23,7 +25,7 @@ def test_where_time_goes_charges_a_builtin_to_the_kbench_module_that_called_it()
     engine.run(until=5.0)
     shares = where_time_goes(engine, 10.0)
     assert engine.now == pytest.approx(15.0)
-    by_module, by_package = shares["by_module"], shares["by_package"]
+    by_module, by_package = shares["time_share_by_module"], shares["time_share_by_package"]
     assert set(by_module) <= {"sim.busy", "sim.engine", "sim.collector", "python/other"}
     assert by_module["sim.busy"] > 0.85
     assert by_module.get("python/other", 0.0) < 0.1  # 0.26 when built-ins are not charged to their callers
@@ -31,3 +33,12 @@ def test_where_time_goes_charges_a_builtin_to_the_kbench_module_that_called_it()
     for level in (by_module, by_package):
         assert sum(level.values()) == pytest.approx(1.0, abs=0.01)
         assert list(level.values()) == sorted(level.values(), reverse=True)
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, math.nan, math.inf, True, "30"])
+def test_where_time_goes_refuses_a_bad_length_naming_it_before_running(seconds):
+    engine = Engine()
+    engine.schedule(1.0, lambda _: None)
+    with pytest.raises(ValueError, match="seconds: .* > 0"):
+        where_time_goes(engine, seconds)
+    assert engine.now == 0.0 and engine.peek() == 1.0  # nothing ran
