@@ -349,7 +349,7 @@ class PriorityAndFairness:
             counts = ObjectCountTracker(now, stats)
             self.estimator = WorkEstimator(
                 counts.get,
-                lambda req: self.watches.interested(req.verb, req.resource_name, req.namespace, request_name(req)),
+                self.watches.watch_count,
                 lambda name: self.levels[name].max_seats,
                 estimator_config,
             )

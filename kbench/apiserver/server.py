@@ -611,9 +611,8 @@ class Request:
         label_selector=None,
         field_selector: str | None = None,
     ) -> Self:
-        """The request a client sends at ``sent`` on ``conn`` (:meth:`Connection.build`; coalesced Lease renewals
-        build theirs, a subclass, without its keyword parsing): its target, read from the body when not given, and
-        its selectors parsed."""
+        """The request a client sends at ``sent`` on ``conn`` (:meth:`Connection.build`): its target, read from the
+        body when not given, and its selectors parsed."""
         namespace, name = request_target(res, verb, namespace, name, body)
         op = cls(conn.server, conn, verb, res, namespace, name, body, subresource, options, callback, sent)
         op.prepare(label_selector, field_selector)

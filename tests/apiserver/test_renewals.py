@@ -17,6 +17,7 @@ from kbench.apiserver import renewals as renewals_module
 from kbench.apiserver.config import KubeAPIServerConfig
 from kbench.apiserver.registry import compare_and_write_many
 from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals
+from kbench.apiserver.server import Request
 from kbench.cluster import ClusterSpec
 from kbench.etcd.cluster import EtcdCosts
 from kbench.profiles import load_profile
@@ -51,6 +52,19 @@ def test_one_node_renews_at_the_times_and_latencies_of_the_request_path():
     assert coalesced.etcd.store.revision == exact.etcd.store.revision
     for key, samples in exact.sli.samples.items():
         assert np.array(coalesced.sli.samples[key]) == pytest.approx(np.array(samples), abs=1e-12), key
+
+
+def test_a_renewal_is_the_request_the_client_would_send():
+    """A renewal is built without Request.of's selector parsing: each field the request path reads is the one
+    Connection.build gives the same update."""
+    engine, api, (node,) = build_hollow(1, WINDOW)
+    engine.run(until=30.0)
+    body = {**_lease(api, "node-0"), "spec": {"renewTime": "2026-01-01T00:00:30.000000Z"}}
+    renewal = _renewals(api).send(node.client, body, print, 1.0)[1]
+    built = node.client.conn.build("update", "leases", print, engine.now + 1.0, body=body)
+    for field in Request.__slots__:
+        assert getattr(renewal, field) == getattr(built, field), field
+    assert (renewal.namespace, renewal.name, renewal.scope) == ("kube-node-lease", "node-0", "resource")
 
 
 def test_a_renewal_planned_from_a_stale_lease_is_refused_and_the_node_renews_from_a_fresh_read():
