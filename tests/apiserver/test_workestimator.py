@@ -3,6 +3,8 @@ pkg/util/flowcontrol/request/list_work_estimator_test.go TestListWorkEstimator a
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from kbench.apiserver.objects import Filter
@@ -155,5 +157,7 @@ def test_watch_tracker_counts_resource_namespace_and_name_watches_not_indexed_on
     tracker.register("pods", "", "", (("spec.nodeName", True, "n1"),))  # served by the index: not counted
     assert tracker.interested("create", "pods", "ns", "p") == 3
     assert tracker.interested("get", "pods", "ns", "p") == 0
+    request = SimpleNamespace(verb="update", resource_name="pods", namespace="ns", name="p", filter=None)
+    assert tracker.watch_count(request) == 3  # a request's verb, resource, namespace and name
     forget()
     assert tracker.interested("update", "pods", "other", "") == 0
