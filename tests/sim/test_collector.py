@@ -61,6 +61,25 @@ def test_one_settle_in_check_every_collects_and_every_one_after_a_collection_tha
         assert collected == [False] * (every - 1) + [True, True, False]
 
 
+def test_the_runs_first_collection_finding_garbage_does_not_make_the_next_settle_collect():
+    """The run's first settle collects what its start left once (e.g. Numba loading a kernel from its cache leaves a
+    few cyclic objects): the next settle only freezes; a later check that finds garbage makes the next collect."""
+    every = collector.CHECK_EVERY
+    with collector.long_run():
+        cycle: list = []
+        cycle.append(cycle)  # garbage the run's first collection finds
+        del cycle
+        collected = [collector.settle() for _ in range(every + 1)]
+        assert collected == [True] + [False] * (every - 1) + [True]
+        assert collector._checks.found is False  # that check found nothing
+        collected = [collector.settle() for _ in range(every - 1)]
+        cycle = []
+        cycle.append(cycle)  # garbage the next check finds
+        del cycle
+        collected += [collector.settle(), collector.settle()]
+        assert collected == [False] * (every - 1) + [True, True]  # that check found it: the next settle collects
+
+
 def test_run_settled_reaches_the_horizon_and_freezes_what_survives_each_step():
     engine, fired = Engine(), []
     engine.schedule(25.0, fired.append, "a")
