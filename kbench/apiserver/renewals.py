@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from kbench.apiserver.objects import RESOURCES
 from kbench.apiserver.registry import compare_and_write, compare_and_write_many
-from kbench.apiserver.server import APIServer, Callback, Request, request_target, storage_key
+from kbench.apiserver.server import APIServer, Callback, Request, storage_key
 from kbench.etcd.errors import EtcdError
 from kbench.sim import Timer
 
@@ -96,12 +96,8 @@ class CoalescedRenewals:
         its handle: cancelling it (``Engine.cancel``) before the renewal leaves (its send time, then any wait for a
         token) takes it back, as ``Client.request``'s."""
         server = self.server
-        # Request.of less its selector parsing (an update has none): the target from the body, prepare's scope
-        namespace, name = request_target(LEASES, "update", "", "", body)
-        renewal = Renewal(
-            server, client.conn, "update", LEASES, namespace, name, body, "", {}, callback, server.engine.now + delay
-        )
-        renewal.scope, renewal.limiter, renewal.renewals = "resource", client.limiter, self
+        renewal = Renewal.of(client.conn, "update", LEASES, "", "", body, "", {}, callback, server.engine.now + delay)
+        renewal.limiter, renewal.renewals = client.limiter, self
         renewal.handle = server.engine.schedule(delay + server.half_rtt, self.arrive, renewal)
         return renewal.handle
 

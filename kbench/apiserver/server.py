@@ -65,6 +65,8 @@ from kbench.sim import Engine, Streams, Timer
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WRITE_VERBS = ("create", "update", "patch", "delete")
+SELECTING_VERBS = ("list", "watch", "deletecollection")
+"""The verbs whose requests carry label and field selectors."""
 VERBS = ("get", "list", "watch", *WRITE_VERBS, "deletecollection")
 Callback = Callable[[Mapping | None, APIError | None, float], object]
 """``callback(result, error, delay)``: runs when the apiserver has the answer; ``delay`` is how long the answer
@@ -615,23 +617,23 @@ class Request:
         body when not given, and its selectors parsed."""
         namespace, name = request_target(res, verb, namespace, name, body)
         op = cls(conn.server, conn, verb, res, namespace, name, body, subresource, options, callback, sent)
-        op.prepare(label_selector, field_selector)
+        if verb in SELECTING_VERBS:
+            op.select(label_selector, field_selector)
+        else:  # CleanScope (endpoints/metrics): a request that names its object
+            op.scope = "resource"
         return op
 
-    def prepare(self, label_selector, field_selector: str | None) -> None:
-        """Parse a list's or watch's selectors (a bad one is answered as an error) and set the SLI scope; flow
-        control's work estimator sets the seats."""
-        if self.verb in ("list", "watch", "deletecollection"):
-            try:
-                self.filter = Filter.of(self.resource, self.namespace, label_selector, field_selector)
-            except APIError as err:  # kept without its traceback, whose frame holds this request: a cycle
-                self.error = err.with_traceback(None)
-            if self.verb == "deletecollection" and not self.resource.delete_collection:
-                self.error = method_not_supported(self.resource, self.verb)
-            if self.verb != "watch":  # CleanScope (endpoints/metrics): no name, so the namespace's or the cluster's
-                self.scope = "namespace" if self.namespace else "cluster"
-        else:
-            self.scope = "resource"
+    def select(self, label_selector, field_selector: str | None) -> None:
+        """A list's, watch's or DeleteCollection's selectors parsed (a bad one is answered as an error) and its SLI
+        scope; flow control's work estimator sets the seats."""
+        try:
+            self.filter = Filter.of(self.resource, self.namespace, label_selector, field_selector)
+        except APIError as err:  # kept without its traceback, whose frame holds this request: a cycle
+            self.error = err.with_traceback(None)
+        if self.verb == "deletecollection" and not self.resource.delete_collection:
+            self.error = method_not_supported(self.resource, self.verb)
+        if self.verb != "watch":  # CleanScope: no name, so the namespace's or the cluster's
+            self.scope = "namespace" if self.namespace else "cluster"
 
     def dispatch(self) -> float:
         """Run the request (it has its seats); returns when it will release them."""

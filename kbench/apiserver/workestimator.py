@@ -213,7 +213,7 @@ class WatchTracker:
 
     def watch_count(self, req) -> int:
         """:meth:`interested` in a request: its verb, resource, namespace and name (:func:`request_name`)."""
-        return self.interested(req.verb, req.resource_name, req.namespace, req.name or request_name(req))
+        return self.interested(req.verb, req.resource_name, req.namespace, request_name(req))
 
     def interested(self, verb: str, resource: str, namespace: str, name: str) -> int:
         """GetInterestedWatchCount: watches of the whole resource, of the namespace and of the object."""

@@ -55,8 +55,8 @@ def test_one_node_renews_at_the_times_and_latencies_of_the_request_path():
 
 
 def test_a_renewal_is_the_request_the_client_would_send():
-    """A renewal is built without Request.of's selector parsing: each field the request path reads is the one
-    Connection.build gives the same update."""
+    """A renewal, built by Request.of without Connection.build's keyword parsing: each field the request path reads
+    is the one Connection.build gives the same update."""
     engine, api, (node,) = build_hollow(1, WINDOW)
     engine.run(until=30.0)
     body = {**_lease(api, "node-0"), "spec": {"renewTime": "2026-01-01T00:00:30.000000Z"}}
