@@ -32,7 +32,6 @@ from benchmarks.conftest import in_fresh_process, peak_rss_mib, timed_in_fresh_p
 from kbench.cluster import Cluster
 from kbench.scenarios import library
 from kbench.scenarios.steps import Driver
-from kbench.sim import collector
 
 NODES = int(os.environ.get("KBENCH_BENCH_NODES", "5000"))
 PODS_PER_NODE = int(os.environ.get("KBENCH_BENCH_PODS_PER_NODE", "2"))
@@ -67,9 +66,7 @@ def _where_time_goes(nodes: int, seconds: float = 30.0) -> dict[str, dict[str, f
     cluster = Cluster(scenario.cluster)
     cluster.settle()
     cluster.engine.process(Driver(cluster, scenario).run())
-    with collector.long_run():
-        collector.run_settled(cluster.engine, cluster.engine.now + 10)
-    return where_time_goes(cluster.engine, seconds)
+    return where_time_goes(cluster.engine, seconds, warmup=10.0)
 
 
 @pytest.mark.parametrize("pods_per_node", [PODS_PER_NODE], ids=lambda n: f"{n}-pods-per-node")

@@ -70,9 +70,7 @@ def hollow_time_shares(nodes: int, coalesce_leases: float = 0.0, seconds: float 
     """Where ``nodes`` hollow nodes' time goes (:func:`where_time_goes`) over ``seconds`` simulated seconds after
     the starts have settled (60 s)."""
     engine, _, _ = build_hollow(nodes, coalesce_leases)
-    with collector.long_run():
-        collector.run_settled(engine, 60.0)
-    return where_time_goes(engine, seconds)
+    return where_time_goes(engine, seconds, warmup=60.0)
 
 
 def test_hollow_5000_nodes_one_hour(benchmark):

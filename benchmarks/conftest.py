@@ -83,9 +83,10 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def where_time_goes(engine: Engine, seconds: float) -> dict[str, dict[str, float]]:
-    """Share of wall time per kbench package and per module over the next ``seconds`` simulated seconds of
-    ``engine``'s run, as a benchmark's ``extra_info`` keeps them: ``{"time_share_by_package": {...},
+def where_time_goes(engine: Engine, seconds: float, warmup: float = 0.0) -> dict[str, dict[str, float]]:
+    """Share of wall time per kbench package and per module over ``seconds`` simulated seconds of ``engine``'s run,
+    after ``warmup`` simulated seconds not profiled, as a benchmark's ``extra_info`` keeps them:
+    ``{"time_share_by_package": {...},
     "time_share_by_module": {...}}``, largest first. Each function's own time (cProfile's tottime) goes to its module;
     a built-in's (``dict.get``, ``orjson.dumps``, ``heapq`` ...) to the modules that called it, in proportion to the
     time each call site spent in it (to its calls when none took a measurable time), so ``python/other`` is the Python
@@ -94,8 +95,11 @@ def where_time_goes(engine: Engine, seconds: float) -> dict[str, dict[str, float
     shares by several points from run to run."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
         raise ValueError(f"seconds: simulated seconds to profile, a number > 0; got {seconds!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int | float) or not 0 <= warmup < math.inf:
+        raise ValueError(f"warmup: simulated seconds to run before profiling, a number >= 0; got {warmup!r}")
     profile = cProfile.Profile()
     with collector.long_run():
+        collector.run_settled(engine, engine.now + warmup)
         profile.enable()
         collector.run_settled(engine, engine.now + seconds)
         profile.disable()

@@ -42,3 +42,29 @@ def test_where_time_goes_refuses_a_bad_length_naming_it_before_running(seconds):
     with pytest.raises(ValueError, match="seconds: .* > 0"):
         where_time_goes(engine, seconds)
     assert engine.now == 0.0 and engine.peek() == 1.0  # nothing ran
+
+
+@pytest.mark.parametrize("warmup", [-1.0, math.nan, math.inf, True, "10"])
+def test_where_time_goes_refuses_a_bad_warmup_naming_it_before_running(warmup):
+    engine = Engine()
+    engine.schedule(1.0, lambda _: None)
+    with pytest.raises(ValueError, match="warmup: .* >= 0"):
+        where_time_goes(engine, 5.0, warmup)
+    assert engine.now == 0.0 and engine.peek() == 1.0  # nothing ran
+
+
+def test_where_time_goes_profiles_only_after_its_warmup():
+    """The warm-up runs in the same long run but unprofiled: the shares are of the profiled seconds only."""
+    engine, busy, calls = Engine(), BusyTime(), []
+    batch = [x for i in range(20_000) for x in (float(i), i + 0.5)]
+
+    def spans(_=None):
+        calls.append(engine.now)
+        if engine.now < 10.0:  # the warm-up's work only: a flush-heavy busy record
+            busy.extend(batch)
+        engine.schedule(1.0, spans)
+
+    engine.schedule(0.0, spans)
+    shares = where_time_goes(engine, 5.0, warmup=10.0)
+    assert engine.now == pytest.approx(15.0) and len(calls) == 16
+    assert shares["time_share_by_module"].get("sim.busy", 0.0) < 0.1  # its flushes ran before the profile
