@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbench.componentconfig import (
@@ -63,6 +63,7 @@ def test_format_duration_as_go(seconds, text):
     assert format_duration(seconds) == text
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_duration_round_trip(nanos):
     assert round(parse_duration(format_duration(nanos / 1e9), "f") * 1e9) == nanos

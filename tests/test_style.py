@@ -10,6 +10,7 @@ Each check names every file, name or import that fails it, so a failure says wha
   modules (``KERNEL_MODULES``) imported as modules are the house convention and allowed.
 - import cycles: none between kbench modules, counting imports inside functions and under ``TYPE_CHECKING``
   (a deferred import hides a cycle from Python, not from a reader).
+- hypothesis deadlines: every ``@given`` test runs with ``deadline=None`` (see :func:`deadline_bound_tests`).
 """
 
 from __future__ import annotations
@@ -529,3 +530,71 @@ def test_private_check_allows_kernel_modules_and_flags_private_names():
 def test_cycle_finder_finds_a_cycle_and_its_edges():
     graph = {"a": {"b": ["line 1"]}, "b": {"c": ["line 2 (deferred)"]}, "c": {"a": ["line 3"]}, "d": {"a": ["x"]}}
     assert strongly_connected(graph) == [["a", "b", "c"]]
+
+
+# --- hypothesis deadlines ------------------------------------------------------------------------------------------
+
+
+def _no_deadline(node: ast.expr, names: dict[str, ast.expr]) -> bool:
+    """True for ``settings(..., deadline=None, ...)``, or a module-level name bound to one."""
+    if isinstance(node, ast.Name) and node.id in names:
+        node = names[node.id]
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "settings"
+        and any(
+            k.arg == "deadline" and isinstance(k.value, ast.Constant) and k.value.value is None for k in node.keywords
+        )
+    )
+
+
+def deadline_bound_tests(source: str, path: str) -> list[str]:
+    """The ``@given`` tests of a test module that keep hypothesis' 200 ms deadline: an example that a loaded host
+    stalls past it fails as Flaky however right the code is, so every property test sets ``deadline=None``."""
+    tree = ast.parse(source)
+    names = {
+        target.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    bound = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        calls = [d.func.id for d in node.decorator_list if isinstance(d, ast.Call) and isinstance(d.func, ast.Name)]
+        if "given" in calls and not any(_no_deadline(d, names) for d in node.decorator_list):
+            bound.append(f"{path}:{node.lineno}: {node.name}")
+    return bound
+
+
+def test_every_property_test_runs_without_a_deadline():
+    bound = [
+        line
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for line in deadline_bound_tests(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert not bound, "@given tests without settings(deadline=None):\n" + "\n".join(bound)
+
+
+def test_deadline_check_accepts_settings_and_named_settings_and_flags_the_rest():
+    source = (
+        "from hypothesis import given, settings\n"
+        "SLOW = settings(max_examples=5, deadline=None)\n"
+        "TIMED = settings(deadline=200)\n"
+        "@settings(deadline=None)\n"
+        "@given(x)\n"
+        "def test_a(x): pass\n"
+        "@SLOW\n"
+        "@given(x)\n"
+        "def test_b(x): pass\n"
+        "@given(x)\n"
+        "def test_c(x): pass\n"
+        "@TIMED\n"
+        "@given(x)\n"
+        "def test_d(x): pass\n"
+        "def test_e(): pass\n"
+    )
+    assert deadline_bound_tests(source, "t.py") == ["t.py:11: test_c", "t.py:14: test_d"]

@@ -12,7 +12,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbench.api.core import ManifestError, Node, Pod
@@ -259,6 +259,7 @@ def _reference(sign: str, whole: str, frac: str, suffix: str) -> Fraction:
 SUFFIXES = st.sampled_from([*DECIMAL_SI, *BINARY_SI]) | st.integers(-30, 30).map(lambda e: f"e{e}")
 
 
+@settings(deadline=None)
 @given(
     st.sampled_from(["", "+", "-"]),
     st.text("0123456789", min_size=1, max_size=25),
@@ -270,6 +271,7 @@ def test_parse_is_exact(sign, whole, frac, suffix):
     assert Fraction(parse(text)) == _reference(sign, whole, frac or "", suffix)
 
 
+@settings(deadline=None)
 @given(st.integers(0, MAX_INT64))
 def test_integers_round_trip_through_every_accessor(n):
     assert value(str(n)) == n and value(n) == n
@@ -283,6 +285,7 @@ def test_integers_round_trip_through_every_accessor(n):
             assert value(f"{n}{suffix}") == n * 10**exponent == value(f"{n}e{exponent}")
 
 
+@settings(deadline=None)
 @given(st.decimals(allow_nan=False, allow_infinity=False, places=9, min_value=-(10**12), max_value=10**12))
 def test_decimal_text_round_trips(d):
     assert parse(str(d)) == d

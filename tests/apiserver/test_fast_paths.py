@@ -37,6 +37,7 @@ def test_a_stored_value_is_the_objects_json_in_bytes_of_its_own_size(text):
     assert held < len(values[0]) + 120  # the bytes object's header and the list's slot; orjson's is ~4,100 bytes
 
 
+@settings(deadline=None)
 @given(st.floats(min_value=0.0, max_value=1e8), st.booleans())
 def test_timestamp_is_rfc3339_of_the_simulated_time(seconds, micro):
     """The cached clock string plus the fraction is what datetime writes for EPOCH + seconds (to the microsecond
@@ -60,6 +61,7 @@ OBJECTS = st.one_of(
 )
 
 
+@settings(deadline=None)
 @given(st.sampled_from(["ADDED", "MODIFIED", "DELETED"]), OBJECTS, OBJECTS, st.integers(1, 10))
 def test_an_unfiltered_watchers_event_is_the_general_conversion(kind, obj, prev, rv):
     """Filter.everything's shortcut gives what convertToWatchEvent gives a filter that matches every object."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbench.node.probes import Behaviour, Probe, behaviours
@@ -38,12 +38,14 @@ probes = st.builds(
 times = st.integers(0, 200 * 64).map(lambda v: v / 64)  # exact binary fractions: no float noise in the reference
 
 
+@settings(deadline=None)
 @given(probes, times, times)
 def test_readiness_passes_at_the_tick_a_worker_reaches(probe, start, after):
     expected = ticking(probe, start, lambda t: t >= start + after, True, probe.success)
     assert probe.passes_at(start, start + after) == pytest.approx(expected)
 
 
+@settings(deadline=None)
 @given(probes, times, times)
 def test_liveness_fails_at_the_tick_a_worker_reaches(probe, start, after):
     expected = ticking(probe, start, lambda t: t >= start + after, True, probe.failure)
