@@ -7,7 +7,8 @@ event of its own and a share of two every ``W``:
 
 - **its arrival**, at its own time: its client's token, then its instance's flow control (classified, estimated,
   dispatched, queued or rejected as any request), the registry's plan and its CPU on the instance's cores, as the
-  request path runs them; then, at once, its raft round and apply slot in the etcd model
+  request path runs them (a renewal of the Lease as stored, the steady case, skips the registry: its plan is known,
+  :meth:`CoalescedRenewals.dispatch`); then, at once, its raft round and apply slot in the etcd model
   (:meth:`~kbench.etcd.cluster.EtcdCluster.book`) as they would be if it were proposed when its CPU ends;
 - **the commit tick** (every ``W``): the writes applied since the last tick, in apply order, each a compare-and-put on
   the store, its event in the watch caches (the fan-out CPU on the instances), its SLI sample and its node's answer;
@@ -28,6 +29,7 @@ approximated:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from kbench.apiserver.objects import RESOURCES
@@ -57,15 +59,32 @@ def valid_window(window: object) -> bool:
     return not isinstance(window, bool) and isinstance(window, int | float) and 0 < window <= MAX_WINDOW
 
 
-class Renewal(Request):
-    """A coalesced Lease update: a request whose etcd round is booked at dispatch and whose write waits for a tick."""
+def renewed_lease(lease: Mapping, renew_time: str) -> dict:
+    """A node's Lease update: ``lease`` (the latest one it has) with ``spec.renewTime`` set, its metadata (its
+    resourceVersion the update's precondition) shared, as the lease controller's newLease copies latestLease
+    (staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go)."""
+    return {
+        "apiVersion": lease["apiVersion"],
+        "kind": "Lease",
+        "metadata": lease["metadata"],
+        "spec": {**lease["spec"], "renewTime": renew_time},
+    }
 
-    __slots__ = ("limiter", "renewals", "handle")
+
+class Renewal(Request):
+    """A coalesced Lease update: a request whose etcd round is booked at dispatch and whose write waits for a tick.
+    It carries the Lease it renews and the new renewTime; its body (:func:`renewed_lease`) is made only when the
+    registry plans it."""
+
+    __slots__ = ("limiter", "renewals", "handle", "lease", "renew_time")
     limiter: TokenBucket
     """Its client's rate limiter."""
     renewals: CoalescedRenewals
     handle: Timer
     """The entry of its arrival (cancelled: taken back), kept while it waits for a token."""
+    lease: Mapping
+    """The Lease it renews (its node's latest)."""
+    renew_time: str
 
     def dispatch(self) -> float:
         """Run it (it has its seats): :meth:`CoalescedRenewals.dispatch`."""
@@ -91,13 +110,18 @@ class CoalescedRenewals:
         """Renewals that took this path."""
         server.renewals = self
 
-    def send(self, client: Client, body: dict, callback: Callback, delay: float) -> Timer:
-        """Renew with ``body`` ``delay`` seconds from now (``callback`` gets the answer as a request's would); returns
-        its handle: cancelling it (``Engine.cancel``) before the renewal leaves (its send time, then any wait for a
-        token) takes it back, as ``Client.request``'s."""
+    def send(self, client: Client, lease: Mapping, renew_time: str, callback: Callback, delay: float) -> Timer:
+        """Renew ``lease`` with ``renew_time`` ``delay`` seconds from now, the update :func:`renewed_lease` makes
+        (``callback`` gets the answer as a request's would); returns its handle: cancelling it (``Engine.cancel``)
+        before the renewal leaves (its send time, then any wait for a token) takes it back, as ``Client.request``'s."""
         server = self.server
-        renewal = Renewal.of(client.conn, "update", LEASES, "", "", body, "", {}, callback, server.engine.now + delay)
+        meta = lease["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta.get("name", "")  # request_target of its body
+        renewal = Renewal.of(
+            client.conn, "update", LEASES, namespace, name, None, "", {}, callback, server.engine.now + delay
+        )
         renewal.limiter, renewal.renewals = client.limiter, self
+        renewal.lease, renewal.renew_time = lease, renew_time
         renewal.handle = server.engine.schedule(delay + server.half_rtt, self.arrive, renewal)
         return renewal.handle
 
@@ -125,10 +149,25 @@ class CoalescedRenewals:
     def dispatch(self, renewal: Renewal) -> float:
         """Flow control dispatched ``renewal``: plan it, run its CPU and book its etcd round for when that CPU ends;
         the write waits for the first tick after its apply time. Returns when it releases its seats (its answer back
-        from etcd), as a write's ``_propose`` tells flow control."""
+        from etcd), as a write's ``_propose`` tells flow control.
+
+        A renewal of the Lease the watch cache holds (the object itself: the node renews from its last answer, or
+        from a read, which answers the cached object) has the plan the registry would make, made here: the
+        registry's update (``Registry._plan_update``) is that object with renewTime changed, the fields it keeps
+        (uid, name, ...) already the stored ones, its resourceVersion the stored one (the precondition met), no
+        status or finalizer changed. Any other renewal (the Lease changed since) gets its body and the registry's
+        plan. ``tests/apiserver/test_renewals.py`` checks the two plans are the same."""
         server = self.server
         now = server.engine.now
-        planned = server.plan_write(renewal, now)
+        current = renewal.cache.objects.get(renewal.key)
+        planned: float | tuple[str, dict, bytes, tuple, float]
+        if current is not None and current[0] is renewal.lease:
+            obj = renewed_lease(renewal.lease, renewal.renew_time)
+            obj["metadata"] = dict(obj["metadata"])  # the stored object's own (the registry's own())
+            planned = server.planned_write(renewal, "MODIFIED", obj, ("rev", current[1]), now)
+        else:
+            renewal.body = renewed_lease(renewal.lease, renewal.renew_time)
+            planned = server.plan_write(renewal, now)
         if isinstance(planned, float):
             return planned
         kind, obj, value, expect, done = planned

@@ -76,9 +76,9 @@ takes to reach the client (callers fold it into their next event, or use ``Conne
 class LeaseRenewals(Protocol):
     """Lease renewals sent another way than as requests (:mod:`kbench.apiserver.renewals`)."""
 
-    def send(self, client: Any, body: dict, callback: Callback, delay: float) -> Timer:
-        """Renew with ``body`` ``delay`` seconds from now, as ``client``; cancelling the handle before then takes it
-        back."""
+    def send(self, client: Any, lease: Mapping, renew_time: str, callback: Callback, delay: float) -> Timer:
+        """Renew ``lease`` with ``renew_time`` ``delay`` seconds from now, as ``client``; cancelling the handle before
+        then takes it back."""
         ...
 
 
@@ -323,7 +323,14 @@ class APIServer:
             server = self._cpu(op, c.request_overhead + (current[2] if current else 0) * c.encode_per_byte)
             self._finish(op, current[0] if current else None, None, server)
             return now + server
-        kind, obj, expect = plan
+        return self.planned_write(op, *plan, now)
+
+    def planned_write(
+        self, op: Request, kind: str, obj: dict, expect: tuple, now: float
+    ) -> tuple[str, dict, bytes, tuple, float]:
+        """:meth:`plan_write` for a write whose plan (event kind, object to store, precondition) is made: its value
+        and its CPU on the instance, one job (decode the body, encode the object for storage and for the answer)."""
+        c = self.costs
         value = b"" if kind == "DELETED" else encode(obj)
         decoded = len(value)  # the body; a delete decodes the stored object
         if not decoded:

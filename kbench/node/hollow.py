@@ -36,6 +36,7 @@ from typing import TypedDict
 
 from kbench.api.quantity import resource_amount
 from kbench.apiserver.objects import timestamp
+from kbench.apiserver.renewals import renewed_lease
 from kbench.apiserver.server import APIServer, Callback
 from kbench.client import Client
 from kbench.node.config import KubeletConfiguration
@@ -131,18 +132,19 @@ class HollowNode:
     def _send(self, delay: float, verb: str, resource: str, callback: Callback, **kwargs) -> None:
         """Send a request ``delay`` seconds from now (when the answer that prompts it has arrived, or its timer is
         due), unless the node has stopped; :meth:`stop` takes it back if it is not yet due then."""
-        if not self.running:
-            return
+        if self.running:
+            self._sent(delay, self.client.request(verb, resource, self._answering(callback), delay=delay, **kwargs))
+
+    def _answering(self, callback: Callback) -> Callback:
+        """``callback`` for the answer to a request sent now (:meth:`_answer`)."""
+        return partial(self._answer, self._stops, callback)
+
+    def _sent(self, delay: float, timer: Timer) -> None:
+        """Keep the handle of a request sent ``delay`` seconds from now, for :meth:`stop`."""
         now = self.engine.now
         pending = self._pending
         while pending and pending[0][0] <= now:  # sent already (stop() would skip them anyway)
             pending.popleft()
-        callback = partial(self._answer, self._stops, callback)
-        renewals = self.client.server.renewals
-        if renewals is not None and verb == "update" and resource == "leases":  # coalesced (renewals.py)
-            timer = renewals.send(self.client, kwargs["body"], callback, delay)
-        else:
-            timer = self.client.request(verb, resource, callback, delay=delay, **kwargs)
         pending.append((now + delay, timer))
 
     def _answer(self, stops: int, callback: Callback, result, error, delay: float) -> None:
@@ -206,15 +208,16 @@ class HollowNode:
         return self.renew_interval * (1.0 + self.rng.random() * LEASE_RENEW_JITTER)
 
     def _renew(self, lease, delay: float) -> None:
+        """Update ``lease`` with renewTime as of when the request leaves; coalesced renewals (renewals.py) take the
+        lease and the time, and make the body only if the registry needs it."""
         self._lease_base = lease
         at = self.engine.now + delay
-        body = {  # the metadata as read (its resourceVersion the update's precondition), shared: nothing changes it
-            "apiVersion": lease["apiVersion"],
-            "kind": "Lease",
-            "metadata": lease["metadata"],
-            "spec": {**lease["spec"], "renewTime": timestamp(at, micro=True)},
-        }
-        self._send(delay, "update", "leases", self._renewed, body=body)
+        renew_time = timestamp(at, micro=True)
+        renewals = self.client.server.renewals
+        if renewals is None:
+            self._send(delay, "update", "leases", self._renewed, body=renewed_lease(lease, renew_time))
+        elif self.running:
+            self._sent(delay, renewals.send(self.client, lease, renew_time, self._answering(self._renewed), delay))
         if self._status_due(at):
             self._post_status(delay)
 

@@ -15,8 +15,9 @@ from benchmarks.bench_controlplane import build_hollow
 from kbench.apiserver import APIServer
 from kbench.apiserver import renewals as renewals_module
 from kbench.apiserver.config import KubeAPIServerConfig
+from kbench.apiserver.objects import encode
 from kbench.apiserver.registry import compare_and_write_many
-from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals
+from kbench.apiserver.renewals import MAX_WINDOW, CoalescedRenewals, renewed_lease
 from kbench.apiserver.server import Request
 from kbench.cluster import ClusterSpec
 from kbench.etcd.cluster import EtcdCosts
@@ -55,16 +56,42 @@ def test_one_node_renews_at_the_times_and_latencies_of_the_request_path():
 
 
 def test_a_renewal_is_the_request_the_client_would_send():
-    """A renewal, built by Request.of without Connection.build's keyword parsing: each field the request path reads
-    is the one Connection.build gives the same update."""
+    """A renewal, built by Request.of without Connection.build's keyword parsing and without its body (made only if
+    the registry plans it): each other field the request path reads is the one Connection.build gives the same
+    update."""
     engine, api, (node,) = build_hollow(1, WINDOW)
     engine.run(until=30.0)
-    body = {**_lease(api, "node-0"), "spec": {"renewTime": "2026-01-01T00:00:30.000000Z"}}
-    renewal = _renewals(api).send(node.client, body, print, 1.0)[1]
-    built = node.client.conn.build("update", "leases", print, engine.now + 1.0, body=body)
+    lease, stamp = _lease(api, "node-0"), "2026-01-01T00:00:30.000000Z"
+    renewal = _renewals(api).send(node.client, lease, stamp, print, 1.0)[1]
+    built = node.client.conn.build("update", "leases", print, engine.now + 1.0, body=renewed_lease(lease, stamp))
     for field in Request.__slots__:
-        assert getattr(renewal, field) == getattr(built, field), field
+        if field != "body":
+            assert getattr(renewal, field) == getattr(built, field), field
+    assert renewal.body is None and (renewal.lease, renewal.renew_time) == (lease, stamp)
     assert (renewal.namespace, renewal.name, renewal.scope) == ("kube-node-lease", "node-0", "resource")
+
+
+def test_a_renewal_of_the_stored_lease_gets_the_registrys_plan_without_the_registry(monkeypatch):
+    """CoalescedRenewals.dispatch plans a renewal of the Lease the watch cache holds itself: for every such renewal
+    of a run, its object (to its JSON), event kind and precondition are what the registry plans for its body."""
+    engine, api, fleet = build_hollow(20, WINDOW)
+    planned_write, checked = api.planned_write, []
+
+    def checking(op, kind, obj, expect, now):
+        if op.body is None:  # a renewal planned without the registry
+            op.body = renewed_lease(op.lease, op.renew_time)
+            registry_kind, registry_obj, registry_expect = api.registry.plan(op)
+            op.body = None
+            assert (kind, expect) == (registry_kind, registry_expect)
+            assert encode(obj) == encode(registry_obj)
+            checked.append(op.name)
+        return planned_write(op, kind, obj, expect, now)
+
+    monkeypatch.setattr(api, "planned_write", checking)
+    engine.run(until=120.0)
+    assert len(checked) == _renewals(api).coalesced > 200  # every renewal (the first update of each is a create)
+    history = api.caches["leases"].history  # and no stored Lease changed since: each event's is as it was written
+    assert len(history) >= 100 and all(obj["metadata"]["resourceVersion"] == str(rv) for rv, _, _, obj, _, _ in history)
 
 
 def test_a_renewal_planned_from_a_stale_lease_is_refused_and_the_node_renews_from_a_fresh_read():
