@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from kbench.apiserver.objects import RESOURCES
-from kbench.apiserver.registry import compare_and_write, compare_and_write_many
+from kbench.apiserver.registry import compare_and_write, compare_and_write_many, own
 from kbench.apiserver.server import APIServer, Callback, Request, storage_key
 from kbench.etcd.errors import EtcdError
 from kbench.sim import Timer
@@ -115,11 +115,9 @@ class CoalescedRenewals:
         (``callback`` gets the answer as a request's would); returns its handle: cancelling it (``Engine.cancel``)
         before the renewal leaves (its send time, then any wait for a token) takes it back, as ``Client.request``'s."""
         server = self.server
-        meta = lease["metadata"]
-        namespace, name = meta.get("namespace", "default"), meta.get("name", "")  # request_target of its body
-        renewal = Renewal.of(
-            client.conn, "update", LEASES, namespace, name, None, "", {}, callback, server.engine.now + delay
-        )
+        # its target read from the lease (the body's metadata is the lease's); the body itself is made at dispatch
+        renewal = Renewal.of(client.conn, "update", LEASES, "", "", lease, "", {}, callback, server.engine.now + delay)
+        renewal.body = None
         renewal.limiter, renewal.renewals = client.limiter, self
         renewal.lease, renewal.renew_time = lease, renew_time
         renewal.handle = server.engine.schedule(delay + server.half_rtt, self.arrive, renewal)
@@ -162,8 +160,7 @@ class CoalescedRenewals:
         current = renewal.cache.objects.get(renewal.key)
         planned: float | tuple[str, dict, bytes, tuple, float]
         if current is not None and current[0] is renewal.lease:
-            obj = renewed_lease(renewal.lease, renewal.renew_time)
-            obj["metadata"] = dict(obj["metadata"])  # the stored object's own (the registry's own())
+            obj = own(renewed_lease(renewal.lease, renewal.renew_time))
             planned = server.planned_write(renewal, "MODIFIED", obj, ("rev", current[1]), now)
         else:
             renewal.body = renewed_lease(renewal.lease, renewal.renew_time)
