@@ -203,6 +203,29 @@ def test_a_tick_committed_in_one_call_of_the_store_or_one_write_at_a_time_gives_
     assert calls == 0 and refused == batched
 
 
+@pytest.mark.parametrize("window", [0.0, WINDOW])
+def test_a_deleted_lease_is_created_again_and_renewed_from_as_on_the_request_path(window):
+    """Someone deletes a node's Lease: its next renewal finds none (404 from the registry: the coalesced path's own
+    plan is only for the Lease the watch cache holds), the node reads it (404), creates it again (ensureLease) and
+    renews the new one, coalesced or not."""
+    engine, api, (node,) = build_hollow(1, window)
+    engine.run(until=15.0)
+    old = _lease(api, "node-0")
+    sent = record(node.client)
+    admin = api.connect("admin", ("system:masters",))
+    admin.request("delete", "leases", lambda *_: None, namespace="kube-node-lease", name="node-0")
+    engine.run(until=60.0)
+    reads_and_creates = [(r["verb"], r["code"]) for r in sent if r["resource"] == "leases" and r["verb"] != "update"]
+    assert reads_and_creates == [("get", 404), ("create", 200)]
+    created = next(r for r in sent if r["verb"] == "create")
+    new = _lease(api, "node-0")
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    assert int(new["metadata"]["resourceVersion"]) > int(created["got_rv"])  # renewed since it was created again
+    assert new["spec"]["renewTime"] > created["body"]["spec"]["renewTime"]
+    if window:
+        assert _renewals(api).coalesced >= 4
+
+
 def test_a_stopped_node_takes_back_the_renewal_it_had_not_sent():
     engine, api, (node,) = build_hollow(1, WINDOW)
     engine.run(until=25.0)
