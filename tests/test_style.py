@@ -535,14 +535,21 @@ def test_cycle_finder_finds_a_cycle_and_its_edges():
 # --- hypothesis deadlines ------------------------------------------------------------------------------------------
 
 
+def _called(node: ast.expr) -> str | None:
+    """The name a decorator calls: ``given`` for ``given(...)`` and ``hypothesis.given(...)``."""
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
 def _no_deadline(node: ast.expr, names: dict[str, ast.expr]) -> bool:
     """True for ``settings(..., deadline=None, ...)``, or a module-level name bound to one."""
     if isinstance(node, ast.Name) and node.id in names:
         node = names[node.id]
     return (
         isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "settings"
+        and _called(node) == "settings"
         and any(
             k.arg == "deadline" and isinstance(k.value, ast.Constant) and k.value.value is None for k in node.keywords
         )
@@ -564,8 +571,8 @@ def deadline_bound_tests(source: str, path: str) -> list[str]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
-        calls = [d.func.id for d in node.decorator_list if isinstance(d, ast.Call) and isinstance(d.func, ast.Name)]
-        if "given" in calls and not any(_no_deadline(d, names) for d in node.decorator_list):
+        given = any(_called(d) == "given" for d in node.decorator_list)
+        if given and not any(_no_deadline(d, names) for d in node.decorator_list):
             bound.append(f"{path}:{node.lineno}: {node.name}")
     return bound
 
@@ -596,5 +603,10 @@ def test_deadline_check_accepts_settings_and_named_settings_and_flags_the_rest()
         "@given(x)\n"
         "def test_d(x): pass\n"
         "def test_e(): pass\n"
+        "@hypothesis.settings(deadline=None)\n"
+        "@hypothesis.given(x)\n"
+        "def test_f(x): pass\n"
+        "@hypothesis.given(x)\n"
+        "def test_g(x): pass\n"
     )
-    assert deadline_bound_tests(source, "t.py") == ["t.py:11: test_c", "t.py:14: test_d"]
+    assert deadline_bound_tests(source, "t.py") == ["t.py:11: test_c", "t.py:14: test_d", "t.py:20: test_g"]
