@@ -1,4 +1,5 @@
-"""Numba kernels over the MVCC revision log (one 64-byte row a revision, one 24-byte row a key).
+"""Numba kernels of the etcd model: the MVCC revision log (one 64-byte row a revision, one 24-byte row a key), and
+the member set's raft round and apply loop timing (:func:`book`, at the end).
 
 The log is one ``int64`` array of shape ``(capacity, NCOLS)``: row ``i`` is entry
 ``i``, one (main, sub) revision of one key, in revision order; its eight columns
@@ -21,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kbench.sim._kernels import stage_span
+
 MAIN, SUB, KEY, CREATE, VERSION, LEASE, PREV, VSIZE = range(8)
 NCOLS = 8
 TOMBSTONE = -1
@@ -29,18 +32,20 @@ _STATE = "int64[:, ::1]"  # the log's and the key state's type: C-contiguous int
 _ROW = "int64[::1]"  # a batch's column: C-contiguous int64
 
 
-def direct(signature: str):
+def direct(signature: str, boundscheck: bool = False):
     """Compile a single-key kernel now for ``signature`` alone and return its machine code's entry point.
 
     A call through Numba's dispatcher first types every argument, which takes as long as a single-key
     kernel itself (about 130 ns of 350); the entry point skips that. Nothing checks the arguments: they
     must have the signature's types exactly (the front passes its own log and key state, and ints).
+    ``boundscheck``: an index past an array's end raises IndexError (a kernel that stages into a fixed buffer
+    its front empties: a slip would otherwise write past the buffer).
     """
 
     def compile_one(py_func):
         # _nrt=False: no reference-counting runtime (these kernels allocate nothing), so the entry point wraps
         # the arrays without allocating a record for each (a private njit option numba's type stubs lack)
-        kernel = njit(signature, cache=True, _nrt=False)(py_func)  # type: ignore[call-overload]
+        kernel = njit(signature, cache=True, _nrt=False, boundscheck=boundscheck)(py_func)  # type: ignore[call-overload]
         return kernel.get_overload(kernel.signatures[0])
 
     return compile_one
@@ -236,3 +241,115 @@ def compaction_apply(log, keys, keep):
         if last >= 0:
             keys[k, LAST] = new_index[last]
     return m
+
+
+# -- the member set's write timing (kbench.etcd.cluster.EtcdCluster.book) ---------------------------------------------
+# ``state``: the cluster's scalars, then its staged write latencies
+LEADER_FREE, WAITING_START, WAITING_COMMIT, LAST_COMMIT, APPLY_FREE, ROUNDS = range(6)
+PROPOSAL_OVERHEAD, APPLY_PER_WRITE, DISK_PER_BYTE, HALF_PEER_RTT, QUORUM, LATENCIES = range(6, 12)
+STATE_HEAD = 12
+LATENCY_STAGE = 4096
+"""Write latencies a cluster stages before its front moves them to its record (one a write)."""
+# ``rows``: a row per member: its scalars, its block of fsync draws, then its staged busy spans (start, end, ...)
+HOP, DISK_CURRENT, DISK_QUEUED, DRAWN, STAGED, ACK = range(6)
+ROW_HEAD = 6
+FSYNC_BLOCK = 1024
+"""fsync durations a member draws at a time (``Distribution.sampler``'s block)."""
+SPAN_STAGE = 4096
+"""Busy-span bounds a member stages before its front moves them to its busy-time record (four at most a write)."""
+FSYNC = ROW_HEAD
+SPANS = FSYNC + FSYNC_BLOCK
+ROW_SIZE = SPANS + SPAN_STAGE
+
+
+@njit(cache=True, inline="always")
+def _draw(rows, m):
+    """Member ``m``'s next fsync duration."""
+    i = int(rows[m, DRAWN])
+    rows[m, DRAWN] = i + 1
+    return rows[m, FSYNC + i]
+
+
+@njit(cache=True, inline="always")
+def _follower_fsync(rows, i, arrival, disk):
+    """When follower ``i`` has a batch arriving at ``arrival`` on disk: an idle disk starts an fsync at once; a busy
+    one takes every batch that arrives meanwhile in its next fsync (DISK_QUEUED, NaN when none), as a follower's raft
+    Ready does."""
+    current, queued = rows[i, DISK_CURRENT], rows[i, DISK_QUEUED]
+    if queued == queued and arrival >= current:  # the queued fsync has started
+        current, queued = queued, np.nan
+    if arrival >= current:
+        current = arrival + _draw(rows, i) + disk
+        done = current
+    else:
+        if queued != queued:
+            queued = current + _draw(rows, i) + disk
+        done = queued
+    rows[i, DISK_CURRENT] = current
+    rows[i, DISK_QUEUED] = queued
+    return done
+
+
+@njit(cache=True, inline="always")
+def _open_round(state, rows, arrival, nbytes):
+    """Open the raft round a proposal arriving at ``arrival`` goes out in, the leader being free for it by then or
+    next; returns when it commits (the quorum's ack: the (quorum - 1)-th follower ack, with the leader's own)."""
+    leader_free = state[LEADER_FREE]
+    start = leader_free if leader_free > arrival else arrival
+    disk = nbytes * state[DISK_PER_BYTE]
+    commit = start + _draw(rows, 0) + disk
+    state[LEADER_FREE] = commit
+    quorum = int(state[QUORUM])
+    if quorum > 1:
+        half = state[HALF_PEER_RTT]
+        sent = start + half
+        members = rows.shape[0]
+        for i in range(1, members):
+            ack = _follower_fsync(rows, i, sent, disk) + half
+            j = i  # insertion into the acks sorted so far (rows 1 .. i - 1)
+            while j > 1 and rows[j - 1, ACK] > ack:
+                rows[j, ACK] = rows[j - 1, ACK]
+                j -= 1
+            rows[j, ACK] = ack
+        ack = rows[quorum - 1, ACK]
+        commit = ack if ack > commit else commit
+    if state[LAST_COMMIT] > commit:  # raft commits in log order
+        commit = state[LAST_COMMIT]
+    state[LAST_COMMIT] = commit
+    state[WAITING_COMMIT] = commit
+    state[WAITING_START] = start
+    state[ROUNDS] += 1
+    return commit
+
+
+@direct("UniTuple(float64, 3)(float64[::1], float64[:, ::1], float64, int64, int64)", boundscheck=True)
+def book(state, rows, now, nbytes, member):
+    """The timing of a write proposed at ``now`` by a client of ``member`` (0 <= member < members): its raft round,
+    its place in the apply loop, the members' busy spans and its latency, staged. Returns (when it is applied, how
+    long its answer then takes to reach the client, 1.0 if the front must serve the arrays before the next call (a
+    member's fsync block used up, or a stage nearly full) else 0.0)."""
+    hop = rows[member, HOP]
+    overhead = state[PROPOSAL_OVERHEAD]
+    arrival = now + hop + overhead
+    stage_span(rows[member], STAGED, SPANS, arrival - overhead, arrival)
+    if arrival < state[WAITING_START]:  # the leader is busy: it joins the proposals waiting for the next round
+        commit = state[WAITING_COMMIT]
+    else:
+        commit = _open_round(state, rows, arrival, nbytes)
+    apply_free = state[APPLY_FREE]
+    start = commit if commit > apply_free else apply_free
+    apply = state[APPLY_PER_WRITE]
+    end = start + apply
+    state[APPLY_FREE] = end
+    serve = 0.0
+    for m in range(rows.shape[0]):
+        stage_span(rows[m], STAGED, SPANS, start, end)
+        if rows[m, DRAWN] >= FSYNC_BLOCK or rows[m, STAGED] > SPAN_STAGE - 4:
+            serve = 1.0
+    delay = apply + hop
+    n = int(state[LATENCIES])
+    state[STATE_HEAD + n] = start + delay - now
+    state[LATENCIES] = n + 1
+    if n + 1 >= LATENCY_STAGE:
+        serve = 1.0
+    return start, delay, serve

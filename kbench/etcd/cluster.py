@@ -40,8 +40,12 @@ import math
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import numpy as np
+
+from kbench.etcd import _kernels as k
 from kbench.etcd.errors import EtcdError
 from kbench.etcd.store import Store
 from kbench.etcd.types import RangeResponse
@@ -115,26 +119,69 @@ class EtcdCluster:
         self.members = members
         self.quorum = members // 2 + 1
         self.name = name
-        self._fsync = [costs.wal_fsync.sampler(streams(f"{name}/member/{i}/fsync")) for i in range(members)]
         self._cores = [Resource(engine, costs.cores) for _ in range(members)]
-        self.busy = [BusyTime() for _ in range(members)]
-        """Each member's CPU busy time (the ResourceUsageSummary's etcd): a write's proposal_overhead on the member
-        that takes it and apply_per_write on every member (each applies the entry), a read's CPU on its member."""
+        self._busy = [BusyTime() for _ in range(members)]
         self._read_cores: list[list[float]] | None = None  # read_latency's cores, made at its first read
         self._hops = [costs.client_rtt / 2 + (costs.peer_rtt / 2 if m else 0.0) for m in range(members)]
         """One-way time from a client of each member to the leader (member 0)."""
-        self._half_peer_rtt = costs.peer_rtt / 2
-        self._leader_free = 0.0  # when the leader's current fsync ends (it starts the next round then)
-        self._waiting_start = -math.inf  # when the round the proposals waiting for the leader will form starts
-        self._waiting_commit = 0.0  # and when it commits
-        self._disk: list[tuple[float, float | None]] = [(0.0, None)] * members  # fsync in progress, queued
-        self._last_commit = 0.0
-        self._apply_free = 0.0
-        self.rounds = 0
+        self._latencies = array("d")
+        # the write timing's state as the compiled book (kbench.etcd._kernels.book) reads and changes it: the cluster's
+        # scalars (when the leader's current fsync ends, when the round the proposals waiting for the leader will form
+        # starts and commits, the last commit, when the apply loop is free, the rounds started, the costs) and a row a
+        # member (its hop to the leader, its disk's fsync in progress and queued, its fsync draws, its busy spans)
+        self._state = state = np.zeros(k.STATE_HEAD + k.LATENCY_STAGE)
+        state[k.WAITING_START] = -math.inf
+        state[k.PROPOSAL_OVERHEAD], state[k.APPLY_PER_WRITE] = costs.proposal_overhead, costs.apply_per_write
+        state[k.DISK_PER_BYTE], state[k.HALF_PEER_RTT] = costs.disk_seconds_per_byte, costs.peer_rtt / 2
+        state[k.QUORUM] = self.quorum
+        self._rows = rows = np.zeros((members, k.ROW_SIZE))
+        rows[:, k.HOP] = self._hops
+        rows[:, k.DISK_QUEUED] = math.nan
+        # each member's fsync durations, drawn from its own stream a block at a time, as Distribution.sampler draws
+        self._fsync_blocks = [
+            partial(costs.wal_fsync.sample, streams(f"{name}/member/{i}/fsync"), k.FSYNC_BLOCK) for i in range(members)
+        ]
+        for i, draw in enumerate(self._fsync_blocks):
+            rows[i, k.FSYNC : k.SPANS] = draw()
+
+    @property
+    def busy(self) -> list[BusyTime]:
+        """Each member's CPU busy time (the ResourceUsageSummary's etcd): a write's proposal_overhead on the member
+        that takes it and apply_per_write on every member (each applies the entry), a read's CPU on its member."""
+        self._serve()
+        return self._busy
+
+    def _member_busy(self, member: int) -> BusyTime:
+        """Member ``member``'s busy time, its staged spans recorded first (a read's span goes after them)."""
+        busy = self._busy[member]
+        busy.unstage(self._rows[member], k.STAGED, k.SPANS)
+        return busy
+
+    @property
+    def rounds(self) -> int:
         """Raft rounds started (each carries one batch of proposals)."""
-        self.write_latencies = array("d")
+        return int(self._state[k.ROUNDS])
+
+    @property
+    def write_latencies(self) -> array:
         """Seconds from each write's submission to its answer reaching the client (etcd request latency; one
         double each, millions in a long run)."""
+        self._serve()
+        return self._latencies
+
+    def _serve(self) -> None:
+        """Move what the compiled book staged to the records (the busy spans, the write latencies) and give each
+        member whose block of fsync draws is used up its next block."""
+        state, rows = self._state, self._rows
+        staged = int(state[k.LATENCIES])
+        if staged:
+            self._latencies.frombytes(state[k.STATE_HEAD : k.STATE_HEAD + staged].tobytes())
+            state[k.LATENCIES] = 0
+        for i, draw in enumerate(self._fsync_blocks):
+            self._member_busy(i)
+            if rows[i, k.DRAWN] >= k.FSYNC_BLOCK:
+                rows[i, k.FSYNC : k.SPANS] = draw()
+                rows[i, k.DRAWN] = 0
 
     # -- writes -------------------------------------------------------------------
     def _hop(self, member: int) -> float:
@@ -165,45 +212,11 @@ class EtcdCluster:
         apply loop and the members' busy time, recorded; returns (when it is applied, how long its answer then takes
         to reach the client). :meth:`submit` schedules the apply; a caller that applies writes itself (the
         apiserver's coalesced Lease renewals) calls this alone, ``now`` ahead of the engine's clock by the write's
-        CPU time (with any wait for a core)."""
-        p = self.costs
-        member %= self.members
-        hop = self._hops[member]
-        arrival = now + hop + p.proposal_overhead
-        busy = self.busy
-        busy[member].add(arrival - p.proposal_overhead, arrival)
-        if arrival < self._waiting_start:  # the leader is busy: it joins the proposals waiting for the next round
-            commit = self._waiting_commit
-        else:
-            commit = self._open_round(arrival, nbytes)
-        start = commit if commit > self._apply_free else self._apply_free
-        self._apply_free = end = start + p.apply_per_write
-        for member_busy in busy:
-            member_busy.add(start, end)
-        delay = p.apply_per_write + hop
-        self.write_latencies.append(start + delay - now)
+        CPU time (with any wait for a core). Compiled: :func:`kbench.etcd._kernels.book`."""
+        start, delay, serve = k.book(self._state, self._rows, now, nbytes, member % self.members)
+        if serve:
+            self._serve()
         return start, delay
-
-    def _open_round(self, arrival: float, nbytes: int) -> float:
-        """Open the raft round a proposal arriving at ``arrival`` goes out in, the leader being free for it by then
-        or next; returns when it commits."""
-        start = self._leader_free if self._leader_free > arrival else arrival
-        disk = nbytes * self.costs.disk_seconds_per_byte
-        self._leader_free = commit = start + self._fsync[0]() + disk
-        if self.quorum > 1:
-            half = self._half_peer_rtt
-            sent, acks = start + half, []
-            for i in range(1, self.members):
-                acks.append(self._follower_fsync(i, sent, disk) + half)
-            acks.sort()
-            ack = acks[self.quorum - 2]
-            commit = ack if ack > commit else commit
-        if self._last_commit > commit:  # raft commits in log order
-            commit = self._last_commit
-        self._last_commit = self._waiting_commit = commit
-        self._waiting_start = start
-        self.rounds += 1
-        return commit
 
     def _apply(self, args) -> None:
         apply, delay, respond = args
@@ -211,25 +224,6 @@ class EtcdCluster:
             respond(True, apply(), delay)
         except EtcdError as err:
             respond(False, err, delay)
-
-    def _follower_fsync(self, i: int, arrival: float, disk: float) -> float:
-        """When follower ``i`` has a batch arriving at ``arrival`` on disk.
-
-        An idle disk starts an fsync at once; a busy one takes every batch that
-        arrives meanwhile in its next fsync, as a follower's raft Ready does.
-        """
-        current, queued = self._disk[i]
-        if queued is not None and arrival >= current:  # the queued fsync has started
-            current, queued = queued, None
-        if arrival >= current:
-            current = arrival + self._fsync[i]() + disk
-            done = current
-        else:
-            if queued is None:
-                queued = current + self._fsync[i]() + disk
-            done = queued
-        self._disk[i] = (current, queued)
-        return done
 
     def put(self, key: bytes, value: bytes = b"", member: int = 0, **options: Any) -> Event:
         """Put through raft; the event succeeds with the PutResponse (or fails with the etcd error)."""
@@ -296,7 +290,7 @@ class EtcdCluster:
         cores = self._read_cores[member]  # a heap of the times each core is free
         start = max(self.engine.now + wait, heapq.heappop(cores))
         heapq.heappush(cores, start + cpu)
-        self.busy[member].add(start, start + cpu)
+        self._member_busy(member).add(start, start + cpu)
         return start + cpu + hop - self.engine.now
 
     def lease_keepalive(self, id: int, member: int = 0) -> Event:
@@ -320,7 +314,7 @@ class EtcdCluster:
         if result[0] and isinstance(result[1], RangeResponse):
             kvs = result[1].kvs
             cpu += p.read_cpu_per_key * len(kvs) + p.read_cpu_per_byte * sum(len(kv.value) for kv in kvs)
-        self.busy[member].add(self.engine.now, self.engine.now + cpu)
+        self._member_busy(member).add(self.engine.now, self.engine.now + cpu)
         yield cpu
         core.release()
         yield hop

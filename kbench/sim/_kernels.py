@@ -1,8 +1,11 @@
-"""Compiled random draws shared by kbench's Numba kernels.
+"""Compiled pieces shared by kbench's Numba kernels: random draws, and busy spans staged for a busy-time record.
 
 ``splitmix_unit`` is the compiled twin of :func:`kbench.scheduler.select.next_unit`:
 one splitmix64 step on a one-element ``uint64`` state array, returning u in (0, 1].
 ``splitmix_step`` is the same step on a scalar state, for loops that keep the state in a register.
+``stage_span`` is :meth:`kbench.sim.busy.BusyTime.add` for a compiled timing model (the etcd member set's write
+timing, :func:`kbench.etcd._kernels.book`): the span goes to a stage in the model's state array, which its front
+moves to the record (:meth:`~kbench.sim.busy.BusyTime.unstage`) before the stage fills and before the record is read.
 """
 
 import numpy as np
@@ -28,3 +31,17 @@ def splitmix_unit(rng):
     state, u = splitmix_step(rng[0])
     rng[0] = state
     return u
+
+
+@njit(cache=True, inline="always")
+def stage_span(buffer, count, first, start, end):
+    """Stage the busy span ``start``-``end`` as :meth:`kbench.sim.busy.BusyTime.add` takes one (a span of no time is
+    nothing; a NaN or an infinite time is refused): its bounds go to ``buffer[first + buffer[count]:]``, and
+    ``buffer[count]`` (the bounds staged) grows by two. The caller keeps room for them."""
+    if -np.inf < start < end < np.inf:
+        n = int(buffer[count])
+        buffer[first + n] = start
+        buffer[first + n + 1] = end
+        buffer[count] = n + 2
+    elif not end <= start:
+        raise ValueError("busy time: a span's start and end must be finite numbers")

@@ -71,6 +71,14 @@ class BusyTime:
         if len(pending) >= PENDING:
             self._flush()
 
+    def unstage(self, buffer: np.ndarray, count: int, first: int) -> None:
+        """Record the spans a compiled model staged (:func:`kbench.sim._kernels.stage_span`: ``buffer[count]``
+        bounds from ``buffer[first]``), in the order staged, and empty the stage."""
+        staged = int(buffer[count])
+        if staged:
+            self.extend(buffer[first : first + staged].tolist())
+            buffer[count] = 0
+
     def _flush(self) -> None:
         """Spread the buffered spans over the bins (grown to the latest end) and empty the buffer."""
         pending = self._pending
