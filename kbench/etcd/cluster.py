@@ -178,7 +178,7 @@ class EtcdCluster:
             self._latencies.frombytes(state[k.STATE_HEAD : k.STATE_HEAD + staged].tobytes())
             state[k.LATENCIES] = 0
         for i, draw in enumerate(self._fsync_blocks):
-            self._member_busy(i)
+            self._member_busy(i)  # its staged spans, to its record
             if rows[i, k.DRAWN] >= k.FSYNC_BLOCK:
                 rows[i, k.FSYNC : k.SPANS] = draw()
                 rows[i, k.DRAWN] = 0
