@@ -150,6 +150,11 @@ def test_profile_override_changes_the_model():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="members must be a positive integer"):
         EtcdCluster(Engine(), members=0)
+    cluster = EtcdCluster(Engine())
+    for bad in (-1, 1.5, "10", True):
+        with pytest.raises(ValueError, match="txn: nbytes must be a non-negative integer"):
+            cluster.txn(nbytes=bad)
+    assert cluster.rounds == 0  # refused before anything was proposed
     with pytest.raises(ValueError, match="target must be one of all, leader"):
         run_closed_loop(clients=1, write_ratio=1.0, keys=1, value_size=1, target="followers")
     with pytest.raises(ValueError, match="write_ratio must be in"):
