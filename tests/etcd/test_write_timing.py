@@ -3,11 +3,13 @@
 The reference below is ``EtcdCluster.book`` as it was in Python (round 17, c4966d0): the raft round a proposal joins
 or opens, the followers' disks, the quorum's ack, the apply loop, each member's busy spans and the write's latency,
 with the fsync durations drawn one at a time from ``Distribution.sampler``. Random sequences of writes (any time,
-size and member; member counts 1 to 5; reads' busy spans between them) must give the same floats, bit for bit.
+size and member; member counts 1 to 5; five profiles, two of them with another fsync distribution; reads'
+busy spans between them) must give the same floats, bit for bit.
 """
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 
@@ -17,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kbench.etcd.cluster import EtcdCluster
-from kbench.profiles import load_profile
+from kbench.profiles import Profile, load_profile
 from kbench.sim import Engine, Streams
 from kbench.sim.busy import BusyTime
 
@@ -106,15 +108,28 @@ PROFILES = {
     "no proposal overhead": {"etcd.proposal_overhead": 0.0},  # the proposal's busy span is no time: none recorded
     "slow disk": {"etcd.wal_fsync.median": 0.02, "etcd.wal_fsync.p99": 0.05, "etcd.disk_seconds_per_byte": 1e-8},
 }
+FSYNC = {  # the fsync distribution replaced: a Constant's sampler repeated its value, where the others draw blocks
+    "constant fsync": {"value": 0.001, "assumed": "test"},
+    "uniform fsync": {"dist": "uniform", "low": 0.0005, "high": 0.003, "assumed": "test"},
+}
+
+
+def _profile(name: str) -> Profile:
+    if name in FSYNC:
+        data = copy.deepcopy(load_profile().data)
+        data["etcd"]["wal_fsync"] = FSYNC[name]
+        return Profile(data, f"test profile: {name}")
+    return load_profile().override(PROFILES[name])
 
 
 @settings(deadline=None, max_examples=40)
 @example(seed=1, members=3, profile="default", writes=4500, spacing=1e-4)  # every stage crosses its end
 @example(seed=2, members=5, profile="slow disk", writes=4500, spacing=1e-5)
+@example(seed=3, members=3, profile="constant fsync", writes=2000, spacing=1e-4)
 @given(
     seed=st.integers(0, 2**32 - 1),
     members=st.integers(1, 5),
-    profile=st.sampled_from(sorted(PROFILES)),
+    profile=st.sampled_from(sorted(PROFILES) + sorted(FSYNC)),
     writes=st.integers(1, 4500),
     spacing=st.sampled_from([1e-5, 1e-4, 1e-3, 1e-2]),
 )
@@ -122,9 +137,7 @@ def test_the_compiled_book_times_every_write_as_the_python_model(seed, members, 
     """Over 1,024 writes the fsync blocks are drawn again, over about 1,000 the busy spans and over 4,095 the
     latencies are moved from their stages: sequences up to 4,500 writes cross all three."""
     engine = Engine()
-    cluster = EtcdCluster(
-        engine, load_profile().override(PROFILES[profile]), streams=Streams(seed), members=members, name="etcd"
-    )
+    cluster = EtcdCluster(engine, _profile(profile), streams=Streams(seed), members=members, name="etcd")
     reference = _Reference(cluster, Streams(seed))
     rng = np.random.default_rng(seed)
     times = np.cumsum(rng.exponential(spacing, writes)) - rng.uniform(0, spacing, writes)  # not always in order
