@@ -73,19 +73,26 @@ class BusyTime:
 
     def unstage(self, buffer: np.ndarray, count: int, first: int) -> None:
         """Record the spans a compiled model staged (:func:`kbench.sim._kernels.stage_span`: ``buffer[count]``
-        bounds from ``buffer[first]``), in the order staged, and empty the stage."""
+        bounds from ``buffer[first]``), in the order staged, after the spans added before, and empty the stage.
+        They are spread over the bins from the stage itself."""
         staged = int(buffer[count])
         if staged:
-            self.extend(buffer[first : first + staged].tolist())
+            self._flush()
+            self._add_spans(buffer[first : first + staged])
             buffer[count] = 0
 
     def _flush(self) -> None:
-        """Spread the buffered spans over the bins (grown to the latest end) and empty the buffer."""
+        """Spread the buffered spans over the bins and empty the buffer."""
         pending = self._pending
         if not pending:
             return
         # struct.pack: 48 against 124 us for np.array(pending) of 8,192 floats (timeit, best of seven)
-        spans = np.frombuffer(struct.pack(f"{len(pending)}d", *pending))
+        self._add_spans(np.frombuffer(struct.pack(f"{len(pending)}d", *pending)))
+        pending.clear()
+
+    def _add_spans(self, spans: np.ndarray) -> None:
+        """Spread ``spans`` (start, end, start, end, ...; each finite, end > start) over the bins, grown to the latest
+        end."""
         size = max(self._size, int(spans[1::2].max() // self.resolution) + 1)
         if size > self._bins.size:
             grown = np.zeros(max(size, 2 * self._bins.size))
@@ -93,7 +100,6 @@ class BusyTime:
             self._bins = grown
         self._size = size
         _spread(self._bins, spans, self.resolution)
-        pending.clear()
 
     @property
     def bins(self) -> np.ndarray:

@@ -98,3 +98,31 @@ def test_spans_extended_in_batches_are_those_added_one_at_a_time(spans, cut):
             batched.extend([t for s in spans[i : i + cut] for t in s])
             assert len(batched._pending) < 16  # flushed as it filled
     assert batched.bins.tolist() == one.bins.tolist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_staged_spans_are_recorded_in_their_place_among_those_added(seed):
+    """BusyTime.unstage (a compiled model's stage: a count, then bounds) spreads the staged spans after those added
+    before them and before those added after, as adding each at once would. The spans crowd a few bins, with
+    fractions that round, so the order of the additions shows in the bins."""
+    rng = np.random.default_rng(seed)
+    starts = rng.uniform(0.0, 2.0, 400)
+    spans = list(zip(starts.tolist(), (starts + rng.uniform(0.001, 1.0, starts.size)).tolist(), strict=True))
+    staged = rng.random(len(spans)) < 0.5
+    one, mixed = BusyTime(0.25), BusyTime(0.25)
+    stage = np.full(2 + 2 * len(spans), np.nan)
+    stage[0] = 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(busy_module, "PENDING", 16)
+        for (start, end), to_stage in zip(spans, staged, strict=True):
+            one.add(start, end)
+            if to_stage:
+                n = int(stage[0])
+                stage[2 + n : 4 + n] = start, end
+                stage[0] = n + 2
+            else:
+                mixed.unstage(stage, 0, 2)
+                mixed.add(start, end)
+        mixed.unstage(stage, 0, 2)
+    assert stage[0] == 0
+    assert mixed.bins.tolist() == one.bins.tolist()
