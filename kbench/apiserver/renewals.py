@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from kbench.apiserver.objects import RESOURCES
-from kbench.apiserver.registry import compare_and_write, compare_and_write_many, own
+from kbench.apiserver.registry import compare_and_write, compare_and_write_many
 from kbench.apiserver.server import APIServer, Callback, Request, storage_key
 from kbench.etcd.errors import EtcdError
 from kbench.sim import Timer
@@ -59,14 +59,15 @@ def valid_window(window: object) -> bool:
     return not isinstance(window, bool) and isinstance(window, int | float) and 0 < window <= MAX_WINDOW
 
 
-def renewed_lease(lease: Mapping, renew_time: str) -> dict:
+def renewed_lease(lease: Mapping, renew_time: str, metadata: Mapping | None = None) -> dict:
     """A node's Lease update: ``lease`` (the latest one it has) with ``spec.renewTime`` set, its metadata (its
     resourceVersion the update's precondition) shared, as the lease controller's newLease copies latestLease
-    (staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go)."""
+    (staging/src/k8s.io/component-helpers/apimachinery/lease/controller.go); or ``metadata`` instead (the
+    apiserver's own copy of it, for the object it stores)."""
     return {
         "apiVersion": lease["apiVersion"],
         "kind": "Lease",
-        "metadata": lease["metadata"],
+        "metadata": lease["metadata"] if metadata is None else metadata,
         "spec": {**lease["spec"], "renewTime": renew_time},
     }
 
@@ -160,7 +161,8 @@ class CoalescedRenewals:
         current = renewal.cache.objects.get(renewal.key)
         planned: float | tuple[str, dict, bytes, tuple, float]
         if current is not None and current[0] is renewal.lease:
-            obj = own(renewed_lease(renewal.lease, renewal.renew_time))
+            # own(renewed_lease(...)) made at once: the body's top level is the object's
+            obj = renewed_lease(renewal.lease, renewal.renew_time, dict(renewal.lease["metadata"]))
             planned = server.planned_write(renewal, "MODIFIED", obj, ("rev", current[1]), now)
         else:
             renewal.body = renewed_lease(renewal.lease, renewal.renew_time)
