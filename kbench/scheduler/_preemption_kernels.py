@@ -8,6 +8,9 @@ requests, less what nominated pods of at least its priority hold there (RunFilte
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from numba import njit
 
@@ -185,6 +188,19 @@ def dry_run(order, cap, nodes, pods, preemptor, pdb, out):
         if nonviolating > 0 and nonviolating + violating >= cap:
             return p + 1, cands, written
     return order.shape[0], cands, written
+
+
+def compile_dry_run(args: tuple) -> None:
+    """Compile :func:`dry_run` for the types of ``args`` (or load it from Numba's cache) in a thread of its own, the
+    first time only. Compiled on the caller's stack, Numba's type inference of this kernel kept that stack's frames
+    alive after it, so a simulation that preempted first on a machine with no cache kept its whole cluster in memory
+    until later in the next run (found by ``tests/sim/test_collector.py`` with Numba's cache emptied; a thread's
+    stack holds nothing of the simulation)."""
+    if dry_run.overloads:
+        return
+    signature = tuple(numba.typeof(arg) for arg in args)
+    with ThreadPoolExecutor(1, thread_name_prefix="kbench-compile") as apart:
+        apart.submit(dry_run.compile, signature).result()
 
 
 @njit(cache=True, error_model="numpy")

@@ -365,7 +365,9 @@ class Evaluator:
             np.zeros(len(grouped) + 1, np.int64),
         )
         outcome_, short, evals, cand_pos, cand_viol, vstart, vflat = out
-        processed, cands, _ = kp.dry_run(order, cap, nodes, pods, preemptor, self._pdb_inputs(pdbs), out)
+        args = (order, cap, nodes, pods, preemptor, self._pdb_inputs(pdbs), out)
+        kp.compile_dry_run(args)
+        processed, cands, _ = kp.dry_run(*args)
         names = [node.name for node in state.nodes]
 
         def rejected() -> dict:

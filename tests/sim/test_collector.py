@@ -1,12 +1,19 @@
 """The collector settings of long runs: restored afterwards, and no garbage kept alive by them."""
 
 import gc
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from kbench.metrics.slis import RunResult
 from kbench.scenarios import library
 from kbench.sim import Engine, collector
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_long_run_turns_automatic_collection_off_and_restores_it_and_unfreezes():
@@ -100,16 +107,9 @@ SMALL = {
 """Parameters that keep a built-in small (the others run with their defaults, each a few seconds at most)."""
 
 
-@pytest.mark.parametrize("name", sorted(library.SCENARIOS))
-def test_a_scenario_run_makes_no_reference_cycle(name):
-    """A run collects only when it settles (one settle in ``CHECK_EVERY``, every ``SETTLE_EVERY`` simulated seconds),
-    and every settle freezes what is alive: a reference cycle would wait minutes to be freed, and one frozen (e.g. a
-    Lease renewal scheduled ahead, whose handle holds its own callback) would stay in memory until the run ends,
-    millions of them in a 5,000-node run. So kbench makes none: run a scenario as ``Scenario.run`` does (after a
-    first run, which loads what loads once: the compiled kernels), with the collector saving what it finds instead of
-    freeing it, then collect everything the run left: nothing, during the run or after it. (Found this way and
-    mended: an API error answered with its traceback, whose frames held the request; a stopped informer and its
-    watch; an informer as the value of its own ``synced`` event.)"""
+def cycles_left(name: str) -> tuple[RunResult, Counter]:
+    """Run the built-in ``name`` as ``Scenario.run`` does, a second time with the collector saving what it finds
+    instead of freeing it; returns that run's result and the kinds of object the collector found."""
     scenario = library.SCENARIOS[name](**SMALL.get(name, {}))
     scenario.run(progress=False)
     saved = gc.get_debug()
@@ -122,5 +122,38 @@ def test_a_scenario_run_makes_no_reference_cycle(name):
     finally:
         gc.set_debug(saved)
         gc.garbage.clear()
+    return result, kinds
+
+
+@pytest.mark.parametrize("name", sorted(library.SCENARIOS))
+def test_a_scenario_run_makes_no_reference_cycle(name):
+    """A run collects only when it settles (one settle in ``CHECK_EVERY``, every ``SETTLE_EVERY`` simulated seconds),
+    and every settle freezes what is alive: a reference cycle would wait minutes to be freed, and one frozen (e.g. a
+    Lease renewal scheduled ahead, whose handle holds its own callback) would stay in memory until the run ends,
+    millions of them in a 5,000-node run. So kbench makes none: run a scenario as ``Scenario.run`` does (after a
+    first run, which loads what loads once: the compiled kernels), with the collector saving what it finds instead of
+    freeing it, then collect everything the run left: nothing, during the run or after it. (Found this way and
+    mended: an API error answered with its traceback, whose frames held the request; a stopped informer and its
+    watch; an informer as the value of its own ``synced`` event.)"""
+    result, kinds = cycles_left(name)
     assert result.passed, result.problems
     assert not kinds, f"reference cycles left for the collector: {kinds.most_common(5)}"
+
+
+def test_a_first_run_on_a_machine_with_no_compiled_kernels_keeps_nothing_alive(tmp_path):
+    """As above for a scenario that preempts, on a machine whose Numba cache is empty (a new environment, or a
+    changed kernel): its first run compiles the kernels. The preemption dry run's kernel, compiled on the
+    simulation's stack, kept that stack's frames, so the whole first cluster stayed in memory until Numba let it go
+    during the next run, where the collector found it (5,000 nodes: gigabytes, in a sweep's next point). A process
+    of its own, with an empty cache."""
+    script = (
+        "from tests.sim.test_collector import cycles_left\n"
+        "result, kinds = cycles_left('preemption')\n"
+        "assert result.counts['preemptions'] > 0, result.counts\n"
+        "assert result.passed, result.problems\n"
+        "assert not kinds, kinds.most_common(5)\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert any(tmp_path.rglob("*dry_run*.nbi")), "the dry run's kernel was not compiled into the empty cache"
