@@ -152,6 +152,8 @@ def test_a_first_run_on_a_machine_with_no_compiled_kernels_keeps_nothing_alive(t
         "assert result.counts['preemptions'] > 0, result.counts\n"
         "assert result.passed, result.problems\n"
         "assert not kinds, kinds.most_common(5)\n"
+        "from kbench.scheduler import _preemption_kernels as kp\n"
+        "assert len(kp.dry_run.overloads) == 1, kp.dry_run.signatures\n"  # the call used the version compiled apart
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
