@@ -122,20 +122,19 @@ class EtcdCluster:
         self._cores = [Resource(engine, costs.cores) for _ in range(members)]
         self._busy = [BusyTime() for _ in range(members)]
         self._read_cores: list[list[float]] | None = None  # read_latency's cores, made at its first read
-        self._hops = [costs.client_rtt / 2 + (costs.peer_rtt / 2 if m else 0.0) for m in range(members)]
-        """One-way time from a client of each member to the leader (member 0)."""
         self._latencies = array("d")
         # the write timing's state as the compiled book (kbench.etcd._kernels.book) reads and changes it: the cluster's
         # scalars (when the leader's current fsync ends, when the round the proposals waiting for the leader will form
         # starts and commits, the last commit, when the apply loop is free, the rounds started, the costs) and a row a
-        # member (its hop to the leader, its disk's fsync in progress and queued, its fsync draws, its busy spans)
+        # member (its hop: the one-way time from a client of the member to the leader, member 0; its disk's fsync in
+        # progress and queued, its fsync draws, its busy spans)
         self._state = state = np.zeros(k.STATE_HEAD + k.LATENCY_STAGE)
         state[k.WAITING_START] = -math.inf
         state[k.PROPOSAL_OVERHEAD], state[k.APPLY_PER_WRITE] = costs.proposal_overhead, costs.apply_per_write
         state[k.DISK_PER_BYTE], state[k.HALF_PEER_RTT] = costs.disk_seconds_per_byte, costs.peer_rtt / 2
         state[k.QUORUM] = self.quorum
         self._rows = rows = np.zeros((members, k.ROW_SIZE))
-        rows[:, k.HOP] = self._hops
+        rows[:, k.HOP] = [costs.client_rtt / 2 + (costs.peer_rtt / 2 if m else 0.0) for m in range(members)]
         rows[:, k.DISK_QUEUED] = math.nan
         # each member's fsync durations, drawn from its own stream a block at a time, as Distribution.sampler draws
         self._fsync_blocks = [
@@ -186,7 +185,7 @@ class EtcdCluster:
     # -- writes -------------------------------------------------------------------
     def _hop(self, member: int) -> float:
         """One-way time from a client of ``member`` to the leader."""
-        return self._hops[member % self.members]
+        return float(self._rows[member % self.members, k.HOP])  # a Python float, as the engine's times are
 
     def _write(self, apply: Callable[[], Any], nbytes: int, member: int) -> Event:
         done = Event(self.engine)
