@@ -155,8 +155,15 @@ def test_the_compiled_book_times_every_write_as_the_python_model(seed, members, 
 
 
 def test_a_write_timed_at_no_number_is_refused_as_a_busy_span_is():
-    cluster = EtcdCluster(Engine())
+    """Refused before the kernel changes anything: what the writes before it recorded stays as it was."""
+    cluster = EtcdCluster(Engine(), members=3)
+    cluster.book(0.5, 10, 1)
+    before = (cluster.rounds, list(cluster.write_latencies), [b.bins.tobytes() for b in cluster.busy])
     with pytest.raises(ValueError, match="busy time"):
         cluster.book(math.nan, 10, 0)
+    assert (cluster.rounds, list(cluster.write_latencies), [b.bins.tobytes() for b in cluster.busy]) == before
+    untouched = EtcdCluster(Engine(), members=3)  # the same writes without the refused one
+    untouched.book(0.5, 10, 1)
+    assert cluster.book(0.6, 10, 1) == untouched.book(0.6, 10, 1)
     with pytest.raises(ValueError, match="busy time"):
         BusyTime().add(math.nan, math.nan)
