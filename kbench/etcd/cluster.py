@@ -236,9 +236,11 @@ class EtcdCluster:
         self, compare: Sequence = (), success: Sequence = (), failure: Sequence = (), member: int = 0, nbytes: int = 0
     ) -> Event:
         """Txn through raft (``nbytes``: payload size, for the disk cost)."""
-        if isinstance(nbytes, bool) or not isinstance(nbytes, int | np.integer) or nbytes < 0:
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int | np.integer) or not 0 <= nbytes < 2**63:
             # the compiled book takes an int64: a float would be cut to its whole bytes without a word
-            raise ValueError(f"txn: nbytes must be a non-negative integer (the payload's bytes); got {nbytes!r}")
+            raise ValueError(
+                f"txn: nbytes must be a non-negative integer below 2**63 (the payload's bytes); got {nbytes!r}"
+            )
         return self._write(lambda: self.store.txn(compare, success, failure), nbytes, member)
 
     def compact(self, revision: int, member: int = 0) -> Event:

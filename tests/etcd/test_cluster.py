@@ -151,7 +151,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="members must be a positive integer"):
         EtcdCluster(Engine(), members=0)
     cluster = EtcdCluster(Engine())
-    for bad in (-1, 1.5, "10", True):
+    for bad in (-1, 1.5, "10", True, 2**63, np.uint64(2**63)):
         with pytest.raises(ValueError, match="txn: nbytes must be a non-negative integer"):
             cluster.txn(nbytes=bad)
     assert cluster.rounds == 0  # refused before anything was proposed
