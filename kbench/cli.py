@@ -13,6 +13,7 @@ import pandas as pd
 
 import kbench
 from kbench import components
+from kbench.sim import collector
 from kbench.sweep import get_sweep, run_sweep, sweep_names
 from kbench.sweep.runner import Interrupted
 
@@ -556,5 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
+def entry() -> None:
+    """The ``kbench`` command: :func:`main`, then exit without collecting what the command made
+    (:func:`kbench.sim.collector.skip_final_collection`)."""
+    code = main()
+    collector.skip_final_collection()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from kbench.cli import main
+from kbench.cli import entry, main
+from kbench.sim import collector
 
 
 def test_help_lists_sweeps_and_parameters():
@@ -172,3 +176,18 @@ def test_validate_prints_the_table_of_the_run_it_made(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "outside tolerance: e PodStartupLatency/pod_startup/p99: the node side is too slow" in out
     assert f"0 of 1 out-of-sample figures within tolerance (0 of 1 in all); report: {parent / 'mine'}" in out
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["scenario", "list"], 0), (["scenario", "run", "no-such"], 2)])
+def test_the_kbench_command_exits_with_mains_status_and_skips_the_last_collection(monkeypatch, capsys, argv, code):
+    """The installed ``kbench`` command is :func:`entry`: main's exit status, after
+    ``collector.skip_final_collection`` (which tests/sim/test_collector.py checks in a process of its own)."""
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["kbench"] == "kbench.cli:entry"
+    skipped: list[bool] = []
+    monkeypatch.setattr(collector, "skip_final_collection", lambda: skipped.append(True))
+    monkeypatch.setattr(sys, "argv", ["kbench", *argv])
+    with pytest.raises(SystemExit) as exited:
+        entry()
+    assert exited.value.code == code and skipped == [True]
+    assert ("density: CL2 density" in capsys.readouterr().out) == (code == 0)

@@ -8,6 +8,7 @@ one Numba cache directory, so a kernel compiles once per machine.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from kbench.sim import collector
 from kbench.sweep import progress, results
 from kbench.sweep.grid import Sweep, point_id, point_seed
 
@@ -35,12 +37,14 @@ def _worker_init(cache_dir: str | None = None, messages=None) -> None:
     """One Numba thread per worker and one shared cache directory: through the environment when Numba is not
     imported yet (a fresh worker process), else through its runtime settings (a long-lived Dask worker).
     ``messages``: the queue progress messages go to (local workers, which leave Ctrl-C to the sweep's process:
-    it stops them and says how to resume)."""
+    it stops them and says how to resume, and which exit without collecting their last point's cluster:
+    :func:`kbench.sim.collector.skip_final_collection`)."""
     import sys
 
     if messages is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         progress.set_sink(messages.put)
+        atexit.register(collector.skip_final_collection)
     if "numba" not in sys.modules:
         os.environ["NUMBA_NUM_THREADS"] = "1"
         if cache_dir:

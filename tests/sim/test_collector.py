@@ -5,12 +5,13 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from kbench.metrics.slis import RunResult
-from kbench.scenarios import library
+from kbench.scenarios import library, steps
 from kbench.sim import Engine, collector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +160,58 @@ def test_a_first_run_on_a_machine_with_no_compiled_kernels_keeps_nothing_alive(t
     run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert any(tmp_path.rglob("*dry_run*.nbi")), "the dry run's kernel was not compiled into the empty cache"
+
+
+def test_a_runs_wall_time_leaves_out_the_collection_of_what_the_process_dropped_before(monkeypatch):
+    """``result.wall_seconds`` starts after ``long_run``'s first collection, which frees what the process dropped
+    before (in a sweep's worker, the previous point's cluster, seconds at thousands of nodes): a clock that this
+    collection moves by 1,000 s shows none of it in the run's wall time."""
+    clock = [0.0]
+    long_run = collector.long_run
+
+    @contextmanager
+    def slow_first_collection():
+        with long_run():
+            clock[0] += 1000.0
+            yield
+
+    monkeypatch.setattr(collector, "long_run", slow_first_collection)
+    monkeypatch.setattr(steps.time, "perf_counter", lambda: clock[0])
+    result = library.density(3, 2).run(progress=False)
+    assert result.passed, result.problems
+    assert clock[0] == 1000.0 and result.wall_seconds == 0.0
+
+
+EXIT_SCRIPT = """
+import gc, os, queue, sys
+gc.disable()  # no collection before the exit's
+from kbench.sim import collector
+from kbench.sweep import runner
+
+class Cyclic:
+    def __del__(self, write=os.write):  # os.write bound now: the exit clears the modules first
+        write(1, b"finalized\\n")
+
+item = Cyclic()
+item.me = item
+del item  # garbage that only a collection finds
+if sys.argv[1] == "skip":
+    collector.skip_final_collection()
+elif sys.argv[1] == "local-worker":  # as a local sweep's worker starts
+    runner._worker_init(None, queue.Queue())
+elif sys.argv[1] == "dask-worker":  # a Dask worker is not kbench's to end
+    runner._worker_init(None)
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "finalized"), [("default", True), ("skip", False), ("local-worker", False), ("dask-worker", True)]
+)
+def test_a_process_kbench_ends_exits_without_collecting_what_it_made(how, finalized):
+    """``skip_final_collection`` (the kbench command calls it, a local sweep's worker at its exit): the interpreter's
+    last collection does not scan the objects left, so a cycle left as garbage is not finalized; a process that
+    does not call it (a Dask worker, a user's script) collects it as it exits."""
+    run = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, how], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout == "exiting\n" + ("finalized\n" if finalized else "")
