@@ -183,7 +183,7 @@ def test_a_runs_wall_time_leaves_out_the_collection_of_what_the_process_dropped_
 
 
 EXIT_SCRIPT = """
-import gc, os, queue, sys
+import gc, os, queue, runpy, sys
 gc.disable()  # no collection before the exit's
 from kbench.sim import collector
 from kbench.sweep import runner
@@ -202,16 +202,22 @@ elif sys.argv[1] == "local-worker":  # as a local sweep's worker starts
 elif sys.argv[1] == "dask-worker":  # a Dask worker is not kbench's to end
     runner._worker_init(None)
 print("exiting", flush=True)
+if sys.argv[1] == "command":  # python -m kbench.cli, as the kbench command runs
+    sys.argv = ["kbench", "scenario", "list"]
+    runpy.run_module("kbench.cli", run_name="__main__", alter_sys=True)
 """
 
 
 @pytest.mark.parametrize(
-    ("how", "finalized"), [("default", True), ("skip", False), ("local-worker", False), ("dask-worker", True)]
+    ("how", "finalized"),
+    [("default", True), ("skip", False), ("command", False), ("local-worker", False), ("dask-worker", True)],
 )
 def test_a_process_kbench_ends_exits_without_collecting_what_it_made(how, finalized):
-    """``skip_final_collection`` (the kbench command calls it, a local sweep's worker at its exit): the interpreter's
-    last collection does not scan the objects left, so a cycle left as garbage is not finalized; a process that
-    does not call it (a Dask worker, a user's script) collects it as it exits."""
+    """``skip_final_collection`` (the kbench command calls it after its work, a local sweep's worker at its exit):
+    the interpreter's last collection does not scan the objects left, so a cycle left as garbage is not finalized; a
+    process that does not call it (a Dask worker, a user's script) collects it as it exits."""
     run = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, how], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout == "exiting\n" + ("finalized\n" if finalized else "")
+    lines = run.stdout.splitlines()
+    assert lines[0] == "exiting" and ("finalized" in lines) == finalized, run.stdout[-3000:]
+    assert ("density: CL2 density" in run.stdout) == (how == "command")  # the command ran
