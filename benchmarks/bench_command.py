@@ -2,8 +2,8 @@
 renewals coalesced), the whole process timed: its imports and kernel loads, the run, writing the results, its exit.
 
 The other whole-cluster benchmarks time a run inside a process, so none of them saw what a user waited for after the
-run: until round 20 the process spent 5-7 s more at 500 nodes x 30 pods (56 s after the 150,000-pod run) in the
-interpreter's last collection, which scanned the whole cluster (``kbench.sim.collector.skip_final_collection``). The
+run: until round 20 the process spent 4-6 s more at 500 nodes x 30 pods (of 56 s outside the 150,000-pod run) in
+the interpreter's last collection, which scanned the whole cluster (``kbench.sim.collector.skip_final_collection``). The
 reference is the run's own wall time, as the command reports it, and the ratio is the run's seconds per second spent
 around it (the imports, the results written, the exit). At 500 nodes it was 3.5 before that change and 7.5-10.4 after;
 at 1,000 the run is long enough that a second of noise in the imports cannot take the ratio down to its floor.
