@@ -105,7 +105,7 @@ def compile_rules(sps: list[ServicePortInfo], config: ProxierConfig) -> Iptables
     write_node_ports_tail_call(out, config)
     write_forward_rules(out, config)
     lines = sum(len(out.chains[t]) + len(out.rules[t]) for t in ("filter", "nat"))
-    out.work.base = lines - sum(map(sum, out.work.per_service.values()))
+    out.work.base = lines - out.work.always - out.work.on_change
     return out
 
 

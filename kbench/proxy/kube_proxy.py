@@ -172,11 +172,12 @@ class KubeProxy:
         """
         if ports:
             self.services[service_key] = ports
-            counts = COMPILERS[self.mode](ports, self.config).work.per_service.get(service_key, [0, 0])
-            self.work.per_service[service_key] = list(counts)
+            self.work.replace(
+                service_key, COMPILERS[self.mode](ports, self.config).work.per_service.get(service_key, [0, 0])
+            )
         else:
             self.services.pop(service_key, None)
-            self.work.per_service.pop(service_key, None)
+            self.work.remove(service_key)
         self._changed.add(service_key)
         if removed_slice:
             self._triggers.pop(service_key, None)

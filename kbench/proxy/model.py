@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from kbench.api.core import ManifestError, as_list, as_map
@@ -383,22 +383,41 @@ class ServicePortChainNames:
 @dataclass
 class SyncWork:
     """What a sync writes (``iptables-restore`` lines, nftables objects, IPVS objects), split the way partial
-    syncs need it: ``base`` every sync, ``per_service[key] = [every sync, only when the Service changed]``."""
+    syncs need it: ``base`` every sync, ``per_service[key] = [every sync, only when the Service changed]``, changed
+    only through :meth:`add`, :meth:`replace` and :meth:`remove`, which keep the totals over the Services (a sync's
+    count costs its changed Services, not every Service)."""
 
     base: int = 0
     per_service: dict[str, list[int]] = field(default_factory=dict)
+    always: int = 0
+    """The Services' lines written every sync (the sum of ``per_service``'s first counts)."""
+    on_change: int = 0
+    """The Services' lines written when they changed (the sum of the second counts)."""
 
     def add(self, key: str, always: int, on_change: int) -> None:
         """Count Service ``key``'s lines: ``always`` written every sync, ``on_change`` only when it changed."""
         counts = self.per_service.setdefault(key, [0, 0])
         counts[0] += always
         counts[1] += on_change
+        self.always += always
+        self.on_change += on_change
+
+    def replace(self, key: str, counts: Sequence[int]) -> None:
+        """Service ``key``'s counts are now ``counts`` (every sync, when changed)."""
+        self.remove(key)
+        self.add(key, counts[0], counts[1])
+
+    def remove(self, key: str) -> None:
+        """Service ``key`` is gone: its lines are no longer written."""
+        always, on_change = self.per_service.pop(key, (0, 0))
+        self.always -= always
+        self.on_change -= on_change
 
     def written(self, changed: Iterable[str] | None = None) -> int:
         """Lines / objects of a full sync (``changed`` None) or of a partial sync of the changed Services."""
-        total = self.base + sum(a for a, _ in self.per_service.values())
+        total = self.base + self.always
         if changed is None:
-            return total + sum(c for _, c in self.per_service.values())
+            return total + self.on_change
         return total + sum(self.per_service[k][1] for k in set(changed) if k in self.per_service)
 
 

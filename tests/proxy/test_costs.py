@@ -6,10 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kbench.proxy import iptables, workload
 from kbench.proxy.kube_proxy import FULL_SYNC_PERIOD, KubeProxy, ProxyCosts
 from kbench.proxy.matcher import Matcher, program_for
+from kbench.proxy.model import SyncWork
 from kbench.sim import Engine
 from kbench.sweep.proxy import churn_endpoints, simulate_syncs
 
@@ -118,3 +121,35 @@ def test_sweep_sync_simulation_reports_all_fields():
     out = simulate_syncs("nftables", workload.service_ports(100, 3), COSTS, churn=5.0, seed=1)
     assert out["sim_full_sync_s"] > out["sim_partial_sync_p50_s"] > 0
     assert 0 < out["sim_npl_p50_s"] <= out["sim_npl_p99_s"] <= MIN_SYNC + out["sim_full_sync_s"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "replace", "remove"]),
+            st.sampled_from(["ns/a:80", "ns/b:80", "ns/c:53", "other/d:443"]),
+            st.integers(0, 50),
+            st.integers(0, 500),
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 1000),
+    st.lists(st.sampled_from(["ns/a:80", "ns/b:80", "ns/c:53", "other/d:443", "gone/e:1"]), max_size=6),
+)
+def test_sync_work_totals_follow_every_change(ops, base, changed):
+    """SyncWork keeps its totals through adds, replacements and removals: a full or partial sync's count is what
+    summing every Service's counts gives (what kube-proxy's syncs charge)."""
+    work = SyncWork(base)
+    for op, key, always, on_change in ops:
+        if op == "add":
+            work.add(key, always, on_change)
+        elif op == "replace":
+            work.replace(key, [always, on_change])
+        else:
+            work.remove(key)
+    assert work.always == sum(a for a, _ in work.per_service.values())
+    assert work.on_change == sum(c for _, c in work.per_service.values())
+    summed = base + sum(a for a, _ in work.per_service.values())
+    assert work.written(None) == summed + sum(c for _, c in work.per_service.values())
+    assert work.written(changed) == summed + sum(work.per_service[k][1] for k in set(changed) if k in work.per_service)
