@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 from kbench.apiserver.objects import APIError, object_key
 from kbench.client.client import Client
@@ -42,6 +42,15 @@ class Informer:
         self.lists = 0
         self._watch = None
         self._stopped = False
+        self._indexes: dict[str, tuple[Callable[[Mapping], Iterable[Hashable]], dict[Hashable, set[str]]]] = {}
+        """Indexers by name: each one's function and, for each value it gives, the keys of the objects given it."""
+        self._order: dict[str, int] = {}
+        """With indexes: each cached key's place in the cache's order (a dict's: a new key goes last, an update keeps
+        its place), so what an index finds comes back in the order a scan of the cache would find it."""
+        self._indexed: dict[str, Mapping] | None = None
+        """The cache the indexes describe (the informer's own until a relist or a caller replaces it)."""
+        self._next = 0
+        """The place the next new key takes."""
 
     def add_handler(
         self, on_add: Callable | None = None, on_update: Callable | None = None, on_delete: Callable | None = None
@@ -50,6 +59,55 @@ class Informer:
         for handlers, fn in zip(self.handlers, (on_add, on_update, on_delete)):
             if fn is not None:
                 handlers.append(fn)
+
+    def add_index(self, name: str, fn: Callable[[Mapping], Iterable[Hashable]]) -> None:
+        """client-go's ``AddIndexers``: keep, for each value ``fn(obj)`` gives, the cached objects it gives it for
+        (:meth:`by_index`). Informers are shared: an index already added under ``name`` stays."""
+        if name not in self._indexes:
+            self._indexes[name] = (fn, {})
+            self._indexed = None  # (re)built from the cache at the next lookup
+
+    def by_index(self, name: str, values: Iterable[Hashable]) -> list[Mapping]:
+        """The cached objects that index ``name`` gives every one of ``values`` (client-go's ``ByIndex`` for one
+        value), in the cache's order: what a scan of the cache for them would find, without the scan."""
+        if self._indexed is not self.cache:
+            self._rebuild()
+        keys = self._indexes[name][1]
+        found = sorted((keys.get(v, set()) for v in values), key=len)
+        if not found:
+            return list(self.cache.values())
+        matched = found[0].intersection(*found[1:])
+        cache = self.cache
+        return [cache[k] for k in sorted(matched, key=self._order.__getitem__)]
+
+    def _rebuild(self) -> None:
+        """Index the whole cache (a relist replaced it, or an index is new)."""
+        self._order = {key: i for i, key in enumerate(self.cache)}
+        self._next = len(self._order)
+        for fn, keys in self._indexes.values():
+            keys.clear()
+            for key, obj in self.cache.items():
+                for value in fn(obj):
+                    keys.setdefault(value, set()).add(key)
+        self._indexed = self.cache
+
+    def _reindex(self, key: str, prev: Mapping | None, obj: Mapping | None) -> None:
+        """The cache's ``key`` went from ``prev`` to ``obj`` (None: absent): its index entries and place follow."""
+        for fn, keys in self._indexes.values():
+            if prev is not None:
+                for value in fn(prev):
+                    held = keys[value]
+                    held.discard(key)
+                    if not held:
+                        del keys[value]
+            if obj is not None:
+                for value in fn(obj):
+                    keys.setdefault(value, set()).add(key)
+        if obj is None:
+            self._order.pop(key, None)
+        elif prev is None:
+            self._order[key] = self._next
+            self._next += 1
 
     def start(self, delay: float = 0.0) -> Informer:
         """Run: list (``delay`` seconds from now), then watch; resync every ``resync`` seconds if set."""
@@ -138,12 +196,17 @@ class Informer:
         cache, notify = self.cache, self._notify  # (handlers run synchronously; a relist replaces the cache later)
         for kind, obj, rv in events:
             key = object_key(obj)
+            indexed = self._indexed is cache  # (else the next lookup indexes the cache anew; a handler may look up)
             if kind == "DELETED":
-                cache.pop(key, None)
+                gone = cache.pop(key, None)
+                if indexed and gone is not None:
+                    self._reindex(key, gone, None)
                 notify(2, obj, None)
             else:
                 prev = cache.get(key)
                 cache[key] = obj
+                if indexed:
+                    self._reindex(key, prev, obj)
                 notify(0, obj, None) if prev is None else notify(1, prev, obj)
             self.rv = rv
 

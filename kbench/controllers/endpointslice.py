@@ -160,7 +160,9 @@ class EndpointSliceController(Controller):
         self.max_endpoints = self.config.max_endpoints_per_slice
         self.batch_period = self.config.endpointslice_updates_batch_period
         self.services = self.watch("services", self._service, lambda o, n: self._service(n), self.enqueue)
+        self.services.add_index("namespace", lambda svc: (svc["metadata"]["namespace"],))
         self.pods = self.watch("pods", self._pod, self._pod_update, self._pod)
+        self.pods.add_index("labels", _namespaced_labels)
         self.slices = self.watch("endpointslices", self._slice_add, self._slice_update, self._slice_delete)
         self.triggers: dict[str, float] = {}
 
@@ -175,10 +177,10 @@ class EndpointSliceController(Controller):
         """Keys of the Services in the pod's namespace whose selector it matches (serviceSelectorCache)."""
         labels = pod["metadata"].get("labels") or {}
         ns = pod["metadata"]["namespace"]
-        for key, svc in self.services.cache.items():
+        for svc in self.services.by_index("namespace", (ns,)):
             selector = svc.get("spec", {}).get("selector")
             if selector and svc["metadata"]["namespace"] == ns and all(labels.get(k) == v for k, v in selector.items()):
-                yield key
+                yield object_key(svc)
 
     def _pod(self, pod: Mapping) -> None:
         for key in self._services_of(pod):
@@ -257,7 +259,7 @@ class EndpointSliceController(Controller):
         selector = {"matchLabels": svc["spec"]["selector"]}
         pods = [
             p
-            for p in self.pods.cache.values()
+            for p in self.pods.by_index("labels", [(ns, k, str(v)) for k, v in selector["matchLabels"].items()])
             if p["metadata"]["namespace"] == ns
             and p.get("status", {}).get("podIP")
             and p.get("spec", {}).get("nodeName")
@@ -346,3 +348,11 @@ class EndpointSliceController(Controller):
         its deletion."""
         if (yield from self.delete("endpointslices", es["metadata"]["namespace"], es["metadata"]["name"])):
             self.tracker.expect_deletion(es)
+
+
+def _namespaced_labels(pod: Mapping) -> list[tuple[str, str, str]]:
+    """(namespace, label, value) of each of the pod's labels: the pods a Service selects are among those indexed
+    under (its namespace, label, the value as a string) for every label of its selector (``label_selector_matches``
+    compares a label's value with the selector's as a string: a value that is not a string matches none)."""
+    ns = pod["metadata"]["namespace"]
+    return [(ns, k, v) for k, v in (pod["metadata"].get("labels") or {}).items() if isinstance(v, str)]

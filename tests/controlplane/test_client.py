@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kbench.apiserver.objects import APIError
 from kbench.client import Backoff, Client, Informer, TokenBucket, WorkQueue, update_fresh
@@ -248,3 +250,76 @@ def test_workqueue_deduplicates_and_backs_off_exponentially():
         t = engine.now
     q2.forget("z")
     assert "z" not in q2.failures
+
+
+NAMES, NAMESPACES, VALUES, OWNERS = ["p0", "p1", "p2", "p3", "p4"], ["default", "other"], ["a", "b"], ["u1", "u2"]
+INDEX_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("create"), st.sampled_from(NAMES), st.sampled_from(NAMESPACES), st.sampled_from(VALUES)),
+        st.tuples(st.just("label"), st.sampled_from(NAMES), st.sampled_from(NAMESPACES), st.sampled_from(VALUES)),
+        st.tuples(st.just("owner"), st.sampled_from(NAMES), st.sampled_from(NAMESPACES), st.sampled_from(OWNERS)),
+        st.tuples(st.just("delete"), st.sampled_from(NAMES), st.sampled_from(NAMESPACES), st.just("")),
+        st.tuples(st.just("relist"), st.just(""), st.just(""), st.just("")),
+    ),
+    max_size=25,
+)
+
+
+def _pairs(ns: str) -> list[tuple]:
+    """A two-label selector's index values in ``ns``."""
+    return [("label", ns, "app", "a"), ("label", ns, "tier", "b")]
+
+
+def _index_values(obj) -> list[tuple]:
+    meta = obj["metadata"]
+    labels = [("label", meta["namespace"], k, v) for k, v in (meta.get("labels") or {}).items()]
+    return labels + [("owner", ref["uid"]) for ref in meta.get("ownerReferences") or () if ref.get("controller")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(INDEX_OPS)
+def test_informer_index_finds_what_a_scan_finds_in_the_caches_order(ops):
+    """by_index against a scan of the cache, after random creates, label and owner changes, deletes and relists,
+    and from a handler while a batch of watch events is being applied."""
+    plane = Plane()
+    plane.ok("create", "namespaces", body={"metadata": {"name": "other"}})
+    plane.ok("create", "serviceaccounts", body={"metadata": {"name": "default", "namespace": "other"}})
+    inf = Informer(Client(plane.api, "watcher"), "pods")
+    inf.add_index("values", _index_values)
+    lookups = [("label", ns, "app", v) for ns in NAMESPACES for v in VALUES] + [("owner", u) for u in OWNERS]
+
+    def agrees() -> bool:
+        scans = {value: [o for o in inf.cache.values() if value in _index_values(o)] for value in lookups}
+        both = {
+            ns: [o for o in inf.cache.values() if all(v in _index_values(o) for v in _pairs(ns))] for ns in NAMESPACES
+        }
+        return all(inf.by_index("values", (value,)) == scans[value] for value in lookups) and all(
+            inf.by_index("values", _pairs(ns)) == both[ns] for ns in NAMESPACES
+        )
+
+    checked_in_handler = []
+    inf.add_handler(
+        on_add=lambda o: checked_in_handler.append(agrees()), on_delete=lambda o: checked_in_handler.append(agrees())
+    )
+    inf.start()
+    plane.run(1.0)
+    for op, name, ns, value in ops:
+        if op == "relist":
+            inf._list()
+        else:
+            exists = plane.call("get", "pods", namespace=ns, name=name)[1] is None
+            if op == "create" and not exists:
+                labels = {"app": value, "tier": "b"}
+                plane.ok(
+                    "create", "pods", body={**pod(name), "metadata": {"name": name, "namespace": ns, "labels": labels}}
+                )
+            elif op == "label" and exists:
+                plane.ok("patch", "pods", namespace=ns, name=name, body={"metadata": {"labels": {"app": value}}})
+            elif op == "owner" and exists:
+                ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": value, "controller": True}
+                plane.ok("patch", "pods", namespace=ns, name=name, body={"metadata": {"ownerReferences": [ref]}})
+            elif op == "delete" and exists:
+                plane.ok("delete", "pods", namespace=ns, name=name)
+        plane.run(plane.engine.now + 0.5)
+        assert agrees()
+    assert all(checked_in_handler)

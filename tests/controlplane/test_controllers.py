@@ -24,6 +24,7 @@ from tests.controlplane.helpers import (
     running_status,
     workload,
 )
+from tests.controlplane.test_apiserver import pod
 
 DEFAULTS = KubeControllerManagerConfiguration()
 EVICTION_RATE = DEFAULTS.node_eviction_rate
@@ -209,6 +210,31 @@ def test_endpointslice_splits_at_101_endpoints_and_carries_the_trigger_time():
     )
     trigger = seconds(slices[0]["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"])
     assert ready_at <= trigger <= plane.engine.now  # the pods' Ready change, not their creation
+
+
+def test_endpointslice_selects_label_values_as_strings():
+    """A Service's selector value is compared with the pods' labels as a string (label_selector_matches), through the
+    pods' label index as by a scan: 1 selects the label "1", a list its text; a label that is not a string matches no
+    selector (Kubernetes would refuse both; kbench's apiserver stores them)."""
+    plane = Plane(nodes=1)
+    kcm(plane, "endpointslice").start()
+    pods = {"one": "1", "int": 1, "text": "['x']", "listed": ["x"]}
+    for name, value in pods.items():
+        plane.ok("create", "pods", body=pod(name, {"app": value}, node=plane.nodes[0].name))
+    for name, value in (("number", 1), ("list", ["x"])):
+        plane.ok(
+            "create",
+            "services",
+            namespace="default",
+            body={"metadata": {"name": name}, "spec": {"selector": {"app": value}, "ports": [{"port": 80}]}},
+        )
+    plane.run_pods()
+    plane.run(plane.engine.now + 10)
+    endpoints = {
+        s["metadata"]["labels"]["kubernetes.io/service-name"]: [e["targetRef"]["name"] for e in s["endpoints"]]
+        for s in plane.objects("endpointslices")
+    }
+    assert endpoints == {"number": ["one"], "list": ["text"]}
 
 
 def test_deployment_rolling_update_respects_surge_and_unavailable():
