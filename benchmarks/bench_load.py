@@ -1,0 +1,56 @@
+"""The whole cluster on ClusterLoader2's load scenario at 1,000 nodes: 300 Deployments of 10 replicas, a Service
+each, then 60 simulated seconds of pod churn at 5 pods/s, kube-proxy on 100 nodes (``kbench.scenarios.library.load``).
+
+Services make the controllers look pods up: the EndpointSlice controller the pods a Service selects, the ReplicaSet
+controller the pods a ReplicaSet owns, kube-proxy every Service's endpoints on each of its nodes. Until round 21 the
+first two scanned every cached pod for each lookup (the cost per request grew with the cluster: 69.1 s for this run);
+the informers' indexes (``Informer.add_index``) find the same pods in the same order.
+
+The run happens in a fresh spawned process (peak memory as asv's ``peakmem``). The reference is the same scenario at
+a tenth of the nodes and Deployments (100 nodes, 30 Deployments), and the ratio is its wall per API request over the
+full run's: its floor catches a request's cost growing with the cluster again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.conftest import in_fresh_process, peak_rss_mib, timed_in_fresh_process
+from kbench.scenarios import library
+
+NODES, DEPLOYMENTS, REPLICAS, CHURN, DURATION = 1000, 300, 10, 5.0, 60.0
+
+
+def load(nodes: int, deployments: int) -> dict:
+    """Run CL2 load at ``nodes`` with ``deployments`` Deployments (a Service each); wall time, rates, peak memory."""
+    scenario = library.load(nodes, deployments, REPLICAS, CHURN, DURATION, proxy_nodes=min(100, nodes))
+    started = time.perf_counter()
+    result = scenario.run(progress=False)
+    wall = time.perf_counter() - started
+    return {
+        "wall_s": wall,
+        "sim_s": result.sim_seconds,
+        "sim_s_per_wall_s": result.sim_seconds / wall,
+        "apiserver_requests": result.cluster.api.requests,
+        "wall_us_per_request": wall / result.cluster.api.requests * 1e6,
+        "pods_started": result.counts["pods_started"],
+        "slo_passed": result.passed,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def test_load_1000_nodes(benchmark):
+    result = timed_in_fresh_process(benchmark, load, NODES, DEPLOYMENTS)
+    reference = in_fresh_process(load, NODES // 10, DEPLOYMENTS // 10)
+    benchmark.extra_info.update(
+        **result,
+        nodes=NODES,
+        deployments=DEPLOYMENTS,
+        replicas=REPLICAS,
+        reference=f"{NODES // 10} nodes, {DEPLOYMENTS // 10} Deployments: its wall per API request",
+        reference_wall_s=reference["wall_s"],
+        reference_apiserver_requests=reference["apiserver_requests"],
+        ratio=reference["wall_us_per_request"] / result["wall_us_per_request"],
+    )
+    assert result["pods_started"] >= DEPLOYMENTS * REPLICAS
+    assert result["slo_passed"], "the default profile should meet every SLO on this load"
