@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from kbench.api.core import PROTOCOLS, ManifestError, as_list, as_map
 
@@ -41,9 +42,14 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """An IP address, accepting IPv4 octets with leading zeros as decimal (k8s.io/utils/net ParseIPSloppy).
 
     Kubernetes API objects created before v1.20 may hold e.g. ``172.30.0.041``; kube-proxy reads it as
-    172.30.0.41, so kbench does too.
+    172.30.0.41, so kbench does too. Addresses are immutable: each text is parsed once (every kube-proxy of a
+    cluster reads every endpoint's address at each change of its Service).
     """
-    text = str(text)
+    return _parse_ip(str(text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if "." in text and ":" not in text:
         parts = text.split(".")
         if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
