@@ -389,10 +389,14 @@ class SyncWork:
 
     base: int = 0
     per_service: dict[str, list[int]] = field(default_factory=dict)
-    always: int = 0
+    always: int = field(init=False)
     """The Services' lines written every sync (the sum of ``per_service``'s first counts)."""
-    on_change: int = 0
+    on_change: int = field(init=False)
     """The Services' lines written when they changed (the sum of the second counts)."""
+
+    def __post_init__(self) -> None:
+        self.always = sum(a for a, _ in self.per_service.values())
+        self.on_change = sum(c for _, c in self.per_service.values())
 
     def add(self, key: str, always: int, on_change: int) -> None:
         """Count Service ``key``'s lines: ``always`` written every sync, ``on_change`` only when it changed."""

@@ -140,7 +140,7 @@ def test_sweep_sync_simulation_reports_all_fields():
 def test_sync_work_totals_follow_every_change(ops, base, changed):
     """SyncWork keeps its totals through adds, replacements and removals: a full or partial sync's count is what
     summing every Service's counts gives (what kube-proxy's syncs charge)."""
-    work = SyncWork(base)
+    work = SyncWork(base, {"ns/a:80": [base % 7, base % 11]})  # counts given at construction are totalled too
     for op, key, always, on_change in ops:
         if op == "add":
             work.add(key, always, on_change)
