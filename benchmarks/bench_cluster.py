@@ -24,11 +24,10 @@ cheaper mix, not requests getting cheaper with size.
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
-from benchmarks.conftest import in_fresh_process, peak_rss_mib, timed_in_fresh_process, where_time_goes
+from benchmarks.conftest import in_fresh_process, scenario_figures, timed_in_fresh_process, where_time_goes
 from kbench.cluster import Cluster
 from kbench.scenarios import library
 from kbench.scenarios.steps import Driver
@@ -42,22 +41,7 @@ TARGET_PEAK_MIB = 6 * 1024
 
 def density(nodes: int, pods_per_node: int) -> dict:
     """Run CL2 density at ``nodes`` x ``pods_per_node``; wall time, rates, verdict and peak memory."""
-    scenario = library.density(nodes, pods_per_node, RATE, proxy_nodes=100)
-    started = time.perf_counter()
-    result = scenario.run(progress=False)
-    wall = time.perf_counter() - started
-    return {
-        "wall_s": wall,
-        "sim_s": result.sim_seconds,
-        "sim_s_per_wall_s": result.sim_seconds / wall,
-        "events_per_s": result.events / wall,
-        "pods_per_wall_s": result.counts["pods_started"] / wall,
-        "pods_started": result.counts["pods_started"],
-        "apiserver_requests": result.cluster.api.requests,
-        "wall_us_per_request": wall / result.cluster.api.requests * 1e6,
-        "slo_passed": result.passed,
-        "peak_rss_mib": peak_rss_mib(),
-    }
+    return scenario_figures(library.density(nodes, pods_per_node, RATE, proxy_nodes=100))
 
 
 def _where_time_goes(nodes: int, seconds: float = 30.0) -> dict[str, dict[str, float]]:

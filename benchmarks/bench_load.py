@@ -13,9 +13,7 @@ full run's: its floor catches a request's cost growing with the cluster again.
 
 from __future__ import annotations
 
-import time
-
-from benchmarks.conftest import in_fresh_process, peak_rss_mib, timed_in_fresh_process
+from benchmarks.conftest import in_fresh_process, scenario_figures, timed_in_fresh_process
 from kbench.scenarios import library
 
 NODES, DEPLOYMENTS, REPLICAS, CHURN, DURATION = 1000, 300, 10, 5.0, 60.0
@@ -23,20 +21,7 @@ NODES, DEPLOYMENTS, REPLICAS, CHURN, DURATION = 1000, 300, 10, 5.0, 60.0
 
 def load(nodes: int, deployments: int) -> dict:
     """Run CL2 load at ``nodes`` with ``deployments`` Deployments (a Service each); wall time, rates, peak memory."""
-    scenario = library.load(nodes, deployments, REPLICAS, CHURN, DURATION, proxy_nodes=min(100, nodes))
-    started = time.perf_counter()
-    result = scenario.run(progress=False)
-    wall = time.perf_counter() - started
-    return {
-        "wall_s": wall,
-        "sim_s": result.sim_seconds,
-        "sim_s_per_wall_s": result.sim_seconds / wall,
-        "apiserver_requests": result.cluster.api.requests,
-        "wall_us_per_request": wall / result.cluster.api.requests * 1e6,
-        "pods_started": result.counts["pods_started"],
-        "slo_passed": result.passed,
-        "peak_rss_mib": peak_rss_mib(),
-    }
+    return scenario_figures(library.load(nodes, deployments, REPLICAS, CHURN, DURATION, proxy_nodes=min(100, nodes)))
 
 
 def test_load_1000_nodes(benchmark):

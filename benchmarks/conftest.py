@@ -81,6 +81,26 @@ def _import_kbench() -> None:
     atexit.register(collector.skip_final_collection)  # the worker ends without scanning the cluster it ran
 
 
+def scenario_figures(scenario) -> dict:
+    """Run a whole-cluster ``scenario``; its wall time, rates, verdict and peak memory (the whole-cluster benchmarks'
+    figures)."""
+    started = time.perf_counter()
+    result = scenario.run(progress=False)
+    wall = time.perf_counter() - started
+    return {
+        "wall_s": wall,
+        "sim_s": result.sim_seconds,
+        "sim_s_per_wall_s": result.sim_seconds / wall,
+        "events_per_s": result.events / wall,
+        "pods_per_wall_s": result.counts["pods_started"] / wall,
+        "pods_started": result.counts["pods_started"],
+        "apiserver_requests": result.cluster.api.requests,
+        "wall_us_per_request": wall / result.cluster.api.requests * 1e6,
+        "slo_passed": result.passed,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set so far, MiB (Linux reports ``ru_maxrss`` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
