@@ -67,16 +67,17 @@ class Informer:
             self._indexes[name] = (fn, {})
             self._indexed = None  # (re)built from the cache at the next lookup
 
-    def by_index(self, name: str, values: Iterable[Hashable]) -> list[Mapping]:
+    def by_index(self, name: str, values: Iterable[Hashable], every: bool = True) -> list[Mapping]:
         """The cached objects that index ``name`` gives every one of ``values`` (client-go's ``ByIndex`` for one
-        value), in the cache's order: what a scan of the cache for them would find, without the scan."""
+        value), or any one of them (``every`` False), in the cache's order: what a scan of the cache for them would
+        find, without the scan. No values: every object, or none."""
         if self._indexed is not self.cache:
             self._rebuild()
         keys = self._indexes[name][1]
         found = sorted((keys.get(v, set()) for v in values), key=len)
         if not found:
-            return list(self.cache.values())
-        matched = found[0].intersection(*found[1:])
+            return list(self.cache.values()) if every else []
+        matched = found[0].intersection(*found[1:]) if every else found[0].union(*found[1:])
         cache = self.cache
         return [cache[k] for k in sorted(matched, key=self._order.__getitem__)]
 

@@ -160,7 +160,7 @@ class EndpointSliceController(Controller):
         self.max_endpoints = self.config.max_endpoints_per_slice
         self.batch_period = self.config.endpointslice_updates_batch_period
         self.services = self.watch("services", self._service, lambda o, n: self._service(n), self.enqueue)
-        self.services.add_index("namespace", lambda svc: (svc["metadata"]["namespace"],))
+        self.services.add_index("selector", _selector_entry)
         self.pods = self.watch("pods", self._pod, self._pod_update, self._pod)
         self.pods.add_index("labels", _namespaced_labels)
         self.slices = self.watch("endpointslices", self._slice_add, self._slice_update, self._slice_delete)
@@ -177,7 +177,8 @@ class EndpointSliceController(Controller):
         """Keys of the Services in the pod's namespace whose selector it matches (serviceSelectorCache)."""
         labels = pod["metadata"].get("labels") or {}
         ns = pod["metadata"]["namespace"]
-        for svc in self.services.by_index("namespace", (ns,)):
+        entries = [(ns, k, v) for k, v in labels.items() if not isinstance(v, list | dict)] + [(ns, ANY_LABEL)]
+        for svc in self.services.by_index("selector", entries, every=False):
             selector = svc.get("spec", {}).get("selector")
             if selector and svc["metadata"]["namespace"] == ns and all(labels.get(k) == v for k, v in selector.items()):
                 yield object_key(svc)
@@ -348,6 +349,23 @@ class EndpointSliceController(Controller):
         its deletion."""
         if (yield from self.delete("endpointslices", es["metadata"]["namespace"], es["metadata"]["name"])):
             self.tracker.expect_deletion(es)
+
+
+ANY_LABEL = object()
+"""The entry of a Service whose selector's first value is null, a list or a mapping (Kubernetes would refuse each;
+null matches a pod without that label): looked up with every pod of its namespace."""
+
+
+def _selector_entry(svc: Mapping) -> tuple[tuple, ...]:
+    """Where the Services a pod may belong to are found (:meth:`EndpointSliceController._services_of`): under
+    (namespace, label, value) of their selector's first label, which a pod they select carries as it is; a Service
+    without a selector under none (it selects no pod)."""
+    selector = svc.get("spec", {}).get("selector")
+    if not selector:
+        return ()
+    ns = svc["metadata"]["namespace"]
+    key, value = next(iter(selector.items()))
+    return ((ns, ANY_LABEL) if value is None or isinstance(value, list | dict) else (ns, key, value),)
 
 
 def _namespaced_labels(pod: Mapping) -> list[tuple[str, str, str]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kbench.apiserver.objects import seconds
 from kbench.client import Client
@@ -235,6 +237,42 @@ def test_endpointslice_selects_label_values_as_strings():
         for s in plane.objects("endpointslices")
     }
     assert endpoints == {"number": ["one"], "list": ["text"]}
+
+
+SELECTOR_VALUES = st.one_of(st.sampled_from(["a", "b", "1"]), st.just(1), st.none(), st.just(["a"]))
+SELECTORS = st.dictionaries(st.sampled_from(["app", "tier"]), SELECTOR_VALUES, max_size=2)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["default", "other"]), SELECTORS), max_size=6),
+    st.lists(st.dictionaries(st.sampled_from(["app", "tier", "x"]), SELECTOR_VALUES, max_size=3), max_size=6),
+)
+def test_endpointslice_finds_a_pods_services_as_a_scan_does(services, pods):
+    """The Services a pod event queues (serviceSelectorCache), found through the Services' selector index, are those
+    a scan of every cached Service finds, in its order: selector values compared as they are, null matching a pod
+    without the label, list values, Services without a selector, two namespaces."""
+    plane = Plane()
+    plane.ok("create", "namespaces", body={"metadata": {"name": "other"}})
+    manager = kcm(plane, "endpointslice").start()
+    for i, (ns, selector) in enumerate(services):
+        body = {"metadata": {"name": f"s{i}"}, "spec": {"selector": selector, "ports": [{"port": 80}]}}
+        plane.ok("create", "services", namespace=ns, body=body)
+    plane.run(plane.engine.now + 2)
+    controller = manager.controller("endpointslice-controller")
+    cache = controller.services.cache
+    assert len(cache) == len(services)
+    for labels in pods:
+        for ns in ("default", "other"):
+            pod_ = {"metadata": {"name": "p", "namespace": ns, "labels": labels}}
+            scan = [
+                key
+                for key, svc in cache.items()
+                if (sel := svc.get("spec", {}).get("selector"))
+                and svc["metadata"]["namespace"] == ns
+                and all(labels.get(k) == v for k, v in sel.items())
+            ]
+            assert list(controller._services_of(pod_)) == scan
 
 
 def test_deployment_rolling_update_respects_surge_and_unavailable():
