@@ -1,10 +1,11 @@
 """The whole cluster on ClusterLoader2's load scenario at 1,000 nodes: 300 Deployments of 10 replicas, a Service
 each, then 60 simulated seconds of pod churn at 5 pods/s, kube-proxy on 100 nodes (``kbench.scenarios.library.load``).
 
-Services make the controllers look pods up: the EndpointSlice controller the pods a Service selects, the ReplicaSet
-controller the pods a ReplicaSet owns, kube-proxy every Service's endpoints on each of its nodes. Until round 21 the
-first two scanned every cached pod for each lookup (the cost per request grew with the cluster: 69.1 s for this run);
-the informers' indexes (``Informer.add_index``) find the same pods in the same order.
+Services make the controllers look objects up: the EndpointSlice controller the pods a Service selects and the
+Services a pod belongs to, the ReplicaSet controller the pods a ReplicaSet owns, kube-proxy every Service's endpoints
+on each of its nodes. Until round 21 the first three scanned a whole informer cache for each lookup (the cost per
+request grew with the cluster: 63.3 s and a ratio of 0.40 for this benchmark); the informers' indexes
+(``Informer.add_index``) find the same objects in the same order.
 
 The run happens in a fresh spawned process (peak memory as asv's ``peakmem``). The reference is the same scenario at
 a tenth of the nodes and Deployments (100 nodes, 30 Deployments), and the ratio is its wall per API request over the
