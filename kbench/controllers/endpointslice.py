@@ -175,6 +175,8 @@ class EndpointSliceController(Controller):
 
     def _services_of(self, pod: Mapping):
         """Keys of the Services in the pod's namespace whose selector it matches (serviceSelectorCache)."""
+        if not self.services.cache:  # (a cluster without Services: every pod event asks)
+            return
         labels = pod["metadata"].get("labels") or {}
         ns = pod["metadata"]["namespace"]
         entries = [(ns, k, v) for k, v in labels.items() if not isinstance(v, list | dict)] + [(ns, ANY_LABEL)]
