@@ -26,7 +26,7 @@ from kbench.node.config import KubeletConfiguration
 from kbench.node.kubelet import Kubelet
 from kbench.node.runtime import RUNTIMES, RuntimeModel
 from kbench.profiles import Profile, available, load_profile
-from kbench.proxy.informed import NodeProxy
+from kbench.proxy.informed import NodeProxy, Shared
 from kbench.proxy.kube_proxy import ProxyCosts
 from kbench.scheduler.component import KubeScheduler
 from kbench.sim import Engine, Streams
@@ -201,10 +201,10 @@ class Cluster:
         self.runtime = RuntimeModel(engine, spec.runtime, profile, self.streams("runtime"), spec.images)
         self.kubelets = self._kubelets(config["kubelet"])
         costs = ProxyCosts.from_profile(profile)
-        parsed: dict = {}
+        shared = Shared()
         count = spec.nodes if spec.proxy_nodes is None else spec.proxy_nodes
         self.proxies = [
-            NodeProxy(self.api, k.name, k.ip, config=config["kube-proxy"], costs=costs, parsed=parsed)
+            NodeProxy(self.api, k.name, k.ip, config=config["kube-proxy"], costs=costs, shared=shared)
             for k in self.kubelets[:count]
         ]
 

@@ -31,7 +31,7 @@ First-packet latency is the rules a new connection's first packet evaluates
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,14 @@ COMPILERS: dict[str, Callable[[list[ServicePortInfo], ProxierConfig], Any]] = {
     "ipvs": ipvs.compile_rules,
 }
 """Each mode's rule compiler (a full sync's rules for the service ports); every result has ``work``."""
+
+
+def service_counts(mode: str, ports: list[ServicePortInfo], config: ProxierConfig, service_key: str) -> list[int]:
+    """Service ``service_key``'s counts in a sync of ``mode`` (:class:`SyncWork`'s [every sync, when it changed]),
+    compiled from its ``ports``."""
+    return COMPILERS[mode](ports, config).work.per_service.get(service_key, [0, 0])
+
+
 FULL_SYNC_PERIOD = 3600.0
 """pkg/proxy/util/utils.go FullSyncPeriod = 1 * time.Hour: the iptables and nftables runners' maximum interval
 and the age after which a sync is full (``doFullSync``); kubernetes/kubernetes#135631 ("It was already 1h for
@@ -172,12 +180,25 @@ class KubeProxy:
         """
         if ports:
             self.services[service_key] = ports
-            self.work.replace(
-                service_key, COMPILERS[self.mode](ports, self.config).work.per_service.get(service_key, [0, 0])
-            )
+            counts = service_counts(self.mode, ports, self.config, service_key)
         else:
             self.services.pop(service_key, None)
+            counts = None
+        self.changed(service_key, counts, trigger, removed_slice)
+
+    def changed(
+        self,
+        service_key: str,
+        counts: Sequence[int] | None,
+        trigger: float | None = None,
+        removed_slice: bool = False,
+    ) -> None:
+        """:meth:`apply` for a caller that has the Service's compiled counts (:func:`service_counts`; ``None``:
+        no ports, deleted) and keeps its ports itself (:class:`~kbench.proxy.informed.NodeProxy`)."""
+        if counts is None:
             self.work.remove(service_key)
+        else:
+            self.work.replace(service_key, counts)
         self._changed.add(service_key)
         if removed_slice:
             self._triggers.pop(service_key, None)

@@ -289,6 +289,15 @@ class ServicePortInfo:
         return bool(self.node_port or self.load_balancer_ips or self.external_ips)
 
     @property
+    def same_on_every_node(self) -> bool:
+        """Whether every node with the same configuration compiles this port alike: reached only at its ClusterIP
+        (a NodePort, external IPs and load-balancer IPs are programmed by the node's own addresses) and over its
+        Cluster endpoints (internalTrafficPolicy Local uses the node's own). Its endpoints' ``local`` then goes
+        unread (:meth:`categorize`) and no node address is read for it: the kube-proxies of a cluster can share its
+        counts (:class:`~kbench.proxy.informed.NodeProxy`; ``tests/proxy/test_shared.py`` checks the three modes)."""
+        return not self.externally_accessible and not self.internal_local
+
+    @property
     def uses_cluster_endpoints(self) -> bool:
         """``UsesClusterEndpoints``."""
         # Even with externalTrafficPolicy Local, Cluster endpoints serve the short-circuited pod/node traffic.

@@ -101,7 +101,7 @@ def test_deleting_a_deployment_then_its_service_adds_no_stale_sample(monkeypatch
     assert not _call(engine, admin, "list", "endpointslices", namespace="default")["items"]
     assert sum(1 for s in seen if s[1]) == len(cluster.proxies)  # every kube-proxy saw the slice deleted
     for proxy, earlier in zip(cluster.proxies, after_deployment, strict=True):
-        assert "default/web" not in proxy.proxy.services  # the deletion was synced...
+        assert "default/web" not in proxy.proxy.work.per_service  # the deletion was synced...
         assert proxy.latencies == earlier  # ...without a sample: a removal carries no trigger time
 
 
@@ -164,7 +164,7 @@ def test_a_removal_drops_the_services_pending_trigger_times(node):
     _write(engine, admin, "delete", _slice("web-a", 0.0))
     engine.run(until=engine.now + 5.0)
     assert len(proxy.proxy.syncs) == syncs + 1 and len(proxy.latencies) == samples
-    ports = proxy.proxy.services["default/web"]
+    ports = proxy.ports("default/web")
     assert {e.ip for sp in ports for e in sp.endpoints} == {"10.128.2.3", "10.128.9.2"}  # the changes were synced
 
 
@@ -190,4 +190,4 @@ def test_trigger_times_before_the_tracker_started_are_not_observed(node):
     late = NodeProxy(early.client.server, "node-2", "192.168.0.12")
     engine.run(until=engine.now + 5.0)
     assert len(early.latencies) == 1
-    assert "default/web" in late.proxy.services and late.latencies == []
+    assert "default/web" in late.proxy.work.per_service and late.latencies == []
