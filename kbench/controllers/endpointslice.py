@@ -164,6 +164,7 @@ class EndpointSliceController(Controller):
         self.pods = self.watch("pods", self._pod, self._pod_update, self._pod)
         self.pods.add_index("labels", _namespaced_labels)
         self.slices = self.watch("endpointslices", self._slice_add, self._slice_update, self._slice_delete)
+        self.slices.add_index("service", _slice_service)
         self.triggers: dict[str, float] = {}
 
     def _trigger(self, key: str, at: float, delay: float = 0.0) -> None:
@@ -243,7 +244,7 @@ class EndpointSliceController(Controller):
         ns, name = key.split("/", 1)
         existing = [
             es
-            for es in self.slices.cache.values()
+            for es in self.slices.by_index("service", ((ns, name),))
             if es["metadata"]["namespace"] == ns
             and (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name
             and managed_by_controller(es)
@@ -376,3 +377,11 @@ def _namespaced_labels(pod: Mapping) -> list[tuple[str, str, str]]:
     compares a label's value with the selector's as a string: a value that is not a string matches none)."""
     ns = pod["metadata"]["namespace"]
     return [(ns, k, v) for k, v in (pod["metadata"].get("labels") or {}).items() if isinstance(v, str)]
+
+
+def _slice_service(es: Mapping) -> tuple[tuple, ...]:
+    """Where a Service's slices are found (:meth:`EndpointSliceController.sync`): under (namespace, the value of
+    their ``kubernetes.io/service-name`` label); a slice without the label, or whose label is not a string (which
+    equals no Service's name), under none."""
+    name = (es["metadata"].get("labels") or {}).get(SERVICE_NAME)
+    return ((es["metadata"]["namespace"], name),) if isinstance(name, str) else ()

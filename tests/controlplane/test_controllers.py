@@ -275,6 +275,32 @@ def test_endpointslice_finds_a_pods_services_as_a_scan_does(services, pods):
             assert list(controller._services_of(pod_)) == scan
 
 
+def test_endpointslice_finds_a_services_slices_as_a_scan_does():
+    """The slices a sync reads, found through the slices' service-name index, are those a scan of every cached
+    slice finds, in its order: the label's value equal to the Service's name in its namespace, whatever other slices
+    carry (a number, a list, no label, another namespace)."""
+    plane = Plane()
+    plane.ok("create", "namespaces", body={"metadata": {"name": "other"}})
+    manager = kcm(plane, "endpointslice").start()
+    labels = [("default", "web"), ("default", "api"), ("default", 1), ("default", ["web"]), ("default", None)]
+    labels += [("other", "web"), ("default", "web"), ("default", "1")]
+    for i, (ns, name) in enumerate(labels):
+        meta = {"name": f"s{i}", "labels": {} if name is None else {"kubernetes.io/service-name": name}}
+        body = {"metadata": meta, "addressType": "IPv4", "endpoints": [], "ports": []}
+        plane.ok("create", "endpointslices", namespace=ns, body=body)
+    plane.run(plane.engine.now + 2)
+    slices = manager.controller("endpointslice-controller").slices
+    assert len(slices.cache) == len(labels)
+    for ns, name in (("default", "web"), ("default", "api"), ("default", "1"), ("other", "web"), ("other", "api")):
+        scan = [
+            es
+            for es in slices.cache.values()
+            if es["metadata"]["namespace"] == ns and es["metadata"]["labels"].get("kubernetes.io/service-name") == name
+        ]
+        assert slices.by_index("service", ((ns, name),)) == scan
+    assert [es["metadata"]["name"] for es in slices.by_index("service", (("default", "web"),))] == ["s0", "s6"]
+
+
 def test_deployment_rolling_update_respects_surge_and_unavailable():
     plane = Plane(nodes=2)
     kcm(plane, "deployment", "replicaset").start()
