@@ -166,6 +166,8 @@ class EndpointSliceController(Controller):
         self.slices = self.watch("endpointslices", self._slice_add, self._slice_update, self._slice_delete)
         self.slices.add_index("service", _slice_service)
         self.triggers: dict[str, float] = {}
+        self._endpoints: dict[tuple, dict] = {}
+        """Endpoints by the (uid, resourceVersion) of the pod they were made from (:meth:`_endpoint_of`)."""
 
     def _trigger(self, key: str, at: float, delay: float = 0.0) -> None:
         self.triggers[key] = min(self.triggers.get(key, at), at)
@@ -271,7 +273,7 @@ class EndpointSliceController(Controller):
             and label_selector_matches(selector, p["metadata"].get("labels") or {})
         ]
         ports = self._ports(svc, pods)
-        desired = {p["status"]["podIP"]: self._endpoint(p) for p in pods}
+        desired = {p["status"]["podIP"]: self._endpoint_of(p) for p in pods}
         trigger = self.triggers.pop(key, self.engine.now)
         try:
             yield from self._reconcile(svc, existing, desired, ports, timestamp(trigger, micro=True))
@@ -279,6 +281,20 @@ class EndpointSliceController(Controller):
             message = f"Error updating Endpoint Slices for Service {key}: {err.message}"
             self.recorder.event(svc, "Warning", "FailedToUpdateEndpointSlices", message)
             raise
+
+    def _endpoint_of(self, pod: Mapping) -> dict:
+        """:meth:`_endpoint`, made once a version of the pod (its uid and resourceVersion) and shared by the syncs
+        that read that version: a sync reads every pod of its Service, so each pod's change of a Service of E pods
+        made E endpoints again (2.4 M of them, 14.6 s of 87 s profiled, in a probe storm of 800 pods on 80 nodes).
+        An endpoint, once sent in a slice, is part of stored objects, which are never changed."""
+        meta = pod["metadata"]
+        key = (meta.get("uid"), meta.get("resourceVersion"))
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            if len(self._endpoints) > 2 * len(self.pods.cache) + 1024:  # versions of pods gone or changed since
+                self._endpoints.clear()
+            endpoint = self._endpoints[key] = self._endpoint(pod)
+        return endpoint
 
     @staticmethod
     def _endpoint(pod: Mapping) -> dict:

@@ -301,6 +301,28 @@ def test_endpointslice_finds_a_services_slices_as_a_scan_does():
     assert [es["metadata"]["name"] for es in slices.by_index("service", (("default", "web"),))] == ["s0", "s6"]
 
 
+def test_endpointslice_makes_an_endpoint_once_a_pod_version():
+    """A sync's endpoints are made once a version of each pod (uid, resourceVersion) and equal what the pod gives
+    then: the same version shares its endpoint, a new version (the pod became ready) gets its own, and versions
+    beyond twice the cached pods (and 1,024) are dropped."""
+    plane = Plane()
+    manager = kcm(plane, "endpointslice").start()
+    controller = manager.controller("endpointslice-controller")
+    base = {"metadata": {"name": "p", "namespace": "default", "uid": "u1", "resourceVersion": "5"}}
+    base |= {"spec": {"nodeName": "node-0"}, "status": {"podIP": "10.128.0.2", "conditions": []}}
+    first = controller._endpoint_of(base)
+    assert first == controller._endpoint(base) and first["conditions"]["ready"] is False
+    assert controller._endpoint_of(dict(base)) is first
+    ready = {**base, "metadata": {**base["metadata"], "resourceVersion": "6"}}
+    ready["status"] = {**base["status"], "conditions": [{"type": "Ready", "status": "True"}]}
+    second = controller._endpoint_of(ready)
+    assert second == controller._endpoint(ready) and second["conditions"]["ready"] is True
+    assert controller._endpoint_of(base) is first
+    for rv in range(1100):
+        controller._endpoint_of({**base, "metadata": {**base["metadata"], "resourceVersion": f"v{rv}"}})
+    assert len(controller._endpoints) <= 2 * len(controller.pods.cache) + 1025
+
+
 def test_deployment_rolling_update_respects_surge_and_unavailable():
     plane = Plane(nodes=2)
     kcm(plane, "deployment", "replicaset").start()
