@@ -6,8 +6,8 @@ storm of 800 pods behind one Service on 80 nodes, their liveness probes failing 
 Every change of an endpoint is a new EndpointSlice version, which the EndpointSlice controller writes from all the
 Service's pods and every kube-proxy programs: a change costs the cluster O(endpoints) on each node, as upstream's
 does. Until round 22 the simulator paid that on each node too: every kube-proxy compiled the Service's rules to
-count their lines, so the rolling update at 80 nodes took 80.6 s (9.4 ms an API request, against 0.84 ms at 20
-nodes: a ratio of 0.09) and the probe storm at 80 nodes did not finish in ten minutes. A Service compiled alike on
+count their lines, so the rolling update at 80 nodes took 76.5-80.6 s (9.4-9.9 ms an API request, against 0.84 ms at
+20 nodes: a ratio of 0.09) and the probe storm at 80 nodes did not finish in ten minutes. A Service compiled alike on
 every node (``ServicePortInfo.same_on_every_node``) is now compiled once a change, its counts shared
 (``kbench.proxy.informed.Shared``).
 
