@@ -27,7 +27,7 @@ import os
 
 import pytest
 
-from benchmarks.conftest import in_fresh_process, scenario_figures, timed_in_fresh_process, where_time_goes
+from benchmarks.conftest import per_request_against_smaller, scenario_figures, where_time_goes
 from kbench.cluster import Cluster
 from kbench.scenarios import library
 from kbench.scenarios.steps import Driver
@@ -55,22 +55,22 @@ def _where_time_goes(nodes: int, seconds: float = 30.0) -> dict[str, dict[str, f
 
 @pytest.mark.parametrize("pods_per_node", [PODS_PER_NODE], ids=lambda n: f"{n}-pods-per-node")
 def test_density_5000_nodes(benchmark, pods_per_node):
-    result = timed_in_fresh_process(benchmark, density, NODES, pods_per_node)
-    reference = in_fresh_process(density, NODES // 10, pods_per_node)
     pods = NODES * pods_per_node
-    benchmark.extra_info.update(
-        **result,
+    result, _ = per_request_against_smaller(
+        benchmark,
+        density,
+        (NODES, pods_per_node),
+        (NODES // 10, pods_per_node),
+        f"{NODES // 10} nodes, same pods per node",
         nodes=NODES,
         pods=pods,
         pods_per_s_created=RATE,
         target_wall_s=TARGET_WALL,
-        meets_target=result["wall_s"] <= TARGET_WALL,
         target_peak_rss_mib=TARGET_PEAK_MIB,
+    )
+    benchmark.extra_info.update(
+        meets_target=result["wall_s"] <= TARGET_WALL,
         meets_memory_target=result["peak_rss_mib"] <= TARGET_PEAK_MIB,
-        reference=f"{NODES // 10} nodes, same pods per node: its wall per API request",
-        reference_wall_s=reference["wall_s"],
-        reference_apiserver_requests=reference["apiserver_requests"],
-        ratio=reference["wall_us_per_request"] / result["wall_us_per_request"],
         **_where_time_goes(NODES),
     )
     assert result["pods_started"] == pods

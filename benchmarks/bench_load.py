@@ -16,7 +16,7 @@ full run's: its floor catches a request's cost growing with the cluster again.
 
 from __future__ import annotations
 
-from benchmarks.conftest import in_fresh_process, scenario_figures, timed_in_fresh_process
+from benchmarks.conftest import per_request_against_smaller, scenario_figures
 from kbench.scenarios import library
 
 NODES, DEPLOYMENTS, REPLICAS, CHURN, DURATION = 1000, 300, 10, 5.0, 60.0
@@ -28,17 +28,15 @@ def load(nodes: int, deployments: int) -> dict:
 
 
 def test_load_1000_nodes(benchmark):
-    result = timed_in_fresh_process(benchmark, load, NODES, DEPLOYMENTS)
-    reference = in_fresh_process(load, NODES // 10, DEPLOYMENTS // 10)
-    benchmark.extra_info.update(
-        **result,
+    result, _ = per_request_against_smaller(
+        benchmark,
+        load,
+        (NODES, DEPLOYMENTS),
+        (NODES // 10, DEPLOYMENTS // 10),
+        f"{NODES // 10} nodes, {DEPLOYMENTS // 10} Deployments",
         nodes=NODES,
         deployments=DEPLOYMENTS,
         replicas=REPLICAS,
-        reference=f"{NODES // 10} nodes, {DEPLOYMENTS // 10} Deployments: its wall per API request",
-        reference_wall_s=reference["wall_s"],
-        reference_apiserver_requests=reference["apiserver_requests"],
-        ratio=reference["wall_us_per_request"] / result["wall_us_per_request"],
     )
     assert result["pods_started"] >= DEPLOYMENTS * REPLICAS
     assert result["slo_passed"], "the default profile should meet every SLO on this load"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.conftest import in_fresh_process, scenario_figures, timed_in_fresh_process
+from benchmarks.conftest import per_request_against_smaller, scenario_figures
 from kbench.scenarios import library
 
 CASES = {
@@ -38,15 +38,7 @@ def run(builtin: str, kwargs: dict) -> dict:
 @pytest.mark.parametrize("case", list(CASES))
 def test_service_of_many_endpoints(benchmark, case):
     builtin, full, small = CASES[case]
-    result = timed_in_fresh_process(benchmark, run, builtin, full)
-    reference = in_fresh_process(run, builtin, small)
-    benchmark.extra_info.update(
-        **result,
-        scenario=case,
-        arguments=full,
-        reference=f"{case} with {small}: its wall per API request",
-        reference_wall_s=reference["wall_s"],
-        reference_apiserver_requests=reference["apiserver_requests"],
-        ratio=reference["wall_us_per_request"] / result["wall_us_per_request"],
+    result, reference = per_request_against_smaller(
+        benchmark, run, (builtin, full), (builtin, small), f"{case} with {small}", scenario=case, arguments=full
     )
     assert result["slo_passed"] and reference["slo_passed"], "the default profile should meet every SLO here"

@@ -75,6 +75,27 @@ def timed_in_fresh_process(benchmark, fn: Callable[..., dict], *args) -> dict:
     return result
 
 
+def per_request_against_smaller(
+    benchmark, fn: Callable[..., dict], full: tuple, small: tuple, reference: str, **info
+) -> tuple[dict, dict]:
+    """A whole-cluster benchmark against the same at a smaller size: ``fn(*full)`` timed as the benchmark's round and
+    ``fn(*small)`` beside it, each in a fresh process (``fn`` returns :func:`scenario_figures`). ``extra_info`` gets
+    the full run's figures, ``info``, the reference (described by ``reference``) and the ratio of its wall per API
+    request over the full run's, which a cost per request growing with the cluster lowers. Returns both runs'
+    figures."""
+    result = timed_in_fresh_process(benchmark, fn, *full)
+    smaller = in_fresh_process(fn, *small)
+    benchmark.extra_info.update(
+        **result,
+        **info,
+        reference=f"{reference}: its wall per API request",
+        reference_wall_s=smaller["wall_s"],
+        reference_apiserver_requests=smaller["apiserver_requests"],
+        ratio=smaller["wall_us_per_request"] / result["wall_us_per_request"],
+    )
+    return result, smaller
+
+
 def _import_kbench() -> None:
     import kbench.cluster  # noqa: F401  (the import and kernel loading stay out of the timed call)
 
