@@ -160,7 +160,8 @@ class NodeProxy:
         """Service ``key``'s sync counts on this node (None: no ports), shared with the cluster's other kube-proxies
         when its ports are compiled alike on every node (:class:`Shared`)."""
         svc = self.services.cache.get(key)
-        if svc is None:
+        if svc is None:  # deleted: what was shared of it is dropped (a node still holding it compiles its own)
+            self.shared.counts.pop(key, None)
             return None
         version = (self._config_key, _version(svc), *map(_version, self.slices_of.get(key, {}).values()))
         shared = self.shared.counts.get(key)

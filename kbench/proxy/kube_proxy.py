@@ -142,6 +142,8 @@ class KubeProxy:
         self.costs = costs if costs is not None else ProxyCosts.from_profile()
         self.legacy, self.partial_syncs = legacy, partial_syncs
         self.services: dict[str, list[ServicePortInfo]] = {}
+        """Each Service's ports, as given (:meth:`apply`); a caller that keeps them itself and gives only their counts
+        (:meth:`changed`) leaves them out (:class:`~kbench.proxy.informed.NodeProxy`: ``NodeProxy.ports``)."""
         for sp in ports:
             self.services.setdefault(sp.service_key, []).append(sp)
         self.work: SyncWork = work if work is not None else COMPILERS[self.mode](ports, config).work

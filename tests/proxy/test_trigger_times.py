@@ -101,7 +101,7 @@ def test_deleting_a_deployment_then_its_service_adds_no_stale_sample(monkeypatch
     assert not _call(engine, admin, "list", "endpointslices", namespace="default")["items"]
     assert sum(1 for s in seen if s[1]) == len(cluster.proxies)  # every kube-proxy saw the slice deleted
     for proxy, earlier in zip(cluster.proxies, after_deployment, strict=True):
-        assert "default/web" not in proxy.proxy.work.per_service  # the deletion was synced...
+        assert "default/web" not in proxy.proxy.work.per_service  # the deletion reached kube-proxy...
         assert proxy.latencies == earlier  # ...without a sample: a removal carries no trigger time
 
 
