@@ -69,3 +69,25 @@ def test_where_time_goes_profiles_only_after_its_warmup():
     shares = where_time_goes(engine, 5.0, warmup=10.0)
     assert engine.now == pytest.approx(15.0) and len(calls) == 16
     assert shares["time_share_by_module"].get("sim.busy", 0.0) < 0.1  # its flushes ran before the profile
+
+
+def _peak_in_fresh_process() -> float:
+    from benchmarks.conftest import peak_rss_mib
+
+    return peak_rss_mib()
+
+
+def test_a_fresh_process_reports_its_own_peak_memory_not_its_parents():
+    """A worker spawned while this process holds 300 MiB more reports its own peak (an interpreter with kbench
+    imported, under 300 MiB), where ``ru_maxrss`` reported at least the parent's resident set; and the peak is this
+    process's high-water mark: it does not drop with the 300 MiB freed."""
+    from benchmarks.conftest import in_fresh_process, peak_rss_mib
+
+    held = bytearray(300 * 1024 * 1024)
+    held[::4096] = b"x" * len(held[::4096])  # touched: resident
+    parent = peak_rss_mib()
+    assert parent >= 300
+    child = in_fresh_process(_peak_in_fresh_process)
+    assert 0 < child < 300 <= parent
+    del held
+    assert peak_rss_mib() > parent - 16  # (the kernel syncs its per-thread counters lazily: a few KiB either way)
