@@ -244,12 +244,10 @@ class EndpointSliceController(Controller):
         """syncService: the Service's slices hold the endpoints of the pods it selects (or go, with the Service)."""
         svc = self.services.cache.get(key)
         ns, name = key.split("/", 1)
-        existing = [
+        existing = [  # (the index holds exactly the slices of this namespace labelled with this name)
             es
             for es in self.slices.by_index("service", ((ns, name),))
-            if es["metadata"]["namespace"] == ns
-            and (es["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name
-            and managed_by_controller(es)
+            if managed_by_controller(es)
             and not es["metadata"].get("deletionTimestamp")  # dropEndpointSlicesPendingDeletion
         ]
         if svc is None or not svc.get("spec", {}).get("selector"):
